@@ -1,0 +1,95 @@
+#include "ingest_command.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "exit_codes.hpp"
+#include "headachemd/ingest/ingest.hpp"
+#include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/vault.hpp"
+#include "logging.hpp"
+
+namespace headachemd::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ingest_args {
+    std::string db = "headache.db";
+    std::string vault;  // default: vault.db beside the database
+    std::string source = "file";
+    bool store_raw = false;
+    std::string log_level = "info";
+    std::vector<std::string> inputs;
+};
+
+int run_ingest(const ingest_args& a) {
+    auto log = make_logger(a.log_level);
+    const fs::path db_path = a.db;
+    const fs::path vault_path = a.vault.empty() ? db_path.parent_path() / "vault.db" : fs::path(a.vault);
+    try {
+        store::analytics_db db(db_path);
+        store::vault vault(vault_path);
+        const auto key = vault.pseudonymization_key();
+        db.bind_pseudonym_fingerprint(store::fingerprint(key));
+
+        ingest::options opts;
+        opts.source = a.source;
+        opts.store_raw = a.store_raw;
+        ingest::ingester ingester(db, key, opts, log);
+
+        // A progress line only for a person watching, and only once the
+        // input has taken a few seconds.
+        ingest::progress_fn progress;
+        const bool tty = ::isatty(STDERR_FILENO) != 0;
+        if (tty) {
+            progress = [](std::uint64_t done, std::uint64_t total, double seconds) {
+                if (seconds < 3.0) return;
+                std::fprintf(stderr, "\r  %.1f / %.1f MB (%.0f%%), %.1f MB/s   ", done / 1e6, total / 1e6,
+                             total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0,
+                             done / 1e6 / seconds);
+            };
+        }
+        std::vector<fs::path> inputs(a.inputs.begin(), a.inputs.end());
+        ingester.run(inputs, progress);
+        if (tty && ingester.result().seconds >= 3.0) std::fputs("\n", stderr);
+        std::cout << ingest::format_report(ingester.result()) << std::flush;
+        return ingester.result().clean() ? exit_code::ok : exit_code::data_error;
+    } catch (const store::store_error& e) {
+        log->error("{}", e.what());
+        return fs::exists(db_path) ? exit_code::io_error : exit_code::cant_create;
+    }
+}
+
+}  // namespace
+
+void add_ingest_command(CLI::App& app, int* exit_code) {
+    auto args = std::make_shared<ingest_args>();
+    CLI::App* cmd = app.add_subcommand("ingest", "Load FHIR R4 files (Bundles, resources, NDJSON) into headache.db");
+    cmd->footer(
+        "Examples:\n"
+        "  headachemd-sync ingest --db /var/lib/headachemd/headache.db --source bulk-2026-11 export/\n"
+        "  headachemd-sync ingest --db headache.db patient-bundle.json Observation.000.ndjson\n"
+        "\nExit status: 0 all loaded, 65 some input was rejected (see the errors), 66 no input,\n"
+        "74 the database failed while writing, 73 the database cannot be opened.");
+    cmd->add_option("--db", args->db, "analytics database to create or update")->capture_default_str();
+    cmd->add_option("--vault", args->vault,
+                    "vault holding the pseudonymization key (default: vault.db beside --db; mode 0600)");
+    cmd->add_option("--source", args->source, "value of the `source` column (an EHR or export name)")
+        ->capture_default_str();
+    cmd->add_flag("--store-raw", args->store_raw, "also keep each resource's JSON in resource_raw");
+    cmd->add_option("--log-level", args->log_level, "trace, debug, info, warn, error")->capture_default_str();
+    cmd->add_option("inputs", args->inputs, "files or directories (.json, .ndjson, .jsonl)")->required();
+    cmd->callback([args, exit_code] {
+        if (args->source.empty()) throw CLI::ValidationError("--source", "must not be empty");
+        *exit_code = run_ingest(*args);
+    });
+}
+
+}  // namespace headachemd::daemon

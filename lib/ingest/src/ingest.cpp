@@ -1,0 +1,373 @@
+#include "headachemd/ingest/ingest.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <system_error>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace headachemd::ingest {
+namespace {
+
+namespace fs = std::filesystem;
+namespace nz = headachemd::normalize;
+
+enum class file_kind { json, ndjson, other };
+
+file_kind kind_of(const fs::path& p) {
+    std::string ext = p.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (ext == ".json") return file_kind::json;
+    if (ext == ".ndjson" || ext == ".jsonl") return file_kind::ndjson;
+    return file_kind::other;
+}
+
+// Bulk Data exports name files after their type ("Medication.000.ndjson"),
+// Synthea and the web app after the resource ("Medication-x.json"). A
+// Medication must be seen before the requests that reference it.
+bool is_medication_file(const fs::path& p) {
+    const std::string name = p.filename().string();
+    constexpr std::string_view stem = "Medication";
+    return name.size() > stem.size() && name.compare(0, stem.size(), stem) == 0 &&
+           (name[stem.size()] == '.' || name[stem.size()] == '-' || name[stem.size()] == '_');
+}
+
+struct input_file {
+    fs::path path;
+    file_kind kind;
+    std::uint64_t size;
+};
+
+}  // namespace
+
+type_counts report::totals() const {
+    type_counts t;
+    for (const auto& [type, c] : per_type) {
+        t.read += c.read;
+        t.inserted += c.inserted;
+        t.updated += c.updated;
+        t.unchanged += c.unchanged;
+        t.skipped += c.skipped;
+        t.rejected += c.rejected;
+    }
+    return t;
+}
+
+struct ingester::impl {
+    impl(store::analytics_db& db_, const store::pseudonym_key& key_, options o, std::shared_ptr<spdlog::logger> l,
+         steady_now_fn sn, system_now_fn yn, report& r)
+        : db(db_),
+          key(key_),
+          opts(std::move(o)),
+          log(std::move(l)),
+          steady_now(std::move(sn)),
+          system_now(std::move(yn)),
+          rep(r),
+          normalizer(nz::options{.keep_raw = opts.store_raw}),
+          writer(db_, opts.store_raw) {}
+
+    store::analytics_db& db;
+    store::pseudonym_key key;
+    options opts;
+    std::shared_ptr<spdlog::logger> log;
+    steady_now_fn steady_now;
+    system_now_fn system_now;
+    report& rep;
+    nz::normalizer normalizer;
+    store::resource_writer writer;
+    // Patient keys already computed: an export holds many resources per
+    // patient, and an HMAC per row would cost more than the row's insert.
+    std::unordered_map<std::string, std::string> patient_keys;
+
+    // Progress bookkeeping.
+    progress_fn progress;
+    std::uint64_t total_bytes = 0, done_bytes = 0;
+    std::chrono::steady_clock::time_point started, last_progress;
+
+    // Problems of the current file.
+    std::size_t file_problems = 0;
+
+    void problem(const fs::path& file, std::string_view where, std::string_view message) {
+        ++rep.problems;
+        if (++file_problems == 1) ++rep.files_rejected;
+        if (file_problems <= opts.max_problems_logged_per_file) {
+            if (where.empty())
+                log->error("{}: {}", file.string(), message);
+            else
+                log->error("{}: {}: {}", file.string(), where, message);
+        } else if (file_problems == opts.max_problems_logged_per_file + 1) {
+            log->error("{}: more problems in this file; only the first {} are shown", file.string(),
+                       opts.max_problems_logged_per_file);
+        }
+    }
+
+    const std::string& patient_key_for(const std::string& fhir_patient_id) {
+        auto it = patient_keys.find(fhir_patient_id);
+        if (it != patient_keys.end()) return it->second;
+        if (patient_keys.size() >= 1'000'000) patient_keys.clear();  // bound memory on huge exports
+        return patient_keys.emplace(fhir_patient_id, store::patient_key_for(key, opts.source, fhir_patient_id))
+            .first->second;
+    }
+
+    void count_read(const nz::result& res) {
+        for (const auto& [type, n] : res.read) rep.per_type[type].read += n;
+        for (const auto& [type, n] : res.skipped) rep.per_type[type].skipped += n;
+    }
+
+    // Writes every record of `res` in one transaction. Throws store_error.
+    void write(const nz::result& res, const fs::path& file) {
+        if (res.records.empty()) return;
+        const std::string now = store::utc_timestamp(system_now());
+        try {
+            store::write_transaction tx(db.sql());
+            std::map<std::string, type_counts, std::less<>> counts;  // applied only after COMMIT
+            for (const nz::record& r : res.records) {
+                const nz::header& h = nz::header_of(r);
+                static const std::string no_key;
+                const std::string& pk = h.patient_ref.empty() ? no_key : patient_key_for(h.patient_ref);
+                const auto outcome = writer.upsert(r, opts.source, pk, now);
+                auto& c = counts[resource_type_name(r)];
+                if (outcome == store::upsert_outcome::inserted) ++c.inserted;
+                else if (outcome == store::upsert_outcome::updated) ++c.updated;
+                else ++c.unchanged;
+            }
+            tx.commit();
+            for (const auto& [type, c] : counts) {
+                auto& t = rep.per_type[type];
+                t.inserted += c.inserted;
+                t.updated += c.updated;
+                t.unchanged += c.unchanged;
+            }
+        } catch (const store::store_error&) {
+            throw;
+        } catch (const std::exception& e) {
+            store::rethrow_as_store_error(e, db.path(), ("writing rows from " + file.string() + " to").c_str());
+        }
+    }
+
+    static const char* resource_type_name(const nz::record& r) {
+        static constexpr const char* names[] = {"Patient",   "Condition",   "MedicationRequest", "Appointment",
+                                                "Encounter", "Observation", "Procedure"};
+        return names[r.index()];
+    }
+
+    void advance(std::uint64_t bytes) {
+        done_bytes += bytes;
+        if (!progress) return;
+        const auto now = steady_now();
+        if (now - last_progress < std::chrono::milliseconds(500)) return;
+        last_progress = now;
+        progress(done_bytes, total_bytes, std::chrono::duration<double>(now - started).count());
+    }
+
+    void ingest_json(const input_file& f) {
+        if (f.size > opts.max_file_bytes) {
+            problem(f.path, "", fmt::format("file is {} bytes, over the {}-byte limit for one JSON document; "
+                                            "split it or export NDJSON",
+                                            f.size, opts.max_file_bytes));
+            return;
+        }
+        simdjson::padded_string json;
+        if (auto err = simdjson::padded_string::load(f.path.string()).get(json)) {
+            problem(f.path, "", std::string("cannot read the file: ") + simdjson::error_message(err));
+            return;
+        }
+        nz::result res = normalizer.normalize_document(json);
+        count_read(res);
+        if (!res.ok()) {
+            // A Bundle is atomic: rejecting part of a transaction would store
+            // a state the EHR never had.
+            for (const auto& p : res.problems) problem(f.path, p.where, p.message);
+            for (const auto& [type, n] : res.read) {
+                auto& c = rep.per_type[type];
+                const std::size_t skipped = res.skipped.count(type) ? res.skipped.find(type)->second : 0;
+                c.skipped -= std::min(c.skipped, skipped);
+                c.rejected += n;
+            }
+            if (res.read.size() > 0 || res.records.size() > 0)
+                log->error("{}: nothing from this file was written", f.path.string());
+            return;
+        }
+        write(res, f.path);
+    }
+
+    void ingest_ndjson(const input_file& f) {
+        std::ifstream in(f.path, std::ios::binary);
+        if (!in) {
+            problem(f.path, "", std::string("cannot open the file: ") + std::strerror(errno));
+            return;
+        }
+        if (f.size == 0) {
+            problem(f.path, "", "empty file: expected one FHIR resource per line");
+            return;
+        }
+        // Read in chunks so a multi-gigabyte export never sits in memory
+        // whole; a line may straddle chunks, so the tail is carried over.
+        constexpr std::size_t chunk = 8u << 20;
+        std::vector<char> buf;
+        std::size_t used = 0, line_no = 0, lines_in_batch = 0;
+        nz::result batch;
+        auto flush = [&] {
+            count_read(batch);
+            for (const auto& p : batch.problems) problem(f.path, p.where, p.message);
+            write(batch, f.path);
+            batch = nz::result{};
+            lines_in_batch = 0;
+        };
+        bool eof = false;
+        bool skipping_long_line = false;
+        while (!eof) {
+            if (buf.size() < used + chunk + simdjson::SIMDJSON_PADDING)
+                buf.resize(used + chunk + simdjson::SIMDJSON_PADDING);
+            in.read(buf.data() + used, static_cast<std::streamsize>(chunk));
+            const std::size_t got = static_cast<std::size_t>(in.gcount());
+            eof = got < chunk;
+            used += got;
+            std::size_t start = 0;
+            for (;;) {
+                const void* nl = std::memchr(buf.data() + start, '\n', used - start);
+                std::size_t end;
+                if (nl) end = static_cast<std::size_t>(static_cast<const char*>(nl) - buf.data());
+                else if (eof) end = used;
+                else break;
+                if (start == end && !nl) break;
+                ++line_no;
+                if (skipping_long_line) {
+                    skipping_long_line = false;  // the rest of a line already rejected
+                } else {
+                    std::string_view line(buf.data() + start, end - start);
+                    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+                    if (line.find_first_not_of(" \t") != std::string_view::npos) {
+                        // The line lies inside buf, which has padding after `used`.
+                        normalizer.normalize_line(
+                            simdjson::padded_string_view(line.data(), line.size(),
+                                                         buf.size() - static_cast<std::size_t>(line.data() - buf.data())),
+                            line_no, batch);
+                        if (++lines_in_batch >= opts.ndjson_batch_lines) flush();
+                    }
+                }
+                advance(end - start + (nl ? 1 : 0));
+                start = end + (nl ? 1 : 0);
+                if (!nl) break;
+            }
+            // Keep the unfinished line for the next chunk.
+            std::memmove(buf.data(), buf.data() + start, used - start);
+            used -= start;
+            if (used > normalizer_limit()) {
+                // One line over the resource limit: report it once, then drop
+                // bytes until its newline arrives (counted there).
+                if (!skipping_long_line)
+                    batch.problems.push_back({fmt::format("line {}", line_no + 1),
+                                              fmt::format("line is longer than {} bytes; left out",
+                                                          normalizer_limit())});
+                used = 0;
+                skipping_long_line = true;
+            }
+        }
+        flush();
+    }
+
+    static std::size_t normalizer_limit() { return nz::options{}.max_resource_bytes; }
+};
+
+ingester::ingester(store::analytics_db& db, const store::pseudonym_key& key, options opts,
+                   std::shared_ptr<spdlog::logger> log, steady_now_fn steady_now, system_now_fn system_now)
+    : impl_(std::make_unique<impl>(db, key, std::move(opts), std::move(log), std::move(steady_now),
+                                   std::move(system_now), report_)) {}
+
+ingester::~ingester() = default;
+
+void ingester::run(const std::vector<fs::path>& inputs, const progress_fn& progress) {
+    impl& m = *impl_;
+    const auto started = m.steady_now();
+    std::vector<input_file> files;
+    for (const fs::path& input : inputs) {
+        std::error_code ec;
+        const auto st = fs::status(input, ec);
+        if (ec || !fs::exists(st)) {
+            m.file_problems = 0;
+            m.problem(input, "", "no such file or directory");
+            continue;
+        }
+        if (fs::is_directory(st)) {
+            std::vector<input_file> found;
+            for (auto it = fs::recursive_directory_iterator(input, fs::directory_options::skip_permission_denied, ec);
+                 !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+                const fs::path& p = it->path();
+                if (p.filename().string().starts_with(".")) {
+                    if (it->is_directory()) it.disable_recursion_pending();
+                    continue;  // .DS_Store, .git and the like are not data
+                }
+                if (!it->is_regular_file()) continue;
+                const file_kind k = kind_of(p);
+                if (k == file_kind::other) {
+                    m.file_problems = 0;
+                    m.problem(p, "", "not a FHIR file (expected .json, .ndjson or .jsonl); left out");
+                    continue;
+                }
+                found.push_back({p, k, it->file_size()});
+            }
+            if (ec) {
+                m.file_problems = 0;
+                m.problem(input, "", "cannot read the directory: " + ec.message());
+            }
+            std::sort(found.begin(), found.end(),
+                      [](const input_file& a, const input_file& b) { return a.path < b.path; });
+            files.insert(files.end(), found.begin(), found.end());
+        } else {
+            const file_kind k = kind_of(input);
+            // A file named explicitly is read even with an odd extension.
+            files.push_back({input, k == file_kind::other ? file_kind::json : k, fs::file_size(input, ec)});
+        }
+    }
+    std::stable_partition(files.begin(), files.end(),
+                          [](const input_file& f) { return is_medication_file(f.path); });
+
+    m.progress = progress;
+    m.total_bytes = 0;
+    for (const auto& f : files) m.total_bytes += f.size;
+    m.done_bytes = 0;
+    m.started = m.last_progress = started;
+
+    for (const auto& f : files) {
+        m.file_problems = 0;
+        ++report_.files;
+        if (f.size == 0) {
+            m.problem(f.path, "", "empty file");
+            continue;
+        }
+        const std::uint64_t before = m.done_bytes;
+        if (f.kind == file_kind::ndjson) m.ingest_ndjson(f);
+        else m.ingest_json(f);
+        m.done_bytes = before;
+        m.advance(f.size);
+        report_.bytes += f.size;
+    }
+    report_.seconds = std::chrono::duration<double>(m.steady_now() - started).count();
+}
+
+std::string format_report(const report& r) {
+    std::string out = fmt::format("{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "resource type", "read",
+                                  "inserted", "updated", "unchanged", "skipped", "rejected");
+    auto row = [&out](std::string_view name, const type_counts& c) {
+        out += fmt::format("{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n", name, c.read, c.inserted, c.updated,
+                           c.unchanged, c.skipped, c.rejected);
+    };
+    for (const auto& [type, c] : r.per_type) row(type, c);
+    row("total", r.totals());
+    const double mb = static_cast<double>(r.bytes) / 1e6;
+    const auto t = r.totals();
+    const double rows = static_cast<double>(t.inserted + t.updated + t.unchanged);
+    out += fmt::format("{} files, {:.1f} MB in {:.2f} s: {:.1f} MB/s, {:.0f} resources/s", r.files, mb, r.seconds,
+                       r.seconds > 0 ? mb / r.seconds : 0.0, r.seconds > 0 ? rows / r.seconds : 0.0);
+    if (r.problems > 0)
+        out += fmt::format("\n{} problem(s) in {} file(s); see the errors above", r.problems, r.files_rejected);
+    out += "\n";
+    return out;
+}
+
+}  // namespace headachemd::ingest

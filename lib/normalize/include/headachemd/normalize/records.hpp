@@ -1,0 +1,120 @@
+// Plain values produced by the normalizer and consumed by the store.
+//
+// One struct per analyst table. Every field that FHIR may omit is optional;
+// the store writes NULL for an empty optional. Date-times are kept exactly as
+// FHIR sent them (ISO 8601 text, possibly partial such as "2019" or
+// "2019-05"), because rewriting a partial date would invent precision.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace headachemd::normalize {
+
+using opt_text = std::optional<std::string>;
+using opt_real = std::optional<double>;
+using opt_int = std::optional<std::int64_t>;
+using opt_bool = std::optional<bool>;
+
+// Columns every table shares.
+struct header {
+    std::string id;  // FHIR logical id (Resource.id)
+    // The FHIR id of the patient the resource belongs to (for Patient, its own
+    // id), after urn:uuid: references in a transaction Bundle were resolved.
+    // Empty when the resource names no patient.
+    std::string patient_ref;
+    opt_text version_id;    // meta.versionId
+    opt_text last_updated;  // meta.lastUpdated
+    std::string raw_hash;   // lower-case hex SHA-256 of the resource's exact JSON bytes
+    std::string raw;        // the resource's exact JSON bytes; filled only with options::keep_raw
+};
+
+struct patient_record {
+    header h;
+    opt_int birth_year;  // from birthDate; the full date is never kept ([privacy] identifiers = "none")
+    opt_text sex;        // gender: male | female | other | unknown
+    opt_bool deceased;   // deceasedBoolean, or true when deceasedDateTime is present
+    opt_text deceased_at;
+};
+
+struct condition_record {
+    header h;
+    opt_text code_system, code, code_display;  // the coding that classified, else the first
+    opt_text code_text;                        // code.text
+    opt_text clinical_status, verification_status;
+    opt_text category;  // first category coding code (problem-list-item, encounter-diagnosis, …)
+    opt_text onset, abatement, recorded_date;
+    opt_text headache_type;  // terminology::headache_type; NULL when not a headache
+};
+
+struct medication_request_record {
+    header h;
+    opt_text status, intent, authored_on;
+    opt_text medication_system, medication_code, medication_display;
+    // medicationReference.reference as sent, when the medication came by
+    // reference; kept even after it was resolved, so analysts can join.
+    opt_text medication_reference;
+    opt_text ingredient, drug_class;
+    std::string therapy_role = "other";  // acute | preventive | acute_and_preventive | other
+    opt_bool as_needed;
+    opt_text dose_text;
+    opt_real dose_quantity;  // first doseAndRate.doseQuantity.value
+    opt_real doses_per_day;  // from timing.repeat (frequency, period, periodUnit)
+    opt_real quantity;       // dispenseRequest.quantity.value
+    opt_text quantity_unit;
+    opt_real days_supply;  // dispenseRequest.expectedSupplyDuration in days
+    opt_int refills;       // dispenseRequest.numberOfRepeatsAllowed
+};
+
+struct appointment_record {
+    header h;
+    opt_text status, start, end;
+    opt_int minutes;  // minutesDuration, else end - start when both are full date-times
+    opt_text service_type, appointment_type;  // code (or text) of the first coding
+    opt_text reason_codes;                    // JSON array of {"system","code","display"}
+    bool is_headache_related = false;
+};
+
+struct encounter_record {
+    header h;
+    opt_text status, class_code;
+    opt_text type_code, type_display;
+    opt_text reason_codes;  // JSON array of {"system","code","display"}
+    opt_text period_start, period_end;
+    bool is_headache_related = false;
+};
+
+struct observation_record {
+    header h;
+    opt_text status, category;
+    opt_text code_system, code, code_display;
+    opt_text value_type;  // quantity | string | codeable | boolean | integer | …; NULL when no value[x]
+    opt_real value_num;
+    opt_text value_unit;
+    opt_text value_string;  // valueString, or the display/text of valueCodeableConcept
+    opt_text value_code_system, value_code;
+    opt_text effective_at;  // effectiveDateTime, effectivePeriod.start or effectiveInstant
+    std::string instrument = "other";  // pain_nrs | phq9 | midas | hit6 | other
+};
+
+struct procedure_record {
+    header h;
+    opt_text status;
+    opt_text code_system, code, code_display;
+    opt_text performed_start, performed_end;
+    std::string procedure_kind = "other";  // botulinum_toxin | nerve_block | trigger_point | other
+};
+
+using record = std::variant<patient_record, condition_record, medication_request_record,
+                            appointment_record, encounter_record, observation_record,
+                            procedure_record>;
+
+// The analyst table a record goes to ("patient", "condition", …).
+const char* table_name(const record& r);
+const header& header_of(const record& r);
+header& header_of(record& r);
+
+}  // namespace headachemd::normalize

@@ -1,0 +1,102 @@
+// headache.db: the normalized tables that analysts read.
+//
+// One writer: a process holds one analytics_db and one resource_writer.
+// Readers (sqlite3, Python, R, DuckDB) may read concurrently: the file is in
+// WAL mode, and every write batch is one explicit BEGIN IMMEDIATE
+// transaction, so a reader sees whole Bundles or pages, never half of one.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <vector>
+#include <string>
+#include <string_view>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include "headachemd/normalize/records.hpp"
+#include "headachemd/store/database.hpp"
+
+namespace headachemd::store {
+
+class analytics_db {
+public:
+    // Opens or creates the file (mode 0640) and brings the schema up to
+    // date. Throws store_error (not SQLite, read-only, newer schema, …).
+    explicit analytics_db(const std::filesystem::path& path);
+
+    SQLite::Database& sql() { return db_; }
+    const std::filesystem::path& path() const { return path_; }
+    int schema_version();
+
+    // The pseudonymization key's fingerprint is stamped into the file the
+    // first time; afterwards a different key is refused, because rows keyed
+    // with two keys would split one patient in two. Throws store_error.
+    void bind_pseudonym_fingerprint(std::string_view fingerprint);
+
+private:
+    std::filesystem::path path_;
+    SQLite::Database db_;
+};
+
+enum class upsert_outcome { inserted, updated, unchanged };
+
+// Upserts records on (source, id) with statements prepared once.
+// A row whose raw_hash is unchanged (and which is not marked deleted) is
+// not rewritten. Call inside a write_transaction.
+class resource_writer {
+public:
+    resource_writer(analytics_db& db, bool store_raw);
+    ~resource_writer();
+    resource_writer(const resource_writer&) = delete;
+    resource_writer& operator=(const resource_writer&) = delete;
+
+    // `patient_key` may be empty for a resource that names no patient
+    // (stored as NULL). `now` is the UTC time text for ingested_at.
+    // Throws SQLite::Exception on a write failure (the caller rolls back).
+    upsert_outcome upsert(const normalize::record& r, std::string_view source, std::string_view patient_key,
+                          std::string_view now);
+
+    // A plain INSERT with no look-up first: the lower bound that
+    // bench/ingest measures upsert() against. Throws SQLite::Exception if
+    // the row exists.
+    void insert(const normalize::record& r, std::string_view source, std::string_view patient_key,
+                std::string_view now);
+
+private:
+    struct table_statements;
+    // Binds and runs one row statement (and the raw row when it changed
+    // something); returns the number of rows changed.
+    int write(SQLite::Statement& w, const normalize::record& r, std::string_view source,
+              std::string_view patient_key, std::string_view now);
+    table_statements& statements_for(const normalize::record& r);
+
+    analytics_db& db_;
+    bool store_raw_;
+    std::vector<std::unique_ptr<table_statements>> tables_;  // by record variant index
+    std::unique_ptr<SQLite::Statement> raw_upsert_;
+    std::string source_, patient_key_, now_;
+};
+
+// BEGIN IMMEDIATE … COMMIT; rolls back in the destructor unless committed.
+// IMMEDIATE takes the write lock up front: a deferred transaction that is
+// upgraded later can fail with SQLITE_BUSY, which no retry fixes.
+class write_transaction {
+public:
+    explicit write_transaction(SQLite::Database& db);
+    ~write_transaction();
+    write_transaction(const write_transaction&) = delete;
+    write_transaction& operator=(const write_transaction&) = delete;
+    void commit();
+
+private:
+    SQLite::Database& db_;
+    bool open_ = true;
+};
+
+// UTC now as "YYYY-MM-DDThh:mm:ssZ", the form every *_at column uses.
+std::string utc_timestamp(std::chrono::system_clock::time_point t);
+
+}  // namespace headachemd::store

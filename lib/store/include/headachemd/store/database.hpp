@@ -1,0 +1,46 @@
+// Opening a SQLite file safely, and applying numbered migrations.
+//
+// Contract: `open_database` either returns a connection to a file that is
+// (or has just become) a database of the expected kind at the newest schema
+// version, or throws store_error with a message that names the file, says
+// what is wrong and what to do. It never writes to a file it refuses: the
+// checks that can refuse run before SQLite is allowed to write.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <stdexcept>
+#include <string>
+
+#include <SQLiteCpp/Database.h>
+
+#include "headachemd/schema/migrations.hpp"
+
+namespace headachemd::store {
+
+// An expected failure of the store (bad file, newer schema, disk full, a
+// database locked for longer than busy_timeout). The message is meant for
+// the admin and never contains row values.
+class store_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct database_kind {
+    const char* description;     // "analytics database", "vault"
+    std::int32_t application_id;  // PRAGMA application_id stamped on the file
+    std::span<const schema::migration> migrations;
+    const char* synchronous;  // "NORMAL" or "FULL"
+    unsigned create_mode;     // file mode for a new file, e.g. 0640
+};
+
+// Opens (creating if missing) and migrates. Throws store_error.
+SQLite::Database open_database(const std::filesystem::path& path, const database_kind& kind);
+
+// Turns a SQLite exception raised while writing `path` into a store_error
+// whose message says what an admin can do (disk full, read-only, locked).
+[[noreturn]] void rethrow_as_store_error(const std::exception& e, const std::filesystem::path& path,
+                                         const char* doing);
+
+}  // namespace headachemd::store

@@ -1,0 +1,55 @@
+// Sync bookkeeping in headache.db: cursors, delete detection, status.
+//
+// Cursor writes belong inside the same write_transaction as the page of
+// rows they describe (DESIGN.md: "one transaction per page: upsert records
+// + advance cursor"), so a crash never leaves a cursor ahead of its rows.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <SQLiteCpp/Database.h>
+
+#include "headachemd/store/analytics_db.hpp"
+
+namespace headachemd::store {
+
+struct cursor {
+    std::optional<std::string> last_updated_max;
+    std::optional<std::string> last_full_pull_at;
+};
+
+// One row of sync_status. resource_type "*" is the patient as a whole.
+struct status_row {
+    std::string source, patient_key, resource_type;
+    std::optional<std::string> last_attempt_at, last_success_at, last_error, next_run_at;
+    long long rows_changed = 0;
+    bool needs_reauth = false;
+    bool not_permitted = false;
+};
+
+class sync_state {
+public:
+    explicit sync_state(analytics_db& db) : db_(db) {}
+
+    cursor read_cursor(std::string_view source, std::string_view patient_key, std::string_view type);
+    void write_cursor(std::string_view source, std::string_view patient_key, std::string_view type,
+                      const cursor& c);
+
+    // After a complete full pull: every live row of this patient and table
+    // whose id is not in `seen_ids` gets deleted_at = now. Returns how many.
+    // Rows are never removed: a deletion in the EHR is data too.
+    int mark_deleted_except(std::string_view source, std::string_view patient_key, std::string_view table,
+                            const std::vector<std::string>& seen_ids, std::string_view now);
+
+    // Inserts or replaces the status row (all columns).
+    void put_status(const status_row& s);
+    std::vector<status_row> all_status();
+
+private:
+    analytics_db& db_;
+};
+
+}  // namespace headachemd::store

@@ -1,0 +1,327 @@
+#include "headachemd/store/analytics_db.hpp"
+
+#include <sys/stat.h>
+
+#include <array>
+#include <ctime>
+#include <initializer_list>
+
+#include <SQLiteCpp/Exception.h>
+
+namespace headachemd::store {
+namespace {
+
+namespace nz = headachemd::normalize;
+
+// "HDMA" in ASCII: stamped into PRAGMA application_id so that a file is
+// recognised as ours (and another program's database is never migrated).
+constexpr std::int32_t analytics_application_id = 0x48444d41;
+
+// Columns shared by every table, in the order they are bound (?1..?7);
+// deleted_at is written as NULL because a resource we just read exists.
+constexpr std::array common_columns = {"source", "id", "patient_key", "version_id",
+                                       "last_updated", "raw_hash", "ingested_at"};
+constexpr int first_own_param = static_cast<int>(common_columns.size()) + 1;
+
+// Values stay alive until exec() returns, so SQLite need not copy them.
+void bind(SQLite::Statement& s, int i, const nz::opt_text& v) {
+    if (v) s.bindNoCopy(i, *v); else s.bind(i);
+}
+void bind(SQLite::Statement& s, int i, const nz::opt_real& v) {
+    if (v) s.bind(i, *v); else s.bind(i);
+}
+void bind(SQLite::Statement& s, int i, const nz::opt_int& v) {
+    if (v) s.bind(i, static_cast<std::int64_t>(*v)); else s.bind(i);
+}
+void bind(SQLite::Statement& s, int i, const nz::opt_bool& v) {
+    if (v) s.bind(i, *v ? 1 : 0); else s.bind(i);
+}
+void bind(SQLite::Statement& s, int i, const std::string& v) { s.bindNoCopy(i, v); }
+void bind(SQLite::Statement& s, int i, bool v) { s.bind(i, v ? 1 : 0); }
+
+template <class... Fields>
+void bind_all(SQLite::Statement& s, const Fields&... fields) {
+    int i = first_own_param;
+    (bind(s, i++, fields), ...);
+}
+
+// The table-specific columns, named in the same order as each binder below
+// binds them. These names are the analysts' contract (schema/README.md).
+struct table_def {
+    const char* table;
+    std::initializer_list<const char*> columns;
+};
+
+const table_def& def_of(const nz::patient_record&) {
+    static const table_def d{"patient", {"birth_year", "sex", "deceased", "deceased_at"}};
+    return d;
+}
+void bind_own(SQLite::Statement& s, const nz::patient_record& r) {
+    bind_all(s, r.birth_year, r.sex, r.deceased, r.deceased_at);
+}
+
+const table_def& def_of(const nz::condition_record&) {
+    static const table_def d{"condition",
+                             {"code_system", "code", "code_display", "code_text", "clinical_status",
+                              "verification_status", "category", "onset", "abatement", "recorded_date",
+                              "headache_type"}};
+    return d;
+}
+void bind_own(SQLite::Statement& s, const nz::condition_record& r) {
+    bind_all(s, r.code_system, r.code, r.code_display, r.code_text, r.clinical_status, r.verification_status,
+             r.category, r.onset, r.abatement, r.recorded_date, r.headache_type);
+}
+
+const table_def& def_of(const nz::medication_request_record&) {
+    static const table_def d{
+        "medication_request",
+        {"status", "intent", "authored_on", "medication_system", "medication_code", "medication_display",
+         "medication_reference", "ingredient", "drug_class", "therapy_role", "as_needed", "dose_text",
+         "dose_quantity", "doses_per_day", "quantity", "quantity_unit", "days_supply", "refills"}};
+    return d;
+}
+void bind_own(SQLite::Statement& s, const nz::medication_request_record& r) {
+    bind_all(s, r.status, r.intent, r.authored_on, r.medication_system, r.medication_code, r.medication_display,
+             r.medication_reference, r.ingredient, r.drug_class, r.therapy_role, r.as_needed, r.dose_text,
+             r.dose_quantity, r.doses_per_day, r.quantity, r.quantity_unit, r.days_supply, r.refills);
+}
+
+const table_def& def_of(const nz::appointment_record&) {
+    static const table_def d{"appointment",
+                             {"status", "start", "end", "minutes", "service_type", "appointment_type",
+                              "reason_codes", "is_headache_related"}};
+    return d;
+}
+void bind_own(SQLite::Statement& s, const nz::appointment_record& r) {
+    bind_all(s, r.status, r.start, r.end, r.minutes, r.service_type, r.appointment_type, r.reason_codes,
+             r.is_headache_related);
+}
+
+const table_def& def_of(const nz::encounter_record&) {
+    static const table_def d{"encounter",
+                             {"status", "class_code", "type_code", "type_display", "reason_codes",
+                              "period_start", "period_end", "is_headache_related"}};
+    return d;
+}
+void bind_own(SQLite::Statement& s, const nz::encounter_record& r) {
+    bind_all(s, r.status, r.class_code, r.type_code, r.type_display, r.reason_codes, r.period_start,
+             r.period_end, r.is_headache_related);
+}
+
+const table_def& def_of(const nz::observation_record&) {
+    static const table_def d{"observation",
+                             {"status", "category", "code_system", "code", "code_display", "value_type",
+                              "value_num", "value_unit", "value_string", "value_code_system", "value_code",
+                              "effective_at", "instrument"}};
+    return d;
+}
+void bind_own(SQLite::Statement& s, const nz::observation_record& r) {
+    bind_all(s, r.status, r.category, r.code_system, r.code, r.code_display, r.value_type, r.value_num,
+             r.value_unit, r.value_string, r.value_code_system, r.value_code, r.effective_at, r.instrument);
+}
+
+const table_def& def_of(const nz::procedure_record&) {
+    static const table_def d{"procedure",
+                             {"status", "code_system", "code", "code_display", "performed_start",
+                              "performed_end", "procedure_kind"}};
+    return d;
+}
+void bind_own(SQLite::Statement& s, const nz::procedure_record& r) {
+    bind_all(s, r.status, r.code_system, r.code, r.code_display, r.performed_start, r.performed_end,
+             r.procedure_kind);
+}
+
+std::string quote_ident(const char* name) { return std::string("\"") + name + "\""; }
+
+// SQL text is assembled from the fixed identifiers above only; every value
+// is a bound parameter.
+std::string insert_sql(const table_def& d) {
+    std::string cols, params;
+    int i = 1;
+    for (const char* c : common_columns) {
+        cols += quote_ident(c) + ",";
+        params += "?" + std::to_string(i++) + ",";
+    }
+    cols += "\"deleted_at\"";
+    params += "NULL";
+    for (const char* c : d.columns) {
+        cols += "," + quote_ident(c);
+        params += ",?" + std::to_string(i++);
+    }
+    return "INSERT INTO " + quote_ident(d.table) + " (" + cols + ") VALUES (" + params + ")";
+}
+
+std::string update_sql(const table_def& d) {
+    std::string sets;
+    int i = 3;  // ?1 source and ?2 id are the key
+    for (std::size_t c = 2; c < common_columns.size(); ++c)
+        sets += quote_ident(common_columns[c]) + "=?" + std::to_string(i++) + ",";
+    sets += "\"deleted_at\"=NULL";
+    for (const char* c : d.columns) sets += "," + quote_ident(c) + "=?" + std::to_string(i++);
+    return "UPDATE " + quote_ident(d.table) + " SET " + sets + " WHERE \"source\"=?1 AND \"id\"=?2";
+}
+
+std::string lookup_sql(const table_def& d) {
+    return "SELECT raw_hash, deleted_at IS NOT NULL, patient_key FROM " + quote_ident(d.table) +
+           " WHERE source=?1 AND id=?2";
+}
+
+constexpr const char* raw_upsert_sql =
+    "INSERT INTO resource_raw (source, resource_type, id, raw_hash, raw) VALUES (?1, ?2, ?3, ?4, ?5) "
+    "ON CONFLICT (source, resource_type, id) DO UPDATE SET raw_hash = excluded.raw_hash, raw = excluded.raw";
+
+constexpr const char* resource_type_of(const nz::record& r) {
+    constexpr std::array names = {"Patient", "Condition", "MedicationRequest", "Appointment",
+                                  "Encounter", "Observation", "Procedure"};
+    return names[r.index()];
+}
+
+}  // namespace
+
+struct resource_writer::table_statements {
+    table_statements(SQLite::Database& db, const table_def& d)
+        : lookup(db, lookup_sql(d)),
+          insert(db, insert_sql(d)),
+          insert_new(db, insert_sql(d) + " ON CONFLICT (\"source\", \"id\") DO NOTHING"),
+          update(db, update_sql(d)) {}
+    SQLite::Statement lookup, insert, insert_new, update;
+};
+
+analytics_db::analytics_db(const std::filesystem::path& path)
+    : path_(path),
+      db_(open_database(path, database_kind{"analytics database", analytics_application_id,
+                                            schema::analytics_migrations(), "NORMAL", 0640})) {}
+
+int analytics_db::schema_version() {
+    SQLite::Statement q(db_, "PRAGMA user_version");
+    q.executeStep();
+    return q.getColumn(0).getInt();
+}
+
+void analytics_db::bind_pseudonym_fingerprint(std::string_view fingerprint) {
+    try {
+        SQLite::Statement q(db_, "SELECT value FROM database_info WHERE name = 'pseudonym_key_fingerprint'");
+        if (q.executeStep()) {
+            if (q.getColumn(0).getString() != fingerprint)
+                throw store_error(
+                    "the pseudonymization key in the vault does not match the one " + path_.string() +
+                    " was written with, so patient keys would not line up. Use the vault.db that belongs to "
+                    "this database (--vault), or start a new database");
+            return;
+        }
+        write_transaction tx(db_);
+        SQLite::Statement ins(db_,
+                              "INSERT INTO database_info (name, value) VALUES ('pseudonym_key_fingerprint', ?1)");
+        ins.bind(1, std::string(fingerprint));
+        ins.exec();
+        tx.commit();
+    } catch (const store_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        rethrow_as_store_error(e, path_, "writing");
+    }
+}
+
+resource_writer::resource_writer(analytics_db& db, bool store_raw) : db_(db), store_raw_(store_raw) {
+    tables_.resize(std::variant_size_v<nz::record>);
+    if (store_raw_) raw_upsert_ = std::make_unique<SQLite::Statement>(db_.sql(), raw_upsert_sql);
+}
+
+resource_writer::~resource_writer() = default;
+
+resource_writer::table_statements& resource_writer::statements_for(const nz::record& r) {
+    auto& slot = tables_[r.index()];
+    if (!slot) {
+        const table_def& d = std::visit([](const auto& rec) -> const table_def& { return def_of(rec); }, r);
+        slot = std::make_unique<table_statements>(db_.sql(), d);
+    }
+    return *slot;
+}
+
+upsert_outcome resource_writer::upsert(const nz::record& r, std::string_view source, std::string_view patient_key,
+                                       std::string_view now) {
+    const nz::header& h = nz::header_of(r);
+    table_statements& st = statements_for(r);
+
+    // New resources are the common case (first sync, a fresh export), so try
+    // the insert first: when it lands, it cost exactly what a plain INSERT
+    // costs. Only on a conflict do we read the stored row.
+    if (write(st.insert_new, r, source, patient_key, now) == 1) return upsert_outcome::inserted;
+
+    st.lookup.reset();
+    source_.assign(source);
+    st.lookup.bindNoCopy(1, source_);
+    st.lookup.bind(2, h.id);
+    if (!st.lookup.executeStep())  // cannot happen inside our write transaction
+        throw std::logic_error("upsert: the conflicting row vanished");
+    const bool same_hash = st.lookup.getColumn(0).getString() == h.raw_hash;
+    const bool was_deleted = st.lookup.getColumn(1).getInt() != 0;
+    const bool same_key = st.lookup.getColumn(2).getString() == patient_key;
+    st.lookup.reset();
+    if (same_hash && !was_deleted && same_key) return upsert_outcome::unchanged;
+
+    write(st.update, r, source, patient_key, now);
+    return upsert_outcome::updated;
+}
+
+void resource_writer::insert(const nz::record& r, std::string_view source, std::string_view patient_key,
+                             std::string_view now) {
+    write(statements_for(r).insert, r, source, patient_key, now);
+}
+
+int resource_writer::write(SQLite::Statement& w, const nz::record& r, std::string_view source,
+                           std::string_view patient_key, std::string_view now) {
+    const nz::header& h = nz::header_of(r);
+    // Reused buffers: bound without a copy, and without an allocation per row.
+    source_.assign(source);
+    patient_key_.assign(patient_key);
+    now_.assign(now);
+    w.reset();
+    w.bindNoCopy(1, source_);
+    w.bindNoCopy(2, h.id);
+    if (patient_key_.empty()) w.bind(3);
+    else w.bindNoCopy(3, patient_key_);
+    bind(w, 4, h.version_id);
+    bind(w, 5, h.last_updated);
+    w.bindNoCopy(6, h.raw_hash);
+    w.bindNoCopy(7, now_);
+    std::visit([&w](const auto& rec) { bind_own(w, rec); }, r);
+    const int changed = w.exec();
+    if (changed == 0 || !store_raw_ || h.raw.empty()) return changed;
+
+    raw_upsert_->reset();
+    raw_upsert_->bindNoCopy(1, source_);
+    raw_upsert_->bind(2, resource_type_of(r));
+    raw_upsert_->bindNoCopy(3, h.id);
+    raw_upsert_->bindNoCopy(4, h.raw_hash);
+    raw_upsert_->bindNoCopy(5, h.raw);
+    raw_upsert_->exec();
+    return changed;
+}
+
+write_transaction::write_transaction(SQLite::Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+
+write_transaction::~write_transaction() {
+    if (!open_) return;
+    try {
+        db_.exec("ROLLBACK");
+    } catch (...) {
+        // A failed ROLLBACK leaves SQLite to roll back on close; nothing was committed.
+    }
+}
+
+void write_transaction::commit() {
+    db_.exec("COMMIT");
+    open_ = false;
+}
+
+std::string utc_timestamp(std::chrono::system_clock::time_point t) {
+    const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[24];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+}  // namespace headachemd::store

@@ -1,0 +1,145 @@
+#include "headachemd/store/database.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+
+namespace headachemd::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+// Refuses, before SQLite touches the file, anything we must not write to.
+// SQLite itself would happily open a text file and only fail at the first
+// read, and as root it would write to a file whose mode says read-only.
+void check_existing_file(const fs::path& path, const database_kind& kind) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return;
+        throw store_error("cannot open " + std::string(kind.description) + " " + quoted(path) + ": " +
+                          std::strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode))
+        throw store_error(std::string(kind.description) + " " + quoted(path) + " is not a regular file");
+    if ((st.st_mode & 0222) == 0)
+        throw store_error(std::string(kind.description) + " " + quoted(path) +
+                          " is read-only (no write permission bits); refusing to write to it. "
+                          "Make it writable for the daemon's user, or point --db elsewhere");
+    if (st.st_size == 0) return;  // an empty file is a valid empty database
+    std::ifstream in(path, std::ios::binary);
+    std::array<char, 16> magic{};
+    in.read(magic.data(), magic.size());
+    static constexpr char sqlite_magic[16] = "SQLite format 3";  // 15 chars + NUL, per the file format spec
+    if (in.gcount() != 16 || std::memcmp(magic.data(), sqlite_magic, 16) != 0)
+        throw store_error(quoted(path) + " is not an SQLite database (its first bytes are not the SQLite header); "
+                          "refusing to touch it. Point --db at a new or existing HeadacheMD " +
+                          kind.description);
+}
+
+void create_with_mode(const fs::path& path, unsigned mode) {
+    // O_EXCL: only a file we create gets our mode; an existing one keeps its own.
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) {
+        if (errno == EEXIST) return;
+        throw store_error("cannot create " + quoted(path) + ": " + std::strerror(errno));
+    }
+    ::fchmod(fd, mode);  // the umask must not widen or narrow what we chose
+    ::close(fd);
+}
+
+int pragma_int(SQLite::Database& db, const char* pragma) {
+    SQLite::Statement q(db, pragma);
+    q.executeStep();
+    return q.getColumn(0).getInt();
+}
+
+}  // namespace
+
+[[noreturn]] void rethrow_as_store_error(const std::exception& e, const fs::path& path, const char* doing) {
+    std::string msg = std::string("error while ") + doing + " " + quoted(path) + ": ";
+    if (const auto* se = dynamic_cast<const SQLite::Exception*>(&e)) {
+        switch (se->getErrorCode()) {
+            case SQLITE_FULL:
+                throw store_error(msg + "the disk is full; nothing from the failed batch was written. "
+                                        "Free space and run again");
+            case SQLITE_READONLY:
+                throw store_error(msg + "the database is read-only (file mode, mount or directory "
+                                        "permissions). Make it writable for this user");
+            case SQLITE_BUSY:
+            case SQLITE_LOCKED:
+                throw store_error(msg + "the database stayed locked by another writer (an analyst's "
+                                        "open write transaction?) beyond the busy timeout; try again later");
+            case SQLITE_NOTADB:
+                throw store_error(msg + "the file is not an SQLite database");
+            case SQLITE_CORRUPT:
+                throw store_error(msg + "the database file is corrupt; restore it from a backup");
+            case SQLITE_CANTOPEN:
+                throw store_error(msg + "cannot open the file (does its directory exist and is it writable?)");
+            default:
+                break;
+        }
+    }
+    throw store_error(msg + e.what());
+}
+
+SQLite::Database open_database(const fs::path& path, const database_kind& kind) {
+    check_existing_file(path, kind);
+    create_with_mode(path, kind.create_mode);
+    try {
+        SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOFOLLOW);
+        // busy_timeout first: analysts may hold read locks at any moment.
+        db.setBusyTimeout(5000);
+
+        const int app_id = pragma_int(db, "PRAGMA application_id");
+        const int version = pragma_int(db, "PRAGMA user_version");
+        const int tables = pragma_int(db, "SELECT count(*) FROM sqlite_schema");
+        if (app_id != 0 && app_id != kind.application_id)
+            throw store_error(quoted(path) + " is an SQLite database of another application (application_id " +
+                              std::to_string(app_id) + "); refusing to modify it");
+        if (app_id == 0 && tables > 0)
+            throw store_error(quoted(path) + " already holds tables but is not a HeadacheMD " +
+                              kind.description + "; refusing to modify it");
+        const int newest = kind.migrations.empty() ? 0 : kind.migrations.back().version;
+        if (version > newest)
+            throw store_error(quoted(path) + " has schema version " + std::to_string(version) +
+                              ", newer than this binary understands (" + std::to_string(newest) +
+                              "). Upgrade headachemd-sync; the file was not changed");
+
+        // WAL lets analysts read while we write; it persists in the file.
+        // synchronous does not persist and must be set on every connection.
+        db.exec("PRAGMA journal_mode=WAL");
+        db.exec(std::string("PRAGMA synchronous=") + kind.synchronous);
+        db.exec("PRAGMA foreign_keys=ON");
+        // A long-lived reader holds back checkpoints; cap the WAL left behind.
+        db.exec("PRAGMA journal_size_limit=67108864");
+
+        for (const auto& m : kind.migrations) {
+            if (m.version <= version) continue;
+            SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+            db.exec(std::string(m.sql));
+            // PRAGMAs cannot take bound parameters; both values are integers we own.
+            db.exec("PRAGMA user_version=" + std::to_string(m.version));
+            if (m.version == 1) db.exec("PRAGMA application_id=" + std::to_string(kind.application_id));
+            tx.commit();
+        }
+        return db;
+    } catch (const store_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        rethrow_as_store_error(e, path, "opening");
+    }
+}
+
+}  // namespace headachemd::store

@@ -1,0 +1,123 @@
+#include "headachemd/store/sync_state.hpp"
+
+#include <array>
+
+#include <SQLiteCpp/Statement.h>
+
+namespace headachemd::store {
+namespace {
+
+std::optional<std::string> opt_text(const SQLite::Column& c) {
+    if (c.isNull()) return std::nullopt;
+    return c.getString();
+}
+
+void bind_opt(SQLite::Statement& s, int i, const std::optional<std::string>& v) {
+    if (v) s.bind(i, *v); else s.bind(i);
+}
+
+// Only these names may be spliced into the delete-marking SQL: they are
+// identifiers from our own schema, never input.
+constexpr std::array analyst_tables = {"patient",   "condition",   "medication_request", "appointment",
+                                       "encounter", "observation", "procedure"};
+
+}  // namespace
+
+cursor sync_state::read_cursor(std::string_view source, std::string_view patient_key, std::string_view type) {
+    SQLite::Statement q(db_.sql(),
+                        "SELECT last_updated_max, last_full_pull_at FROM sync_cursor "
+                        "WHERE source = ?1 AND patient_key = ?2 AND resource_type = ?3");
+    q.bind(1, std::string(source));
+    q.bind(2, std::string(patient_key));
+    q.bind(3, std::string(type));
+    cursor c;
+    if (q.executeStep()) {
+        c.last_updated_max = opt_text(q.getColumn(0));
+        c.last_full_pull_at = opt_text(q.getColumn(1));
+    }
+    return c;
+}
+
+void sync_state::write_cursor(std::string_view source, std::string_view patient_key, std::string_view type,
+                              const cursor& c) {
+    SQLite::Statement q(db_.sql(),
+                        "INSERT INTO sync_cursor (source, patient_key, resource_type, last_updated_max, "
+                        "last_full_pull_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+                        "ON CONFLICT (source, patient_key, resource_type) DO UPDATE SET "
+                        "last_updated_max = excluded.last_updated_max, last_full_pull_at = excluded.last_full_pull_at");
+    q.bind(1, std::string(source));
+    q.bind(2, std::string(patient_key));
+    q.bind(3, std::string(type));
+    bind_opt(q, 4, c.last_updated_max);
+    bind_opt(q, 5, c.last_full_pull_at);
+    q.exec();
+}
+
+int sync_state::mark_deleted_except(std::string_view source, std::string_view patient_key, std::string_view table,
+                                    const std::vector<std::string>& seen_ids, std::string_view now) {
+    const char* name = nullptr;
+    for (const char* t : analyst_tables)
+        if (table == t) name = t;
+    if (!name) throw std::invalid_argument("mark_deleted_except: not an analyst table");
+
+    db_.sql().exec("CREATE TEMP TABLE IF NOT EXISTS seen_id (id TEXT PRIMARY KEY) WITHOUT ROWID");
+    db_.sql().exec("DELETE FROM temp.seen_id");
+    SQLite::Statement ins(db_.sql(), "INSERT OR IGNORE INTO temp.seen_id (id) VALUES (?1)");
+    for (const auto& id : seen_ids) {
+        ins.reset();
+        ins.bind(1, id);
+        ins.exec();
+    }
+    SQLite::Statement upd(db_.sql(), std::string("UPDATE \"") + name +
+                                         "\" SET deleted_at = ?3 WHERE source = ?1 AND patient_key = ?2 "
+                                         "AND deleted_at IS NULL AND id NOT IN (SELECT id FROM temp.seen_id)");
+    upd.bind(1, std::string(source));
+    upd.bind(2, std::string(patient_key));
+    upd.bind(3, std::string(now));
+    const int n = upd.exec();
+    db_.sql().exec("DELETE FROM temp.seen_id");
+    return n;
+}
+
+void sync_state::put_status(const status_row& s) {
+    SQLite::Statement q(db_.sql(),
+                        "INSERT OR REPLACE INTO sync_status (source, patient_key, resource_type, last_attempt_at, "
+                        "last_success_at, last_error, next_run_at, rows_changed, needs_reauth, not_permitted) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    q.bind(1, s.source);
+    q.bind(2, s.patient_key);
+    q.bind(3, s.resource_type);
+    bind_opt(q, 4, s.last_attempt_at);
+    bind_opt(q, 5, s.last_success_at);
+    bind_opt(q, 6, s.last_error);
+    bind_opt(q, 7, s.next_run_at);
+    q.bind(8, static_cast<std::int64_t>(s.rows_changed));
+    q.bind(9, s.needs_reauth ? 1 : 0);
+    q.bind(10, s.not_permitted ? 1 : 0);
+    q.exec();
+}
+
+std::vector<status_row> sync_state::all_status() {
+    SQLite::Statement q(db_.sql(),
+                        "SELECT source, patient_key, resource_type, last_attempt_at, last_success_at, last_error, "
+                        "next_run_at, rows_changed, needs_reauth, not_permitted FROM sync_status "
+                        "ORDER BY source, patient_key, resource_type");
+    std::vector<status_row> out;
+    while (q.executeStep()) {
+        status_row s;
+        s.source = q.getColumn(0).getString();
+        s.patient_key = q.getColumn(1).getString();
+        s.resource_type = q.getColumn(2).getString();
+        s.last_attempt_at = opt_text(q.getColumn(3));
+        s.last_success_at = opt_text(q.getColumn(4));
+        s.last_error = opt_text(q.getColumn(5));
+        s.next_run_at = opt_text(q.getColumn(6));
+        s.rows_changed = q.getColumn(7).getInt64();
+        s.needs_reauth = q.getColumn(8).getInt() != 0;
+        s.not_permitted = q.getColumn(9).getInt() != 0;
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+}  // namespace headachemd::store

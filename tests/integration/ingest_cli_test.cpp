@@ -1,0 +1,228 @@
+// `headachemd-sync ingest` end to end: the real binary on the third-party
+// Synthea and Bulk Data files, and on inputs it must refuse.
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include "headachemd/store/vault.hpp"
+#include "run_command.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using headachemd::test::read_file;
+using headachemd::test::run_binary;
+using headachemd::test::shared_data;
+using headachemd::test::temp_dir;
+using headachemd::test::write_file;
+
+const std::map<std::string, std::string> table_of_type = {
+    {"Patient", "patient"},         {"Condition", "condition"}, {"MedicationRequest", "medication_request"},
+    {"Appointment", "appointment"}, {"Encounter", "encounter"}, {"Observation", "observation"},
+    {"Procedure", "procedure"}};
+
+std::vector<fs::path> files_under(const fs::path& dir, std::string_view ext) {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+        if (e.is_regular_file() && e.path().extension() == ext) out.push_back(e.path());
+    return out;
+}
+
+// Counts resources per type with simdjson's DOM API: a different code path
+// from the normalizer's On-Demand parsing, so a miscount there shows here.
+struct independent_counts {
+    std::map<std::string, std::size_t> per_type;
+    std::set<std::string> chronic_migraine_patients;  // FHIR patient ids with SNOMED 124171000119105
+};
+
+bool has_chronic_migraine_code(simdjson::dom::element resource) {
+    simdjson::dom::array codings;
+    if (resource["code"]["coding"].get(codings)) return false;
+    for (auto c : codings) {
+        std::string_view code;
+        if (!c["code"].get(code) && code == "124171000119105") return true;
+    }
+    return false;
+}
+
+void count_resource(simdjson::dom::element res, std::string_view bundle_patient, independent_counts& out) {
+    std::string_view type;
+    ASSERT_FALSE(res["resourceType"].get(type));
+    ++out.per_type[std::string(type)];
+    if (type == "Condition" && has_chronic_migraine_code(res)) {
+        std::string_view ref;
+        ASSERT_FALSE(res["subject"]["reference"].get(ref));
+        if (ref.starts_with("Patient/")) out.chronic_migraine_patients.insert(std::string(ref.substr(8)));
+        else out.chronic_migraine_patients.insert(std::string(bundle_patient));
+    }
+}
+
+independent_counts count_independently(const std::vector<fs::path>& bundles, const std::vector<fs::path>& ndjson) {
+    independent_counts out;
+    simdjson::dom::parser parser;
+    for (const auto& f : bundles) {
+        simdjson::dom::element doc;
+        EXPECT_FALSE(parser.load(f.string()).get(doc)) << f;
+        std::string_view patient;  // a Synthea bundle holds one patient
+        for (auto e : doc["entry"].get_array()) {
+            std::string_view t;
+            if (!e["resource"]["resourceType"].get(t) && t == "Patient") patient = e["resource"]["id"].get_string();
+        }
+        const std::string patient_id(patient);
+        for (auto e : doc["entry"].get_array()) count_resource(e["resource"], patient_id, out);
+    }
+    for (const auto& f : ndjson) {
+        simdjson::padded_string text = simdjson::padded_string::load(f.string());
+        simdjson::dom::document_stream stream;
+        EXPECT_FALSE(parser.parse_many(text).get(stream));
+        for (auto doc : stream) {
+            simdjson::dom::element res = doc.value();
+            std::string_view t;
+            if (res["resourceType"].get(t)) continue;  // the export's log.ndjson: not FHIR
+            count_resource(res, "", out);
+        }
+    }
+    return out;
+}
+
+int table_count(SQLite::Database& db, const std::string& table) {
+    SQLite::Statement q(db, "SELECT count(*) FROM \"" + table + "\"");
+    q.executeStep();
+    return q.getColumn(0).getInt();
+}
+
+std::string table_digest(SQLite::Database& db, const std::string& table) {
+    SQLite::Statement q(db, "SELECT group_concat(source || '|' || id || '|' || raw_hash || '|' || ingested_at, ';') "
+                            "FROM (SELECT * FROM \"" + table + "\" ORDER BY source, id)");
+    q.executeStep();
+    return q.getColumn(0).isNull() ? "" : q.getColumn(0).getString();
+}
+
+TEST(IngestSharedData, EveryResourceLandsOnceAndASecondRunChangesNothing) {
+    HEADACHEMD_REQUIRE_SHARED("synthea-r4");
+    HEADACHEMD_REQUIRE_SHARED("synthea-bulk10-ndjson");
+    // Setup
+    temp_dir dir;
+    const auto bundles = files_under(shared_data() / "synthea-r4", ".json");
+    const auto ndjson = files_under(shared_data() / "synthea-bulk10-ndjson", ".ndjson");
+    const independent_counts expected = count_independently(bundles, ndjson);
+    const std::string db_path = (dir / "headache.db").string();
+    const std::vector<std::string> args = {"ingest",   "--db", db_path, "--source", "synthea",
+                                           (shared_data() / "synthea-r4").string(),
+                                           (shared_data() / "synthea-bulk10-ndjson").string()};
+    // Run
+    const auto first = run_binary(args, dir.path());
+    // Check: the only rejected input is the export's log, which is not FHIR.
+    EXPECT_EQ(first.exit_code, 65) << first.err;
+    for (std::size_t pos = 0; (pos = first.err.find("error: ", pos)) != std::string::npos; ++pos) {
+        const auto line = first.err.substr(pos, first.err.find('\n', pos) - pos);
+        EXPECT_NE(line.find("log.ndjson"), std::string::npos) << line;
+    }
+    SQLite::Database db(db_path);
+    std::map<std::string, std::string> digests;
+    for (const auto& [type, table] : table_of_type) {
+        const auto it = expected.per_type.find(type);
+        const std::size_t want = it == expected.per_type.end() ? 0 : it->second;
+        EXPECT_EQ(static_cast<std::size_t>(table_count(db, table)), want) << table;
+        digests[table] = table_digest(db, table);
+    }
+    EXPECT_GT(expected.per_type.at("Observation"), 1000u);  // the data really was there
+
+    // Run again: nothing may change, not even ingested_at.
+    const auto second = run_binary(args, dir.path());
+    EXPECT_EQ(second.exit_code, 65);
+    EXPECT_NE(second.out.find("total"), std::string::npos);
+    for (const auto& [type, table] : table_of_type) EXPECT_EQ(table_digest(db, table), digests[table]) << table;
+    const auto total_line = second.out.substr(second.out.find("\ntotal"));
+    std::size_t read = 0, inserted = 1, updated = 1;
+    ASSERT_EQ(std::sscanf(total_line.c_str(), "\ntotal %zu %zu %zu", &read, &inserted, &updated), 3) << second.out;
+    EXPECT_GT(read, 0u);
+    EXPECT_EQ(inserted, 0u);
+    EXPECT_EQ(updated, 0u);
+}
+
+TEST(IngestSharedData, EverySyntheaChronicMigrainePatientIsClassified) {
+    HEADACHEMD_REQUIRE_SHARED("synthea-r4");
+    // Setup: who has SNOMED 124171000119105, found without our normalizer.
+    temp_dir dir;
+    const auto bundles = files_under(shared_data() / "synthea-r4", ".json");
+    std::vector<fs::path> ndjson;
+    if (fs::exists(shared_data() / "synthea-bulk10-ndjson")) ndjson = files_under(shared_data() / "synthea-bulk10-ndjson", ".ndjson");
+    const independent_counts expected = count_independently(bundles, ndjson);
+    ASSERT_FALSE(expected.chronic_migraine_patients.empty());
+    const std::string db_path = (dir / "headache.db").string();
+    std::vector<std::string> args = {"ingest", "--db", db_path, "--source", "synthea",
+                                     (shared_data() / "synthea-r4").string()};
+    if (!ndjson.empty()) args.push_back((shared_data() / "synthea-bulk10-ndjson").string());
+    // Run
+    run_binary(args, dir.path());
+    // Check: each of those patients has a condition row typed chronic_migraine.
+    headachemd::store::vault vault(dir / "vault.db");
+    const auto key = vault.pseudonymization_key();
+    SQLite::Database db(db_path);
+    SQLite::Statement q(db, "SELECT count(*) FROM condition WHERE patient_key = ?1 AND headache_type = 'chronic_migraine' "
+                            "AND code = '124171000119105'");
+    for (const auto& fhir_id : expected.chronic_migraine_patients) {
+        q.reset();
+        q.bind(1, headachemd::store::patient_key_for(key, "synthea", fhir_id));
+        ASSERT_TRUE(q.executeStep());
+        EXPECT_GE(q.getColumn(0).getInt(), 1) << "patient " << fhir_id;
+    }
+}
+
+TEST(IngestCli, RejectedInputExits65AndNamesTheFile) {
+    temp_dir dir;
+    write_file(dir / "broken.json", R"({"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"x"}]})");
+    const auto r = run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "broken.json").string()}, dir.path());
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_NE(r.err.find("broken.json: entry 0"), std::string::npos) << r.err;
+}
+
+TEST(IngestCli, CleanInputExits0AndPrintsCountsAndThroughput) {
+    temp_dir dir;
+    write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"male\"}\n");
+    const auto r = run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "p.ndjson").string()}, dir.path());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("Patient"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("MB/s"), std::string::npos) << r.out;
+}
+
+TEST(IngestCli, DatabaseThatIsNotSqliteIsRefusedUntouched) {
+    temp_dir dir;
+    write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n");
+    const std::string junk = "name,dob\nnot,a database\n";
+    write_file(dir / "h.db", junk);
+    const auto r = run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "p.ndjson").string()}, dir.path());
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("not an SQLite database"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(dir / "h.db"), junk);
+}
+
+TEST(IngestCli, ReadOnlyDatabaseIsRefusedUntouched) {
+    temp_dir dir;
+    write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n");
+    const std::string db = (dir / "h.db").string();
+    ASSERT_EQ(run_binary({"ingest", "--db", db, (dir / "p.ndjson").string()}, dir.path()).exit_code, 0);
+    const std::string before = read_file(db);
+    fs::permissions(db, fs::perms::owner_read | fs::perms::group_read);
+    write_file(dir / "q.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"b\"}\n");
+    const auto r = run_binary({"ingest", "--db", db, (dir / "q.ndjson").string()}, dir.path());
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("read-only"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(db), before);
+}
+
+TEST(IngestCli, NoArgumentsIsAUsageError) {
+    temp_dir dir;
+    const auto r = run_binary({"ingest"}, dir.path());
+    EXPECT_EQ(r.exit_code, 64);
+}
+
+}  // namespace

@@ -1,0 +1,67 @@
+// Small helpers shared by every test: a private temporary directory per
+// test, file helpers, and where the third-party test data lives.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <string_view>
+
+namespace headachemd::test {
+
+// ../shared/data beside the checkout; HEADACHEMD_SHARED_DATA in the
+// environment overrides it. Tests that need it skip when it is absent.
+inline std::filesystem::path shared_data() {
+    if (const char* env = std::getenv("HEADACHEMD_SHARED_DATA"); env && *env) return env;
+    return HEADACHEMD_SHARED_DATA;
+}
+
+inline std::filesystem::path fixtures() { return HEADACHEMD_FIXTURES; }
+
+// A fresh directory, removed when the object goes out of scope.
+class temp_dir {
+public:
+    temp_dir() {
+        std::random_device rd;
+        auto base = std::filesystem::temp_directory_path();
+        for (;;) {
+            path_ = base / ("headachemd-test-" + std::to_string(rd()) + std::to_string(rd()));
+            if (std::filesystem::create_directory(path_)) break;
+        }
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path operator/(std::string_view name) const { return path_ / name; }
+
+private:
+    std::filesystem::path path_;
+};
+
+inline void write_file(const std::filesystem::path& p, std::string_view bytes) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+inline std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace headachemd::test
+
+// Skips the current test with a clear message when shared data is missing.
+#define HEADACHEMD_REQUIRE_SHARED(sub)                                                        \
+    do {                                                                                      \
+        if (!std::filesystem::exists(::headachemd::test::shared_data() / (sub)))              \
+            GTEST_SKIP() << "third-party test data not found at "                            \
+                         << (::headachemd::test::shared_data() / (sub)).string()              \
+                         << " (set HEADACHEMD_SHARED_DATA); skipping";                        \
+    } while (0)

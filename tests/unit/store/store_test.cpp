@@ -1,0 +1,252 @@
+// The store: migrations, refusal of files we must not touch, upserts, vault.
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+
+#include "headachemd/schema/migrations.hpp"
+#include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/vault.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace nz = headachemd::normalize;
+namespace st = headachemd::store;
+using headachemd::test::read_file;
+using headachemd::test::temp_dir;
+using headachemd::test::write_file;
+
+int scalar_int(SQLite::Database& db, const char* sql) {
+    SQLite::Statement q(db, sql);
+    q.executeStep();
+    return q.getColumn(0).getInt();
+}
+
+std::string scalar_text(SQLite::Database& db, const char* sql) {
+    SQLite::Statement q(db, sql);
+    if (!q.executeStep() || q.getColumn(0).isNull()) return "<null>";
+    return q.getColumn(0).getString();
+}
+
+unsigned file_mode(const fs::path& p) {
+    struct stat s {};
+    ::stat(p.c_str(), &s);
+    return s.st_mode & 0777;
+}
+
+nz::condition_record condition(std::string id, std::string hash) {
+    nz::condition_record c;
+    c.h.id = std::move(id);
+    c.h.patient_ref = "p1";
+    c.h.raw_hash = std::move(hash);
+    c.h.raw = R"({"resourceType":"Condition"})";
+    c.code = "G43.709";
+    c.headache_type = "chronic_migraine";
+    return c;
+}
+
+TEST(Migrations, FreshFileGetsEverySchemaVersionWalAndMode0640) {
+    temp_dir dir;
+    {
+        st::analytics_db db(dir / "headache.db");
+        EXPECT_EQ(db.schema_version(), headachemd::schema::analytics_migrations().back().version);
+        EXPECT_EQ(scalar_text(db.sql(), "PRAGMA journal_mode"), "wal");
+        EXPECT_EQ(scalar_int(db.sql(), "SELECT count(*) FROM sqlite_schema WHERE name='medication_request'"), 1);
+    }
+    EXPECT_EQ(file_mode(dir / "headache.db"), 0640u);
+}
+
+TEST(Migrations, ReopenIsIdempotent) {
+    temp_dir dir;
+    { st::analytics_db db(dir / "headache.db"); }
+    st::analytics_db again(dir / "headache.db");
+    EXPECT_EQ(again.schema_version(), headachemd::schema::analytics_migrations().back().version);
+}
+
+TEST(Migrations, NewerSchemaIsRefusedAndFileUnchanged) {
+    temp_dir dir;
+    const auto path = dir / "headache.db";
+    { st::analytics_db db(path); db.sql().exec("PRAGMA user_version=999"); }
+    const std::string before = read_file(path);
+    try {
+        st::analytics_db db(path);
+        FAIL() << "a newer schema was accepted";
+    } catch (const st::store_error& e) {
+        EXPECT_NE(std::string(e.what()).find("newer than this binary"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(read_file(path), before);
+}
+
+TEST(Migrations, EachMigrationIsAtomic) {
+    // Setup: a migration list whose second step fails halfway.
+    static constexpr headachemd::schema::migration broken[] = {
+        {1, "0001_a.sql", "CREATE TABLE a (x);"},
+        {2, "0002_b.sql", "CREATE TABLE b (x); THIS IS NOT SQL;"},
+    };
+    temp_dir dir;
+    // Run
+    EXPECT_THROW(st::open_database(dir / "x.db", st::database_kind{"test database", 7, broken, "FULL", 0600}),
+                 st::store_error);
+    // Check: version 1 landed, nothing of version 2 did.
+    SQLite::Database db((dir / "x.db").string());
+    EXPECT_EQ(scalar_int(db, "PRAGMA user_version"), 1);
+    EXPECT_EQ(scalar_int(db, "SELECT count(*) FROM sqlite_schema WHERE name='b'"), 0);
+}
+
+TEST(Refusal, NotSqliteFileIsRefusedAndNeverDamaged) {
+    temp_dir dir;
+    const auto path = dir / "headache.db";
+    write_file(path, "this is a spreadsheet export, not a database\n");
+    try {
+        st::analytics_db db(path);
+        FAIL() << "a text file was opened as a database";
+    } catch (const st::store_error& e) {
+        EXPECT_NE(std::string(e.what()).find("not an SQLite database"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(read_file(path), "this is a spreadsheet export, not a database\n");
+    EXPECT_FALSE(fs::exists(dir / "headache.db-wal"));
+}
+
+TEST(Refusal, ReadOnlyFileIsRefusedAndNeverDamaged) {
+    temp_dir dir;
+    const auto path = dir / "headache.db";
+    { st::analytics_db db(path); }
+    fs::remove(dir / "headache.db-wal");
+    fs::remove(dir / "headache.db-shm");
+    const std::string before = read_file(path);
+    fs::permissions(path, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+    try {
+        st::analytics_db db(path);
+        FAIL() << "a read-only file was opened for writing";
+    } catch (const st::store_error& e) {
+        EXPECT_NE(std::string(e.what()).find("read-only"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(read_file(path), before);
+}
+
+TEST(Refusal, AnotherApplicationsDatabaseIsRefused) {
+    temp_dir dir;
+    const auto path = dir / "other.db";
+    {
+        SQLite::Database other(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        other.exec("CREATE TABLE invoices (n INTEGER)");
+    }
+    const std::string before = read_file(path);
+    EXPECT_THROW(st::analytics_db db(path), st::store_error);
+    EXPECT_EQ(read_file(path), before);
+}
+
+TEST(Upsert, InsertThenUnchangedThenUpdated) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer writer(db, false);
+    {
+        st::write_transaction tx(db.sql());
+        EXPECT_EQ(writer.upsert(condition("c1", "h1"), "ehr", "pk1", "2026-01-01T00:00:00Z"),
+                  st::upsert_outcome::inserted);
+        EXPECT_EQ(writer.upsert(condition("c1", "h1"), "ehr", "pk1", "2026-01-02T00:00:00Z"),
+                  st::upsert_outcome::unchanged);
+        tx.commit();
+    }
+    EXPECT_EQ(scalar_text(db.sql(), "SELECT ingested_at FROM condition"), "2026-01-01T00:00:00Z");
+    {
+        st::write_transaction tx(db.sql());
+        auto changed = condition("c1", "h2");
+        changed.code = "G43.109";
+        EXPECT_EQ(writer.upsert(changed, "ehr", "pk1", "2026-01-03T00:00:00Z"), st::upsert_outcome::updated);
+        // The same id from another source is another row.
+        EXPECT_EQ(writer.upsert(changed, "other-ehr", "pk9", "2026-01-03T00:00:00Z"),
+                  st::upsert_outcome::inserted);
+        tx.commit();
+    }
+    EXPECT_EQ(scalar_int(db.sql(), "SELECT count(*) FROM condition"), 2);
+    EXPECT_EQ(scalar_text(db.sql(), "SELECT code FROM condition WHERE source='ehr'"), "G43.109");
+    EXPECT_EQ(scalar_text(db.sql(), "SELECT headache_type FROM condition WHERE source='ehr'"), "chronic_migraine");
+    EXPECT_EQ(scalar_text(db.sql(), "SELECT patient_key FROM condition WHERE source='ehr'"), "pk1");
+    EXPECT_EQ(scalar_int(db.sql(), "SELECT count(*) FROM resource_raw"), 0);  // store_raw is off
+}
+
+TEST(Upsert, ADeletedRowThatReappearsIsRestored) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer writer(db, false);
+    writer.upsert(condition("c1", "h1"), "ehr", "pk1", "t1");
+    db.sql().exec("UPDATE condition SET deleted_at='2026-02-01T00:00:00Z'");
+    EXPECT_EQ(writer.upsert(condition("c1", "h1"), "ehr", "pk1", "t2"), st::upsert_outcome::updated);
+    EXPECT_EQ(scalar_text(db.sql(), "SELECT deleted_at FROM condition"), "<null>");
+}
+
+TEST(Upsert, NullPatientKeyAndOptionalColumnsAreNull) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer writer(db, false);
+    nz::observation_record o;
+    o.h.id = "o1";
+    o.h.raw_hash = "h";
+    writer.upsert(o, "ehr", "", "t");
+    EXPECT_EQ(scalar_text(db.sql(), "SELECT patient_key FROM observation"), "<null>");
+    EXPECT_EQ(scalar_text(db.sql(), "SELECT value_num FROM observation"), "<null>");
+    EXPECT_EQ(scalar_text(db.sql(), "SELECT instrument FROM observation"), "other");
+}
+
+TEST(Upsert, StoreRawKeepsTheResourceJson) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer writer(db, true);
+    writer.upsert(condition("c1", "h1"), "ehr", "pk1", "t");
+    EXPECT_EQ(scalar_text(db.sql(), "SELECT raw FROM resource_raw WHERE resource_type='Condition' AND id='c1'"),
+              R"({"resourceType":"Condition"})");
+}
+
+TEST(Transaction, UncommittedWritesRollBack) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer writer(db, false);
+    {
+        st::write_transaction tx(db.sql());
+        writer.upsert(condition("c1", "h1"), "ehr", "pk1", "t");
+        // no commit: as when a later entry of the Bundle fails to write
+    }
+    EXPECT_EQ(scalar_int(db.sql(), "SELECT count(*) FROM condition"), 0);
+}
+
+TEST(Vault, CreatedWithMode0600AndKeyIsStable) {
+    temp_dir dir;
+    st::pseudonym_key first{};
+    {
+        st::vault v(dir / "vault.db");
+        first = v.pseudonymization_key();
+        EXPECT_EQ(v.pseudonymization_key(), first);
+    }
+    EXPECT_EQ(file_mode(dir / "vault.db"), 0600u);
+    st::vault again(dir / "vault.db");
+    EXPECT_EQ(again.pseudonymization_key(), first);
+    EXPECT_NE(first, st::pseudonym_key{});  // random, not zero
+}
+
+TEST(PatientKey, KnownAnswerAndSeparation) {
+    const st::pseudonym_key zero{};
+    // HMAC-SHA256(32 zero bytes, "ingest\0abc"), first 16 bytes, computed
+    // independently with Python's hmac module.
+    EXPECT_EQ(st::patient_key_for(zero, "ingest", "abc"), "2283b016366489631ffbf22722bb407c");
+    EXPECT_NE(st::patient_key_for(zero, "ingest", "abc"), st::patient_key_for(zero, "ingesta", "bc"));
+    EXPECT_NE(st::patient_key_for(zero, "ingest", "abc"), st::patient_key_for(zero, "other", "abc"));
+}
+
+TEST(PatientKey, ADatabaseRefusesAnotherVaultsKey) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::pseudonym_key a{}, b{};
+    b[0] = 1;
+    db.bind_pseudonym_fingerprint(st::fingerprint(a));
+    db.bind_pseudonym_fingerprint(st::fingerprint(a));  // the same key again is fine
+    EXPECT_THROW(db.bind_pseudonym_fingerprint(st::fingerprint(b)), st::store_error);
+}
+
+}  // namespace
