@@ -36,6 +36,25 @@ bool is_medication_file(const fs::path& p) {
            (name[stem.size()] == '.' || name[stem.size()] == '-' || name[stem.size()] == '_');
 }
 
+// A byte buffer that grows without zero-filling, keeping its first bytes.
+class growable_buffer {
+public:
+    char* data() { return data_.get(); }
+    std::size_t size() const { return size_; }
+    void reserve_keep(std::size_t keep, std::size_t want) {
+        if (want <= size_) return;
+        std::unique_ptr<char[]> bigger(new char[want]);
+        if (keep > 0) std::memcpy(bigger.get(), data_.get(), keep);
+        std::memset(bigger.get() + keep, 0, std::min(want - keep, std::size_t{simdjson::SIMDJSON_PADDING}));
+        data_ = std::move(bigger);
+        size_ = want;
+    }
+
+private:
+    std::unique_ptr<char[]> data_;
+    std::size_t size_ = 0;
+};
+
 struct input_file {
     fs::path path;
     file_kind kind;
@@ -207,8 +226,10 @@ struct ingester::impl {
         }
         // Read in chunks so a multi-gigabyte export never sits in memory
         // whole; a line may straddle chunks, so the tail is carried over.
-        constexpr std::size_t chunk = 8u << 20;
-        std::vector<char> buf;
+        // Small exports are read in one go; the buffer is not zero-filled
+        // (only simdjson's padding must be readable, not zero).
+        const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(f.size + 1, 8u << 20));
+        growable_buffer buf;
         std::size_t used = 0, line_no = 0, lines_in_batch = 0;
         nz::result batch;
         auto flush = [&] {
@@ -221,8 +242,7 @@ struct ingester::impl {
         bool eof = false;
         bool skipping_long_line = false;
         while (!eof) {
-            if (buf.size() < used + chunk + simdjson::SIMDJSON_PADDING)
-                buf.resize(used + chunk + simdjson::SIMDJSON_PADDING);
+            buf.reserve_keep(used, used + chunk + simdjson::SIMDJSON_PADDING);
             in.read(buf.data() + used, static_cast<std::streamsize>(chunk));
             const std::size_t got = static_cast<std::size_t>(in.gcount());
             eof = got < chunk;

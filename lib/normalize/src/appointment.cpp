@@ -103,9 +103,9 @@ bool read_appointment(od::object& obj, resource_ctx& ctx, appointment_record& ou
     }
 
     related.insert(related.end(), reasons.begin(), reasons.end());
-    bool headache = term::is_headache_related(related, {});
+    bool headache = ctx.s.classify.headache_related(related, {});
     for (std::size_t i = 0; !headache && i < texts.size(); ++i)
-        headache = term::is_headache_related({}, texts[i]);
+        headache = ctx.s.classify.headache_related({}, texts[i]);
     out.is_headache_related = headache;
 
     // The first actor decides when it is a literal Patient reference;

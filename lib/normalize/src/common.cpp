@@ -599,13 +599,13 @@ std::string_view trim_json_space(std::string_view s) {
 
 // --- medications ----------------------------------------------------------------
 
-void apply_medication(medication_request_record& r, std::span<const term::coding_view> codings,
-                      std::string_view text) {
+void apply_medication(term::memo& classify, medication_request_record& r,
+                      std::span<const term::coding_view> codings, std::string_view text) {
     set_code(prefer_system(codings, {term::code_system::rxnorm}), r.medication_system, r.medication_code,
              r.medication_display);
     // A code with no display (or no coding at all) still has a name in text.
     if (!r.medication_display) r.medication_display = text_or_null(text);
-    const term::medication_class mc = term::classify_medication(codings, text);
+    const term::medication_class mc = classify.medication(codings, text);
     r.ingredient = text_or_null(mc.ingredient);
     r.drug_class = text_or_null(term::to_string(mc.cls));
     r.therapy_role = std::string(term::to_string(mc.role));

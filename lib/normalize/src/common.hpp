@@ -71,6 +71,7 @@ struct scratch {
     std::vector<contained_medication> contained;
     std::vector<term::coding_view> contained_codings;
     std::string json;  // reason_codes under construction
+    term::memo classify;  // remembered classifier answers; kept across resources (not cleared)
 
     void clear() {
         codings.clear();
@@ -309,7 +310,7 @@ bool read_medication(od::object& obj, resource_ctx& ctx, medication_info& out);
 // Fills medication_system/code/display and the classes from a medication
 // code (RxNorm preferred for the columns; every coding and the text feed the
 // classifier).
-void apply_medication(medication_request_record& r, std::span<const term::coding_view> codings,
+void apply_medication(term::memo& classify, medication_request_record& r, std::span<const term::coding_view> codings,
                       std::string_view text);
 
 // --- JSON structure ----------------------------------------------------------

@@ -49,14 +49,14 @@ bool read_condition(od::object& obj, resource_ctx& ctx, condition_record& out) {
     if (!ok) return false;
 
     out.code_text = text_or_null(text);
-    const term::headache_type type = term::classify_condition(codings, text);
+    const term::headache_type type = ctx.s.classify.condition(codings, text);
     const term::coding_view* shown = codings.empty() ? nullptr : &codings.front();
     if (type != term::headache_type::none) {
         out.headache_type = std::string(term::to_string(type));
         // The columns show the coding that produced the type (the most
         // specific one when several classify), so an analyst can see why.
         for (const auto& c : codings) {
-            if (term::classify_condition(std::span(&c, 1), {}) == type) {
+            if (ctx.s.classify.condition(std::span(&c, 1), {}) == type) {
                 shown = &c;
                 break;
             }

@@ -412,7 +412,7 @@ struct normalizer::impl {
             r.medication_system.reset();
             r.medication_code.reset();
             r.medication_display.reset();
-            apply_medication(r, views,
+            apply_medication(s.classify, r, views,
                              m->text.empty() ? std::string_view(fallback) : std::string_view(m->text));
         }
         pending_medications.clear();

@@ -59,9 +59,9 @@ bool read_encounter(od::object& obj, resource_ctx& ctx, encounter_record& out) {
         out.reason_codes = ctx.s.json;
     }
     related.insert(related.end(), reasons.begin(), reasons.end());
-    bool headache = term::is_headache_related(related, {});
+    bool headache = ctx.s.classify.headache_related(related, {});
     for (std::size_t i = 0; !headache && i < texts.size(); ++i)
-        headache = term::is_headache_related({}, texts[i]);
+        headache = ctx.s.classify.headache_related({}, texts[i]);
     out.is_headache_related = headache;
     return true;
 }

@@ -186,7 +186,7 @@ bool read_medication_request(od::object& obj, resource_ctx& ctx, medication_requ
     if (!ok) return false;
 
     if (has_concept) {
-        apply_medication(out, codings, text);
+        apply_medication(ctx.s.classify, out, codings, text);
     } else if (!med_ref.reference.empty()) {
         out.medication_reference = std::string(med_ref.reference);
         const parsed_reference p = parse_reference(med_ref.reference);
@@ -196,18 +196,18 @@ bool read_medication_request(od::object& obj, resource_ctx& ctx, medication_requ
                 if (c.id == p.id) hit = &c;
         }
         if (hit) {
-            apply_medication(out, std::span(ctx.s.contained_codings).subspan(hit->first, hit->count),
+            apply_medication(ctx.s.classify, out, std::span(ctx.s.contained_codings).subspan(hit->first, hit->count),
                              hit->text);
         } else {
             // Resolved by the document layer from the Medication index; until
             // then (or if it never resolves) the reference's display is the
             // only name there is.
             if (p.kind != parsed_reference::form::contained) ctx.medication_pending = true;
-            apply_medication(out, {}, med_ref.display);
+            apply_medication(ctx.s.classify, out, {}, med_ref.display);
         }
     } else if (!med_ref.display.empty()) {
         // A reference with only a display (R4 Reference allows it).
-        apply_medication(out, {}, med_ref.display);
+        apply_medication(ctx.s.classify, out, {}, med_ref.display);
     }
     return true;
 }

@@ -106,7 +106,7 @@ bool read_observation(od::object& obj, resource_ctx& ctx, observation_record& ou
     if (!ok) return false;
 
     set_code(prefer_system(codings, {term::code_system::loinc}), out.code_system, out.code, out.code_display);
-    out.instrument = std::string(term::to_string(term::classify_observation(codings, text)));
+    out.instrument = std::string(term::to_string(ctx.s.classify.observation(codings, text)));
     return true;
 }
 

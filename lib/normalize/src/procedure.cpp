@@ -30,7 +30,7 @@ bool read_procedure(od::object& obj, resource_ctx& ctx, procedure_record& out) {
     // Billing codes (CPT, HCPCS) are what identify an injection procedure.
     set_code(prefer_system(codings, {term::code_system::cpt, term::code_system::hcpcs}), out.code_system,
              out.code, out.code_display);
-    out.procedure_kind = std::string(term::to_string(term::classify_procedure(codings, text)));
+    out.procedure_kind = std::string(term::to_string(ctx.s.classify.procedure(codings, text)));
     return true;
 }
 

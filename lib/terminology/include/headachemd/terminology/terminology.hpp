@@ -11,8 +11,11 @@
 // names as the fallback.
 #pragma once
 
+#include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace headachemd::terminology {
 
@@ -141,5 +144,28 @@ procedure_kind classify_procedure(std::span<const coding_view> codings, std::str
 // True when any coding or the text names a headache diagnosis, a headache
 // procedure, or the words headache/migraine/cephalalgia.
 bool is_headache_related(std::span<const coding_view> codings, std::string_view text);
+
+// Remembers the answers of the functions above for inputs seen before.
+// Clinical data repeats the same few hundred codes and texts endlessly, and
+// a text search for ingredient names costs microseconds, so the normalizer
+// asks through one of these. Answers are exactly those of the functions.
+// Not thread-safe: one per normalizer. Memory is bounded (it forgets all
+// when it holds more than 50,000 answers).
+class memo {
+public:
+    headache_type condition(std::span<const coding_view> codings, std::string_view text);
+    medication_class medication(std::span<const coding_view> codings, std::string_view text);
+    instrument observation(std::span<const coding_view> codings, std::string_view text);
+    procedure_kind procedure(std::span<const coding_view> codings, std::string_view text);
+    bool headache_related(std::span<const coding_view> codings, std::string_view text);
+
+private:
+    const std::string& key(char kind, std::span<const coding_view> codings, std::string_view text);
+    void bound();
+
+    std::string key_;
+    std::unordered_map<std::string, std::uint32_t> answers_;
+    std::unordered_map<std::string, medication_class> medications_;
+};
 
 }  // namespace headachemd::terminology
