@@ -1,0 +1,176 @@
+// sync.toml → a validated, fully defaulted config.
+//
+// Contract: `parse_config` and `load_config` return either a config in
+// which every field holds its final value (profile presets applied, each
+// explicit key overriding its preset, paths expanded), or every error found
+// in the text, each naming file:line:column and saying what would be valid.
+// They never throw for bad input (only std::bad_alloc), never log, and
+// never touch the network. `load_config` reads the one file it is given;
+// no other file (secret files, CA files, databases) is opened here, so a
+// path that does not exist yet is not an error at this stage.
+//
+// Secrets (client secret, private key, token key) are never accepted in the
+// config text: only paths to files or systemd credentials (DESIGN.md,
+// "Security model"). No error message echoes the value of a rejected secret.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace headachemd::config {
+
+struct daemon_settings {
+    std::filesystem::path database = "/var/lib/headachemd/headache.db";  // analytics DB (analysts read it)
+    std::filesystem::path vault = "/var/lib/headachemd/vault.db";        // tokens and audit, mode 0600
+    std::string log_level = "info";   // trace | debug | info | warn | warning | error | critical | off
+    std::string log_format = "auto";  // auto | journald | text | json
+    std::chrono::seconds default_interval{std::chrono::hours{6}};  // each [[ehr]]'s `interval` default
+    std::optional<std::string> callback_listen;           // "host:port" of the enroll redirect listener
+    std::optional<std::filesystem::path> token_key_file;  // vault encryption key (issue 5)
+
+    bool operator==(const daemon_settings&) const = default;
+};
+
+// [privacy] identifiers: what the analytics DB may hold about a patient.
+// none (default): birth year and sex only. minimal: also the FHIR patient id.
+enum class identifier_policy { none, minimal };
+
+struct privacy_settings {
+    identifier_policy identifiers = identifier_policy::none;
+
+    bool operator==(const privacy_settings&) const = default;
+};
+
+// How the client authenticates at the token endpoint (SMART App Launch,
+// "confidential clients"; RFC 6749 §2.3.1; RFC 7523 for private_key_jwt).
+enum class client_auth_method { client_secret_basic, client_secret_post, private_key_jwt, none };
+
+// The TOML spelling of a method: "client_secret_basic", …
+std::string_view to_string(client_auth_method method);
+
+// The FHIR resource types the normalizer turns into tables.
+inline constexpr std::array<std::string_view, 7> known_resource_types{
+    "Patient", "Condition", "MedicationRequest", "Appointment", "Encounter", "Observation", "Procedure"};
+
+// One resource type to search, with the extra search parameters this EHR
+// needs for it (Epic: Observation needs `category`). A name may repeat:
+// FHIR ANDs repeated parameters, and a comma inside one value ORs.
+struct resource_setting {
+    std::string type;
+    std::vector<std::pair<std::string, std::string>> params;
+
+    bool operator==(const resource_setting&) const = default;
+};
+
+struct ehr_settings {
+    std::string name;     // [A-Za-z0-9._-], ≤ 64; stored in every row's `ehr` column
+    std::string profile;  // "eclinicalworks" | "epic" | "generic": the preset the defaults came from
+    // https://…, no trailing slash, no query. It is SMART's `aud`, compared
+    // exactly by the server. http:// only for loopback (127.0.0.0/8, [::1], localhost).
+    std::string fhir_base;
+    bool discovery = true;                          // read {fhir_base}/.well-known/smart-configuration
+    std::optional<std::string> authorize_endpoint;  // overrides discovery
+    std::optional<std::string> token_endpoint;      // overrides discovery; required without it
+    std::string client_id;
+    std::optional<std::filesystem::path> client_secret_file;  // client_secret_basic / _post
+    std::optional<std::filesystem::path> private_key_file;    // private_key_jwt (PEM)
+    std::optional<std::string> key_id;                        // JWS `kid` for private_key_jwt
+    client_auth_method client_auth = client_auth_method::client_secret_basic;
+    std::vector<std::string> scopes;
+    std::optional<std::filesystem::path> ca_file;  // extra trust anchor beside the system CAs
+    std::vector<resource_setting> resources;       // in the order they are synced
+    std::string patient_param = "patient";         // search parameter naming the patient
+    std::optional<int> page_size;                  // sent as _count; nullopt: not sent
+    std::optional<std::string> page_param;         // eCW's non-standard paging parameter ("page")
+    bool use_last_updated = true;  // incremental _lastUpdated search where the server declares it
+    std::chrono::seconds last_updated_overlap{300};  // _lastUpdated=gt{cursor − overlap}
+    int requests_per_minute = 600;                   // token and FHIR calls both count
+    int max_concurrent = 4;                          // patients synced at once
+    std::chrono::seconds interval{std::chrono::hours{6}};
+    std::chrono::seconds reconcile_every{std::chrono::hours{24 * 7}};  // full pull that finds deletes
+    std::optional<std::chrono::sys_seconds> backfill_since;            // first sync starts here (UTC)
+    std::chrono::seconds refresh_token_lifetime{0};                    // 0: unknown; eCW 90 days
+    bool refresh_token_rotates = false;                                // eCW: single-use refresh tokens
+    std::chrono::seconds http_timeout{30};                             // per request phase
+
+    bool operator==(const ehr_settings&) const = default;
+};
+
+struct patient_settings {
+    // The pseudonymous HeadacheMD key: [A-Za-z0-9._-], 1–64 characters. It
+    // appears in logs, `status` and every row's patient_key, so it must never
+    // be a name, an MRN or anything else that identifies the person.
+    std::string key;
+    std::string ehr;                             // an [[ehr]] name
+    std::optional<std::string> fhir_patient_id;  // else learnt from the token response at enrollment
+
+    bool operator==(const patient_settings&) const = default;
+};
+
+struct config {
+    daemon_settings daemon;
+    privacy_settings privacy;
+    std::vector<ehr_settings> ehrs;
+    std::vector<patient_settings> patients;
+    std::filesystem::path file;  // where the config came from, as given
+
+    // The [[ehr]] with this name, or nullptr. The pointer lives as long as
+    // this config and its `ehrs` are not modified.
+    const ehr_settings* find_ehr(std::string_view name) const;
+
+    bool operator==(const config&) const = default;
+};
+
+struct config_error {
+    std::string file;
+    int line = 0;    // 1-based; 0 when the error concerns the whole file
+    int column = 0;  // 1-based; 0 when the error concerns the whole file
+    std::string message;
+
+    // "sync.toml:12:5: [[ehr]] \"ecw\": fhir_base must be https:// …", or
+    // "sync.toml: cannot read …" when line is 0.
+    std::string to_string() const;
+
+    bool operator==(const config_error&) const = default;
+};
+
+// Looks up an environment variable for "${NAME}" in path values; nullopt
+// when unset. Injected so that tests need not change the process environment.
+using env_lookup = std::function<std::optional<std::string>(std::string_view name)>;
+
+// std::getenv. An empty value counts as unset.
+std::optional<std::string> process_environment(std::string_view name);
+
+using parse_result = std::variant<config, std::vector<config_error>>;
+
+// Parses and validates TOML text. `file_name` labels the errors and is kept
+// in config::file; a relative path in the text is resolved against its
+// directory (the directory of sync.toml, not the working directory, which
+// is / under systemd). Errors come sorted by position. A TOML syntax error
+// stops toml++ at the first one, so it is reported alone.
+parse_result parse_config(std::string_view toml_text, std::string_view file_name,
+                          const env_lookup& env = process_environment);
+
+// Reads `file` and parses it. An unreadable file gives one error naming it.
+parse_result load_config(const std::filesystem::path& file, const env_lookup& env = process_environment);
+
+// The defaults of a profile preset, before any explicit key. nullopt for an
+// unknown profile. name, fhir_base and client_id are empty.
+std::optional<ehr_settings> profile_preset(std::string_view profile,
+                                           std::chrono::seconds default_interval = std::chrono::hours{6});
+
+inline constexpr std::array<std::string_view, 3> known_profiles{"eclinicalworks", "epic", "generic"};
+
+// "90s", "30m", "6h", "7d", or a sum such as "1h30m". nullopt when the text
+// is not of that form or exceeds 100 years.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+
+}  // namespace headachemd::config

@@ -1,0 +1,129 @@
+// Profile presets: what each EHR family needs, so that an [[ehr]] block
+// states only its registration. Every value here can be overridden by an
+// explicit key (DESIGN.md, "EHR realities": per-EHR settings, not branches
+// in the code).
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "headachemd/config/config.hpp"
+
+namespace headachemd::config {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<resource_setting> resources_of(std::initializer_list<std::string_view> types) {
+    std::vector<resource_setting> out;
+    for (auto type : types) out.push_back({std::string(type), {}});
+    return out;
+}
+
+// SMART v1 scopes: what eCW lists; Epic and most servers accept them too.
+std::vector<std::string> scopes_for(const std::vector<resource_setting>& resources) {
+    // launch/patient: a patient context in standalone launch. openid fhirUser:
+    // the patient id can come from the id_token when the token response has no
+    // `patient`. offline_access: the refresh token the daemon lives on.
+    std::vector<std::string> scopes{"launch/patient", "openid", "fhirUser", "offline_access"};
+    for (const auto& r : resources) scopes.push_back("patient/" + r.type + ".read");
+    return scopes;
+}
+
+ehr_settings eclinicalworks(ehr_settings s) {
+    // Appointment is left out: eCW's clinical FHIR facade does not serve it
+    // (it lives in the separate healow Scheduling API, with its own base
+    // URL), and asking for patient/Appointment.read is a likely cause of a
+    // 403 invalid_request at /authorize.
+    s.resources =
+        resources_of({"Patient", "Condition", "MedicationRequest", "Encounter", "Observation", "Procedure"});
+    s.scopes = scopes_for(s.resources);
+    // 250 calls a minute per practice base, /authorize and /token included.
+    s.requests_per_minute = 250;
+    s.max_concurrent = 4;
+    // The facade declares _lastUpdated for no type: full pull and hash diff.
+    s.use_last_updated = false;
+    // No _count; a non-standard `page` parameter instead.
+    s.page_size = std::nullopt;
+    s.page_param = "page";
+    // Single-use refresh tokens that live 90 days.
+    s.refresh_token_lifetime = std::chrono::hours{24 * 90};
+    s.refresh_token_rotates = true;
+    return s;
+}
+
+ehr_settings epic(ehr_settings s) {
+    s.resources = resources_of({"Patient", "Condition", "MedicationRequest", "Appointment", "Encounter",
+                                "Observation", "Procedure"});
+    // Epic refuses an Observation search without a category; a comma ORs
+    // the categories we normalize (vitals, labs, questionnaire scores).
+    for (auto& r : s.resources) {
+        if (r.type == "Observation") r.params = {{"category", "vital-signs,laboratory,survey"}};
+    }
+    s.scopes = scopes_for(s.resources);
+    s.requests_per_minute = 120;
+    s.max_concurrent = 4;
+    s.use_last_updated = true;
+    s.page_size = 100;
+    s.refresh_token_lifetime = 0s;  // set per app registration at Epic: unknown here
+    s.refresh_token_rotates = false;
+    return s;
+}
+
+ehr_settings generic(ehr_settings s) {
+    s.resources = resources_of({"Patient", "Condition", "MedicationRequest", "Appointment", "Encounter",
+                                "Observation", "Procedure"});
+    s.scopes = scopes_for(s.resources);
+    s.requests_per_minute = 600;
+    s.max_concurrent = 4;
+    s.use_last_updated = true;
+    s.page_size = 100;
+    s.refresh_token_lifetime = 0s;
+    s.refresh_token_rotates = false;
+    return s;
+}
+
+}  // namespace
+
+std::optional<ehr_settings> profile_preset(std::string_view profile, std::chrono::seconds default_interval) {
+    ehr_settings base;
+    base.profile = std::string(profile);
+    base.interval = default_interval;
+    if (profile == "eclinicalworks") return eclinicalworks(std::move(base));
+    if (profile == "epic") return epic(std::move(base));
+    if (profile == "generic") return generic(std::move(base));
+    return std::nullopt;
+}
+
+std::string_view to_string(client_auth_method method) {
+    switch (method) {
+        case client_auth_method::client_secret_basic:
+            return "client_secret_basic";
+        case client_auth_method::client_secret_post:
+            return "client_secret_post";
+        case client_auth_method::private_key_jwt:
+            return "private_key_jwt";
+        case client_auth_method::none:
+            return "none";
+    }
+    return "client_secret_basic";
+}
+
+const ehr_settings* config::find_ehr(std::string_view name) const {
+    for (const auto& e : ehrs) {
+        if (e.name == name) return &e;
+    }
+    return nullptr;
+}
+
+std::string config_error::to_string() const {
+    std::string out = file;
+    if (line > 0) {
+        out += ':' + std::to_string(line) + ':' + std::to_string(column);
+    }
+    out += ": ";
+    out += message;
+    return out;
+}
+
+}  // namespace headachemd::config
