@@ -1,0 +1,136 @@
+// The HTTPS client: HTTP/1.1 over TLS (Beast over OpenSSL) with pooled
+// keep-alive connections, a deadline on every phase, and a body-size cap.
+//
+// Contract
+// - send() returns an HTTP response for every status, 4xx and 5xx included:
+//   classifying a status is the caller's job. Transport failures are
+//   values: result<response> holds an error whose `code` is one of
+//     "invalid_url"     not an absolute http(s) URL, or it carries userinfo
+//     "insecure_scheme" http:// to a host that is not loopback (refused
+//                       before anything is resolved or connected)
+//     "invalid_request" a header name or value that would break the framing
+//                       (CR, LF, NUL), e.g. a token that came from a server
+//     "resolve"         the host name did not resolve
+//     "connect"         no TCP connection (refused, unreachable)
+//     "tls"             handshake or certificate failure (unknown CA, wrong
+//                       host name, expired, protocol mismatch)
+//     "timeout"         a phase missed its deadline
+//     "reset"           the connection was closed before the response header
+//                       was complete, or reset (RST) at any point
+//     "truncated"       the body ended early (short of Content-Length, or a
+//                       chunked body without its last chunk)
+//     "body_too_large"  the body exceeds client_options::max_body_bytes
+//     "protocol"        the server sent something that is not HTTP/1.1
+//     "cancelled"       the calling coroutine was cancelled from outside
+//   and a `message` naming the method and scheme://host:port/path. The
+//   message never contains the query string (it may hold patient ids),
+//   header values (Authorization: Bearer …) or bodies.
+// - Nothing is thrown for network failures; std::bad_alloc and bugs throw.
+// - The client is not tied to one thread: the connection pool is locked.
+//   Each connection is used by one request at a time.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include "headachemd/core/result.hpp"
+
+namespace headachemd::http {
+
+struct header_field {
+    std::string name;
+    std::string value;
+};
+
+struct request {
+    boost::beast::http::verb method = boost::beast::http::verb::get;
+    std::string url;  // absolute https:// (or loopback http://) URL
+    // Sent as given, in order. Host and User-Agent given here replace the
+    // defaults; Content-Length and Transfer-Encoding are ignored because
+    // the client frames the body itself (RFC 9112 §6).
+    std::vector<header_field> headers;
+    std::string body;
+};
+
+struct response {
+    int status = 0;
+    std::vector<header_field> headers;  // in the order received
+    std::string body;
+
+    // The first field named `name`, compared case-insensitively (field
+    // names are case-insensitive, RFC 9110 §5.1). The view points into
+    // `headers`.
+    std::optional<std::string_view> header(std::string_view name) const;
+};
+
+struct client_options {
+    // One budget for resolve + TCP connect + TLS handshake.
+    std::chrono::milliseconds connect_timeout{10000};
+    // Per phase: writing the request, reading the response header, and
+    // reading the body each get this deadline.
+    std::chrono::milliseconds request_timeout{30000};
+    std::size_t max_body_bytes = 64 << 20;
+    // PEM files of CAs to trust in addition to (or, with use_system_cas
+    // off, instead of) the system store: an EHR's ca_file, a test CA.
+    std::vector<std::filesystem::path> extra_ca_files;
+    bool use_system_cas = true;
+    // Idle keep-alive connections kept per origin; 0 disables reuse.
+    std::size_t max_idle_per_origin = 4;
+    // An idle connection older than this is closed instead of reused.
+    std::chrono::seconds idle_timeout{60};
+    std::string user_agent = "headachemd-sync/0.1";
+};
+
+// The seam between the sync code and the network: tests of the FHIR and
+// SMART layers substitute a fake.
+class transport {
+public:
+    virtual ~transport() = default;
+    virtual boost::asio::awaitable<result<response>> send(request req) = 0;
+};
+
+class client final : public transport {
+public:
+    // Throws std::runtime_error when an extra CA file cannot be loaded (a
+    // configuration error, reported at startup rather than per request).
+    client(boost::asio::any_io_executor ex, client_options opts);
+    ~client() override;
+    client(const client&) = delete;
+    client& operator=(const client&) = delete;
+
+    // Sends one request and reads the whole response. A request that may
+    // run while the client is destroyed keeps the client's state alive.
+    //
+    // Connection reuse: a connection goes back to the pool only when the
+    // whole body was read and both sides allow keep-alive. A reused
+    // connection that turns out to be stale is replaced by a fresh one
+    // once: for idempotent methods (RFC 9110 §9.2.2) when the failure came
+    // before any response byte; for POST and PATCH only when writing the
+    // request failed, because a request that was written may have been
+    // applied (and an eCW refresh token is single-use).
+    boost::asio::awaitable<result<response>> send(request req) override;
+
+    // Closes every idle pooled connection (TLS close_notify under a short
+    // deadline). Connections in use are not affected.
+    void close_idle();
+
+    // Idle connections currently pooled, over all origins (for tests and
+    // `status`).
+    std::size_t idle_count() const;
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace headachemd::http

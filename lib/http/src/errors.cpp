@@ -1,0 +1,77 @@
+// Error classification: see headachemd/http/detail/errors.hpp.
+#include "headachemd/http/detail/errors.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+
+namespace headachemd::http::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+std::string_view phase_name(phase p) {
+    switch (p) {
+        case phase::resolve:
+            return "resolving the host";
+        case phase::connect:
+            return "connecting";
+        case phase::handshake:
+            return "TLS handshake";
+        case phase::write:
+            return "writing the request";
+        case phase::read_header:
+            return "reading the response header";
+        case phase::read_body:
+            return "reading the response body";
+    }
+    return "?";
+}
+
+std::string_view classify(phase p, const boost::system::error_code& ec) {
+    // beast::tcp_stream reports an expired expires_after/expires_at as
+    // beast::error::timeout; the kernel's own give-up is ETIMEDOUT.
+    if (ec == beast::error::timeout || ec == asio::error::timed_out) return "timeout";
+    if (ec == asio::error::operation_aborted) return "cancelled";
+    if (ec == beast::http::error::body_limit) return "body_too_large";
+
+    switch (p) {
+        case phase::resolve:
+            return "resolve";
+        case phase::connect:
+            return "connect";
+        case phase::handshake:
+            // Any failure while the TLS session is being set up, including the
+            // peer hanging up on us after a fatal alert.
+            return "tls";
+        case phase::write:
+        case phase::read_header:
+        case phase::read_body:
+            break;
+    }
+
+    const bool in_body = p == phase::read_body;
+
+    // The peer closed the connection. Before the header was complete this
+    // is a reset (the stale keep-alive case); within the body the message
+    // is cut short (RFC 9112 §8: an incomplete message).
+    // stream_truncated is a TLS close without close_notify (RFC 8446 §6.1).
+    if (ec == beast::http::error::end_of_stream) return "reset";
+    if (ec == beast::http::error::partial_message || ec == asio::error::eof ||
+        ec == asio::ssl::error::stream_truncated)
+        return in_body ? "truncated" : "reset";
+    if (ec == asio::error::connection_reset || ec == asio::error::connection_aborted ||
+        ec == asio::error::broken_pipe || ec == asio::error::not_connected || ec == asio::error::shut_down)
+        return "reset";
+
+    // Everything else Beast's parser rejects: a bad status line or field,
+    // a bad chunk, a header over header_limit.
+    if (ec.category() == make_error_code(beast::http::error::bad_version).category()) return "protocol";
+    if (ec.category() == asio::error::get_ssl_category() ||
+        ec.category() == asio::ssl::error::get_stream_category())
+        return "tls";
+    return "reset";
+}
+
+}  // namespace headachemd::http::detail

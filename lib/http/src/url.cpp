@@ -1,0 +1,362 @@
+// Pure URL and encoding helpers: see url.hpp for the contracts.
+#include "headachemd/http/url.hpp"
+
+#include <array>
+#include <cstddef>
+#include <string>
+
+#include <boost/url/ipv4_address.hpp>
+#include <boost/url/ipv6_address.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+namespace headachemd::http {
+
+namespace urls = boost::urls;
+
+namespace {
+
+constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+// RFC 3986 §2.3 unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"
+constexpr bool is_unreserved(char c) {
+    return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = ascii_lower(c);
+    return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    return true;
+}
+
+// A registered name we are willing to resolve: letters, digits, '-', '.',
+// '_' after percent-decoding. Anything else (a decoded '/', NUL, or UTF-8
+// that would need IDNA) is refused rather than handed to getaddrinfo.
+bool is_plain_reg_name(std::string_view host) {
+    if (host.empty()) return false;
+    for (char c : host)
+        if (!(is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_')) return false;
+    return true;
+}
+
+bool is_loopback_v6(const urls::ipv6_address& a) {
+    if (a.is_loopback()) return true;
+    // ::ffff:127.x.y.z reaches the IPv4 loopback net.
+    return a.is_v4_mapped() && a.to_bytes()[12] == 127;
+}
+
+void append_pct(std::string& out, unsigned char byte) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    out += '%';
+    out += hex[byte >> 4];
+    out += hex[byte & 0x0F];
+}
+
+// Form encoding of one name or value (space as '+').
+void append_form(std::string& out, std::string_view s) {
+    for (char c : s) {
+        if (is_unreserved(c))
+            out += c;
+        else if (c == ' ')
+            out += '+';
+        else
+            append_pct(out, static_cast<unsigned char>(c));
+    }
+}
+
+std::string base64_with(std::span<const unsigned char> in, const char* alphabet, bool pad) {
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 3 <= in.size(); i += 3) {
+        const unsigned v = (unsigned{in[i]} << 16) | (unsigned{in[i + 1]} << 8) | unsigned{in[i + 2]};
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += alphabet[v & 63];
+    }
+    const std::size_t rest = in.size() - i;
+    if (rest == 1) {
+        const unsigned v = unsigned{in[i]} << 16;
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        if (pad) out += "==";
+    } else if (rest == 2) {
+        const unsigned v = (unsigned{in[i]} << 16) | (unsigned{in[i + 1]} << 8);
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        if (pad) out += '=';
+    }
+    return out;
+}
+
+// --- HTTP-date (RFC 9110 §5.6.7) -------------------------------------------
+
+constexpr std::array<std::string_view, 7> day_names{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+constexpr std::array<std::string_view, 7> day_names_long{"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                                         "Friday", "Saturday", "Sunday"};
+constexpr std::array<std::string_view, 12> month_names{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+template <std::size_t N>
+bool one_of(std::string_view s, const std::array<std::string_view, N>& names) {
+    for (auto n : names)
+        if (s == n) return true;
+    return false;
+}
+
+std::optional<unsigned> parse_month(std::string_view s) {
+    for (std::size_t i = 0; i < month_names.size(); ++i)
+        if (s == month_names[i]) return static_cast<unsigned>(i + 1);
+    return std::nullopt;
+}
+
+// Exactly s.size() digits.
+std::optional<int> parse_digits(std::string_view s) {
+    if (s.empty()) return std::nullopt;
+    int v = 0;
+    for (char c : s) {
+        if (!is_digit(c)) return std::nullopt;
+        v = v * 10 + (c - '0');
+    }
+    return v;
+}
+
+struct time_of_day {
+    int h, m, s;
+};
+
+// "HH:MM:SS"; second 60 is a leap second.
+std::optional<time_of_day> parse_time(std::string_view s) {
+    if (s.size() != 8 || s[2] != ':' || s[5] != ':') return std::nullopt;
+    auto h = parse_digits(s.substr(0, 2));
+    auto m = parse_digits(s.substr(3, 2));
+    auto sec = parse_digits(s.substr(6, 2));
+    if (!h || !m || !sec || *h > 23 || *m > 59 || *sec > 60) return std::nullopt;
+    return time_of_day{*h, *m, *sec};
+}
+
+std::optional<std::chrono::system_clock::time_point> make_time(int year, unsigned month, int day,
+                                                               time_of_day t) {
+    using namespace std::chrono;
+    const year_month_day ymd{std::chrono::year{year}, std::chrono::month{month},
+                             std::chrono::day{static_cast<unsigned>(day)}};
+    if (!ymd.ok()) return std::nullopt;
+    return system_clock::time_point{sys_days{ymd}} + hours{t.h} + minutes{t.m} + seconds{t.s};
+}
+
+// IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+std::optional<std::chrono::system_clock::time_point> parse_imf_fixdate(std::string_view v) {
+    if (v.size() != 29 || v.substr(3, 2) != ", " || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' ||
+        v.substr(25) != " GMT")
+        return std::nullopt;
+    if (!one_of(v.substr(0, 3), day_names)) return std::nullopt;
+    auto day = parse_digits(v.substr(5, 2));
+    auto mon = parse_month(v.substr(8, 3));
+    auto year = parse_digits(v.substr(12, 4));
+    auto t = parse_time(v.substr(17, 8));
+    if (!day || !mon || !year || !t) return std::nullopt;
+    return make_time(*year, *mon, *day, *t);
+}
+
+// rfc850-date: "Sunday, 06-Nov-94 08:49:37 GMT". The two-digit year is the
+// one not more than 50 years after `now` (RFC 9110 §5.6.7).
+std::optional<std::chrono::system_clock::time_point> parse_rfc850(std::string_view v,
+                                                                  std::chrono::system_clock::time_point now) {
+    const auto comma = v.find(',');
+    if (comma == std::string_view::npos || !one_of(v.substr(0, comma), day_names_long)) return std::nullopt;
+    v.remove_prefix(comma);
+    // ", 06-Nov-94 08:49:37 GMT"
+    if (v.size() != 24 || v.substr(0, 2) != ", " || v[4] != '-' || v[8] != '-' || v[11] != ' ' ||
+        v.substr(20) != " GMT")
+        return std::nullopt;
+    auto day = parse_digits(v.substr(2, 2));
+    auto mon = parse_month(v.substr(5, 3));
+    auto yy = parse_digits(v.substr(9, 2));
+    auto t = parse_time(v.substr(12, 8));
+    if (!day || !mon || !yy || !t) return std::nullopt;
+    const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(now)};
+    const int current = static_cast<int>(today.year());
+    int year = current / 100 * 100 + *yy;
+    if (year > current + 50)
+        year -= 100;
+    else if (year + 100 <= current + 50)
+        year += 100;
+    return make_time(year, *mon, *day, *t);
+}
+
+// asctime-date: "Sun Nov  6 08:49:37 1994"
+std::optional<std::chrono::system_clock::time_point> parse_asctime(std::string_view v) {
+    if (v.size() != 24 || v[3] != ' ' || v[7] != ' ' || v[10] != ' ' || v[19] != ' ') return std::nullopt;
+    if (!one_of(v.substr(0, 3), day_names)) return std::nullopt;
+    auto mon = parse_month(v.substr(4, 3));
+    // date3 = month SP ( 2DIGIT / ( SP DIGIT ) )
+    const auto day = v[8] == ' ' ? parse_digits(v.substr(9, 1)) : parse_digits(v.substr(8, 2));
+    auto t = parse_time(v.substr(11, 8));
+    auto year = parse_digits(v.substr(20, 4));
+    if (!day || !mon || !year || !t) return std::nullopt;
+    return make_time(*year, *mon, *day, *t);
+}
+
+}  // namespace
+
+std::string origin::to_string() const {
+    std::string out = scheme + "://";
+    if (host.find(':') != std::string::npos)
+        out += "[" + host + "]";
+    else
+        out += host;
+    out += ':';
+    out += std::to_string(port);
+    return out;
+}
+
+std::optional<origin> origin_of(std::string_view url) {
+    auto parsed = urls::parse_uri(url);
+    if (!parsed) return std::nullopt;
+    const urls::url_view& u = *parsed;
+    origin o;
+    o.scheme = lower(u.scheme());
+    std::uint16_t default_port = 0;
+    if (o.scheme == "https")
+        default_port = 443;
+    else if (o.scheme == "http")
+        default_port = 80;
+    else
+        return std::nullopt;
+    if (!u.has_authority()) return std::nullopt;
+
+    switch (u.host_type()) {
+        case urls::host_type::ipv4:
+            o.host = u.host_ipv4_address().to_string();
+            break;
+        case urls::host_type::ipv6:
+            // Canonical text, so "[0:0::1]" and "[::1]" are one origin.
+            o.host = u.host_ipv6_address().to_string();
+            break;
+        case urls::host_type::name:
+            o.host = lower(u.host_address());
+            if (!is_plain_reg_name(o.host)) return std::nullopt;
+            break;
+        default:  // none, ipvfuture
+            return std::nullopt;
+    }
+
+    o.port = default_port;
+    if (u.has_port() && !u.port().empty()) {
+        const auto p = u.port();
+        if (p.size() > 5) return std::nullopt;
+        auto n = parse_digits(p);
+        if (!n || *n < 1 || *n > 65535) return std::nullopt;
+        o.port = static_cast<std::uint16_t>(*n);
+    }
+    return o;
+}
+
+bool same_origin(std::string_view a, std::string_view b) {
+    auto oa = origin_of(a);
+    auto ob = origin_of(b);
+    return oa && ob && *oa == *ob;
+}
+
+bool is_loopback_host(std::string_view host) {
+    if (iequals(host, "localhost")) return true;
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (auto v4 = urls::parse_ipv4_address(host)) return v4->is_loopback();
+    if (auto v6 = urls::parse_ipv6_address(host)) return is_loopback_v6(*v6);
+    return false;
+}
+
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
+                                                      std::chrono::system_clock::time_point now) {
+    // A field value carries no leading or trailing OWS (RFC 9110 §5.5), but
+    // be forgiving about it.
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (value.empty()) return std::nullopt;
+
+    if (is_digit(value.front())) {
+        // delta-seconds = 1*DIGIT; anything past 2^31 is taken as 2^31
+        // (RFC 9111 §1.2.2).
+        constexpr long long cap = 2147483648LL;
+        long long v = 0;
+        for (char c : value) {
+            if (!is_digit(c)) return std::nullopt;
+            v = v * 10 + (c - '0');
+            if (v > cap) v = cap;
+        }
+        return std::chrono::seconds{v};
+    }
+
+    auto when = parse_imf_fixdate(value);
+    if (!when) when = parse_rfc850(value, now);
+    if (!when) when = parse_asctime(value);
+    if (!when) return std::nullopt;
+    if (*when <= now) return std::chrono::seconds{0};
+    return std::chrono::ceil<std::chrono::seconds>(*when - now);
+}
+
+std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields) {
+    std::string out;
+    for (const auto& [name, value] : fields) {
+        if (!out.empty()) out += '&';
+        append_form(out, name);
+        out += '=';
+        append_form(out, value);
+    }
+    return out;
+}
+
+std::string percent_encode(std::string_view bytes) {
+    std::string out;
+    out.reserve(bytes.size());
+    for (char c : bytes) {
+        if (is_unreserved(c))
+            out += c;
+        else
+            append_pct(out, static_cast<unsigned char>(c));
+    }
+    return out;
+}
+
+std::string base64_encode(std::string_view bytes) {
+    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    return base64_with({reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()}, alphabet, true);
+}
+
+std::string base64url_encode(std::span<const unsigned char> bytes) {
+    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    return base64_with(bytes, alphabet, false);
+}
+
+std::string url_with_query(std::string_view base,
+                           const std::vector<std::pair<std::string, std::string>>& params) {
+    if (params.empty()) return std::string(base);
+    std::string_view fragment;
+    if (auto hash = base.find('#'); hash != std::string_view::npos) {
+        fragment = base.substr(hash);
+        base = base.substr(0, hash);
+    }
+    std::string out(base);
+    if (base.find('?') == std::string_view::npos)
+        out += '?';
+    else if (out.back() != '?' && out.back() != '&')
+        out += '&';
+    out += form_encode(params);
+    out += fragment;
+    return out;
+}
+
+}  // namespace headachemd::http
