@@ -6,6 +6,7 @@
 
 #include "exit_codes.hpp"
 #include "ingest_command.hpp"
+#include "sync_commands.hpp"
 
 int main(int argc, char** argv) {
 #if defined(HEADACHEMD_REQUIRES_X86_64_V3)
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "headachemd-sync 0.1.0");
     int exit_code = headachemd::exit_code::ok;
     headachemd::daemon::add_ingest_command(app, &exit_code);
+    headachemd::daemon::add_sync_commands(app, &exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

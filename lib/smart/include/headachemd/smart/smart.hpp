@@ -1,0 +1,86 @@
+// SMART App Launch 2.x, client side, as pure functions over bytes.
+//
+// Contract: parsers take the response body as received and return values or
+// a headachemd::error; they never throw on bad input, and error messages
+// never contain token values.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "headachemd/core/result.hpp"
+
+namespace headachemd::smart {
+
+// {fhir_base}/.well-known/smart-configuration (SMART App Launch 2.x §
+// "Conformance"), or the oauth-uris extension of the CapabilityStatement.
+struct configuration {
+    std::string authorization_endpoint;
+    std::string token_endpoint;
+    std::optional<std::string> revocation_endpoint;
+    std::vector<std::string> token_endpoint_auth_methods_supported;
+    std::vector<std::string> scopes_supported;
+    std::vector<std::string> code_challenge_methods_supported;
+    std::vector<std::string> capabilities;
+};
+
+result<configuration> parse_configuration(std::string_view json);
+// Fallback for servers without the well-known document: the extension
+// http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris.
+result<configuration> parse_capability_oauth_uris(std::string_view json);
+
+// A successful token endpoint answer (RFC 6749 §5.1 plus SMART's `patient`).
+struct token_response {
+    std::string access_token;
+    std::string token_type;
+    std::optional<std::chrono::seconds> expires_in;
+    std::optional<std::string> refresh_token;  // present when the server rotates
+    std::string scope;
+    std::optional<std::string> patient;
+    std::optional<std::string> id_token;
+};
+
+// Parses the token endpoint's answer. An RFC 6749 §5.2 error becomes an
+// error whose code is the OAuth error code ("invalid_grant",
+// "invalid_client", …) and whose message carries error_description.
+// token_type must be Bearer (case-insensitive).
+result<token_response> parse_token_response(int http_status, std::string_view body);
+
+enum class client_auth { client_secret_basic, client_secret_post, none };
+
+struct client_credentials {
+    std::string client_id;
+    std::string client_secret;  // empty for a public client
+    client_auth auth = client_auth::client_secret_basic;
+};
+
+// The headers and form body of a token request (RFC 6749 §6 refresh).
+struct token_request {
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;  // application/x-www-form-urlencoded
+};
+
+token_request make_refresh_request(std::string_view refresh_token, const client_credentials& creds);
+
+// The access token of one patient, in memory only.
+class access_token_state {
+public:
+    // Refresh this long before expires_in runs out (DESIGN.md, "Tokens").
+    static constexpr std::chrono::seconds refresh_margin{60};
+
+    bool usable(std::chrono::system_clock::time_point now) const;
+    void set(const token_response& t, std::chrono::system_clock::time_point now);
+    void invalidate() { token_.clear(); }
+    const std::string& token() const { return token_; }
+    std::chrono::system_clock::time_point expires_at() const { return expires_at_; }
+
+private:
+    std::string token_;
+    std::chrono::system_clock::time_point expires_at_{};
+};
+
+}  // namespace headachemd::smart

@@ -1,0 +1,193 @@
+#include "headachemd/smart/smart.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include <simdjson.h>
+
+#include "headachemd/http/url.hpp"
+
+namespace headachemd::smart {
+namespace {
+
+namespace od = simdjson::ondemand;
+
+error bad(std::string code, std::string message) { return error{std::move(code), std::move(message)}; }
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+void read_string_array(od::value v, std::vector<std::string>& out) {
+    od::array arr;
+    if (v.get_array().get(arr)) return;
+    for (auto item : arr) {
+        std::string_view s;
+        if (!item.get_string().get(s)) out.emplace_back(s);
+    }
+}
+
+// One value in application/x-www-form-urlencoded form: the encoder writes
+// "name=", so encode the value as a name and drop the '='.
+std::string form_component(std::string_view value) {
+    std::string e = http::form_encode({{std::string(value), ""}});
+    e.pop_back();
+    return e;
+}
+
+}  // namespace
+
+result<configuration> parse_configuration(std::string_view json) {
+    simdjson::padded_string text(json);
+    od::parser parser;
+    od::document doc;
+    od::object obj;
+    if (parser.iterate(text).get(doc) || doc.get_object().get(obj))
+        return bad("bad_discovery", "smart-configuration is not a JSON object");
+    configuration c;
+    for (auto field : obj) {
+        std::string_view key;
+        if (field.unescaped_key().get(key)) return bad("bad_discovery", "smart-configuration is malformed JSON");
+        od::value v = field.value();
+        std::string_view s;
+        if (key == "authorization_endpoint") { if (!v.get_string().get(s)) c.authorization_endpoint = s; }
+        else if (key == "token_endpoint") { if (!v.get_string().get(s)) c.token_endpoint = s; }
+        else if (key == "revocation_endpoint") { if (!v.get_string().get(s)) c.revocation_endpoint = std::string(s); }
+        else if (key == "token_endpoint_auth_methods_supported") read_string_array(v, c.token_endpoint_auth_methods_supported);
+        else if (key == "scopes_supported") read_string_array(v, c.scopes_supported);
+        else if (key == "code_challenge_methods_supported") read_string_array(v, c.code_challenge_methods_supported);
+        else if (key == "capabilities") read_string_array(v, c.capabilities);
+    }
+    if (c.token_endpoint.empty())
+        return bad("bad_discovery", "smart-configuration has no token_endpoint (SMART App Launch requires it)");
+    return c;
+}
+
+result<configuration> parse_capability_oauth_uris(std::string_view json) {
+    // CapabilityStatement.rest[].security.extension[oauth-uris].extension[]
+    // {url: authorize|token|revoke, valueUri}. Read with the DOM API: the
+    // document is small and its order is not fixed.
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (parser.parse(json).get(doc)) return bad("bad_discovery", "CapabilityStatement is malformed JSON");
+    configuration c;
+    simdjson::dom::array rest;
+    if (doc["rest"].get(rest)) return bad("bad_discovery", "CapabilityStatement has no rest");
+    for (auto r : rest) {
+        simdjson::dom::array exts;
+        if (r["security"]["extension"].get(exts)) continue;
+        for (auto e : exts) {
+            std::string_view url;
+            if (e["url"].get(url) ||
+                url != "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris")
+                continue;
+            simdjson::dom::array inner;
+            if (e["extension"].get(inner)) continue;
+            for (auto i : inner) {
+                std::string_view name, value;
+                if (i["url"].get(name) || i["valueUri"].get(value)) continue;
+                if (name == "authorize") c.authorization_endpoint = value;
+                else if (name == "token") c.token_endpoint = value;
+                else if (name == "revoke") c.revocation_endpoint = std::string(value);
+            }
+        }
+    }
+    if (c.token_endpoint.empty())
+        return bad("bad_discovery", "CapabilityStatement declares no oauth-uris token endpoint");
+    return c;
+}
+
+result<token_response> parse_token_response(int http_status, std::string_view body) {
+    simdjson::padded_string text(body);
+    od::parser parser;
+    od::document doc;
+    od::object obj;
+    const bool is_object = !parser.iterate(text).get(doc) && !doc.get_object().get(obj);
+    if (!is_object) {
+        return bad(http_status >= 500 ? "http_" + std::to_string(http_status) : "bad_token_response",
+                   "token endpoint answered HTTP " + std::to_string(http_status) + " without a JSON object");
+    }
+    token_response t;
+    std::string oauth_error, description;
+    for (auto field : obj) {
+        std::string_view key;
+        if (field.unescaped_key().get(key)) return bad("bad_token_response", "token response is malformed JSON");
+        od::value v = field.value();
+        std::string_view s;
+        if (key == "access_token") { if (!v.get_string().get(s)) t.access_token = s; }
+        else if (key == "token_type") { if (!v.get_string().get(s)) t.token_type = s; }
+        else if (key == "refresh_token") { if (!v.get_string().get(s)) t.refresh_token = std::string(s); }
+        else if (key == "scope") { if (!v.get_string().get(s)) t.scope = s; }
+        else if (key == "patient") { if (!v.get_string().get(s)) t.patient = std::string(s); }
+        else if (key == "id_token") { if (!v.get_string().get(s)) t.id_token = std::string(s); }
+        else if (key == "error") { if (!v.get_string().get(s)) oauth_error = s; }
+        else if (key == "error_description") { if (!v.get_string().get(s)) description = s; }
+        else if (key == "expires_in") {
+            // RFC 6749 says a number; some servers send it as a string.
+            std::int64_t n = 0;
+            std::string_view str;
+            if (!v.get_int64().get(n)) t.expires_in = std::chrono::seconds(n);
+            else if (!v.get_string().get(str)) {
+                std::int64_t parsed = 0;
+                bool digits = !str.empty();
+                for (char ch : str) {
+                    if (ch < '0' || ch > '9') { digits = false; break; }
+                    parsed = parsed * 10 + (ch - '0');
+                }
+                if (digits) t.expires_in = std::chrono::seconds(parsed);
+            }
+        }
+    }
+    if (!oauth_error.empty() || http_status >= 400) {
+        const std::string code = oauth_error.empty() ? "http_" + std::to_string(http_status) : oauth_error;
+        return bad(code, "token endpoint refused the request: " + code +
+                             (description.empty() ? "" : " (" + description + ")") + ", HTTP " +
+                             std::to_string(http_status));
+    }
+    if (t.access_token.empty()) return bad("bad_token_response", "token response has no access_token");
+    if (!iequals(t.token_type, "bearer"))
+        return bad("bad_token_response", "token_type is \"" + t.token_type + "\", expected Bearer");
+    return t;
+}
+
+token_request make_refresh_request(std::string_view refresh_token, const client_credentials& creds) {
+    token_request r;
+    std::vector<std::pair<std::string, std::string>> form = {{"grant_type", "refresh_token"},
+                                                             {"refresh_token", std::string(refresh_token)}};
+    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    r.headers.emplace_back("Accept", "application/json");
+    switch (creds.auth) {
+        case client_auth::client_secret_basic: {
+            // RFC 6749 §2.3.1: the id and the secret are form-encoded before
+            // base64, so a ':' or '%' in either survives.
+            const std::string user = form_component(creds.client_id) + ":" +
+                                     form_component(creds.client_secret);
+            r.headers.emplace_back("Authorization", "Basic " + http::base64_encode(user));
+            break;
+        }
+        case client_auth::client_secret_post:
+            form.emplace_back("client_id", creds.client_id);
+            form.emplace_back("client_secret", creds.client_secret);
+            break;
+        case client_auth::none:
+            form.emplace_back("client_id", creds.client_id);
+            break;
+    }
+    r.body = http::form_encode(form);
+    return r;
+}
+
+bool access_token_state::usable(std::chrono::system_clock::time_point now) const {
+    return !token_.empty() && now + refresh_margin < expires_at_;
+}
+
+void access_token_state::set(const token_response& t, std::chrono::system_clock::time_point now) {
+    token_ = t.access_token;
+    // No expires_in: assume the common one hour, and the first 401 tells us
+    // otherwise.
+    expires_at_ = now + t.expires_in.value_or(std::chrono::seconds(3600));
+}
+
+}  // namespace headachemd::smart

@@ -1,0 +1,113 @@
+// The sync engine: for each enrolled patient, keep an access token fresh
+// and pull the configured resource types page by page into headache.db.
+//
+// Data flow (DESIGN.md): token manager → FHIR search and paging →
+// normalizer → one write transaction per page (rows + cursor) → status.
+//
+// Contract
+// - Runs on one executor (a single-threaded io_context); not thread-safe.
+// - Every network call goes through the http::transport given, under the
+//   EHR's rate limit, with the deadlines of the transport.
+// - A bearer token is only ever sent to the origin of the EHR's fhir_base:
+//   a next link to another origin fails the job before anything is sent.
+// - A rotated refresh token is written to the vault (fsynced) before the
+//   new access token is used. invalid_grant marks the patient needs_reauth;
+//   other patients go on.
+// - Nothing from a rejected page is written. Pages already committed stay;
+//   the next run repeats them harmlessly (upserts).
+// - stop(): no new requests; a job stops at the next page boundary. A
+//   write transaction never spans an await, so there is never a half page.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <spdlog/logger.h>
+
+#include "headachemd/config/config.hpp"
+#include "headachemd/core/clock.hpp"
+#include "headachemd/core/result.hpp"
+#include "headachemd/http/client.hpp"
+#include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/vault.hpp"
+#include "headachemd/sync/policy.hpp"
+
+namespace headachemd::sync {
+
+struct type_result {
+    std::string type;
+    int pages = 0;
+    int inserted = 0, updated = 0, unchanged = 0, deleted = 0;
+    bool incremental = false;
+    bool not_permitted = false;  // 403 for this type
+    bool not_served = false;     // the server does not offer this type
+    std::optional<error> failure;
+};
+
+struct patient_result {
+    std::string patient_key, ehr;
+    bool ok = false;
+    bool needs_reauth = false;
+    bool skipped = false;  // not enrolled, or already needs_reauth
+    std::optional<error> failure;
+    std::vector<type_result> types;
+    int rows_changed() const;
+};
+
+struct pass_result {
+    std::vector<patient_result> patients;
+    int failed() const;       // jobs that failed (needs_reauth included)
+    int succeeded() const;
+};
+
+struct engine_options {
+    backoff_policy backoff;
+    bool store_raw = false;
+    std::function<std::uint64_t()> random;  // default: a seeded std::mt19937_64
+    // Extra CA files are the transport's business; client secrets are read
+    // from the files the config names, when the engine is built.
+};
+
+struct engine_counters {
+    int requests = 0;        // HTTP requests sent (token and FHIR)
+    int token_requests = 0;  // of which to the token endpoint
+    int http_429 = 0;
+    int refused_origin = 0;  // next links to another origin that were refused
+};
+
+class engine {
+public:
+    // Throws std::runtime_error when a configured secret file cannot be read.
+    engine(boost::asio::any_io_executor ex, const config::config& cfg, http::transport& http,
+           store::analytics_db& db, store::vault& vault, const clock& clk, std::shared_ptr<spdlog::logger> log,
+           engine_options opts = {});
+    ~engine();
+    engine(const engine&) = delete;
+    engine& operator=(const engine&) = delete;
+
+    // Every patient listed in the config and enrolled in the vault, once,
+    // with each EHR's max_concurrent jobs at a time.
+    boost::asio::awaitable<pass_result> run_pass();
+
+    // The given patients (key, ehr) once, with the same concurrency limits.
+    boost::asio::awaitable<pass_result> run_patients(std::vector<std::pair<std::string, std::string>> patients);
+
+    boost::asio::awaitable<patient_result> sync_patient(std::string patient_key, std::string ehr);
+
+    void stop();
+    bool stopping() const;
+    const engine_counters& counters() const;
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace headachemd::sync

@@ -1,0 +1,67 @@
+// Pure scheduling policies: backoff, rate limits, run times. No I/O; time
+// comes in as arguments so that tests can drive a day in microseconds.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+
+namespace headachemd::sync {
+
+using sys_time = std::chrono::system_clock::time_point;
+
+// Exponential backoff with full jitter (the delay is uniform in
+// [0, min(cap, base * 2^attempt)]), so that many patients failing together
+// do not retry together.
+struct backoff_policy {
+    std::chrono::milliseconds base{500};
+    std::chrono::milliseconds cap{60000};
+    int max_attempts = 5;  // attempts per request before the job fails
+};
+
+// `random` is any uniformly distributed 64-bit value.
+std::chrono::milliseconds backoff_delay(const backoff_policy& p, int attempt, std::uint64_t random);
+
+// eClinicalWorks answers 429 without Retry-After and counts calls per
+// minute, so the wait is until the next minute boundary (DESIGN.md).
+sys_time next_minute_boundary(sys_time now);
+
+// Per-EHR request budget shared by all its patients; token and FHIR calls
+// both count (eCW: 250 calls a minute per practice, /token included).
+//
+// fixed_window: at most `per_minute` calls in each wall-clock minute, the
+// way eCW counts. Otherwise a token bucket refilling per_minute/60 a second
+// with a burst of a tenth of a minute's budget.
+class rate_limiter {
+public:
+    rate_limiter(int per_minute, bool fixed_window);
+
+    // Takes one call from the budget. Returns how long the caller must wait
+    // before making it (zero when it may go now). The call is counted in
+    // the window or at the time it will be made.
+    std::chrono::nanoseconds acquire(sys_time now);
+
+    // After a 429: nothing more before `until`.
+    void hold_until(sys_time until);
+
+    int per_minute() const { return per_minute_; }
+
+private:
+    int per_minute_;
+    bool fixed_window_;
+    // fixed window
+    std::int64_t window_ = -1;  // minute number
+    int used_ = 0;
+    // token bucket
+    double tokens_ = 0;
+    sys_time last_refill_{};
+    bool started_ = false;
+    sys_time hold_until_{};
+};
+
+// When the next regular run of a patient is due: interval plus up to 10%
+// jitter, so that patients enrolled together spread out.
+sys_time next_run(sys_time last_run, std::chrono::seconds interval, std::uint64_t random);
+
+}  // namespace headachemd::sync

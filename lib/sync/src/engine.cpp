@@ -1,0 +1,673 @@
+#include "headachemd/sync/engine.hpp"
+
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <set>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <simdjson.h>
+
+#include "headachemd/fhir/fhir.hpp"
+#include "headachemd/http/url.hpp"
+#include "headachemd/normalize/normalize.hpp"
+#include "headachemd/smart/smart.hpp"
+#include "headachemd/store/sync_state.hpp"
+
+namespace headachemd::sync {
+namespace {
+
+namespace asio = boost::asio;
+namespace cfg = headachemd::config;
+namespace nz = headachemd::normalize;
+using asio::awaitable;
+using asio::use_awaitable;
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+std::string read_secret_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read the secret file " + p.string());
+    std::string s{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+smart::client_auth auth_of(cfg::client_auth_method m) {
+    switch (m) {
+        case cfg::client_auth_method::client_secret_post: return smart::client_auth::client_secret_post;
+        case cfg::client_auth_method::none: return smart::client_auth::none;
+        default: return smart::client_auth::client_secret_basic;
+    }
+}
+
+// Transport failures after which the request certainly never reached the
+// server, so even a refresh (single-use token!) may be sent again.
+bool never_sent(const error& e) {
+    return e.code == "resolve" || e.code == "connect" || e.code == "insecure_scheme" || e.code == "invalid_url";
+}
+
+// Transport failures worth another try for an idempotent GET.
+bool transient(const error& e) {
+    return never_sent(e) || e.code == "timeout" || e.code == "reset" || e.code == "truncated" || e.code == "tls";
+}
+
+// RFC 3339 instants from the same server compare correctly as text when
+// they share a form; FHIR lastUpdated is an instant with a zone, so compare
+// by value where both parse and fall back to text.
+bool later_instant(const std::string& a, const std::string& b) {
+    const std::string na = fhir::last_updated_with_overlap(a, seconds(0));
+    const std::string nb = fhir::last_updated_with_overlap(b, seconds(0));
+    if (!na.empty() && !nb.empty() && na != nb) return na > nb;
+    return a > b;
+}
+
+}  // namespace
+
+int patient_result::rows_changed() const {
+    int n = 0;
+    for (const auto& t : types) n += t.inserted + t.updated + t.deleted;
+    return n;
+}
+
+int pass_result::failed() const {
+    int n = 0;
+    for (const auto& p : patients) n += (!p.ok && !p.skipped) || p.needs_reauth ? 1 : 0;
+    return n;
+}
+
+int pass_result::succeeded() const {
+    int n = 0;
+    for (const auto& p : patients) n += p.ok ? 1 : 0;
+    return n;
+}
+
+struct engine::impl : std::enable_shared_from_this<impl> {
+    struct ehr_state {
+        const cfg::ehr_settings* settings = nullptr;
+        smart::client_credentials creds;
+        std::string token_endpoint;
+        std::optional<fhir::capabilities> caps;
+        bool prepared = false;
+        std::optional<error> prepare_failure;
+        rate_limiter limiter;
+        ehr_state(const cfg::ehr_settings& s)
+            : settings(&s), limiter(s.requests_per_minute, s.profile == "eclinicalworks") {}
+    };
+
+    struct patient_state {
+        smart::access_token_state access;
+    };
+
+    impl(asio::any_io_executor e, const cfg::config& c, http::transport& h, store::analytics_db& d,
+         store::vault& v, const clock& k, std::shared_ptr<spdlog::logger> l, engine_options o)
+        : ex(std::move(e)),
+          config(c),
+          http(h),
+          db(d),
+          vault(v),
+          clk(k),
+          log(std::move(l)),
+          opts(std::move(o)),
+          writer(d, opts.store_raw),
+          state(d),
+          normalizer(nz::options{.keep_raw = opts.store_raw}) {
+        if (!opts.random) {
+            auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+            opts.random = [rng] { return (*rng)(); };
+        }
+        for (const auto& s : config.ehrs) {
+            auto st = std::make_unique<ehr_state>(s);
+            st->creds.client_id = s.client_id;
+            st->creds.auth = auth_of(s.client_auth);
+            if (s.client_secret_file) st->creds.client_secret = read_secret_file(*s.client_secret_file);
+            ehrs.emplace(s.name, std::move(st));
+        }
+    }
+
+    asio::any_io_executor ex;
+    const cfg::config& config;
+    http::transport& http;
+    store::analytics_db& db;
+    store::vault& vault;
+    const clock& clk;
+    std::shared_ptr<spdlog::logger> log;
+    engine_options opts;
+    store::resource_writer writer;
+    store::sync_state state;
+    nz::normalizer normalizer;
+    std::map<std::string, std::unique_ptr<ehr_state>, std::less<>> ehrs;
+    std::map<std::string, patient_state> patients;  // by ehr + '\n' + patient_key
+    engine_counters counters;
+    bool stopping = false;
+    std::set<asio::steady_timer*> timers;
+
+    std::string now_text() const { return store::utc_timestamp(clk.now()); }
+
+    // Waits, unless stop() comes first. Returns false when stopped.
+    awaitable<bool> wait(std::chrono::nanoseconds d) {
+        if (stopping) co_return false;
+        if (d <= std::chrono::nanoseconds::zero()) co_return true;
+        asio::steady_timer timer(ex, d);
+        timers.insert(&timer);
+        co_await timer.async_wait(asio::as_tuple(use_awaitable));
+        timers.erase(&timer);
+        co_return !stopping;
+    }
+
+    // One request under the EHR's rate limit.
+    awaitable<result<http::response>> send(ehr_state& e, http::request req) {
+        if (!co_await wait(e.limiter.acquire(clk.now())))
+            co_return error{"stopped", "stopping: request not sent"};
+        ++counters.requests;
+        auto r = co_await http.send(std::move(req));
+        if (r && r->status == 429) ++counters.http_429;
+        co_return r;
+    }
+
+    // The wait a 429 or 503 asks for: Retry-After when given, else (eCW
+    // sends none) the next minute boundary for a per-minute budget, else
+    // backoff.
+    std::chrono::nanoseconds retry_wait(ehr_state& e, const http::response& r, int attempt) {
+        if (auto ra = r.header("Retry-After")) {
+            if (auto s = http::parse_retry_after(*ra, clk.now())) return *s;
+        }
+        if (e.settings->profile == "eclinicalworks")
+            return next_minute_boundary(clk.now()) - clk.now() + milliseconds(250);
+        return backoff_delay(opts.backoff, attempt, opts.random());
+    }
+
+    // GET without a bearer token (discovery, metadata), with retries.
+    awaitable<result<http::response>> get_public(ehr_state& e, std::string url) {
+        for (int attempt = 0;; ++attempt) {
+            http::request req;
+            req.url = url;
+            req.headers.push_back({"Accept", "application/json, application/fhir+json"});
+            auto r = co_await send(e, std::move(req));
+            const bool last = attempt + 1 >= opts.backoff.max_attempts;
+            if (!r) {
+                if (!transient(r.err()) || last) co_return r;
+                if (!co_await wait(backoff_delay(opts.backoff, attempt, opts.random())))
+                    co_return error{"stopped", "stopping"};
+                continue;
+            }
+            const auto act = fhir::classify_status(r->status);
+            if ((act == fhir::action::wait_and_retry || act == fhir::action::retry) && !last) {
+                const auto d = act == fhir::action::wait_and_retry ? retry_wait(e, *r, attempt)
+                                                                   : backoff_delay(opts.backoff, attempt, opts.random());
+                if (act == fhir::action::wait_and_retry) e.limiter.hold_until(clk.now() + duration_cast<seconds>(d));
+                if (!co_await wait(d)) co_return error{"stopped", "stopping"};
+                continue;
+            }
+            co_return r;
+        }
+    }
+
+    // Discovery and capabilities, once per EHR per engine.
+    awaitable<std::optional<error>> prepare(ehr_state& e) {
+        if (e.prepared) co_return e.prepare_failure;
+        const auto& s = *e.settings;
+        if (s.token_endpoint) e.token_endpoint = *s.token_endpoint;
+        if (s.discovery && !s.token_endpoint) {
+            // SMART App Launch 2.x: {fhir_base}/.well-known/smart-configuration,
+            // per tenant at eCW; the CapabilityStatement's oauth-uris is the
+            // older way and our fallback.
+            auto r = co_await get_public(e, s.fhir_base + "/.well-known/smart-configuration");
+            if (r && r->status == 200) {
+                auto c = smart::parse_configuration(r->body);
+                if (c) e.token_endpoint = c->token_endpoint;
+            }
+        }
+        auto meta = co_await get_public(e, s.fhir_base + "/metadata");
+        if (meta && meta->status == 200) {
+            if (auto caps = fhir::parse_capability_statement(meta->body)) e.caps = std::move(*caps);
+            if (e.token_endpoint.empty()) {
+                if (auto c = smart::parse_capability_oauth_uris(meta->body)) e.token_endpoint = c->token_endpoint;
+            }
+        } else if (!meta && meta.err().code == "stopped") {
+            co_return meta.err();
+        }
+        if (e.token_endpoint.empty()) {
+            e.prepare_failure = error{"discovery_failed", "EHR " + s.name +
+                                                              ": no token endpoint (discovery and metadata "
+                                                              "failed; set token_endpoint in the config)"};
+        } else if (!http::same_origin(e.token_endpoint, s.fhir_base) && !http::origin_of(e.token_endpoint)) {
+            e.prepare_failure = error{"discovery_failed", "EHR " + s.name + ": the token endpoint is not a URL"};
+        }
+        e.prepared = true;
+        if (e.prepare_failure) log->error("{}", e.prepare_failure->message);
+        co_return e.prepare_failure;
+    }
+
+    // refresh_token grant. On success the rotated refresh token (if any) is
+    // in the vault before this returns.
+    awaitable<std::optional<error>> refresh(ehr_state& e, patient_state& ps, store::enrollment& enr) {
+        const auto& s = *e.settings;
+        for (int attempt = 0;; ++attempt) {
+            const auto tr = smart::make_refresh_request(enr.refresh_token, e.creds);
+            http::request req;
+            req.method = boost::beast::http::verb::post;
+            req.url = e.token_endpoint;
+            for (const auto& [n, v] : tr.headers) req.headers.push_back({n, v});
+            req.body = tr.body;
+            ++counters.token_requests;
+            auto r = co_await send(e, std::move(req));
+            const bool last = attempt + 1 >= opts.backoff.max_attempts;
+            if (!r) {
+                // A refresh request that may have reached the server is not
+                // sent again: with a single-use token the replay would be
+                // refused and, at strict servers, revoke the whole grant.
+                if (never_sent(r.err()) && !last) {
+                    if (!co_await wait(backoff_delay(opts.backoff, attempt, opts.random())))
+                        co_return error{"stopped", "stopping"};
+                    continue;
+                }
+                co_return error{r.err().code, "token refresh failed: " + r.err().message};
+            }
+            if ((r->status == 429 || r->status == 503) && !last) {
+                const auto d = retry_wait(e, *r, attempt);
+                e.limiter.hold_until(clk.now() + duration_cast<seconds>(d));
+                if (!co_await wait(d)) co_return error{"stopped", "stopping"};
+                continue;
+            }
+            auto t = smart::parse_token_response(r->status, r->body);
+            if (!t) {
+                if (t.err().code == "invalid_grant") {
+                    // The grant is gone (revoked, expired, or a token reused):
+                    // only a new enrollment helps. Logged once, here.
+                    vault.set_needs_reauth(enr.patient_key, enr.ehr, true, now_text());
+                    enr.needs_reauth = true;
+                    log->error("patient {} at {}: the EHR refused the refresh token (invalid_grant); the "
+                               "patient must be enrolled again",
+                               enr.patient_key, s.name);
+                }
+                co_return t.err();
+            }
+            if (t->refresh_token && *t->refresh_token != enr.refresh_token) {
+                // DESIGN.md "Tokens": the new refresh token is durable before
+                // anything else happens.
+                vault.replace_refresh_token(enr.patient_key, enr.ehr, *t->refresh_token, now_text());
+                enr.refresh_token = *t->refresh_token;
+            }
+            ps.access.set(*t, clk.now());
+            co_return std::nullopt;
+        }
+    }
+
+    // GET a FHIR URL with the patient's bearer token: refresh when needed
+    // and once on a 401; wait on 429/503; back off on 5xx and transport
+    // failures. Returns the response for 2xx, 403 and 404.
+    awaitable<result<http::response>> fhir_get(ehr_state& e, patient_state& ps, store::enrollment& enr,
+                                                std::string url) {
+        bool refreshed_for_401 = false;
+        for (int attempt = 0;;) {
+            if (!ps.access.usable(clk.now())) {
+                if (auto err = co_await refresh(e, ps, enr)) co_return *err;
+            }
+            // The bearer token goes to the FHIR base's origin only.
+            if (!http::same_origin(url, e.settings->fhir_base)) {
+                ++counters.refused_origin;
+                co_return error{"foreign_origin", "refused to send the access token to another origin than " +
+                                                      e.settings->fhir_base};
+            }
+            http::request req;
+            req.url = url;
+            req.headers.push_back({"Authorization", "Bearer " + ps.access.token()});
+            req.headers.push_back({"Accept", "application/fhir+json"});
+            auto r = co_await send(e, std::move(req));
+            const bool last = attempt + 1 >= opts.backoff.max_attempts;
+            if (!r) {
+                if (r.err().code == "stopped" || !transient(r.err()) || last) co_return r;
+                if (!co_await wait(backoff_delay(opts.backoff, attempt++, opts.random())))
+                    co_return error{"stopped", "stopping"};
+                continue;
+            }
+            switch (fhir::classify_status(r->status)) {
+                case fhir::action::use:
+                case fhir::action::not_permitted:
+                case fhir::action::not_found:
+                    co_return r;
+                case fhir::action::refresh_token:
+                    if (refreshed_for_401)
+                        co_return error{"unauthorized", "the EHR answered 401 again after a token refresh"};
+                    refreshed_for_401 = true;
+                    ps.access.invalidate();
+                    continue;
+                case fhir::action::wait_and_retry: {
+                    if (last) co_return error{"http_" + std::to_string(r->status), "rate limited too often"};
+                    const auto d = retry_wait(e, *r, attempt++);
+                    e.limiter.hold_until(clk.now() + duration_cast<seconds>(d));
+                    if (!co_await wait(d)) co_return error{"stopped", "stopping"};
+                    continue;
+                }
+                case fhir::action::retry:
+                    if (last)
+                        co_return error{"http_" + std::to_string(r->status),
+                                        "the EHR kept failing (HTTP " + std::to_string(r->status) + ")"};
+                    if (!co_await wait(backoff_delay(opts.backoff, attempt++, opts.random())))
+                        co_return error{"stopped", "stopping"};
+                    continue;
+                case fhir::action::fail:
+                    co_return error{"http_" + std::to_string(r->status),
+                                    "the EHR answered HTTP " + std::to_string(r->status)};
+            }
+        }
+    }
+
+    bool within_reconcile(const store::cursor& c, const cfg::ehr_settings& s) const {
+        if (!c.last_full_pull_at) return false;
+        const std::string limit = fhir::last_updated_with_overlap(now_text(), s.reconcile_every);
+        return !limit.empty() && *c.last_full_pull_at > limit;
+    }
+
+    awaitable<type_result> sync_type(ehr_state& e, patient_state& ps, store::enrollment& enr,
+                                     const cfg::resource_setting& rs) {
+        const auto& s = *e.settings;
+        type_result out;
+        out.type = rs.type;
+        if (e.caps && !e.caps->search_params.empty() && !e.caps->serves(rs.type)) {
+            out.not_served = true;  // eCW serves no Appointment in its clinical API
+            co_return out;
+        }
+        const store::cursor cur = state.read_cursor(s.name, enr.patient_key, rs.type);
+        const bool incremental = s.use_last_updated && e.caps && e.caps->supports(rs.type, "_lastUpdated") &&
+                                 cur.last_updated_max && within_reconcile(cur, s);
+        out.incremental = incremental;
+
+        fhir::search_spec spec;
+        spec.fhir_base = s.fhir_base;
+        spec.resource_type = rs.type;
+        spec.patient_param = rs.type == "Patient" ? "_id" : s.patient_param;
+        spec.patient_id = enr.fhir_patient_id;
+        spec.extra = rs.params;
+        spec.count = s.page_size;
+        if (incremental) {
+            const std::string since = fhir::last_updated_with_overlap(*cur.last_updated_max, s.last_updated_overlap);
+            if (!since.empty()) spec.last_updated_gt = since;
+        }
+        std::string url = fhir::search_url(spec);
+        std::set<std::string> visited;
+        std::vector<std::string> seen_ids;
+        std::optional<std::string> max_updated = cur.last_updated_max;
+        int page_number = s.page_param ? 1 : 0;
+
+        for (;;) {
+            if (stopping) {
+                out.failure = error{"stopped", "stopped before " + rs.type + " was complete"};
+                co_return out;
+            }
+            if (!visited.insert(url).second) {
+                out.failure = error{"paging_loop", rs.type + ": a next link points back to an earlier page"};
+                co_return out;
+            }
+            auto r = co_await fhir_get(e, ps, enr, url);
+            if (!r) {
+                out.failure = r.err();
+                co_return out;
+            }
+            if (r->status == 403) {
+                out.not_permitted = true;
+                co_return out;
+            }
+            if (r->status == 404) {
+                out.not_served = true;
+                co_return out;
+            }
+            ++out.pages;
+            const std::string where = rs.type + " page " + std::to_string(out.pages);
+            simdjson::padded_string body(r->body);
+            auto meta = fhir::read_page_meta(body);
+            if (!meta) {
+                out.failure = error{"bad_page", where + ": " + meta.err().message + "; nothing from it was written"};
+                co_return out;
+            }
+            if (meta->resource_type != "Bundle") {
+                out.failure = error{"bad_page", where + ": the EHR answered a " + meta->resource_type +
+                                                    (meta->outcome_summary.empty() ? "" : " (" + meta->outcome_summary + ")") +
+                                                    " instead of a Bundle"};
+                co_return out;
+            }
+            nz::result page = normalizer.normalize_document(body);
+            if (!page.ok()) {
+                out.failure = error{"bad_page", where + ": " + page.problems.front().where + ": " +
+                                                    page.problems.front().message + "; nothing from it was written"};
+                co_return out;
+            }
+            // Data for patient A never lands under patient B.
+            for (const auto& rec : page.records) {
+                const auto& h = nz::header_of(rec);
+                if (h.patient_ref != enr.fhir_patient_id) {
+                    out.failure = error{"wrong_patient", where + ": holds a resource of another patient; nothing "
+                                                                 "from it was written"};
+                    co_return out;
+                }
+            }
+            std::optional<std::string> next = meta->next;
+            if (!next && s.page_param && !page.records.empty() && page_number > 0) {
+                // eCW pages with a non-standard `page` parameter rather than
+                // next links: ask for the following page until one is empty.
+                next = fhir::with_query_param(fhir::search_url(spec), *s.page_param, std::to_string(++page_number));
+            }
+            const bool last_page = !next;
+            const std::string now = now_text();
+            {
+                store::write_transaction tx(db.sql());
+                for (const auto& rec : page.records) {
+                    const auto& h = nz::header_of(rec);
+                    switch (writer.upsert(rec, s.name, enr.patient_key, now)) {
+                        case store::upsert_outcome::inserted: ++out.inserted; break;
+                        case store::upsert_outcome::updated: ++out.updated; break;
+                        case store::upsert_outcome::unchanged: ++out.unchanged; break;
+                    }
+                    if (std::string_view(nz::table_name(rec)) == table_of(rs.type)) seen_ids.push_back(h.id);
+                    if (h.last_updated && (!max_updated || later_instant(*h.last_updated, *max_updated)))
+                        max_updated = h.last_updated;
+                }
+                if (last_page) {
+                    store::cursor c = cur;
+                    c.last_updated_max = max_updated;
+                    if (!incremental) {
+                        // A complete full pull: what we hold and it did not
+                        // return was deleted at the EHR.
+                        out.deleted = state.mark_deleted_except(s.name, enr.patient_key, table_of(rs.type),
+                                                                seen_ids, now);
+                        c.last_full_pull_at = now;
+                    }
+                    state.write_cursor(s.name, enr.patient_key, rs.type, c);
+                }
+                tx.commit();
+            }
+            if (last_page) co_return out;
+            url = *next;
+        }
+    }
+
+    static std::string_view table_of(std::string_view type) {
+        if (type == "Patient") return "patient";
+        if (type == "Condition") return "condition";
+        if (type == "MedicationRequest") return "medication_request";
+        if (type == "Appointment") return "appointment";
+        if (type == "Encounter") return "encounter";
+        if (type == "Observation") return "observation";
+        if (type == "Procedure") return "procedure";
+        return "";
+    }
+
+    void write_status(const patient_result& pr) {
+        const std::string now = now_text();
+        for (const auto& t : pr.types) {
+            store::status_row row;
+            row.source = pr.ehr;
+            row.patient_key = pr.patient_key;
+            row.resource_type = t.type;
+            row.last_attempt_at = now;
+            const bool ok = !t.failure;
+            if (ok) row.last_success_at = now;
+            else row.last_error = t.failure->message;
+            for (const auto& old : previous_status(pr, t.type)) {
+                if (!ok) row.last_success_at = old.last_success_at;
+            }
+            row.rows_changed = t.inserted + t.updated + t.deleted;
+            row.not_permitted = t.not_permitted;
+            state.put_status(row);
+        }
+        store::status_row whole;
+        whole.source = pr.ehr;
+        whole.patient_key = pr.patient_key;
+        whole.resource_type = "*";
+        whole.last_attempt_at = now;
+        for (const auto& old : previous_status(pr, "*")) whole.last_success_at = old.last_success_at;
+        if (pr.ok) whole.last_success_at = now;
+        if (pr.failure) whole.last_error = pr.failure->message;
+        whole.rows_changed = pr.rows_changed();
+        whole.needs_reauth = pr.needs_reauth;
+        const auto& s = *ehrs.at(pr.ehr)->settings;
+        whole.next_run_at = store::utc_timestamp(next_run(clk.now(), s.interval, opts.random()));
+        state.put_status(whole);
+    }
+
+    std::vector<store::status_row> previous_status(const patient_result& pr, std::string_view type) {
+        std::vector<store::status_row> out;
+        for (auto& row : state.all_status())
+            if (row.source == pr.ehr && row.patient_key == pr.patient_key && row.resource_type == type)
+                out.push_back(std::move(row));
+        return out;
+    }
+
+    awaitable<patient_result> sync_patient(std::string key, std::string ehr_name) {
+        patient_result pr;
+        pr.patient_key = key;
+        pr.ehr = ehr_name;
+        auto it = ehrs.find(ehr_name);
+        if (it == ehrs.end()) {
+            pr.failure = error{"unknown_ehr", "no [[ehr]] named " + ehr_name};
+            co_return pr;
+        }
+        ehr_state& e = *it->second;
+        auto enr = vault.find_enrollment(key, ehr_name);
+        if (!enr) {
+            pr.skipped = true;
+            pr.failure = error{"not_enrolled", "patient " + key + " is not enrolled at " + ehr_name};
+            co_return pr;
+        }
+        if (enr->needs_reauth) {
+            pr.skipped = true;
+            pr.needs_reauth = true;
+            pr.failure = error{"needs_reauth", "patient " + key + " must be enrolled again"};
+            write_status(pr);
+            co_return pr;
+        }
+        if (auto err = co_await prepare(e)) {
+            pr.failure = *err;
+            write_status(pr);
+            co_return pr;
+        }
+        patient_state& ps = patients[ehr_name + "\n" + key];
+        if (!ps.access.usable(clk.now())) {
+            if (auto err = co_await refresh(e, ps, *enr)) {
+                pr.failure = *err;
+                pr.needs_reauth = enr->needs_reauth;
+                write_status(pr);
+                co_return pr;
+            }
+        }
+        bool all_ok = true;
+        for (const auto& rs : e.settings->resources) {
+            type_result t = co_await sync_type(e, ps, *enr, rs);
+            if (t.failure) {
+                all_ok = false;
+                if (!pr.failure) pr.failure = t.failure;
+                log->warn("patient {} at {}: {}: {}", key, ehr_name, rs.type, t.failure->message);
+            }
+            pr.types.push_back(std::move(t));
+            if (enr->needs_reauth) {
+                pr.needs_reauth = true;
+                break;
+            }
+            if (stopping) break;
+        }
+        pr.ok = all_ok && !stopping;
+        write_status(pr);
+        log->info("patient {} at {}: {} ({} rows changed)", key, ehr_name, pr.ok ? "synced" : "failed",
+                  pr.rows_changed());
+        co_return pr;
+    }
+
+    awaitable<pass_result> run_patients(std::vector<std::pair<std::string, std::string>> who) {
+        pass_result out;
+        // Grouped per EHR: each EHR has its own concurrency limit.
+        std::map<std::string, std::vector<std::string>> queue;
+        for (auto& [key, ehr_name] : who) queue[ehr_name].push_back(key);
+
+        auto self = shared_from_this();
+        int running = 0;
+        asio::steady_timer done(ex, asio::steady_timer::time_point::max());
+        for (auto& [ehr_name, keys] : queue) {
+            auto it = ehrs.find(ehr_name);
+            if (it == ehrs.end()) continue;
+            auto shared_keys = std::make_shared<std::vector<std::string>>(keys);
+            auto next = std::make_shared<std::size_t>(0);
+            const int workers = std::max(1, std::min<int>(it->second->settings->max_concurrent,
+                                                           static_cast<int>(keys.size())));
+            for (int w = 0; w < workers; ++w) {
+                ++running;
+                // GCC 12: a capturing lambda passed to co_spawn must be a named variable.
+                auto worker = [self, shared_keys, next, ehr_name = ehr_name, &out]() -> awaitable<void> {
+                    while (*next < shared_keys->size() && !self->stopping) {
+                        const std::string key = (*shared_keys)[(*next)++];
+                        out.patients.push_back(co_await self->sync_patient(key, ehr_name));
+                    }
+                };
+                auto on_done = [self, &running, &done](std::exception_ptr ep) {
+                    if (ep) {
+                        try {
+                            std::rethrow_exception(ep);
+                        } catch (const std::exception& failure) {
+                            self->log->critical("sync worker failed: {}", failure.what());
+                        }
+                    }
+                    if (--running == 0) done.cancel();
+                };
+                asio::co_spawn(ex, worker, on_done);
+            }
+        }
+        while (running > 0) co_await done.async_wait(asio::as_tuple(use_awaitable));
+        co_return out;
+    }
+};
+
+engine::engine(asio::any_io_executor ex, const cfg::config& cfg, http::transport& http, store::analytics_db& db,
+               store::vault& vault, const clock& clk, std::shared_ptr<spdlog::logger> log, engine_options opts)
+    : impl_(std::make_shared<impl>(std::move(ex), cfg, http, db, vault, clk, std::move(log), std::move(opts))) {}
+
+engine::~engine() = default;
+
+awaitable<pass_result> engine::run_pass() {
+    // Who to sync: the patients listed in the config.
+    std::vector<std::pair<std::string, std::string>> who;
+    for (const auto& p : impl_->config.patients) who.emplace_back(p.key, p.ehr);
+    co_return co_await impl_->run_patients(std::move(who));
+}
+
+awaitable<pass_result> engine::run_patients(std::vector<std::pair<std::string, std::string>> patients) {
+    co_return co_await impl_->run_patients(std::move(patients));
+}
+
+awaitable<patient_result> engine::sync_patient(std::string patient_key, std::string ehr) {
+    co_return co_await impl_->sync_patient(std::move(patient_key), std::move(ehr));
+}
+
+void engine::stop() {
+    impl_->stopping = true;
+    for (auto* t : impl_->timers) t->cancel();
+}
+
+bool engine::stopping() const { return impl_->stopping; }
+
+const engine_counters& engine::counters() const { return impl_->counters; }
+
+}  // namespace headachemd::sync

@@ -1,0 +1,108 @@
+// SMART client-side parsing and request building (no sockets).
+#include <gtest/gtest.h>
+
+#include "headachemd/http/url.hpp"
+#include "headachemd/smart/smart.hpp"
+
+namespace {
+
+namespace smart = headachemd::smart;
+using namespace std::chrono_literals;
+
+TEST(Discovery, ReadsTheEndpointsAndLists) {
+    const auto c = smart::parse_configuration(R"({
+      "authorization_endpoint": "https://ehr.example/authorize",
+      "token_endpoint": "https://ehr.example/token",
+      "token_endpoint_auth_methods_supported": ["client_secret_basic", "private_key_jwt"],
+      "scopes_supported": ["openid", "patient/Patient.read"],
+      "code_challenge_methods_supported": ["S256"],
+      "capabilities": ["launch-standalone", "permission-offline"],
+      "unknown_extra": {"nested": [1, 2]}})");
+    ASSERT_TRUE(c) << c.err().message;
+    EXPECT_EQ(c->token_endpoint, "https://ehr.example/token");
+    EXPECT_EQ(c->authorization_endpoint, "https://ehr.example/authorize");
+    EXPECT_EQ(c->token_endpoint_auth_methods_supported.size(), 2u);
+    EXPECT_EQ(c->code_challenge_methods_supported, std::vector<std::string>{"S256"});
+    EXPECT_EQ(c->capabilities.back(), "permission-offline");
+}
+
+TEST(Discovery, WithoutTokenEndpointIsAnError) {
+    EXPECT_FALSE(smart::parse_configuration(R"({"authorization_endpoint":"https://x/a"})"));
+    EXPECT_FALSE(smart::parse_configuration("not json"));
+}
+
+TEST(Discovery, CapabilityStatementOauthUrisFallback) {
+    const auto c = smart::parse_capability_oauth_uris(R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server",
+      "security":{"extension":[{"url":"http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+        "extension":[{"url":"authorize","valueUri":"https://x/authorize"},{"url":"token","valueUri":"https://x/token"},
+                     {"url":"revoke","valueUri":"https://x/revoke"}]}]}}]})");
+    ASSERT_TRUE(c) << c.err().message;
+    EXPECT_EQ(c->token_endpoint, "https://x/token");
+    EXPECT_EQ(c->revocation_endpoint, "https://x/revoke");
+}
+
+TEST(TokenResponse, SuccessWithRotationAndPatient) {
+    const auto t = smart::parse_token_response(
+        200, R"({"access_token":"at-1","token_type":"bearer","expires_in":3600,"refresh_token":"rt-2",
+                 "scope":"patient/*.read offline_access","patient":"p-42"})");
+    ASSERT_TRUE(t) << t.err().message;
+    EXPECT_EQ(t->access_token, "at-1");
+    EXPECT_EQ(t->expires_in, 3600s);
+    EXPECT_EQ(t->refresh_token, "rt-2");
+    EXPECT_EQ(t->patient, "p-42");
+}
+
+TEST(TokenResponse, ExpiresInAsAStringIsAccepted) {
+    const auto t = smart::parse_token_response(200, R"({"access_token":"a","token_type":"Bearer","expires_in":"300"})");
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->expires_in, 300s);
+}
+
+TEST(TokenResponse, InvalidGrantIsItsOwnCodeAndNeverEchoesTokens) {
+    const auto t = smart::parse_token_response(
+        400, R"({"error":"invalid_grant","error_description":"refresh token reused","access_token":"SECRET-AT"})");
+    ASSERT_FALSE(t);
+    EXPECT_EQ(t.err().code, "invalid_grant");
+    EXPECT_NE(t.err().message.find("refresh token reused"), std::string::npos);
+    EXPECT_EQ(t.err().message.find("SECRET-AT"), std::string::npos);
+}
+
+TEST(TokenResponse, ServerErrorsAndOddShapes) {
+    EXPECT_EQ(smart::parse_token_response(503, "<html>busy</html>").err().code, "http_503");
+    EXPECT_EQ(smart::parse_token_response(200, R"({"token_type":"Bearer"})").err().code, "bad_token_response");
+    EXPECT_EQ(smart::parse_token_response(200, R"({"access_token":"a","token_type":"mac"})").err().code,
+              "bad_token_response");
+    EXPECT_EQ(smart::parse_token_response(401, R"({"error":"invalid_client"})").err().code, "invalid_client");
+}
+
+TEST(RefreshRequest, ClientSecretBasicFormEncodesBeforeBase64) {
+    // RFC 6749 §2.3.1: id and secret are form-encoded, then joined by ':'.
+    const auto r = smart::make_refresh_request("rt/1+2", {"my client", "s:e%c", smart::client_auth::client_secret_basic});
+    EXPECT_EQ(r.body, "grant_type=refresh_token&refresh_token=rt%2F1%2B2");
+    std::string auth;
+    for (const auto& [n, v] : r.headers)
+        if (n == "Authorization") auth = v;
+    EXPECT_EQ(auth, "Basic " + headachemd::http::base64_encode("my+client:s%3Ae%25c"));
+}
+
+TEST(RefreshRequest, ClientSecretPostPutsCredentialsInTheBody) {
+    const auto r = smart::make_refresh_request("rt", {"id", "sec", smart::client_auth::client_secret_post});
+    EXPECT_EQ(r.body, "grant_type=refresh_token&refresh_token=rt&client_id=id&client_secret=sec");
+    for (const auto& [n, v] : r.headers) EXPECT_NE(n, "Authorization");
+}
+
+TEST(AccessToken, UsableUntilSixtySecondsBeforeExpiry) {
+    smart::access_token_state s;
+    const auto t0 = std::chrono::system_clock::time_point{} + 1000h;
+    EXPECT_FALSE(s.usable(t0));
+    smart::token_response r;
+    r.access_token = "at";
+    r.expires_in = 300s;
+    s.set(r, t0);
+    EXPECT_TRUE(s.usable(t0 + 239s));
+    EXPECT_FALSE(s.usable(t0 + 240s));  // within the 60 s margin
+    s.invalidate();
+    EXPECT_FALSE(s.usable(t0));
+}
+
+}  // namespace

@@ -1,0 +1,382 @@
+// The sync engine against a scripted fake EHR (no sockets): token rotation,
+// invalid_grant, 401, paging, origin checks, rejected pages, deletes.
+#include <functional>
+#include <map>
+
+#include <SQLiteCpp/Statement.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+
+#include "headachemd/http/url.hpp"
+#include "headachemd/store/sync_state.hpp"
+#include "headachemd/sync/engine.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace cfg = headachemd::config;
+namespace http = headachemd::http;
+namespace st = headachemd::store;
+namespace sy = headachemd::sync;
+using headachemd::test::temp_dir;
+
+constexpr const char* base = "https://ehr.test/fhir";
+
+std::string bundle(const std::vector<std::string>& resources, const std::string& next = "") {
+    std::string out = R"({"resourceType":"Bundle","type":"searchset",)";
+    if (!next.empty()) out += R"("link":[{"relation":"next","url":")" + next + R"("}],)";
+    out += R"("entry":[)";
+    for (std::size_t i = 0; i < resources.size(); ++i) {
+        if (i) out += ",";
+        out += R"({"resource":)" + resources[i] + "}";
+    }
+    return out + "]}";
+}
+
+std::string condition(const std::string& id, const std::string& patient, const std::string& code = "G43.709") {
+    return R"({"resourceType":"Condition","id":")" + id + R"(","meta":{"lastUpdated":"2026-01-01T00:00:00Z"},)" +
+           R"("subject":{"reference":"Patient/)" + patient + R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":")" +
+           code + R"("}]}})";
+}
+
+// A scripted EHR: handlers by path (query stripped) or by full URL.
+class fake_ehr final : public http::transport {
+public:
+    using handler = std::function<http::response(const http::request&)>;
+    std::map<std::string, handler> by_url;   // exact URL
+    std::map<std::string, handler> by_path;  // URL without query
+    std::vector<http::request> seen;
+    int token_calls = 0;
+
+    // Refresh tokens: the valid one per patient; each refresh rotates.
+    std::map<std::string, std::string> refresh_to_patient;
+    std::map<std::string, std::string> access_to_patient;
+    int next_id = 0;
+    bool expire_all_access = false;
+
+    fake_ehr() {
+        by_path[std::string(base) + "/.well-known/smart-configuration"] = [](const http::request&) {
+            return json(200, R"({"token_endpoint":"https://ehr.test/token","authorization_endpoint":"https://ehr.test/authorize"})");
+        };
+        by_path[std::string(base) + "/metadata"] = [](const http::request&) {
+            return json(200, R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server","resource":[
+              {"type":"Condition","searchParam":[{"name":"patient"}]}]}]})");
+        };
+        by_path["https://ehr.test/token"] = [this](const http::request& r) {
+            ++token_calls;
+            const auto pos = r.body.find("refresh_token=");
+            const std::string rest = r.body.substr(pos + 14);
+            const std::string rt = rest.substr(0, rest.find('&'));
+            auto it = refresh_to_patient.find(rt);
+            if (it == refresh_to_patient.end()) return json(400, R"({"error":"invalid_grant"})");
+            const std::string patient = it->second;
+            refresh_to_patient.erase(it);  // single-use, as at eCW
+            const std::string new_rt = "rt-" + std::to_string(++next_id);
+            const std::string at = "at-" + std::to_string(++next_id);
+            refresh_to_patient[new_rt] = patient;
+            access_to_patient[at] = patient;
+            return json(200, R"({"access_token":")" + at + R"(","token_type":"Bearer","expires_in":3600,"refresh_token":")" +
+                                 new_rt + R"(","patient":")" + patient + R"("})");
+        };
+    }
+
+    static http::response json(int status, std::string body) {
+        http::response r;
+        r.status = status;
+        r.headers.push_back({"Content-Type", "application/json"});
+        r.body = std::move(body);
+        return r;
+    }
+
+    asio::awaitable<headachemd::result<http::response>> send(http::request req) override {
+        seen.push_back(req);
+        if (auto it = by_url.find(req.url); it != by_url.end()) co_return it->second(req);
+        const std::string path = req.url.substr(0, req.url.find('?'));
+        if (auto it = by_path.find(path); it != by_path.end()) co_return it->second(req);
+        co_return json(404, R"({"resourceType":"OperationOutcome"})");
+    }
+
+    // True when the request carries a valid access token of `patient`.
+    bool authorized(const http::request& r, const std::string& patient) const {
+        if (expire_all_access) return false;
+        for (const auto& h : r.headers)
+            if (h.name == "Authorization") {
+                auto it = access_to_patient.find(h.value.substr(7));
+                return it != access_to_patient.end() && it->second == patient;
+            }
+        return false;
+    }
+};
+
+struct fixture : ::testing::Test {
+    temp_dir dir;
+    cfg::config config;
+    st::analytics_db db{dir / "headache.db"};
+    st::vault vault{dir / "vault.db"};
+    fake_ehr ehr;
+    headachemd::manual_clock clk;
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(500);
+    std::shared_ptr<spdlog::logger> log = std::make_shared<spdlog::logger>("test", sink);
+
+    fixture() {
+        cfg::ehr_settings e = *cfg::profile_preset("generic");
+        e.name = "ehr";
+        e.fhir_base = base;
+        e.client_id = "client";
+        e.client_auth = cfg::client_auth_method::none;
+        e.resources = {{"Condition", {}}};
+        e.page_size = 2;
+        config.ehrs.push_back(e);
+    }
+
+    void enroll(const std::string& key, const std::string& fhir_id) {
+        config.patients.push_back({key, "ehr", fhir_id});
+        const std::string rt = "rt-initial-" + key;
+        ehr.refresh_to_patient[rt] = fhir_id;
+        vault.put_enrollment({key, "ehr", fhir_id, rt, "", "t", false}, "t");
+    }
+
+    // Serves Condition searches for `patient` from `pages` (each a list of resources).
+    void serve_conditions(const std::string& patient, std::vector<std::vector<std::string>> pages) {
+        const std::string first = std::string(base) + "/Condition?patient=" + patient + "&_count=2";
+        for (std::size_t i = 0; i < pages.size(); ++i) {
+            const std::string url = i == 0 ? first : std::string(base) + "/page?p=" + patient + "&n=" + std::to_string(i);
+            const std::string next = i + 1 < pages.size()
+                                         ? std::string(base) + "/page?p=" + patient + "&n=" + std::to_string(i + 1)
+                                         : "";
+            const std::string body = bundle(pages[i], next);
+            ehr.by_url[url] = [this, patient, body](const http::request& r) {
+                if (!ehr.authorized(r, patient)) return fake_ehr::json(401, "{}");
+                return fake_ehr::json(200, body);
+            };
+        }
+    }
+
+    sy::pass_result pass(sy::engine_options opts = {}) {
+        asio::io_context io;
+        opts.backoff.base = std::chrono::milliseconds(1);
+        opts.backoff.cap = std::chrono::milliseconds(2);
+        if (!opts.random) opts.random = [] { return std::uint64_t{1}; };
+        sy::engine engine(io.get_executor(), config, ehr, db, vault, clk, log, opts);
+        sy::pass_result out;
+        asio::co_spawn(io, [&]() -> asio::awaitable<void> { out = co_await engine.run_pass(); }, [](std::exception_ptr ep) {
+            if (ep) std::rethrow_exception(ep);
+        });
+        io.run();
+        counters = engine.counters();
+        return out;
+    }
+
+    int count(const std::string& where = "1=1") {
+        SQLite::Statement q(db.sql(), "SELECT count(*) FROM condition WHERE " + where);
+        q.executeStep();
+        return q.getColumn(0).getInt();
+    }
+
+    std::string logged() {
+        std::string all;
+        for (const auto& l : sink->last_formatted()) all += l;
+        return all;
+    }
+
+    sy::engine_counters counters;
+};
+
+TEST_F(fixture, FullPassFollowsPagesAndASecondPassWritesNothing) {
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1"), condition("c2", "p1")}, {condition("c3", "p1")}});
+    const auto first = pass();
+    ASSERT_EQ(first.succeeded(), 1) << (first.patients[0].failure ? first.patients[0].failure->message : "");
+    EXPECT_EQ(count(), 3);
+    EXPECT_EQ(count("patient_key = 'hmd-1' AND headache_type = 'chronic_migraine' AND source = 'ehr'"), 3);
+    EXPECT_EQ(first.patients[0].types[0].pages, 2);
+
+    const auto second = pass();
+    ASSERT_EQ(second.succeeded(), 1);
+    EXPECT_EQ(second.patients[0].rows_changed(), 0);
+    EXPECT_EQ(second.patients[0].types[0].unchanged, 3);
+}
+
+TEST_F(fixture, RotatedRefreshTokenIsInTheVaultAndTheOldOneIsNeverReplayed) {
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    ASSERT_EQ(pass().succeeded(), 1);
+    const auto stored = vault.find_enrollment("hmd-1", "ehr")->refresh_token;
+    EXPECT_NE(stored, "rt-initial-hmd-1");
+    EXPECT_TRUE(ehr.refresh_to_patient.count(stored));  // the vault holds the live token
+    // A new engine (a restart) refreshes with the stored token and succeeds.
+    ASSERT_EQ(pass().succeeded(), 1);
+    EXPECT_EQ(ehr.token_calls, 2);
+}
+
+TEST_F(fixture, InvalidGrantMarksOnePatientAndTheOthersComplete) {
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    ehr.refresh_to_patient.erase("rt-initial-hmd-1");  // revoked at the EHR
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    serve_conditions("p2", {{condition("c2", "p2")}});
+    const auto r = pass();
+    EXPECT_EQ(r.succeeded(), 1);
+    EXPECT_TRUE(vault.find_enrollment("hmd-1", "ehr")->needs_reauth);
+    EXPECT_EQ(count("patient_key = 'hmd-2'"), 1);
+    EXPECT_NE(logged().find("hmd-1"), std::string::npos);
+    // The next pass does not try the dead token again.
+    const int calls = ehr.token_calls;
+    const auto again = pass();
+    EXPECT_EQ(ehr.token_calls, calls + 1);  // only hmd-2 refreshes (new engine, no access token yet)
+    for (const auto& p : again.patients) {
+        if (p.patient_key == "hmd-1") {
+            EXPECT_TRUE(p.needs_reauth && p.skipped);
+        }
+    }
+}
+
+TEST_F(fixture, A401MidPassTriggersExactlyOneRefresh) {
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1"), condition("c2", "p1")}, {condition("c3", "p1")}});
+    // The second page answers 401 once, as when the token was revoked early.
+    const std::string page2 = std::string(base) + "/page?p=p1&n=1";
+    auto original = ehr.by_url[page2];
+    int hits = 0;
+    ehr.by_url[page2] = [&](const http::request& r) {
+        if (++hits == 1) return fake_ehr::json(401, "{}");
+        return original(r);
+    };
+    const auto r = pass();
+    ASSERT_EQ(r.succeeded(), 1);
+    EXPECT_EQ(ehr.token_calls, 2);  // the first access token, and one refresh after the 401
+    EXPECT_EQ(count(), 3);
+}
+
+TEST_F(fixture, ASecond401AfterRefreshFailsTheJob) {
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    ehr.expire_all_access = true;
+    const auto r = pass();
+    EXPECT_EQ(r.failed(), 1);
+    EXPECT_EQ(ehr.token_calls, 2);
+    EXPECT_EQ(count(), 0);
+}
+
+TEST_F(fixture, NextLinkToAnotherOriginIsRefusedAndTheTokenIsNotSent) {
+    enroll("hmd-1", "p1");
+    const std::string first = std::string(base) + "/Condition?patient=p1&_count=2";
+    ehr.by_url[first] = [](const http::request&) {
+        return fake_ehr::json(200, bundle({condition("c1", "p1")}, "https://evil.test/fhir/steal?p=1"));
+    };
+    const auto r = pass();
+    EXPECT_EQ(r.failed(), 1);
+    EXPECT_EQ(counters.refused_origin, 1);
+    for (const auto& req : ehr.seen) EXPECT_EQ(req.url.find("evil.test"), std::string::npos) << req.url;
+    EXPECT_EQ(count(), 1);  // the first page was fine and stays
+}
+
+TEST_F(fixture, MalformedPageWritesNothingFromItAndKeepsEarlierPages) {
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1"), condition("c2", "p1")}, {condition("c3", "p1")}});
+    ehr.by_url[std::string(base) + "/page?p=p1&n=1"] = [](const http::request&) {
+        return fake_ehr::json(200, R"({"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Condition","id":"c3",)");
+    };
+    const auto r = pass();
+    EXPECT_EQ(r.failed(), 1);
+    EXPECT_EQ(count(), 2);
+    // The cursor did not advance: the next run starts over.
+    st::sync_state s(db);
+    EXPECT_FALSE(s.read_cursor("ehr", "hmd-1", "Condition").last_full_pull_at);
+}
+
+TEST_F(fixture, PageWithAnotherPatientsDataIsRejected) {
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1"), condition("x", "p2")}});
+    const auto r = pass();
+    EXPECT_EQ(r.failed(), 1);
+    EXPECT_EQ(count(), 0);
+}
+
+TEST_F(fixture, NextLinkLoopIsDetected) {
+    enroll("hmd-1", "p1");
+    const std::string first = std::string(base) + "/Condition?patient=p1&_count=2";
+    ehr.by_url[first] = [&](const http::request&) { return fake_ehr::json(200, bundle({condition("c1", "p1")}, first)); };
+    const auto r = pass();
+    EXPECT_EQ(r.failed(), 1);
+    ASSERT_TRUE(r.patients[0].failure);
+    EXPECT_EQ(r.patients[0].failure->code, "paging_loop");
+}
+
+TEST_F(fixture, RateLimitedWithRetryAfterIsRetried) {
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    const std::string first = std::string(base) + "/Condition?patient=p1&_count=2";
+    auto original = ehr.by_url[first];
+    int hits = 0;
+    ehr.by_url[first] = [&](const http::request& r) {
+        if (++hits == 1) {
+            auto resp = fake_ehr::json(429, "{}");
+            resp.headers.push_back({"Retry-After", "0"});
+            return resp;
+        }
+        return original(r);
+    };
+    const auto r = pass();
+    EXPECT_EQ(r.succeeded(), 1);
+    EXPECT_EQ(counters.http_429, 1);
+    EXPECT_EQ(count(), 1);
+}
+
+TEST_F(fixture, ServerErrorsAreRetriedUpToABoundThenTheJobFails) {
+    enroll("hmd-1", "p1");
+    const std::string first = std::string(base) + "/Condition?patient=p1&_count=2";
+    int hits = 0;
+    ehr.by_url[first] = [&](const http::request&) {
+        ++hits;
+        return fake_ehr::json(502, "bad gateway");
+    };
+    const auto r = pass();
+    EXPECT_EQ(r.failed(), 1);
+    EXPECT_EQ(hits, 5);  // backoff_policy::max_attempts
+}
+
+TEST_F(fixture, ResourcesGoneFromAFullPullGetDeletedAt) {
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1"), condition("c2", "p1")}});
+    ASSERT_EQ(pass().succeeded(), 1);
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    const auto r = pass();
+    ASSERT_EQ(r.succeeded(), 1);
+    EXPECT_EQ(r.patients[0].types[0].deleted, 1);
+    EXPECT_EQ(count("deleted_at IS NOT NULL"), 1);
+    EXPECT_EQ(count("id = 'c2' AND deleted_at IS NOT NULL"), 1);
+}
+
+TEST_F(fixture, ForbiddenTypeIsRecordedAndTheOtherTypesGoOn) {
+    config.ehrs[0].resources = {{"Procedure", {}}, {"Condition", {}}};
+    ehr.by_path[std::string(base) + "/metadata"] = [](const http::request&) {
+        return fake_ehr::json(200, R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server","resource":[
+          {"type":"Condition","searchParam":[{"name":"patient"}]},{"type":"Procedure","searchParam":[{"name":"patient"}]}]}]})");
+    };
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    ehr.by_path[std::string(base) + "/Procedure"] = [](const http::request&) { return fake_ehr::json(403, "{}"); };
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    EXPECT_TRUE(r.patients[0].types[0].not_permitted);
+    EXPECT_EQ(count(), 1);
+    st::sync_state s(db);
+    bool recorded = false;
+    for (const auto& row : s.all_status())
+        if (row.resource_type == "Procedure") recorded = row.not_permitted;
+    EXPECT_TRUE(recorded);
+}
+
+TEST_F(fixture, LogsNeverCarryTokens) {
+    enroll("hmd-1", "p1");
+    ehr.refresh_to_patient.erase("rt-initial-hmd-1");
+    pass();
+    EXPECT_EQ(logged().find("rt-initial"), std::string::npos) << logged();
+    EXPECT_EQ(logged().find("at-"), std::string::npos) << logged();
+}
+
+}  // namespace
