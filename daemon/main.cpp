@@ -6,6 +6,7 @@
 
 #include "exit_codes.hpp"
 #include "ingest_command.hpp"
+#include "sandbox_commands.hpp"
 #include "sync_commands.hpp"
 
 int main(int argc, char** argv) {
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
     int exit_code = headachemd::exit_code::ok;
     headachemd::daemon::add_ingest_command(app, &exit_code);
     headachemd::daemon::add_sync_commands(app, &exit_code);
+    headachemd::daemon::add_sandbox_commands(app, &exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

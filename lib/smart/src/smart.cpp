@@ -3,7 +3,12 @@
 #include <algorithm>
 #include <cctype>
 
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <simdjson.h>
+
+#include <array>
+#include <stdexcept>
 
 #include "headachemd/http/url.hpp"
 
@@ -152,18 +157,20 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
     return t;
 }
 
-token_request make_refresh_request(std::string_view refresh_token, const client_credentials& creds) {
-    token_request r;
-    std::vector<std::pair<std::string, std::string>> form = {{"grant_type", "refresh_token"},
-                                                             {"refresh_token", std::string(refresh_token)}};
-    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
-    r.headers.emplace_back("Accept", "application/json");
+namespace {
+
+std::string random_base64url(std::size_t bytes) {
+    std::vector<unsigned char> buf(bytes);
+    if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1)
+        throw std::runtime_error("the OS random generator failed");
+    return http::base64url_encode(buf);
+}
+
+void add_client_auth(token_request& r, std::vector<std::pair<std::string, std::string>>& form,
+                     const client_credentials& creds) {
     switch (creds.auth) {
         case client_auth::client_secret_basic: {
-            // RFC 6749 §2.3.1: the id and the secret are form-encoded before
-            // base64, so a ':' or '%' in either survives.
-            const std::string user = form_component(creds.client_id) + ":" +
-                                     form_component(creds.client_secret);
+            const std::string user = form_component(creds.client_id) + ":" + form_component(creds.client_secret);
             r.headers.emplace_back("Authorization", "Basic " + http::base64_encode(user));
             break;
         }
@@ -175,6 +182,61 @@ token_request make_refresh_request(std::string_view refresh_token, const client_
             form.emplace_back("client_id", creds.client_id);
             break;
     }
+}
+
+}  // namespace
+
+std::string pkce_challenge(std::string_view verifier) {
+    std::array<unsigned char, 32> digest{};
+    unsigned int len = 0;
+    if (EVP_Digest(verifier.data(), verifier.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1)
+        throw std::runtime_error("OpenSSL SHA-256 failed");
+    return http::base64url_encode(digest);
+}
+
+pkce_pair make_pkce() {
+    pkce_pair p;
+    p.verifier = random_base64url(32);
+    p.challenge = pkce_challenge(p.verifier);
+    return p;
+}
+
+std::string random_state() { return random_base64url(32); }
+
+std::string authorize_url(const authorize_request& r) {
+    return http::url_with_query(r.authorization_endpoint, {{"response_type", "code"},
+                                                           {"client_id", r.client_id},
+                                                           {"redirect_uri", r.redirect_uri},
+                                                           {"scope", r.scope},
+                                                           {"state", r.state},
+                                                           {"aud", r.aud},
+                                                           {"code_challenge", r.code_challenge},
+                                                           {"code_challenge_method", "S256"}});
+}
+
+token_request make_code_exchange_request(std::string_view code, std::string_view redirect_uri,
+                                         std::string_view code_verifier, const client_credentials& creds) {
+    token_request r;
+    std::vector<std::pair<std::string, std::string>> form = {{"grant_type", "authorization_code"},
+                                                             {"code", std::string(code)},
+                                                             {"redirect_uri", std::string(redirect_uri)},
+                                                             {"code_verifier", std::string(code_verifier)}};
+    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    r.headers.emplace_back("Accept", "application/json");
+    add_client_auth(r, form, creds);
+    r.body = http::form_encode(form);
+    return r;
+}
+
+token_request make_refresh_request(std::string_view refresh_token, const client_credentials& creds) {
+    token_request r;
+    std::vector<std::pair<std::string, std::string>> form = {{"grant_type", "refresh_token"},
+                                                             {"refresh_token", std::string(refresh_token)}};
+    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    r.headers.emplace_back("Accept", "application/json");
+    // RFC 6749 §2.3.1: for client_secret_basic the id and the secret are
+    // form-encoded before base64, so a ':' or '%' in either survives.
+    add_client_auth(r, form, creds);
     r.body = http::form_encode(form);
     return r;
 }

@@ -1,5 +1,6 @@
 #include "headachemd/sync/engine.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <random>
@@ -394,6 +395,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         std::vector<std::string> seen_ids;
         std::optional<std::string> max_updated = cur.last_updated_max;
         int page_number = s.page_param ? 1 : 0;
+        bool server_links = false;  // the server pages with next links
 
         for (;;) {
             if (stopping) {
@@ -447,10 +449,16 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 }
             }
             std::optional<std::string> next = meta->next;
-            if (!next && s.page_param && !page.records.empty() && page_number > 0) {
-                // eCW pages with a non-standard `page` parameter rather than
-                // next links: ask for the following page until one is empty.
-                next = fhir::with_query_param(fhir::search_url(spec), *s.page_param, std::to_string(++page_number));
+            if (next) server_links = true;
+            if (!next && !server_links && s.page_param && page_number > 0 && !page.records.empty()) {
+                // A server that pages with a non-standard `page` parameter
+                // and sends no next links (DESIGN.md, eCW): ask for the
+                // following page until one is empty or repeats what we have.
+                bool all_seen = true;
+                for (const auto& rec : page.records)
+                    all_seen = all_seen && std::find(seen_ids.begin(), seen_ids.end(), nz::header_of(rec).id) != seen_ids.end();
+                if (!all_seen)
+                    next = fhir::with_query_param(fhir::search_url(spec), *s.page_param, std::to_string(++page_number));
             }
             const bool last_page = !next;
             const std::string now = now_text();

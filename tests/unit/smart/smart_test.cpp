@@ -106,3 +106,36 @@ TEST(AccessToken, UsableUntilSixtySecondsBeforeExpiry) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Pkce, Rfc7636AppendixBVector) {
+    EXPECT_EQ(smart::pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+              "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+}
+
+TEST(Pkce, FreshPairsAreLongUniqueAndConsistent) {
+    const auto a = smart::make_pkce(), b = smart::make_pkce();
+    EXPECT_EQ(a.verifier.size(), 43u);  // RFC 7636 §4.1: 43..128 characters
+    EXPECT_NE(a.verifier, b.verifier);
+    EXPECT_EQ(a.challenge, smart::pkce_challenge(a.verifier));
+    EXPECT_GE(smart::random_state().size() * 6, 122u);  // SMART: at least 122 bits of entropy
+}
+
+TEST(Authorize, UrlCarriesEverySmartParameter) {
+    const auto url = smart::authorize_url({"https://ehr.test/authorize", "cid", "https://clinic.test/cb",
+                                           "launch/patient openid fhirUser offline_access", "st", "https://ehr.test/fhir",
+                                           "chal"});
+    for (const char* p : {"response_type=code", "client_id=cid", "redirect_uri=https%3A%2F%2Fclinic.test%2Fcb",
+                          "scope=launch%2Fpatient+openid+fhirUser+offline_access", "state=st",
+                          "aud=https%3A%2F%2Fehr.test%2Ffhir", "code_challenge=chal", "code_challenge_method=S256"})
+        EXPECT_NE(url.find(p), std::string::npos) << p << " in " << url;
+}
+
+TEST(CodeExchange, FormHasCodeRedirectAndVerifier) {
+    const auto r = smart::make_code_exchange_request("c0de", "https://clinic.test/cb", "ver", {"id", "s", smart::client_auth::client_secret_post});
+    EXPECT_EQ(r.body, "grant_type=authorization_code&code=c0de&redirect_uri=https%3A%2F%2Fclinic.test%2Fcb"
+                      "&code_verifier=ver&client_id=id&client_secret=s");
+}
+
+}  // namespace

@@ -66,6 +66,35 @@ struct token_request {
 
 token_request make_refresh_request(std::string_view refresh_token, const client_credentials& creds);
 
+// --- Authorization code + PKCE (SMART App Launch 2.x, RFC 7636) ----------
+
+struct pkce_pair {
+    std::string verifier;   // 43 characters of base64url (32 random bytes)
+    std::string challenge;  // BASE64URL(SHA-256(verifier)), method S256
+};
+
+// SMART 2.x requires S256; servers SHALL NOT support plain.
+pkce_pair make_pkce();
+std::string pkce_challenge(std::string_view verifier);
+
+// 32 random bytes as base64url: far above the 122 bits SMART asks of state.
+std::string random_state();
+
+struct authorize_request {
+    std::string authorization_endpoint;
+    std::string client_id;
+    std::string redirect_uri;
+    std::string scope;
+    std::string state;
+    std::string aud;  // the exact FHIR base, no trailing slash
+    std::string code_challenge;
+};
+
+std::string authorize_url(const authorize_request& r);
+
+token_request make_code_exchange_request(std::string_view code, std::string_view redirect_uri,
+                                         std::string_view code_verifier, const client_credentials& creds);
+
 // The access token of one patient, in memory only.
 class access_token_state {
 public:

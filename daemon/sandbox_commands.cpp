@@ -1,0 +1,299 @@
+#include "sandbox_commands.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <SQLiteCpp/Statement.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+
+#include "exit_codes.hpp"
+#include "headachemd/config/config.hpp"
+#include "headachemd/http/client.hpp"
+#include "headachemd/sandbox/sandbox.hpp"
+#include "headachemd/smart/smart.hpp"
+#include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/vault.hpp"
+#include "headachemd/sync/engine.hpp"
+#include "logging.hpp"
+
+namespace headachemd::daemon {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using asio::awaitable;
+
+void write_private_file(const fs::path& p, std::string_view text) {
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("cannot write " + p.string());
+    const auto n = ::write(fd, text.data(), text.size());
+    ::close(fd);
+    if (n != static_cast<ssize_t>(text.size())) throw std::runtime_error("cannot write " + p.string());
+}
+
+// The sandbox runs on its own thread and io_context, so that the client
+// side of the demo exercises the real network path over loopback TLS.
+struct running_sandbox {
+    asio::io_context io;
+    std::unique_ptr<sandbox::server> server;
+    std::thread thread;
+
+    explicit running_sandbox(sandbox::options opts) {
+        server = std::make_unique<sandbox::server>(io, std::move(opts));
+        server->start();
+        thread = std::thread([this] { io.run(); });
+    }
+    ~running_sandbox() {
+        asio::post(io, [this] { server->stop(); });
+        io.stop();
+        if (thread.joinable()) thread.join();
+    }
+};
+
+// The standalone launch a browser would do, driven headlessly: discovery,
+// /authorize with PKCE S256 (the sandbox approves without a person),
+// the redirect's code and state, and the code exchange.
+awaitable<result<smart::token_response>> headless_authorize(http::transport& http, const std::string& fhir_base,
+                                                           const smart::client_credentials& creds,
+                                                           const std::string& redirect_uri,
+                                                           const std::string& scope) {
+    http::request disc;
+    disc.url = fhir_base + "/.well-known/smart-configuration";
+    auto d = co_await http.send(disc);
+    if (!d) co_return d.err();
+    auto conf = smart::parse_configuration(d->body);
+    if (!conf) co_return conf.err();
+    const auto pkce = smart::make_pkce();
+    const std::string state = smart::random_state();
+    http::request auth;
+    auth.url = smart::authorize_url({conf->authorization_endpoint, creds.client_id, redirect_uri,
+                                     scope, state, fhir_base,
+                                     pkce.challenge});
+    auto a = co_await http.send(auth);
+    if (!a) co_return a.err();
+    const auto location = a->header("Location");
+    if (a->status != 302 || !location)
+        co_return error{"authorize_failed", "the authorize endpoint answered HTTP " + std::to_string(a->status)};
+    auto url = boost::urls::parse_uri_reference(*location);
+    if (!url) co_return error{"authorize_failed", "the redirect is not a URL"};
+    std::string code, returned_state;
+    for (const auto& p : url->params()) {
+        if (p.key == "code") code = p.value;
+        if (p.key == "state") returned_state = p.value;
+        if (p.key == "error") co_return error{"authorize_failed", "the EHR refused the authorization: " + p.value};
+    }
+    if (returned_state != state) co_return error{"state_mismatch", "the redirect's state does not match"};
+    const auto tr = smart::make_code_exchange_request(code, redirect_uri, pkce.verifier, creds);
+    http::request tok;
+    tok.method = boost::beast::http::verb::post;
+    tok.url = conf->token_endpoint;
+    for (const auto& [n, v] : tr.headers) tok.headers.push_back({n, v});
+    tok.body = tr.body;
+    auto t = co_await http.send(tok);
+    if (!t) co_return t.err();
+    co_return smart::parse_token_response(t->status, t->body);
+}
+
+long long scalar(SQLite::Database& db, const std::string& sql) {
+    SQLite::Statement q(db, sql);
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+}
+
+void print_summary(store::analytics_db& db, const sync::pass_result& pass, const fs::path& dir) {
+    std::cout << fmt::format("\nSynced {} of {} sandbox patients over TLS into {}\n\n", pass.succeeded(),
+                             pass.patients.size(), (dir / "headache.db").string());
+    std::cout << "rows per table:\n";
+    for (const char* t :
+         {"patient", "condition", "medication_request", "encounter", "observation", "procedure", "appointment"})
+        std::cout << fmt::format("  {:<20} {:>6}\n", t, scalar(db.sql(), std::string("SELECT count(*) FROM ") + t));
+    std::cout << "\nheadache highlights:\n";
+    SQLite::Statement types(db.sql(),
+                            "SELECT headache_type, count(DISTINCT patient_key) FROM condition "
+                            "WHERE headache_type IS NOT NULL GROUP BY 1 ORDER BY 2 DESC");
+    while (types.executeStep())
+        std::cout << fmt::format("  {:<28} {} patients\n", types.getColumn(0).getString(), types.getColumn(1).getInt());
+    SQLite::Statement classes(db.sql(),
+                              "SELECT drug_class, therapy_role, count(*) FROM medication_request "
+                              "WHERE drug_class IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC");
+    while (classes.executeStep())
+        std::cout << fmt::format("  {:<28} {:<21} {} prescriptions\n", classes.getColumn(0).getString(),
+                                 classes.getColumn(1).getString(), classes.getColumn(2).getInt());
+    std::cout << fmt::format("  botulinum toxin procedures   {}\n",
+                             scalar(db.sql(), "SELECT count(*) FROM procedure WHERE procedure_kind='botulinum_toxin'"));
+    std::cout << fmt::format("\nTry: sqlite3 -readonly {} \"SELECT * FROM condition LIMIT 5\"\n",
+                             (dir / "headache.db").string());
+}
+
+struct demo_args {
+    int patients = 5;
+    std::string dir;
+    bool ecw = false;
+    std::string log_level = "warn";
+};
+
+int demo(const demo_args& a) {
+    auto log = make_logger(a.log_level);
+    fs::path dir = a.dir;
+    if (dir.empty()) {
+        std::string tmpl = (fs::temp_directory_path() / "headachemd-demo-XXXXXX").string();
+        if (!::mkdtemp(tmpl.data())) {
+            log->error("cannot create a temporary directory");
+            return exit_code::cant_create;
+        }
+        dir = tmpl;
+    }
+    fs::create_directories(dir);
+    try {
+        sandbox::options so;
+        so.patients = std::max(a.patients, 1);
+        so.ecw_mode = a.ecw;
+        running_sandbox sbx(so);
+        const auto& sconf = sbx.server->config();
+        sbx.server->write_ca_pem(dir / "sandbox-ca.pem");
+        write_private_file(dir / "client.secret", sconf.client_secret);
+
+        config::config cfg;
+        cfg.daemon.database = dir / "headache.db";
+        cfg.daemon.vault = dir / "vault.db";
+        config::ehr_settings ehr = *config::profile_preset(a.ecw ? "eclinicalworks" : "generic");
+        ehr.name = "sandbox";
+        ehr.fhir_base = sbx.server->fhir_base();
+        ehr.client_id = sconf.client_id;
+        ehr.client_secret_file = dir / "client.secret";
+        ehr.ca_file = dir / "sandbox-ca.pem";
+        if (!a.ecw) ehr.page_size = 50;
+        cfg.ehrs.push_back(ehr);
+
+        store::analytics_db db(cfg.daemon.database);
+        store::vault vault(cfg.daemon.vault);
+        asio::io_context io;
+        http::client_options ho;
+        ho.extra_ca_files.push_back(*ehr.ca_file);
+        http::client http(io.get_executor(), ho);
+        const smart::client_credentials creds{sconf.client_id, sconf.client_secret,
+                                              smart::client_auth::client_secret_basic};
+        const auto ids = sbx.server->patient_ids();
+        // The profile's scopes: eCW offers per-type scopes only, and answers
+        // 403 invalid_request to one it does not list.
+        std::string scope;
+        for (const auto& sc : ehr.scopes) scope += (scope.empty() ? "" : " ") + sc;
+        if (scope.empty()) scope = "launch/patient openid fhirUser offline_access patient/*.read";
+        sync::pass_result pass;
+        int enrolled = 0;
+        std::exception_ptr failure;
+        auto main_task = [&]() -> awaitable<void> {
+            for (int i = 0; i < so.patients && i < static_cast<int>(ids.size()); ++i) {
+                const std::string key = fmt::format("demo-{:03}", i + 1);
+                sbx.server->set_authorize_patient(ids[i]);
+                auto t = co_await headless_authorize(http, ehr.fhir_base, creds, sconf.redirect_uris.front(), scope);
+                if (!t || !t->refresh_token || !t->patient) {
+                    log->error("enrolling {} failed: {}", key, t ? "no refresh token or patient" : t.err().message);
+                    continue;
+                }
+                const std::string now = store::utc_timestamp(std::chrono::system_clock::now());
+                vault.put_enrollment({key, ehr.name, *t->patient, *t->refresh_token, t->scope, now, false}, now);
+                cfg.patients.push_back({key, ehr.name, *t->patient});
+                ++enrolled;
+            }
+            std::cout << fmt::format("Enrolled {} sandbox patients (authorization code + PKCE S256)\n", enrolled);
+            system_clock clk;
+            sync::engine engine(io.get_executor(), cfg, http, db, vault, clk, log);
+            pass = co_await engine.run_pass();
+            http.close_idle();
+        };
+        asio::co_spawn(io, main_task, [&failure](std::exception_ptr ep) { failure = ep; });
+        io.run();
+        if (failure) std::rethrow_exception(failure);
+        print_summary(db, pass, dir);
+        return pass.failed() == 0 && enrolled > 0 ? exit_code::ok : exit_code::temp_fail;
+    } catch (const std::exception& e) {
+        log->error("demo failed: {}", e.what());
+        return exit_code::software;
+    }
+}
+
+struct sandbox_args {
+    int port = 8443;
+    int patients = 25;
+    std::uint64_t seed = 1;
+    bool plain_http = false;
+    bool ecw = false;
+    std::string ca_out = "sandbox-ca.pem";
+    std::string tokens_dir;
+};
+
+int serve_sandbox(const sandbox_args& a) {
+    auto log = make_logger("info");
+    sandbox::options so;
+    so.port = static_cast<std::uint16_t>(a.port);
+    so.patients = a.patients;
+    so.seed = a.seed;
+    so.tls = !a.plain_http;
+    so.ecw_mode = a.ecw;
+    asio::io_context io;
+    sandbox::server server(io, so);
+    server.start();
+    if (so.tls) server.write_ca_pem(a.ca_out);
+    std::cout << "HeadacheMD sandbox EHR (synthetic data only)\n"
+              << "  FHIR base     " << server.fhir_base() << "\n"
+              << "  client_id     " << server.config().client_id << "\n"
+              << "  client secret " << server.config().client_secret << " (a fixed sandbox value)\n";
+    if (so.tls) std::cout << "  CA file       " << a.ca_out << " (set ca_file to it)\n";
+    if (!a.tokens_dir.empty()) {
+        fs::create_directories(a.tokens_dir);
+        for (const auto& id : server.patient_ids())
+            write_private_file(fs::path(a.tokens_dir) / (id + ".token"), server.issue_refresh_token(id));
+        std::cout << "  refresh tokens " << a.tokens_dir << "/<patient id>.token (for enroll --refresh-token-file)\n";
+    }
+    std::cout << "  patients      " << server.patient_ids().size() << (so.ecw_mode ? " (eClinicalWorks mode)" : "")
+              << "\nCtrl-C stops it.\n"
+              << std::flush;
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code&, int) { server.stop(); io.stop(); });
+    io.run();
+    return exit_code::ok;
+}
+
+}  // namespace
+
+void add_sandbox_commands(CLI::App& app, int* exit_code) {
+    {
+        auto args = std::make_shared<demo_args>();
+        CLI::App* cmd = app.add_subcommand(
+            "demo", "Start the built-in sandbox EHR, enroll a few patients, sync them once, and show what landed");
+        cmd->footer("Example:\n  headachemd-sync demo --patients 5\nNo account, no network: everything runs on loopback.");
+        cmd->add_option("--patients", args->patients, "how many sandbox patients to enroll")->capture_default_str();
+        cmd->add_option("--dir", args->dir, "where to write headache.db and vault.db (default: a new temporary directory)");
+        cmd->add_flag("--ecw", args->ecw, "run the sandbox in eClinicalWorks mode");
+        cmd->add_option("--log-level", args->log_level, "trace, debug, info, warn, error")->capture_default_str();
+        cmd->callback([args, exit_code] { *exit_code = demo(*args); });
+    }
+    {
+        auto args = std::make_shared<sandbox_args>();
+        CLI::App* cmd = app.add_subcommand("sandbox", "Serve the built-in SMART on FHIR sandbox EHR on loopback");
+        cmd->footer("Example:\n  headachemd-sync sandbox --port 8443 --tokens-dir ./tokens\n"
+                    "Then point an [[ehr]] at the printed FHIR base with ca_file = the printed CA file.");
+        cmd->add_option("--port", args->port, "TCP port on 127.0.0.1 (0: any free port)")->capture_default_str();
+        cmd->add_option("--patients", args->patients, "synthetic patients")->capture_default_str();
+        cmd->add_option("--seed", args->seed, "data seed")->capture_default_str();
+        cmd->add_flag("--http", args->plain_http, "plain http instead of TLS (loopback only)");
+        cmd->add_flag("--ecw", args->ecw, "eClinicalWorks mode: no _lastUpdated, no Appointment, 250 calls/minute");
+        cmd->add_option("--ca-out", args->ca_out, "where to write the sandbox CA certificate")->capture_default_str();
+        cmd->add_option("--tokens-dir", args->tokens_dir, "write one refresh token per patient here (mode 0600)");
+        cmd->callback([args, exit_code] { *exit_code = serve_sandbox(*args); });
+    }
+}
+
+}  // namespace headachemd::daemon

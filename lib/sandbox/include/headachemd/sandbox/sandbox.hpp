@@ -1,0 +1,207 @@
+// The sandbox EHR: a SMART on FHIR R4 server on loopback that generates
+// deterministic synthetic headache patients from a seed. It backs `demo`,
+// `headachemd-sync sandbox`, the integration tests and the benchmarks.
+//
+// It implements the server side on its own and shares no code with
+// lib/smart, lib/fhir or lib/normalize (DESIGN "Testing"): if client and
+// server shared code, a bug in that code would pass its own test.
+//
+// What it serves (paths relative to base_url()):
+//   GET  /fhir/.well-known/smart-configuration   SMART App Launch discovery
+//   GET  /fhir/metadata                           CapabilityStatement (oauth-uris)
+//   GET  /authorize                               auto-approve (302 with code+state),
+//                                                 or an HTML consent page with prompt=consent
+//   POST /authorize/approve                       the consent page's form
+//   POST /token                                   authorization_code (PKCE S256) and
+//                                                 refresh_token (rotation) grants
+//   GET  /fhir/{Type}/{id}, GET /fhir/{Type}?…, POST /fhir/{Type}/_search
+//        for Patient, Condition, MedicationRequest, Encounter, Observation,
+//        Procedure and Appointment (not Appointment in ecw_mode).
+//
+// Threading: the server runs on the io_context it is given; that context may
+// be run by any number of threads. Every public member function may be called
+// from any thread, also while the context runs. Test controls take effect for
+// the next request that the server handles.
+//
+// Errors: start() throws boost::system::system_error (a std::runtime_error)
+// when it cannot bind, and std::runtime_error when OpenSSL cannot make the
+// certificates. Data and OAuth controls throw std::invalid_argument for an
+// unknown type, id or patient. Nothing else throws.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace headachemd::sandbox {
+
+// Resource types the sandbox serves, in CapabilityStatement order.
+inline constexpr std::string_view resource_types[] = {
+    "Patient", "Condition", "MedicationRequest", "Encounter", "Observation", "Procedure", "Appointment"};
+
+struct options {
+    bool tls = true;  // false: plain http (the client allows that on loopback only)
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0;  // 0: an ephemeral port, see server::port()
+    std::uint64_t seed = 1;  // data and fault decisions derive from it
+    int patients = 25;
+
+    // eClinicalWorks/healow behaviour (DESIGN "EHR realities"): no
+    // `_lastUpdated` (declared for no type; a sent one is ignored), no
+    // `_count` (ignored; a fixed page of default_page_size and a `page`
+    // parameter instead), no Appointment (404 and no scope), only
+    // per-type scopes (no patient/*.read), scope and PKCE errors at
+    // /authorize answered 403 invalid_request instead of a redirect, and a
+    // budget of requests_per_minute per fixed minute window (every request
+    // counts, discovery, /authorize and /token included); over it, 429 with
+    // no Retry-After. retry_after_on_429 is forced off.
+    bool ecw_mode = false;
+    int requests_per_minute = 250;  // enforced only in ecw_mode
+
+    // Faults, drawn from an RNG seeded by `seed`, on FHIR data requests
+    // (read, search, next pages; never discovery, /authorize or /token).
+    // One uniform draw per request: [0, rate_429) → 429, then 500, then a
+    // connection reset mid-response, then a truncated body (Content-Length
+    // larger than the bytes sent, then close). Latency delays every response.
+    std::chrono::milliseconds latency{0};
+    double rate_429 = 0, rate_500 = 0, rate_reset = 0, rate_truncated = 0;
+    bool retry_after_on_429 = true;  // `Retry-After: 1`; ecw_mode forces false
+
+    std::chrono::seconds access_token_lifetime{3600};
+    int default_page_size = 20;  // searches without _count, and every ecw_mode page
+    int max_page_size = 500;     // a larger _count is clamped to this
+    // Off (the default, as eCW and node-oidc-provider): a reused, already
+    // rotated refresh token is invalid_grant and revokes its whole grant.
+    // On: a reuse within 60 s of the rotation returns the same new pair.
+    bool refresh_reuse_grace = false;
+
+    std::string client_id = "headachemd-sandbox";
+    std::string client_secret = "sandbox-secret-not-for-production";
+    std::vector<std::string> redirect_uris = {"http://127.0.0.1/callback"};
+
+    // Every time decision (token and code expiry, rate windows, meta.lastUpdated
+    // of changed resources) reads this clock, so tests can drive it.
+    std::function<std::chrono::system_clock::time_point()> now = [] {
+        return std::chrono::system_clock::now();
+    };
+    // The generated history ends here; every generated resource has
+    // meta.lastUpdated at or before it, so the same seed gives the same bytes
+    // whenever it runs. Changes made through the controls carry now(), which
+    // must therefore be later than the anchor. Default 2024-06-01T00:00:00Z.
+    std::chrono::system_clock::time_point data_anchor =
+        std::chrono::system_clock::time_point{std::chrono::seconds{1717200000}};
+
+    // Optional diagnostics (a failed handshake, an exception in a session).
+    // Lines carry no token, secret, name or payload.
+    std::function<void(std::string_view)> log;
+};
+
+// Request counters since start (or reset_counters()).
+struct counters {
+    std::uint64_t requests = 0;                    // every request read
+    std::uint64_t authorize_calls = 0;             // /authorize and /authorize/approve
+    std::uint64_t token_calls = 0;                 // POST /token
+    std::uint64_t discovery_calls = 0;             // smart-configuration and metadata
+    std::uint64_t fhir_calls = 0;                  // FHIR reads and searches, next pages included
+    std::uint64_t responses_429 = 0;               // budget and injected, both
+    std::uint64_t resets = 0;                      // injected connection resets
+    std::uint64_t truncations = 0;                 // injected truncated bodies
+    std::map<int, std::uint64_t> by_status;        // status sent → count (resets excluded)
+    std::map<std::string, std::uint64_t> by_path;  // request path, no query → count
+};
+
+class server {
+public:
+    server(boost::asio::io_context& ioc, options opts);
+    // Stops (as stop()) if still running. Destroy the server before its
+    // io_context (as for any Asio I/O object); connections still open are
+    // released when the context runs them to completion or is destroyed.
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    // Generates the CA and server certificate (tls), binds and listens (the
+    // port is known when this returns), and starts accepting on the context.
+    // Call once; a second call does nothing. Throws as described above, and
+    // may then be called again.
+    void start();
+    // Closes the listener and every connection (a response in flight is cut
+    // off, a latency timer cancelled), so a thread running only this server
+    // returns from run(). Idempotent; the server cannot be started again.
+    void stop();
+
+    std::uint16_t port() const;
+    std::string base_url() const;   // "https://127.0.0.1:PORT" (http:// without tls)
+    std::string fhir_base() const;  // base_url() + "/fhir"; the exact `aud`
+    // PEM of the throwaway CA that signed the server certificate (SAN
+    // IP:127.0.0.1 and DNS:localhost); empty without tls or before start().
+    std::string ca_certificate_pem() const;
+    // Writes ca_certificate_pem() to `path` (mode 0644). Throws
+    // std::runtime_error on an I/O error.
+    void write_ca_pem(const std::filesystem::path& path) const;
+    // The options in force at start: as given, with ecw_mode having forced
+    // retry_after_on_429 off. Runtime setters do not change them.
+    const options& config() const;
+
+    // ---- OAuth controls --------------------------------------------------
+    // A headless shortcut for tests and `demo`: a valid refresh token for the
+    // patient, as if it had completed /authorize and /token. An empty scope
+    // means every read scope the server lists; offline_access is always
+    // added. The first use of the token rotates it as any other.
+    std::string issue_refresh_token(const std::string& patient_id, std::string scope = {});
+    // Revokes every grant of the patient: its refresh tokens answer
+    // invalid_grant and its access tokens 401.
+    void revoke_patient_grants(const std::string& patient_id);
+    // Every access token issued so far answers 401 from now on.
+    void expire_access_tokens();
+    // The patient a headless /authorize approves (default: the first one).
+    // An explicit `patient` query parameter on /authorize wins.
+    void set_authorize_patient(const std::string& patient_id);
+    void set_refresh_reuse_grace(bool on);
+
+    // ---- Fault controls --------------------------------------------------
+    void set_fault_rates(double rate_429, double rate_500, double rate_reset, double rate_truncated);
+    void set_latency(std::chrono::milliseconds latency);
+    // Non-empty: every searchset Bundle that has a next page links to this
+    // URL instead (to test that a client refuses another origin).
+    void set_next_link_override(std::string url);
+    // n > 0: page n (1-based) of every search answers 200 with malformed JSON.
+    void set_bad_json_page(int n);
+
+    counters stats() const;
+    void reset_counters();
+
+    // ---- Data controls ---------------------------------------------------
+    std::vector<std::string> patient_ids() const;  // generation order
+    // Non-deleted resources per type (Appointment absent in ecw_mode).
+    std::map<std::string, std::size_t> count_by_type() const;
+    // Non-deleted resources of one type for one patient (0 for Appointment
+    // in ecw_mode): what a complete search with the patient parameter returns.
+    std::size_t count_for(const std::string& patient_id, const std::string& type) const;
+    // Non-deleted ids in search order.
+    std::vector<std::string> ids_of(const std::string& type, const std::string& patient_id) const;
+    // Bumps meta.versionId, sets meta.lastUpdated to now() and changes a
+    // clinical field (a status, a value or a note).
+    void update_resource(const std::string& type, const std::string& id);
+    // Removes it from searches; a read answers 410 Gone (FHIR R4 3.1.0.5).
+    void delete_resource(const std::string& type, const std::string& id);
+    // Adds a generated resource of `type` (not Patient) for the patient, with
+    // meta.lastUpdated = now(); returns its id.
+    std::string add_resource(const std::string& type, const std::string& patient_id);
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace headachemd::sandbox

@@ -1,0 +1,1076 @@
+#include "app.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <stdexcept>
+
+#include "json_writer.hpp"
+
+namespace headachemd::sandbox::detail {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::string_view fhir_json = "application/fhir+json;charset=utf-8";
+constexpr std::string_view plain_json = "application/json;charset=utf-8";
+constexpr std::string_view html = "text/html;charset=utf-8";
+constexpr auto code_lifetime = 60s;          // SMART App Launch: short-lived, single use
+constexpr auto refresh_lifetime = 90 * 24h;  // eCW: 90 days
+constexpr auto reuse_grace_window = 60s;
+
+std::string_view reason_phrase(int status) {
+    switch (status) {
+        case 200:
+            return "OK";
+        case 302:
+            return "Found";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 410:
+            return "Gone";
+        case 413:
+            return "Payload Too Large";
+        case 429:
+            return "Too Many Requests";
+        case 500:
+            return "Internal Server Error";
+        default:
+            return "Unknown";
+    }
+}
+
+http_response make(int status, std::string_view content_type, std::string body) {
+    http_response r;
+    r.status = status;
+    r.headers.emplace_back("Content-Type", std::string(content_type));
+    r.body = std::move(body);
+    return r;
+}
+
+// FHIR R4 OperationOutcome: the error body of every FHIR endpoint.
+http_response outcome(int status, std::string_view code, std::string_view diagnostics) {
+    json_writer w;
+    w.begin_object().member("resourceType", "OperationOutcome");
+    w.key("issue").begin_array().begin_object();
+    w.member("severity", "error").member("code", code).member("diagnostics", diagnostics);
+    w.end_object().end_array().end_object();
+    return make(status, fhir_json, w.take());
+}
+
+// RFC 6749 §5.2 error body; token responses are never cached (§5.1).
+http_response oauth_error(int status, std::string_view error, std::string_view description) {
+    json_writer w;
+    w.begin_object().member("error", error).member("error_description", description).end_object();
+    http_response r = make(status, plain_json, w.take());
+    r.headers.emplace_back("Cache-Control", "no-store");
+    r.headers.emplace_back("Pragma", "no-cache");
+    return r;
+}
+
+std::string html_escape(std::string_view s) {
+    std::string out;
+    for (const char c : s) {
+        switch (c) {
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out.push_back(c);
+        }
+    }
+    return out;
+}
+
+http_response html_page(int status, std::string_view title, std::string_view body_html) {
+    std::string page = "<!doctype html><html><head><meta charset=\"utf-8\"><title>" + html_escape(title) +
+                       "</title></head><body><h1>" + html_escape(title) + "</h1>" + std::string(body_html) +
+                       "</body></html>";
+    return make(status, html, std::move(page));
+}
+
+std::vector<std::string> split_spaces(std::string_view s) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        while (i < s.size() && s[i] == ' ') ++i;
+        const std::size_t j = std::min(s.find(' ', i), s.size());
+        if (j > i) out.emplace_back(s.substr(i, j - i));
+        i = j;
+    }
+    return out;
+}
+
+bool has_scope(const std::string& scope, std::string_view want) {
+    for (const auto& s : split_spaces(scope))
+        if (s == want) return true;
+    return false;
+}
+
+// Secrets are compared without an early exit on the first difference.
+bool same_secret(std::string_view a, std::string_view b) {
+    if (a.size() != b.size() || b.empty()) return false;
+    unsigned diff = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+std::optional<long> parse_long(std::string_view s) {
+    long v = 0;
+    const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (r.ec != std::errc{} || r.ptr != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+// A reference search value: "X", "Patient/X" or ".../Patient/X". Empty if
+// it names another type.
+std::string patient_of_reference(std::string_view v) {
+    const auto slash = v.rfind('/');
+    if (slash == std::string_view::npos) return std::string(v);
+    const std::string_view head = v.substr(0, slash);
+    if (head != "Patient" && !(head.size() > 8 && head.substr(head.size() - 8) == "/Patient")) return {};
+    return std::string(v.substr(slash + 1));
+}
+
+}  // namespace
+
+std::string serialize_head(const http_response& r, bool keep_alive) {
+    std::string out =
+        "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(reason_phrase(r.status)) + "\r\n";
+    out += "Server: headachemd-sandbox\r\n";
+    for (const auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
+    out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+    out += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+    out += "\r\n";
+    return out;
+}
+
+options normalized(options o) {
+    // eCW sends no Retry-After with its 429 (DESIGN "EHR realities").
+    if (o.ecw_mode) o.retry_after_on_429 = false;
+    if (o.default_page_size < 1) o.default_page_size = 1;
+    if (o.max_page_size < o.default_page_size) o.max_page_size = o.default_page_size;
+    if (o.patients < 1) o.patients = 1;
+    if (!o.now) o.now = [] { return std::chrono::system_clock::now(); };
+    return o;
+}
+
+app::app(options opts)
+    : opts_(normalized(std::move(opts))),
+      data_(opts_.seed, opts_.patients, opts_.data_anchor),
+      faults_(mix_seed(opts_.seed, 0xFA17ULL)) {}
+
+void app::set_base_url(std::string base_url) {
+    std::lock_guard lock(mu_);
+    base_url_ = std::move(base_url);
+}
+
+std::string app::base_url() const {
+    std::lock_guard lock(mu_);
+    return base_url_;
+}
+
+std::string app::fhir_base() const {
+    std::lock_guard lock(mu_);
+    return base_url_ + "/fhir";
+}
+
+// ---- routing ----------------------------------------------------------------
+
+http_response app::handle(const http_request& req) {
+    std::lock_guard lock(mu_);
+    const time_point now = opts_.now();
+    const auto qmark = req.target.find('?');
+    const std::string path = req.target.substr(0, qmark);
+    ++stats_.requests;
+    ++stats_.by_path[path];
+
+    http_response r;
+    const auto query = parse_form(
+        qmark == std::string::npos ? std::string_view{} : std::string_view(req.target).substr(qmark + 1));
+    // eCW: 250 calls a minute per practice base, counted per fixed minute
+    // window; over it, 429 with no Retry-After, so the client must wait for
+    // the next minute boundary (DESIGN "EHR realities").
+    bool over_budget = false;
+    if (opts_.ecw_mode) {
+        const auto window = std::chrono::floor<std::chrono::minutes>(now.time_since_epoch()).count();
+        if (window != budget_window_) {
+            budget_window_ = window;
+            budget_used_ = 0;
+        }
+        over_budget = ++budget_used_ > opts_.requests_per_minute;
+    }
+    if (over_budget) {
+        r = outcome(
+            429, "throttled",
+            "Rate limit exceeded: " + std::to_string(opts_.requests_per_minute) + " requests per minute");
+    } else if (!query) {
+        r = outcome(400, "invalid", "Malformed percent-encoding in the query string");
+    } else {
+        r = route(req, path, *query, now);
+    }
+    r.delay = opts_.latency;
+    if (r.fault != transport_fault::reset) ++stats_.by_status[r.status];
+    if (r.status == 429) {
+        ++stats_.responses_429;
+        if (opts_.retry_after_on_429 && !over_budget) r.headers.emplace_back("Retry-After", "1");
+    }
+    return r;
+}
+
+http_response app::route(const http_request& req, std::string_view path, const params& query,
+                         time_point now) {
+    const bool get = req.method == "GET";
+    const bool post = req.method == "POST";
+    const auto method_not_allowed = [](std::string_view allow) {
+        http_response r = outcome(405, "not-supported", "Method not allowed");
+        r.headers.emplace_back("Allow", std::string(allow));
+        return r;
+    };
+    if (path == "/fhir/.well-known/smart-configuration" || path == "/.well-known/smart-configuration") {
+        ++stats_.discovery_calls;
+        return get ? smart_configuration() : method_not_allowed("GET");
+    }
+    if (path == "/fhir/metadata") {
+        ++stats_.discovery_calls;
+        return get ? capability_statement(now) : method_not_allowed("GET");
+    }
+    if (path == "/authorize") {
+        ++stats_.authorize_calls;
+        if (!get) return method_not_allowed("GET");
+        return authorize(query, false, now);
+    }
+    if (path == "/authorize/approve") {
+        ++stats_.authorize_calls;
+        if (!post) return method_not_allowed("POST");
+        const auto form = parse_form(req.body);
+        if (!form) return html_page(400, "Bad request", "<p>Malformed form body.</p>");
+        const std::string* decision = find_param(*form, "decision");
+        if (decision && *decision == "deny") {
+            // The user said no: RFC 6749 §4.1.2.1 access_denied, to a
+            // redirect URI we validate first.
+            const std::string* redirect = find_param(*form, "redirect_uri");
+            const std::string* client = find_param(*form, "client_id");
+            if (!client || *client != opts_.client_id || !redirect ||
+                std::find(opts_.redirect_uris.begin(), opts_.redirect_uris.end(), *redirect) ==
+                    opts_.redirect_uris.end())
+                return html_page(400, "Bad request", "<p>Unknown client or redirect URI.</p>");
+            params out{{"error", "access_denied"}};
+            if (const std::string* state = find_param(*form, "state")) out.emplace_back("state", *state);
+            http_response r = make(302, html, "");
+            r.headers.emplace_back(
+                "Location",
+                *redirect + (redirect->find('?') == std::string::npos ? "?" : "&") + encode_params(out));
+            return r;
+        }
+        return authorize(*form, true, now);
+    }
+    if (path == "/token") {
+        ++stats_.token_calls;
+        if (!post) return method_not_allowed("POST");
+        return token(req, now);
+    }
+    if (path.substr(0, 6) == "/fhir/") return fhir(req, path, query, now);
+    return outcome(404, "not-found", "No such endpoint");
+}
+
+// ---- discovery --------------------------------------------------------------
+
+std::vector<std::string> app::supported_scopes() const {
+    // SMART App Launch v1 scopes, and v2 (.rs) outside eCW mode. eCW lists
+    // only per-type scopes, and no Appointment (its healow Scheduling API
+    // has its own base URL), so asking for patient/Appointment.read there
+    // fails at /authorize.
+    std::vector<std::string> s = {"openid", "fhirUser", "launch/patient", "offline_access", "online_access"};
+    if (!opts_.ecw_mode) {
+        s.emplace_back("patient/*.read");
+        s.emplace_back("patient/*.rs");
+    }
+    for (int i = 0; i < rtype_count; ++i) {
+        const auto t = static_cast<rtype>(i);
+        if (!served(t)) continue;
+        s.push_back("patient/" + std::string(rtype_name(t)) + ".read");
+        if (!opts_.ecw_mode) s.push_back("patient/" + std::string(rtype_name(t)) + ".rs");
+    }
+    return s;
+}
+
+std::string app::default_scope() const {
+    std::string scope = "launch/patient offline_access";
+    for (int i = 0; i < rtype_count; ++i) {
+        const auto t = static_cast<rtype>(i);
+        if (served(t)) scope += " patient/" + std::string(rtype_name(t)) + ".read";
+    }
+    return scope;
+}
+
+bool app::scope_allows_read(const std::string& scope, rtype t) const {
+    const std::string_view name = rtype_name(t);
+    for (const auto& s : split_spaces(scope)) {
+        if (s.rfind("patient/", 0) != 0 && s.rfind("user/", 0) != 0) continue;
+        const auto slash = s.find('/');
+        const auto dot = s.find('.', slash);
+        if (dot == std::string::npos) continue;
+        const std::string_view type = std::string_view(s).substr(slash + 1, dot - slash - 1);
+        const std::string_view access = std::string_view(s).substr(dot + 1);
+        if (type != "*" && type != name) continue;
+        // v1: read or *; v2 (SMART 2.0 §3.2): a cruds string; reading and
+        // searching need r and s, but one of them is enough for us.
+        if (access == "read" || access == "*") return true;
+        if (access.find_first_not_of("cruds") == std::string_view::npos &&
+            (access.find('r') != std::string_view::npos || access.find('s') != std::string_view::npos))
+            return true;
+    }
+    return false;
+}
+
+http_response app::smart_configuration() const {
+    json_writer w;
+    w.begin_object();
+    w.member("authorization_endpoint", base_url_ + "/authorize");
+    w.member("token_endpoint", base_url_ + "/token");
+    w.key("token_endpoint_auth_methods_supported")
+        .begin_array()
+        .value("client_secret_basic")
+        .value("client_secret_post")
+        .end_array();
+    w.key("grant_types_supported")
+        .begin_array()
+        .value("authorization_code")
+        .value("refresh_token")
+        .end_array();
+    w.key("scopes_supported").begin_array();
+    for (const auto& s : supported_scopes()) w.value(s);
+    w.end_array();
+    w.key("response_types_supported").begin_array().value("code").end_array();
+    w.key("capabilities").begin_array();
+    for (const char* c : {"launch-standalone", "client-confidential-symmetric", "context-standalone-patient",
+                          "permission-offline", "permission-patient", "permission-v1"})
+        w.value(c);
+    if (!opts_.ecw_mode) w.value("permission-v2");
+    w.end_array();
+    // SMART App Launch 2.x: S256 is required and servers SHALL NOT support plain.
+    w.key("code_challenge_methods_supported").begin_array().value("S256").end_array();
+    w.end_object();
+    return make(200, plain_json, w.take());
+}
+
+http_response app::capability_statement(time_point now) const {
+    json_writer w;
+    w.begin_object();
+    w.member("resourceType", "CapabilityStatement");
+    w.member("status", "active");
+    w.member("date", format_date_time(now));
+    w.member("kind", "instance");
+    w.key("software")
+        .begin_object()
+        .member("name", "HeadacheMD Sandbox EHR")
+        .member("version", "0.1.0")
+        .end_object();
+    w.key("implementation").begin_object();
+    w.member("description", opts_.ecw_mode ? "Sandbox EHR (eClinicalWorks mode)" : "Sandbox EHR");
+    w.member("url", base_url_ + "/fhir").end_object();
+    w.member("fhirVersion", "4.0.1");
+    w.key("format").begin_array().value("json").value("application/fhir+json").end_array();
+    w.key("rest").begin_array().begin_object();
+    w.member("mode", "server");
+    // SMART App Launch: the oauth-uris extension is the fallback discovery.
+    w.key("security").begin_object();
+    w.key("extension").begin_array().begin_object();
+    w.member("url", "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris");
+    w.key("extension").begin_array();
+    w.begin_object().member("url", "authorize").member("valueUri", base_url_ + "/authorize").end_object();
+    w.begin_object().member("url", "token").member("valueUri", base_url_ + "/token").end_object();
+    w.end_array().end_object().end_array();
+    w.key("service").begin_array().begin_object().key("coding").begin_array().begin_object();
+    w.member("system", "http://terminology.hl7.org/CodeSystem/restful-security-service")
+        .member("code", "SMART-on-FHIR");
+    w.end_object().end_array().end_object().end_array();
+    w.end_object();
+    w.key("resource").begin_array();
+    for (int i = 0; i < rtype_count; ++i) {
+        const auto t = static_cast<rtype>(i);
+        if (!served(t)) continue;
+        w.begin_object().member("type", rtype_name(t));
+        // eCW's facade: read and search-type only, no history.
+        w.key("interaction").begin_array();
+        w.begin_object().member("code", "read").end_object();
+        w.begin_object().member("code", "search-type").end_object();
+        w.end_array();
+        w.key("searchParam").begin_array();
+        const auto param = [&](std::string_view name, std::string_view type) {
+            w.begin_object().member("name", name).member("type", type).end_object();
+        };
+        if (t == rtype::patient) {
+            param("_id", "token");
+        } else if (t == rtype::appointment) {
+            param("patient", "reference");
+            param("actor", "reference");
+        } else {
+            param("patient", "reference");
+            param("subject", "reference");
+        }
+        // eCW declares _lastUpdated for no type (DESIGN "Sync semantics").
+        if (!opts_.ecw_mode) param("_lastUpdated", "date");
+        w.end_array();
+        w.end_object();
+    }
+    w.end_array();
+    w.end_object().end_array();
+    w.end_object();
+    return make(200, fhir_json, w.take());
+}
+
+// ---- /authorize -------------------------------------------------------------
+
+http_response app::authorize(const params& p, bool consented, time_point now) {
+    const std::string* client_id = find_param(p, "client_id");
+    const std::string* redirect_uri = find_param(p, "redirect_uri");
+    // RFC 6749 §4.1.2.1: with a bad client or redirect URI the server must
+    // not redirect (an open redirector); it tells the user instead.
+    if (!client_id || *client_id != opts_.client_id) {
+        if (opts_.ecw_mode) return oauth_error(403, "invalid_request", "Unknown or inactive client_id");
+        return html_page(400, "Authorization failed", "<p>Unknown client_id.</p>");
+    }
+    if (!redirect_uri || std::find(opts_.redirect_uris.begin(), opts_.redirect_uris.end(), *redirect_uri) ==
+                             opts_.redirect_uris.end()) {
+        if (opts_.ecw_mode) return oauth_error(403, "invalid_request", "redirect_uri is not registered");
+        return html_page(400, "Authorization failed",
+                         "<p>The redirect_uri is not registered for this client.</p>");
+    }
+    const std::string* state = find_param(p, "state");
+    const auto redirect = [&](params out) {
+        if (state) out.emplace_back("state", *state);
+        http_response r = make(302, html, "");
+        r.headers.emplace_back(
+            "Location",
+            *redirect_uri + (redirect_uri->find('?') == std::string::npos ? "?" : "&") + encode_params(out));
+        r.headers.emplace_back("Cache-Control", "no-store");
+        return r;
+    };
+    const auto fail = [&](std::string_view error, std::string_view description) {
+        // eCW answers these with a 403 invalid_request page, not a redirect.
+        if (opts_.ecw_mode) return oauth_error(403, "invalid_request", description);
+        return redirect({{"error", std::string(error)}, {"error_description", std::string(description)}});
+    };
+
+    const std::string* response_type = find_param(p, "response_type");
+    if (!response_type || *response_type != "code")
+        return fail("unsupported_response_type", "response_type must be code");
+    if (!state || state->empty()) return fail("invalid_request", "state is required (SMART App Launch)");
+    // SMART App Launch: aud must be the FHIR base the app will call, exactly,
+    // so a token cannot be phished for another server.
+    const std::string* aud = find_param(p, "aud");
+    if (!aud || *aud != base_url_ + "/fhir")
+        return fail("invalid_request", "aud must equal the FHIR base URL");
+    const std::string* method = find_param(p, "code_challenge_method");
+    const std::string* challenge = find_param(p, "code_challenge");
+    if (!challenge || !method)
+        return fail("invalid_request", "PKCE is required: code_challenge and code_challenge_method=S256");
+    // SMART App Launch 2.x: servers SHALL NOT support the plain method.
+    if (*method != "S256")
+        return fail("invalid_request", "code_challenge_method must be S256; plain is not supported");
+    // RFC 7636 §4.2: an S256 challenge is 43 base64url characters.
+    if (challenge->size() != 43 || !valid_pkce_string(*challenge))
+        return fail("invalid_request", "code_challenge is malformed");
+    const std::string* scope = find_param(p, "scope");
+    const auto scopes = split_spaces(scope ? *scope : std::string{});
+    if (scopes.empty()) return fail("invalid_scope", "scope is required");
+    const auto supported = supported_scopes();
+    for (const auto& s : scopes)
+        if (std::find(supported.begin(), supported.end(), s) == supported.end())
+            return fail("invalid_scope", "scope not supported: " + s);
+
+    std::string patient = authorize_patient_.empty() ? data_.patient_ids().front() : authorize_patient_;
+    if (const std::string* chosen = find_param(p, "patient")) patient = *chosen;
+    if (!data_.has_patient(patient)) return fail("invalid_request", "unknown patient");
+
+    const std::string* prompt = find_param(p, "prompt");
+    if (!consented && prompt && *prompt == "consent") return consent_page(p);
+
+    std::string joined;
+    for (const auto& s : scopes) joined += (joined.empty() ? "" : " ") + s;
+    const std::string code = random_token(24);
+    codes_[code] =
+        auth_code{*client_id, *redirect_uri, joined, patient, *challenge, now + code_lifetime, false, 0};
+    return redirect({{"code", code}});
+}
+
+http_response app::consent_page(const params& p) const {
+    std::string form = "<p>The application <b>" + html_escape(opts_.client_id) +
+                       "</b> asks to read this synthetic patient's record:</p><p><code>";
+    if (const std::string* scope = find_param(p, "scope")) form += html_escape(*scope);
+    form += "</code></p><form method=\"post\" action=\"/authorize/approve\">";
+    for (const auto& [k, v] : p) {
+        if (k == "prompt" || k == "decision") continue;
+        form += "<input type=\"hidden\" name=\"" + html_escape(k) + "\" value=\"" + html_escape(v) + "\">";
+    }
+    form +=
+        "<button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button> "
+        "<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>";
+    return html_page(200, "HeadacheMD Sandbox: authorize access", form);
+}
+
+// ---- /token -----------------------------------------------------------------
+
+http_response app::token(const http_request& req, time_point now) {
+    const auto form = parse_form(req.body);
+    if (!form) return oauth_error(400, "invalid_request", "Malformed application/x-www-form-urlencoded body");
+
+    // Client authentication (RFC 6749 §2.3.1): HTTP Basic with the
+    // form-encoded id and secret, or both in the body; never both at once.
+    std::string id, secret;
+    bool basic = false;
+    const std::string_view auth = req.authorization;
+    if (auth.size() > 6 && iequals(auth.substr(0, 6), "Basic ")) {
+        basic = true;
+        const auto decoded = base64_decode(auth.substr(6));
+        const auto colon = decoded ? decoded->find(':') : std::string::npos;
+        if (colon == std::string::npos)
+            return oauth_error(401, "invalid_client", "Malformed Basic credentials");
+        const auto did = form_decode(std::string_view(*decoded).substr(0, colon));
+        const auto dsecret = form_decode(std::string_view(*decoded).substr(colon + 1));
+        if (!did || !dsecret) return oauth_error(401, "invalid_client", "Malformed Basic credentials");
+        id = *did;
+        secret = *dsecret;
+        if (find_param(*form, "client_secret"))
+            return oauth_error(400, "invalid_request", "Use one client authentication method, not two");
+        if (const std::string* body_id = find_param(*form, "client_id"); body_id && *body_id != id)
+            return oauth_error(400, "invalid_request",
+                               "client_id in the body differs from the Basic credentials");
+    } else {
+        const std::string* body_id = find_param(*form, "client_id");
+        const std::string* body_secret = find_param(*form, "client_secret");
+        if (!body_id || !body_secret) {
+            http_response r = oauth_error(401, "invalid_client", "Client authentication is required");
+            r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"headachemd-sandbox\"");
+            return r;
+        }
+        id = *body_id;
+        secret = *body_secret;
+    }
+    if (id != opts_.client_id || !same_secret(secret, opts_.client_secret)) {
+        http_response r = oauth_error(401, "invalid_client", "Client authentication failed");
+        if (basic) r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"headachemd-sandbox\"");
+        return r;
+    }
+
+    const std::string* grant_type = find_param(*form, "grant_type");
+    if (!grant_type) return oauth_error(400, "invalid_request", "grant_type is required");
+    if (*grant_type == "authorization_code") return token_authorization_code(*form, id, now);
+    if (*grant_type == "refresh_token") return token_refresh(*form, now);
+    return oauth_error(400, "unsupported_grant_type", "Supported: authorization_code, refresh_token");
+}
+
+std::pair<std::string, std::string> app::issue_tokens(std::uint64_t grant_id, const std::string& scope,
+                                                      time_point now, bool with_refresh) {
+    // A long-running sandbox (the CLI, a benchmark) would otherwise keep
+    // every token it ever issued. Expired access tokens and codes go; spent
+    // refresh tokens stay, or a reuse could not be recognised.
+    if (++issued_since_purge_ >= 4096) {
+        issued_since_purge_ = 0;
+        std::erase_if(access_tokens_,
+                      [&](const auto& kv) { return kv.second.expires + std::chrono::hours{1} < now; });
+        std::erase_if(codes_,
+                      [&](const auto& kv) { return kv.second.expires + std::chrono::hours{1} < now; });
+    }
+    std::string access = random_token();
+    access_tokens_[access] = access_token{grant_id, now + opts_.access_token_lifetime, scope};
+    std::string refresh;
+    if (with_refresh) {
+        refresh = random_token();
+        refresh_tokens_[refresh] = refresh_token{grant_id, now + refresh_lifetime, scope, false, {}, {}, {}};
+    }
+    return {std::move(access), std::move(refresh)};
+}
+
+http_response app::token_response(const std::string& access, const std::string& refresh,
+                                  time_point now) const {
+    const access_token& a = access_tokens_.at(access);
+    const grant& g = grants_.at(a.grant);
+    const auto left = std::chrono::duration_cast<std::chrono::seconds>(a.expires - now).count();
+    json_writer w;
+    w.begin_object();
+    w.member("access_token", access);
+    w.member("token_type", "Bearer");
+    w.member("expires_in", static_cast<std::int64_t>(std::max<std::int64_t>(left, 0)));
+    w.member("scope", a.scope);
+    if (!refresh.empty()) w.member("refresh_token", refresh);
+    // SMART App Launch: the patient in context comes back beside the token.
+    w.member("patient", g.patient_id);
+    w.end_object();
+    http_response r = make(200, plain_json, w.take());
+    r.headers.emplace_back("Cache-Control", "no-store");
+    r.headers.emplace_back("Pragma", "no-cache");
+    return r;
+}
+
+void app::revoke_grant(std::uint64_t grant_id) {
+    const auto it = grants_.find(grant_id);
+    if (it != grants_.end()) it->second.revoked = true;
+}
+
+http_response app::token_authorization_code(const params& form, const std::string& client_id,
+                                            time_point now) {
+    const std::string* code = find_param(form, "code");
+    const std::string* redirect_uri = find_param(form, "redirect_uri");
+    const std::string* verifier = find_param(form, "code_verifier");
+    if (!code) return oauth_error(400, "invalid_request", "code is required");
+    const auto it = codes_.find(*code);
+    if (it == codes_.end()) return oauth_error(400, "invalid_grant", "Unknown authorization code");
+    auth_code& c = it->second;
+    if (c.used) {
+        // RFC 6749 §4.1.2: a code used twice is refused, and the tokens
+        // issued for it are revoked.
+        if (c.grant != 0) revoke_grant(c.grant);
+        return oauth_error(400, "invalid_grant", "Authorization code already used");
+    }
+    if (now >= c.expires) return oauth_error(400, "invalid_grant", "Authorization code expired");
+    if (c.client_id != client_id)
+        return oauth_error(400, "invalid_grant", "Code was issued to another client");
+    // RFC 6749 §4.1.3: the same redirect_uri as in the authorization request.
+    if (!redirect_uri || *redirect_uri != c.redirect_uri)
+        return oauth_error(400, "invalid_grant", "redirect_uri does not match");
+    if (!verifier) return oauth_error(400, "invalid_request", "code_verifier is required (PKCE)");
+    // RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)) must equal the challenge.
+    if (!valid_pkce_string(*verifier) || pkce_s256(*verifier) != c.challenge)
+        return oauth_error(400, "invalid_grant", "PKCE verification failed");
+    c.used = true;
+    const std::uint64_t gid = next_grant_++;
+    grants_[gid] = grant{c.patient_id, c.scope, false};
+    c.grant = gid;
+    // Refresh tokens only where offline_access (or online_access) was granted.
+    const bool with_refresh = has_scope(c.scope, "offline_access") || has_scope(c.scope, "online_access");
+    const auto [access, refresh] = issue_tokens(gid, c.scope, now, with_refresh);
+    return token_response(access, refresh, now);
+}
+
+http_response app::token_refresh(const params& form, time_point now) {
+    const std::string* presented = find_param(form, "refresh_token");
+    if (!presented) return oauth_error(400, "invalid_request", "refresh_token is required");
+    const auto it = refresh_tokens_.find(*presented);
+    if (it == refresh_tokens_.end()) return oauth_error(400, "invalid_grant", "Unknown refresh token");
+    refresh_token& rt = it->second;
+    grant& g = grants_.at(rt.grant);
+    if (g.revoked) return oauth_error(400, "invalid_grant", "The grant was revoked");
+    if (now >= rt.expires) return oauth_error(400, "invalid_grant", "Refresh token expired");
+    if (rt.rotated) {
+        // Reuse of a rotated token (OAuth 2.0 Security BCP §4.14.2): either
+        // a lost response (grace: hand back the same pair) or a theft (revoke
+        // the whole grant, as eCW and node-oidc-provider do).
+        if (opts_.refresh_reuse_grace && now - rt.rotated_at <= reuse_grace_window &&
+            access_tokens_.count(rt.next_access) != 0)
+            return token_response(rt.next_access, rt.next_refresh, now);
+        revoke_grant(rt.grant);
+        return oauth_error(400, "invalid_grant", "Refresh token was already used; the grant is revoked");
+    }
+    std::string scope = rt.scope;
+    if (const std::string* asked = find_param(form, "scope")) {
+        // RFC 6749 §6: a narrower scope may be asked for, never a wider one.
+        for (const auto& s : split_spaces(*asked))
+            if (!has_scope(rt.scope, s))
+                return oauth_error(400, "invalid_scope", "Scope exceeds the original grant: " + s);
+        if (!split_spaces(*asked).empty()) scope = *asked;
+    }
+    const auto grant_id = rt.grant;
+    // Rotation: every refresh issues a new refresh token; the old one is spent.
+    auto [access, refresh] = issue_tokens(grant_id, scope, now, true);
+    refresh_token& old = refresh_tokens_.at(*presented);  // issue_tokens may rehash
+    old.rotated = true;
+    old.rotated_at = now;
+    old.next_access = access;
+    old.next_refresh = refresh;
+    return token_response(access, refresh, now);
+}
+
+// ---- FHIR -------------------------------------------------------------------
+
+http_response app::fhir(const http_request& req, std::string_view path, const params& query, time_point now) {
+    // /fhir/{Type}, /fhir/{Type}/_search, /fhir/{Type}/{id}
+    std::string_view rest = path.substr(6);
+    const auto slash = rest.find('/');
+    const std::string_view type_name = rest.substr(0, slash);
+    const std::string_view tail =
+        slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+    const auto t = parse_rtype(type_name);
+    if (!t || !served(*t) || tail.find('/') != std::string_view::npos) {
+        // eCW: Appointment lives in the healow Scheduling API, not here.
+        return outcome(404, "not-supported", "Resource type not served: " + std::string(type_name));
+    }
+    ++stats_.fhir_calls;
+
+    // Injected faults, one draw per data request (deterministic from the seed).
+    transport_fault fault = transport_fault::none;
+    {
+        const double u = faults_.real();
+        double edge = opts_.rate_429;
+        if (u < edge) return outcome(429, "throttled", "Injected 429");
+        edge += opts_.rate_500;
+        if (u < edge) return outcome(500, "exception", "Injected 500");
+        edge += opts_.rate_reset;
+        if (u < edge) {
+            fault = transport_fault::reset;
+        } else if (u < edge + opts_.rate_truncated) {
+            fault = transport_fault::truncate;
+        }
+    }
+
+    // RFC 6750: a bearer token that is valid, unexpired and not revoked.
+    const std::string_view auth = req.authorization;
+    const access_token* tok = nullptr;
+    if (auth.size() > 7 && iequals(auth.substr(0, 7), "Bearer ")) {
+        const auto it = access_tokens_.find(std::string(auth.substr(7)));
+        if (it != access_tokens_.end()) tok = &it->second;
+    }
+    if (!tok || now >= tok->expires || grants_.at(tok->grant).revoked) {
+        http_response r = outcome(401, "login", "A valid bearer access token is required");
+        r.headers.emplace_back(
+            "WWW-Authenticate",
+            auth.empty() ? std::string("Bearer realm=\"headachemd-sandbox\"")
+                         : std::string("Bearer realm=\"headachemd-sandbox\", error=\"invalid_token\""));
+        return r;
+    }
+    const std::string patient = grants_.at(tok->grant).patient_id;
+    if (!scope_allows_read(tok->scope, *t)) {
+        http_response r =
+            outcome(403, "forbidden", "The token's scope does not allow reading " + std::string(type_name));
+        r.headers.emplace_back("WWW-Authenticate",
+                               "Bearer realm=\"headachemd-sandbox\", error=\"insufficient_scope\"");
+        return r;
+    }
+
+    http_response r;
+    if (tail.empty() || tail == "_search") {
+        params p = query;
+        if (tail == "_search") {
+            if (req.method != "POST") return outcome(405, "not-supported", "Use POST for _search");
+            const auto form = parse_form(req.body);
+            if (!form) return outcome(400, "invalid", "Malformed form body");
+            p.insert(p.end(), form->begin(), form->end());
+        } else if (req.method != "GET") {
+            return outcome(405, "not-supported", "Method not allowed");
+        }
+        r = search(*t, p, patient, path.substr(0, 6 + type_name.size()), now);
+    } else {
+        if (req.method != "GET") return outcome(405, "not-supported", "Method not allowed");
+        r = read(*t, std::string(tail), patient);
+    }
+    if (r.status == 200) r.fault = fault;
+    return r;
+}
+
+http_response app::read(rtype t, const std::string& id, const std::string& patient_id) const {
+    const record* rec = data_.find(t, id);
+    if (!rec) return outcome(404, "not-found", std::string(rtype_name(t)) + "/" + id + " is not known");
+    if (rec->patient_id != patient_id)
+        return outcome(403, "forbidden", "The resource belongs to another patient");
+    // FHIR R4 3.1.0.5: a read of a deleted resource is 410 Gone.
+    if (rec->deleted) return outcome(410, "deleted", std::string(rtype_name(t)) + "/" + id + " was deleted");
+    http_response r = make(200, fhir_json, data_.render(*rec));
+    r.headers.emplace_back("ETag", "W/\"" + std::to_string(rec->version) + "\"");
+    return r;
+}
+
+http_response app::search(rtype t, const params& p, const std::string& patient_id, std::string_view path,
+                          time_point now) {
+    // The patient the search is about. A patient-level token may only read
+    // its own compartment (SMART patient/ scopes): another patient is 403.
+    std::vector<std::string_view> ref_params;
+    if (t == rtype::patient)
+        ref_params = {"_id"};
+    else if (t == rtype::appointment)
+        ref_params = {"patient", "actor"};
+    else
+        ref_params = {"patient", "subject"};
+    for (const auto& [k, v] : p) {
+        if (std::find(ref_params.begin(), ref_params.end(), k) == ref_params.end()) continue;
+        std::string_view values = v;
+        // A comma is OR (FHIR R4 search 3.1.1.5.2); every value must be ours.
+        while (true) {
+            const auto comma = values.find(',');
+            const std::string_view one = values.substr(0, comma);
+            const std::string who = k == "_id" ? std::string(one) : patient_of_reference(one);
+            if (who.empty()) return outcome(400, "invalid", "Parameter " + k + " must reference a Patient");
+            if (who != patient_id)
+                return outcome(403, "forbidden", "The token is not authorized for that patient");
+            if (comma == std::string_view::npos) break;
+            values = values.substr(comma + 1);
+        }
+    }
+
+    // Paging. Normal mode: _count (clamped) and an opaque offset. eCW mode:
+    // _count is ignored, the page size is fixed, and a non-standard `page`
+    // parameter (1-based) selects the page.
+    std::size_t size = static_cast<std::size_t>(opts_.default_page_size);
+    std::size_t offset = 0;
+    if (!opts_.ecw_mode) {
+        if (const std::string* count = find_param(p, "_count")) {
+            const auto n = parse_long(*count);
+            if (!n || *n < 0) return outcome(400, "invalid", "_count must be a non-negative integer");
+            size = static_cast<std::size_t>(std::min<long>(*n, opts_.max_page_size));
+        }
+        if (const std::string* off = find_param(p, "_getpagesoffset")) {
+            const auto n = parse_long(*off);
+            if (!n || *n < 0)
+                return outcome(400, "invalid", "_getpagesoffset must be a non-negative integer");
+            offset = static_cast<std::size_t>(*n);
+        }
+    } else if (const std::string* page = find_param(p, "page")) {
+        const auto n = parse_long(*page);
+        if (!n || *n < 1) return outcome(400, "invalid", "page must be a positive integer");
+        offset = static_cast<std::size_t>(*n - 1) * size;
+    }
+
+    // _lastUpdated (FHIR R4 search 3.1.1.4.6): prefixes gt, ge, lt, le, eq;
+    // several values are ANDed. eCW mode ignores it, as eCW's facade has no
+    // _lastUpdated (it declares it for no type).
+    std::vector<std::pair<std::string, std::pair<time_point, time_point>>> since;
+    if (!opts_.ecw_mode) {
+        for (const auto& [k, v] : p) {
+            if (k != "_lastUpdated") continue;
+            std::string prefix = "eq";
+            std::string_view value = v;
+            if (value.size() >= 2 && std::isalpha(static_cast<unsigned char>(value[0])) &&
+                std::isalpha(static_cast<unsigned char>(value[1]))) {
+                prefix = std::string(value.substr(0, 2));
+                value.remove_prefix(2);
+            }
+            const auto range = parse_fhir_date_range(value);
+            if (!range ||
+                (prefix != "gt" && prefix != "ge" && prefix != "lt" && prefix != "le" && prefix != "eq"))
+                return outcome(400, "invalid", "_lastUpdated must be [gt|ge|lt|le|eq]<FHIR instant>");
+            since.emplace_back(prefix, *range);
+        }
+    }
+    std::vector<const record*> matches;
+    for (const record* rec : data_.of_patient(t, patient_id)) {
+        bool keep = true;
+        for (const auto& [prefix, range] : since) {
+            const time_point lu = rec->last_updated;
+            if (prefix == "gt")
+                keep = keep && lu >= range.second;
+            else if (prefix == "ge")
+                keep = keep && lu >= range.first;
+            else if (prefix == "lt")
+                keep = keep && lu < range.first;
+            else if (prefix == "le")
+                keep = keep && lu < range.second;
+            else
+                keep = keep && lu >= range.first && lu < range.second;
+        }
+        if (keep) matches.push_back(rec);
+    }
+
+    const std::size_t total = matches.size();
+    const std::size_t first = std::min(offset, total);
+    const std::size_t last = size == 0 ? first : std::min(first + size, total);
+    const bool has_next = size > 0 && last < total;
+    const int page_number = size == 0 ? 1 : static_cast<int>(offset / size) + 1;
+
+    // Links keep every parameter the client sent, paging ones replaced.
+    params kept;
+    for (const auto& kv : p)
+        if (kv.first != "_getpagesoffset" && kv.first != "page") kept.push_back(kv);
+    const auto link_to = [&](std::size_t at) {
+        params q = kept;
+        if (opts_.ecw_mode) {
+            if (at > 0) q.emplace_back("page", std::to_string(at / size + 1));
+        } else if (at > 0) {
+            q.emplace_back("_getpagesoffset", std::to_string(at));
+        }
+        const std::string qs = encode_params(q);
+        return base_url_ + std::string(path) + (qs.empty() ? "" : "?" + qs);
+    };
+
+    if (bad_json_page_ > 0 && page_number == bad_json_page_)
+        return make(200, fhir_json,
+                    R"({"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":)");
+
+    json_writer w;
+    w.begin_object();
+    w.member("resourceType", "Bundle");
+    w.key("meta").begin_object().member("lastUpdated", format_instant(now)).end_object();
+    w.member("type", "searchset");
+    w.member("total", total);
+    w.key("link").begin_array();
+    w.begin_object().member("relation", "self").member("url", link_to(first)).end_object();
+    if (has_next) {
+        const std::string next = next_link_override_.empty() ? link_to(last) : next_link_override_;
+        w.begin_object().member("relation", "next").member("url", next).end_object();
+    }
+    w.end_array();
+    if (last > first) {
+        w.key("entry").begin_array();
+        for (std::size_t i = first; i < last; ++i) {
+            const record& rec = *matches[i];
+            w.begin_object();
+            w.member("fullUrl", base_url_ + "/fhir/" + std::string(rtype_name(t)) + "/" + rec.id);
+            w.key("resource").raw(data_.render(rec));
+            w.key("search").begin_object().member("mode", "match").end_object();
+            w.end_object();
+        }
+        w.end_array();
+    }
+    w.end_object();
+    return make(200, fhir_json, w.take());
+}
+
+// ---- controls ---------------------------------------------------------------
+
+std::string app::issue_refresh_token(const std::string& patient_id, std::string scope) {
+    std::lock_guard lock(mu_);
+    if (!data_.has_patient(patient_id)) throw std::invalid_argument("sandbox: unknown patient " + patient_id);
+    if (scope.empty()) scope = default_scope();
+    if (!has_scope(scope, "offline_access")) scope += " offline_access";
+    const std::uint64_t gid = next_grant_++;
+    grants_[gid] = grant{patient_id, scope, false};
+    const time_point now = opts_.now();
+    std::string refresh = random_token();
+    refresh_tokens_[refresh] = refresh_token{gid, now + refresh_lifetime, scope, false, {}, {}, {}};
+    return refresh;
+}
+
+void app::revoke_patient_grants(const std::string& patient_id) {
+    std::lock_guard lock(mu_);
+    for (auto& [id, g] : grants_)
+        if (g.patient_id == patient_id) g.revoked = true;
+}
+
+void app::expire_access_tokens() {
+    std::lock_guard lock(mu_);
+    const time_point now = opts_.now();
+    for (auto& [tok, a] : access_tokens_) a.expires = std::min(a.expires, now);
+}
+
+void app::set_authorize_patient(const std::string& patient_id) {
+    std::lock_guard lock(mu_);
+    if (!data_.has_patient(patient_id)) throw std::invalid_argument("sandbox: unknown patient " + patient_id);
+    authorize_patient_ = patient_id;
+}
+
+void app::set_refresh_reuse_grace(bool on) {
+    std::lock_guard lock(mu_);
+    opts_.refresh_reuse_grace = on;
+}
+
+void app::set_fault_rates(double rate_429, double rate_500, double rate_reset, double rate_truncated) {
+    std::lock_guard lock(mu_);
+    opts_.rate_429 = rate_429;
+    opts_.rate_500 = rate_500;
+    opts_.rate_reset = rate_reset;
+    opts_.rate_truncated = rate_truncated;
+}
+
+void app::set_latency(std::chrono::milliseconds latency) {
+    std::lock_guard lock(mu_);
+    opts_.latency = latency;
+}
+
+void app::set_next_link_override(std::string url) {
+    std::lock_guard lock(mu_);
+    next_link_override_ = std::move(url);
+}
+
+void app::set_bad_json_page(int n) {
+    std::lock_guard lock(mu_);
+    bad_json_page_ = n;
+}
+
+counters app::stats() const {
+    std::lock_guard lock(mu_);
+    return stats_;
+}
+
+void app::reset_counters() {
+    std::lock_guard lock(mu_);
+    stats_ = counters{};
+}
+
+void app::note_reset_or_truncation(transport_fault f) {
+    std::lock_guard lock(mu_);
+    if (f == transport_fault::reset) ++stats_.resets;
+    if (f == transport_fault::truncate) ++stats_.truncations;
+}
+
+std::vector<std::string> app::patient_ids() const {
+    std::lock_guard lock(mu_);
+    return data_.patient_ids();
+}
+
+std::map<std::string, std::size_t> app::count_by_type() const {
+    std::lock_guard lock(mu_);
+    std::map<std::string, std::size_t> out;
+    for (int i = 0; i < rtype_count; ++i) {
+        const auto t = static_cast<rtype>(i);
+        if (served(t)) out[std::string(rtype_name(t))] = data_.count(t);
+    }
+    return out;
+}
+
+namespace {
+rtype checked_type(std::string_view type) {
+    const auto t = parse_rtype(type);
+    if (!t) throw std::invalid_argument("sandbox: unknown resource type " + std::string(type));
+    return *t;
+}
+}  // namespace
+
+std::size_t app::count_for(const std::string& patient_id, const std::string& type) const {
+    const rtype t = checked_type(type);
+    std::lock_guard lock(mu_);
+    if (!data_.has_patient(patient_id)) throw std::invalid_argument("sandbox: unknown patient " + patient_id);
+    return served(t) ? data_.of_patient(t, patient_id).size() : 0;
+}
+
+std::vector<std::string> app::ids_of(const std::string& type, const std::string& patient_id) const {
+    const rtype t = checked_type(type);
+    std::lock_guard lock(mu_);
+    if (!data_.has_patient(patient_id)) throw std::invalid_argument("sandbox: unknown patient " + patient_id);
+    std::vector<std::string> out;
+    for (const record* r : data_.of_patient(t, patient_id)) out.push_back(r->id);
+    return out;
+}
+
+void app::update_resource(const std::string& type, const std::string& id) {
+    const rtype t = checked_type(type);
+    std::lock_guard lock(mu_);
+    if (!data_.update(t, id, opts_.now())) throw std::invalid_argument("sandbox: no live " + type + "/" + id);
+}
+
+void app::delete_resource(const std::string& type, const std::string& id) {
+    const rtype t = checked_type(type);
+    std::lock_guard lock(mu_);
+    if (!data_.remove(t, id, opts_.now())) throw std::invalid_argument("sandbox: no live " + type + "/" + id);
+}
+
+std::string app::add_resource(const std::string& type, const std::string& patient_id) {
+    const rtype t = checked_type(type);
+    if (t == rtype::patient) throw std::invalid_argument("sandbox: add_resource cannot add a Patient");
+    std::lock_guard lock(mu_);
+    std::string id = data_.add(t, patient_id, opts_.now());
+    if (id.empty()) throw std::invalid_argument("sandbox: unknown patient " + patient_id);
+    return id;
+}
+
+}  // namespace headachemd::sandbox::detail

@@ -1,0 +1,155 @@
+// The sandbox's request handling with no sockets: an HTTP request in, the
+// response (and what the transport should do to it: delay, reset, truncate)
+// out. The server's sessions only move bytes and call handle(). Every member
+// locks one mutex, so controls may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "codec.hpp"
+#include "data.hpp"
+#include "headachemd/sandbox/sandbox.hpp"
+
+namespace headachemd::sandbox::detail {
+
+struct http_request {
+    std::string method;  // "GET", "POST"
+    std::string target;  // origin-form: path and query
+    std::string authorization;
+    std::string body;
+};
+
+// What the transport does with a response, beyond sending it.
+enum class transport_fault {
+    none,
+    reset,     // send part of the bytes, then close with RST (SO_LINGER 0)
+    truncate,  // send the head and part of the body (Content-Length says more), then close
+};
+
+struct http_response {
+    int status = 200;
+    std::vector<std::pair<std::string, std::string>> headers;  // Content-Length is added when serialized
+    std::string body;
+    transport_fault fault = transport_fault::none;
+    std::chrono::milliseconds delay{0};
+};
+
+// The options as the server applies them: ecw_mode forces
+// retry_after_on_429 off, page sizes are at least 1, `now` is set.
+options normalized(options o);
+
+// The status line, the headers, Content-Length and Connection.
+std::string serialize_head(const http_response& r, bool keep_alive);
+
+class app {
+public:
+    explicit app(options opts);
+
+    // The origin the server listens on, once it is bound ("https://127.0.0.1:PORT").
+    void set_base_url(std::string base_url);
+    std::string base_url() const;
+    std::string fhir_base() const;
+    const options& config() const { return opts_; }
+
+    http_response handle(const http_request& req);
+
+    // Controls; see sandbox.hpp for their contracts.
+    std::string issue_refresh_token(const std::string& patient_id, std::string scope);
+    void revoke_patient_grants(const std::string& patient_id);
+    void expire_access_tokens();
+    void set_authorize_patient(const std::string& patient_id);
+    void set_refresh_reuse_grace(bool on);
+    void set_fault_rates(double rate_429, double rate_500, double rate_reset, double rate_truncated);
+    void set_latency(std::chrono::milliseconds latency);
+    void set_next_link_override(std::string url);
+    void set_bad_json_page(int n);
+    counters stats() const;
+    void reset_counters();
+    void note_reset_or_truncation(transport_fault f);
+
+    std::vector<std::string> patient_ids() const;
+    std::map<std::string, std::size_t> count_by_type() const;
+    std::size_t count_for(const std::string& patient_id, const std::string& type) const;
+    std::vector<std::string> ids_of(const std::string& type, const std::string& patient_id) const;
+    void update_resource(const std::string& type, const std::string& id);
+    void delete_resource(const std::string& type, const std::string& id);
+    std::string add_resource(const std::string& type, const std::string& patient_id);
+
+private:
+    struct grant {
+        std::string patient_id;
+        std::string scope;
+        bool revoked = false;
+    };
+    struct access_token {
+        std::uint64_t grant = 0;
+        time_point expires{};
+        std::string scope;
+    };
+    struct refresh_token {
+        std::uint64_t grant = 0;
+        time_point expires{};
+        std::string scope;
+        bool rotated = false;
+        time_point rotated_at{};
+        std::string next_access, next_refresh;  // the pair its rotation issued (reuse grace)
+    };
+    struct auth_code {
+        std::string client_id, redirect_uri, scope, patient_id, challenge;
+        time_point expires{};
+        bool used = false;
+        std::uint64_t grant = 0;  // set once exchanged, to revoke on a replay
+    };
+
+    // Routes; each runs with mu_ held.
+    http_response route(const http_request& req, std::string_view path, const params& query, time_point now);
+    http_response smart_configuration() const;
+    http_response capability_statement(time_point now) const;
+    http_response authorize(const params& p, bool consented, time_point now);
+    http_response consent_page(const params& p) const;
+    http_response token(const http_request& req, time_point now);
+    http_response token_authorization_code(const params& form, const std::string& client_id, time_point now);
+    http_response token_refresh(const params& form, time_point now);
+    http_response fhir(const http_request& req, std::string_view path, const params& query, time_point now);
+    http_response search(rtype t, const params& p, const std::string& patient_id, std::string_view path,
+                         time_point now);
+    http_response read(rtype t, const std::string& id, const std::string& patient_id) const;
+
+    // The pair a grant issues, and its JSON (RFC 6749 §5.1 plus SMART's `patient`).
+    std::pair<std::string, std::string> issue_tokens(std::uint64_t grant_id, const std::string& scope,
+                                                     time_point now, bool with_refresh);
+    http_response token_response(const std::string& access, const std::string& refresh, time_point now) const;
+    void revoke_grant(std::uint64_t grant_id);
+    std::vector<std::string> supported_scopes() const;
+    bool scope_allows_read(const std::string& scope, rtype t) const;
+    bool served(rtype t) const { return !(opts_.ecw_mode && t == rtype::appointment); }
+    std::string default_scope() const;
+
+    mutable std::mutex mu_;
+    options opts_;
+    std::string base_url_;
+    data_store data_;
+    rng faults_;
+    counters stats_;
+    std::int64_t budget_window_ = -1;
+    int budget_used_ = 0;
+    std::string authorize_patient_;
+    std::string next_link_override_;
+    int bad_json_page_ = 0;
+
+    std::uint64_t next_grant_ = 1;
+    std::uint64_t issued_since_purge_ = 0;
+    std::unordered_map<std::uint64_t, grant> grants_;
+    std::unordered_map<std::string, access_token> access_tokens_;
+    std::unordered_map<std::string, refresh_token> refresh_tokens_;
+    std::unordered_map<std::string, auth_code> codes_;
+};
+
+}  // namespace headachemd::sandbox::detail
