@@ -79,6 +79,19 @@ int sync_state::mark_deleted_except(std::string_view source, std::string_view pa
     return n;
 }
 
+long long sync_state::live_rows(std::string_view source, std::string_view patient_key, std::string_view table) {
+    const char* name = nullptr;
+    for (const char* t : analyst_tables)
+        if (table == t) name = t;
+    if (!name) throw std::invalid_argument("live_rows: not an analyst table");
+    SQLite::Statement q(db_.sql(), std::string("SELECT count(*) FROM \"") + name +
+                                       "\" WHERE source = ?1 AND patient_key = ?2 AND deleted_at IS NULL");
+    q.bind(1, std::string(source));
+    q.bind(2, std::string(patient_key));
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+}
+
 void sync_state::put_status(const status_row& s) {
     SQLite::Statement q(db_.sql(),
                         "INSERT OR REPLACE INTO sync_status (source, patient_key, resource_type, last_attempt_at, "

@@ -365,8 +365,24 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         return !limit.empty() && *c.last_full_pull_at > limit;
     }
 
+    // After an incremental pull: deletes are invisible to _lastUpdated, so
+    // compare the server's count for the search with our live rows (one
+    // small request); when they differ, a full pull finds what went away.
+    awaitable<bool> counts_agree(ehr_state& e, patient_state& ps, store::enrollment& enr, fhir::search_spec spec) {
+        spec.last_updated_gt.reset();
+        spec.count = 1;
+        const std::string url = fhir::with_query_param(fhir::search_url(spec), "_summary", "count");
+        auto r = co_await fhir_get(e, ps, enr, url);
+        if (!r || r->status != 200) co_return false;
+        simdjson::padded_string body(r->body);
+        auto meta = fhir::read_page_meta(body);
+        if (!meta || !meta->total) co_return false;
+        co_return *meta->total ==
+            state.live_rows(e.settings->name, enr.patient_key, table_of(spec.resource_type));
+    }
+
     awaitable<type_result> sync_type(ehr_state& e, patient_state& ps, store::enrollment& enr,
-                                     const cfg::resource_setting& rs) {
+                                     const cfg::resource_setting& rs, bool force_full = false) {
         const auto& s = *e.settings;
         type_result out;
         out.type = rs.type;
@@ -375,8 +391,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             co_return out;
         }
         const store::cursor cur = state.read_cursor(s.name, enr.patient_key, rs.type);
-        const bool incremental = s.use_last_updated && e.caps && e.caps->supports(rs.type, "_lastUpdated") &&
-                                 cur.last_updated_max && within_reconcile(cur, s);
+        const bool incremental = !force_full && s.use_last_updated && e.caps &&
+                                 e.caps->supports(rs.type, "_lastUpdated") && cur.last_updated_max &&
+                                 within_reconcile(cur, s);
         out.incremental = incremental;
 
         fhir::search_spec spec;
@@ -489,7 +506,16 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 }
                 tx.commit();
             }
-            if (last_page) co_return out;
+            if (last_page) {
+                if (incremental && !stopping && !co_await counts_agree(e, ps, enr, spec)) {
+                    type_result full = co_await sync_type(e, ps, enr, rs, true);
+                    full.inserted += out.inserted;
+                    full.updated += out.updated;
+                    full.pages += out.pages;
+                    co_return full;
+                }
+                co_return out;
+            }
             url = *next;
         }
     }

@@ -380,3 +380,29 @@ TEST_F(fixture, LogsNeverCarryTokens) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(fixture, EclinicalworksBare429WaitsForTheNextMinuteBoundary) {
+    // eCW answers 429 with no Retry-After; its budget is per minute.
+    config.ehrs[0].profile = "eclinicalworks";
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    const std::string first = std::string(base) + "/Condition?patient=p1&_count=2";
+    auto original = ehr.by_url[first];
+    int hits = 0;
+    ehr.by_url[first] = [&](const http::request& r) {
+        if (++hits == 1) return fake_ehr::json(429, "{}");
+        return original(r);
+    };
+    clk.advance(std::chrono::milliseconds(59'900));  // 100 ms before a minute boundary
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = pass();
+    const auto waited = std::chrono::steady_clock::now() - started;
+    EXPECT_EQ(r.succeeded(), 1);
+    EXPECT_EQ(counters.http_429, 1);
+    // It waited for the boundary (100 ms, plus a 250 ms guard), not a backoff of 1-2 ms.
+    EXPECT_GE(waited, std::chrono::milliseconds(300));
+}
+
+}  // namespace

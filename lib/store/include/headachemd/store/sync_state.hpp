@@ -44,6 +44,9 @@ public:
     int mark_deleted_except(std::string_view source, std::string_view patient_key, std::string_view table,
                             const std::vector<std::string>& seen_ids, std::string_view now);
 
+    // Rows of this patient in `table` that are not marked deleted.
+    long long live_rows(std::string_view source, std::string_view patient_key, std::string_view table);
+
     // Inserts or replaces the status row (all columns).
     void put_status(const status_row& s);
     std::vector<status_row> all_status();

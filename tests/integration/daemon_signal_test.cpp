@@ -1,0 +1,127 @@
+// The real binary: `run` stops cleanly on SIGTERM in the middle of a pass,
+// and `sync-once` then completes the data exactly.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+
+#include <chrono>
+#include <thread>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <gtest/gtest.h>
+
+#include "headachemd/sandbox/sandbox.hpp"
+#include "headachemd/store/vault.hpp"
+#include "run_command.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using headachemd::test::temp_dir;
+
+struct sandbox_thread {
+    asio::io_context io;
+    std::unique_ptr<headachemd::sandbox::server> server;
+    std::thread thread;
+    explicit sandbox_thread(headachemd::sandbox::options o) {
+        server = std::make_unique<headachemd::sandbox::server>(io, std::move(o));
+        server->start();
+        thread = std::thread([this] { io.run(); });
+    }
+    ~sandbox_thread() {
+        asio::post(io, [this] { server->stop(); });
+        io.stop();
+        thread.join();
+    }
+};
+
+long long count_rows(const std::string& db_path, const char* sql) {
+    try {
+        SQLite::Database db(db_path, SQLite::OPEN_READONLY);
+        SQLite::Statement q(db, sql);
+        q.executeStep();
+        return q.getColumn(0).getInt64();
+    } catch (const std::exception&) {
+        return -1;  // not created yet
+    }
+}
+
+TEST(DaemonSignals, SigtermMidPassExitsZeroQuicklyAndLeavesAConsistentDatabase) {
+    // Setup: a slow sandbox (every response takes 30 ms) and ten patients.
+    temp_dir dir;
+    headachemd::sandbox::options so;
+    so.patients = 10;
+    so.latency = 30ms;
+    sandbox_thread ehr(so);
+    ehr.server->write_ca_pem(dir / "ca.pem");
+    headachemd::test::write_file(dir / "client.secret", ehr.server->config().client_secret);
+    std::string toml = "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
+                       (dir / "vault.db").string() + "\"\nlog_level = \"info\"\n\n[[ehr]]\nname = \"sandbox\"\n" +
+                       "profile = \"generic\"\nfhir_base = \"" + ehr.server->fhir_base() + "\"\nclient_id = \"" +
+                       ehr.server->config().client_id + "\"\nclient_secret_file = \"" + (dir / "client.secret").string() +
+                       "\"\nca_file = \"" + (dir / "ca.pem").string() + "\"\npage_size = 5\nrequests_per_minute = 60000\n";
+    {
+        headachemd::store::vault vault(dir / "vault.db");
+        int i = 0;
+        for (const auto& id : ehr.server->patient_ids()) {
+            const std::string key = "hmd-" + std::to_string(++i);
+            toml += "\n[[patient]]\nkey = \"" + key + "\"\nehr = \"sandbox\"\nfhir_patient_id = \"" + id + "\"\n";
+            vault.put_enrollment({key, "sandbox", id, ehr.server->issue_refresh_token(id), "", "t", false}, "t");
+        }
+    }
+    headachemd::test::write_file(dir / "sync.toml", toml);
+    const std::string db_path = (dir / "headache.db").string();
+
+    // Run: the daemon, until some rows have landed, then SIGTERM.
+    std::vector<std::string> args = {HEADACHEMD_BINARY, "run", "--config", (dir / "sync.toml").string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, (dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid = 0;
+    ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (count_rows(db_path, "SELECT count(*) FROM observation") < 20 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();  // waiting on a condition with a deadline, not sleeping to synchronize
+    ASSERT_GE(count_rows(db_path, "SELECT count(*) FROM observation"), 20) << headachemd::test::read_file(dir / "stderr.txt");
+    const auto sent = std::chrono::steady_clock::now();
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    int status = 0;
+    pid_t done = 0;
+    while ((done = ::waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() - sent < 10s)
+        std::this_thread::yield();
+    if (done == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        FAIL() << "the daemon did not stop within 10 s of SIGTERM";
+    }
+
+    // Check: exit 0, integrity ok, and a sync-once afterwards completes
+    // every patient to exactly the sandbox's rows.
+    ASSERT_TRUE(WIFEXITED(status)) << headachemd::test::read_file(dir / "stderr.txt");
+    EXPECT_EQ(WEXITSTATUS(status), 0) << headachemd::test::read_file(dir / "stderr.txt");
+    {
+        SQLite::Database db(db_path, SQLite::OPEN_READONLY);
+        SQLite::Statement ic(db, "PRAGMA integrity_check");
+        ic.executeStep();
+        EXPECT_EQ(ic.getColumn(0).getString(), "ok");
+    }
+    const auto again = headachemd::test::run_binary({"sync-once", "--config", (dir / "sync.toml").string()}, dir.path());
+    EXPECT_EQ(again.exit_code, 0) << again.err << again.out;
+    const auto want = ehr.server->count_by_type();
+    EXPECT_EQ(count_rows(db_path, "SELECT count(*) FROM observation WHERE deleted_at IS NULL"),
+              static_cast<long long>(want.at("Observation")));
+    EXPECT_EQ(count_rows(db_path, "SELECT count(*) FROM medication_request WHERE deleted_at IS NULL"),
+              static_cast<long long>(want.at("MedicationRequest")));
+}
+
+}  // namespace
