@@ -391,7 +391,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             co_return out;
         }
         const store::cursor cur = state.read_cursor(s.name, enr.patient_key, rs.type);
-        const bool incremental = !force_full && s.use_last_updated && e.caps &&
+        const bool incremental = !force_full && rs.type != "Patient" && s.use_last_updated && e.caps &&
                                  e.caps->supports(rs.type, "_lastUpdated") && cur.last_updated_max &&
                                  within_reconcile(cur, s);
         out.incremental = incremental;
@@ -407,7 +407,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             const std::string since = fhir::last_updated_with_overlap(*cur.last_updated_max, s.last_updated_overlap);
             if (!since.empty()) spec.last_updated_gt = since;
         }
-        std::string url = fhir::search_url(spec);
+        // The patient itself is a read, Patient/{id} (every SMART server
+        // allows it with patient/Patient.read; eCW has no search by patient
+        // for Patient); the other types are searches.
+        const bool is_read = rs.type == "Patient";
+        std::string url = is_read ? s.fhir_base + "/Patient/" + http::percent_encode(enr.fhir_patient_id)
+                                  : fhir::search_url(spec);
         std::set<std::string> visited;
         std::vector<std::string> seen_ids;
         std::optional<std::string> max_updated = cur.last_updated_max;
@@ -444,7 +449,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 out.failure = error{"bad_page", where + ": " + meta.err().message + "; nothing from it was written"};
                 co_return out;
             }
-            if (meta->resource_type != "Bundle") {
+            if (is_read && meta->resource_type == "Patient") {
+                meta->next.reset();  // a read is one page
+            } else if (meta->resource_type != "Bundle") {
                 out.failure = error{"bad_page", where + ": the EHR answered a " + meta->resource_type +
                                                     (meta->outcome_summary.empty() ? "" : " (" + meta->outcome_summary + ")") +
                                                     " instead of a Bundle"};
@@ -507,7 +514,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 tx.commit();
             }
             if (last_page) {
-                if (incremental && !stopping && !co_await counts_agree(e, ps, enr, spec)) {
+                if (incremental && !is_read && !stopping && !co_await counts_agree(e, ps, enr, spec)) {
                     type_result full = co_await sync_type(e, ps, enr, rs, true);
                     full.inserted += out.inserted;
                     full.updated += out.updated;
