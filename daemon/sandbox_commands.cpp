@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <thread>
 
 #include <SQLiteCpp/Statement.h>
 #include <boost/asio/co_spawn.hpp>
@@ -41,25 +40,6 @@ void write_private_file(const fs::path& p, std::string_view text) {
     ::close(fd);
     if (n != static_cast<ssize_t>(text.size())) throw std::runtime_error("cannot write " + p.string());
 }
-
-// The sandbox runs on its own thread and io_context, so that the client
-// side of the demo exercises the real network path over loopback TLS.
-struct running_sandbox {
-    asio::io_context io;
-    std::unique_ptr<sandbox::server> server;
-    std::thread thread;
-
-    explicit running_sandbox(sandbox::options opts) {
-        server = std::make_unique<sandbox::server>(io, std::move(opts));
-        server->start();
-        thread = std::thread([this] { io.run(); });
-    }
-    ~running_sandbox() {
-        asio::post(io, [this] { server->stop(); });
-        io.stop();
-        if (thread.joinable()) thread.join();
-    }
-};
 
 // The standalone launch a browser would do, driven headlessly: discovery,
 // /authorize with PKCE S256 (the sandbox approves without a person),
@@ -159,9 +139,9 @@ int demo(const demo_args& a) {
         sandbox::options so;
         so.patients = std::max(a.patients, 1);
         so.ecw_mode = a.ecw;
-        running_sandbox sbx(so);
-        const auto& sconf = sbx.server->config();
-        sbx.server->write_ca_pem(dir / "sandbox-ca.pem");
+        sandbox::background_server sbx(so);
+        const auto& sconf = sbx->config();
+        sbx->write_ca_pem(dir / "sandbox-ca.pem");
         write_private_file(dir / "client.secret", sconf.client_secret);
 
         config::config cfg;
@@ -169,7 +149,7 @@ int demo(const demo_args& a) {
         cfg.daemon.vault = dir / "vault.db";
         config::ehr_settings ehr = *config::profile_preset(a.ecw ? "eclinicalworks" : "generic");
         ehr.name = "sandbox";
-        ehr.fhir_base = sbx.server->fhir_base();
+        ehr.fhir_base = sbx->fhir_base();
         ehr.client_id = sconf.client_id;
         ehr.client_secret_file = dir / "client.secret";
         ehr.ca_file = dir / "sandbox-ca.pem";
@@ -184,7 +164,7 @@ int demo(const demo_args& a) {
         http::client http(io.get_executor(), ho);
         const smart::client_credentials creds{sconf.client_id, sconf.client_secret,
                                               smart::client_auth::client_secret_basic};
-        const auto ids = sbx.server->patient_ids();
+        const auto ids = sbx->patient_ids();
         // The profile's scopes: eCW offers per-type scopes only, and answers
         // 403 invalid_request to one it does not list.
         std::string scope;
@@ -196,7 +176,7 @@ int demo(const demo_args& a) {
         auto main_task = [&]() -> awaitable<void> {
             for (int i = 0; i < so.patients && i < static_cast<int>(ids.size()); ++i) {
                 const std::string key = fmt::format("demo-{:03}", i + 1);
-                sbx.server->set_authorize_patient(ids[i]);
+                sbx->set_authorize_patient(ids[i]);
                 auto t = co_await headless_authorize(http, ehr.fhir_base, creds, sconf.redirect_uris.front(), scope);
                 if (!t || !t->refresh_token || !t->patient) {
                     log->error("enrolling {} failed: {}", key, t ? "no refresh token or patient" : t.err().message);

@@ -25,21 +25,6 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using headachemd::test::temp_dir;
 
-struct sandbox_thread {
-    asio::io_context io;
-    std::unique_ptr<headachemd::sandbox::server> server;
-    std::thread thread;
-    explicit sandbox_thread(headachemd::sandbox::options o) {
-        server = std::make_unique<headachemd::sandbox::server>(io, std::move(o));
-        server->start();
-        thread = std::thread([this] { io.run(); });
-    }
-    ~sandbox_thread() {
-        asio::post(io, [this] { server->stop(); });
-        io.stop();
-        thread.join();
-    }
-};
 
 long long count_rows(const std::string& db_path, const char* sql) {
     try {
@@ -58,21 +43,21 @@ TEST(DaemonSignals, SigtermMidPassExitsZeroQuicklyAndLeavesAConsistentDatabase) 
     headachemd::sandbox::options so;
     so.patients = 10;
     so.latency = 30ms;
-    sandbox_thread ehr(so);
-    ehr.server->write_ca_pem(dir / "ca.pem");
-    headachemd::test::write_file(dir / "client.secret", ehr.server->config().client_secret);
+    headachemd::sandbox::background_server ehr(so);
+    ehr->write_ca_pem(dir / "ca.pem");
+    headachemd::test::write_file(dir / "client.secret", ehr->config().client_secret);
     std::string toml = "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
                        (dir / "vault.db").string() + "\"\nlog_level = \"info\"\n\n[[ehr]]\nname = \"sandbox\"\n" +
-                       "profile = \"generic\"\nfhir_base = \"" + ehr.server->fhir_base() + "\"\nclient_id = \"" +
-                       ehr.server->config().client_id + "\"\nclient_secret_file = \"" + (dir / "client.secret").string() +
+                       "profile = \"generic\"\nfhir_base = \"" + ehr->fhir_base() + "\"\nclient_id = \"" +
+                       ehr->config().client_id + "\"\nclient_secret_file = \"" + (dir / "client.secret").string() +
                        "\"\nca_file = \"" + (dir / "ca.pem").string() + "\"\npage_size = 5\nrequests_per_minute = 60000\n";
     {
         headachemd::store::vault vault(dir / "vault.db");
         int i = 0;
-        for (const auto& id : ehr.server->patient_ids()) {
+        for (const auto& id : ehr->patient_ids()) {
             const std::string key = "hmd-" + std::to_string(++i);
             toml += "\n[[patient]]\nkey = \"" + key + "\"\nehr = \"sandbox\"\nfhir_patient_id = \"" + id + "\"\n";
-            vault.put_enrollment({key, "sandbox", id, ehr.server->issue_refresh_token(id), "", "t", false}, "t");
+            vault.put_enrollment({key, "sandbox", id, ehr->issue_refresh_token(id), "", "t", false}, "t");
         }
     }
     headachemd::test::write_file(dir / "sync.toml", toml);
@@ -117,7 +102,7 @@ TEST(DaemonSignals, SigtermMidPassExitsZeroQuicklyAndLeavesAConsistentDatabase) 
     }
     const auto again = headachemd::test::run_binary({"sync-once", "--config", (dir / "sync.toml").string()}, dir.path());
     EXPECT_EQ(again.exit_code, 0) << again.err << again.out;
-    const auto want = ehr.server->count_by_type();
+    const auto want = ehr->count_by_type();
     EXPECT_EQ(count_rows(db_path, "SELECT count(*) FROM observation WHERE deleted_at IS NULL"),
               static_cast<long long>(want.at("Observation")));
     EXPECT_EQ(count_rows(db_path, "SELECT count(*) FROM medication_request WHERE deleted_at IS NULL"),

@@ -29,22 +29,6 @@ const std::map<std::string, std::string> table_of = {
     {"Appointment", "appointment"}, {"Encounter", "encounter"}, {"Observation", "observation"},
     {"Procedure", "procedure"}};
 
-// The sandbox on its own thread, as a real EHR would be its own process.
-struct sandbox_thread {
-    asio::io_context io;
-    std::unique_ptr<headachemd::sandbox::server> server;
-    std::thread thread;
-    explicit sandbox_thread(headachemd::sandbox::options o) {
-        server = std::make_unique<headachemd::sandbox::server>(io, std::move(o));
-        server->start();
-        thread = std::thread([this] { io.run(); });
-    }
-    ~sandbox_thread() {
-        asio::post(io, [this] { server->stop(); });
-        io.stop();
-        thread.join();
-    }
-};
 
 // Passes requests through, calling `before` first: lets a test act at an
 // exact point of a pass (the 3rd FHIR call, say) without timing.
@@ -61,7 +45,7 @@ struct tap_transport final : headachemd::http::transport {
 
 struct sync_fixture : ::testing::Test {
     temp_dir dir;
-    std::unique_ptr<sandbox_thread> ehr;
+    std::unique_ptr<headachemd::sandbox::background_server> ehr;
     cfg::config config;
     std::unique_ptr<st::analytics_db> db;
     std::unique_ptr<st::vault> vault;
@@ -72,13 +56,13 @@ struct sync_fixture : ::testing::Test {
 
     void start(headachemd::sandbox::options o, const std::string& profile, int patients, int page_size = 50) {
         o.patients = patients;
-        ehr = std::make_unique<sandbox_thread>(std::move(o));
-        ehr->server->write_ca_pem(dir / "ca.pem");
-        headachemd::test::write_file(dir / "client.secret", ehr->server->config().client_secret);
+        ehr = std::make_unique<headachemd::sandbox::background_server>(std::move(o));
+        (*ehr)->write_ca_pem(dir / "ca.pem");
+        headachemd::test::write_file(dir / "client.secret", (*ehr)->config().client_secret);
         cfg::ehr_settings e = *cfg::profile_preset(profile);
         e.name = "sandbox";
-        e.fhir_base = ehr->server->fhir_base();
-        e.client_id = ehr->server->config().client_id;
+        e.fhir_base = (*ehr)->fhir_base();
+        e.client_id = (*ehr)->config().client_id;
         e.client_secret_file = dir / "client.secret";
         e.ca_file = dir / "ca.pem";
         if (profile != "eclinicalworks") {
@@ -89,10 +73,10 @@ struct sync_fixture : ::testing::Test {
         db = std::make_unique<st::analytics_db>(dir / "headache.db");
         vault = std::make_unique<st::vault>(dir / "vault.db");
         int i = 0;
-        for (const auto& id : ehr->server->patient_ids()) {
+        for (const auto& id : (*ehr)->patient_ids()) {
             const std::string key = "hmd-" + std::to_string(++i);
             config.patients.push_back({key, "sandbox", id});
-            vault->put_enrollment({key, "sandbox", id, ehr->server->issue_refresh_token(id), "", "t", false}, "t");
+            vault->put_enrollment({key, "sandbox", id, (*ehr)->issue_refresh_token(id), "", "t", false}, "t");
         }
     }
 
@@ -128,7 +112,7 @@ struct sync_fixture : ::testing::Test {
 
     // Every table holds exactly what the sandbox holds, type by type.
     void expect_rows_match_sandbox() {
-        const auto want = ehr->server->count_by_type();
+        const auto want = (*ehr)->count_by_type();
         for (const auto& [type, table] : table_of) {
             const auto it = want.find(type);
             const int expected = it == want.end() ? 0 : static_cast<int>(it->second);
@@ -155,11 +139,11 @@ TEST_F(sync_fixture, FullPassOf25PatientsThenNothingThenChangesAreReflected) {
     for (const auto& p : second.patients) EXPECT_EQ(p.rows_changed(), 0) << p.patient_key;
 
     // Update, delete and add at the EHR.
-    const auto pid = ehr->server->patient_ids()[0];
-    const auto obs = ehr->server->ids_of("Observation", pid);
-    ehr->server->update_resource("Observation", obs[0]);
-    ehr->server->delete_resource("Observation", obs[1]);
-    const auto added = ehr->server->add_resource("Condition", pid);
+    const auto pid = (*ehr)->patient_ids()[0];
+    const auto obs = (*ehr)->ids_of("Observation", pid);
+    (*ehr)->update_resource("Observation", obs[0]);
+    (*ehr)->delete_resource("Observation", obs[1]);
+    const auto added = (*ehr)->add_resource("Condition", pid);
     const auto third = pass();
     ASSERT_EQ(third.succeeded(), 25) << failures(third);
     expect_rows_match_sandbox();
@@ -179,12 +163,12 @@ TEST_F(sync_fixture, EclinicalworksModeFullPassNoAppointmentsNoThrottling) {
     ASSERT_EQ(first.succeeded(), 4) << failures(first);
     expect_rows_match_sandbox();
     EXPECT_EQ(rows("appointment", "1=1"), 0);
-    EXPECT_EQ(ehr->server->stats().responses_429, 0u);
+    EXPECT_EQ((*ehr)->stats().responses_429, 0u);
 
     // Full pull and hash diff: deletes are found without _lastUpdated.
-    const auto pid = ehr->server->patient_ids()[1];
-    const auto med = ehr->server->ids_of("MedicationRequest", pid);
-    ehr->server->delete_resource("MedicationRequest", med[0]);
+    const auto pid = (*ehr)->patient_ids()[1];
+    const auto med = (*ehr)->ids_of("MedicationRequest", pid);
+    (*ehr)->delete_resource("MedicationRequest", med[0]);
     const auto second = pass();
     ASSERT_EQ(second.succeeded(), 4) << failures(second);
     expect_rows_match_sandbox();
@@ -218,18 +202,18 @@ TEST_F(sync_fixture, A401MidPassCausesExactlyOneRefresh) {
     const auto r = pass([&](const headachemd::http::request& req) {
         if (req.url.find("/fhir/") != std::string::npos && req.url.find("metadata") == std::string::npos &&
             req.url.find(".well-known") == std::string::npos && ++fhir_calls == 4)
-            ehr->server->expire_access_tokens();
+            (*ehr)->expire_access_tokens();
     });
     ASSERT_EQ(r.succeeded(), 1) << failures(r);
     // One refresh at the start, and exactly one after the 401.
-    EXPECT_EQ(ehr->server->stats().token_calls, 2u);
-    EXPECT_GE(ehr->server->stats().by_status[401], 1u);
+    EXPECT_EQ((*ehr)->stats().token_calls, 2u);
+    EXPECT_GE((*ehr)->stats().by_status[401], 1u);
     expect_rows_match_sandbox();
 }
 
 TEST_F(sync_fixture, InvalidGrantForOnePatientMarksItAndTheOthersComplete) {
     start({}, "generic", 3);
-    ehr->server->revoke_patient_grants(ehr->server->patient_ids()[1]);
+    (*ehr)->revoke_patient_grants((*ehr)->patient_ids()[1]);
     const auto r = pass();
     EXPECT_EQ(r.succeeded(), 2) << failures(r);
     EXPECT_TRUE(vault->find_enrollment("hmd-2", "sandbox")->needs_reauth);
@@ -252,11 +236,11 @@ TEST_F(sync_fixture, PagingOverSevenPagesWithSmallPages) {
 
 TEST_F(sync_fixture, NextLinkToAnotherOriginIsRefusedAndNoTokenLeaves) {
     start({}, "generic", 1, 5);
-    ehr->server->set_next_link_override("https://127.0.0.2:9/fhir/steal");
+    (*ehr)->set_next_link_override("https://127.0.0.2:9/fhir/steal");
     const auto r = pass();
     EXPECT_EQ(r.failed(), 1);
     EXPECT_GE(counters.refused_origin, 1);
-    EXPECT_EQ(ehr->server->stats().by_path.count("/fhir/steal"), 0u);
+    EXPECT_EQ((*ehr)->stats().by_path.count("/fhir/steal"), 0u);
 }
 
 TEST_F(sync_fixture, RateLimitedWithRetryAfterIsHonoured) {
@@ -266,7 +250,7 @@ TEST_F(sync_fixture, RateLimitedWithRetryAfterIsHonoured) {
     start(o, "generic", 2);
     const auto r = pass();
     EXPECT_EQ(r.succeeded(), 2) << failures(r);
-    EXPECT_GT(ehr->server->stats().responses_429, 0u);
+    EXPECT_GT((*ehr)->stats().responses_429, 0u);
     expect_rows_match_sandbox();
 }
 
@@ -280,7 +264,7 @@ TEST_F(sync_fixture, TransientFaultsAreRetriedAndNothingIsLost) {
     for (int i = 0; i < 4; ++i) {
         if (pass().failed() == 0) break;
     }
-    ehr->server->set_fault_rates(0, 0, 0, 0);
+    (*ehr)->set_fault_rates(0, 0, 0, 0);
     const auto last = pass();
     ASSERT_EQ(last.succeeded(), 3) << failures(last);
     expect_rows_match_sandbox();
@@ -291,11 +275,11 @@ TEST_F(sync_fixture, TransientFaultsAreRetriedAndNothingIsLost) {
 
 TEST_F(sync_fixture, LogsCarryNoTokensNamesOrSecrets) {
     start({}, "generic", 3);
-    ehr->server->revoke_patient_grants(ehr->server->patient_ids()[2]);
+    (*ehr)->revoke_patient_grants((*ehr)->patient_ids()[2]);
     pass();
     std::string all;
     for (const auto& l : sink->last_formatted()) all += l + "\n";
-    EXPECT_EQ(all.find(ehr->server->config().client_secret), std::string::npos);
+    EXPECT_EQ(all.find((*ehr)->config().client_secret), std::string::npos);
     EXPECT_EQ(all.find("Test Patient"), std::string::npos);
     for (const auto& e : vault->enrollments()) EXPECT_EQ(all.find(e.refresh_token), std::string::npos);
 }

@@ -37,6 +37,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace boost::asio {
@@ -202,6 +203,26 @@ public:
 private:
     struct impl;
     std::shared_ptr<impl> impl_;
+};
+
+// A server on its own io_context and thread, as a real EHR is its own
+// process: for `demo`, tests and benchmarks, whose client side then runs
+// the real network path over loopback. Starts in the constructor (throws
+// what server::start throws); stops and joins in the destructor.
+class background_server {
+public:
+    explicit background_server(options opts);
+    ~background_server();
+    background_server(const background_server&) = delete;
+    background_server& operator=(const background_server&) = delete;
+
+    server& operator*() { return *server_; }
+    server* operator->() { return server_.get(); }
+
+private:
+    std::unique_ptr<boost::asio::io_context> io_;
+    std::unique_ptr<server> server_;
+    std::unique_ptr<std::thread> thread_;
 };
 
 }  // namespace headachemd::sandbox
