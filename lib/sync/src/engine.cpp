@@ -644,6 +644,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         std::map<std::string, std::vector<std::string>> queue;
         for (auto& [key, ehr_name] : who) queue[ehr_name].push_back(key);
 
+        // Discovery and capabilities once per EHR, before the workers start,
+        // not once per worker.
+        for (auto& [ehr_name, keys] : queue) {
+            auto it = ehrs.find(ehr_name);
+            if (it != ehrs.end()) co_await prepare(*it->second);
+        }
         auto self = shared_from_this();
         int running = 0;
         asio::steady_timer done(ex, asio::steady_timer::time_point::max());

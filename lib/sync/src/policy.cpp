@@ -24,14 +24,14 @@ rate_limiter::rate_limiter(int per_minute, bool fixed_window)
 nanoseconds rate_limiter::acquire(sys_time now) {
     sys_time at = std::max(now, hold_until_);
     if (fixed_window_) {
+        // Windows that have ended can hold no more calls.
+        const std::int64_t current = duration_cast<minutes>(now.time_since_epoch()).count();
+        used_.erase(used_.begin(), used_.lower_bound(current));
         for (;;) {
             const std::int64_t w = duration_cast<minutes>(at.time_since_epoch()).count();
-            if (w != window_) {
-                window_ = w;
-                used_ = 0;
-            }
-            if (used_ < per_minute_) {
-                ++used_;
+            int& used = used_[w];
+            if (used < per_minute_) {
+                ++used;
                 break;
             }
             // Budget spent: the first moment of the next minute. A little

@@ -41,6 +41,19 @@ TEST(RateLimiter, FixedWindowAllowsTheBudgetThenWaitsForTheNextMinute) {
     EXPECT_GT(rl.acquire(t0 + 51s), 0ns);
 }
 
+TEST(RateLimiter, AWaiterForTheNextWindowDoesNotReopenTheCurrentOne) {
+    // Found by bench/sync: a caller sent to the next minute used to reset
+    // the count, and the callers after it went out as calls 251, 252, …
+    sy::rate_limiter rl(250, true);
+    for (int i = 0; i < 250; ++i) ASSERT_EQ(rl.acquire(t0), 0ns);
+    EXPECT_GT(rl.acquire(t0), nanoseconds(49s));  // waits for the next minute
+    for (int i = 0; i < 10; ++i) EXPECT_GT(rl.acquire(t0 + 1s), nanoseconds(48s)) << i;
+    // In the next minute: 250 in all, the 11 waiters included.
+    int granted_now = 0;
+    for (int i = 0; i < 300; ++i) granted_now += rl.acquire(t0 + 51s) == 0ns;
+    EXPECT_EQ(granted_now, 250 - 11);
+}
+
 TEST(RateLimiter, TokenBucketSpreadsCallsAtTheRate) {
     sy::rate_limiter rl(600, false);  // 10 a second, burst 60
     for (int i = 0; i < 60; ++i) ASSERT_EQ(rl.acquire(t0), 0ns) << i;

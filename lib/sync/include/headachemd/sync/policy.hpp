@@ -4,7 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <map>
 #include <optional>
 
 namespace headachemd::sync {
@@ -50,9 +50,10 @@ public:
 private:
     int per_minute_;
     bool fixed_window_;
-    // fixed window
-    std::int64_t window_ = -1;  // minute number
-    int used_ = 0;
+    // fixed window: calls granted per minute number. A call told to wait
+    // for a later window is counted there, while calls that still fit the
+    // current one go on being counted in it.
+    std::map<std::int64_t, int> used_;
     // token bucket
     double tokens_ = 0;
     sys_time last_refill_{};
