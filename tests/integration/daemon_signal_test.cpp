@@ -110,3 +110,66 @@ TEST(DaemonSignals, SigtermMidPassExitsZeroQuicklyAndLeavesAConsistentDatabase) 
 }
 
 }  // namespace
+
+namespace {
+
+TEST(DaemonSignals, SighupReloadsTheConfigAndSyncsANewlyListedPatient) {
+    // Setup: a sandbox with two patients; the config lists only the first.
+    temp_dir dir;
+    headachemd::sandbox::options so;
+    so.patients = 2;
+    headachemd::sandbox::background_server ehr(so);
+    ehr->write_ca_pem(dir / "ca.pem");
+    headachemd::test::write_file(dir / "client.secret", ehr->config().client_secret);
+    const std::string head = "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
+                             (dir / "vault.db").string() + "\"\n\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\n" +
+                             "fhir_base = \"" + ehr->fhir_base() + "\"\nclient_id = \"" + ehr->config().client_id +
+                             "\"\nclient_secret_file = \"" + (dir / "client.secret").string() + "\"\nca_file = \"" +
+                             (dir / "ca.pem").string() + "\"\nrequests_per_minute = 60000\n";
+    const auto ids = ehr->patient_ids();
+    auto patient = [&](int i) {
+        return "\n[[patient]]\nkey = \"hmd-" + std::to_string(i + 1) + "\"\nehr = \"sandbox\"\nfhir_patient_id = \"" +
+               ids[static_cast<std::size_t>(i)] + "\"\n";
+    };
+    {
+        headachemd::store::vault vault(dir / "vault.db");
+        for (int i = 0; i < 2; ++i)
+            vault.put_enrollment({"hmd-" + std::to_string(i + 1), "sandbox", ids[static_cast<std::size_t>(i)],
+                                  ehr->issue_refresh_token(ids[static_cast<std::size_t>(i)]), "", "t", false},
+                                 "t");
+    }
+    headachemd::test::write_file(dir / "sync.toml", head + patient(0));
+    const std::string db_path = (dir / "headache.db").string();
+    std::vector<std::string> args = {HEADACHEMD_BINARY, "run", "--config", (dir / "sync.toml").string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, (dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid = 0;
+    ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    auto wait_for = [&](const char* sql, long long at_least) {
+        const auto deadline = std::chrono::steady_clock::now() + 60s;
+        while (count_rows(db_path, sql) < at_least && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::yield();
+        return count_rows(db_path, sql) >= at_least;
+    };
+    const bool first_synced = wait_for("SELECT count(*) FROM patient WHERE patient_key = 'hmd-1'", 1);
+
+    // Run: list the second patient and send SIGHUP.
+    headachemd::test::write_file(dir / "sync.toml", head + patient(0) + patient(1));
+    ::kill(pid, SIGHUP);
+    const bool second_synced = wait_for("SELECT count(*) FROM patient WHERE patient_key = 'hmd-2'", 1);
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+
+    // Check
+    EXPECT_TRUE(first_synced) << headachemd::test::read_file(dir / "stderr.txt");
+    EXPECT_TRUE(second_synced) << headachemd::test::read_file(dir / "stderr.txt");
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+}  // namespace

@@ -165,14 +165,23 @@ TEST_F(sync_fixture, EclinicalworksModeFullPassNoAppointmentsNoThrottling) {
     EXPECT_EQ(rows("appointment", "1=1"), 0);
     EXPECT_EQ((*ehr)->stats().responses_429, 0u);
 
-    // Full pull and hash diff: deletes are found without _lastUpdated.
+    // Full pull and hash diff: updates, deletes and additions are found
+    // without _lastUpdated.
     const auto pid = (*ehr)->patient_ids()[1];
     const auto med = (*ehr)->ids_of("MedicationRequest", pid);
     (*ehr)->delete_resource("MedicationRequest", med[0]);
+    (*ehr)->update_resource("MedicationRequest", med[1]);
+    const auto added = (*ehr)->add_resource("Observation", pid);
     const auto second = pass();
     ASSERT_EQ(second.succeeded(), 4) << failures(second);
     expect_rows_match_sandbox();
     EXPECT_EQ(rows("medication_request", "id = '" + med[0] + "' AND deleted_at IS NOT NULL"), 1);
+    EXPECT_EQ(rows("observation", "id = '" + added + "'"), 1);
+    int updated = 0;
+    for (const auto& p : second.patients)
+        for (const auto& t : p.types) updated += t.updated;
+    EXPECT_EQ(updated, 1);
+    EXPECT_EQ((*ehr)->stats().responses_429, 0u);
 }
 
 TEST_F(sync_fixture, RotationSurvivesRestartsAndTheSandboxRefusesAReusedToken) {
