@@ -48,8 +48,10 @@ std::vector<input> collect(const std::vector<fs::path>& dirs) {
         for (const auto& e : fs::recursive_directory_iterator(d)) {
             if (!e.is_regular_file()) continue;
             const auto ext = e.path().extension();
-            if (ext == ".json") out.push_back({e.path(), false});
-            else if (ext == ".ndjson" && e.path().filename() != "log.ndjson") out.push_back({e.path(), true});
+            if (ext == ".json")
+                out.push_back({e.path(), false});
+            else if (ext == ".ndjson" && e.path().filename() != "log.ndjson")
+                out.push_back({e.path(), true});
         }
     std::sort(out.begin(), out.end(), [](const input& a, const input& b) { return a.path < b.path; });
     return out;
@@ -102,7 +104,8 @@ struct file_rows {
     std::vector<std::string> keys;
 };
 
-std::vector<file_rows> normalize_all(const std::vector<input>& files, bool keep_raw, const st::pseudonym_key& key) {
+std::vector<file_rows> normalize_all(const std::vector<input>& files, bool keep_raw,
+                                     const st::pseudonym_key& key) {
     nz::normalizer n(nz::options{.keep_raw = keep_raw});
     std::vector<file_rows> out;
     for (const auto& f : files) {
@@ -116,9 +119,10 @@ std::vector<file_rows> normalize_all(const std::vector<input>& files, bool keep_
                 if (end == std::string_view::npos) end = all.size();
                 ++line_no;
                 if (end > start)
-                    n.normalize_line(simdjson::padded_string_view(text.data() + start, end - start,
-                                                                  text.size() + simdjson::SIMDJSON_PADDING - start),
-                                     line_no, r);
+                    n.normalize_line(
+                        simdjson::padded_string_view(text.data() + start, end - start,
+                                                     text.size() + simdjson::SIMDJSON_PADDING - start),
+                        line_no, r);
                 start = end + 1;
             }
         } else {
@@ -127,7 +131,8 @@ std::vector<file_rows> normalize_all(const std::vector<input>& files, bool keep_
         file_rows rows;
         for (auto& rec : r.records) {
             const auto& h = nz::header_of(rec);
-            rows.keys.push_back(h.patient_ref.empty() ? "" : st::patient_key_for(key, "bench", h.patient_ref));
+            rows.keys.push_back(h.patient_ref.empty() ? ""
+                                                      : st::patient_key_for(key, "bench", h.patient_ref));
             rows.records.push_back(std::move(rec));
         }
         out.push_back(std::move(rows));
@@ -145,7 +150,8 @@ double insert_only(const std::vector<file_rows>& rows, bool store_raw, std::size
     for (const auto& f : rows) {
         if (f.records.empty()) continue;
         st::write_transaction tx(db.sql());
-        for (std::size_t i = 0; i < f.records.size(); ++i) writer.insert(f.records[i], "bench", f.keys[i], now);
+        for (std::size_t i = 0; i < f.records.size(); ++i)
+            writer.insert(f.records[i], "bench", f.keys[i], now);
         tx.commit();
         count += f.records.size();
     }
@@ -176,8 +182,10 @@ int main(int argc, char** argv) {
     std::vector<fs::path> dirs;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--repeat" && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
-        else dirs.emplace_back(a);
+        if (a == "--repeat" && i + 1 < argc)
+            repeat = std::max(1, std::atoi(argv[++i]));
+        else
+            dirs.emplace_back(a);
     }
     if (dirs.empty()) {
         const fs::path data = std::getenv("HEADACHEMD_SHARED_DATA") ? std::getenv("HEADACHEMD_SHARED_DATA")
@@ -185,8 +193,10 @@ int main(int argc, char** argv) {
         for (const char* sub : {"synthea-r4", "synthea-bulk10-ndjson"})
             if (fs::exists(data / sub)) dirs.push_back(data / sub);
         if (dirs.empty()) {
-            std::printf("bench_ingest: SKIPPED: no input; %s has no Synthea data (set HEADACHEMD_SHARED_DATA "
-                        "or pass directories)\n", data.c_str());
+            std::printf(
+                "bench_ingest: SKIPPED: no input; %s has no Synthea data (set HEADACHEMD_SHARED_DATA "
+                "or pass directories)\n",
+                data.c_str());
             return 0;
         }
     }
@@ -216,9 +226,10 @@ int main(int argc, char** argv) {
         const bool pass = ratio <= ratio_limit && n_e2e == n_insert;
         ok = ok && pass;
         std::printf("  store_raw=%s\n", store_raw ? "on" : "off");
-        std::printf("    insert-only (SQLite)      %8.0f rows/s (%zu rows, %.3f s)\n", n_insert / insert, n_insert, insert);
-        std::printf("    end-to-end ingest         %8.1f MB/s, %.0f rows/s (%zu rows, %.3f s)\n", bytes / 1e6 / e2e,
-                    n_e2e / e2e, n_e2e, e2e);
+        std::printf("    insert-only (SQLite)      %8.0f rows/s (%zu rows, %.3f s)\n", n_insert / insert,
+                    n_insert, insert);
+        std::printf("    end-to-end ingest         %8.1f MB/s, %.0f rows/s (%zu rows, %.3f s)\n",
+                    bytes / 1e6 / e2e, n_e2e / e2e, n_e2e, e2e);
         std::printf("    ratio end-to-end / (parse-only + insert-only) = %.2f, limit %.2f: %s\n", ratio,
                     ratio_limit, pass ? "PASS" : "FAIL");
         if (n_e2e != n_insert) std::printf("    row counts differ: %zu vs %zu\n", n_e2e, n_insert);

@@ -36,15 +36,15 @@
 #include <thread>
 #include <utility>
 
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "headachemd/config/config.hpp"
 #include "headachemd/core/clock.hpp"
@@ -239,8 +239,8 @@ figures run_pass(const setup& s) {
 }
 
 bool latency_bound(const setup& s, int repeat) {
-    std::printf("bench_sync latency-bound: %d sandbox patients over loopback TLS, best of %d runs\n", s.patients,
-                repeat);
+    std::printf("bench_sync latency-bound: %d sandbox patients over loopback TLS, best of %d runs\n",
+                s.patients, repeat);
     std::optional<figures> best;
     for (int i = 0; i < repeat; ++i) {
         figures f = run_pass(s);
@@ -273,8 +273,9 @@ bool latency_bound(const setup& s, int repeat) {
 }
 
 bool ecw_rate(const setup& s) {
-    std::printf("bench_sync eClinicalWorks: %d sandbox patients, latency %lld ms, 250 calls per wall-clock minute\n",
-                s.patients, static_cast<long long>(s.latency.count()));
+    std::printf(
+        "bench_sync eClinicalWorks: %d sandbox patients, latency %lld ms, 250 calls per wall-clock minute\n",
+        s.patients, static_cast<long long>(s.latency.count()));
     if (s.stop_after)
         std::printf("  stopping the engine after %lld s\n", static_cast<long long>(s.stop_after->count()));
     std::printf("  waiting for the next minute boundary to start\n");
@@ -308,8 +309,8 @@ bool ecw_rate(const setup& s) {
     const double target = ecw_rate_target * ecw_allowed_per_minute;
     const bool stopped = s.stop_after.has_value() && f.synced + f.failed < s.patients;
     const bool pass = measured >= target && f.sandbox_429 == 0;
-    std::printf("  patients                    %8d (%d synced, %d failed%s)\n", s.patients, f.synced, f.failed,
-                stopped ? ", pass stopped" : "");
+    std::printf("  patients                    %8d (%d synced, %d failed%s)\n", s.patients, f.synced,
+                f.failed, stopped ? ", pass stopped" : "");
     std::printf("  requests (sandbox)          %8llu\n", static_cast<unsigned long long>(f.sandbox_requests));
     std::printf("  requests (engine)           %8d\n", f.engine_requests);
     std::printf("    discovery + metadata      %8llu\n", static_cast<unsigned long long>(f.discovery));
@@ -322,8 +323,9 @@ bool ecw_rate(const setup& s) {
                     full_rate);
     std::printf("  allowed calls/minute        %8.0f\n", ecw_allowed_per_minute);
     std::printf("  HTTP 429 responses          %8llu\n", static_cast<unsigned long long>(f.sandbox_429));
-    std::printf("  rate %.1f / %.0f = %.1f%%, target >= %.0f%% and zero 429s: %s\n", measured, ecw_allowed_per_minute,
-                100.0 * measured / ecw_allowed_per_minute, 100.0 * ecw_rate_target, pass ? "PASS" : "FAIL");
+    std::printf("  rate %.1f / %.0f = %.1f%%, target >= %.0f%% and zero 429s: %s\n", measured,
+                ecw_allowed_per_minute, 100.0 * measured / ecw_allowed_per_minute, 100.0 * ecw_rate_target,
+                pass ? "PASS" : "FAIL");
     if (f.failed > 0 && !stopped) std::printf("  some patients failed: see --verbose\n");
     return pass;
 }
@@ -353,16 +355,23 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         const bool has_value = i + 1 < argc;
-        if (a == "--patients" && has_value) part1.patients = int_arg(argv[++i], 1);
-        else if (a == "--latency-ms" && has_value) part1.latency = ecw.latency = milliseconds(int_arg(argv[++i], 0));
-        else if (a == "--concurrency" && has_value) part1.concurrency = int_arg(argv[++i], 1);
-        else if (a == "--repeat" && has_value) repeat = int_arg(argv[++i], 1);
-        else if (a == "--ecw") run_ecw = true;
-        else if (a == "--ecw-patients" && has_value) ecw.patients = int_arg(argv[++i], 1);
+        if (a == "--patients" && has_value)
+            part1.patients = int_arg(argv[++i], 1);
+        else if (a == "--latency-ms" && has_value)
+            part1.latency = ecw.latency = milliseconds(int_arg(argv[++i], 0));
+        else if (a == "--concurrency" && has_value)
+            part1.concurrency = int_arg(argv[++i], 1);
+        else if (a == "--repeat" && has_value)
+            repeat = int_arg(argv[++i], 1);
+        else if (a == "--ecw")
+            run_ecw = true;
+        else if (a == "--ecw-patients" && has_value)
+            ecw.patients = int_arg(argv[++i], 1);
         else if (a == "--ecw-seconds" && has_value) {
             ecw.stop_after = seconds(int_arg(argv[++i], 1));
             run_ecw = true;
-        } else if (a == "--verbose") part1.verbose = ecw.verbose = true;
+        } else if (a == "--verbose")
+            part1.verbose = ecw.verbose = true;
         else {
             std::fprintf(stderr,
                          "usage: bench_sync [--patients N] [--latency-ms L] [--concurrency C] [--repeat R]\n"
@@ -374,8 +383,12 @@ int main(int argc, char** argv) {
     bool ok = true;
     try {
         ok = latency_bound(part1, repeat) && ok;
-        if (run_ecw) ok = ecw_rate(ecw) && ok;
-        else std::printf("bench_sync eClinicalWorks: skipped (minutes of wall time; --ecw or HEADACHEMD_BENCH_ECW=1)\n");
+        if (run_ecw)
+            ok = ecw_rate(ecw) && ok;
+        else
+            std::printf(
+                "bench_sync eClinicalWorks: skipped (minutes of wall time; --ecw or "
+                "HEADACHEMD_BENCH_ECW=1)\n");
     } catch (const std::exception& e) {
         std::printf("bench_sync: FAILED: %s\n", e.what());
         return 1;

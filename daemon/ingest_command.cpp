@@ -71,7 +71,8 @@ int run_ingest(const ingest_args& a) {
 
 void add_ingest_command(CLI::App& app, int* exit_code) {
     auto args = std::make_shared<ingest_args>();
-    CLI::App* cmd = app.add_subcommand("ingest", "Load FHIR R4 files (Bundles, resources, NDJSON) into headache.db");
+    CLI::App* cmd =
+        app.add_subcommand("ingest", "Load FHIR R4 files (Bundles, resources, NDJSON) into headache.db");
     cmd->footer(
         "Examples:\n"
         "  headachemd-sync ingest --db /var/lib/headachemd/headache.db --source bulk-2026-11 export/\n"

@@ -29,10 +29,12 @@ public:
 std::shared_ptr<spdlog::logger> make_logger(const std::string& level) {
     std::shared_ptr<spdlog::logger> log;
     if (::isatty(STDERR_FILENO)) {
-        log = std::make_shared<spdlog::logger>("headachemd", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+        log = std::make_shared<spdlog::logger>("headachemd",
+                                               std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
         log->set_pattern("%^%l%$: %v");
     } else {
-        log = std::make_shared<spdlog::logger>("headachemd", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+        log =
+            std::make_shared<spdlog::logger>("headachemd", std::make_shared<spdlog::sinks::stderr_sink_mt>());
         auto formatter = std::make_unique<spdlog::pattern_formatter>();
         formatter->add_flag<syslog_priority_flag>('*').set_pattern("%*%l: %v");
         log->set_formatter(std::move(formatter));

@@ -13,9 +13,10 @@ int main(int argc, char** argv) {
 #if defined(HEADACHEMD_REQUIRES_X86_64_V3)
     // Built for x86-64-v3 (see CMakeLists.txt): say so instead of dying of SIGILL.
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("bmi2")) {
-        std::fputs("headachemd-sync: this build needs an x86-64-v3 CPU (AVX2); rebuild with "
-                   "-DHEADACHEMD_X86_64_V3=OFF\n",
-                   stderr);
+        std::fputs(
+            "headachemd-sync: this build needs an x86-64-v3 CPU (AVX2); rebuild with "
+            "-DHEADACHEMD_X86_64_V3=OFF\n",
+            stderr);
         return headachemd::exit_code::software;
     }
 #endif

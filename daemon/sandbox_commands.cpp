@@ -10,11 +10,11 @@
 #include <iostream>
 
 #include <SQLiteCpp/Statement.h>
+#include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/url/parse.hpp>
-#include <fmt/format.h>
 
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
@@ -44,10 +44,11 @@ void write_private_file(const fs::path& p, std::string_view text) {
 // The standalone launch a browser would do, driven headlessly: discovery,
 // /authorize with PKCE S256 (the sandbox approves without a person),
 // the redirect's code and state, and the code exchange.
-awaitable<result<smart::token_response>> headless_authorize(http::transport& http, const std::string& fhir_base,
-                                                           const smart::client_credentials& creds,
-                                                           const std::string& redirect_uri,
-                                                           const std::string& scope) {
+awaitable<result<smart::token_response>> headless_authorize(http::transport& http,
+                                                            const std::string& fhir_base,
+                                                            const smart::client_credentials& creds,
+                                                            const std::string& redirect_uri,
+                                                            const std::string& scope) {
     http::request disc;
     disc.url = fhir_base + "/.well-known/smart-configuration";
     auto d = co_await http.send(disc);
@@ -57,21 +58,22 @@ awaitable<result<smart::token_response>> headless_authorize(http::transport& htt
     const auto pkce = smart::make_pkce();
     const std::string state = smart::random_state();
     http::request auth;
-    auth.url = smart::authorize_url({conf->authorization_endpoint, creds.client_id, redirect_uri,
-                                     scope, state, fhir_base,
-                                     pkce.challenge});
+    auth.url = smart::authorize_url({conf->authorization_endpoint, creds.client_id, redirect_uri, scope,
+                                     state, fhir_base, pkce.challenge});
     auto a = co_await http.send(auth);
     if (!a) co_return a.err();
     const auto location = a->header("Location");
     if (a->status != 302 || !location)
-        co_return error{"authorize_failed", "the authorize endpoint answered HTTP " + std::to_string(a->status)};
+        co_return error{"authorize_failed",
+                        "the authorize endpoint answered HTTP " + std::to_string(a->status)};
     auto url = boost::urls::parse_uri_reference(*location);
     if (!url) co_return error{"authorize_failed", "the redirect is not a URL"};
     std::string code, returned_state;
     for (const auto& p : url->params()) {
         if (p.key == "code") code = p.value;
         if (p.key == "state") returned_state = p.value;
-        if (p.key == "error") co_return error{"authorize_failed", "the EHR refused the authorization: " + p.value};
+        if (p.key == "error")
+            co_return error{"authorize_failed", "the EHR refused the authorization: " + p.value};
     }
     if (returned_state != state) co_return error{"state_mismatch", "the redirect's state does not match"};
     const auto tr = smart::make_code_exchange_request(code, redirect_uri, pkce.verifier, creds);
@@ -95,23 +97,26 @@ void print_summary(store::analytics_db& db, const sync::pass_result& pass, const
     std::cout << fmt::format("\nSynced {} of {} sandbox patients over TLS into {}\n\n", pass.succeeded(),
                              pass.patients.size(), (dir / "headache.db").string());
     std::cout << "rows per table:\n";
-    for (const char* t :
-         {"patient", "condition", "medication_request", "encounter", "observation", "procedure", "appointment"})
-        std::cout << fmt::format("  {:<20} {:>6}\n", t, scalar(db.sql(), std::string("SELECT count(*) FROM ") + t));
+    for (const char* t : {"patient", "condition", "medication_request", "encounter", "observation",
+                          "procedure", "appointment"})
+        std::cout << fmt::format("  {:<20} {:>6}\n", t,
+                                 scalar(db.sql(), std::string("SELECT count(*) FROM ") + t));
     std::cout << "\nheadache highlights:\n";
     SQLite::Statement types(db.sql(),
                             "SELECT headache_type, count(DISTINCT patient_key) FROM condition "
                             "WHERE headache_type IS NOT NULL GROUP BY 1 ORDER BY 2 DESC");
     while (types.executeStep())
-        std::cout << fmt::format("  {:<28} {} patients\n", types.getColumn(0).getString(), types.getColumn(1).getInt());
+        std::cout << fmt::format("  {:<28} {} patients\n", types.getColumn(0).getString(),
+                                 types.getColumn(1).getInt());
     SQLite::Statement classes(db.sql(),
                               "SELECT drug_class, therapy_role, count(*) FROM medication_request "
                               "WHERE drug_class IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC");
     while (classes.executeStep())
         std::cout << fmt::format("  {:<28} {:<21} {} prescriptions\n", classes.getColumn(0).getString(),
                                  classes.getColumn(1).getString(), classes.getColumn(2).getInt());
-    std::cout << fmt::format("  botulinum toxin procedures   {}\n",
-                             scalar(db.sql(), "SELECT count(*) FROM procedure WHERE procedure_kind='botulinum_toxin'"));
+    std::cout << fmt::format(
+        "  botulinum toxin procedures   {}\n",
+        scalar(db.sql(), "SELECT count(*) FROM procedure WHERE procedure_kind='botulinum_toxin'"));
     std::cout << fmt::format("\nTry: sqlite3 -readonly {} \"SELECT * FROM condition LIMIT 5\"\n",
                              (dir / "headache.db").string());
 }
@@ -177,17 +182,21 @@ int demo(const demo_args& a) {
             for (int i = 0; i < so.patients && i < static_cast<int>(ids.size()); ++i) {
                 const std::string key = fmt::format("demo-{:03}", i + 1);
                 sbx->set_authorize_patient(ids[i]);
-                auto t = co_await headless_authorize(http, ehr.fhir_base, creds, sconf.redirect_uris.front(), scope);
+                auto t = co_await headless_authorize(http, ehr.fhir_base, creds, sconf.redirect_uris.front(),
+                                                     scope);
                 if (!t || !t->refresh_token || !t->patient) {
-                    log->error("enrolling {} failed: {}", key, t ? "no refresh token or patient" : t.err().message);
+                    log->error("enrolling {} failed: {}", key,
+                               t ? "no refresh token or patient" : t.err().message);
                     continue;
                 }
                 const std::string now = store::utc_timestamp(std::chrono::system_clock::now());
-                vault.put_enrollment({key, ehr.name, *t->patient, *t->refresh_token, t->scope, now, false}, now);
+                vault.put_enrollment({key, ehr.name, *t->patient, *t->refresh_token, t->scope, now, false},
+                                     now);
                 cfg.patients.push_back({key, ehr.name, *t->patient});
                 ++enrolled;
             }
-            std::cout << fmt::format("Enrolled {} sandbox patients (authorization code + PKCE S256)\n", enrolled);
+            std::cout << fmt::format("Enrolled {} sandbox patients (authorization code + PKCE S256)\n",
+                                     enrolled);
             system_clock clk;
             sync::engine engine(io.get_executor(), cfg, http, db, vault, clk, log);
             pass = co_await engine.run_pass();
@@ -235,13 +244,17 @@ int serve_sandbox(const sandbox_args& a) {
         fs::create_directories(a.tokens_dir);
         for (const auto& id : server.patient_ids())
             write_private_file(fs::path(a.tokens_dir) / (id + ".token"), server.issue_refresh_token(id));
-        std::cout << "  refresh tokens " << a.tokens_dir << "/<patient id>.token (for enroll --refresh-token-file)\n";
+        std::cout << "  refresh tokens " << a.tokens_dir
+                  << "/<patient id>.token (for enroll --refresh-token-file)\n";
     }
-    std::cout << "  patients      " << server.patient_ids().size() << (so.ecw_mode ? " (eClinicalWorks mode)" : "")
-              << "\nCtrl-C stops it.\n"
+    std::cout << "  patients      " << server.patient_ids().size()
+              << (so.ecw_mode ? " (eClinicalWorks mode)" : "") << "\nCtrl-C stops it.\n"
               << std::flush;
     asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code&, int) { server.stop(); io.stop(); });
+    signals.async_wait([&](const boost::system::error_code&, int) {
+        server.stop();
+        io.stop();
+    });
     io.run();
     return exit_code::ok;
 }
@@ -252,26 +265,38 @@ void add_sandbox_commands(CLI::App& app, int* exit_code) {
     {
         auto args = std::make_shared<demo_args>();
         CLI::App* cmd = app.add_subcommand(
-            "demo", "Start the built-in sandbox EHR, enroll a few patients, sync them once, and show what landed");
-        cmd->footer("Example:\n  headachemd-sync demo --patients 5\nNo account, no network: everything runs on loopback.");
-        cmd->add_option("--patients", args->patients, "how many sandbox patients to enroll")->capture_default_str();
-        cmd->add_option("--dir", args->dir, "where to write headache.db and vault.db (default: a new temporary directory)");
+            "demo",
+            "Start the built-in sandbox EHR, enroll a few patients, sync them once, and show what landed");
+        cmd->footer(
+            "Example:\n  headachemd-sync demo --patients 5\nNo account, no network: everything runs on "
+            "loopback.");
+        cmd->add_option("--patients", args->patients, "how many sandbox patients to enroll")
+            ->capture_default_str();
+        cmd->add_option("--dir", args->dir,
+                        "where to write headache.db and vault.db (default: a new temporary directory)");
         cmd->add_flag("--ecw", args->ecw, "run the sandbox in eClinicalWorks mode");
-        cmd->add_option("--log-level", args->log_level, "trace, debug, info, warn, error")->capture_default_str();
+        cmd->add_option("--log-level", args->log_level, "trace, debug, info, warn, error")
+            ->capture_default_str();
         cmd->callback([args, exit_code] { *exit_code = demo(*args); });
     }
     {
         auto args = std::make_shared<sandbox_args>();
-        CLI::App* cmd = app.add_subcommand("sandbox", "Serve the built-in SMART on FHIR sandbox EHR on loopback");
-        cmd->footer("Example:\n  headachemd-sync sandbox --port 8443 --tokens-dir ./tokens\n"
-                    "Then point an [[ehr]] at the printed FHIR base with ca_file = the printed CA file.");
-        cmd->add_option("--port", args->port, "TCP port on 127.0.0.1 (0: any free port)")->capture_default_str();
+        CLI::App* cmd =
+            app.add_subcommand("sandbox", "Serve the built-in SMART on FHIR sandbox EHR on loopback");
+        cmd->footer(
+            "Example:\n  headachemd-sync sandbox --port 8443 --tokens-dir ./tokens\n"
+            "Then point an [[ehr]] at the printed FHIR base with ca_file = the printed CA file.");
+        cmd->add_option("--port", args->port, "TCP port on 127.0.0.1 (0: any free port)")
+            ->capture_default_str();
         cmd->add_option("--patients", args->patients, "synthetic patients")->capture_default_str();
         cmd->add_option("--seed", args->seed, "data seed")->capture_default_str();
         cmd->add_flag("--http", args->plain_http, "plain http instead of TLS (loopback only)");
-        cmd->add_flag("--ecw", args->ecw, "eClinicalWorks mode: no _lastUpdated, no Appointment, 250 calls/minute");
-        cmd->add_option("--ca-out", args->ca_out, "where to write the sandbox CA certificate")->capture_default_str();
-        cmd->add_option("--tokens-dir", args->tokens_dir, "write one refresh token per patient here (mode 0600)");
+        cmd->add_flag("--ecw", args->ecw,
+                      "eClinicalWorks mode: no _lastUpdated, no Appointment, 250 calls/minute");
+        cmd->add_option("--ca-out", args->ca_out, "where to write the sandbox CA certificate")
+            ->capture_default_str();
+        cmd->add_option("--tokens-dir", args->tokens_dir,
+                        "write one refresh token per patient here (mode 0600)");
         cmd->callback([args, exit_code] { *exit_code = serve_sandbox(*args); });
     }
 }

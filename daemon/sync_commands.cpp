@@ -9,13 +9,13 @@
 #include <memory>
 #include <random>
 
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
 
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
@@ -65,7 +65,8 @@ struct runtime {
     std::unique_ptr<store::vault> vault;
 };
 
-std::optional<runtime> open_runtime(const std::string& config_path, const std::string& log_level, int& exit_code) {
+std::optional<runtime> open_runtime(const std::string& config_path, const std::string& log_level,
+                                    int& exit_code) {
     auto cfg = load_or_report(config_path);
     if (!cfg) {
         exit_code = exit_code::config;
@@ -88,13 +89,18 @@ std::optional<runtime> open_runtime(const std::string& config_path, const std::s
 void print_pass(const sync::pass_result& pass) {
     for (const auto& p : pass.patients) {
         std::string line = fmt::format("{:<24} {:<14} ", p.patient_key, p.ehr);
-        if (p.needs_reauth) line += "NEEDS RE-ENROLLMENT";
-        else if (p.skipped) line += "skipped: " + (p.failure ? p.failure->message : std::string());
-        else if (p.ok) line += fmt::format("ok, {} rows changed", p.rows_changed());
-        else line += "FAILED: " + (p.failure ? p.failure->message : std::string("unknown"));
+        if (p.needs_reauth)
+            line += "NEEDS RE-ENROLLMENT";
+        else if (p.skipped)
+            line += "skipped: " + (p.failure ? p.failure->message : std::string());
+        else if (p.ok)
+            line += fmt::format("ok, {} rows changed", p.rows_changed());
+        else
+            line += "FAILED: " + (p.failure ? p.failure->message : std::string("unknown"));
         std::cout << line << "\n";
     }
-    std::cout << fmt::format("{} patients: {} ok, {} failed\n", pass.patients.size(), pass.succeeded(), pass.failed());
+    std::cout << fmt::format("{} patients: {} ok, {} failed\n", pass.patients.size(), pass.succeeded(),
+                             pass.failed());
 }
 
 // Runs `body` on a fresh io_context until it finishes; exceptions propagate.
@@ -124,8 +130,9 @@ int check_config(const common_args& a) {
     for (const auto& e : cfg->ehrs) {
         int patients = 0;
         for (const auto& p : cfg->patients) patients += p.ehr == e.name;
-        std::cout << fmt::format("  ehr {:<16} {} profile={} patients={} every {}s, {} requests/min\n", e.name,
-                                 e.fhir_base, e.profile, patients, e.interval.count(), e.requests_per_minute);
+        std::cout << fmt::format("  ehr {:<16} {} profile={} patients={} every {}s, {} requests/min\n",
+                                 e.name, e.fhir_base, e.profile, patients, e.interval.count(),
+                                 e.requests_per_minute);
     }
     return exit_code::ok;
 }
@@ -173,8 +180,8 @@ int run_daemon(const common_args& a) {
     bool stop_requested = false, reload_requested = false;
     try {
         auto http = std::make_unique<http::client>(io.get_executor(), http_options_for(rt->cfg));
-        auto engine = std::make_unique<sync::engine>(io.get_executor(), rt->cfg, *http, *rt->db, *rt->vault, clk,
-                                                     rt->log);
+        auto engine = std::make_unique<sync::engine>(io.get_executor(), rt->cfg, *http, *rt->db, *rt->vault,
+                                                     clk, rt->log);
         asio::steady_timer idle(io);
         asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
         std::function<void(const boost::system::error_code&, int)> on_signal;
@@ -224,8 +231,10 @@ int run_daemon(const common_args& a) {
                 std::vector<std::pair<std::string, std::string>> now_due;
                 auto earliest = sync::sys_time::max();
                 for (const auto& [who, when] : due) {
-                    if (when <= clk.now()) now_due.push_back(who);
-                    else earliest = std::min(earliest, when);
+                    if (when <= clk.now())
+                        now_due.push_back(who);
+                    else
+                        earliest = std::min(earliest, when);
                 }
                 if (!now_due.empty()) {
                     auto pass = co_await engine->run_patients(now_due);
@@ -280,8 +289,9 @@ int enroll(const enroll_args& a) {
         return exit_code::config;
     }
     if (a.refresh_token_file.empty()) {
-        rt->log->error("browser enrollment is not available yet: pass --refresh-token-file with a refresh token "
-                       "obtained by the HeadacheMD web app");
+        rt->log->error(
+            "browser enrollment is not available yet: pass --refresh-token-file with a refresh token "
+            "obtained by the HeadacheMD web app");
         return exit_code::usage;
     }
     std::ifstream in(a.refresh_token_file, std::ios::binary);
@@ -290,16 +300,19 @@ int enroll(const enroll_args& a) {
         return exit_code::no_input;
     }
     std::string token{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
+        token.pop_back();
     if (token.empty() || token.find_first_of(" \t\r\n") != std::string::npos) {
         rt->log->error("{} does not hold a single refresh token", a.refresh_token_file);
         return exit_code::data_error;
     }
-    const std::string fhir_id = !a.fhir_patient_id.empty() ? a.fhir_patient_id : patient->fhir_patient_id.value_or("");
+    const std::string fhir_id =
+        !a.fhir_patient_id.empty() ? a.fhir_patient_id : patient->fhir_patient_id.value_or("");
     if (fhir_id.empty()) {
-        rt->log->error("the FHIR patient id of {} is unknown: set fhir_patient_id in the config or pass "
-                       "--fhir-patient-id",
-                       a.patient_key);
+        rt->log->error(
+            "the FHIR patient id of {} is unknown: set fhir_patient_id in the config or pass "
+            "--fhir-patient-id",
+            a.patient_key);
         return exit_code::usage;
     }
     const std::string now = store::utc_timestamp(std::chrono::system_clock::now());
@@ -322,8 +335,8 @@ int status(const common_args& a) {
     for (auto& s : state.all_status())
         if (s.resource_type == "*") whole[{s.patient_key, s.source}] = std::move(s);
     bool attention = false;
-    std::cout << fmt::format("{:<24} {:<14} {:<10} {:<21} {:<21} {}\n", "patient", "ehr", "state", "last success",
-                             "next run", "last error");
+    std::cout << fmt::format("{:<24} {:<14} {:<10} {:<21} {:<21} {}\n", "patient", "ehr", "state",
+                             "last success", "next run", "last error");
     for (const auto& p : rt->cfg.patients) {
         auto enr = rt->vault->find_enrollment(p.key, p.ehr);
         auto it = whole.find({p.key, p.ehr});
@@ -336,8 +349,8 @@ int status(const common_args& a) {
             if (!it->second.last_success_at || it->second.last_error) attention = true;
         }
         if (!enr || enr->needs_reauth) attention = true;
-        std::cout << fmt::format("{:<24} {:<14} {:<10} {:<21} {:<21} {}\n", p.key, p.ehr, state_text, last_ok, next,
-                                 err);
+        std::cout << fmt::format("{:<24} {:<14} {:<10} {:<21} {:<21} {}\n", p.key, p.ehr, state_text, last_ok,
+                                 next, err);
     }
     return attention ? exit_code::temp_fail : exit_code::ok;
 }
@@ -347,45 +360,53 @@ int status(const common_args& a) {
 void add_sync_commands(CLI::App& app, int* exit_code) {
     {
         auto args = std::make_shared<common_args>();
-        CLI::App* cmd = app.add_subcommand("check-config", "Validate the configuration file without starting");
-        cmd->footer("Example:\n  headachemd-sync check-config --config /etc/headachemd/sync.toml\n"
-                    "Exit status: 0 valid, 78 invalid (each error names file:line:col).");
+        CLI::App* cmd =
+            app.add_subcommand("check-config", "Validate the configuration file without starting");
+        cmd->footer(
+            "Example:\n  headachemd-sync check-config --config /etc/headachemd/sync.toml\n"
+            "Exit status: 0 valid, 78 invalid (each error names file:line:col).");
         add_common(cmd, *args);
         cmd->callback([args, exit_code] { *exit_code = check_config(*args); });
     }
     {
         auto args = std::make_shared<common_args>();
         CLI::App* cmd = app.add_subcommand("sync-once", "Sync every enrolled patient once, then exit");
-        cmd->footer("Example:\n  headachemd-sync sync-once --config /etc/headachemd/sync.toml\n"
-                    "Exit status: 0 every patient synced, 75 some failed (see the table), 78 bad config.");
+        cmd->footer(
+            "Example:\n  headachemd-sync sync-once --config /etc/headachemd/sync.toml\n"
+            "Exit status: 0 every patient synced, 75 some failed (see the table), 78 bad config.");
         add_common(cmd, *args);
         cmd->callback([args, exit_code] { *exit_code = sync_once(*args); });
     }
     {
         auto args = std::make_shared<common_args>();
         CLI::App* cmd = app.add_subcommand("run", "Run the sync daemon (systemd starts this)");
-        cmd->footer("Example:\n  headachemd-sync run --config /etc/headachemd/sync.toml\n"
-                    "SIGTERM stops it cleanly; SIGHUP reloads the config between passes.");
+        cmd->footer(
+            "Example:\n  headachemd-sync run --config /etc/headachemd/sync.toml\n"
+            "SIGTERM stops it cleanly; SIGHUP reloads the config between passes.");
         add_common(cmd, *args);
         cmd->callback([args, exit_code] { *exit_code = run_daemon(*args); });
     }
     {
         auto args = std::make_shared<enroll_args>();
         CLI::App* cmd = app.add_subcommand("enroll", "Enroll a patient listed in the config");
-        cmd->footer("Example:\n  headachemd-sync enroll hmd-000123 --refresh-token-file /run/hmd/rt.txt\n"
-                    "The token file holds one refresh token obtained by the HeadacheMD web app.");
+        cmd->footer(
+            "Example:\n  headachemd-sync enroll hmd-000123 --refresh-token-file /run/hmd/rt.txt\n"
+            "The token file holds one refresh token obtained by the HeadacheMD web app.");
         add_common(cmd, *args);
-        cmd->add_option("key", args->patient_key, "the patient's HeadacheMD key, as in [[patient]] key")->required();
+        cmd->add_option("key", args->patient_key, "the patient's HeadacheMD key, as in [[patient]] key")
+            ->required();
         cmd->add_option("--refresh-token-file", args->refresh_token_file, "file holding the refresh token");
-        cmd->add_option("--fhir-patient-id", args->fhir_patient_id, "the patient's FHIR id (else from the config)");
+        cmd->add_option("--fhir-patient-id", args->fhir_patient_id,
+                        "the patient's FHIR id (else from the config)");
         cmd->add_option("--ehr", args->ehr, "the EHR, when the key is listed for several");
         cmd->callback([args, exit_code] { *exit_code = enroll(*args); });
     }
     {
         auto args = std::make_shared<common_args>();
         CLI::App* cmd = app.add_subcommand("status", "Show each patient's sync state");
-        cmd->footer("Example:\n  headachemd-sync status --config /etc/headachemd/sync.toml\n"
-                    "Exit status: 0 all fine, 75 some patient needs attention (monitoring checks use this).");
+        cmd->footer(
+            "Example:\n  headachemd-sync status --config /etc/headachemd/sync.toml\n"
+            "Exit status: 0 all fine, 75 some patient needs attention (monitoring checks use this).");
         add_common(cmd, *args);
         cmd->callback([args, exit_code] { *exit_code = status(*args); });
     }

@@ -21,7 +21,8 @@ TEST(Cli, DemoRunsWithNoSetupAndFillsEveryTable) {
     EXPECT_NE(r.out.find("Enrolled 3 sandbox patients"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("Synced 3 of 3"), std::string::npos) << r.out;
     SQLite::Database db((dir / "demo" / "headache.db").string());
-    for (const char* t : {"patient", "condition", "medication_request", "encounter", "observation", "appointment"}) {
+    for (const char* t :
+         {"patient", "condition", "medication_request", "encounter", "observation", "appointment"}) {
         SQLite::Statement q(db, std::string("SELECT count(*) FROM ") + t);
         q.executeStep();
         EXPECT_GT(q.getColumn(0).getInt(), 0) << t;
@@ -33,7 +34,9 @@ TEST(Cli, DemoRunsWithNoSetupAndFillsEveryTable) {
 
 TEST(Cli, CheckConfigNamesTheLineAndExits78) {
     temp_dir dir;
-    write_file(dir / "sync.toml", "[daemon]\ndatabase = \"/tmp/x.db\"\n\n[[ehr]]\nname = \"e\"\nfhir_base = \"http://ehr.example.org/fhir\"\nclient_id = \"c\"\n");
+    write_file(dir / "sync.toml",
+               "[daemon]\ndatabase = \"/tmp/x.db\"\n\n[[ehr]]\nname = \"e\"\nfhir_base = "
+               "\"http://ehr.example.org/fhir\"\nclient_id = \"c\"\n");
     const auto r = run_binary({"check-config", "--config", (dir / "sync.toml").string()}, dir.path());
     EXPECT_EQ(r.exit_code, 78);
     EXPECT_NE(r.err.find("sync.toml:6:"), std::string::npos) << r.err;
@@ -48,13 +51,15 @@ TEST(Cli, CheckConfigAcceptsTheShippedExample) {
 
 TEST(Cli, EnrollImportsARefreshTokenIntoTheVaultOnly) {
     temp_dir dir;
-    write_file(dir / "sync.toml",
-               "[daemon]\ndatabase = \"" + (dir / "h.db").string() + "\"\nvault = \"" + (dir / "v.db").string() +
-                   "\"\n\n[[ehr]]\nname = \"e\"\nfhir_base = \"https://127.0.0.1:9/fhir\"\nclient_id = \"c\"\n"
-                   "client_auth = \"none\"\n\n[[patient]]\nkey = \"hmd-1\"\nehr = \"e\"\nfhir_patient_id = \"p1\"\n");
+    write_file(
+        dir / "sync.toml",
+        "[daemon]\ndatabase = \"" + (dir / "h.db").string() + "\"\nvault = \"" + (dir / "v.db").string() +
+            "\"\n\n[[ehr]]\nname = \"e\"\nfhir_base = \"https://127.0.0.1:9/fhir\"\nclient_id = \"c\"\n"
+            "client_auth = \"none\"\n\n[[patient]]\nkey = \"hmd-1\"\nehr = \"e\"\nfhir_patient_id = "
+            "\"p1\"\n");
     write_file(dir / "rt.txt", "refresh-token-value-123\n");
-    const auto r = run_binary({"enroll", "hmd-1", "--config", (dir / "sync.toml").string(), "--refresh-token-file",
-                               (dir / "rt.txt").string()},
+    const auto r = run_binary({"enroll", "hmd-1", "--config", (dir / "sync.toml").string(),
+                               "--refresh-token-file", (dir / "rt.txt").string()},
                               dir.path());
     ASSERT_EQ(r.exit_code, 0) << r.err;
     headachemd::store::vault v(dir / "v.db");
@@ -66,8 +71,8 @@ TEST(Cli, EnrollImportsARefreshTokenIntoTheVaultOnly) {
     EXPECT_EQ(read_file(dir / "h.db").find("refresh-token-value-123"), std::string::npos);
 
     // A key not in the config is refused.
-    const auto bad = run_binary({"enroll", "hmd-9", "--config", (dir / "sync.toml").string(), "--refresh-token-file",
-                                 (dir / "rt.txt").string()},
+    const auto bad = run_binary({"enroll", "hmd-9", "--config", (dir / "sync.toml").string(),
+                                 "--refresh-token-file", (dir / "rt.txt").string()},
                                 dir.path());
     EXPECT_EQ(bad.exit_code, 78);
     // status: enrolled and waiting for its first sync is not a problem (0);

@@ -1,18 +1,18 @@
 // The real binary: `run` stops cleanly on SIGTERM in the middle of a pass,
 // and `sync-once` then completes the data exactly.
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 
 #include <chrono>
 #include <thread>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <gtest/gtest.h>
 
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/store/vault.hpp"
@@ -24,7 +24,6 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using headachemd::test::temp_dir;
-
 
 long long count_rows(const std::string& db_path, const char* sql) {
     try {
@@ -46,17 +45,19 @@ TEST(DaemonSignals, SigtermMidPassExitsZeroQuicklyAndLeavesAConsistentDatabase) 
     headachemd::sandbox::background_server ehr(so);
     ehr->write_ca_pem(dir / "ca.pem");
     headachemd::test::write_file(dir / "client.secret", ehr->config().client_secret);
-    std::string toml = "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
-                       (dir / "vault.db").string() + "\"\nlog_level = \"info\"\n\n[[ehr]]\nname = \"sandbox\"\n" +
-                       "profile = \"generic\"\nfhir_base = \"" + ehr->fhir_base() + "\"\nclient_id = \"" +
-                       ehr->config().client_id + "\"\nclient_secret_file = \"" + (dir / "client.secret").string() +
-                       "\"\nca_file = \"" + (dir / "ca.pem").string() + "\"\npage_size = 5\nrequests_per_minute = 60000\n";
+    std::string toml =
+        "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
+        (dir / "vault.db").string() + "\"\nlog_level = \"info\"\n\n[[ehr]]\nname = \"sandbox\"\n" +
+        "profile = \"generic\"\nfhir_base = \"" + ehr->fhir_base() + "\"\nclient_id = \"" +
+        ehr->config().client_id + "\"\nclient_secret_file = \"" + (dir / "client.secret").string() +
+        "\"\nca_file = \"" + (dir / "ca.pem").string() + "\"\npage_size = 5\nrequests_per_minute = 60000\n";
     {
         headachemd::store::vault vault(dir / "vault.db");
         int i = 0;
         for (const auto& id : ehr->patient_ids()) {
             const std::string key = "hmd-" + std::to_string(++i);
-            toml += "\n[[patient]]\nkey = \"" + key + "\"\nehr = \"sandbox\"\nfhir_patient_id = \"" + id + "\"\n";
+            toml +=
+                "\n[[patient]]\nkey = \"" + key + "\"\nehr = \"sandbox\"\nfhir_patient_id = \"" + id + "\"\n";
             vault.put_enrollment({key, "sandbox", id, ehr->issue_refresh_token(id), "", "t", false}, "t");
         }
     }
@@ -70,14 +71,17 @@ TEST(DaemonSignals, SigtermMidPassExitsZeroQuicklyAndLeavesAConsistentDatabase) 
     argv.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, (dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, (dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
     pid_t pid = 0;
     ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
     posix_spawn_file_actions_destroy(&fa);
     const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (count_rows(db_path, "SELECT count(*) FROM observation") < 20 && std::chrono::steady_clock::now() < deadline)
+    while (count_rows(db_path, "SELECT count(*) FROM observation") < 20 &&
+           std::chrono::steady_clock::now() < deadline)
         std::this_thread::yield();  // waiting on a condition with a deadline, not sleeping to synchronize
-    ASSERT_GE(count_rows(db_path, "SELECT count(*) FROM observation"), 20) << headachemd::test::read_file(dir / "stderr.txt");
+    ASSERT_GE(count_rows(db_path, "SELECT count(*) FROM observation"), 20)
+        << headachemd::test::read_file(dir / "stderr.txt");
     const auto sent = std::chrono::steady_clock::now();
     ASSERT_EQ(::kill(pid, SIGTERM), 0);
     int status = 0;
@@ -100,7 +104,8 @@ TEST(DaemonSignals, SigtermMidPassExitsZeroQuicklyAndLeavesAConsistentDatabase) 
         ic.executeStep();
         EXPECT_EQ(ic.getColumn(0).getString(), "ok");
     }
-    const auto again = headachemd::test::run_binary({"sync-once", "--config", (dir / "sync.toml").string()}, dir.path());
+    const auto again =
+        headachemd::test::run_binary({"sync-once", "--config", (dir / "sync.toml").string()}, dir.path());
     EXPECT_EQ(again.exit_code, 0) << again.err << again.out;
     const auto want = ehr->count_by_type();
     EXPECT_EQ(count_rows(db_path, "SELECT count(*) FROM observation WHERE deleted_at IS NULL"),
@@ -121,15 +126,16 @@ TEST(DaemonSignals, SighupReloadsTheConfigAndSyncsANewlyListedPatient) {
     headachemd::sandbox::background_server ehr(so);
     ehr->write_ca_pem(dir / "ca.pem");
     headachemd::test::write_file(dir / "client.secret", ehr->config().client_secret);
-    const std::string head = "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
-                             (dir / "vault.db").string() + "\"\n\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\n" +
-                             "fhir_base = \"" + ehr->fhir_base() + "\"\nclient_id = \"" + ehr->config().client_id +
-                             "\"\nclient_secret_file = \"" + (dir / "client.secret").string() + "\"\nca_file = \"" +
-                             (dir / "ca.pem").string() + "\"\nrequests_per_minute = 60000\n";
+    const std::string head =
+        "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
+        (dir / "vault.db").string() + "\"\n\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\n" +
+        "fhir_base = \"" + ehr->fhir_base() + "\"\nclient_id = \"" + ehr->config().client_id +
+        "\"\nclient_secret_file = \"" + (dir / "client.secret").string() + "\"\nca_file = \"" +
+        (dir / "ca.pem").string() + "\"\nrequests_per_minute = 60000\n";
     const auto ids = ehr->patient_ids();
     auto patient = [&](int i) {
-        return "\n[[patient]]\nkey = \"hmd-" + std::to_string(i + 1) + "\"\nehr = \"sandbox\"\nfhir_patient_id = \"" +
-               ids[static_cast<std::size_t>(i)] + "\"\n";
+        return "\n[[patient]]\nkey = \"hmd-" + std::to_string(i + 1) +
+               "\"\nehr = \"sandbox\"\nfhir_patient_id = \"" + ids[static_cast<std::size_t>(i)] + "\"\n";
     };
     {
         headachemd::store::vault vault(dir / "vault.db");
@@ -146,7 +152,8 @@ TEST(DaemonSignals, SighupReloadsTheConfigAndSyncsANewlyListedPatient) {
     argv.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, (dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, (dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
     pid_t pid = 0;
     ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
     posix_spawn_file_actions_destroy(&fa);

@@ -59,12 +59,15 @@ void count_resource(simdjson::dom::element res, std::string_view bundle_patient,
     if (type == "Condition" && has_chronic_migraine_code(res)) {
         std::string_view ref;
         ASSERT_FALSE(res["subject"]["reference"].get(ref));
-        if (ref.starts_with("Patient/")) out.chronic_migraine_patients.insert(std::string(ref.substr(8)));
-        else out.chronic_migraine_patients.insert(std::string(bundle_patient));
+        if (ref.starts_with("Patient/"))
+            out.chronic_migraine_patients.insert(std::string(ref.substr(8)));
+        else
+            out.chronic_migraine_patients.insert(std::string(bundle_patient));
     }
 }
 
-independent_counts count_independently(const std::vector<fs::path>& bundles, const std::vector<fs::path>& ndjson) {
+independent_counts count_independently(const std::vector<fs::path>& bundles,
+                                       const std::vector<fs::path>& ndjson) {
     independent_counts out;
     simdjson::dom::parser parser;
     for (const auto& f : bundles) {
@@ -73,7 +76,8 @@ independent_counts count_independently(const std::vector<fs::path>& bundles, con
         std::string_view patient;  // a Synthea bundle holds one patient
         for (auto e : doc["entry"].get_array()) {
             std::string_view t;
-            if (!e["resource"]["resourceType"].get(t) && t == "Patient") patient = e["resource"]["id"].get_string();
+            if (!e["resource"]["resourceType"].get(t) && t == "Patient")
+                patient = e["resource"]["id"].get_string();
         }
         const std::string patient_id(patient);
         for (auto e : doc["entry"].get_array()) count_resource(e["resource"], patient_id, out);
@@ -99,8 +103,11 @@ int table_count(SQLite::Database& db, const std::string& table) {
 }
 
 std::string table_digest(SQLite::Database& db, const std::string& table) {
-    SQLite::Statement q(db, "SELECT group_concat(source || '|' || id || '|' || raw_hash || '|' || ingested_at, ';') "
-                            "FROM (SELECT * FROM \"" + table + "\" ORDER BY source, id)");
+    SQLite::Statement q(
+        db,
+        "SELECT group_concat(source || '|' || id || '|' || raw_hash || '|' || ingested_at, ';') "
+        "FROM (SELECT * FROM \"" +
+            table + "\" ORDER BY source, id)");
     q.executeStep();
     return q.getColumn(0).isNull() ? "" : q.getColumn(0).getString();
 }
@@ -114,7 +121,11 @@ TEST(IngestSharedData, EveryResourceLandsOnceAndASecondRunChangesNothing) {
     const auto ndjson = files_under(shared_data() / "synthea-bulk10-ndjson", ".ndjson");
     const independent_counts expected = count_independently(bundles, ndjson);
     const std::string db_path = (dir / "headache.db").string();
-    const std::vector<std::string> args = {"ingest",   "--db", db_path, "--source", "synthea",
+    const std::vector<std::string> args = {"ingest",
+                                           "--db",
+                                           db_path,
+                                           "--source",
+                                           "synthea",
                                            (shared_data() / "synthea-r4").string(),
                                            (shared_data() / "synthea-bulk10-ndjson").string()};
     // Run
@@ -139,10 +150,12 @@ TEST(IngestSharedData, EveryResourceLandsOnceAndASecondRunChangesNothing) {
     const auto second = run_binary(args, dir.path());
     EXPECT_EQ(second.exit_code, 65);
     EXPECT_NE(second.out.find("total"), std::string::npos);
-    for (const auto& [type, table] : table_of_type) EXPECT_EQ(table_digest(db, table), digests[table]) << table;
+    for (const auto& [type, table] : table_of_type)
+        EXPECT_EQ(table_digest(db, table), digests[table]) << table;
     const auto total_line = second.out.substr(second.out.find("\ntotal"));
     std::size_t read = 0, inserted = 1, updated = 1;
-    ASSERT_EQ(std::sscanf(total_line.c_str(), "\ntotal %zu %zu %zu", &read, &inserted, &updated), 3) << second.out;
+    ASSERT_EQ(std::sscanf(total_line.c_str(), "\ntotal %zu %zu %zu", &read, &inserted, &updated), 3)
+        << second.out;
     EXPECT_GT(read, 0u);
     EXPECT_EQ(inserted, 0u);
     EXPECT_EQ(updated, 0u);
@@ -154,12 +167,13 @@ TEST(IngestSharedData, EverySyntheaChronicMigrainePatientIsClassified) {
     temp_dir dir;
     const auto bundles = files_under(shared_data() / "synthea-r4", ".json");
     std::vector<fs::path> ndjson;
-    if (fs::exists(shared_data() / "synthea-bulk10-ndjson")) ndjson = files_under(shared_data() / "synthea-bulk10-ndjson", ".ndjson");
+    if (fs::exists(shared_data() / "synthea-bulk10-ndjson"))
+        ndjson = files_under(shared_data() / "synthea-bulk10-ndjson", ".ndjson");
     const independent_counts expected = count_independently(bundles, ndjson);
     ASSERT_FALSE(expected.chronic_migraine_patients.empty());
     const std::string db_path = (dir / "headache.db").string();
-    std::vector<std::string> args = {"ingest", "--db", db_path, "--source", "synthea",
-                                     (shared_data() / "synthea-r4").string()};
+    std::vector<std::string> args = {"ingest",   "--db",    db_path,
+                                     "--source", "synthea", (shared_data() / "synthea-r4").string()};
     if (!ndjson.empty()) args.push_back((shared_data() / "synthea-bulk10-ndjson").string());
     // Run
     run_binary(args, dir.path());
@@ -167,8 +181,10 @@ TEST(IngestSharedData, EverySyntheaChronicMigrainePatientIsClassified) {
     headachemd::store::vault vault(dir / "vault.db");
     const auto key = vault.pseudonymization_key();
     SQLite::Database db(db_path);
-    SQLite::Statement q(db, "SELECT count(*) FROM condition WHERE patient_key = ?1 AND headache_type = 'chronic_migraine' "
-                            "AND code = '124171000119105'");
+    SQLite::Statement q(
+        db,
+        "SELECT count(*) FROM condition WHERE patient_key = ?1 AND headache_type = 'chronic_migraine' "
+        "AND code = '124171000119105'");
     for (const auto& fhir_id : expected.chronic_migraine_patients) {
         q.reset();
         q.bind(1, headachemd::store::patient_key_for(key, "synthea", fhir_id));
@@ -179,8 +195,10 @@ TEST(IngestSharedData, EverySyntheaChronicMigrainePatientIsClassified) {
 
 TEST(IngestCli, RejectedInputExits65AndNamesTheFile) {
     temp_dir dir;
-    write_file(dir / "broken.json", R"({"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"x"}]})");
-    const auto r = run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "broken.json").string()}, dir.path());
+    write_file(dir / "broken.json",
+               R"({"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"x"}]})");
+    const auto r =
+        run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "broken.json").string()}, dir.path());
     EXPECT_EQ(r.exit_code, 65) << r.err;
     EXPECT_NE(r.err.find("broken.json: entry 0"), std::string::npos) << r.err;
 }
@@ -188,7 +206,8 @@ TEST(IngestCli, RejectedInputExits65AndNamesTheFile) {
 TEST(IngestCli, CleanInputExits0AndPrintsCountsAndThroughput) {
     temp_dir dir;
     write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"male\"}\n");
-    const auto r = run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "p.ndjson").string()}, dir.path());
+    const auto r =
+        run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "p.ndjson").string()}, dir.path());
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("Patient"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("MB/s"), std::string::npos) << r.out;
@@ -199,7 +218,8 @@ TEST(IngestCli, DatabaseThatIsNotSqliteIsRefusedUntouched) {
     write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n");
     const std::string junk = "name,dob\nnot,a database\n";
     write_file(dir / "h.db", junk);
-    const auto r = run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "p.ndjson").string()}, dir.path());
+    const auto r =
+        run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "p.ndjson").string()}, dir.path());
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find("not an SQLite database"), std::string::npos) << r.err;
     EXPECT_EQ(read_file(dir / "h.db"), junk);

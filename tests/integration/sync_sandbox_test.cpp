@@ -4,11 +4,11 @@
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <gtest/gtest.h>
-#include <spdlog/sinks/ringbuffer_sink.h>
 
 #include "headachemd/http/client.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
@@ -29,7 +29,6 @@ const std::map<std::string, std::string> table_of = {
     {"Appointment", "appointment"}, {"Encounter", "encounter"}, {"Observation", "observation"},
     {"Procedure", "procedure"}};
 
-
 // Passes requests through, calling `before` first: lets a test act at an
 // exact point of a pass (the 3rd FHIR call, say) without timing.
 struct tap_transport final : headachemd::http::transport {
@@ -37,7 +36,8 @@ struct tap_transport final : headachemd::http::transport {
     std::function<void(const headachemd::http::request&)> before;
     tap_transport(headachemd::http::transport& i, std::function<void(const headachemd::http::request&)> b)
         : inner(i), before(std::move(b)) {}
-    asio::awaitable<headachemd::result<headachemd::http::response>> send(headachemd::http::request req) override {
+    asio::awaitable<headachemd::result<headachemd::http::response>> send(
+        headachemd::http::request req) override {
         if (before) before(req);
         co_return co_await inner.send(std::move(req));
     }
@@ -50,7 +50,8 @@ struct sync_fixture : ::testing::Test {
     std::unique_ptr<st::analytics_db> db;
     std::unique_ptr<st::vault> vault;
     headachemd::system_clock clk;
-    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(5000);
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
+        std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(5000);
     std::shared_ptr<spdlog::logger> log = std::make_shared<spdlog::logger>("test", sink);
     sy::engine_counters counters;
 
@@ -194,8 +195,8 @@ TEST_F(sync_fixture, RotationSurvivesRestartsAndTheSandboxRefusesAReusedToken) {
     EXPECT_NE(vault->find_enrollment("hmd-1", "sandbox")->refresh_token, rotated);
 
     // Replaying the original (used) token is refused by the EHR.
-    vault->put_enrollment({"hmd-2", "sandbox", config.patients[1].fhir_patient_id.value(), original, "", "t", false},
-                          "t");
+    vault->put_enrollment(
+        {"hmd-2", "sandbox", config.patients[1].fhir_patient_id.value(), original, "", "t", false}, "t");
     const auto r = pass();
     for (const auto& p : r.patients) {
         if (p.patient_key == "hmd-2") {

@@ -1,9 +1,9 @@
 // Runs the real headachemd-sync binary and captures what it printed.
 #pragma once
 
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <filesystem>

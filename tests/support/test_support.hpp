@@ -58,10 +58,10 @@ inline std::string read_file(const std::filesystem::path& p) {
 }  // namespace headachemd::test
 
 // Skips the current test with a clear message when shared data is missing.
-#define HEADACHEMD_REQUIRE_SHARED(sub)                                                        \
-    do {                                                                                      \
-        if (!std::filesystem::exists(::headachemd::test::shared_data() / (sub)))              \
-            GTEST_SKIP() << "third-party test data not found at "                            \
-                         << (::headachemd::test::shared_data() / (sub)).string()              \
-                         << " (set HEADACHEMD_SHARED_DATA); skipping";                        \
+#define HEADACHEMD_REQUIRE_SHARED(sub)                                           \
+    do {                                                                         \
+        if (!std::filesystem::exists(::headachemd::test::shared_data() / (sub))) \
+            GTEST_SKIP() << "third-party test data not found at "                \
+                         << (::headachemd::test::shared_data() / (sub)).string() \
+                         << " (set HEADACHEMD_SHARED_DATA); skipping";           \
     } while (0)

@@ -17,8 +17,8 @@ namespace od = simdjson::ondemand;
 void append_query_encoded(std::string& out, std::string_view value) {
     static constexpr char hex[] = "0123456789ABCDEF";
     for (const unsigned char c : value) {
-        const bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                          c == '.' || c == '_' || c == '~' || c == ',' || c == ':';
+        const bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                          c == '-' || c == '.' || c == '_' || c == '~' || c == ',' || c == ':';
         if (keep) {
             out.push_back(static_cast<char>(c));
         } else {
@@ -88,8 +88,10 @@ result<page_meta> read_page_meta(simdjson::padded_string_view json) {
                     std::string_view lk, lv;
                     if (lf.unescaped_key().get(lk)) continue;
                     if (lf.value().get_string().get(lv)) continue;
-                    if (lk == "relation") relation = lv;
-                    else if (lk == "url") url = lv;
+                    if (lk == "relation")
+                        relation = lv;
+                    else if (lk == "url")
+                        url = lv;
                 }
                 if (relation == "next" && !url.empty()) m.next = url;
             }
@@ -122,7 +124,9 @@ bool capabilities::supports(std::string_view type, std::string_view param) const
     return it != search_params.end() && it->second.count(std::string(param)) > 0;
 }
 
-bool capabilities::serves(std::string_view type) const { return search_params.find(type) != search_params.end(); }
+bool capabilities::serves(std::string_view type) const {
+    return search_params.find(type) != search_params.end();
+}
 
 result<capabilities> parse_capability_statement(std::string_view json) {
     simdjson::dom::parser parser;

@@ -77,8 +77,8 @@ type_counts report::totals() const {
 }
 
 struct ingester::impl {
-    impl(store::analytics_db& db_, const store::pseudonym_key& key_, options o, std::shared_ptr<spdlog::logger> l,
-         steady_now_fn sn, system_now_fn yn, report& r)
+    impl(store::analytics_db& db_, const store::pseudonym_key& key_, options o,
+         std::shared_ptr<spdlog::logger> l, steady_now_fn sn, system_now_fn yn, report& r)
         : db(db_),
           key(key_),
           opts(std::move(o)),
@@ -128,7 +128,8 @@ struct ingester::impl {
         auto it = patient_keys.find(fhir_patient_id);
         if (it != patient_keys.end()) return it->second;
         if (patient_keys.size() >= 1'000'000) patient_keys.clear();  // bound memory on huge exports
-        return patient_keys.emplace(fhir_patient_id, store::patient_key_for(key, opts.source, fhir_patient_id))
+        return patient_keys
+            .emplace(fhir_patient_id, store::patient_key_for(key, opts.source, fhir_patient_id))
             .first->second;
     }
 
@@ -150,9 +151,12 @@ struct ingester::impl {
                 const std::string& pk = h.patient_ref.empty() ? no_key : patient_key_for(h.patient_ref);
                 const auto outcome = writer.upsert(r, opts.source, pk, now);
                 auto& c = counts[resource_type_name(r)];
-                if (outcome == store::upsert_outcome::inserted) ++c.inserted;
-                else if (outcome == store::upsert_outcome::updated) ++c.updated;
-                else ++c.unchanged;
+                if (outcome == store::upsert_outcome::inserted)
+                    ++c.inserted;
+                else if (outcome == store::upsert_outcome::updated)
+                    ++c.updated;
+                else
+                    ++c.unchanged;
             }
             tx.commit();
             for (const auto& [type, c] : counts) {
@@ -164,13 +168,15 @@ struct ingester::impl {
         } catch (const store::store_error&) {
             throw;
         } catch (const std::exception& e) {
-            store::rethrow_as_store_error(e, db.path(), ("writing rows from " + file.string() + " to").c_str());
+            store::rethrow_as_store_error(e, db.path(),
+                                          ("writing rows from " + file.string() + " to").c_str());
         }
     }
 
     static const char* resource_type_name(const nz::record& r) {
-        static constexpr const char* names[] = {"Patient",   "Condition",   "MedicationRequest", "Appointment",
-                                                "Encounter", "Observation", "Procedure"};
+        static constexpr const char* names[] = {"Patient",     "Condition", "MedicationRequest",
+                                                "Appointment", "Encounter", "Observation",
+                                                "Procedure"};
         return names[r.index()];
     }
 
@@ -185,9 +191,10 @@ struct ingester::impl {
 
     void ingest_json(const input_file& f) {
         if (f.size > opts.max_file_bytes) {
-            problem(f.path, "", fmt::format("file is {} bytes, over the {}-byte limit for one JSON document; "
-                                            "split it or export NDJSON",
-                                            f.size, opts.max_file_bytes));
+            problem(f.path, "",
+                    fmt::format("file is {} bytes, over the {}-byte limit for one JSON document; "
+                                "split it or export NDJSON",
+                                f.size, opts.max_file_bytes));
             return;
         }
         simdjson::padded_string json;
@@ -251,9 +258,12 @@ struct ingester::impl {
             for (;;) {
                 const void* nl = std::memchr(buf.data() + start, '\n', used - start);
                 std::size_t end;
-                if (nl) end = static_cast<std::size_t>(static_cast<const char*>(nl) - buf.data());
-                else if (eof) end = used;
-                else break;
+                if (nl)
+                    end = static_cast<std::size_t>(static_cast<const char*>(nl) - buf.data());
+                else if (eof)
+                    end = used;
+                else
+                    break;
                 if (start == end && !nl) break;
                 ++line_no;
                 if (skipping_long_line) {
@@ -264,8 +274,9 @@ struct ingester::impl {
                     if (line.find_first_not_of(" \t") != std::string_view::npos) {
                         // The line lies inside buf, which has padding after `used`.
                         normalizer.normalize_line(
-                            simdjson::padded_string_view(line.data(), line.size(),
-                                                         buf.size() - static_cast<std::size_t>(line.data() - buf.data())),
+                            simdjson::padded_string_view(
+                                line.data(), line.size(),
+                                buf.size() - static_cast<std::size_t>(line.data() - buf.data())),
                             line_no, batch);
                         if (++lines_in_batch >= opts.ndjson_batch_lines) flush();
                     }
@@ -281,9 +292,9 @@ struct ingester::impl {
                 // One line over the resource limit: report it once, then drop
                 // bytes until its newline arrives (counted there).
                 if (!skipping_long_line)
-                    batch.problems.push_back({fmt::format("line {}", line_no + 1),
-                                              fmt::format("line is longer than {} bytes; left out",
-                                                          normalizer_limit())});
+                    batch.problems.push_back(
+                        {fmt::format("line {}", line_no + 1),
+                         fmt::format("line is longer than {} bytes; left out", normalizer_limit())});
                 used = 0;
                 skipping_long_line = true;
             }
@@ -315,7 +326,8 @@ void ingester::run(const std::vector<fs::path>& inputs, const progress_fn& progr
         }
         if (fs::is_directory(st)) {
             std::vector<input_file> found;
-            for (auto it = fs::recursive_directory_iterator(input, fs::directory_options::skip_permission_denied, ec);
+            for (auto it = fs::recursive_directory_iterator(
+                     input, fs::directory_options::skip_permission_denied, ec);
                  !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
                 const fs::path& p = it->path();
                 if (p.filename().string().starts_with(".")) {
@@ -361,8 +373,10 @@ void ingester::run(const std::vector<fs::path>& inputs, const progress_fn& progr
             continue;
         }
         const std::uint64_t before = m.done_bytes;
-        if (f.kind == file_kind::ndjson) m.ingest_ndjson(f);
-        else m.ingest_json(f);
+        if (f.kind == file_kind::ndjson)
+            m.ingest_ndjson(f);
+        else
+            m.ingest_json(f);
         m.done_bytes = before;
         m.advance(f.size);
         report_.bytes += f.size;
@@ -374,18 +388,20 @@ std::string format_report(const report& r) {
     std::string out = fmt::format("{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "resource type", "read",
                                   "inserted", "updated", "unchanged", "skipped", "rejected");
     auto row = [&out](std::string_view name, const type_counts& c) {
-        out += fmt::format("{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n", name, c.read, c.inserted, c.updated,
-                           c.unchanged, c.skipped, c.rejected);
+        out += fmt::format("{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n", name, c.read, c.inserted,
+                           c.updated, c.unchanged, c.skipped, c.rejected);
     };
     for (const auto& [type, c] : r.per_type) row(type, c);
     row("total", r.totals());
     const double mb = static_cast<double>(r.bytes) / 1e6;
     const auto t = r.totals();
     const double rows = static_cast<double>(t.inserted + t.updated + t.unchanged);
-    out += fmt::format("{} files, {:.1f} MB in {:.2f} s: {:.1f} MB/s, {:.0f} resources/s", r.files, mb, r.seconds,
-                       r.seconds > 0 ? mb / r.seconds : 0.0, r.seconds > 0 ? rows / r.seconds : 0.0);
+    out +=
+        fmt::format("{} files, {:.1f} MB in {:.2f} s: {:.1f} MB/s, {:.0f} resources/s", r.files, mb,
+                    r.seconds, r.seconds > 0 ? mb / r.seconds : 0.0, r.seconds > 0 ? rows / r.seconds : 0.0);
     if (r.problems > 0)
-        out += fmt::format("\n{} problem(s) in {} file(s); see the errors above", r.problems, r.files_rejected);
+        out +=
+            fmt::format("\n{} problem(s) in {} file(s); see the errors above", r.problems, r.files_rejected);
     out += "\n";
     return out;
 }

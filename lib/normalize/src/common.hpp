@@ -70,7 +70,7 @@ struct scratch {
     std::vector<std::string_view> texts;     // free text that feeds a classifier
     std::vector<contained_medication> contained;
     std::vector<term::coding_view> contained_codings;
-    std::string json;  // reason_codes under construction
+    std::string json;     // reason_codes under construction
     term::memo classify;  // remembered classifier answers; kept across resources (not cleared)
 
     void clear() {
@@ -310,8 +310,8 @@ bool read_medication(od::object& obj, resource_ctx& ctx, medication_info& out);
 // Fills medication_system/code/display and the classes from a medication
 // code (RxNorm preferred for the columns; every coding and the text feed the
 // classifier).
-void apply_medication(term::memo& classify, medication_request_record& r, std::span<const term::coding_view> codings,
-                      std::string_view text);
+void apply_medication(term::memo& classify, medication_request_record& r,
+                      std::span<const term::coding_view> codings, std::string_view text);
 
 // --- JSON structure ----------------------------------------------------------
 

@@ -196,8 +196,8 @@ bool read_medication_request(od::object& obj, resource_ctx& ctx, medication_requ
                 if (c.id == p.id) hit = &c;
         }
         if (hit) {
-            apply_medication(ctx.s.classify, out, std::span(ctx.s.contained_codings).subspan(hit->first, hit->count),
-                             hit->text);
+            apply_medication(ctx.s.classify, out,
+                             std::span(ctx.s.contained_codings).subspan(hit->first, hit->count), hit->text);
         } else {
             // Resolved by the document layer from the Medication index; until
             // then (or if it never resolves) the reference's display is the

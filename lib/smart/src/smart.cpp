@@ -21,7 +21,8 @@ error bad(std::string code, std::string message) { return error{std::move(code),
 
 bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
            });
 }
 
@@ -54,19 +55,28 @@ result<configuration> parse_configuration(std::string_view json) {
     configuration c;
     for (auto field : obj) {
         std::string_view key;
-        if (field.unescaped_key().get(key)) return bad("bad_discovery", "smart-configuration is malformed JSON");
+        if (field.unescaped_key().get(key))
+            return bad("bad_discovery", "smart-configuration is malformed JSON");
         od::value v = field.value();
         std::string_view s;
-        if (key == "authorization_endpoint") { if (!v.get_string().get(s)) c.authorization_endpoint = s; }
-        else if (key == "token_endpoint") { if (!v.get_string().get(s)) c.token_endpoint = s; }
-        else if (key == "revocation_endpoint") { if (!v.get_string().get(s)) c.revocation_endpoint = std::string(s); }
-        else if (key == "token_endpoint_auth_methods_supported") read_string_array(v, c.token_endpoint_auth_methods_supported);
-        else if (key == "scopes_supported") read_string_array(v, c.scopes_supported);
-        else if (key == "code_challenge_methods_supported") read_string_array(v, c.code_challenge_methods_supported);
-        else if (key == "capabilities") read_string_array(v, c.capabilities);
+        if (key == "authorization_endpoint") {
+            if (!v.get_string().get(s)) c.authorization_endpoint = s;
+        } else if (key == "token_endpoint") {
+            if (!v.get_string().get(s)) c.token_endpoint = s;
+        } else if (key == "revocation_endpoint") {
+            if (!v.get_string().get(s)) c.revocation_endpoint = std::string(s);
+        } else if (key == "token_endpoint_auth_methods_supported")
+            read_string_array(v, c.token_endpoint_auth_methods_supported);
+        else if (key == "scopes_supported")
+            read_string_array(v, c.scopes_supported);
+        else if (key == "code_challenge_methods_supported")
+            read_string_array(v, c.code_challenge_methods_supported);
+        else if (key == "capabilities")
+            read_string_array(v, c.capabilities);
     }
     if (c.token_endpoint.empty())
-        return bad("bad_discovery", "smart-configuration has no token_endpoint (SMART App Launch requires it)");
+        return bad("bad_discovery",
+                   "smart-configuration has no token_endpoint (SMART App Launch requires it)");
     return c;
 }
 
@@ -93,9 +103,12 @@ result<configuration> parse_capability_oauth_uris(std::string_view json) {
             for (auto i : inner) {
                 std::string_view name, value;
                 if (i["url"].get(name) || i["valueUri"].get(value)) continue;
-                if (name == "authorize") c.authorization_endpoint = value;
-                else if (name == "token") c.token_endpoint = value;
-                else if (name == "revoke") c.revocation_endpoint = std::string(value);
+                if (name == "authorize")
+                    c.authorization_endpoint = value;
+                else if (name == "token")
+                    c.token_endpoint = value;
+                else if (name == "revoke")
+                    c.revocation_endpoint = std::string(value);
             }
         }
     }
@@ -118,27 +131,40 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
     std::string oauth_error, description;
     for (auto field : obj) {
         std::string_view key;
-        if (field.unescaped_key().get(key)) return bad("bad_token_response", "token response is malformed JSON");
+        if (field.unescaped_key().get(key))
+            return bad("bad_token_response", "token response is malformed JSON");
         od::value v = field.value();
         std::string_view s;
-        if (key == "access_token") { if (!v.get_string().get(s)) t.access_token = s; }
-        else if (key == "token_type") { if (!v.get_string().get(s)) t.token_type = s; }
-        else if (key == "refresh_token") { if (!v.get_string().get(s)) t.refresh_token = std::string(s); }
-        else if (key == "scope") { if (!v.get_string().get(s)) t.scope = s; }
-        else if (key == "patient") { if (!v.get_string().get(s)) t.patient = std::string(s); }
-        else if (key == "id_token") { if (!v.get_string().get(s)) t.id_token = std::string(s); }
-        else if (key == "error") { if (!v.get_string().get(s)) oauth_error = s; }
-        else if (key == "error_description") { if (!v.get_string().get(s)) description = s; }
-        else if (key == "expires_in") {
+        if (key == "access_token") {
+            if (!v.get_string().get(s)) t.access_token = s;
+        } else if (key == "token_type") {
+            if (!v.get_string().get(s)) t.token_type = s;
+        } else if (key == "refresh_token") {
+            if (!v.get_string().get(s)) t.refresh_token = std::string(s);
+        } else if (key == "scope") {
+            if (!v.get_string().get(s)) t.scope = s;
+        } else if (key == "patient") {
+            if (!v.get_string().get(s)) t.patient = std::string(s);
+        } else if (key == "id_token") {
+            if (!v.get_string().get(s)) t.id_token = std::string(s);
+        } else if (key == "error") {
+            if (!v.get_string().get(s)) oauth_error = s;
+        } else if (key == "error_description") {
+            if (!v.get_string().get(s)) description = s;
+        } else if (key == "expires_in") {
             // RFC 6749 says a number; some servers send it as a string.
             std::int64_t n = 0;
             std::string_view str;
-            if (!v.get_int64().get(n)) t.expires_in = std::chrono::seconds(n);
+            if (!v.get_int64().get(n))
+                t.expires_in = std::chrono::seconds(n);
             else if (!v.get_string().get(str)) {
                 std::int64_t parsed = 0;
                 bool digits = !str.empty();
                 for (char ch : str) {
-                    if (ch < '0' || ch > '9') { digits = false; break; }
+                    if (ch < '0' || ch > '9') {
+                        digits = false;
+                        break;
+                    }
                     parsed = parsed * 10 + (ch - '0');
                 }
                 if (digits) t.expires_in = std::chrono::seconds(parsed);
@@ -170,7 +196,8 @@ void add_client_auth(token_request& r, std::vector<std::pair<std::string, std::s
                      const client_credentials& creds) {
     switch (creds.auth) {
         case client_auth::client_secret_basic: {
-            const std::string user = form_component(creds.client_id) + ":" + form_component(creds.client_secret);
+            const std::string user =
+                form_component(creds.client_id) + ":" + form_component(creds.client_secret);
             r.headers.emplace_back("Authorization", "Basic " + http::base64_encode(user));
             break;
         }

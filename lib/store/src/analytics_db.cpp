@@ -19,22 +19,34 @@ constexpr std::int32_t analytics_application_id = 0x48444d41;
 
 // Columns shared by every table, in the order they are bound (?1..?7);
 // deleted_at is written as NULL because a resource we just read exists.
-constexpr std::array common_columns = {"source", "id", "patient_key", "version_id",
+constexpr std::array common_columns = {"source",       "id",       "patient_key", "version_id",
                                        "last_updated", "raw_hash", "ingested_at"};
 constexpr int first_own_param = static_cast<int>(common_columns.size()) + 1;
 
 // Values stay alive until exec() returns, so SQLite need not copy them.
 void bind(SQLite::Statement& s, int i, const nz::opt_text& v) {
-    if (v) s.bindNoCopy(i, *v); else s.bind(i);
+    if (v)
+        s.bindNoCopy(i, *v);
+    else
+        s.bind(i);
 }
 void bind(SQLite::Statement& s, int i, const nz::opt_real& v) {
-    if (v) s.bind(i, *v); else s.bind(i);
+    if (v)
+        s.bind(i, *v);
+    else
+        s.bind(i);
 }
 void bind(SQLite::Statement& s, int i, const nz::opt_int& v) {
-    if (v) s.bind(i, static_cast<std::int64_t>(*v)); else s.bind(i);
+    if (v)
+        s.bind(i, static_cast<std::int64_t>(*v));
+    else
+        s.bind(i);
 }
 void bind(SQLite::Statement& s, int i, const nz::opt_bool& v) {
-    if (v) s.bind(i, *v ? 1 : 0); else s.bind(i);
+    if (v)
+        s.bind(i, *v ? 1 : 0);
+    else
+        s.bind(i);
 }
 void bind(SQLite::Statement& s, int i, const std::string& v) { s.bindNoCopy(i, v); }
 void bind(SQLite::Statement& s, int i, bool v) { s.bind(i, v ? 1 : 0); }
@@ -61,10 +73,10 @@ void bind_own(SQLite::Statement& s, const nz::patient_record& r) {
 }
 
 const table_def& def_of(const nz::condition_record&) {
-    static const table_def d{"condition",
-                             {"code_system", "code", "code_display", "code_text", "clinical_status",
-                              "verification_status", "category", "onset", "abatement", "recorded_date",
-                              "headache_type"}};
+    static const table_def d{
+        "condition",
+        {"code_system", "code", "code_display", "code_text", "clinical_status", "verification_status",
+         "category", "onset", "abatement", "recorded_date", "headache_type"}};
     return d;
 }
 void bind_own(SQLite::Statement& s, const nz::condition_record& r) {
@@ -81,9 +93,10 @@ const table_def& def_of(const nz::medication_request_record&) {
     return d;
 }
 void bind_own(SQLite::Statement& s, const nz::medication_request_record& r) {
-    bind_all(s, r.status, r.intent, r.authored_on, r.medication_system, r.medication_code, r.medication_display,
-             r.medication_reference, r.ingredient, r.drug_class, r.therapy_role, r.as_needed, r.dose_text,
-             r.dose_quantity, r.doses_per_day, r.quantity, r.quantity_unit, r.days_supply, r.refills);
+    bind_all(s, r.status, r.intent, r.authored_on, r.medication_system, r.medication_code,
+             r.medication_display, r.medication_reference, r.ingredient, r.drug_class, r.therapy_role,
+             r.as_needed, r.dose_text, r.dose_quantity, r.doses_per_day, r.quantity, r.quantity_unit,
+             r.days_supply, r.refills);
 }
 
 const table_def& def_of(const nz::appointment_record&) {
@@ -109,10 +122,10 @@ void bind_own(SQLite::Statement& s, const nz::encounter_record& r) {
 }
 
 const table_def& def_of(const nz::observation_record&) {
-    static const table_def d{"observation",
-                             {"status", "category", "code_system", "code", "code_display", "value_type",
-                              "value_num", "value_unit", "value_string", "value_code_system", "value_code",
-                              "effective_at", "instrument"}};
+    static const table_def d{
+        "observation",
+        {"status", "category", "code_system", "code", "code_display", "value_type", "value_num", "value_unit",
+         "value_string", "value_code_system", "value_code", "effective_at", "instrument"}};
     return d;
 }
 void bind_own(SQLite::Statement& s, const nz::observation_record& r) {
@@ -171,7 +184,7 @@ constexpr const char* raw_upsert_sql =
     "ON CONFLICT (source, resource_type, id) DO UPDATE SET raw_hash = excluded.raw_hash, raw = excluded.raw";
 
 constexpr const char* resource_type_of(const nz::record& r) {
-    constexpr std::array names = {"Patient", "Condition", "MedicationRequest", "Appointment",
+    constexpr std::array names = {"Patient",   "Condition",   "MedicationRequest", "Appointment",
                                   "Encounter", "Observation", "Procedure"};
     return names[r.index()];
 }
@@ -210,8 +223,8 @@ void analytics_db::bind_pseudonym_fingerprint(std::string_view fingerprint) {
             return;
         }
         write_transaction tx(db_);
-        SQLite::Statement ins(db_,
-                              "INSERT INTO database_info (name, value) VALUES ('pseudonym_key_fingerprint', ?1)");
+        SQLite::Statement ins(
+            db_, "INSERT INTO database_info (name, value) VALUES ('pseudonym_key_fingerprint', ?1)");
         ins.bind(1, std::string(fingerprint));
         ins.exec();
         tx.commit();
@@ -238,8 +251,8 @@ resource_writer::table_statements& resource_writer::statements_for(const nz::rec
     return *slot;
 }
 
-upsert_outcome resource_writer::upsert(const nz::record& r, std::string_view source, std::string_view patient_key,
-                                       std::string_view now) {
+upsert_outcome resource_writer::upsert(const nz::record& r, std::string_view source,
+                                       std::string_view patient_key, std::string_view now) {
     const nz::header& h = nz::header_of(r);
     table_statements& st = statements_for(r);
 
@@ -279,8 +292,10 @@ int resource_writer::write(SQLite::Statement& w, const nz::record& r, std::strin
     w.reset();
     w.bindNoCopy(1, source_);
     w.bindNoCopy(2, h.id);
-    if (patient_key_.empty()) w.bind(3);
-    else w.bindNoCopy(3, patient_key_);
+    if (patient_key_.empty())
+        w.bind(3);
+    else
+        w.bindNoCopy(3, patient_key_);
     bind(w, 4, h.version_id);
     bind(w, 5, h.last_updated);
     w.bindNoCopy(6, h.raw_hash);

@@ -43,7 +43,8 @@ void check_existing_file(const fs::path& path, const database_kind& kind) {
     in.read(magic.data(), magic.size());
     static constexpr char sqlite_magic[16] = "SQLite format 3";  // 15 chars + NUL, per the file format spec
     if (in.gcount() != 16 || std::memcmp(magic.data(), sqlite_magic, 16) != 0)
-        throw store_error(quoted(path) + " is not an SQLite database (its first bytes are not the SQLite header); "
+        throw store_error(quoted(path) +
+                          " is not an SQLite database (its first bytes are not the SQLite header); "
                           "refusing to touch it. Point --db at a new or existing HeadacheMD " +
                           kind.description);
 }
@@ -72,21 +73,25 @@ int pragma_int(SQLite::Database& db, const char* pragma) {
     if (const auto* se = dynamic_cast<const SQLite::Exception*>(&e)) {
         switch (se->getErrorCode()) {
             case SQLITE_FULL:
-                throw store_error(msg + "the disk is full; nothing from the failed batch was written. "
-                                        "Free space and run again");
+                throw store_error(msg +
+                                  "the disk is full; nothing from the failed batch was written. "
+                                  "Free space and run again");
             case SQLITE_READONLY:
-                throw store_error(msg + "the database is read-only (file mode, mount or directory "
-                                        "permissions). Make it writable for this user");
+                throw store_error(msg +
+                                  "the database is read-only (file mode, mount or directory "
+                                  "permissions). Make it writable for this user");
             case SQLITE_BUSY:
             case SQLITE_LOCKED:
-                throw store_error(msg + "the database stayed locked by another writer (an analyst's "
-                                        "open write transaction?) beyond the busy timeout; try again later");
+                throw store_error(msg +
+                                  "the database stayed locked by another writer (an analyst's "
+                                  "open write transaction?) beyond the busy timeout; try again later");
             case SQLITE_NOTADB:
                 throw store_error(msg + "the file is not an SQLite database");
             case SQLITE_CORRUPT:
                 throw store_error(msg + "the database file is corrupt; restore it from a backup");
             case SQLITE_CANTOPEN:
-                throw store_error(msg + "cannot open the file (does its directory exist and is it writable?)");
+                throw store_error(msg +
+                                  "cannot open the file (does its directory exist and is it writable?)");
             default:
                 break;
         }
@@ -106,7 +111,8 @@ SQLite::Database open_database(const fs::path& path, const database_kind& kind) 
         const int version = pragma_int(db, "PRAGMA user_version");
         const int tables = pragma_int(db, "SELECT count(*) FROM sqlite_schema");
         if (app_id != 0 && app_id != kind.application_id)
-            throw store_error(quoted(path) + " is an SQLite database of another application (application_id " +
+            throw store_error(quoted(path) +
+                              " is an SQLite database of another application (application_id " +
                               std::to_string(app_id) + "); refusing to modify it");
         if (app_id == 0 && tables > 0)
             throw store_error(quoted(path) + " already holds tables but is not a HeadacheMD " +

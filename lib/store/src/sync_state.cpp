@@ -13,7 +13,10 @@ std::optional<std::string> opt_text(const SQLite::Column& c) {
 }
 
 void bind_opt(SQLite::Statement& s, int i, const std::optional<std::string>& v) {
-    if (v) s.bind(i, *v); else s.bind(i);
+    if (v)
+        s.bind(i, *v);
+    else
+        s.bind(i);
 }
 
 // Only these names may be spliced into the delete-marking SQL: they are
@@ -40,11 +43,12 @@ cursor sync_state::read_cursor(std::string_view source, std::string_view patient
 
 void sync_state::write_cursor(std::string_view source, std::string_view patient_key, std::string_view type,
                               const cursor& c) {
-    SQLite::Statement q(db_.sql(),
-                        "INSERT INTO sync_cursor (source, patient_key, resource_type, last_updated_max, "
-                        "last_full_pull_at) VALUES (?1, ?2, ?3, ?4, ?5) "
-                        "ON CONFLICT (source, patient_key, resource_type) DO UPDATE SET "
-                        "last_updated_max = excluded.last_updated_max, last_full_pull_at = excluded.last_full_pull_at");
+    SQLite::Statement q(
+        db_.sql(),
+        "INSERT INTO sync_cursor (source, patient_key, resource_type, last_updated_max, "
+        "last_full_pull_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+        "ON CONFLICT (source, patient_key, resource_type) DO UPDATE SET "
+        "last_updated_max = excluded.last_updated_max, last_full_pull_at = excluded.last_full_pull_at");
     q.bind(1, std::string(source));
     q.bind(2, std::string(patient_key));
     q.bind(3, std::string(type));
@@ -53,8 +57,9 @@ void sync_state::write_cursor(std::string_view source, std::string_view patient_
     q.exec();
 }
 
-int sync_state::mark_deleted_except(std::string_view source, std::string_view patient_key, std::string_view table,
-                                    const std::vector<std::string>& seen_ids, std::string_view now) {
+int sync_state::mark_deleted_except(std::string_view source, std::string_view patient_key,
+                                    std::string_view table, const std::vector<std::string>& seen_ids,
+                                    std::string_view now) {
     const char* name = nullptr;
     for (const char* t : analyst_tables)
         if (table == t) name = t;
@@ -68,9 +73,10 @@ int sync_state::mark_deleted_except(std::string_view source, std::string_view pa
         ins.bind(1, id);
         ins.exec();
     }
-    SQLite::Statement upd(db_.sql(), std::string("UPDATE \"") + name +
-                                         "\" SET deleted_at = ?3 WHERE source = ?1 AND patient_key = ?2 "
-                                         "AND deleted_at IS NULL AND id NOT IN (SELECT id FROM temp.seen_id)");
+    SQLite::Statement upd(db_.sql(),
+                          std::string("UPDATE \"") + name +
+                              "\" SET deleted_at = ?3 WHERE source = ?1 AND patient_key = ?2 "
+                              "AND deleted_at IS NULL AND id NOT IN (SELECT id FROM temp.seen_id)");
     upd.bind(1, std::string(source));
     upd.bind(2, std::string(patient_key));
     upd.bind(3, std::string(now));
@@ -79,7 +85,8 @@ int sync_state::mark_deleted_except(std::string_view source, std::string_view pa
     return n;
 }
 
-long long sync_state::live_rows(std::string_view source, std::string_view patient_key, std::string_view table) {
+long long sync_state::live_rows(std::string_view source, std::string_view patient_key,
+                                std::string_view table) {
     const char* name = nullptr;
     for (const char* t : analyst_tables)
         if (table == t) name = t;
@@ -93,10 +100,11 @@ long long sync_state::live_rows(std::string_view source, std::string_view patien
 }
 
 void sync_state::put_status(const status_row& s) {
-    SQLite::Statement q(db_.sql(),
-                        "INSERT OR REPLACE INTO sync_status (source, patient_key, resource_type, last_attempt_at, "
-                        "last_success_at, last_error, next_run_at, rows_changed, needs_reauth, not_permitted) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    SQLite::Statement q(
+        db_.sql(),
+        "INSERT OR REPLACE INTO sync_status (source, patient_key, resource_type, last_attempt_at, "
+        "last_success_at, last_error, next_run_at, rows_changed, needs_reauth, not_permitted) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
     q.bind(1, s.source);
     q.bind(2, s.patient_key);
     q.bind(3, s.resource_type);
@@ -111,10 +119,11 @@ void sync_state::put_status(const status_row& s) {
 }
 
 std::vector<status_row> sync_state::all_status() {
-    SQLite::Statement q(db_.sql(),
-                        "SELECT source, patient_key, resource_type, last_attempt_at, last_success_at, last_error, "
-                        "next_run_at, rows_changed, needs_reauth, not_permitted FROM sync_status "
-                        "ORDER BY source, patient_key, resource_type");
+    SQLite::Statement q(
+        db_.sql(),
+        "SELECT source, patient_key, resource_type, last_attempt_at, last_success_at, last_error, "
+        "next_run_at, rows_changed, needs_reauth, not_permitted FROM sync_status "
+        "ORDER BY source, patient_key, resource_type");
     std::vector<status_row> out;
     while (q.executeStep()) {
         status_row s;

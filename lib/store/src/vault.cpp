@@ -42,8 +42,8 @@ std::array<unsigned char, 32> hmac_sha256(const pseudonym_key& key, std::string_
 
 vault::vault(const std::filesystem::path& path)
     : path_(path),
-      db_(open_database(path, database_kind{"vault", vault_application_id, schema::vault_migrations(), "FULL",
-                                            0600})) {}
+      db_(open_database(
+          path, database_kind{"vault", vault_application_id, schema::vault_migrations(), "FULL", 0600})) {}
 
 pseudonym_key vault::pseudonymization_key() {
     try {
@@ -61,7 +61,8 @@ pseudonym_key vault::pseudonymization_key() {
         if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1)
             throw store_error("the OS random generator failed; cannot create a pseudonymization key");
         write_transaction tx(db_);
-        SQLite::Statement ins(db_, "INSERT INTO secret (name, value, created_at) VALUES ('pseudonymization_key', ?1, ?2)");
+        SQLite::Statement ins(
+            db_, "INSERT INTO secret (name, value, created_at) VALUES ('pseudonymization_key', ?1, ?2)");
         ins.bind(1, key.data(), static_cast<int>(key.size()));
         ins.bind(2, utc_timestamp(std::chrono::system_clock::now()));
         ins.exec();
@@ -74,7 +75,8 @@ pseudonym_key vault::pseudonymization_key() {
     }
 }
 
-std::string patient_key_for(const pseudonym_key& key, std::string_view source, std::string_view fhir_patient_id) {
+std::string patient_key_for(const pseudonym_key& key, std::string_view source,
+                            std::string_view fhir_patient_id) {
     std::string msg;
     msg.reserve(source.size() + 1 + fhir_patient_id.size());
     msg.append(source);
@@ -96,9 +98,10 @@ namespace headachemd::store {
 void vault::put_enrollment(const enrollment& e, std::string_view now) {
     try {
         write_transaction tx(db_);
-        SQLite::Statement q(db_,
-                            "INSERT OR REPLACE INTO enrollment (patient_key, ehr, fhir_patient_id, refresh_token, "
-                            "scope, token_obtained_at, needs_reauth, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+        SQLite::Statement q(
+            db_,
+            "INSERT OR REPLACE INTO enrollment (patient_key, ehr, fhir_patient_id, refresh_token, "
+            "scope, token_obtained_at, needs_reauth, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
         q.bind(1, e.patient_key);
         q.bind(2, e.ehr);
         q.bind(3, e.fhir_patient_id);
@@ -128,7 +131,8 @@ enrollment read_enrollment(SQLite::Statement& q) {
     return e;
 }
 constexpr const char* enrollment_columns =
-    "SELECT patient_key, ehr, fhir_patient_id, refresh_token, scope, token_obtained_at, needs_reauth FROM enrollment";
+    "SELECT patient_key, ehr, fhir_patient_id, refresh_token, scope, token_obtained_at, needs_reauth FROM "
+    "enrollment";
 }  // namespace
 
 std::optional<enrollment> vault::find_enrollment(std::string_view patient_key, std::string_view ehr) {
@@ -154,19 +158,21 @@ std::vector<enrollment> vault::enrollments() {
     }
 }
 
-void vault::replace_refresh_token(std::string_view patient_key, std::string_view ehr, std::string_view new_token,
-                                  std::string_view obtained_at) {
+void vault::replace_refresh_token(std::string_view patient_key, std::string_view ehr,
+                                  std::string_view new_token, std::string_view obtained_at) {
     try {
         write_transaction tx(db_);
-        SQLite::Statement q(db_,
-                            "UPDATE enrollment SET refresh_token = ?3, token_obtained_at = ?4, needs_reauth = 0, "
-                            "updated_at = ?4 WHERE patient_key = ?1 AND ehr = ?2");
+        SQLite::Statement q(
+            db_,
+            "UPDATE enrollment SET refresh_token = ?3, token_obtained_at = ?4, needs_reauth = 0, "
+            "updated_at = ?4 WHERE patient_key = ?1 AND ehr = ?2");
         q.bind(1, std::string(patient_key));
         q.bind(2, std::string(ehr));
         q.bind(3, new_token.data(), static_cast<int>(new_token.size()));
         q.bind(4, std::string(obtained_at));
-        if (q.exec() != 1) throw store_error("no enrollment for patient " + std::string(patient_key) + " at " +
-                                             std::string(ehr) + " to store a refresh token in");
+        if (q.exec() != 1)
+            throw store_error("no enrollment for patient " + std::string(patient_key) + " at " +
+                              std::string(ehr) + " to store a refresh token in");
         tx.commit();
     } catch (const store_error&) {
         throw;
@@ -178,8 +184,9 @@ void vault::replace_refresh_token(std::string_view patient_key, std::string_view
 void vault::set_needs_reauth(std::string_view patient_key, std::string_view ehr, bool needs_reauth,
                              std::string_view now) {
     try {
-        SQLite::Statement q(db_, "UPDATE enrollment SET needs_reauth = ?3, updated_at = ?4 "
-                                 "WHERE patient_key = ?1 AND ehr = ?2");
+        SQLite::Statement q(db_,
+                            "UPDATE enrollment SET needs_reauth = ?3, updated_at = ?4 "
+                            "WHERE patient_key = ?1 AND ehr = ?2");
         q.bind(1, std::string(patient_key));
         q.bind(2, std::string(ehr));
         q.bind(3, needs_reauth ? 1 : 0);

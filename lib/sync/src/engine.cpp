@@ -6,11 +6,11 @@
 #include <random>
 #include <set>
 
+#include <simdjson.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <simdjson.h>
 
 #include "headachemd/fhir/fhir.hpp"
 #include "headachemd/http/url.hpp"
@@ -40,21 +40,26 @@ std::string read_secret_file(const std::filesystem::path& p) {
 
 smart::client_auth auth_of(cfg::client_auth_method m) {
     switch (m) {
-        case cfg::client_auth_method::client_secret_post: return smart::client_auth::client_secret_post;
-        case cfg::client_auth_method::none: return smart::client_auth::none;
-        default: return smart::client_auth::client_secret_basic;
+        case cfg::client_auth_method::client_secret_post:
+            return smart::client_auth::client_secret_post;
+        case cfg::client_auth_method::none:
+            return smart::client_auth::none;
+        default:
+            return smart::client_auth::client_secret_basic;
     }
 }
 
 // Transport failures after which the request certainly never reached the
 // server, so even a refresh (single-use token!) may be sent again.
 bool never_sent(const error& e) {
-    return e.code == "resolve" || e.code == "connect" || e.code == "insecure_scheme" || e.code == "invalid_url";
+    return e.code == "resolve" || e.code == "connect" || e.code == "insecure_scheme" ||
+           e.code == "invalid_url";
 }
 
 // Transport failures worth another try for an idempotent GET.
 bool transient(const error& e) {
-    return never_sent(e) || e.code == "timeout" || e.code == "reset" || e.code == "truncated" || e.code == "tls";
+    return never_sent(e) || e.code == "timeout" || e.code == "reset" || e.code == "truncated" ||
+           e.code == "tls";
 }
 
 // RFC 3339 instants from the same server compare correctly as text when
@@ -198,9 +203,11 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             const auto act = fhir::classify_status(r->status);
             if ((act == fhir::action::wait_and_retry || act == fhir::action::retry) && !last) {
-                const auto d = act == fhir::action::wait_and_retry ? retry_wait(e, *r, attempt)
-                                                                   : backoff_delay(opts.backoff, attempt, opts.random());
-                if (act == fhir::action::wait_and_retry) e.limiter.hold_until(clk.now() + duration_cast<seconds>(d));
+                const auto d = act == fhir::action::wait_and_retry
+                                   ? retry_wait(e, *r, attempt)
+                                   : backoff_delay(opts.backoff, attempt, opts.random());
+                if (act == fhir::action::wait_and_retry)
+                    e.limiter.hold_until(clk.now() + duration_cast<seconds>(d));
                 if (!co_await wait(d)) co_return error{"stopped", "stopping"};
                 continue;
             }
@@ -227,7 +234,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         if (meta && meta->status == 200) {
             if (auto caps = fhir::parse_capability_statement(meta->body)) e.caps = std::move(*caps);
             if (e.token_endpoint.empty()) {
-                if (auto c = smart::parse_capability_oauth_uris(meta->body)) e.token_endpoint = c->token_endpoint;
+                if (auto c = smart::parse_capability_oauth_uris(meta->body))
+                    e.token_endpoint = c->token_endpoint;
             }
         } else if (!meta && meta.err().code == "stopped") {
             co_return meta.err();
@@ -237,7 +245,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                                                               ": no token endpoint (discovery and metadata "
                                                               "failed; set token_endpoint in the config)"};
         } else if (!http::same_origin(e.token_endpoint, s.fhir_base) && !http::origin_of(e.token_endpoint)) {
-            e.prepare_failure = error{"discovery_failed", "EHR " + s.name + ": the token endpoint is not a URL"};
+            e.prepare_failure =
+                error{"discovery_failed", "EHR " + s.name + ": the token endpoint is not a URL"};
         }
         e.prepared = true;
         if (e.prepare_failure) log->error("{}", e.prepare_failure->message);
@@ -282,9 +291,10 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     // only a new enrollment helps. Logged once, here.
                     vault.set_needs_reauth(enr.patient_key, enr.ehr, true, now_text());
                     enr.needs_reauth = true;
-                    log->error("patient {} at {}: the EHR refused the refresh token (invalid_grant); the "
-                               "patient must be enrolled again",
-                               enr.patient_key, s.name);
+                    log->error(
+                        "patient {} at {}: the EHR refused the refresh token (invalid_grant); the "
+                        "patient must be enrolled again",
+                        enr.patient_key, s.name);
                 }
                 co_return t.err();
             }
@@ -303,7 +313,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     // and once on a 401; wait on 429/503; back off on 5xx and transport
     // failures. Returns the response for 2xx, 403 and 404.
     awaitable<result<http::response>> fhir_get(ehr_state& e, patient_state& ps, store::enrollment& enr,
-                                                std::string url) {
+                                               std::string url) {
         bool refreshed_for_401 = false;
         for (int attempt = 0;;) {
             if (!ps.access.usable(clk.now())) {
@@ -368,7 +378,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     // After an incremental pull: deletes are invisible to _lastUpdated, so
     // compare the server's count for the search with our live rows (one
     // small request); when they differ, a full pull finds what went away.
-    awaitable<bool> counts_agree(ehr_state& e, patient_state& ps, store::enrollment& enr, fhir::search_spec spec) {
+    awaitable<bool> counts_agree(ehr_state& e, patient_state& ps, store::enrollment& enr,
+                                 fhir::search_spec spec) {
         spec.last_updated_gt.reset();
         spec.count = 1;
         const std::string url = fhir::with_query_param(fhir::search_url(spec), "_summary", "count");
@@ -404,7 +415,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         spec.extra = rs.params;
         spec.count = s.page_size;
         if (incremental) {
-            const std::string since = fhir::last_updated_with_overlap(*cur.last_updated_max, s.last_updated_overlap);
+            const std::string since =
+                fhir::last_updated_with_overlap(*cur.last_updated_max, s.last_updated_overlap);
             if (!since.empty()) spec.last_updated_gt = since;
         }
         // The patient itself is a read, Patient/{id} (every SMART server
@@ -446,29 +458,34 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             simdjson::padded_string body(r->body);
             auto meta = fhir::read_page_meta(body);
             if (!meta) {
-                out.failure = error{"bad_page", where + ": " + meta.err().message + "; nothing from it was written"};
+                out.failure =
+                    error{"bad_page", where + ": " + meta.err().message + "; nothing from it was written"};
                 co_return out;
             }
             if (is_read && meta->resource_type == "Patient") {
                 meta->next.reset();  // a read is one page
             } else if (meta->resource_type != "Bundle") {
-                out.failure = error{"bad_page", where + ": the EHR answered a " + meta->resource_type +
-                                                    (meta->outcome_summary.empty() ? "" : " (" + meta->outcome_summary + ")") +
-                                                    " instead of a Bundle"};
+                out.failure =
+                    error{"bad_page",
+                          where + ": the EHR answered a " + meta->resource_type +
+                              (meta->outcome_summary.empty() ? "" : " (" + meta->outcome_summary + ")") +
+                              " instead of a Bundle"};
                 co_return out;
             }
             nz::result page = normalizer.normalize_document(body);
             if (!page.ok()) {
-                out.failure = error{"bad_page", where + ": " + page.problems.front().where + ": " +
-                                                    page.problems.front().message + "; nothing from it was written"};
+                out.failure =
+                    error{"bad_page", where + ": " + page.problems.front().where + ": " +
+                                          page.problems.front().message + "; nothing from it was written"};
                 co_return out;
             }
             // Data for patient A never lands under patient B.
             for (const auto& rec : page.records) {
                 const auto& h = nz::header_of(rec);
                 if (h.patient_ref != enr.fhir_patient_id) {
-                    out.failure = error{"wrong_patient", where + ": holds a resource of another patient; nothing "
-                                                                 "from it was written"};
+                    out.failure = error{"wrong_patient", where +
+                                                             ": holds a resource of another patient; nothing "
+                                                             "from it was written"};
                     co_return out;
                 }
             }
@@ -480,9 +497,11 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 // following page until one is empty or repeats what we have.
                 bool all_seen = true;
                 for (const auto& rec : page.records)
-                    all_seen = all_seen && std::find(seen_ids.begin(), seen_ids.end(), nz::header_of(rec).id) != seen_ids.end();
+                    all_seen = all_seen && std::find(seen_ids.begin(), seen_ids.end(),
+                                                     nz::header_of(rec).id) != seen_ids.end();
                 if (!all_seen)
-                    next = fhir::with_query_param(fhir::search_url(spec), *s.page_param, std::to_string(++page_number));
+                    next = fhir::with_query_param(fhir::search_url(spec), *s.page_param,
+                                                  std::to_string(++page_number));
             }
             const bool last_page = !next;
             const std::string now = now_text();
@@ -491,9 +510,15 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 for (const auto& rec : page.records) {
                     const auto& h = nz::header_of(rec);
                     switch (writer.upsert(rec, s.name, enr.patient_key, now)) {
-                        case store::upsert_outcome::inserted: ++out.inserted; break;
-                        case store::upsert_outcome::updated: ++out.updated; break;
-                        case store::upsert_outcome::unchanged: ++out.unchanged; break;
+                        case store::upsert_outcome::inserted:
+                            ++out.inserted;
+                            break;
+                        case store::upsert_outcome::updated:
+                            ++out.updated;
+                            break;
+                        case store::upsert_outcome::unchanged:
+                            ++out.unchanged;
+                            break;
                     }
                     if (std::string_view(nz::table_name(rec)) == table_of(rs.type)) seen_ids.push_back(h.id);
                     if (h.last_updated && (!max_updated || later_instant(*h.last_updated, *max_updated)))
@@ -547,8 +572,10 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             row.resource_type = t.type;
             row.last_attempt_at = now;
             const bool ok = !t.failure;
-            if (ok) row.last_success_at = now;
-            else row.last_error = t.failure->message;
+            if (ok)
+                row.last_success_at = now;
+            else
+                row.last_error = t.failure->message;
             for (const auto& old : previous_status(pr, t.type)) {
                 if (!ok) row.last_success_at = old.last_success_at;
             }
@@ -658,8 +685,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (it == ehrs.end()) continue;
             auto shared_keys = std::make_shared<std::vector<std::string>>(keys);
             auto next = std::make_shared<std::size_t>(0);
-            const int workers = std::max(1, std::min<int>(it->second->settings->max_concurrent,
-                                                           static_cast<int>(keys.size())));
+            const int workers = std::max(
+                1, std::min<int>(it->second->settings->max_concurrent, static_cast<int>(keys.size())));
             for (int w = 0; w < workers; ++w) {
                 ++running;
                 // GCC 12: a capturing lambda passed to co_spawn must be a named variable.
@@ -687,9 +714,11 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     }
 };
 
-engine::engine(asio::any_io_executor ex, const cfg::config& cfg, http::transport& http, store::analytics_db& db,
-               store::vault& vault, const clock& clk, std::shared_ptr<spdlog::logger> log, engine_options opts)
-    : impl_(std::make_shared<impl>(std::move(ex), cfg, http, db, vault, clk, std::move(log), std::move(opts))) {}
+engine::engine(asio::any_io_executor ex, const cfg::config& cfg, http::transport& http,
+               store::analytics_db& db, store::vault& vault, const clock& clk,
+               std::shared_ptr<spdlog::logger> log, engine_options opts)
+    : impl_(std::make_shared<impl>(std::move(ex), cfg, http, db, vault, clk, std::move(log),
+                                   std::move(opts))) {}
 
 engine::~engine() = default;
 

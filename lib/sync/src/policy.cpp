@@ -62,7 +62,8 @@ void rate_limiter::hold_until(sys_time until) { hold_until_ = std::max(hold_unti
 
 sys_time next_run(sys_time last_run, seconds interval, std::uint64_t random) {
     const long long jitter_span = std::max<long long>(1, interval.count() / 10);
-    return last_run + interval + seconds(static_cast<long long>(random % static_cast<std::uint64_t>(jitter_span)));
+    return last_run + interval +
+           seconds(static_cast<long long>(random % static_cast<std::uint64_t>(jitter_span)));
 }
 
 }  // namespace headachemd::sync

@@ -44,7 +44,8 @@ headache_type memo::condition(std::span<const coding_view> codings, std::string_
 
 medication_class memo::medication(std::span<const coding_view> codings, std::string_view text) {
     bound();
-    return remember(medications_, key('m', codings, text), [&] { return classify_medication(codings, text); });
+    return remember(medications_, key('m', codings, text),
+                    [&] { return classify_medication(codings, text); });
 }
 
 instrument memo::observation(std::span<const coding_view> codings, std::string_view text) {
@@ -63,9 +64,8 @@ procedure_kind memo::procedure(std::span<const coding_view> codings, std::string
 
 bool memo::headache_related(std::span<const coding_view> codings, std::string_view text) {
     bound();
-    return remember(answers_, key('h', codings, text), [&] {
-               return static_cast<std::uint32_t>(is_headache_related(codings, text));
-           }) != 0;
+    return remember(answers_, key('h', codings, text),
+                    [&] { return static_cast<std::uint32_t>(is_headache_related(codings, text)); }) != 0;
 }
 
 }  // namespace headachemd::terminology

@@ -36,7 +36,8 @@ TEST(PageMeta, NextLinkTotalAndType) {
 }
 
 TEST(PageMeta, LastPageHasNoNext) {
-    simdjson::padded_string page(std::string(R"({"resourceType":"Bundle","link":[{"relation":"self","url":"u"}]})"));
+    simdjson::padded_string page(
+        std::string(R"({"resourceType":"Bundle","link":[{"relation":"self","url":"u"}]})"));
     EXPECT_FALSE(fhir::read_page_meta(page)->next);
 }
 
@@ -55,7 +56,8 @@ TEST(PageMeta, NotJsonIsAnError) {
 }
 
 TEST(Capabilities, LastUpdatedPerType) {
-    const auto c = fhir::parse_capability_statement(R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server",
+    const auto c =
+        fhir::parse_capability_statement(R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server",
       "resource":[{"type":"Observation","searchParam":[{"name":"patient"},{"name":"_lastUpdated"}]},
                   {"type":"Condition","searchParam":[{"name":"patient"}]}]}]})");
     ASSERT_TRUE(c) << c.err().message;

@@ -34,12 +34,14 @@ std::string bundle_with_bad_entry(std::string_view bad_entry) {
 
 struct fixture : ::testing::Test {
     temp_dir dir;
-    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(200);
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
+        std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(200);
     std::shared_ptr<spdlog::logger> log = std::make_shared<spdlog::logger>("test", sink);
     st::analytics_db db{dir / "headache.db"};
     st::pseudonym_key key{};
 
-    headachemd::ingest::report ingest(const std::vector<fs::path>& inputs, headachemd::ingest::options o = {}) {
+    headachemd::ingest::report ingest(const std::vector<fs::path>& inputs,
+                                      headachemd::ingest::options o = {}) {
         headachemd::ingest::ingester ing(db, key, o, log);
         ing.run(inputs);
         return ing.result();
@@ -94,7 +96,8 @@ TEST_F(fixture, MalformedJsonIsRejectedAndOtherFilesGoOn) {
 }
 
 TEST_F(fixture, ABundleIsAtomicAndNamesTheBadEntry) {
-    const auto r = ingest({file("b.json", bundle_with_bad_entry(R"({"resource":{"resourceType":"Foo","id":"x"}})"))});
+    const auto r =
+        ingest({file("b.json", bundle_with_bad_entry(R"({"resource":{"resourceType":"Foo","id":"x"}})"))});
     EXPECT_FALSE(r.clean());
     EXPECT_EQ(count("condition"), 0);  // entry 0 was fine, but the Bundle is one unit
     EXPECT_NE(logged().find("b.json"), std::string::npos);
@@ -115,7 +118,8 @@ TEST_F(fixture, EntryWithoutResourceIsRejected) {
 }
 
 TEST_F(fixture, InvalidUtf8IsRejected) {
-    ingest({file("b.json", bundle_with_bad_entry("{\"resource\":{\"resourceType\":\"Condition\",\"id\":\"c\xff\xfe\"}}"))});
+    ingest({file("b.json", bundle_with_bad_entry(
+                               "{\"resource\":{\"resourceType\":\"Condition\",\"id\":\"c\xff\xfe\"}}"))});
     EXPECT_EQ(count("condition"), 0);
     EXPECT_NE(logged().find("b.json"), std::string::npos) << logged();
 }
@@ -129,8 +133,10 @@ TEST_F(fixture, DeeplyNestedValueIsRejected) {
 }
 
 TEST_F(fixture, NumberOutOfRangeIsRejected) {
-    ingest({file("b.json", bundle_with_bad_entry(
-                               R"({"resource":{"resourceType":"Observation","id":"o","valueQuantity":{"value":1e999}}})"))});
+    ingest({file(
+        "b.json",
+        bundle_with_bad_entry(
+            R"({"resource":{"resourceType":"Observation","id":"o","valueQuantity":{"value":1e999}}})"))});
     EXPECT_EQ(count("condition") + count("observation"), 0);
     EXPECT_NE(logged().find("entry 1"), std::string::npos) << logged();
 }
@@ -158,7 +164,7 @@ TEST_F(fixture, NdjsonBadLineIsNamedAndTheOtherLinesAreKept) {
     const std::string lines =
         "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n"
         "{\"resourceType\":\"Patient\",\"id\":\n"  // line 2 truncated
-        "\n"                                         // blank lines are allowed
+        "\n"                                       // blank lines are allowed
         "{\"resourceType\":\"Patient\",\"id\":\"b\"}\r\n"
         "{\"resourceType\":\"Patient\",\"id\":\"c\"}";  // no final newline
     const auto r = ingest({file("Patient.000.ndjson", lines)});
@@ -169,7 +175,8 @@ TEST_F(fixture, NdjsonBadLineIsNamedAndTheOtherLinesAreKept) {
 
 TEST_F(fixture, NdjsonBatchesCommitSeparately) {
     std::string lines;
-    for (int i = 0; i < 25; ++i) lines += R"({"resourceType":"Patient","id":"p)" + std::to_string(i) + "\"}\n";
+    for (int i = 0; i < 25; ++i)
+        lines += R"({"resourceType":"Patient","id":"p)" + std::to_string(i) + "\"}\n";
     headachemd::ingest::options o;
     o.ndjson_batch_lines = 10;
     const auto r = ingest({file("Patient.ndjson", lines)}, o);
@@ -195,12 +202,14 @@ TEST_F(fixture, ARejectedBundleLeavesStoredRowsUntouched) {
 
 TEST_F(fixture, MedicationFilesAreReadFirstSoReferencesResolve) {
     fs::create_directory(dir / "export");
-    write_file(dir / "export" / "MedicationRequest.000.ndjson",
-               R"({"resourceType":"MedicationRequest","id":"mr1","status":"active","intent":"order","subject":{"reference":"Patient/p1"},"medicationReference":{"reference":"Medication/m1"}})"
-               "\n");
-    write_file(dir / "export" / "Medication.000.ndjson",
-               R"({"resourceType":"Medication","id":"m1","code":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"37418","display":"sumatriptan"}]}})"
-               "\n");
+    write_file(
+        dir / "export" / "MedicationRequest.000.ndjson",
+        R"({"resourceType":"MedicationRequest","id":"mr1","status":"active","intent":"order","subject":{"reference":"Patient/p1"},"medicationReference":{"reference":"Medication/m1"}})"
+        "\n");
+    write_file(
+        dir / "export" / "Medication.000.ndjson",
+        R"({"resourceType":"Medication","id":"m1","code":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"37418","display":"sumatriptan"}]}})"
+        "\n");
     ingest({dir / "export"});
     SQLite::Statement q(db.sql(), "SELECT medication_code, medication_reference FROM medication_request");
     ASSERT_TRUE(q.executeStep());
@@ -216,8 +225,9 @@ TEST_F(fixture, MissingInputIsAProblem) {
 
 TEST_F(fixture, ErrorsNeverEchoPayloadValues) {
     // A name in a broken resource must not reach the log.
-    ingest({file("b.json", bundle_with_bad_entry(
-                               R"({"resource":{"resourceType":"Patient","name":[{"family":"Zyxwvutson"}]}})"))});
+    ingest(
+        {file("b.json", bundle_with_bad_entry(
+                            R"({"resource":{"resourceType":"Patient","name":[{"family":"Zyxwvutson"}]}})"))});
     EXPECT_FALSE(logged().empty());
     EXPECT_EQ(logged().find("Zyxwvutson"), std::string::npos) << logged();
 }

@@ -32,7 +32,8 @@ TEST(Discovery, WithoutTokenEndpointIsAnError) {
 }
 
 TEST(Discovery, CapabilityStatementOauthUrisFallback) {
-    const auto c = smart::parse_capability_oauth_uris(R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server",
+    const auto c =
+        smart::parse_capability_oauth_uris(R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server",
       "security":{"extension":[{"url":"http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
         "extension":[{"url":"authorize","valueUri":"https://x/authorize"},{"url":"token","valueUri":"https://x/token"},
                      {"url":"revoke","valueUri":"https://x/revoke"}]}]}}]})");
@@ -53,14 +54,16 @@ TEST(TokenResponse, SuccessWithRotationAndPatient) {
 }
 
 TEST(TokenResponse, ExpiresInAsAStringIsAccepted) {
-    const auto t = smart::parse_token_response(200, R"({"access_token":"a","token_type":"Bearer","expires_in":"300"})");
+    const auto t =
+        smart::parse_token_response(200, R"({"access_token":"a","token_type":"Bearer","expires_in":"300"})");
     ASSERT_TRUE(t);
     EXPECT_EQ(t->expires_in, 300s);
 }
 
 TEST(TokenResponse, InvalidGrantIsItsOwnCodeAndNeverEchoesTokens) {
     const auto t = smart::parse_token_response(
-        400, R"({"error":"invalid_grant","error_description":"refresh token reused","access_token":"SECRET-AT"})");
+        400,
+        R"({"error":"invalid_grant","error_description":"refresh token reused","access_token":"SECRET-AT"})");
     ASSERT_FALSE(t);
     EXPECT_EQ(t.err().code, "invalid_grant");
     EXPECT_NE(t.err().message.find("refresh token reused"), std::string::npos);
@@ -69,7 +72,8 @@ TEST(TokenResponse, InvalidGrantIsItsOwnCodeAndNeverEchoesTokens) {
 
 TEST(TokenResponse, ServerErrorsAndOddShapes) {
     EXPECT_EQ(smart::parse_token_response(503, "<html>busy</html>").err().code, "http_503");
-    EXPECT_EQ(smart::parse_token_response(200, R"({"token_type":"Bearer"})").err().code, "bad_token_response");
+    EXPECT_EQ(smart::parse_token_response(200, R"({"token_type":"Bearer"})").err().code,
+              "bad_token_response");
     EXPECT_EQ(smart::parse_token_response(200, R"({"access_token":"a","token_type":"mac"})").err().code,
               "bad_token_response");
     EXPECT_EQ(smart::parse_token_response(401, R"({"error":"invalid_client"})").err().code, "invalid_client");
@@ -77,7 +81,8 @@ TEST(TokenResponse, ServerErrorsAndOddShapes) {
 
 TEST(RefreshRequest, ClientSecretBasicFormEncodesBeforeBase64) {
     // RFC 6749 §2.3.1: id and secret are form-encoded, then joined by ':'.
-    const auto r = smart::make_refresh_request("rt/1+2", {"my client", "s:e%c", smart::client_auth::client_secret_basic});
+    const auto r = smart::make_refresh_request(
+        "rt/1+2", {"my client", "s:e%c", smart::client_auth::client_secret_basic});
     EXPECT_EQ(r.body, "grant_type=refresh_token&refresh_token=rt%2F1%2B2");
     std::string auth;
     for (const auto& [n, v] : r.headers)
@@ -124,18 +129,21 @@ TEST(Pkce, FreshPairsAreLongUniqueAndConsistent) {
 
 TEST(Authorize, UrlCarriesEverySmartParameter) {
     const auto url = smart::authorize_url({"https://ehr.test/authorize", "cid", "https://clinic.test/cb",
-                                           "launch/patient openid fhirUser offline_access", "st", "https://ehr.test/fhir",
-                                           "chal"});
-    for (const char* p : {"response_type=code", "client_id=cid", "redirect_uri=https%3A%2F%2Fclinic.test%2Fcb",
-                          "scope=launch%2Fpatient+openid+fhirUser+offline_access", "state=st",
-                          "aud=https%3A%2F%2Fehr.test%2Ffhir", "code_challenge=chal", "code_challenge_method=S256"})
+                                           "launch/patient openid fhirUser offline_access", "st",
+                                           "https://ehr.test/fhir", "chal"});
+    for (const char* p :
+         {"response_type=code", "client_id=cid", "redirect_uri=https%3A%2F%2Fclinic.test%2Fcb",
+          "scope=launch%2Fpatient+openid+fhirUser+offline_access", "state=st",
+          "aud=https%3A%2F%2Fehr.test%2Ffhir", "code_challenge=chal", "code_challenge_method=S256"})
         EXPECT_NE(url.find(p), std::string::npos) << p << " in " << url;
 }
 
 TEST(CodeExchange, FormHasCodeRedirectAndVerifier) {
-    const auto r = smart::make_code_exchange_request("c0de", "https://clinic.test/cb", "ver", {"id", "s", smart::client_auth::client_secret_post});
-    EXPECT_EQ(r.body, "grant_type=authorization_code&code=c0de&redirect_uri=https%3A%2F%2Fclinic.test%2Fcb"
-                      "&code_verifier=ver&client_id=id&client_secret=s");
+    const auto r = smart::make_code_exchange_request("c0de", "https://clinic.test/cb", "ver",
+                                                     {"id", "s", smart::client_auth::client_secret_post});
+    EXPECT_EQ(r.body,
+              "grant_type=authorization_code&code=c0de&redirect_uri=https%3A%2F%2Fclinic.test%2Fcb"
+              "&code_verifier=ver&client_id=id&client_secret=s");
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ TEST(Migrations, FreshFileGetsEverySchemaVersionWalAndMode0640) {
         st::analytics_db db(dir / "headache.db");
         EXPECT_EQ(db.schema_version(), headachemd::schema::analytics_migrations().back().version);
         EXPECT_EQ(scalar_text(db.sql(), "PRAGMA journal_mode"), "wal");
-        EXPECT_EQ(scalar_int(db.sql(), "SELECT count(*) FROM sqlite_schema WHERE name='medication_request'"), 1);
+        EXPECT_EQ(scalar_int(db.sql(), "SELECT count(*) FROM sqlite_schema WHERE name='medication_request'"),
+                  1);
     }
     EXPECT_EQ(file_mode(dir / "headache.db"), 0640u);
 }
@@ -72,7 +73,10 @@ TEST(Migrations, ReopenIsIdempotent) {
 TEST(Migrations, NewerSchemaIsRefusedAndFileUnchanged) {
     temp_dir dir;
     const auto path = dir / "headache.db";
-    { st::analytics_db db(path); db.sql().exec("PRAGMA user_version=999"); }
+    {
+        st::analytics_db db(path);
+        db.sql().exec("PRAGMA user_version=999");
+    }
     const std::string before = read_file(path);
     try {
         st::analytics_db db(path);
@@ -167,7 +171,8 @@ TEST(Upsert, InsertThenUnchangedThenUpdated) {
     }
     EXPECT_EQ(scalar_int(db.sql(), "SELECT count(*) FROM condition"), 2);
     EXPECT_EQ(scalar_text(db.sql(), "SELECT code FROM condition WHERE source='ehr'"), "G43.109");
-    EXPECT_EQ(scalar_text(db.sql(), "SELECT headache_type FROM condition WHERE source='ehr'"), "chronic_migraine");
+    EXPECT_EQ(scalar_text(db.sql(), "SELECT headache_type FROM condition WHERE source='ehr'"),
+              "chronic_migraine");
     EXPECT_EQ(scalar_text(db.sql(), "SELECT patient_key FROM condition WHERE source='ehr'"), "pk1");
     EXPECT_EQ(scalar_int(db.sql(), "SELECT count(*) FROM resource_raw"), 0);  // store_raw is off
 }
@@ -200,8 +205,9 @@ TEST(Upsert, StoreRawKeepsTheResourceJson) {
     st::analytics_db db(dir / "headache.db");
     st::resource_writer writer(db, true);
     writer.upsert(condition("c1", "h1"), "ehr", "pk1", "t");
-    EXPECT_EQ(scalar_text(db.sql(), "SELECT raw FROM resource_raw WHERE resource_type='Condition' AND id='c1'"),
-              R"({"resourceType":"Condition"})");
+    EXPECT_EQ(
+        scalar_text(db.sql(), "SELECT raw FROM resource_raw WHERE resource_type='Condition' AND id='c1'"),
+        R"({"resourceType":"Condition"})");
 }
 
 TEST(Transaction, UncommittedWritesRollBack) {

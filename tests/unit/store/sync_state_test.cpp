@@ -40,11 +40,13 @@ TEST(SyncState, MarkDeletedTouchesOnlyThisPatientsMissingLiveRows) {
     w.upsert(procedure("other-patient"), "ehr", "pk2", "t");
     st::sync_state s(db);
     EXPECT_EQ(s.mark_deleted_except("ehr", "pk", "procedure", {"keep"}, "2026-03-01T00:00:00Z"), 1);
-    EXPECT_EQ(s.mark_deleted_except("ehr", "pk", "procedure", {"keep"}, "2026-03-02T00:00:00Z"), 0);  // already marked
+    EXPECT_EQ(s.mark_deleted_except("ehr", "pk", "procedure", {"keep"}, "2026-03-02T00:00:00Z"),
+              0);  // already marked
     SQLite::Statement q(db.sql(), "SELECT id, deleted_at FROM procedure ORDER BY id");
     std::vector<std::pair<std::string, std::string>> rows;
     while (q.executeStep())
-        rows.emplace_back(q.getColumn(0).getString(), q.getColumn(1).isNull() ? "-" : q.getColumn(1).getString());
+        rows.emplace_back(q.getColumn(0).getString(),
+                          q.getColumn(1).isNull() ? "-" : q.getColumn(1).getString());
     const std::vector<std::pair<std::string, std::string>> want = {
         {"gone", "2026-03-01T00:00:00Z"}, {"keep", "-"}, {"other-patient", "-"}};
     EXPECT_EQ(rows, want);
@@ -86,7 +88,10 @@ TEST(VaultEnrollment, PutFindRotateFlagRemove) {
 
 TEST(VaultEnrollment, SurvivesReopen) {
     temp_dir dir;
-    { st::vault v(dir / "vault.db"); v.put_enrollment({"pk", "ehr", "f", "rt", "", "t", false}, "t"); }
+    {
+        st::vault v(dir / "vault.db");
+        v.put_enrollment({"pk", "ehr", "f", "rt", "", "t", false}, "t");
+    }
     st::vault again(dir / "vault.db");
     EXPECT_EQ(again.find_enrollment("pk", "ehr")->refresh_token, "rt");
 }

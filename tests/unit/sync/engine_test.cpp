@@ -4,10 +4,10 @@
 #include <map>
 
 #include <SQLiteCpp/Statement.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include "headachemd/http/url.hpp"
 #include "headachemd/store/sync_state.hpp"
@@ -36,10 +36,12 @@ std::string bundle(const std::vector<std::string>& resources, const std::string&
     return out + "]}";
 }
 
-std::string condition(const std::string& id, const std::string& patient, const std::string& code = "G43.709") {
-    return R"({"resourceType":"Condition","id":")" + id + R"(","meta":{"lastUpdated":"2026-01-01T00:00:00Z"},)" +
-           R"("subject":{"reference":"Patient/)" + patient + R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":")" +
-           code + R"("}]}})";
+std::string condition(const std::string& id, const std::string& patient,
+                      const std::string& code = "G43.709") {
+    return R"({"resourceType":"Condition","id":")" + id +
+           R"(","meta":{"lastUpdated":"2026-01-01T00:00:00Z"},)" + R"("subject":{"reference":"Patient/)" +
+           patient + R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":")" + code +
+           R"("}]}})";
 }
 
 // A scripted EHR: handlers by path (query stripped) or by full URL.
@@ -59,7 +61,9 @@ public:
 
     fake_ehr() {
         by_path[std::string(base) + "/.well-known/smart-configuration"] = [](const http::request&) {
-            return json(200, R"({"token_endpoint":"https://ehr.test/token","authorization_endpoint":"https://ehr.test/authorize"})");
+            return json(
+                200,
+                R"({"token_endpoint":"https://ehr.test/token","authorization_endpoint":"https://ehr.test/authorize"})");
         };
         by_path[std::string(base) + "/metadata"] = [](const http::request&) {
             return json(200, R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server","resource":[
@@ -78,8 +82,9 @@ public:
             const std::string at = "at-" + std::to_string(++next_id);
             refresh_to_patient[new_rt] = patient;
             access_to_patient[at] = patient;
-            return json(200, R"({"access_token":")" + at + R"(","token_type":"Bearer","expires_in":3600,"refresh_token":")" +
-                                 new_rt + R"(","patient":")" + patient + R"("})");
+            return json(200, R"({"access_token":")" + at +
+                                 R"(","token_type":"Bearer","expires_in":3600,"refresh_token":")" + new_rt +
+                                 R"(","patient":")" + patient + R"("})");
         };
     }
 
@@ -118,7 +123,8 @@ struct fixture : ::testing::Test {
     st::vault vault{dir / "vault.db"};
     fake_ehr ehr;
     headachemd::manual_clock clk;
-    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(500);
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
+        std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(500);
     std::shared_ptr<spdlog::logger> log = std::make_shared<spdlog::logger>("test", sink);
 
     fixture() {
@@ -143,10 +149,11 @@ struct fixture : ::testing::Test {
     void serve_conditions(const std::string& patient, std::vector<std::vector<std::string>> pages) {
         const std::string first = std::string(base) + "/Condition?patient=" + patient + "&_count=2";
         for (std::size_t i = 0; i < pages.size(); ++i) {
-            const std::string url = i == 0 ? first : std::string(base) + "/page?p=" + patient + "&n=" + std::to_string(i);
-            const std::string next = i + 1 < pages.size()
-                                         ? std::string(base) + "/page?p=" + patient + "&n=" + std::to_string(i + 1)
-                                         : "";
+            const std::string url =
+                i == 0 ? first : std::string(base) + "/page?p=" + patient + "&n=" + std::to_string(i);
+            const std::string next = i + 1 < pages.size() ? std::string(base) + "/page?p=" + patient +
+                                                                "&n=" + std::to_string(i + 1)
+                                                          : "";
             const std::string body = bundle(pages[i], next);
             ehr.by_url[url] = [this, patient, body](const http::request& r) {
                 if (!ehr.authorized(r, patient)) return fake_ehr::json(401, "{}");
@@ -162,9 +169,11 @@ struct fixture : ::testing::Test {
         if (!opts.random) opts.random = [] { return std::uint64_t{1}; };
         sy::engine engine(io.get_executor(), config, ehr, db, vault, clk, log, opts);
         sy::pass_result out;
-        asio::co_spawn(io, [&]() -> asio::awaitable<void> { out = co_await engine.run_pass(); }, [](std::exception_ptr ep) {
-            if (ep) std::rethrow_exception(ep);
-        });
+        asio::co_spawn(
+            io, [&]() -> asio::awaitable<void> { out = co_await engine.run_pass(); },
+            [](std::exception_ptr ep) {
+                if (ep) std::rethrow_exception(ep);
+            });
         io.run();
         counters = engine.counters();
         return out;
@@ -278,7 +287,8 @@ TEST_F(fixture, MalformedPageWritesNothingFromItAndKeepsEarlierPages) {
     enroll("hmd-1", "p1");
     serve_conditions("p1", {{condition("c1", "p1"), condition("c2", "p1")}, {condition("c3", "p1")}});
     ehr.by_url[std::string(base) + "/page?p=p1&n=1"] = [](const http::request&) {
-        return fake_ehr::json(200, R"({"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Condition","id":"c3",)");
+        return fake_ehr::json(
+            200, R"({"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Condition","id":"c3",)");
     };
     const auto r = pass();
     EXPECT_EQ(r.failed(), 1);
@@ -299,7 +309,9 @@ TEST_F(fixture, PageWithAnotherPatientsDataIsRejected) {
 TEST_F(fixture, NextLinkLoopIsDetected) {
     enroll("hmd-1", "p1");
     const std::string first = std::string(base) + "/Condition?patient=p1&_count=2";
-    ehr.by_url[first] = [&](const http::request&) { return fake_ehr::json(200, bundle({condition("c1", "p1")}, first)); };
+    ehr.by_url[first] = [&](const http::request&) {
+        return fake_ehr::json(200, bundle({condition("c1", "p1")}, first));
+    };
     const auto r = pass();
     EXPECT_EQ(r.failed(), 1);
     ASSERT_TRUE(r.patients[0].failure);
@@ -354,12 +366,15 @@ TEST_F(fixture, ResourcesGoneFromAFullPullGetDeletedAt) {
 TEST_F(fixture, ForbiddenTypeIsRecordedAndTheOtherTypesGoOn) {
     config.ehrs[0].resources = {{"Procedure", {}}, {"Condition", {}}};
     ehr.by_path[std::string(base) + "/metadata"] = [](const http::request&) {
-        return fake_ehr::json(200, R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server","resource":[
+        return fake_ehr::json(200,
+                              R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server","resource":[
           {"type":"Condition","searchParam":[{"name":"patient"}]},{"type":"Procedure","searchParam":[{"name":"patient"}]}]}]})");
     };
     enroll("hmd-1", "p1");
     serve_conditions("p1", {{condition("c1", "p1")}});
-    ehr.by_path[std::string(base) + "/Procedure"] = [](const http::request&) { return fake_ehr::json(403, "{}"); };
+    ehr.by_path[std::string(base) + "/Procedure"] = [](const http::request&) {
+        return fake_ehr::json(403, "{}");
+    };
     const auto r = pass();
     ASSERT_EQ(r.patients.size(), 1u);
     EXPECT_TRUE(r.patients[0].types[0].not_permitted);

@@ -15,7 +15,8 @@ TEST(Backoff, FullJitterStaysWithinTheExponentialCeilingAndTheCap) {
     const sy::backoff_policy p{500ms, 8000ms, 5};
     for (int attempt = 0; attempt < 10; ++attempt) {
         const auto ceiling = std::min(8000ms, 500ms * (1 << attempt));
-        EXPECT_EQ(sy::backoff_delay(p, attempt, ~std::uint64_t{0} - 7), sy::backoff_delay(p, attempt, ~std::uint64_t{0} - 7));
+        EXPECT_EQ(sy::backoff_delay(p, attempt, ~std::uint64_t{0} - 7),
+                  sy::backoff_delay(p, attempt, ~std::uint64_t{0} - 7));
         for (std::uint64_t r : {0ull, 1ull, 12345ull, 987654321ull, ~0ull}) {
             const auto d = sy::backoff_delay(p, attempt, r);
             EXPECT_GE(d, 0ms);

@@ -7,8 +7,10 @@ namespace headachemd::terminology {
 namespace {
 
 TEST(Memo, AnswersEqualTheFunctionsFirstAndSecondTime) {
-    const coding_view suma{"http://www.nlm.nih.gov/research/umls/rxnorm", "313088", "sumatriptan 50 MG Oral Tablet"};
-    const coding_view migraine{"http://snomed.info/sct", "124171000119105", "Chronic intractable migraine without aura"};
+    const coding_view suma{"http://www.nlm.nih.gov/research/umls/rxnorm", "313088",
+                           "sumatriptan 50 MG Oral Tablet"};
+    const coding_view migraine{"http://snomed.info/sct", "124171000119105",
+                               "Chronic intractable migraine without aura"};
     const coding_view pain{"http://loinc.org", "72514-3", "Pain severity"};
     const coding_view botox{"http://www.ama-assn.org/go/cpt", "64615", ""};
     memo m;

@@ -16,14 +16,16 @@ public:
 class system_clock final : public clock {
 public:
     std::chrono::system_clock::time_point now() const override { return std::chrono::system_clock::now(); }
-    std::chrono::steady_clock::time_point steady_now() const override { return std::chrono::steady_clock::now(); }
+    std::chrono::steady_clock::time_point steady_now() const override {
+        return std::chrono::steady_clock::now();
+    }
 };
 
 // A clock that moves only when told to.
 class manual_clock final : public clock {
 public:
-    explicit manual_clock(std::chrono::system_clock::time_point start = std::chrono::system_clock::time_point{} +
-                                                                         std::chrono::hours(24 * 365 * 56))
+    explicit manual_clock(std::chrono::system_clock::time_point start =
+                              std::chrono::system_clock::time_point{} + std::chrono::hours(24 * 365 * 56))
         : now_(start) {}
     std::chrono::system_clock::time_point now() const override { return now_; }
     std::chrono::steady_clock::time_point steady_now() const override {

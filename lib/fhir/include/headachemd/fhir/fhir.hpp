@@ -37,10 +37,10 @@ std::string with_query_param(std::string_view url, std::string_view name, std::s
 
 // What a page says about itself beside its entries.
 struct page_meta {
-    std::string resource_type;         // "Bundle", or "OperationOutcome" for an error answered with 200
-    std::optional<std::string> next;   // Bundle.link[relation=next].url, as sent (opaque)
-    std::optional<long long> total;    // Bundle.total
-    std::string outcome_summary;       // for an OperationOutcome: severity and code of each issue
+    std::string resource_type;        // "Bundle", or "OperationOutcome" for an error answered with 200
+    std::optional<std::string> next;  // Bundle.link[relation=next].url, as sent (opaque)
+    std::optional<long long> total;   // Bundle.total
+    std::string outcome_summary;      // for an OperationOutcome: severity and code of each issue
 };
 
 result<page_meta> read_page_meta(simdjson::padded_string_view json);
@@ -57,13 +57,13 @@ result<capabilities> parse_capability_statement(std::string_view json);
 
 // What to do with an HTTP answer to a FHIR or token request.
 enum class action {
-    use,            // 2xx: use the body
-    refresh_token,  // 401: refresh the access token once and retry
-    not_permitted,  // 403: record it for this type, go on with the others
-    not_found,      // 404: the type is not served here
-    wait_and_retry, // 429 or 503: wait (Retry-After or backoff), then retry
-    retry,          // other 5xx: retry with backoff, up to a bound
-    fail,           // anything else: fail this job; the next run starts over
+    use,             // 2xx: use the body
+    refresh_token,   // 401: refresh the access token once and retry
+    not_permitted,   // 403: record it for this type, go on with the others
+    not_found,       // 404: the type is not served here
+    wait_and_retry,  // 429 or 503: wait (Retry-After or backoff), then retry
+    retry,           // other 5xx: retry with backoff, up to a bound
+    fail,            // anything else: fail this job; the next run starts over
 };
 
 action classify_status(int status);

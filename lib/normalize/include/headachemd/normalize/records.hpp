@@ -96,7 +96,7 @@ struct observation_record {
     opt_text value_unit;
     opt_text value_string;  // valueString, or the display/text of valueCodeableConcept
     opt_text value_code_system, value_code;
-    opt_text effective_at;  // effectiveDateTime, effectivePeriod.start or effectiveInstant
+    opt_text effective_at;             // effectiveDateTime, effectivePeriod.start or effectiveInstant
     std::string instrument = "other";  // pain_nrs | phq9 | midas | hit6 | other
 };
 
@@ -108,9 +108,8 @@ struct procedure_record {
     std::string procedure_kind = "other";  // botulinum_toxin | nerve_block | trigger_point | other
 };
 
-using record = std::variant<patient_record, condition_record, medication_request_record,
-                            appointment_record, encounter_record, observation_record,
-                            procedure_record>;
+using record = std::variant<patient_record, condition_record, medication_request_record, appointment_record,
+                            encounter_record, observation_record, procedure_record>;
 
 // The analyst table a record goes to ("patient", "condition", …).
 const char* table_name(const record& r);

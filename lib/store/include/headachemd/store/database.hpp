@@ -28,7 +28,7 @@ public:
 };
 
 struct database_kind {
-    const char* description;     // "analytics database", "vault"
+    const char* description;      // "analytics database", "vault"
     std::int32_t application_id;  // PRAGMA application_id stamped on the file
     std::span<const schema::migration> migrations;
     const char* synchronous;  // "NORMAL" or "FULL"

@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
-#include <vector>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <SQLiteCpp/Database.h>
 
@@ -50,7 +50,8 @@ public:
     // answer and this write but the write (DESIGN.md, "Tokens").
     void replace_refresh_token(std::string_view patient_key, std::string_view ehr, std::string_view new_token,
                                std::string_view obtained_at);
-    void set_needs_reauth(std::string_view patient_key, std::string_view ehr, bool needs_reauth, std::string_view now);
+    void set_needs_reauth(std::string_view patient_key, std::string_view ehr, bool needs_reauth,
+                          std::string_view now);
     bool remove_enrollment(std::string_view patient_key, std::string_view ehr);
 
     SQLite::Database& sql() { return db_; }
@@ -63,7 +64,8 @@ private:
 // HMAC-SHA256(key, source 0x00 fhir_patient_id), first 128 bits in hex:
 // stable for the same inputs, and not invertible without the key, so the
 // FHIR id (which may be an MRN at some EHRs) never reaches analysts.
-std::string patient_key_for(const pseudonym_key& key, std::string_view source, std::string_view fhir_patient_id);
+std::string patient_key_for(const pseudonym_key& key, std::string_view source,
+                            std::string_view fhir_patient_id);
 
 // A value that identifies the key without revealing it (HMAC of a fixed label).
 std::string fingerprint(const pseudonym_key& key);

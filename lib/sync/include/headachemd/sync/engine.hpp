@@ -27,9 +27,9 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/logger.h>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <spdlog/logger.h>
 
 #include "headachemd/config/config.hpp"
 #include "headachemd/core/clock.hpp"
@@ -63,7 +63,7 @@ struct patient_result {
 
 struct pass_result {
     std::vector<patient_result> patients;
-    int failed() const;       // jobs that failed (needs_reauth included)
+    int failed() const;  // jobs that failed (needs_reauth included)
     int succeeded() const;
 };
 
@@ -86,8 +86,8 @@ class engine {
 public:
     // Throws std::runtime_error when a configured secret file cannot be read.
     engine(boost::asio::any_io_executor ex, const config::config& cfg, http::transport& http,
-           store::analytics_db& db, store::vault& vault, const clock& clk, std::shared_ptr<spdlog::logger> log,
-           engine_options opts = {});
+           store::analytics_db& db, store::vault& vault, const clock& clk,
+           std::shared_ptr<spdlog::logger> log, engine_options opts = {});
     ~engine();
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
@@ -97,7 +97,8 @@ public:
     boost::asio::awaitable<pass_result> run_pass();
 
     // The given patients (key, ehr) once, with the same concurrency limits.
-    boost::asio::awaitable<pass_result> run_patients(std::vector<std::pair<std::string, std::string>> patients);
+    boost::asio::awaitable<pass_result> run_patients(
+        std::vector<std::pair<std::string, std::string>> patients);
 
     boost::asio::awaitable<patient_result> sync_patient(std::string patient_key, std::string ehr);
 
