@@ -106,8 +106,8 @@ void print_summary(store::analytics_db& db, const sync::pass_result& pass, const
                             "SELECT headache_type, count(DISTINCT patient_key) FROM condition "
                             "WHERE headache_type IS NOT NULL GROUP BY 1 ORDER BY 2 DESC");
     while (types.executeStep())
-        std::cout << fmt::format("  {:<28} {} patients\n", types.getColumn(0).getString(),
-                                 types.getColumn(1).getInt());
+        std::cout << fmt::format("  {:<28} {} patient{}\n", types.getColumn(0).getString(),
+                                 types.getColumn(1).getInt(), types.getColumn(1).getInt() == 1 ? "" : "s");
     SQLite::Statement classes(db.sql(),
                               "SELECT drug_class, therapy_role, count(*) FROM medication_request "
                               "WHERE drug_class IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC");

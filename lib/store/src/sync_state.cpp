@@ -99,6 +99,18 @@ long long sync_state::live_rows(std::string_view source, std::string_view patien
     return q.getColumn(0).getInt64();
 }
 
+std::optional<std::string> sync_state::last_success(std::string_view source, std::string_view patient_key,
+                                                    std::string_view type) {
+    SQLite::Statement q(db_.sql(),
+                        "SELECT last_success_at FROM sync_status "
+                        "WHERE source = ?1 AND patient_key = ?2 AND resource_type = ?3");
+    q.bind(1, std::string(source));
+    q.bind(2, std::string(patient_key));
+    q.bind(3, std::string(type));
+    if (!q.executeStep()) return std::nullopt;
+    return opt_text(q.getColumn(0));
+}
+
 void sync_state::put_status(const status_row& s) {
     SQLite::Statement q(
         db_.sql(),

@@ -574,10 +574,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             const bool ok = !t.failure;
             if (ok)
                 row.last_success_at = now;
-            else
+            else {
                 row.last_error = t.failure->message;
-            for (const auto& old : previous_status(pr, t.type)) {
-                if (!ok) row.last_success_at = old.last_success_at;
+                row.last_success_at = state.last_success(pr.ehr, pr.patient_key, t.type);
             }
             row.rows_changed = t.inserted + t.updated + t.deleted;
             row.not_permitted = t.not_permitted;
@@ -588,22 +587,14 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         whole.patient_key = pr.patient_key;
         whole.resource_type = "*";
         whole.last_attempt_at = now;
-        for (const auto& old : previous_status(pr, "*")) whole.last_success_at = old.last_success_at;
-        if (pr.ok) whole.last_success_at = now;
+        whole.last_success_at =
+            pr.ok ? std::optional<std::string>(now) : state.last_success(pr.ehr, pr.patient_key, "*");
         if (pr.failure) whole.last_error = pr.failure->message;
         whole.rows_changed = pr.rows_changed();
         whole.needs_reauth = pr.needs_reauth;
         const auto& s = *ehrs.at(pr.ehr)->settings;
         whole.next_run_at = store::utc_timestamp(next_run(clk.now(), s.interval, opts.random()));
         state.put_status(whole);
-    }
-
-    std::vector<store::status_row> previous_status(const patient_result& pr, std::string_view type) {
-        std::vector<store::status_row> out;
-        for (auto& row : state.all_status())
-            if (row.source == pr.ehr && row.patient_key == pr.patient_key && row.resource_type == type)
-                out.push_back(std::move(row));
-        return out;
     }
 
     awaitable<patient_result> sync_patient(std::string key, std::string ehr_name) {

@@ -421,3 +421,30 @@ TEST_F(fixture, EclinicalworksBare429WaitsForTheNextMinuteBoundary) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(fixture, AFailedPassKeepsTheLastSuccessAndRecordsTheError) {
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    ASSERT_EQ(pass().succeeded(), 1);
+    st::sync_state s(db);
+    const auto success = s.last_success("ehr", "hmd-1", "*");
+    ASSERT_TRUE(success);
+    // The EHR breaks; the status keeps when it last worked.
+    ehr.by_url.clear();
+    ehr.by_path[std::string(base) + "/Condition"] = [](const http::request&) {
+        return fake_ehr::json(400, "{}");
+    };
+    clk.advance(std::chrono::hours(1));
+    ASSERT_EQ(pass().failed(), 1);
+    EXPECT_EQ(s.last_success("ehr", "hmd-1", "*"), success);
+    EXPECT_EQ(s.last_success("ehr", "hmd-1", "Condition"), success);
+    bool has_error = false;
+    for (const auto& row : s.all_status())
+        if (row.resource_type == "*") has_error = row.last_error.has_value();
+    EXPECT_TRUE(has_error);
+    EXPECT_FALSE(s.last_success("ehr", "nobody", "*"));
+}
+
+}  // namespace

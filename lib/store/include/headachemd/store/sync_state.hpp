@@ -47,6 +47,10 @@ public:
     // Rows of this patient in `table` that are not marked deleted.
     long long live_rows(std::string_view source, std::string_view patient_key, std::string_view table);
 
+    // last_success_at of one status row, if there is one.
+    std::optional<std::string> last_success(std::string_view source, std::string_view patient_key,
+                                            std::string_view type);
+
     // Inserts or replaces the status row (all columns).
     void put_status(const status_row& s);
     std::vector<status_row> all_status();
