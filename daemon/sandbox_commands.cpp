@@ -238,7 +238,8 @@ int serve_sandbox(const sandbox_args& a) {
     std::cout << "HeadacheMD sandbox EHR (synthetic data only)\n"
               << "  FHIR base     " << server.fhir_base() << "\n"
               << "  client_id     " << server.config().client_id << "\n"
-              << "  client secret " << server.config().client_secret << " (a fixed sandbox value)\n";
+              << "  client secret " << server.config().client_secret
+              << " (made for this run; put it in the client_secret_file)\n";
     if (so.tls) std::cout << "  CA file       " << a.ca_out << " (set ca_file to it)\n";
     if (!a.tokens_dir.empty()) {
         fs::create_directories(a.tokens_dir);

@@ -28,6 +28,7 @@
 #include <unordered_map>
 
 #include "app.hpp"
+#include "codec.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
 #include "tls_material.hpp"
 
@@ -288,7 +289,15 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server_core> self) {
 
 }  // namespace
 
-server::server(asio::io_context& ioc, options opts) : impl_(std::make_shared<impl>(ioc, std::move(opts))) {}
+namespace {
+options with_secret(options opts) {
+    if (opts.client_secret.empty()) opts.client_secret = detail::random_token();
+    return opts;
+}
+}  // namespace
+
+server::server(asio::io_context& ioc, options opts)
+    : impl_(std::make_shared<impl>(ioc, with_secret(std::move(opts)))) {}
 
 server::~server() { stop(); }
 

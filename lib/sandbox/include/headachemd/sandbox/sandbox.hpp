@@ -87,7 +87,9 @@ struct options {
     bool refresh_reuse_grace = false;
 
     std::string client_id = "headachemd-sandbox";
-    std::string client_secret = "sandbox-secret-not-for-production";
+    // Empty: a random secret is made for this server (read it back from
+    // config()), so no fixed secret ships in the code.
+    std::string client_secret;
     std::vector<std::string> redirect_uris = {"http://127.0.0.1/callback"};
 
     // Every time decision (token and code expiry, rate windows, meta.lastUpdated
