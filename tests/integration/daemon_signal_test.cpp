@@ -65,17 +65,9 @@ TEST(DaemonSignals, SigtermMidPassExitsZeroQuicklyAndLeavesAConsistentDatabase) 
     const std::string db_path = (dir / "headache.db").string();
 
     // Run: the daemon, until some rows have landed, then SIGTERM.
-    std::vector<std::string> args = {HEADACHEMD_BINARY, "run", "--config", (dir / "sync.toml").string()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, (dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
-    pid_t pid = 0;
-    ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
+    const pid_t pid = headachemd::test::spawn_binary({"run", "--config", (dir / "sync.toml").string()},
+                                                     dir / "stdout.txt", dir / "stderr.txt");
+    ASSERT_GT(pid, 0);
     const auto deadline = std::chrono::steady_clock::now() + 60s;
     while (count_rows(db_path, "SELECT count(*) FROM observation") < 20 &&
            std::chrono::steady_clock::now() < deadline)
@@ -146,17 +138,9 @@ TEST(DaemonSignals, SighupReloadsTheConfigAndSyncsANewlyListedPatient) {
     }
     headachemd::test::write_file(dir / "sync.toml", head + patient(0));
     const std::string db_path = (dir / "headache.db").string();
-    std::vector<std::string> args = {HEADACHEMD_BINARY, "run", "--config", (dir / "sync.toml").string()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, (dir / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
-    pid_t pid = 0;
-    ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
+    const pid_t pid = headachemd::test::spawn_binary({"run", "--config", (dir / "sync.toml").string()},
+                                                     dir / "stdout.txt", dir / "stderr.txt");
+    ASSERT_GT(pid, 0);
     auto wait_for = [&](const char* sql, long long at_least) {
         const auto deadline = std::chrono::steady_clock::now() + 60s;
         while (count_rows(db_path, sql) < at_least && std::chrono::steady_clock::now() < deadline)

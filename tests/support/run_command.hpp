@@ -21,11 +21,11 @@ struct command_result {
     std::string out, err;
 };
 
-// Runs HEADACHEMD_BINARY with `args`; stdin is /dev/null, stdout and stderr
-// go to files in `scratch`, so nothing can block on a full pipe.
-inline command_result run_binary(const std::vector<std::string>& args, const std::filesystem::path& scratch) {
-    const auto out_path = scratch / "stdout.txt";
-    const auto err_path = scratch / "stderr.txt";
+// Starts HEADACHEMD_BINARY with `args` and returns its pid (-1 when it
+// could not start). stdin is /dev/null; stdout and stderr go to files, so
+// nothing can block on a full pipe.
+inline pid_t spawn_binary(const std::vector<std::string>& args, const std::filesystem::path& out_path,
+                          const std::filesystem::path& err_path) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -37,9 +37,19 @@ inline command_result run_binary(const std::vector<std::string>& args, const std
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = 0;
-    command_result r;
-    if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) return r;
+    const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
+    return rc == 0 ? pid : -1;
+}
+
+// Runs HEADACHEMD_BINARY with `args` to completion; the output files are
+// stdout.txt and stderr.txt in `scratch`.
+inline command_result run_binary(const std::vector<std::string>& args, const std::filesystem::path& scratch) {
+    const auto out_path = scratch / "stdout.txt";
+    const auto err_path = scratch / "stderr.txt";
+    command_result r;
+    const pid_t pid = spawn_binary(args, out_path, err_path);
+    if (pid < 0) return r;
     int status = 0;
     waitpid(pid, &status, 0);
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -150,7 +150,7 @@ struct ingester::impl {
                 static const std::string no_key;
                 const std::string& pk = h.patient_ref.empty() ? no_key : patient_key_for(h.patient_ref);
                 const auto outcome = writer.upsert(r, opts.source, pk, now);
-                auto& c = counts[resource_type_name(r)];
+                auto& c = counts[nz::resource_type_of(r)];
                 if (outcome == store::upsert_outcome::inserted)
                     ++c.inserted;
                 else if (outcome == store::upsert_outcome::updated)
@@ -171,13 +171,6 @@ struct ingester::impl {
             store::rethrow_as_store_error(e, db.path(),
                                           ("writing rows from " + file.string() + " to").c_str());
         }
-    }
-
-    static const char* resource_type_name(const nz::record& r) {
-        static constexpr const char* names[] = {"Patient",     "Condition", "MedicationRequest",
-                                                "Appointment", "Encounter", "Observation",
-                                                "Procedure"};
-        return names[r.index()];
     }
 
     void advance(std::uint64_t bytes) {

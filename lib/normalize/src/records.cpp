@@ -1,4 +1,5 @@
 // Per-record facts the store needs without knowing every record type.
+#include <iterator>
 #include <type_traits>
 #include <variant>
 
@@ -7,31 +8,28 @@
 namespace headachemd::normalize {
 namespace {
 
-// The table names are a contract with analysts (schema/0001_analytics_tables.sql).
-template <class T>
-constexpr const char* table_of() {
-    if constexpr (std::is_same_v<T, patient_record>)
-        return "patient";
-    else if constexpr (std::is_same_v<T, condition_record>)
-        return "condition";
-    else if constexpr (std::is_same_v<T, medication_request_record>)
-        return "medication_request";
-    else if constexpr (std::is_same_v<T, appointment_record>)
-        return "appointment";
-    else if constexpr (std::is_same_v<T, encounter_record>)
-        return "encounter";
-    else if constexpr (std::is_same_v<T, observation_record>)
-        return "observation";
-    else {
-        static_assert(std::is_same_v<T, procedure_record>, "a record type without a table");
-        return "procedure";
-    }
-}
+// In the order of the record variant. The table names are a contract with
+// analysts (schema/0001_analytics_tables.sql).
+struct kind {
+    const char* resource_type;
+    const char* table;
+};
+constexpr kind kinds[] = {
+    {"Patient", "patient"},         {"Condition", "condition"}, {"MedicationRequest", "medication_request"},
+    {"Appointment", "appointment"}, {"Encounter", "encounter"}, {"Observation", "observation"},
+    {"Procedure", "procedure"}};
+static_assert(std::size(kinds) == std::variant_size_v<record>, "a record type without a table");
 
 }  // namespace
 
-const char* table_name(const record& r) {
-    return std::visit([](const auto& rec) { return table_of<std::decay_t<decltype(rec)>>(); }, r);
+const char* table_name(const record& r) { return kinds[r.index()].table; }
+
+const char* resource_type_of(const record& r) { return kinds[r.index()].resource_type; }
+
+std::string_view table_for_type(std::string_view resource_type) {
+    for (const auto& k : kinds)
+        if (resource_type == k.resource_type) return k.table;
+    return {};
 }
 
 const header& header_of(const record& r) {

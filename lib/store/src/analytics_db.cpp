@@ -183,12 +183,6 @@ constexpr const char* raw_upsert_sql =
     "INSERT INTO resource_raw (source, resource_type, id, raw_hash, raw) VALUES (?1, ?2, ?3, ?4, ?5) "
     "ON CONFLICT (source, resource_type, id) DO UPDATE SET raw_hash = excluded.raw_hash, raw = excluded.raw";
 
-constexpr const char* resource_type_of(const nz::record& r) {
-    constexpr std::array names = {"Patient",   "Condition",   "MedicationRequest", "Appointment",
-                                  "Encounter", "Observation", "Procedure"};
-    return names[r.index()];
-}
-
 }  // namespace
 
 struct resource_writer::table_statements {
@@ -306,7 +300,7 @@ int resource_writer::write(SQLite::Statement& w, const nz::record& r, std::strin
 
     raw_upsert_->reset();
     raw_upsert_->bindNoCopy(1, source_);
-    raw_upsert_->bind(2, resource_type_of(r));
+    raw_upsert_->bind(2, nz::resource_type_of(r));
     raw_upsert_->bindNoCopy(3, h.id);
     raw_upsert_->bindNoCopy(4, h.raw_hash);
     raw_upsert_->bindNoCopy(5, h.raw);

@@ -389,7 +389,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         auto meta = fhir::read_page_meta(body);
         if (!meta || !meta->total) co_return false;
         co_return *meta->total ==
-            state.live_rows(e.settings->name, enr.patient_key, table_of(spec.resource_type));
+            state.live_rows(e.settings->name, enr.patient_key, nz::table_for_type(spec.resource_type));
     }
 
     awaitable<type_result> sync_type(ehr_state& e, patient_state& ps, store::enrollment& enr,
@@ -520,7 +520,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                             ++out.unchanged;
                             break;
                     }
-                    if (std::string_view(nz::table_name(rec)) == table_of(rs.type)) seen_ids.push_back(h.id);
+                    if (std::string_view(nz::table_name(rec)) == nz::table_for_type(rs.type))
+                        seen_ids.push_back(h.id);
                     if (h.last_updated && (!max_updated || later_instant(*h.last_updated, *max_updated)))
                         max_updated = h.last_updated;
                 }
@@ -530,8 +531,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     if (!incremental) {
                         // A complete full pull: what we hold and it did not
                         // return was deleted at the EHR.
-                        out.deleted = state.mark_deleted_except(s.name, enr.patient_key, table_of(rs.type),
-                                                                seen_ids, now);
+                        out.deleted = state.mark_deleted_except(s.name, enr.patient_key,
+                                                                nz::table_for_type(rs.type), seen_ids, now);
                         c.last_full_pull_at = now;
                     }
                     state.write_cursor(s.name, enr.patient_key, rs.type, c);
@@ -550,17 +551,6 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             url = *next;
         }
-    }
-
-    static std::string_view table_of(std::string_view type) {
-        if (type == "Patient") return "patient";
-        if (type == "Condition") return "condition";
-        if (type == "MedicationRequest") return "medication_request";
-        if (type == "Appointment") return "appointment";
-        if (type == "Encounter") return "encounter";
-        if (type == "Observation") return "observation";
-        if (type == "Procedure") return "procedure";
-        return "";
     }
 
     void write_status(const patient_result& pr) {

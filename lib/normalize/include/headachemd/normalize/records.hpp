@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -113,6 +114,10 @@ using record = std::variant<patient_record, condition_record, medication_request
 
 // The analyst table a record goes to ("patient", "condition", …).
 const char* table_name(const record& r);
+// Its FHIR resource type ("Patient", "Condition", …).
+const char* resource_type_of(const record& r);
+// The analyst table for a FHIR resource type we normalize; "" for others.
+std::string_view table_for_type(std::string_view resource_type);
 const header& header_of(const record& r);
 header& header_of(record& r);
 
