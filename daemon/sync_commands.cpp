@@ -9,6 +9,8 @@
 #include <memory>
 #include <random>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -21,10 +23,14 @@
 #include "headachemd/config/config.hpp"
 #include "headachemd/core/clock.hpp"
 #include "headachemd/http/client.hpp"
+#include "headachemd/http/listener.hpp"
+#include "headachemd/smart/enrollment.hpp"
 #include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/pending.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/engine.hpp"
+#include "headachemd/sync/enroll.hpp"
 #include "logging.hpp"
 
 namespace headachemd::daemon {
@@ -200,6 +206,49 @@ int run_daemon(const common_args& a) {
         };
         signals.async_wait(on_signal);
 
+        // Browser enrollment while the daemon runs ([daemon] callback_listen):
+        // `enroll KEY` stored the pending row and printed the URL; the redirect
+        // comes here, and the new patient's first sync starts at once.
+        std::vector<std::pair<std::string, std::string>> enrolled_now;
+        std::optional<http::listener> callback;
+        if (rt->cfg.daemon.callback_listen) {
+            auto on_callback = [&](http::incoming_request req) -> awaitable<http::outgoing_response> {
+                bool ours = false;
+                for (const auto& e : rt->cfg.ehrs)
+                    ours = ours ||
+                           (e.redirect_uri && smart::path_of(*e.redirect_uri) == smart::path_of(req.target));
+                if (!ours) co_return http::outgoing_response{404, "text/plain; charset=utf-8", "Not found\n"};
+                auto cb = smart::parse_callback(req.target);
+                if (!cb)
+                    co_return http::outgoing_response{400, "text/plain; charset=utf-8",
+                                                      "This is not an authorization redirect.\n"};
+                // A copy: a SIGHUP reload may replace the config while the code
+                // exchange is in flight.
+                const auto cfg_now = std::make_shared<const config::config>(rt->cfg);
+                auto outcome =
+                    co_await sync::complete_enrollment(*http, *cfg_now, *rt->vault, *cb, clk.now());
+                if (outcome.ok) {
+                    rt->log->info("patient {} enrolled at {} by browser authorization; first sync queued",
+                                  outcome.patient_key, outcome.ehr);
+                    enrolled_now.emplace_back(outcome.patient_key, outcome.ehr);
+                    idle.cancel();
+                } else {
+                    rt->log->error("enrollment{}{} failed: {}{}{}", outcome.patient_key.empty() ? "" : " of ",
+                                   outcome.patient_key, outcome.headline,
+                                   outcome.raw_error.empty() ? "" : "; EHR said: ", outcome.raw_error);
+                }
+                co_return http::outgoing_response{outcome.ok ? 200 : 400, "text/html; charset=utf-8",
+                                                  sync::callback_page(outcome)};
+            };
+            callback.emplace(io.get_executor(), on_callback);
+            auto bound = callback->start(*rt->cfg.daemon.callback_listen);
+            if (!bound) {
+                rt->log->error("[daemon] callback_listen: {}", bound.err().message);
+                return exit_code::unavailable;
+            }
+            rt->log->info("enrollment redirects are caught on {}", *rt->cfg.daemon.callback_listen);
+        }
+
         run_on_io(io, [&]() -> awaitable<void> {
             std::map<std::pair<std::string, std::string>, sync::sys_time> due;
             auto schedule_all = [&] {
@@ -214,6 +263,8 @@ int run_daemon(const common_args& a) {
             schedule_all();
             rt->log->info("running: {} patients at {} EHRs", rt->cfg.patients.size(), rt->cfg.ehrs.size());
             while (!stop_requested) {
+                for (auto& who : enrolled_now) due[who] = clk.now();
+                enrolled_now.clear();
                 if (reload_requested) {
                     reload_requested = false;
                     if (auto fresh = load_or_report(a.config)) {
@@ -254,6 +305,7 @@ int run_daemon(const common_args& a) {
                 co_await idle.async_wait(asio::as_tuple(use_awaitable));
             }
             signals.cancel();
+            if (callback) callback->stop();
             http->close_idle();
         });
         rt->log->info("stopped");
@@ -272,10 +324,193 @@ struct enroll_args : common_args {
     std::string refresh_token_file;
     std::string fhir_patient_id;
     std::string ehr;
+    std::string listen;
+    bool paste = false;
 };
 
-// Imports a refresh token that the HeadacheMD web app obtained. Browser
-// enrollment (authorization code + PKCE) arrives with a later release.
+// Imports a refresh token that the HeadacheMD web app obtained.
+int import_refresh_token(runtime& rt, const config::patient_settings& patient, const enroll_args& a) {
+    std::ifstream in(a.refresh_token_file, std::ios::binary);
+    if (!in) {
+        rt.log->error("cannot read {}", a.refresh_token_file);
+        return exit_code::no_input;
+    }
+    std::string token{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
+        token.pop_back();
+    if (token.empty() || token.find_first_of(" \t\r\n") != std::string::npos) {
+        rt.log->error("{} does not hold a single refresh token", a.refresh_token_file);
+        return exit_code::data_error;
+    }
+    const std::string fhir_id =
+        !a.fhir_patient_id.empty() ? a.fhir_patient_id : patient.fhir_patient_id.value_or("");
+    if (fhir_id.empty()) {
+        rt.log->error(
+            "the FHIR patient id of {} is unknown: set fhir_patient_id in the config or pass "
+            "--fhir-patient-id",
+            a.patient_key);
+        return exit_code::usage;
+    }
+    const std::string now = store::utc_timestamp(std::chrono::system_clock::now());
+    try {
+        rt.vault->put_enrollment({patient.key, patient.ehr, fhir_id, token, "", now, false}, now);
+    } catch (const store::store_error& e) {
+        rt.log->error("{}", e.what());
+        return exit_code::io_error;
+    }
+    rt.log->info("patient {} enrolled at {}; the next sync pulls their data", patient.key, patient.ehr);
+    return exit_code::ok;
+}
+
+// What the admin sees at the end of a browser enrollment.
+int report_outcome(runtime& rt, const sync::enrollment_outcome& o) {
+    if (o.ok) {
+        rt.log->info("patient {} enrolled at {} by browser authorization", o.patient_key, o.ehr);
+        std::cout << fmt::format(
+            "Enrolled {} at {}. The next sync pulls their data (a running daemon within "
+            "15 minutes, or at once after `systemctl reload headachemd-sync`).\n",
+            o.patient_key, o.ehr);
+        if (!o.not_granted.empty()) {
+            std::string list;
+            for (const auto& s : o.not_granted) list += (list.empty() ? "" : " ") + s;
+            rt.log->warn("patient {}: the EHR did not grant: {}", o.patient_key, list);
+            std::cout << "Not granted (these types will not sync): " << list << "\n";
+        }
+        return exit_code::ok;
+    }
+    rt.log->error("enrollment{}{} failed: {}", o.patient_key.empty() ? "" : " of ", o.patient_key,
+                  o.headline);
+    std::cerr << o.headline << "\n" << o.explanation << "\n";
+    if (!o.raw_error.empty()) std::cerr << "EHR said: " << o.raw_error << "\n";
+    return exit_code::data_error;
+}
+
+// Browser enrollment: authorization code + PKCE (SMART App Launch 2.x).
+int browser_enroll(runtime& rt, const config::patient_settings& patient, const enroll_args& a) {
+    const config::ehr_settings* ehr = rt.cfg.find_ehr(patient.ehr);
+    enum class mode { listen, paste, daemon } how;
+    if (!a.listen.empty())
+        how = mode::listen;
+    else if (a.paste)
+        how = mode::paste;
+    else if (rt.cfg.daemon.callback_listen)
+        how = mode::daemon;
+    else {
+        rt.log->error(
+            "say how the redirect comes back: --listen HOST:PORT (a listener here), --paste (paste the final "
+            "URL), or set [daemon] callback_listen so the running daemon catches it");
+        return exit_code::usage;
+    }
+    asio::io_context io;
+    int rc = exit_code::ok;
+    try {
+        http::client http(io.get_executor(), http_options_for(rt.cfg));
+        std::optional<http::listener> listener;
+        std::optional<asio::steady_timer> expiry;
+        run_on_io(io, [&]() -> awaitable<void> {
+            const auto now = std::chrono::system_clock::now();
+            auto start = co_await sync::begin_enrollment(http, *ehr, patient, now);
+            if (!start) {
+                rt.log->error("{}", start.err().message);
+                rc = exit_code::unavailable;
+                co_return;
+            }
+            store::pending_enrollments pending(*rt.vault);
+            pending.purge_expired(
+                std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
+            if (how == mode::listen) {
+                // Bound before the URL is shown, so the redirect cannot come
+                // back to a port nobody listens on.
+                const std::string callback_path = smart::path_of(start->pending.redirect_uri);
+                auto on_request =
+                    [&, callback_path](http::incoming_request req) -> awaitable<http::outgoing_response> {
+                    if (smart::path_of(req.target) != callback_path)
+                        co_return http::outgoing_response{404, "text/plain; charset=utf-8", "Not found\n"};
+                    auto cb = smart::parse_callback(req.target);
+                    if (!cb)
+                        co_return http::outgoing_response{400, "text/plain; charset=utf-8",
+                                                          "This is not an authorization redirect.\n"};
+                    auto outcome = co_await sync::complete_enrollment(http, rt.cfg, *rt.vault, *cb,
+                                                                      std::chrono::system_clock::now());
+                    rc = report_outcome(rt, outcome);
+                    // stop() lets this answer be written, then the context runs dry.
+                    listener->stop();
+                    if (expiry) expiry->cancel();
+                    http.close_idle();
+                    co_return http::outgoing_response{outcome.ok ? 200 : 400, "text/html; charset=utf-8",
+                                                      sync::callback_page(outcome)};
+                };
+                listener.emplace(io.get_executor(), on_request);
+                auto bound = listener->start(a.listen);
+                if (!bound) {
+                    rt.log->error("{}", bound.err().message);
+                    rc = exit_code::unavailable;
+                    co_return;
+                }
+            }
+            pending.put(start->pending);
+            if (isatty(STDERR_FILENO)) {
+                std::cerr << fmt::format(
+                    "Open this address in a browser on a device where the patient can sign in to {}'s "
+                    "patient "
+                    "portal. They will sign in, see what HeadacheMD asks to read, and approve it; the "
+                    "browser "
+                    "then returns to the redirect URI. The link works once, for 10 minutes.\n\n",
+                    ehr->name);
+            }
+            std::cout << start->authorize_url << std::endl;
+            if (how == mode::daemon) {
+                std::cout << fmt::format(
+                    "The running daemon completes the enrollment at {} when the browser "
+                    "returns; `headachemd-sync status` then shows {} as enrolled.\n",
+                    *rt.cfg.daemon.callback_listen, patient.key);
+                co_return;
+            }
+            if (how == mode::paste) {
+                std::cerr << "After approving, the browser lands on the redirect URI (the page may not load; "
+                             "that is fine). Paste that page's full address here and press Enter:\n";
+                std::string line;
+                if (!std::getline(std::cin, line)) {
+                    rt.log->error("no redirect URL was pasted; nothing was stored");
+                    rc = exit_code::data_error;
+                    co_return;
+                }
+                auto cb = smart::parse_callback(line);
+                if (!cb) {
+                    rt.log->error("{}; nothing was stored", cb.err().message);
+                    rc = exit_code::data_error;
+                    co_return;
+                }
+                auto outcome = co_await sync::complete_enrollment(http, rt.cfg, *rt.vault, *cb,
+                                                                  std::chrono::system_clock::now());
+                rc = report_outcome(rt, outcome);
+                http.close_idle();
+                co_return;
+            }
+            // --listen: wait for the redirect, or the end of the link's life.
+            expiry.emplace(io, sync::pending_lifetime + std::chrono::seconds(5));
+            auto expire = [&](boost::system::error_code ec) {
+                if (ec) return;
+                rt.log->error(
+                    "no redirect arrived within 10 minutes; the enrollment expired, nothing was stored");
+                rc = exit_code::temp_fail;
+                listener->stop();
+                http.close_idle();
+            };
+            expiry->async_wait(expire);
+            std::cerr << fmt::format("Waiting for the redirect on {} …\n", a.listen);
+            co_return;
+        });
+    } catch (const store::store_error& e) {
+        rt.log->error("{}", e.what());
+        return exit_code::io_error;
+    } catch (const std::runtime_error& e) {
+        rt.log->error("{}", e.what());
+        return exit_code::config;
+    }
+    return rc;
+}
+
 int enroll(const enroll_args& a) {
     int rc = exit_code::ok;
     auto rt = open_runtime(a.config, a.log_level, rc);
@@ -288,42 +523,8 @@ int enroll(const enroll_args& a) {
                        a.config);
         return exit_code::config;
     }
-    if (a.refresh_token_file.empty()) {
-        rt->log->error(
-            "browser enrollment is not available yet: pass --refresh-token-file with a refresh token "
-            "obtained by the HeadacheMD web app");
-        return exit_code::usage;
-    }
-    std::ifstream in(a.refresh_token_file, std::ios::binary);
-    if (!in) {
-        rt->log->error("cannot read {}", a.refresh_token_file);
-        return exit_code::no_input;
-    }
-    std::string token{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
-        token.pop_back();
-    if (token.empty() || token.find_first_of(" \t\r\n") != std::string::npos) {
-        rt->log->error("{} does not hold a single refresh token", a.refresh_token_file);
-        return exit_code::data_error;
-    }
-    const std::string fhir_id =
-        !a.fhir_patient_id.empty() ? a.fhir_patient_id : patient->fhir_patient_id.value_or("");
-    if (fhir_id.empty()) {
-        rt->log->error(
-            "the FHIR patient id of {} is unknown: set fhir_patient_id in the config or pass "
-            "--fhir-patient-id",
-            a.patient_key);
-        return exit_code::usage;
-    }
-    const std::string now = store::utc_timestamp(std::chrono::system_clock::now());
-    try {
-        rt->vault->put_enrollment({patient->key, patient->ehr, fhir_id, token, "", now, false}, now);
-    } catch (const store::store_error& e) {
-        rt->log->error("{}", e.what());
-        return exit_code::io_error;
-    }
-    rt->log->info("patient {} enrolled at {}; the next sync pulls their data", patient->key, patient->ehr);
-    return exit_code::ok;
+    if (!a.refresh_token_file.empty()) return import_refresh_token(*rt, *patient, a);
+    return browser_enroll(*rt, *patient, a);
 }
 
 int status(const common_args& a) {
@@ -390,8 +591,14 @@ void add_sync_commands(CLI::App& app, int* exit_code) {
         auto args = std::make_shared<enroll_args>();
         CLI::App* cmd = app.add_subcommand("enroll", "Enroll a patient listed in the config");
         cmd->footer(
-            "Example:\n  headachemd-sync enroll hmd-000123 --refresh-token-file /run/hmd/rt.txt\n"
-            "The token file holds one refresh token obtained by the HeadacheMD web app.");
+            "Examples:\n"
+            "  headachemd-sync enroll hmd-000123 --listen 127.0.0.1:8765   # redirect URI reaches this host\n"
+            "  headachemd-sync enroll hmd-000123 --paste                    # paste the final URL back\n"
+            "  headachemd-sync enroll hmd-000123          # the running daemon's callback_listen catches it\n"
+            "  headachemd-sync enroll hmd-000123 --refresh-token-file /run/hmd/rt.txt   # from the web app\n"
+            "Prints the authorize URL to open in the patient's browser; the link works once, for 10 "
+            "minutes.\nExit status: 0 enrolled (or handed to the daemon), 65 refused or failed (nothing "
+            "stored), 64 usage, 69 EHR unreachable.");
         add_common(cmd, *args);
         cmd->add_option("key", args->patient_key, "the patient's HeadacheMD key, as in [[patient]] key")
             ->required();
@@ -399,6 +606,9 @@ void add_sync_commands(CLI::App& app, int* exit_code) {
         cmd->add_option("--fhir-patient-id", args->fhir_patient_id,
                         "the patient's FHIR id (else from the config)");
         cmd->add_option("--ehr", args->ehr, "the EHR, when the key is listed for several");
+        cmd->add_option("--listen", args->listen,
+                        "catch the redirect on this host:port (the redirect URI must lead here)");
+        cmd->add_flag("--paste", args->paste, "paste the browser's final redirect URL on stdin");
         cmd->callback([args, exit_code] { *exit_code = enroll(*args); });
     }
     {

@@ -33,11 +33,11 @@ constexpr std::array<std::string_view, 7> daemon_keys{
     "database", "vault", "log_level", "log_format", "default_interval", "callback_listen", "token_key_file"};
 constexpr std::array<std::string_view, 1> privacy_keys{"identifiers"};
 // clang-format off
-constexpr std::array<std::string_view, 28> ehr_keys{
+constexpr std::array<std::string_view, 29> ehr_keys{
     "name", "profile", "fhir_base",
     // OAuth: endpoints and client registration
     "discovery", "authorize_endpoint", "token_endpoint", "client_id", "client_auth", "client_secret_file",
-    "private_key_file", "key_id", "scopes", "ca_file",
+    "private_key_file", "key_id", "scopes", "ca_file", "redirect_uri",
     // what to search, and how
     "resources", "search_params", "patient_param", "page_size", "page_param", "use_last_updated",
     "last_updated_overlap",
@@ -559,6 +559,9 @@ private:
         if (auto v = get_bool(s, "discovery")) e.discovery = *v;
         if (auto v = get_url(s, "authorize_endpoint", detail::url_use::endpoint)) e.authorize_endpoint = *v;
         if (auto v = get_url(s, "token_endpoint", detail::url_use::endpoint)) e.token_endpoint = *v;
+        // RFC 6749 §3.1.2: an absolute URI without a fragment; https, or
+        // http on loopback (RFC 8252 §7.3), like every other endpoint here.
+        if (auto v = get_url(s, "redirect_uri", detail::url_use::endpoint)) e.redirect_uri = *v;
         require(s, "client_id", " (the client id of this app's registration at the EHR)");
         if (auto v = get_nonempty_string(s, "client_id")) e.client_id = *v;
         if (auto v = get_path(s, "client_secret_file")) e.client_secret_file = *v;

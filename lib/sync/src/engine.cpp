@@ -1,8 +1,6 @@
 #include "headachemd/sync/engine.hpp"
 
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 #include <random>
 #include <set>
 
@@ -17,6 +15,7 @@
 #include "headachemd/normalize/normalize.hpp"
 #include "headachemd/smart/smart.hpp"
 #include "headachemd/store/sync_state.hpp"
+#include "headachemd/sync/credentials.hpp"
 
 namespace headachemd::sync {
 namespace {
@@ -29,25 +28,6 @@ using asio::use_awaitable;
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-std::string read_secret_file(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read the secret file " + p.string());
-    std::string s{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-    return s;
-}
-
-smart::client_auth auth_of(cfg::client_auth_method m) {
-    switch (m) {
-        case cfg::client_auth_method::client_secret_post:
-            return smart::client_auth::client_secret_post;
-        case cfg::client_auth_method::none:
-            return smart::client_auth::none;
-        default:
-            return smart::client_auth::client_secret_basic;
-    }
-}
 
 // Transport failures after which the request certainly never reached the
 // server, so even a refresh (single-use token!) may be sent again.
@@ -128,9 +108,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         }
         for (const auto& s : config.ehrs) {
             auto st = std::make_unique<ehr_state>(s);
-            st->creds.client_id = s.client_id;
-            st->creds.auth = auth_of(s.client_auth);
-            if (s.client_secret_file) st->creds.client_secret = read_secret_file(*s.client_secret_file);
+            st->creds = load_client_credentials(s);
             ehrs.emplace(s.name, std::move(st));
         }
     }

@@ -509,6 +509,7 @@ TEST(config_example, documents_every_key) {
                                         "client_auth",
                                         "scopes",
                                         "ca_file",
+                                        "redirect_uri",
                                         "resources",
                                         "search_params",
                                         "patient_param",

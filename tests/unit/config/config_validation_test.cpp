@@ -289,6 +289,20 @@ TEST(config_validation, malformed_urls) {
     EXPECT_TRUE(has_error(result, 10, 13, "fhir_base must not contain a query"));
 }
 
+TEST(config_validation, redirect_uri_must_be_https_or_loopback_http_without_fragment) {
+    // Setup: lines 6 and 11
+    auto text = ehr_with("redirect_uri = \"http://clinic.example/cb\"\n") +
+                "[[ehr]]\nname = \"b\"\nfhir_base = \"https://b.example/fhir\"\nclient_id = \"c\"\n"
+                "redirect_uri = \"https://clinic.example/cb#x\"\nclient_auth = \"none\"\n";
+
+    // Run
+    auto result = parse(text);
+
+    // Check
+    EXPECT_TRUE(has_error(result, 6, 16, "redirect_uri must be https://"));
+    EXPECT_TRUE(has_error(result, 11, 16, "redirect_uri must not contain a fragment"));
+}
+
 TEST(config_validation, credentials_in_a_url_are_refused_without_echo) {
     // Setup
     auto text =

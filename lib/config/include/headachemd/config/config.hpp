@@ -80,6 +80,11 @@ struct ehr_settings {
     std::optional<std::string> authorize_endpoint;  // overrides discovery
     std::optional<std::string> token_endpoint;      // overrides discovery; required without it
     std::string client_id;
+    // The redirect URI registered for this app at the EHR, sent verbatim at
+    // /authorize and /token. Browser enrollment needs it; it must reach
+    // `enroll --listen`, the daemon's callback_listen (e.g. through the
+    // clinic's reverse proxy), or a page whose URL the person pastes back.
+    std::optional<std::string> redirect_uri;
     std::optional<std::filesystem::path> client_secret_file;  // client_secret_basic / _post
     std::optional<std::filesystem::path> private_key_file;    // private_key_jwt (PEM)
     std::optional<std::string> key_id;                        // JWS `kid` for private_key_jwt

@@ -1,0 +1,295 @@
+#include "headachemd/sync/enroll.hpp"
+
+#include <boost/asio/use_awaitable.hpp>
+
+#include "headachemd/http/url.hpp"
+#include "headachemd/smart/smart.hpp"
+#include "headachemd/store/analytics_db.hpp"
+#include "headachemd/sync/credentials.hpp"
+
+namespace headachemd::sync {
+namespace {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+
+std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+std::string html_escape(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        switch (c) {
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out.push_back(c);
+        }
+    }
+    return out;
+}
+
+// Keeps an EHR-supplied description printable and short: it is shown to
+// people and written to logs, and it comes from outside.
+std::string printable(std::string_view s, std::size_t max = 300) {
+    std::string out;
+    for (char c : s) {
+        if (out.size() >= max) {
+            out += "…";
+            break;
+        }
+        const auto u = static_cast<unsigned char>(c);
+        out.push_back(u < 0x20 || u == 0x7f ? ' ' : c);
+    }
+    return out;
+}
+
+enrollment_outcome failed(std::string headline, std::string explanation, std::string raw = {}) {
+    enrollment_outcome o;
+    o.headline = std::move(headline);
+    o.explanation = std::move(explanation);
+    o.raw_error = std::move(raw);
+    return o;
+}
+
+// GET of a discovery document; nullopt when it is not there or not usable.
+awaitable<std::optional<smart::configuration>> fetch_configuration(http::transport& http, std::string url,
+                                                                   bool capability) {
+    http::request req;
+    req.url = std::move(url);
+    req.headers.push_back({"Accept", "application/json, application/fhir+json"});
+    auto r = co_await http.send(std::move(req));
+    if (!r || r->status != 200) co_return std::nullopt;
+    auto c = capability ? smart::parse_capability_oauth_uris(r->body) : smart::parse_configuration(r->body);
+    if (!c) co_return std::nullopt;
+    co_return std::move(*c);
+}
+
+}  // namespace
+
+awaitable<result<enrollment_start>> begin_enrollment(http::transport& http, const config::ehr_settings& ehr,
+                                                     const config::patient_settings& patient,
+                                                     std::chrono::system_clock::time_point now) {
+    if (!ehr.redirect_uri)
+        co_return error{"no_redirect_uri",
+                        "[[ehr]] \"" + ehr.name +
+                            "\" has no redirect_uri: set it to the redirect URI registered "
+                            "for this app at the EHR"};
+    std::string authorize = ehr.authorize_endpoint.value_or("");
+    std::string token = ehr.token_endpoint.value_or("");
+    if (ehr.discovery && (authorize.empty() || token.empty())) {
+        // SMART App Launch 2.x: per-tenant {fhir_base}/.well-known/smart-configuration;
+        // the CapabilityStatement's oauth-uris extension is the older way.
+        // Named URLs: GCC 12 mishandles temporaries inside a co_await operand.
+        std::string well_known = ehr.fhir_base + "/.well-known/smart-configuration";
+        std::string metadata = ehr.fhir_base + "/metadata";
+        auto c = co_await fetch_configuration(http, std::move(well_known), false);
+        if (!c) c = co_await fetch_configuration(http, std::move(metadata), true);
+        if (c) {
+            if (authorize.empty()) authorize = c->authorization_endpoint;
+            if (token.empty()) token = c->token_endpoint;
+        }
+    }
+    if (authorize.empty() || token.empty())
+        co_return error{"discovery_failed",
+                        "EHR " + ehr.name + ": no authorize or token endpoint (discovery at " +
+                            ehr.fhir_base +
+                            "/.well-known/smart-configuration failed; run `headachemd-sync doctor " +
+                            ehr.name + "`, or set authorize_endpoint and token_endpoint)"};
+    if (!http::origin_of(authorize) || !http::origin_of(token))
+        co_return error{"discovery_failed",
+                        "EHR " + ehr.name + ": the authorize or token endpoint is not a URL"};
+
+    const auto pkce = smart::make_pkce();
+    const std::string state = smart::random_state();
+    const std::string scope = smart::enrollment_scope(ehr.scopes);
+    enrollment_start out;
+    out.authorize_url = smart::authorize_url(
+        {authorize, ehr.client_id, *ehr.redirect_uri, scope, state, ehr.fhir_base, pkce.challenge});
+    out.pending.state_hash = store::state_hash(state);
+    out.pending.patient_key = patient.key;
+    out.pending.ehr = ehr.name;
+    out.pending.code_verifier = pkce.verifier;
+    out.pending.redirect_uri = *ehr.redirect_uri;
+    out.pending.scope = scope;
+    out.pending.token_endpoint = token;
+    out.pending.created_at = store::utc_timestamp(now);
+    out.pending.expires_at = unix_seconds(now + pending_lifetime);
+    co_return out;
+}
+
+awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const config::config& cfg,
+                                                  store::vault& vault, const smart::callback_params& callback,
+                                                  std::chrono::system_clock::time_point now) {
+    store::pending_enrollments pending(vault);
+    // The row is taken out before anything else, whatever the outcome: a
+    // state serves one redirect, so a replay or a second tab finds nothing.
+    std::optional<store::pending_enrollment> p;
+    if (callback.state && !callback.state->empty()) p = pending.take(store::state_hash(*callback.state));
+
+    if (callback.error) {
+        std::string raw = *callback.error;
+        if (callback.error_description) raw += ": " + *callback.error_description;
+        auto o = failed("The EHR did not authorize HeadacheMD (" + printable(*callback.error, 60) + ")",
+                        smart::explain_oauth_error(*callback.error), printable(raw));
+        if (p) o.patient_key = p->patient_key, o.ehr = p->ehr;
+        co_return o;
+    }
+    if (!callback.state || callback.state->empty())
+        co_return failed(
+            "The redirect carried no state",
+            "Without the state this redirect cannot be matched to an enrollment that was started "
+            "here, so it was ignored. Nothing was stored. Start again with `headachemd-sync "
+            "enroll`.");
+    if (!p)
+        co_return failed("This sign-in link is unknown or was already used",
+                         "The state in the redirect matches no pending enrollment: it was already completed, "
+                         "replayed, or did not come from an enrollment started here. Nothing was stored; "
+                         "existing enrollments are unchanged. Start again with `headachemd-sync enroll`.");
+    if (p->expires_at <= unix_seconds(now)) {
+        auto o =
+            failed("This enrollment expired",
+                   "A browser enrollment must be completed within 10 minutes of starting it. Nothing was "
+                   "stored. Start again with `headachemd-sync enroll " +
+                       p->patient_key + "`.");
+        o.patient_key = p->patient_key, o.ehr = p->ehr;
+        co_return o;
+    }
+    const config::patient_settings* patient = nullptr;
+    for (const auto& q : cfg.patients)
+        if (q.key == p->patient_key && q.ehr == p->ehr) patient = &q;
+    const config::ehr_settings* ehr = cfg.find_ehr(p->ehr);
+    const auto with_patient = [&](enrollment_outcome o) {
+        o.patient_key = p->patient_key;
+        o.ehr = p->ehr;
+        return o;
+    };
+    if (!patient || !ehr)
+        co_return with_patient(failed("This patient is no longer in the configuration",
+                                      "The enrollment was started for a patient that the config no longer "
+                                      "lists. Nothing was stored."));
+    if (!callback.code || callback.code->empty())
+        co_return with_patient(failed("The redirect carried no authorization code",
+                                      "The EHR redirected back without a code. Nothing was stored. Start "
+                                      "again with `headachemd-sync enroll`."));
+
+    smart::client_credentials creds;
+    try {
+        creds = load_client_credentials(*ehr);
+    } catch (const std::exception& e) {
+        co_return with_patient(failed("The client credentials cannot be read", e.what()));
+    }
+    const auto tr =
+        smart::make_code_exchange_request(*callback.code, p->redirect_uri, p->code_verifier, creds);
+    http::request req;
+    req.method = boost::beast::http::verb::post;
+    req.url = p->token_endpoint;
+    for (const auto& [n, v] : tr.headers) req.headers.push_back({n, v});
+    req.body = tr.body;
+    // Sent once: an authorization code is single-use (RFC 6749 §4.1.2), so a
+    // retry after a lost answer could only fail.
+    auto r = co_await http.send(std::move(req));
+    if (!r)
+        co_return with_patient(failed("The EHR's token endpoint could not be reached",
+                                      "The code could not be exchanged (" + r.err().message +
+                                          "). Nothing was stored; start again with `headachemd-sync enroll` "
+                                          "in a moment."));
+    auto t = smart::parse_token_response(r->status, r->body);
+    if (!t) {
+        const std::string raw = t.err().code + (t.err().message.empty() ? "" : ": " + t.err().message);
+        co_return with_patient(
+            failed("The EHR refused the authorization code (" + printable(t.err().code, 60) + ")",
+                   smart::explain_oauth_error(t.err().code), printable(raw)));
+    }
+    if (!t->refresh_token || t->refresh_token->empty())
+        co_return with_patient(failed(
+            "The EHR granted no refresh token",
+            "Without a refresh token HeadacheMD cannot sync after the first hour. The EHR must grant "
+            "offline_access: check that it is in `scopes`, that the person approved it, and that this app is "
+            "registered as a confidential client (eClinicalWorks gives refresh tokens to confidential "
+            "clients only). Nothing was stored."));
+    // SMART App Launch: the patient in context comes in the token response's
+    // `patient`, or in the id_token's fhirUser claim (openid fhirUser).
+    std::optional<std::string> fhir_id = t->patient;
+    if (!fhir_id && t->id_token) fhir_id = smart::patient_from_id_token(*t->id_token);
+    if (!fhir_id || !smart::valid_fhir_id(*fhir_id))
+        co_return with_patient(failed(
+            "The EHR did not say which patient was authorized",
+            "The token response had no `patient` and no usable id_token fhirUser claim. Check that the "
+            "scopes include launch/patient, openid and fhirUser. Nothing was stored."));
+    if (patient->fhir_patient_id && *patient->fhir_patient_id != *fhir_id)
+        co_return with_patient(failed(
+            "A different patient's record was authorized",
+            "The person signed in to a patient record other than the one this key is pinned to "
+            "(fhir_patient_id in the config). Nothing was stored. Check that the right person is signing in, "
+            "or correct fhir_patient_id."));
+
+    store::enrollment e;
+    e.patient_key = p->patient_key;
+    e.ehr = p->ehr;
+    e.fhir_patient_id = *fhir_id;
+    e.refresh_token = *t->refresh_token;
+    e.scope = t->scope.empty() ? p->scope : t->scope;
+    e.token_obtained_at = store::utc_timestamp(now);
+    try {
+        vault.put_enrollment(e, e.token_obtained_at);
+    } catch (const std::exception& ex) {
+        co_return with_patient(failed("The token could not be stored",
+                                      std::string(ex.what()) + ". Enroll again once it is fixed."));
+    }
+    enrollment_outcome o;
+    o.ok = true;
+    o.patient_key = p->patient_key;
+    o.ehr = p->ehr;
+    o.not_granted = smart::missing_scopes(p->scope, t->scope);
+    o.headline = "HeadacheMD is connected";
+    o.explanation =
+        "The authorization worked. HeadacheMD will now keep this patient's headache data up to date "
+        "on its own; nothing else needs to be done.";
+    co_return o;
+}
+
+std::string callback_page(const enrollment_outcome& o) {
+    std::string body =
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<title>HeadacheMD: " +
+        html_escape(o.ok ? "connected" : "not connected") +
+        "</title><style>body{font:17px/1.5 system-ui,sans-serif;max-width:36em;margin:3em auto;padding:0 1em;"
+        "color:#222}h1{font-size:1.4em}.ok{color:#176b2c}.bad{color:#a32020}code{background:#f3f3f3;"
+        "padding:0 .2em}</style></head><body>";
+    body += std::string("<h1 class=\"") + (o.ok ? "ok" : "bad") + "\">" + html_escape(o.headline) + "</h1>";
+    body += "<p>" + html_escape(o.explanation) + "</p>";
+    if (o.ok) {
+        body += "<p>You can close this window.</p>";
+        if (!o.not_granted.empty()) {
+            body += "<p>Some access was not granted, so some data will not be synced:</p><ul>";
+            for (const auto& s : o.not_granted) body += "<li><code>" + html_escape(s) + "</code></li>";
+            body += "</ul>";
+        }
+    } else {
+        body +=
+            "<p>Nothing was stored. Please tell the clinic staff member who started this; they can start "
+            "it again.</p>";
+        if (!o.raw_error.empty())
+            body += "<p>Details from the EHR: <code>" + html_escape(o.raw_error) + "</code></p>";
+    }
+    body += "</body></html>\n";
+    return body;
+}
+
+}  // namespace headachemd::sync
