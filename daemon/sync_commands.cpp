@@ -32,6 +32,7 @@
 #include "headachemd/sync/engine.hpp"
 #include "headachemd/sync/enroll.hpp"
 #include "logging.hpp"
+#include "notify.hpp"
 
 namespace headachemd::daemon {
 namespace {
@@ -184,10 +185,22 @@ int run_daemon(const common_args& a) {
     system_clock clk;
     std::mt19937_64 rng(std::random_device{}());
     bool stop_requested = false, reload_requested = false;
+    // systemd Type=notify: READY, STATUS progress, WATCHDOG, STOPPING, RELOADING.
+    auto notify = notifier::from_environment();
+    watchdog_timer watchdog(io.get_executor(), notify);
+    int pass_no = 0;
+    std::size_t pass_total = 0;
+    sync::pass_result progress;
+    sync::engine_options engine_opts;
+    engine_opts.on_patient_done = [&](const sync::patient_result& p) {
+        progress.patients.push_back(p);
+        notify.status(pass_status(pass_no, static_cast<int>(progress.patients.size()),
+                                  static_cast<int>(pass_total), progress.failed()));
+    };
     try {
         auto http = std::make_unique<http::client>(io.get_executor(), http_options_for(rt->cfg));
         auto engine = std::make_unique<sync::engine>(io.get_executor(), rt->cfg, *http, *rt->db, *rt->vault,
-                                                     clk, rt->log);
+                                                     clk, rt->log, engine_opts);
         asio::steady_timer idle(io);
         asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
         std::function<void(const boost::system::error_code&, int)> on_signal;
@@ -198,6 +211,7 @@ int run_daemon(const common_args& a) {
                 reload_requested = true;
             } else {
                 rt->log->info("stopping: no new requests; the open page is finished or rolled back");
+                notify.stopping("stopping: finishing the open page");
                 stop_requested = true;
                 engine->stop();
             }
@@ -250,6 +264,16 @@ int run_daemon(const common_args& a) {
         }
 
         run_on_io(io, [&]() -> awaitable<void> {
+            // However the loop ends (stop, or an exception), nothing may keep
+            // io.run() going: above all no WATCHDOG=1 for a daemon that no
+            // longer syncs.
+            struct on_exit {
+                std::function<void()> release;
+                ~on_exit() { release(); }
+            } cleanup{[&] {
+                signals.cancel();
+                watchdog.stop();
+            }};
             std::map<std::pair<std::string, std::string>, sync::sys_time> due;
             auto schedule_all = [&] {
                 std::map<std::pair<std::string, std::string>, sync::sys_time> next;
@@ -262,21 +286,27 @@ int run_daemon(const common_args& a) {
             };
             schedule_all();
             rt->log->info("running: {} patients at {} EHRs", rt->cfg.patients.size(), rt->cfg.ehrs.size());
+            notify.ready(
+                fmt::format("running: {} patients at {} EHRs", rt->cfg.patients.size(), rt->cfg.ehrs.size()));
+            watchdog.start();
             while (!stop_requested) {
                 for (auto& who : enrolled_now) due[who] = clk.now();
                 enrolled_now.clear();
                 if (reload_requested) {
                     reload_requested = false;
+                    notify.reloading("reloading the config");
                     if (auto fresh = load_or_report(a.config)) {
                         auto new_cfg = std::make_unique<config::config>(std::move(*fresh));
                         rt->cfg = std::move(*new_cfg);
                         http = std::make_unique<http::client>(io.get_executor(), http_options_for(rt->cfg));
                         engine = std::make_unique<sync::engine>(io.get_executor(), rt->cfg, *http, *rt->db,
-                                                                *rt->vault, clk, rt->log);
+                                                                *rt->vault, clk, rt->log, engine_opts);
                         schedule_all();
                         rt->log->info("config reloaded: {} patients", rt->cfg.patients.size());
+                        notify.ready(fmt::format("config reloaded: {} patients", rt->cfg.patients.size()));
                     } else {
                         rt->log->error("config reload failed; keeping the running config");
+                        notify.ready("config reload failed; running with the previous config");
                     }
                 }
                 std::vector<std::pair<std::string, std::string>> now_due;
@@ -288,6 +318,10 @@ int run_daemon(const common_args& a) {
                         earliest = std::min(earliest, when);
                 }
                 if (!now_due.empty()) {
+                    ++pass_no;
+                    pass_total = now_due.size();
+                    progress = {};
+                    notify.status(pass_status(pass_no, 0, static_cast<int>(pass_total), 0));
                     auto pass = co_await engine->run_patients(now_due);
                     for (const auto& p : pass.patients) {
                         const auto* e = rt->cfg.find_ehr(p.ehr);

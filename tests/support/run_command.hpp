@@ -26,9 +26,10 @@ struct command_result {
 
 // Starts HEADACHEMD_BINARY with `args` and returns its pid (-1 when it
 // could not start). stdin is /dev/null; stdout and stderr go to files, so
-// nothing can block on a full pipe.
+// nothing can block on a full pipe. `extra_env` ("NAME=value") is added to
+// this process's environment for the child only.
 inline pid_t spawn_binary(const std::vector<std::string>& args, const std::filesystem::path& out_path,
-                          const std::filesystem::path& err_path) {
+                          const std::filesystem::path& err_path, std::vector<std::string> extra_env = {}) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -39,8 +40,12 @@ inline pid_t spawn_binary(const std::vector<std::string>& args, const std::files
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (auto& e : extra_env) envp.push_back(e.data());
+    for (char** e = environ; *e; ++e) envp.push_back(*e);
+    envp.push_back(nullptr);
     pid_t pid = 0;
-    const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     return rc == 0 ? pid : -1;
 }

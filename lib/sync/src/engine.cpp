@@ -653,6 +653,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     while (*next < shared_keys->size() && !self->stopping) {
                         const std::string key = (*shared_keys)[(*next)++];
                         out.patients.push_back(co_await self->sync_patient(key, ehr_name));
+                        if (self->opts.on_patient_done) self->opts.on_patient_done(out.patients.back());
                     }
                 };
                 auto on_done = [self, &running, &done](std::exception_ptr ep) {

@@ -1,5 +1,6 @@
 // The sync engine against a scripted fake EHR (no sockets): token rotation,
 // invalid_grant, 401, paging, origin checks, rejected pages, deletes.
+#include <algorithm>
 #include <functional>
 #include <map>
 
@@ -445,6 +446,36 @@ TEST_F(fixture, AFailedPassKeepsTheLastSuccessAndRecordsTheError) {
         if (row.resource_type == "*") has_error = row.last_error.has_value();
     EXPECT_TRUE(has_error);
     EXPECT_FALSE(s.last_success("ehr", "nobody", "*"));
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(fixture, OnPatientDoneReportsEachJobAsItFinishes) {
+    // Setup: two patients, one of whom needs re-authorization.
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    ehr.refresh_to_patient.erase("rt-initial-hmd-2");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    std::vector<std::pair<std::string, bool>> reported;
+    sy::engine_options opts;
+    opts.on_patient_done = [&reported](const sy::patient_result& p) {
+        reported.emplace_back(p.patient_key, p.ok);
+    };
+
+    // Run
+    const auto r = pass(opts);
+
+    // Check: one call per job, with the job's outcome, matching the pass.
+    ASSERT_EQ(reported.size(), 2u);
+    ASSERT_EQ(r.patients.size(), 2u);
+    for (std::size_t i = 0; i < reported.size(); ++i) {
+        EXPECT_EQ(reported[i].first, r.patients[i].patient_key);
+        EXPECT_EQ(reported[i].second, r.patients[i].ok);
+    }
+    EXPECT_EQ(std::count(reported.begin(), reported.end(), std::make_pair(std::string("hmd-1"), true)), 1);
+    EXPECT_EQ(std::count(reported.begin(), reported.end(), std::make_pair(std::string("hmd-2"), false)), 1);
 }
 
 }  // namespace

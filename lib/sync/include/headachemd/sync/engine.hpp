@@ -71,6 +71,9 @@ struct engine_options {
     backoff_policy backoff;
     bool store_raw = false;
     std::function<std::uint64_t()> random;  // default: a seeded std::mt19937_64
+    // Called after each patient's job in run_pass/run_patients, on the
+    // engine's executor (the daemon's STATUS= progress lines). Optional.
+    std::function<void(const patient_result&)> on_patient_done;
     // Extra CA files are the transport's business; client secrets are read
     // from the files the config names, when the engine is built.
 };
