@@ -120,7 +120,7 @@ struct fixture : ::testing::Test {
     temp_dir dir;
     cfg::config config;
     st::analytics_db db{dir / "headache.db"};
-    st::vault vault{dir / "vault.db"};
+    st::vault vault{dir / "vault.db", st::token_key::generate()};
     fake_ehr ehr;
     headachemd::manual_clock clk;
     std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
