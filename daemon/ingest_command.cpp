@@ -38,9 +38,9 @@ int run_ingest(const ingest_args& a) {
     try {
         config::daemon_settings key_source;
         if (!a.token_key_file.empty()) key_source.token_key_file = a.token_key_file;
-        store::vault vault(vault_path, load_configured_token_key(key_source));
+        const auto vault = open_locked_vault(vault_path, load_configured_token_key(key_source));
         store::analytics_db db(db_path);
-        const auto key = vault.pseudonymization_key();
+        const auto key = vault->pseudonymization_key();
         db.bind_pseudonym_fingerprint(store::fingerprint(key));
 
         ingest::options opts;

@@ -112,9 +112,12 @@ store::token_key load_configured_token_key(const config::daemon_settings& d) {
 }
 
 std::unique_ptr<store::vault> open_configured_vault(const config::daemon_settings& d) {
-    auto key = load_configured_token_key(d);
-    lock_vault(d.vault, false);
-    return std::make_unique<store::vault>(d.vault, std::move(key));
+    return open_locked_vault(d.vault, load_configured_token_key(d));
+}
+
+std::unique_ptr<store::vault> open_locked_vault(const fs::path& path, store::token_key key) {
+    lock_vault(path, false);
+    return std::make_unique<store::vault>(path, std::move(key));
 }
 
 int write_token_key(const fs::path& path) {

@@ -35,6 +35,10 @@ store::token_key load_configured_token_key(const config::daemon_settings& d);
 // vault_busy (rekey is running) or store::store_error.
 std::unique_ptr<store::vault> open_configured_vault(const config::daemon_settings& d);
 
+// Opens the vault at `path` with `key`, holding the same shared lock (for
+// commands such as ingest that name the vault without a config).
+std::unique_ptr<store::vault> open_locked_vault(const std::filesystem::path& path, store::token_key key);
+
 // Writes a new random token key to `path` (mode 0600, never overwriting),
 // prints its key id and what to do next. Returns an exit code: ok, or
 // cant_create with the reason on stderr.
