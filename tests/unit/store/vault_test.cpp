@@ -300,8 +300,13 @@ TEST(VaultRekey, RotatesEveryRowAndTheOldKeyOpensNone) {
         fill(v);
         pk = v.pseudonymization_key();
         const std::string before = blob(v.sql(), "hmd-1");
+        const std::vector<std::string> old_boxes = {before, blob(v.sql(), "hmd-2"), blob(v.sql(), "hmd-3")};
         // Run
         EXPECT_EQ(v.rekey(new_key), 4u);  // three tokens and the pseudonymization key
+        // No box sealed under the old key is left in the file or its WAL,
+        // where a leaked old key could still open it.
+        const std::string bytes = vault_bytes(dir / "vault.db");
+        for (const auto& box : old_boxes) EXPECT_FALSE(contains(bytes, box));
         EXPECT_EQ(v.key_id(), new_key.id());
         EXPECT_NE(blob(v.sql(), "hmd-1"), before);
         // The same object keeps working, under the new key.
