@@ -163,7 +163,8 @@ figures run_pass(const setup& s) {
     c.ehrs.push_back(ehr);
 
     st::analytics_db db(c.daemon.database);
-    st::vault vault(c.daemon.vault);
+    c.daemon.token_key_file = dir.path / "token.key";
+    st::vault vault(c.daemon.vault, st::write_new_token_key(*c.daemon.token_key_file));
     // The headless shortcut instead of /authorize + /token: enrollment is
     // not what this bench measures, and its calls would count against the
     // same budget before the pass starts.

@@ -14,6 +14,7 @@
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/vault.hpp"
 #include "logging.hpp"
+#include "vault_commands.hpp"
 
 namespace headachemd::daemon {
 namespace {
@@ -22,7 +23,8 @@ namespace fs = std::filesystem;
 
 struct ingest_args {
     std::string db = "headache.db";
-    std::string vault;  // default: vault.db beside the database
+    std::string vault;           // default: vault.db beside the database
+    std::string token_key_file;  // default: the systemd credential token-key
     std::string source = "file";
     bool store_raw = false;
     std::string log_level = "info";
@@ -34,9 +36,11 @@ int run_ingest(const ingest_args& a) {
     const fs::path db_path = a.db;
     const fs::path vault_path = a.vault.empty() ? db_path.parent_path() / "vault.db" : fs::path(a.vault);
     try {
+        config::daemon_settings key_source;
+        if (!a.token_key_file.empty()) key_source.token_key_file = a.token_key_file;
+        const auto vault = open_locked_vault(vault_path, load_configured_token_key(key_source));
         store::analytics_db db(db_path);
-        store::vault vault(vault_path);
-        const auto key = vault.pseudonymization_key();
+        const auto key = vault->pseudonymization_key();
         db.bind_pseudonym_fingerprint(store::fingerprint(key));
 
         ingest::options opts;
@@ -61,6 +65,9 @@ int run_ingest(const ingest_args& a) {
         if (tty && ingester.result().seconds >= 3.0) std::fputs("\n", stderr);
         std::cout << ingest::format_report(ingester.result()) << std::flush;
         return ingester.result().clean() ? exit_code::ok : exit_code::data_error;
+    } catch (const store::key_error& e) {
+        log->error("{}", e.what());
+        return exit_code::config;
     } catch (const store::store_error& e) {
         log->error("{}", e.what());
         return fs::exists(db_path) ? exit_code::io_error : exit_code::cant_create;
@@ -75,13 +82,18 @@ void add_ingest_command(CLI::App& app, int* exit_code) {
         app.add_subcommand("ingest", "Load FHIR R4 files (Bundles, resources, NDJSON) into headache.db");
     cmd->footer(
         "Examples:\n"
-        "  headachemd-sync ingest --db /var/lib/headachemd/headache.db --source bulk-2026-11 export/\n"
-        "  headachemd-sync ingest --db headache.db patient-bundle.json Observation.000.ndjson\n"
+        "  headachemd-sync ingest --db /var/lib/headachemd/headache.db --source bulk-2026-11 \\\n"
+        "      --token-key-file /etc/headachemd/token.key export/\n"
+        "  headachemd-sync ingest --db headache.db --token-key-file token.key patient-bundle.json\n"
         "\nExit status: 0 all loaded, 65 some input was rejected (see the errors), 66 no input,\n"
-        "74 the database failed while writing, 73 the database cannot be opened.");
+        "74 the database failed while writing, 73 the database cannot be opened,\n"
+        "78 the token key is missing or wrong.");
     cmd->add_option("--db", args->db, "analytics database to create or update")->capture_default_str();
     cmd->add_option("--vault", args->vault,
                     "vault holding the pseudonymization key (default: vault.db beside --db; mode 0600)");
+    cmd->add_option("--token-key-file", args->token_key_file,
+                    "the key that seals the vault's secrets (default: $CREDENTIALS_DIRECTORY/token-key; "
+                    "`headachemd-sync keygen --token-key PATH` writes one)");
     cmd->add_option("--source", args->source, "value of the `source` column (an EHR or export name)")
         ->capture_default_str();
     cmd->add_flag("--store-raw", args->store_raw, "also keep each resource's JSON in resource_raw");

@@ -8,6 +8,7 @@
 #include "ingest_command.hpp"
 #include "sandbox_commands.hpp"
 #include "sync_commands.hpp"
+#include "vault_commands.hpp"
 
 int main(int argc, char** argv) {
 #if defined(HEADACHEMD_REQUIRES_X86_64_V3)
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
     headachemd::daemon::add_ingest_command(app, &exit_code);
     headachemd::daemon::add_sync_commands(app, &exit_code);
     headachemd::daemon::add_sandbox_commands(app, &exit_code);
+    headachemd::daemon::add_vault_commands(app, &exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -152,6 +152,12 @@ int demo(const demo_args& a) {
         config::config cfg;
         cfg.daemon.database = dir / "headache.db";
         cfg.daemon.vault = dir / "vault.db";
+        // The demo's own token key, beside its vault (a rerun with the same
+        // --dir reuses it); a real deployment keeps the key elsewhere.
+        cfg.daemon.token_key_file = dir / "token.key";
+        const auto token_key = fs::exists(*cfg.daemon.token_key_file)
+                                   ? store::load_token_key(*cfg.daemon.token_key_file)
+                                   : store::write_new_token_key(*cfg.daemon.token_key_file);
         config::ehr_settings ehr = *config::profile_preset(a.ecw ? "eclinicalworks" : "generic");
         ehr.name = "sandbox";
         ehr.fhir_base = sbx->fhir_base();
@@ -162,7 +168,7 @@ int demo(const demo_args& a) {
         cfg.ehrs.push_back(ehr);
 
         store::analytics_db db(cfg.daemon.database);
-        store::vault vault(cfg.daemon.vault);
+        store::vault vault(cfg.daemon.vault, token_key);
         asio::io_context io;
         http::client_options ho;
         ho.extra_ca_files.push_back(*ehr.ca_file);

@@ -33,6 +33,7 @@
 #include "headachemd/sync/enroll.hpp"
 #include "logging.hpp"
 #include "notify.hpp"
+#include "vault_commands.hpp"
 
 namespace headachemd::daemon {
 namespace {
@@ -82,8 +83,14 @@ std::optional<runtime> open_runtime(const std::string& config_path, const std::s
     runtime rt;
     rt.log = make_logger(log_level.empty() ? cfg->daemon.log_level : log_level);
     try {
+        // The vault first: a missing or wrong token key stops us before
+        // either file is written.
+        rt.vault = open_configured_vault(cfg->daemon);
         rt.db = std::make_unique<store::analytics_db>(cfg->daemon.database);
-        rt.vault = std::make_unique<store::vault>(cfg->daemon.vault);
+    } catch (const store::key_error& e) {
+        rt.log->error("{}", e.what());
+        exit_code = exit_code::config;
+        return std::nullopt;
     } catch (const store::store_error& e) {
         rt.log->error("{}", e.what());
         exit_code = exit_code::cant_create;

@@ -6,6 +6,7 @@
 #include "headachemd/store/vault.hpp"
 #include "run_command.hpp"
 #include "test_support.hpp"
+#include "vault_support.hpp"
 
 namespace {
 
@@ -51,18 +52,18 @@ TEST(Cli, CheckConfigAcceptsTheShippedExample) {
 
 TEST(Cli, EnrollImportsARefreshTokenIntoTheVaultOnly) {
     temp_dir dir;
-    write_file(
-        dir / "sync.toml",
-        "[daemon]\ndatabase = \"" + (dir / "h.db").string() + "\"\nvault = \"" + (dir / "v.db").string() +
-            "\"\n\n[[ehr]]\nname = \"e\"\nfhir_base = \"https://127.0.0.1:9/fhir\"\nclient_id = \"c\"\n"
-            "client_auth = \"none\"\n\n[[patient]]\nkey = \"hmd-1\"\nehr = \"e\"\nfhir_patient_id = "
-            "\"p1\"\n");
+    write_file(dir / "sync.toml",
+               "[daemon]\ndatabase = \"" + (dir / "h.db").string() + "\"\nvault = \"" +
+                   (dir / "v.db").string() + "\"\n" + headachemd::test::token_key_toml(dir.path()) +
+                   "\n[[ehr]]\nname = \"e\"\nfhir_base = \"https://127.0.0.1:9/fhir\"\nclient_id = \"c\"\n"
+                   "client_auth = \"none\"\n\n[[patient]]\nkey = \"hmd-1\"\nehr = \"e\"\nfhir_patient_id = "
+                   "\"p1\"\n");
     write_file(dir / "rt.txt", "refresh-token-value-123\n");
     const auto r = run_binary({"enroll", "hmd-1", "--config", (dir / "sync.toml").string(),
                                "--refresh-token-file", (dir / "rt.txt").string()},
                               dir.path());
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    headachemd::store::vault v(dir / "v.db");
+    headachemd::store::vault v(dir / "v.db", headachemd::test::token_key_in(dir.path()));
     const auto e = v.find_enrollment("hmd-1", "e");
     ASSERT_TRUE(e);
     EXPECT_EQ(e->refresh_token, "refresh-token-value-123");

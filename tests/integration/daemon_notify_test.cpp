@@ -24,6 +24,7 @@
 #include "headachemd/store/vault.hpp"
 #include "run_command.hpp"
 #include "test_support.hpp"
+#include "vault_support.hpp"
 
 namespace {
 
@@ -113,11 +114,12 @@ struct daemon_setup {
         headachemd::test::write_file(dir / "client.secret", ehr->config().client_secret);
         std::string toml =
             "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
-            (dir / "vault.db").string() + "\"\n\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\n" +
-            "fhir_base = \"" + ehr->fhir_base() + "\"\nclient_id = \"" + ehr->config().client_id +
-            "\"\nclient_secret_file = \"" + (dir / "client.secret").string() + "\"\nca_file = \"" +
-            (dir / "ca.pem").string() + "\"\nrequests_per_minute = 60000\n";
-        headachemd::store::vault vault(dir / "vault.db");
+            (dir / "vault.db").string() + "\"\n" + headachemd::test::token_key_toml(dir.path()) +
+            "\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\n" + "fhir_base = \"" + ehr->fhir_base() +
+            "\"\nclient_id = \"" + ehr->config().client_id + "\"\nclient_secret_file = \"" +
+            (dir / "client.secret").string() + "\"\nca_file = \"" + (dir / "ca.pem").string() +
+            "\"\nrequests_per_minute = 60000\n";
+        headachemd::store::vault vault(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
         const auto ids = ehr->patient_ids();
         for (std::size_t i = 0; i < 2; ++i) {
             const std::string key = "hmd-" + std::to_string(i + 1);

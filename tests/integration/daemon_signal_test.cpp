@@ -18,6 +18,7 @@
 #include "headachemd/store/vault.hpp"
 #include "run_command.hpp"
 #include "test_support.hpp"
+#include "vault_support.hpp"
 
 namespace {
 
@@ -45,14 +46,15 @@ TEST(DaemonSignals, SigtermMidPassExitsZeroQuicklyAndLeavesAConsistentDatabase) 
     headachemd::sandbox::background_server ehr(so);
     ehr->write_ca_pem(dir / "ca.pem");
     headachemd::test::write_file(dir / "client.secret", ehr->config().client_secret);
-    std::string toml =
-        "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
-        (dir / "vault.db").string() + "\"\nlog_level = \"info\"\n\n[[ehr]]\nname = \"sandbox\"\n" +
-        "profile = \"generic\"\nfhir_base = \"" + ehr->fhir_base() + "\"\nclient_id = \"" +
-        ehr->config().client_id + "\"\nclient_secret_file = \"" + (dir / "client.secret").string() +
-        "\"\nca_file = \"" + (dir / "ca.pem").string() + "\"\npage_size = 5\nrequests_per_minute = 60000\n";
+    std::string toml = "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
+                       (dir / "vault.db").string() + "\"\n" + headachemd::test::token_key_toml(dir.path()) +
+                       "log_level = \"info\"\n\n[[ehr]]\nname = \"sandbox\"\n" +
+                       "profile = \"generic\"\nfhir_base = \"" + ehr->fhir_base() + "\"\nclient_id = \"" +
+                       ehr->config().client_id + "\"\nclient_secret_file = \"" +
+                       (dir / "client.secret").string() + "\"\nca_file = \"" + (dir / "ca.pem").string() +
+                       "\"\npage_size = 5\nrequests_per_minute = 60000\n";
     {
-        headachemd::store::vault vault(dir / "vault.db");
+        headachemd::store::vault vault(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
         int i = 0;
         for (const auto& id : ehr->patient_ids()) {
             const std::string key = "hmd-" + std::to_string(++i);
@@ -120,17 +122,18 @@ TEST(DaemonSignals, SighupReloadsTheConfigAndSyncsANewlyListedPatient) {
     headachemd::test::write_file(dir / "client.secret", ehr->config().client_secret);
     const std::string head =
         "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
-        (dir / "vault.db").string() + "\"\n\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\n" +
-        "fhir_base = \"" + ehr->fhir_base() + "\"\nclient_id = \"" + ehr->config().client_id +
-        "\"\nclient_secret_file = \"" + (dir / "client.secret").string() + "\"\nca_file = \"" +
-        (dir / "ca.pem").string() + "\"\nrequests_per_minute = 60000\n";
+        (dir / "vault.db").string() + "\"\n" + headachemd::test::token_key_toml(dir.path()) +
+        "\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\n" + "fhir_base = \"" + ehr->fhir_base() +
+        "\"\nclient_id = \"" + ehr->config().client_id + "\"\nclient_secret_file = \"" +
+        (dir / "client.secret").string() + "\"\nca_file = \"" + (dir / "ca.pem").string() +
+        "\"\nrequests_per_minute = 60000\n";
     const auto ids = ehr->patient_ids();
     auto patient = [&](int i) {
         return "\n[[patient]]\nkey = \"hmd-" + std::to_string(i + 1) +
                "\"\nehr = \"sandbox\"\nfhir_patient_id = \"" + ids[static_cast<std::size_t>(i)] + "\"\n";
     };
     {
-        headachemd::store::vault vault(dir / "vault.db");
+        headachemd::store::vault vault(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
         for (int i = 0; i < 2; ++i)
             vault.put_enrollment({"hmd-" + std::to_string(i + 1), "sandbox", ids[static_cast<std::size_t>(i)],
                                   ehr->issue_refresh_token(ids[static_cast<std::size_t>(i)]), "", "t", false},

@@ -19,6 +19,7 @@
 #include "headachemd/sync/enroll.hpp"
 #include "run_command.hpp"
 #include "test_support.hpp"
+#include "vault_support.hpp"
 
 namespace {
 
@@ -83,7 +84,8 @@ struct enroll_fixture : ::testing::Test {
     // (learnt at enrollment), hmd-2 pinned to the sandbox's second patient.
     std::string toml(bool daemon_listener = false) {
         std::string t = "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
-                        (dir / "vault.db").string() + "\"\nlog_level = \"info\"\n";
+                        (dir / "vault.db").string() + "\"\nlog_level = \"info\"\n" +
+                        headachemd::test::token_key_toml(dir.path());
         if (daemon_listener) t += "callback_listen = \"127.0.0.1:" + std::to_string(callback_port) + "\"\n";
         t += "\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\nfhir_base = \"" + (*ehr)->fhir_base() +
              "\"\nclient_id = \"" + (*ehr)->config().client_id + "\"\nclient_secret_file = \"" +
@@ -102,7 +104,7 @@ struct enroll_fixture : ::testing::Test {
     }
 
     std::optional<st::enrollment> enrollment_of(const std::string& key) {
-        st::vault v(dir / "vault.db");
+        st::vault v(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
         return v.find_enrollment(key, "sandbox");
     }
 
@@ -231,7 +233,7 @@ struct enroll_library : enroll_fixture {
         auto parsed = cfg::parse_config(toml(), (dir / "sync.toml").string());
         ASSERT_TRUE(std::holds_alternative<cfg::config>(parsed));
         config = std::get<cfg::config>(parsed);
-        vault = std::make_unique<st::vault>(dir / "vault.db");
+        vault = std::make_unique<st::vault>(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
         // An existing enrollment that no refusal may touch.
         vault->put_enrollment(
             {"hmd-2", "sandbox", (*ehr)->patient_ids().at(1), "existing-token", "s", "t", false}, "t");

@@ -13,6 +13,7 @@
 #include "headachemd/store/vault.hpp"
 #include "run_command.hpp"
 #include "test_support.hpp"
+#include "vault_support.hpp"
 
 namespace {
 
@@ -122,6 +123,8 @@ TEST(IngestSharedData, EveryResourceLandsOnceAndASecondRunChangesNothing) {
     const independent_counts expected = count_independently(bundles, ndjson);
     const std::string db_path = (dir / "headache.db").string();
     const std::vector<std::string> args = {"ingest",
+                                           "--token-key-file",
+                                           headachemd::test::token_key_file(dir.path()).string(),
                                            "--db",
                                            db_path,
                                            "--source",
@@ -172,13 +175,19 @@ TEST(IngestSharedData, EverySyntheaChronicMigrainePatientIsClassified) {
     const independent_counts expected = count_independently(bundles, ndjson);
     ASSERT_FALSE(expected.chronic_migraine_patients.empty());
     const std::string db_path = (dir / "headache.db").string();
-    std::vector<std::string> args = {"ingest",   "--db",    db_path,
-                                     "--source", "synthea", (shared_data() / "synthea-r4").string()};
+    std::vector<std::string> args = {"ingest",
+                                     "--token-key-file",
+                                     headachemd::test::token_key_file(dir.path()).string(),
+                                     "--db",
+                                     db_path,
+                                     "--source",
+                                     "synthea",
+                                     (shared_data() / "synthea-r4").string()};
     if (!ndjson.empty()) args.push_back((shared_data() / "synthea-bulk10-ndjson").string());
     // Run
     run_binary(args, dir.path());
     // Check: each of those patients has a condition row typed chronic_migraine.
-    headachemd::store::vault vault(dir / "vault.db");
+    headachemd::store::vault vault(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
     const auto key = vault.pseudonymization_key();
     SQLite::Database db(db_path);
     SQLite::Statement q(
@@ -198,7 +207,9 @@ TEST(IngestCli, RejectedInputExits65AndNamesTheFile) {
     write_file(dir / "broken.json",
                R"({"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"x"}]})");
     const auto r =
-        run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "broken.json").string()}, dir.path());
+        run_binary({"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
+                    "--db", (dir / "h.db").string(), (dir / "broken.json").string()},
+                   dir.path());
     EXPECT_EQ(r.exit_code, 65) << r.err;
     EXPECT_NE(r.err.find("broken.json: entry 0"), std::string::npos) << r.err;
 }
@@ -207,7 +218,9 @@ TEST(IngestCli, CleanInputExits0AndPrintsCountsAndThroughput) {
     temp_dir dir;
     write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"male\"}\n");
     const auto r =
-        run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "p.ndjson").string()}, dir.path());
+        run_binary({"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
+                    "--db", (dir / "h.db").string(), (dir / "p.ndjson").string()},
+                   dir.path());
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("Patient"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("MB/s"), std::string::npos) << r.out;
@@ -219,7 +232,9 @@ TEST(IngestCli, DatabaseThatIsNotSqliteIsRefusedUntouched) {
     const std::string junk = "name,dob\nnot,a database\n";
     write_file(dir / "h.db", junk);
     const auto r =
-        run_binary({"ingest", "--db", (dir / "h.db").string(), (dir / "p.ndjson").string()}, dir.path());
+        run_binary({"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
+                    "--db", (dir / "h.db").string(), (dir / "p.ndjson").string()},
+                   dir.path());
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find("not an SQLite database"), std::string::npos) << r.err;
     EXPECT_EQ(read_file(dir / "h.db"), junk);
@@ -229,11 +244,18 @@ TEST(IngestCli, ReadOnlyDatabaseIsRefusedUntouched) {
     temp_dir dir;
     write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n");
     const std::string db = (dir / "h.db").string();
-    ASSERT_EQ(run_binary({"ingest", "--db", db, (dir / "p.ndjson").string()}, dir.path()).exit_code, 0);
+    ASSERT_EQ(run_binary({"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
+                          "--db", db, (dir / "p.ndjson").string()},
+                         dir.path())
+                  .exit_code,
+              0);
     const std::string before = read_file(db);
     fs::permissions(db, fs::perms::owner_read | fs::perms::group_read);
     write_file(dir / "q.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"b\"}\n");
-    const auto r = run_binary({"ingest", "--db", db, (dir / "q.ndjson").string()}, dir.path());
+    const auto r =
+        run_binary({"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
+                    "--db", db, (dir / "q.ndjson").string()},
+                   dir.path());
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find("read-only"), std::string::npos) << r.err;
     EXPECT_EQ(read_file(db), before);

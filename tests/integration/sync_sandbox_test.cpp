@@ -1,5 +1,6 @@
 // The sync engine against the built-in sandbox EHR over loopback TLS: the
 // acceptance rules of the sync daemon, each a test.
+#include <algorithm>
 #include <thread>
 
 #include <SQLiteCpp/Database.h>
@@ -15,6 +16,7 @@
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "test_support.hpp"
+#include "vault_support.hpp"
 
 namespace {
 
@@ -72,7 +74,7 @@ struct sync_fixture : ::testing::Test {
         }
         config.ehrs = {e};
         db = std::make_unique<st::analytics_db>(dir / "headache.db");
-        vault = std::make_unique<st::vault>(dir / "vault.db");
+        vault = std::make_unique<st::vault>(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
         int i = 0;
         for (const auto& id : (*ehr)->patient_ids()) {
             const std::string key = "hmd-" + std::to_string(++i);
@@ -292,6 +294,33 @@ TEST_F(sync_fixture, LogsCarryNoTokensNamesOrSecrets) {
     EXPECT_EQ(all.find((*ehr)->config().client_secret), std::string::npos);
     EXPECT_EQ(all.find("Test Patient"), std::string::npos);
     for (const auto& e : vault->enrollments()) EXPECT_EQ(all.find(e.refresh_token), std::string::npos);
+}
+
+// Issue 5: the vault file holds no token bytes, searched for every token the
+// sandbox issued, in vault.db and in its -wal file while the vault is open.
+TEST_F(sync_fixture, VaultFilesHoldNoTokenTheSandboxIssued) {
+    // Setup: three patients, two passes, so every refresh token rotates twice.
+    start({}, "generic", 3);
+    ASSERT_EQ(pass().succeeded(), 3);
+    ASSERT_EQ(pass().succeeded(), 3);
+    const auto issued = (*ehr)->issued_tokens();
+    // 3 enrolled + 2 rotations each, and at least one access token per refresh.
+    ASSERT_GE(issued.size(), 15u);
+    // Run: read the files as a thief would, with the daemon's vault still open
+    // (its -wal file holds the latest pages: nothing has checkpointed them).
+    ASSERT_TRUE(std::filesystem::exists(dir / "vault.db-wal"));
+    const std::string bytes =
+        headachemd::test::read_file(dir / "vault.db") + headachemd::test::read_file(dir / "vault.db-wal");
+    ASSERT_GT(bytes.size(), 4096u);
+    // Check: no token, and the vault still opens every current one.
+    for (const auto& token : issued) {
+        ASSERT_GE(token.size(), 16u);
+        EXPECT_EQ(bytes.find(token), std::string::npos)
+            << "a token the sandbox issued is in vault.db in plain text";
+    }
+    for (const auto& e : vault->enrollments()) {
+        EXPECT_NE(std::find(issued.begin(), issued.end(), e.refresh_token), issued.end());
+    }
 }
 
 }  // namespace

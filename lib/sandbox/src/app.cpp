@@ -997,6 +997,15 @@ void app::set_bad_json_page(int n) {
     bad_json_page_ = n;
 }
 
+std::vector<std::string> app::issued_tokens() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    out.reserve(refresh_tokens_.size() + access_tokens_.size());
+    for (const auto& [token, _] : refresh_tokens_) out.push_back(token);
+    for (const auto& [token, _] : access_tokens_) out.push_back(token);
+    return out;
+}
+
 counters app::stats() const {
     std::lock_guard lock(mu_);
     return stats_;

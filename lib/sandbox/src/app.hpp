@@ -72,6 +72,7 @@ public:
     void set_bad_json_page(int n);
     counters stats() const;
     void reset_counters();
+    std::vector<std::string> issued_tokens() const;
     void note_reset_or_truncation(transport_fault f);
 
     std::vector<std::string> patient_ids() const;

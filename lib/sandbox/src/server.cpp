@@ -388,6 +388,7 @@ void server::set_next_link_override(std::string url) { impl_->logic.set_next_lin
 void server::set_bad_json_page(int n) { impl_->logic.set_bad_json_page(n); }
 counters server::stats() const { return impl_->logic.stats(); }
 void server::reset_counters() { impl_->logic.reset_counters(); }
+std::vector<std::string> server::issued_tokens() const { return impl_->logic.issued_tokens(); }
 
 std::vector<std::string> server::patient_ids() const { return impl_->logic.patient_ids(); }
 std::map<std::string, std::size_t> server::count_by_type() const { return impl_->logic.count_by_type(); }

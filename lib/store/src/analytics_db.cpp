@@ -196,8 +196,16 @@ struct resource_writer::table_statements {
 
 analytics_db::analytics_db(const std::filesystem::path& path)
     : path_(path),
-      db_(open_database(path, database_kind{"analytics database", analytics_application_id,
-                                            schema::analytics_migrations(), "NORMAL", 0640})) {}
+      db_(open_database(path, database_kind{"analytics database",
+                                            analytics_application_id,
+                                            schema::analytics_migrations(),
+                                            "NORMAL",
+                                            0640,
+                                            // analysts read it through their group, nobody else
+                                            0007,
+                                            "headachemd-analysts",
+                                            {},
+                                            {}})) {}
 
 int analytics_db::schema_version() {
     SQLite::Statement q(db_, "PRAGMA user_version");

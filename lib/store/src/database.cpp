@@ -1,12 +1,14 @@
 #include "headachemd/store/database.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -49,15 +51,39 @@ void check_existing_file(const fs::path& path, const database_kind& kind) {
                           kind.description);
 }
 
-void create_with_mode(const fs::path& path, unsigned mode) {
+void create_with_mode(const fs::path& path, unsigned mode, const char* group) {
     // O_EXCL: only a file we create gets our mode; an existing one keeps its own.
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
         if (errno == EEXIST) return;
         throw store_error("cannot create " + quoted(path) + ": " + std::strerror(errno));
     }
+    if (group) {
+        // The analysts read headache.db through its group (DESIGN.md,
+        // "Storage"). A host without that group, or a user outside it, keeps
+        // the primary group: the file is then readable by fewer, never more.
+        struct group gr {};
+        struct group* found = nullptr;
+        std::array<char, 4096> buf{};
+        if (::getgrnam_r(group, &gr, buf.data(), buf.size(), &found) == 0 && found)
+            (void)::fchown(fd, static_cast<uid_t>(-1), found->gr_gid);
+    }
     ::fchmod(fd, mode);  // the umask must not widen or narrow what we chose
     ::close(fd);
+}
+
+// A file others may read hands them its contents whatever we do later.
+void check_mode(const fs::path& path, const database_kind& kind) {
+    if (kind.forbidden_mode == 0) return;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return;
+    const unsigned bad = st.st_mode & kind.forbidden_mode;
+    if (bad == 0) return;
+    char text[160];
+    std::snprintf(text, sizeof text, " has mode %04o, open to %s; refusing to start. Fix with: chmod %o ",
+                  static_cast<unsigned>(st.st_mode & 07777), (bad & 0007) ? "every user" : "its group",
+                  kind.create_mode);
+    throw store_error(std::string(kind.description) + " " + quoted(path) + text + path.string());
 }
 
 int pragma_int(SQLite::Database& db, const char* pragma) {
@@ -101,11 +127,15 @@ int pragma_int(SQLite::Database& db, const char* pragma) {
 
 SQLite::Database open_database(const fs::path& path, const database_kind& kind) {
     check_existing_file(path, kind);
-    create_with_mode(path, kind.create_mode);
+    create_with_mode(path, kind.create_mode, kind.group);
     try {
         SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOFOLLOW);
         // busy_timeout first: analysts may hold read locks at any moment.
         db.setBusyTimeout(5000);
+        // Until every check has passed, closing must not checkpoint a WAL
+        // left by an earlier run into the main file: a refused open leaves
+        // the file byte-identical.
+        sqlite3_db_config(db.getHandle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
 
         const int app_id = pragma_int(db, "PRAGMA application_id");
         const int version = pragma_int(db, "PRAGMA user_version");
@@ -122,6 +152,9 @@ SQLite::Database open_database(const fs::path& path, const database_kind& kind) 
             throw store_error(quoted(path) + " has schema version " + std::to_string(version) +
                               ", newer than this binary understands (" + std::to_string(newest) +
                               "). Upgrade headachemd-sync; the file was not changed");
+        check_mode(path, kind);
+        if (kind.before_write) kind.before_write(db, version);
+        sqlite3_db_config(db.getHandle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
 
         // WAL lets analysts read while we write; it persists in the file.
         // synchronous does not persist and must be set on every connection.
@@ -135,6 +168,7 @@ SQLite::Database open_database(const fs::path& path, const database_kind& kind) 
             if (m.version <= version) continue;
             SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
             db.exec(std::string(m.sql));
+            if (kind.in_migration) kind.in_migration(db, m.version);
             // PRAGMAs cannot take bound parameters; both values are integers we own.
             db.exec("PRAGMA user_version=" + std::to_string(m.version));
             if (m.version == 1) db.exec("PRAGMA application_id=" + std::to_string(kind.application_id));

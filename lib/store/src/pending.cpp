@@ -30,17 +30,19 @@ void pending_enrollments::put(const pending_enrollment& p) {
         write_transaction tx(db);
         SQLite::Statement q(db,
                             "INSERT INTO pending_enrollment (state_hash, patient_key, ehr, code_verifier, "
-                            "redirect_uri, scope, token_endpoint, created_at, expires_at) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+                            "redirect_uri, scope, token_endpoint, created_at, expires_at, token_key_id) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+        const std::string box = vault_.seal_value("pending_enrollment", p.state_hash, p.code_verifier);
         q.bind(1, p.state_hash);
         q.bind(2, p.patient_key);
         q.bind(3, p.ehr);
-        q.bind(4, p.code_verifier.data(), static_cast<int>(p.code_verifier.size()));
+        q.bind(4, box.data(), static_cast<int>(box.size()));
         q.bind(5, p.redirect_uri);
         q.bind(6, p.scope);
         q.bind(7, p.token_endpoint);
         q.bind(8, p.created_at);
         q.bind(9, static_cast<std::int64_t>(p.expires_at));
+        q.bind(10, vault_.key_id());
         q.exec();
         tx.commit();
     } catch (const std::exception& ex) {
@@ -64,7 +66,13 @@ std::optional<pending_enrollment> pending_enrollments::take(std::string_view has
         p.patient_key = q.getColumn(0).getString();
         p.ehr = q.getColumn(1).getString();
         const auto v = q.getColumn(2);
-        p.code_verifier.assign(static_cast<const char*>(v.getBlob()), static_cast<std::size_t>(v.getBytes()));
+        auto verifier = vault_.open_value(
+            "pending_enrollment", p.state_hash,
+            std::string_view(static_cast<const char*>(v.getBlob()), static_cast<std::size_t>(v.getBytes())));
+        // Sealed under a key since rotated (rekey), or tampered: the row is
+        // gone either way, and the enrollment must start again.
+        if (!verifier) throw store_error("a pending enrollment does not open with the current token key");
+        p.code_verifier = std::move(*verifier);
         p.redirect_uri = q.getColumn(3).getString();
         p.scope = q.getColumn(4).getString();
         p.token_endpoint = q.getColumn(5).getString();
@@ -73,6 +81,8 @@ std::optional<pending_enrollment> pending_enrollments::take(std::string_view has
         while (q.executeStep()) {
         }
         return p;
+    } catch (const store_error&) {
+        throw;
     } catch (const std::exception& ex) {
         rethrow_as_store_error(ex, db.getFilename(), "reading a pending enrollment from");
     }

@@ -1,5 +1,6 @@
 #include "headachemd/store/vault.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -40,31 +41,251 @@ std::array<unsigned char, 32> hmac_sha256(const pseudonym_key& key, std::string_
 
 }  // namespace
 
-vault::vault(const std::filesystem::path& path)
+namespace {
+
+// The sealed columns of the vault, one entry per table. Every loop that
+// must touch all secrets (the start-up check, the version-3 migration of
+// plain-text rows, rekey) walks this list, so a table that gains a sealed
+// column is added here once. SQL is constant text; values are bound.
+struct sealed_table {
+    const char* table;       // bound into the associated data
+    int identity_columns;    // leading columns of `select_all` that name the row
+    const char* select_all;  // identity..., sealed value, token_key_id
+    const char* update_one;  // ?1..?n identity, ?n+1 value, ?n+2 key id
+};
+
+constexpr sealed_table sealed_tables[] = {
+    {"enrollment", 2, "SELECT patient_key, ehr, refresh_token, token_key_id FROM enrollment",
+     "UPDATE enrollment SET refresh_token = ?3, token_key_id = ?4 WHERE patient_key = ?1 AND ehr = ?2"},
+    {"secret", 1, "SELECT name, value, token_key_id FROM secret",
+     "UPDATE secret SET value = ?2, token_key_id = ?3 WHERE name = ?1"},
+};
+
+// Associated data: a label, the table, then each identity value with a
+// length prefix, so ("ab","c") and ("a","bc") differ and a box never opens
+// in another table or row.
+std::string associated_data(std::string_view table, std::initializer_list<std::string_view> identity) {
+    std::string ad = "headachemd vault";
+    ad.push_back('\0');
+    ad.append(table);
+    for (auto v : identity) {
+        const auto n = static_cast<std::uint32_t>(v.size());
+        for (int shift = 24; shift >= 0; shift -= 8) ad.push_back(static_cast<char>((n >> shift) & 0xff));
+        ad.append(v);
+    }
+    return ad;
+}
+
+// A refresh token is bound to the (patient key, EHR) it was issued for.
+std::string token_ad(std::string_view patient_key, std::string_view ehr) {
+    return associated_data("enrollment", {patient_key, ehr});
+}
+
+std::string ad_for_row(const sealed_table& t, const std::vector<std::string>& identity) {
+    if (identity.size() == 1) return associated_data(t.table, {identity[0]});
+    return associated_data(t.table, {identity[0], identity[1]});
+}
+
+std::string describe_row(const sealed_table& t, const std::vector<std::string>& identity) {
+    if (std::string_view(t.table) == "enrollment")
+        return "the refresh token of patient " + identity[0] + " at EHR " + identity[1];
+    return "the vault secret '" + identity[0] + "'";
+}
+
+std::string blob_of(const SQLite::Column& c) {
+    return {static_cast<const char*>(c.getBlob()), static_cast<std::size_t>(c.getBytes())};
+}
+
+struct row_failure {
+    std::string what;
+    std::string key_id;  // as stored; empty when NULL
+};
+
+[[noreturn]] void throw_unopenable(const std::filesystem::path& path, const token_key& key,
+                                   const std::vector<row_failure>& failures, bool nothing_written) {
+    std::string msg = "vault '" + path.string() + "': " + failures.front().what +
+                      " does not open with the configured token key (key id " + key.id() +
+                      "): wrong key or tampered row";
+    for (std::size_t i = 1; i < failures.size() && i < 5; ++i) msg += "; so does " + failures[i].what;
+    if (failures.size() > 5) msg += "; and " + std::to_string(failures.size() - 5) + " more";
+    msg += nothing_written ? ". vault.db was not changed. " : ". ";
+    const std::string& other = failures.front().key_id;
+    if (!other.empty() && other != key.id())
+        msg += "The row was sealed with key id " + other +
+               ": point [daemon] token_key_file (or the token-key credential) at that key. ";
+    msg += "If a row was tampered with, restore vault.db from a backup or enroll that patient again";
+    throw key_error(msg);
+}
+
+}  // namespace
+
+vault::vault(const std::filesystem::path& path, token_key key)
     : path_(path),
+      key_(std::move(key)),
       db_(open_database(
-          path, database_kind{"vault", vault_application_id, schema::vault_migrations(), "FULL", 0600})) {}
+          path,
+          database_kind{"vault", vault_application_id, schema::vault_migrations(), "FULL", 0600,
+                        // the daemon's user alone (DESIGN.md, "Storage")
+                        0077, nullptr, [this](SQLite::Database& db, int version) { check_key(db, version); },
+                        [this](SQLite::Database& db, int version) {
+                            if (version == 3) seal_plaintext_rows(db);
+                        }})) {
+    // A version-2 vault held its secrets in plain text. Now sealed, the old
+    // pages must not linger: secure_delete zeroed the old cells in the
+    // rewritten pages, and a truncating checkpoint moves those pages into the
+    // main file and empties the -wal file.
+    if (sealed_legacy_rows_) db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+void vault::check_key(SQLite::Database& db, int version) {
+    // A connection setting, not a write: deleted or overwritten secrets are
+    // zeroed in the file instead of lingering in free space
+    // (https://sqlite.org/pragma.html#pragma_secure_delete).
+    db.exec("PRAGMA secure_delete=ON");
+    if (version < 3) return;  // nothing sealed yet; version 3 seals with this key
+    std::vector<row_failure> failures;
+    for (const auto& t : sealed_tables) {
+        SQLite::Statement q(db, t.select_all);
+        while (q.executeStep()) {
+            std::vector<std::string> identity;
+            for (int i = 0; i < t.identity_columns; ++i) identity.push_back(q.getColumn(i).getString());
+            const auto key_id_col = q.getColumn(t.identity_columns + 1);
+            const std::string stored_id = key_id_col.isNull() ? std::string() : key_id_col.getString();
+            bool ok = stored_id == key_.id();
+            if (ok) {
+                auto plain =
+                    open_sealed(key_, ad_for_row(t, identity), blob_of(q.getColumn(t.identity_columns)));
+                ok = plain.has_value();
+                if (plain) OPENSSL_cleanse(plain->data(), plain->size());
+            }
+            if (!ok) failures.push_back({describe_row(t, identity), stored_id});
+        }
+    }
+    if (!failures.empty()) throw_unopenable(path_, key_, failures, true);
+}
+
+void vault::seal_plaintext_rows(SQLite::Database& db) {
+    for (const auto& t : sealed_tables) {
+        SQLite::Statement q(db, t.select_all);
+        SQLite::Statement upd(db, t.update_one);
+        while (q.executeStep()) {
+            std::vector<std::string> identity;
+            for (int i = 0; i < t.identity_columns; ++i) identity.push_back(q.getColumn(i).getString());
+            std::string plain = blob_of(q.getColumn(t.identity_columns));
+            const std::string box = seal(key_, ad_for_row(t, identity), plain);
+            OPENSSL_cleanse(plain.data(), plain.size());
+            for (int i = 0; i < t.identity_columns; ++i)
+                upd.bind(i + 1, identity[static_cast<std::size_t>(i)]);
+            upd.bind(t.identity_columns + 1, box.data(), static_cast<int>(box.size()));
+            upd.bind(t.identity_columns + 2, key_.id());
+            upd.exec();
+            upd.reset();
+            sealed_legacy_rows_ = true;
+        }
+    }
+}
+
+std::string vault::seal_value(std::string_view table, std::string_view row_id, std::string_view plain) const {
+    return seal(key_, associated_data(table, {row_id}), plain);
+}
+
+std::optional<std::string> vault::open_value(std::string_view table, std::string_view row_id,
+                                             std::string_view box) const {
+    return open_sealed(key_, associated_data(table, {row_id}), box);
+}
+
+std::size_t vault::rekey(const token_key& new_key) {
+    std::size_t n = 0;
+    try {
+        write_transaction tx(db_);
+        std::vector<row_failure> failures;
+        for (const auto& t : sealed_tables) {
+            // Read everything first: updating rows while a statement walks
+            // the same table is not something to rely on.
+            std::vector<std::pair<std::vector<std::string>, std::string>> rows;
+            {
+                SQLite::Statement q(db_, t.select_all);
+                while (q.executeStep()) {
+                    std::vector<std::string> identity;
+                    for (int i = 0; i < t.identity_columns; ++i)
+                        identity.push_back(q.getColumn(i).getString());
+                    const auto kid = q.getColumn(t.identity_columns + 1);
+                    const std::string stored_id = kid.isNull() ? std::string() : kid.getString();
+                    auto plain = stored_id == key_.id()
+                                     ? open_sealed(key_, ad_for_row(t, identity),
+                                                   blob_of(q.getColumn(t.identity_columns)))
+                                     : std::nullopt;
+                    if (!plain) {
+                        failures.push_back({describe_row(t, identity), stored_id});
+                        continue;
+                    }
+                    rows.emplace_back(std::move(identity), std::move(*plain));
+                }
+            }
+            SQLite::Statement upd(db_, t.update_one);
+            for (auto& [identity, plain] : rows) {
+                const std::string box = seal(new_key, ad_for_row(t, identity), plain);
+                OPENSSL_cleanse(plain.data(), plain.size());
+                for (int i = 0; i < t.identity_columns; ++i)
+                    upd.bind(i + 1, identity[static_cast<std::size_t>(i)]);
+                upd.bind(t.identity_columns + 1, box.data(), static_cast<int>(box.size()));
+                upd.bind(t.identity_columns + 2, new_key.id());
+                upd.exec();
+                upd.reset();
+                ++n;
+            }
+        }
+        if (!failures.empty()) throw_unopenable(path_, key_, failures, true);  // rolls back
+        tx.commit();
+    } catch (const store_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        rethrow_as_store_error(e, path_, "re-sealing the secrets in");
+    }
+    key_ = new_key;
+    // Pages sealed under the old key leave the -wal file (see the constructor).
+    db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    return n;
+}
 
 pseudonym_key vault::pseudonymization_key() {
+    static constexpr std::string_view name = "pseudonymization_key";
+    const std::string ad = associated_data("secret", {name});
     try {
-        SQLite::Statement q(db_, "SELECT value FROM secret WHERE name = 'pseudonymization_key'");
+        SQLite::Statement q(db_,
+                            "SELECT value, token_key_id FROM secret WHERE name = 'pseudonymization_key'");
         pseudonym_key key{};
         if (q.executeStep()) {
-            const auto col = q.getColumn(0);
-            if (col.getBytes() != static_cast<int>(key.size()))
+            const auto kid = q.getColumn(1);
+            auto plain = !kid.isNull() && kid.getString() == key_.id()
+                             ? open_sealed(key_, ad, blob_of(q.getColumn(0)))
+                             : std::nullopt;
+            if (!plain)
+                throw_unopenable(
+                    path_, key_,
+                    {{"the vault secret 'pseudonymization_key'", kid.isNull() ? "" : kid.getString()}},
+                    false);
+            if (plain->size() != key.size()) {
+                OPENSSL_cleanse(plain->data(), plain->size());
                 throw store_error("the pseudonymization key in " + path_.string() +
                                   " has the wrong length; the vault is damaged. Restore it from a backup");
-            std::memcpy(key.data(), col.getBlob(), key.size());
+            }
+            std::memcpy(key.data(), plain->data(), key.size());
+            OPENSSL_cleanse(plain->data(), plain->size());
             return key;
         }
         q.reset();
         if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1)
             throw store_error("the OS random generator failed; cannot create a pseudonymization key");
+        const std::string box =
+            seal(key_, ad, std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
         write_transaction tx(db_);
-        SQLite::Statement ins(
-            db_, "INSERT INTO secret (name, value, created_at) VALUES ('pseudonymization_key', ?1, ?2)");
-        ins.bind(1, key.data(), static_cast<int>(key.size()));
+        SQLite::Statement ins(db_,
+                              "INSERT INTO secret (name, value, created_at, token_key_id) "
+                              "VALUES ('pseudonymization_key', ?1, ?2, ?3)");
+        ins.bind(1, box.data(), static_cast<int>(box.size()));
         ins.bind(2, utc_timestamp(std::chrono::system_clock::now()));
+        ins.bind(3, key_.id());
         ins.exec();
         tx.commit();  // synchronous=FULL: on disk before any row is keyed with it
         return key;
@@ -97,43 +318,59 @@ namespace headachemd::store {
 
 void vault::put_enrollment(const enrollment& e, std::string_view now) {
     try {
+        const std::string box = seal(key_, token_ad(e.patient_key, e.ehr), e.refresh_token);
         write_transaction tx(db_);
         SQLite::Statement q(
             db_,
             "INSERT OR REPLACE INTO enrollment (patient_key, ehr, fhir_patient_id, refresh_token, "
-            "scope, token_obtained_at, needs_reauth, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+            "scope, token_obtained_at, needs_reauth, updated_at, token_key_id) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
         q.bind(1, e.patient_key);
         q.bind(2, e.ehr);
         q.bind(3, e.fhir_patient_id);
-        q.bind(4, e.refresh_token.data(), static_cast<int>(e.refresh_token.size()));
+        q.bind(4, box.data(), static_cast<int>(box.size()));
         q.bind(5, e.scope);
         q.bind(6, e.token_obtained_at);
         q.bind(7, e.needs_reauth ? 1 : 0);
         q.bind(8, std::string(now));
+        q.bind(9, key_.id());
         q.exec();
         tx.commit();
+    } catch (const store_error&) {
+        throw;
     } catch (const std::exception& ex) {
         rethrow_as_store_error(ex, path_, "writing an enrollment to");
     }
 }
 
 namespace {
-enrollment read_enrollment(SQLite::Statement& q) {
+constexpr const char* enrollment_columns =
+    "SELECT patient_key, ehr, fhir_patient_id, refresh_token, scope, token_obtained_at, needs_reauth, "
+    "token_key_id FROM enrollment";
+}  // namespace
+
+enrollment vault::read_enrollment(SQLite::Statement& q) {
     enrollment e;
     e.patient_key = q.getColumn(0).getString();
     e.ehr = q.getColumn(1).getString();
     e.fhir_patient_id = q.getColumn(2).getString();
-    const auto tok = q.getColumn(3);
-    e.refresh_token.assign(static_cast<const char*>(tok.getBlob()), static_cast<std::size_t>(tok.getBytes()));
+    const auto kid = q.getColumn(7);
+    const std::string stored_id = kid.isNull() ? std::string() : kid.getString();
+    // Never a silent gap: a token that does not open is an error naming the
+    // row, and the row stays as it is for the admin to look at.
+    auto plain = stored_id == key_.id()
+                     ? open_sealed(key_, token_ad(e.patient_key, e.ehr), blob_of(q.getColumn(3)))
+                     : std::nullopt;
+    if (!plain)
+        throw_unopenable(path_, key_,
+                         {{"the refresh token of patient " + e.patient_key + " at EHR " + e.ehr, stored_id}},
+                         false);
+    e.refresh_token = std::move(*plain);
     e.scope = q.getColumn(4).getString();
     e.token_obtained_at = q.getColumn(5).getString();
     e.needs_reauth = q.getColumn(6).getInt() != 0;
     return e;
 }
-constexpr const char* enrollment_columns =
-    "SELECT patient_key, ehr, fhir_patient_id, refresh_token, scope, token_obtained_at, needs_reauth FROM "
-    "enrollment";
-}  // namespace
 
 std::optional<enrollment> vault::find_enrollment(std::string_view patient_key, std::string_view ehr) {
     try {
@@ -142,6 +379,8 @@ std::optional<enrollment> vault::find_enrollment(std::string_view patient_key, s
         q.bind(2, std::string(ehr));
         if (!q.executeStep()) return std::nullopt;
         return read_enrollment(q);
+    } catch (const store_error&) {
+        throw;
     } catch (const std::exception& ex) {
         rethrow_as_store_error(ex, path_, "reading an enrollment from");
     }
@@ -153,6 +392,8 @@ std::vector<enrollment> vault::enrollments() {
         std::vector<enrollment> out;
         while (q.executeStep()) out.push_back(read_enrollment(q));
         return out;
+    } catch (const store_error&) {
+        throw;
     } catch (const std::exception& ex) {
         rethrow_as_store_error(ex, path_, "reading enrollments from");
     }
@@ -161,15 +402,17 @@ std::vector<enrollment> vault::enrollments() {
 void vault::replace_refresh_token(std::string_view patient_key, std::string_view ehr,
                                   std::string_view new_token, std::string_view obtained_at) {
     try {
+        const std::string box = seal(key_, token_ad(patient_key, ehr), new_token);
         write_transaction tx(db_);
         SQLite::Statement q(
             db_,
             "UPDATE enrollment SET refresh_token = ?3, token_obtained_at = ?4, needs_reauth = 0, "
-            "updated_at = ?4 WHERE patient_key = ?1 AND ehr = ?2");
+            "updated_at = ?4, token_key_id = ?5 WHERE patient_key = ?1 AND ehr = ?2");
         q.bind(1, std::string(patient_key));
         q.bind(2, std::string(ehr));
-        q.bind(3, new_token.data(), static_cast<int>(new_token.size()));
+        q.bind(3, box.data(), static_cast<int>(box.size()));
         q.bind(4, std::string(obtained_at));
+        q.bind(5, key_.id());
         if (q.exec() != 1)
             throw store_error("no enrollment for patient " + std::string(patient_key) + " at " +
                               std::string(ehr) + " to store a refresh token in");

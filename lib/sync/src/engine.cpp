@@ -575,7 +575,17 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             co_return pr;
         }
         ehr_state& e = *it->second;
-        auto enr = vault.find_enrollment(key, ehr_name);
+        std::optional<store::enrollment> enr;
+        try {
+            enr = vault.find_enrollment(key, ehr_name);
+        } catch (const store::key_error& unopenable) {
+            // A sealed token that does not open (tampered with since start-up):
+            // this patient fails with the vault's message, the others go on,
+            // and the row stays as it is for the admin (issue 5).
+            pr.failure = error{"vault_row_unopenable", unopenable.what()};
+            write_status(pr);
+            co_return pr;
+        }
         if (!enr) {
             pr.skipped = true;
             pr.failure = error{"not_enrolled", "patient " + key + " is not enrolled at " + ehr_name};

@@ -3,6 +3,7 @@
 
 #include "headachemd/store/pending.hpp"
 #include "test_support.hpp"
+#include "vault_support.hpp"
 
 namespace {
 
@@ -24,7 +25,7 @@ st::pending_enrollment row(std::string state, std::int64_t expires_at) {
 
 TEST(PendingEnrollments, AStateIsTakenOnceAndOnlyItsHashIsStored) {
     headachemd::test::temp_dir dir;
-    st::vault v(dir / "vault.db");
+    st::vault v(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
     st::pending_enrollments pending(v);
     pending.put(row("the-state", 1000));
     auto first = pending.take(st::state_hash("the-state"));
@@ -39,18 +40,20 @@ TEST(PendingEnrollments, AStateIsTakenOnceAndOnlyItsHashIsStored) {
 TEST(PendingEnrollments, TheStateItselfIsNeverWritten) {
     headachemd::test::temp_dir dir;
     {
-        st::vault v(dir / "vault.db");
+        st::vault v(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
         st::pending_enrollments(v).put(row("state-value-that-must-not-be-on-disk", 1000));
     }
     const auto bytes =
         headachemd::test::read_file(dir / "vault.db") + headachemd::test::read_file(dir / "vault.db-wal");
     EXPECT_EQ(bytes.find("state-value-that-must-not-be-on-disk"), std::string::npos);
     EXPECT_NE(bytes.find(st::state_hash("state-value-that-must-not-be-on-disk")), std::string::npos);
+    // The verifier is sealed like the tokens.
+    EXPECT_EQ(bytes.find("verifier-verifier"), std::string::npos);
 }
 
 TEST(PendingEnrollments, ExpiredRowsArePurged) {
     headachemd::test::temp_dir dir;
-    st::vault v(dir / "vault.db");
+    st::vault v(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
     st::pending_enrollments pending(v);
     pending.put(row("old", 100));
     pending.put(row("new", 900));

@@ -224,14 +224,15 @@ TEST(Transaction, UncommittedWritesRollBack) {
 
 TEST(Vault, CreatedWithMode0600AndKeyIsStable) {
     temp_dir dir;
+    const auto key = st::token_key::generate();
     st::pseudonym_key first{};
     {
-        st::vault v(dir / "vault.db");
+        st::vault v(dir / "vault.db", key);
         first = v.pseudonymization_key();
         EXPECT_EQ(v.pseudonymization_key(), first);
     }
     EXPECT_EQ(file_mode(dir / "vault.db"), 0600u);
-    st::vault again(dir / "vault.db");
+    st::vault again(dir / "vault.db", key);
     EXPECT_EQ(again.pseudonymization_key(), first);
     EXPECT_NE(first, st::pseudonym_key{});  // random, not zero
 }

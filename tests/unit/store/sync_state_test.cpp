@@ -70,7 +70,8 @@ TEST(SyncState, StatusRoundTrips) {
 
 TEST(VaultEnrollment, PutFindRotateFlagRemove) {
     temp_dir dir;
-    st::vault v(dir / "vault.db");
+    const auto key = st::token_key::generate();
+    st::vault v(dir / "vault.db", key);
     EXPECT_FALSE(v.find_enrollment("pk", "ehr"));
     v.put_enrollment({"pk", "ehr", "fhir-1", "rt-1", "offline_access", "t0", false}, "t0");
     v.replace_refresh_token("pk", "ehr", "rt-2", "t1");
@@ -88,11 +89,12 @@ TEST(VaultEnrollment, PutFindRotateFlagRemove) {
 
 TEST(VaultEnrollment, SurvivesReopen) {
     temp_dir dir;
+    const auto key = st::token_key::generate();
     {
-        st::vault v(dir / "vault.db");
+        st::vault v(dir / "vault.db", key);
         v.put_enrollment({"pk", "ehr", "f", "rt", "", "t", false}, "t");
     }
-    st::vault again(dir / "vault.db");
+    st::vault again(dir / "vault.db", key);
     EXPECT_EQ(again.find_enrollment("pk", "ehr")->refresh_token, "rt");
 }
 

@@ -121,7 +121,7 @@ struct fixture : ::testing::Test {
     temp_dir dir;
     cfg::config config;
     st::analytics_db db{dir / "headache.db"};
-    st::vault vault{dir / "vault.db"};
+    st::vault vault{dir / "vault.db", st::token_key::generate()};
     fake_ehr ehr;
     headachemd::manual_clock clk;
     std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
@@ -220,6 +220,43 @@ TEST_F(fixture, RotatedRefreshTokenIsInTheVaultAndTheOldOneIsNeverReplayed) {
     // A new engine (a restart) refreshes with the stored token and succeeds.
     ASSERT_EQ(pass().succeeded(), 1);
     EXPECT_EQ(ehr.token_calls, 2);
+}
+
+TEST_F(fixture, ATokenThatDoesNotOpenFailsThatPatientOnlyAndTheRowStays) {
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    serve_conditions("p2", {{condition("c2", "p2")}});
+    // Someone flips a byte of hmd-1's sealed token while the daemon runs.
+    std::string box;
+    {
+        SQLite::Statement q(vault.sql(), "SELECT refresh_token FROM enrollment WHERE patient_key = 'hmd-1'");
+        ASSERT_TRUE(q.executeStep());
+        box.assign(static_cast<const char*>(q.getColumn(0).getBlob()),
+                   static_cast<std::size_t>(q.getColumn(0).getBytes()));
+    }
+    box[box.size() / 2] = static_cast<char>(box[box.size() / 2] ^ 0x01);
+    SQLite::Statement upd(vault.sql(),
+                          "UPDATE enrollment SET refresh_token = ?1 WHERE patient_key = 'hmd-1'");
+    upd.bind(1, box.data(), static_cast<int>(box.size()));
+    upd.exec();
+    const auto r = pass();
+    EXPECT_EQ(r.succeeded(), 1);
+    EXPECT_EQ(count("patient_key = 'hmd-2'"), 1);
+    for (const auto& p : r.patients) {
+        if (p.patient_key == "hmd-1") {
+            ASSERT_TRUE(p.failure);
+            EXPECT_NE(p.failure->message.find("patient hmd-1 at EHR ehr"), std::string::npos)
+                << p.failure->message;
+            EXPECT_NE(p.failure->message.find("wrong key or tampered row"), std::string::npos);
+            EXPECT_FALSE(p.needs_reauth);
+        }
+    }
+    SQLite::Statement q(vault.sql(), "SELECT refresh_token FROM enrollment WHERE patient_key = 'hmd-1'");
+    ASSERT_TRUE(q.executeStep());
+    EXPECT_EQ(std::string(static_cast<const char*>(q.getColumn(0).getBlob()),
+                          static_cast<std::size_t>(q.getColumn(0).getBytes())),
+              box);
 }
 
 TEST_F(fixture, InvalidGrantMarksOnePatientAndTheOthersComplete) {

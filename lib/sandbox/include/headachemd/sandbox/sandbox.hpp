@@ -183,6 +183,10 @@ public:
 
     counters stats() const;
     void reset_counters();
+    // Every refresh token issued so far (rotated and spent ones included)
+    // and every access token not yet purged: for tests that search files
+    // and logs for a token that must not be there.
+    std::vector<std::string> issued_tokens() const;
 
     // ---- Data controls ---------------------------------------------------
     std::vector<std::string> patient_ids() const;  // generation order

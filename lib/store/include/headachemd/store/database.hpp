@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -33,6 +34,20 @@ struct database_kind {
     std::span<const schema::migration> migrations;
     const char* synchronous;  // "NORMAL" or "FULL"
     unsigned create_mode;     // file mode for a new file, e.g. 0640
+    // An existing file with any of these mode bits is refused (with the
+    // chmod fix): 0007 refuses a world-accessible file, 0077 any access
+    // beyond the owner.
+    unsigned forbidden_mode = 0;
+    // A new file is given this group when it exists and we may (we are
+    // root or a member); otherwise it keeps our primary group. nullptr: none.
+    const char* group = nullptr;
+    // Runs on the open connection after every check above and before
+    // anything is written (no journal_mode change, no migration): a throw
+    // here leaves the file byte-identical. Gets the schema version found.
+    std::function<void(SQLite::Database&, int version)> before_write = {};
+    // Runs inside each migration's transaction, after its SQL, so that data
+    // a migration must convert in C++ commits atomically with the schema.
+    std::function<void(SQLite::Database&, int version)> in_migration = {};
 };
 
 // Opens (creating if missing) and migrates. Throws store_error.

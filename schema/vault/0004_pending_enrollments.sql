@@ -1,4 +1,4 @@
--- Vault version 3: browser enrollments waiting for their redirect.
+-- Vault version 4: browser enrollments waiting for their redirect.
 --
 -- `enroll KEY` writes one row when it prints the authorize URL; whoever
 -- catches the redirect (the command's own listener, a pasted URL, or the
@@ -12,10 +12,11 @@ CREATE TABLE pending_enrollment (
     state_hash     TEXT PRIMARY KEY,  -- hex SHA-256 of the OAuth state
     patient_key    TEXT NOT NULL,
     ehr            TEXT NOT NULL,
-    code_verifier  BLOB NOT NULL,     -- PKCE verifier (RFC 7636): secret until the code is exchanged
+    code_verifier  BLOB NOT NULL,     -- PKCE verifier (RFC 7636), sealed like the tokens (0003)
     redirect_uri   TEXT NOT NULL,
     scope          TEXT NOT NULL,     -- as requested, to report what was not granted
     token_endpoint TEXT NOT NULL,
     created_at     TEXT NOT NULL,
-    expires_at     INTEGER NOT NULL   -- unix seconds
+    expires_at     INTEGER NOT NULL,  -- unix seconds
+    token_key_id   TEXT NOT NULL      -- the key that sealed code_verifier
 ) WITHOUT ROWID;
