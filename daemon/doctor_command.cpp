@@ -66,33 +66,43 @@ std::string label(dr::severity s, bool color) {
     return color ? fmt::format("\x1b[{}m{}\x1b[0m", code, padded) : padded;
 }
 
-// A text wrapped at `width` columns (0: not wrapped), every line after the
-// first indented by `pad`; its own line breaks are kept (with their leading
-// spaces).
+// A text wrapped at `width` columns (0: not wrapped). The caller has
+// printed `pad` before it; every further line starts with `pad`. Its own
+// line breaks are kept with their leading spaces, and an indented line (a
+// numbered cause) continues under its text.
 std::string wrap(std::string_view text, std::string_view pad, std::size_t width) {
     std::string out;
+    std::string hang(pad);
     std::size_t column = pad.size();
+    bool line_start = true;
     std::size_t i = 0;
     while (i < text.size()) {
         if (text[i] == '\n') {
-            out += "\n" + std::string(pad);
-            column = pad.size();
+            out += '\n';
+            out += pad;
             ++i;
-            while (i < text.size() && text[i] == ' ') out.push_back(text[i++]), ++column;
+            std::size_t lead = 0;
+            while (i < text.size() && text[i] == ' ') out.push_back(text[i++]), ++lead;
+            column = pad.size() + lead;
+            hang = std::string(pad) + std::string(lead, ' ') + (lead > 0 ? "   " : "");
+            line_start = true;
             continue;
         }
         const std::size_t end = std::min(text.find_first_of(" \n", i), text.size());
         const std::string_view word = text.substr(i, end - i);
-        if (width > 0 && column > pad.size() && column + 1 + word.size() > width && !out.empty() &&
-            out.back() != ' ') {
-            out += "\n" + std::string(pad);
-            column = pad.size();
-        } else if (!out.empty() && out.back() != ' ' && out.back() != '\n' && column > pad.size()) {
-            out.push_back(' ');
-            ++column;
+        if (!line_start) {
+            if (width > 0 && column + 1 + word.size() > width) {
+                out += '\n';
+                out += hang;
+                column = hang.size();
+            } else {
+                out.push_back(' ');
+                ++column;
+            }
         }
         out += word;
         column += word.size();
+        line_start = false;
         i = end;
         while (i < text.size() && text[i] == ' ') ++i;
     }

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include <simdjson.h>
 #include <boost/url/parse.hpp>
 
 #include "headachemd/doctor/doctor.hpp"
@@ -142,6 +143,11 @@ server_facts interpret_discovery(std::string_view fhir_base, const fetched& well
     }
     if (metadata && metadata->response && metadata->response->status == 200) {
         if (auto cap = fhir::parse_capability_statement(metadata->response->body)) facts.capability = *cap;
+        simdjson::dom::parser parser;
+        simdjson::dom::element doc;
+        std::string_view url;
+        if (!parser.parse(metadata->response->body).get(doc) && !doc["implementation"]["url"].get(url))
+            facts.implementation_url = std::string(url);
         if (!facts.smart) {
             if (auto conf = smart::parse_capability_oauth_uris(metadata->response->body)) {
                 facts.smart = std::move(*conf);
@@ -210,6 +216,18 @@ void check_aud(std::optional<std::string_view> aud, std::string_view fhir_base, 
         "aud " + std::string(*aud) + " is not the FHIR base " + std::string(fhir_base) +
             (same_ignoring_case ? " (they differ in letter case)" : ""),
         why, "Send aud=" + std::string(fhir_base) + ".");
+}
+
+void check_base_against_server(std::string_view fhir_base, const server_facts& facts, findings& out) {
+    if (!facts.implementation_url || *facts.implementation_url == fhir_base) return;
+    add(out, severity::warning, topic::request,
+        "the server names its FHIR base " + *facts.implementation_url + ", but aud will be " +
+            std::string(fhir_base),
+        "CapabilityStatement.implementation.url is where the server says it lives; SMART servers compare aud "
+        "with their base exactly. Some servers report an internal address here, so this is a hint, not "
+        "proof.",
+        "If the vendor gave " + *facts.implementation_url +
+            " as the practice's FHIR base, use it as fhir_base.");
 }
 
 // ---- PKCE -------------------------------------------------------------------

@@ -130,6 +130,7 @@ asio::awaitable<report> check_registration(http::transport& http, const config_c
 
     // What enrollment will send as aud: the configured base, exactly.
     check_aud(ehr.fhir_base, ehr.fhir_base, out);
+    check_base_against_server(ehr.fhir_base, server.facts, out);
     const auto scopes = enrollment_scopes(ehr);
     if (server.facts.smart) {
         const auto& conf = *server.facts.smart;

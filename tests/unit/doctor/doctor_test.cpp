@@ -669,3 +669,19 @@ TEST(DoctorDriver, UnreachableServerIsReportedAsSuch) {
     EXPECT_FALSE(rep.passed());
     EXPECT_EQ(t.sent.size(), 2u);  // discovery and metadata; no authorize request
 }
+
+TEST(DoctorDiscovery, TheServerNamedBaseIsComparedWithAud) {
+    dr::findings out;
+    const std::string metadata = R"({"resourceType":"CapabilityStatement",
+      "implementation":{"description":"x","url":"https://e/fhir/r4/PRACTICE"},"rest":[]})";
+    const dr::fetched wk{"https://e/fhir/.well-known/smart-configuration", response(200, ecw_discovery), {}};
+    const dr::fetched md{"https://e/fhir/metadata", response(200, metadata), {}};
+    const auto facts = dr::interpret_discovery("https://e/fhir", wk, &md, out);
+    ASSERT_TRUE(facts.implementation_url);
+    out.clear();
+    dr::check_base_against_server("https://e/fhir", facts, out);
+    EXPECT_TRUE(has(out, severity::warning, "names its FHIR base https://e/fhir/r4/PRACTICE")) << dump(out);
+    out.clear();
+    dr::check_base_against_server("https://e/fhir/r4/PRACTICE", facts, out);
+    EXPECT_TRUE(out.empty()) << dump(out);
+}

@@ -88,6 +88,9 @@ struct server_facts {
     std::string smart_source;                   // the URL the configuration came from
     bool from_well_known = false;               // false: CapabilityStatement oauth-uris fallback
     std::optional<fhir::capabilities> capability;
+    // CapabilityStatement.implementation.url: where the server says its FHIR
+    // base is (optional in FHIR R4).
+    std::optional<std::string> implementation_url;
 };
 
 // Reads {fhir_base}/.well-known/smart-configuration, falling back to the
@@ -95,6 +98,10 @@ struct server_facts {
 // `metadata` may be null when it was not fetched.
 server_facts interpret_discovery(std::string_view fhir_base, const fetched& well_known,
                                  const fetched* metadata, findings& out);
+
+// The configured FHIR base (what enrollment sends as aud) against the base
+// the server names in its CapabilityStatement, when it names one.
+void check_base_against_server(std::string_view fhir_base, const server_facts& facts, findings& out);
 
 // eClinicalWorks/healow knowledge (profile "eclinicalworks"): unlisted
 // scopes are refused with a 403, Appointment lives in the healow Scheduling
