@@ -187,7 +187,7 @@ dr::report run(const config::config* cfg, F&& make_task) {
 
 int doctor_url(const doctor_args& a) {
     std::optional<config::config> cfg;
-    if (a.config_given || std::filesystem::exists(a.config)) {
+    if (a.config_given || !a.ehr.empty() || std::filesystem::exists(a.config)) {
         cfg = load(a.config);
         if (!cfg) return exit_code::config;
     }

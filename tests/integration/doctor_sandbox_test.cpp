@@ -181,6 +181,18 @@ TEST_F(doctor_fixture, GenericSandboxNamesTheParameterInItsRedirect) {
     EXPECT_TRUE(has_text(r.out, "refused: redirected back with error=invalid_scope"));
 }
 
+TEST_F(doctor_fixture, UnknownEhrIsAUsageErrorAndABadUrlIsReported) {
+    start();
+    const auto cfg = config();
+    const auto r = doctor({"nope", "--config", cfg, "--redirect-uri", redirect});
+    EXPECT_EQ(r.exit_code, 64) << r.out << r.err;
+    EXPECT_TRUE(has_text(r.err, "no [[ehr]] named \"nope\""));
+    const auto u = doctor({"--config", cfg, "--authorize-url", "not a url"});
+    EXPECT_EQ(u.exit_code, 78) << u.out << u.err;
+    EXPECT_TRUE(has_text(u.out, "not an absolute URL"));
+    EXPECT_EQ((*ehr)->stats().requests, 0u);  // nothing was sent for either
+}
+
 TEST_F(doctor_fixture, UnreachableServerExits69) {
     start();
     const auto cfg = config();
