@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "doctor_command.hpp"
 #include "exit_codes.hpp"
 #include "ingest_command.hpp"
 #include "sandbox_commands.hpp"
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
     headachemd::daemon::add_sync_commands(app, &exit_code);
     headachemd::daemon::add_sandbox_commands(app, &exit_code);
     headachemd::daemon::add_vault_commands(app, &exit_code);
+    headachemd::daemon::add_doctor_command(app, &exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

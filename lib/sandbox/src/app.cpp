@@ -77,6 +77,17 @@ http_response oauth_error(int status, std::string_view error, std::string_view d
     return r;
 }
 
+// What eClinicalWorks answers at /authorize for every problem it finds
+// (unknown or inactive client, unregistered redirect URI, missing PKCE, a
+// scope it does not offer), byte for byte as observed by the HeadacheMD
+// team (issue 4): HTTP 403, no redirect, and an "error" that is the status
+// code rather than an RFC 6749 error code.
+http_response ecw_authorize_refusal() {
+    http_response r = make(403, plain_json, R"({"error":"403","error_description":"invalid_request"})");
+    r.headers.emplace_back("Cache-Control", "no-store");
+    return r;
+}
+
 std::string html_escape(std::string_view s) {
     std::string out;
     for (const char c : s) {
@@ -231,6 +242,9 @@ http_response app::handle(const http_request& req) {
         r = route(req, path, *query, now);
     }
     r.delay = opts_.latency;
+    // RFC 9110 §6.6.1: a server with a clock sends Date. It reads the
+    // injected clock, so a test can skew it (doctor's clock check).
+    r.headers.emplace_back("Date", format_http_date(now));
     if (r.fault != transport_fault::reset) ++stats_.by_status[r.status];
     if (r.status == 429) {
         ++stats_.responses_429;
@@ -450,12 +464,12 @@ http_response app::authorize(const params& p, bool consented, time_point now) {
     // RFC 6749 §4.1.2.1: with a bad client or redirect URI the server must
     // not redirect (an open redirector); it tells the user instead.
     if (!client_id || *client_id != opts_.client_id) {
-        if (opts_.ecw_mode) return oauth_error(403, "invalid_request", "Unknown or inactive client_id");
+        if (opts_.ecw_mode) return ecw_authorize_refusal();
         return html_page(400, "Authorization failed", "<p>Unknown client_id.</p>");
     }
     if (!redirect_uri || std::find(opts_.redirect_uris.begin(), opts_.redirect_uris.end(), *redirect_uri) ==
                              opts_.redirect_uris.end()) {
-        if (opts_.ecw_mode) return oauth_error(403, "invalid_request", "redirect_uri is not registered");
+        if (opts_.ecw_mode) return ecw_authorize_refusal();
         return html_page(400, "Authorization failed",
                          "<p>The redirect_uri is not registered for this client.</p>");
     }
@@ -470,8 +484,9 @@ http_response app::authorize(const params& p, bool consented, time_point now) {
         return r;
     };
     const auto fail = [&](std::string_view error, std::string_view description) {
-        // eCW answers these with a 403 invalid_request page, not a redirect.
-        if (opts_.ecw_mode) return oauth_error(403, "invalid_request", description);
+        // eCW answers these with the same 403 as an unknown client: no
+        // redirect, no hint which parameter was wrong.
+        if (opts_.ecw_mode) return ecw_authorize_refusal();
         return redirect({{"error", std::string(error)}, {"error_description", std::string(description)}});
     };
 

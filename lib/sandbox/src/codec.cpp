@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <cstdio>
 #include <stdexcept>
 
 namespace headachemd::sandbox::detail {
@@ -246,6 +247,23 @@ bool iequals(std::string_view a, std::string_view b) {
 std::string format_date(time_point t) { return date_part(t); }
 
 std::string format_date_time(time_point t) { return date_part(t) + "T" + time_part(t) + "Z"; }
+
+std::string format_http_date(time_point t) {
+    using namespace std::chrono;
+    static constexpr const char* weekdays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const auto day = floor<std::chrono::days>(t);
+    const year_month_day ymd{day};
+    const weekday wd{day};
+    const auto secs = duration_cast<seconds>(t - day).count();
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%s, %02u %s %04d %02lld:%02lld:%02lld GMT", weekdays[wd.c_encoding()],
+                  static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
+                  static_cast<int>(ymd.year()), static_cast<long long>(secs / 3600),
+                  static_cast<long long>(secs / 60 % 60), static_cast<long long>(secs % 60));
+    return buf;
+}
 
 std::string format_instant(time_point t) {
     const auto ms =

@@ -49,6 +49,8 @@ std::string format_instant(time_point t);
 // FHIR dateTime to the second: "2024-05-01T10:00:00Z".
 std::string format_date_time(time_point t);
 std::string format_date(time_point t);  // "2024-05-01"
+// IMF-fixdate (RFC 9110 §5.6.7), the form of the Date header: "Sun, 06 Nov 1994 08:49:37 GMT".
+std::string format_http_date(time_point t);
 // A FHIR date/dateTime/instant search value (YYYY, YYYY-MM, YYYY-MM-DD or
 // YYYY-MM-DDThh:mm[:ss[.fff]](Z|±hh:mm)) as the range [first, second) it
 // denotes at its precision (FHIR R4 search 3.1.1.4.6). nullopt if malformed.

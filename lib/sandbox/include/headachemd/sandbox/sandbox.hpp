@@ -10,7 +10,14 @@
 //   GET  /fhir/.well-known/smart-configuration   SMART App Launch discovery
 //   GET  /fhir/metadata                           CapabilityStatement (oauth-uris)
 //   GET  /authorize                               auto-approve (302 with code+state),
-//                                                 or an HTML consent page with prompt=consent
+//                                                 or an HTML consent page with prompt=consent.
+//                                                 Errors: unknown client or unregistered
+//                                                 redirect URI → 400 HTML page (RFC 6749
+//                                                 §4.1.2.1: no redirect); missing/plain PKCE,
+//                                                 bad aud or state → redirect with
+//                                                 error=invalid_request; unsupported scope →
+//                                                 error=invalid_scope (ecw_mode: see below)
+//   Every response carries Date from options::now (so a test can skew it).
 //   POST /authorize/approve                       the consent page's form
 //   POST /token                                   authorization_code (PKCE S256) and
 //                                                 refresh_token (rotation) grants
@@ -61,8 +68,11 @@ struct options {
     // `_lastUpdated` (declared for no type; a sent one is ignored), no
     // `_count` (ignored; a fixed page of default_page_size and a `page`
     // parameter instead), no Appointment (404 and no scope), only
-    // per-type scopes (no patient/*.read), scope and PKCE errors at
-    // /authorize answered 403 invalid_request instead of a redirect, and a
+    // per-type scopes (no patient/*.read), every /authorize error (unknown
+    // client, unregistered redirect URI, missing PKCE, unsupported scope, …)
+    // answered as eCW does: HTTP 403 with exactly
+    // {"error":"403","error_description":"invalid_request"}, no redirect
+    // and no hint which parameter was wrong, and a
     // budget of requests_per_minute per fixed minute window (every request
     // counts, discovery, /authorize and /token included); over it, 429 with
     // no Retry-After. retry_after_on_429 is forced off.

@@ -1,0 +1,313 @@
+#include "doctor_command.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "exit_codes.hpp"
+#include "headachemd/config/config.hpp"
+#include "headachemd/core/clock.hpp"
+#include "headachemd/doctor/doctor.hpp"
+#include "headachemd/http/client.hpp"
+
+namespace headachemd::daemon {
+namespace {
+
+namespace asio = boost::asio;
+namespace dr = headachemd::doctor;
+
+constexpr const char* default_config = "/etc/headachemd/sync.toml";
+
+struct doctor_args {
+    std::string ehr;
+    std::string config = default_config;
+    bool config_given = false;
+    std::string authorize_url;
+    std::string fhir_base;
+    std::string redirect_uri;
+    bool probe = false;
+    bool no_probe = false;
+};
+
+// Color only for a person at a terminal (and never with NO_COLOR, no-color.org).
+bool use_color() {
+    if (!::isatty(STDOUT_FILENO)) return false;
+    if (const char* nc = std::getenv("NO_COLOR"); nc && *nc) return false;
+    const char* term = std::getenv("TERM");
+    return !(term && std::string_view(term) == "dumb");
+}
+
+std::string label(dr::severity s, bool color) {
+    const char* text = "ok";
+    const char* code = "32";
+    switch (s) {
+        case dr::severity::ok:
+            break;
+        case dr::severity::info:
+            text = "info", code = "36";
+            break;
+        case dr::severity::warning:
+            text = "WARNING", code = "33";
+            break;
+        case dr::severity::error:
+            text = "ERROR", code = "31;1";
+            break;
+    }
+    const std::string padded = fmt::format("{:<8}", text);
+    return color ? fmt::format("\x1b[{}m{}\x1b[0m", code, padded) : padded;
+}
+
+// A text wrapped at `width` columns (0: not wrapped). The caller has
+// printed `pad` before it; every further line starts with `pad`. Its own
+// line breaks are kept with their leading spaces, and an indented line (a
+// numbered cause) continues under its text.
+std::string wrap(std::string_view text, std::string_view pad, std::size_t width) {
+    std::string out;
+    std::string hang(pad);
+    std::size_t column = pad.size();
+    bool line_start = true;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        if (text[i] == '\n') {
+            out += '\n';
+            out += pad;
+            ++i;
+            std::size_t lead = 0;
+            while (i < text.size() && text[i] == ' ') out.push_back(text[i++]), ++lead;
+            column = pad.size() + lead;
+            hang = std::string(pad) + std::string(lead, ' ') + (lead > 0 ? "   " : "");
+            line_start = true;
+            continue;
+        }
+        const std::size_t end = std::min(text.find_first_of(" \n", i), text.size());
+        const std::string_view word = text.substr(i, end - i);
+        if (!line_start) {
+            if (width > 0 && column + 1 + word.size() > width) {
+                out += '\n';
+                out += hang;
+                column = hang.size();
+            } else {
+                out.push_back(' ');
+                ++column;
+            }
+        }
+        out += word;
+        column += word.size();
+        line_start = false;
+        i = end;
+        while (i < text.size() && text[i] == ' ') ++i;
+    }
+    return out;
+}
+
+// On a terminal: color and lines wrapped at 100 columns. Otherwise (a pipe,
+// a log, a test) plain text with one line per paragraph, easy to grep.
+void print_report(const dr::report& rep, bool terminal) {
+    const bool color = terminal;
+    const std::size_t width = terminal ? 100 : 0;
+    constexpr dr::topic order[] = {dr::topic::discovery, dr::topic::server, dr::topic::request,
+                                   dr::topic::client,    dr::topic::files,  dr::topic::clock,
+                                   dr::topic::authorize};
+    const std::string pad(12, ' ');
+    for (const auto t : order) {
+        bool header = false;
+        for (const auto& f : rep.findings) {
+            if (f.area != t) continue;
+            if (!header) {
+                std::cout << "\n"
+                          << (color ? "\x1b[1m" : "") << dr::to_string(t) << (color ? "\x1b[0m" : "") << "\n";
+                header = true;
+            }
+            std::cout << "  " << label(f.level, color) << "  " << f.what << "\n";
+            if (f.level == dr::severity::ok) continue;  // an ok needs no explanation
+            if (!f.why.empty()) std::cout << pad << wrap(f.why, pad, width) << "\n";
+            if (!f.fix.empty()) std::cout << pad << wrap("fix: " + f.fix, pad, width) << "\n";
+        }
+    }
+    std::cout << fmt::format("\n{} error(s), {} warning(s), {} note(s), {} ok\n",
+                             rep.count(dr::severity::error), rep.count(dr::severity::warning),
+                             rep.count(dr::severity::info), rep.count(dr::severity::ok));
+}
+
+// Exit status: 0 no error (warnings and notes allowed: they describe risks,
+// not failures); 69 (EX_UNAVAILABLE) the server could not be reached at all;
+// 78 (EX_CONFIG) a registration or configuration problem was found.
+int exit_for(const dr::report& rep) {
+    if (rep.unreachable) return exit_code::unavailable;
+    return rep.passed() ? exit_code::ok : exit_code::config;
+}
+
+std::optional<config::config> load(const std::string& path) {
+    auto loaded = config::load_config(path);
+    if (auto* errors = std::get_if<std::vector<config::config_error>>(&loaded)) {
+        for (const auto& e : *errors) std::cerr << "error: " << e.to_string() << "\n";
+        std::cerr << errors->size() << " error(s) in " << path << "\n";
+        return std::nullopt;
+    }
+    return std::get<config::config>(std::move(loaded));
+}
+
+http::client_options http_options(const config::config* cfg) {
+    http::client_options o;
+    o.max_body_bytes = 16 << 20;  // a CapabilityStatement can be large
+    if (!cfg) return o;
+    for (const auto& e : cfg->ehrs) {
+        // A missing CA file is a finding of its own, not a crash here.
+        if (e.ca_file && dr::inspect_file(*e.ca_file).readable) o.extra_ca_files.push_back(*e.ca_file);
+        o.request_timeout = std::max(o.request_timeout, std::chrono::milliseconds(e.http_timeout));
+    }
+    return o;
+}
+
+template <class F>
+dr::report run(const config::config* cfg, F&& make_task) {
+    asio::io_context io;
+    http::client http(io.get_executor(), http_options(cfg));
+    system_clock clk;
+    dr::report rep;
+    std::exception_ptr failure;
+    auto task = [&]() -> asio::awaitable<void> {
+        rep = co_await make_task(http, clk);
+        http.close_idle();
+    };
+    asio::co_spawn(io, task, [&failure](std::exception_ptr ep) { failure = ep; });
+    io.run();
+    if (failure) std::rethrow_exception(failure);
+    return rep;
+}
+
+int doctor_url(const doctor_args& a) {
+    std::optional<config::config> cfg;
+    if (a.config_given || !a.ehr.empty() || std::filesystem::exists(a.config)) {
+        cfg = load(a.config);
+        if (!cfg) return exit_code::config;
+    }
+    dr::url_check in;
+    in.authorize_url = a.authorize_url;
+    in.probe = a.probe;
+    if (!a.fhir_base.empty()) in.fhir_base = a.fhir_base;
+    const config::ehr_settings* ehr = nullptr;
+    if (cfg && !a.ehr.empty()) {
+        ehr = cfg->find_ehr(a.ehr);
+        if (!ehr) {
+            std::cerr << "error: no [[ehr]] named \"" << a.ehr << "\" in " << a.config << "\n";
+            return exit_code::usage;
+        }
+    } else if (cfg) {
+        // The [[ehr]] whose FHIR base the URL names (its aud), if any.
+        if (auto parts = dr::parse_authorize_url(a.authorize_url)) {
+            std::string aud = parts->get("aud") ? *parts->get("aud") : std::string();
+            while (!aud.empty() && aud.back() == '/') aud.pop_back();
+            for (const auto& e : cfg->ehrs)
+                if (e.fhir_base == (in.fhir_base ? *in.fhir_base : aud)) ehr = &e;
+        }
+    }
+    if (ehr) {
+        if (!in.fhir_base) in.fhir_base = ehr->fhir_base;
+        in.client_id = ehr->client_id;
+        in.kind.eclinicalworks = ehr->profile == "eclinicalworks";
+    }
+    std::cout << "headachemd-sync doctor: authorize URL"
+              << (ehr ? " for [[ehr]] \"" + ehr->name + "\"" : std::string())
+              << (a.probe ? ", with probe" : "") << "\n";
+    const auto rep = run(cfg ? &*cfg : nullptr, [&](http::transport& http, const clock& clk) {
+        return dr::check_authorize_url(http, in, clk);
+    });
+    print_report(rep, use_color());
+    return exit_for(rep);
+}
+
+int doctor_config(const doctor_args& a) {
+    auto cfg = load(a.config);
+    if (!cfg) return exit_code::config;
+    std::vector<const config::ehr_settings*> ehrs;
+    if (!a.ehr.empty()) {
+        const auto* e = cfg->find_ehr(a.ehr);
+        if (!e) {
+            std::cerr << "error: no [[ehr]] named \"" << a.ehr << "\" in " << a.config << "\n";
+            return exit_code::usage;
+        }
+        ehrs.push_back(e);
+    } else {
+        for (const auto& e : cfg->ehrs) ehrs.push_back(&e);
+    }
+    if (ehrs.empty()) {
+        std::cerr << "error: " << a.config << " lists no [[ehr]]\n";
+        return exit_code::config;
+    }
+    int rc = exit_code::ok;
+    for (const auto* e : ehrs) {
+        dr::config_check in;
+        in.cfg = &*cfg;
+        in.ehr = *e;
+        // The config's redirect_uri (what enroll sends); --redirect-uri
+        // checks another one without editing the config.
+        if (e->redirect_uri) in.redirect_uri = *e->redirect_uri;
+        if (!a.redirect_uri.empty()) in.redirect_uri = a.redirect_uri;
+        in.probe = !a.no_probe;
+        std::cout << (e == ehrs.front() ? "" : "\n") << "headachemd-sync doctor: [[ehr]] \"" << e->name
+                  << "\" (" << e->profile << ") at " << e->fhir_base << "\n";
+        const auto rep = run(&*cfg, [&](http::transport& http, const clock& clk) {
+            return dr::check_registration(http, in, clk);
+        });
+        print_report(rep, use_color());
+        const int this_rc = exit_for(rep);
+        // The worst wins: unreachable (69) over a problem found (78) over ok.
+        if (this_rc == exit_code::unavailable)
+            rc = this_rc;
+        else if (rc == exit_code::ok)
+            rc = this_rc;
+    }
+    return rc;
+}
+
+int doctor(const doctor_args& a) {
+    try {
+        return a.authorize_url.empty() ? doctor_config(a) : doctor_url(a);
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return exit_code::software;
+    }
+}
+
+}  // namespace
+
+void add_doctor_command(CLI::App& app, int* exit_code) {
+    auto args = std::make_shared<doctor_args>();
+    CLI::App* cmd = app.add_subcommand(
+        "doctor", "Check an EHR registration (or an authorize URL) against what the server publishes");
+    cmd->footer(
+        "Examples:\n"
+        "  headachemd-sync doctor ecw\n"
+        "  headachemd-sync doctor --authorize-url 'https://…/authorize?response_type=code&…' --probe\n"
+        "Checks discovery, aud, PKCE, scopes, offline_access, client authentication, the redirect URI,\n"
+        "secret file modes and clock skew, then sends one authorize request without following its\n"
+        "redirect (with --authorize-url only when --probe is given) and explains the answer.\n"
+        "Exit status: 0 no error (warnings allowed), 78 a problem was found, 69 the server could not be\n"
+        "reached, 64 bad command line.");
+    cmd->add_option("ehr", args->ehr, "the [[ehr]] name (default: every [[ehr]] in the config)");
+    cmd->add_option("-c,--config", args->config, "configuration file")->capture_default_str();
+    cmd->add_option("--authorize-url", args->authorize_url,
+                    "check this authorize URL (made elsewhere, e.g. by the HeadacheMD web app)");
+    cmd->add_option("--fhir-base", args->fhir_base,
+                    "the FHIR base for --authorize-url (default: the [[ehr]]'s, else the URL's aud)");
+    cmd->add_option("--redirect-uri", args->redirect_uri,
+                    "the redirect URI to check (default: the [[ehr]]'s redirect_uri)");
+    cmd->add_flag("--probe", args->probe, "with --authorize-url: send that exact request once");
+    cmd->add_flag("--no-probe", args->no_probe, "without --authorize-url: do not send an authorize request");
+    cmd->callback([args, exit_code, cmd] {
+        args->config_given = cmd->get_option("--config")->count() > 0;
+        *exit_code = doctor(*args);
+    });
+}
+
+}  // namespace headachemd::daemon
