@@ -76,7 +76,8 @@ awaitable<result<smart::token_response>> headless_authorize(http::transport& htt
             co_return error{"authorize_failed", "the EHR refused the authorization: " + p.value};
     }
     if (returned_state != state) co_return error{"state_mismatch", "the redirect's state does not match"};
-    const auto tr = smart::make_code_exchange_request(code, redirect_uri, pkce.verifier, creds);
+    const auto tr = smart::make_code_exchange_request(
+        code, redirect_uri, pkce.verifier, creds, {conf->token_endpoint, std::chrono::system_clock::now()});
     http::request tok;
     tok.method = boost::beast::http::verb::post;
     tok.url = conf->token_endpoint;

@@ -38,12 +38,33 @@ std::string read_secret_file(const std::filesystem::path& p) {
     return s;
 }
 
+// private_key_jwt: the key is read once, when the engine starts, and signs
+// a fresh assertion for every token call. The algorithm follows the key
+// type (RSA: RS384, EC P-384: ES384); eClinicalWorks accepts RS384 only, so
+// an eCW registration needs an RSA key. Without key_id the kid is the
+// key's RFC 7638 thumbprint, which is also what `keygen --jwks` publishes.
+void load_signing_key(const cfg::ehr_settings& s, smart::client_credentials& creds) {
+    if (!s.private_key_file)
+        throw std::runtime_error("EHR " + s.name +
+                                 ": client_auth = \"private_key_jwt\" needs private_key_file");
+    auto key = smart::signing_key::from_file(*s.private_key_file);
+    if (!key) throw std::runtime_error("EHR " + s.name + ": " + key.err().message);
+    if (s.profile == "eclinicalworks" && key->alg() != smart::jws_alg::rs384)
+        throw std::runtime_error("EHR " + s.name + ": the private key file " + s.private_key_file->string() +
+                                 " is an EC key (ES384), but eClinicalWorks accepts RS384 only; make an RSA "
+                                 "key with `headachemd-sync keygen --jwks --alg RS384`");
+    creds.key_id = s.key_id ? *s.key_id : key->thumbprint();
+    creds.key = std::make_shared<const smart::signing_key>(std::move(*key));
+}
+
 smart::client_auth auth_of(cfg::client_auth_method m) {
     switch (m) {
         case cfg::client_auth_method::client_secret_post:
             return smart::client_auth::client_secret_post;
         case cfg::client_auth_method::none:
             return smart::client_auth::none;
+        case cfg::client_auth_method::private_key_jwt:
+            return smart::client_auth::private_key_jwt;
         default:
             return smart::client_auth::client_secret_basic;
     }
@@ -131,6 +152,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             st->creds.client_id = s.client_id;
             st->creds.auth = auth_of(s.client_auth);
             if (s.client_secret_file) st->creds.client_secret = read_secret_file(*s.client_secret_file);
+            if (s.client_auth == cfg::client_auth_method::private_key_jwt) load_signing_key(s, st->creds);
             ehrs.emplace(s.name, std::move(st));
         }
     }
@@ -258,7 +280,10 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     awaitable<std::optional<error>> refresh(ehr_state& e, patient_state& ps, store::enrollment& enr) {
         const auto& s = *e.settings;
         for (int attempt = 0;; ++attempt) {
-            const auto tr = smart::make_refresh_request(enr.refresh_token, e.creds);
+            // Built inside the loop: a retried request gets a new
+            // private_key_jwt assertion, since the server refuses a jti twice.
+            const auto tr =
+                smart::make_refresh_request(enr.refresh_token, e.creds, {e.token_endpoint, clk.now()});
             http::request req;
             req.method = boost::beast::http::verb::post;
             req.url = e.token_endpoint;
