@@ -13,6 +13,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "../../../lib/sandbox/src/client_assertion.hpp"
 #include "sandbox_client.hpp"
 
 namespace sbx = headachemd::sandbox;
@@ -332,6 +333,73 @@ TEST(SandboxJwt, AMalformedJwksIsRefusedAtConstruction) {
     EXPECT_THROW({ sbx::server srv(io, o); }, std::invalid_argument);
     o.client_jwks = "not json";
     EXPECT_THROW({ sbx::server srv(io, o); }, std::invalid_argument);
+}
+
+// Known-answer vectors: the example assertions of SMART App Launch 2.x
+// ("Example JWS generation for Asymmetric Client Auth", made with
+// python-jose) and the public halves of their example keys. A signer other
+// than ours produced them, so they pin the verifier (RS384 PKCS#1 v1.5, and
+// ES384 as raw R||S) to the spec rather than to our own client.
+constexpr const char* spec_jwks = R"({"keys":[
+  {"kty":"RSA","alg":"RS384","kid":"eee9f17a3b598fd86417a980b591fbe6","e":"AQAB",
+   "n":"wJq2RHIA-7RT6q4go7wjcbHdW7ck7Kz22A8wf-kN7Wi5CWvhFG2_Y7nQp1lDpb2IKMQr-Q4n_vgJ6d5rWPspJpSPY7iffUK4ipQCEbzID5DJ6fQMBZOfCTXyxkuMh3jYGKEF3Ziw2oxbM1H9j-eJAPtrj5stUG6kVoXowegdox-bSjWP0iI5PnkwUNzcekLMug4M3LRluEQgGR9O_BAML6-w3igZ_rZA_gunyrLAMbfmCVaceW5ohLp679kyM7U6W2gDK_NbkDKcINUakVmPeoG5h8RzgGzvGrySR0k0VDFiZv60Ua07DqHTeDGH9e4NV07AECae-oykIj5NDCs3pw"},
+  {"kty":"EC","crv":"P-384","alg":"ES384","kid":"cd520211e5661dbba2256f67f6d53f97",
+   "x":"pyqburM9y8HPcFhNosDW6ngoVEJitqXi_HJgI5hYqX21PoFDwCbYirGy_o0oapIU",
+   "y":"95bxkCnMKoHvgbcPAIAcgzzu8scd81mXfM_IzuJFNfkUNkGYBFGvuEU1KPi5j1ob"}]})";
+constexpr const char* spec_claims =
+    "eyJpc3MiOiJodHRwczovL2JpbGktbW9uaXRvci5leGFtcGxlLmNvbSIsInN1YiI6Imh0dHBzOi8vYmlsaS1tb25pdG9yLmV4YW1wbGUu"
+    "Y29t"
+    "IiwiYXVkIjoiaHR0cHM6Ly9hdXRob3JpemUuc21hcnRoZWFsdGhpdC5vcmcvdG9rZW4iLCJleHAiOjE0MjI1Njg4NjAsImp0aSI6InJh"
+    "bmRv"
+    "bS1ub24tcmV1c2FibGUtand0LWlkLTEyMyJ9";
+const std::string spec_rs384 =
+    std::string(
+        "eyJhbGciOiJSUzM4NCIsImtpZCI6ImVlZTlmMTdhM2I1OThmZDg2NDE3YTk4MGI1OTFmYmU2IiwidHlwIjoiSldUIn0.") +
+    spec_claims +
+    ".D5kAqNJwaftCqsRdVVQDq6dMBxuGFOF5svQJuXbcYp-oEyg5qOwK9ZE5cGLTHxqwfpUPNzRKgVdIGuhawAA-"
+    "8g0s1nKQae8CuKs33hhKh4J34xSEwW"
+    "3MYs1gwI4GHTtR_g3kYSX6QCi14Ed3GIAvYFgqRqt-gD7sewMUXL4SB8I8cXcDbCqVizm7uPVhjw6QaeKZygJJ_"
+    "AVLhM4Xs9LTy4HAhdCHpN0FrNm"
+    "CerUIYJvHDpcod7A0jDmxdoeW1KIBYlhdhQNwjtsTvT1ce4qacN_3KIv_"
+    "fIzCKLIgDv9eWxkjAtxOmIm8aW5gX9xX7X0nbd0QglIyiic_bZVNNEh0kg";
+const std::string spec_es384 =
+    std::string(
+        "eyJhbGciOiJFUzM4NCIsImtpZCI6ImNkNTIwMjExZTU2NjFkYmJhMjI1NmY2N2Y2ZDUzZjk3IiwidHlwIjoiSldUIn0.") +
+    spec_claims +
+    ".ddl5N8dt5PYI_7syKg_dm1wj1LR3dYVztFlTODs6pU1vKH1Zv3d9NctbnAsZ4aZ1K7HE83_fA_"
+    "hIAL0JsU1GoB7roLmrpj8zfygG9Q1ZBAmKNoR60"
+    "pyONPZsGTihoR29";
+
+TEST(SandboxJwt, SmartSpecExampleAssertionsVerify) {
+    namespace d = sbx::detail;
+    const std::string client = "https://bili-monitor.example.com";
+    const std::string token_url = "https://authorize.smarthealthit.org/token";
+    const auto before_exp = std::chrono::system_clock::time_point{std::chrono::seconds{1422568860 - 60}};
+    for (const auto* jws : {&spec_rs384, &spec_es384}) {
+        d::assertion_verifier v(d::parse_jwks(spec_jwks), false);
+        EXPECT_EQ(v.verify(*jws, client, token_url, before_exp), std::nullopt);
+        // The same vector: a replay, then the checks that depend on context.
+        EXPECT_NE(v.verify(*jws, client, token_url, before_exp).value_or("").find("jti was already used"),
+                  std::string::npos);
+        d::assertion_verifier fresh(d::parse_jwks(spec_jwks), false);
+        EXPECT_NE(
+            fresh.verify(*jws, client, "https://other.example/token", before_exp).value_or("").find("aud"),
+            std::string::npos);
+        EXPECT_NE(fresh.verify(*jws, client, token_url, before_exp + 120s).value_or("").find("expired"),
+                  std::string::npos);
+        EXPECT_NE(fresh.verify(*jws, "another-client", token_url, before_exp).value_or("").find("iss"),
+                  std::string::npos);
+        // One signature byte changed.
+        std::string bent = *jws;
+        bent[bent.size() - 5] = bent[bent.size() - 5] == 'A' ? 'B' : 'A';
+        EXPECT_NE(fresh.verify(bent, client, token_url, before_exp).value_or("").find("signature"),
+                  std::string::npos);
+    }
+    // eClinicalWorks mode: the ES384 vector is refused, the RS384 one passes.
+    d::assertion_verifier ecw(d::parse_jwks(spec_jwks), true);
+    EXPECT_NE(ecw.verify(spec_es384, client, token_url, before_exp).value_or("").find("RS384 only"),
+              std::string::npos);
+    EXPECT_EQ(ecw.verify(spec_rs384, client, token_url, before_exp), std::nullopt);
 }
 
 }  // namespace
