@@ -119,8 +119,10 @@ bool signature_ok(EVP_PKEY* key, std::string_view signing_input, const std::stri
 std::optional<std::int64_t> numeric_date(simdjson::dom::element claims, const char* name) {
     std::int64_t v = 0;
     if (!claims[name].get(v)) return v;
+    // RFC 7519 §2 allows a fractional NumericDate; one outside any sane
+    // range is refused rather than cast (an out-of-range cast is UB).
     double d = 0;
-    if (!claims[name].get(d)) return static_cast<std::int64_t>(d);
+    if (!claims[name].get(d) && d > -1e12 && d < 1e12) return static_cast<std::int64_t>(d);
     return std::nullopt;
 }
 

@@ -100,6 +100,7 @@ struct spec {
     bool with_exp = true;
     std::string jti = "jti-1";
     bool der_signature = false;
+    std::string exp_text{};  // non-empty: the exp value's JSON text as is
 };
 
 class jwt_sandbox {
@@ -130,7 +131,9 @@ public:
         const std::string header = R"({"alg":")" + sp.alg + R"(","typ":"JWT","kid":")" + sp.kid + R"("})";
         std::string claims =
             R"({"iss":")" + sp.iss + R"(","sub":")" + sp.sub + R"(","aud":")" + sp.aud + R"(")";
-        if (sp.with_exp) claims += ",\"exp\":" + std::to_string(now + sp.exp_in.count());
+        if (sp.with_exp)
+            claims +=
+                ",\"exp\":" + (sp.exp_text.empty() ? std::to_string(now + sp.exp_in.count()) : sp.exp_text);
         claims += ",\"iat\":" + std::to_string(now);
         if (!sp.jti.empty()) claims += R"(,"jti":")" + sp.jti + R"(")";
         claims += "}";
@@ -210,6 +213,9 @@ TEST_P(sandbox_jwt, ExpiredOrMissingExpIsRefused) {
     jwt_sandbox j({key});
     expect_refused(j, key, j.assertion(key, {.exp_in = 0s}), "expired");
     expect_refused(j, key, j.assertion(key, {.with_exp = false, .jti = "j2"}), "no exp");
+    expect_refused(j, key, j.assertion(key, {.jti = "j3", .exp_text = "1e300"}), "no exp");
+    expect_refused(j, key, j.assertion(key, {.jti = "j4", .exp_text = "\"soon\""}), "no exp");
+    expect_refused(j, key, j.assertion(key, {.jti = "j5", .exp_text = "18446744073709551615"}), "no exp");
 }
 
 TEST_P(sandbox_jwt, WrongAudIsRefused) {
