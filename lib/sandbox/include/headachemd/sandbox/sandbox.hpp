@@ -13,7 +13,9 @@
 //                                                 or an HTML consent page with prompt=consent
 //   POST /authorize/approve                       the consent page's form
 //   POST /token                                   authorization_code (PKCE S256) and
-//                                                 refresh_token (rotation) grants
+//                                                 refresh_token (rotation) grants;
+//                                                 client_secret_basic/_post, or
+//                                                 private_key_jwt (options::client_auth)
 //   GET  /fhir/{Type}/{id}, GET /fhir/{Type}?…, POST /fhir/{Type}/_search
 //        for Patient, Condition, MedicationRequest, Encounter, Observation,
 //        Procedure and Appointment (not Appointment in ecw_mode).
@@ -26,7 +28,8 @@
 // Errors: start() throws boost::system::system_error (a std::runtime_error)
 // when it cannot bind, and std::runtime_error when OpenSSL cannot make the
 // certificates. Data and OAuth controls throw std::invalid_argument for an
-// unknown type, id or patient. Nothing else throws.
+// unknown type, id or patient; the constructor throws it for an unusable
+// client_jwks. Nothing else throws.
 #pragma once
 
 #include <chrono>
