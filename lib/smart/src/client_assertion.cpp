@@ -128,7 +128,7 @@ result<signing_key> signing_key::from_pem(std::string_view pem, std::string_view
                          " holds an encrypted private key; the daemon runs unattended, so store it "
                          "unencrypted with mode 0600 (or as a systemd credential)"};
     if (pem.find("PRIVATE KEY-----") == std::string_view::npos)
-        return error{"bad_key", src + " holds no private key (expected \"-----BEGIN PRIVATE KEY-----\")"};
+        return error{"bad_key", src + " holds no private key (expected a PEM \"PRIVATE KEY\" block)"};
     bio_ptr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
     if (!bio) openssl_failed("allocating a memory BIO");
     EVP_PKEY* raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, no_password, nullptr);
