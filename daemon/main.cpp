@@ -7,6 +7,7 @@
 #include "doctor_command.hpp"
 #include "exit_codes.hpp"
 #include "ingest_command.hpp"
+#include "keygen_command.hpp"
 #include "sandbox_commands.hpp"
 #include "sync_commands.hpp"
 #include "vault_commands.hpp"
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     headachemd::daemon::add_sandbox_commands(app, &exit_code);
     headachemd::daemon::add_vault_commands(app, &exit_code);
     headachemd::daemon::add_doctor_command(app, &exit_code);
+    headachemd::daemon::add_keygen_command(app, &exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <memory>
 
 #include <SQLiteCpp/Statement.h>
 #include <fmt/format.h>
@@ -76,7 +78,8 @@ awaitable<result<smart::token_response>> headless_authorize(http::transport& htt
             co_return error{"authorize_failed", "the EHR refused the authorization: " + p.value};
     }
     if (returned_state != state) co_return error{"state_mismatch", "the redirect's state does not match"};
-    const auto tr = smart::make_code_exchange_request(code, redirect_uri, pkce.verifier, creds);
+    const auto tr = smart::make_code_exchange_request(
+        code, redirect_uri, pkce.verifier, creds, {conf->token_endpoint, std::chrono::system_clock::now()});
     http::request tok;
     tok.method = boost::beast::http::verb::post;
     tok.url = conf->token_endpoint;
@@ -227,6 +230,7 @@ struct sandbox_args {
     bool ecw = false;
     std::string ca_out = "sandbox-ca.pem";
     std::string tokens_dir;
+    std::string client_jwks;  // a file: the client authenticates with private_key_jwt
 };
 
 int serve_sandbox(const sandbox_args& a) {
@@ -237,15 +241,33 @@ int serve_sandbox(const sandbox_args& a) {
     so.seed = a.seed;
     so.tls = !a.plain_http;
     so.ecw_mode = a.ecw;
+    if (!a.client_jwks.empty()) {
+        std::ifstream in(a.client_jwks, std::ios::binary);
+        if (!in) {
+            log->error("cannot read the client JWKS file {}", a.client_jwks);
+            return exit_code::no_input;
+        }
+        so.client_jwks.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        so.client_auth = sandbox::options::client_auth_kind::private_key_jwt;
+    }
     asio::io_context io;
-    sandbox::server server(io, so);
+    std::unique_ptr<sandbox::server> made;
+    try {
+        made = std::make_unique<sandbox::server>(io, so);
+    } catch (const std::invalid_argument& e) {
+        log->error("{}: {}", a.client_jwks, e.what());
+        return exit_code::data_error;
+    }
+    sandbox::server& server = *made;
     server.start();
     if (so.tls) server.write_ca_pem(a.ca_out);
     std::cout << "HeadacheMD sandbox EHR (synthetic data only)\n"
               << "  FHIR base     " << server.fhir_base() << "\n"
               << "  client_id     " << server.config().client_id << "\n"
-              << "  client secret " << server.config().client_secret
-              << " (made for this run; put it in the client_secret_file)\n";
+              << (so.client_jwks.empty()
+                      ? "  client secret " + server.config().client_secret +
+                            " (made for this run; put it in the client_secret_file)\n"
+                      : "  client auth   private_key_jwt with the keys in " + a.client_jwks + "\n");
     if (so.tls) std::cout << "  CA file       " << a.ca_out << " (set ca_file to it)\n";
     if (!a.tokens_dir.empty()) {
         fs::create_directories(a.tokens_dir);
@@ -304,6 +326,9 @@ void add_sandbox_commands(CLI::App& app, int* exit_code) {
             ->capture_default_str();
         cmd->add_option("--tokens-dir", args->tokens_dir,
                         "write one refresh token per patient here (mode 0600)");
+        cmd->add_option("--client-jwks", args->client_jwks,
+                        "the client authenticates with private_key_jwt, verified against this JWK Set "
+                        "(as printed by keygen --jwks)");
         cmd->callback([args, exit_code] { *exit_code = serve_sandbox(*args); });
     }
 }

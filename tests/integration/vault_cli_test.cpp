@@ -63,6 +63,22 @@ struct no_credentials_env {
     ~no_credentials_env() { ::unsetenv("CREDENTIALS_DIRECTORY"); }
 };
 
+TEST(VaultCli, KeygenWritesATokenKeyOnceWithMode0600ThatOpensAVault) {
+    temp_dir dir;
+    const auto key = dir / "token.key";
+    const auto first = run_binary({"keygen", "--token-key", key.string()}, dir.path());
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    EXPECT_EQ(fs::status(key).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+    const std::string text = read_file(key);
+    EXPECT_EQ(text.size(), 65u);  // 64 hex digits and a newline
+    // Never over an existing key: losing it loses every token.
+    const auto again = run_binary({"keygen", "--token-key", key.string()}, dir.path());
+    EXPECT_NE(again.exit_code, 0);
+    EXPECT_EQ(read_file(key), text);
+    st::vault v(dir / "vault.db", st::load_token_key(key));
+    EXPECT_FALSE(v.key_id().empty());
+}
+
 TEST(VaultCli, AMissingKeyIsRefusedWithTheFixAndNothingIsCreated) {
     no_credentials_env env;
     temp_dir dir;

@@ -190,7 +190,10 @@ options normalized(options o) {
 app::app(options opts)
     : opts_(normalized(std::move(opts))),
       data_(opts_.seed, opts_.patients, opts_.data_anchor),
-      faults_(mix_seed(opts_.seed, 0xFA17ULL)) {}
+      faults_(mix_seed(opts_.seed, 0xFA17ULL)) {
+    if (opts_.client_auth == options::client_auth_kind::private_key_jwt)
+        assertions_.emplace(parse_jwks(opts_.client_jwks), opts_.ecw_mode);  // eCW: RS384 only
+}
 
 void app::set_base_url(std::string base_url) {
     std::lock_guard lock(mu_);
@@ -367,8 +370,15 @@ http_response app::smart_configuration() const {
     w.key("token_endpoint_auth_methods_supported")
         .begin_array()
         .value("client_secret_basic")
-        .value("client_secret_post")
-        .end_array();
+        .value("client_secret_post");
+    if (assertions_) w.value("private_key_jwt");
+    w.end_array();
+    if (assertions_) {
+        // SMART App Launch asymmetric client auth: RS384 and ES384; eCW RS384 only.
+        w.key("token_endpoint_auth_signing_alg_values_supported").begin_array().value("RS384");
+        if (!opts_.ecw_mode) w.value("ES384");
+        w.end_array();
+    }
     w.key("grant_types_supported")
         .begin_array()
         .value("authorization_code")
@@ -382,6 +392,7 @@ http_response app::smart_configuration() const {
     for (const char* c : {"launch-standalone", "client-confidential-symmetric", "context-standalone-patient",
                           "permission-offline", "permission-patient", "permission-v1"})
         w.value(c);
+    if (assertions_) w.value("client-confidential-asymmetric");
     if (!opts_.ecw_mode) w.value("permission-v2");
     w.end_array();
     // SMART App Launch 2.x: S256 is required and servers SHALL NOT support plain.
@@ -552,6 +563,24 @@ http_response app::consent_page(const params& p) const {
 http_response app::token(const http_request& req, time_point now) {
     const auto form = parse_form(req.body);
     if (!form) return oauth_error(400, "invalid_request", "Malformed application/x-www-form-urlencoded body");
+    if (assertions_ || find_param(*form, "client_assertion") || find_param(*form, "client_assertion_type")) {
+        if (!assertions_) {
+            ++stats_.client_assertions_rejected;
+            return oauth_error(
+                401, "invalid_client",
+                "client_assertion is not accepted: this client is registered for client_secret");
+        }
+        if (!req.authorization.empty()) {
+            if (find_param(*form, "client_assertion"))
+                return oauth_error(400, "invalid_request", "Use one client authentication method, not two");
+            ++stats_.client_assertions_rejected;
+            return oauth_error(401, "invalid_client",
+                               "This client authenticates with private_key_jwt, not HTTP Basic");
+        }
+        auto who = authenticate_assertion(*form, now);
+        if (auto* refused = std::get_if<http_response>(&who)) return std::move(*refused);
+        return token_grant(*form, std::get<std::string>(who), now);
+    }
 
     // Client authentication (RFC 6749 §2.3.1): HTTP Basic with the
     // form-encoded id and secret, or both in the body; never both at once.
@@ -590,12 +619,39 @@ http_response app::token(const http_request& req, time_point now) {
         if (basic) r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"headachemd-sandbox\"");
         return r;
     }
+    return token_grant(*form, id, now);
+}
 
-    const std::string* grant_type = find_param(*form, "grant_type");
+http_response app::token_grant(const params& form, const std::string& client_id, time_point now) {
+    const std::string* grant_type = find_param(form, "grant_type");
     if (!grant_type) return oauth_error(400, "invalid_request", "grant_type is required");
-    if (*grant_type == "authorization_code") return token_authorization_code(*form, id, now);
-    if (*grant_type == "refresh_token") return token_refresh(*form, now);
+    if (*grant_type == "authorization_code") return token_authorization_code(form, client_id, now);
+    if (*grant_type == "refresh_token") return token_refresh(form, now);
     return oauth_error(400, "unsupported_grant_type", "Supported: authorization_code, refresh_token");
+}
+
+std::variant<std::string, http_response> app::authenticate_assertion(const params& form, time_point now) {
+    const auto refuse = [this](std::string_view description) {
+        ++stats_.client_assertions_rejected;
+        return oauth_error(401, "invalid_client", description);
+    };
+    if (find_param(form, "client_secret"))
+        return refuse("This client authenticates with private_key_jwt, not a secret");
+    // RFC 7523 §2.2: exactly this type, and one assertion.
+    const std::string* type = find_param(form, "client_assertion_type");
+    if (!type || *type != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        return refuse("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    const std::string* assertion = find_param(form, "client_assertion");
+    if (!assertion || count_param(form, "client_assertion") != 1)
+        return refuse("exactly one client_assertion is required (private_key_jwt)");
+    // The client is the one registered; a client_id in the body, when sent,
+    // must name it too.
+    const std::string* body_id = find_param(form, "client_id");
+    if (body_id && *body_id != opts_.client_id) return refuse("client_id is not the registered client");
+    if (auto failed = assertions_->verify(*assertion, opts_.client_id, base_url_ + "/token", now))
+        return refuse(*failed);
+    ++stats_.client_assertions_accepted;
+    return opts_.client_id;
 }
 
 std::pair<std::string, std::string> app::issue_tokens(std::uint64_t grant_id, const std::string& scope,

@@ -8,11 +8,14 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
+#include "client_assertion.hpp"
 #include "codec.hpp"
 #include "data.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
@@ -116,6 +119,10 @@ private:
     http_response authorize(const params& p, bool consented, time_point now);
     http_response consent_page(const params& p) const;
     http_response token(const http_request& req, time_point now);
+    // private_key_jwt (options::client_auth): the client_id the assertion
+    // proves, or the 401 invalid_client response.
+    std::variant<std::string, http_response> authenticate_assertion(const params& form, time_point now);
+    http_response token_grant(const params& form, const std::string& client_id, time_point now);
     http_response token_authorization_code(const params& form, const std::string& client_id, time_point now);
     http_response token_refresh(const params& form, time_point now);
     http_response fhir(const http_request& req, std::string_view path, const params& query, time_point now);
@@ -151,6 +158,7 @@ private:
     std::unordered_map<std::string, access_token> access_tokens_;
     std::unordered_map<std::string, refresh_token> refresh_tokens_;
     std::unordered_map<std::string, auth_code> codes_;
+    std::optional<assertion_verifier> assertions_;  // set for private_key_jwt
 };
 
 }  // namespace headachemd::sandbox::detail

@@ -193,7 +193,7 @@ std::string random_base64url(std::size_t bytes) {
 }
 
 void add_client_auth(token_request& r, std::vector<std::pair<std::string, std::string>>& form,
-                     const client_credentials& creds) {
+                     const client_credentials& creds, const token_call& call) {
     switch (creds.auth) {
         case client_auth::client_secret_basic: {
             const std::string user =
@@ -208,6 +208,23 @@ void add_client_auth(token_request& r, std::vector<std::pair<std::string, std::s
         case client_auth::none:
             form.emplace_back("client_id", creds.client_id);
             break;
+        case client_auth::private_key_jwt: {
+            // RFC 7523 §2.2 and SMART App Launch "asymmetric": a new
+            // assertion per call, since the server remembers each jti until
+            // its exp and refuses it a second time. client_id is optional
+            // there (RFC 6749 §4.1.3 asks it of unauthenticated clients
+            // only) but eClinicalWorks and Epic expect it.
+            if (!creds.key) throw std::invalid_argument("private_key_jwt needs a signing key");
+            if (call.token_endpoint.empty())
+                throw std::invalid_argument("private_key_jwt needs the token endpoint (the assertion's aud)");
+            form.emplace_back("client_id", creds.client_id);
+            form.emplace_back("client_assertion_type", std::string(jwt_bearer_assertion_type));
+            form.emplace_back(
+                "client_assertion",
+                make_client_assertion(*creds.key, creds.key_id,
+                                      {creds.client_id, std::string(call.token_endpoint), call.now}));
+            break;
+        }
     }
 }
 
@@ -242,7 +259,8 @@ std::string authorize_url(const authorize_request& r) {
 }
 
 token_request make_code_exchange_request(std::string_view code, std::string_view redirect_uri,
-                                         std::string_view code_verifier, const client_credentials& creds) {
+                                         std::string_view code_verifier, const client_credentials& creds,
+                                         const token_call& call) {
     token_request r;
     std::vector<std::pair<std::string, std::string>> form = {{"grant_type", "authorization_code"},
                                                              {"code", std::string(code)},
@@ -250,12 +268,13 @@ token_request make_code_exchange_request(std::string_view code, std::string_view
                                                              {"code_verifier", std::string(code_verifier)}};
     r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
     r.headers.emplace_back("Accept", "application/json");
-    add_client_auth(r, form, creds);
+    add_client_auth(r, form, creds, call);
     r.body = http::form_encode(form);
     return r;
 }
 
-token_request make_refresh_request(std::string_view refresh_token, const client_credentials& creds) {
+token_request make_refresh_request(std::string_view refresh_token, const client_credentials& creds,
+                                   const token_call& call) {
     token_request r;
     std::vector<std::pair<std::string, std::string>> form = {{"grant_type", "refresh_token"},
                                                              {"refresh_token", std::string(refresh_token)}};
@@ -263,7 +282,7 @@ token_request make_refresh_request(std::string_view refresh_token, const client_
     r.headers.emplace_back("Accept", "application/json");
     // RFC 6749 §2.3.1: for client_secret_basic the id and the secret are
     // form-encoded before base64, so a ':' or '%' in either survives.
-    add_client_auth(r, form, creds);
+    add_client_auth(r, form, creds, call);
     r.body = http::form_encode(form);
     return r;
 }

@@ -1,5 +1,7 @@
 #include "headachemd/sync/credentials.hpp"
 
+#include "headachemd/smart/client_assertion.hpp"
+
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -21,9 +23,30 @@ smart::client_auth auth_of(config::client_auth_method m) {
             return smart::client_auth::client_secret_post;
         case config::client_auth_method::none:
             return smart::client_auth::none;
+        case config::client_auth_method::private_key_jwt:
+            return smart::client_auth::private_key_jwt;
         default:
             return smart::client_auth::client_secret_basic;
     }
+}
+
+// private_key_jwt: the key is read once, when the credentials are loaded,
+// and signs a fresh assertion for every token call. The algorithm follows the
+// key type (RSA: RS384, EC P-384: ES384); eClinicalWorks accepts RS384 only,
+// so an eCW registration needs an RSA key. Without key_id the kid is the
+// key's RFC 7638 thumbprint, which is also what `keygen --jwks` publishes.
+void load_signing_key(const config::ehr_settings& s, smart::client_credentials& creds) {
+    if (!s.private_key_file)
+        throw std::runtime_error("EHR " + s.name +
+                                 ": client_auth = \"private_key_jwt\" needs private_key_file");
+    auto key = smart::signing_key::from_file(*s.private_key_file);
+    if (!key) throw std::runtime_error("EHR " + s.name + ": " + key.err().message);
+    if (s.profile == "eclinicalworks" && key->alg() != smart::jws_alg::rs384)
+        throw std::runtime_error("EHR " + s.name + ": the private key file " + s.private_key_file->string() +
+                                 " is an EC key (ES384), but eClinicalWorks accepts RS384 only; make an RSA "
+                                 "key with `headachemd-sync keygen --jwks --alg RS384`");
+    creds.key_id = s.key_id ? *s.key_id : key->thumbprint();
+    creds.key = std::make_shared<const smart::signing_key>(std::move(*key));
 }
 
 }  // namespace
@@ -33,6 +56,7 @@ smart::client_credentials load_client_credentials(const config::ehr_settings& eh
     creds.client_id = ehr.client_id;
     creds.auth = auth_of(ehr.client_auth);
     if (ehr.client_secret_file) creds.client_secret = read_secret_file(*ehr.client_secret_file);
+    if (ehr.client_auth == config::client_auth_method::private_key_jwt) load_signing_key(ehr, creds);
     return creds;
 }
 

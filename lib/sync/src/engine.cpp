@@ -236,7 +236,10 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     awaitable<std::optional<error>> refresh(ehr_state& e, patient_state& ps, store::enrollment& enr) {
         const auto& s = *e.settings;
         for (int attempt = 0;; ++attempt) {
-            const auto tr = smart::make_refresh_request(enr.refresh_token, e.creds);
+            // Built inside the loop: a retried request gets a new
+            // private_key_jwt assertion, since the server refuses a jti twice.
+            const auto tr =
+                smart::make_refresh_request(enr.refresh_token, e.creds, {e.token_endpoint, clk.now()});
             http::request req;
             req.method = boost::beast::http::verb::post;
             req.url = e.token_endpoint;

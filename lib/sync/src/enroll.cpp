@@ -193,8 +193,9 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
     } catch (const std::exception& e) {
         co_return with_patient(failed("The client credentials cannot be read", e.what()));
     }
-    const auto tr =
-        smart::make_code_exchange_request(*callback.code, p->redirect_uri, p->code_verifier, creds);
+    // private_key_jwt: a fresh assertion whose aud is this token endpoint.
+    const auto tr = smart::make_code_exchange_request(*callback.code, p->redirect_uri, p->code_verifier,
+                                                      creds, {p->token_endpoint, now});
     http::request req;
     req.method = boost::beast::http::verb::post;
     req.url = p->token_endpoint;

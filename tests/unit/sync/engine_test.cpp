@@ -6,6 +6,8 @@
 
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -513,6 +515,77 @@ TEST_F(fixture, OnPatientDoneReportsEachJobAsItFinishes) {
     }
     EXPECT_EQ(std::count(reported.begin(), reported.end(), std::make_pair(std::string("hmd-1"), true)), 1);
     EXPECT_EQ(std::count(reported.begin(), reported.end(), std::make_pair(std::string("hmd-2"), false)), 1);
+}
+
+// A private key made by OpenSSL here (the engine's own key code is not
+// used to make it), written as PKCS#8 PEM with mode 0600.
+void write_key(const std::filesystem::path& p, EVP_PKEY* k) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(bio, k, nullptr, nullptr, 0, nullptr, nullptr);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio, &data);
+    headachemd::test::write_file(p, std::string_view(data, static_cast<std::size_t>(n)));
+    std::filesystem::permissions(p, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    BIO_free(bio);
+    EVP_PKEY_free(k);
+}
+
+// The value of one form field of a token request body, still encoded.
+std::string form_field(const std::string& body, const std::string& name) {
+    const auto at = ("&" + body).find("&" + name + "=");
+    if (at == std::string::npos) return {};
+    const std::string rest = body.substr(at + name.size() + 1);
+    return rest.substr(0, rest.find('&'));
+}
+
+TEST_F(fixture, PrivateKeyJwtSignsAFreshAssertionForEveryRefresh) {
+    // Setup
+    write_key(dir / "key.pem", EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<std::size_t>(2048)));
+    config.ehrs[0].client_auth = cfg::client_auth_method::private_key_jwt;
+    config.ehrs[0].private_key_file = dir / "key.pem";
+    config.ehrs[0].key_id = "kid-1";
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    // Run: two passes (two engines, as two daemon runs), so two refreshes.
+    ASSERT_EQ(pass().succeeded(), 1);
+    ASSERT_EQ(pass().succeeded(), 1);
+    // Check
+    std::vector<std::string> assertions;
+    for (const auto& r : ehr.seen) {
+        if (r.url != "https://ehr.test/token") continue;
+        for (const auto& h : r.headers) EXPECT_NE(h.name, "Authorization");
+        EXPECT_EQ(form_field(r.body, "client_assertion_type"),
+                  "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer");
+        EXPECT_EQ(form_field(r.body, "client_id"), "client");
+        assertions.push_back(form_field(r.body, "client_assertion"));
+    }
+    ASSERT_EQ(assertions.size(), 2u);
+    EXPECT_NE(assertions[0], assertions[1]) << "every token call signs a new assertion";
+    // base64url of {"alg":"RS384","typ":"JWT","kid":"kid-1"}
+    EXPECT_EQ(assertions[0].substr(0, assertions[0].find('.')),
+              "eyJhbGciOiJSUzM4NCIsInR5cCI6IkpXVCIsImtpZCI6ImtpZC0xIn0");
+}
+
+TEST_F(fixture, AnUnusableKeyStopsTheEngineAtStartAndNamesTheFile) {
+    config.ehrs[0].client_auth = cfg::client_auth_method::private_key_jwt;
+    const auto expect_throw = [&](const std::string& path, const std::string& why) {
+        config.ehrs[0].private_key_file = path;
+        asio::io_context io;
+        try {
+            sy::engine engine(io.get_executor(), config, ehr, db, vault, clk, log);
+            ADD_FAILURE() << "no error for " << why;
+        } catch (const std::runtime_error& e) {
+            EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+        }
+    };
+    expect_throw((dir / "absent.pem").string(), "cannot read");
+    write_key(dir / "p256.pem", EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+    expect_throw((dir / "p256.pem").string(), "P-384");
+    // eClinicalWorks accepts RS384 only: an EC key is refused up front.
+    write_key(dir / "p384.pem", EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
+    config.ehrs[0].profile = "eclinicalworks";
+    expect_throw((dir / "p384.pem").string(), "RS384 only");
 }
 
 }  // namespace

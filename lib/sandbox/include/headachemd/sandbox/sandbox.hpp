@@ -20,7 +20,9 @@
 //   Every response carries Date from options::now (so a test can skew it).
 //   POST /authorize/approve                       the consent page's form
 //   POST /token                                   authorization_code (PKCE S256) and
-//                                                 refresh_token (rotation) grants
+//                                                 refresh_token (rotation) grants;
+//                                                 client_secret_basic/_post, or
+//                                                 private_key_jwt (options::client_auth)
 //   GET  /fhir/{Type}/{id}, GET /fhir/{Type}?…, POST /fhir/{Type}/_search
 //        for Patient, Condition, MedicationRequest, Encounter, Observation,
 //        Procedure and Appointment (not Appointment in ecw_mode).
@@ -33,7 +35,8 @@
 // Errors: start() throws boost::system::system_error (a std::runtime_error)
 // when it cannot bind, and std::runtime_error when OpenSSL cannot make the
 // certificates. Data and OAuth controls throw std::invalid_argument for an
-// unknown type, id or patient. Nothing else throws.
+// unknown type, id or patient; the constructor throws it for an unusable
+// client_jwks. Nothing else throws.
 #pragma once
 
 #include <chrono>
@@ -102,6 +105,23 @@ struct options {
     std::string client_secret;
     std::vector<std::string> redirect_uris = {"http://127.0.0.1/callback"};
 
+    // How the registered client authenticates at /token. client_secret:
+    // client_secret_basic or client_secret_post with client_secret.
+    // private_key_jwt (SMART App Launch "asymmetric", RFC 7523): a signed
+    // client_assertion whose kid is in client_jwks; a secret is refused.
+    // Checked: client_assertion_type, alg RS384 or ES384 (RS384 only in
+    // ecw_mode), kid, signature, iss = sub = client_id, aud = the token URL,
+    // exp in the future and at most 5 minutes ahead, jti never seen before
+    // (remembered until its exp). A failure is 401 invalid_client whose
+    // error_description names the check.
+    enum class client_auth_kind { client_secret, private_key_jwt };
+    client_auth_kind client_auth = client_auth_kind::client_secret;
+    // The client's public keys as a JWK Set (RFC 7517 §5) JSON text, as
+    // registered with the EHR (`headachemd-sync keygen --jwks` prints one).
+    // Required for private_key_jwt; a malformed set makes the server's
+    // constructor throw std::invalid_argument.
+    std::string client_jwks;
+
     // Every time decision (token and code expiry, rate windows, meta.lastUpdated
     // of changed resources) reads this clock, so tests can drive it.
     std::function<std::chrono::system_clock::time_point()> now = [] {
@@ -129,6 +149,8 @@ struct counters {
     std::uint64_t responses_429 = 0;               // budget and injected, both
     std::uint64_t resets = 0;                      // injected connection resets
     std::uint64_t truncations = 0;                 // injected truncated bodies
+    std::uint64_t client_assertions_accepted = 0;  // private_key_jwt assertions that passed every check
+    std::uint64_t client_assertions_rejected = 0;  // … and that failed one (401 invalid_client)
     std::map<int, std::uint64_t> by_status;        // status sent → count (resets excluded)
     std::map<std::string, std::uint64_t> by_path;  // request path, no query → count
 };

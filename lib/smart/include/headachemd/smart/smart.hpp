@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "headachemd/core/result.hpp"
+#include "headachemd/smart/client_assertion.hpp"
 
 namespace headachemd::smart {
 
@@ -50,12 +52,24 @@ struct token_response {
 // token_type must be Bearer (case-insensitive).
 result<token_response> parse_token_response(int http_status, std::string_view body);
 
-enum class client_auth { client_secret_basic, client_secret_post, none };
+enum class client_auth { client_secret_basic, client_secret_post, none, private_key_jwt };
 
 struct client_credentials {
     std::string client_id;
     std::string client_secret;  // empty for a public client
     client_auth auth = client_auth::client_secret_basic;
+    // private_key_jwt: the key that signs every assertion, and the `kid`
+    // the EHR registered it under (empty: no kid header).
+    std::shared_ptr<const signing_key> key{};
+    std::string key_id{};
+};
+
+// Where and when a token request goes. private_key_jwt signs both into a
+// fresh assertion (aud = the token URL, exp from `now`); the secret-based
+// methods ignore it, so callers of those may leave it empty.
+struct token_call {
+    std::string_view token_endpoint;
+    std::chrono::system_clock::time_point now{};
 };
 
 // The headers and form body of a token request (RFC 6749 §6 refresh).
@@ -64,7 +78,13 @@ struct token_request {
     std::string body;  // application/x-www-form-urlencoded
 };
 
-token_request make_refresh_request(std::string_view refresh_token, const client_credentials& creds);
+// With private_key_jwt the body carries client_id, client_assertion_type
+// (RFC 7523 jwt-bearer) and a new client_assertion on every call: SMART
+// App Launch and eClinicalWorks refuse a reused jti. Throws
+// std::invalid_argument when private_key_jwt lacks the key or the token
+// endpoint (a caller bug).
+token_request make_refresh_request(std::string_view refresh_token, const client_credentials& creds,
+                                   const token_call& call = {});
 
 // --- Authorization code + PKCE (SMART App Launch 2.x, RFC 7636) ----------
 
@@ -93,7 +113,8 @@ struct authorize_request {
 std::string authorize_url(const authorize_request& r);
 
 token_request make_code_exchange_request(std::string_view code, std::string_view redirect_uri,
-                                         std::string_view code_verifier, const client_credentials& creds);
+                                         std::string_view code_verifier, const client_credentials& creds,
+                                         const token_call& call = {});
 
 // The access token of one patient, in memory only.
 class access_token_state {

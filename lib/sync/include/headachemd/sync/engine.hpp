@@ -87,7 +87,9 @@ struct engine_counters {
 
 class engine {
 public:
-    // Throws std::runtime_error when a configured secret file cannot be read.
+    // Throws std::runtime_error when a configured secret file cannot be
+    // read, or a private_key_jwt key file is unreadable or of a type that
+    // cannot sign RS384/ES384 (the message names the file).
     engine(boost::asio::any_io_executor ex, const config::config& cfg, http::transport& http,
            store::analytics_db& db, store::vault& vault, const clock& clk,
            std::shared_ptr<spdlog::logger> log, engine_options opts = {});
