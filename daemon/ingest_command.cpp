@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 struct ingest_args {
     std::string db = "headache.db";
     std::string vault;           // default: vault.db beside the database
-    std::string token_key_file;  // default: the systemd credential token-key
+    std::string token_key_file;  // default: the systemd credential token.key
     std::string source = "file";
     bool store_raw = false;
     std::string log_level = "info";
@@ -92,7 +92,7 @@ void add_ingest_command(CLI::App& app, int* exit_code) {
     cmd->add_option("--vault", args->vault,
                     "vault holding the pseudonymization key (default: vault.db beside --db; mode 0600)");
     cmd->add_option("--token-key-file", args->token_key_file,
-                    "the key that seals the vault's secrets (default: $CREDENTIALS_DIRECTORY/token-key; "
+                    "the key that seals the vault's secrets (default: $CREDENTIALS_DIRECTORY/token.key; "
                     "`headachemd-sync keygen --token-key PATH` writes one)");
     cmd->add_option("--source", args->source, "value of the `source` column (an EHR or export name)")
         ->capture_default_str();

@@ -77,7 +77,7 @@ int rekey(const rekey_args& a) {
         std::cout << "re-sealed " << n << " secret(s) in " << cfg->daemon.vault.string() << " under key id "
                   << new_key.id() << " (was " << old_id << ").\n"
                   << "Now set [daemon] token_key_file = \"" << a.new_key_file
-                  << "\" (or LoadCredential=token-key:" << a.new_key_file
+                  << "\" (or LoadCredential=token.key:" << a.new_key_file
                   << ") and start the daemon; the old key opens nothing any more.\n";
         return exit_code::ok;
     } catch (const vault_busy& e) {
@@ -98,7 +98,7 @@ store::token_key load_configured_token_key(const config::daemon_settings& d) {
     if (d.token_key_file) return store::load_token_key(*d.token_key_file);
     const char* creds = std::getenv("CREDENTIALS_DIRECTORY");
     const std::string fix =
-        "set [daemon] token_key_file or LoadCredential=token-key:…; create one with "
+        "set [daemon] token_key_file or LoadCredential=token.key:…; create one with "
         "`headachemd-sync keygen --token-key PATH`";
     if (!creds || !*creds)
         throw store::key_error(
@@ -124,7 +124,7 @@ int write_token_key(const fs::path& path) {
     try {
         const auto key = store::write_new_token_key(path);
         std::cout << "wrote a new token key to " << path.string() << " (mode 0600, key id " << key.id()
-                  << ").\nPoint [daemon] token_key_file at it, or load it with LoadCredential=token-key:"
+                  << ").\nPoint [daemon] token_key_file at it, or load it with LoadCredential=token.key:"
                   << path.string() << "; to move an existing vault onto it, run `headachemd-sync rekey "
                   << "--new-key-file " << path.string() << "`. Back it up: without it the tokens in vault.db "
                   << "cannot be opened.\n";

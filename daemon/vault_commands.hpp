@@ -14,8 +14,8 @@
 
 namespace headachemd::daemon {
 
-// The systemd credential name: LoadCredential=token-key:/etc/headachemd/token.key
-inline constexpr const char* token_key_credential = "token-key";
+// The systemd credential name: LoadCredential=token.key:/etc/headachemd/credentials/token.key
+inline constexpr const char* token_key_credential = "token.key";
 
 // Another process holds the vault in a way that excludes this one (rekey
 // while the daemon runs, or the reverse).
@@ -25,7 +25,7 @@ public:
 };
 
 // The token key the config names: [daemon] token_key_file when set, else
-// $CREDENTIALS_DIRECTORY/token-key. Throws store::key_error saying how to
+// $CREDENTIALS_DIRECTORY/token.key. Throws store::key_error saying how to
 // provide one when neither exists, or what is wrong with the file.
 store::token_key load_configured_token_key(const config::daemon_settings& d);
 

@@ -86,7 +86,7 @@ TEST(VaultCli, AMissingKeyIsRefusedWithTheFixAndNothingIsCreated) {
     for (const char* command : {"status", "sync-once", "run"}) {
         const auto r = run_binary({command, "--config", config.string()}, dir.path());
         EXPECT_EQ(r.exit_code, 78) << command << ": " << r.err;
-        EXPECT_TRUE(contains(r.err, "set [daemon] token_key_file or LoadCredential=token-key:")) << r.err;
+        EXPECT_TRUE(contains(r.err, "set [daemon] token_key_file or LoadCredential=token.key:")) << r.err;
         EXPECT_TRUE(contains(r.err, "headachemd-sync keygen --token-key PATH")) << r.err;
     }
     EXPECT_FALSE(fs::exists(dir / "v.db"));
@@ -96,14 +96,14 @@ TEST(VaultCli, AMissingKeyIsRefusedWithTheFixAndNothingIsCreated) {
     ::setenv("CREDENTIALS_DIRECTORY", (dir / "creds").c_str(), 1);
     const auto r = run_binary({"status", "--config", config.string()}, dir.path());
     EXPECT_EQ(r.exit_code, 78);
-    EXPECT_TRUE(contains(r.err, (dir / "creds" / "token-key").string())) << r.err;
+    EXPECT_TRUE(contains(r.err, (dir / "creds" / "token.key").string())) << r.err;
 }
 
 TEST(VaultCli, TheSystemdCredentialIsTheKeyWhenNoFileIsSet) {
     no_credentials_env env;
     temp_dir dir;
     fs::create_directory(dir / "creds");
-    const auto key = st::write_new_token_key(dir / "creds" / "token-key");
+    const auto key = st::write_new_token_key(dir / "creds" / "token.key");
     ::setenv("CREDENTIALS_DIRECTORY", (dir / "creds").c_str(), 1);
     const auto config = write_config(dir, "sync.toml", "");
     enroll_both(dir, config);

@@ -112,7 +112,7 @@ struct row_failure {
     const std::string& other = failures.front().key_id;
     if (!other.empty() && other != key.id())
         msg += "The row was sealed with key id " + other +
-               ": point [daemon] token_key_file (or the token-key credential) at that key. ";
+               ": point [daemon] token_key_file (or the token.key credential) at that key. ";
     msg += "If a row was tampered with, restore vault.db from a backup or enroll that patient again";
     throw key_error(msg);
 }
