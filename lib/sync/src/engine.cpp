@@ -483,19 +483,26 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             const bool last_page = !next;
             const std::string now = now_text();
-            {
+            // The database may refuse the page (disk full, or locked past
+            // busy_timeout by an analyst's write transaction): the page is
+            // rolled back whole, the job fails, and a later pass repeats it.
+            // Counts and ids are taken over only once the page committed.
+            int inserted = 0, updated = 0, unchanged = 0, deleted = 0;
+            const std::size_t seen_before = seen_ids.size();
+            const std::optional<std::string> max_before = max_updated;
+            try {
                 store::write_transaction tx(db.sql());
                 for (const auto& rec : page.records) {
                     const auto& h = nz::header_of(rec);
                     switch (writer.upsert(rec, s.name, enr.patient_key, now)) {
                         case store::upsert_outcome::inserted:
-                            ++out.inserted;
+                            ++inserted;
                             break;
                         case store::upsert_outcome::updated:
-                            ++out.updated;
+                            ++updated;
                             break;
                         case store::upsert_outcome::unchanged:
-                            ++out.unchanged;
+                            ++unchanged;
                             break;
                     }
                     if (std::string_view(nz::table_name(rec)) == nz::table_for_type(rs.type))
@@ -509,14 +516,27 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     if (!incremental) {
                         // A complete full pull: what we hold and it did not
                         // return was deleted at the EHR.
-                        out.deleted = state.mark_deleted_except(s.name, enr.patient_key,
-                                                                nz::table_for_type(rs.type), seen_ids, now);
+                        deleted = state.mark_deleted_except(s.name, enr.patient_key,
+                                                            nz::table_for_type(rs.type), seen_ids, now);
                         c.last_full_pull_at = now;
                     }
                     state.write_cursor(s.name, enr.patient_key, rs.type, c);
                 }
                 tx.commit();
+            } catch (const std::runtime_error& failure) {
+                // SQLite::Exception and store_error; SQLite's messages name
+                // the condition ("database or disk is full", "database is
+                // locked"), never a value.
+                seen_ids.resize(seen_before);
+                max_updated = max_before;
+                out.failure = error{"store_failed", where + ": headache.db refused the write (" +
+                                                        failure.what() + "); nothing from it was written"};
+                co_return out;
             }
+            out.inserted += inserted;
+            out.updated += updated;
+            out.unchanged += unchanged;
+            out.deleted += deleted;
             if (last_page) {
                 if (incremental && !is_read && !stopping && !co_await counts_agree(e, ps, enr, spec)) {
                     type_result full = co_await sync_type(e, ps, enr, rs, true);
@@ -528,6 +548,18 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 co_return out;
             }
             url = *next;
+        }
+    }
+
+    // write_status, which must not end the job when headache.db refuses
+    // the write (disk full, locked): the rows are safe either way, and the
+    // status row is written again after the next attempt.
+    void write_status_or_log(const patient_result& pr) {
+        try {
+            write_status(pr);
+        } catch (const std::runtime_error& failure) {
+            log->error("patient {} at {}: cannot write sync_status: {}", pr.patient_key, pr.ehr,
+                       failure.what());
         }
     }
 
@@ -585,12 +617,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             pr.skipped = true;
             pr.needs_reauth = true;
             pr.failure = error{"needs_reauth", "patient " + key + " must be enrolled again"};
-            write_status(pr);
+            write_status_or_log(pr);
             co_return pr;
         }
         if (auto err = co_await prepare(e)) {
             pr.failure = *err;
-            write_status(pr);
+            write_status_or_log(pr);
             co_return pr;
         }
         patient_state& ps = patients[ehr_name + "\n" + key];
@@ -598,7 +630,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (auto err = co_await refresh(e, ps, *enr)) {
                 pr.failure = *err;
                 pr.needs_reauth = enr->needs_reauth;
-                write_status(pr);
+                write_status_or_log(pr);
                 co_return pr;
             }
         }
@@ -618,7 +650,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (stopping) break;
         }
         pr.ok = all_ok && !stopping;
-        write_status(pr);
+        write_status_or_log(pr);
         log->info("patient {} at {}: {} ({} rows changed)", key, ehr_name, pr.ok ? "synced" : "failed",
                   pr.rows_changed());
         co_return pr;
