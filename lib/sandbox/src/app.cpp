@@ -855,6 +855,7 @@ void app::apply_script(http_response& r, const scripted_fault& f) {
             break;
         case k::other_patient:
         case k::next_loop:
+        case k::next_loop_new_url:
             break;  // applied while the search builds its Bundle
     }
 }
@@ -996,6 +997,15 @@ http_response app::search(rtype t, const params& p, const std::string& patient_i
     w.begin_object().member("relation", "self").member("url", link_to(first)).end_object();
     if (script && script->what == scripted_fault::kind::next_loop) {
         w.begin_object().member("relation", "next").member("url", link_to(0)).end_object();
+    } else if (script && script->what == scripted_fault::kind::next_loop_new_url) {
+        // The first page, with a new `_loop` value; the links of that page
+        // keep it, so no URL of the loop ever repeats.
+        params q;
+        for (const auto& kv : kept)
+            if (kv.first != "_loop") q.push_back(kv);
+        q.emplace_back("_loop", std::to_string(++loop_serial_));
+        const std::string url = base_url_ + std::string(path) + "?" + encode_params(q);
+        w.begin_object().member("relation", "next").member("url", url).end_object();
     } else if (has_next) {
         const std::string next = next_link_override_.empty() ? link_to(last) : next_link_override_;
         w.begin_object().member("relation", "next").member("url", next).end_object();

@@ -153,6 +153,7 @@ private:
     std::string next_link_override_;
     int bad_json_page_ = 0;
     std::vector<scripted_fault> scripts_;
+    std::uint64_t loop_serial_ = 0;  // next_loop_new_url
     int token_fail_status_ = 0, token_fail_count_ = 0;
     std::string token_fail_error_;
 

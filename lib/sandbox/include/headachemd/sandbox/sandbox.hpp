@@ -128,6 +128,7 @@ struct scripted_fault {
         operation_outcome,  // 200 with an OperationOutcome (severity error) instead of the Bundle
         other_patient,      // the page's entries belong to another patient (a search only)
         next_loop,          // the page's next link points back to the first page (a search only)
+        next_loop_new_url,  // as next_loop, with a fresh `_loop` parameter each time: the URL never repeats
     };
     kind what = kind::status;
     std::string type;  // only this resource type; empty: any
