@@ -625,6 +625,27 @@ TEST_F(fault_matrix, NextLinkLoopingBackToAnEarlierPageIsDetected) {
     expect_a_clean_pass_completes();
 }
 
+TEST_F(fault_matrix, NextLinkLoopingBackUnderANewUrlEachTimeIsDetected) {
+    // The loop's URLs never repeat (a fresh `_loop` parameter each time), so
+    // only the repeated resources give it away.
+    start({}, 1, 5);
+    const auto pid = (*ehr)->patient_ids()[0];
+    const auto ids = (*ehr)->ids_of("Observation", pid);
+    ASSERT_GT(ids.size(), 10u);
+    script(fault::next_loop_new_url, "Observation", 2, 1000000);
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* obs = type_of(r.patients[0], "Observation");
+    ASSERT_NE(obs, nullptr);
+    ASSERT_TRUE(obs->failure);
+    EXPECT_EQ(obs->failure->code, "paging_loop");
+    EXPECT_EQ(requests_to("/Observation"), 3);  // page 1, page 2, page 1 again: stop
+    for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(has_row("observation", ids[i]), i < 10) << i;
+    st::sync_state s(*db);
+    EXPECT_FALSE(s.read_cursor("sandbox", "hmd-1", "Observation").last_full_pull_at);
+    expect_a_clean_pass_completes();
+}
+
 TEST_F(fault_matrix, OperationOutcomeWith200IsNotTakenForData) {
     start({}, 1);
     script(fault::operation_outcome, "Condition", 1);

@@ -405,6 +405,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                                   : fhir::search_url(spec);
         std::set<std::string> visited;
         std::vector<std::string> seen_ids;
+        std::set<std::string, std::less<>> seen_set;  // seen_ids of committed pages, for look-ups
         std::optional<std::string> max_updated = cur.last_updated_max;
         int page_number = s.page_param ? 1 : 0;
         bool server_links = false;  // the server pages with next links
@@ -469,6 +470,25 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             std::optional<std::string> next = meta->next;
             if (next) server_links = true;
+            if (server_links && out.pages > 1) {
+                // A next link back to an earlier page under another URL (an
+                // added parameter, a new session id) escapes the visited-URL
+                // check. A page holding nothing but resources this pull has
+                // already stored is taken for such a loop; at worst a job
+                // fails that a later pass repeats.
+                bool any = false, all_seen = true;
+                for (const auto& rec : page.records) {
+                    if (std::string_view(nz::table_name(rec)) != nz::table_for_type(rs.type)) continue;
+                    any = true;
+                    all_seen = all_seen && seen_set.find(nz::header_of(rec).id) != seen_set.end();
+                }
+                if (any && all_seen) {
+                    out.failure =
+                        error{"paging_loop",
+                              where + ": the page repeats resources of an earlier page (a next-link loop)"};
+                    co_return out;
+                }
+            }
             if (!next && !server_links && s.page_param && page_number > 0 && !page.records.empty()) {
                 // A server that pages with a non-standard `page` parameter
                 // and sends no next links (DESIGN.md, eCW): ask for the
@@ -533,6 +553,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                                                         failure.what() + "); nothing from it was written"};
                 co_return out;
             }
+            seen_set.insert(seen_ids.begin() + static_cast<std::ptrdiff_t>(seen_before), seen_ids.end());
             out.inserted += inserted;
             out.updated += updated;
             out.unchanged += unchanged;
