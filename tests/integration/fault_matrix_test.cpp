@@ -769,6 +769,7 @@ TEST_F(fault_matrix, DatabaseLockedByAnAnalystsWriteFailsThePassCleanlyAndItResu
         EXPECT_EQ(p.failure->code, "store_failed");
         EXPECT_NE(p.failure->message.find("locked"), std::string::npos) << p.failure->message;
         EXPECT_FALSE(p.needs_reauth);
+        EXPECT_EQ(p.types.size(), 1u);  // the job stops at the first refused page
     }
     // The rotated refresh tokens went to the vault, not to headache.db.
     EXPECT_FALSE(vault->find_enrollment("hmd-1", "sandbox")->needs_reauth);

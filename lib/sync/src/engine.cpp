@@ -663,12 +663,16 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 if (!pr.failure) pr.failure = t.failure;
                 log->warn("patient {} at {}: {}: {}", key, ehr_name, rs.type, t.failure->message);
             }
+            const bool store_refused = t.failure && t.failure->code == "store_failed";
             pr.types.push_back(std::move(t));
             if (enr->needs_reauth) {
                 pr.needs_reauth = true;
                 break;
             }
-            if (stopping) break;
+            // headache.db refused a page (full, or locked past busy_timeout):
+            // the next type would only fetch pages it cannot store, and wait
+            // out busy_timeout again.
+            if (stopping || store_refused) break;
         }
         pr.ok = all_ok && !stopping;
         write_status_or_log(pr);
