@@ -166,7 +166,7 @@ std::string serialize_head(const http_response& r, bool keep_alive) {
         "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(reason_phrase(r.status)) + "\r\n";
     out += "Server: headachemd-sandbox\r\n";
     for (const auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
-    out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+    out += "Content-Length: " + std::to_string(r.declared_length.value_or(r.body.size())) + "\r\n";
     out += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
     out += "\r\n";
     return out;
@@ -840,6 +840,10 @@ void app::apply_script(http_response& r, const scripted_fault& f) {
             // it matches the half: only the JSON can tell.
             r.fault = transport_fault::none;
             r.body.resize(r.body.size() / 2);
+            break;
+        case k::short_length:
+            r.fault = transport_fault::none;
+            r.declared_length = r.body.size() / 2;
             break;
         case k::slow:
             r.delay = f.delay;

@@ -41,7 +41,8 @@ struct http_response {
     std::string body;
     transport_fault fault = transport_fault::none;
     std::chrono::milliseconds delay{0};
-    bool scripted = false;  // a scripted status: no automatic Retry-After
+    bool scripted = false;                       // a scripted status: no automatic Retry-After
+    std::optional<std::size_t> declared_length;  // a lying Content-Length; default body.size()
 };
 
 // The options as the server applies them: ecw_mode forces

@@ -91,6 +91,17 @@ TEST(SandboxScriptedFaults, LyingContentLengthLooksCompleteButIsNotJson) {
     EXPECT_ANY_THROW((void)r.json());
 }
 
+TEST(SandboxScriptedFaults, ShortContentLengthLeavesTheRestOnTheConnection) {
+    scripted f;
+    const reply whole = f.c->get(f.obs, f.token);
+    ASSERT_EQ(whole.status, 200);
+    f.add(fault::short_length, "Observation", 1);
+    const reply cut = f.c->get(f.obs, f.token);
+    EXPECT_TRUE(cut.ok()) << cut.error;
+    EXPECT_EQ(cut.body, whole.body.substr(0, whole.body.size() / 2));
+    EXPECT_NE(cut.header("connection"), "close");  // the rest waits on a kept-alive connection
+}
+
 TEST(SandboxScriptedFaults, ResetMidBodyAndTruncatedBodyEndTheMessageEarly) {
     scripted f;
     f.add(fault::reset_mid_body, "Observation", 1);

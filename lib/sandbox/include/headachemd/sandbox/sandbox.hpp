@@ -123,6 +123,8 @@ struct scripted_fault {
         reset_mid_body,  // the head and half the body, then a connection reset (RST)
         truncated_body,  // Content-Length of the whole body, half of it sent, then close
         lying_length,    // half the body with a Content-Length of that half: the message looks complete
+        short_length,    // the whole body with a Content-Length of half of it: the rest stays on the
+                         // keep-alive connection, where the client reads its next response
         slow,            // the answer waits `delay` (a timer) before it is sent
         malformed_json,  // 200 with a Bundle cut off mid-entry
         operation_outcome,  // 200 with an OperationOutcome (severity error) instead of the Bundle
