@@ -447,13 +447,44 @@ TEST_F(fault_matrix, TruncatedBodyWithLyingContentLengthIsRejectedAndNothingFrom
     expect_a_clean_pass_completes();
 }
 
+TEST_F(fault_matrix, ContentLengthShorterThanTheBodyIsRejectedAndTheRestIsNotTakenForAResponse) {
+    // The whole page is sent, its Content-Length says half: the client reads
+    // a cut Bundle, and the other half waits on the keep-alive connection
+    // where the next response should begin.
+    start({}, 1, 5);
+    const auto pid = (*ehr)->patient_ids()[0];
+    const auto ids = (*ehr)->ids_of("Observation", pid);
+    ASSERT_GT(ids.size(), 10u);
+    script(fault::short_length, "Observation", 2);
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* obs = type_of(r.patients[0], "Observation");
+    ASSERT_NE(obs, nullptr);
+    ASSERT_TRUE(obs->failure);
+    EXPECT_EQ(obs->failure->code, "bad_page");
+    for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(has_row("observation", ids[i]), i < 5) << i;
+    // The left-over half is never read as a response: the client does not
+    // reuse a connection with bytes left over; should they arrive late, the
+    // next response fails to parse. Either way a type that reports success
+    // holds exactly the EHR's data.
+    for (const auto& t : r.patients[0].types) {
+        if (t.type == "Observation" || t.not_served) continue;
+        if (t.failure) {
+            EXPECT_EQ(t.failure->code, "protocol") << t.type << ": " << t.failure->message;
+        } else {
+            EXPECT_EQ(rows(table_of.at(t.type)), static_cast<int>((*ehr)->count_for(pid, t.type))) << t.type;
+        }
+    }
+    expect_a_clean_pass_completes();
+}
+
 TEST_F(fault_matrix, ResponseSlowerThanTheDeadlineTimesOutAndIsRetried) {
     start({}, 1);
     request_timeout = 300ms;
     sb::scripted_fault f;
     f.what = fault::slow;
     f.type = "Condition";
-    f.delay = 5s;
+    f.delay = 60s;  // far beyond the deadline: the pass must not wait for it
     (*ehr)->add_scripted_fault(f);
     const auto r = pass();
     ASSERT_EQ(r.succeeded(), 1) << failures(r);
@@ -464,7 +495,7 @@ TEST_F(fault_matrix, ResponseSlowerThanTheDeadlineTimesOutAndIsRetried) {
     EXPECT_EQ(cond[0]->error_code, "timeout");
     EXPECT_EQ(cond[1]->status, 200);
     // The pass did not wait for the slow answer.
-    EXPECT_LT(last_pass_took, 4s);
+    EXPECT_LT(last_pass_took, 20s);
     expect_rows_match_sandbox();
 }
 
