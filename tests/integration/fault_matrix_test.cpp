@@ -223,6 +223,15 @@ struct fault_matrix : ::testing::Test {
         return n;
     }
 
+    // sync_status's last_error for the patient and type ("*": the whole
+    // job), or "(no row)": what `status` shows the admin.
+    std::string status_error(const std::string& key, const std::string& type) {
+        st::sync_state s(*db);
+        for (const auto& row : s.all_status())
+            if (row.patient_key == key && row.resource_type == type) return row.last_error.value_or("");
+        return "(no row)";
+    }
+
     std::string refresh_token_of(const std::string& key) {
         return vault->find_enrollment(key, "sandbox")->refresh_token;
     }
@@ -367,7 +376,11 @@ TEST_F(fault_matrix, PersistentHttp500FailsTheTypeKeepsTheRestAndALaterPassCompl
     EXPECT_EQ(rows("observation"), static_cast<int>((*ehr)->count_for(pid, "Observation")));
     st::sync_state s(*db);
     EXPECT_FALSE(s.read_cursor("sandbox", "hmd-1", "Condition").last_full_pull_at);
+    EXPECT_NE(status_error("hmd-1", "Condition").find("HTTP 500"), std::string::npos)
+        << status_error("hmd-1", "Condition");
+    EXPECT_EQ(status_error("hmd-1", "Observation"), "");
     expect_a_clean_pass_completes();
+    EXPECT_EQ(status_error("hmd-1", "Condition"), "");
 }
 
 // ---- transport failures ------------------------------------------------------
@@ -397,6 +410,8 @@ TEST_F(fault_matrix, ConnectionRefusedFailsCleanlyAndSpendsNoToken) {
     EXPECT_EQ(all_rows(), 0);
     EXPECT_EQ(refresh_token_of("hmd-1"), token);
     EXPECT_FALSE(vault->find_enrollment("hmd-1", "sandbox")->needs_reauth);
+    EXPECT_NE(status_error("hmd-1", "*").find("token refresh failed"), std::string::npos)
+        << status_error("hmd-1", "*");
 
     // The EHR is back: the stored refresh token still works.
     config.ehrs[0] = live;
@@ -521,6 +536,8 @@ TEST_F(fault_matrix, CertificateFromAnUnknownCaIsRefusedAndNoTokenIsSent) {
     EXPECT_EQ(stats.fhir_calls, 0u);
     EXPECT_EQ(all_rows(), 0);
     EXPECT_EQ(refresh_token_of("hmd-1"), token);
+    EXPECT_NE(status_error("hmd-1", "*").find("token refresh failed"), std::string::npos)
+        << status_error("hmd-1", "*");
 
     // Trusting the CA (and nothing else changed) works: the refusal was TLS.
     trust_sandbox_ca = true;
@@ -596,6 +613,8 @@ TEST_F(fault_matrix, MalformedJsonOnPage3Of5KeepsPages1And2AndALaterPassComplete
     EXPECT_FALSE(cur.last_updated_max);
     // The other types completed.
     EXPECT_EQ(rows("condition"), static_cast<int>((*ehr)->count_for(pid, "Condition")));
+    EXPECT_NE(status_error("hmd-1", "Observation").find("page 3"), std::string::npos)
+        << status_error("hmd-1", "Observation");
 
     expect_a_clean_pass_completes();
     EXPECT_EQ(requests_to("/Observation"), 5);  // all five pages again, from the first
@@ -616,6 +635,8 @@ TEST_F(fault_matrix, BundleWithAnotherPatientsEntriesIsRejected) {
     ASSERT_NE(cond, nullptr);
     ASSERT_TRUE(cond->failure);
     EXPECT_EQ(cond->failure->code, "wrong_patient");
+    EXPECT_NE(status_error("hmd-1", "Condition").find("another patient"), std::string::npos)
+        << status_error("hmd-1", "Condition");
     // Nothing of the page was written, under any patient key.
     EXPECT_EQ(rows("condition", "1=1"), 0);
     for (std::size_t i = 1; i < ids.size(); ++i)
@@ -687,6 +708,7 @@ TEST_F(fault_matrix, OperationOutcomeWith200IsNotTakenForData) {
     ASSERT_TRUE(cond->failure);
     EXPECT_EQ(cond->failure->code, "bad_page");
     EXPECT_NE(cond->failure->message.find("OperationOutcome"), std::string::npos) << cond->failure->message;
+    EXPECT_EQ(status_error("hmd-1", "Condition"), cond->failure->message);
     EXPECT_EQ(rows("condition", "1=1"), 0);
     st::sync_state s(*db);
     EXPECT_FALSE(s.read_cursor("sandbox", "hmd-1", "Condition").last_full_pull_at);
@@ -733,6 +755,8 @@ TEST_F(fault_matrix, RefreshAnsweringInvalidClientFailsTheJobButKeepsTheEnrollme
     EXPECT_EQ(refresh_token_of("hmd-1"), token);
     EXPECT_EQ(all_rows(), 0);
     EXPECT_EQ((*ehr)->stats().by_status[401], 2u);
+    EXPECT_NE(status_error("hmd-1", "*").find("invalid_client"), std::string::npos)
+        << status_error("hmd-1", "*");
 
     headachemd::test::write_file(dir / "client.secret", (*ehr)->config().client_secret);
     expect_a_clean_pass_completes();
