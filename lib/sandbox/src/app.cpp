@@ -44,6 +44,12 @@ std::string_view reason_phrase(int status) {
             return "Too Many Requests";
         case 500:
             return "Internal Server Error";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
         default:
             return "Unknown";
     }
@@ -171,7 +177,7 @@ std::string serialize_head(const http_response& r, bool keep_alive) {
         "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(reason_phrase(r.status)) + "\r\n";
     out += "Server: headachemd-sandbox\r\n";
     for (const auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
-    out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+    out += "Content-Length: " + std::to_string(r.declared_length.value_or(r.body.size())) + "\r\n";
     out += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
     out += "\r\n";
     return out;
@@ -244,14 +250,16 @@ http_response app::handle(const http_request& req) {
     } else {
         r = route(req, path, *query, now);
     }
-    r.delay = opts_.latency;
+    r.delay = std::max(r.delay, opts_.latency);
     // RFC 9110 §6.6.1: a server with a clock sends Date. It reads the
     // injected clock, so a test can skew it (doctor's clock check).
     r.headers.emplace_back("Date", format_http_date(now));
-    if (r.fault != transport_fault::reset) ++stats_.by_status[r.status];
+    if (r.fault != transport_fault::reset && r.fault != transport_fault::reset_mid_body)
+        ++stats_.by_status[r.status];
     if (r.status == 429) {
         ++stats_.responses_429;
-        if (opts_.retry_after_on_429 && !over_budget) r.headers.emplace_back("Retry-After", "1");
+        if (opts_.retry_after_on_429 && !over_budget && !r.scripted)
+            r.headers.emplace_back("Retry-After", "1");
     }
     return r;
 }
@@ -561,6 +569,12 @@ http_response app::consent_page(const params& p) const {
 // ---- /token -----------------------------------------------------------------
 
 http_response app::token(const http_request& req, time_point now) {
+    if (token_fail_count_ > 0) {
+        // A scripted failure: answered before anything is looked at, so no
+        // token is rotated or spent.
+        --token_fail_count_;
+        return oauth_error(token_fail_status_, token_fail_error_, "Scripted token endpoint failure");
+    }
     const auto form = parse_form(req.body);
     if (!form) return oauth_error(400, "invalid_request", "Malformed application/x-www-form-urlencoded body");
     if (assertions_ || find_param(*form, "client_assertion") || find_param(*form, "client_assertion_type")) {
@@ -832,6 +846,7 @@ http_response app::fhir(const http_request& req, std::string_view path, const pa
     }
 
     http_response r;
+    std::optional<scripted_fault> script;
     if (tail.empty() || tail == "_search") {
         params p = query;
         if (tail == "_search") {
@@ -842,12 +857,14 @@ http_response app::fhir(const http_request& req, std::string_view path, const pa
         } else if (req.method != "GET") {
             return outcome(405, "not-supported", "Method not allowed");
         }
-        r = search(*t, p, patient, path.substr(0, 6 + type_name.size()), now);
+        r = search(*t, p, patient, path.substr(0, 6 + type_name.size()), now, script);
     } else {
         if (req.method != "GET") return outcome(405, "not-supported", "Method not allowed");
+        script = take_script(*t, 1);
         r = read(*t, std::string(tail), patient);
     }
     if (r.status == 200) r.fault = fault;
+    if (script) apply_script(r, *script);
     return r;
 }
 
@@ -863,8 +880,63 @@ http_response app::read(rtype t, const std::string& id, const std::string& patie
     return r;
 }
 
+std::optional<scripted_fault> app::take_script(rtype t, int page) {
+    for (auto& f : scripts_) {
+        if (f.count <= 0) continue;
+        if (!f.type.empty() && f.type != rtype_name(t)) continue;
+        if (f.page > 0 && f.page != page) continue;
+        --f.count;
+        return f;
+    }
+    return std::nullopt;
+}
+
+void app::apply_script(http_response& r, const scripted_fault& f) {
+    using k = scripted_fault::kind;
+    switch (f.what) {
+        case k::status:
+            r = outcome(f.status, f.status == 429 ? "throttled" : "exception",
+                        "Scripted HTTP " + std::to_string(f.status));
+            r.scripted = true;
+            if (!f.retry_after.empty()) r.headers.emplace_back("Retry-After", f.retry_after);
+            break;
+        case k::reset_mid_body:
+            r.fault = transport_fault::reset_mid_body;
+            break;
+        case k::truncated_body:
+            r.fault = transport_fault::truncate;
+            break;
+        case k::lying_length:
+            // Content-Length is computed from the body when serialized, so
+            // it matches the half: only the JSON can tell.
+            r.fault = transport_fault::none;
+            r.body.resize(r.body.size() / 2);
+            break;
+        case k::short_length:
+            r.fault = transport_fault::none;
+            r.declared_length = r.body.size() / 2;
+            break;
+        case k::slow:
+            r.delay = f.delay;
+            break;
+        case k::malformed_json:
+            r = make(200, fhir_json,
+                     R"({"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":)");
+            break;
+        case k::operation_outcome:
+            // Some servers answer a search they cannot run with 200 and an
+            // OperationOutcome instead of a Bundle.
+            r = outcome(200, "too-costly", "Scripted OperationOutcome with 200");
+            break;
+        case k::other_patient:
+        case k::next_loop:
+        case k::next_loop_new_url:
+            break;  // applied while the search builds its Bundle
+    }
+}
+
 http_response app::search(rtype t, const params& p, const std::string& patient_id, std::string_view path,
-                          time_point now) {
+                          time_point now, std::optional<scripted_fault>& script) {
     // The patient the search is about. A patient-level token may only read
     // its own compartment (SMART patient/ scopes): another patient is 403.
     std::vector<std::string_view> ref_params;
@@ -934,8 +1006,20 @@ http_response app::search(rtype t, const params& p, const std::string& patient_i
             since.emplace_back(prefix, *range);
         }
     }
+    script = take_script(t, size == 0 ? 1 : static_cast<int>(offset / size) + 1);
+    // other_patient: a broken EHR (or proxy cache) hands out another
+    // patient's resources under this patient's search.
+    std::string data_patient = patient_id;
+    if (script && script->what == scripted_fault::kind::other_patient) {
+        for (const auto& other : data_.patient_ids()) {
+            if (other != patient_id && !data_.of_patient(t, other).empty()) {
+                data_patient = other;
+                break;
+            }
+        }
+    }
     std::vector<const record*> matches;
-    for (const record* rec : data_.of_patient(t, patient_id)) {
+    for (const record* rec : data_.of_patient(t, data_patient)) {
         bool keep = true;
         for (const auto& [prefix, range] : since) {
             const time_point lu = rec->last_updated;
@@ -986,7 +1070,18 @@ http_response app::search(rtype t, const params& p, const std::string& patient_i
     w.member("total", total);
     w.key("link").begin_array();
     w.begin_object().member("relation", "self").member("url", link_to(first)).end_object();
-    if (has_next) {
+    if (script && script->what == scripted_fault::kind::next_loop) {
+        w.begin_object().member("relation", "next").member("url", link_to(0)).end_object();
+    } else if (script && script->what == scripted_fault::kind::next_loop_new_url) {
+        // The first page, with a new `_loop` value; the links of that page
+        // keep it, so no URL of the loop ever repeats.
+        params q;
+        for (const auto& kv : kept)
+            if (kv.first != "_loop") q.push_back(kv);
+        q.emplace_back("_loop", std::to_string(++loop_serial_));
+        const std::string url = base_url_ + std::string(path) + "?" + encode_params(q);
+        w.begin_object().member("relation", "next").member("url", url).end_object();
+    } else if (has_next) {
         const std::string next = next_link_override_.empty() ? link_to(last) : next_link_override_;
         w.begin_object().member("relation", "next").member("url", next).end_object();
     }
@@ -1075,6 +1170,23 @@ std::vector<std::string> app::issued_tokens() const {
     for (const auto& [token, _] : refresh_tokens_) out.push_back(token);
     for (const auto& [token, _] : access_tokens_) out.push_back(token);
     return out;
+}
+
+void app::add_scripted_fault(scripted_fault f) {
+    std::lock_guard lock(mu_);
+    scripts_.push_back(std::move(f));
+}
+
+void app::clear_scripted_faults() {
+    std::lock_guard lock(mu_);
+    scripts_.clear();
+}
+
+void app::fail_token_requests(int status, std::string error, int count) {
+    std::lock_guard lock(mu_);
+    token_fail_status_ = status;
+    token_fail_error_ = std::move(error);
+    token_fail_count_ = count;
 }
 
 counters app::stats() const {

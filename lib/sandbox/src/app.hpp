@@ -32,8 +32,9 @@ struct http_request {
 // What the transport does with a response, beyond sending it.
 enum class transport_fault {
     none,
-    reset,     // send part of the bytes, then close with RST (SO_LINGER 0)
-    truncate,  // send the head and part of the body (Content-Length says more), then close
+    reset,           // send part of the bytes, then close with RST (SO_LINGER 0)
+    truncate,        // send the head and part of the body (Content-Length says more), then close
+    reset_mid_body,  // send the head and half the body, then close with RST
 };
 
 struct http_response {
@@ -42,6 +43,8 @@ struct http_response {
     std::string body;
     transport_fault fault = transport_fault::none;
     std::chrono::milliseconds delay{0};
+    bool scripted = false;                       // a scripted status: no automatic Retry-After
+    std::optional<std::size_t> declared_length;  // a lying Content-Length; default body.size()
 };
 
 // The options as the server applies them: ecw_mode forces
@@ -73,6 +76,9 @@ public:
     void set_latency(std::chrono::milliseconds latency);
     void set_next_link_override(std::string url);
     void set_bad_json_page(int n);
+    void add_scripted_fault(scripted_fault f);
+    void clear_scripted_faults();
+    void fail_token_requests(int status, std::string error, int count);
     counters stats() const;
     void reset_counters();
     std::vector<std::string> issued_tokens() const;
@@ -127,7 +133,10 @@ private:
     http_response token_refresh(const params& form, time_point now);
     http_response fhir(const http_request& req, std::string_view path, const params& query, time_point now);
     http_response search(rtype t, const params& p, const std::string& patient_id, std::string_view path,
-                         time_point now);
+                         time_point now, std::optional<scripted_fault>& script);
+    // The first unspent scripted fault matching (type, page), spent by one.
+    std::optional<scripted_fault> take_script(rtype t, int page);
+    static void apply_script(http_response& r, const scripted_fault& f);
     http_response read(rtype t, const std::string& id, const std::string& patient_id) const;
 
     // The pair a grant issues, and its JSON (RFC 6749 §5.1 plus SMART's `patient`).
@@ -151,6 +160,10 @@ private:
     std::string authorize_patient_;
     std::string next_link_override_;
     int bad_json_page_ = 0;
+    std::vector<scripted_fault> scripts_;
+    std::uint64_t loop_serial_ = 0;  // next_loop_new_url
+    int token_fail_status_ = 0, token_fail_count_ = 0;
+    std::string token_fail_error_;
 
     std::uint64_t next_grant_ = 1;
     std::uint64_t issued_since_purge_ = 0;

@@ -242,6 +242,17 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
             lowest.socket().close(ec);
             co_return;
         }
+        if (response.fault == detail::transport_fault::reset_mid_body) {
+            // The head and half the body, then an RST: the client has begun
+            // reading the body when the connection dies.
+            const std::string part = head + response.body.substr(0, response.body.size() / 2);
+            co_await asio::async_write(c->stream, asio::buffer(part), use_tuple);
+            self->logic.note_reset_or_truncation(detail::transport_fault::reset);
+            beast::error_code ec;
+            lowest.socket().set_option(tcp::socket::linger(true, 0), ec);
+            lowest.socket().close(ec);
+            co_return;
+        }
         // One contiguous buffer: with Beast 1.81's ssl_stream a two-buffer
         // sequence (head, body) stalled after the head in our tests.
         const std::string whole = head + response.body;
@@ -306,7 +317,7 @@ void server::start() {
     if (s.started.exchange(true)) return;
     try {
         if (s.opts.tls) {
-            const detail::tls_material m = detail::make_tls_material(s.opts.host);
+            const detail::tls_material m = detail::make_tls_material(s.opts.host, s.opts.certificate_host);
             s.tls.emplace(ssl::context::tls_server);
             s.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                                ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
@@ -386,6 +397,11 @@ void server::set_fault_rates(double rate_429, double rate_500, double rate_reset
 void server::set_latency(std::chrono::milliseconds latency) { impl_->logic.set_latency(latency); }
 void server::set_next_link_override(std::string url) { impl_->logic.set_next_link_override(std::move(url)); }
 void server::set_bad_json_page(int n) { impl_->logic.set_bad_json_page(n); }
+void server::add_scripted_fault(scripted_fault f) { impl_->logic.add_scripted_fault(std::move(f)); }
+void server::clear_scripted_faults() { impl_->logic.clear_scripted_faults(); }
+void server::fail_token_requests(int status, std::string error, int count) {
+    impl_->logic.fail_token_requests(status, std::move(error), count);
+}
 counters server::stats() const { return impl_->logic.stats(); }
 void server::reset_counters() { impl_->logic.reset_counters(); }
 std::vector<std::string> server::issued_tokens() const { return impl_->logic.issued_tokens(); }

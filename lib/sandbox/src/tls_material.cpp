@@ -116,7 +116,7 @@ std::string to_pem(EVP_PKEY* key) {
 
 }  // namespace
 
-tls_material make_tls_material(const std::string& host) {
+tls_material make_tls_material(const std::string& host, const std::string& only_name) {
     const pkey_ptr ca_key = make_key();
     const x509_ptr ca = make_cert(ca_key.get(), "HeadacheMD Sandbox CA", nullptr);
     add_ext(ca.get(), ca.get(), NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
@@ -126,9 +126,12 @@ tls_material make_tls_material(const std::string& host) {
     check(X509_sign(ca.get(), ca_key.get(), EVP_sha256()), "X509_sign(CA)");
 
     const pkey_ptr key = make_key();
-    const x509_ptr cert = make_cert(key.get(), "127.0.0.1", ca.get());
+    const x509_ptr cert = make_cert(key.get(), only_name.empty() ? "127.0.0.1" : only_name.c_str(), ca.get());
     std::string san = "IP:127.0.0.1,DNS:localhost";
-    if (!host.empty() && host != "127.0.0.1" && host != "localhost") {
+    if (!only_name.empty()) {
+        const bool is_ip = only_name.find_first_not_of("0123456789.:") == std::string::npos;
+        san = (is_ip ? "IP:" : "DNS:") + only_name;
+    } else if (!host.empty() && host != "127.0.0.1" && host != "localhost") {
         const bool is_ip = host.find_first_not_of("0123456789.:") == std::string::npos;
         san += (is_ip ? ",IP:" : ",DNS:") + host;
     }

@@ -16,8 +16,9 @@ struct tls_material {
 
 // P-256 keys; the CA (CN "HeadacheMD Sandbox CA", CA:TRUE, 30 days) signs a
 // server certificate with CN 127.0.0.1 and SAN IP:127.0.0.1, DNS:localhost
-// (and `host` when it is neither). Throws std::runtime_error naming the
-// OpenSSL call that failed.
-tls_material make_tls_material(const std::string& host);
+// (and `host` when it is neither); with a non-empty `only_name`, CN and SAN
+// name that alone (options::certificate_host). Throws std::runtime_error
+// naming the OpenSSL call that failed.
+tls_material make_tls_material(const std::string& host, const std::string& only_name = {});
 
 }  // namespace headachemd::sandbox::detail

@@ -408,6 +408,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                                   : fhir::search_url(spec);
         std::set<std::string> visited;
         std::vector<std::string> seen_ids;
+        std::set<std::string, std::less<>> seen_set;  // seen_ids of committed pages, for look-ups
         std::optional<std::string> max_updated = cur.last_updated_max;
         int page_number = s.page_param ? 1 : 0;
         bool server_links = false;  // the server pages with next links
@@ -472,6 +473,25 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             std::optional<std::string> next = meta->next;
             if (next) server_links = true;
+            if (server_links && out.pages > 1) {
+                // A next link back to an earlier page under another URL (an
+                // added parameter, a new session id) escapes the visited-URL
+                // check. A page holding nothing but resources this pull has
+                // already stored is taken for such a loop; at worst a job
+                // fails that a later pass repeats.
+                bool any = false, all_seen = true;
+                for (const auto& rec : page.records) {
+                    if (std::string_view(nz::table_name(rec)) != nz::table_for_type(rs.type)) continue;
+                    any = true;
+                    all_seen = all_seen && seen_set.find(nz::header_of(rec).id) != seen_set.end();
+                }
+                if (any && all_seen) {
+                    out.failure =
+                        error{"paging_loop",
+                              where + ": the page repeats resources of an earlier page (a next-link loop)"};
+                    co_return out;
+                }
+            }
             if (!next && !server_links && s.page_param && page_number > 0 && !page.records.empty()) {
                 // A server that pages with a non-standard `page` parameter
                 // and sends no next links (DESIGN.md, eCW): ask for the
@@ -486,19 +506,26 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             const bool last_page = !next;
             const std::string now = now_text();
-            {
+            // The database may refuse the page (disk full, or locked past
+            // busy_timeout by an analyst's write transaction): the page is
+            // rolled back whole, the job fails, and a later pass repeats it.
+            // Counts and ids are taken over only once the page committed.
+            int inserted = 0, updated = 0, unchanged = 0, deleted = 0;
+            const std::size_t seen_before = seen_ids.size();
+            const std::optional<std::string> max_before = max_updated;
+            try {
                 store::write_transaction tx(db.sql());
                 for (const auto& rec : page.records) {
                     const auto& h = nz::header_of(rec);
                     switch (writer.upsert(rec, s.name, enr.patient_key, now)) {
                         case store::upsert_outcome::inserted:
-                            ++out.inserted;
+                            ++inserted;
                             break;
                         case store::upsert_outcome::updated:
-                            ++out.updated;
+                            ++updated;
                             break;
                         case store::upsert_outcome::unchanged:
-                            ++out.unchanged;
+                            ++unchanged;
                             break;
                     }
                     if (std::string_view(nz::table_name(rec)) == nz::table_for_type(rs.type))
@@ -512,14 +539,28 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     if (!incremental) {
                         // A complete full pull: what we hold and it did not
                         // return was deleted at the EHR.
-                        out.deleted = state.mark_deleted_except(s.name, enr.patient_key,
-                                                                nz::table_for_type(rs.type), seen_ids, now);
+                        deleted = state.mark_deleted_except(s.name, enr.patient_key,
+                                                            nz::table_for_type(rs.type), seen_ids, now);
                         c.last_full_pull_at = now;
                     }
                     state.write_cursor(s.name, enr.patient_key, rs.type, c);
                 }
                 tx.commit();
+            } catch (const std::runtime_error& failure) {
+                // SQLite::Exception and store_error; SQLite's messages name
+                // the condition ("database or disk is full", "database is
+                // locked"), never a value.
+                seen_ids.resize(seen_before);
+                max_updated = max_before;
+                out.failure = error{"store_failed", where + ": headache.db refused the write (" +
+                                                        failure.what() + "); nothing from it was written"};
+                co_return out;
             }
+            seen_set.insert(seen_ids.begin() + static_cast<std::ptrdiff_t>(seen_before), seen_ids.end());
+            out.inserted += inserted;
+            out.updated += updated;
+            out.unchanged += unchanged;
+            out.deleted += deleted;
             if (last_page) {
                 if (incremental && !is_read && !stopping && !co_await counts_agree(e, ps, enr, spec)) {
                     type_result full = co_await sync_type(e, ps, enr, rs, true);
@@ -531,6 +572,18 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 co_return out;
             }
             url = *next;
+        }
+    }
+
+    // write_status, which must not end the job when headache.db refuses
+    // the write (disk full, locked): the rows are safe either way, and the
+    // status row is written again after the next attempt.
+    void write_status_or_log(const patient_result& pr) {
+        try {
+            write_status(pr);
+        } catch (const std::runtime_error& failure) {
+            log->error("patient {} at {}: cannot write sync_status: {}", pr.patient_key, pr.ehr,
+                       failure.what());
         }
     }
 
@@ -598,12 +651,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             pr.skipped = true;
             pr.needs_reauth = true;
             pr.failure = error{"needs_reauth", "patient " + key + " must be enrolled again"};
-            write_status(pr);
+            write_status_or_log(pr);
             co_return pr;
         }
         if (auto err = co_await prepare(e)) {
             pr.failure = *err;
-            write_status(pr);
+            write_status_or_log(pr);
             co_return pr;
         }
         patient_state& ps = patients[ehr_name + "\n" + key];
@@ -611,7 +664,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (auto err = co_await refresh(e, ps, *enr)) {
                 pr.failure = *err;
                 pr.needs_reauth = enr->needs_reauth;
-                write_status(pr);
+                write_status_or_log(pr);
                 co_return pr;
             }
         }
@@ -623,15 +676,19 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 if (!pr.failure) pr.failure = t.failure;
                 log->warn("patient {} at {}: {}: {}", key, ehr_name, rs.type, t.failure->message);
             }
+            const bool store_refused = t.failure && t.failure->code == "store_failed";
             pr.types.push_back(std::move(t));
             if (enr->needs_reauth) {
                 pr.needs_reauth = true;
                 break;
             }
-            if (stopping) break;
+            // headache.db refused a page (full, or locked past busy_timeout):
+            // the next type would only fetch pages it cannot store, and wait
+            // out busy_timeout again.
+            if (stopping || store_refused) break;
         }
         pr.ok = all_ok && !stopping;
-        write_status(pr);
+        write_status_or_log(pr);
         log->info("patient {} at {}: {} ({} rows changed)", key, ehr_name, pr.ok ? "synced" : "failed",
                   pr.rows_changed());
         co_return pr;

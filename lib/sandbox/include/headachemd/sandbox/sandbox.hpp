@@ -134,9 +134,41 @@ struct options {
     std::chrono::system_clock::time_point data_anchor =
         std::chrono::system_clock::time_point{std::chrono::seconds{1717200000}};
 
+    // Non-empty: the server certificate names this host alone (SAN), not
+    // 127.0.0.1 or localhost, so a client that connects to the address it
+    // listens on must refuse it (a certificate for the wrong host).
+    std::string certificate_host;
+
     // Optional diagnostics (a failed handshake, an exception in a session).
     // Lines carry no token, secret, name or payload.
     std::function<void(std::string_view)> log;
+};
+
+// One scripted fault for the fault matrix: unlike the random rates, it hits
+// exactly the requests it matches. It applies to FHIR data requests (read,
+// search, next pages) that pass the bearer-token and scope checks.
+struct scripted_fault {
+    enum class kind {
+        status,          // answer `status` with an OperationOutcome (and Retry-After: retry_after when set)
+        reset_mid_body,  // the head and half the body, then a connection reset (RST)
+        truncated_body,  // Content-Length of the whole body, half of it sent, then close
+        lying_length,    // half the body with a Content-Length of that half: the message looks complete
+        short_length,    // the whole body with a Content-Length of half of it: the rest stays on the
+                         // keep-alive connection, where the client reads its next response
+        slow,            // the answer waits `delay` (a timer) before it is sent
+        malformed_json,  // 200 with a Bundle cut off mid-entry
+        operation_outcome,  // 200 with an OperationOutcome (severity error) instead of the Bundle
+        other_patient,      // the page's entries belong to another patient (a search only)
+        next_loop,          // the page's next link points back to the first page (a search only)
+        next_loop_new_url,  // as next_loop, with a fresh `_loop` parameter each time: the URL never repeats
+    };
+    kind what = kind::status;
+    std::string type;  // only this resource type; empty: any
+    int page = 0;      // only this page of a search (1-based; a read is page 1); 0: any
+    int count = 1;     // how many matching requests get it; then it is spent
+    int status = 500;
+    std::string retry_after;  // kind::status: the Retry-After value; empty sends none, also on a 429
+    std::chrono::milliseconds delay{0};
 };
 
 // Request counters since start (or reset_counters()).
@@ -212,6 +244,13 @@ public:
     void set_next_link_override(std::string url);
     // n > 0: page n (1-based) of every search answers 200 with malformed JSON.
     void set_bad_json_page(int n);
+    // Adds a scripted fault; the first unspent one that matches a request
+    // applies. clear_scripted_faults() removes them all.
+    void add_scripted_fault(scripted_fault f);
+    void clear_scripted_faults();
+    // The next `count` POST /token requests answer `status` with the OAuth
+    // error `error` (RFC 6749 §5.2) and change no token. count 0 clears.
+    void fail_token_requests(int status, std::string error, int count);
 
     counters stats() const;
     void reset_counters();

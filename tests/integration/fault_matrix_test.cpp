@@ -1,0 +1,842 @@
+// The fault matrix (issue 6, README "Fault matrix"): the sync engine against
+// the sandbox EHR over loopback TLS, one test per condition, each asserting
+// what the pass reports and what headache.db (and the vault) then hold.
+// Cases already proven in sync_sandbox_test.cpp are not repeated here: a 401
+// mid-pass (A401MidPassCausesExactlyOneRefresh), invalid_grant
+// (InvalidGrantForOnePatientMarksItAndTheOthersComplete) and a next link to
+// another origin (NextLinkToAnotherOriginIsRefusedAndNoTokenLeaves).
+#include <atomic>
+#include <chrono>
+#include <mutex>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "headachemd/http/client.hpp"
+#include "headachemd/sandbox/sandbox.hpp"
+#include "headachemd/store/sync_state.hpp"
+#include "headachemd/sync/engine.hpp"
+#include "test_support.hpp"
+#include "vault_support.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace cfg = headachemd::config;
+namespace st = headachemd::store;
+namespace sy = headachemd::sync;
+namespace sb = headachemd::sandbox;
+using headachemd::test::temp_dir;
+using namespace std::chrono_literals;
+using fault = sb::scripted_fault::kind;
+
+const std::map<std::string, std::string> table_of = {
+    {"Patient", "patient"},         {"Condition", "condition"}, {"MedicationRequest", "medication_request"},
+    {"Appointment", "appointment"}, {"Encounter", "encounter"}, {"Observation", "observation"},
+    {"Procedure", "procedure"}};
+
+// The one place the vault is built, so a change of its constructor (an
+// encryption key, say) is made here alone.
+std::unique_ptr<st::vault> open_vault(const std::filesystem::path& path) {
+    return std::make_unique<st::vault>(path, headachemd::test::token_key_in(path.parent_path()));
+}
+
+// The wall clock plus an offset a test may move forward: the engine's view
+// of time jumps while the sandbox keeps the real one.
+class offset_clock final : public headachemd::clock {
+public:
+    std::chrono::system_clock::time_point now() const override {
+        return std::chrono::system_clock::now() + skew();
+    }
+    std::chrono::steady_clock::time_point steady_now() const override {
+        return std::chrono::steady_clock::now() + skew();
+    }
+    void advance(std::chrono::seconds d) { skew_ += d.count(); }
+
+private:
+    std::chrono::seconds skew() const { return std::chrono::seconds(skew_.load()); }
+    std::atomic<std::int64_t> skew_{0};
+};
+
+// What the engine sent and got, in order, with the steady time it was sent.
+struct exchange {
+    std::string url;
+    bool bearer = false;
+    std::chrono::steady_clock::time_point sent;
+    int status = 0;  // 0: a transport failure
+    std::string error_code;
+    bool retry_after = false;
+};
+
+struct recording_transport final : headachemd::http::transport {
+    headachemd::http::transport& inner;
+    std::function<void(const headachemd::http::request&)> before;
+    std::vector<exchange> log;
+    recording_transport(headachemd::http::transport& i,
+                        std::function<void(const headachemd::http::request&)> b)
+        : inner(i), before(std::move(b)) {}
+    asio::awaitable<headachemd::result<headachemd::http::response>> send(
+        headachemd::http::request req) override {
+        if (before) before(req);
+        exchange x;
+        x.url = req.url;
+        for (const auto& h : req.headers)
+            if (h.name == "Authorization" && h.value.rfind("Bearer ", 0) == 0) x.bearer = true;
+        x.sent = std::chrono::steady_clock::now();
+        auto r = co_await inner.send(std::move(req));
+        if (r) {
+            x.status = r->status;
+            x.retry_after = r->header("Retry-After").has_value();
+        } else {
+            x.error_code = r.err().code;
+        }
+        log.push_back(std::move(x));
+        co_return r;
+    }
+};
+
+struct fault_matrix : ::testing::Test {
+    temp_dir dir;
+    std::unique_ptr<sb::background_server> ehr;
+    cfg::config config;
+    std::unique_ptr<st::analytics_db> db;
+    std::unique_ptr<st::vault> vault;
+    headachemd::system_clock system_clk;
+    const headachemd::clock* clk = &system_clk;
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
+        std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(5000);
+    std::shared_ptr<spdlog::logger> log = std::make_shared<spdlog::logger>("test", sink);
+    // Per pass: the client's options and the exchanges it made.
+    bool trust_sandbox_ca = true;
+    std::chrono::milliseconds request_timeout{10000};
+    std::vector<exchange> sent;
+    std::chrono::milliseconds last_pass_took{0};
+
+    void start(sb::options o, int patients, int page_size = 50, const std::string& profile = "generic") {
+        o.patients = patients;
+        ehr = std::make_unique<sb::background_server>(std::move(o));
+        (*ehr)->write_ca_pem(dir / "ca.pem");
+        headachemd::test::write_file(dir / "client.secret", (*ehr)->config().client_secret);
+        cfg::ehr_settings e = *cfg::profile_preset(profile);
+        e.name = "sandbox";
+        e.fhir_base = (*ehr)->fhir_base();
+        e.client_id = (*ehr)->config().client_id;
+        e.client_secret_file = dir / "client.secret";
+        e.ca_file = dir / "ca.pem";
+        if (profile != "eclinicalworks") {
+            e.page_size = page_size;
+            e.requests_per_minute = 60000;  // the sandbox has no budget outside eCW mode
+        }
+        config.ehrs = {e};
+        db = std::make_unique<st::analytics_db>(dir / "headache.db");
+        vault = open_vault(dir / "vault.db");
+        int i = 0;
+        for (const auto& id : (*ehr)->patient_ids()) {
+            const std::string key = "hmd-" + std::to_string(++i);
+            config.patients.push_back({key, "sandbox", id});
+            vault->put_enrollment({key, "sandbox", id, (*ehr)->issue_refresh_token(id), "", "t", false}, "t");
+        }
+    }
+
+    // One pass with a fresh engine and client, as a restart of the daemon.
+    sy::pass_result pass(std::function<void(const headachemd::http::request&)> before = {}) {
+        asio::io_context io;
+        headachemd::http::client_options ho;
+        if (trust_sandbox_ca) ho.extra_ca_files.push_back(dir / "ca.pem");
+        ho.request_timeout = request_timeout;
+        headachemd::http::client http(io.get_executor(), ho);
+        sy::engine_options eo;
+        eo.backoff.base = 5ms;
+        eo.backoff.cap = 50ms;
+        recording_transport tap(http, std::move(before));
+        sy::engine engine(io.get_executor(), config, tap, *db, *vault, *clk, log, eo);
+        sy::pass_result out;
+        std::exception_ptr failure;
+        auto task = [&]() -> asio::awaitable<void> {
+            out = co_await engine.run_pass();
+            http.close_idle();
+        };
+        const auto t0 = std::chrono::steady_clock::now();
+        asio::co_spawn(io, task, [&failure](std::exception_ptr ep) { failure = ep; });
+        io.run();
+        last_pass_took =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+        if (failure) std::rethrow_exception(failure);
+        sent = std::move(tap.log);
+        return out;
+    }
+
+    int rows(const std::string& table, const std::string& where = "deleted_at IS NULL") {
+        SQLite::Statement q(db->sql(), "SELECT count(*) FROM \"" + table + "\" WHERE " + where);
+        q.executeStep();
+        return q.getColumn(0).getInt();
+    }
+
+    bool has_row(const std::string& table, const std::string& id) {
+        SQLite::Statement q(db->sql(), "SELECT count(*) FROM \"" + table + "\" WHERE id = ?1");
+        q.bind(1, id);
+        q.executeStep();
+        return q.getColumn(0).getInt() == 1;
+    }
+
+    int all_rows() {
+        int n = 0;
+        for (const auto& [type, table] : table_of) n += rows(table, "1=1");
+        return n;
+    }
+
+    void expect_rows_match_sandbox() {
+        const auto want = (*ehr)->count_by_type();
+        for (const auto& [type, table] : table_of) {
+            const auto it = want.find(type);
+            const int expected = it == want.end() ? 0 : static_cast<int>(it->second);
+            EXPECT_EQ(rows(table), expected) << table;
+        }
+    }
+
+    void expect_integrity_ok() {
+        SQLite::Statement ic(db->sql(), "PRAGMA integrity_check");
+        ASSERT_TRUE(ic.executeStep());
+        EXPECT_EQ(ic.getColumn(0).getString(), "ok");
+    }
+
+    static const sy::type_result* type_of(const sy::patient_result& p, const std::string& type) {
+        for (const auto& t : p.types)
+            if (t.type == type) return &t;
+        return nullptr;
+    }
+
+    std::string failures(const sy::pass_result& r) {
+        std::string s;
+        for (const auto& p : r.patients)
+            if (p.failure) s += p.patient_key + ": " + p.failure->message + "\n";
+        return s;
+    }
+
+    int requests_to(const std::string& fragment) const {
+        int n = 0;
+        for (const auto& x : sent) n += x.url.find(fragment) != std::string::npos ? 1 : 0;
+        return n;
+    }
+
+    // sync_status's last_error for the patient and type ("*": the whole
+    // job), or "(no row)": what `status` shows the admin.
+    std::string status_error(const std::string& key, const std::string& type) {
+        st::sync_state s(*db);
+        for (const auto& row : s.all_status())
+            if (row.patient_key == key && row.resource_type == type) return row.last_error.value_or("");
+        return "(no row)";
+    }
+
+    std::string refresh_token_of(const std::string& key) {
+        return vault->find_enrollment(key, "sandbox")->refresh_token;
+    }
+
+    // A scripted fault for one type (and page).
+    void script(fault what, const std::string& type, int page = 0, int count = 1) {
+        sb::scripted_fault f;
+        f.what = what;
+        f.type = type;
+        f.page = page;
+        f.count = count;
+        (*ehr)->add_scripted_fault(f);
+    }
+
+    // The fault went away: the next pass completes with everything.
+    void expect_a_clean_pass_completes() {
+        (*ehr)->clear_scripted_faults();
+        const auto r = pass();
+        ASSERT_EQ(r.failed(), 0) << failures(r);
+        expect_rows_match_sandbox();
+        expect_integrity_ok();
+    }
+
+    // A transient fault hit once: retried within the pass, nothing lost.
+    void expect_status_retried(int status) {
+        start({}, 2);
+        sb::scripted_fault f;
+        f.what = fault::status;
+        f.status = status;
+        f.type = "Condition";
+        f.count = 2;
+        (*ehr)->add_scripted_fault(f);
+        const auto r = pass();
+        ASSERT_EQ(r.succeeded(), 2) << failures(r);
+        EXPECT_EQ((*ehr)->stats().by_status[status], 2u);
+        expect_rows_match_sandbox();
+    }
+};
+
+// ---- rate limits -------------------------------------------------------------
+
+TEST_F(fault_matrix, Http429WithRetryAfterWaitsThatLongThenCompletes) {
+    start({}, 1);
+    sb::scripted_fault f;
+    f.what = fault::status;
+    f.status = 429;
+    f.retry_after = "1";
+    f.type = "Condition";
+    (*ehr)->add_scripted_fault(f);
+    const auto r = pass();
+    ASSERT_EQ(r.succeeded(), 1) << failures(r);
+    std::vector<const exchange*> cond;
+    for (const auto& x : sent)
+        if (x.url.find("/Condition") != std::string::npos) cond.push_back(&x);
+    ASSERT_GE(cond.size(), 2u);
+    EXPECT_EQ(cond[0]->status, 429);
+    EXPECT_TRUE(cond[0]->retry_after);
+    // RFC 9110 §10.2.3: not before the second it asked for.
+    EXPECT_GE(cond[1]->sent - cond[0]->sent, 1000ms);
+    expect_rows_match_sandbox();
+}
+
+TEST_F(fault_matrix, Http429WithoutRetryAfterBacksOffThenCompletes) {
+    start({}, 1);
+    sb::scripted_fault f;
+    f.what = fault::status;
+    f.status = 429;  // no retry_after: the answer carries none
+    f.type = "Condition";
+    f.count = 2;
+    (*ehr)->add_scripted_fault(f);
+    const auto r = pass();
+    ASSERT_EQ(r.succeeded(), 1) << failures(r);
+    int throttled = 0;
+    for (const auto& x : sent) {
+        if (x.status == 429) {
+            ++throttled;
+            EXPECT_FALSE(x.retry_after);
+        }
+    }
+    EXPECT_EQ(throttled, 2);
+    expect_rows_match_sandbox();
+}
+
+TEST_F(fault_matrix, EclinicalworksStyle429WithoutRetryAfterWaitsForTheNextMinute) {
+    // eCW counts calls per wall-clock minute and sends no Retry-After
+    // (DESIGN "EHR realities"): the engine waits for the next minute
+    // boundary. Its clock is set 1 to 2 s before one, so the wait is short.
+    sb::options o;
+    o.ecw_mode = true;
+    start(o, 1, 0, "eclinicalworks");
+    const auto wall = std::chrono::system_clock::now();
+    const auto into_minute = wall.time_since_epoch() % std::chrono::minutes(1);
+    offset_clock shifted;
+    shifted.advance(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::minutes(1) - into_minute) +
+                    std::chrono::seconds(-1));
+    clk = &shifted;
+    sb::scripted_fault f;
+    f.what = fault::status;
+    f.status = 429;
+    f.type = "Condition";
+    (*ehr)->add_scripted_fault(f);
+    const auto r = pass();
+    ASSERT_EQ(r.succeeded(), 1) << failures(r);
+    std::vector<const exchange*> cond;
+    for (const auto& x : sent)
+        if (x.url.find("/Condition") != std::string::npos) cond.push_back(&x);
+    ASSERT_GE(cond.size(), 2u);
+    EXPECT_EQ(cond[0]->status, 429);
+    EXPECT_FALSE(cond[0]->retry_after);
+    // At least the 250 ms margin past the boundary; less than a full minute.
+    EXPECT_GE(cond[1]->sent - cond[0]->sent, 250ms);
+    EXPECT_LT(cond[1]->sent - cond[0]->sent, 5s);
+    expect_rows_match_sandbox();
+    clk = &system_clk;
+}
+
+// ---- server errors ---------------------------------------------------------
+
+TEST_F(fault_matrix, Http500IsRetriedAndTheJobCompletes) { expect_status_retried(500); }
+TEST_F(fault_matrix, Http502IsRetriedAndTheJobCompletes) { expect_status_retried(502); }
+TEST_F(fault_matrix, Http503IsRetriedAndTheJobCompletes) { expect_status_retried(503); }
+
+TEST_F(fault_matrix, PersistentHttp500FailsTheTypeKeepsTheRestAndALaterPassCompletes) {
+    start({}, 1);
+    sb::scripted_fault f;
+    f.what = fault::status;
+    f.status = 500;
+    f.type = "Condition";
+    f.count = 1000;
+    (*ehr)->add_scripted_fault(f);
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    EXPECT_FALSE(r.patients[0].ok);
+    const auto* cond = type_of(r.patients[0], "Condition");
+    ASSERT_NE(cond, nullptr);
+    ASSERT_TRUE(cond->failure);
+    EXPECT_EQ(cond->failure->code, "http_500");
+    EXPECT_EQ(requests_to("/Condition"), 5);  // backoff.max_attempts, then the job gives up
+    EXPECT_EQ(rows("condition", "1=1"), 0);
+    // The other types went on.
+    const auto pid = (*ehr)->patient_ids()[0];
+    EXPECT_EQ(rows("observation"), static_cast<int>((*ehr)->count_for(pid, "Observation")));
+    st::sync_state s(*db);
+    EXPECT_FALSE(s.read_cursor("sandbox", "hmd-1", "Condition").last_full_pull_at);
+    EXPECT_NE(status_error("hmd-1", "Condition").find("HTTP 500"), std::string::npos)
+        << status_error("hmd-1", "Condition");
+    EXPECT_EQ(status_error("hmd-1", "Observation"), "");
+    expect_a_clean_pass_completes();
+    EXPECT_EQ(status_error("hmd-1", "Condition"), "");
+}
+
+// ---- transport failures ------------------------------------------------------
+
+TEST_F(fault_matrix, ConnectionRefusedFailsCleanlyAndSpendsNoToken) {
+    start({}, 1);
+    // A port nobody listens on: bound, then closed.
+    std::uint16_t dead_port = 0;
+    {
+        asio::io_context io;
+        asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+        dead_port = a.local_endpoint().port();
+    }
+    const cfg::ehr_settings live = config.ehrs[0];
+    const std::string dead = "https://127.0.0.1:" + std::to_string(dead_port);
+    config.ehrs[0].fhir_base = dead + "/fhir";
+    config.ehrs[0].token_endpoint = dead + "/token";
+    const std::string token = refresh_token_of("hmd-1");
+
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    EXPECT_FALSE(r.patients[0].ok);
+    ASSERT_TRUE(r.patients[0].failure);
+    EXPECT_EQ(r.patients[0].failure->code, "connect");
+    EXPECT_FALSE(r.patients[0].needs_reauth);
+    for (const auto& x : sent) EXPECT_EQ(x.error_code, "connect") << x.url;
+    EXPECT_EQ(all_rows(), 0);
+    EXPECT_EQ(refresh_token_of("hmd-1"), token);
+    EXPECT_FALSE(vault->find_enrollment("hmd-1", "sandbox")->needs_reauth);
+    EXPECT_NE(status_error("hmd-1", "*").find("token refresh failed"), std::string::npos)
+        << status_error("hmd-1", "*");
+
+    // The EHR is back: the stored refresh token still works.
+    config.ehrs[0] = live;
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_matrix, ResetMidBodyIsRetriedAndNothingIsLost) {
+    start({}, 1, 5);
+    script(fault::reset_mid_body, "Observation", 2);
+    const auto r = pass();
+    ASSERT_EQ(r.succeeded(), 1) << failures(r);
+    EXPECT_EQ((*ehr)->stats().resets, 1u);
+    int resets = 0;
+    for (const auto& x : sent) resets += x.error_code == "reset" ? 1 : 0;
+    EXPECT_EQ(resets, 1);
+    expect_rows_match_sandbox();
+}
+
+TEST_F(fault_matrix, TruncatedBodyWithCorrectContentLengthIsRetried) {
+    start({}, 1, 5);
+    script(fault::truncated_body, "Observation", 2);
+    const auto r = pass();
+    ASSERT_EQ(r.succeeded(), 1) << failures(r);
+    EXPECT_EQ((*ehr)->stats().truncations, 1u);
+    int truncated = 0;
+    for (const auto& x : sent) truncated += x.error_code == "truncated" ? 1 : 0;
+    EXPECT_EQ(truncated, 1);
+    expect_rows_match_sandbox();
+}
+
+TEST_F(fault_matrix, TruncatedBodyWithLyingContentLengthIsRejectedAndNothingFromItIsWritten) {
+    // The HTTP message looks complete; only the JSON shows the cut.
+    start({}, 1, 5);
+    const auto pid = (*ehr)->patient_ids()[0];
+    const auto ids = (*ehr)->ids_of("Observation", pid);
+    ASSERT_GT(ids.size(), 10u);
+    script(fault::lying_length, "Observation", 2);
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* obs = type_of(r.patients[0], "Observation");
+    ASSERT_NE(obs, nullptr);
+    ASSERT_TRUE(obs->failure);
+    EXPECT_EQ(obs->failure->code, "bad_page");
+    // Page 1 is kept, nothing of page 2 or later was written.
+    for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(has_row("observation", ids[i]), i < 5) << i;
+    st::sync_state s(*db);
+    EXPECT_FALSE(s.read_cursor("sandbox", "hmd-1", "Observation").last_full_pull_at);
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_matrix, ContentLengthShorterThanTheBodyIsRejectedAndTheRestIsNotTakenForAResponse) {
+    // The whole page is sent, its Content-Length says half: the client reads
+    // a cut Bundle, and the other half waits on the keep-alive connection
+    // where the next response should begin.
+    start({}, 1, 5);
+    const auto pid = (*ehr)->patient_ids()[0];
+    const auto ids = (*ehr)->ids_of("Observation", pid);
+    ASSERT_GT(ids.size(), 10u);
+    script(fault::short_length, "Observation", 2);
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* obs = type_of(r.patients[0], "Observation");
+    ASSERT_NE(obs, nullptr);
+    ASSERT_TRUE(obs->failure);
+    EXPECT_EQ(obs->failure->code, "bad_page");
+    for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(has_row("observation", ids[i]), i < 5) << i;
+    // The left-over half is never read as a response: the client does not
+    // reuse a connection with bytes left over; should they arrive late, the
+    // next response fails to parse. Either way a type that reports success
+    // holds exactly the EHR's data.
+    for (const auto& t : r.patients[0].types) {
+        if (t.type == "Observation" || t.not_served) continue;
+        if (t.failure) {
+            EXPECT_EQ(t.failure->code, "protocol") << t.type << ": " << t.failure->message;
+        } else {
+            EXPECT_EQ(rows(table_of.at(t.type)), static_cast<int>((*ehr)->count_for(pid, t.type))) << t.type;
+        }
+    }
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_matrix, ResponseSlowerThanTheDeadlineTimesOutAndIsRetried) {
+    start({}, 1);
+    request_timeout = 300ms;
+    sb::scripted_fault f;
+    f.what = fault::slow;
+    f.type = "Condition";
+    f.delay = 60s;  // far beyond the deadline: the pass must not wait for it
+    (*ehr)->add_scripted_fault(f);
+    const auto r = pass();
+    ASSERT_EQ(r.succeeded(), 1) << failures(r);
+    std::vector<const exchange*> cond;
+    for (const auto& x : sent)
+        if (x.url.find("/Condition") != std::string::npos) cond.push_back(&x);
+    ASSERT_EQ(cond.size(), 2u);
+    EXPECT_EQ(cond[0]->error_code, "timeout");
+    EXPECT_EQ(cond[1]->status, 200);
+    // The pass did not wait for the slow answer.
+    EXPECT_LT(last_pass_took, 20s);
+    expect_rows_match_sandbox();
+}
+
+// ---- TLS ---------------------------------------------------------------------
+
+// The token endpoint is configured, so the engine would go straight to the
+// refresh: the TLS check must stop it before a byte of it is sent.
+TEST_F(fault_matrix, CertificateFromAnUnknownCaIsRefusedAndNoTokenIsSent) {
+    start({}, 1);
+    config.ehrs[0].token_endpoint = (*ehr)->base_url() + "/token";
+    const std::string token = refresh_token_of("hmd-1");
+    trust_sandbox_ca = false;
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    EXPECT_FALSE(r.patients[0].ok);
+    ASSERT_TRUE(r.patients[0].failure);
+    EXPECT_EQ(r.patients[0].failure->code, "tls");
+    EXPECT_FALSE(r.patients[0].needs_reauth);
+    // The sandbox read no request at all: no refresh token, no bearer token.
+    const auto stats = (*ehr)->stats();
+    EXPECT_EQ(stats.requests, 0u);
+    EXPECT_EQ(stats.token_calls, 0u);
+    EXPECT_EQ(stats.fhir_calls, 0u);
+    EXPECT_EQ(all_rows(), 0);
+    EXPECT_EQ(refresh_token_of("hmd-1"), token);
+    EXPECT_NE(status_error("hmd-1", "*").find("token refresh failed"), std::string::npos)
+        << status_error("hmd-1", "*");
+
+    // Trusting the CA (and nothing else changed) works: the refusal was TLS.
+    trust_sandbox_ca = true;
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_matrix, CertificateForAnotherHostIsRefusedAndNoTokenIsSent) {
+    sb::options o;
+    o.certificate_host = "ehr.example.org";  // signed by the CA we trust, but not for 127.0.0.1
+    start(o, 1);
+    config.ehrs[0].token_endpoint = (*ehr)->base_url() + "/token";
+    const std::string token = refresh_token_of("hmd-1");
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    EXPECT_FALSE(r.patients[0].ok);
+    ASSERT_TRUE(r.patients[0].failure);
+    EXPECT_EQ(r.patients[0].failure->code, "tls");
+    for (const auto& x : sent) EXPECT_EQ(x.error_code, "tls") << x.url;
+    const auto stats = (*ehr)->stats();
+    EXPECT_EQ(stats.requests, 0u);
+    EXPECT_EQ(stats.token_calls, 0u);
+    EXPECT_EQ(stats.fhir_calls, 0u);
+    EXPECT_EQ(all_rows(), 0);
+    EXPECT_EQ(refresh_token_of("hmd-1"), token);
+}
+
+// The control for the case above: the same kind of certificate, from the
+// same CA, naming the address the client connects to, is accepted. So the
+// refusal there is the host name and nothing else.
+TEST_F(fault_matrix, CertificateNamingTheHostConnectedToIsAccepted) {
+    sb::options o;
+    o.certificate_host = "127.0.0.1";
+    start(o, 1);
+    config.ehrs[0].token_endpoint = (*ehr)->base_url() + "/token";
+    const auto r = pass();
+    ASSERT_EQ(r.succeeded(), 1) << failures(r);
+    expect_rows_match_sandbox();
+}
+
+// ---- bad payloads ------------------------------------------------------------
+
+TEST_F(fault_matrix, MalformedJsonOnPage3Of5KeepsPages1And2AndALaterPassCompletes) {
+    // A page size that gives Observation exactly five pages.
+    start({}, 1);
+    const auto pid = (*ehr)->patient_ids()[0];
+    const auto ids = (*ehr)->ids_of("Observation", pid);
+    int size = 0;
+    for (int ps = 1; ps <= static_cast<int>(ids.size()); ++ps) {
+        if ((static_cast<int>(ids.size()) + ps - 1) / ps == 5) {
+            size = ps;
+            break;
+        }
+    }
+    ASSERT_GT(size, 0) << ids.size() << " observations cannot make five pages";
+    config.ehrs[0].page_size = size;
+    script(fault::malformed_json, "Observation", 3);
+
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* obs = type_of(r.patients[0], "Observation");
+    ASSERT_NE(obs, nullptr);
+    ASSERT_TRUE(obs->failure);
+    EXPECT_EQ(obs->failure->code, "bad_page");
+    EXPECT_NE(obs->failure->message.find("page 3"), std::string::npos) << obs->failure->message;
+    EXPECT_EQ(obs->pages, 3);
+    // Pages 1 and 2 are kept; the cursor did not move (a full pull is not
+    // complete), so the next pass starts from page 1 again.
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        EXPECT_EQ(has_row("observation", ids[i]), i < static_cast<std::size_t>(2 * size)) << i;
+    st::sync_state s(*db);
+    const auto cur = s.read_cursor("sandbox", "hmd-1", "Observation");
+    EXPECT_FALSE(cur.last_full_pull_at);
+    EXPECT_FALSE(cur.last_updated_max);
+    // The other types completed.
+    EXPECT_EQ(rows("condition"), static_cast<int>((*ehr)->count_for(pid, "Condition")));
+    EXPECT_NE(status_error("hmd-1", "Observation").find("page 3"), std::string::npos)
+        << status_error("hmd-1", "Observation");
+
+    expect_a_clean_pass_completes();
+    EXPECT_EQ(requests_to("/Observation"), 5);  // all five pages again, from the first
+    EXPECT_TRUE(s.read_cursor("sandbox", "hmd-1", "Observation").last_full_pull_at);
+}
+
+TEST_F(fault_matrix, BundleWithAnotherPatientsEntriesIsRejected) {
+    // Three patients at the EHR; only the first is synced. The EHR answers
+    // its Condition search with another patient's Conditions.
+    start({}, 3);
+    config.patients.resize(1);
+    const auto ids = (*ehr)->patient_ids();
+    script(fault::other_patient, "Condition", 1);
+
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* cond = type_of(r.patients[0], "Condition");
+    ASSERT_NE(cond, nullptr);
+    ASSERT_TRUE(cond->failure);
+    EXPECT_EQ(cond->failure->code, "wrong_patient");
+    EXPECT_NE(status_error("hmd-1", "Condition").find("another patient"), std::string::npos)
+        << status_error("hmd-1", "Condition");
+    // Nothing of the page was written, under any patient key.
+    EXPECT_EQ(rows("condition", "1=1"), 0);
+    for (std::size_t i = 1; i < ids.size(); ++i)
+        for (const auto& id : (*ehr)->ids_of("Condition", ids[i]))
+            EXPECT_FALSE(has_row("condition", id)) << id;
+
+    // The next pass takes the patient's own Conditions, and still none of
+    // the others'.
+    (*ehr)->clear_scripted_faults();
+    const auto again = pass();
+    ASSERT_EQ(again.failed(), 0) << failures(again);
+    EXPECT_EQ(rows("condition", "patient_key = 'hmd-1'"),
+              static_cast<int>((*ehr)->count_for(ids[0], "Condition")));
+    EXPECT_EQ(rows("condition", "patient_key IS NOT 'hmd-1'"), 0);
+    for (std::size_t i = 1; i < ids.size(); ++i)
+        for (const auto& id : (*ehr)->ids_of("Condition", ids[i]))
+            EXPECT_FALSE(has_row("condition", id)) << id;
+}
+
+TEST_F(fault_matrix, NextLinkLoopingBackToAnEarlierPageIsDetected) {
+    start({}, 1, 5);
+    const auto pid = (*ehr)->patient_ids()[0];
+    const auto ids = (*ehr)->ids_of("Observation", pid);
+    ASSERT_GT(ids.size(), 10u);
+    // Every page 2 of Observation links back to page 1, for ever.
+    script(fault::next_loop, "Observation", 2, 1000000);
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* obs = type_of(r.patients[0], "Observation");
+    ASSERT_NE(obs, nullptr);
+    ASSERT_TRUE(obs->failure);
+    EXPECT_EQ(obs->failure->code, "paging_loop");
+    // Page 1, page 2, at most page 1 once more under its server-made URL.
+    EXPECT_LE(requests_to("/Observation"), 3);
+    for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(has_row("observation", ids[i]), i < 10) << i;
+    st::sync_state s(*db);
+    EXPECT_FALSE(s.read_cursor("sandbox", "hmd-1", "Observation").last_full_pull_at);
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_matrix, NextLinkLoopingBackUnderANewUrlEachTimeIsDetected) {
+    // The loop's URLs never repeat (a fresh `_loop` parameter each time), so
+    // only the repeated resources give it away.
+    start({}, 1, 5);
+    const auto pid = (*ehr)->patient_ids()[0];
+    const auto ids = (*ehr)->ids_of("Observation", pid);
+    ASSERT_GT(ids.size(), 10u);
+    script(fault::next_loop_new_url, "Observation", 2, 1000000);
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* obs = type_of(r.patients[0], "Observation");
+    ASSERT_NE(obs, nullptr);
+    ASSERT_TRUE(obs->failure);
+    EXPECT_EQ(obs->failure->code, "paging_loop");
+    EXPECT_EQ(requests_to("/Observation"), 3);  // page 1, page 2, page 1 again: stop
+    for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(has_row("observation", ids[i]), i < 10) << i;
+    st::sync_state s(*db);
+    EXPECT_FALSE(s.read_cursor("sandbox", "hmd-1", "Observation").last_full_pull_at);
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_matrix, OperationOutcomeWith200IsNotTakenForData) {
+    start({}, 1);
+    script(fault::operation_outcome, "Condition", 1);
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* cond = type_of(r.patients[0], "Condition");
+    ASSERT_NE(cond, nullptr);
+    ASSERT_TRUE(cond->failure);
+    EXPECT_EQ(cond->failure->code, "bad_page");
+    EXPECT_NE(cond->failure->message.find("OperationOutcome"), std::string::npos) << cond->failure->message;
+    EXPECT_EQ(status_error("hmd-1", "Condition"), cond->failure->message);
+    EXPECT_EQ(rows("condition", "1=1"), 0);
+    st::sync_state s(*db);
+    EXPECT_FALSE(s.read_cursor("sandbox", "hmd-1", "Condition").last_full_pull_at);
+    expect_a_clean_pass_completes();
+}
+
+// ---- tokens ------------------------------------------------------------------
+
+TEST_F(fault_matrix, AccessTokenExpiringMidPassIsRefreshedBeforeItIsUsed) {
+    // The engine's clock jumps two hours at the 4th FHIR call: the access
+    // token (3600 s) has run out by its reckoning, so it refreshes before
+    // the next call instead of sending a stale token. (The EHR revoking it
+    // early, a 401, is A401MidPassCausesExactlyOneRefresh.)
+    start({}, 1, 5);
+    offset_clock shifted;
+    clk = &shifted;
+    int fhir_calls = 0;
+    const auto r = pass([&](const headachemd::http::request& req) {
+        if (req.url.find("/fhir/") != std::string::npos && req.url.find("metadata") == std::string::npos &&
+            req.url.find(".well-known") == std::string::npos && ++fhir_calls == 4)
+            shifted.advance(std::chrono::hours(2));
+    });
+    clk = &system_clk;
+    ASSERT_EQ(r.succeeded(), 1) << failures(r);
+    EXPECT_EQ((*ehr)->stats().token_calls, 2u);
+    EXPECT_EQ((*ehr)->stats().by_status[401], 0u);
+    expect_rows_match_sandbox();
+}
+
+TEST_F(fault_matrix, RefreshAnsweringInvalidClientFailsTheJobButKeepsTheEnrollment) {
+    start({}, 2);
+    const std::string token = refresh_token_of("hmd-1");
+    headachemd::test::write_file(dir / "client.secret", "not-the-secret");
+    const auto r = pass();
+    EXPECT_EQ(r.failed(), 2);
+    for (const auto& p : r.patients) {
+        ASSERT_TRUE(p.failure);
+        EXPECT_EQ(p.failure->code, "invalid_client") << p.failure->message;
+        EXPECT_FALSE(p.needs_reauth);
+    }
+    // A registration problem, not the patient's: no needs_reauth, the token
+    // is unspent, nothing was written.
+    EXPECT_FALSE(vault->find_enrollment("hmd-1", "sandbox")->needs_reauth);
+    EXPECT_EQ(refresh_token_of("hmd-1"), token);
+    EXPECT_EQ(all_rows(), 0);
+    EXPECT_EQ((*ehr)->stats().by_status[401], 2u);
+    EXPECT_NE(status_error("hmd-1", "*").find("invalid_client"), std::string::npos)
+        << status_error("hmd-1", "*");
+
+    headachemd::test::write_file(dir / "client.secret", (*ehr)->config().client_secret);
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_matrix, RefreshAnswering500IsNotRepeatedAndTheTokenWorksLater) {
+    start({}, 1);
+    const std::string token = refresh_token_of("hmd-1");
+    (*ehr)->fail_token_requests(500, "server_error", 1);
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    EXPECT_FALSE(r.patients[0].ok);
+    EXPECT_FALSE(r.patients[0].needs_reauth);
+    // A refresh that may have reached the server is not sent again in the
+    // pass (a single-use token might already be spent).
+    EXPECT_EQ((*ehr)->stats().token_calls, 1u);
+    EXPECT_EQ(refresh_token_of("hmd-1"), token);
+    EXPECT_FALSE(vault->find_enrollment("hmd-1", "sandbox")->needs_reauth);
+    EXPECT_EQ(all_rows(), 0);
+    expect_a_clean_pass_completes();
+}
+
+// ---- the database --------------------------------------------------------------
+
+TEST_F(fault_matrix, DiskFullFailsThePassCleanlyAndALaterPassCompletes) {
+    start({}, 3, 5);
+    // The engine's connection may not grow the file: SQLITE_FULL, as on a
+    // full disk.
+    SQLite::Statement pc(db->sql(), "PRAGMA page_count");
+    ASSERT_TRUE(pc.executeStep());
+    const int pages = pc.getColumn(0).getInt();
+    db->sql().exec("PRAGMA max_page_count = " + std::to_string(pages + 2));
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 3u);
+    EXPECT_GE(r.failed(), 1);
+    int full = 0;
+    for (const auto& p : r.patients)
+        for (const auto& t : p.types)
+            if (t.failure && t.failure->code == "store_failed") {
+                ++full;
+                EXPECT_NE(t.failure->message.find("full"), std::string::npos) << t.failure->message;
+            }
+    EXPECT_GE(full, 1);
+    expect_integrity_ok();
+    // Space again: nothing was lost, the next pass completes.
+    db->sql().exec("PRAGMA max_page_count = 1073741823");
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_matrix, DatabaseLockedByAnAnalystsWriteFailsThePassCleanlyAndItResumes) {
+    start({}, 2, 5);
+    // A short busy_timeout on the engine's connection keeps the test fast;
+    // the daemon waits 5 s before it gives up on a page.
+    db->sql().setBusyTimeout(50);
+    SQLite::Database analyst((dir / "headache.db").string(), SQLite::OPEN_READWRITE);
+    analyst.exec("BEGIN IMMEDIATE");
+    analyst.exec("CREATE TABLE analyst_scratch (x INTEGER)");
+    analyst.exec("INSERT INTO analyst_scratch VALUES (42)");
+
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 2u);
+    EXPECT_EQ(r.failed(), 2);
+    for (const auto& p : r.patients) {
+        ASSERT_TRUE(p.failure);
+        EXPECT_EQ(p.failure->code, "store_failed");
+        EXPECT_NE(p.failure->message.find("locked"), std::string::npos) << p.failure->message;
+        EXPECT_FALSE(p.needs_reauth);
+        EXPECT_EQ(p.types.size(), 1u);  // the job stops at the first refused page
+    }
+    // The rotated refresh tokens went to the vault, not to headache.db.
+    EXPECT_FALSE(vault->find_enrollment("hmd-1", "sandbox")->needs_reauth);
+
+    analyst.exec("COMMIT");
+    EXPECT_EQ(all_rows(), 0);
+    expect_a_clean_pass_completes();
+    // The analyst's work is there too.
+    SQLite::Statement q(db->sql(), "SELECT x FROM analyst_scratch");
+    ASSERT_TRUE(q.executeStep());
+    EXPECT_EQ(q.getColumn(0).getInt(), 42);
+}
+
+}  // namespace
