@@ -35,11 +35,11 @@ patient_health assess_patient(const patient_facts& f, const config::ehr_settings
         h.state = patient_state::failing;
     else
         h.state = patient_state::ok;
-    if (ehr) {
+    // A patient who must enroll again has no token left to lapse or keep
+    // alive; the state says so already.
+    if (ehr && !f.needs_reauth) {
         h.token_lapse = refresh_token_lapse(f.token_obtained_at, ehr->refresh_token_lifetime);
-        // A patient who must enroll again has no token to keep alive; the
-        // state says so already.
-        h.lapsing = !f.needs_reauth && lapses_within(h.token_lapse, ehr->keepalive_before, now);
+        h.lapsing = lapses_within(h.token_lapse, ehr->keepalive_before, now);
     }
     return h;
 }

@@ -40,8 +40,10 @@ TEST(PatientHealth, StatesFollowTheVaultThenTheLastJob) {
 
     // Run + Check
     EXPECT_EQ(sy::assess_patient({}, &ecw, clk.now()).state, sy::patient_state::not_enrolled);
-    EXPECT_EQ(sy::assess_patient({true, false, fresh, std::nullopt}, &ecw, clk.now()).state,
-              sy::patient_state::pending);
+    const auto pending = sy::assess_patient({true, false, fresh, std::nullopt}, &ecw, clk.now());
+    EXPECT_EQ(pending.state, sy::patient_state::pending);
+    EXPECT_FALSE(pending.needs_attention());  // waiting for the first job is not a problem
+    EXPECT_TRUE(sy::assess_patient({}, &ecw, clk.now()).needs_attention());
     st::status_row scheduled_only;  // set_next_run made it; no attempt yet
     scheduled_only.next_run_at = "2026-01-02T00:00:00Z";
     EXPECT_EQ(sy::assess_patient({true, false, fresh, scheduled_only}, &ecw, clk.now()).state,
@@ -55,6 +57,7 @@ TEST(PatientHealth, StatesFollowTheVaultThenTheLastJob) {
     const auto reauth = sy::assess_patient({true, true, fresh, whole_row(std::nullopt)}, &ecw, clk.now());
     EXPECT_EQ(reauth.state, sy::patient_state::needs_reauth);
     EXPECT_TRUE(reauth.needs_attention());
+    EXPECT_FALSE(reauth.token_lapse);  // the refused token has no lifetime left to show
 
     // 80 days on, the token lapses within 14 days: attention, though the job is fine.
     clk.advance(70 * 24h);

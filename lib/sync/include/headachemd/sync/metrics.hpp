@@ -58,9 +58,12 @@ struct patient_health {
     patient_state state = patient_state::pending;
     std::optional<sys_time> token_lapse;  // nullopt: the EHR's refresh_token_lifetime is unknown
     bool lapsing = false;                 // lapses within the EHR's keepalive_before
-    // A monitoring check should look at this patient: anything but a
-    // succeeding job with a token that is not about to lapse.
-    bool needs_attention() const { return state != patient_state::ok || lapsing; }
+    // A monitoring check should look at this patient: a failing job, a
+    // refused token, no token, or a token about to lapse. Waiting for the
+    // first job is not a problem.
+    bool needs_attention() const {
+        return (state != patient_state::ok && state != patient_state::pending) || lapsing;
+    }
 };
 
 // `ehr` may be null (an EHR no longer configured): no lapse is computed.
