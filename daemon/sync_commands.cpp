@@ -412,7 +412,10 @@ int run_daemon(const common_args& a) {
             watchdog.start();
             loop_running = !stop_requested;
             while (!stop_requested) {
-                for (auto& who : enrolled_now) due[who] = clk.now();
+                for (auto& who : enrolled_now) {
+                    due[who] = clk.now();
+                    publish_next_run(who.first, who.second, due[who]);
+                }
                 enrolled_now.clear();
                 if (reload_requested) {
                     reload_requested = false;
