@@ -10,6 +10,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -124,6 +125,16 @@ struct daemon_setup {
     std::string config() const { return (dir / "sync.toml").string(); }
 };
 
+// Kills and reaps the daemon if a failed assertion leaves it running.
+struct reaper {
+    pid_t& pid;
+    ~reaper() {
+        if (pid <= 0) return;
+        ::kill(pid, SIGKILL);
+        headachemd::test::wait_exit(pid);
+    }
+};
+
 // The port in "… metrics are served on http://127.0.0.1:PORT/metrics …".
 int port_in(const std::string& line) {
     const std::string marker = "http://127.0.0.1:";
@@ -141,6 +152,7 @@ TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
     auto child =
         headachemd::test::spawn_piped({"run", "--config", s.config()}, s.dir.path(), false, false, true);
     ASSERT_GT(child.pid, 0);
+    reaper guard{child.pid};
     std::string seen;
     const auto listening = headachemd::test::read_line_containing(child.err, "metrics are served on", seen);
     ASSERT_TRUE(listening) << seen;
@@ -154,7 +166,7 @@ TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
     const auto other = http_get(base + "/vault.db", why);
     ::kill(child.pid, SIGTERM);
     const bool stopped = headachemd::test::read_line_containing(child.err, "stopped", seen).has_value();
-    const int exit_code = headachemd::test::wait_exit(child.pid);
+    const int exit_code = headachemd::test::wait_exit(std::exchange(child.pid, -1));
     ::close(child.err);
 
     // Check: /metrics, per EHR, with the revoked patient in needs_reauth.
@@ -227,12 +239,13 @@ TEST(StatusAndMetrics, AnIdlePatientIsScheduledToRenewItsTokenBeforeItLapses) {
     auto child =
         headachemd::test::spawn_piped({"run", "--config", s.config()}, s.dir.path(), false, false, true);
     ASSERT_GT(child.pid, 0);
+    reaper guard{child.pid};
     std::string seen;
     const auto planned = headachemd::test::read_line_containing(child.err, "renews the refresh token", seen);
     ASSERT_TRUE(headachemd::test::read_line_containing(child.err, "pass 1 done", seen)) << seen;
     ::kill(child.pid, SIGTERM);
     headachemd::test::read_line_containing(child.err, "stopped", seen);
-    EXPECT_EQ(headachemd::test::wait_exit(child.pid), 0) << seen;
+    EXPECT_EQ(headachemd::test::wait_exit(std::exchange(child.pid, -1)), 0) << seen;
     ::close(child.err);
     const auto json =
         headachemd::test::run_binary({"status", "--json", "--config", s.config()}, s.dir.path());
