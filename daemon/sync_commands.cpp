@@ -1,5 +1,7 @@
 #include "sync_commands.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -31,6 +33,8 @@
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "headachemd/sync/enroll.hpp"
+#include "headachemd/sync/metrics.hpp"
+#include "headachemd/sync/policy.hpp"
 #include "logging.hpp"
 #include "notify.hpp"
 #include "vault_commands.hpp"
@@ -117,6 +121,37 @@ void print_pass(const sync::pass_result& pass) {
                              pass.failed());
 }
 
+// Each listed patient with what the vault and sync_status say about them,
+// for `status` and /metrics. Throws store::store_error.
+struct patient_report {
+    const config::patient_settings* patient = nullptr;
+    sync::patient_facts facts;
+    sync::patient_health health;
+};
+
+std::vector<patient_report> gather_reports(runtime& rt, sync::sys_time now) {
+    std::map<std::pair<std::string, std::string>, store::status_row> whole;
+    store::sync_state state(*rt.db);
+    for (auto& s : state.all_status())
+        if (s.resource_type == "*") whole[{s.patient_key, s.source}] = std::move(s);
+    std::map<std::pair<std::string, std::string>, store::enrollment> enrolled;
+    for (auto& e : rt.vault->enrollments()) enrolled[{e.patient_key, e.ehr}] = std::move(e);
+    std::vector<patient_report> out;
+    for (const auto& p : rt.cfg.patients) {
+        patient_report r;
+        r.patient = &p;
+        if (auto it = enrolled.find({p.key, p.ehr}); it != enrolled.end()) {
+            r.facts.enrolled = true;
+            r.facts.needs_reauth = it->second.needs_reauth;
+            r.facts.token_obtained_at = it->second.token_obtained_at;
+        }
+        if (auto it = whole.find({p.key, p.ehr}); it != whole.end()) r.facts.whole = it->second;
+        r.health = sync::assess_patient(r.facts, rt.cfg.find_ehr(p.ehr), now);
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
 // Runs `body` on a fresh io_context until it finishes; exceptions propagate.
 template <class F>
 void run_on_io(asio::io_context& io, F&& body) {
@@ -198,11 +233,62 @@ int run_daemon(const common_args& a) {
     int pass_no = 0;
     std::size_t pass_total = 0;
     sync::pass_result progress;
+    // When each patient runs next. Written to sync_status as well, so that
+    // `status` in another process shows the real schedule.
+    std::map<std::pair<std::string, std::string>, sync::sys_time> due;
+    auto publish_next_run = [&](const std::string& key, const std::string& ehr, sync::sys_time when) {
+        try {
+            store::sync_state(*rt->db).set_next_run(ehr, key, store::utc_timestamp(when));
+        } catch (const std::exception& e) {
+            rt->log->error("cannot record the next run of patient {}: {}", key, e.what());
+        }
+    };
+    // After each job: the regular run, or earlier to keep the refresh
+    // token alive (DESIGN.md "Tokens"; sync::keepalive_planner).
+    sync::keepalive_planner keepalive;
+    auto reschedule = [&](const sync::patient_result& p) {
+        const auto* e = rt->cfg.find_ehr(p.ehr);
+        const auto interval = e ? e->interval : std::chrono::seconds(std::chrono::hours(6));
+        // A failed job is retried sooner than a successful one repeats, but
+        // not in a tight loop.
+        const auto wait = p.ok ? interval : std::min(interval, std::chrono::seconds(900));
+        const auto now = clk.now();
+        std::optional<sync::sys_time> lapse;
+        if (e && !p.needs_reauth) {
+            auto enr = rt->vault->find_enrollment(p.patient_key, p.ehr);
+            if (enr && !enr->needs_reauth)
+                lapse = sync::refresh_token_lapse(enr->token_obtained_at, e->refresh_token_lifetime);
+        }
+        const auto before = e ? e->keepalive_before : std::chrono::seconds(std::chrono::hours(24 * 14));
+        const auto d = keepalive.next_job(p.ehr + "\n" + p.patient_key, now, sync::next_run(now, wait, rng()),
+                                          lapse, before);
+        due[{p.patient_key, p.ehr}] = d.due;
+        publish_next_run(p.patient_key, p.ehr, d.due);
+        if (d.keepalive)
+            rt->log->info("patient {} at {}: next job at {} renews the refresh token, which lapses at {}",
+                          p.patient_key, p.ehr, store::utc_timestamp(d.due), store::utc_timestamp(*lapse));
+        if (d.warn)
+            rt->log->warn(
+                "patient {} at {}: the refresh token lapses at {} and was not renewed (the refresh "
+                "failed, or the EHR issued no new token); unless a later sync renews it, enroll the "
+                "patient again before then",
+                p.patient_key, p.ehr, store::utc_timestamp(*lapse));
+    };
+    sync::metrics_registry metrics;
+    bool loop_running = false;  // /healthz
     sync::engine_options engine_opts;
     engine_opts.on_patient_done = [&](const sync::patient_result& p) {
         progress.patients.push_back(p);
         notify.status(pass_status(pass_no, static_cast<int>(progress.patients.size()),
                                   static_cast<int>(pass_total), progress.failed()));
+        metrics.record_job(p);
+        try {
+            reschedule(p);
+        } catch (const std::exception& e) {
+            // The vault could not be read: keep the patient scheduled anyway.
+            rt->log->error("patient {} at {}: {}", p.patient_key, p.ehr, e.what());
+            due[{p.patient_key, p.ehr}] = sync::next_run(clk.now(), std::chrono::seconds(900), rng());
+        }
     };
     try {
         auto http = std::make_unique<http::client>(io.get_executor(), http_options_for(rt->cfg));
@@ -220,6 +306,7 @@ int run_daemon(const common_args& a) {
                 rt->log->info("stopping: no new requests; the open page is finished or rolled back");
                 notify.stopping("stopping: finishing the open page");
                 stop_requested = true;
+                loop_running = false;
                 engine->stop();
             }
             idle.cancel();
@@ -270,6 +357,38 @@ int run_daemon(const common_args& a) {
             rt->log->info("enrollment redirects are caught on {}", *rt->cfg.daemon.callback_listen);
         }
 
+        // Prometheus metrics and a health check ([daemon] metrics_listen,
+        // loopback only): read-only, and nothing in it names a patient.
+        std::optional<http::listener> metrics_listener;
+        if (rt->cfg.daemon.metrics_listen) {
+            auto on_metrics = [&](http::incoming_request req) -> awaitable<http::outgoing_response> {
+                auto snapshot = [&] {
+                    std::vector<std::string> ehr_names;
+                    for (const auto& e : rt->cfg.ehrs) ehr_names.push_back(e.name);
+                    std::vector<std::pair<std::string, sync::patient_health>> patients;
+                    for (auto& r : gather_reports(*rt, clk.now()))
+                        patients.emplace_back(r.patient->ehr, r.health);
+                    return metrics.collect(engine->counters(), ehr_names, patients, loop_running);
+                };
+                try {
+                    co_return sync::answer_metrics_request(req.target, loop_running, snapshot);
+                } catch (const std::exception& e) {
+                    rt->log->error("/metrics: {}", e.what());
+                    co_return http::outgoing_response{500, "text/plain; charset=utf-8",
+                                                      "cannot read the sync state; see the daemon's log\n"};
+                }
+            };
+            metrics_listener.emplace(io.get_executor(), on_metrics);
+            auto bound = metrics_listener->start(*rt->cfg.daemon.metrics_listen);
+            if (!bound) {
+                rt->log->error("[daemon] metrics_listen: {}", bound.err().message);
+                return exit_code::unavailable;
+            }
+            const std::string& where = *rt->cfg.daemon.metrics_listen;
+            rt->log->info("metrics are served on http://{}:{}/metrics (health: /healthz)",
+                          where.substr(0, where.rfind(':')), *bound);
+        }
+
         run_on_io(io, [&]() -> awaitable<void> {
             // However the loop ends (stop, or an exception), nothing may keep
             // io.run() going: above all no WATCHDOG=1 for a daemon that no
@@ -278,16 +397,18 @@ int run_daemon(const common_args& a) {
                 std::function<void()> release;
                 ~on_exit() { release(); }
             } cleanup{[&] {
+                loop_running = false;
                 signals.cancel();
                 watchdog.stop();
+                if (metrics_listener) metrics_listener->stop();
             }};
-            std::map<std::pair<std::string, std::string>, sync::sys_time> due;
             auto schedule_all = [&] {
                 std::map<std::pair<std::string, std::string>, sync::sys_time> next;
                 for (const auto& p : rt->cfg.patients) {
                     auto key = std::make_pair(p.key, p.ehr);
                     auto it = due.find(key);
                     next[key] = it != due.end() ? it->second : clk.now();
+                    if (it == due.end()) publish_next_run(p.key, p.ehr, next[key]);
                 }
                 due = std::move(next);
             };
@@ -296,14 +417,19 @@ int run_daemon(const common_args& a) {
             notify.ready(
                 fmt::format("running: {} patients at {} EHRs", rt->cfg.patients.size(), rt->cfg.ehrs.size()));
             watchdog.start();
+            loop_running = !stop_requested;
             while (!stop_requested) {
-                for (auto& who : enrolled_now) due[who] = clk.now();
+                for (auto& who : enrolled_now) {
+                    due[who] = clk.now();
+                    publish_next_run(who.first, who.second, due[who]);
+                }
                 enrolled_now.clear();
                 if (reload_requested) {
                     reload_requested = false;
                     notify.reloading("reloading the config");
                     if (auto fresh = load_or_report(a.config)) {
                         auto new_cfg = std::make_unique<config::config>(std::move(*fresh));
+                        metrics.retire_engine(engine->counters());  // counters must not go down
                         rt->cfg = std::move(*new_cfg);
                         http = std::make_unique<http::client>(io.get_executor(), http_options_for(rt->cfg));
                         engine = std::make_unique<sync::engine>(io.get_executor(), rt->cfg, *http, *rt->db,
@@ -329,15 +455,10 @@ int run_daemon(const common_args& a) {
                     pass_total = now_due.size();
                     progress = {};
                     notify.status(pass_status(pass_no, 0, static_cast<int>(pass_total), 0));
+                    // Each finished job is rescheduled as it ends (on_patient_done).
                     auto pass = co_await engine->run_patients(now_due);
-                    for (const auto& p : pass.patients) {
-                        const auto* e = rt->cfg.find_ehr(p.ehr);
-                        const auto interval = e ? e->interval : std::chrono::seconds(std::chrono::hours(6));
-                        // A failed job is retried sooner than a successful one
-                        // repeats, but not in a tight loop.
-                        const auto wait = p.ok ? interval : std::min(interval, std::chrono::seconds(900));
-                        due[{p.patient_key, p.ehr}] = sync::next_run(clk.now(), wait, rng());
-                    }
+                    rt->log->info("pass {} done: {} patients, {} failed", pass_no, pass.patients.size(),
+                                  pass.failed());
                     continue;
                 }
                 // Nothing due: sleep until the earliest, or a signal. No polling.
@@ -347,6 +468,7 @@ int run_daemon(const common_args& a) {
             }
             signals.cancel();
             if (callback) callback->stop();
+            if (metrics_listener) metrics_listener->stop();
             http->close_idle();
         });
         rt->log->info("stopped");
@@ -568,31 +690,94 @@ int enroll(const enroll_args& a) {
     return browser_enroll(*rt, *patient, a);
 }
 
-int status(const common_args& a) {
+struct status_args : common_args {
+    bool json = false;
+};
+
+// A JSON string literal (RFC 8259 §7): quotes, backslashes and control
+// characters escaped; other bytes as they are (our texts are UTF-8).
+std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\')
+            out += {'\\', c};
+        else if (c == '\n')
+            out += "\\n";
+        else if (u < 0x20)
+            out += fmt::format("\\u{:04x}", u);
+        else
+            out += c;
+    }
+    return out + "\"";
+}
+
+std::string json_opt(const std::optional<std::string>& s) { return s ? json_string(*s) : "null"; }
+
+// The state column: upper case when the patient needs someone's attention.
+std::string state_text(const sync::patient_health& h) {
+    if (h.state == sync::patient_state::ok && h.lapsing) return "LAPSING";
+    std::string t(sync::to_string(h.state));
+    if (h.needs_attention())
+        std::transform(t.begin(), t.end(), t.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    return t;
+}
+
+// Each listed patient: last success, next run, rows changed by the last job,
+// when the refresh token lapses, last error. Exit 75 when any patient needs
+// attention, so a monitoring check can run it.
+int status(const status_args& a) {
     int rc = exit_code::ok;
     auto rt = open_runtime(a.config, a.log_level, rc);
     if (!rt) return rc;
-    store::sync_state state(*rt->db);
-    std::map<std::pair<std::string, std::string>, store::status_row> whole;
-    for (auto& s : state.all_status())
-        if (s.resource_type == "*") whole[{s.patient_key, s.source}] = std::move(s);
+    std::vector<patient_report> reports;
+    try {
+        reports = gather_reports(*rt, std::chrono::system_clock::now());
+    } catch (const std::exception& e) {
+        rt->log->error("{}", e.what());
+        return exit_code::io_error;
+    }
     bool attention = false;
-    std::cout << fmt::format("{:<24} {:<14} {:<10} {:<21} {:<21} {}\n", "patient", "ehr", "state",
-                             "last success", "next run", "last error");
-    for (const auto& p : rt->cfg.patients) {
-        auto enr = rt->vault->find_enrollment(p.key, p.ehr);
-        auto it = whole.find({p.key, p.ehr});
-        std::string state_text = !enr ? "not-enrolled" : enr->needs_reauth ? "REAUTH" : "enrolled";
-        std::string last_ok = "-", next = "-", err;
-        if (it != whole.end()) {
-            last_ok = it->second.last_success_at.value_or("-");
-            next = it->second.next_run_at.value_or("-");
-            err = it->second.last_error.value_or("");
-            if (!it->second.last_success_at || it->second.last_error) attention = true;
+    for (const auto& r : reports) attention = attention || r.health.needs_attention();
+    auto lapse_text = [](const sync::patient_health& h) -> std::optional<std::string> {
+        if (!h.token_lapse) return std::nullopt;
+        return store::utc_timestamp(*h.token_lapse);
+    };
+    if (a.json) {
+        std::string out = "{\"attention\":" + std::string(attention ? "true" : "false") + ",\"patients\":[";
+        for (std::size_t i = 0; i < reports.size(); ++i) {
+            const auto& r = reports[i];
+            const auto* w = r.facts.whole ? &*r.facts.whole : nullptr;
+            out += fmt::format(
+                "{}{{\"patient_key\":{},\"ehr\":{},\"state\":{},\"attention\":{},\"needs_reauth\":{},"
+                "\"last_attempt_at\":{},\"last_success_at\":{},\"next_run_at\":{},\"rows_changed\":{},"
+                "\"last_error\":{},\"token_lapses_at\":{},\"token_lapsing\":{}}}",
+                i ? "," : "", json_string(r.patient->key), json_string(r.patient->ehr),
+                json_string(sync::to_string(r.health.state)), r.health.needs_attention(),
+                r.facts.needs_reauth, json_opt(w ? w->last_attempt_at : std::nullopt),
+                json_opt(w ? w->last_success_at : std::nullopt), json_opt(w ? w->next_run_at : std::nullopt),
+                w ? w->rows_changed : 0, json_opt(w ? w->last_error : std::nullopt),
+                json_opt(lapse_text(r.health)), r.health.lapsing);
         }
-        if (!enr || enr->needs_reauth) attention = true;
-        std::cout << fmt::format("{:<24} {:<14} {:<10} {:<21} {:<21} {}\n", p.key, p.ehr, state_text, last_ok,
-                                 next, err);
+        std::cout << out << "]}\n";
+        return attention ? exit_code::temp_fail : exit_code::ok;
+    }
+    const auto row = [](std::string_view key, std::string_view ehr, std::string_view state,
+                        std::string_view ok, std::string_view next, std::string_view rows,
+                        std::string_view lapse, std::string_view err) {
+        return fmt::format("{:<24} {:<14} {:<12} {:<21} {:<21} {:>5} {:<21} {}\n", key, ehr, state, ok, next,
+                           rows, lapse, err);
+    };
+    std::cout << row("patient", "ehr", "state", "last success", "next run", "rows", "token lapses",
+                     "last error");
+    for (const auto& r : reports) {
+        const auto* w = r.facts.whole ? &*r.facts.whole : nullptr;
+        std::cout << row(r.patient->key, r.patient->ehr, state_text(r.health),
+                         w && w->last_success_at ? *w->last_success_at : "-",
+                         w && w->next_run_at ? *w->next_run_at : "-",
+                         w && w->last_attempt_at ? std::to_string(w->rows_changed) : "-",
+                         lapse_text(r.health).value_or("-"), w && w->last_error ? *w->last_error : "");
     }
     return attention ? exit_code::temp_fail : exit_code::ok;
 }
@@ -653,12 +838,16 @@ void add_sync_commands(CLI::App& app, int* exit_code) {
         cmd->callback([args, exit_code] { *exit_code = enroll(*args); });
     }
     {
-        auto args = std::make_shared<common_args>();
+        auto args = std::make_shared<status_args>();
         CLI::App* cmd = app.add_subcommand("status", "Show each patient's sync state");
         cmd->footer(
             "Example:\n  headachemd-sync status --config /etc/headachemd/sync.toml\n"
+            "State: ok, pending (enrolled, first sync not run yet); in capitals when it needs attention:\n"
+            "FAILING, NEEDS_REAUTH (enroll again), NOT_ENROLLED, LAPSING (the refresh token lapses within\n"
+            "keepalive_before).\n"
             "Exit status: 0 all fine, 75 some patient needs attention (monitoring checks use this).");
         add_common(cmd, *args);
+        cmd->add_flag("--json", args->json, "one JSON object on stdout, for monitoring tools");
         cmd->callback([args, exit_code] { *exit_code = status(*args); });
     }
 }

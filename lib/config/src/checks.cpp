@@ -295,6 +295,27 @@ std::optional<std::string> listen_address_problem(std::string_view value) {
     return std::nullopt;
 }
 
+std::optional<std::string> metrics_listen_problem(std::string_view value) {
+    const auto parts = split_authority(value);
+    if (!parts.well_formed || parts.host.empty() || parts.host == "[]" || !parts.port) {
+        return "metrics_listen must be \"host:port\" on loopback, such as \"127.0.0.1:9464\"; got \"" +
+               std::string(value) + "\"";
+    }
+    if (*parts.port != "0" && !is_valid_port(*parts.port)) {
+        return "metrics_listen has an invalid port (0-65535, 0: any free port); got \"" + std::string(value) +
+               "\"";
+    }
+    if (!is_loopback_host(parts.host)) {
+        // Plain HTTP without authentication: it may reveal patient counts and
+        // EHR names, so it stays on the machine; a scraper elsewhere goes
+        // through an authenticating TLS proxy (DESIGN.md, "Security model").
+        return "metrics_listen must be a loopback address (127.0.0.0/8, [::1] or localhost): the metrics "
+               "listener has no TLS and no authentication; got \"" +
+               std::string(value) + "\"";
+    }
+    return std::nullopt;
+}
+
 std::optional<std::string> expand_environment(std::string_view text, const env_lookup& env,
                                               std::string& problem) {
     std::string out;

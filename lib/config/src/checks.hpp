@@ -48,6 +48,10 @@ bool is_loopback_host(std::string_view host);
 // "host:port" (IPv6 in brackets), port 1–65535. Returns the problem or nullopt.
 std::optional<std::string> listen_address_problem(std::string_view value);
 
+// metrics_listen: "host:port" as above, on a loopback host only (the
+// listener has neither TLS nor authentication), port 0 allowed (ephemeral).
+std::optional<std::string> metrics_listen_problem(std::string_view value);
+
 // Replaces each "${NAME}" with the variable's value. On failure returns the
 // problem (an unset variable, a "${" without "}") in `problem`.
 std::optional<std::string> expand_environment(std::string_view text, const env_lookup& env,

@@ -29,11 +29,12 @@ using detail::did_you_mean;
 using detail::one_of;
 
 constexpr std::array<std::string_view, 4> root_keys{"daemon", "privacy", "ehr", "patient"};
-constexpr std::array<std::string_view, 7> daemon_keys{
-    "database", "vault", "log_level", "log_format", "default_interval", "callback_listen", "token_key_file"};
+constexpr std::array<std::string_view, 8> daemon_keys{
+    "database",         "vault",           "log_level",      "log_format",
+    "default_interval", "callback_listen", "token_key_file", "metrics_listen"};
 constexpr std::array<std::string_view, 1> privacy_keys{"identifiers"};
 // clang-format off
-constexpr std::array<std::string_view, 29> ehr_keys{
+constexpr std::array<std::string_view, 30> ehr_keys{
     "name", "profile", "fhir_base",
     // OAuth: endpoints and client registration
     "discovery", "authorize_endpoint", "token_endpoint", "client_id", "client_auth", "client_secret_file",
@@ -44,7 +45,7 @@ constexpr std::array<std::string_view, 29> ehr_keys{
     // pacing
     "requests_per_minute", "max_concurrent", "interval", "reconcile_every", "backfill_since", "http_timeout",
     // tokens
-    "refresh_token_lifetime", "refresh_token_rotates"};
+    "refresh_token_lifetime", "refresh_token_rotates", "keepalive_before"};
 // clang-format on
 constexpr std::array<std::string_view, 3> patient_keys{"key", "ehr", "fhir_patient_id"};
 
@@ -519,6 +520,13 @@ private:
             }
         }
         if (auto v = get_path(s, "token_key_file")) d.token_key_file = *v;
+        if (auto v = get_string(s, "metrics_listen")) {
+            if (auto problem = detail::metrics_listen_problem(*v)) {
+                error_at(t.get("metrics_listen")->source(), s.label, std::move(*problem));
+            } else {
+                d.metrics_listen = *v;
+            }
+        }
         return d;
     }
 
@@ -609,11 +617,29 @@ private:
         read_backfill_since(s, e);
         if (auto v = get_duration(s, "refresh_token_lifetime", 0s)) e.refresh_token_lifetime = *v;
         if (auto v = get_bool(s, "refresh_token_rotates")) e.refresh_token_rotates = *v;
+        if (auto v = get_duration(s, "keepalive_before", 1h)) e.keepalive_before = *v;
+        check_keepalive(s, e);
         if (auto v = get_duration(s, "http_timeout", 1s)) e.http_timeout = *v;
 
         check_endpoints(s, e);
         if (auth_ok) check_client_auth(s, e);
         return e;
+    }
+
+    // A keep-alive window as long as the token's whole life would renew the
+    // token at every sync and warn forever; say so instead.
+    void check_keepalive(const section& s, const ehr_settings& e) {
+        if (e.refresh_token_lifetime.count() == 0 || e.keepalive_before < e.refresh_token_lifetime) return;
+        const auto* n = s.table.get("keepalive_before");
+        if (n == nullptr) n = s.table.get("refresh_token_lifetime");
+        error_at(n ? n->source() : s.table.source(), s.label,
+                 "keepalive_before (" + std::to_string(e.keepalive_before.count()) +
+                     "s) must be shorter than refresh_token_lifetime (" +
+                     std::to_string(e.refresh_token_lifetime.count()) +
+                     "s): the token is renewed when it would lapse within keepalive_before; e.g. "
+                     "keepalive_before = \"" +
+                     std::to_string(std::max<long long>(1, e.refresh_token_lifetime.count() / 3600 / 4)) +
+                     "h\"");
     }
 
     void check_endpoints(const section& s, const ehr_settings& e) {

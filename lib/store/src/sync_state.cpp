@@ -130,6 +130,19 @@ void sync_state::put_status(const status_row& s) {
     q.exec();
 }
 
+void sync_state::set_next_run(std::string_view source, std::string_view patient_key,
+                              const std::optional<std::string>& next_run_at) {
+    SQLite::Statement q(db_.sql(),
+                        "INSERT INTO sync_status (source, patient_key, resource_type, next_run_at) "
+                        "VALUES (?1, ?2, '*', ?3) "
+                        "ON CONFLICT (source, patient_key, resource_type) DO UPDATE SET "
+                        "next_run_at = excluded.next_run_at");
+    q.bind(1, std::string(source));
+    q.bind(2, std::string(patient_key));
+    bind_opt(q, 3, next_run_at);
+    q.exec();
+}
+
 std::vector<status_row> sync_state::all_status() {
     SQLite::Statement q(
         db_.sql(),

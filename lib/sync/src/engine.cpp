@@ -60,6 +60,14 @@ int patient_result::rows_changed() const {
     return n;
 }
 
+void ehr_counters::add(const ehr_counters& other) {
+    for (const auto& [status, n] : other.responses) responses[status] += n;
+    transport_errors += other.transport_errors;
+    refresh_ok += other.refresh_ok;
+    refresh_invalid_grant += other.refresh_invalid_grant;
+    refresh_failed += other.refresh_failed;
+}
+
 int pass_result::failed() const {
     int n = 0;
     for (const auto& p : patients) n += (!p.ok && !p.skipped) || p.needs_reauth ? 1 : 0;
@@ -150,7 +158,18 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         ++counters.requests;
         auto r = co_await http.send(std::move(req));
         if (r && r->status == 429) ++counters.http_429;
+        auto& per_ehr = ehr_counts(e);
+        if (r)
+            ++per_ehr.responses[r->status];
+        else
+            ++per_ehr.transport_errors;
         co_return r;
+    }
+
+    ehr_counters& ehr_counts(const ehr_state& e) {
+        auto it = counters.by_ehr.find(e.settings->name);
+        if (it == counters.by_ehr.end()) it = counters.by_ehr.emplace(e.settings->name, ehr_counters{}).first;
+        return it->second;
     }
 
     // The wait a 429 or 503 asks for: Retry-After when given, else (eCW
@@ -257,6 +276,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                         co_return error{"stopped", "stopping"};
                     continue;
                 }
+                if (r.err().code != "stopped") ++ehr_counts(e).refresh_failed;
                 co_return error{r.err().code, "token refresh failed: " + r.err().message};
             }
             if ((r->status == 429 || r->status == 503) && !last) {
@@ -267,6 +287,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             auto t = smart::parse_token_response(r->status, r->body);
             if (!t) {
+                auto& per_ehr = ehr_counts(e);
+                ++(t.err().code == "invalid_grant" ? per_ehr.refresh_invalid_grant : per_ehr.refresh_failed);
                 if (t.err().code == "invalid_grant") {
                     // The grant is gone (revoked, expired, or a token reused):
                     // only a new enrollment helps. Logged once, here.
@@ -286,6 +308,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 enr.refresh_token = *t->refresh_token;
             }
             ps.access.set(*t, clk.now());
+            ++ehr_counts(e).refresh_ok;
             co_return std::nullopt;
         }
     }
@@ -622,6 +645,13 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     }
 
     awaitable<patient_result> sync_patient(std::string key, std::string ehr_name) {
+        const auto started = clk.steady_now();
+        patient_result pr = co_await sync_patient_timed(std::move(key), std::move(ehr_name));
+        pr.elapsed = clk.steady_now() - started;
+        co_return pr;
+    }
+
+    awaitable<patient_result> sync_patient_timed(std::string key, std::string ehr_name) {
         patient_result pr;
         pr.patient_key = key;
         pr.ehr = ehr_name;
@@ -660,6 +690,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             co_return pr;
         }
         patient_state& ps = patients[ehr_name + "\n" + key];
+        // DESIGN.md "Tokens": a refresh token near the end of its lifetime is
+        // renewed even while the access token is good (the daemon schedules
+        // this job in time; eCW then issues a new 90-day token).
+        if (lapses_within(refresh_token_lapse(enr->token_obtained_at, e.settings->refresh_token_lifetime),
+                          e.settings->keepalive_before, clk.now()))
+            ps.access.invalidate();
         if (!ps.access.usable(clk.now())) {
             if (auto err = co_await refresh(e, ps, *enr)) {
                 pr.failure = *err;

@@ -1,6 +1,7 @@
 #include "headachemd/sync/policy.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 namespace headachemd::sync {
 
@@ -64,6 +65,74 @@ sys_time next_run(sys_time last_run, seconds interval, std::uint64_t random) {
     const long long jitter_span = std::max<long long>(1, interval.count() / 10);
     return last_run + interval +
            seconds(static_cast<long long>(random % static_cast<std::uint64_t>(jitter_span)));
+}
+
+namespace {
+
+// Digits at text[pos, pos + n) as a number, or -1.
+int digits(std::string_view text, std::size_t pos, std::size_t n) {
+    int v = 0;
+    for (std::size_t i = pos; i < pos + n; ++i) {
+        if (text[i] < '0' || text[i] > '9') return -1;
+        v = v * 10 + (text[i] - '0');
+    }
+    return v;
+}
+
+}  // namespace
+
+std::optional<sys_time> parse_utc_timestamp(std::string_view text) {
+    // 0123456789012345678 9
+    // YYYY-MM-DDThh:mm:ss Z
+    if (text.size() != 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+        text[16] != ':' || text[19] != 'Z')
+        return std::nullopt;
+    const int y = digits(text, 0, 4), mo = digits(text, 5, 2), d = digits(text, 8, 2);
+    const int h = digits(text, 11, 2), mi = digits(text, 14, 2), s = digits(text, 17, 2);
+    if (y < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || s < 0 || h > 23 || mi > 59 || s > 60)
+        return std::nullopt;
+    const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+    if (!ymd.ok()) return std::nullopt;
+    return sys_time{sys_days{ymd}} + hours(h) + minutes(mi) + seconds(s);
+}
+
+std::optional<sys_time> refresh_token_lapse(std::string_view obtained_at, seconds lifetime) {
+    if (lifetime <= seconds::zero()) return std::nullopt;
+    const auto at = parse_utc_timestamp(obtained_at);
+    if (!at) return std::nullopt;
+    return *at + lifetime;
+}
+
+bool lapses_within(std::optional<sys_time> lapse, seconds window, sys_time now) {
+    return lapse && *lapse - window <= now;
+}
+
+keepalive_planner::decision keepalive_planner::next_job(const std::string& who, sys_time now,
+                                                        sys_time regular_next, std::optional<sys_time> lapse,
+                                                        seconds keepalive_before) {
+    decision d;
+    d.due = regular_next;
+    if (!lapse) {
+        warned_.erase(who);
+        return d;
+    }
+    const sys_time renew_at = *lapse - keepalive_before;
+    if (renew_at > now) {
+        // Outside the window: the regular run, unless it comes too late.
+        if (renew_at < regular_next) {
+            d.due = renew_at;
+            d.keepalive = true;
+        }
+        warned_.erase(who);
+        return d;
+    }
+    // Inside the window right after a job: that job should have renewed the
+    // token. It did not, so say so (once for this lapse) and keep going.
+    d.lapsing = true;
+    auto it = warned_.find(who);
+    d.warn = it == warned_.end() || it->second != *lapse;
+    warned_[who] = *lapse;
+    return d;
 }
 
 }  // namespace headachemd::sync

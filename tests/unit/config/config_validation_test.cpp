@@ -711,3 +711,60 @@ TEST(config_validation, unreadable_file_is_one_error_naming_it) {
 }
 
 }  // namespace
+
+namespace {
+
+using cfg::test::config_of;
+using cfg::test::valid_ehr;
+
+TEST(config_validation, metrics_listen_must_be_loopback) {
+    // Setup: a public address, a wildcard, a bad port, and no port.
+    const auto text = [](std::string_view v) {
+        return "[daemon]\nmetrics_listen = \"" + std::string(v) + "\"\n";
+    };
+
+    // Run + Check: the listener has no TLS and no authentication.
+    EXPECT_TRUE(has_error(parse(text("0.0.0.0:9464")), 2, 18, "metrics_listen must be a loopback address"));
+    EXPECT_TRUE(has_error(parse(text("192.0.2.7:9464")), 2, 18, "must be a loopback address"));
+    EXPECT_TRUE(has_error(parse(text("[::]:9464")), 2, 18, "must be a loopback address"));
+    EXPECT_TRUE(has_error(parse(text("127.0.0.1:70000")), 2, 18, "metrics_listen has an invalid port"));
+    EXPECT_TRUE(has_error(parse(text("9464")), 2, 18, "metrics_listen must be \"host:port\""));
+    for (std::string_view ok : {"127.0.0.1:9464", "[::1]:9464", "localhost:9464", "127.0.0.1:0"}) {
+        const auto result = parse(text(ok));
+        const auto* c = config_of(result);
+        ASSERT_NE(c, nullptr) << ok;
+        EXPECT_EQ(c->daemon.metrics_listen, std::string(ok));
+    }
+    const auto empty = parse("");
+    const auto* none = config_of(empty);
+    ASSERT_NE(none, nullptr);
+    EXPECT_FALSE(none->daemon.metrics_listen);
+}
+
+TEST(config_validation, keepalive_before_defaults_to_14_days_and_must_be_shorter_than_the_lifetime) {
+    // Setup
+    const std::string ecw = std::string(valid_ehr) + "profile = \"eclinicalworks\"\n";  // lifetime 90d
+
+    // Run
+    const auto defaulted = parse(ecw);
+    const auto set = parse(ecw + "keepalive_before = \"30d\"\n");
+    const auto too_long = parse(ecw + "keepalive_before = \"90d\"\n");  // line 7
+    const auto too_short = parse(ecw + "keepalive_before = \"10m\"\n");
+    const auto short_life = parse(std::string(valid_ehr) + "refresh_token_lifetime = \"7d\"\n");  // line 6
+
+    // Check
+    const auto* c = config_of(defaulted);
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->ehrs[0].keepalive_before, std::chrono::hours(24 * 14));
+    const auto* c30 = config_of(set);
+    ASSERT_NE(c30, nullptr);
+    EXPECT_EQ(c30->ehrs[0].keepalive_before, std::chrono::hours(24 * 30));
+    EXPECT_TRUE(has_error(too_long, 7, 20, "keepalive_before (7776000s) must be shorter than"));
+    EXPECT_TRUE(has_error(too_short, 7, 20, "keepalive_before must be at least 3600s"));
+    // The 14-day default against a 7-day lifetime: the error points at the lifetime.
+    EXPECT_TRUE(has_error(short_life, 6, 26, "keepalive_before (1209600s) must be shorter than"));
+    // Unknown lifetime (generic preset): no keep-alive, any window is fine.
+    EXPECT_NE(config_of(parse(std::string(valid_ehr) + "keepalive_before = \"400d\"\n")), nullptr);
+}
+
+}  // namespace

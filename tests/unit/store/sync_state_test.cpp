@@ -68,6 +68,33 @@ TEST(SyncState, StatusRoundTrips) {
     EXPECT_EQ(all[0].last_error, "boom");
 }
 
+TEST(SyncState, SetNextRunKeepsTheRestOfTheRowAndCreatesOneForANeverSyncedPatient) {
+    // Setup: one patient with a full status row, one with none.
+    temp_dir dir;
+    st::analytics_db db(dir / "h.db");
+    st::sync_state s(db);
+    s.put_status({"ehr", "pk", "*", "a", "b", "boom", "old", 7, true, false});
+
+    // Run
+    s.set_next_run("ehr", "pk", "2026-05-01T00:00:00Z");
+    s.set_next_run("ehr", "new", "2026-05-02T00:00:00Z");
+
+    // Check: only next_run_at changed; the new row has no attempt yet.
+    const auto all = s.all_status();
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(all[0].patient_key, "new");
+    EXPECT_EQ(all[0].resource_type, "*");
+    EXPECT_EQ(all[0].next_run_at, "2026-05-02T00:00:00Z");
+    EXPECT_FALSE(all[0].last_attempt_at);
+    EXPECT_FALSE(all[0].last_success_at);
+    EXPECT_EQ(all[1].next_run_at, "2026-05-01T00:00:00Z");
+    EXPECT_EQ(all[1].last_attempt_at, "a");
+    EXPECT_EQ(all[1].last_success_at, "b");
+    EXPECT_EQ(all[1].last_error, "boom");
+    EXPECT_EQ(all[1].rows_changed, 7);
+    EXPECT_TRUE(all[1].needs_reauth);
+}
+
 TEST(VaultEnrollment, PutFindRotateFlagRemove) {
     temp_dir dir;
     const auto key = st::token_key::generate();

@@ -589,3 +589,75 @@ TEST_F(fixture, AnUnusableKeyStopsTheEngineAtStartAndNamesTheFile) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(fixture, ARefreshTokenNearItsLapseIsRenewedEvenWhileTheAccessTokenIsGood) {
+    // Setup: eCW-like 90-day refresh tokens, the 14-day keep-alive window,
+    // and one engine for all passes (its access token stays cached).
+    config.ehrs[0].refresh_token_lifetime = std::chrono::hours(24 * 90);
+    config.ehrs[0].keepalive_before = std::chrono::hours(24 * 14);
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    asio::io_context io;
+    sy::engine_options opts;
+    opts.random = [] { return std::uint64_t{1}; };
+    sy::engine engine(io.get_executor(), config, ehr, db, vault, clk, log, opts);
+    auto run = [&] {
+        sy::pass_result out;
+        asio::co_spawn(
+            io, [&]() -> asio::awaitable<void> { out = co_await engine.run_pass(); },
+            [](std::exception_ptr ep) {
+                if (ep) std::rethrow_exception(ep);
+            });
+        io.restart();
+        io.run();
+        return out;
+    };
+    auto backdate = [&](std::chrono::hours age) {
+        const auto e = vault.find_enrollment("hmd-1", "ehr");
+        vault.replace_refresh_token("hmd-1", "ehr", e->refresh_token, st::utc_timestamp(clk.now() - age));
+    };
+
+    // Run + Check: the first pass refreshes (no access token yet).
+    ASSERT_EQ(run().succeeded(), 1);
+    EXPECT_EQ(ehr.token_calls, 1);
+    // 60 days old: outside the window, the cached access token is used.
+    backdate(std::chrono::hours(24 * 60));
+    ASSERT_EQ(run().succeeded(), 1);
+    EXPECT_EQ(ehr.token_calls, 1);
+    // 80 days old: lapses within 14 days, so it is refreshed now, and the
+    // rotated token starts a new lifetime.
+    backdate(std::chrono::hours(24 * 80));
+    ASSERT_EQ(run().succeeded(), 1);
+    EXPECT_EQ(ehr.token_calls, 2);
+    EXPECT_EQ(vault.find_enrollment("hmd-1", "ehr")->token_obtained_at, st::utc_timestamp(clk.now()));
+    EXPECT_EQ(engine.counters().by_ehr.at("ehr").refresh_ok, 2u);
+    ASSERT_EQ(run().succeeded(), 1);
+    EXPECT_EQ(ehr.token_calls, 2);
+}
+
+TEST_F(fixture, CountersAreKeptPerEhrByStatusAndRefreshOutcome) {
+    // Setup: one patient served, one whose token the EHR refuses.
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    ehr.refresh_to_patient.erase("rt-initial-hmd-2");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+
+    // Run
+    const auto r = pass();
+
+    // Check
+    ASSERT_EQ(r.patients.size(), 2u);
+    const auto& c = counters.by_ehr.at("ehr");
+    EXPECT_EQ(c.refresh_ok, 1u);
+    EXPECT_EQ(c.refresh_invalid_grant, 1u);
+    EXPECT_EQ(c.refresh_failed, 0u);
+    EXPECT_EQ(c.responses.at(400), 1u);  // the refused refresh
+    std::uint64_t total = c.transport_errors;
+    for (const auto& [status, n] : c.responses) total += n;
+    EXPECT_EQ(total, static_cast<std::uint64_t>(counters.requests));
+    for (const auto& p : r.patients) EXPECT_GE(p.elapsed, std::chrono::steady_clock::duration::zero());
+}
+
+}  // namespace

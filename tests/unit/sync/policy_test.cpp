@@ -1,6 +1,7 @@
 // Backoff, rate limits and run times, driven by explicit time values.
 #include <gtest/gtest.h>
 
+#include "headachemd/core/clock.hpp"
 #include "headachemd/sync/policy.hpp"
 
 namespace {
@@ -78,6 +79,107 @@ TEST(NextRun, IntervalPlusAtMostTenPercent) {
         EXPECT_GE(n - t0, 6h);
         EXPECT_LT(n - t0, 6h + 36min);
     }
+}
+
+}  // namespace
+
+namespace {
+
+// Refresh-token lapse and keep-alive, driven by a manual clock.
+const sy::sys_time day0 = sy::sys_time{sys_days{2026y / 1 / 1}};
+
+TEST(TokenLapse, ParsesTheStoreTimestampFormOnly) {
+    EXPECT_EQ(sy::parse_utc_timestamp("2026-01-01T00:00:00Z"), day0);
+    EXPECT_EQ(sy::parse_utc_timestamp("2026-03-01T12:34:56Z"),
+              sy::sys_time{sys_days{2026y / 3 / 1}} + 12h + 34min + 56s);
+    for (const char* bad :
+         {"", "t", "2026-01-01", "2026-01-01T00:00:00", "2026-01-01T00:00:00+01:00", "2026-02-30T00:00:00Z",
+          "2026-01-01T24:00:00Z", "2026-01-01 00:00:00Z", "20x6-01-01T00:00:00Z"})
+        EXPECT_FALSE(sy::parse_utc_timestamp(bad)) << bad;
+}
+
+TEST(TokenLapse, IsObtainedPlusLifetimeAndUnknownWithoutALifetime) {
+    EXPECT_EQ(sy::refresh_token_lapse("2026-01-01T00:00:00Z", 90 * 24h), day0 + 90 * 24h);
+    EXPECT_FALSE(sy::refresh_token_lapse("2026-01-01T00:00:00Z", 0s));  // generic/Epic: unknown
+    EXPECT_FALSE(sy::refresh_token_lapse("t", 90 * 24h));               // unparsable: unknown, not "now"
+    const auto lapse = day0 + 90 * 24h;
+    EXPECT_FALSE(sy::lapses_within(lapse, 14 * 24h, lapse - 14 * 24h - 1s));
+    EXPECT_TRUE(sy::lapses_within(lapse, 14 * 24h, lapse - 14 * 24h));
+    EXPECT_TRUE(sy::lapses_within(lapse, 14 * 24h, lapse + 1s));  // already lapsed
+    EXPECT_FALSE(sy::lapses_within(std::nullopt, 14 * 24h, lapse));
+}
+
+TEST(Keepalive, AnIdlePatientIsRunBeforeTheWindowOpens) {
+    // Setup: eCW's 90 days, the default 14-day window, a 120-day interval
+    // (an idle patient: nothing else would run before the token lapses).
+    headachemd::manual_clock clk(day0);
+    sy::keepalive_planner planner;
+    const auto lapse = day0 + 90 * 24h;
+
+    // Run
+    const auto d = planner.next_job("ecw\nhmd-1", clk.now(), clk.now() + 120 * 24h, lapse, 14 * 24h);
+
+    // Check: no later than lapse − keepalive_before.
+    EXPECT_EQ(d.due, lapse - 14 * 24h);
+    EXPECT_TRUE(d.keepalive);
+    EXPECT_FALSE(d.lapsing);
+    EXPECT_FALSE(d.warn);
+}
+
+TEST(Keepalive, ARegularRunBeforeTheWindowNeedsNoKeepalive) {
+    headachemd::manual_clock clk(day0);
+    sy::keepalive_planner planner;
+    const auto d = planner.next_job("ecw\nhmd-1", clk.now(), clk.now() + 6h, day0 + 90 * 24h, 14 * 24h);
+    EXPECT_EQ(d.due, clk.now() + 6h);
+    EXPECT_FALSE(d.keepalive);
+    EXPECT_FALSE(d.lapsing);
+    // Unknown lifetime: the regular run, nothing else.
+    const auto u = planner.next_job("epic\nhmd-2", clk.now(), clk.now() + 6h, std::nullopt, 14 * 24h);
+    EXPECT_EQ(u.due, clk.now() + 6h);
+    EXPECT_FALSE(u.keepalive || u.lapsing || u.warn);
+}
+
+TEST(Keepalive, ARenewedTokenMovesTheNextKeepaliveAndATokenLeftInTheWindowWarnsOnce) {
+    // Setup: the keep-alive job runs at lapse − 14 d.
+    headachemd::manual_clock clk(day0);
+    sy::keepalive_planner planner;
+    const std::string who = "ecw\nhmd-1";
+    const auto lapse = day0 + 90 * 24h;
+    auto d = planner.next_job(who, clk.now(), clk.now() + 120 * 24h, lapse, 14 * 24h);
+    clk.advance(d.due - clk.now());
+
+    // Run 1: the EHR rotated the token: a new 90 days from now.
+    const auto renewed = clk.now() + 90 * 24h;
+    d = planner.next_job(who, clk.now(), clk.now() + 120 * 24h, renewed, 14 * 24h);
+
+    // Check 1
+    EXPECT_EQ(d.due, renewed - 14 * 24h);
+    EXPECT_TRUE(d.keepalive);
+    EXPECT_FALSE(d.warn);
+
+    // Run 2: at the next keep-alive the refresh fails (the EHR is down):
+    // the token stays inside the window; the failed job's retry in 15 min.
+    clk.advance(d.due - clk.now());
+    const auto first = planner.next_job(who, clk.now(), clk.now() + 15min, renewed, 14 * 24h);
+    clk.advance(15min);
+    const auto second = planner.next_job(who, clk.now(), clk.now() + 15min, renewed, 14 * 24h);
+
+    // Check 2: lapsing both times, warned only the first; regular retries.
+    EXPECT_TRUE(first.lapsing);
+    EXPECT_TRUE(first.warn);
+    EXPECT_EQ(first.due, clk.now());  // 15 min after the failed job, which is now
+    EXPECT_TRUE(second.lapsing);
+    EXPECT_FALSE(second.warn);
+    EXPECT_EQ(second.due, clk.now() + 15min);
+    EXPECT_FALSE(second.keepalive);
+
+    // Run 3: renewed after all, then lapsing again later: a new warning.
+    const auto again = clk.now() + 90 * 24h;
+    EXPECT_FALSE(planner.next_job(who, clk.now(), clk.now() + 6h, again, 14 * 24h).lapsing);
+    clk.advance(80 * 24h);
+    EXPECT_TRUE(planner.next_job(who, clk.now(), clk.now() + 6h, again, 14 * 24h).warn);
+    // Another patient's warning is its own.
+    EXPECT_TRUE(planner.next_job("ecw\nhmd-2", clk.now(), clk.now() + 6h, again, 14 * 24h).warn);
 }
 
 }  // namespace

@@ -35,6 +35,10 @@ struct daemon_settings {
     std::chrono::seconds default_interval{std::chrono::hours{6}};  // each [[ehr]]'s `interval` default
     std::optional<std::string> callback_listen;           // "host:port" of the enroll redirect listener
     std::optional<std::filesystem::path> token_key_file;  // vault encryption key (issue 5)
+    // "host:port" of the Prometheus /metrics and /healthz listener; loopback
+    // only (plain HTTP, no authentication). Port 0: an ephemeral port, named
+    // in the log. nullopt: no listener.
+    std::optional<std::string> metrics_listen;
 
     bool operator==(const daemon_settings&) const = default;
 };
@@ -103,8 +107,11 @@ struct ehr_settings {
     std::chrono::seconds reconcile_every{std::chrono::hours{24 * 7}};  // full pull that finds deletes
     std::optional<std::chrono::sys_seconds> backfill_since;            // first sync starts here (UTC)
     std::chrono::seconds refresh_token_lifetime{0};                    // 0: unknown; eCW 90 days
-    bool refresh_token_rotates = false;                                // eCW: single-use refresh tokens
-    std::chrono::seconds http_timeout{30};                             // per request phase
+    // DESIGN "Tokens": a refresh token that would lapse within this time is
+    // renewed even when no sync is due, so an idle patient does not lapse.
+    std::chrono::seconds keepalive_before{std::chrono::hours{24 * 14}};
+    bool refresh_token_rotates = false;     // eCW: single-use refresh tokens
+    std::chrono::seconds http_timeout{30};  // per request phase
 
     bool operator==(const ehr_settings&) const = default;
 };

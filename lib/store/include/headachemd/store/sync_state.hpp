@@ -53,6 +53,11 @@ public:
 
     // Inserts or replaces the status row (all columns).
     void put_status(const status_row& s);
+    // Sets next_run_at of the patient's "*" row, creating the row (with no
+    // attempt yet) when there is none: the running daemon's schedule, which
+    // `status` in another process shows.
+    void set_next_run(std::string_view source, std::string_view patient_key,
+                      const std::optional<std::string>& next_run_at);
     std::vector<status_row> all_status();
 
 private:

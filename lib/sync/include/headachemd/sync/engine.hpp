@@ -19,6 +19,7 @@
 //   write transaction never spans an await, so there is never a half page.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -58,6 +59,8 @@ struct patient_result {
     bool skipped = false;  // not enrolled, or already needs_reauth
     std::optional<error> failure;
     std::vector<type_result> types;
+    // Wall time of the job on the engine's steady clock (metrics).
+    std::chrono::steady_clock::duration elapsed{};
     int rows_changed() const;
 };
 
@@ -78,11 +81,23 @@ struct engine_options {
     // from the files the config names, when the engine is built.
 };
 
+// Per EHR, for /metrics. Keys are EHR names, never patient keys.
+struct ehr_counters {
+    std::map<int, std::uint64_t> responses;   // HTTP status → responses received
+    std::uint64_t transport_errors = 0;       // requests sent that got no response
+    std::uint64_t refresh_ok = 0;             // refresh_token grants that succeeded
+    std::uint64_t refresh_invalid_grant = 0;  // … refused: the patient needs re-enrollment
+    std::uint64_t refresh_failed = 0;         // … failed otherwise (network, 5xx, bad answer)
+
+    void add(const ehr_counters& other);
+};
+
 struct engine_counters {
     int requests = 0;        // HTTP requests sent (token and FHIR)
     int token_requests = 0;  // of which to the token endpoint
     int http_429 = 0;
     int refused_origin = 0;  // next links to another origin that were refused
+    std::map<std::string, ehr_counters, std::less<>> by_ehr;
 };
 
 class engine {

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
+#include <string_view>
 
 namespace headachemd::sync {
 
@@ -64,5 +66,49 @@ private:
 // When the next regular run of a patient is due: interval plus up to 10%
 // jitter, so that patients enrolled together spread out.
 sys_time next_run(sys_time last_run, std::chrono::seconds interval, std::uint64_t random);
+
+// ----- Refresh-token lifetime and keep-alive (DESIGN.md, "Tokens")
+
+// "YYYY-MM-DDThh:mm:ssZ" (store::utc_timestamp's form) as a time; nullopt
+// for anything else, so a row written by an older version shows as unknown.
+std::optional<sys_time> parse_utc_timestamp(std::string_view text);
+
+// When a refresh token obtained at `obtained_at` lapses: obtained_at +
+// lifetime (eCW: 90 days; a rotated token starts a new lifetime). nullopt
+// when the lifetime is unknown (0) or the time does not parse.
+std::optional<sys_time> refresh_token_lapse(std::string_view obtained_at, std::chrono::seconds lifetime);
+
+// True when the token lapses within `window` of `now` (or has lapsed).
+bool lapses_within(std::optional<sys_time> lapse, std::chrono::seconds window, sys_time now);
+
+// The run loop's keep-alive decisions, one patient at a time. Pure apart
+// from remembering which lapse it already warned about.
+//
+// After each job the loop asks when the patient runs next. Normally that is
+// the regular run (interval plus jitter); when the refresh token would lapse
+// within keepalive_before before then, the job comes earlier, at lapse −
+// keepalive_before, and that job refreshes the token (the engine forces a
+// refresh inside the window). A token that is still inside the window after
+// its job (the EHR did not issue a new one, or the refresh failed) is
+// reported: `warn` is true once per patient and lapse time, and the patient
+// keeps its regular schedule (a failed job's retry is already sooner).
+class keepalive_planner {
+public:
+    struct decision {
+        sys_time due;            // when the patient's next job starts
+        bool keepalive = false;  // earlier than the regular run, to renew the token
+        bool lapsing = false;    // the token lapses within keepalive_before even now
+        bool warn = false;       // lapsing, and not yet warned about this lapse
+    };
+
+    // `who` identifies the patient (e.g. ehr + '\n' + key). `lapse` is
+    // nullopt when unknown, or when the patient cannot be refreshed anyway
+    // (needs re-enrollment).
+    decision next_job(const std::string& who, sys_time now, sys_time regular_next,
+                      std::optional<sys_time> lapse, std::chrono::seconds keepalive_before);
+
+private:
+    std::map<std::string, sys_time> warned_;  // who → the lapse already warned about
+};
 
 }  // namespace headachemd::sync

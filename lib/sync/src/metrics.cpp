@@ -1,0 +1,221 @@
+#include "headachemd/sync/metrics.hpp"
+
+#include <fmt/format.h>
+
+namespace headachemd::sync {
+
+std::string_view to_string(patient_state s) {
+    switch (s) {
+        case patient_state::ok:
+            return "ok";
+        case patient_state::failing:
+            return "failing";
+        case patient_state::needs_reauth:
+            return "needs_reauth";
+        case patient_state::not_enrolled:
+            return "not_enrolled";
+        case patient_state::pending:
+            return "pending";
+    }
+    return "failing";
+}
+
+patient_health assess_patient(const patient_facts& f, const config::ehr_settings* ehr, sys_time now) {
+    patient_health h;
+    if (!f.enrolled) {
+        h.state = patient_state::not_enrolled;
+        return h;
+    }
+    // The vault's flag is the truth: it is set where invalid_grant is seen.
+    if (f.needs_reauth)
+        h.state = patient_state::needs_reauth;
+    else if (!f.whole || !f.whole->last_attempt_at)
+        h.state = patient_state::pending;
+    else if (f.whole->last_error)
+        h.state = patient_state::failing;
+    else
+        h.state = patient_state::ok;
+    // A patient who must enroll again has no token left to lapse or keep
+    // alive; the state says so already.
+    if (ehr && !f.needs_reauth) {
+        h.token_lapse = refresh_token_lapse(f.token_obtained_at, ehr->refresh_token_lifetime);
+        h.lapsing = lapses_within(h.token_lapse, ehr->keepalive_before, now);
+    }
+    return h;
+}
+
+void duration_histogram::observe(double seconds) {
+    ++count;
+    sum += seconds;
+    for (std::size_t i = 0; i < bounds.size(); ++i) {
+        if (seconds <= bounds[i]) {
+            ++in_bucket[i];
+            return;
+        }
+    }
+}
+
+void metrics_registry::record_job(const patient_result& p) {
+    rows_[p.ehr] += static_cast<std::uint64_t>(std::max(0, p.rows_changed()));
+    durations_[p.ehr].observe(std::chrono::duration<double>(p.elapsed).count());
+}
+
+void metrics_registry::retire_engine(const engine_counters& old) {
+    for (const auto& [ehr, c] : old.by_ehr) retired_[ehr].add(c);
+}
+
+metrics_snapshot metrics_registry::collect(
+    const engine_counters& live, const std::vector<std::string>& ehr_names,
+    const std::vector<std::pair<std::string, patient_health>>& patients, bool scheduler_running) const {
+    metrics_snapshot m;
+    m.scheduler_running = scheduler_running;
+    for (const auto& name : ehr_names) {
+        auto& e = m.ehrs[name];
+        for (auto s : all_patient_states) e.patients[s] = 0;
+    }
+    // Totals of EHRs since removed from the config stay: a counter that
+    // vanished would read as a reset.
+    auto ehr = [&m](const std::string& name) -> ehr_metrics& {
+        auto it = m.ehrs.find(name);
+        if (it != m.ehrs.end()) return it->second;
+        auto& e = m.ehrs[name];
+        for (auto s : all_patient_states) e.patients[s] = 0;
+        return e;
+    };
+    for (const auto& [name, c] : retired_) ehr(name).http.add(c);
+    for (const auto& [name, c] : live.by_ehr) ehr(name).http.add(c);
+    for (const auto& [name, n] : rows_) ehr(name).rows_written = n;
+    for (const auto& [name, h] : durations_) ehr(name).job_seconds = h;
+    for (const auto& [name, health] : patients) {
+        auto& e = ehr(name);
+        ++e.patients[health.state];
+        if (health.lapsing) ++e.tokens_lapsing;
+    }
+    return m;
+}
+
+std::string escape_label_value(std::string_view v) {
+    std::string out;
+    out.reserve(v.size());
+    for (char c : v) {
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '"')
+            out += "\\\"";
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out += c;
+    }
+    return out;
+}
+
+namespace {
+
+// The le label of each bucket, written out so that no float formatting
+// decides what a scraper sees.
+constexpr std::array<std::string_view, duration_histogram::bounds.size()> bucket_labels{
+    "0.5", "1", "2.5", "5", "10", "30", "60", "300", "900", "3600"};
+
+void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+}  // namespace
+
+std::string render_prometheus(const metrics_snapshot& m) {
+    std::string out;
+    family(out, "headachemd_sync_scheduler_up", "gauge",
+           "1 while the scheduler loop runs, 0 before it starts and while it stops.");
+    out += fmt::format("headachemd_sync_scheduler_up {}\n", m.scheduler_running ? 1 : 0);
+
+    family(out, "headachemd_sync_http_requests_total", "counter",
+           "Requests sent to the EHR (token and FHIR), by HTTP status; status=\"error\": no response "
+           "(timeout, reset, TLS).");
+    for (const auto& [name, e] : m.ehrs) {
+        const std::string ehr = escape_label_value(name);
+        for (const auto& [status, n] : e.http.responses)
+            out += fmt::format("headachemd_sync_http_requests_total{{ehr=\"{}\",status=\"{}\"}} {}\n", ehr,
+                               status, n);
+        if (e.http.transport_errors > 0)
+            out += fmt::format("headachemd_sync_http_requests_total{{ehr=\"{}\",status=\"error\"}} {}\n", ehr,
+                               e.http.transport_errors);
+    }
+
+    family(out, "headachemd_sync_rate_limited_total", "counter",
+           "429 Too Many Requests answers from the EHR (eClinicalWorks: 250 calls a minute per practice).");
+    for (const auto& [name, e] : m.ehrs) {
+        const auto it = e.http.responses.find(429);
+        out += fmt::format("headachemd_sync_rate_limited_total{{ehr=\"{}\"}} {}\n", escape_label_value(name),
+                           it == e.http.responses.end() ? 0 : it->second);
+    }
+
+    family(out, "headachemd_sync_token_refreshes_total", "counter",
+           "refresh_token grants by outcome: ok, invalid_grant (the patient must enroll again), failed.");
+    for (const auto& [name, e] : m.ehrs) {
+        const std::string ehr = escape_label_value(name);
+        out += fmt::format("headachemd_sync_token_refreshes_total{{ehr=\"{}\",outcome=\"ok\"}} {}\n", ehr,
+                           e.http.refresh_ok);
+        out +=
+            fmt::format("headachemd_sync_token_refreshes_total{{ehr=\"{}\",outcome=\"invalid_grant\"}} {}\n",
+                        ehr, e.http.refresh_invalid_grant);
+        out += fmt::format("headachemd_sync_token_refreshes_total{{ehr=\"{}\",outcome=\"failed\"}} {}\n", ehr,
+                           e.http.refresh_failed);
+    }
+
+    family(out, "headachemd_sync_rows_written_total", "counter",
+           "Rows inserted, updated or marked deleted in headache.db.");
+    for (const auto& [name, e] : m.ehrs)
+        out += fmt::format("headachemd_sync_rows_written_total{{ehr=\"{}\"}} {}\n", escape_label_value(name),
+                           e.rows_written);
+
+    family(out, "headachemd_sync_job_duration_seconds", "histogram", "Duration of one patient's sync job.");
+    for (const auto& [name, e] : m.ehrs) {
+        const std::string ehr = escape_label_value(name);
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < bucket_labels.size(); ++i) {
+            cumulative += e.job_seconds.in_bucket[i];
+            out += fmt::format("headachemd_sync_job_duration_seconds_bucket{{ehr=\"{}\",le=\"{}\"}} {}\n",
+                               ehr, bucket_labels[i], cumulative);
+        }
+        out += fmt::format("headachemd_sync_job_duration_seconds_bucket{{ehr=\"{}\",le=\"+Inf\"}} {}\n", ehr,
+                           e.job_seconds.count);
+        out += fmt::format("headachemd_sync_job_duration_seconds_sum{{ehr=\"{}\"}} {:.6f}\n", ehr,
+                           e.job_seconds.sum);
+        out += fmt::format("headachemd_sync_job_duration_seconds_count{{ehr=\"{}\"}} {}\n", ehr,
+                           e.job_seconds.count);
+    }
+
+    family(out, "headachemd_sync_patients", "gauge",
+           "Listed patients by state: ok, failing, needs_reauth, not_enrolled, pending.");
+    for (const auto& [name, e] : m.ehrs) {
+        const std::string ehr = escape_label_value(name);
+        for (const auto& [state, n] : e.patients)
+            out += fmt::format("headachemd_sync_patients{{ehr=\"{}\",state=\"{}\"}} {}\n", ehr,
+                               to_string(state), n);
+    }
+
+    family(out, "headachemd_sync_refresh_tokens_lapsing", "gauge",
+           "Enrolled patients whose refresh token lapses within keepalive_before: the keep-alive did not "
+           "renew it.");
+    for (const auto& [name, e] : m.ehrs)
+        out += fmt::format("headachemd_sync_refresh_tokens_lapsing{{ehr=\"{}\"}} {}\n",
+                           escape_label_value(name), e.tokens_lapsing);
+    return out;
+}
+
+http::outgoing_response answer_metrics_request(std::string_view target, bool scheduler_running,
+                                               const std::function<metrics_snapshot()>& snapshot) {
+    const std::string_view path = target.substr(0, target.find('?'));
+    if (path == "/metrics")
+        return http::outgoing_response{200, std::string(prometheus_content_type),
+                                       render_prometheus(snapshot())};
+    if (path == "/healthz") {
+        if (scheduler_running) return http::outgoing_response{200, "text/plain; charset=utf-8", "ok\n"};
+        return http::outgoing_response{503, "text/plain; charset=utf-8",
+                                       "the scheduler loop is not running\n"};
+    }
+    return http::outgoing_response{404, "text/plain; charset=utf-8", "Not found: try /metrics or /healthz\n"};
+}
+
+}  // namespace headachemd::sync

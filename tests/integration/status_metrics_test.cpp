@@ -1,0 +1,265 @@
+// The real binary: `run` with [daemon] metrics_listen against the sandbox
+// EHR, one patient of two revoked so that it ends in needs_reauth. /metrics
+// (scraped with the project's own HTTP client over loopback) and /healthz
+// say so while it runs; after SIGTERM, `status` shows the patient as needing
+// re-enrollment and exits 75. Synchronized on the daemon's log lines, never
+// by sleeping.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "headachemd/http/client.hpp"
+#include "headachemd/sandbox/sandbox.hpp"
+#include "headachemd/store/vault.hpp"
+#include "headachemd/sync/policy.hpp"
+#include "run_command.hpp"
+#include "test_support.hpp"
+#include "vault_support.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace http = headachemd::http;
+using namespace std::chrono_literals;
+using headachemd::test::temp_dir;
+
+// The one place these tests open the vault, with the key in its directory.
+headachemd::store::vault open_vault(const std::filesystem::path& path) {
+    return headachemd::store::vault(path, headachemd::test::token_key_in(path.parent_path()));
+}
+
+// GET over loopback http with the project's client; nullopt when no
+// response came (the message goes to `why`).
+std::optional<http::response> http_get(const std::string& url, std::string& why) {
+    asio::io_context io;
+    http::client_options o;
+    o.use_system_cas = false;
+    http::client c(io.get_executor(), o);
+    std::optional<http::response> out;
+    auto get = [&]() -> asio::awaitable<void> {
+        http::request r;
+        r.url = url;
+        auto got = co_await c.send(std::move(r));
+        if (got)
+            out = std::move(*got);
+        else
+            why = got.err().message;
+        c.close_idle();
+    };
+    asio::co_spawn(io, get, [](std::exception_ptr ep) {
+        if (ep) std::rethrow_exception(ep);
+    });
+    io.run();
+    return out;
+}
+
+// The number after `series ` on its own line in a Prometheus text, or -1.
+double sample(const std::string& text, const std::string& series) {
+    const auto at = ("\n" + text).find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + series.size() + 1));
+}
+
+// The line of `text` that starts with `key` followed by a space.
+std::string line_of(const std::string& text, const std::string& key) {
+    const auto at = ("\n" + text).find("\n" + key + " ");
+    if (at == std::string::npos) return {};
+    return text.substr(at, text.find('\n', at) - at);
+}
+
+// A JSON string field's value in `text` after `from` ("" when absent or null).
+std::string json_field(const std::string& text, std::size_t from, const std::string& name) {
+    const std::string needle = "\"" + name + "\":\"";
+    const auto at = text.find(needle, from);
+    if (at == std::string::npos) return {};
+    const auto start = at + needle.size();
+    return text.substr(start, text.find('"', start) - start);
+}
+
+struct daemon_setup {
+    temp_dir dir;
+    headachemd::sandbox::background_server ehr;
+    std::vector<std::string> ids;
+
+    // `patients` listed and enrolled; the last `revoked` of them
+    // have had their grant revoked at the EHR.
+    daemon_setup(int patients, int revoked, const std::string& ehr_extra)
+        : ehr([patients] {
+              headachemd::sandbox::options so;
+              so.patients = patients;
+              return so;
+          }()) {
+        ehr->write_ca_pem(dir / "ca.pem");
+        headachemd::test::write_file(dir / "client.secret", ehr->config().client_secret);
+        std::string toml =
+            "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
+            (dir / "vault.db").string() + "\"\nlog_level = \"info\"\nmetrics_listen = \"127.0.0.1:0\"\n" +
+            headachemd::test::token_key_toml(dir.path()) +
+            "\n[[ehr]]\nname = "
+            "\"sandbox\"\nprofile = \"generic\"\nfhir_base = \"" +
+            ehr->fhir_base() + "\"\nclient_id = \"" + ehr->config().client_id +
+            "\"\nclient_secret_file = \"" + (dir / "client.secret").string() + "\"\nca_file = \"" +
+            (dir / "ca.pem").string() + "\"\nrequests_per_minute = 60000\n" + ehr_extra;
+        ids = ehr->patient_ids();
+        auto vault = open_vault(dir / "vault.db");
+        const std::string now = "2026-01-01T00:00:00Z";
+        for (int i = 0; i < patients; ++i) {
+            const auto& id = ids[static_cast<std::size_t>(i)];
+            const std::string key = "hmd-" + std::to_string(i + 1);
+            toml +=
+                "\n[[patient]]\nkey = \"" + key + "\"\nehr = \"sandbox\"\nfhir_patient_id = \"" + id + "\"\n";
+            vault.put_enrollment({key, "sandbox", id, ehr->issue_refresh_token(id), "", now, false}, now);
+            if (i >= patients - revoked) ehr->revoke_patient_grants(id);
+        }
+        headachemd::test::write_file(dir / "sync.toml", toml);
+    }
+
+    std::string config() const { return (dir / "sync.toml").string(); }
+};
+
+// Kills and reaps the daemon if a failed assertion leaves it running.
+struct reaper {
+    pid_t& pid;
+    ~reaper() {
+        if (pid <= 0) return;
+        ::kill(pid, SIGKILL);
+        headachemd::test::wait_exit(pid);
+    }
+};
+
+// The port in "… metrics are served on http://127.0.0.1:PORT/metrics …".
+int port_in(const std::string& line) {
+    const std::string marker = "http://127.0.0.1:";
+    const auto at = line.find(marker);
+    if (at == std::string::npos) return -1;
+    return std::stoi(line.substr(at + marker.size()));
+}
+
+TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
+    // Setup: two patients; hmd-2's grant is revoked at the EHR. 90-day
+    // refresh tokens, so `status` can say when hmd-1's lapses.
+    daemon_setup s(2, 1, "refresh_token_lifetime = \"90d\"\n");
+
+    // Run: the daemon, until its first pass is done.
+    auto child =
+        headachemd::test::spawn_piped({"run", "--config", s.config()}, s.dir.path(), false, false, true);
+    ASSERT_GT(child.pid, 0);
+    reaper guard{child.pid};
+    std::string seen;
+    const auto listening = headachemd::test::read_line_containing(child.err, "metrics are served on", seen);
+    ASSERT_TRUE(listening) << seen;
+    const int port = port_in(*listening);
+    ASSERT_GT(port, 0) << *listening;
+    ASSERT_TRUE(headachemd::test::read_line_containing(child.err, "pass 1 done", seen)) << seen;
+    const std::string base = "http://127.0.0.1:" + std::to_string(port);
+    std::string why;
+    const auto metrics = http_get(base + "/metrics", why);
+    const auto health = http_get(base + "/healthz", why);
+    const auto other = http_get(base + "/vault.db", why);
+    ::kill(child.pid, SIGTERM);
+    const bool stopped = headachemd::test::read_line_containing(child.err, "stopped", seen).has_value();
+    const int exit_code = headachemd::test::wait_exit(std::exchange(child.pid, -1));
+    ::close(child.err);
+
+    // Check: /metrics, per EHR, with the revoked patient in needs_reauth.
+    ASSERT_TRUE(metrics) << why;
+    EXPECT_EQ(metrics->status, 200);
+    EXPECT_EQ(metrics->header("Content-Type").value_or(""), "text/plain; version=0.0.4; charset=utf-8");
+    const std::string& m = metrics->body;
+    EXPECT_EQ(sample(m, "headachemd_sync_patients{ehr=\"sandbox\",state=\"needs_reauth\"}"), 1) << m;
+    EXPECT_EQ(sample(m, "headachemd_sync_patients{ehr=\"sandbox\",state=\"ok\"}"), 1) << m;
+    EXPECT_EQ(sample(m, "headachemd_sync_patients{ehr=\"sandbox\",state=\"failing\"}"), 0) << m;
+    EXPECT_GT(sample(m, "headachemd_sync_http_requests_total{ehr=\"sandbox\",status=\"200\"}"), 5) << m;
+    EXPECT_EQ(sample(m, "headachemd_sync_http_requests_total{ehr=\"sandbox\",status=\"400\"}"), 1) << m;
+    EXPECT_EQ(sample(m, "headachemd_sync_token_refreshes_total{ehr=\"sandbox\",outcome=\"ok\"}"), 1) << m;
+    EXPECT_EQ(sample(m, "headachemd_sync_token_refreshes_total{ehr=\"sandbox\",outcome=\"invalid_grant\"}"),
+              1)
+        << m;
+    EXPECT_GT(sample(m, "headachemd_sync_rows_written_total{ehr=\"sandbox\"}"), 0) << m;
+    EXPECT_EQ(sample(m, "headachemd_sync_job_duration_seconds_count{ehr=\"sandbox\"}"), 2) << m;
+    EXPECT_EQ(sample(m, "headachemd_sync_rate_limited_total{ehr=\"sandbox\"}"), 0) << m;
+    EXPECT_EQ(sample(m, "headachemd_sync_scheduler_up"), 1) << m;
+    EXPECT_EQ(m.find("hmd-"), std::string::npos) << "a patient key in the metrics:\n" << m;
+    ASSERT_TRUE(health) << why;
+    EXPECT_EQ(health->status, 200);
+    EXPECT_EQ(health->body, "ok\n");
+    ASSERT_TRUE(other);
+    EXPECT_EQ(other->status, 404);
+    EXPECT_TRUE(stopped) << seen;
+    EXPECT_EQ(exit_code, 0) << seen;
+
+    // Run: `status`, as a table and as JSON, after the daemon stopped.
+    const auto table = headachemd::test::run_binary({"status", "--config", s.config()}, s.dir.path());
+    const auto json =
+        headachemd::test::run_binary({"status", "--json", "--config", s.config()}, s.dir.path());
+
+    // Check: exit 75 (a patient needs attention); hmd-2 must enroll again,
+    // hmd-1 is fine, with a next run and a token lapse 90 days out.
+    EXPECT_EQ(table.exit_code, 75) << table.out << table.err;
+    const std::string one = line_of(table.out, "hmd-1"), two = line_of(table.out, "hmd-2");
+    EXPECT_NE(two.find("NEEDS_REAUTH"), std::string::npos) << table.out;
+    EXPECT_NE(one.find(" ok "), std::string::npos) << table.out;
+    EXPECT_EQ(one.find(" - "), std::string::npos) << "hmd-1 lacks a column:\n" << table.out;
+    EXPECT_EQ(json.exit_code, 75) << json.out << json.err;
+    const std::string& j = json.out;
+    EXPECT_EQ(j.rfind("{\"attention\":true,", 0), 0u) << j;
+    const auto at1 = j.find("\"patient_key\":\"hmd-1\"");
+    const auto at2 = j.find("\"patient_key\":\"hmd-2\"");
+    ASSERT_NE(at1, std::string::npos) << j;
+    ASSERT_NE(at2, std::string::npos) << j;
+    EXPECT_EQ(json_field(j, at2, "state"), "needs_reauth") << j;
+    EXPECT_NE(j.find("\"needs_reauth\":true", at2), std::string::npos) << j;
+    EXPECT_EQ(json_field(j, at1, "state"), "ok") << j;
+    const auto last_ok = headachemd::sync::parse_utc_timestamp(json_field(j, at1, "last_success_at"));
+    const auto next = headachemd::sync::parse_utc_timestamp(json_field(j, at1, "next_run_at"));
+    const auto lapse = headachemd::sync::parse_utc_timestamp(json_field(j, at1, "token_lapses_at"));
+    ASSERT_TRUE(last_ok && next && lapse) << j;
+    // The daemon's own schedule: the 6-hour interval plus up to 10% jitter.
+    EXPECT_GE(*next - *last_ok, 6h - 2s) << j;
+    EXPECT_LE(*next - *last_ok, 6h + 36min + 2s) << j;
+    // The token rotated at the refresh: 90 days from then.
+    EXPECT_GE(*lapse - *last_ok, 90 * 24h - 60s) << j;
+    EXPECT_LE(*lapse - *last_ok, 90 * 24h + 60s) << j;
+}
+
+TEST(StatusAndMetrics, AnIdlePatientIsScheduledToRenewItsTokenBeforeItLapses) {
+    // Setup: tokens that live a day, renewed when they would lapse within
+    // 23 hours: the keep-alive (in 1 h) comes before the 6-hour interval.
+    daemon_setup s(1, 0, "refresh_token_lifetime = \"1d\"\nkeepalive_before = \"23h\"\n");
+
+    // Run
+    auto child =
+        headachemd::test::spawn_piped({"run", "--config", s.config()}, s.dir.path(), false, false, true);
+    ASSERT_GT(child.pid, 0);
+    reaper guard{child.pid};
+    std::string seen;
+    const auto planned = headachemd::test::read_line_containing(child.err, "renews the refresh token", seen);
+    ASSERT_TRUE(headachemd::test::read_line_containing(child.err, "pass 1 done", seen)) << seen;
+    ::kill(child.pid, SIGTERM);
+    headachemd::test::read_line_containing(child.err, "stopped", seen);
+    EXPECT_EQ(headachemd::test::wait_exit(std::exchange(child.pid, -1)), 0) << seen;
+    ::close(child.err);
+    const auto json =
+        headachemd::test::run_binary({"status", "--json", "--config", s.config()}, s.dir.path());
+
+    // Check: the next run is exactly lapse − keepalive_before; all is well.
+    ASSERT_TRUE(planned) << seen;
+    EXPECT_NE(planned->find("patient hmd-1 at sandbox"), std::string::npos) << *planned;
+    EXPECT_EQ(json.exit_code, 0) << json.out << json.err;
+    const auto next = headachemd::sync::parse_utc_timestamp(json_field(json.out, 0, "next_run_at"));
+    const auto lapse = headachemd::sync::parse_utc_timestamp(json_field(json.out, 0, "token_lapses_at"));
+    ASSERT_TRUE(next && lapse) << json.out;
+    EXPECT_EQ(*lapse - *next, 23h) << json.out;
+    EXPECT_NE(json.out.find("\"token_lapsing\":false"), std::string::npos) << json.out;
+}
+
+}  // namespace
