@@ -215,6 +215,7 @@ public:
             armed_ = false;
             fired_ = true;
             fired_path_ = std::string(path);
+            fired_after_answer_ = phase == sb::server::exchange_phase::sent;
         }
     }
 
@@ -225,6 +226,7 @@ public:
         armed_ = pid > 0;
         saw_request_ = false;
         fired_ = false;
+        fired_after_answer_ = false;
         events_ = 0;
         token_answers_ = 0;
         fired_path_.clear();
@@ -234,20 +236,21 @@ public:
     struct outcome {
         bool fired = false;
         std::string path;
+        bool after_answer = false;  // fired once the answer was written, not when the request was read
         int events = 0;
     };
     outcome disarm() {
         std::lock_guard lock(mu_);
         armed_ = false;
         pid_ = -1;
-        return {fired_, fired_path_, events_};
+        return {fired_, fired_path_, fired_after_answer_, events_};
     }
 
 private:
     std::mutex mu_;
     pid_t pid_ = -1;
     plan plan_;
-    bool armed_ = false, saw_request_ = false, fired_ = false;
+    bool armed_ = false, saw_request_ = false, fired_ = false, fired_after_answer_ = false;
     int events_ = 0, token_answers_ = 0;
     std::string fired_path_;
 };
@@ -290,12 +293,15 @@ std::set<std::string> check_completed_run(const std::string& out) {
 }
 
 struct figures {
-    int kills = 0, token_window_kills = 0, completed_runs = 0, stranded = 0, changes = 0;
+    int kills = 0, token_window_kills = 0, token_answer_kills = 0, completed_runs = 0, stranded = 0,
+        changes = 0;
     int stranded_outside_window = 0;
 };
 
 figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
     figures f;
+    std::cout << "kill-test: " << (grace ? "reuse-grace" : "strict") << " server, " << kill_count
+              << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
     test_clock clock, ref_clock;
     sb::background_server ehr(sandbox_options(clock, grace));
     kill_switch ks;
@@ -349,6 +355,7 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
             ++f.kills;
             if (o.path == "/token") {
                 ++f.token_window_kills;
+                if (o.after_answer) ++f.token_answer_kills;
                 ++unexplained_budget;
             }
         } else {
@@ -466,10 +473,10 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
         ADD_FAILURE() << "kill test failed with HEADACHEMD_KILL_SEED=" << seed;
     }
     std::cout << "kill-test: " << (grace ? "reuse-grace" : "strict") << " server, seed " << seed << ": "
-              << f.kills << " kills (" << f.token_window_kills << " inside a /token exchange), "
-              << f.completed_runs << " runs completed before their kill moment, " << f.changes
-              << " data changes, " << f.stranded << " patients stranded (re-enrolled), " << rows
-              << " rows equal to the reference\n";
+              << f.kills << " kills (" << f.token_window_kills << " inside a /token exchange, "
+              << f.token_answer_kills << " of them just after the answer was written), " << f.completed_runs
+              << " runs completed before their kill moment, " << f.changes << " data changes, " << f.stranded
+              << " patients stranded (re-enrolled), " << rows << " rows equal to the reference\n";
     return f;
 }
 
