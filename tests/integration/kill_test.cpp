@@ -18,12 +18,19 @@
 //
 // HEADACHEMD_KILL_COUNT (default 50) sets N, HEADACHEMD_KILL_SEED the seed
 // (default: random, printed). The figures go to stdout as "kill-test: ...".
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -219,6 +226,18 @@ public:
         }
     }
 
+    // Kills the child now, unless the switch fired already: for a daemon
+    // whose pass ended before its kill moment (it then idles until the next
+    // one is due: a kill while idle).
+    void kill_now() {
+        std::lock_guard lock(mu_);
+        if (!armed_ || pid_ <= 0) return;
+        ::kill(pid_, SIGKILL);
+        armed_ = false;
+        fired_ = true;
+        fired_path_ = "(idle)";
+    }
+
     void arm(pid_t pid, plan p) {
         std::lock_guard lock(mu_);
         pid_ = pid;
@@ -254,6 +273,65 @@ private:
     int events_ = 0, token_answers_ = 0;
     std::string fired_path_;
 };
+
+// The service manager's end of sd_notify(3) for `run` children: the test
+// learns from STATUS= that the daemon's first pass is over.
+class notify_listener {
+public:
+    explicit notify_listener(const fs::path& path) : path_(path.string()) {
+        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (fd_ < 0 || path_.size() >= sizeof(addr.sun_path)) return;
+        std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+        if (::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+    }
+    ~notify_listener() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    notify_listener(const notify_listener&) = delete;
+    notify_listener& operator=(const notify_listener&) = delete;
+    int fd() const { return fd_; }
+    const std::string& path() const { return path_; }
+    // Reads every queued datagram; true when one says the first pass is done.
+    bool drain_pass_done() {
+        bool done = false;
+        char buf[4096];
+        for (;;) {
+            const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+            if (n < 0) return done;
+            const std::string m(buf, static_cast<std::size_t>(n));
+            const std::string all = std::to_string(patient_count);
+            done = done || m.find("STATUS=pass 1: " + all + "/" + all + " patients") != std::string::npos;
+        }
+    }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
+// Waits until the `run` child `pid` has died: killed by the switch, or, once
+// its first pass is over, by kill_now(). False when neither came in time.
+bool wait_daemon_killed(pid_t pid, notify_listener& notify, kill_switch& ks) {
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) return false;
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    bool dead = false;
+    while (!dead && std::chrono::steady_clock::now() < deadline) {
+        pollfd fds[2] = {{pidfd, POLLIN, 0}, {notify.fd(), POLLIN, 0}};
+        if (::poll(fds, 2, 1000) < 0 && errno != EINTR) break;
+        if (fds[1].revents & POLLIN) {
+            if (notify.drain_pass_done()) ks.kill_now();
+        }
+        dead = (fds[0].revents & POLLIN) != 0;
+    }
+    ::close(pidfd);
+    return dead;
+}
 
 // A data change made between runs, replayed on the reference sandbox.
 struct change {
@@ -293,8 +371,8 @@ std::set<std::string> check_completed_run(const std::string& out) {
 }
 
 struct figures {
-    int kills = 0, token_window_kills = 0, token_answer_kills = 0, completed_runs = 0, stranded = 0,
-        changes = 0;
+    int kills = 0, daemon_kills = 0, idle_kills = 0, token_window_kills = 0, token_answer_kills = 0,
+        completed_runs = 0, stranded = 0, changes = 0;
     int stranded_outside_window = 0;
 };
 
@@ -309,6 +387,11 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
         [&ks](std::string_view path, sb::server::exchange_phase phase) { ks.observe(path, phase); });
     temp_dir dir;
     install(dir, *ehr);
+    notify_listener notify(dir / "notify.sock");
+    if (notify.fd() < 0) {
+        ADD_FAILURE() << "cannot bind the notify socket";
+        return f;
+    }
     const auto config = (dir / "sync.toml").string();
     const auto db_path = dir / "headache.db";
     const auto vault_path = dir / "vault.db";
@@ -336,13 +419,24 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
             p.after_token_answer = uniform(1, patient_count);
         else
             p.at_event = uniform(1, max_events);
-        const pid_t pid = headachemd::test::spawn_binary({"sync-once", "--config", config},
-                                                         dir / "stdout.txt", dir / "stderr.txt");
+        // A third of the runs are the daemon (`run`), the rest `sync-once`.
+        const bool daemon = uniform(0, 2) == 0;
+        notify.drain_pass_done();  // nothing a dead child sent may count for this one
+        const pid_t pid = headachemd::test::spawn_binary(
+            {daemon ? "run" : "sync-once", "--config", config}, dir / "stdout.txt", dir / "stderr.txt",
+            daemon ? std::vector<std::string>{"NOTIFY_SOCKET=" + notify.path()} : std::vector<std::string>{});
         if (pid <= 0) {
             ADD_FAILURE() << "could not start the binary";
             return f;
         }
         ks.arm(pid, p);
+        if (daemon && !wait_daemon_killed(pid, notify, ks)) {
+            ::kill(pid, SIGKILL);
+            ADD_FAILURE() << "the daemon neither reached its kill moment nor ended its first pass within "
+                             "120 s; seed "
+                          << seed << "\n"
+                          << headachemd::test::read_file(dir / "stderr.txt");
+        }
         // Disarmed before the child is reaped: a late event can then only
         // signal a zombie, never a process that reused the pid.
         siginfo_t info{};
@@ -353,11 +447,16 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
         if (o.fired) {
             EXPECT_EQ(code, 128 + SIGKILL) << "seed " << seed;
             ++f.kills;
+            if (daemon) ++f.daemon_kills;
+            if (o.path == "(idle)") ++f.idle_kills;
             if (o.path == "/token") {
                 ++f.token_window_kills;
                 if (o.after_answer) ++f.token_answer_kills;
                 ++unexplained_budget;
             }
+        } else if (daemon) {
+            ADD_FAILURE() << "the daemon ended by itself, exit " << code << "; seed " << seed << "\n"
+                          << headachemd::test::read_file(dir / "stderr.txt");
         } else {
             // The run ended before its kill moment: it must have completed
             // cleanly, every patient ok or flagged for re-enrollment.
@@ -476,8 +575,10 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
         ADD_FAILURE() << "kill test failed with HEADACHEMD_KILL_SEED=" << seed;
     }
     std::cout << "kill-test: " << (grace ? "reuse-grace" : "strict") << " server, seed " << seed << ": "
-              << f.kills << " kills (" << f.token_window_kills << " inside a /token exchange, "
-              << f.token_answer_kills << " of them just after the answer was written), " << f.completed_runs
+              << f.kills << " kills (" << f.daemon_kills << " of the daemon `run`, " << f.idle_kills
+              << " of them while idle after its pass; " << f.token_window_kills
+              << " inside a /token exchange, " << f.token_answer_kills
+              << " of them just after the answer was written), " << f.completed_runs
               << " runs completed before their kill moment, " << f.changes << " data changes, " << f.stranded
               << " patients stranded (re-enrolled), " << rows << " rows equal to the reference\n";
     return f;
