@@ -381,8 +381,8 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
     std::cout << "kill-test: " << (grace ? "reuse-grace" : "strict") << " server, " << kill_count
               << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
     test_clock clock, ref_clock;
+    kill_switch ks;  // before the server, which calls it until it stops
     sb::background_server ehr(sandbox_options(clock, grace));
-    kill_switch ks;
     ehr->set_exchange_observer(
         [&ks](std::string_view path, sb::server::exchange_phase phase) { ks.observe(path, phase); });
     temp_dir dir;
@@ -416,12 +416,13 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
 
     while (f.kills < kill_count) {
         kill_switch::plan p;
-        if (uniform(0, 3) == 0)
+        if (uniform(0, 3) == 0) {
             p.after_token_answer = uniform(1, patient_count);
-        else
+        } else {
             // Half the time within the length of the latest whole pass: once the
             // first pass is done, passes are incremental and much shorter.
             p.at_event = uniform(1, uniform(0, 1) == 0 ? recent_pass_events : max_events);
+        }
         // A third of the runs are the daemon (`run`), the rest `sync-once`.
         const bool daemon = uniform(0, 2) == 0;
         notify.drain_pass_done();  // nothing a dead child sent may count for this one
