@@ -136,6 +136,16 @@ std::set<std::string> needing_reauth(const fs::path& vault_path) {
     });
 }
 
+// Each patient's refresh token, to see whether a killed child stored a
+// rotated one before it died.
+std::map<std::string, std::string> vault_tokens(const fs::path& vault_path) {
+    return with_vault(vault_path, [](headachemd::store::vault& v) {
+        std::map<std::string, std::string> out;
+        for (const auto& e : v.enrollments()) out[e.patient_key] = e.refresh_token;
+        return out;
+    });
+}
+
 // What a clinic does for a stranded patient: enroll them again (here with
 // the sandbox's headless shortcut instead of a browser).
 void reenroll(const fs::path& vault_path, sb::server& ehr, const std::string& key) {
@@ -211,6 +221,7 @@ public:
         else if (!saw_request_)
             return;
         ++events_;
+        if (path == "/token" && phase == sb::server::exchange_phase::received) ++token_requests_;
         bool hit = false;
         if (plan_.after_token_answer > 0)
             hit = path == "/token" && phase == sb::server::exchange_phase::sent &&
@@ -223,6 +234,7 @@ public:
             fired_ = true;
             fired_path_ = std::string(path);
             fired_after_answer_ = phase == sb::server::exchange_phase::sent;
+            fired_token_request_ = token_requests_;
         }
     }
 
@@ -248,6 +260,8 @@ public:
         fired_after_answer_ = false;
         events_ = 0;
         token_answers_ = 0;
+        token_requests_ = 0;
+        fired_token_request_ = 0;
         fired_path_.clear();
     }
     // After the child ended: whether the switch fired, on which path, and
@@ -257,12 +271,13 @@ public:
         std::string path;
         bool after_answer = false;  // fired once the answer was written, not when the request was read
         int events = 0;
+        int token_request = 0;  // how many /token requests the child had made when the switch fired
     };
     outcome disarm() {
         std::lock_guard lock(mu_);
         armed_ = false;
         pid_ = -1;
-        return {fired_, fired_path_, fired_after_answer_, events_};
+        return {fired_, fired_path_, fired_after_answer_, events_, fired_token_request_};
     }
 
 private:
@@ -270,7 +285,7 @@ private:
     pid_t pid_ = -1;
     plan plan_;
     bool armed_ = false, saw_request_ = false, fired_ = false, fired_after_answer_ = false;
-    int events_ = 0, token_answers_ = 0;
+    int events_ = 0, token_answers_ = 0, token_requests_ = 0, fired_token_request_ = 0;
     std::string fired_path_;
 };
 
@@ -373,6 +388,7 @@ std::set<std::string> check_completed_run(const std::string& out) {
 struct figures {
     int kills = 0, daemon_kills = 0, idle_kills = 0, token_window_kills = 0, token_answer_kills = 0,
         completed_runs = 0, stranded = 0, changes = 0;
+    int token_stored_before_kill = 0;  // kills just after a /token answer whose token was stored already
     int stranded_outside_window = 0;
 };
 
@@ -426,6 +442,7 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
         // A third of the runs are the daemon (`run`), the rest `sync-once`.
         const bool daemon = uniform(0, 2) == 0;
         notify.drain_pass_done();  // nothing a dead child sent may count for this one
+        const auto tokens_before = vault_tokens(vault_path);
         const pid_t pid = headachemd::test::spawn_binary(
             {daemon ? "run" : "sync-once", "--config", config}, dir / "stdout.txt", dir / "stderr.txt",
             daemon ? std::vector<std::string>{"NOTIFY_SOCKET=" + notify.path()} : std::vector<std::string>{});
@@ -458,6 +475,13 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
                 ++f.token_window_kills;
                 if (o.after_answer) ++f.token_answer_kills;
                 ++unexplained_budget;
+                // One patient at a time, in config order, each refreshed once
+                // per run: the n-th /token request is patient hmd-n's.
+                const std::string key = "hmd-" + std::to_string(o.token_request);
+                const auto before = tokens_before.find(key);
+                if (o.after_answer && before != tokens_before.end() &&
+                    vault_tokens(vault_path)[key] != before->second)
+                    ++f.token_stored_before_kill;
             }
         } else if (daemon) {
             ADD_FAILURE() << "the daemon ended by itself, exit " << code << "; seed " << seed << "\n"
@@ -583,7 +607,8 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
               << f.kills << " kills (" << f.daemon_kills << " of the daemon `run`, " << f.idle_kills
               << " of them while idle after its pass; " << f.token_window_kills
               << " inside a /token exchange, " << f.token_answer_kills
-              << " of them just after the answer was written), " << f.completed_runs
+              << " of them just after the answer was written, " << f.token_stored_before_kill
+              << " of those with the new token already in the vault), " << f.completed_runs
               << " runs completed before their kill moment, " << f.changes << " data changes, " << f.stranded
               << " patients stranded (re-enrolled), " << rows << " rows equal to the reference\n";
     return f;
