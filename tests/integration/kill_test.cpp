@@ -4,6 +4,10 @@
 // run against an identical sandbox, both databases and the vault must pass
 // PRAGMA integrity_check, and every patient's refresh token must still work.
 //
+// The runs are `sync-once` and, a third of them, the daemon `run` (which is
+// also killed while idle once sd_notify reports its first pass done). The
+// EHR's data changes between runs, so later runs have rows to write too.
+//
 // Kill moments come from the sandbox's exchange observer, not from sleeps:
 // the k-th request read or response written by the sandbox (k drawn from a
 // seeded RNG), and, aimed at the dangerous window, the moment the sandbox
@@ -18,7 +22,6 @@
 //
 // HEADACHEMD_KILL_COUNT (default 50) sets N, HEADACHEMD_KILL_SEED the seed
 // (default: random, printed). The figures go to stdout as "kill-test: ...".
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
