@@ -101,6 +101,19 @@ struct server_core {
     std::atomic<std::uint16_t> bound_port{0};
     std::atomic<bool> started{false};
 
+    // The crash-test observer (sandbox.hpp), copied out under its lock and
+    // called without it.
+    void observe(std::string_view target, server::exchange_phase phase) {
+        std::shared_ptr<const server::exchange_observer> o;
+        {
+            std::lock_guard lock(observer_mu);
+            o = observer;
+        }
+        if (o && *o) (*o)(target.substr(0, target.find('?')), phase);
+    }
+    std::mutex observer_mu;
+    std::shared_ptr<const server::exchange_observer> observer;
+
     std::mutex sessions_mu;
     bool stopping = false;
     std::uint64_t next_session = 0;
@@ -212,6 +225,7 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
         request.body = std::move(req.body());
         bool keep_alive = req.keep_alive();
 
+        self->observe(request.target, server::exchange_phase::received);
         detail::http_response response = self->logic.handle(request);
         if (response.delay > 0ms) {
             // A timer, not a sleep: other connections go on meanwhile.
@@ -258,6 +272,7 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
         const std::string whole = head + response.body;
         auto [wec, n] = co_await asio::async_write(c->stream, asio::buffer(whole), use_tuple);
         if (wec) co_return;
+        self->observe(request.target, server::exchange_phase::sent);
         if (!keep_alive) break;
     }
     co_await close_gracefully(*c);
@@ -403,6 +418,11 @@ void server::fail_token_requests(int status, std::string error, int count) {
     impl_->logic.fail_token_requests(status, std::move(error), count);
 }
 counters server::stats() const { return impl_->logic.stats(); }
+void server::set_exchange_observer(exchange_observer observer) {
+    auto shared = std::make_shared<const exchange_observer>(std::move(observer));
+    std::lock_guard lock(impl_->observer_mu);
+    impl_->observer = std::move(shared);
+}
 void server::reset_counters() { impl_->logic.reset_counters(); }
 std::vector<std::string> server::issued_tokens() const { return impl_->logic.issued_tokens(); }
 

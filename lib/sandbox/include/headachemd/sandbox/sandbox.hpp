@@ -259,6 +259,18 @@ public:
     // and logs for a token that must not be there.
     std::vector<std::string> issued_tokens() const;
 
+    // ---- Crash-test control ----------------------------------------------
+    // Called on a server thread at two moments of every exchange: once the
+    // request is read, before it is handled (received), and once its whole
+    // response is written to the socket (sent; not for an injected reset or
+    // truncation). `path` has no query. A crash test SIGKILLs its client
+    // from here at an exact point (e.g. just after a /token answer, before
+    // the client can store the rotated token) instead of sleeping and
+    // hoping. The call is made with no server lock held. Empty: none.
+    enum class exchange_phase { received, sent };
+    using exchange_observer = std::function<void(std::string_view path, exchange_phase phase)>;
+    void set_exchange_observer(exchange_observer observer);
+
     // ---- Data controls ---------------------------------------------------
     std::vector<std::string> patient_ids() const;  // generation order
     // Non-deleted resources per type (Appointment absent in ecw_mode).
