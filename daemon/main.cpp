@@ -6,6 +6,7 @@
 
 #include "exit_codes.hpp"
 #include "ingest_command.hpp"
+#include "report_command.hpp"
 #include "sandbox_commands.hpp"
 #include "sync_commands.hpp"
 
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
     headachemd::daemon::add_ingest_command(app, &exit_code);
     headachemd::daemon::add_sync_commands(app, &exit_code);
     headachemd::daemon::add_sandbox_commands(app, &exit_code);
+    headachemd::daemon::add_report_command(app, &exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
