@@ -83,9 +83,9 @@ constexpr const char* page_script = R"js(
         t[0] + ' days'));
     });
     s.appendChild(sv('line', { x1: L, x2: W - R, y1: H - B, y2: H - B, 'class': 'axis' }));
-    [0, 10, 20, 30].forEach(function (v) {
-      if (v <= top) { s.appendChild(sv('text', { x: L - 4, y: y(v) + 4, 'text-anchor': 'end', 'class': 'small' }, v)); }
-    });
+    for (var v = 0; v <= top; v += (top > 60 ? 20 : 10)) {
+      s.appendChild(sv('text', { x: L - 4, y: y(v) + 4, 'text-anchor': 'end', 'class': 'small' }, v));
+    }
     var step = Math.max(1, Math.ceil(n / 12));
     for (i = 0; i < n; i += step) {
       s.appendChild(sv('text', { x: L + i * bw + bw / 2, y: H - B + 14, 'text-anchor': 'middle', 'class': 'small' },
