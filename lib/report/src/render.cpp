@@ -231,8 +231,14 @@ constexpr const char* page_script = R"js(
   document.getElementById('filter').addEventListener('input', function (ev) {
     state.filter = ev.target.value; state.page = 0; renderList();
   });
+  // report.html#patient=KEY opens that patient (a link an analyst can share).
+  var wanted = -1, hash = decodeURIComponent(window.location.hash || '');
+  if (hash.indexOf('#patient=') === 0) {
+    for (var w = 0; w < D.p.length; w++) { if (D.p[w].k === hash.slice(9)) { wanted = w; } }
+  }
   var first = renderList();
-  if (first.length) { showPatient(first[0]); }
+  if (wanted >= 0) { state.page = Math.floor(wanted / D.page); showPatient(wanted); }
+  else if (first.length) { showPatient(first[0]); }
   document.documentElement.setAttribute('data-report-ready', String(D.p.length));
 })();
 )js";
