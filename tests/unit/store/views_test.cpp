@@ -8,6 +8,7 @@
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
 
+#include "headachemd/schema/migrations.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "test_support.hpp"
 
@@ -481,6 +482,33 @@ TEST_F(views, TheDocumentationCheckCatchesAnUndocumentedColumn) {
     exec("CREATE VIEW v_sync_freshness AS SELECT 1 AS source, 2 AS surprise");
     EXPECT_EQ(undocumented_columns(db_.sql(), schema_readme()),
               (std::vector<std::string>{"v_patient_summary_extra", "v_sync_freshness.surprise"}));
+}
+
+// --- upgrading ----------------------------------------------------------------
+
+TEST(ViewsMigration, AVersionTwoDatabaseKeepsItsRowsAndGainsTheViews) {
+    // Setup: a database written by the previous release (migrations 1 and 2
+    // only; same application_id as headache.db), with a prescription in it.
+    temp_dir dir;
+    const auto all = headachemd::schema::analytics_migrations();
+    ASSERT_GE(all.size(), 3u);
+    {
+        SQLite::Database db = st::open_database(
+            dir / "headache.db",
+            st::database_kind{"analytics database", 0x48444d41, all.first(2), "NORMAL", 0640});
+        db.exec(
+            "INSERT INTO medication_request (source, id, patient_key, raw_hash, ingested_at, status, intent, "
+            "authored_on, drug_class, therapy_role, days_supply) VALUES ('ehr', 'old', 'K', 'h', 'x', "
+            "'completed', 'order', '2024-01-01', 'triptan', 'acute', 10)");
+    }
+    // Run
+    st::analytics_db db(dir / "headache.db");
+    // Check
+    EXPECT_EQ(db.schema_version(), all.back().version);
+    EXPECT_EQ(rows(db.sql(), "SELECT id, status_reason_code, status_reason FROM medication_request"),
+              (rows_t{"old|-|-"}));
+    EXPECT_EQ(rows(db.sql(), "SELECT month, exposure_days FROM v_acute_exposure_monthly"),
+              (rows_t{"2024-01|10"}));
 }
 
 }  // namespace
