@@ -131,7 +131,29 @@ SQLite::Database open_read_only(const fs::path& path) {
     }
 }
 
+namespace {
+// One read transaction around every query: in WAL mode it pins one
+// snapshot, so the counts and the patients agree even while the daemon
+// commits pages between our queries.
+class read_snapshot {
+public:
+    explicit read_snapshot(SQLite::Database& db) : db_(db) { db_.exec("BEGIN"); }
+    ~read_snapshot() {
+        try {
+            db_.exec("COMMIT");
+        } catch (...) {  // nothing was written; a failed end of a read changes nothing
+        }
+    }
+    read_snapshot(const read_snapshot&) = delete;
+    read_snapshot& operator=(const read_snapshot&) = delete;
+
+private:
+    SQLite::Database& db_;
+};
+}  // namespace
+
 report_data load(SQLite::Database& db) {
+    read_snapshot snapshot(db);
     report_data out;
     auto& c = out.clinic;
     {

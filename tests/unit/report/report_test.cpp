@@ -144,6 +144,9 @@ TEST(ReportOpen, ReadsWhileTheDaemonHoldsAWriteTransactionAndCannotWrite) {
     // itself cannot write.
     EXPECT_EQ(data.clinic.patients, 2);
     EXPECT_THROW(db.exec("DELETE FROM patient"), SQLite::Exception);
+    // And the reader's snapshot does not block the writer's commit.
+    EXPECT_NO_THROW(tx.commit());
+    EXPECT_EQ(rp::load(db).clinic.patients, 3);
 }
 
 TEST(ReportRender, SummaryCountsComeFromTheViews) {
