@@ -122,7 +122,8 @@ SQLite::Database open_read_only(const fs::path& path) {
         if (version < views_schema_version)
             throw report_error("'" + path.string() + "' has schema version " + std::to_string(version) +
                                ", older than the analyst views (" + std::to_string(views_schema_version) +
-                               "). Run `headachemd-sync migrate` or let the daemon open it once");
+                               "). Let this version of the daemon (run, sync-once or ingest) open it once: "
+                               "that migrates it");
         return db;
     } catch (const report_error&) {
         throw;
