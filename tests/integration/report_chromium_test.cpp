@@ -168,4 +168,14 @@ TEST_F(report_in_chromium, TheCheckFailsWhenAScriptThrowsOrLogsAnError) {
     EXPECT_NE(pc[0].find("injected console error"), std::string::npos) << pc[0];
 }
 
+TEST(ReportCli, MissingDatabaseExits66AndCreatesNothing) {
+    temp_dir dir;
+    const auto r = run_binary(
+        {"report", "--db", (dir / "nope.db").string(), "--out", (dir / "out.html").string()}, dir.path());
+    EXPECT_EQ(r.exit_code, 66) << r.out << r.err;
+    EXPECT_NE(r.err.find("nope.db"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "nope.db"));
+    EXPECT_FALSE(fs::exists(dir / "out.html"));
+}
+
 }  // namespace
