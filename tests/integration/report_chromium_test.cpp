@@ -49,18 +49,14 @@ struct browser_run {
 // console logged to stderr. `timeout` bounds a hung browser.
 browser_run open_in_chromium(const fs::path& chromium, const fs::path& html, const fs::path& scratch) {
     const fs::path out = scratch / "dom.html", err = scratch / "chromium.log";
-    std::vector<std::string> args{"/usr/bin/timeout",
-                                  "120",
-                                  chromium.string(),
-                                  "--headless",
-                                  "--no-sandbox",
-                                  "--disable-gpu",
-                                  "--no-first-run",
-                                  "--user-data-dir=" + (scratch / "profile").string(),
-                                  "--enable-logging=stderr",
-                                  "--v=0",
-                                  "--dump-dom",
-                                  "file://" + html.string()};
+    std::vector<std::string> args{
+        "/usr/bin/timeout", "120", chromium.string(), "--headless", "--no-sandbox", "--disable-gpu",
+        "--no-first-run",
+        // Hermetic: no update checks, metrics or
+        // other background requests leave the machine.
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-domain-reliability", "--user-data-dir=" + (scratch / "profile").string(),
+        "--enable-logging=stderr", "--v=0", "--dump-dom", "file://" + html.string()};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
