@@ -8,6 +8,7 @@
 #include "exit_codes.hpp"
 #include "ingest_command.hpp"
 #include "keygen_command.hpp"
+#include "report_command.hpp"
 #include "sandbox_commands.hpp"
 #include "sync_commands.hpp"
 #include "vault_commands.hpp"
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
     headachemd::daemon::add_vault_commands(app, &exit_code);
     headachemd::daemon::add_doctor_command(app, &exit_code);
     headachemd::daemon::add_keygen_command(app, &exit_code);
+    headachemd::daemon::add_report_command(app, &exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

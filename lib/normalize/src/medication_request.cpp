@@ -156,11 +156,15 @@ bool read_medication_request(od::object& obj, resource_ctx& ctx, medication_requ
     std::string_view text;
     bool has_concept = false;
     reference_view med_ref;
+    std::vector<term::coding_view> reason_codings;
+    std::string_view reason_text;
     const bool ok = for_each_field(obj, ctx, path{}, [&](od::raw_json_string key, od::value& v) {
         if (key == "id") return read_id(v, ctx, out.h);
         if (key == "meta") return read_meta(v, ctx, out.h);
         if (key == "contained") return read_contained(v, ctx, path{"contained"});
         if (key == "status") return read_text(v, ctx, path{"status"}, out.status);
+        if (key == "statusReason")
+            return read_concept(v, ctx, path{"statusReason"}, reason_codings, reason_text);
         if (key == "intent") return read_text(v, ctx, path{"intent"}, out.intent);
         if (key == "medicationCodeableConcept") {
             has_concept = true;
@@ -184,6 +188,18 @@ bool read_medication_request(od::object& obj, resource_ctx& ctx, medication_requ
         return true;
     });
     if (!ok) return false;
+
+    // R4 MedicationRequest.statusReason (why it was stopped): HL7's
+    // medicationrequest-status-reason codes (sintol = suspected intolerance)
+    // or local text. The views read it as documented intolerance.
+    for (const auto& c : reason_codings) {
+        if (c.code.empty()) continue;
+        out.status_reason_code = std::string(c.code);
+        if (reason_text.empty()) reason_text = c.display;
+        break;
+    }
+    if (reason_text.empty() && !reason_codings.empty()) reason_text = reason_codings.front().display;
+    out.status_reason = text_or_null(reason_text);
 
     if (has_concept) {
         apply_medication(ctx.s.classify, out, codings, text);

@@ -85,18 +85,34 @@ void bind_own(SQLite::Statement& s, const nz::condition_record& r) {
 }
 
 const table_def& def_of(const nz::medication_request_record&) {
-    static const table_def d{
-        "medication_request",
-        {"status", "intent", "authored_on", "medication_system", "medication_code", "medication_display",
-         "medication_reference", "ingredient", "drug_class", "therapy_role", "as_needed", "dose_text",
-         "dose_quantity", "doses_per_day", "quantity", "quantity_unit", "days_supply", "refills"}};
+    static const table_def d{"medication_request",
+                             {"status",
+                              "intent",
+                              "authored_on",
+                              "medication_system",
+                              "medication_code",
+                              "medication_display",
+                              "medication_reference",
+                              "ingredient",
+                              "drug_class",
+                              "therapy_role",
+                              "as_needed",
+                              "dose_text",
+                              "dose_quantity",
+                              "doses_per_day",
+                              "quantity",
+                              "quantity_unit",
+                              "days_supply",
+                              "refills",
+                              "status_reason_code",
+                              "status_reason"}};
     return d;
 }
 void bind_own(SQLite::Statement& s, const nz::medication_request_record& r) {
     bind_all(s, r.status, r.intent, r.authored_on, r.medication_system, r.medication_code,
              r.medication_display, r.medication_reference, r.ingredient, r.drug_class, r.therapy_role,
              r.as_needed, r.dose_text, r.dose_quantity, r.doses_per_day, r.quantity, r.quantity_unit,
-             r.days_supply, r.refills);
+             r.days_supply, r.refills, r.status_reason_code, r.status_reason);
 }
 
 const table_def& def_of(const nz::appointment_record&) {

@@ -235,5 +235,35 @@ TEST(NormalizeMedicationRequest, FractionalRefillsIsAProblem) {
         << r.problems[0].message;
 }
 
+// The analyst views read statusReason as documented intolerance (schema 0003).
+TEST(NormalizeMedicationRequest, KeepsStatusReasonCodeAndText) {
+    // Setup: HL7 medicationrequest-status-reason "sintol", with and without text.
+    const std::string coded =
+        R"({"resourceType":"MedicationRequest","id":"mr-sr1","status":"stopped",
+        "statusReason":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason",
+            "code":"sintol","display":"Suspected intolerance"}],"text":"paresthesia on topiramate"},
+        "intent":"order","medicationCodeableConcept":{"text":"topiramate 25 MG Oral Tablet"},
+        "subject":{"reference":"Patient/p1"}})";
+    const std::string display_only =
+        R"({"resourceType":"MedicationRequest","id":"mr-sr2","status":"stopped",
+        "statusReason":{"coding":[{"code":"sintol","display":"Suspected intolerance"}]},
+        "intent":"order","medicationCodeableConcept":{"text":"topiramate 25 MG Oral Tablet"}})";
+    const std::string none =
+        R"({"resourceType":"MedicationRequest","id":"mr-sr3","status":"active","intent":"order",
+        "medicationCodeableConcept":{"text":"topiramate 25 MG Oral Tablet"}})";
+    // Run
+    const auto a = only<medication_request_record>(run(coded));
+    const auto b = only<medication_request_record>(run(display_only));
+    const auto c = only<medication_request_record>(run(none));
+    // Check
+    EXPECT_EQ(a.status_reason_code, "sintol");
+    EXPECT_EQ(a.status_reason, "paresthesia on topiramate");
+    EXPECT_EQ(a.drug_class, "anticonvulsant");
+    EXPECT_EQ(b.status_reason_code, "sintol");
+    EXPECT_EQ(b.status_reason, "Suspected intolerance");
+    EXPECT_FALSE(c.status_reason_code);
+    EXPECT_FALSE(c.status_reason);
+}
+
 }  // namespace
 }  // namespace headachemd::normalize::test

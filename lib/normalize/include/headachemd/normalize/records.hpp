@@ -68,6 +68,9 @@ struct medication_request_record {
     opt_text quantity_unit;
     opt_real days_supply;  // dispenseRequest.expectedSupplyDuration in days
     opt_int refills;       // dispenseRequest.numberOfRepeatsAllowed
+    // statusReason: the code of its first coding, and its text (else that
+    // coding's display). Schema version 3.
+    opt_text status_reason_code, status_reason;
 };
 
 struct appointment_record {

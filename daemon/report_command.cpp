@@ -1,0 +1,112 @@
+#include "report_command.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include <SQLiteCpp/Exception.h>
+#include <fmt/format.h>
+
+#include "exit_codes.hpp"
+#include "headachemd/report/report.hpp"
+
+namespace headachemd::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct report_args {
+    std::string db = "headache.db";
+    std::string out = "report.html";
+    int page_size = 25;
+};
+
+std::string utc_now() {
+    const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+// Writes beside the target and renames, so a reader never sees half a file.
+// Mode 0640: the report names patients by key only, but it is clinical data.
+bool write_atomically(const fs::path& out, const std::string& html, std::string& error) {
+    const fs::path tmp = out.string() + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        error = std::strerror(errno);
+        return false;
+    }
+    std::size_t done = 0;
+    while (done < html.size()) {
+        const auto n = ::write(fd, html.data() + done, html.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            error = std::strerror(errno);
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            return false;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0 || ::rename(tmp.c_str(), out.c_str()) != 0) {
+        error = std::strerror(errno);
+        ::unlink(tmp.c_str());
+        return false;
+    }
+    return true;
+}
+
+int run_report(const report_args& a) {
+    try {
+        SQLite::Database db = report::open_read_only(a.db);
+        const report::report_data data = report::load(db);
+        report::options opts;
+        opts.generated_at = utc_now();
+        opts.page_size = a.page_size;
+        const std::string html = report::render_html(data, opts);
+        std::string error;
+        if (!write_atomically(a.out, html, error)) {
+            std::cerr << fmt::format("error: cannot write {}: {}\n", a.out, error);
+            return exit_code::cant_create;
+        }
+        std::cout << fmt::format("Wrote {} ({} patients, {:.1f} kB)\n", a.out, data.patients.size(),
+                                 static_cast<double>(html.size()) / 1024.0);
+        return exit_code::ok;
+    } catch (const report::report_error& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return fs::exists(a.db) ? exit_code::data_error : exit_code::no_input;
+    } catch (const SQLite::Exception& e) {
+        std::cerr << fmt::format("error: reading {} failed: {}\n", a.db, e.what());
+        return exit_code::io_error;
+    }
+}
+
+}  // namespace
+
+void add_report_command(CLI::App& app, int* exit_code) {
+    auto args = std::make_shared<report_args>();
+    CLI::App* cmd = app.add_subcommand(
+        "report", "Write the clinic report: one self-contained HTML file with charts, read from headache.db");
+    cmd->footer(
+        "Example:\n  headachemd-sync report --db /var/lib/headachemd/headache.db --out clinic.html\n"
+        "The database is opened read-only, so this is safe while the daemon runs.\n"
+        "\nExit status: 0 written, 66 no database, 65 not a HeadacheMD database or too old,\n"
+        "73 the output cannot be written, 74 reading failed.");
+    cmd->add_option("--db", args->db, "analytics database to read")->capture_default_str();
+    cmd->add_option("--out", args->out, "HTML file to write")->capture_default_str();
+    cmd->add_option("--page-size", args->page_size, "patients per page in the list")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000));
+    cmd->callback([args, exit_code] { *exit_code = run_report(*args); });
+}
+
+}  // namespace headachemd::daemon

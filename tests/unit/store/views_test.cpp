@@ -1,0 +1,514 @@
+// The analyst views (schema/0003_analyst_views.sql): small hand-made patient
+// histories whose answers are known, checked row by row.
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+
+#include "headachemd/schema/migrations.hpp"
+#include "headachemd/store/analytics_db.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace st = headachemd::store;
+using headachemd::test::read_file;
+using headachemd::test::temp_dir;
+
+using rows_t = std::vector<std::string>;
+
+// Every row of `sql` as "a|b|c", NULL as "-".
+rows_t rows(SQLite::Database& db, const std::string& sql) {
+    SQLite::Statement q(db, sql);
+    rows_t out;
+    while (q.executeStep()) {
+        std::string line;
+        for (int i = 0; i < q.getColumnCount(); ++i) {
+            if (i) line += "|";
+            line += q.getColumn(i).isNull() ? std::string("-") : q.getColumn(i).getString();
+        }
+        out.push_back(line);
+    }
+    return out;
+}
+
+struct rx {
+    std::string id, patient, drug_class, role = "acute", authored;
+    double days_supply = 0;  // 0: not given
+    std::string status = "completed";
+    bool deleted = false;
+    double quantity = 0, doses_per_day = 0;
+    std::string ingredient = "";
+    std::string status_reason_code = "";
+    int as_needed = -1;
+};
+
+class views : public ::testing::Test {
+protected:
+    views() : db_(dir_ / "headache.db") {
+        // A fixed "today" makes ongoing trials and windows reproducible.
+        db_.sql().exec("UPDATE analyst_setting SET value = '2024-12-31' WHERE key = 'as_of'");
+    }
+
+    void patient(const std::string& key) {
+        SQLite::Statement q(
+            db_.sql(),
+            "INSERT INTO patient (source, id, patient_key, raw_hash, ingested_at, birth_year, sex) "
+            "VALUES ('ehr', ?1, ?1, 'h', '2024-12-30T00:00:00Z', 1980, 'female')");
+        q.bind(1, key);
+        q.exec();
+    }
+
+    void add(const rx& r) {
+        SQLite::Statement q(
+            db_.sql(),
+            "INSERT INTO medication_request (source, id, patient_key, raw_hash, ingested_at, deleted_at, "
+            "status, "
+            "intent, authored_on, ingredient, drug_class, therapy_role, as_needed, doses_per_day, quantity, "
+            "days_supply, status_reason_code) VALUES ('ehr', ?1, ?2, 'h', '2024-12-30T00:00:00Z', ?3, ?4, "
+            "'order', "
+            "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+        q.bind(1, r.id);
+        q.bind(2, r.patient);
+        if (r.deleted) {
+            q.bind(3, "2024-12-01T00:00:00Z");
+        } else {
+            q.bind(3);
+        }
+        q.bind(4, r.status);
+        q.bind(5, r.authored);
+        q.bind(6, r.ingredient.empty() ? r.drug_class : r.ingredient);
+        q.bind(7, r.drug_class);
+        q.bind(8, r.role);
+        if (r.as_needed >= 0) {
+            q.bind(9, r.as_needed);
+        } else {
+            q.bind(9);
+        }
+        if (r.doses_per_day > 0) {
+            q.bind(10, r.doses_per_day);
+        } else {
+            q.bind(10);
+        }
+        if (r.quantity > 0) {
+            q.bind(11, r.quantity);
+        } else {
+            q.bind(11);
+        }
+        if (r.days_supply > 0) {
+            q.bind(12, r.days_supply);
+        } else {
+            q.bind(12);
+        }
+        if (!r.status_reason_code.empty()) {
+            q.bind(13, r.status_reason_code);
+        } else {
+            q.bind(13);
+        }
+        q.exec();
+    }
+
+    // One prescription of `days` days on the 1st of each of `months` months from January 2024.
+    void monthly(const std::string& patient, const std::string& cls, int days, int months,
+                 const std::string& day = "01") {
+        for (int m = 1; m <= months; ++m) {
+            const std::string month = (m < 10 ? "0" : "") + std::to_string(m);
+            add({patient + "-" + cls + "-" + day + "-" + month, patient, cls, "acute",
+                 "2024-" + month + "-" + day, static_cast<double>(days)});
+        }
+    }
+
+    rows_t moh() {
+        return rows(
+            db_.sql(),
+            "SELECT patient_key, first_month, last_month, months, trigger_classes, basis FROM v_moh_risk "
+            "ORDER BY patient_key, first_month");
+    }
+
+    void exec(const std::string& sql) { db_.sql().exec(sql); }
+
+    temp_dir dir_;
+    st::analytics_db db_;
+};
+
+// --- v_moh_risk ------------------------------------------------------------
+
+TEST_F(views, TriptanTenDaysForFourMonthsIsMohRiskAndNineIsNot) {
+    // Setup
+    monthly("T10", "triptan", 10, 4);
+    monthly("T09", "triptan", 9, 4);
+    // Run / Check
+    EXPECT_EQ(moh(), (rows_t{"T10|2024-01|2024-04|4|triptan|prescribed exposure, not use"}));
+    EXPECT_EQ(
+        rows(db_.sql(), "SELECT trigger_months FROM v_moh_risk"),
+        (rows_t{
+            R"([{"month":"2024-01","class":"triptan","days":10},{"month":"2024-02","class":"triptan","days":10},)"
+            R"({"month":"2024-03","class":"triptan","days":10},{"month":"2024-04","class":"triptan","days":10}])"}));
+}
+
+TEST_F(views, SimpleAnalgesicsAndNsaidsCountAsOneClassAtFifteenDays) {
+    // Setup: 8 NSAID days then 7 acetaminophen days (15 together), and 14.
+    monthly("N15", "nsaid", 8, 4, "01");
+    monthly("N15", "simple_analgesic", 7, 4, "15");
+    monthly("N14", "nsaid", 14, 4);
+    // Run / Check: 14 days of NSAIDs alone is under 15, and under the several-classes rule it is one class.
+    EXPECT_EQ(moh(), (rows_t{"N15|2024-01|2024-04|4|simple_analgesic_nsaid|prescribed exposure, not use"}));
+}
+
+TEST_F(views, ThreeMonthsIsNotMoreThanThree) {
+    monthly("M3", "triptan", 12, 3);
+    monthly("M4", "opioid", 12, 4);
+    EXPECT_EQ(moh(), (rows_t{"M4|2024-01|2024-04|4|opioid|prescribed exposure, not use"}));
+}
+
+TEST_F(views, SeveralClassesTogetherReachTenDays) {
+    // 6 triptan days and 5 opioid days, none of them alone overused.
+    monthly("SEV", "triptan", 6, 4, "01");
+    monthly("SEV", "opioid", 5, 4, "10");
+    EXPECT_EQ(moh(), (rows_t{"SEV|2024-01|2024-04|4|several_classes|prescribed exposure, not use"}));
+    EXPECT_EQ(rows(db_.sql(), "SELECT json_extract(trigger_months, '$[0].days') FROM v_moh_risk"),
+              (rows_t{"11"}));
+}
+
+TEST_F(views, EnteredInErrorCancelledAndDeletedPrescriptionsNeverCount) {
+    // Setup: three patients whose second month is only reached by a prescription that must not count.
+    for (const char* p : {"EIE", "CAN", "DEL", "OK"}) {
+        monthly(p, "triptan", 10, 4);
+        exec(std::string("DELETE FROM medication_request WHERE id = '") + p + "-triptan-01-02'");
+        rx second{std::string(p) + "-x", p, "triptan", "acute", "2024-02-01", 10};
+        if (std::string(p) == "EIE") second.status = "entered-in-error";
+        if (std::string(p) == "CAN") second.status = "cancelled";
+        if (std::string(p) == "DEL") second.deleted = true;
+        add(second);
+    }
+    // Run / Check: only the control patient is at risk.
+    EXPECT_EQ(moh(), (rows_t{"OK|2024-01|2024-04|4|triptan|prescribed exposure, not use"}));
+    EXPECT_EQ(rows(db_.sql(),
+                   "SELECT count(*) FROM v_prescription_supply WHERE patient_key IN ('EIE','CAN','DEL')"),
+              (rows_t{"9"}));
+}
+
+// --- v_acute_exposure_monthly ---------------------------------------------
+
+TEST_F(views, MonthlyExposureSplitsAcrossMonthsUnitesOverlapsAndMarksUnknownSupply) {
+    // Setup: 10 days from Jan 25 (7 in January, 3 in February); an overlapping
+    // second fill from Jan 28; a fill from quantity / doses per day (9 / 2 =
+    // 4.5 days, so 5 days); one with no supply information at all.
+    add({"a", "X", "triptan", "acute", "2024-01-25", 10});
+    add({"b", "X", "triptan", "acute", "2024-01-28T09:00:00-05:00", 10});
+    add({"c", "X", "nsaid", "acute", "2024-03-10", 0, "active", false, 9, 2});
+    add({"d", "X", "opioid", "acute", "2024-03-11", 0});
+    // Run
+    const auto got =
+        rows(db_.sql(),
+             "SELECT patient_key, month, acute_class, exposure_days, supply_days, prescriptions, "
+             "unknown_supply_prescriptions, days_in_month FROM v_acute_exposure_monthly "
+             "ORDER BY month, acute_class");
+    // Check
+    EXPECT_EQ(got,
+              (rows_t{"X|2024-01|triptan|7|11.0|2|0|31", "X|2024-02|triptan|6|9.0|0|0|29",
+                      "X|2024-03|opioid|0|0.0|1|1|31", "X|2024-03|simple_analgesic_nsaid|5|5.0|1|0|31"}));
+    EXPECT_EQ(rows(db_.sql(),
+                   "SELECT id, supply_basis, fill_days, start_date, end_date FROM v_prescription_supply "
+                   "ORDER BY id"),
+              (rows_t{"a|expected_supply_duration|10.0|2024-01-25|2024-02-04",
+                      "b|expected_supply_duration|10.0|2024-01-28|2024-02-07",
+                      "c|quantity_per_doses_per_day|4.5|2024-03-10|2024-03-15", "d|unknown|-|2024-03-11|-"}));
+}
+
+// --- v_preventive_history and v_cgrp_readiness -----------------------------
+
+class preventive : public views {
+protected:
+    // `weeks` of a class as consecutive 28-day fills (plus a 7-day remainder).
+    void trial(const std::string& patient, const std::string& cls, const std::string& ingredient,
+               const std::string& start, int days, const std::string& status = "completed") {
+        int done = 0, n = 0;
+        while (done < days) {
+            const int fill = std::min(28, days - done);
+            SQLite::Statement d(db_.sql(), "SELECT date(?1, '+' || ?2 || ' days')");
+            d.bind(1, start);
+            d.bind(2, done);
+            d.executeStep();
+            rx r{patient + "-" + cls + "-" + start + "-" + std::to_string(++n),
+                 patient,
+                 cls,
+                 "preventive",
+                 d.getColumn(0).getString(),
+                 static_cast<double>(fill),
+                 status};
+            r.ingredient = ingredient;
+            add(r);
+            done += fill;
+        }
+    }
+    rows_t ready() {
+        return rows(db_.sql(),
+                    "SELECT patient_key, qualifying_class_count, qualifying_classes, has_migraine_diagnosis "
+                    "FROM v_cgrp_readiness ORDER BY patient_key");
+    }
+};
+
+TEST_F(preventive, TwoClassesOfEightWeeksAreReadyAndSevenWeeksAreNot) {
+    // Setup
+    trial("W8", "anticonvulsant", "topiramate", "2024-01-01", 56);
+    trial("W8", "beta_blocker", "propranolol", "2024-04-01", 56);
+    trial("W7", "anticonvulsant", "topiramate", "2024-01-01", 49);
+    trial("W7", "beta_blocker", "propranolol", "2024-04-01", 49);
+    // Run / Check
+    EXPECT_EQ(ready(), (rows_t{"W8|2|anticonvulsant,beta_blocker|0"}));
+    EXPECT_EQ(
+        rows(db_.sql(), "SELECT * FROM v_preventive_history WHERE patient_key = 'W8' ORDER BY start_date"),
+        (rows_t{
+            "W8|anticonvulsant|1|topiramate|2024-01-01|2024-02-26|2024-02-26|0|56|8.0|1|0|2|0|completed",
+            "W8|beta_blocker|1|propranolol|2024-04-01|2024-05-27|2024-05-27|0|56|8.0|1|0|2|0|completed"}));
+    EXPECT_EQ(rows(db_.sql(),
+                   "SELECT drug_class, duration_weeks, adequate FROM v_preventive_history "
+                   "WHERE patient_key = 'W7' ORDER BY drug_class"),
+              (rows_t{"anticonvulsant|7.0|0", "beta_blocker|7.0|0"}));
+    EXPECT_EQ(
+        rows(db_.sql(), "SELECT evidence FROM v_cgrp_readiness"),
+        (rows_t{
+            R"([{"drug_class":"anticonvulsant","trial_number":1,"ingredients":"topiramate",)"
+            R"("start_date":"2024-01-01","end_date":"2024-02-26","duration_weeks":8.0,"basis":"adequate_trial"},)"
+            R"({"drug_class":"beta_blocker","trial_number":1,"ingredients":"propranolol",)"
+            R"("start_date":"2024-04-01","end_date":"2024-05-27","duration_weeks":8.0,"basis":"adequate_trial"}])"}));
+}
+
+TEST_F(preventive, AnActiveCgrpAntibodyExcludes) {
+    trial("MAB", "anticonvulsant", "topiramate", "2024-01-01", 56);
+    trial("MAB", "beta_blocker", "propranolol", "2024-04-01", 56);
+    // Authored long ago with a 30-day supply, but the EHR says it is active.
+    add({"mab1", "MAB", "cgrp_mab", "preventive", "2024-06-01", 30, "active"});
+    trial("NOMAB", "anticonvulsant", "topiramate", "2024-01-01", 56);
+    trial("NOMAB", "beta_blocker", "propranolol", "2024-04-01", 56);
+    add({"mab2", "NOMAB", "cgrp_mab", "preventive", "2024-06-01", 30, "stopped"});
+    EXPECT_EQ(ready(), (rows_t{"NOMAB|2|anticonvulsant,beta_blocker|0"}));
+}
+
+TEST_F(preventive, DocumentedIntoleranceCountsAndEnteredInErrorDoesNot) {
+    // Setup: three weeks of topiramate stopped for suspected intolerance
+    // (HL7 medicationrequest-status-reason "sintol").
+    rx stopped{"int1", "INT", "anticonvulsant", "preventive", "2024-01-01", 21, "stopped"};
+    stopped.status_reason_code = "sintol";
+    add(stopped);
+    trial("INT", "beta_blocker", "propranolol", "2024-04-01", 56);
+    // A second patient whose second class exists only as entered-in-error.
+    trial("EIE", "anticonvulsant", "topiramate", "2024-01-01", 56);
+    trial("EIE", "beta_blocker", "propranolol", "2024-04-01", 56, "entered-in-error");
+    // And one whose second class was deleted.
+    trial("DEL", "anticonvulsant", "topiramate", "2024-01-01", 56);
+    trial("DEL", "beta_blocker", "propranolol", "2024-04-01", 56);
+    exec(
+        "UPDATE medication_request SET deleted_at = '2024-12-01T00:00:00Z' WHERE patient_key = 'DEL' "
+        "AND drug_class = 'beta_blocker'");
+    exec(
+        "INSERT INTO condition (source, id, patient_key, raw_hash, ingested_at, headache_type) "
+        "VALUES ('ehr', 'c1', 'INT', 'h', '2024-01-01T00:00:00Z', 'chronic_migraine')");
+    // Run / Check
+    EXPECT_EQ(ready(), (rows_t{"INT|2|anticonvulsant,beta_blocker|1"}));
+    EXPECT_EQ(rows(db_.sql(), "SELECT json_extract(evidence, '$[0].basis') FROM v_cgrp_readiness"),
+              (rows_t{"intolerance"}));
+}
+
+TEST_F(preventive, OngoingTrialRunsToAsOfAndTrialsSplitOnLongGaps) {
+    trial("ON", "tricyclic", "amitriptyline", "2024-11-15", 28, "active");
+    // Still "active" in the EHR, but its supply ran out more than trial_gap_days ago.
+    trial("ON", "snri", "venlafaxine", "2024-10-01", 28, "active");
+    trial("ON", "beta_blocker", "propranolol", "2024-01-01", 28);
+    trial("ON", "beta_blocker", "propranolol", "2024-05-01", 28);  // > 30 days after the first ran out
+    EXPECT_EQ(
+        rows(db_.sql(),
+             "SELECT drug_class, trial_number, start_date, end_date, ongoing, duration_days "
+             "FROM v_preventive_history ORDER BY drug_class, trial_number"),
+        (rows_t{"beta_blocker|1|2024-01-01|2024-01-29|0|28", "beta_blocker|2|2024-05-01|2024-05-29|0|28",
+                "snri|1|2024-10-01|2024-10-29|0|28", "tricyclic|1|2024-11-15|-|1|46"}));
+}
+
+// --- v_appointment_adherence, v_sync_freshness, v_patient_summary ----------
+
+TEST_F(views, AppointmentAdherenceCountsHeadacheAppointmentsOfTheLastTwelveMonths) {
+    patient("A");
+    patient("NONE");
+    const char* appts[][3] = {
+        {"a1", "fulfilled", "2024-03-01"}, {"a2", "noshow", "2024-06-01"},
+        {"a3", "cancelled", "2024-07-01"}, {"a4", "fulfilled", "2023-06-01"},  // too old
+        {"a5", "booked", "2025-01-15"},    {"a6", "entered-in-error", "2024-08-01"},
+        {"a7", "fulfilled", "2024-09-01"}};
+    for (const auto& a : appts) {
+        SQLite::Statement q(
+            db_.sql(),
+            "INSERT INTO appointment (source, id, patient_key, raw_hash, ingested_at, status, start, "
+            "is_headache_related) VALUES ('ehr', ?1, 'A', 'h', '2024-12-30T00:00:00Z', ?2, ?3, 1)");
+        q.bind(1, a[0]);
+        q.bind(2, a[1]);
+        q.bind(3, std::string(a[2]) + "T10:00:00Z");
+        q.exec();
+    }
+    exec(
+        "INSERT INTO appointment (source, id, patient_key, raw_hash, ingested_at, status, start, "
+        "is_headache_related) VALUES ('ehr', 'b1', 'A', 'h', 'x', 'fulfilled', '2024-10-01', 0)");
+    EXPECT_EQ(
+        rows(db_.sql(), "SELECT * FROM v_appointment_adherence ORDER BY patient_key"),
+        (rows_t{"A|2023-12-31|2024-12-31|4|0|2|1|1|0.333|1", "NONE|2023-12-31|2024-12-31|0|0|0|0|0|-|0"}));
+}
+
+TEST_F(views, SyncFreshnessTellsStaleFromNoData) {
+    patient("S");
+    exec(
+        "INSERT INTO sync_status (source, patient_key, resource_type, last_attempt_at, last_success_at) "
+        "VALUES "
+        "('ehr', 'S', 'Patient', '2024-12-30T12:00:00Z', '2024-12-30T12:00:00Z'),"
+        "('ehr', 'S', 'Condition', '2024-12-30T12:00:00Z', '2024-12-30T12:00:00Z'),"
+        "('ehr', 'S', 'Observation', '2024-12-30T12:00:00Z', '2024-12-20T00:00:00Z'),"
+        "('ehr', 'S', 'Appointment', '2024-12-30T12:00:00Z', NULL)");
+    exec(
+        "UPDATE sync_status SET not_permitted = 1, last_error = 'HTTP 403' WHERE resource_type = "
+        "'Appointment'");
+    exec(
+        "INSERT INTO observation (source, id, patient_key, raw_hash, ingested_at, instrument) VALUES "
+        "('ehr', 'o1', 'S', 'h', '2024-12-20T00:00:00Z', 'pain_nrs')");
+    exec(
+        "INSERT INTO observation (source, id, patient_key, raw_hash, ingested_at, instrument) VALUES "
+        "('file', 'o2', 'I', 'h', '2024-11-20T00:00:00Z', 'pain_nrs')");
+    EXPECT_EQ(rows(db_.sql(),
+                   "SELECT source, patient_key, resource_type, age_hours, current_rows, freshness "
+                   "FROM v_sync_freshness ORDER BY source, patient_key, resource_type"),
+              (rows_t{"ehr|S|Appointment|-|0|not_permitted", "ehr|S|Condition|12.0|0|fresh",
+                      "ehr|S|Observation|264.0|1|stale", "ehr|S|Patient|12.0|1|fresh",
+                      "file|I|Observation|-|1|ingested_only"}));
+}
+
+TEST_F(views, PatientSummaryPicksTheMostSpecificDiagnosisAndLatestScores) {
+    patient("P");
+    exec(
+        "INSERT INTO condition (source, id, patient_key, raw_hash, ingested_at, clinical_status, "
+        "verification_status, "
+        "headache_type) VALUES ('ehr', 'c1', 'P', 'h', 'x', 'active', 'confirmed', 'migraine'),"
+        "('ehr', 'c2', 'P', 'h', 'x', 'active', 'confirmed', 'chronic_migraine'),"
+        "('ehr', 'c3', 'P', 'h', 'x', 'active', 'confirmed', 'medication_overuse'),"
+        "('ehr', 'c4', 'P', 'h', 'x', 'active', 'refuted', 'cluster')");
+    exec(
+        "INSERT INTO encounter (source, id, patient_key, raw_hash, ingested_at, status, period_start, "
+        "is_headache_related) VALUES ('ehr', 'e1', 'P', 'h', 'x', 'finished', '2023-02-03T10:00:00Z', 1),"
+        "('ehr', 'e2', 'P', 'h', 'x', 'finished', '2024-11-04T10:00:00Z', 1),"
+        "('ehr', 'e3', 'P', 'h', 'x', 'cancelled', '2024-12-04T10:00:00Z', 1)");
+    exec(
+        "INSERT INTO observation (source, id, patient_key, raw_hash, ingested_at, status, value_num, "
+        "effective_at, "
+        "instrument) VALUES ('ehr', 'o1', 'P', 'h', 'x', 'final', 7, '2024-10-01T10:00:00Z', 'pain_nrs'),"
+        "('ehr', 'o2', 'P', 'h', 'x', 'final', 4, '2024-11-01T10:00:00Z', 'pain_nrs'),"
+        "('ehr', 'o3', 'P', 'h', 'x', 'entered-in-error', 9, '2024-12-01T10:00:00Z', 'pain_nrs'),"
+        "('ehr', 'o4', 'P', 'h', 'x', 'final', 22, '2024-11-04T10:00:00Z', 'midas'),"
+        "('ehr', 'o5', 'P', 'h', 'x', 'final', 63, '2024-11-04T10:00:00Z', 'hit6')");
+    exec(
+        "INSERT INTO appointment (source, id, patient_key, raw_hash, ingested_at, status, start, "
+        "is_headache_related) VALUES ('ehr', 'a1', 'P', 'h', 'x', 'fulfilled', '2024-11-04T10:00:00Z', 1)");
+    exec(
+        "INSERT INTO sync_status (source, patient_key, resource_type, last_success_at) VALUES "
+        "('ehr', 'P', '*', '2024-12-30T12:00:00Z'), ('ehr', 'P', 'Condition', '2024-12-29T12:00:00Z')");
+    add({"r1", "P", "triptan", "acute", "2024-12-01", 30, "active", false, 0, 0, "sumatriptan"});
+    add({"r2", "P", "anticonvulsant", "preventive", "2024-12-01", 30, "active", false, 0, 0, "topiramate"});
+    add({"r3", "P", "nsaid", "acute", "2024-12-01", 30, "entered-in-error", false, 0, 0, "ibuprofen"});
+    EXPECT_EQ(
+        rows(db_.sql(), "SELECT * FROM v_patient_summary"),
+        (rows_t{"P|1980|female|chronic_migraine|chronic_migraine,migraine,medication_overuse|1|2023-02-03|"
+                "2024-11-04|triptan|sumatriptan (triptan)|anticonvulsant|topiramate (anticonvulsant)|4.0|"
+                "2024-11-01|22.0|2024-11-04|63.0|2024-11-04|2024-11-04|57|2024-12-30T12:00:00Z|"
+                "2024-12-29T12:00:00Z|0"}));
+}
+
+// --- schema/README.md ------------------------------------------------------
+
+// Columns of every v_* view that schema/README.md does not name in that
+// view's section ("## `v_name`" … a table row "| `column` |").
+std::vector<std::string> undocumented_columns(SQLite::Database& db, const std::string& readme) {
+    std::vector<std::string> missing;
+    SQLite::Statement views(db, "SELECT name FROM sqlite_schema WHERE type = 'view' ORDER BY name");
+    while (views.executeStep()) {
+        const std::string view = views.getColumn(0).getString();
+        const auto start = readme.find("## `" + view + "`");
+        if (start == std::string::npos) {
+            missing.push_back(view);
+            continue;
+        }
+        auto end = readme.find("\n## ", start + 1);
+        if (end == std::string::npos) end = readme.size();
+        const std::string section = readme.substr(start, end - start);
+        std::set<std::string> named;
+        std::istringstream lines(section);
+        for (std::string line; std::getline(lines, line);) {
+            if (line.rfind("| `", 0) != 0) continue;
+            const auto cell_end = line.find(" |", 2);
+            const std::string cell = line.substr(2, cell_end - 2);
+            for (std::size_t p = cell.find('`'); p != std::string::npos; p = cell.find('`', p)) {
+                const auto q = cell.find('`', p + 1);
+                if (q == std::string::npos) break;
+                named.insert(cell.substr(p + 1, q - p - 1));
+                p = q + 1;
+            }
+        }
+        SQLite::Statement cols(db, "SELECT name FROM pragma_table_info(?1)");
+        cols.bind(1, view);
+        while (cols.executeStep())
+            if (!named.count(cols.getColumn(0).getString()))
+                missing.push_back(view + "." + cols.getColumn(0).getString());
+    }
+    return missing;
+}
+
+std::string schema_readme() {
+    return read_file(headachemd::test::fixtures().parent_path().parent_path() / "schema" / "README.md");
+}
+
+TEST_F(views, EveryViewColumnIsDocumentedInSchemaReadme) {
+    const std::string readme = schema_readme();
+    ASSERT_FALSE(readme.empty());
+    EXPECT_EQ(undocumented_columns(db_.sql(), readme), std::vector<std::string>{});
+    // The settings the views read are documented too.
+    SQLite::Statement keys(db_.sql(), "SELECT key FROM analyst_setting");
+    while (keys.executeStep()) {
+        EXPECT_NE(readme.find("`" + keys.getColumn(0).getString() + "`"), std::string::npos)
+            << keys.getColumn(0).getString();
+    }
+}
+
+TEST_F(views, TheDocumentationCheckCatchesAnUndocumentedColumn) {
+    exec("CREATE VIEW v_patient_summary_extra AS SELECT 1 AS nobody_wrote_this");
+    exec("DROP VIEW v_sync_freshness");
+    exec("CREATE VIEW v_sync_freshness AS SELECT 1 AS source, 2 AS surprise");
+    EXPECT_EQ(undocumented_columns(db_.sql(), schema_readme()),
+              (std::vector<std::string>{"v_patient_summary_extra", "v_sync_freshness.surprise"}));
+}
+
+// --- upgrading ----------------------------------------------------------------
+
+TEST(ViewsMigration, AVersionTwoDatabaseKeepsItsRowsAndGainsTheViews) {
+    // Setup: a database written by the previous release (migrations 1 and 2
+    // only; same application_id as headache.db), with a prescription in it.
+    temp_dir dir;
+    const auto all = headachemd::schema::analytics_migrations();
+    ASSERT_GE(all.size(), 3u);
+    {
+        SQLite::Database db = st::open_database(
+            dir / "headache.db",
+            st::database_kind{"analytics database", 0x48444d41, all.first(2), "NORMAL", 0640});
+        db.exec(
+            "INSERT INTO medication_request (source, id, patient_key, raw_hash, ingested_at, status, intent, "
+            "authored_on, drug_class, therapy_role, days_supply) VALUES ('ehr', 'old', 'K', 'h', 'x', "
+            "'completed', 'order', '2024-01-01', 'triptan', 'acute', 10)");
+    }
+    // Run
+    st::analytics_db db(dir / "headache.db");
+    // Check
+    EXPECT_EQ(db.schema_version(), all.back().version);
+    EXPECT_EQ(rows(db.sql(), "SELECT id, status_reason_code, status_reason FROM medication_request"),
+              (rows_t{"old|-|-"}));
+    EXPECT_EQ(rows(db.sql(), "SELECT month, exposure_days FROM v_acute_exposure_monthly"),
+              (rows_t{"2024-01|10"}));
+}
+
+}  // namespace
