@@ -285,6 +285,11 @@ std::string sha256_hex(std::string_view bytes);
 // `s` without trailing JSON whitespace.
 std::string_view trim_json_space(std::string_view s);
 
+// Input text quoted in a problem: at most `max` bytes, cut at a UTF-8
+// character boundary, with "…" when cut. Problems reach the logs, which must
+// never carry a payload, and stay valid UTF-8 for the JSON log format.
+std::string shown_in_message(std::string_view s, std::size_t max = 64);
+
 // --- the readers, one per resource type --------------------------------------
 // Each fills its record from the resource object; false on failure (ctx).
 

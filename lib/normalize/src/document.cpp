@@ -67,8 +67,10 @@ struct locator {
         if (k == kind::entry) s = "entry " + std::to_string(n);
         if (k == kind::line) s = "line " + std::to_string(n);
         if (!type.empty()) {
-            std::string t(type);
-            if (!id.empty()) t += "/" + std::string(id);
+            // Both come from the input: an unknown type or a bad id may be
+            // any text of any size.
+            std::string t = shown_in_message(type);
+            if (!id.empty()) t += "/" + shown_in_message(id);
             if (s.empty()) return t;
             s += " (" + t + ")";
         }
@@ -677,7 +679,7 @@ struct normalizer::impl {
             if (!is_r4_resource_type(e.type)) {
                 add_problem(
                     out, loc.where(e.type, e.id),
-                    "unknown resourceType \"" + std::string(e.type) + "\": not a FHIR R4 resource type");
+                    "unknown resourceType \"" + shown_in_message(e.type) + "\": not a FHIR R4 resource type");
                 continue;
             }
             e.effective_id = e.id;
@@ -763,8 +765,9 @@ struct normalizer::impl {
             return out;
         }
         if (!is_r4_resource_type(root_type)) {
-            add_problem(out, loc.where(),
-                        "unknown resourceType \"" + root_type + "\": not a FHIR R4 resource type");
+            add_problem(
+                out, loc.where(),
+                "unknown resourceType \"" + shown_in_message(root_type) + "\": not a FHIR R4 resource type");
             return out;
         }
         single_resource(doc, root_type, trim(original.substr(skip)), original, loc, out);
@@ -791,8 +794,9 @@ struct normalizer::impl {
             return;
         }
         if (!is_r4_resource_type(root_type)) {
-            add_problem(out, loc.where(),
-                        "unknown resourceType \"" + root_type + "\": not a FHIR R4 resource type");
+            add_problem(
+                out, loc.where(),
+                "unknown resourceType \"" + shown_in_message(root_type) + "\": not a FHIR R4 resource type");
             return;
         }
         // One resource per line (FHIR Bulk Data NDJSON); a Bundle line is a
