@@ -339,6 +339,11 @@ std::size_t find_invalid_utf8(std::string_view s);
 // The offset of the first byte that makes a string unterminated or holds an
 // unescaped control character; npos when none.
 std::size_t find_bad_string(std::string_view s);
+// The offset of the first backslash that does not start an RFC 8259 §7
+// escape (\" \\ \/ \b \f \n \r \t \uXXXX); npos when none. Fast (memchr):
+// it runs on every input, because simdjson checks escapes only in the
+// strings we unescape, and most of every resource is skipped unread.
+std::size_t find_bad_escape(std::string_view s);
 // Which Bundle.entry (0-based) contains byte `offset` of `json`, if the
 // document is an object with an "entry" array and the offset is inside it.
 std::optional<std::size_t> locate_entry(std::string_view json, std::size_t offset);

@@ -195,7 +195,16 @@ struct normalizer::impl {
         check_structure(doc, original.data(), opts.max_depth, depth_stack, structure);
         deep_reported.assign(structure.too_deep.size(), false);
         using fault = structure_report::fault;
-        if (structure.kind == fault::none) return true;
+        if (structure.kind == fault::none) {
+            // An invalid escape in a string we never read would otherwise
+            // pass, and its raw bytes reach resource_raw, where SQLite's
+            // json functions refuse them (found by tests/fuzz).
+            const std::size_t bad = find_bad_escape(original);
+            if (bad == std::string_view::npos) return true;
+            add_problem(out, where_of_offset(original, bad, loc),
+                        "malformed JSON: a backslash that starts no valid escape sequence" + at_offset(bad));
+            return false;
+        }
         // A truncated input is reported where it ends, which is where a
         // person looks for the cut.
         const std::size_t off =

@@ -265,6 +265,34 @@ TEST(NormalizeBadInput, InputQuotedInAProblemIsShortAndStaysUtf8) {
     EXPECT_TRUE(contains(a.problems[0].message, "…\": not a FHIR R4 resource type")) << a.problems[0].message;
 }
 
+// Found by tests/fuzz/fuzz_normalize_document: simdjson checks escapes only
+// in strings that are unescaped, so `"verif\cationStatus"`, a key no reader
+// looks at, passed, and its bytes would have reached resource_raw as JSON
+// that SQLite's json functions refuse.
+TEST(NormalizeBadInput, InvalidEscapeInAnUnreadStringIsMalformed) {
+    // Setup
+    const std::string key = R"({"resourceType":"Patient","id":"p","verif\cationStatus":1})";
+    const std::string value =
+        bundle({good_patient, R"({"resource":{"resourceType":"Patient","id":"q","text":{"div":"a\x41"}}})"});
+    const std::string short_u = R"({"resourceType":"Patient","id":"p","x":"\u12"})";
+    const std::string fine =
+        R"({"resourceType":"Patient","id":"p","x":"\" \\ \/ \b \f \n \r \t \u00e9 \\c"})";
+    // Run
+    const result a = run(key);
+    const result b = run(value);
+    const result c = run(short_u);
+    const result d = run(fine);
+    // Check
+    ASSERT_FALSE(a.ok());
+    EXPECT_EQ(a.problems.at(0).message,
+              "malformed JSON: a backslash that starts no valid escape sequence at byte offset 41");
+    ASSERT_FALSE(b.ok());
+    EXPECT_EQ(b.problems.at(0).where, "entry 1") << problems_text(b);
+    EXPECT_FALSE(c.ok());
+    EXPECT_TRUE(d.ok()) << problems_text(d);
+    EXPECT_EQ(d.records.size(), 1u);
+}
+
 TEST(NormalizeBadInput, TopLevelValueThatIsNotAnObject) {
     for (const char* json : {"[1,2]", "\"Patient\"", "42", "null"}) {
         // Run
