@@ -243,7 +243,7 @@ TEST(config_validation, hosts_that_only_look_like_loopback_are_refused) {
     for (std::string_view base :
          {"http://127.0.0.1.evil.example/fhir", "http://128.0.0.1/fhir", "http://127.0.0.256/fhir",
           "http://[::2]/fhir", "http://localhost.evil.example/x", "ftp://127.0.0.1/fhir",
-          "ehr.example.org/fhir"}) {
+          "http://localhost./fhir", "ehr.example.org/fhir"}) {
         // Setup
         std::string text = "[[ehr]]\nname = \"s\"\nfhir_base = \"" + std::string(base) +
                            "\"\nclient_id = \"x\"\nclient_auth = \"none\"\n";
