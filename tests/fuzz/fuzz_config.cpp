@@ -101,6 +101,9 @@ void check_errors(const std::vector<cfg::config_error>& errors, std::string_view
     // no message may show the canary. (A space keeps a canary patient key
     // invalid.)
     constexpr std::string_view canary = "Qz canary zQ";
+    // The mutator can learn the canary itself (it watches comparisons);
+    // a text that already holds it proves nothing either way.
+    if (hf::contains(text, canary)) return;
     const strings s = document_strings(text);
     for (const auto& hidden : s.hidden) {
         if (hidden.size() < 8 || !hf::contains(text, hidden)) continue;
