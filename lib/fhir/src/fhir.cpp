@@ -1,5 +1,6 @@
 #include "headachemd/fhir/fhir.hpp"
 
+#include <cstdio>
 #include <ctime>
 
 #include "headachemd/http/url.hpp"
@@ -59,6 +60,11 @@ std::string with_query_param(std::string_view url, std::string_view name, std::s
 }
 
 result<page_meta> read_page_meta(simdjson::padded_string_view json) {
+    // RFC 8259 §8.1: a parser may ignore a byte order mark, and the
+    // normalizer does; without the same here, a page it would accept was
+    // rejected before it got there (found by tests/fuzz).
+    if (std::string_view(json.data(), json.size()).starts_with("\xEF\xBB\xBF"))
+        json = simdjson::padded_string_view(json.data() + 3, json.size() - 3, json.capacity() - 3);
     od::parser parser;
     od::document doc;
     od::object obj;
@@ -171,23 +177,46 @@ action classify_status(int status) {
 std::string last_updated_with_overlap(std::string_view cursor, std::chrono::seconds overlap) {
     // Parse the leading YYYY-MM-DDThh:mm:ss and an optional zone; the
     // result is UTC. Anything we cannot read falls back to no filter at all
-    // (a full pull is always correct, only slower).
+    // (a full pull is always correct, only slower). The text comes from the
+    // server (meta.lastUpdated, unchecked by the normalizer), so every
+    // digit is checked here: strptime alone accepts "2024-1-1T1:1:1".
+    const auto digits = [&](std::size_t from, std::size_t n) {
+        for (std::size_t i = from; i < from + n; ++i)
+            if (i >= cursor.size() || cursor[i] < '0' || cursor[i] > '9') return false;
+        return true;
+    };
+    if (cursor.size() < 19 || !digits(0, 4) || cursor[4] != '-' || !digits(5, 2) || cursor[7] != '-' ||
+        !digits(8, 2) || cursor[10] != 'T' || !digits(11, 2) || cursor[13] != ':' || !digits(14, 2) ||
+        cursor[16] != ':' || !digits(17, 2))
+        return "";
     std::tm tm{};
     int offset_seconds = 0;
     const std::string c(cursor);
-    if (c.size() < 19 || !strptime(c.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return "";
+    if (!strptime(c.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return "";
     std::size_t zone = 19;
     if (zone < c.size() && c[zone] == '.')
         while (zone < c.size() && (c[zone] == '.' || (c[zone] >= '0' && c[zone] <= '9'))) ++zone;
-    if (zone < c.size() && (c[zone] == '+' || c[zone] == '-') && zone + 6 <= c.size()) {
-        const int h = std::stoi(c.substr(zone + 1, 2)), m = std::stoi(c.substr(zone + 4, 2));
+    if (zone < c.size() && (c[zone] == '+' || c[zone] == '-')) {
+        // FHIR instant zone: (+|-)hh:mm. Anything else is unreadable (it
+        // once reached std::stoi, which threw on "+ab:cd").
+        if (!digits(zone + 1, 2) || zone + 3 >= c.size() || c[zone + 3] != ':' || !digits(zone + 4, 2))
+            return "";
+        const int h = (c[zone + 1] - '0') * 10 + (c[zone + 2] - '0');
+        const int m = (c[zone + 4] - '0') * 10 + (c[zone + 5] - '0');
         offset_seconds = (c[zone] == '+' ? 1 : -1) * (h * 3600 + m * 60);
     }
     const std::time_t t = timegm(&tm) - offset_seconds - overlap.count();
     std::tm out{};
-    gmtime_r(&t, &out);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &out);
+    if (!gmtime_r(&t, &out)) return "";
+    // An instant has a four-digit year, 0001-9999 (FHIR R4 datatypes):
+    // write year 224 as 0224 (strftime wrote "224"), and when the shift
+    // leaves that range (9999-12-31T23:59:59-01:00 is in year 10000) there
+    // is no valid _lastUpdated: pull everything instead.
+    const int year = out.tm_year + 1900;
+    if (year < 1 || year > 9999) return "";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", year, out.tm_mon + 1, out.tm_mday,
+                  out.tm_hour, out.tm_min, out.tm_sec);
     return buf;
 }
 

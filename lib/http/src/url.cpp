@@ -1,6 +1,7 @@
 // Pure URL and encoding helpers: see url.hpp for the contracts.
 #include "headachemd/http/url.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string>
@@ -148,17 +149,19 @@ std::optional<time_of_day> parse_time(std::string_view s) {
     return time_of_day{*h, *m, *sec};
 }
 
-std::optional<std::chrono::system_clock::time_point> make_time(int year, unsigned month, int day,
-                                                               time_of_day t) {
+// In whole seconds: system_clock counts nanoseconds and spans only the
+// years 1678-2262, and a date such as "Sun, 06 Nov 5994 …" overflowed it
+// (found by tests/fuzz/fuzz_url).
+std::optional<std::chrono::sys_seconds> make_time(int year, unsigned month, int day, time_of_day t) {
     using namespace std::chrono;
     const year_month_day ymd{std::chrono::year{year}, std::chrono::month{month},
                              std::chrono::day{static_cast<unsigned>(day)}};
     if (!ymd.ok()) return std::nullopt;
-    return system_clock::time_point{sys_days{ymd}} + hours{t.h} + minutes{t.m} + seconds{t.s};
+    return sys_seconds{sys_days{ymd}} + hours{t.h} + minutes{t.m} + seconds{t.s};
 }
 
 // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
-std::optional<std::chrono::system_clock::time_point> parse_imf_fixdate(std::string_view v) {
+std::optional<std::chrono::sys_seconds> parse_imf_fixdate(std::string_view v) {
     if (v.size() != 29 || v.substr(3, 2) != ", " || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' ||
         v.substr(25) != " GMT")
         return std::nullopt;
@@ -173,8 +176,8 @@ std::optional<std::chrono::system_clock::time_point> parse_imf_fixdate(std::stri
 
 // rfc850-date: "Sunday, 06-Nov-94 08:49:37 GMT". The two-digit year is the
 // one not more than 50 years after `now` (RFC 9110 §5.6.7).
-std::optional<std::chrono::system_clock::time_point> parse_rfc850(std::string_view v,
-                                                                  std::chrono::system_clock::time_point now) {
+std::optional<std::chrono::sys_seconds> parse_rfc850(std::string_view v,
+                                                     std::chrono::system_clock::time_point now) {
     const auto comma = v.find(',');
     if (comma == std::string_view::npos || !one_of(v.substr(0, comma), day_names_long)) return std::nullopt;
     v.remove_prefix(comma);
@@ -198,7 +201,7 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc850(std::string_vi
 }
 
 // asctime-date: "Sun Nov  6 08:49:37 1994"
-std::optional<std::chrono::system_clock::time_point> parse_asctime(std::string_view v) {
+std::optional<std::chrono::sys_seconds> parse_asctime(std::string_view v) {
     if (v.size() != 24 || v[3] != ' ' || v[7] != ' ' || v[10] != ' ' || v[19] != ' ') return std::nullopt;
     if (!one_of(v.substr(0, 3), day_names)) return std::nullopt;
     auto mon = parse_month(v.substr(4, 3));
@@ -304,8 +307,11 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
     if (!when) when = parse_rfc850(value, now);
     if (!when) when = parse_asctime(value);
     if (!when) return std::nullopt;
-    if (*when <= now) return std::chrono::seconds{0};
-    return std::chrono::ceil<std::chrono::seconds>(*when - now);
+    // The wait rounded up to whole seconds is `when` minus `now` rounded
+    // down; a date more than 2^31 s ahead is clamped like delta-seconds.
+    const auto wait = *when - std::chrono::floor<std::chrono::seconds>(now);
+    if (wait <= std::chrono::seconds{0}) return std::chrono::seconds{0};
+    return std::min(wait, std::chrono::seconds{std::int64_t{1} << 31});
 }
 
 std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields) {

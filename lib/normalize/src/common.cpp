@@ -63,11 +63,7 @@ std::string path::str() const {
 namespace {
 
 // The token text of a scalar, trimmed and shortened for a message.
-std::string token_text(od::value& v) {
-    const std::string_view tok = trim_json_space(v.raw_json_token());
-    if (tok.size() > 40) return std::string(tok.substr(0, 40)) + "…";
-    return std::string(tok);
-}
+std::string token_text(od::value& v) { return shown_in_message(trim_json_space(v.raw_json_token()), 40); }
 
 }  // namespace
 
@@ -601,6 +597,13 @@ std::string_view trim_json_space(std::string_view s) {
     while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t'))
         s.remove_suffix(1);
     return s;
+}
+
+std::string shown_in_message(std::string_view s, std::size_t max) {
+    if (s.size() <= max) return std::string(s);
+    std::size_t n = max;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // a continuation byte
+    return std::string(s.substr(0, n)) + "…";
 }
 
 // --- medications ----------------------------------------------------------------

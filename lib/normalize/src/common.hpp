@@ -285,6 +285,11 @@ std::string sha256_hex(std::string_view bytes);
 // `s` without trailing JSON whitespace.
 std::string_view trim_json_space(std::string_view s);
 
+// Input text quoted in a problem: at most `max` bytes, cut at a UTF-8
+// character boundary, with "…" when cut. Problems reach the logs, which must
+// never carry a payload, and stay valid UTF-8 for the JSON log format.
+std::string shown_in_message(std::string_view s, std::size_t max = 64);
+
 // --- the readers, one per resource type --------------------------------------
 // Each fills its record from the resource object; false on failure (ctx).
 
@@ -334,6 +339,11 @@ std::size_t find_invalid_utf8(std::string_view s);
 // The offset of the first byte that makes a string unterminated or holds an
 // unescaped control character; npos when none.
 std::size_t find_bad_string(std::string_view s);
+// The offset of the first backslash that does not start an RFC 8259 §7
+// escape (\" \\ \/ \b \f \n \r \t \uXXXX); npos when none. Fast (memchr):
+// it runs on every input, because simdjson checks escapes only in the
+// strings we unescape, and most of every resource is skipped unread.
+std::size_t find_bad_escape(std::string_view s);
 // Which Bundle.entry (0-based) contains byte `offset` of `json`, if the
 // document is an object with an "entry" array and the offset is inside it.
 std::optional<std::size_t> locate_entry(std::string_view json, std::size_t offset);

@@ -67,8 +67,10 @@ struct locator {
         if (k == kind::entry) s = "entry " + std::to_string(n);
         if (k == kind::line) s = "line " + std::to_string(n);
         if (!type.empty()) {
-            std::string t(type);
-            if (!id.empty()) t += "/" + std::string(id);
+            // Both come from the input: an unknown type or a bad id may be
+            // any text of any size.
+            std::string t = shown_in_message(type);
+            if (!id.empty()) t += "/" + shown_in_message(id);
             if (s.empty()) return t;
             s += " (" + t + ")";
         }
@@ -193,7 +195,16 @@ struct normalizer::impl {
         check_structure(doc, original.data(), opts.max_depth, depth_stack, structure);
         deep_reported.assign(structure.too_deep.size(), false);
         using fault = structure_report::fault;
-        if (structure.kind == fault::none) return true;
+        if (structure.kind == fault::none) {
+            // An invalid escape in a string we never read would otherwise
+            // pass, and its raw bytes reach resource_raw, where SQLite's
+            // json functions refuse them (found by tests/fuzz).
+            const std::size_t bad = find_bad_escape(original);
+            if (bad == std::string_view::npos) return true;
+            add_problem(out, where_of_offset(original, bad, loc),
+                        "malformed JSON: a backslash that starts no valid escape sequence" + at_offset(bad));
+            return false;
+        }
         // A truncated input is reported where it ends, which is where a
         // person looks for the cut.
         const std::size_t off =
@@ -677,7 +688,7 @@ struct normalizer::impl {
             if (!is_r4_resource_type(e.type)) {
                 add_problem(
                     out, loc.where(e.type, e.id),
-                    "unknown resourceType \"" + std::string(e.type) + "\": not a FHIR R4 resource type");
+                    "unknown resourceType \"" + shown_in_message(e.type) + "\": not a FHIR R4 resource type");
                 continue;
             }
             e.effective_id = e.id;
@@ -763,8 +774,9 @@ struct normalizer::impl {
             return out;
         }
         if (!is_r4_resource_type(root_type)) {
-            add_problem(out, loc.where(),
-                        "unknown resourceType \"" + root_type + "\": not a FHIR R4 resource type");
+            add_problem(
+                out, loc.where(),
+                "unknown resourceType \"" + shown_in_message(root_type) + "\": not a FHIR R4 resource type");
             return out;
         }
         single_resource(doc, root_type, trim(original.substr(skip)), original, loc, out);
@@ -791,8 +803,9 @@ struct normalizer::impl {
             return;
         }
         if (!is_r4_resource_type(root_type)) {
-            add_problem(out, loc.where(),
-                        "unknown resourceType \"" + root_type + "\": not a FHIR R4 resource type");
+            add_problem(
+                out, loc.where(),
+                "unknown resourceType \"" + shown_in_message(root_type) + "\": not a FHIR R4 resource type");
             return;
         }
         // One resource per line (FHIR Bulk Data NDJSON); a Bundle line is a

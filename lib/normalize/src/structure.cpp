@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 
 #include "common.hpp"
 
@@ -194,6 +195,38 @@ std::size_t find_bad_string(std::string_view s) {
         }
     }
     return in_string ? start : std::string_view::npos;
+}
+
+std::size_t find_bad_escape(std::string_view s) {
+    const auto hex = [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    };
+    const char* const begin = s.data();
+    const char* const end = begin + s.size();
+    for (const char* p = begin;
+         (p = static_cast<const char*>(std::memchr(p, '\\', static_cast<std::size_t>(end - p))));) {
+        if (end - p < 2) return static_cast<std::size_t>(p - begin);
+        switch (p[1]) {
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
+                p += 2;
+                break;
+            case 'u':
+                if (end - p < 6 || !hex(p[2]) || !hex(p[3]) || !hex(p[4]) || !hex(p[5]))
+                    return static_cast<std::size_t>(p - begin);
+                p += 6;
+                break;
+            default:
+                return static_cast<std::size_t>(p - begin);
+        }
+    }
+    return std::string_view::npos;
 }
 
 std::optional<std::size_t> locate_entry(std::string_view json, std::size_t offset) {

@@ -152,12 +152,17 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
         } else if (key == "error_description") {
             if (!v.get_string().get(s)) description = s;
         } else if (key == "expires_in") {
-            // RFC 6749 says a number; some servers send it as a string.
+            // RFC 6749 says a number; some servers send it as a string. A
+            // negative value is ignored (as if absent), and a huge one is
+            // clamped to 2^31 s, as HTTP clamps delta-seconds (RFC 9111
+            // §1.2.2): unclamped, "now + expires_in" overflowed (found by
+            // tests/fuzz/fuzz_smart).
+            constexpr std::int64_t cap = std::int64_t{1} << 31;
             std::int64_t n = 0;
             std::string_view str;
-            if (!v.get_int64().get(n))
-                t.expires_in = std::chrono::seconds(n);
-            else if (!v.get_string().get(str)) {
+            if (!v.get_int64().get(n)) {
+                if (n >= 0) t.expires_in = std::chrono::seconds(std::min(n, cap));
+            } else if (!v.get_string().get(str)) {
                 std::int64_t parsed = 0;
                 bool digits = !str.empty();
                 for (char ch : str) {
@@ -165,7 +170,7 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
                         digits = false;
                         break;
                     }
-                    parsed = parsed * 10 + (ch - '0');
+                    parsed = std::min(parsed * 10 + (ch - '0'), cap);
                 }
                 if (digits) t.expires_in = std::chrono::seconds(parsed);
             }

@@ -243,7 +243,7 @@ TEST(config_validation, hosts_that_only_look_like_loopback_are_refused) {
     for (std::string_view base :
          {"http://127.0.0.1.evil.example/fhir", "http://128.0.0.1/fhir", "http://127.0.0.256/fhir",
           "http://[::2]/fhir", "http://localhost.evil.example/x", "ftp://127.0.0.1/fhir",
-          "ehr.example.org/fhir"}) {
+          "http://localhost./fhir", "ehr.example.org/fhir"}) {
         // Setup
         std::string text = "[[ehr]]\nname = \"s\"\nfhir_base = \"" + std::string(base) +
                            "\"\nclient_id = \"x\"\nclient_auth = \"none\"\n";
@@ -301,6 +301,42 @@ TEST(config_validation, redirect_uri_must_be_https_or_loopback_http_without_frag
     // Check
     EXPECT_TRUE(has_error(result, 6, 16, "redirect_uri must be https://"));
     EXPECT_TRUE(has_error(result, 11, 16, "redirect_uri must not contain a fragment"));
+}
+
+// Found by tests/fuzz/fuzz_config: these passed the config check but the
+// HTTP client (lib/http origin_of) refuses them, so the EHR failed at
+// every sync instead of at load time with a line number.
+TEST(config_validation, urls_the_http_client_would_refuse_are_errors) {
+    // A TOML basic string holding `v`.
+    auto ehr_at = [](std::string_view v) {
+        std::string quoted = "\"";
+        for (char c : v) {
+            if (c == '"' || c == '\\') quoted += '\\';
+            quoted += c;
+        }
+        return "[[ehr]]\nname = \"s\"\nfhir_base = " + quoted +
+               "\"\nclient_id = \"x\"\nclient_auth = \"none\"\n";
+    };
+    for (std::string_view base :
+         {"https://fh'ir.example.org/fhir", "https://a%2Eexample.org/fhir", "https://[fe80::zz]/fhir",
+          "https://ehr.example.org/r4/\"x\"", "https://ehr.example.org/r4/a%zz",
+          "https://ehr.example.org/[r4]", "https://ehr.example.org/r\xC3\xA9", "http://127.000.0.1/fhir"}) {
+        // Setup
+        const std::string text = ehr_at(base);
+
+        // Run
+        auto result = parse(text);
+
+        // Check
+        EXPECT_TRUE(has_error(result, 3, 13, "fhir_base")) << base;
+    }
+    // Still valid: IPv6 literals, ports, escapes, sub-delims, '_' in a name.
+    for (std::string_view base :
+         {"https://[2001:db8::1]:8443/fhir", "http://[::1]:9/fhir", "https://ehr.example.org/r4/a%2Fb;v=1",
+          "https://my_ehr.example.org/fhir"}) {
+        auto result = parse(ehr_at(base));
+        EXPECT_TRUE(errors_of(result).empty()) << base << ": " << describe(errors_of(result));
+    }
 }
 
 TEST(config_validation, credentials_in_a_url_are_refused_without_echo) {

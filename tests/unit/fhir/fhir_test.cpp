@@ -35,6 +35,21 @@ TEST(PageMeta, NextLinkTotalAndType) {
     EXPECT_EQ(m->next, "https://x/fhir?_getpages=abc&_getpagesoffset=5");
 }
 
+// Found by tests/fuzz/fuzz_normalize_document: the normalizer ignores a
+// UTF-8 byte order mark (RFC 8259 §8.1 allows it) but read_page_meta, which
+// the sync engine calls first, rejected the page as invalid JSON.
+TEST(PageMeta, ByteOrderMarkIsIgnoredAsTheNormalizerDoes) {
+    simdjson::padded_string page(
+        std::string("\xEF\xBB\xBF"
+                    R"({"resourceType":"Bundle","link":[{"relation":"next","url":"https://x/fhir?p=2"}]})"));
+    const auto m = fhir::read_page_meta(page);
+    ASSERT_TRUE(m) << m.err().message;
+    EXPECT_EQ(m->resource_type, "Bundle");
+    EXPECT_EQ(m->next, "https://x/fhir?p=2");
+    simdjson::padded_string only_bom(std::string("\xEF\xBB\xBF"));
+    EXPECT_FALSE(fhir::read_page_meta(only_bom));
+}
+
 TEST(PageMeta, LastPageHasNoNext) {
     simdjson::padded_string page(
         std::string(R"({"resourceType":"Bundle","link":[{"relation":"self","url":"u"}]})"));
@@ -85,6 +100,22 @@ TEST(LastUpdated, OverlapIsSubtractedInUtc) {
     EXPECT_EQ(fhir::last_updated_with_overlap("2026-03-01T10:00:00.123+02:00", std::chrono::seconds(0)),
               "2026-03-01T08:00:00Z");
     EXPECT_EQ(fhir::last_updated_with_overlap("2026-03", std::chrono::seconds(0)), "");  // not an instant
+}
+
+// Found by tests/fuzz/fuzz_url. The cursor is a server's meta.lastUpdated,
+// which the normalizer keeps as text: a malformed zone made std::stoi throw
+// out of the sync pass, and years outside 1000-9999 came out as instants
+// that are not FHIR's ("224-05-01T…", "10000-01-01T…").
+TEST(LastUpdated, MalformedServerTextFallsBackToAFullPull) {
+    const std::chrono::seconds none{0};
+    EXPECT_EQ(fhir::last_updated_with_overlap("2024-01-01T10:00:00+ab:cd", none), "");
+    EXPECT_EQ(fhir::last_updated_with_overlap("2024-01-01T10:00:00- :00", none), "");
+    EXPECT_EQ(fhir::last_updated_with_overlap("2024-01-01T10:00:00+05", none), "");
+    EXPECT_EQ(fhir::last_updated_with_overlap("2024-1-1T1:1:1+05:30 ", none), "");
+    EXPECT_EQ(fhir::last_updated_with_overlap("9999-12-31T23:59:59-01:00", none), "");
+    EXPECT_EQ(fhir::last_updated_with_overlap("0001-01-01T00:00:00Z", std::chrono::seconds(300)), "");
+    EXPECT_EQ(fhir::last_updated_with_overlap("0224-05-01T10:00:00.123Z", none), "0224-05-01T10:00:00Z");
+    EXPECT_EQ(fhir::last_updated_with_overlap("2024-05-01T10:00:00-04:30", none), "2024-05-01T14:30:00Z");
 }
 
 }  // namespace

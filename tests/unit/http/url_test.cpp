@@ -140,6 +140,14 @@ TEST(parse_retry_after, obsolete_date_forms) {
     EXPECT_GT(*far, 40 * 365 * 24h);
 }
 
+// Found by tests/fuzz/fuzz_url: system_clock counts nanoseconds and ends in
+// 2262, so a date past it (or before 1678) overflowed (undefined behaviour).
+TEST(parse_retry_after, dates_outside_the_clock_range_are_clamped_not_overflowed) {
+    EXPECT_EQ(http::parse_retry_after("Sun, 06 Nov 5994 08:49:37 GMT", noon_2024), seconds{2147483648LL});
+    EXPECT_EQ(http::parse_retry_after("Fri Dec 31 23:59:59 9999", noon_2024), seconds{2147483648LL});
+    EXPECT_EQ(http::parse_retry_after("Sun, 06 Nov 0994 08:49:37 GMT", noon_2024), 0s);
+}
+
 TEST(parse_retry_after, garbage_and_negative_are_nullopt) {
     for (const char* bad :
          {"", "   ", "-5", "+5", "1.5", "5s", "soon", "0x10", "Mon, 01 Jan 2024 12:01:00 UTC",

@@ -231,6 +231,68 @@ TEST(NormalizeBadInput, NumberOutOfRangeNamesTheField) {
     EXPECT_TRUE(r.records.empty());
 }
 
+// Found by tests/fuzz/fuzz_normalize_document: an unknown resourceType was
+// quoted whole into the problem (a fuzzer pasted a narrative <div> into it,
+// 1.3 KB), and problems reach the logs, which never carry payloads. Quoted
+// input is now at most 64 bytes, cut at a UTF-8 boundary; a number token at
+// most 40.
+TEST(NormalizeBadInput, InputQuotedInAProblemIsShortAndStaysUtf8) {
+    // Setup: "é" is 2 bytes, so a cut at 64 bytes would split one.
+    std::string long_type = "X";
+    for (int i = 0; i < 200; ++i) long_type += "\xC3\xA9";
+    const std::string single = R"({"resourceType":")" + long_type + R"(","id":"p"})";
+    const std::string in_bundle = bundle(
+        {R"({"resource":{"resourceType":")" + long_type + R"(","id":")" + std::string(300, 'i') + R"("}})"});
+    const std::string number = R"({"resourceType":"Observation","id":"o","valueInteger":1)" + long_type + "}";
+    // Run
+    const result a = run(single);
+    const result b = run(in_bundle);
+    normalizer n;
+    result c;
+    run_line(n, number, 1, c);
+    // Check
+    for (const result* r : std::initializer_list<const result*>{&a, &b, &c}) {
+        ASSERT_FALSE(r->ok());
+        for (const auto& p : r->problems) {
+            EXPECT_LT(p.message.size(), 200u) << p.message;
+            EXPECT_LT(p.where.size(), 160u) << p.where;
+            EXPECT_TRUE(simdjson::validate_utf8(p.message.data(), p.message.size())) << p.message;
+            EXPECT_TRUE(simdjson::validate_utf8(p.where.data(), p.where.size())) << p.where;
+        }
+    }
+    EXPECT_TRUE(contains(a.problems.at(0).message, "unknown resourceType \"X\xC3\xA9"))
+        << a.problems[0].message;
+    EXPECT_TRUE(contains(a.problems[0].message, "…\": not a FHIR R4 resource type")) << a.problems[0].message;
+}
+
+// Found by tests/fuzz/fuzz_normalize_document: simdjson checks escapes only
+// in strings that are unescaped, so `"verif\cationStatus"`, a key no reader
+// looks at, passed, and its bytes would have reached resource_raw as JSON
+// that SQLite's json functions refuse.
+TEST(NormalizeBadInput, InvalidEscapeInAnUnreadStringIsMalformed) {
+    // Setup
+    const std::string key = R"({"resourceType":"Patient","id":"p","verif\cationStatus":1})";
+    const std::string value =
+        bundle({good_patient, R"({"resource":{"resourceType":"Patient","id":"q","text":{"div":"a\x41"}}})"});
+    const std::string short_u = R"({"resourceType":"Patient","id":"p","x":"\u12"})";
+    const std::string fine =
+        R"({"resourceType":"Patient","id":"p","x":"\" \\ \/ \b \f \n \r \t \u00e9 \\c"})";
+    // Run
+    const result a = run(key);
+    const result b = run(value);
+    const result c = run(short_u);
+    const result d = run(fine);
+    // Check
+    ASSERT_FALSE(a.ok());
+    EXPECT_EQ(a.problems.at(0).message,
+              "malformed JSON: a backslash that starts no valid escape sequence at byte offset 41");
+    ASSERT_FALSE(b.ok());
+    EXPECT_EQ(b.problems.at(0).where, "entry 1") << problems_text(b);
+    EXPECT_FALSE(c.ok());
+    EXPECT_TRUE(d.ok()) << problems_text(d);
+    EXPECT_EQ(d.records.size(), 1u);
+}
+
 TEST(NormalizeBadInput, TopLevelValueThatIsNotAnObject) {
     for (const char* json : {"[1,2]", "\"Patient\"", "42", "null"}) {
         // Run

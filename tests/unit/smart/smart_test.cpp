@@ -60,6 +60,31 @@ TEST(TokenResponse, ExpiresInAsAStringIsAccepted) {
     EXPECT_EQ(t->expires_in, 300s);
 }
 
+// Found by tests/fuzz/fuzz_smart: a long digit string overflowed the
+// parser (signed overflow, undefined behaviour), and a huge number
+// overflowed "now + expires_in" in access_token_state::set.
+TEST(TokenResponse, HugeOrNegativeExpiresInIsClampedOrIgnored) {
+    constexpr std::chrono::seconds cap{std::int64_t{1} << 31};
+    auto s = smart::parse_token_response(
+        200, R"({"access_token":"a","token_type":"Bearer","expires_in":"99999999999999999999999"})");
+    ASSERT_TRUE(s) << s.err().message;
+    EXPECT_EQ(s->expires_in, cap);
+    auto n = smart::parse_token_response(
+        200, R"({"access_token":"a","token_type":"Bearer","expires_in":9223372036854775807})");
+    ASSERT_TRUE(n) << n.err().message;
+    EXPECT_EQ(n->expires_in, cap);
+    const auto now = std::chrono::system_clock::time_point{std::chrono::seconds{1'800'000'000}};
+    smart::access_token_state state;
+    state.set(*n, now);
+    EXPECT_GT(state.expires_at(), now);
+    EXPECT_TRUE(state.usable(now));
+    // A negative lifetime is not one: treated as absent (one hour assumed).
+    auto neg =
+        smart::parse_token_response(200, R"({"access_token":"a","token_type":"Bearer","expires_in":-5})");
+    ASSERT_TRUE(neg) << neg.err().message;
+    EXPECT_FALSE(neg->expires_in.has_value());
+}
+
 TEST(TokenResponse, InvalidGrantIsItsOwnCodeAndNeverEchoesTokens) {
     const auto t = smart::parse_token_response(
         400,

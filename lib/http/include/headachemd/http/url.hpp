@@ -56,7 +56,8 @@ bool is_loopback_host(std::string_view host);
 // or an HTTP-date (RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850
 // and asctime forms recipients must accept). Returns how long to wait from
 // `now`: a date in the past gives 0s, a date in the future is rounded up to
-// whole seconds. A huge delta is clamped to 2^31 s (RFC 9111 §1.2.2).
+// whole seconds. A huge delta, or a date further ahead, is clamped to 2^31 s
+// (RFC 9111 §1.2.2).
 // Returns nullopt for a negative number or anything else unparsable.
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
                                                       std::chrono::system_clock::time_point now);
