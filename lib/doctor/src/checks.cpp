@@ -643,7 +643,7 @@ void check_file(const file_facts& f, std::string_view role, bool secret, finding
             "Run doctor as the daemon's user (sudo -u headachemd …) or fix the owner.");
         return;
     }
-    char mode[8];
+    char mode[16];
     std::snprintf(mode, sizeof mode, "%04o", f.mode);
     if (secret && f.empty) {
         add(out, severity::error, topic::files, name + " is empty", {}, "Write the secret into it.");

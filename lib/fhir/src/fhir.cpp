@@ -214,7 +214,7 @@ std::string last_updated_with_overlap(std::string_view cursor, std::chrono::seco
     // is no valid _lastUpdated: pull everything instead.
     const int year = out.tm_year + 1900;
     if (year < 1 || year > 9999) return "";
-    char buf[64];
+    char buf[96];
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", year, out.tm_mon + 1, out.tm_mday,
                   out.tm_hour, out.tm_min, out.tm_sec);
     return buf;

@@ -257,7 +257,7 @@ std::string format_http_date(time_point t) {
     const year_month_day ymd{day};
     const weekday wd{day};
     const auto secs = duration_cast<seconds>(t - day).count();
-    char buf[40];
+    char buf[128];  // roomy: at -O0 GCC cannot bound the fields and warns
     std::snprintf(buf, sizeof buf, "%s, %02u %s %04d %02lld:%02lld:%02lld GMT", weekdays[wd.c_encoding()],
                   static_cast<unsigned>(ymd.day()), months[static_cast<unsigned>(ymd.month()) - 1],
                   static_cast<int>(ymd.year()), static_cast<long long>(secs / 3600),

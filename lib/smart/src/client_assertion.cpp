@@ -58,7 +58,7 @@ std::string json_string(std::string_view s) {
                 break;
             default:
                 if (static_cast<unsigned char>(c) < 0x20) {
-                    char buf[8];
+                    char buf[16];
                     std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
                     out += buf;
                 } else {
