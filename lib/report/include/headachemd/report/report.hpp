@@ -20,6 +20,8 @@
 
 #include <SQLiteCpp/Database.h>
 
+#include "headachemd/core/html.hpp"
+
 namespace headachemd::report {
 
 // An expected failure (missing file, not a HeadacheMD database, schema too
@@ -97,8 +99,9 @@ struct options {
 
 std::string render_html(const report_data& data, const options& opts);
 
-// &, <, >, " and ' as entities: safe in element text and quoted attributes.
-std::string html_escape(std::string_view s);
+// &, <, >, " and ' as entities (the one in lib/core, shared with the
+// enrollment callback page).
+using headachemd::html_escape;
 
 // A JSON string literal safe inside <script type="application/json">:
 // <, >, &, U+2028 and U+2029 and control characters as \u escapes.
