@@ -1,5 +1,11 @@
 // The three log forms, line by line, and what "auto" picks.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 
 #include <chrono>
 #include <regex>
@@ -130,6 +136,64 @@ TEST(ResolveFormat, AutoIsJournaldOnlyWhenStderrIsTheJournalStream) {
     EXPECT_EQ(resolve_format(format_choice::json, "8:4242", stderr_id), format::json);
     EXPECT_EQ(resolve_format(format_choice::journald, std::nullopt, stderr_id), format::journald);
     EXPECT_EQ(resolve_format(format_choice::text, "8:4242", stderr_id), format::text);
+}
+
+}  // namespace
+
+namespace {
+
+// Runs `body` with this process's stderr pointing at a fresh file and
+// $JOURNAL_STREAM set to `journal_stream(dev, ino of that file)`; returns
+// what was written there.
+template <typename F, typename J>
+std::string with_stderr_in_a_file(J journal_stream, F body) {
+    char path[] = "/tmp/headachemd-stderr-XXXXXX";
+    const int fd = ::mkstemp(path);
+    if (fd < 0) return "mkstemp failed";
+    struct stat st {};
+    ::fstat(fd, &st);
+    const int saved = ::dup(STDERR_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::setenv("JOURNAL_STREAM", journal_stream(st.st_dev, st.st_ino).c_str(), 1);
+    body();
+    ::unsetenv("JOURNAL_STREAM");
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    ::close(fd);
+    std::ifstream in(path);
+    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    ::unlink(path);
+    return text;
+}
+
+// The real fstat(2) path: systemd.exec(5)'s JOURNAL_STREAM check.
+TEST(StderrLogger, AutoIsJournaldExactlyWhenJournalStreamNamesStderr) {
+    const auto same = [](dev_t d, ino_t i) { return std::to_string(d) + ":" + std::to_string(i); };
+    const auto other = [](dev_t d, ino_t i) { return std::to_string(d) + ":" + std::to_string(i + 1); };
+    const std::string journald = with_stderr_in_a_file(same, [] {
+        auto log = make_stderr_logger("headachemd", "info", format_choice::automatic);
+        log->warn("to the journal");
+        log->flush();
+    });
+    EXPECT_EQ(journald, "<4>warning: to the journal\n");
+    const std::string text = with_stderr_in_a_file(other, [] {
+        auto log = make_stderr_logger("headachemd", "info", format_choice::automatic);
+        log->warn("to a file");
+        log->flush();
+    });
+    EXPECT_TRUE(
+        std::regex_match(text, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z warning: to a file\n)")))
+        << text;
+    const std::string json = with_stderr_in_a_file(same, [] {
+        auto log = make_stderr_logger("headachemd", "info", format_choice::json);
+        log->info("asked for");
+        log->debug("below the level");
+        log->flush();
+    });
+    EXPECT_EQ(json.find("\"level\":\"info\",\"logger\":\"headachemd\",\"msg\":\"asked for\"}\n"),
+              33u)  // after {"ts":"<24 characters>",
+        << json;
+    EXPECT_EQ(json.find("below the level"), std::string::npos);
 }
 
 }  // namespace
