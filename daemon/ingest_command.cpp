@@ -28,11 +28,12 @@ struct ingest_args {
     std::string source = "file";
     bool store_raw = false;
     std::string log_level = "info";
+    std::string log_format = "auto";
     std::vector<std::string> inputs;
 };
 
 int run_ingest(const ingest_args& a) {
-    auto log = make_logger(a.log_level);
+    auto log = make_logger(a.log_level, a.log_format);
     const fs::path db_path = a.db;
     const fs::path vault_path = a.vault.empty() ? db_path.parent_path() / "vault.db" : fs::path(a.vault);
     try {
@@ -98,6 +99,9 @@ void add_ingest_command(CLI::App& app, int* exit_code) {
         ->capture_default_str();
     cmd->add_flag("--store-raw", args->store_raw, "also keep each resource's JSON in resource_raw");
     cmd->add_option("--log-level", args->log_level, "trace, debug, info, warn, error")->capture_default_str();
+    cmd->add_option("--log-format", args->log_format, "auto, journald, text or json lines on stderr")
+        ->check(CLI::IsMember(log_format_names()))
+        ->capture_default_str();
     cmd->add_option("inputs", args->inputs, "files or directories (.json, .ndjson, .jsonl)")->required();
     cmd->callback([args, exit_code] {
         if (args->source.empty()) throw CLI::ValidationError("--source", "must not be empty");

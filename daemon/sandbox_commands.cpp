@@ -129,10 +129,11 @@ struct demo_args {
     std::string dir;
     bool ecw = false;
     std::string log_level = "warn";
+    std::string log_format = "auto";
 };
 
 int demo(const demo_args& a) {
-    auto log = make_logger(a.log_level);
+    auto log = make_logger(a.log_level, a.log_format);
     fs::path dir = a.dir;
     if (dir.empty()) {
         std::string tmpl = (fs::temp_directory_path() / "headachemd-demo-XXXXXX").string();
@@ -231,10 +232,11 @@ struct sandbox_args {
     std::string ca_out = "sandbox-ca.pem";
     std::string tokens_dir;
     std::string client_jwks;  // a file: the client authenticates with private_key_jwt
+    std::string log_format = "auto";
 };
 
 int serve_sandbox(const sandbox_args& a) {
-    auto log = make_logger("info");
+    auto log = make_logger("info", a.log_format);
     sandbox::options so;
     so.port = static_cast<std::uint16_t>(a.port);
     so.patients = a.patients;
@@ -306,6 +308,9 @@ void add_sandbox_commands(CLI::App& app, int* exit_code) {
         cmd->add_flag("--ecw", args->ecw, "run the sandbox in eClinicalWorks mode");
         cmd->add_option("--log-level", args->log_level, "trace, debug, info, warn, error")
             ->capture_default_str();
+        cmd->add_option("--log-format", args->log_format, "auto, journald, text or json lines on stderr")
+            ->check(CLI::IsMember(log_format_names()))
+            ->capture_default_str();
         cmd->callback([args, exit_code] { *exit_code = demo(*args); });
     }
     {
@@ -329,6 +334,9 @@ void add_sandbox_commands(CLI::App& app, int* exit_code) {
         cmd->add_option("--client-jwks", args->client_jwks,
                         "the client authenticates with private_key_jwt, verified against this JWK Set "
                         "(as printed by keygen --jwks)");
+        cmd->add_option("--log-format", args->log_format, "auto, journald, text or json lines on stderr")
+            ->check(CLI::IsMember(log_format_names()))
+            ->capture_default_str();
         cmd->callback([args, exit_code] { *exit_code = serve_sandbox(*args); });
     }
 }

@@ -78,14 +78,15 @@ struct runtime {
 };
 
 std::optional<runtime> open_runtime(const std::string& config_path, const std::string& log_level,
-                                    int& exit_code) {
+                                    const std::string& log_format, int& exit_code) {
     auto cfg = load_or_report(config_path);
     if (!cfg) {
         exit_code = exit_code::config;
         return std::nullopt;
     }
     runtime rt;
-    rt.log = make_logger(log_level.empty() ? cfg->daemon.log_level : log_level);
+    rt.log = make_logger(log_level.empty() ? cfg->daemon.log_level : log_level,
+                         log_format.empty() ? cfg->daemon.log_format : log_format);
     try {
         // The vault first: a missing or wrong token key stops us before
         // either file is written.
@@ -165,11 +166,15 @@ void run_on_io(asio::io_context& io, F&& body) {
 struct common_args {
     std::string config = default_config;
     std::string log_level;
+    std::string log_format;  // empty: the config's log_format
 };
 
 void add_common(CLI::App* cmd, common_args& a) {
     cmd->add_option("-c,--config", a.config, "configuration file")->capture_default_str();
     cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error (default: from the config)");
+    cmd->add_option("--log-format", a.log_format,
+                    "auto, journald, text or json lines on stderr (default: from the config)")
+        ->check(CLI::IsMember(log_format_names()));
 }
 
 int check_config(const common_args& a) {
@@ -188,7 +193,7 @@ int check_config(const common_args& a) {
 
 int sync_once(const common_args& a) {
     int rc = exit_code::ok;
-    auto rt = open_runtime(a.config, a.log_level, rc);
+    auto rt = open_runtime(a.config, a.log_level, a.log_format, rc);
     if (!rt) return rc;
     asio::io_context io;
     try {
@@ -221,7 +226,7 @@ int sync_once(const common_args& a) {
 // written or abandoned; SIGHUP reloads the config between passes.
 int run_daemon(const common_args& a) {
     int rc = exit_code::ok;
-    auto rt = open_runtime(a.config, a.log_level, rc);
+    auto rt = open_runtime(a.config, a.log_level, a.log_format, rc);
     if (!rt) return rc;
     asio::io_context io;
     system_clock clk;
@@ -676,7 +681,7 @@ int browser_enroll(runtime& rt, const config::patient_settings& patient, const e
 
 int enroll(const enroll_args& a) {
     int rc = exit_code::ok;
-    auto rt = open_runtime(a.config, a.log_level, rc);
+    auto rt = open_runtime(a.config, a.log_level, a.log_format, rc);
     if (!rt) return rc;
     const config::patient_settings* patient = nullptr;
     for (const auto& p : rt->cfg.patients)
@@ -729,7 +734,7 @@ std::string state_text(const sync::patient_health& h) {
 // attention, so a monitoring check can run it.
 int status(const status_args& a) {
     int rc = exit_code::ok;
-    auto rt = open_runtime(a.config, a.log_level, rc);
+    auto rt = open_runtime(a.config, a.log_level, a.log_format, rc);
     if (!rt) return rc;
     std::vector<patient_report> reports;
     try {

@@ -21,6 +21,7 @@
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/sync/engine.hpp"
+#include "test_logger.hpp"
 #include "test_support.hpp"
 #include "vault_support.hpp"
 
@@ -110,7 +111,7 @@ struct fault_matrix : ::testing::Test {
     const headachemd::clock* clk = &system_clk;
     std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
         std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(5000);
-    std::shared_ptr<spdlog::logger> log = std::make_shared<spdlog::logger>("test", sink);
+    std::shared_ptr<spdlog::logger> log = headachemd::test::test_logger("test", sink);
     // Per pass: the client's options and the exchanges it made.
     bool trust_sandbox_ca = true;
     std::chrono::milliseconds request_timeout{10000};

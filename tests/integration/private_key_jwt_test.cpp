@@ -18,6 +18,7 @@
 #include "headachemd/smart/smart.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "run_command.hpp"
+#include "test_logger.hpp"
 #include "test_support.hpp"
 #include "vault_support.hpp"
 
@@ -145,7 +146,7 @@ TEST_P(private_key_jwt, KeygenThenCodeExchangeThenTwoRotatingRefreshesThroughThe
     config.ehrs = {e};
     config.patients.push_back({"hmd-1", "sandbox", patient});
     auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(500);
-    auto log = std::make_shared<spdlog::logger>("test", sink);
+    auto log = headachemd::test::test_logger("test", sink);
     headachemd::system_clock clk;
     std::vector<std::string> refresh_tokens = {*(*granted)->refresh_token};
     for (int pass = 0; pass < 2; ++pass) {

@@ -15,6 +15,7 @@
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/sync/engine.hpp"
+#include "test_logger.hpp"
 #include "test_support.hpp"
 #include "vault_support.hpp"
 
@@ -54,7 +55,7 @@ struct sync_fixture : ::testing::Test {
     headachemd::system_clock clk;
     std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
         std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(5000);
-    std::shared_ptr<spdlog::logger> log = std::make_shared<spdlog::logger>("test", sink);
+    std::shared_ptr<spdlog::logger> log = headachemd::test::test_logger("test", sink);
     sy::engine_counters counters;
 
     void start(headachemd::sandbox::options o, const std::string& profile, int patients, int page_size = 50) {

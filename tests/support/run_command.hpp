@@ -27,14 +27,17 @@ struct command_result {
 // Starts HEADACHEMD_BINARY with `args` and returns its pid (-1 when it
 // could not start). stdin is /dev/null; stdout and stderr go to files, so
 // nothing can block on a full pipe. `extra_env` ("NAME=value") is added to
-// this process's environment for the child only.
+// this process's environment for the child only. Under ctest both files are
+// symbolic links into the log capture (log_capture.hpp).
 inline pid_t spawn_binary(const std::vector<std::string>& args, const std::filesystem::path& out_path,
                           const std::filesystem::path& err_path, std::vector<std::string> extra_env = {}) {
+    const auto out_file = capture_output(out_path, "stdout");
+    const auto err_file = capture_output(err_path, "stderr");
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     std::vector<std::string> all{HEADACHEMD_BINARY};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -79,6 +82,10 @@ struct piped_child {
 inline piped_child spawn_piped(const std::vector<std::string>& args, const std::filesystem::path& scratch,
                                bool pipe_in, bool pipe_out, bool pipe_err) {
     piped_child c;
+    const auto out_file =
+        pipe_out ? std::filesystem::path() : capture_output(scratch / "stdout.txt", "stdout");
+    const auto err_file =
+        pipe_err ? std::filesystem::path() : capture_output(scratch / "stderr.txt", "stderr");
     int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
     if ((pipe_in && pipe2(in_p, O_CLOEXEC) != 0) || (pipe_out && pipe2(out_p, O_CLOEXEC) != 0) ||
         (pipe_err && pipe2(err_p, O_CLOEXEC) != 0))
@@ -92,13 +99,11 @@ inline piped_child spawn_piped(const std::vector<std::string>& args, const std::
     if (pipe_out)
         posix_spawn_file_actions_adddup2(&fa, out_p[1], 1);
     else
-        posix_spawn_file_actions_addopen(&fa, 1, (scratch / "stdout.txt").c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (pipe_err)
         posix_spawn_file_actions_adddup2(&fa, err_p[1], 2);
     else
-        posix_spawn_file_actions_addopen(&fa, 2, (scratch / "stderr.txt").c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     std::vector<std::string> all{HEADACHEMD_BINARY};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -112,6 +117,8 @@ inline piped_child spawn_piped(const std::vector<std::string>& args, const std::
     c.in = in_p[1];
     c.out = out_p[0];
     c.err = err_p[0];
+    capture_pipe(c.out, "stdout-pipe");
+    capture_pipe(c.err, "stderr-pipe");
     if (rc == 0) c.pid = pid;
     return c;
 }
@@ -125,15 +132,17 @@ inline std::optional<std::string> read_line_containing(
     std::string line;
     for (;;) {
         pollfd p{fd, POLLIN, 0};
-        if (poll(&p, 1, static_cast<int>(deadline.count() * 1000)) <= 0) return std::nullopt;
         char c = 0;
-        const auto n = read(fd, &c, 1);
-        if (n <= 0) return std::nullopt;
+        if (poll(&p, 1, static_cast<int>(deadline.count() * 1000)) <= 0 || read(fd, &c, 1) <= 0) {
+            capture_pipe_bytes(fd, line);  // a last line without its newline
+            return std::nullopt;
+        }
         seen.push_back(c);
         if (c != '\n') {
             line.push_back(c);
             continue;
         }
+        capture_pipe_bytes(fd, line + "\n");
         if (line.find(needle) != std::string::npos) return line;
         line.clear();
     }

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "log_capture.hpp"
+
 namespace headachemd::test {
 
 // ../shared/data beside the checkout; HEADACHEMD_SHARED_DATA in the

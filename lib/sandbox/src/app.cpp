@@ -199,6 +199,22 @@ app::app(options opts)
       faults_(mix_seed(opts_.seed, 0xFA17ULL)) {
     if (opts_.client_auth == options::client_auth_kind::private_key_jwt)
         assertions_.emplace(parse_jwks(opts_.client_jwks), opts_.ecw_mode);  // eCW: RS384 only
+    if (!opts_.client_secret.empty()) report(secret_kind::client_secret, opts_.client_secret);
+    for (const auto& id : data_.patient_ids()) report_patient(id);
+}
+
+void app::report(secret_kind k, std::string_view value) const {
+    if (opts_.secret_observer && !value.empty()) opts_.secret_observer(k, value);
+}
+
+void app::report_patient(const std::string& patient_id) const {
+    if (!opts_.secret_observer) return;
+    const auto id = data_.identifiers(patient_id);
+    if (!id) return;
+    report(secret_kind::patient_name, id->name_text);
+    report(secret_kind::patient_name, id->family);
+    report(secret_kind::patient_mrn, id->mrn);
+    report(secret_kind::patient_phone, id->phone);
 }
 
 void app::set_base_url(std::string base_url) {
@@ -546,6 +562,7 @@ http_response app::authorize(const params& p, bool consented, time_point now) {
     std::string joined;
     for (const auto& s : scopes) joined += (joined.empty() ? "" : " ") + s;
     const std::string code = random_token(24);
+    report(secret_kind::authorization_code, code);
     codes_[code] =
         auth_code{*client_id, *redirect_uri, joined, patient, *challenge, now + code_lifetime, false, 0};
     return redirect({{"code", code}});
@@ -681,10 +698,12 @@ std::pair<std::string, std::string> app::issue_tokens(std::uint64_t grant_id, co
                       [&](const auto& kv) { return kv.second.expires + std::chrono::hours{1} < now; });
     }
     std::string access = random_token();
+    report(secret_kind::access_token, access);
     access_tokens_[access] = access_token{grant_id, now + opts_.access_token_lifetime, scope};
     std::string refresh;
     if (with_refresh) {
         refresh = random_token();
+        report(secret_kind::refresh_token, refresh);
         refresh_tokens_[refresh] = refresh_token{grant_id, now + refresh_lifetime, scope, false, {}, {}, {}};
     }
     return {std::move(access), std::move(refresh)};
@@ -1113,6 +1132,7 @@ std::string app::issue_refresh_token(const std::string& patient_id, std::string 
     grants_[gid] = grant{patient_id, scope, false};
     const time_point now = opts_.now();
     std::string refresh = random_token();
+    report(secret_kind::refresh_token, refresh);
     refresh_tokens_[refresh] = refresh_token{gid, now + refresh_lifetime, scope, false, {}, {}, {}};
     return refresh;
 }
@@ -1248,6 +1268,7 @@ void app::update_resource(const std::string& type, const std::string& id) {
     const rtype t = checked_type(type);
     std::lock_guard lock(mu_);
     if (!data_.update(t, id, opts_.now())) throw std::invalid_argument("sandbox: no live " + type + "/" + id);
+    if (t == rtype::patient) report_patient(id);  // the phone changes with each revision
 }
 
 void app::delete_resource(const std::string& type, const std::string& id) {

@@ -145,6 +145,10 @@ private:
     http_response token_response(const std::string& access, const std::string& refresh, time_point now) const;
     void revoke_grant(std::uint64_t grant_id);
     std::vector<std::string> supported_scopes() const;
+    // Tells options::secret_observer, when set (with mu_ held or during
+    // construction).
+    void report(secret_kind k, std::string_view value) const;
+    void report_patient(const std::string& patient_id) const;
     bool scope_allows_read(const std::string& scope, rtype t) const;
     bool served(rtype t) const { return !(opts_.ecw_mode && t == rtype::appointment); }
     std::string default_scope() const;

@@ -203,24 +203,33 @@ std::string_view cycled(std::string_view generated, int revision,
     return *(cycle.begin() + (start + static_cast<std::size_t>(revision)) % cycle.size());
 }
 
+patient_identifiers identifiers_of(const record& r) {
+    const int number = r.variant + 1;
+    patient_identifiers id;
+    // Obviously synthetic, so that a leak into a log is easy to spot.
+    id.name_text = "Test Patient " + pad(static_cast<std::uint64_t>(number), 4);
+    id.family = "Patient " + pad(static_cast<std::uint64_t>(number), 4);
+    id.mrn = "SBX-" + pad(static_cast<std::uint64_t>(number), 4);
+    // 555-0100..0199 are reserved for fiction.
+    id.phone = "555-01" + pad(static_cast<std::uint64_t>((number + r.revision) % 100), 2);
+    return id;
+}
+
 void render_patient(json_writer& w, const record& r) {
     rng g(r.seed);
-    const int number = r.variant + 1;
+    const patient_identifiers id = identifiers_of(r);
     w.key("identifier").begin_array().begin_object();
     w.member("system", "urn:oid:2.16.840.1.113883.19.5.99999.1");  // HL7's example OID arc
-    w.member("value", "SBX-" + pad(static_cast<std::uint64_t>(number), 4));
+    w.member("value", id.mrn);
     w.end_object().end_array();
     w.member("active", true);
-    // Obviously synthetic, so that a leak into a log is easy to spot.
     w.key("name").begin_array().begin_object();
-    w.member("use", "official").member("text", "Test Patient " + pad(static_cast<std::uint64_t>(number), 4));
-    w.member("family", "Patient " + pad(static_cast<std::uint64_t>(number), 4));
+    w.member("use", "official").member("text", id.name_text);
+    w.member("family", id.family);
     w.key("given").begin_array().value("Test").end_array();
     w.end_object().end_array();
-    // 555-0100..0199 are reserved for fiction.
     w.key("telecom").begin_array().begin_object();
-    w.member("system", "phone")
-        .member("value", "555-01" + pad(static_cast<std::uint64_t>((number + r.revision) % 100), 2));
+    w.member("system", "phone").member("value", id.phone);
     w.member("use", "home").end_object().end_array();
     const bool female = g.chance(0.75);  // migraine is about three times as common in women
     w.member("gender", female ? "female" : "male");
@@ -440,6 +449,12 @@ data_store::data_store(std::uint64_t seed, int patients, time_point anchor) : se
 }
 
 bool data_store::has_patient(const std::string& id) const { return profiles_.count(id) != 0; }
+
+std::optional<patient_identifiers> data_store::identifiers(const std::string& patient_id) const {
+    const record* r = find(rtype::patient, patient_id);
+    if (!r) return std::nullopt;
+    return identifiers_of(*r);
+}
 
 std::string data_store::next_id(rtype t) {
     const auto k = static_cast<std::size_t>(t);

@@ -40,6 +40,11 @@ struct record {
     bool deleted = false;
 };
 
+// What identifies a generated patient (render_patient writes these).
+struct patient_identifiers {
+    std::string name_text, family, mrn, phone;
+};
+
 class data_store {
 public:
     // Generates `patients` patients whose history ends at `anchor`. Every
@@ -55,6 +60,9 @@ public:
     // Any resource, deleted ones included; nullptr when unknown.
     const record* find(rtype t, const std::string& id) const;
     std::size_t count(rtype t) const;
+    // The identifying values the patient's resource shows now; nullopt for
+    // an unknown patient.
+    std::optional<patient_identifiers> identifiers(const std::string& patient_id) const;
 
     // FHIR R4 JSON of one resource (resourceType first, then id and meta).
     std::string render(const record& r) const;

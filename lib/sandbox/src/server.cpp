@@ -30,6 +30,7 @@
 #include "app.hpp"
 #include "codec.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
+#include "secret_ledger.hpp"
 #include "tls_material.hpp"
 
 namespace headachemd::sandbox {
@@ -318,6 +319,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server_core> self) {
 namespace {
 options with_secret(options opts) {
     if (opts.client_secret.empty()) opts.client_secret = detail::random_token();
+    opts.secret_observer = detail::with_ledger(std::move(opts.secret_observer));
     return opts;
 }
 }  // namespace

@@ -1,6 +1,14 @@
 // /authorize and /token: PKCE, codes, refresh-token rotation, client
 // authentication, grants and their revocation.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
 
 #include "sandbox_client.hpp"
 
@@ -394,4 +402,82 @@ TEST(SandboxOauth, TokenCallsAreCounted) {
     EXPECT_EQ(st.by_path.at("/token"), 2u);
     EXPECT_EQ(st.by_status.at(200), 1u);
     EXPECT_EQ(st.by_status.at(400), 1u);
+}
+
+// The secret observer (and its ledger file) is what the integration suite's
+// log scan searches for: it must hear of every secret the moment it exists.
+TEST(SandboxSecrets, ObserverHearsEverySecretAndIdentifier) {
+    std::mutex mu;
+    std::multimap<std::string, std::string> heard;  // kind name → value
+    sbx::options o;
+    o.secret_observer = [&](sbx::secret_kind k, std::string_view v) {
+        std::lock_guard lock(mu);
+        heard.emplace(std::string(sbx::secret_kind_name(k)), std::string(v));
+    };
+    running_sandbox s(o);
+    auto c = s.make_client();
+    const auto heard_value = [&](const std::string& kind, const std::string& value) {
+        std::lock_guard lock(mu);
+        const auto [b, e] = heard.equal_range(kind);
+        for (auto it = b; it != e; ++it)
+            if (it->second == value) return true;
+        return false;
+    };
+    EXPECT_TRUE(heard_value("client_secret", s.srv().config().client_secret));
+    EXPECT_TRUE(heard_value("patient_name", "Test Patient 0001"));
+    EXPECT_TRUE(heard_value("patient_name", "Patient 0025"));
+    EXPECT_TRUE(heard_value("patient_mrn", "SBX-0003"));
+    EXPECT_TRUE(heard_value("patient_phone", "555-0102"));
+
+    const reply auth = authorize(*c, authorize_fields(s));
+    const std::string code = code_of(auth);
+    ASSERT_FALSE(code.empty());
+    EXPECT_TRUE(heard_value("authorization_code", code));
+    const reply t = exchange(*c, s, code);
+    ASSERT_EQ(t.status, 200) << t.body;
+    EXPECT_TRUE(heard_value("access_token", std::string(t.json().at("access_token").as_string())));
+    EXPECT_TRUE(heard_value("refresh_token", std::string(t.json().at("refresh_token").as_string())));
+    const std::string issued = s.srv().issue_refresh_token(s.srv().patient_ids().front());
+    EXPECT_TRUE(heard_value("refresh_token", issued));
+
+    // A Patient update changes the phone: the new one is heard too.
+    // (Patient 25's 555-0125 becomes 555-0126, which no other patient has.)
+    EXPECT_FALSE(heard_value("patient_phone", "555-0126"));
+    s.srv().update_resource("Patient", s.srv().patient_ids().back());
+    EXPECT_TRUE(heard_value("patient_phone", "555-0126"));
+}
+
+TEST(SandboxSecrets, LedgerDirectoryFromTheEnvironment) {
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("headachemd-ledger-test-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    ::setenv("HEADACHEMD_SANDBOX_SECRET_LEDGER_DIR", dir.c_str(), 1);
+    std::string secret, token;
+    {
+        running_sandbox s;
+        secret = s.srv().config().client_secret;
+        token = s.srv().issue_refresh_token(s.srv().patient_ids().front());
+    }
+    ::unsetenv("HEADACHEMD_SANDBOX_SECRET_LEDGER_DIR");
+    std::string all;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        EXPECT_EQ(e.path().extension(), ".ledger");
+        std::ifstream in(e.path());
+        all.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    std::filesystem::remove_all(dir);
+    const auto hex = [](std::string_view v) {
+        static constexpr char d[] = "0123456789abcdef";
+        std::string out;
+        for (const char ch : v) {
+            out.push_back(d[static_cast<unsigned char>(ch) >> 4]);
+            out.push_back(d[static_cast<unsigned char>(ch) & 0xF]);
+        }
+        return out;
+    };
+    EXPECT_NE(all.find("client_secret " + hex(secret) + "\n"), std::string::npos);
+    EXPECT_NE(all.find("refresh_token " + hex(token) + "\n"), std::string::npos);
+    EXPECT_NE(all.find("patient_name " + hex("Test Patient 0001") + "\n"), std::string::npos);
+    // The ledger holds values in hex only: no raw secret in the file.
+    EXPECT_EQ(all.find(token), std::string::npos);
 }

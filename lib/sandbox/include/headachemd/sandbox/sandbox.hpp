@@ -60,6 +60,19 @@ namespace headachemd::sandbox {
 inline constexpr std::string_view resource_types[] = {
     "Patient", "Condition", "MedicationRequest", "Encounter", "Observation", "Procedure", "Appointment"};
 
+// What a secret_observer is told about (options::secret_observer).
+enum class secret_kind {
+    client_secret,       // the registered client's secret
+    authorization_code,  // each code /authorize hands out
+    access_token,        // each access token /token issues
+    refresh_token,       // each refresh token, from /token or issue_refresh_token()
+    patient_name,        // each Patient's name.text and name.family
+    patient_mrn,         // each Patient's identifier value (the MRN)
+    patient_phone,       // each Patient's telecom value, after every update too
+};
+// "client_secret", "authorization_code", …: the enumerator's name.
+std::string_view secret_kind_name(secret_kind k);
+
 struct options {
     bool tls = true;  // false: plain http (the client allows that on loopback only)
     std::string host = "127.0.0.1";
@@ -142,6 +155,21 @@ struct options {
     // Optional diagnostics (a failed handshake, an exception in a session).
     // Lines carry no token, secret, name or payload.
     std::function<void(std::string_view)> log;
+
+    // Told every secret the server knows or issues and every identifying
+    // value in its dataset, as each comes to exist (the client secret and
+    // the patients' names, MRNs and phones during construction), so a test
+    // can search logs and files for all of them. Called with the server's
+    // lock held: it must not call back into the server.
+    //
+    // Besides this callback, when the environment variable
+    // HEADACHEMD_SANDBOX_SECRET_LEDGER_DIR names a directory (created if
+    // missing) the server appends the same facts to its own file there,
+    // sandbox-<pid>-<n>.ledger, one "<kind name> <value in hex>" line each.
+    // The integration tests set it (tests/support/log_capture.hpp), so
+    // every sandbox they start, in-process or as `headachemd-sync sandbox`,
+    // feeds the log scan without code in each test.
+    std::function<void(secret_kind, std::string_view)> secret_observer;
 };
 
 // One scripted fault for the fault matrix: unlike the random rates, it hits
