@@ -261,17 +261,32 @@ std::uintmax_t size_of(const fs::path& p) {
 struct analyst_fixture : ::testing::Test {
     temp_dir scratch;  // the children's output files (root only)
     temp_dir home;     // the daemon's state directory
+    temp_dir bin;      // a copy of the binary the daemon's user may run
     std::unique_ptr<headachemd::sandbox::background_server> ehr;
     std::vector<std::string> ids;
     std::string ehr_toml;
 
     fs::path db() const { return home / "headache.db"; }
+    fs::path daemon_binary() const { return bin / "headachemd-sync"; }
     fs::path config() const { return home / "sync.toml"; }
 
     void SetUp() override {
         if (::geteuid() != 0)
             GTEST_SKIP() << "needs root: the daemon and the analyst run as two other users (setuid); "
                             "CI runs as root";
+        // The other users must reach the state directory: every directory
+        // above it must let anyone through (as /var/lib does).
+        for (auto p = home.path().parent_path(); p != p.parent_path(); p = p.parent_path()) {
+            struct stat st {};
+            if (::stat(p.c_str(), &st) != 0 || (st.st_mode & S_IXOTH) == 0)
+                GTEST_SKIP() << p << " (above the temporary directory) is closed to other users, so the "
+                             << "daemon's and the analyst's users cannot reach the database; set TMPDIR=/tmp";
+        }
+        // The checkout may sit where other users cannot go (/root): the
+        // daemon's user runs a copy.
+        ASSERT_EQ(::chmod(bin.path().c_str(), 0755), 0);
+        fs::copy_file(HEADACHEMD_BINARY, daemon_binary());
+        ASSERT_EQ(::chmod(daemon_binary().c_str(), 0755), 0);
         headachemd::sandbox::options so;
         so.patients = 4;
         ehr = std::make_unique<headachemd::sandbox::background_server>(std::move(so));
@@ -319,9 +334,9 @@ struct analyst_fixture : ::testing::Test {
 
     // `sync-once` as the daemon's user, to its end.
     headachemd::test::command_result sync_once() {
-        child c =
-            spawn_as(daemon_user, "exec", {HEADACHEMD_BINARY, "sync-once", "--config", config().string()}, 0,
-                     scratch.path());
+        child c = spawn_as(daemon_user, "exec",
+                           {daemon_binary().string(), "sync-once", "--config", config().string()}, 0,
+                           scratch.path());
         headachemd::test::command_result r;
         if (c.pid < 0) return r;
         r.exit_code = headachemd::test::wait_exit(c.pid);
@@ -380,8 +395,9 @@ struct analyst_fixture : ::testing::Test {
 // refused, and once the analyst is gone the next pass gives the WAL back.
 TEST_F(analyst_fixture, RunningDaemonWritesWhileAnAnalystHoldsASnapshotAndTruncatesTheWalOnceItIsGone) {
     // Setup: the daemon runs; its first pass syncs patient 1.
-    child daemon = spawn_as(daemon_user, "exec", {HEADACHEMD_BINARY, "run", "--config", config().string()}, 2,
-                            scratch.path());
+    child daemon =
+        spawn_as(daemon_user, "exec", {daemon_binary().string(), "run", "--config", config().string()}, 2,
+                 scratch.path());
     ASSERT_GT(daemon.pid, 0);
     reaper daemon_guard{daemon};
     std::string log;
