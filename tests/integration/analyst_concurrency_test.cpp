@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -147,6 +148,9 @@ int run_reader(const char* path) {
         std::fprintf(stderr, "cannot become uid %u gid %u: %s\n", uid, gid, std::strerror(errno));
         std::_Exit(125);
     }
+    // setuid made the process undumpable, which closes its own /proc/self
+    // to it; a sanitizer runtime reads /proc/self/maps to report.
+    ::prctl(PR_SET_DUMPABLE, 1);
     if (std::strcmp(argv[5], "exec") == 0) {
         ::execv(argv[6], argv + 6);
         std::fprintf(stderr, "cannot run %s: %s\n", argv[6], std::strerror(errno));
