@@ -1,6 +1,9 @@
 #include "headachemd/store/analytics_db.hpp"
 
+#include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
 #include <ctime>
@@ -221,7 +224,65 @@ analytics_db::analytics_db(const std::filesystem::path& path)
                                             0007,
                                             "headachemd-analysts",
                                             {},
-                                            {}})) {}
+                                            {}})) {
+    share_wal_with_readers();
+}
+
+// Analysts open headache.db read-only from a directory they may not write
+// (/var/lib/headachemd is 0750 daemon:analysts). SQLite >= 3.22 serves such
+// a reader only if the -wal and -shm files already exist ("Read-Only
+// Databases", https://www.sqlite.org/wal.html); it cannot create them. By
+// default the last connection to close deletes both, so after a sync-once,
+// or while the daemon is stopped, every analyst would get "attempt to write
+// a readonly database". SQLITE_FCNTL_PERSIST_WAL keeps them: on close the
+// WAL is checkpointed and truncated to zero bytes instead of deleted.
+//
+// SQLite gives new -wal/-shm files the database's mode but, unless it runs
+// as root, the process's own group: a daemon started with another primary
+// group than the file's (sudo -u headachemd, not the unit's
+// Group=headachemd-analysts) would lock the analysts out of -shm. So both
+// are given the database's group and mode, as far as we may (chown(2) to a
+// group we are in); a failure leaves them as SQLite made them.
+void analytics_db::share_wal_with_readers() {
+    int persist = 1;
+    sqlite3_file_control(db_.getHandle(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    struct stat db_st {};
+    if (::stat(path_.c_str(), &db_st) != 0) return;
+    for (const char* suffix : {"-wal", "-shm"}) {
+        // By path, never through a file descriptor: closing any descriptor
+        // of a file drops every POSIX lock this process holds on it
+        // (fcntl(2)), and SQLite's lock on -shm is what tells other
+        // processes a writer is attached. lstat and AT_SYMLINK_NOFOLLOW:
+        // never follow a link planted in place of the file.
+        const std::string side = path_.string() + suffix;
+        struct stat st {};
+        if (::lstat(side.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        if (st.st_gid != db_st.st_gid)
+            (void)::fchownat(AT_FDCWD, side.c_str(), static_cast<uid_t>(-1), db_st.st_gid,
+                             AT_SYMLINK_NOFOLLOW);
+        const mode_t want = db_st.st_mode & 0666;
+        if ((st.st_mode & 07777) != want) (void)::fchmodat(AT_FDCWD, side.c_str(), want, 0);
+    }
+}
+
+bool analytics_db::checkpoint_unless_read() {
+    // TRUNCATE waits on the busy handler for readers of older snapshots;
+    // the daemon must not wait on an analyst, so the wait is switched off
+    // for this call: with a reader present it copies what it may and
+    // returns SQLITE_BUSY at once.
+    int timeout_ms = 0;
+    try {
+        SQLite::Statement q(db_, "PRAGMA busy_timeout");
+        if (q.executeStep()) timeout_ms = q.getColumn(0).getInt();
+    } catch (const std::exception&) {
+        return false;  // cannot even read a pragma: the next pass will tell
+    }
+    sqlite3_busy_timeout(db_.getHandle(), 0);
+    const int rc =
+        sqlite3_wal_checkpoint_v2(db_.getHandle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    sqlite3_busy_timeout(db_.getHandle(), timeout_ms);
+    return rc == SQLITE_OK;
+}
 
 int analytics_db::schema_version() {
     SQLite::Statement q(db_, "PRAGMA user_version");

@@ -776,6 +776,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
         }
         while (running > 0) co_await done.async_wait(asio::as_tuple(use_awaitable));
+        // The daemon's connection stays open for days, so SQLite's
+        // checkpoint on close never comes; an analyst who held a snapshot
+        // through the pass left the WAL grown. Give it back now if nobody
+        // reads (never waits for a reader; README "Reading while the daemon
+        // runs").
+        db.checkpoint_unless_read();
         co_return out;
     }
 };

@@ -36,7 +36,18 @@ public:
     // with two keys would split one patient in two. Throws store_error.
     void bind_pseudonym_fingerprint(std::string_view fingerprint);
 
+    // Moves the whole WAL into the database file and truncates it to zero
+    // bytes, unless an analyst still reads an older snapshot: then it copies
+    // what it may and returns false at once, never waiting for the reader.
+    // A reader that holds a snapshot for hours starves SQLite's automatic
+    // checkpoints and the WAL keeps growing ("checkpoint starvation",
+    // https://www.sqlite.org/wal.html); calling this after every pass gives
+    // the disk back as soon as the reader is gone. Throws nothing.
+    bool checkpoint_unless_read();
+
 private:
+    void share_wal_with_readers();
+
     std::filesystem::path path_;
     SQLite::Database db_;
 };
