@@ -198,13 +198,21 @@ child spawn_as(const identity& who, const std::string& what, const std::vector<s
         posix_spawn_file_actions_adddup2(&fa, in_p[0], 0);
     else
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    const std::string files[] = {(scratch / "stdout.txt").string(), (scratch / "stderr.txt").string()};
+    // Files and pipes go through the log capture, so the daemon's lines here
+    // are in the suite's log scan too (tests/support/log_capture.hpp). The
+    // files are opened by this root process, before the child drops its ids.
+    std::string files[2];
     for (int fd : {1, 2}) {
-        if (fd == piped)
+        const char* stream = fd == 1 ? "stdout" : "stderr";
+        if (fd == piped) {
             posix_spawn_file_actions_adddup2(&fa, out_p[1], fd);
-        else
+            headachemd::test::capture_pipe(out_p[0], stream);
+        } else {
+            files[fd - 1] =
+                headachemd::test::capture_output(scratch / (std::string(stream) + ".txt"), stream).string();
             posix_spawn_file_actions_addopen(&fa, fd, files[fd - 1].c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                              0600);
+        }
     }
     std::string groups;
     for (gid_t g : who.groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
