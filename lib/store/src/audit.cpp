@@ -93,11 +93,42 @@ std::vector<audit_event> select(SQLite::Database& db, const audit_query& query) 
     return out;
 }
 
+// Lowers the connection's synchronous setting for one transaction and puts
+// the old one back whatever happens, so that the token write path keeps
+// synchronous=FULL (DESIGN.md "Tokens").
+class synchronous_for_one_transaction {
+public:
+    synchronous_for_one_transaction(SQLite::Database& db, bool lower) : db_(db) {
+        if (!lower) return;
+        SQLite::Statement q(db_, "PRAGMA synchronous");
+        q.executeStep();
+        old_ = q.getColumn(0).getInt();
+        db_.exec("PRAGMA synchronous=NORMAL");
+    }
+    ~synchronous_for_one_transaction() {
+        if (old_ < 0) return;
+        try {
+            // An integer SQLite itself gave us; PRAGMAs take no bound values.
+            db_.exec("PRAGMA synchronous=" + std::to_string(old_));
+        } catch (...) {
+            // Setting a PRAGMA outside a transaction does not fail in practice;
+            // if it did, the next vault open sets FULL again.
+        }
+    }
+    synchronous_for_one_transaction(const synchronous_for_one_transaction&) = delete;
+    synchronous_for_one_transaction& operator=(const synchronous_for_one_transaction&) = delete;
+
+private:
+    SQLite::Database& db_;
+    int old_ = -1;
+};
+
 }  // namespace
 
-void append_audit(SQLite::Database& db, std::span<const audit_event> events) {
+void append_audit(SQLite::Database& db, std::span<const audit_event> events, audit_sync sync) {
     if (events.empty()) return;
     try {
+        synchronous_for_one_transaction level(db, sync == audit_sync::deferred);
         write_transaction tx(db);
         SQLite::Statement q(db, insert_sql);
         for (const auto& e : events) {
@@ -124,6 +155,14 @@ std::vector<audit_event> query_audit(SQLite::Database& db, const audit_query& q)
         return select(db, q);
     } catch (const std::exception& ex) {
         rethrow_as_store_error(ex, db.getFilename(), "reading the audit log in");
+    }
+}
+
+void sync_audit(SQLite::Database& db) {
+    try {
+        db.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    } catch (const std::exception& ex) {
+        rethrow_as_store_error(ex, db.getFilename(), "syncing the audit log in");
     }
 }
 

@@ -5,9 +5,14 @@
 // - An event holds no secret and no identifier beyond the patient key: never
 //   a token, code, URL, FHIR id, name or payload. Callers fill the fields
 //   below and nothing else reaches the table.
-// - append_audit writes a batch in one transaction (durable on return:
-//   vault.db is synchronous=FULL). Callers batch: the sync engine appends at
-//   each page commit and at the end of each job, not per request.
+// - append_audit writes a batch in one transaction. With audit_sync::full
+//   (the default) it is on disk when the call returns (vault.db is
+//   synchronous=FULL). With audit_sync::deferred the transaction commits to
+//   the WAL without an fsync: it survives a crash of the process at once,
+//   and a power loss from the next fsync of the vault on (the next full
+//   append, token write, or checkpoint; WAL frames are made durable in
+//   order). Callers batch: the sync engine appends deferred at each page
+//   commit and full at the end of each job, not per request.
 // - The table is append-only in normal operation: SQLite triggers refuse an
 //   UPDATE, and a DELETE of an event younger than the retention. Only
 //   purge_audit deletes, and only what the retention lets it.
@@ -71,15 +76,25 @@ struct audit_query {
 
 inline constexpr int default_audit_retention_days = 2190;
 
+enum class audit_sync { full, deferred };
+
 // Over an open vault connection (vault::sql()). Oldest first.
-void append_audit(SQLite::Database& db, std::span<const audit_event> events);
+void append_audit(SQLite::Database& db, std::span<const audit_event> events,
+                  audit_sync sync = audit_sync::full);
 std::vector<audit_event> query_audit(SQLite::Database& db, const audit_query& q);
+// Makes deferred appends durable without writing an event: a passive WAL
+// checkpoint, which fsyncs the WAL before it copies frames into the main
+// file (https://sqlite.org/wal.html#ckpt). A reader that pins every frame
+// can keep it from doing so; the next full append syncs them anyway.
+void sync_audit(SQLite::Database& db);
 // Sets the retention to `days` and deletes every event older than that by
 // SQLite's clock, in one transaction. Returns the events deleted.
 std::size_t purge_audit(SQLite::Database& db, int days);
 
 // The same on a vault: what the daemon and the commands call.
-inline void append_audit(vault& v, std::span<const audit_event> events) { append_audit(v.sql(), events); }
+inline void append_audit(vault& v, std::span<const audit_event> events, audit_sync sync = audit_sync::full) {
+    append_audit(v.sql(), events, sync);
+}
 inline void append_audit(vault& v, const audit_event& event) { append_audit(v.sql(), {&event, 1}); }
 inline std::vector<audit_event> query_audit(vault& v, const audit_query& q) {
     return query_audit(v.sql(), q);
