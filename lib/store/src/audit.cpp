@@ -24,14 +24,15 @@ constexpr const char* insert_sql =
 
 // Filters are fixed text with bound values; an absent filter binds NULL and
 // matches everything. The newest `limit` rows are taken, then put back in
-// order of recording.
+// time order (events are appended per page, so jobs running side by side
+// interleave; the id breaks ties within a second).
 constexpr const char* select_sql =
     "SELECT id, time, patient_key, ehr, action, resource_type, page, http_status, count, outcome "
     "FROM (SELECT * FROM audit_event "
     "      WHERE (?1 IS NULL OR time >= ?1) AND (?2 IS NULL OR patient_key = ?2) "
     "        AND (?3 IS NULL OR ehr = ?3) "
-    "      ORDER BY id DESC LIMIT ?4) "
-    "ORDER BY id";
+    "      ORDER BY time DESC, id DESC LIMIT ?4) "
+    "ORDER BY time, id";
 
 // The same cutoff expression as the trigger audit_event_no_early_delete, so
 // the purge never asks for a delete the trigger would refuse.

@@ -188,6 +188,30 @@ TEST(AuditLog, ThePurgeDeletesExactlyTheEventsOlderThanTheRetention) {
     EXPECT_EQ(days.getColumn(0).getInt(), 30);
 }
 
+TEST(AuditLog, ADeferredAppendLeavesTheVaultAtSynchronousFull) {
+    // The token write path relies on synchronous=FULL (DESIGN.md "Tokens"):
+    // a deferred audit append lowers it for its own transaction only, also
+    // when that transaction fails.
+    temp_dir dir;
+    st::vault v(dir / "vault.db", st::token_key::generate());
+    const auto level = [&] {
+        SQLite::Statement q(v.sql(), "PRAGMA synchronous");
+        q.executeStep();
+        return q.getColumn(0).getInt();
+    };
+    ASSERT_EQ(level(), 2);  // FULL
+
+    st::append_audit(v, event("2026-11-01T00:00:00Z", "hmd-1", "ecw", st::audit_action::fhir_search),
+                     st::audit_sync::deferred);
+    EXPECT_EQ(level(), 2);
+    EXPECT_THROW(st::append_audit(v, event("bad time", "hmd-1", "ecw", st::audit_action::fhir_search),
+                                  st::audit_sync::deferred),
+                 st::store_error);
+    EXPECT_EQ(level(), 2);
+    EXPECT_NO_THROW(st::sync_audit(v.sql()));
+    EXPECT_EQ(st::query_audit(v, {}).size(), 1u);
+}
+
 TEST(AuditLog, AnEventWithAMalformedTimeIsRefused) {
     // Text order must be time order for the retention trigger to be right.
     temp_dir dir;

@@ -95,7 +95,9 @@ std::size_t purge_audit(SQLite::Database& db, int days);
 inline void append_audit(vault& v, std::span<const audit_event> events, audit_sync sync = audit_sync::full) {
     append_audit(v.sql(), events, sync);
 }
-inline void append_audit(vault& v, const audit_event& event) { append_audit(v.sql(), {&event, 1}); }
+inline void append_audit(vault& v, const audit_event& event, audit_sync sync = audit_sync::full) {
+    append_audit(v.sql(), {&event, 1}, sync);
+}
 inline std::vector<audit_event> query_audit(vault& v, const audit_query& q) {
     return query_audit(v.sql(), q);
 }
