@@ -534,12 +534,8 @@ int import_refresh_token(runtime& rt, const config::patient_settings& patient, c
     }
     try {
         // The audit log (issue 5): an imported token is an enrollment too.
-        store::audit_event ev;
-        ev.time = now;
-        ev.patient_key = patient.key;
-        ev.ehr = patient.ehr;
-        ev.action = std::string(store::audit_action::enroll);
-        store::append_audit(*rt.vault, ev);
+        store::append_audit(
+            *rt.vault, store::enrollment_event(now, patient.key, patient.ehr, store::audit_action::enroll));
     } catch (const store::store_error& e) {
         rt.log->error("patient {} is enrolled at {}, but the audit log could not record it: {}", patient.key,
                       patient.ehr, e.what());

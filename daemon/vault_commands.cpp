@@ -78,11 +78,9 @@ int rekey(const rekey_args& a) {
         const auto n = vault->rekey(new_key);
         try {
             // The audit log (issue 5): which key ids, never the keys.
-            store::audit_event ev;
-            ev.time = store::utc_timestamp(std::chrono::system_clock::now());
-            ev.action = std::string(store::audit_action::rekey);
-            ev.count = static_cast<int>(n);
-            store::append_audit(*vault, ev);
+            store::append_audit(
+                *vault, store::enrollment_event(store::utc_timestamp(std::chrono::system_clock::now()), {},
+                                                {}, store::audit_action::rekey, "ok", static_cast<int>(n)));
         } catch (const store::store_error& e) {
             std::cerr << "warning: the secrets were re-sealed, but the audit log could not record it: "
                       << e.what() << "\n";

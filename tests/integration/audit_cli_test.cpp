@@ -254,3 +254,45 @@ TEST(AuditLogCli, AuditCommandSaysSoWhenThereIsNoVault) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(AuditLogCli, AnImportedTokenAndARekeyAreRecorded) {
+    // Setup: two enrolled patients; a new token file for hmd-1 and a new key.
+    audit_setup s(2, 0);
+    const std::string token = s.ehr->issue_refresh_token(s.ids[0]);
+    headachemd::test::write_file(s.dir / "rt.txt", token + "\n");
+
+    // Run
+    const auto imported = headachemd::test::run_binary(
+        {"enroll", "hmd-1", "--config", s.config(), "--refresh-token-file", (s.dir / "rt.txt").string()},
+        s.dir.path());
+    const auto keygen =
+        headachemd::test::run_binary({"keygen", "--token-key", (s.dir / "new.key").string()}, s.dir.path());
+    const auto rekey = headachemd::test::run_binary(
+        {"rekey", "--config", s.config(), "--new-key-file", (s.dir / "new.key").string()}, s.dir.path());
+
+    // Check: an enroll event for hmd-1, then a rekey event counting the
+    // secrets re-sealed (two tokens and the pseudonymization key, or two
+    // when that key was never made), with no token anywhere.
+    ASSERT_EQ(imported.exit_code, 0) << imported.err;
+    ASSERT_EQ(keygen.exit_code, 0) << keygen.err;
+    ASSERT_EQ(rekey.exit_code, 0) << rekey.err;
+    SQLite::Database db(s.dir / "vault.db", SQLite::OPEN_READONLY);
+    SQLite::Statement q(
+        db,
+        "SELECT action, coalesce(patient_key, '-'), coalesce(ehr, '-'), coalesce(count, -1), outcome "
+        "FROM audit_event ORDER BY id");
+    std::vector<std::string> got;
+    while (q.executeStep())
+        got.push_back(q.getColumn(0).getString() + " " + q.getColumn(1).getString() + " " +
+                      q.getColumn(2).getString() + " " + q.getColumn(4).getString());
+    const std::vector<std::string> expected{"enroll hmd-1 sandbox ok", "rekey - - ok"};
+    EXPECT_EQ(got, expected);
+    SQLite::Statement n(db, "SELECT count FROM audit_event WHERE action = 'rekey'");
+    ASSERT_TRUE(n.executeStep());
+    EXPECT_GE(n.getColumn(0).getInt(), 2);
+    EXPECT_EQ(all_values(s.dir / "vault.db").find(token), std::string::npos);
+}
+
+}  // namespace

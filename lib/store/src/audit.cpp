@@ -159,6 +159,16 @@ std::vector<audit_event> query_audit(SQLite::Database& db, const audit_query& q)
     }
 }
 
+std::string audit_outcome_code(std::string_view code) {
+    if (code.empty() || code.size() > 40) return "other";
+    for (char c : code) {
+        const bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                          c == '_' || c == '-' || c == '.';
+        if (!word) return "other";
+    }
+    return std::string(code);
+}
+
 void sync_audit(SQLite::Database& db) {
     try {
         db.exec("PRAGMA wal_checkpoint(PASSIVE)");

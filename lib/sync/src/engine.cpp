@@ -122,7 +122,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
           opts(std::move(o)),
           writer(d, opts.store_raw),
           state(d),
-          normalizer(nz::options{.keep_raw = opts.store_raw}) {
+          normalizer(nz::options{.keep_raw = opts.store_raw}),
+          audit_synced_at(k.steady_now()) {
         if (!opts.random) {
             auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
             opts.random = [rng] { return (*rng)(); };
@@ -155,7 +156,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     bool audit_failure_logged = false;
     // Events committed without an fsync since the last one, and when that was.
     bool audit_unsynced = false;
-    std::chrono::steady_clock::time_point audit_synced_at{};
+    std::chrono::steady_clock::time_point audit_synced_at;  // counted from the engine's start
 
     std::string now_text() const { return store::utc_timestamp(clk.now()); }
 
@@ -368,7 +369,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             auto t = smart::parse_token_response(r->status, r->body);
             if (!t) {
                 // The OAuth error code (invalid_grant, …), not just the status.
-                ps.audit.back().outcome = t.err().code;
+                ps.audit.back().outcome = store::audit_outcome_code(t.err().code);
                 auto& per_ehr = ehr_counts(e);
                 ++(t.err().code == "invalid_grant" ? per_ehr.refresh_invalid_grant : per_ehr.refresh_failed);
                 if (t.err().code == "invalid_grant") {

@@ -1,7 +1,5 @@
 #include "headachemd/sync/enroll.hpp"
 
-#include <cctype>
-
 #include <boost/asio/use_awaitable.hpp>
 
 #include "headachemd/core/html.hpp"
@@ -114,16 +112,6 @@ awaitable<result<enrollment_start>> begin_enrollment(http::transport& http, cons
 
 namespace {
 
-// An OAuth error code as an audit outcome: the code comes from outside (the
-// redirect, the token endpoint), so only a short token of safe characters
-// is kept; anything else is "other".
-std::string outcome_kind(std::string_view code) {
-    if (code.empty() || code.size() > 40) return "other";
-    for (char c : code)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') return "other";
-    return std::string(code);
-}
-
 // complete_enrollment without its audit events; `exchange` gets the
 // token-endpoint call when one was made.
 awaitable<enrollment_outcome> complete(http::transport& http, const config::config& cfg, store::vault& vault,
@@ -214,7 +202,7 @@ awaitable<enrollment_outcome> complete(http::transport& http, const config::conf
                                           "). Nothing was stored; start again with `headachemd-sync enroll` "
                                           "in a moment."));
     auto t = smart::parse_token_response(r->status, r->body);
-    if (!t) exchange->outcome = outcome_kind(t.err().code);
+    if (!t) exchange->outcome = store::audit_outcome_code(t.err().code);
     if (!t) {
         const std::string raw = t.err().code + (t.err().message.empty() ? "" : ": " + t.err().message);
         co_return with_patient(failed(

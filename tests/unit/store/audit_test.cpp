@@ -277,3 +277,16 @@ TEST(AuditLog, AVaultFromBeforeTheAuditLogIsUpgradedKeepingItsTokens) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(AuditLog, AnOutsideErrorCodeIsKeptOnlyWhenItIsAShortWord) {
+    EXPECT_EQ(st::audit_outcome_code("invalid_grant"), "invalid_grant");
+    EXPECT_EQ(st::audit_outcome_code("temporarily_unavailable"), "temporarily_unavailable");
+    EXPECT_EQ(st::audit_outcome_code(""), "other");
+    EXPECT_EQ(st::audit_outcome_code("invalid grant for Jane Doe"), "other");
+    EXPECT_EQ(st::audit_outcome_code("a\tb"), "other");
+    EXPECT_EQ(st::audit_outcome_code(std::string(41, 'a')), "other");
+}
+
+}  // namespace

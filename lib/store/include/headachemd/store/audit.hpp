@@ -67,6 +67,24 @@ struct audit_event {
     bool operator==(const audit_event&) const = default;
 };
 
+// An enrollment change (enroll, unenroll, revoke, rekey, …) as an event;
+// `count` is what the change touched (rows purged, secrets re-sealed), when
+// that means something. For example, after `unenroll KEY --purge`:
+//   append_audit(vault, enrollment_event(utc_timestamp(now), key, ehr,
+//                                        audit_action::unenroll, "ok", rows_purged));
+inline audit_event enrollment_event(std::string time, std::string patient_key, std::string ehr,
+                                    std::string_view action, std::string outcome = "ok",
+                                    std::optional<int> count = std::nullopt) {
+    audit_event e;
+    e.time = std::move(time);
+    e.patient_key = std::move(patient_key);
+    e.ehr = std::move(ehr);
+    e.action = std::string(action);
+    e.count = count;
+    e.outcome = std::move(outcome);
+    return e;
+}
+
 struct audit_query {
     std::optional<std::string> since = {};  // UTC text; events at or after it
     std::optional<std::string> patient_key = {};
@@ -75,6 +93,11 @@ struct audit_query {
 };
 
 inline constexpr int default_audit_retention_days = 2190;
+
+// An error code from outside (an OAuth `error` from a token endpoint or a
+// redirect) as an outcome: kept when it is a short word of [A-Za-z0-9_.-],
+// else "other", so an EHR cannot write arbitrary text into the log.
+std::string audit_outcome_code(std::string_view code);
 
 enum class audit_sync { full, deferred };
 
