@@ -130,12 +130,15 @@ TEST(AuditLogCli, SyncOnceRecordsOneEventPerRequestTheSandboxServedWithItsStatus
 
     // Run
     const auto r = headachemd::test::run_binary({"sync-once", "--config", s.config()}, s.dir.path());
+    // A second pass is incremental: _lastUpdated searches and count checks.
+    const auto r2 = headachemd::test::run_binary({"sync-once", "--config", s.config()}, s.dir.path());
     const auto stats = s.ehr->stats();
     const auto rows = audit_rows(s.dir / "vault.db");
 
     // Check: sync-once reports the revoked patient (75), and the audit log
     // has exactly one event per request served, status by status.
     EXPECT_EQ(r.exit_code, 75) << r.err;
+    EXPECT_EQ(r2.exit_code, 75) << r2.err;
     EXPECT_GT(stats.requests, 20u);  // three patients, seven types, pages of 5
     if (const char* dump = std::getenv("HEADACHEMD_AUDIT_TEST_DUMP"); dump && *dump) {
         const auto printed = headachemd::test::run_binary({"audit", "--config", s.config()}, s.dir.path());
@@ -176,7 +179,8 @@ TEST(AuditLogCli, SyncOnceRecordsOneEventPerRequestTheSandboxServedWithItsStatus
     std::size_t ehr_wide = 0;
     for (const auto& e : rows) ehr_wide += e.patient_key.empty() ? 1 : 0;
     EXPECT_EQ(ehr_wide, stats.discovery_calls);
-    // Every FHIR page of hmd-1 says what it held: the counts add up to its rows.
+    // Every FHIR answer with data says how much it held (a page its
+    // resources, a count check the server's total).
     SQLite::Database vault(s.dir / "vault.db", SQLite::OPEN_READONLY);
     SQLite::Statement fhir(
         vault,
@@ -184,6 +188,10 @@ TEST(AuditLogCli, SyncOnceRecordsOneEventPerRequestTheSandboxServedWithItsStatus
         "AND count IS NULL");
     fhir.executeStep();
     EXPECT_EQ(fhir.getColumn(0).getInt(), 0);
+    SQLite::Statement checks(vault,
+                             "SELECT count(*) FROM audit_event WHERE action = 'fhir.count' AND count >= 0");
+    checks.executeStep();
+    EXPECT_GT(checks.getColumn(0).getInt(), 0);
 
     // Check: no token the sandbox issued and no FHIR patient id in any row.
     const std::string values = all_values(s.dir / "vault.db");

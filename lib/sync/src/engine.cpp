@@ -227,7 +227,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
 
     // One request under the EHR's rate limit, with its audit event in `audit`.
     awaitable<result<http::response>> send(ehr_state& e, http::request req,
-                                           std::vector<store::audit_event>& audit, const call& c) {
+                                           std::vector<store::audit_event>& audit, call c) {
         if (!co_await wait(e.limiter.acquire(clk.now())))
             co_return error{"stopped", "stopping: request not sent"};
         ++counters.requests;
@@ -481,6 +481,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         simdjson::padded_string body(r->body);
         auto meta = fhir::read_page_meta(body);
         if (!meta || !meta->total) co_return false;
+        ps.audit.back().count = static_cast<int>(*meta->total);  // this request's event: the server's total
         co_return *meta->total ==
             state.live_rows(e.settings->name, enr.patient_key, nz::table_for_type(spec.resource_type));
     }
