@@ -6,6 +6,7 @@
 // - a needs_reauth event for the revoked patient;
 // - `audit --patient KEY --since DATE` prints that patient's events only;
 // - no token the sandbox issued and no FHIR patient id is in any event.
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -18,6 +19,8 @@
 #include <gtest/gtest.h>
 
 #include "headachemd/sandbox/sandbox.hpp"
+#include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/audit.hpp"
 #include "headachemd/store/vault.hpp"
 #include "run_command.hpp"
 #include "test_support.hpp"
@@ -301,6 +304,41 @@ TEST(AuditLogCli, AnImportedTokenAndARekeyAreRecorded) {
     ASSERT_TRUE(n.executeStep());
     EXPECT_GE(n.getColumn(0).getInt(), 2);
     EXPECT_EQ(all_values(s.dir / "vault.db").find(token), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(AuditLogCli, SyncOncePurgesEventsOlderThanTheRetention) {
+    // Setup: retention 30 days; an event from 31 days ago and one from 29.
+    audit_setup s(1, 0);
+    {
+        std::string toml = headachemd::test::read_file(s.dir / "sync.toml");
+        toml.insert(toml.find("[daemon]\n") + 9, "audit_retention_days = 30\n");
+        headachemd::test::write_file(s.dir / "sync.toml", toml);
+        headachemd::store::vault vault(s.dir / "vault.db", headachemd::test::token_key_in(s.dir.path()));
+        const auto day = std::chrono::hours(24);
+        const auto now = std::chrono::system_clock::now();
+        headachemd::store::append_audit(vault, headachemd::store::enrollment_event(
+                                                   headachemd::store::utc_timestamp(now - 31 * day), "old",
+                                                   "sandbox", headachemd::store::audit_action::enroll));
+        headachemd::store::append_audit(vault, headachemd::store::enrollment_event(
+                                                   headachemd::store::utc_timestamp(now - 29 * day), "young",
+                                                   "sandbox", headachemd::store::audit_action::enroll));
+    }
+
+    // Run
+    const auto r = headachemd::test::run_binary({"sync-once", "--config", s.config()}, s.dir.path());
+
+    // Check: the old event is gone, the young one and the pass's are there.
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::map<std::string, int> by_patient;
+    for (const auto& e : audit_rows(s.dir / "vault.db")) ++by_patient[e.patient_key];
+    EXPECT_EQ(by_patient.count("old"), 0u);
+    EXPECT_EQ(by_patient["young"], 1);
+    EXPECT_GT(by_patient["hmd-1"], 3);
+    EXPECT_NE(r.err.find("deleted 1 event(s) older than 30 days"), std::string::npos) << r.err;
 }
 
 }  // namespace
