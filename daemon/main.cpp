@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "audit_command.hpp"
 #include "doctor_command.hpp"
 #include "exit_codes.hpp"
 #include "ingest_command.hpp"
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
     headachemd::daemon::add_doctor_command(app, &exit_code);
     headachemd::daemon::add_keygen_command(app, &exit_code);
     headachemd::daemon::add_report_command(app, &exit_code);
+    headachemd::daemon::add_audit_command(app, &exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

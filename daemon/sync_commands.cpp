@@ -21,6 +21,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "audit_command.hpp"
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
 #include "headachemd/core/clock.hpp"
@@ -210,6 +211,7 @@ int sync_once(const common_args& a) {
             signals.cancel();
             http.close_idle();
         });
+        purge_audit_or_log(*rt->vault, rt->cfg.daemon.audit_retention_days, *rt->log);
         print_pass(pass);
         return pass.failed() == 0 ? exit_code::ok : exit_code::temp_fail;
     } catch (const store::store_error& e) {
@@ -340,6 +342,7 @@ int run_daemon(const common_args& a) {
                 const auto cfg_now = std::make_shared<const config::config>(rt->cfg);
                 auto outcome =
                     co_await sync::complete_enrollment(*http, *cfg_now, *rt->vault, *cb, clk.now());
+                if (!outcome.audit_error.empty()) rt->log->error("audit log: {}", outcome.audit_error);
                 if (outcome.ok) {
                     rt->log->info("patient {} enrolled at {} by browser authorization; first sync queued",
                                   outcome.patient_key, outcome.ehr);
@@ -418,12 +421,20 @@ int run_daemon(const common_args& a) {
                 due = std::move(next);
             };
             schedule_all();
+            // The audit log's retention: at start-up, then once a day (the
+            // loop wakes at least daily: its idle wait is at most 24 h).
+            purge_audit_or_log(*rt->vault, rt->cfg.daemon.audit_retention_days, *rt->log);
+            auto audit_purged_at = clk.now();
             rt->log->info("running: {} patients at {} EHRs", rt->cfg.patients.size(), rt->cfg.ehrs.size());
             notify.ready(
                 fmt::format("running: {} patients at {} EHRs", rt->cfg.patients.size(), rt->cfg.ehrs.size()));
             watchdog.start();
             loop_running = !stop_requested;
             while (!stop_requested) {
+                if (clk.now() - audit_purged_at >= std::chrono::hours(24)) {
+                    purge_audit_or_log(*rt->vault, rt->cfg.daemon.audit_retention_days, *rt->log);
+                    audit_purged_at = clk.now();
+                }
                 for (auto& who : enrolled_now) {
                     due[who] = clk.now();
                     publish_next_run(who.first, who.second, due[who]);
@@ -526,12 +537,22 @@ int import_refresh_token(runtime& rt, const config::patient_settings& patient, c
         rt.log->error("{}", e.what());
         return exit_code::io_error;
     }
+    try {
+        // The audit log (issue 5): an imported token is an enrollment too.
+        store::append_audit(
+            *rt.vault, store::enrollment_event(now, patient.key, patient.ehr, store::audit_action::enroll));
+    } catch (const store::store_error& e) {
+        rt.log->error("patient {} is enrolled at {}, but the audit log could not record it: {}", patient.key,
+                      patient.ehr, e.what());
+        return exit_code::io_error;
+    }
     rt.log->info("patient {} enrolled at {}; the next sync pulls their data", patient.key, patient.ehr);
     return exit_code::ok;
 }
 
 // What the admin sees at the end of a browser enrollment.
 int report_outcome(runtime& rt, const sync::enrollment_outcome& o) {
+    if (!o.audit_error.empty()) rt.log->error("audit log: {}", o.audit_error);
     if (o.ok) {
         rt.log->info("patient {} enrolled at {} by browser authorization", o.patient_key, o.ehr);
         std::cout << fmt::format(

@@ -10,6 +10,8 @@
 #include <iostream>
 
 #include "exit_codes.hpp"
+#include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/audit.hpp"
 
 namespace headachemd::daemon {
 namespace {
@@ -74,6 +76,15 @@ int rekey(const rekey_args& a) {
             return exit_code::usage;
         }
         const auto n = vault->rekey(new_key);
+        try {
+            // The audit log (issue 5): which key ids, never the keys.
+            store::append_audit(
+                *vault, store::enrollment_event(store::utc_timestamp(std::chrono::system_clock::now()), {},
+                                                {}, store::audit_action::rekey, "ok", static_cast<int>(n)));
+        } catch (const store::store_error& e) {
+            std::cerr << "warning: the secrets were re-sealed, but the audit log could not record it: "
+                      << e.what() << "\n";
+        }
         std::cout << "re-sealed " << n << " secret(s) in " << cfg->daemon.vault.string() << " under key id "
                   << new_key.id() << " (was " << old_id << ").\n"
                   << "Now set [daemon] token_key_file = \"" << a.new_key_file

@@ -14,6 +14,7 @@
 
 #include "headachemd/http/client.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
+#include "headachemd/store/audit.hpp"
 #include "headachemd/store/pending.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/enroll.hpp"
@@ -370,6 +371,50 @@ TEST_F(enroll_library, APinnedPatientIdThatDiffersIsRefused) {
     EXPECT_FALSE(o.ok);
     EXPECT_EQ(o.headline, "A different patient's record was authorized");
     expect_untouched();
+}
+
+}  // namespace
+
+namespace {
+
+// The audit log (issue 5): every completion is recorded, refused ones too,
+// with the code exchange's status; never the code, the state or a token.
+TEST_F(enroll_library, EachCompletionIsInTheAuditLogWithoutCodeStateOrToken) {
+    // Setup
+    const auto now = std::chrono::system_clock::now();
+    std::string state;
+    const auto first = authorize("hmd-1", now, &state);
+
+    // Run: an enrollment, its replay, and a second one with the used code.
+    ASSERT_TRUE(complete(first, now).ok);
+    EXPECT_FALSE(complete(first, now).ok);
+    auto second = authorize("hmd-1", now);
+    second.code = first.code;
+    EXPECT_FALSE(complete(second, now).ok);
+
+    // Check
+    const auto events = st::query_audit(*vault, {});
+    std::vector<std::string> got;
+    for (const auto& e : events)
+        got.push_back(e.action + " " + e.patient_key + " " +
+                      (e.http_status ? std::to_string(*e.http_status) : "-") + " " + e.outcome);
+    const std::vector<std::string> expected{
+        "token.exchange hmd-1 200 ok",             // the first completion
+        "enroll hmd-1 - ok",                       //
+        "enroll.refused  - unknown_state",         // the replay: no pending row, no patient
+        "token.exchange hmd-1 400 invalid_grant",  // the used code
+        "enroll.refused hmd-1 - code_refused",     //
+    };
+    EXPECT_EQ(got, expected);
+    const std::string token = vault->find_enrollment("hmd-1", "sandbox")->refresh_token;
+    for (const auto& e : events) {
+        for (const std::string& field : {e.patient_key, e.ehr, e.action, e.resource_type, e.outcome}) {
+            ASSERT_TRUE(first.code);
+            EXPECT_EQ(field.find(*first.code), std::string::npos);
+            EXPECT_EQ(field.find(state), std::string::npos);
+            EXPECT_EQ(field.find(token), std::string::npos);
+        }
+    }
 }
 
 }  // namespace

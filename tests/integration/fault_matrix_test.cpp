@@ -19,6 +19,7 @@
 
 #include "headachemd/http/client.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
+#include "headachemd/store/audit.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "test_logger.hpp"
@@ -838,6 +839,51 @@ TEST_F(fault_matrix, DatabaseLockedByAnAnalystsWriteFailsThePassCleanlyAndItResu
     SQLite::Statement q(db->sql(), "SELECT x FROM analyst_scratch");
     ASSERT_TRUE(q.executeStep());
     EXPECT_EQ(q.getColumn(0).getInt(), 42);
+}
+
+}  // namespace
+
+namespace {
+
+// The audit log (issue 5): a request that got no answer is an event with
+// no status and the transport's error; a next link to another origin is an
+// event too, although nothing was sent.
+TEST_F(fault_matrix, TransportErrorsAndARefusedOriginAreAuditedWithoutAStatus) {
+    // Setup: the first Condition search is reset mid-body; every next link
+    // points to another origin.
+    start({}, 1, 5);
+    script(fault::reset_mid_body, "Condition", 1);
+    (*ehr)->set_next_link_override("https://127.0.0.2:9/fhir/steal");
+
+    // Run
+    const auto r = pass();
+
+    // Check: the job fails (a type that pages cannot complete).
+    EXPECT_EQ(r.failed(), 1);
+    EXPECT_EQ((*ehr)->stats().resets, 1u);
+    std::vector<std::string> no_status;
+    std::size_t with_status = 0;
+    for (const auto& e : st::query_audit(*vault, {})) {
+        if (!e.http_status) {
+            no_status.push_back(e.action + " " + e.resource_type + " " + std::to_string(e.page.value_or(0)) +
+                                " " + e.outcome);
+        } else {
+            ++with_status;
+        }
+    }
+    // The reset, then one refused next link per type with a second page
+    // (a failed type does not stop the others).
+    ASSERT_GE(no_status.size(), 2u);
+    EXPECT_EQ(no_status[0], "fhir.search Condition 1 reset");
+    EXPECT_EQ(no_status[1], "fhir.page MedicationRequest 2 foreign_origin");
+    for (std::size_t i = 2; i < no_status.size(); ++i) {
+        EXPECT_NE(no_status[i].find(" 2 foreign_origin"), std::string::npos) << no_status[i];
+    }
+    int refused_types = 0;
+    for (const auto& t : r.patients.at(0).types)
+        refused_types += t.failure && t.failure->code == "foreign_origin";
+    EXPECT_EQ(static_cast<int>(no_status.size()) - 1, refused_types);
+    EXPECT_EQ(with_status, (*ehr)->stats().requests - (*ehr)->stats().resets);
 }
 
 }  // namespace

@@ -29,9 +29,9 @@ using detail::did_you_mean;
 using detail::one_of;
 
 constexpr std::array<std::string_view, 4> root_keys{"daemon", "privacy", "ehr", "patient"};
-constexpr std::array<std::string_view, 8> daemon_keys{
-    "database",         "vault",           "log_level",      "log_format",
-    "default_interval", "callback_listen", "token_key_file", "metrics_listen"};
+constexpr std::array<std::string_view, 9> daemon_keys{
+    "database",        "vault",          "log_level",      "log_format",          "default_interval",
+    "callback_listen", "token_key_file", "metrics_listen", "audit_retention_days"};
 constexpr std::array<std::string_view, 1> privacy_keys{"identifiers"};
 // clang-format off
 constexpr std::array<std::string_view, 30> ehr_keys{
@@ -527,6 +527,9 @@ private:
                 d.metrics_listen = *v;
             }
         }
+        // Up to 100 years; below one day the purge would race the events it keeps.
+        if (auto v = get_int(s, "audit_retention_days", 1, 36500, " (days; HIPAA asks for 6 years: 2190)"))
+            d.audit_retention_days = *v;
         return d;
     }
 

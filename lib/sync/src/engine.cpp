@@ -14,6 +14,7 @@
 #include "headachemd/http/url.hpp"
 #include "headachemd/normalize/normalize.hpp"
 #include "headachemd/smart/smart.hpp"
+#include "headachemd/store/audit.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/sync/credentials.hpp"
 
@@ -95,6 +96,18 @@ struct engine::impl : std::enable_shared_from_this<impl> {
 
     struct patient_state {
         smart::access_token_state access;
+        // Audit events of this patient's requests not yet in vault.db
+        // (appended at each page commit and at the end of the job).
+        std::vector<store::audit_event> audit;
+    };
+
+    // What an audit event says about a request besides its answer. Never a
+    // URL: a query string holds the FHIR patient id.
+    struct call {
+        std::string_view patient_key;  // empty: a call for the EHR as a whole
+        std::string_view action;       // store::audit_action
+        std::string_view resource_type = {};
+        std::optional<int> page = {};
     };
 
     impl(asio::any_io_executor e, const cfg::config& c, http::transport& h, store::analytics_db& d,
@@ -109,7 +122,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
           opts(std::move(o)),
           writer(d, opts.store_raw),
           state(d),
-          normalizer(nz::options{.keep_raw = opts.store_raw}) {
+          normalizer(nz::options{.keep_raw = opts.store_raw}),
+          audit_synced_at(k.steady_now()) {
         if (!opts.random) {
             auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
             opts.random = [rng] { return (*rng)(); };
@@ -137,6 +151,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     engine_counters counters;
     bool stopping = false;
     std::set<asio::steady_timer*> timers;
+    // Audit events of calls made for an EHR as a whole (discovery, metadata).
+    std::vector<store::audit_event> ehr_audit;
+    bool audit_failure_logged = false;
+    // Events committed without an fsync since the last one, and when that was.
+    bool audit_unsynced = false;
+    std::chrono::steady_clock::time_point audit_synced_at;  // counted from the engine's start
 
     std::string now_text() const { return store::utc_timestamp(clk.now()); }
 
@@ -151,12 +171,71 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         co_return !stopping;
     }
 
-    // One request under the EHR's rate limit.
-    awaitable<result<http::response>> send(ehr_state& e, http::request req) {
+    // An audit event for a call, kept in `buf` until the next append.
+    void record(std::vector<store::audit_event>& buf, const ehr_state& e, const call& c,
+                std::optional<int> status, std::string outcome) {
+        store::audit_event ev;
+        ev.time = now_text();
+        ev.patient_key = std::string(c.patient_key);
+        ev.ehr = e.settings->name;
+        ev.action = std::string(c.action);
+        ev.resource_type = std::string(c.resource_type);
+        ev.page = c.page;
+        ev.http_status = status;
+        ev.outcome = std::move(outcome);
+        buf.push_back(std::move(ev));
+    }
+
+    // Appends buffered events to vault.db (README "Audit log", durability).
+    // `deferred`: committed to the WAL without an fsync, which a crash of
+    // the process does not lose; used at each page commit. `full`: fsynced,
+    // which makes every earlier deferred commit durable too (WAL frames
+    // reach the disk in order); used for enrollment changes, at the end of a
+    // job when the last fsync is older than audit_fsync_every, and at the
+    // end of a pass. One fsync per request, or even per job, would block the
+    // executor for longer than the requests it records (bench_sync).
+    // A failing vault must not stop the sync of data already fetched: the
+    // events stay buffered for the next append, and the failure is logged.
+    static constexpr std::chrono::seconds audit_fsync_every{10};
+
+    void flush_audit(std::vector<store::audit_event>& buf, store::audit_sync sync) {
+        if (buf.empty()) return;
+        try {
+            store::append_audit(vault.sql(), buf, sync);
+            buf.clear();
+            audit_failure_logged = false;
+            if (sync == store::audit_sync::full) {
+                audit_unsynced = false;
+                audit_synced_at = clk.steady_now();
+            } else {
+                audit_unsynced = true;
+            }
+        } catch (const std::runtime_error& failure) {
+            if (!audit_failure_logged)
+                log->error("cannot append to the audit log: {}; {} event(s) kept in memory for the next try",
+                           failure.what(), buf.size());
+            audit_failure_logged = true;
+            // Bounded: a vault that stays broken must not eat the memory.
+            constexpr std::size_t max_buffered = 100000;
+            if (buf.size() > max_buffered) {
+                log->critical("audit log: dropping {} event(s) that vault.db would not take",
+                              buf.size() - max_buffered);
+                buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(buf.size() - max_buffered));
+            }
+        }
+    }
+
+    // One request under the EHR's rate limit, with its audit event in `audit`.
+    awaitable<result<http::response>> send(ehr_state& e, http::request req,
+                                           std::vector<store::audit_event>& audit, call c) {
         if (!co_await wait(e.limiter.acquire(clk.now())))
             co_return error{"stopped", "stopping: request not sent"};
         ++counters.requests;
         auto r = co_await http.send(std::move(req));
+        if (r)
+            record(audit, e, c, r->status, r->status < 400 ? "ok" : "http_" + std::to_string(r->status));
+        else
+            record(audit, e, c, std::nullopt, r.err().code);
         if (r && r->status == 429) ++counters.http_429;
         auto& per_ehr = ehr_counts(e);
         if (r)
@@ -185,12 +264,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     }
 
     // GET without a bearer token (discovery, metadata), with retries.
-    awaitable<result<http::response>> get_public(ehr_state& e, std::string url) {
+    awaitable<result<http::response>> get_public(ehr_state& e, std::string url, std::string_view action) {
         for (int attempt = 0;; ++attempt) {
             http::request req;
             req.url = url;
             req.headers.push_back({"Accept", "application/json, application/fhir+json"});
-            auto r = co_await send(e, std::move(req));
+            auto r = co_await send(e, std::move(req), ehr_audit, call{{}, action});
             const bool last = attempt + 1 >= opts.backoff.max_attempts;
             if (!r) {
                 if (!transient(r.err()) || last) co_return r;
@@ -221,13 +300,14 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             // SMART App Launch 2.x: {fhir_base}/.well-known/smart-configuration,
             // per tenant at eCW; the CapabilityStatement's oauth-uris is the
             // older way and our fallback.
-            auto r = co_await get_public(e, s.fhir_base + "/.well-known/smart-configuration");
+            auto r = co_await get_public(e, s.fhir_base + "/.well-known/smart-configuration",
+                                         store::audit_action::discovery);
             if (r && r->status == 200) {
                 auto c = smart::parse_configuration(r->body);
                 if (c) e.token_endpoint = c->token_endpoint;
             }
         }
-        auto meta = co_await get_public(e, s.fhir_base + "/metadata");
+        auto meta = co_await get_public(e, s.fhir_base + "/metadata", store::audit_action::metadata);
         if (meta && meta->status == 200) {
             if (auto caps = fhir::parse_capability_statement(meta->body)) e.caps = std::move(*caps);
             if (e.token_endpoint.empty()) {
@@ -265,7 +345,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             for (const auto& [n, v] : tr.headers) req.headers.push_back({n, v});
             req.body = tr.body;
             ++counters.token_requests;
-            auto r = co_await send(e, std::move(req));
+            auto r = co_await send(e, std::move(req), ps.audit,
+                                   call{enr.patient_key, store::audit_action::token_refresh});
             const bool last = attempt + 1 >= opts.backoff.max_attempts;
             if (!r) {
                 // A refresh request that may have reached the server is not
@@ -287,6 +368,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             auto t = smart::parse_token_response(r->status, r->body);
             if (!t) {
+                // The OAuth error code (invalid_grant, …), not just the status.
+                ps.audit.back().outcome = store::audit_outcome_code(t.err().code);
                 auto& per_ehr = ehr_counts(e);
                 ++(t.err().code == "invalid_grant" ? per_ehr.refresh_invalid_grant : per_ehr.refresh_failed);
                 if (t.err().code == "invalid_grant") {
@@ -294,6 +377,10 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     // only a new enrollment helps. Logged once, here.
                     vault.set_needs_reauth(enr.patient_key, enr.ehr, true, now_text());
                     enr.needs_reauth = true;
+                    // An enrollment change: on disk now, with the refusal before it.
+                    record(ps.audit, e, call{enr.patient_key, store::audit_action::needs_reauth},
+                           std::nullopt, "invalid_grant");
+                    flush_audit(ps.audit, store::audit_sync::full);
                     log->error(
                         "patient {} at {}: the EHR refused the refresh token (invalid_grant); the "
                         "patient must be enrolled again",
@@ -317,7 +404,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     // and once on a 401; wait on 429/503; back off on 5xx and transport
     // failures. Returns the response for 2xx, 403 and 404.
     awaitable<result<http::response>> fhir_get(ehr_state& e, patient_state& ps, store::enrollment& enr,
-                                               std::string url) {
+                                               std::string url, call c) {
         bool refreshed_for_401 = false;
         for (int attempt = 0;;) {
             if (!ps.access.usable(clk.now())) {
@@ -326,6 +413,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             // The bearer token goes to the FHIR base's origin only.
             if (!http::same_origin(url, e.settings->fhir_base)) {
                 ++counters.refused_origin;
+                record(ps.audit, e, c, std::nullopt, "foreign_origin");  // not sent, but asked for
                 co_return error{"foreign_origin", "refused to send the access token to another origin than " +
                                                       e.settings->fhir_base};
             }
@@ -333,7 +421,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             req.url = url;
             req.headers.push_back({"Authorization", "Bearer " + ps.access.token()});
             req.headers.push_back({"Accept", "application/fhir+json"});
-            auto r = co_await send(e, std::move(req));
+            auto r = co_await send(e, std::move(req), ps.audit, c);
             const bool last = attempt + 1 >= opts.backoff.max_attempts;
             if (!r) {
                 if (r.err().code == "stopped" || !transient(r.err()) || last) co_return r;
@@ -387,11 +475,13 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         spec.last_updated_gt.reset();
         spec.count = 1;
         const std::string url = fhir::with_query_param(fhir::search_url(spec), "_summary", "count");
-        auto r = co_await fhir_get(e, ps, enr, url);
+        auto r = co_await fhir_get(
+            e, ps, enr, url, call{enr.patient_key, store::audit_action::fhir_count, spec.resource_type});
         if (!r || r->status != 200) co_return false;
         simdjson::padded_string body(r->body);
         auto meta = fhir::read_page_meta(body);
         if (!meta || !meta->total) co_return false;
+        ps.audit.back().count = static_cast<int>(*meta->total);  // this request's event: the server's total
         co_return *meta->total ==
             state.live_rows(e.settings->name, enr.patient_key, nz::table_for_type(spec.resource_type));
     }
@@ -445,7 +535,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 out.failure = error{"paging_loop", rs.type + ": a next link points back to an earlier page"};
                 co_return out;
             }
-            auto r = co_await fhir_get(e, ps, enr, url);
+            const call this_page{enr.patient_key,
+                                 is_read          ? store::audit_action::fhir_read
+                                 : out.pages == 0 ? store::audit_action::fhir_search
+                                                  : store::audit_action::fhir_page,
+                                 rs.type, out.pages + 1};
+            auto r = co_await fhir_get(e, ps, enr, url, this_page);
             if (!r) {
                 out.failure = r.err();
                 co_return out;
@@ -459,12 +554,17 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 co_return out;
             }
             ++out.pages;
+            // This page's audit event (fhir_get returned right after
+            // recording it): it learns the page's size and, when the page is
+            // refused below, why.
+            const std::size_t page_event = ps.audit.size() - 1;
             const std::string where = rs.type + " page " + std::to_string(out.pages);
             simdjson::padded_string body(r->body);
             auto meta = fhir::read_page_meta(body);
             if (!meta) {
                 out.failure =
                     error{"bad_page", where + ": " + meta.err().message + "; nothing from it was written"};
+                ps.audit[page_event].outcome = out.failure->code;
                 co_return out;
             }
             if (is_read && meta->resource_type == "Patient") {
@@ -475,13 +575,16 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                           where + ": the EHR answered a " + meta->resource_type +
                               (meta->outcome_summary.empty() ? "" : " (" + meta->outcome_summary + ")") +
                               " instead of a Bundle"};
+                ps.audit[page_event].outcome = out.failure->code;
                 co_return out;
             }
             nz::result page = normalizer.normalize_document(body);
+            ps.audit[page_event].count = static_cast<int>(page.records.size());
             if (!page.ok()) {
                 out.failure =
                     error{"bad_page", where + ": " + page.problems.front().where + ": " +
                                           page.problems.front().message + "; nothing from it was written"};
+                ps.audit[page_event].outcome = out.failure->code;
                 co_return out;
             }
             // Data for patient A never lands under patient B.
@@ -491,6 +594,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     out.failure = error{"wrong_patient", where +
                                                              ": holds a resource of another patient; nothing "
                                                              "from it was written"};
+                    ps.audit[page_event].outcome = out.failure->code;
                     co_return out;
                 }
             }
@@ -512,6 +616,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     out.failure =
                         error{"paging_loop",
                               where + ": the page repeats resources of an earlier page (a next-link loop)"};
+                    ps.audit[page_event].outcome = out.failure->code;
                     co_return out;
                 }
             }
@@ -569,6 +674,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     state.write_cursor(s.name, enr.patient_key, rs.type, c);
                 }
                 tx.commit();
+                // The page's events follow its rows into a file: a crash loses
+                // at most the events of the page in flight (README "Audit log").
+                flush_audit(ps.audit, store::audit_sync::deferred);
             } catch (const std::runtime_error& failure) {
                 // SQLite::Exception and store_error; SQLite's messages name
                 // the condition ("database or disk is full", "database is
@@ -577,6 +685,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 max_updated = max_before;
                 out.failure = error{"store_failed", where + ": headache.db refused the write (" +
                                                         failure.what() + "); nothing from it was written"};
+                ps.audit[page_event].outcome = out.failure->code;
                 co_return out;
             }
             seen_set.insert(seen_ids.begin() + static_cast<std::ptrdiff_t>(seen_before), seen_ids.end());
@@ -646,8 +755,16 @@ struct engine::impl : std::enable_shared_from_this<impl> {
 
     awaitable<patient_result> sync_patient(std::string key, std::string ehr_name) {
         const auto started = clk.steady_now();
-        patient_result pr = co_await sync_patient_timed(std::move(key), std::move(ehr_name));
+        patient_result pr = co_await sync_patient_timed(key, ehr_name);
         pr.elapsed = clk.steady_now() - started;
+        // Every way out of a job: its remaining events reach the disk, in one
+        // fsync for the job rather than one per request.
+        const auto sync = clk.steady_now() - audit_synced_at >= audit_fsync_every
+                              ? store::audit_sync::full
+                              : store::audit_sync::deferred;
+        flush_audit(ehr_audit, store::audit_sync::deferred);
+        if (auto it = patients.find(ehr_name + "\n" + key); it != patients.end())
+            flush_audit(it->second.audit, sync);
         co_return pr;
     }
 
@@ -742,6 +859,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             auto it = ehrs.find(ehr_name);
             if (it != ehrs.end()) co_await prepare(*it->second);
         }
+        flush_audit(ehr_audit, store::audit_sync::deferred);
         auto self = shared_from_this();
         int running = 0;
         asio::steady_timer done(ex, asio::steady_timer::time_point::max());
@@ -776,6 +894,17 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
         }
         while (running > 0) co_await done.async_wait(asio::as_tuple(use_awaitable));
+        // The pass's events reach the disk before it is reported done.
+        flush_audit(ehr_audit, store::audit_sync::full);
+        if (audit_unsynced) {
+            try {
+                store::sync_audit(vault.sql());
+                audit_unsynced = false;
+                audit_synced_at = clk.steady_now();
+            } catch (const std::runtime_error& failure) {
+                log->error("cannot sync the audit log to disk: {}", failure.what());
+            }
+        }
         // The daemon's connection stays open for days, so SQLite's
         // checkpoint on close never comes; an analyst who held a snapshot
         // through the pass left the WAL grown. Give it back now if nobody

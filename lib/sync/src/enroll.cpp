@@ -6,6 +6,7 @@
 #include "headachemd/http/url.hpp"
 #include "headachemd/smart/smart.hpp"
 #include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/audit.hpp"
 #include "headachemd/sync/credentials.hpp"
 
 namespace headachemd::sync {
@@ -33,8 +34,10 @@ std::string printable(std::string_view s, std::size_t max = 300) {
     return out;
 }
 
-enrollment_outcome failed(std::string headline, std::string explanation, std::string raw = {}) {
+enrollment_outcome failed(std::string kind, std::string headline, std::string explanation,
+                          std::string raw = {}) {
     enrollment_outcome o;
+    o.error_kind = std::move(kind);
     o.headline = std::move(headline);
     o.explanation = std::move(explanation);
     o.raw_error = std::move(raw);
@@ -107,9 +110,14 @@ awaitable<result<enrollment_start>> begin_enrollment(http::transport& http, cons
     co_return out;
 }
 
-awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const config::config& cfg,
-                                                  store::vault& vault, const smart::callback_params& callback,
-                                                  std::chrono::system_clock::time_point now) {
+namespace {
+
+// complete_enrollment without its audit events; `exchange` gets the
+// token-endpoint call when one was made.
+awaitable<enrollment_outcome> complete(http::transport& http, const config::config& cfg, store::vault& vault,
+                                       const smart::callback_params& callback,
+                                       std::chrono::system_clock::time_point now,
+                                       std::optional<store::audit_event>& exchange) {
     store::pending_enrollments pending(vault);
     // The row is taken out before anything else, whatever the outcome: a
     // state serves one redirect, so a replay or a second tab finds nothing.
@@ -119,25 +127,26 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
     if (callback.error) {
         std::string raw = *callback.error;
         if (callback.error_description) raw += ": " + *callback.error_description;
-        auto o = failed("The EHR did not authorize HeadacheMD (" + printable(*callback.error, 60) + ")",
+        auto o = failed("authorization_refused",
+                        "The EHR did not authorize HeadacheMD (" + printable(*callback.error, 60) + ")",
                         smart::explain_oauth_error(*callback.error), printable(raw));
         if (p) o.patient_key = p->patient_key, o.ehr = p->ehr;
         co_return o;
     }
     if (!callback.state || callback.state->empty())
         co_return failed(
-            "The redirect carried no state",
+            "no_state", "The redirect carried no state",
             "Without the state this redirect cannot be matched to an enrollment that was started "
             "here, so it was ignored. Nothing was stored. Start again with `headachemd-sync "
             "enroll`.");
     if (!p)
-        co_return failed("This sign-in link is unknown or was already used",
+        co_return failed("unknown_state", "This sign-in link is unknown or was already used",
                          "The state in the redirect matches no pending enrollment: it was already completed, "
                          "replayed, or did not come from an enrollment started here. Nothing was stored; "
                          "existing enrollments are unchanged. Start again with `headachemd-sync enroll`.");
     if (p->expires_at <= unix_seconds(now)) {
         auto o =
-            failed("This enrollment expired",
+            failed("expired", "This enrollment expired",
                    "A browser enrollment must be completed within 10 minutes of starting it. Nothing was "
                    "stored. Start again with `headachemd-sync enroll " +
                        p->patient_key + "`.");
@@ -154,11 +163,11 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
         return o;
     };
     if (!patient || !ehr)
-        co_return with_patient(failed("This patient is no longer in the configuration",
+        co_return with_patient(failed("not_configured", "This patient is no longer in the configuration",
                                       "The enrollment was started for a patient that the config no longer "
                                       "lists. Nothing was stored."));
     if (!callback.code || callback.code->empty())
-        co_return with_patient(failed("The redirect carried no authorization code",
+        co_return with_patient(failed("no_code", "The redirect carried no authorization code",
                                       "The EHR redirected back without a code. Nothing was stored. Start "
                                       "again with `headachemd-sync enroll`."));
 
@@ -166,7 +175,8 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
     try {
         creds = load_client_credentials(*ehr);
     } catch (const std::exception& e) {
-        co_return with_patient(failed("The client credentials cannot be read", e.what()));
+        co_return with_patient(
+            failed("credentials_unreadable", "The client credentials cannot be read", e.what()));
     }
     // private_key_jwt: a fresh assertion whose aud is this token endpoint.
     const auto tr = smart::make_code_exchange_request(*callback.code, p->redirect_uri, p->code_verifier,
@@ -179,21 +189,29 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
     // Sent once: an authorization code is single-use (RFC 6749 §4.1.2), so a
     // retry after a lost answer could only fail.
     auto r = co_await http.send(std::move(req));
+    exchange.emplace();
+    exchange->patient_key = p->patient_key;
+    exchange->ehr = p->ehr;
+    exchange->action = std::string(store::audit_action::token_exchange);
+    if (r) exchange->http_status = r->status;
+    exchange->outcome = r ? (r->status < 400 ? "ok" : "http_" + std::to_string(r->status)) : r.err().code;
     if (!r)
-        co_return with_patient(failed("The EHR's token endpoint could not be reached",
+        co_return with_patient(failed("token_endpoint_unreachable",
+                                      "The EHR's token endpoint could not be reached",
                                       "The code could not be exchanged (" + r.err().message +
                                           "). Nothing was stored; start again with `headachemd-sync enroll` "
                                           "in a moment."));
     auto t = smart::parse_token_response(r->status, r->body);
+    if (!t) exchange->outcome = store::audit_outcome_code(t.err().code);
     if (!t) {
         const std::string raw = t.err().code + (t.err().message.empty() ? "" : ": " + t.err().message);
-        co_return with_patient(
-            failed("The EHR refused the authorization code (" + printable(t.err().code, 60) + ")",
-                   smart::explain_oauth_error(t.err().code), printable(raw)));
+        co_return with_patient(failed(
+            "code_refused", "The EHR refused the authorization code (" + printable(t.err().code, 60) + ")",
+            smart::explain_oauth_error(t.err().code), printable(raw)));
     }
     if (!t->refresh_token || t->refresh_token->empty())
         co_return with_patient(failed(
-            "The EHR granted no refresh token",
+            "no_refresh_token", "The EHR granted no refresh token",
             "Without a refresh token HeadacheMD cannot sync after the first hour. The EHR must grant "
             "offline_access: check that it is in `scopes`, that the person approved it, and that this app is "
             "registered as a confidential client (eClinicalWorks gives refresh tokens to confidential "
@@ -204,12 +222,12 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
     if (!fhir_id && t->id_token) fhir_id = smart::patient_from_id_token(*t->id_token);
     if (!fhir_id || !smart::valid_fhir_id(*fhir_id))
         co_return with_patient(failed(
-            "The EHR did not say which patient was authorized",
+            "no_patient_in_token", "The EHR did not say which patient was authorized",
             "The token response had no `patient` and no usable id_token fhirUser claim. Check that the "
             "scopes include launch/patient, openid and fhirUser. Nothing was stored."));
     if (patient->fhir_patient_id && *patient->fhir_patient_id != *fhir_id)
         co_return with_patient(failed(
-            "A different patient's record was authorized",
+            "different_patient", "A different patient's record was authorized",
             "The person signed in to a patient record other than the one this key is pinned to "
             "(fhir_patient_id in the config). Nothing was stored. Check that the right person is signing in, "
             "or correct fhir_patient_id."));
@@ -224,7 +242,7 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
     try {
         vault.put_enrollment(e, e.token_obtained_at);
     } catch (const std::exception& ex) {
-        co_return with_patient(failed("The token could not be stored",
+        co_return with_patient(failed("store_failed", "The token could not be stored",
                                       std::string(ex.what()) + ". Enroll again once it is fixed."));
     }
     enrollment_outcome o;
@@ -236,6 +254,37 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
     o.explanation =
         "The authorization worked. HeadacheMD will now keep this patient's headache data up to date "
         "on its own; nothing else needs to be done.";
+    co_return o;
+}
+
+}  // namespace
+
+awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const config::config& cfg,
+                                                  store::vault& vault, const smart::callback_params& callback,
+                                                  std::chrono::system_clock::time_point now) {
+    std::optional<store::audit_event> exchange;
+    enrollment_outcome o = co_await complete(http, cfg, vault, callback, now, exchange);
+    // The audit log (issue 5): the token-endpoint call, then the enrollment
+    // or its refusal, also when no pending enrollment matched (a replayed or
+    // forged redirect is worth a record). Never the code, state or token.
+    std::vector<store::audit_event> events;
+    const std::string time = store::utc_timestamp(now);
+    if (exchange) {
+        exchange->time = time;
+        events.push_back(std::move(*exchange));
+    }
+    store::audit_event change;
+    change.time = time;
+    change.patient_key = o.patient_key;
+    change.ehr = o.ehr;
+    change.action = std::string(o.ok ? store::audit_action::enroll : store::audit_action::enroll_refused);
+    change.outcome = o.ok ? "ok" : o.error_kind;
+    events.push_back(std::move(change));
+    try {
+        store::append_audit(vault, events);
+    } catch (const std::exception& failure) {
+        o.audit_error = failure.what();
+    }
     co_return o;
 }
 

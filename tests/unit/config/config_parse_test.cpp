@@ -496,6 +496,7 @@ TEST(config_example, documents_every_key) {
                                         "callback_listen",
                                         "token_key_file",
                                         "metrics_listen",
+                                        "audit_retention_days",
                                         "identifiers",
                                         "name",
                                         "profile",

@@ -777,6 +777,28 @@ TEST(config_validation, metrics_listen_must_be_loopback) {
     EXPECT_FALSE(none->daemon.metrics_listen);
 }
 
+TEST(config_validation, audit_retention_days_defaults_to_six_years_and_is_bounded) {
+    // Setup
+    const auto text = [](std::string_view v) {
+        return "[daemon]\naudit_retention_days = " + std::string(v) + "\n";
+    };
+
+    // Run
+    const auto defaulted = parse("");
+    const auto set = parse(text("30"));
+
+    // Check: 2190 days = the 6 years HIPAA asks documentation to be kept.
+    const auto* d = config_of(defaulted);
+    ASSERT_NE(d, nullptr);
+    EXPECT_EQ(d->daemon.audit_retention_days, 2190);
+    const auto* s = config_of(set);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->daemon.audit_retention_days, 30);
+    EXPECT_TRUE(has_error(parse(text("0")), 2, 24, "audit_retention_days must be between 1 and 36500"));
+    EXPECT_TRUE(has_error(parse(text("-5")), 2, 24, "audit_retention_days must be between 1 and 36500"));
+    EXPECT_TRUE(has_error(parse(text("\"6y\"")), 2, 24, "audit_retention_days"));
+}
+
 TEST(config_validation, keepalive_before_defaults_to_14_days_and_must_be_shorter_than_the_lifetime) {
     // Setup
     const std::string ecw = std::string(valid_ehr) + "profile = \"eclinicalworks\"\n";  // lifetime 90d

@@ -39,6 +39,12 @@ struct daemon_settings {
     // only (plain HTTP, no authentication). Port 0: an ephemeral port, named
     // in the log. nullopt: no listener.
     std::optional<std::string> metrics_listen;
+    // Days an audit event (vault.db audit_event) is kept before the purge
+    // may delete it. HIPAA (45 CFR 164.316(b)(2)(i)) requires policies,
+    // procedures and records of required actions, such as audit reviews, to
+    // be retained 6 years: 6 x 365 = 2190 days. Shorter only where a
+    // clinic's own records policy says so.
+    int audit_retention_days = 2190;
 
     bool operator==(const daemon_settings&) const = default;
 };

@@ -60,6 +60,8 @@ struct enrollment_outcome {
     std::string explanation;               // what it means and what to do
     std::string raw_error;                 // the EHR's error code and description, verbatim
     std::vector<std::string> not_granted;  // requested scopes the EHR did not grant
+    std::string error_kind;                // a short code for the audit log; empty when ok
+    std::string audit_error;               // why the audit events could not be written; empty: they were
 };
 
 // Completes the enrollment that `callback` answers. `cfg` must list the
