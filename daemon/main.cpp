@@ -11,6 +11,7 @@
 #include "report_command.hpp"
 #include "sandbox_commands.hpp"
 #include "sync_commands.hpp"
+#include "unenroll_command.hpp"
 #include "vault_commands.hpp"
 
 int main(int argc, char** argv) {
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
     headachemd::daemon::add_doctor_command(app, &exit_code);
     headachemd::daemon::add_keygen_command(app, &exit_code);
     headachemd::daemon::add_report_command(app, &exit_code);
+    headachemd::daemon::add_unenroll_command(app, &exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
