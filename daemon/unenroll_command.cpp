@@ -196,9 +196,12 @@ int run_unenroll(const unenroll_args& a) {
         // 3. vault.db: the enrollment and any browser enrollment in flight.
         if (enr) vault->remove_enrollment(a.key, ehr_name);
         const int pending_removed = pending.remove_for(a.key, ehr_name);
-        std::cout << fmt::format(
-            "Removed the enrollment of {} at {} from {}{}.\n", a.key, ehr_name, cfg.daemon.vault.string(),
-            pending_removed > 0 ? fmt::format(" ({} pending sign-in link(s) too)", pending_removed) : "");
+        if (enr || pending_removed > 0)
+            std::cout << fmt::format(
+                "Removed {} of {} at {} from {}.\n",
+                enr ? (pending_removed > 0 ? "the enrollment and pending sign-in link(s)" : "the enrollment")
+                    : "the pending sign-in link(s)",
+                a.key, ehr_name, cfg.daemon.vault.string());
         log->info("unenrolled patient {} at {}", a.key, ehr_name);
         if (server_grant_may_live)
             std::cout

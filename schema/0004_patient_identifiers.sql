@@ -17,6 +17,8 @@ ALTER TABLE patient ADD COLUMN fhir_patient_id TEXT;
 
 UPDATE patient SET fhir_patient_id = id;
 
--- 'fhir': some patient.id values may still be FHIR ids; 'pseudonym': none is.
-INSERT INTO database_info (name, value) VALUES ('patient_id_form', 'fhir')
+-- 'fhir': some patient.id values may still be FHIR ids; 'pseudonym': none
+-- is (a database with no patient yet has nothing to convert).
+INSERT INTO database_info (name, value)
+    SELECT 'patient_id_form', CASE WHEN EXISTS (SELECT 1 FROM patient) THEN 'fhir' ELSE 'pseudonym' END
     ON CONFLICT (name) DO UPDATE SET value = excluded.value;

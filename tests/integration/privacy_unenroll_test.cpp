@@ -345,6 +345,10 @@ TEST(Unenroll, PurgeRemovesExactlyThatPatientsRowsAndLeavesTheOtherByteIdentical
     EXPECT_EQ(rows_of(s.dir / "headache.db", "hmd-2"), other_before);
     EXPECT_EQ(scalar(s.dir / "headache.db", "SELECT count(*) FROM patient"), "1");
     EXPECT_FALSE(open_vault(s.dir / "vault.db").find_enrollment("hmd-1", "sandbox"));
+    // Again: nothing is left to remove, so the key is unknown now.
+    const auto again = s.run({"unenroll", "hmd-1", "--purge"});
+    EXPECT_EQ(again.exit_code, 64) << again.err;
+    EXPECT_EQ(rows_of(s.dir / "headache.db", "hmd-2"), other_before);
 }
 
 TEST(Unenroll, UnknownKeyIsAClearErrorAndChangesNothing) {

@@ -239,17 +239,26 @@ int analytics_db::schema_version() {
     return q.getColumn(0).getInt();
 }
 
-void analytics_db::bind_pseudonym_fingerprint(std::string_view fingerprint) {
+bool analytics_db::has_pseudonym_fingerprint(std::string_view fingerprint) {
     try {
         SQLite::Statement q(db_, "SELECT value FROM database_info WHERE name = 'pseudonym_key_fingerprint'");
-        if (q.executeStep()) {
-            if (q.getColumn(0).getString() != fingerprint)
-                throw store_error(
-                    "the pseudonymization key in the vault does not match the one " + path_.string() +
-                    " was written with, so patient keys would not line up. Use the vault.db that belongs to "
-                    "this database (--vault), or start a new database");
-            return;
-        }
+        if (!q.executeStep()) return false;
+        if (q.getColumn(0).getString() != fingerprint)
+            throw store_error(
+                "the pseudonymization key in the vault does not match the one " + path_.string() +
+                " was written with, so patient keys would not line up. Use the vault.db that belongs to "
+                "this database (--vault), or start a new database");
+        return true;
+    } catch (const store_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        rethrow_as_store_error(e, path_, "reading");
+    }
+}
+
+void analytics_db::bind_pseudonym_fingerprint(std::string_view fingerprint) {
+    try {
+        if (has_pseudonym_fingerprint(fingerprint)) return;
         write_transaction tx(db_);
         SQLite::Statement ins(
             db_, "INSERT INTO database_info (name, value) VALUES ('pseudonym_key_fingerprint', ?1)");
@@ -266,6 +275,20 @@ void analytics_db::bind_pseudonym_fingerprint(std::string_view fingerprint) {
 identity_changes analytics_db::enforce_identifier_policy(const identity_policy& policy) {
     identity_changes out;
     try {
+        {
+            // Read first: the common case (nothing to change) takes no write
+            // lock, so a run starts even while an analyst holds one.
+            SQLite::Statement todo(
+                db_,
+                policy.keep_fhir_patient_id
+                    ? "SELECT EXISTS (SELECT 1 FROM database_info WHERE name = 'patient_id_form' AND "
+                      "value <> 'pseudonym') OR EXISTS (SELECT 1 FROM resource_raw WHERE resource_type = "
+                      "'Patient')"
+                    : "SELECT EXISTS (SELECT 1 FROM database_info WHERE name = 'patient_id_form' AND "
+                      "value <> 'pseudonym') OR EXISTS (SELECT 1 FROM patient WHERE fhir_patient_id IS "
+                      "NOT NULL) OR EXISTS (SELECT 1 FROM resource_raw)");
+            if (!todo.executeStep() || todo.getColumn(0).getInt() == 0) return out;
+        }
         {
             write_transaction tx(db_);
             SQLite::Statement form(db_, "SELECT value FROM database_info WHERE name = 'patient_id_form'");

@@ -117,17 +117,10 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             opts.random = [rng] { return (*rng)(); };
         }
         // patient.id is a keyed hash made with the vault's key: a database
-        // written with another key would split each patient in two.
-        db.bind_pseudonym_fingerprint(store::fingerprint(ids.key));
-        // [privacy] identifiers holds for rows stored before this run too
-        // (a switch from "minimal" to "none", or rows from before schema 4).
-        const store::identity_changes changed = db.enforce_identifier_policy(ids);
-        if (changed.any())
-            log->info(
-                "[privacy] identifiers = \"{}\": {} patient id(s) pseudonymized, {} FHIR patient id(s) "
-                "removed, {} raw resource(s) removed from headache.db",
-                ids.keep_fhir_patient_id ? "minimal" : "none", changed.ids_pseudonymized,
-                changed.fhir_ids_cleared, changed.raw_rows_removed);
+        // written with another key would split each patient in two. The
+        // check only reads; a mismatch refuses to start.
+        (void)db.has_pseudonym_fingerprint(store::fingerprint(ids.key));
+        apply_identity_policy();
         for (const auto& s : config.ehrs) {
             auto st = std::make_unique<ehr_state>(s);
             st->creds = load_client_credentials(s);
@@ -151,6 +144,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     std::map<std::string, patient_state> patients;  // by ehr + '\n' + patient_key
     engine_counters counters;
     bool stopping = false;
+    bool identity_applied = false;  // apply_identity_policy succeeded once
     std::set<asio::steady_timer*> timers;
 
     std::string now_text() const { return store::utc_timestamp(clk.now()); }
@@ -688,7 +682,31 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         co_return pr;
     }
 
+    // Stamps the fingerprint (first run) and applies [privacy] identifiers
+    // to rows stored before this run (a switch from "minimal" to "none",
+    // rows from before schema 4). Both read first and write only when there
+    // is something to do; when headache.db is locked by another writer the
+    // next job tries again, and its pages fail on the same lock meanwhile.
+    void apply_identity_policy() {
+        if (identity_applied) return;
+        try {
+            db.bind_pseudonym_fingerprint(store::fingerprint(ids.key));
+            const store::identity_changes changed = db.enforce_identifier_policy(ids);
+            identity_applied = true;
+            if (changed.any())
+                log->info(
+                    "[privacy] identifiers = \"{}\": {} patient id(s) pseudonymized, {} FHIR patient id(s) "
+                    "removed, {} raw resource(s) removed from headache.db",
+                    ids.keep_fhir_patient_id ? "minimal" : "none", changed.ids_pseudonymized,
+                    changed.fhir_ids_cleared, changed.raw_rows_removed);
+        } catch (const store::store_error& failure) {
+            log->warn("cannot apply [privacy] identifiers to headache.db yet ({}); the next job retries",
+                      failure.what());
+        }
+    }
+
     awaitable<patient_result> sync_patient_timed(std::string key, std::string ehr_name) {
+        apply_identity_policy();
         patient_result pr;
         pr.patient_key = key;
         pr.ehr = ehr_name;

@@ -189,3 +189,29 @@ TEST(Identifiers, RowsFromSchemaVersion3ArePseudonymizedOnTheNextRun) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Identifiers, ASteadyStateTakesNoWriteLockSoAnAnalystsWriteDoesNotStopARun) {
+    // Setup: a database in line with "minimal" (a raw Condition, no raw
+    // Patient), and an analyst holding the write lock.
+    temp_dir dir;
+    const auto path = dir / "headache.db";
+    st::analytics_db db(path);
+    st::resource_writer w(db, true, st::identity_policy{test_key(), true});
+    write_one(db, w, patient("h1"), "pk1");
+    write_one(db, w, condition(), "pk1");
+    db.sql().setBusyTimeout(20);
+    SQLite::Database analyst(path.string(), SQLite::OPEN_READWRITE);
+    analyst.exec("BEGIN IMMEDIATE");
+    analyst.exec("CREATE TABLE scratch (x)");
+    // Run / Check: nothing to change under "minimal": nothing written, no error.
+    EXPECT_FALSE(db.enforce_identifier_policy(st::identity_policy{test_key(), true}).any());
+    // Work to do under the lock ("none" removes the raw row) is a store_error, not a half change.
+    EXPECT_THROW((void)db.enforce_identifier_policy(st::identity_policy{test_key(), false}), st::store_error);
+    analyst.exec("ROLLBACK");
+    EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM resource_raw"), "1");
+    EXPECT_EQ(text(db.sql(), "SELECT fhir_patient_id FROM patient"), fhir_id);
+}
+
+}  // namespace

@@ -55,6 +55,9 @@ public:
     // first time; afterwards a different key is refused, because rows keyed
     // with two keys would split one patient in two. Throws store_error.
     void bind_pseudonym_fingerprint(std::string_view fingerprint);
+    // The read-only half: true when the file carries this fingerprint, false
+    // when it carries none yet; throws store_error when it carries another.
+    bool has_pseudonym_fingerprint(std::string_view fingerprint);
 
     // Brings stored rows in line with the policy, in one transaction:
     // patient ids still in FHIR form (written before schema version 4) are
@@ -64,7 +67,8 @@ public:
     // change is followed by a WAL checkpoint that truncates the -wal file,
     // so the removed values do not linger in free pages or the WAL. Call it
     // once after bind_pseudonym_fingerprint with the same key (the sync
-    // engine and the ingester do). Throws store_error.
+    // engine and the ingester do). Only reads when nothing needs changing,
+    // so it works beside an analyst's write lock. Throws store_error.
     identity_changes enforce_identifier_policy(const identity_policy& policy);
 
 private:
