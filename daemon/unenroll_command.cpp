@@ -1,5 +1,6 @@
 #include "unenroll_command.hpp"
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -112,7 +113,8 @@ int run_unenroll(const unenroll_args& a) {
         // headache.db only with --purge: without it nothing there changes.
         std::unique_ptr<store::analytics_db> db;
         long long rows = 0;
-        if (a.purge) {
+        // A missing file holds no rows, and is not created for nothing.
+        if (a.purge && std::filesystem::exists(cfg.daemon.database)) {
             db = std::make_unique<store::analytics_db>(cfg.daemon.database);
             rows = store::sync_state(*db).patient_rows(ehr_name, a.key);
         }
