@@ -442,6 +442,7 @@ http_response app::capability_statement(time_point now) const {
     w.key("extension").begin_array();
     w.begin_object().member("url", "authorize").member("valueUri", base_url_ + "/authorize").end_object();
     w.begin_object().member("url", "token").member("valueUri", base_url_ + "/token").end_object();
+    w.begin_object().member("url", "revoke").member("valueUri", base_url_ + "/revoke").end_object();
     w.end_array().end_object().end_array();
     w.key("service").begin_array().begin_object().key("coding").begin_array().begin_object();
     w.member("system", "http://terminology.hl7.org/CodeSystem/restful-security-service")

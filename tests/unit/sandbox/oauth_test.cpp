@@ -411,6 +411,10 @@ TEST(SandboxOauth, RevocationEndpointRevokesTheGrantOfARefreshToken) {
     // Discovery advertises it.
     const auto conf = c->get("/fhir/.well-known/smart-configuration");
     EXPECT_EQ(conf.json().at("revocation_endpoint").as_string(), s.srv().base_url() + "/revoke");
+    // And the CapabilityStatement's oauth-uris extension (SMART 1.0) names it too.
+    const auto meta = c->get("/fhir/metadata");
+    EXPECT_NE(meta.body.find(R"({"url":"revoke","valueUri":")" + s.srv().base_url() + "/revoke\"}"),
+              std::string::npos);
     // Without client authentication: refused, nothing revoked.
     EXPECT_EQ(c->post_form("/revoke", sbx::test::form({{"token", rt_a}})).status, 401);
     // A wrong secret: refused.
