@@ -37,8 +37,8 @@ awaitable<revocation_outcome> revoke_refresh_token(http::transport& http, const 
                                                    std::string refresh_token,
                                                    std::chrono::system_clock::time_point now) {
     std::string token = ehr.token_endpoint.value_or("");
-    std::string revocation;
-    if (ehr.discovery) {
+    std::string revocation = ehr.revocation_endpoint.value_or("");  // the config wins
+    if (ehr.discovery && (token.empty() || revocation.empty())) {
         // Named URLs: GCC 12 mishandles temporaries inside a co_await operand.
         std::string well_known = ehr.fhir_base + "/.well-known/smart-configuration";
         std::string metadata = ehr.fhir_base + "/metadata";
@@ -50,11 +50,11 @@ awaitable<revocation_outcome> revoke_refresh_token(http::transport& http, const 
         if (!c)
             co_return failure({}, "discovery_failed",
                               "EHR " + ehr.name + ": discovery at " + ehr.fhir_base +
-                                  "/.well-known/smart-configuration failed, so the revocation endpoint is "
+                                  "/.well-known/smart-configuration failed, so where to revoke is "
                                   "unknown (run `headachemd-sync doctor " +
                                   ehr.name + "`)");
         if (token.empty()) token = c->token_endpoint;
-        if (c->revocation_endpoint) revocation = *c->revocation_endpoint;
+        if (revocation.empty() && c->revocation_endpoint) revocation = *c->revocation_endpoint;
     }
     if (revocation.empty()) co_return revocation_outcome{revocation_status::no_endpoint, {}, {}};
     if (!http::origin_of(revocation))

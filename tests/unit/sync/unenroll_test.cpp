@@ -120,6 +120,23 @@ TEST(Revocation, A503OrANetworkFailureIsAFailureWithoutTheToken) {
     EXPECT_EQ(out.failure.code, "timeout");
 }
 
+TEST(Revocation, TheConfiguredEndpointWinsAndNeedsNoDiscovery) {
+    scripted t;
+    t.answers.insert_or_assign("https://auth.ehr.test/oauth/revoke", http::response{200, {}, ""});
+    auto e = ehr();
+    e.token_endpoint = "https://auth.ehr.test/oauth/token";
+    e.revocation_endpoint = "https://auth.ehr.test/oauth/revoke";
+    const auto out = run(t, e);
+    EXPECT_EQ(out.status, sy::revocation_status::revoked);
+    ASSERT_EQ(t.seen.size(), 1u);
+    EXPECT_EQ(t.seen[0].url, "https://auth.ehr.test/oauth/revoke");
+    // The origin rule holds for a configured endpoint too.
+    scripted t2;
+    e.revocation_endpoint = "https://elsewhere.test/revoke";
+    EXPECT_EQ(run(t2, e).failure.code, "foreign_origin");
+    EXPECT_FALSE(t2.token_was_sent());
+}
+
 TEST(Revocation, DiscoveryThatFailsIsAFailureNotANoEndpoint) {
     // Without discovery we cannot know there is no endpoint: deleting the
     // token here could strand a live grant, so this is a failure.

@@ -3,8 +3,9 @@
 // smart::parse_revocation_response.
 //
 // Contract
-// - The revocation endpoint comes from discovery
-//   ({fhir_base}/.well-known/smart-configuration, `revocation_endpoint`).
+// - The revocation endpoint is the [[ehr]]'s revocation_endpoint, else
+//   discovery's ({fhir_base}/.well-known/smart-configuration, or the
+//   CapabilityStatement's oauth-uris `revoke`).
 // - The refresh token is only ever sent to the origin of the token endpoint
 //   (the authorization server that issued it): a revocation endpoint on
 //   another origin is refused before anything is sent. TLS and the
