@@ -369,6 +369,28 @@ TEST(Unenroll, UnknownKeyIsAClearErrorAndChangesNothing) {
     EXPECT_TRUE(open_vault(s.dir / "vault.db").find_enrollment("hmd-1", "sandbox"));
 }
 
+TEST(Unenroll, WithoutARevocationEndpointTheEnrollmentGoesAndTheWarningSaysTheGrantLives) {
+    // Setup: discovery off, a token endpoint, and no revocation_endpoint.
+    setup s(1, "");
+    {
+        std::string toml = read_file(s.dir / "sync.toml");
+        toml.insert(toml.find("requests_per_minute"),
+                    "discovery = false\ntoken_endpoint = \"" + s.ehr->base_url() + "/token\"\n");
+        write_file(s.dir / "sync.toml", toml);
+    }
+    ASSERT_EQ(s.run({"sync-once"}).exit_code, 0);
+    const auto token = open_vault(s.dir / "vault.db").find_enrollment("hmd-1", "sandbox")->refresh_token;
+    // Run
+    const auto r = s.run({"unenroll", "hmd-1"});
+    // Check: removed here, nothing sent to the EHR, and said so.
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("no revocation_endpoint"), std::string::npos) << r.err;
+    EXPECT_NE(r.out.find("may still be valid"), std::string::npos) << r.out;
+    EXPECT_EQ(s.ehr->stats().revocation_calls, 0u);
+    EXPECT_FALSE(open_vault(s.dir / "vault.db").find_enrollment("hmd-1", "sandbox"));
+    EXPECT_EQ(try_refresh(s, token), "ok");
+}
+
 TEST(Unenroll, RevocationEndpointDownChangesNothingUnlessForced) {
     // Setup
     setup s(1, "");
