@@ -27,6 +27,7 @@ struct ingest_args {
     std::string token_key_file;  // default: the systemd credential token.key
     std::string source = "file";
     bool store_raw = false;
+    std::string identifiers = "none";  // [privacy] identifiers; ingest reads no config file
     std::string log_level = "info";
     std::string log_format = "auto";
     std::vector<std::string> inputs;
@@ -47,6 +48,7 @@ int run_ingest(const ingest_args& a) {
         ingest::options opts;
         opts.source = a.source;
         opts.store_raw = a.store_raw;
+        opts.keep_fhir_patient_id = a.identifiers == "minimal";
         ingest::ingester ingester(db, key, opts, log);
 
         // A progress line only for a person watching, and only once the
@@ -86,6 +88,7 @@ void add_ingest_command(CLI::App& app, int* exit_code) {
         "  headachemd-sync ingest --db /var/lib/headachemd/headache.db --source bulk-2026-11 \\\n"
         "      --token-key-file /etc/headachemd/token.key export/\n"
         "  headachemd-sync ingest --db headache.db --token-key-file token.key patient-bundle.json\n"
+        "  headachemd-sync ingest --db headache.db --identifiers minimal --store-raw export/\n"
         "\nExit status: 0 all loaded, 65 some input was rejected (see the errors), 66 no input,\n"
         "74 the database failed while writing, 73 the database cannot be opened,\n"
         "78 the token key is missing or wrong.");
@@ -97,7 +100,14 @@ void add_ingest_command(CLI::App& app, int* exit_code) {
                     "`headachemd-sync keygen --token-key PATH` writes one)");
     cmd->add_option("--source", args->source, "value of the `source` column (an EHR or export name)")
         ->capture_default_str();
-    cmd->add_flag("--store-raw", args->store_raw, "also keep each resource's JSON in resource_raw");
+    cmd->add_flag("--store-raw", args->store_raw,
+                  "also keep each resource's JSON in resource_raw (needs --identifiers minimal; a "
+                  "Patient's JSON is never kept)");
+    cmd->add_option("--identifiers", args->identifiers,
+                    "[privacy] identifiers: none (no FHIR patient id in headache.db) or minimal (adds "
+                    "patient.fhir_patient_id); use the value of sync.toml when the database is shared")
+        ->check(CLI::IsMember({"none", "minimal"}))
+        ->capture_default_str();
     cmd->add_option("--log-level", args->log_level, "trace, debug, info, warn, error")->capture_default_str();
     cmd->add_option("--log-format", args->log_format, "auto, journald, text or json lines on stderr")
         ->check(CLI::IsMember(log_format_names()))
@@ -105,6 +115,11 @@ void add_ingest_command(CLI::App& app, int* exit_code) {
     cmd->add_option("inputs", args->inputs, "files or directories (.json, .ndjson, .jsonl)")->required();
     cmd->callback([args, exit_code] {
         if (args->source.empty()) throw CLI::ValidationError("--source", "must not be empty");
+        // Raw resources name the FHIR patient in every subject reference.
+        if (args->store_raw && args->identifiers != "minimal")
+            throw CLI::ValidationError("--store-raw",
+                                       "the raw JSON names the FHIR patient id, which --identifiers none "
+                                       "(the default) keeps out of headache.db; add --identifiers minimal");
         *exit_code = run_ingest(*args);
     });
 }

@@ -12,6 +12,7 @@
 #include "report_command.hpp"
 #include "sandbox_commands.hpp"
 #include "sync_commands.hpp"
+#include "unenroll_command.hpp"
 #include "vault_commands.hpp"
 
 int main(int argc, char** argv) {
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     headachemd::daemon::add_keygen_command(app, &exit_code);
     headachemd::daemon::add_report_command(app, &exit_code);
     headachemd::daemon::add_audit_command(app, &exit_code);
+    headachemd::daemon::add_unenroll_command(app, &exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

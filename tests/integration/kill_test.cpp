@@ -185,12 +185,17 @@ std::map<std::string, std::vector<std::string>> analytics_rows(const fs::path& d
     }
     std::map<std::string, std::vector<std::string>> out;
     for (const auto& t : tables) {
-        SQLite::Statement q(db, "SELECT * FROM \"" + t + "\" ORDER BY source, id");
+        // patient.id is a keyed hash made with the vault's pseudonymization
+        // key (schema 0004), and the reference has a vault of its own.
+        const bool hashed_id = t == "patient";
+        SQLite::Statement q(
+            db, "SELECT * FROM \"" + t + "\" ORDER BY source, " + (hashed_id ? "patient_key" : "id"));
         auto& rows = out[t];
         while (q.executeStep()) {
             std::string row;
             for (int c = 0; c < q.getColumnCount(); ++c) {
-                if (std::string(q.getColumnName(c)) == "ingested_at") continue;
+                const std::string name = q.getColumnName(c);
+                if (name == "ingested_at" || (hashed_id && name == "id")) continue;
                 row += std::string(q.getColumnName(c)) + "=" +
                        (q.getColumn(c).isNull() ? "NULL" : q.getColumn(c).getString()) + "|";
             }

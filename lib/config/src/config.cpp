@@ -34,11 +34,11 @@ constexpr std::array<std::string_view, 9> daemon_keys{
     "callback_listen", "token_key_file", "metrics_listen", "audit_retention_days"};
 constexpr std::array<std::string_view, 1> privacy_keys{"identifiers"};
 // clang-format off
-constexpr std::array<std::string_view, 30> ehr_keys{
+constexpr std::array<std::string_view, 31> ehr_keys{
     "name", "profile", "fhir_base",
     // OAuth: endpoints and client registration
     "discovery", "authorize_endpoint", "token_endpoint", "client_id", "client_auth", "client_secret_file",
-    "private_key_file", "key_id", "scopes", "ca_file", "redirect_uri",
+    "private_key_file", "key_id", "scopes", "ca_file", "redirect_uri", "revocation_endpoint",
     // what to search, and how
     "resources", "search_params", "patient_param", "page_size", "page_param", "use_last_updated",
     "last_updated_overlap",
@@ -570,6 +570,7 @@ private:
         if (auto v = get_bool(s, "discovery")) e.discovery = *v;
         if (auto v = get_url(s, "authorize_endpoint", detail::url_use::endpoint)) e.authorize_endpoint = *v;
         if (auto v = get_url(s, "token_endpoint", detail::url_use::endpoint)) e.token_endpoint = *v;
+        if (auto v = get_url(s, "revocation_endpoint", detail::url_use::endpoint)) e.revocation_endpoint = *v;
         // RFC 6749 §3.1.2: an absolute URI without a fragment; https, or
         // http on loopback (RFC 8252 §7.3), like every other endpoint here.
         if (auto v = get_url(s, "redirect_uri", detail::url_use::endpoint)) e.redirect_uri = *v;

@@ -87,7 +87,11 @@ struct ingester::impl {
           system_now(std::move(yn)),
           rep(r),
           normalizer(nz::options{.keep_raw = opts.store_raw}),
-          writer(db_, opts.store_raw) {}
+          writer(db_, opts.store_raw, store::identity_policy{key_, opts.keep_fhir_patient_id}) {
+        // Rows an earlier run (or an older version) left must obey the
+        // policy of this run too, not only the rows it writes.
+        db.enforce_identifier_policy(store::identity_policy{key_, opts.keep_fhir_patient_id});
+    }
 
     store::analytics_db& db;
     store::pseudonym_key key;

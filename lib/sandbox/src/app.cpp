@@ -332,6 +332,11 @@ http_response app::route(const http_request& req, std::string_view path, const p
         if (!post) return method_not_allowed("POST");
         return token(req, now);
     }
+    if (path == "/revoke") {
+        ++stats_.revocation_calls;
+        if (!post) return method_not_allowed("POST");
+        return revoke(req, now);
+    }
     if (path.substr(0, 6) == "/fhir/") return fhir(req, path, query, now);
     return outcome(404, "not-found", "No such endpoint");
 }
@@ -391,6 +396,8 @@ http_response app::smart_configuration() const {
     w.begin_object();
     w.member("authorization_endpoint", base_url_ + "/authorize");
     w.member("token_endpoint", base_url_ + "/token");
+    // RFC 8414 / SMART App Launch 2.x: where a client revokes a token (RFC 7009).
+    w.member("revocation_endpoint", base_url_ + "/revoke");
     w.key("token_endpoint_auth_methods_supported")
         .begin_array()
         .value("client_secret_basic")
@@ -451,6 +458,7 @@ http_response app::capability_statement(time_point now) const {
     w.key("extension").begin_array();
     w.begin_object().member("url", "authorize").member("valueUri", base_url_ + "/authorize").end_object();
     w.begin_object().member("url", "token").member("valueUri", base_url_ + "/token").end_object();
+    w.begin_object().member("url", "revoke").member("valueUri", base_url_ + "/revoke").end_object();
     w.end_array().end_object().end_array();
     w.key("service").begin_array().begin_object().key("coding").begin_array().begin_object();
     w.member("system", "http://terminology.hl7.org/CodeSystem/restful-security-service")
@@ -594,7 +602,44 @@ http_response app::token(const http_request& req, time_point now) {
     }
     const auto form = parse_form(req.body);
     if (!form) return oauth_error(400, "invalid_request", "Malformed application/x-www-form-urlencoded body");
-    if (assertions_ || find_param(*form, "client_assertion") || find_param(*form, "client_assertion_type")) {
+    auto who = authenticate_client(req, *form, now);
+    if (auto* refused = std::get_if<http_response>(&who)) return std::move(*refused);
+    return token_grant(*form, std::get<std::string>(who), now);
+}
+
+// RFC 7009 §2: the client authenticates as at the token endpoint; the
+// token's whole grant is revoked (§2.1: revoking a refresh token SHOULD
+// also invalidate the access tokens of the same grant, and eCW and
+// node-oidc-provider do so). An unknown or already revoked token is 200
+// too (§2.2): the client's goal, an unusable token, is met.
+http_response app::revoke(const http_request& req, time_point now) {
+    if (revoke_fail_count_ > 0) {
+        --revoke_fail_count_;
+        return oauth_error(revoke_fail_status_, "temporarily_unavailable", "Scripted revocation failure");
+    }
+    const auto form = parse_form(req.body);
+    if (!form) return oauth_error(400, "invalid_request", "Malformed application/x-www-form-urlencoded body");
+    auto who = authenticate_client(req, *form, now);
+    if (auto* refused = std::get_if<http_response>(&who)) return std::move(*refused);
+    const std::string* token = find_param(*form, "token");
+    if (!token || count_param(*form, "token") != 1)
+        return oauth_error(400, "invalid_request", "exactly one token is required");
+    // token_type_hint is a hint (§2.1): both kinds are looked up whatever it says.
+    if (const auto rt = refresh_tokens_.find(*token); rt != refresh_tokens_.end()) {
+        ++stats_.revocations;
+        revoke_grant(rt->second.grant);
+    } else if (const auto at = access_tokens_.find(*token); at != access_tokens_.end()) {
+        ++stats_.revocations;
+        revoke_grant(at->second.grant);
+    }
+    http_response r = make(200, plain_json, "");
+    r.headers.emplace_back("Cache-Control", "no-store");
+    return r;
+}
+
+std::variant<std::string, http_response> app::authenticate_client(const http_request& req, const params& form,
+                                                                  time_point now) {
+    if (assertions_ || find_param(form, "client_assertion") || find_param(form, "client_assertion_type")) {
         if (!assertions_) {
             ++stats_.client_assertions_rejected;
             return oauth_error(
@@ -602,15 +647,13 @@ http_response app::token(const http_request& req, time_point now) {
                 "client_assertion is not accepted: this client is registered for client_secret");
         }
         if (!req.authorization.empty()) {
-            if (find_param(*form, "client_assertion"))
+            if (find_param(form, "client_assertion"))
                 return oauth_error(400, "invalid_request", "Use one client authentication method, not two");
             ++stats_.client_assertions_rejected;
             return oauth_error(401, "invalid_client",
                                "This client authenticates with private_key_jwt, not HTTP Basic");
         }
-        auto who = authenticate_assertion(*form, now);
-        if (auto* refused = std::get_if<http_response>(&who)) return std::move(*refused);
-        return token_grant(*form, std::get<std::string>(who), now);
+        return authenticate_assertion(form, now);
     }
 
     // Client authentication (RFC 6749 §2.3.1): HTTP Basic with the
@@ -629,14 +672,14 @@ http_response app::token(const http_request& req, time_point now) {
         if (!did || !dsecret) return oauth_error(401, "invalid_client", "Malformed Basic credentials");
         id = *did;
         secret = *dsecret;
-        if (find_param(*form, "client_secret"))
+        if (find_param(form, "client_secret"))
             return oauth_error(400, "invalid_request", "Use one client authentication method, not two");
-        if (const std::string* body_id = find_param(*form, "client_id"); body_id && *body_id != id)
+        if (const std::string* body_id = find_param(form, "client_id"); body_id && *body_id != id)
             return oauth_error(400, "invalid_request",
                                "client_id in the body differs from the Basic credentials");
     } else {
-        const std::string* body_id = find_param(*form, "client_id");
-        const std::string* body_secret = find_param(*form, "client_secret");
+        const std::string* body_id = find_param(form, "client_id");
+        const std::string* body_secret = find_param(form, "client_secret");
         if (!body_id || !body_secret) {
             http_response r = oauth_error(401, "invalid_client", "Client authentication is required");
             r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"headachemd-sandbox\"");
@@ -650,7 +693,7 @@ http_response app::token(const http_request& req, time_point now) {
         if (basic) r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"headachemd-sandbox\"");
         return r;
     }
-    return token_grant(*form, id, now);
+    return id;
 }
 
 http_response app::token_grant(const params& form, const std::string& client_id, time_point now) {
@@ -1207,6 +1250,12 @@ void app::fail_token_requests(int status, std::string error, int count) {
     token_fail_status_ = status;
     token_fail_error_ = std::move(error);
     token_fail_count_ = count;
+}
+
+void app::fail_revocations(int status, int count) {
+    std::lock_guard lock(mu_);
+    revoke_fail_status_ = status;
+    revoke_fail_count_ = count;
 }
 
 counters app::stats() const {

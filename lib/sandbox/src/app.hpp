@@ -79,6 +79,7 @@ public:
     void add_scripted_fault(scripted_fault f);
     void clear_scripted_faults();
     void fail_token_requests(int status, std::string error, int count);
+    void fail_revocations(int status, int count);
     counters stats() const;
     void reset_counters();
     std::vector<std::string> issued_tokens() const;
@@ -125,6 +126,11 @@ private:
     http_response authorize(const params& p, bool consented, time_point now);
     http_response consent_page(const params& p) const;
     http_response token(const http_request& req, time_point now);
+    http_response revoke(const http_request& req, time_point now);
+    // Client authentication of /token and /revoke (RFC 6749 §2.3.1, or
+    // private_key_jwt): the client_id, or the 401/400 response.
+    std::variant<std::string, http_response> authenticate_client(const http_request& req, const params& form,
+                                                                 time_point now);
     // private_key_jwt (options::client_auth): the client_id the assertion
     // proves, or the 401 invalid_client response.
     std::variant<std::string, http_response> authenticate_assertion(const params& form, time_point now);
@@ -167,6 +173,7 @@ private:
     std::vector<scripted_fault> scripts_;
     std::uint64_t loop_serial_ = 0;  // next_loop_new_url
     int token_fail_status_ = 0, token_fail_count_ = 0;
+    int revoke_fail_status_ = 0, revoke_fail_count_ = 0;
     std::string token_fail_error_;
 
     std::uint64_t next_grant_ = 1;

@@ -419,6 +419,8 @@ void server::clear_scripted_faults() { impl_->logic.clear_scripted_faults(); }
 void server::fail_token_requests(int status, std::string error, int count) {
     impl_->logic.fail_token_requests(status, std::move(error), count);
 }
+
+void server::fail_revocations(int status, int count) { impl_->logic.fail_revocations(status, count); }
 counters server::stats() const { return impl_->logic.stats(); }
 void server::set_exchange_observer(exchange_observer observer) {
     auto shared = std::make_shared<const exchange_observer>(std::move(observer));

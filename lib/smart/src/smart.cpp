@@ -292,6 +292,38 @@ token_request make_refresh_request(std::string_view refresh_token, const client_
     return r;
 }
 
+token_request make_revocation_request(std::string_view refresh_token, const client_credentials& creds,
+                                      const token_call& call) {
+    token_request r;
+    // RFC 7009 §2.1: the hint lets the server look in the right table first.
+    std::vector<std::pair<std::string, std::string>> form = {{"token", std::string(refresh_token)},
+                                                             {"token_type_hint", "refresh_token"}};
+    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    r.headers.emplace_back("Accept", "application/json");
+    add_client_auth(r, form, creds, call);
+    r.body = http::form_encode(form);
+    return r;
+}
+
+result<ok_t> parse_revocation_response(int http_status, std::string_view body) {
+    // RFC 7009 §2.2: "The content of the response body is ignored by the client".
+    if (http_status == 200) return ok_v;
+    // §2.2.1: an error answer is RFC 6749 §5.2 JSON; the token parser reads
+    // those fields (it never takes a status >= 400 for a success).
+    if (http_status >= 400) {
+        auto parsed = parse_token_response(http_status, body);
+        if (!parsed) {
+            error e = parsed.err();
+            if (e.code == "bad_token_response") e.code = "http_" + std::to_string(http_status);
+            e.message = "revocation endpoint refused the request: " + e.code + ", HTTP " +
+                        std::to_string(http_status);
+            return e;
+        }
+    }
+    return error{"http_" + std::to_string(http_status),
+                 "revocation endpoint answered HTTP " + std::to_string(http_status) + ", expected 200"};
+}
+
 bool access_token_state::usable(std::chrono::system_clock::time_point now) const {
     return !token_.empty() && now + refresh_margin < expires_at_;
 }

@@ -8,6 +8,10 @@
 #include <array>
 #include <ctime>
 #include <initializer_list>
+#include <stdexcept>
+#include <utility>
+#include <variant>
+#include <vector>
 
 #include <SQLiteCpp/Exception.h>
 
@@ -68,9 +72,11 @@ struct table_def {
 };
 
 const table_def& def_of(const nz::patient_record&) {
-    static const table_def d{"patient", {"birth_year", "sex", "deceased", "deceased_at"}};
+    // fhir_patient_id (schema 0004) is bound by write(), which knows the policy.
+    static const table_def d{"patient", {"birth_year", "sex", "deceased", "deceased_at", "fhir_patient_id"}};
     return d;
 }
+constexpr int patient_fhir_id_param = first_own_param + 4;
 void bind_own(SQLite::Statement& s, const nz::patient_record& r) {
     bind_all(s, r.birth_year, r.sex, r.deceased, r.deceased_at);
 }
@@ -194,7 +200,11 @@ std::string update_sql(const table_def& d) {
 }
 
 std::string lookup_sql(const table_def& d) {
-    return "SELECT raw_hash, deleted_at IS NOT NULL, patient_key FROM " + quote_ident(d.table) +
+    // The 4th column: a patient row stored under "none" lacks the FHIR id
+    // that "minimal" wants, so it is rewritten even when unchanged.
+    const bool patient = std::string_view(d.table) == "patient";
+    return std::string("SELECT raw_hash, deleted_at IS NOT NULL, patient_key, ") +
+           (patient ? "fhir_patient_id IS NULL" : "0") + " FROM " + quote_ident(d.table) +
            " WHERE source=?1 AND id=?2";
 }
 
@@ -290,17 +300,26 @@ int analytics_db::schema_version() {
     return q.getColumn(0).getInt();
 }
 
-void analytics_db::bind_pseudonym_fingerprint(std::string_view fingerprint) {
+bool analytics_db::has_pseudonym_fingerprint(std::string_view fingerprint) {
     try {
         SQLite::Statement q(db_, "SELECT value FROM database_info WHERE name = 'pseudonym_key_fingerprint'");
-        if (q.executeStep()) {
-            if (q.getColumn(0).getString() != fingerprint)
-                throw store_error(
-                    "the pseudonymization key in the vault does not match the one " + path_.string() +
-                    " was written with, so patient keys would not line up. Use the vault.db that belongs to "
-                    "this database (--vault), or start a new database");
-            return;
-        }
+        if (!q.executeStep()) return false;
+        if (q.getColumn(0).getString() != fingerprint)
+            throw store_error(
+                "the pseudonymization key in the vault does not match the one " + path_.string() +
+                " was written with, so patient keys would not line up. Use the vault.db that belongs to "
+                "this database (--vault), or start a new database");
+        return true;
+    } catch (const store_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        rethrow_as_store_error(e, path_, "reading");
+    }
+}
+
+void analytics_db::bind_pseudonym_fingerprint(std::string_view fingerprint) {
+    try {
+        if (has_pseudonym_fingerprint(fingerprint)) return;
         write_transaction tx(db_);
         SQLite::Statement ins(
             db_, "INSERT INTO database_info (name, value) VALUES ('pseudonym_key_fingerprint', ?1)");
@@ -314,7 +333,80 @@ void analytics_db::bind_pseudonym_fingerprint(std::string_view fingerprint) {
     }
 }
 
-resource_writer::resource_writer(analytics_db& db, bool store_raw) : db_(db), store_raw_(store_raw) {
+identity_changes analytics_db::enforce_identifier_policy(const identity_policy& policy) {
+    identity_changes out;
+    try {
+        {
+            // Read first: the common case (nothing to change) takes no write
+            // lock, so a run starts even while an analyst holds one.
+            SQLite::Statement todo(
+                db_,
+                policy.keep_fhir_patient_id
+                    ? "SELECT EXISTS (SELECT 1 FROM database_info WHERE name = 'patient_id_form' AND "
+                      "value <> 'pseudonym') OR EXISTS (SELECT 1 FROM resource_raw WHERE resource_type = "
+                      "'Patient')"
+                    : "SELECT EXISTS (SELECT 1 FROM database_info WHERE name = 'patient_id_form' AND "
+                      "value <> 'pseudonym') OR EXISTS (SELECT 1 FROM patient WHERE fhir_patient_id IS "
+                      "NOT NULL) OR EXISTS (SELECT 1 FROM resource_raw)");
+            if (!todo.executeStep() || todo.getColumn(0).getInt() == 0) return out;
+        }
+        {
+            write_transaction tx(db_);
+            SQLite::Statement form(db_, "SELECT value FROM database_info WHERE name = 'patient_id_form'");
+            const bool fhir_form = form.executeStep() && form.getColumn(0).getString() != "pseudonym";
+            form.reset();
+            if (fhir_form) {
+                // Rows written before schema 4: 0004 copied id into
+                // fhir_patient_id; the hash replaces it in the key.
+                std::vector<std::pair<std::string, std::string>> rows;  // source, FHIR id
+                SQLite::Statement q(db_,
+                                    "SELECT source, fhir_patient_id FROM patient "
+                                    "WHERE fhir_patient_id IS NOT NULL AND id = fhir_patient_id");
+                while (q.executeStep())
+                    rows.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getString());
+                SQLite::Statement upd(db_, "UPDATE patient SET id = ?3 WHERE source = ?1 AND id = ?2");
+                for (const auto& [source, fhir_id] : rows) {
+                    upd.reset();
+                    upd.bind(1, source);
+                    upd.bind(2, fhir_id);
+                    upd.bind(3, patient_key_for(policy.key, source, fhir_id));
+                    out.ids_pseudonymized += upd.exec();
+                }
+                db_.exec(
+                    "INSERT INTO database_info (name, value) VALUES ('patient_id_form', 'pseudonym') "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+            }
+            if (!policy.keep_fhir_patient_id) {
+                out.fhir_ids_cleared =
+                    db_.exec("UPDATE patient SET fhir_patient_id = NULL WHERE fhir_patient_id IS NOT NULL");
+                out.raw_rows_removed = db_.exec("DELETE FROM resource_raw");
+            } else {
+                out.raw_rows_removed = db_.exec("DELETE FROM resource_raw WHERE resource_type = 'Patient'");
+            }
+            tx.commit();
+        }
+        if (out.any()) {
+            // The old pages still sit in the -wal file until it is reused;
+            // copy them into the (zeroed) main file and cut the WAL to zero
+            // bytes. A reader in the way only delays this to a later
+            // checkpoint, which journal_size_limit then truncates.
+            db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+        }
+    } catch (const store_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        rethrow_as_store_error(e, path_, "applying [privacy] identifiers to");
+    }
+    return out;
+}
+
+resource_writer::resource_writer(analytics_db& db, bool store_raw, const identity_policy& ids)
+    : db_(db), store_raw_(store_raw), ids_(ids) {
+    if (store_raw_ && !ids_.keep_fhir_patient_id)
+        throw std::invalid_argument(
+            "store_raw keeps each resource's JSON, which names the FHIR patient id (and often the "
+            "patient's name); [privacy] identifiers = \"none\" forbids that. Turn store_raw off, or set "
+            "identifiers = \"minimal\" (raw Patient resources are never kept)");
     tables_.resize(std::variant_size_v<nz::record>);
     if (store_raw_) raw_upsert_ = std::make_unique<SQLite::Statement>(db_.sql(), raw_upsert_sql);
 }
@@ -330,39 +422,51 @@ resource_writer::table_statements& resource_writer::statements_for(const nz::rec
     return *slot;
 }
 
+std::string resource_writer::stored_id(const nz::record& r, std::string_view source) const {
+    const nz::header& h = nz::header_of(r);
+    if (std::holds_alternative<nz::patient_record>(r)) return patient_key_for(ids_.key, source, h.id);
+    return h.id;
+}
+
 upsert_outcome resource_writer::upsert(const nz::record& r, std::string_view source,
                                        std::string_view patient_key, std::string_view now) {
     const nz::header& h = nz::header_of(r);
     table_statements& st = statements_for(r);
+    const bool is_patient = std::holds_alternative<nz::patient_record>(r);
+    if (is_patient) row_id_ = stored_id(r, source);
+    const std::string& id = is_patient ? row_id_ : h.id;
 
     // New resources are the common case (first sync, a fresh export), so try
     // the insert first: when it lands, it cost exactly what a plain INSERT
     // costs. Only on a conflict do we read the stored row.
-    if (write(st.insert_new, r, source, patient_key, now) == 1) return upsert_outcome::inserted;
+    if (write(st.insert_new, r, source, patient_key, now, id) == 1) return upsert_outcome::inserted;
 
     st.lookup.reset();
     source_.assign(source);
     st.lookup.bindNoCopy(1, source_);
-    st.lookup.bind(2, h.id);
+    st.lookup.bind(2, id);
     if (!st.lookup.executeStep())  // cannot happen inside our write transaction
         throw std::logic_error("upsert: the conflicting row vanished");
     const bool same_hash = st.lookup.getColumn(0).getString() == h.raw_hash;
     const bool was_deleted = st.lookup.getColumn(1).getInt() != 0;
     const bool same_key = st.lookup.getColumn(2).getString() == patient_key;
+    const bool lacks_fhir_id = ids_.keep_fhir_patient_id && st.lookup.getColumn(3).getInt() != 0;
     st.lookup.reset();
-    if (same_hash && !was_deleted && same_key) return upsert_outcome::unchanged;
+    if (same_hash && !was_deleted && same_key && !lacks_fhir_id) return upsert_outcome::unchanged;
 
-    write(st.update, r, source, patient_key, now);
+    write(st.update, r, source, patient_key, now, id);
     return upsert_outcome::updated;
 }
 
 void resource_writer::insert(const nz::record& r, std::string_view source, std::string_view patient_key,
                              std::string_view now) {
-    write(statements_for(r).insert, r, source, patient_key, now);
+    const bool is_patient = std::holds_alternative<nz::patient_record>(r);
+    if (is_patient) row_id_ = stored_id(r, source);
+    write(statements_for(r).insert, r, source, patient_key, now, is_patient ? row_id_ : nz::header_of(r).id);
 }
 
 int resource_writer::write(SQLite::Statement& w, const nz::record& r, std::string_view source,
-                           std::string_view patient_key, std::string_view now) {
+                           std::string_view patient_key, std::string_view now, const std::string& id) {
     const nz::header& h = nz::header_of(r);
     // Reused buffers: bound without a copy, and without an allocation per row.
     source_.assign(source);
@@ -370,7 +474,7 @@ int resource_writer::write(SQLite::Statement& w, const nz::record& r, std::strin
     now_.assign(now);
     w.reset();
     w.bindNoCopy(1, source_);
-    w.bindNoCopy(2, h.id);
+    w.bindNoCopy(2, id);
     if (patient_key_.empty())
         w.bind(3);
     else
@@ -380,8 +484,16 @@ int resource_writer::write(SQLite::Statement& w, const nz::record& r, std::strin
     w.bindNoCopy(6, h.raw_hash);
     w.bindNoCopy(7, now_);
     std::visit([&w](const auto& rec) { bind_own(w, rec); }, r);
+    const bool is_patient = std::holds_alternative<nz::patient_record>(r);
+    if (is_patient) {
+        if (ids_.keep_fhir_patient_id)
+            w.bindNoCopy(patient_fhir_id_param, h.id);
+        else
+            w.bind(patient_fhir_id_param);
+    }
     const int changed = w.exec();
-    if (changed == 0 || !store_raw_ || h.raw.empty()) return changed;
+    // A Patient's JSON is its name, address, telecom and identifiers: never kept.
+    if (changed == 0 || !store_raw_ || h.raw.empty() || is_patient) return changed;
 
     raw_upsert_->reset();
     raw_upsert_->bindNoCopy(1, source_);

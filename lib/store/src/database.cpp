@@ -163,6 +163,11 @@ SQLite::Database open_database(const fs::path& path, const database_kind& kind) 
         db.exec("PRAGMA foreign_keys=ON");
         // A long-lived reader holds back checkpoints; cap the WAL left behind.
         db.exec("PRAGMA journal_size_limit=67108864");
+        // Zero freed content (migrations included), so that a value removed
+        // on purpose (a FHIR id under [privacy] identifiers = "none", a
+        // purged patient, a rotated token) does not survive in a free page
+        // or cell of the file. Per connection; it does not persist.
+        db.exec("PRAGMA secure_delete=ON");
 
         for (const auto& m : kind.migrations) {
             if (m.version <= version) continue;

@@ -99,4 +99,30 @@ int pending_enrollments::purge_expired(std::int64_t now_unix) {
     }
 }
 
+int pending_enrollments::remove_for(std::string_view patient_key, std::string_view ehr) {
+    auto& db = vault_.sql();
+    try {
+        SQLite::Statement q(db, "DELETE FROM pending_enrollment WHERE patient_key = ?1 AND ehr = ?2");
+        q.bind(1, std::string(patient_key));
+        q.bind(2, std::string(ehr));
+        return q.exec();
+    } catch (const std::exception& ex) {
+        rethrow_as_store_error(ex, db.getFilename(), "removing pending enrollments from");
+    }
+}
+
+int pending_enrollments::count_for(std::string_view patient_key, std::string_view ehr) {
+    auto& db = vault_.sql();
+    try {
+        SQLite::Statement q(db,
+                            "SELECT count(*) FROM pending_enrollment WHERE patient_key = ?1 AND ehr = ?2");
+        q.bind(1, std::string(patient_key));
+        q.bind(2, std::string(ehr));
+        q.executeStep();
+        return q.getColumn(0).getInt();
+    } catch (const std::exception& ex) {
+        rethrow_as_store_error(ex, db.getFilename(), "reading pending enrollments from");
+    }
+}
+
 }  // namespace headachemd::store

@@ -24,7 +24,74 @@ void bind_opt(SQLite::Statement& s, int i, const std::optional<std::string>& v) 
 constexpr std::array analyst_tables = {"patient",   "condition",   "medication_request", "appointment",
                                        "encounter", "observation", "procedure"};
 
+// resource_raw names a resource by its FHIR type; the typed table by ours.
+struct raw_type {
+    const char* table;
+    const char* resource_type;
+};
+constexpr std::array raw_types = {raw_type{"patient", "Patient"},
+                                  raw_type{"condition", "Condition"},
+                                  raw_type{"medication_request", "MedicationRequest"},
+                                  raw_type{"appointment", "Appointment"},
+                                  raw_type{"encounter", "Encounter"},
+                                  raw_type{"observation", "Observation"},
+                                  raw_type{"procedure", "Procedure"}};
+static_assert(raw_types.size() == analyst_tables.size());
+
+// One statement per table, from the fixed names above; values are bound.
+long long for_patient(SQLite::Database& db, const std::string& verb_and_rest, std::string_view source,
+                      std::string_view patient_key) {
+    SQLite::Statement q(db, verb_and_rest);
+    q.bind(1, std::string(source));
+    q.bind(2, std::string(patient_key));
+    if (verb_and_rest.rfind("SELECT", 0) == 0) {
+        q.executeStep();
+        return q.getColumn(0).getInt64();
+    }
+    return q.exec();
+}
+
+std::vector<std::string> patient_statements(bool count) {
+    const std::string head = count ? "SELECT count(*) FROM " : "DELETE FROM ";
+    std::vector<std::string> out;
+    // resource_raw first: its rows are found through the typed rows.
+    for (const auto& r : raw_types)
+        out.push_back(head + "resource_raw WHERE source = ?1 AND resource_type = '" + r.resource_type +
+                      "' AND id IN (SELECT id FROM \"" + r.table +
+                      "\" WHERE source = ?1 AND patient_key = ?2)");
+    for (const char* t : analyst_tables)
+        out.push_back(head + "\"" + t + "\" WHERE source = ?1 AND patient_key = ?2");
+    out.push_back(head + "sync_cursor WHERE source = ?1 AND patient_key = ?2");
+    out.push_back(head + "sync_status WHERE source = ?1 AND patient_key = ?2");
+    return out;
+}
+
 }  // namespace
+
+long long sync_state::patient_rows(std::string_view source, std::string_view patient_key) {
+    long long n = 0;
+    for (const auto& sql : patient_statements(true)) n += for_patient(db_.sql(), sql, source, patient_key);
+    return n;
+}
+
+long long sync_state::purge_patient(std::string_view source, std::string_view patient_key) {
+    long long n = 0;
+    try {
+        write_transaction tx(db_.sql());
+        for (const auto& sql : patient_statements(false))
+            n += for_patient(db_.sql(), sql, source, patient_key);
+        tx.commit();
+        // The deleted rows' old pages still sit in the -wal file: move them
+        // into the (zeroed) main file and cut the WAL to nothing. A reader
+        // in the way only delays this to a later checkpoint.
+        if (n > 0) db_.sql().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch (const store_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        rethrow_as_store_error(e, db_.path(), "removing the patient's rows from");
+    }
+    return n;
+}
 
 cursor sync_state::read_cursor(std::string_view source, std::string_view patient_key, std::string_view type) {
     SQLite::Statement q(db_.sql(),

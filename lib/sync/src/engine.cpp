@@ -99,6 +99,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // Audit events of this patient's requests not yet in vault.db
         // (appended at each page commit and at the end of the job).
         std::vector<store::audit_event> audit;
+        std::string fhir_patient_id;  // to keep it out of sync_status under identifiers = "none"
     };
 
     // What an audit event says about a request besides its answer. Never a
@@ -120,7 +121,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
           clk(k),
           log(std::move(l)),
           opts(std::move(o)),
-          writer(d, opts.store_raw),
+          ids{v.pseudonymization_key(), c.privacy.identifiers == cfg::identifier_policy::minimal},
+          writer(d, opts.store_raw, ids),
           state(d),
           normalizer(nz::options{.keep_raw = opts.store_raw}),
           audit_synced_at(k.steady_now()) {
@@ -128,6 +130,11 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
             opts.random = [rng] { return (*rng)(); };
         }
+        // patient.id is a keyed hash made with the vault's key: a database
+        // written with another key would split each patient in two. The
+        // check only reads; a mismatch refuses to start.
+        (void)db.has_pseudonym_fingerprint(store::fingerprint(ids.key));
+        apply_identity_policy();
         for (const auto& s : config.ehrs) {
             auto st = std::make_unique<ehr_state>(s);
             st->creds = load_client_credentials(s);
@@ -143,6 +150,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     const clock& clk;
     std::shared_ptr<spdlog::logger> log;
     engine_options opts;
+    store::identity_policy ids;  // [privacy] identifiers
     store::resource_writer writer;
     store::sync_state state;
     nz::normalizer normalizer;
@@ -150,6 +158,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     std::map<std::string, patient_state> patients;  // by ehr + '\n' + patient_key
     engine_counters counters;
     bool stopping = false;
+    bool identity_applied = false;  // apply_identity_policy succeeded once
     std::set<asio::steady_timer*> timers;
     // Audit events of calls made for an EHR as a whole (discovery, metadata).
     std::vector<store::audit_event> ehr_audit;
@@ -667,8 +676,15 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     if (!incremental) {
                         // A complete full pull: what we hold and it did not
                         // return was deleted at the EHR.
-                        deleted = state.mark_deleted_except(s.name, enr.patient_key,
-                                                            nz::table_for_type(rs.type), seen_ids, now);
+                        const std::string_view table = nz::table_for_type(rs.type);
+                        std::vector<std::string> stored_ids;
+                        if (table == "patient") {
+                            // patient rows are stored under their pseudonymized id
+                            for (const auto& id : seen_ids)
+                                stored_ids.push_back(store::patient_key_for(ids.key, s.name, id));
+                        }
+                        deleted = state.mark_deleted_except(s.name, enr.patient_key, table,
+                                                            table == "patient" ? stored_ids : seen_ids, now);
                         c.last_full_pull_at = now;
                     }
                     state.write_cursor(s.name, enr.patient_key, rs.type, c);
@@ -719,6 +735,21 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         }
     }
 
+    // An error text names the request's scheme://host/path (never the
+    // query), and a read's path ends in the FHIR patient id: under
+    // identifiers = "none" it must not reach sync_status in headache.db.
+    std::string for_status(const patient_result& pr, std::string message) const {
+        if (ids.keep_fhir_patient_id) return message;
+        const auto it = patients.find(pr.ehr + "\n" + pr.patient_key);
+        if (it == patients.end() || it->second.fhir_patient_id.empty()) return message;
+        for (const std::string& id :
+             {it->second.fhir_patient_id, http::percent_encode(it->second.fhir_patient_id)}) {
+            for (auto at = message.find(id); at != std::string::npos; at = message.find(id, at + 9))
+                message.replace(at, id.size(), "<patient>");
+        }
+        return message;
+    }
+
     void write_status(const patient_result& pr) {
         const std::string now = now_text();
         for (const auto& t : pr.types) {
@@ -731,7 +762,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (ok)
                 row.last_success_at = now;
             else {
-                row.last_error = t.failure->message;
+                row.last_error = for_status(pr, t.failure->message);
                 row.last_success_at = state.last_success(pr.ehr, pr.patient_key, t.type);
             }
             row.rows_changed = t.inserted + t.updated + t.deleted;
@@ -745,7 +776,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         whole.last_attempt_at = now;
         whole.last_success_at =
             pr.ok ? std::optional<std::string>(now) : state.last_success(pr.ehr, pr.patient_key, "*");
-        if (pr.failure) whole.last_error = pr.failure->message;
+        if (pr.failure) whole.last_error = for_status(pr, pr.failure->message);
         whole.rows_changed = pr.rows_changed();
         whole.needs_reauth = pr.needs_reauth;
         const auto& s = *ehrs.at(pr.ehr)->settings;
@@ -768,7 +799,31 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         co_return pr;
     }
 
+    // Stamps the fingerprint (first run) and applies [privacy] identifiers
+    // to rows stored before this run (a switch from "minimal" to "none",
+    // rows from before schema 4). Both read first and write only when there
+    // is something to do; when headache.db is locked by another writer the
+    // next job tries again, and its pages fail on the same lock meanwhile.
+    void apply_identity_policy() {
+        if (identity_applied) return;
+        try {
+            db.bind_pseudonym_fingerprint(store::fingerprint(ids.key));
+            const store::identity_changes changed = db.enforce_identifier_policy(ids);
+            identity_applied = true;
+            if (changed.any())
+                log->info(
+                    "[privacy] identifiers = \"{}\": {} patient id(s) pseudonymized, {} FHIR patient id(s) "
+                    "removed, {} raw resource(s) removed from headache.db",
+                    ids.keep_fhir_patient_id ? "minimal" : "none", changed.ids_pseudonymized,
+                    changed.fhir_ids_cleared, changed.raw_rows_removed);
+        } catch (const store::store_error& failure) {
+            log->warn("cannot apply [privacy] identifiers to headache.db yet ({}); the next job retries",
+                      failure.what());
+        }
+    }
+
     awaitable<patient_result> sync_patient_timed(std::string key, std::string ehr_name) {
+        apply_identity_policy();
         patient_result pr;
         pr.patient_key = key;
         pr.ehr = ehr_name;
@@ -807,6 +862,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             co_return pr;
         }
         patient_state& ps = patients[ehr_name + "\n" + key];
+        ps.fhir_patient_id = enr->fhir_patient_id;
         // DESIGN.md "Tokens": a refresh token near the end of its lifetime is
         // renewed even while the access token is good (the daemon schedules
         // this job in time; eCW then issues a new 90-day token).

@@ -50,6 +50,7 @@ fhir_base = "https://fhir4.example.org/fhir/r4/ABC"
 discovery = false
 authorize_endpoint = "https://oauth.example.org/authorize"
 token_endpoint = "https://oauth.example.org/token?tenant=abc"
+revocation_endpoint = "https://oauth.example.org/revoke"
 client_id = "client-xyz"
 client_auth = "private_key_jwt"
 private_key_file = "keys/ecw.pem"
@@ -111,6 +112,7 @@ TEST(config_parse, every_key_lands_in_its_field) {
     ecw.discovery = false;
     ecw.authorize_endpoint = "https://oauth.example.org/authorize";
     ecw.token_endpoint = "https://oauth.example.org/token?tenant=abc";
+    ecw.revocation_endpoint = "https://oauth.example.org/revoke";
     ecw.client_id = "client-xyz";
     ecw.client_auth = cfg::client_auth_method::private_key_jwt;
     ecw.private_key_file = "/etc/hmd/keys/ecw.pem";  // relative to the config file's directory
@@ -504,6 +506,7 @@ TEST(config_example, documents_every_key) {
                                         "discovery",
                                         "authorize_endpoint",
                                         "token_endpoint",
+                                        "revocation_endpoint",
                                         "client_id",
                                         "client_secret_file",
                                         "private_key_file",

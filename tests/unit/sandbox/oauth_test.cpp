@@ -481,3 +481,59 @@ TEST(SandboxSecrets, LedgerDirectoryFromTheEnvironment) {
     // The ledger holds values in hex only: no raw secret in the file.
     EXPECT_EQ(all.find(token), std::string::npos);
 }
+
+namespace {
+
+// RFC 7009: POST /revoke with client authentication; the whole grant of the
+// token is revoked, and an unknown token is 200 too.
+TEST(SandboxOauth, RevocationEndpointRevokesTheGrantOfARefreshToken) {
+    running_sandbox s;
+    auto c = s.make_client();
+    const auto& o = s.srv().config();
+    const auto ids = s.srv().patient_ids();
+    const std::string rt_a = s.srv().issue_refresh_token(ids[0]);
+    const std::string rt_b = s.srv().issue_refresh_token(ids[1]);
+    const auto basic = fields{{"Authorization", sbx::test::basic_auth(o.client_id, o.client_secret)}};
+    // Discovery advertises it.
+    const auto conf = c->get("/fhir/.well-known/smart-configuration");
+    EXPECT_EQ(conf.json().at("revocation_endpoint").as_string(), s.srv().base_url() + "/revoke");
+    // And the CapabilityStatement's oauth-uris extension (SMART 1.0) names it too.
+    const auto meta = c->get("/fhir/metadata");
+    EXPECT_NE(meta.body.find(R"({"url":"revoke","valueUri":")" + s.srv().base_url() + "/revoke\"}"),
+              std::string::npos);
+    // Without client authentication: refused, nothing revoked.
+    EXPECT_EQ(c->post_form("/revoke", sbx::test::form({{"token", rt_a}})).status, 401);
+    // A wrong secret: refused.
+    EXPECT_EQ(c->post_form("/revoke", sbx::test::form({{"token", rt_a}}),
+                           {{"Authorization", sbx::test::basic_auth(o.client_id, "nope")}})
+                  .status,
+              401);
+    // No token parameter: invalid_request.
+    EXPECT_EQ(c->post_form("/revoke", sbx::test::form({{"token_type_hint", "refresh_token"}}), basic).status,
+              400);
+    EXPECT_EQ(sbx::test::refresh(*c, o, rt_a).status, 200) << "nothing was revoked so far";
+    // Run: revoke patient B's token (client_secret_post this time).
+    const auto r = c->post_form("/revoke", sbx::test::form({{"token", rt_b},
+                                                            {"token_type_hint", "refresh_token"},
+                                                            {"client_id", o.client_id},
+                                                            {"client_secret", o.client_secret}}));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(error_of(sbx::test::refresh(*c, o, rt_b)), "invalid_grant");
+    // Unknown token: 200 (RFC 7009 §2.2), and GET is not allowed.
+    EXPECT_EQ(c->post_form("/revoke", sbx::test::form({{"token", "no-such-token"}}), basic).status, 200);
+    EXPECT_EQ(c->get("/revoke").status, 405);
+    EXPECT_EQ(s.srv().stats().revocations, 1u);
+}
+
+TEST(SandboxOauth, ScriptedRevocationFailureRevokesNothing) {
+    running_sandbox s;
+    auto c = s.make_client();
+    const auto& o = s.srv().config();
+    const std::string rt = s.srv().issue_refresh_token(s.srv().patient_ids()[0]);
+    const auto basic = fields{{"Authorization", sbx::test::basic_auth(o.client_id, o.client_secret)}};
+    s.srv().fail_revocations(503, 1);
+    EXPECT_EQ(c->post_form("/revoke", sbx::test::form({{"token", rt}}), basic).status, 503);
+    EXPECT_EQ(sbx::test::refresh(*c, o, rt).status, 200);
+}
+
+}  // namespace

@@ -257,8 +257,10 @@ TEST_P(assertion_test, TokenRequestsCarryAFreshAssertionEveryTime) {
     const auto r2 = smart::make_refresh_request("rt", creds, {token_url, test_now});
     const auto c1 =
         smart::make_code_exchange_request("code", "https://app/cb", "ver", creds, {token_url, test_now});
+    // RFC 7009 §2.1: revocation authenticates the client as the token endpoint does.
+    const auto v1 = smart::make_revocation_request("rt", creds, {token_url, test_now});
     // Check
-    for (const auto* r : {&r1, &r2, &c1}) {
+    for (const auto* r : {&r1, &r2, &c1, &v1}) {
         for (const auto& [name, value] : r->headers) EXPECT_NE(name, "Authorization");
         EXPECT_NE(r->body.find("client_id=my+client"), std::string::npos) << r->body;
         EXPECT_NE(
@@ -272,6 +274,8 @@ TEST_P(assertion_test, TokenRequestsCarryAFreshAssertionEveryTime) {
     EXPECT_NE(r1.body.find("grant_type=refresh_token"), std::string::npos);
     EXPECT_NE(c1.body.find("grant_type=authorization_code"), std::string::npos);
     EXPECT_NE(r1.body, r2.body) << "a reused assertion would be refused (jti)";
+    EXPECT_EQ(v1.body.find("token=rt&token_type_hint=refresh_token&"), 0u) << v1.body;
+    EXPECT_THROW((void)smart::make_revocation_request("rt", creds), std::invalid_argument);
     // The token URL is the assertion's aud; without it the request cannot be built.
     EXPECT_THROW((void)smart::make_refresh_request("rt", creds), std::invalid_argument);
     creds.key.reset();

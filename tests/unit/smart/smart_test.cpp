@@ -121,6 +121,49 @@ TEST(RefreshRequest, ClientSecretPostPutsCredentialsInTheBody) {
     for (const auto& [n, v] : r.headers) EXPECT_NE(n, "Authorization");
 }
 
+TEST(RevocationRequest, Rfc7009FormWithHintAndBasicClientAuth) {
+    // RFC 7009 §2.1: token and token_type_hint; the client authenticates as
+    // at the token endpoint (here client_secret_basic, form-encoded first).
+    const auto r = smart::make_revocation_request(
+        "rt/1+2", {"my client", "s:e%c", smart::client_auth::client_secret_basic});
+    EXPECT_EQ(r.body, "token=rt%2F1%2B2&token_type_hint=refresh_token");
+    std::string auth, type;
+    for (const auto& [n, v] : r.headers) {
+        if (n == "Authorization") auth = v;
+        if (n == "Content-Type") type = v;
+    }
+    EXPECT_EQ(auth, "Basic " + headachemd::http::base64_encode("my+client:s%3Ae%25c"));
+    EXPECT_EQ(type, "application/x-www-form-urlencoded");
+    EXPECT_EQ(r.body.find("grant_type"), std::string::npos);
+}
+
+TEST(RevocationRequest, ClientSecretPostPutsCredentialsInTheBody) {
+    const auto r =
+        smart::make_revocation_request("rt", {"id", "sec", smart::client_auth::client_secret_post});
+    EXPECT_EQ(r.body, "token=rt&token_type_hint=refresh_token&client_id=id&client_secret=sec");
+    for (const auto& [n, v] : r.headers) EXPECT_NE(n, "Authorization");
+}
+
+TEST(RevocationResponse, TwoHundredIsRevokedElseAnErrorWithoutTheToken) {
+    // RFC 7009 §2.2: 200, whatever the body (also for an unknown token).
+    EXPECT_TRUE(smart::parse_revocation_response(200, "").ok());
+    EXPECT_TRUE(smart::parse_revocation_response(200, "not json").ok());
+    // §2.2.1: unsupported_token_type, and RFC 6749 §5.2 errors.
+    const auto unsupported = smart::parse_revocation_response(400, R"({"error":"unsupported_token_type"})");
+    ASSERT_FALSE(unsupported.ok());
+    EXPECT_EQ(unsupported.err().code, "unsupported_token_type");
+    EXPECT_EQ(smart::parse_revocation_response(401, R"({"error":"invalid_client"})").err().code,
+              "invalid_client");
+    // The endpoint is down: a 503 (HTML or empty) is an http_ error, to retry later.
+    EXPECT_EQ(smart::parse_revocation_response(503, "<html>busy</html>").err().code, "http_503");
+    EXPECT_EQ(smart::parse_revocation_response(500, "").err().code, "http_500");
+    EXPECT_EQ(smart::parse_revocation_response(302, "").err().code, "http_302");
+    // The message never repeats what the server echoed.
+    const auto echoed = smart::parse_revocation_response(
+        400, R"({"error":"invalid_request","error_description":"token secret-rt-123 is bad"})");
+    EXPECT_EQ(echoed.err().message.find("secret-rt-123"), std::string::npos) << echoed.err().message;
+}
+
 TEST(AccessToken, UsableUntilSixtySecondsBeforeExpiry) {
     smart::access_token_state s;
     const auto t0 = std::chrono::system_clock::time_point{} + 1000h;

@@ -149,7 +149,7 @@ TEST(Refusal, AnotherApplicationsDatabaseIsRefused) {
 TEST(Upsert, InsertThenUnchangedThenUpdated) {
     temp_dir dir;
     st::analytics_db db(dir / "headache.db");
-    st::resource_writer writer(db, false);
+    st::resource_writer writer(db, false, st::identity_policy{});
     {
         st::write_transaction tx(db.sql());
         EXPECT_EQ(writer.upsert(condition("c1", "h1"), "ehr", "pk1", "2026-01-01T00:00:00Z"),
@@ -180,7 +180,7 @@ TEST(Upsert, InsertThenUnchangedThenUpdated) {
 TEST(Upsert, ADeletedRowThatReappearsIsRestored) {
     temp_dir dir;
     st::analytics_db db(dir / "headache.db");
-    st::resource_writer writer(db, false);
+    st::resource_writer writer(db, false, st::identity_policy{});
     writer.upsert(condition("c1", "h1"), "ehr", "pk1", "t1");
     db.sql().exec("UPDATE condition SET deleted_at='2026-02-01T00:00:00Z'");
     EXPECT_EQ(writer.upsert(condition("c1", "h1"), "ehr", "pk1", "t2"), st::upsert_outcome::updated);
@@ -190,7 +190,7 @@ TEST(Upsert, ADeletedRowThatReappearsIsRestored) {
 TEST(Upsert, NullPatientKeyAndOptionalColumnsAreNull) {
     temp_dir dir;
     st::analytics_db db(dir / "headache.db");
-    st::resource_writer writer(db, false);
+    st::resource_writer writer(db, false, st::identity_policy{});
     nz::observation_record o;
     o.h.id = "o1";
     o.h.raw_hash = "h";
@@ -203,7 +203,7 @@ TEST(Upsert, NullPatientKeyAndOptionalColumnsAreNull) {
 TEST(Upsert, StoreRawKeepsTheResourceJson) {
     temp_dir dir;
     st::analytics_db db(dir / "headache.db");
-    st::resource_writer writer(db, true);
+    st::resource_writer writer(db, true, st::identity_policy{.keep_fhir_patient_id = true});
     writer.upsert(condition("c1", "h1"), "ehr", "pk1", "t");
     EXPECT_EQ(
         scalar_text(db.sql(), "SELECT raw FROM resource_raw WHERE resource_type='Condition' AND id='c1'"),
@@ -213,7 +213,7 @@ TEST(Upsert, StoreRawKeepsTheResourceJson) {
 TEST(Transaction, UncommittedWritesRollBack) {
     temp_dir dir;
     st::analytics_db db(dir / "headache.db");
-    st::resource_writer writer(db, false);
+    st::resource_writer writer(db, false, st::identity_policy{});
     {
         st::write_transaction tx(db.sql());
         writer.upsert(condition("c1", "h1"), "ehr", "pk1", "t");

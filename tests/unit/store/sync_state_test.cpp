@@ -34,7 +34,7 @@ TEST(SyncState, CursorRoundTripsPerPatientAndType) {
 TEST(SyncState, MarkDeletedTouchesOnlyThisPatientsMissingLiveRows) {
     temp_dir dir;
     st::analytics_db db(dir / "h.db");
-    st::resource_writer w(db, false);
+    st::resource_writer w(db, false, st::identity_policy{});
     w.upsert(procedure("keep"), "ehr", "pk", "t");
     w.upsert(procedure("gone"), "ehr", "pk", "t");
     w.upsert(procedure("other-patient"), "ehr", "pk2", "t");

@@ -90,6 +90,8 @@ struct ehr_settings {
     std::optional<std::string> authorize_endpoint;  // overrides discovery
     std::optional<std::string> token_endpoint;      // overrides discovery; required without it
     std::string client_id;
+    // RFC 7009, where `unenroll` revokes a refresh token; overrides discovery.
+    std::optional<std::string> revocation_endpoint;
     // The redirect URI registered for this app at the EHR, sent verbatim at
     // /authorize and /token. Browser enrollment needs it; it must reach
     // `enroll --listen`, the daemon's callback_listen (e.g. through the

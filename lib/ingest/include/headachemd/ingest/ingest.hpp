@@ -32,7 +32,11 @@ namespace headachemd::ingest {
 
 struct options {
     std::string source = "file";  // the `source` column of every row
-    bool store_raw = false;       // also keep the resource JSON in resource_raw
+    bool store_raw = false;       // also keep the resource JSON in resource_raw (needs keep_fhir_patient_id)
+    // [privacy] identifiers = "minimal": keep the FHIR patient id in
+    // patient.fhir_patient_id. false ("none"): headache.db gets no FHIR
+    // patient id at all (store::identity_policy).
+    bool keep_fhir_patient_id = false;
     std::size_t ndjson_batch_lines = 2000;
     std::uint64_t max_file_bytes = std::uint64_t{2} << 30;  // a JSON document larger than this is refused
     std::size_t max_problems_logged_per_file = 20;
@@ -69,6 +73,9 @@ public:
     using system_now_fn = std::function<std::chrono::system_clock::time_point()>;
 
     // `db` and `log` must outlive the ingester. `key` pseudonymizes patient ids.
+    // Applies the identifier policy to the rows already stored
+    // (analytics_db::enforce_identifier_policy). Throws std::invalid_argument
+    // for store_raw without keep_fhir_patient_id, store_error on a database failure.
     ingester(store::analytics_db& db, const store::pseudonym_key& key, options opts,
              std::shared_ptr<spdlog::logger> log, steady_now_fn steady_now = std::chrono::steady_clock::now,
              system_now_fn system_now = std::chrono::system_clock::now);

@@ -23,6 +23,9 @@
 //                                                 refresh_token (rotation) grants;
 //                                                 client_secret_basic/_post, or
 //                                                 private_key_jwt (options::client_auth)
+//   POST /revoke                                  RFC 7009 token revocation, the same client
+//                                                 authentication; revokes the token's whole
+//                                                 grant; 200 also for an unknown token
 //   GET  /fhir/{Type}/{id}, GET /fhir/{Type}?…, POST /fhir/{Type}/_search
 //        for Patient, Condition, MedicationRequest, Encounter, Observation,
 //        Procedure and Appointment (not Appointment in ecw_mode).
@@ -204,6 +207,8 @@ struct counters {
     std::uint64_t requests = 0;                    // every request read
     std::uint64_t authorize_calls = 0;             // /authorize and /authorize/approve
     std::uint64_t token_calls = 0;                 // POST /token
+    std::uint64_t revocation_calls = 0;            // POST /revoke (RFC 7009)
+    std::uint64_t revocations = 0;                 // … that revoked a known grant
     std::uint64_t discovery_calls = 0;             // smart-configuration and metadata
     std::uint64_t fhir_calls = 0;                  // FHIR reads and searches, next pages included
     std::uint64_t responses_429 = 0;               // budget and injected, both
@@ -279,6 +284,9 @@ public:
     // The next `count` POST /token requests answer `status` with the OAuth
     // error `error` (RFC 6749 §5.2) and change no token. count 0 clears.
     void fail_token_requests(int status, std::string error, int count);
+    // The next `count` POST /revoke requests answer `status` (a 5xx: the
+    // revocation endpoint is down) and revoke nothing. count 0 clears.
+    void fail_revocations(int status, int count);
 
     counters stats() const;
     void reset_counters();

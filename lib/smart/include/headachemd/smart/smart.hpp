@@ -86,6 +86,23 @@ struct token_request {
 token_request make_refresh_request(std::string_view refresh_token, const client_credentials& creds,
                                    const token_call& call = {});
 
+// --- Token revocation (RFC 7009) -----------------------------------------
+
+// POST to the revocation endpoint: token=…&token_type_hint=refresh_token,
+// with the same client authentication as the token endpoint (RFC 7009 §2.1:
+// "the client also includes its authentication credentials as described in
+// Section 2.3 of RFC 6749"). A private_key_jwt assertion's aud stays the
+// token endpoint (`call.token_endpoint`), as SMART App Launch defines it;
+// the revocation URL is the caller's. Throws as make_refresh_request.
+token_request make_revocation_request(std::string_view refresh_token, const client_credentials& creds,
+                                      const token_call& call = {});
+
+// The revocation endpoint's answer: 200 is revoked (also for a token the
+// server did not know, RFC 7009 §2.2). Anything else is an error whose code
+// is the OAuth error ("unsupported_token_type", "invalid_client", …) or
+// "http_NNN", and whose message never holds the token.
+result<ok_t> parse_revocation_response(int http_status, std::string_view body);
+
 // --- Authorization code + PKCE (SMART App Launch 2.x, RFC 7636) ----------
 
 struct pkce_pair {

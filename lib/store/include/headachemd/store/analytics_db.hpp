@@ -18,8 +18,28 @@
 
 #include "headachemd/normalize/records.hpp"
 #include "headachemd/store/database.hpp"
+#include "headachemd/store/vault.hpp"
 
 namespace headachemd::store {
+
+// [privacy] identifiers, as the store applies it. With "none" (the default)
+// headache.db holds no FHIR patient id at all: `patient.id` is
+// patient_key_for(key, source, FHIR id), `patient.fhir_patient_id` is NULL,
+// and resource_raw is refused (every raw resource names its patient).
+// "minimal" also keeps the FHIR id in `patient.fhir_patient_id`; a Patient's
+// raw JSON (names, addresses, telecom, identifiers) is never kept.
+struct identity_policy {
+    pseudonym_key key{};                // the vault's pseudonymization key
+    bool keep_fhir_patient_id = false;  // identifiers = "minimal"
+};
+
+// What enforce_identifier_policy changed (all zero in a steady state).
+struct identity_changes {
+    int ids_pseudonymized = 0;  // patient rows whose id was still a FHIR id
+    int fhir_ids_cleared = 0;   // fhir_patient_id values removed ("none")
+    int raw_rows_removed = 0;   // resource_raw rows removed
+    bool any() const { return ids_pseudonymized + fhir_ids_cleared + raw_rows_removed > 0; }
+};
 
 class analytics_db {
 public:
@@ -35,6 +55,21 @@ public:
     // first time; afterwards a different key is refused, because rows keyed
     // with two keys would split one patient in two. Throws store_error.
     void bind_pseudonym_fingerprint(std::string_view fingerprint);
+    // The read-only half: true when the file carries this fingerprint, false
+    // when it carries none yet; throws store_error when it carries another.
+    bool has_pseudonym_fingerprint(std::string_view fingerprint);
+
+    // Brings stored rows in line with the policy, in one transaction:
+    // patient ids still in FHIR form (written before schema version 4) are
+    // replaced by their keyed hash; under "none" every fhir_patient_id is
+    // cleared and resource_raw emptied; under "minimal" raw Patient
+    // resources are removed. The connection runs with secure_delete, and a
+    // change is followed by a WAL checkpoint that truncates the -wal file,
+    // so the removed values do not linger in free pages or the WAL. Call it
+    // once after bind_pseudonym_fingerprint with the same key (the sync
+    // engine and the ingester do). Only reads when nothing needs changing,
+    // so it works beside an analyst's write lock. Throws store_error.
+    identity_changes enforce_identifier_policy(const identity_policy& policy);
 
     // Moves the whole WAL into the database file and truncates it to zero
     // bytes, unless an analyst still reads an older snapshot: then it copies
@@ -59,7 +94,10 @@ enum class upsert_outcome { inserted, updated, unchanged };
 // not rewritten. Call inside a write_transaction.
 class resource_writer {
 public:
-    resource_writer(analytics_db& db, bool store_raw);
+    // Throws std::invalid_argument for store_raw under identifiers = "none":
+    // raw JSON carries the FHIR patient id (every subject reference) and
+    // often names, which "none" promises never to store.
+    resource_writer(analytics_db& db, bool store_raw, const identity_policy& ids);
     ~resource_writer();
     resource_writer(const resource_writer&) = delete;
     resource_writer& operator=(const resource_writer&) = delete;
@@ -76,19 +114,24 @@ public:
     void insert(const normalize::record& r, std::string_view source, std::string_view patient_key,
                 std::string_view now);
 
+    // The `id` a record is stored under: its FHIR id, except for a Patient,
+    // whose id is pseudonymized (see identity_policy).
+    std::string stored_id(const normalize::record& r, std::string_view source) const;
+
 private:
     struct table_statements;
     // Binds and runs one row statement (and the raw row when it changed
     // something); returns the number of rows changed.
     int write(SQLite::Statement& w, const normalize::record& r, std::string_view source,
-              std::string_view patient_key, std::string_view now);
+              std::string_view patient_key, std::string_view now, const std::string& id);
     table_statements& statements_for(const normalize::record& r);
 
     analytics_db& db_;
     bool store_raw_;
+    identity_policy ids_;
     std::vector<std::unique_ptr<table_statements>> tables_;  // by record variant index
     std::unique_ptr<SQLite::Statement> raw_upsert_;
-    std::string source_, patient_key_, now_;
+    std::string source_, patient_key_, now_, row_id_;
 };
 
 // BEGIN IMMEDIATE … COMMIT; rolls back in the destructor unless committed.

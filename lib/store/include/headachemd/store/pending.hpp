@@ -40,6 +40,11 @@ public:
     std::optional<pending_enrollment> take(std::string_view state_hash);
     // Deletes the expired rows; returns how many.
     int purge_expired(std::int64_t now_unix);
+    // Deletes the pending enrollments of one patient at one EHR (`unenroll`):
+    // a link already shown can then no longer complete. Returns how many.
+    int remove_for(std::string_view patient_key, std::string_view ehr);
+    // How many pending enrollments this patient has at this EHR.
+    int count_for(std::string_view patient_key, std::string_view ehr);
 
 private:
     vault& vault_;

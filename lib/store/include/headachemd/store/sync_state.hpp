@@ -60,6 +60,15 @@ public:
                       const std::optional<std::string>& next_run_at);
     std::vector<status_row> all_status();
 
+    // `unenroll --purge`: rows held for this patient of this source, in the
+    // analyst tables (by patient_key), resource_raw (by the ids of those
+    // rows), sync_cursor and sync_status. Other patients are not read.
+    long long patient_rows(std::string_view source, std::string_view patient_key);
+    // Deletes all of them in one write transaction and returns how many.
+    // With the connection's secure_delete the bytes are zeroed; the WAL is
+    // then checkpointed and truncated. Throws store_error (nothing deleted).
+    long long purge_patient(std::string_view source, std::string_view patient_key);
+
 private:
     analytics_db& db_;
 };
