@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "headachemd/core/json.hpp"
+
 namespace headachemd::logging {
 namespace {
 
@@ -66,34 +68,11 @@ void append_json_escaped(std::string& out, std::string_view in) {
             i += len;
             continue;
         }
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            default:
-                if (c < 0x20 || c == 0x7F)
-                    append_hex_escape(out, "\\u00", c);
-                else
-                    out.push_back(static_cast<char>(c));
-        }
+        // DEL too: a terminal may act on it, and JSON allows escaping any character.
+        if (c == 0x7F)
+            append_hex_escape(out, "\\u00", c);
+        else
+            append_json_escaped_byte(out, static_cast<char>(c));
         ++i;
     }
 }

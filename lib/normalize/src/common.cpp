@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "common.hpp"
+#include "headachemd/core/json.hpp"
 
 namespace headachemd::normalize::detail {
 
@@ -338,43 +339,7 @@ void append_json_string(std::string& out, std::string_view s) {
         out += "null";
         return;
     }
-    static constexpr char hex[] = "0123456789abcdef";
-    out += '"';
-    for (const char ch : s) {
-        const auto u = static_cast<unsigned char>(ch);
-        switch (ch) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            default:
-                if (u < 0x20) {
-                    out += "\\u00";
-                    out += hex[u >> 4];
-                    out += hex[u & 0xf];
-                } else {
-                    out += ch;  // UTF-8 passes through: simdjson validated it
-                }
-        }
-    }
-    out += '"';
+    headachemd::append_json_string(out, s);  // UTF-8 passes through: simdjson validated it
 }
 
 }  // namespace

@@ -1,51 +1,14 @@
 #include "json_writer.hpp"
 
+#include "headachemd/core/json.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <stdexcept>
 
 namespace headachemd::sandbox::detail {
 
-void append_json_string(std::string& out, std::string_view s) {
-    static constexpr char hex[] = "0123456789abcdef";
-    out.push_back('"');
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20) {
-                    // RFC 8259 §7: the other controls must be \u escapes.
-                    out += "\\u00";
-                    out.push_back(hex[c >> 4]);
-                    out.push_back(hex[c & 0xF]);
-                } else {
-                    out.push_back(ch);
-                }
-        }
-    }
-    out.push_back('"');
-}
+void append_json_string(std::string& out, std::string_view s) { headachemd::append_json_string(out, s); }
 
 void json_writer::before_value() {
     if (after_key_) {

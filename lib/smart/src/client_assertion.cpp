@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "headachemd/core/json.hpp"
 #include "headachemd/http/url.hpp"
 
 namespace headachemd::smart {
@@ -35,39 +36,9 @@ std::string b64url(std::string_view bytes) {
         std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()));
 }
 
-// A JSON string literal; the values are client ids, URLs and key ids, but
-// escape whatever they hold.
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (const char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char buf[16];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-                    out += buf;
-                } else {
-                    out.push_back(c);
-                }
-        }
-    }
-    return out + "\"";
-}
+// JSON string literals: the values are client ids, URLs and key ids, but
+// whatever they hold is escaped.
+using headachemd::json_string;
 
 [[noreturn]] void openssl_failed(const char* what) {
     ERR_clear_error();
