@@ -2,6 +2,7 @@
 
 #include <boost/asio/use_awaitable.hpp>
 
+#include "discovery.hpp"
 #include "headachemd/core/html.hpp"
 #include "headachemd/http/url.hpp"
 #include "headachemd/smart/smart.hpp"
@@ -44,19 +45,6 @@ enrollment_outcome failed(std::string kind, std::string headline, std::string ex
     return o;
 }
 
-// GET of a discovery document; nullopt when it is not there or not usable.
-awaitable<std::optional<smart::configuration>> fetch_configuration(http::transport& http, std::string url,
-                                                                   bool capability) {
-    http::request req;
-    req.url = std::move(url);
-    req.headers.push_back({"Accept", "application/json, application/fhir+json"});
-    auto r = co_await http.send(std::move(req));
-    if (!r || r->status != 200) co_return std::nullopt;
-    auto c = capability ? smart::parse_capability_oauth_uris(r->body) : smart::parse_configuration(r->body);
-    if (!c) co_return std::nullopt;
-    co_return std::move(*c);
-}
-
 }  // namespace
 
 awaitable<result<enrollment_start>> begin_enrollment(http::transport& http, const config::ehr_settings& ehr,
@@ -75,8 +63,8 @@ awaitable<result<enrollment_start>> begin_enrollment(http::transport& http, cons
         // Named URLs: GCC 12 mishandles temporaries inside a co_await operand.
         std::string well_known = ehr.fhir_base + "/.well-known/smart-configuration";
         std::string metadata = ehr.fhir_base + "/metadata";
-        auto c = co_await fetch_configuration(http, std::move(well_known), false);
-        if (!c) c = co_await fetch_configuration(http, std::move(metadata), true);
+        auto c = co_await detail::fetch_configuration(http, std::move(well_known), false);
+        if (!c) c = co_await detail::fetch_configuration(http, std::move(metadata), true);
         if (c) {
             if (authorize.empty()) authorize = c->authorization_endpoint;
             if (token.empty()) token = c->token_endpoint;

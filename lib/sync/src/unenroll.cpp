@@ -1,5 +1,6 @@
 #include "headachemd/sync/unenroll.hpp"
 
+#include "discovery.hpp"
 #include "headachemd/http/url.hpp"
 
 namespace headachemd::sync {
@@ -10,21 +11,6 @@ using boost::asio::awaitable;
 struct endpoints {
     std::string token, revocation;
 };
-
-// Discovery for revocation: the well-known document is the only place
-// SMART App Launch 2.x (and RFC 8414) names a revocation endpoint; the
-// CapabilityStatement's oauth-uris extension has `revoke` too (SMART 1.0).
-awaitable<std::optional<smart::configuration>> discover(http::transport& http, std::string url,
-                                                        bool capability) {
-    http::request req;
-    req.url = std::move(url);
-    req.headers.push_back({"Accept", "application/json, application/fhir+json"});
-    auto r = co_await http.send(std::move(req));
-    if (!r || r->status != 200) co_return std::nullopt;
-    auto c = capability ? smart::parse_capability_oauth_uris(r->body) : smart::parse_configuration(r->body);
-    if (!c) co_return std::nullopt;
-    co_return std::move(*c);
-}
 
 revocation_outcome failure(std::string endpoint, std::string code, std::string message) {
     return {revocation_status::failed, std::move(endpoint), error{std::move(code), std::move(message)}};
@@ -40,11 +26,14 @@ awaitable<revocation_outcome> revoke_refresh_token(http::transport& http, const 
     std::string revocation = ehr.revocation_endpoint.value_or("");  // the config wins
     if (ehr.discovery && (token.empty() || revocation.empty())) {
         // Named URLs: GCC 12 mishandles temporaries inside a co_await operand.
+        // The well-known document is where SMART App Launch 2.x (and RFC
+        // 8414) name a revocation endpoint; the CapabilityStatement's
+        // oauth-uris extension has `revoke` too (SMART 1.0).
         std::string well_known = ehr.fhir_base + "/.well-known/smart-configuration";
         std::string metadata = ehr.fhir_base + "/metadata";
-        auto c = co_await discover(http, std::move(well_known), false);
+        auto c = co_await detail::fetch_configuration(http, std::move(well_known), false);
         if (!c || !c->revocation_endpoint) {
-            auto m = co_await discover(http, std::move(metadata), true);
+            auto m = co_await detail::fetch_configuration(http, std::move(metadata), true);
             if (m && (!c || m->revocation_endpoint)) c = std::move(m);
         }
         if (!c)
