@@ -21,6 +21,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -88,8 +89,11 @@ struct server_core {
         return key;
     }
     void remove_closer(std::uint64_t key) {
-        std::lock_guard lock(sessions_mu);
-        closers.erase(key);
+        {
+            std::lock_guard lock(sessions_mu);
+            closers.erase(key);
+        }
+        sessions_closed.notify_all();
     }
 
     asio::io_context& ioc;
@@ -119,6 +123,7 @@ struct server_core {
     bool stopping = false;
     std::uint64_t next_session = 0;
     std::unordered_map<std::uint64_t, std::function<void()>> closers;
+    std::condition_variable sessions_closed;  // notified whenever a connection ends
 };
 
 }  // namespace detail
@@ -428,6 +433,10 @@ void server::set_exchange_observer(exchange_observer observer) {
     impl_->observer = std::move(shared);
 }
 void server::reset_counters() { impl_->logic.reset_counters(); }
+bool server::wait_until_no_connections(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(impl_->sessions_mu);
+    return impl_->sessions_closed.wait_for(lock, timeout, [this] { return impl_->closers.empty(); });
+}
 std::vector<std::string> server::issued_tokens() const { return impl_->logic.issued_tokens(); }
 
 std::vector<std::string> server::patient_ids() const { return impl_->logic.patient_ids(); }

@@ -290,6 +290,11 @@ public:
 
     counters stats() const;
     void reset_counters();
+    // Blocks until every connection has ended (the peer closed or died and
+    // the server has read, answered and released all it sent), or `timeout`
+    // passes; false then. The crash test uses it to see every request a
+    // killed client had already sent.
+    bool wait_until_no_connections(std::chrono::milliseconds timeout);
     // Every refresh token issued so far (rotated and spent ones included)
     // and every access token not yet purged: for tests that search files
     // and logs for a token that must not be there.
