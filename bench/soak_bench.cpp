@@ -30,8 +30,8 @@
 // Faults, all at once: 429 with Retry-After, 500, connection resets
 // mid-response and truncated bodies at random rates; a few slow responses per
 // cycle, two of them slower than http_timeout; access tokens that expire
-// every other cycle (a refresh, a rotated refresh token and a vault fsync per
-// patient); two patients whose grants are revoked before the first cycle and
+// every two or three cycles (a refresh, a rotated refresh token and a vault
+// fsync per patient); two patients whose grants are revoked before the first cycle and
 // one after it (needs_reauth).
 //
 // Limits, checked in the same run (exit 1 when one is broken):
@@ -298,6 +298,10 @@ pid_t spawn_daemon(const std::string& binary, const std::string& command, const 
         ::dup2(in, 0);
         ::dup2(out, 1);
         ::dup2(out, 2);
+        // Asio's sockets are not close-on-exec: without this the daemon
+        // would inherit the sandbox's listening socket, and count it.
+        const long max_fd = std::min(::sysconf(_SC_OPEN_MAX), 65536L);
+        for (int fd = 3; fd < max_fd; ++fd) ::close(fd);
         ::execve(argv[0], argv.data(), envp.data());
         ::_exit(127);
     }
@@ -382,9 +386,12 @@ bool soak(const settings& s) {
     so.tls = true;
     so.patients = s.patients;
     so.seed = 7;
-    // Access tokens outlive one cycle but not two: every other cycle
-    // refreshes every patient (a rotated refresh token, fsynced).
-    so.access_token_lifetime = seconds(s.interval > 0 ? std::max(2, s.interval * 3 / 2) : 60);
+    // Access tokens outlive one cycle but not two or three: later cycles
+    // refresh every patient (a rotated refresh token, fsynced). At least
+    // 120 s: the engine refreshes a token with less than 60 s left
+    // (access_token_state::refresh_margin), so a shorter one would be
+    // refreshed before every request.
+    so.access_token_lifetime = seconds(s.interval > 0 ? std::max(120, s.interval * 3 / 2) : 120);
     sbx::background_server ehr(so);
     ehr->write_ca_pem(dir.path / "sandbox-ca.pem");
     write_file(dir.path / "client.secret", ehr->config().client_secret,
