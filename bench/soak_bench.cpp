@@ -29,9 +29,10 @@
 //
 // Faults, all at once: 429 with Retry-After, 500, connection resets
 // mid-response and truncated bodies at random rates; a few slow responses per
-// cycle, two of them slower than http_timeout; access tokens that expire
-// every two or three cycles (a refresh, a rotated refresh token and a vault
-// fsync per patient); two patients whose grants are revoked before the first cycle and
+// cycle, two of them slower than http_timeout; access tokens that live 1.5
+// intervals, at least 2 minutes (the first cycle of `run` refreshes every
+// patient: a rotated refresh token and a vault fsync each; a longer run
+// refreshes again); two patients whose grants are revoked before the first cycle and
 // one after it (needs_reauth).
 //
 // Limits, checked in the same run (exit 1 when one is broken):
@@ -386,8 +387,8 @@ bool soak(const settings& s) {
     so.tls = true;
     so.patients = s.patients;
     so.seed = 7;
-    // Access tokens outlive one cycle but not two or three: later cycles
-    // refresh every patient (a rotated refresh token, fsynced). At least
+    // Access tokens outlive one cycle but not two or three, so a long run
+    // refreshes every patient again (a rotated refresh token, fsynced). At least
     // 120 s: the engine refreshes a token with less than 60 s left
     // (access_token_state::refresh_margin), so a shorter one would be
     // refreshed before every request.
