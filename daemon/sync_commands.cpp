@@ -239,7 +239,9 @@ int run_daemon(const common_args& a) {
     watchdog_timer watchdog(io.get_executor(), notify);
     int pass_no = 0;
     std::size_t pass_total = 0;
-    sync::pass_result progress;
+    // Counts only: a whole pass_result would hold every patient's outcome
+    // until the pass ends (bench/soak: memory must not grow with patients).
+    int progress_done = 0, progress_failed = 0;
     // When each patient runs next. Written to sync_status as well, so that
     // `status` in another process shows the real schedule.
     std::map<std::pair<std::string, std::string>, sync::sys_time> due;
@@ -284,10 +286,11 @@ int run_daemon(const common_args& a) {
     sync::metrics_registry metrics;
     bool loop_running = false;  // /healthz
     sync::engine_options engine_opts;
+    engine_opts.pass_details = false;  // on_patient_done reads them; the pass log line needs counts only
     engine_opts.on_patient_done = [&](const sync::patient_result& p) {
-        progress.patients.push_back(p);
-        notify.status(pass_status(pass_no, static_cast<int>(progress.patients.size()),
-                                  static_cast<int>(pass_total), progress.failed()));
+        ++progress_done;
+        progress_failed += p.failed() ? 1 : 0;
+        notify.status(pass_status(pass_no, progress_done, static_cast<int>(pass_total), progress_failed));
         metrics.record_job(p);
         try {
             reschedule(p);
@@ -469,7 +472,7 @@ int run_daemon(const common_args& a) {
                 if (!now_due.empty()) {
                     ++pass_no;
                     pass_total = now_due.size();
-                    progress = {};
+                    progress_done = progress_failed = 0;
                     notify.status(pass_status(pass_no, 0, static_cast<int>(pass_total), 0));
                     // Each finished job is rescheduled as it ends (on_patient_done).
                     auto pass = co_await engine->run_patients(now_due);

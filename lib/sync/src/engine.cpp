@@ -69,9 +69,11 @@ void ehr_counters::add(const ehr_counters& other) {
     refresh_failed += other.refresh_failed;
 }
 
+bool patient_result::failed() const { return (!ok && !skipped) || needs_reauth; }
+
 int pass_result::failed() const {
     int n = 0;
-    for (const auto& p : patients) n += (!p.ok && !p.skipped) || p.needs_reauth ? 1 : 0;
+    for (const auto& p : patients) n += p.failed() ? 1 : 0;
     return n;
 }
 
@@ -934,6 +936,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                         const std::string key = (*shared_keys)[(*next)++];
                         out.patients.push_back(co_await self->sync_patient(key, ehr_name));
                         if (self->opts.on_patient_done) self->opts.on_patient_done(out.patients.back());
+                        if (!self->opts.pass_details) out.patients.back().types = {};
                     }
                 };
                 auto on_done = [self, &running, &done](std::exception_ptr ep) {

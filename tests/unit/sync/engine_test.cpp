@@ -517,6 +517,37 @@ TEST_F(fixture, OnPatientDoneReportsEachJobAsItFinishes) {
     EXPECT_EQ(std::count(reported.begin(), reported.end(), std::make_pair(std::string("hmd-2"), false)), 1);
 }
 
+TEST_F(fixture, WithoutPassDetailsThePassKeepsOutcomesAndOnPatientDoneTheDetails) {
+    // Setup: one patient with rows to write, one who needs re-authorization;
+    // the daemon's setting (bench/soak: memory must not grow with patients).
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    ehr.refresh_to_patient.erase("rt-initial-hmd-2");
+    serve_conditions("p1", {{condition("c1", "p1"), condition("c2", "p1")}});
+    std::map<std::string, int> rows_seen;
+    std::map<std::string, std::size_t> types_seen;
+    sy::engine_options opts;
+    opts.pass_details = false;
+    opts.on_patient_done = [&](const sy::patient_result& p) {
+        rows_seen[p.patient_key] = p.rows_changed();
+        types_seen[p.patient_key] = p.types.size();
+    };
+
+    // Run
+    const auto r = pass(opts);
+
+    // Check: the callback saw the details; the pass keeps outcomes only.
+    EXPECT_EQ(rows_seen["hmd-1"], 2);
+    EXPECT_GT(types_seen["hmd-1"], 0u);
+    ASSERT_EQ(r.patients.size(), 2u);
+    for (const auto& p : r.patients) EXPECT_TRUE(p.types.empty()) << p.patient_key;
+    EXPECT_EQ(r.succeeded(), 1);
+    EXPECT_EQ(r.failed(), 1);
+    for (const auto& p : r.patients) {
+        EXPECT_EQ(p.failed(), p.patient_key == "hmd-2") << p.patient_key;
+    }
+}
+
 // A private key made by OpenSSL here (the engine's own key code is not
 // used to make it), written as PKCS#8 PEM with mode 0600.
 void write_key(const std::filesystem::path& p, EVP_PKEY* k) {
