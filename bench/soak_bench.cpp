@@ -23,9 +23,10 @@
 //
 // The interval: --interval, or (0, the default) measured: a `sync-once`
 // first (every patient's full first pass; its peak RSS counts too), then
-// interval = 2.2 x its wall time + the idle window + 3 s, because an
+// interval = 2.2 x its wall time + the idle window + 19 s, because an
 // incremental cycle costs more requests than the full one at this data size
-// (a count check per type) and the jitter spreads it.
+// (a count check per type), the jitter spreads it, and the jobs hit by a
+// response slower than the deadline run after the main pass.
 //
 // Faults, all at once: 429 with Retry-After, 500, connection resets
 // mid-response and truncated bodies at random rates; a few slow responses per
@@ -462,7 +463,12 @@ bool soak(const settings& s) {
         // 0: every patient synced; 75: some failed (the faults, the revoked patients).
         if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 75))
             throw std::runtime_error("sync-once failed; see " + (dir.path / "sync-once.log").string());
-        interval = static_cast<int>(std::ceil(2.2 * calibration_s)) + s.idle_seconds + 3;
+        // + 16 s: the jobs hit by a response slower than http_timeout (3 s)
+        // take two timeouts and their backoff, and run in passes of their
+        // own after the cycle's main pass (a pass ends before the next
+        // starts), so they lengthen the cycle by about that much. Without it
+        // a loaded machine never shows an idle gap.
+        interval = static_cast<int>(std::ceil(2.2 * calibration_s)) + s.idle_seconds + 3 + 16;
         write_config(interval);
         arm_slow_responses(*ehr, s);
     }
