@@ -481,8 +481,14 @@ int run_daemon(const common_args& a) {
                     continue;
                 }
                 // Nothing due: sleep until the earliest, or a signal. No polling.
-                idle.expires_after(earliest == sync::sys_time::max() ? std::chrono::hours(24)
-                                                                     : earliest - clk.now());
+                const std::chrono::nanoseconds sleep = earliest == sync::sys_time::max()
+                                                           ? std::chrono::nanoseconds(std::chrono::hours(24))
+                                                           : std::chrono::nanoseconds(earliest - clk.now());
+                // A pooled connection outliving its idle timeout is thrown
+                // away at the next checkout anyway: close them now rather
+                // than hold sockets (and the EHR's slots) through the sleep.
+                if (sleep >= http_options_for(rt->cfg).idle_timeout) http->close_idle();
+                idle.expires_after(sleep);
                 co_await idle.async_wait(asio::as_tuple(use_awaitable));
             }
             signals.cancel();
