@@ -5,6 +5,7 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "headachemd/core/html.hpp"
 #include "json_writer.hpp"
 
 namespace headachemd::sandbox::detail {
@@ -92,32 +93,6 @@ http_response ecw_authorize_refusal() {
     http_response r = make(403, plain_json, R"({"error":"403","error_description":"invalid_request"})");
     r.headers.emplace_back("Cache-Control", "no-store");
     return r;
-}
-
-std::string html_escape(std::string_view s) {
-    std::string out;
-    for (const char c : s) {
-        switch (c) {
-            case '&':
-                out += "&amp;";
-                break;
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            case '"':
-                out += "&quot;";
-                break;
-            case '\'':
-                out += "&#39;";
-                break;
-            default:
-                out.push_back(c);
-        }
-    }
-    return out;
 }
 
 http_response html_page(int status, std::string_view title, std::string_view body_html) {
