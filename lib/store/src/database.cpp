@@ -172,6 +172,11 @@ SQLite::Database open_database(const fs::path& path, const database_kind& kind) 
         for (const auto& m : kind.migrations) {
             if (m.version <= version) continue;
             SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+            // Another process opening the same new file at the same moment
+            // (the daemon and a cron-started sync-once, issue 12) may have
+            // applied this migration while we waited for the write lock:
+            // look again under the lock, and skip what is already there.
+            if (pragma_int(db, "PRAGMA user_version") >= m.version) continue;
             db.exec(std::string(m.sql));
             if (kind.in_migration) kind.in_migration(db, m.version);
             // PRAGMAs cannot take bound parameters; both values are integers we own.

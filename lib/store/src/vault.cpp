@@ -248,47 +248,59 @@ std::size_t vault::rekey(const token_key& new_key) {
     return n;
 }
 
+std::optional<pseudonym_key> vault::stored_pseudonymization_key() {
+    static constexpr std::string_view name = "pseudonymization_key";
+    SQLite::Statement q(db_, "SELECT value, token_key_id FROM secret WHERE name = 'pseudonymization_key'");
+    if (!q.executeStep()) return std::nullopt;
+    pseudonym_key key{};
+    const auto kid = q.getColumn(1);
+    auto plain = !kid.isNull() && kid.getString() == key_.id()
+                     ? open_sealed(key_, associated_data("secret", {name}), blob_of(q.getColumn(0)))
+                     : std::nullopt;
+    if (!plain)
+        throw_unopenable(path_, key_,
+                         {{"the vault secret 'pseudonymization_key'", kid.isNull() ? "" : kid.getString()}},
+                         false);
+    if (plain->size() != key.size()) {
+        OPENSSL_cleanse(plain->data(), plain->size());
+        throw store_error("the pseudonymization key in " + path_.string() +
+                          " has the wrong length; the vault is damaged. Restore it from a backup");
+    }
+    std::memcpy(key.data(), plain->data(), key.size());
+    OPENSSL_cleanse(plain->data(), plain->size());
+    return key;
+}
+
 pseudonym_key vault::pseudonymization_key() {
     static constexpr std::string_view name = "pseudonymization_key";
-    const std::string ad = associated_data("secret", {name});
     try {
-        SQLite::Statement q(db_,
-                            "SELECT value, token_key_id FROM secret WHERE name = 'pseudonymization_key'");
-        pseudonym_key key{};
-        if (q.executeStep()) {
-            const auto kid = q.getColumn(1);
-            auto plain = !kid.isNull() && kid.getString() == key_.id()
-                             ? open_sealed(key_, ad, blob_of(q.getColumn(0)))
-                             : std::nullopt;
-            if (!plain)
-                throw_unopenable(
-                    path_, key_,
-                    {{"the vault secret 'pseudonymization_key'", kid.isNull() ? "" : kid.getString()}},
-                    false);
-            if (plain->size() != key.size()) {
-                OPENSSL_cleanse(plain->data(), plain->size());
-                throw store_error("the pseudonymization key in " + path_.string() +
-                                  " has the wrong length; the vault is damaged. Restore it from a backup");
-            }
-            std::memcpy(key.data(), plain->data(), key.size());
-            OPENSSL_cleanse(plain->data(), plain->size());
-            return key;
-        }
-        q.reset();
-        if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1)
+        if (auto stored = stored_pseudonymization_key()) return *stored;
+        // First use. Two processes started together on a new vault (the
+        // daemon and a cron-started sync-once) both get here; a plain
+        // INSERT made the second fail with "UNIQUE constraint failed:
+        // secret.name" (issue 12). So: take the write lock (BEGIN
+        // IMMEDIATE), insert only if the row is still missing (INSERT OR
+        // IGNORE), and return what the vault holds afterwards, which is the
+        // same key for both.
+        pseudonym_key fresh{};
+        if (RAND_bytes(fresh.data(), static_cast<int>(fresh.size())) != 1)
             throw store_error("the OS random generator failed; cannot create a pseudonymization key");
         const std::string box =
-            seal(key_, ad, std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
+            seal(key_, associated_data("secret", {name}),
+                 std::string_view(reinterpret_cast<const char*>(fresh.data()), fresh.size()));
+        OPENSSL_cleanse(fresh.data(), fresh.size());
         write_transaction tx(db_);
         SQLite::Statement ins(db_,
-                              "INSERT INTO secret (name, value, created_at, token_key_id) "
+                              "INSERT OR IGNORE INTO secret (name, value, created_at, token_key_id) "
                               "VALUES ('pseudonymization_key', ?1, ?2, ?3)");
         ins.bind(1, box.data(), static_cast<int>(box.size()));
         ins.bind(2, utc_timestamp(std::chrono::system_clock::now()));
         ins.bind(3, key_.id());
         ins.exec();
+        auto stored = stored_pseudonymization_key();
         tx.commit();  // synchronous=FULL: on disk before any row is keyed with it
-        return key;
+        if (!stored) throw store_error("the pseudonymization key vanished from " + path_.string());
+        return *stored;
     } catch (const store_error&) {
         throw;
     } catch (const std::exception& e) {

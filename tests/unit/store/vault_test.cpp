@@ -4,12 +4,14 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "headachemd/schema/migrations.hpp"
 #include "headachemd/store/analytics_db.hpp"
@@ -61,6 +63,52 @@ void fill(st::vault& v) {
     v.put_enrollment({"hmd-2", "ecw", "f2", "rt-two-BBBBBBBBBBBBBBBBBBBB", "s", "t", false}, "t");
     v.put_enrollment({"hmd-3", "epic", "f3", "rt-three-CCCCCCCCCCCCCCCCCC", "s", "t", false}, "t");
     (void)v.pseudonymization_key();
+}
+
+// ---- first run ----------------------------------------------------------
+
+// Two processes starting on a new vault at once (the daemon and a
+// cron-started sync-once, issue 12): both find no pseudonymization key, and
+// the one that takes the write lock second must read the other's key back
+// instead of failing with "UNIQUE constraint failed: secret.name" (exit 74).
+TEST(VaultFirstRun, TwoHandlesCreatingTheKeyAtOnceAgreeOnIt) {
+    // Setup: a third connection holds the write lock, as the first process
+    // does while it inserts. When the second handle finds it busy, its busy
+    // handler lets go and has the first handle create the key, which is
+    // exactly the interleaving of two processes, without threads or sleeps.
+    temp_dir dir;
+    const auto key = st::token_key::generate();
+    st::vault first(dir / "vault.db", key);
+    st::vault second(dir / "vault.db", key);
+    SQLite::Database blocker(dir / "vault.db", SQLite::OPEN_READWRITE);
+    blocker.exec("BEGIN IMMEDIATE");
+    struct interleaving {
+        SQLite::Database* blocker;
+        st::vault* first;
+        std::optional<st::pseudonym_key> made;
+        int calls = 0;
+    } step{&blocker, &first, std::nullopt};
+    sqlite3_busy_handler(
+        second.sql().getHandle(),
+        [](void* p, int) -> int {
+            auto& s = *static_cast<interleaving*>(p);
+            if (s.calls++ == 0) {
+                s.blocker->exec("ROLLBACK");
+                s.made = s.first->pseudonymization_key();
+            }
+            return s.calls < 100;  // retry; a bound so a bug cannot spin forever
+        },
+        &step);
+
+    // Run
+    const auto got = second.pseudonymization_key();
+
+    // Check: one key, the first one's, in both handles and in the file.
+    ASSERT_TRUE(step.made) << "the interleaving did not happen";
+    EXPECT_EQ(got, *step.made);
+    EXPECT_EQ(first.pseudonymization_key(), got);
+    st::vault third(dir / "vault.db", key);
+    EXPECT_EQ(third.pseudonymization_key(), got);
 }
 
 // ---- the key file -------------------------------------------------------

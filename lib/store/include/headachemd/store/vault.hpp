@@ -49,6 +49,7 @@ public:
     vault(const std::filesystem::path& path, token_key key);
 
     const std::string& key_id() const { return key_.id(); }
+    const std::filesystem::path& path() const { return path_; }
 
     // Re-seals every secret under `new_key` in one transaction, durable when
     // this returns (synchronous=FULL, then a WAL checkpoint so no page
@@ -59,7 +60,9 @@ public:
     std::size_t rekey(const token_key& new_key);
 
     // The key that turns (source, FHIR patient id) into a patient_key,
-    // created from the OS random generator on first use and fsynced.
+    // created from the OS random generator on first use and fsynced. Two
+    // processes starting on a new vault at once get the same key: the first
+    // to take the write lock creates it, the other reads it back.
     pseudonym_key pseudonymization_key();
 
     // Enrollments. Every write is its own transaction and, with
@@ -91,6 +94,7 @@ private:
     void check_key(SQLite::Database& db, int version);
     void seal_plaintext_rows(SQLite::Database& db);
     enrollment read_enrollment(SQLite::Statement& q);
+    std::optional<pseudonym_key> stored_pseudonymization_key();
 
     std::filesystem::path path_;
     token_key key_;
