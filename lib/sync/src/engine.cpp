@@ -137,6 +137,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // check only reads; a mismatch refuses to start.
         (void)db.has_pseudonym_fingerprint(store::fingerprint(ids.key));
         apply_identity_policy();
+        if (!opts.refresh_locks)
+            opts.refresh_locks =
+                std::make_shared<store::file_refresh_locks>(store::file_refresh_locks::beside(v.path()));
         for (const auto& s : config.ehrs) {
             auto st = std::make_unique<ehr_state>(s);
             st->creds = load_client_credentials(s);
@@ -341,10 +344,84 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         co_return e.prepare_failure;
     }
 
+    // The patient's refresh lock (store/refresh_lock.hpp says why it exists
+    // and why it is an OFD lock). try_acquire never blocks, so a busy lock
+    // is polled on the executor's timer: other patients' jobs go on
+    // meanwhile. The other holder keeps it for one token request with its
+    // retries; past refresh_lock_wait this job gives up with a message that
+    // says so. Giving up is a failed job, never needs_reauth: the other
+    // holder's refresh is what happens to the token.
+    awaitable<result<store::refresh_locks::lease>> lock_for_refresh(ehr_state& e,
+                                                                    const store::enrollment& enr) {
+        const milliseconds step = std::max(opts.refresh_lock_poll, milliseconds(1));
+        const milliseconds bound = opts.refresh_lock_wait.value_or(
+            duration_cast<milliseconds>(2 * e.settings->http_timeout + seconds(30)));
+        const auto polls = bound / step;
+        for (std::int64_t n = 0;; ++n) {
+            std::optional<store::refresh_locks::lease> held;
+            try {
+                held = opts.refresh_locks->try_acquire(enr.ehr, enr.patient_key);
+            } catch (const store::store_error& failure) {
+                co_return error{"refresh_lock_failed", failure.what()};
+            }
+            if (held) co_return std::move(*held);
+            if (n == 0)
+                log->info(
+                    "patient {} at {}: another headachemd-sync process (or job) is refreshing this patient's "
+                    "token; waiting for it to finish",
+                    enr.patient_key, enr.ehr);
+            if (n >= polls)
+                co_return error{"refresh_busy", "another headachemd-sync process is refreshing patient " +
+                                                    enr.patient_key + " at " + enr.ehr +
+                                                    "; skipped (waited " +
+                                                    std::to_string(duration_cast<seconds>(bound).count()) +
+                                                    " s for its refresh lock)"};
+            if (!co_await wait(step)) co_return error{"stopped", "stopping"};
+        }
+    }
+
+    // The enrollment as the vault holds it now: another process may have
+    // rotated the refresh token, marked the patient or removed them since
+    // `enr` was read. An error when the patient cannot be refreshed.
+    std::optional<error> reread(store::enrollment& enr) {
+        std::optional<store::enrollment> now;
+        try {
+            now = vault.find_enrollment(enr.patient_key, enr.ehr);
+        } catch (const store::store_error& failure) {
+            return error{"vault_failed", failure.what()};
+        }
+        if (!now)
+            return error{"not_enrolled", "patient " + enr.patient_key + " was unenrolled at " + enr.ehr +
+                                             " while its job ran"};
+        if (now->refresh_token != enr.refresh_token)
+            log->info(
+                "patient {} at {}: another headachemd-sync process refreshed the token meanwhile; "
+                "going on with the one it stored",
+                enr.patient_key, enr.ehr);
+        enr = std::move(*now);
+        if (enr.needs_reauth)
+            return error{"needs_reauth", "patient " + enr.patient_key + " must be enrolled again"};
+        return std::nullopt;
+    }
+
     // refresh_token grant. On success the rotated refresh token (if any) is
     // in the vault before this returns.
+    //
+    // Issue 12, defect 1: the patient's refresh lock is held from reading
+    // the stored token to storing the rotated one, and the token is read
+    // again once it is held, so no two refreshers (processes, or two jobs
+    // of this one) ever send the same single-use token. The access token
+    // the other holder obtained stays in its process, so this one still
+    // refreshes, with the token that holder stored.
     awaitable<std::optional<error>> refresh(ehr_state& e, patient_state& ps, store::enrollment& enr) {
         const auto& s = *e.settings;
+        auto lease = co_await lock_for_refresh(e, enr);
+        if (!lease) co_return lease.err();
+        if (auto err = reread(enr)) co_return *err;
+        // Callers come here with no usable access token; one now means
+        // another job of this process (same patient_state) refreshed while
+        // this one waited for the lock.
+        if (ps.access.usable(clk.now())) co_return std::nullopt;
         for (int attempt = 0;; ++attempt) {
             // Built inside the loop: a retried request gets a new
             // private_key_jwt assertion, since the server refuses a jti twice.
@@ -382,6 +459,26 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 // The OAuth error code (invalid_grant, …), not just the status.
                 ps.audit.back().outcome = store::audit_outcome_code(t.err().code);
                 auto& per_ehr = ehr_counts(e);
+                if (t.err().code == "invalid_grant") {
+                    // Refused for a token the vault no longer holds: a
+                    // refresher that did not take the lock (an older binary,
+                    // a lock file on a filesystem without OFD locks) rotated
+                    // it meanwhile. The grant is alive under the stored
+                    // token; marking the patient would strand it.
+                    const std::string sent = enr.refresh_token;
+                    if (auto err = reread(enr)) {
+                        ++per_ehr.refresh_failed;
+                        co_return *err;
+                    }
+                    if (enr.refresh_token != sent) {
+                        ++per_ehr.refresh_failed;
+                        if (!last) continue;
+                        co_return error{"refresh_raced",
+                                        "another headachemd-sync process kept rotating the refresh token of "
+                                        "patient " +
+                                            enr.patient_key + "; the next job tries again"};
+                    }
+                }
                 ++(t.err().code == "invalid_grant" ? per_ehr.refresh_invalid_grant : per_ehr.refresh_failed);
                 if (t.err().code == "invalid_grant") {
                     // The grant is gone (revoked, expired, or a token reused):
@@ -897,6 +994,19 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             // the next type would only fetch pages it cannot store, and wait
             // out busy_timeout again.
             if (stopping || store_refused) break;
+        }
+        // Another process may have marked the patient while this job ran
+        // (its refresh was refused for the current token): this pass must
+        // not report the patient as fine then, or sync-once exits 0 while
+        // `status` shows NEEDS RE-ENROLLMENT (issue 12).
+        if (!pr.needs_reauth) {
+            try {
+                const auto now = vault.find_enrollment(key, ehr_name);
+                pr.needs_reauth = now && now->needs_reauth;
+            } catch (const store::store_error& failure) {
+                log->error("patient {} at {}: cannot read the enrollment back: {}", key, ehr_name,
+                           failure.what());
+            }
         }
         pr.ok = all_ok && !stopping;
         write_status_or_log(pr);

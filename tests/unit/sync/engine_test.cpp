@@ -72,23 +72,26 @@ public:
             return json(200, R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server","resource":[
               {"type":"Condition","searchParam":[{"name":"patient"}]}]}]})");
         };
-        by_path["https://ehr.test/token"] = [this](const http::request& r) {
-            ++token_calls;
-            const auto pos = r.body.find("refresh_token=");
-            const std::string rest = r.body.substr(pos + 14);
-            const std::string rt = rest.substr(0, rest.find('&'));
-            auto it = refresh_to_patient.find(rt);
-            if (it == refresh_to_patient.end()) return json(400, R"({"error":"invalid_grant"})");
-            const std::string patient = it->second;
-            refresh_to_patient.erase(it);  // single-use, as at eCW
-            const std::string new_rt = "rt-" + std::to_string(++next_id);
-            const std::string at = "at-" + std::to_string(++next_id);
-            refresh_to_patient[new_rt] = patient;
-            access_to_patient[at] = patient;
-            return json(200, R"({"access_token":")" + at +
-                                 R"(","token_type":"Bearer","expires_in":3600,"refresh_token":")" + new_rt +
-                                 R"(","patient":")" + patient + R"("})");
-        };
+        by_path["https://ehr.test/token"] = [this](const http::request& r) { return token(r); };
+    }
+
+    // The token endpoint: a single-use refresh token rotates at each refresh.
+    http::response token(const http::request& r) {
+        ++token_calls;
+        const auto pos = r.body.find("refresh_token=");
+        const std::string rest = r.body.substr(pos + 14);
+        const std::string rt = rest.substr(0, rest.find('&'));
+        auto it = refresh_to_patient.find(rt);
+        if (it == refresh_to_patient.end()) return json(400, R"({"error":"invalid_grant"})");
+        const std::string patient = it->second;
+        refresh_to_patient.erase(it);  // single-use, as at eCW
+        const std::string new_rt = "rt-" + std::to_string(++next_id);
+        const std::string at = "at-" + std::to_string(++next_id);
+        refresh_to_patient[new_rt] = patient;
+        access_to_patient[at] = patient;
+        return json(200, R"({"access_token":")" + at +
+                             R"(","token_type":"Bearer","expires_in":3600,"refresh_token":")" + new_rt +
+                             R"(","patient":")" + patient + R"("})");
     }
 
     static http::response json(int status, std::string body) {
@@ -123,7 +126,8 @@ struct fixture : ::testing::Test {
     temp_dir dir;
     cfg::config config;
     st::analytics_db db{dir / "headache.db"};
-    st::vault vault{dir / "vault.db", st::token_key::generate()};
+    st::token_key vault_key = st::token_key::generate();
+    st::vault vault{dir / "vault.db", vault_key};
     fake_ehr ehr;
     headachemd::manual_clock clk;
     std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
@@ -180,6 +184,53 @@ struct fixture : ::testing::Test {
         io.run();
         counters = engine.counters();
         return out;
+    }
+
+    // One job through engine::sync_patient, as the daemon's scheduler runs it.
+    sy::patient_result sync_one(const std::string& key, sy::engine_options opts = {}) {
+        asio::io_context io;
+        opts.backoff.base = std::chrono::milliseconds(1);
+        opts.backoff.cap = std::chrono::milliseconds(2);
+        if (!opts.random) opts.random = [] { return std::uint64_t{1}; };
+        sy::engine engine(io.get_executor(), config, ehr, db, vault, clk, log, opts);
+        sy::patient_result out;
+        asio::co_spawn(
+            io, [&]() -> asio::awaitable<void> { out = co_await engine.sync_patient(key, "ehr"); },
+            [](std::exception_ptr ep) {
+                if (ep) std::rethrow_exception(ep);
+            });
+        io.run();
+        counters = engine.counters();
+        return out;
+    }
+
+    // What another headachemd-sync process does to a patient: refresh at
+    // the EHR with the token it read, and store the rotated one through its
+    // own vault handle. Returns the new refresh token.
+    std::string other_process_refreshes(const std::string& patient_key, const std::string& sent) {
+        http::request req;
+        req.url = "https://ehr.test/token";
+        req.body = "grant_type=refresh_token&refresh_token=" + sent;
+        const auto answer = ehr.token(req);
+        const std::string field = R"("refresh_token":")";
+        const auto at = answer.body.find(field);
+        if (answer.status != 200 || at == std::string::npos) return {};
+        const std::string rotated = answer.body.substr(
+            at + field.size(), answer.body.find('"', at + field.size()) - at - field.size());
+        st::vault theirs(dir / "vault.db", vault_key);
+        theirs.replace_refresh_token(patient_key, "ehr", rotated, "2026-01-01T00:00:01Z");
+        return rotated;
+    }
+
+    // True when some request this engine sent carried `token` as its refresh token.
+    bool sent_refresh_token(const std::string& token) const {
+        for (const auto& r : ehr.seen) {
+            const auto at = r.body.find("refresh_token=");
+            if (at == std::string::npos) continue;
+            const std::string rest = r.body.substr(at + 14);
+            if (rest.substr(0, rest.find('&')) == token) return true;
+        }
+        return false;
     }
 
     int count(const std::string& where = "1=1") {
@@ -689,6 +740,179 @@ TEST_F(fixture, CountersAreKeptPerEhrByStatusAndRefreshOutcome) {
     for (const auto& [status, n] : c.responses) total += n;
     EXPECT_EQ(total, static_cast<std::uint64_t>(counters.requests));
     for (const auto& p : r.patients) EXPECT_GE(p.elapsed, std::chrono::steady_clock::duration::zero());
+}
+
+// ---- one refresher per patient (issue 12, defect 1) ----------------------
+
+// A scripted refresh lock: busy for the first `busy_for` tries (forever when
+// negative); `on_busy` runs at each busy try, as the other holder's progress.
+struct scripted_locks final : st::refresh_locks {
+    int busy_for = 0;
+    int tries = 0;
+    std::function<void(int)> on_busy;
+    std::optional<lease> try_acquire(std::string_view, std::string_view) override {
+        ++tries;
+        if (busy_for < 0 || tries <= busy_for) {
+            if (on_busy) on_busy(tries);
+            return std::nullopt;
+        }
+        return lease([] {});
+    }
+};
+
+const sy::patient_result* find_patient(const sy::pass_result& r, const std::string& key) {
+    for (const auto& p : r.patients)
+        if (p.patient_key == key) return &p;
+    return nullptr;
+}
+
+TEST_F(fixture, InvalidGrantForATokenAnotherProcessRotatedUsesTheStoredOneAndKeepsThePatient) {
+    // Setup: a refresher that took no lock (an older binary) reaches the
+    // strict EHR first with the same token, stores its rotated token, and
+    // our request is refused.
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    auto real = ehr.by_path["https://ehr.test/token"];
+    std::string theirs;
+    ehr.by_path["https://ehr.test/token"] = [&](const http::request& r) {
+        // The first request: theirs arrives first, ours gets invalid_grant.
+        if (theirs.empty()) theirs = other_process_refreshes("hmd-1", "rt-initial-hmd-1");
+        return real(r);
+    };
+
+    // Run
+    const auto r = pass();
+
+    // Check: synced with the stored token, never marked.
+    ASSERT_FALSE(theirs.empty());
+    ASSERT_EQ(r.succeeded(), 1) << (r.patients[0].failure ? r.patients[0].failure->message : "");
+    EXPECT_FALSE(r.patients[0].needs_reauth);
+    EXPECT_EQ(r.failed(), 0);
+    const auto stored = vault.find_enrollment("hmd-1", "ehr");
+    EXPECT_FALSE(stored->needs_reauth);
+    EXPECT_TRUE(ehr.refresh_to_patient.count(stored->refresh_token)) << "the vault holds a live token";
+    EXPECT_TRUE(sent_refresh_token(theirs)) << "the stored token was used";
+    EXPECT_EQ(counters.by_ehr["ehr"].refresh_invalid_grant, 0u);
+    EXPECT_EQ(count(), 1);
+    EXPECT_EQ(logged().find("must be enrolled again"), std::string::npos);
+}
+
+TEST_F(fixture, TheTokenIsReadAgainUnderTheLockSoARotatedOneIsNeverSent) {
+    // Setup: the job reads the enrollment, then (while it asks for the
+    // server's metadata) another process refreshes this patient and stores
+    // the rotated token.
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    auto metadata = ehr.by_path[std::string(base) + "/metadata"];
+    std::string theirs;
+    ehr.by_path[std::string(base) + "/metadata"] = [&](const http::request& r) {
+        if (theirs.empty()) theirs = other_process_refreshes("hmd-1", "rt-initial-hmd-1");
+        return metadata(r);
+    };
+
+    // Run
+    const auto r = sync_one("hmd-1");
+
+    // Check: the spent token never left this process; one refresh, with theirs.
+    ASSERT_FALSE(theirs.empty());
+    ASSERT_TRUE(r.ok) << (r.failure ? r.failure->message : "");
+    EXPECT_FALSE(r.needs_reauth);
+    EXPECT_FALSE(sent_refresh_token("rt-initial-hmd-1"));
+    EXPECT_TRUE(sent_refresh_token(theirs));
+    EXPECT_EQ(counters.token_requests, 1);
+    EXPECT_FALSE(vault.find_enrollment("hmd-1", "ehr")->needs_reauth);
+}
+
+TEST_F(fixture, ABusyRefreshLockIsWaitedForAndTheOtherHoldersTokenUsed) {
+    // Setup: another process holds the lock for three tries and, before it
+    // lets go, has rotated and stored the token.
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    auto locks = std::make_shared<scripted_locks>();
+    locks->busy_for = 3;
+    std::string theirs;
+    locks->on_busy = [&](int n) {
+        if (n == 3) theirs = other_process_refreshes("hmd-1", "rt-initial-hmd-1");
+    };
+    sy::engine_options opts;
+    opts.refresh_locks = locks;
+    opts.refresh_lock_poll = std::chrono::milliseconds(1);
+
+    // Run
+    const auto r = pass(opts);
+
+    // Check
+    ASSERT_EQ(r.succeeded(), 1) << (r.patients[0].failure ? r.patients[0].failure->message : "");
+    EXPECT_EQ(locks->tries, 4);
+    EXPECT_FALSE(sent_refresh_token("rt-initial-hmd-1"));
+    EXPECT_TRUE(sent_refresh_token(theirs));
+    EXPECT_NE(logged().find("another headachemd-sync process (or job) is refreshing"), std::string::npos);
+}
+
+TEST_F(fixture, ALockHeldPastTheBoundSkipsThePatientWithoutMarkingIt) {
+    // Setup: another process holds hmd-1's lock in the real lock file beside
+    // the vault (the engine's default) and does not let go.
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    serve_conditions("p2", {{condition("c2", "p2")}});
+    st::file_refresh_locks other_process(st::file_refresh_locks::beside(dir / "vault.db"));
+    auto held = other_process.try_acquire("ehr", "hmd-1");
+    ASSERT_TRUE(held);
+    sy::engine_options opts;
+    opts.refresh_lock_poll = std::chrono::milliseconds(1);
+    opts.refresh_lock_wait = std::chrono::milliseconds(5);
+
+    // Run
+    const auto r = pass(opts);
+
+    // Check: hmd-1 failed with the reason and was not refreshed nor marked;
+    // hmd-2 synced.
+    const auto* one = find_patient(r, "hmd-1");
+    ASSERT_TRUE(one && one->failure);
+    EXPECT_EQ(one->failure->code, "refresh_busy");
+    EXPECT_NE(one->failure->message.find("another headachemd-sync process is refreshing patient hmd-1"),
+              std::string::npos)
+        << one->failure->message;
+    EXPECT_FALSE(one->needs_reauth);
+    EXPECT_TRUE(one->failed());
+    EXPECT_FALSE(vault.find_enrollment("hmd-1", "ehr")->needs_reauth);
+    EXPECT_FALSE(sent_refresh_token("rt-initial-hmd-1"));
+    EXPECT_TRUE(find_patient(r, "hmd-2")->ok);
+    EXPECT_EQ(r.failed(), 1);
+}
+
+TEST_F(fixture, AStillStoredTokenRefusedWithInvalidGrantMarksThePatientOnce) {
+    // The lock changes nothing for a grant that is really gone.
+    enroll("hmd-1", "p1");
+    ehr.refresh_to_patient.erase("rt-initial-hmd-1");
+    const auto r = sync_one("hmd-1");
+    EXPECT_TRUE(r.needs_reauth);
+    EXPECT_TRUE(vault.find_enrollment("hmd-1", "ehr")->needs_reauth);
+    EXPECT_EQ(ehr.token_calls, 1);
+    EXPECT_EQ(counters.by_ehr["ehr"].refresh_invalid_grant, 1u);
+}
+
+TEST_F(fixture, APatientMarkedByAnotherProcessDuringThePassFailsThePass) {
+    // Setup: while this job pages, another process's refresh of hmd-1 was
+    // refused and it marked the patient: `sync-once` must not exit 0 then.
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    const std::string first = std::string(base) + "/Condition?patient=p1&_count=2";
+    auto page = ehr.by_url[first];
+    ehr.by_url[first] = [&](const http::request& r) {
+        st::vault theirs(dir / "vault.db", vault_key);
+        theirs.set_needs_reauth("hmd-1", "ehr", true, "2026-01-01T00:00:02Z");
+        return page(r);
+    };
+
+    // Run
+    const auto r = pass();
+
+    // Check
+    ASSERT_EQ(r.patients.size(), 1u);
+    EXPECT_TRUE(r.patients[0].needs_reauth);
+    EXPECT_EQ(r.failed(), 1);
 }
 
 }  // namespace

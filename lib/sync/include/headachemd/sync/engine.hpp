@@ -13,6 +13,12 @@
 // - A rotated refresh token is written to the vault (fsynced) before the
 //   new access token is used. invalid_grant marks the patient needs_reauth;
 //   other patients go on.
+// - One refresher per patient across processes: a refresh holds the
+//   patient's refresh lock (store::refresh_locks) from reading the stored
+//   token to storing the rotated one, and reads the token again once it
+//   holds the lock. invalid_grant for a token the vault no longer holds
+//   (another refresher rotated it) is not a reason for needs_reauth: the
+//   stored token is used instead.
 // - Nothing from a rejected page is written. Pages already committed stay;
 //   the next run repeats them harmlessly (upserts).
 // - stop(): no new requests; a job stops at the next page boundary. A
@@ -37,6 +43,7 @@
 #include "headachemd/core/result.hpp"
 #include "headachemd/http/client.hpp"
 #include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/refresh_lock.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/policy.hpp"
 
@@ -86,6 +93,17 @@ struct engine_options {
     // that reads the details in on_patient_done need not hold them (about a
     // kilobyte per patient, 10 MB at 10,000 patients) until the pass ends.
     bool pass_details = true;
+    // The per-patient refresh lock. nullptr: the engine opens
+    // store::file_refresh_locks beside the vault ("<vault>.refresh.lock"),
+    // which is what excludes other processes; tests inject contention here.
+    std::shared_ptr<store::refresh_locks> refresh_locks;
+    // While another holder has a patient's refresh lock, try again every
+    // refresh_lock_poll, at most refresh_lock_wait in all (nullopt: twice the
+    // EHR's http_timeout plus 30 s, about one token request of the other
+    // holder with its retries); then the job fails with a message naming
+    // the other process, and the patient is not marked needs_reauth.
+    std::chrono::milliseconds refresh_lock_poll{50};
+    std::optional<std::chrono::milliseconds> refresh_lock_wait;
     // Extra CA files are the transport's business; client secrets are read
     // from the files the config names, when the engine is built.
 };
