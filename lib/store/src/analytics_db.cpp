@@ -320,11 +320,18 @@ bool analytics_db::has_pseudonym_fingerprint(std::string_view fingerprint) {
 void analytics_db::bind_pseudonym_fingerprint(std::string_view fingerprint) {
     try {
         if (has_pseudonym_fingerprint(fingerprint)) return;
+        // Two processes on a new headache.db (the daemon and a cron-started
+        // sync-once, issue 12) both get here; a plain INSERT failed the
+        // second with "UNIQUE constraint failed: database_info.name". Under
+        // the write lock: insert unless present, then check what is stored
+        // (the other process's vault may hold another key).
         write_transaction tx(db_);
         SQLite::Statement ins(
-            db_, "INSERT INTO database_info (name, value) VALUES ('pseudonym_key_fingerprint', ?1)");
+            db_,
+            "INSERT OR IGNORE INTO database_info (name, value) VALUES ('pseudonym_key_fingerprint', ?1)");
         ins.bind(1, std::string(fingerprint));
         ins.exec();
+        (void)has_pseudonym_fingerprint(fingerprint);  // throws on a mismatch; the transaction rolls back
         tx.commit();
     } catch (const store_error&) {
         throw;

@@ -7,6 +7,7 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "headachemd/schema/migrations.hpp"
 #include "headachemd/store/analytics_db.hpp"
@@ -254,6 +255,46 @@ TEST(PatientKey, ADatabaseRefusesAnotherVaultsKey) {
     db.bind_pseudonym_fingerprint(st::fingerprint(a));
     db.bind_pseudonym_fingerprint(st::fingerprint(a));  // the same key again is fine
     EXPECT_THROW(db.bind_pseudonym_fingerprint(st::fingerprint(b)), st::store_error);
+}
+
+// Two processes on a new headache.db (issue 12): both find no fingerprint,
+// and the one that takes the write lock second must accept the other's
+// (the same vault, so the same key) instead of failing on UNIQUE.
+TEST(PatientKey, TwoHandlesBindingTheFingerprintAtOnceBothSucceed) {
+    // Setup: as in VaultFirstRun: a blocker holds the write lock; when the
+    // second handle meets it, its busy handler lets go and the first binds.
+    temp_dir dir;
+    st::analytics_db first(dir / "headache.db");
+    st::analytics_db second(dir / "headache.db");
+    SQLite::Database blocker(dir / "headache.db", SQLite::OPEN_READWRITE);
+    blocker.exec("BEGIN IMMEDIATE");
+    const st::pseudonym_key key{};
+    struct interleaving {
+        SQLite::Database* blocker;
+        st::analytics_db* first;
+        std::string fingerprint;
+        int calls = 0;
+    } step{&blocker, &first, st::fingerprint(key)};
+    sqlite3_busy_handler(
+        second.sql().getHandle(),
+        [](void* p, int) -> int {
+            auto& s = *static_cast<interleaving*>(p);
+            if (s.calls++ == 0) {
+                s.blocker->exec("ROLLBACK");
+                s.first->bind_pseudonym_fingerprint(s.fingerprint);
+            }
+            return s.calls < 100;
+        },
+        &step);
+
+    // Run / Check
+    EXPECT_NO_THROW(second.bind_pseudonym_fingerprint(st::fingerprint(key)));
+    EXPECT_GT(step.calls, 0) << "the interleaving did not happen";
+    EXPECT_TRUE(second.has_pseudonym_fingerprint(st::fingerprint(key)));
+    // Another key is still refused.
+    st::pseudonym_key other{};
+    other[0] = 1;
+    EXPECT_THROW(second.bind_pseudonym_fingerprint(st::fingerprint(other)), st::store_error);
 }
 
 }  // namespace
