@@ -394,8 +394,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                                                        "; so there is no token endpoint (or set "
                                                        "token_endpoint in the config)"}
                        : error{"discovery_failed", "EHR " + s.name +
-                                                       ": no token endpoint (neither discovery nor metadata "
-                                                       "named one; set token_endpoint in the config)"};
+                                                       ": no token endpoint (discovery and metadata gave "
+                                                       "none; set token_endpoint in the config)"};
         } else if (!http::same_origin(e.token_endpoint, s.fhir_base) && !http::origin_of(e.token_endpoint)) {
             e.prepare_failure =
                 error{"discovery_failed", "EHR " + s.name + ": the token endpoint is not a URL"};
