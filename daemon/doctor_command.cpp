@@ -18,6 +18,7 @@
 #include "headachemd/core/clock.hpp"
 #include "headachemd/doctor/doctor.hpp"
 #include "headachemd/http/client.hpp"
+#include "http_options.hpp"
 
 namespace headachemd::daemon {
 namespace {
@@ -156,22 +157,21 @@ std::optional<config::config> load(const std::string& path) {
     return std::get<config::config>(std::move(loaded));
 }
 
-http::client_options http_options(const config::config* cfg) {
+// `ehr`: the EHR checked, whose http_timeout bounds each request.
+http::client_options http_options(const config::config* cfg, const config::ehr_settings* ehr) {
     http::client_options o;
-    o.max_body_bytes = 16 << 20;  // a CapabilityStatement can be large
-    if (!cfg) return o;
-    for (const auto& e : cfg->ehrs) {
+    if (cfg) {
         // A missing CA file is a finding of its own, not a crash here.
-        if (e.ca_file && dr::inspect_file(*e.ca_file).readable) o.extra_ca_files.push_back(*e.ca_file);
-        o.request_timeout = std::max(o.request_timeout, std::chrono::milliseconds(e.http_timeout));
+        o = http_options_for(*cfg, ehr, [](const auto& file) { return dr::inspect_file(file).readable; });
     }
+    o.max_body_bytes = 16 << 20;  // a CapabilityStatement can be large
     return o;
 }
 
 template <class F>
-dr::report run(const config::config* cfg, F&& make_task) {
+dr::report run(const config::config* cfg, const config::ehr_settings* ehr, F&& make_task) {
     asio::io_context io;
-    http::client http(io.get_executor(), http_options(cfg));
+    http::client http(io.get_executor(), http_options(cfg, ehr));
     system_clock clk;
     dr::report rep;
     std::exception_ptr failure;
@@ -219,7 +219,7 @@ int doctor_url(const doctor_args& a) {
     std::cout << "headachemd-sync doctor: authorize URL"
               << (ehr ? " for [[ehr]] \"" + ehr->name + "\"" : std::string())
               << (a.probe ? ", with probe" : "") << "\n";
-    const auto rep = run(cfg ? &*cfg : nullptr, [&](http::transport& http, const clock& clk) {
+    const auto rep = run(cfg ? &*cfg : nullptr, ehr, [&](http::transport& http, const clock& clk) {
         return dr::check_authorize_url(http, in, clk);
     });
     print_report(rep, use_color());
@@ -256,7 +256,7 @@ int doctor_config(const doctor_args& a) {
         in.probe = !a.no_probe;
         std::cout << (e == ehrs.front() ? "" : "\n") << "headachemd-sync doctor: [[ehr]] \"" << e->name
                   << "\" (" << e->profile << ") at " << e->fhir_base << "\n";
-        const auto rep = run(&*cfg, [&](http::transport& http, const clock& clk) {
+        const auto rep = run(&*cfg, e, [&](http::transport& http, const clock& clk) {
             return dr::check_registration(http, in, clk);
         });
         print_report(rep, use_color());

@@ -36,6 +36,7 @@
 #include "headachemd/sync/enroll.hpp"
 #include "headachemd/sync/metrics.hpp"
 #include "headachemd/sync/policy.hpp"
+#include "http_options.hpp"
 #include "logging.hpp"
 #include "notify.hpp"
 #include "vault_commands.hpp"
@@ -59,15 +60,6 @@ std::optional<config::config> load_or_report(const std::string& path) {
         return std::nullopt;
     }
     return std::get<config::config>(std::move(loaded));
-}
-
-http::client_options http_options_for(const config::config& cfg) {
-    http::client_options o;
-    for (const auto& e : cfg.ehrs) {
-        if (e.ca_file) o.extra_ca_files.push_back(*e.ca_file);
-        o.request_timeout = std::max(o.request_timeout, std::chrono::milliseconds(e.http_timeout));
-    }
-    return o;
 }
 
 // Everything a sync command needs, opened from the config.
@@ -602,7 +594,7 @@ int browser_enroll(runtime& rt, const config::patient_settings& patient, const e
     asio::io_context io;
     int rc = exit_code::ok;
     try {
-        http::client http(io.get_executor(), http_options_for(rt.cfg));
+        http::client http(io.get_executor(), http_options_for(rt.cfg, ehr));
         std::optional<http::listener> listener;
         std::optional<asio::steady_timer> expiry;
         run_on_io(io, [&]() -> awaitable<void> {

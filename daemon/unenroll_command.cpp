@@ -24,6 +24,7 @@
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/credentials.hpp"
 #include "headachemd/sync/unenroll.hpp"
+#include "http_options.hpp"
 #include "logging.hpp"
 #include "vault_commands.hpp"
 
@@ -40,15 +41,6 @@ struct unenroll_args {
     bool purge = false;
     bool force = false;
 };
-
-http::client_options http_options_for(const config::config& cfg) {
-    http::client_options o;
-    for (const auto& e : cfg.ehrs) {
-        if (e.ca_file) o.extra_ca_files.push_back(*e.ca_file);
-        o.request_timeout = std::max(o.request_timeout, std::chrono::milliseconds(e.http_timeout));
-    }
-    return o;
-}
 
 // The EHR of this unenrollment: --ehr, else the one EHR the vault or the
 // config knows the key at. Empty with a message when there is none or more.
@@ -152,7 +144,7 @@ int run_unenroll(const unenroll_args& a) {
                 server_grant_may_live = true;
             } else {
                 asio::io_context io;
-                http::client http(io.get_executor(), http_options_for(cfg));
+                http::client http(io.get_executor(), http_options_for(cfg, ehr));
                 const auto creds = sync::load_client_credentials(*ehr);
                 sync::revocation_outcome outcome;
                 std::exception_ptr thrown;

@@ -70,7 +70,8 @@ struct exchange {
     std::string url;
     bool bearer = false;
     std::chrono::steady_clock::time_point sent;
-    int status = 0;  // 0: a transport failure
+    std::chrono::steady_clock::duration took{};  // until the transport answered
+    int status = 0;                              // 0: a transport failure
     std::string error_code;
     bool retry_after = false;
 };
@@ -91,6 +92,7 @@ struct recording_transport final : headachemd::http::transport {
             if (h.name == "Authorization" && h.value.rfind("Bearer ", 0) == 0) x.bearer = true;
         x.sent = std::chrono::steady_clock::now();
         auto r = co_await inner.send(std::move(req));
+        x.took = std::chrono::steady_clock::now() - x.sent;
         if (r) {
             x.status = r->status;
             x.retry_after = r->header("Retry-After").has_value();
@@ -498,7 +500,9 @@ TEST_F(fault_matrix, ContentLengthShorterThanTheBodyIsRejectedAndTheRestIsNotTak
 
 TEST_F(fault_matrix, ResponseSlowerThanTheDeadlineTimesOutAndIsRetried) {
     start({}, 1);
-    request_timeout = 300ms;
+    // The EHR's http_timeout is the deadline (the client's default of 10 s
+    // is not what applies to the engine's requests).
+    config.ehrs[0].http_timeout = 1s;
     sb::scripted_fault f;
     f.what = fault::slow;
     f.type = "Condition";
@@ -517,7 +521,100 @@ TEST_F(fault_matrix, ResponseSlowerThanTheDeadlineTimesOutAndIsRetried) {
     expect_rows_match_sandbox();
 }
 
+// Issue 12, defect 7: http_timeout is the EHR's deadline for each whole
+// request, and the retries of one request share a budget of 3 x
+// http_timeout (sync/policy.hpp). Before, the headers and the body each got
+// a fresh deadline, the client's (10 s here; the daemon's at least 30 s)
+// rather than the EHR's, and 5 tries of it.
+TEST_F(fault_matrix, ServerStallingAfterTheHeadersEndsWithinTheDeadlineAndTheRetryBudget) {
+    // Setup: every Condition search sends its headers, then trickles the
+    // body a byte every 100 ms and never finishes it.
+    start({}, 1);
+    const auto http_timeout = 1s;
+    config.ehrs[0].http_timeout = http_timeout;
+    sb::scripted_fault f;
+    f.what = fault::stall_after_head;
+    f.type = "Condition";
+    f.count = 100;
+    f.delay = 100ms;
+    (*ehr)->add_scripted_fault(f);
+
+    // Run
+    const auto r = pass();
+
+    // Check: each try ended at the deadline, and the tries stopped within
+    // the budget: a second try fits (1 s + wait + 1 s <= 3 s), a third not.
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* cond = type_of(r.patients[0], "Condition");
+    ASSERT_NE(cond, nullptr);
+    ASSERT_TRUE(cond->failure);
+    EXPECT_EQ(cond->failure->code, "timeout") << cond->failure->message;
+    EXPECT_NE(cond->failure->message.find("retry budget"), std::string::npos) << cond->failure->message;
+    std::vector<const exchange*> tries;
+    for (const auto& x : sent)
+        if (x.url.find("/Condition") != std::string::npos) tries.push_back(&x);
+    ASSERT_EQ(tries.size(), 2u);
+    const auto slack = 500ms;  // scheduling on a loaded machine, not a benchmark
+    for (const auto* x : tries) {
+        EXPECT_EQ(x->error_code, "timeout");
+        EXPECT_GE(x->took, http_timeout);
+        EXPECT_LT(x->took, http_timeout + slack);
+    }
+    const auto whole = (tries.back()->sent + tries.back()->took) - tries.front()->sent;
+    EXPECT_LE(whole, sy::retry_budget(http_timeout) + slack);
+    EXPECT_GE((*ehr)->stats().stalls, 2u);
+    // The other types were fetched: one stalled type does not hold the job.
+    EXPECT_EQ(rows("condition"), 0);
+    EXPECT_GT(rows("observation"), 0);
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_matrix, ServerSendingEndless1xxEndsWithinTheDeadline) {
+    // Setup: every Condition search gets 102 Processing every 300 ms and
+    // never a final response (a fresh deadline per 1xx never ran out; 8 of
+    // them ended as "protocol" after 2.4 s).
+    start({}, 1);
+    const auto http_timeout = 1s;
+    config.ehrs[0].http_timeout = http_timeout;
+    sb::scripted_fault f;
+    f.what = fault::interim_flood;
+    f.type = "Condition";
+    f.count = 100;
+    f.delay = 300ms;
+    (*ehr)->add_scripted_fault(f);
+
+    // Run
+    const auto r = pass();
+
+    // Check
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* cond = type_of(r.patients[0], "Condition");
+    ASSERT_NE(cond, nullptr);
+    ASSERT_TRUE(cond->failure);
+    EXPECT_EQ(cond->failure->code, "timeout") << cond->failure->message;
+    std::vector<const exchange*> tries;
+    for (const auto& x : sent)
+        if (x.url.find("/Condition") != std::string::npos) tries.push_back(&x);
+    ASSERT_EQ(tries.size(), 2u);
+    for (const auto* x : tries) {
+        EXPECT_EQ(x->error_code, "timeout");
+        EXPECT_LT(x->took, http_timeout + 500ms);
+    }
+    expect_a_clean_pass_completes();
+}
+
 // ---- TLS ---------------------------------------------------------------------
+
+// Issue 12, 10a: a refused certificate is reported as what it is, on the
+// FHIR base's origin, once: no retry, no second request, no refresh.
+void expect_refused_once(sb::server& ehr, const std::vector<exchange>& sent) {
+    ASSERT_TRUE(ehr.wait_until_no_connections(5000ms));
+    const auto stats = ehr.stats();
+    EXPECT_EQ(stats.tls_handshakes, 1u);
+    EXPECT_EQ(stats.tls_handshake_failures, 1u);
+    EXPECT_EQ(sent.size(), 1u);
+    for (const auto& x : sent) EXPECT_EQ(x.error_code, "tls_verify") << x.url;
+}
 
 // The token endpoint is configured, so the engine would go straight to the
 // refresh: the TLS check must stop it before a byte of it is sent.
@@ -530,7 +627,7 @@ TEST_F(fault_matrix, CertificateFromAnUnknownCaIsRefusedAndNoTokenIsSent) {
     ASSERT_EQ(r.patients.size(), 1u);
     EXPECT_FALSE(r.patients[0].ok);
     ASSERT_TRUE(r.patients[0].failure);
-    EXPECT_EQ(r.patients[0].failure->code, "tls");
+    EXPECT_EQ(r.patients[0].failure->code, "tls_verify");
     EXPECT_FALSE(r.patients[0].needs_reauth);
     // The sandbox read no request at all: no refresh token, no bearer token.
     const auto stats = (*ehr)->stats();
@@ -539,8 +636,13 @@ TEST_F(fault_matrix, CertificateFromAnUnknownCaIsRefusedAndNoTokenIsSent) {
     EXPECT_EQ(stats.fhir_calls, 0u);
     EXPECT_EQ(all_rows(), 0);
     EXPECT_EQ(refresh_token_of("hmd-1"), token);
-    EXPECT_NE(status_error("hmd-1", "*").find("token refresh failed"), std::string::npos)
-        << status_error("hmd-1", "*");
+    expect_refused_once(**ehr, sent);
+    // What `status` shows says what failed, where, and why.
+    const std::string shown = status_error("hmd-1", "*");
+    EXPECT_NE(shown.find("EHR sandbox: metadata failed"), std::string::npos) << shown;
+    EXPECT_NE(shown.find("TLS certificate verification failed for host 127.0.0.1"), std::string::npos)
+        << shown;
+    EXPECT_NE(shown.find("not from a trusted CA"), std::string::npos) << shown;
 
     // Trusting the CA (and nothing else changed) works: the refusal was TLS.
     trust_sandbox_ca = true;
@@ -557,14 +659,53 @@ TEST_F(fault_matrix, CertificateForAnotherHostIsRefusedAndNoTokenIsSent) {
     ASSERT_EQ(r.patients.size(), 1u);
     EXPECT_FALSE(r.patients[0].ok);
     ASSERT_TRUE(r.patients[0].failure);
-    EXPECT_EQ(r.patients[0].failure->code, "tls");
-    for (const auto& x : sent) EXPECT_EQ(x.error_code, "tls") << x.url;
+    EXPECT_EQ(r.patients[0].failure->code, "tls_verify");
     const auto stats = (*ehr)->stats();
     EXPECT_EQ(stats.requests, 0u);
     EXPECT_EQ(stats.token_calls, 0u);
     EXPECT_EQ(stats.fhir_calls, 0u);
     EXPECT_EQ(all_rows(), 0);
     EXPECT_EQ(refresh_token_of("hmd-1"), token);
+    expect_refused_once(**ehr, sent);
+    EXPECT_NE(r.patients[0].failure->message.find("another host name"), std::string::npos)
+        << r.patients[0].failure->message;
+}
+
+// Discovery (no token_endpoint in the config) against an expired
+// certificate: the error names the real cause, not "set token_endpoint".
+TEST_F(fault_matrix, ExpiredCertificateFailsDiscoveryOnceAndSaysItExpired) {
+    // Setup
+    sb::options o;
+    o.certificate_expired = true;
+    start(o, 2);
+    ASSERT_FALSE(config.ehrs[0].token_endpoint);
+    const std::string token = refresh_token_of("hmd-1");
+    // Run
+    const auto r = pass();
+    // Check
+    ASSERT_EQ(r.patients.size(), 2u);
+    for (const auto& p : r.patients) {
+        EXPECT_FALSE(p.ok);
+        ASSERT_TRUE(p.failure);
+        EXPECT_EQ(p.failure->code, "tls_verify") << p.failure->message;
+        EXPECT_FALSE(p.needs_reauth);
+    }
+    const std::string& m = r.patients[0].failure->message;
+    EXPECT_NE(m.find("EHR sandbox: discovery failed"), std::string::npos) << m;
+    EXPECT_NE(m.find("/.well-known/smart-configuration"), std::string::npos) << m;
+    EXPECT_NE(m.find("the certificate has expired"), std::string::npos) << m;
+    EXPECT_EQ(m.find("set token_endpoint"), std::string::npos) << m;
+    EXPECT_EQ(m.find('?'), std::string::npos) << m;
+    // One handshake for the whole pass: not retried, no /metadata after it,
+    // and the second patient reuses the EHR's prepared failure.
+    expect_refused_once(**ehr, sent);
+    EXPECT_EQ((*ehr)->stats().token_calls, 0u);
+    EXPECT_EQ(refresh_token_of("hmd-1"), token);
+    // The audit names the outcome.
+    bool audited = false;
+    for (const auto& e : st::query_audit(*vault, {}))
+        audited = audited || (e.action == "discovery" && e.outcome == "tls_verify");
+    EXPECT_TRUE(audited);
 }
 
 // The control for the case above: the same kind of certificate, from the

@@ -1,11 +1,14 @@
 // The HTTPS client: see headachemd/http/client.hpp for the contract.
 //
 // Shape: send() validates and builds the message (pure), takes a pooled
-// connection or opens one (resolve → TCP → TLS under one connect deadline),
-// then runs one exchange (write, read header, read body, each under its own
-// request deadline via beast::tcp_stream::expires_after). Every failure is
-// turned into a stable code by detail::classify and a message that names
-// the method and scheme://host:port/path only.
+// connection or opens one (resolve → TCP → TLS), then runs one exchange
+// (write, read header, read body). One deadline, fixed when send() starts,
+// bounds all of it (beast::tcp_stream::expires_at before each step, never a
+// fresh expires_after): a deadline per phase let a server that stalls after
+// the header, or sends 1xx after 1xx, hold a request for many times the
+// configured timeout (issue 12, defect 7). Every failure is turned into a
+// stable code by detail::classify and a message that names the method and
+// scheme://host:port/path only.
 #include "headachemd/http/client.hpp"
 
 #include <array>
@@ -65,9 +68,13 @@ constexpr std::uint32_t max_header_bytes = 64 * 1024;
 constexpr std::chrono::milliseconds shutdown_limit{2000};
 
 // RFC 9110 §15.2: a client must accept any number of 1xx interim responses
-// before the final one. "Any" is bounded here so a broken server cannot
-// keep us reading forever under a fresh deadline each time.
+// before the final one. The request's one deadline already bounds the time
+// they take; this bounds their number, since a run of them is never what a
+// FHIR or token endpoint means to send.
 constexpr int max_interim_responses = 8;
+
+using steady = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 
 using message_t = bhttp::request<bhttp::string_body>;
 using reply_t = bhttp::response<bhttp::string_body>;
@@ -258,13 +265,16 @@ struct exchange_outcome {
     bool reusable = false;
 };
 
+// Every step runs under the request's one `deadline`: expires_at, never a
+// fresh expires_after per step.
 template <class Stream>
 asio::awaitable<exchange_outcome> exchange(Stream& stream, connection& c, const message_t& msg,
-                                           const client_options& opts, reply_t& out) {
+                                           const client_options& opts, steady::time_point deadline,
+                                           reply_t& out) {
     exchange_outcome r;
     beast::tcp_stream& lowest = c.lowest();
 
-    lowest.expires_after(opts.request_timeout);
+    lowest.expires_at(deadline);
     auto [write_ec, written] = co_await bhttp::async_write(stream, msg, use_tuple);
     (void)written;
     if (write_ec) {
@@ -281,7 +291,7 @@ asio::awaitable<exchange_outcome> exchange(Stream& stream, connection& c, const 
         // Content-Length says.
         if (msg.method() == bhttp::verb::head) parser.skip(true);
 
-        lowest.expires_after(opts.request_timeout);
+        lowest.expires_at(deadline);
         auto [header_ec, header_n] = co_await bhttp::async_read_header(stream, c.buffer, parser, use_tuple);
         (void)header_n;
         r.response_started = r.response_started || parser.got_some() || c.buffer.size() > 0;
@@ -301,7 +311,7 @@ asio::awaitable<exchange_outcome> exchange(Stream& stream, connection& c, const 
         }
 
         if (!parser.is_done()) {
-            lowest.expires_after(opts.request_timeout);
+            lowest.expires_at(deadline);
             auto [body_ec, body_n] = co_await bhttp::async_read(stream, c.buffer, parser, use_tuple);
             (void)body_n;
             if (body_ec) {
@@ -334,24 +344,59 @@ struct verify_host {
     }
 };
 
-std::string tls_failure_detail(ssl::stream<beast::tcp_stream>& s, const beast::error_code& ec) {
-    const long verify = SSL_get_verify_result(s.native_handle());
-    if (verify != X509_V_OK)
-        return std::string("certificate rejected: ") + X509_verify_cert_error_string(verify);
-    return "TLS handshake failed: " + ec.message();
+// What an X509 verify result means for the admin, in words that point at
+// the fix. OpenSSL's own string follows in parentheses.
+std::string_view verify_reason(long verify) {
+    switch (verify) {
+        case X509_V_ERR_HOSTNAME_MISMATCH:
+            return "the certificate is for another host name";
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+            return "the certificate has expired";
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return "the certificate is not valid yet (check this machine's clock)";
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+            return "the certificate is self-signed and not trusted (set ca_file for a private CA)";
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+            return "the certificate is not from a trusted CA (unknown CA; set ca_file for a private CA)";
+        default:
+            return "the certificate was refused";
+    }
 }
 
-std::string failure_detail(phase p, const beast::error_code& ec, std::string_view code,
-                           const client_options& opts) {
+// The code and detail of a failed handshake. A certificate that failed
+// verification leaves its reason in the verify result (verify_host makes
+// sure a name mismatch does too); without one the handshake failed
+// otherwise (protocol, version, the peer hanging up).
+std::pair<std::string_view, std::string> tls_failure(ssl::stream<beast::tcp_stream>& s,
+                                                     const std::string& host, const beast::error_code& ec) {
+    const long verify = SSL_get_verify_result(s.native_handle());
+    if (verify != X509_V_OK)
+        return {"tls_verify", "TLS certificate verification failed for host " + host + ": " +
+                                  std::string(verify_reason(verify)) + " (" +
+                                  X509_verify_cert_error_string(verify) + ")"};
+    return {"tls", "TLS handshake failed: " + ec.message()};
+}
+
+// The deadline that applied to a failed step and how to name it.
+struct limit_info {
+    milliseconds value{0};
+    bool whole_request = true;  // false: the connect_timeout inside it
+};
+
+std::string failure_detail(phase p, const beast::error_code& ec, std::string_view code, limit_info limit,
+                           std::size_t max_body_bytes) {
     std::string d(detail::phase_name(p));
     d += ": ";
     if (code == "timeout") {
-        const auto limit = p == phase::resolve || p == phase::connect || p == phase::handshake
-                               ? opts.connect_timeout
-                               : opts.request_timeout;
-        d += "not complete within " + std::to_string(limit.count()) + " ms";
+        d += limit.whole_request ? "the request was not complete within its deadline of " +
+                                       std::to_string(limit.value.count()) + " ms"
+                                 : "not complete within the connect timeout of " +
+                                       std::to_string(limit.value.count()) + " ms";
     } else if (code == "body_too_large") {
-        d += "the body exceeds the limit of " + std::to_string(opts.max_body_bytes) + " bytes";
+        d += "the body exceeds the limit of " + std::to_string(max_body_bytes) + " bytes";
     } else {
         d += ec.message();
     }
@@ -398,7 +443,11 @@ struct client::impl {
 
     static asio::awaitable<result<response>> run(std::shared_ptr<impl> self, request req);
 
-    asio::awaitable<result<std::unique_ptr<connection>>> open(const target_info& t, std::string_view method);
+    // Resolve, connect and (https) handshake, ending by connect_timeout or
+    // the request's deadline, whichever comes first.
+    asio::awaitable<result<std::unique_ptr<connection>>> open(const target_info& t, std::string_view method,
+                                                              steady::time_point request_deadline,
+                                                              milliseconds request_limit);
 
     std::unique_ptr<connection> checkout(const std::string& key);
     void checkin(const std::string& key, std::unique_ptr<connection> c);
@@ -495,11 +544,17 @@ void client::impl::checkin(const std::string& key, std::unique_ptr<connection> c
 }
 
 asio::awaitable<result<std::unique_ptr<connection>>> client::impl::open(const target_info& t,
-                                                                        std::string_view method) {
-    const auto deadline = std::chrono::steady_clock::now() + opts_.connect_timeout;
+                                                                        std::string_view method,
+                                                                        steady::time_point request_deadline,
+                                                                        milliseconds request_limit) {
+    const auto connect_deadline = steady::now() + opts_.connect_timeout;
+    const bool connect_binds = connect_deadline < request_deadline;
+    const auto deadline = connect_binds ? connect_deadline : request_deadline;
+    const limit_info limit =
+        connect_binds ? limit_info{opts_.connect_timeout, false} : limit_info{request_limit, true};
     const auto failed = [&](phase p, const beast::error_code& ec) {
         const auto code = detail::classify(p, ec);
-        return fail(code, method, t.location, failure_detail(p, ec, code, opts_));
+        return fail(code, method, t.location, failure_detail(p, ec, code, limit, opts_.max_body_bytes));
     };
 
     // 1. Resolve, abandoning the lookup at the deadline.
@@ -564,10 +619,12 @@ asio::awaitable<result<std::unique_ptr<connection>>> client::impl::open(const ta
     auto [handshake_ec] = co_await c->tls->async_handshake(ssl::stream_base::client, use_tuple);
     if (handshake_ec) {
         const auto code = detail::classify(phase::handshake, handshake_ec);
-        if (code == "tls")
-            co_return fail(code, method, t.location,
-                           std::string(detail::phase_name(phase::handshake)) + ": " +
-                               tls_failure_detail(*c->tls, handshake_ec));
+        if (code == "tls") {
+            auto [tls_code, tls_detail] = tls_failure(*c->tls, t.where.host, handshake_ec);
+            if (tls_code == "tls")
+                tls_detail = std::string(detail::phase_name(phase::handshake)) + ": " + tls_detail;
+            co_return fail(tls_code, method, t.location, tls_detail);
+        }
         co_return failed(phase::handshake, handshake_ec);
     }
     lowest.expires_never();
@@ -584,6 +641,9 @@ asio::awaitable<result<response>> client::impl::run(std::shared_ptr<impl> self, 
     const message_t& msg = *built;
     const std::string key = t.where.to_string();
     const bool idempotent = is_idempotent(req.method);
+    // One deadline for the whole request, fixed before anything is sent.
+    const milliseconds limit = req.timeout.value_or(self->opts_.request_timeout);
+    const steady::time_point deadline = steady::now() + limit;
 
     // At most two attempts: the second only after a reused connection
     // turned out to be stale.
@@ -592,7 +652,7 @@ asio::awaitable<result<response>> client::impl::run(std::shared_ptr<impl> self, 
         if (attempt == 0) conn = self->checkout(key);
         const bool reused = conn != nullptr;
         if (!conn) {
-            auto opened = co_await self->open(t, method);
+            auto opened = co_await self->open(t, method, deadline, limit);
             if (!opened) co_return opened.err();
             conn = std::move(opened.value());
         }
@@ -600,9 +660,9 @@ asio::awaitable<result<response>> client::impl::run(std::shared_ptr<impl> self, 
         reply_t reply;
         exchange_outcome x;
         if (conn->tls)
-            x = co_await exchange(*conn->tls, *conn, msg, self->opts_, reply);
+            x = co_await exchange(*conn->tls, *conn, msg, self->opts_, deadline, reply);
         else
-            x = co_await exchange(*conn->plain, *conn, msg, self->opts_, reply);
+            x = co_await exchange(*conn->plain, *conn, msg, self->opts_, deadline, reply);
 
         if (!x.ec) {
             response out = to_response(reply);
@@ -626,7 +686,9 @@ asio::awaitable<result<response>> client::impl::run(std::shared_ptr<impl> self, 
                            (x.failed_at == phase::write ||
                             (x.failed_at == phase::read_header && !x.response_started && idempotent));
         if (stale) continue;
-        co_return fail(code, method, t.location, failure_detail(x.failed_at, x.ec, code, self->opts_));
+        co_return fail(
+            code, method, t.location,
+            failure_detail(x.failed_at, x.ec, code, limit_info{limit, true}, self->opts_.max_body_bytes));
     }
 }
 

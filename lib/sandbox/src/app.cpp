@@ -956,6 +956,14 @@ void app::apply_script(http_response& r, const scripted_fault& f) {
         case k::slow:
             r.delay = f.delay;
             break;
+        case k::stall_after_head:
+            r.fault = transport_fault::stall;
+            r.interval = f.delay;
+            break;
+        case k::interim_flood:
+            r.fault = transport_fault::interim_flood;
+            r.interval = std::max(f.delay, std::chrono::milliseconds(1));
+            break;
         case k::malformed_json:
             r = make(200, fhir_json,
                      R"({"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":)");
@@ -1247,6 +1255,13 @@ void app::note_reset_or_truncation(transport_fault f) {
     std::lock_guard lock(mu_);
     if (f == transport_fault::reset) ++stats_.resets;
     if (f == transport_fault::truncate) ++stats_.truncations;
+    if (f == transport_fault::stall || f == transport_fault::interim_flood) ++stats_.stalls;
+}
+
+void app::note_handshake(bool ok) {
+    std::lock_guard lock(mu_);
+    ++stats_.tls_handshakes;
+    if (!ok) ++stats_.tls_handshake_failures;
 }
 
 std::vector<std::string> app::patient_ids() const {

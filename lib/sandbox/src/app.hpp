@@ -35,6 +35,8 @@ enum class transport_fault {
     reset,           // send part of the bytes, then close with RST (SO_LINGER 0)
     truncate,        // send the head and part of the body (Content-Length says more), then close
     reset_mid_body,  // send the head and half the body, then close with RST
+    stall,           // send the head, then a body byte every `interval` (0: none), never all of it
+    interim_flood,   // send 102 Processing every `interval`, never the response
 };
 
 struct http_response {
@@ -43,6 +45,7 @@ struct http_response {
     std::string body;
     transport_fault fault = transport_fault::none;
     std::chrono::milliseconds delay{0};
+    std::chrono::milliseconds interval{0};       // transport_fault::stall and interim_flood
     bool scripted = false;                       // a scripted status: no automatic Retry-After
     std::optional<std::size_t> declared_length;  // a lying Content-Length; default body.size()
 };
@@ -83,7 +86,8 @@ public:
     counters stats() const;
     void reset_counters();
     std::vector<std::string> issued_tokens() const;
-    void note_reset_or_truncation(transport_fault f);
+    void note_reset_or_truncation(transport_fault f);  // and the start of a stall or interim flood
+    void note_handshake(bool ok);
 
     std::vector<std::string> patient_ids() const;
     std::map<std::string, std::size_t> count_by_type() const;

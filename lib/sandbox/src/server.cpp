@@ -193,6 +193,7 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
     if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
         lowest.expires_after(handshake_timeout);
         auto [ec] = co_await c->stream.async_handshake(ssl::stream_base::server, use_tuple);
+        self->logic.note_handshake(!ec);
         if (ec) {
             self->log("sandbox: TLS handshake failed: " + ec.message());
             co_return;
@@ -261,6 +262,42 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
             lowest.socket().set_option(tcp::socket::linger(true, 0), ec);
             lowest.socket().close(ec);
             co_return;
+        }
+        if (response.fault == detail::transport_fault::stall ||
+            response.fault == detail::transport_fault::interim_flood) {
+            // Issue 12, defect 7: a server that keeps a request alive
+            // without ever finishing it. The timer waits between writes
+            // (never a sleep); the client's hang-up ends it when a write
+            // fails, stop() when it closes the socket.
+            const bool flood = response.fault == detail::transport_fault::interim_flood;
+            self->logic.note_reset_or_truncation(response.fault);
+            if (!flood) {
+                auto [wec, written] = co_await asio::async_write(c->stream, asio::buffer(head), use_tuple);
+                if (wec) co_return;
+            }
+            // One 102, or one byte of the body, per interval; a stall stops
+            // a byte short of the body, so it never completes.
+            const std::size_t pieces = flood                      ? std::size_t(-1)
+                                       : response.interval <= 0ms ? 0
+                                       : response.body.empty()    ? 0
+                                                                  : response.body.size() - 1;
+            for (std::size_t i = 0; i < pieces; ++i) {
+                c->timer.expires_after(response.interval);
+                auto [tec] = co_await c->timer.async_wait(use_tuple);
+                if (tec || !lowest.socket().is_open()) co_return;
+                const std::string piece =
+                    flood ? std::string("HTTP/1.1 102 Processing\r\n\r\n") : std::string(1, response.body[i]);
+                lowest.expires_after(write_timeout);
+                auto [wec, written] = co_await asio::async_write(c->stream, asio::buffer(piece), use_tuple);
+                if (wec) co_return;  // the client gave up
+            }
+            // Hold the connection until the client hangs up (or stop()).
+            lowest.expires_never();
+            std::array<char, 256> scratch;
+            for (;;) {
+                auto [dec, n] = co_await c->stream.async_read_some(asio::buffer(scratch), use_tuple);
+                if (dec) co_return;
+            }
         }
         if (response.fault == detail::transport_fault::reset_mid_body) {
             // The head and half the body, then an RST: the client has begun
@@ -339,7 +376,8 @@ void server::start() {
     if (s.started.exchange(true)) return;
     try {
         if (s.opts.tls) {
-            const detail::tls_material m = detail::make_tls_material(s.opts.host, s.opts.certificate_host);
+            const detail::tls_material m =
+                detail::make_tls_material(s.opts.host, s.opts.certificate_host, s.opts.certificate_expired);
             s.tls.emplace(ssl::context::tls_server);
             s.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                                ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);

@@ -63,7 +63,13 @@ void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
     check(X509_add_ext(cert, ext.get(), -1), "X509_add_ext");
 }
 
-x509_ptr make_cert(EVP_PKEY* subject_key, const char* cn, X509* issuer_cert) {
+// Validity in seconds from now.
+struct validity {
+    long from = -3600;  // backdated an hour against clock skew between client and server
+    long to = 30L * 24 * 3600;
+};
+
+x509_ptr make_cert(EVP_PKEY* subject_key, const char* cn, X509* issuer_cert, validity valid = {}) {
     x509_ptr cert{X509_new()};
     if (!cert) fail("X509_new");
     check(X509_set_version(cert.get(), 2), "X509_set_version");  // v3
@@ -78,9 +84,8 @@ x509_ptr make_cert(EVP_PKEY* subject_key, const char* cn, X509* issuer_cert) {
     BN_free(bn);
     if (!sn) fail("BN_to_ASN1_INTEGER");
 
-    // Backdated an hour against clock skew between client and server.
-    if (!X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600)) fail("X509_gmtime_adj");
-    if (!X509_gmtime_adj(X509_getm_notAfter(cert.get()), 30L * 24 * 3600)) fail("X509_gmtime_adj");
+    if (!X509_gmtime_adj(X509_getm_notBefore(cert.get()), valid.from)) fail("X509_gmtime_adj");
+    if (!X509_gmtime_adj(X509_getm_notAfter(cert.get()), valid.to)) fail("X509_gmtime_adj");
     check(X509_set_pubkey(cert.get(), subject_key), "X509_set_pubkey");
 
     X509_NAME* name = X509_get_subject_name(cert.get());
@@ -116,7 +121,7 @@ std::string to_pem(EVP_PKEY* key) {
 
 }  // namespace
 
-tls_material make_tls_material(const std::string& host, const std::string& only_name) {
+tls_material make_tls_material(const std::string& host, const std::string& only_name, bool expired) {
     const pkey_ptr ca_key = make_key();
     const x509_ptr ca = make_cert(ca_key.get(), "HeadacheMD Sandbox CA", nullptr);
     add_ext(ca.get(), ca.get(), NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
@@ -126,7 +131,10 @@ tls_material make_tls_material(const std::string& host, const std::string& only_
     check(X509_sign(ca.get(), ca_key.get(), EVP_sha256()), "X509_sign(CA)");
 
     const pkey_ptr key = make_key();
-    const x509_ptr cert = make_cert(key.get(), only_name.empty() ? "127.0.0.1" : only_name.c_str(), ca.get());
+    constexpr long day = 24 * 3600;
+    const validity valid = expired ? validity{-31 * day, -day} : validity{};
+    const x509_ptr cert =
+        make_cert(key.get(), only_name.empty() ? "127.0.0.1" : only_name.c_str(), ca.get(), valid);
     std::string san = "IP:127.0.0.1,DNS:localhost";
     if (!only_name.empty()) {
         const bool is_ip = only_name.find_first_not_of("0123456789.:") == std::string::npos;

@@ -17,8 +17,10 @@ struct tls_material {
 // P-256 keys; the CA (CN "HeadacheMD Sandbox CA", CA:TRUE, 30 days) signs a
 // server certificate with CN 127.0.0.1 and SAN IP:127.0.0.1, DNS:localhost
 // (and `host` when it is neither); with a non-empty `only_name`, CN and SAN
-// name that alone (options::certificate_host). Throws std::runtime_error
-// naming the OpenSSL call that failed.
-tls_material make_tls_material(const std::string& host, const std::string& only_name = {});
+// name that alone (options::certificate_host). `expired`: the server
+// certificate's validity ended a day ago (options::certificate_expired).
+// Throws std::runtime_error naming the OpenSSL call that failed.
+tls_material make_tls_material(const std::string& host, const std::string& only_name = {},
+                               bool expired = false);
 
 }  // namespace headachemd::sandbox::detail

@@ -37,7 +37,9 @@ bool never_sent(const error& e) {
            e.code == "invalid_url";
 }
 
-// Transport failures worth another try for an idempotent GET.
+// Transport failures worth another try for an idempotent GET. Not
+// "tls_verify": a refused certificate (unknown CA, wrong host, expired) is
+// refused again on every try until someone changes it (issue 12, 10a).
 bool transient(const error& e) {
     return never_sent(e) || e.code == "timeout" || e.code == "reset" || e.code == "truncated" ||
            e.code == "tls";
@@ -240,12 +242,20 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     }
 
     // One request under the EHR's rate limit, with its audit event in `audit`.
+    // `in_transport`, when given, grows by the time the transport took (the
+    // retry budget's measure; the rate limiter's wait is not in it).
     awaitable<result<http::response>> send(ehr_state& e, http::request req,
-                                           std::vector<store::audit_event>& audit, call c) {
+                                           std::vector<store::audit_event>& audit, call c,
+                                           std::chrono::nanoseconds* in_transport = nullptr) {
         if (!co_await wait(e.limiter.acquire(clk.now())))
             co_return error{"stopped", "stopping: request not sent"};
         ++counters.requests;
+        // The EHR's http_timeout is the deadline of the whole request
+        // (issue 12, defect 7): per EHR, not one value for the client.
+        if (!req.timeout) req.timeout = http_timeout(e);
+        const auto sent_at = clk.steady_now();
         auto r = co_await http.send(std::move(req));
+        if (in_transport) *in_transport += clk.steady_now() - sent_at;
         if (r)
             record(audit, e, c, r->status, r->status < 400 ? "ok" : "http_" + std::to_string(r->status));
         else
@@ -257,6 +267,25 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         else
             ++per_ehr.transport_errors;
         co_return r;
+    }
+
+    static milliseconds http_timeout(const ehr_state& e) {
+        return duration_cast<milliseconds>(e.settings->http_timeout);
+    }
+
+    // May a retry after `wait` start? `spent`: the request's time in the
+    // transport and in backoff so far (policy.hpp retry_budget).
+    static bool retry_in_budget(const ehr_state& e, std::chrono::nanoseconds spent,
+                                std::chrono::nanoseconds wait) {
+        return retry_fits(spent, wait, http_timeout(e), retry_budget(http_timeout(e)));
+    }
+
+    // The error of a request whose retries ran out of budget: the last
+    // failure, saying why it was not retried.
+    static error over_budget(const ehr_state& e, error last) {
+        last.message += "; not retried: another try would pass the retry budget of " +
+                        std::to_string(retry_budget(http_timeout(e)).count()) + " ms (3 x http_timeout)";
+        return last;
     }
 
     ehr_counters& ehr_counts(const ehr_state& e) {
@@ -279,16 +308,19 @@ struct engine::impl : std::enable_shared_from_this<impl> {
 
     // GET without a bearer token (discovery, metadata), with retries.
     awaitable<result<http::response>> get_public(ehr_state& e, std::string url, std::string_view action) {
+        std::chrono::nanoseconds spent{0};  // against the retry budget
         for (int attempt = 0;; ++attempt) {
             http::request req;
             req.url = url;
             req.headers.push_back({"Accept", "application/json, application/fhir+json"});
-            auto r = co_await send(e, std::move(req), ehr_audit, call{{}, action});
+            auto r = co_await send(e, std::move(req), ehr_audit, call{{}, action}, &spent);
             const bool last = attempt + 1 >= opts.backoff.max_attempts;
             if (!r) {
                 if (!transient(r.err()) || last) co_return r;
-                if (!co_await wait(backoff_delay(opts.backoff, attempt, opts.random())))
-                    co_return error{"stopped", "stopping"};
+                const auto d = backoff_delay(opts.backoff, attempt, opts.random());
+                if (!retry_in_budget(e, spent, d)) co_return over_budget(e, r.err());
+                if (!co_await wait(d)) co_return error{"stopped", "stopping"};
+                spent += d;
                 continue;
             }
             const auto act = fhir::classify_status(r->status);
@@ -296,9 +328,13 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 const auto d = act == fhir::action::wait_and_retry
                                    ? retry_wait(e, *r, attempt)
                                    : backoff_delay(opts.backoff, attempt, opts.random());
+                // A rate-limit wait is the server's to ask for (and capped on
+                // its own); backoff after a failure counts against the budget.
+                if (act == fhir::action::retry && !retry_in_budget(e, spent, d)) co_return r;
                 if (act == fhir::action::wait_and_retry)
                     e.limiter.hold_until(clk.now() + duration_cast<seconds>(d));
                 if (!co_await wait(d)) co_return error{"stopped", "stopping"};
+                if (act == fhir::action::retry) spent += d;
                 continue;
             }
             co_return r;
@@ -310,6 +346,10 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         if (e.prepared) co_return e.prepare_failure;
         const auto& s = *e.settings;
         if (s.token_endpoint) e.token_endpoint = *s.token_endpoint;
+        // The first transport failure of discovery or metadata, and which:
+        // the error names it instead of guessing (issue 12, 10a).
+        std::optional<error> failed;
+        std::string_view failed_step;
         if (s.discovery && !s.token_endpoint) {
             // SMART App Launch 2.x: {fhir_base}/.well-known/smart-configuration,
             // per tenant at eCW; the CapabilityStatement's oauth-uris is the
@@ -319,22 +359,46 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (r && r->status == 200) {
                 auto c = smart::parse_configuration(r->body);
                 if (c) e.token_endpoint = c->token_endpoint;
+            } else if (!r) {
+                if (r.err().code == "stopped") co_return r.err();
+                failed = r.err();
+                failed_step = "discovery";
             }
         }
-        auto meta = co_await get_public(e, s.fhir_base + "/metadata", store::audit_action::metadata);
-        if (meta && meta->status == 200) {
-            if (auto caps = fhir::parse_capability_statement(meta->body)) e.caps = std::move(*caps);
-            if (e.token_endpoint.empty()) {
-                if (auto c = smart::parse_capability_oauth_uris(meta->body))
-                    e.token_endpoint = c->token_endpoint;
+        // A refused certificate at the FHIR base is refused for /metadata
+        // too: one handshake is enough to know.
+        if (!failed || failed->code != "tls_verify") {
+            auto meta = co_await get_public(e, s.fhir_base + "/metadata", store::audit_action::metadata);
+            if (meta && meta->status == 200) {
+                if (auto caps = fhir::parse_capability_statement(meta->body)) e.caps = std::move(*caps);
+                if (e.token_endpoint.empty()) {
+                    if (auto c = smart::parse_capability_oauth_uris(meta->body))
+                        e.token_endpoint = c->token_endpoint;
+                }
+            } else if (!meta && meta.err().code == "stopped") {
+                co_return meta.err();
+            } else if (!meta && (!failed || meta.err().code == "tls_verify")) {
+                failed = meta.err();
+                failed_step = "metadata";
             }
-        } else if (!meta && meta.err().code == "stopped") {
-            co_return meta.err();
         }
-        if (e.token_endpoint.empty()) {
-            e.prepare_failure = error{"discovery_failed", "EHR " + s.name +
-                                                              ": no token endpoint (discovery and metadata "
-                                                              "failed; set token_endpoint in the config)"};
+        // The transport's messages name scheme://host:port/path, never a
+        // query, so they may go to the log and sync_status as they are.
+        if (failed && failed->code == "tls_verify") {
+            // Every request of this EHR goes to the FHIR base's origin, and
+            // a refresh token must not be spent on a job that cannot fetch.
+            e.prepare_failure = error{"tls_verify", "EHR " + s.name + ": " + std::string(failed_step) +
+                                                        " failed: " + failed->message +
+                                                        "; nothing else is sent to this EHR in this pass"};
+        } else if (e.token_endpoint.empty()) {
+            e.prepare_failure =
+                failed ? error{"discovery_failed", "EHR " + s.name + ": " + std::string(failed_step) +
+                                                       " failed: " + failed->message +
+                                                       "; so there is no token endpoint (or set "
+                                                       "token_endpoint in the config)"}
+                       : error{"discovery_failed", "EHR " + s.name +
+                                                       ": no token endpoint (discovery and metadata gave "
+                                                       "none; set token_endpoint in the config)"};
         } else if (!http::same_origin(e.token_endpoint, s.fhir_base) && !http::origin_of(e.token_endpoint)) {
             e.prepare_failure =
                 error{"discovery_failed", "EHR " + s.name + ": the token endpoint is not a URL"};
@@ -514,6 +578,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     awaitable<result<http::response>> fhir_get(ehr_state& e, patient_state& ps, store::enrollment& enr,
                                                std::string url, call c) {
         bool refreshed_for_401 = false;
+        std::chrono::nanoseconds spent{0};  // against the retry budget
         for (int attempt = 0;;) {
             if (!ps.access.usable(clk.now())) {
                 if (auto err = co_await refresh(e, ps, enr)) co_return *err;
@@ -529,12 +594,14 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             req.url = url;
             req.headers.push_back({"Authorization", "Bearer " + ps.access.token()});
             req.headers.push_back({"Accept", "application/fhir+json"});
-            auto r = co_await send(e, std::move(req), ps.audit, c);
+            auto r = co_await send(e, std::move(req), ps.audit, c, &spent);
             const bool last = attempt + 1 >= opts.backoff.max_attempts;
             if (!r) {
                 if (r.err().code == "stopped" || !transient(r.err()) || last) co_return r;
-                if (!co_await wait(backoff_delay(opts.backoff, attempt++, opts.random())))
-                    co_return error{"stopped", "stopping"};
+                const auto d = backoff_delay(opts.backoff, attempt++, opts.random());
+                if (!retry_in_budget(e, spent, d)) co_return over_budget(e, r.err());
+                if (!co_await wait(d)) co_return error{"stopped", "stopping"};
+                spent += d;
                 continue;
             }
             switch (fhir::classify_status(r->status)) {
@@ -555,13 +622,19 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     if (!co_await wait(d)) co_return error{"stopped", "stopping"};
                     continue;
                 }
-                case fhir::action::retry:
+                case fhir::action::retry: {
                     if (last)
                         co_return error{"http_" + std::to_string(r->status),
                                         "the EHR kept failing (HTTP " + std::to_string(r->status) + ")"};
-                    if (!co_await wait(backoff_delay(opts.backoff, attempt++, opts.random())))
-                        co_return error{"stopped", "stopping"};
+                    const auto d = backoff_delay(opts.backoff, attempt++, opts.random());
+                    if (!retry_in_budget(e, spent, d))
+                        co_return over_budget(
+                            e, error{"http_" + std::to_string(r->status),
+                                     "the EHR kept failing (HTTP " + std::to_string(r->status) + ")"});
+                    if (!co_await wait(d)) co_return error{"stopped", "stopping"};
+                    spent += d;
                     continue;
+                }
                 case fhir::action::fail:
                     co_return error{"http_" + std::to_string(r->status),
                                     "the EHR answered HTTP " + std::to_string(r->status)};
@@ -1025,7 +1098,15 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // not once per worker.
         for (auto& [ehr_name, keys] : queue) {
             auto it = ehrs.find(ehr_name);
-            if (it != ehrs.end()) co_await prepare(*it->second);
+            if (it == ehrs.end()) continue;
+            // A preparation that failed (a refused certificate, discovery
+            // down) is tried again once per pass, not kept for the life of
+            // a daemon: the EHR may have renewed its certificate since.
+            if (it->second->prepare_failure) {
+                it->second->prepared = false;
+                it->second->prepare_failure.reset();
+            }
+            co_await prepare(*it->second);
         }
         flush_audit(ehr_audit, store::audit_sync::deferred);
         auto self = shared_from_this();

@@ -14,6 +14,12 @@ milliseconds backoff_delay(const backoff_policy& p, int attempt, std::uint64_t r
     return milliseconds(static_cast<long long>(random % static_cast<std::uint64_t>(ceiling + 1)));
 }
 
+milliseconds retry_budget(milliseconds http_timeout) { return 3 * http_timeout; }
+
+bool retry_fits(nanoseconds spent, nanoseconds wait, milliseconds attempt, milliseconds budget) {
+    return spent + wait + attempt <= budget;
+}
+
 sys_time next_minute_boundary(sys_time now) {
     const auto minutes = duration_cast<std::chrono::minutes>(now.time_since_epoch());
     return sys_time(minutes + std::chrono::minutes(1));

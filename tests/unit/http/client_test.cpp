@@ -24,6 +24,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -67,10 +68,18 @@ struct seen_request {
 
 // What the server does with one request: write `bytes` as they are, then
 // keep the connection, close it, reset it (RST), or hang without a word.
+// `wait_first` and `drip` script a slow server with timers (not sleeps):
+// `bytes` go out after `wait_first`; then, when `drip` is set, `drip` again
+// every `drip_every` until the client goes away.
 struct reply {
     enum class then { keep_open, close, reset, hang };
+    reply() = default;
+    reply(std::string b, then a = then::keep_open) : bytes(std::move(b)), after(a) {}
     std::string bytes;
     then after = then::keep_open;
+    std::chrono::milliseconds wait_first{0};
+    std::string drip;
+    std::chrono::milliseconds drip_every{0};
 };
 
 std::string ok_response(std::string_view body, std::string_view extra_fields = "") {
@@ -149,10 +158,22 @@ private:
                 seen.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
             requests.push_back(seen);
             const reply r = handler_(requests.back());
+            asio::steady_timer timer(lowest.get_executor());
+            if (r.wait_first > std::chrono::milliseconds::zero()) {
+                timer.expires_after(r.wait_first);
+                co_await timer.async_wait(use_tuple);
+            }
             if (!r.bytes.empty()) {
                 auto [wec, wn] = co_await asio::async_write(s, asio::buffer(r.bytes), use_tuple);
                 (void)wn;
                 if (wec) co_return;
+            }
+            while (!r.drip.empty()) {
+                timer.expires_after(r.drip_every);
+                co_await timer.async_wait(use_tuple);
+                auto [dec, dn] = co_await asio::async_write(s, asio::buffer(r.drip), use_tuple);
+                (void)dn;
+                if (dec) co_return;  // the client gave up
             }
             beast::error_code ignored;
             switch (r.after) {
@@ -320,8 +341,14 @@ TEST(http_client, certificate_for_another_host_is_a_tls_error) {
     harness h(always_ok, server_kind::tls, "DNS:wrong.example");
     auto r = h.send_one(get(h.url("/fhir/Patient?patient=123")));
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.err().code, "tls") << r.err().message;
+    // Issue 12, 10a: a refused certificate has a code of its own (it is
+    // not worth a retry) and the message says what was wrong and where.
+    EXPECT_EQ(r.err().code, "tls_verify") << r.err().message;
     EXPECT_NE(r.err().message.find("hostname mismatch"), std::string::npos) << r.err().message;
+    EXPECT_NE(r.err().message.find("certificate verification failed for host 127.0.0.1"), std::string::npos)
+        << r.err().message;
+    EXPECT_NE(r.err().message.find("another host name"), std::string::npos) << r.err().message;
+    EXPECT_EQ(r.err().message.find("patient=123"), std::string::npos) << r.err().message;
     EXPECT_TRUE(h.server.requests.empty());
     EXPECT_FALSE(h.server.saw_authorization());
 }
@@ -339,11 +366,62 @@ TEST(http_client, unknown_ca_is_a_tls_error_and_no_request_leaves) {
     auto r = h.send_one(get(h.url("/fhir/Patient")));
     // Check
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.err().code, "tls");
-    EXPECT_NE(r.err().message.find("certificate rejected"), std::string::npos) << r.err().message;
+    EXPECT_EQ(r.err().code, "tls_verify") << r.err().message;
+    EXPECT_NE(r.err().message.find("not from a trusted CA"), std::string::npos) << r.err().message;
     EXPECT_EQ(r.err().message.find("s3cr3t"), std::string::npos);
     EXPECT_TRUE(h.server.requests.empty());
     EXPECT_FALSE(h.server.saw_authorization());
+}
+
+// The server presents `leaf` instead of the harness's certificate.
+void serve_certificate(harness& h, const headachemd::test::key_and_cert& leaf) {
+    ASSERT_EQ(SSL_CTX_use_certificate(h.server_tls.native_handle(), leaf.cert.get()), 1);
+    ASSERT_EQ(SSL_CTX_use_PrivateKey(h.server_tls.native_handle(), leaf.key.get()), 1);
+}
+
+TEST(http_client, expired_certificate_is_tls_verify_and_says_expired) {
+    // Setup: from the trusted CA, for the right host, but it ended yesterday.
+    harness h(always_ok);
+    const auto expired = headachemd::test::make_leaf(h.ca, "IP:127.0.0.1", -2 * 24 * 3600, -24 * 3600);
+    serve_certificate(h, expired);
+    // Run
+    auto r = h.send_one(get(h.url("/fhir/Patient?patient=123")));
+    // Check
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code, "tls_verify") << r.err().message;
+    EXPECT_NE(r.err().message.find("the certificate has expired"), std::string::npos) << r.err().message;
+    EXPECT_EQ(r.err().message.find("patient=123"), std::string::npos) << r.err().message;
+    EXPECT_TRUE(h.server.requests.empty());
+}
+
+TEST(http_client, certificate_not_yet_valid_is_tls_verify_and_says_so) {
+    harness h(always_ok);
+    const auto future = headachemd::test::make_leaf(h.ca, "IP:127.0.0.1", 24 * 3600, 2 * 24 * 3600);
+    serve_certificate(h, future);
+    auto r = h.send_one(get(h.url("/x")));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code, "tls_verify") << r.err().message;
+    EXPECT_NE(r.err().message.find("not valid yet"), std::string::npos) << r.err().message;
+}
+
+TEST(http_client, self_signed_certificate_is_tls_verify_and_says_so) {
+    harness h(always_ok);
+    auto self_signed = headachemd::test::make_ca("a self-signed server");
+    serve_certificate(h, self_signed);
+    auto r = h.send_one(get(h.url("/x")));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code, "tls_verify") << r.err().message;
+    EXPECT_NE(r.err().message.find("self-signed"), std::string::npos) << r.err().message;
+}
+
+TEST(http_client, a_server_that_is_not_tls_is_a_tls_error_not_tls_verify) {
+    // Setup: plain HTTP behind an https:// URL: the handshake fails on the
+    // protocol, and no certificate was ever looked at.
+    harness h(always_ok, server_kind::plain);
+    auto r = h.send_one(get(h.url("/x")));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code, "tls") << r.err().message;
+    EXPECT_NE(r.err().message.find("TLS handshake failed"), std::string::npos) << r.err().message;
 }
 
 TEST(http_client, missing_ca_file_throws_at_construction) {
@@ -709,6 +787,90 @@ TEST(http_client, silent_server_times_out_within_the_deadline) {
     EXPECT_EQ(m.find("patient=123"), std::string::npos) << m;
     EXPECT_EQ(m.find("s3cr3t"), std::string::npos) << m;
     EXPECT_EQ(m.find("Bearer"), std::string::npos) << m;
+}
+
+// Issue 12, defect 7: the deadline is for the whole request. Each case
+// below lasted a fresh deadline per phase (or per 1xx) before.
+TEST(http_client, header_late_then_stalled_body_ends_at_the_one_request_deadline) {
+    // Setup: the header comes just inside the deadline, then the body
+    // trickles a byte at a time and never completes.
+    auto handler = [](const seen_request&) {
+        reply r{"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n{", reply::then::hang};
+        r.wait_first = 900ms;
+        r.drip = "x";
+        r.drip_every = 200ms;
+        return r;
+    };
+    harness h(handler, server_kind::tls, "IP:127.0.0.1",
+              [](http::client_options& o) { o.request_timeout = 1s; });
+    const auto start = std::chrono::steady_clock::now();
+    // Run
+    auto r = h.send_one(get(h.url("/fhir/Observation?patient=123")));
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    // Check: one deadline of 1 s (a fresh one for the body ended near 1.9 s).
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code, "timeout") << r.err().message;
+    EXPECT_GE(elapsed, 1s);
+    EXPECT_LT(elapsed, 1500ms);
+    EXPECT_NE(r.err().message.find("reading the response body"), std::string::npos) << r.err().message;
+    EXPECT_NE(r.err().message.find("1000 ms"), std::string::npos) << r.err().message;
+    EXPECT_EQ(r.err().message.find("patient=123"), std::string::npos) << r.err().message;
+}
+
+TEST(http_client, endless_interim_responses_end_at_the_one_request_deadline) {
+    // Setup: 102 Processing every 400 ms, never a final response.
+    auto handler = [](const seen_request&) {
+        reply r;
+        r.drip = "HTTP/1.1 102 Processing\r\n\r\n";
+        r.drip_every = 400ms;
+        return r;
+    };
+    harness h(handler, server_kind::tls, "IP:127.0.0.1",
+              [](http::client_options& o) { o.request_timeout = 1s; });
+    const auto start = std::chrono::steady_clock::now();
+    // Run
+    auto r = h.send_one(get(h.url("/fhir/Patient")));
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    // Check: a fresh deadline per 1xx let this run to the 8th (about 3.2 s).
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code, "timeout") << r.err().message;
+    EXPECT_GE(elapsed, 1s);
+    EXPECT_LT(elapsed, 1500ms);
+}
+
+TEST(http_client, a_request_timeout_overrides_the_client_default) {
+    // Setup: the client's default is 5 s; this request allows 300 ms.
+    auto handler = [](const seen_request&) { return reply{"", reply::then::hang}; };
+    harness h(handler);
+    auto req = get(h.url("/fhir/Patient"));
+    req.timeout = 300ms;
+    const auto start = std::chrono::steady_clock::now();
+    // Run
+    auto r = h.send_one(std::move(req));
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    // Check
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code, "timeout") << r.err().message;
+    EXPECT_GE(elapsed, 300ms);
+    EXPECT_LT(elapsed, 2s);
+    EXPECT_NE(r.err().message.find("300 ms"), std::string::npos) << r.err().message;
+}
+
+TEST(http_client, the_request_deadline_also_bounds_connecting) {
+    // Setup: a listener that never speaks TLS; the connect timeout (5 s)
+    // is longer than the request's 300 ms.
+    harness h(always_ok);
+    tcp::acceptor mute(h.ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    auto req = get("https://127.0.0.1:" + std::to_string(mute.local_endpoint().port()) + "/x");
+    req.timeout = 300ms;
+    const auto start = std::chrono::steady_clock::now();
+    // Run
+    auto r = h.send_one(std::move(req));
+    // Check
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code, "timeout") << r.err().message;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    EXPECT_NE(r.err().message.find("300 ms"), std::string::npos) << r.err().message;
 }
 
 TEST(http_client, server_that_never_handshakes_times_out_on_connect_deadline) {

@@ -52,17 +52,19 @@ inline void add_extension(X509* cert, X509* issuer, int nid, const char* value) 
 
 // A certificate for `key` named `cn`. With `issuer` null it is a
 // self-signed CA; otherwise a server certificate with subjectAltName `san`
-// ("DNS:localhost,IP:127.0.0.1"), signed by the issuer.
+// ("DNS:localhost,IP:127.0.0.1"), signed by the issuer. Valid from
+// `not_before` to `not_after`, in seconds from now.
 inline x509_ptr make_certificate(EVP_PKEY* key, const std::string& cn, const key_and_cert* issuer,
-                                 const std::string& san) {
+                                 const std::string& san, long not_before = -3600,
+                                 long not_after = 24 * 3600) {
     static long serial = 1;
     x509_ptr cert(X509_new());
     openssl_check(cert != nullptr, "X509_new");
     X509* x = cert.get();
     openssl_check(X509_set_version(x, X509_VERSION_3) == 1, "X509_set_version");
     ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600);
+    X509_gmtime_adj(X509_getm_notBefore(x), not_before);
+    X509_gmtime_adj(X509_getm_notAfter(x), not_after);
     X509_NAME* name = X509_get_subject_name(x);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()),
                                -1, -1, 0);
@@ -93,10 +95,11 @@ inline key_and_cert make_ca(const std::string& cn) {
     return ca;
 }
 
-inline key_and_cert make_leaf(const key_and_cert& ca, const std::string& san) {
+inline key_and_cert make_leaf(const key_and_cert& ca, const std::string& san, long not_before = -3600,
+                              long not_after = 24 * 3600) {
     key_and_cert leaf;
     leaf.key = make_ec_key();
-    leaf.cert = make_certificate(leaf.key.get(), "headachemd test server", &ca, san);
+    leaf.cert = make_certificate(leaf.key.get(), "headachemd test server", &ca, san, not_before, not_after);
     return leaf;
 }
 

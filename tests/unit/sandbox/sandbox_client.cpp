@@ -61,7 +61,7 @@ struct client::impl {
         }
         http::response_parser<http::string_body> parser;
         parser.body_limit(64 * 1024 * 1024);
-        lowest.expires_after(10s);
+        lowest.expires_after(read_deadline);
         auto [rec, n] =
             co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
         if (rec) {
@@ -127,11 +127,14 @@ struct client::impl {
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
     std::optional<beast::tcp_stream> plain;
     beast::flat_buffer buffer;
+    std::chrono::milliseconds read_deadline{10s};
 };
 
 client::client(std::uint16_t port, std::string ca_pem)
     : impl_(std::make_unique<impl>(port, std::move(ca_pem))) {}
 client::~client() = default;
+
+void client::set_read_deadline(std::chrono::milliseconds d) { impl_->read_deadline = d; }
 
 reply client::request(const std::string& method, const std::string& target,
                       const std::vector<std::pair<std::string, std::string>>& headers,

@@ -67,6 +67,9 @@ public:
                     std::vector<std::pair<std::string, std::string>> headers = {});
     reply request(const std::string& method, const std::string& target,
                   const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body);
+    // The deadline for reading a response (default 10 s): a test of a
+    // server that stalls on purpose need not wait the default out.
+    void set_read_deadline(std::chrono::milliseconds d);
 
 private:
     struct impl;

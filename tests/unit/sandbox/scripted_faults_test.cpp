@@ -124,6 +124,44 @@ TEST(SandboxScriptedFaults, SlowAnswerWaitsItsDelay) {
     EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
 }
 
+TEST(SandboxScriptedFaults, StallAfterHeadSendsTheHeadAndNeverTheWholeBody) {
+    // Setup: a stall with no trickle, and one with a byte every 20 ms.
+    scripted f;
+    sbx::scripted_fault sf;
+    sf.what = fault::stall_after_head;
+    sf.type = "Observation";
+    f.s.srv().add_scripted_fault(sf);
+    sf.type = "Condition";
+    sf.delay = 20ms;
+    f.s.srv().add_scripted_fault(sf);
+    f.c->set_read_deadline(500ms);
+    // Run / Check: the head arrived (status 200), the body never completed.
+    const reply stalled = f.c->get(f.obs, f.token);
+    EXPECT_FALSE(stalled.ok());
+    EXPECT_EQ(stalled.status, 200);
+    const reply trickled = f.c->get(f.cond, f.token);
+    EXPECT_FALSE(trickled.ok());
+    EXPECT_EQ(trickled.status, 200);
+    EXPECT_EQ(f.s.srv().stats().stalls, 2u);
+    // Spent: the next request is answered whole.
+    EXPECT_EQ(f.c->get(f.obs, f.token).status, 200);
+}
+
+TEST(SandboxScriptedFaults, InterimFloodSendsOnly102s) {
+    scripted f;
+    sbx::scripted_fault sf;
+    sf.what = fault::interim_flood;
+    sf.delay = 20ms;
+    f.s.srv().add_scripted_fault(sf);
+    // A 1xx is a complete message to a parser: this client sees the first
+    // 102, and nothing else ever follows on that connection.
+    const reply first = f.c->get(f.obs, f.token);
+    EXPECT_EQ(first.status, 102);
+    EXPECT_EQ(f.s.srv().stats().stalls, 1u);
+    auto fresh = f.s.make_client();
+    EXPECT_EQ(fresh->get(f.obs, f.token).status, 200);  // spent
+}
+
 TEST(SandboxScriptedFaults, MalformedJsonAndOperationOutcomeWith200) {
     scripted f;
     f.add(fault::malformed_json, "Observation", 1);
@@ -200,4 +238,10 @@ TEST(SandboxScriptedFaults, CertificateForAnotherHostFailsHostNameVerification) 
     const reply r = c->get("/fhir/metadata");
     EXPECT_FALSE(r.ok());
     EXPECT_EQ(s.srv().stats().requests, 0u);
+    // The refused handshake is counted (the fault matrix checks that a
+    // client tries it once and does not retry). The server's side of the
+    // handshake ends just after the client's: wait for it, with a bound.
+    ASSERT_TRUE(s.srv().wait_until_no_connections(5000ms));
+    EXPECT_EQ(s.srv().stats().tls_handshakes, 1u);
+    EXPECT_EQ(s.srv().stats().tls_handshake_failures, 1u);
 }

@@ -53,6 +53,8 @@ public:
     using handler = std::function<http::response(const http::request&)>;
     std::map<std::string, handler> by_url;   // exact URL
     std::map<std::string, handler> by_path;  // URL without query
+    // A transport failure instead of a response, by URL without query.
+    std::map<std::string, std::function<headachemd::error(const http::request&)>> fail_by_path;
     std::vector<http::request> seen;
     int token_calls = 0;
 
@@ -104,8 +106,9 @@ public:
 
     asio::awaitable<headachemd::result<http::response>> send(http::request req) override {
         seen.push_back(req);
-        if (auto it = by_url.find(req.url); it != by_url.end()) co_return it->second(req);
         const std::string path = req.url.substr(0, req.url.find('?'));
+        if (auto it = fail_by_path.find(path); it != fail_by_path.end()) co_return it->second(req);
+        if (auto it = by_url.find(req.url); it != by_url.end()) co_return it->second(req);
         if (auto it = by_path.find(path); it != by_path.end()) co_return it->second(req);
         co_return json(404, R"({"resourceType":"OperationOutcome"})");
     }
@@ -440,6 +443,134 @@ TEST_F(fixture, ServerErrorsAreRetriedUpToABoundThenTheJobFails) {
     const auto r = pass();
     EXPECT_EQ(r.failed(), 1);
     EXPECT_EQ(hits, 5);  // backoff_policy::max_attempts
+}
+
+// Issue 12, defect 7: the EHR's http_timeout goes with every request as its
+// whole-request deadline (per EHR; the client's default is not used).
+TEST_F(fixture, EveryRequestCarriesItsEhrsHttpTimeout) {
+    config.ehrs[0].http_timeout = std::chrono::seconds(7);
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    const auto r = pass();
+    ASSERT_EQ(r.failed(), 0);
+    ASSERT_GE(ehr.seen.size(), 4u);  // discovery, metadata, token, search
+    for (const auto& req : ehr.seen) {
+        ASSERT_TRUE(req.timeout) << req.url;
+        EXPECT_EQ(*req.timeout, std::chrono::milliseconds(7000)) << req.url;
+    }
+}
+
+// Issue 12, defect 7: a server that stalls every answer until the deadline
+// gets two tries (3 x http_timeout of budget), not max_attempts of them.
+TEST_F(fixture, StalledRequestsStopWithinTheRetryBudget) {
+    // Setup: each search "takes" the whole http_timeout on the engine's
+    // clock, then fails as the client would.
+    enroll("hmd-1", "p1");
+    const auto timeout = config.ehrs[0].http_timeout;
+    int hits = 0;
+    ehr.fail_by_path[std::string(base) + "/Condition"] = [&](const http::request&) {
+        ++hits;
+        clk.advance(timeout);
+        return headachemd::error{"timeout",
+                                 "GET https://ehr.test:443/fhir/Condition: reading the response "
+                                 "body: the request was not complete within its deadline"};
+    };
+    // Run
+    const auto r = pass();
+    // Check
+    EXPECT_EQ(r.failed(), 1);
+    EXPECT_EQ(hits, 2);
+    ASSERT_EQ(r.patients.size(), 1u);
+    ASSERT_TRUE(r.patients[0].failure);
+    EXPECT_EQ(r.patients[0].failure->code, "timeout");
+    EXPECT_NE(r.patients[0].failure->message.find("retry budget of 90000 ms"), std::string::npos)
+        << r.patients[0].failure->message;
+}
+
+TEST_F(fixture, QuickServerErrorsStillGetEveryAttemptWithinTheBudget) {
+    // A 5xx that comes back at once costs the budget nothing but backoff.
+    enroll("hmd-1", "p1");
+    int hits = 0;
+    ehr.fail_by_path[std::string(base) + "/Condition"] = [&](const http::request&) {
+        ++hits;
+        return headachemd::error{"reset", "GET https://ehr.test:443/fhir/Condition: connection reset"};
+    };
+    const auto r = pass();
+    EXPECT_EQ(r.failed(), 1);
+    EXPECT_EQ(hits, 5);  // backoff_policy::max_attempts
+}
+
+// Issue 12, 10a: a refused certificate is not retried, and the job's error
+// says what failed instead of "set token_endpoint".
+TEST_F(fixture, ACertificateRefusedAtDiscoveryIsNotRetriedAndNamesTheCause) {
+    // Setup
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    ehr.fail_by_path[std::string(base) + "/.well-known/smart-configuration"] = [](const http::request&) {
+        return headachemd::error{
+            "tls_verify",
+            "GET https://ehr.test:443/fhir/.well-known/smart-configuration: TLS certificate "
+            "verification failed for host ehr.test: the certificate has expired "
+            "(certificate has expired)"};
+    };
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    serve_conditions("p2", {{condition("c2", "p2")}});
+    // Run: two passes of one engine (as the daemon runs them); the
+    // certificate is fixed in between.
+    asio::io_context io;
+    sy::engine_options opts;
+    opts.backoff.base = std::chrono::milliseconds(1);
+    opts.backoff.cap = std::chrono::milliseconds(2);
+    opts.random = [] { return std::uint64_t{1}; };
+    sy::engine engine(io.get_executor(), config, ehr, db, vault, clk, log, opts);
+    sy::pass_result r, again;
+    std::size_t seen_in_first = 0;
+    int tokens_in_first = -1;
+    auto both = [&]() -> asio::awaitable<void> {
+        r = co_await engine.run_pass();
+        seen_in_first = ehr.seen.size();
+        tokens_in_first = ehr.token_calls;
+        ehr.fail_by_path.clear();
+        again = co_await engine.run_pass();
+    };
+    asio::co_spawn(io, both, [](std::exception_ptr ep) {
+        if (ep) std::rethrow_exception(ep);
+    });
+    io.run();
+    // Check: one request in the whole pass; no metadata, no token request.
+    EXPECT_EQ(seen_in_first, 1u);
+    EXPECT_EQ(tokens_in_first, 0);
+    ASSERT_EQ(r.patients.size(), 2u);
+    for (const auto& p : r.patients) {
+        ASSERT_TRUE(p.failure);
+        EXPECT_EQ(p.failure->code, "tls_verify");
+        EXPECT_FALSE(p.needs_reauth);
+    }
+    const std::string& m = r.patients[0].failure->message;
+    EXPECT_NE(
+        m.find("EHR ehr: discovery failed: GET https://ehr.test:443/fhir/.well-known/smart-configuration: "
+               "TLS certificate verification failed for host ehr.test: the certificate has expired"),
+        std::string::npos)
+        << m;
+    EXPECT_EQ(m.find("set token_endpoint"), std::string::npos) << m;
+    // The next pass tries again (the EHR may have renewed its certificate).
+    EXPECT_EQ(again.failed(), 0);
+}
+
+TEST_F(fixture, DiscoveryThatFailedOnTheNetworkSaysSoInsteadOfGuessing) {
+    enroll("hmd-1", "p1");
+    for (const char* path : {"/.well-known/smart-configuration", "/metadata"})
+        ehr.fail_by_path[std::string(base) + path] = [](const http::request& req) {
+            return headachemd::error{"connect", "GET " + req.url + ": connecting: Connection refused"};
+        };
+    const auto r = pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    ASSERT_TRUE(r.patients[0].failure);
+    EXPECT_EQ(r.patients[0].failure->code, "discovery_failed");
+    EXPECT_NE(r.patients[0].failure->message.find("EHR ehr: discovery failed: GET "), std::string::npos)
+        << r.patients[0].failure->message;
+    EXPECT_NE(r.patients[0].failure->message.find("Connection refused"), std::string::npos)
+        << r.patients[0].failure->message;
 }
 
 TEST_F(fixture, ResourcesGoneFromAFullPullGetDeletedAt) {

@@ -27,6 +27,19 @@ TEST(Backoff, FullJitterStaysWithinTheExponentialCeilingAndTheCap) {
     EXPECT_EQ(sy::backoff_delay(p, 3, 4000), 4000ms);  // r mod (4000 + 1)
 }
 
+// Issue 12, defect 7.
+TEST(RetryBudget, IsThreeHttpTimeoutsAndARetryMustFitWhole) {
+    EXPECT_EQ(sy::retry_budget(30s), 90s);
+    EXPECT_EQ(sy::retry_budget(1s), 3s);
+    // After one stalled try (30 s), a second fits: 30 + 1 + 30 <= 90.
+    EXPECT_TRUE(sy::retry_fits(30s, 1s, 30s, 90s));
+    // After two, a third does not: 61 + 1 + 30 > 90.
+    EXPECT_FALSE(sy::retry_fits(61s, 1s, 30s, 90s));
+    // Quick failures: every backoff fits.
+    EXPECT_TRUE(sy::retry_fits(100ms, 8s, 30s, 90s));
+    EXPECT_TRUE(sy::retry_fits(60s, 0s, 30s, 90s));  // exactly at the budget
+}
+
 TEST(NextMinute, IsTheNextBoundary) {
     EXPECT_EQ(sy::next_minute_boundary(t0) - t0, 50s);
     EXPECT_EQ(sy::next_minute_boundary(t0 + 50s) - t0, 110s);  // at a boundary: the next one

@@ -119,7 +119,7 @@ struct ehr_settings {
     // renewed even when no sync is due, so an idle patient does not lapse.
     std::chrono::seconds keepalive_before{std::chrono::hours{24 * 14}};
     bool refresh_token_rotates = false;     // eCW: single-use refresh tokens
-    std::chrono::seconds http_timeout{30};  // per request phase
+    std::chrono::seconds http_timeout{30};  // deadline of each whole request (issue 12, defect 7)
 
     bool operator==(const ehr_settings&) const = default;
 };

@@ -1,5 +1,6 @@
 // The HTTPS client: HTTP/1.1 over TLS (Beast over OpenSSL) with pooled
-// keep-alive connections, a deadline on every phase, and a body-size cap.
+// keep-alive connections, one deadline for each whole request, and a
+// body-size cap.
 //
 // Contract
 // - send() returns an HTTP response for every status, 4xx and 5xx included:
@@ -12,9 +13,15 @@
 //                       (CR, LF, NUL), e.g. a token that came from a server
 //     "resolve"         the host name did not resolve
 //     "connect"         no TCP connection (refused, unreachable)
-//     "tls"             handshake or certificate failure (unknown CA, wrong
-//                       host name, expired, protocol mismatch)
-//     "timeout"         a phase missed its deadline
+//     "tls_verify"      the server's certificate was refused: not from a
+//                       trusted CA (unknown CA, self-signed), not for the
+//                       host name, expired or not yet valid. The message
+//                       says which. Retrying cannot help: nothing changes
+//                       until the server's certificate or our trust does.
+//     "tls"             any other handshake failure (protocol or version
+//                       mismatch, the peer hanging up mid-handshake)
+//     "timeout"         the request's deadline passed (see
+//                       request::timeout), in whatever phase it was
 //     "reset"           the connection was closed before the response header
 //                       was complete, or reset (RST) at any point
 //     "truncated"       the body ended early (short of Content-Length, or a
@@ -60,6 +67,14 @@ struct request {
     // the client frames the body itself (RFC 9112 §6).
     std::vector<header_field> headers;
     std::string body;
+    // The deadline of this whole request: resolve, connect and TLS when a
+    // new connection is needed, writing the request, every interim 1xx
+    // response, the header and the body, and the one retry on a stale
+    // pooled connection, all together. A server that trickles or stalls
+    // after the header, or sends 1xx after 1xx, cannot stretch it (issue
+    // 12, defect 7). nullopt: client_options::request_timeout. The engine
+    // sets it from each EHR's http_timeout.
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 struct response {
@@ -74,10 +89,10 @@ struct response {
 };
 
 struct client_options {
-    // One budget for resolve + TCP connect + TLS handshake.
+    // A bound of its own for resolve + TCP connect + TLS handshake, inside
+    // the request's deadline (whichever ends first applies).
     std::chrono::milliseconds connect_timeout{10000};
-    // Per phase: writing the request, reading the response header, and
-    // reading the body each get this deadline.
+    // The deadline of a whole request that does not set request::timeout.
     std::chrono::milliseconds request_timeout{30000};
     std::size_t max_body_bytes = 64 << 20;
     // PEM files of CAs to trust in addition to (or, with use_system_cas

@@ -154,6 +154,9 @@ struct options {
     // 127.0.0.1 or localhost, so a client that connects to the address it
     // listens on must refuse it (a certificate for the wrong host).
     std::string certificate_host;
+    // The server certificate's validity ended a day ago (the CA's has not),
+    // so a client that checks dates must refuse it.
+    bool certificate_expired = false;
 
     // Optional diagnostics (a failed handshake, an exception in a session).
     // Lines carry no token, secret, name or payload.
@@ -192,6 +195,16 @@ struct scripted_fault {
         other_patient,      // the page's entries belong to another patient (a search only)
         next_loop,          // the page's next link points back to the first page (a search only)
         next_loop_new_url,  // as next_loop, with a fresh `_loop` parameter each time: the URL never repeats
+        // The head (200, Content-Length of the whole body) goes out at once;
+        // then the body trickles, one byte every `delay` (0: not a byte
+        // more), and never completes. The connection stays open until the
+        // client hangs up or the server stops. A client with a deadline per
+        // phase gets a fresh one for the body (issue 12, defect 7).
+        stall_after_head,
+        // An interim `102 Processing` every `delay` (at least 1 ms) and never
+        // a final response (RFC 9110 §15.2: a client must accept any number
+        // of 1xx). A client with a fresh deadline per 1xx never times out.
+        interim_flood,
     };
     kind what = kind::status;
     std::string type;  // only this resource type; empty: any
@@ -218,6 +231,12 @@ struct counters {
     std::uint64_t client_assertions_rejected = 0;  // … and that failed one (401 invalid_client)
     std::map<int, std::uint64_t> by_status;        // status sent → count (resets excluded)
     std::map<std::string, std::uint64_t> by_path;  // request path, no query → count
+
+    // Issue 12: stall_after_head and interim_flood faults begun, and TLS
+    // handshakes (a client that refuses our certificate fails one).
+    std::uint64_t stalls = 0;
+    std::uint64_t tls_handshakes = 0;
+    std::uint64_t tls_handshake_failures = 0;
 };
 
 class server {

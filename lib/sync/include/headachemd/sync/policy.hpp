@@ -25,6 +25,24 @@ struct backoff_policy {
 // `random` is any uniformly distributed 64-bit value.
 std::chrono::milliseconds backoff_delay(const backoff_policy& p, int attempt, std::uint64_t random);
 
+// The retries of one request share a time budget (issue 12, defect 7):
+// max_attempts alone let a server that stalls every answer until the
+// deadline hold a job for max_attempts × http_timeout (over 150 s at the
+// default), plus the waits. The budget is 3 × http_timeout of time spent
+// in the transport and in backoff after failures; waits a rate limit asked
+// for (429/503 with Retry-After, eCW's minute boundary, our own limiter)
+// are not counted, since they have caps of their own. A retry is made only
+// when its wait and one more whole attempt still end within the budget, so
+// a request that keeps stalling gets two attempts and ends within
+// 3 × http_timeout; quick 5xx answers and resets still get all
+// max_attempts (their backoff is far shorter).
+std::chrono::milliseconds retry_budget(std::chrono::milliseconds http_timeout);
+
+// Whether a retry after `wait` fits: `spent` is the time already counted
+// against the budget, `attempt` the deadline of one whole attempt.
+bool retry_fits(std::chrono::nanoseconds spent, std::chrono::nanoseconds wait,
+                std::chrono::milliseconds attempt, std::chrono::milliseconds budget);
+
 // eClinicalWorks answers 429 without Retry-After and counts calls per
 // minute, so the wait is until the next minute boundary (DESIGN.md).
 sys_time next_minute_boundary(sys_time now);

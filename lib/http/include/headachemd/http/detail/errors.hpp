@@ -22,7 +22,9 @@ std::string_view phase_name(phase p);
 
 // The error code for a failure `ec` during `p`: "timeout", "resolve",
 // "connect", "tls", "reset", "truncated", "body_too_large", "protocol" or
-// "cancelled" (the caller's coroutine was cancelled from outside).
+// "cancelled" (the caller's coroutine was cancelled from outside). A
+// handshake "tls" is refined by the client into "tls_verify" when the
+// certificate's verify result says why it was refused (client.hpp).
 std::string_view classify(phase p, const boost::system::error_code& ec);
 
 }  // namespace headachemd::http::detail
