@@ -348,7 +348,7 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
     if (!well_formed_scope(t.scope))
         return bad("bad_token_response", "token response's scope is over " +
                                              std::to_string(token_caps::scope) +
-                                             " bytes or not RFC 6749 §3.3 scope characters");
+                                             " bytes or not RFC 6749 section 3.3 scope characters");
     if (t.id_token && !well_formed_id_token(*t.id_token))
         return bad("bad_token_response", "token response's id_token is over " +
                                              std::to_string(token_caps::id_token) +
