@@ -424,11 +424,13 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (t->patient && !enr.fhir_patient_id.empty() && *t->patient != enr.fhir_patient_id) {
                 ps.audit.back().outcome = "token_patient_mismatch";
                 ++ehr_counts(e).refresh_failed;
-                co_return error{"token_patient_mismatch",
-                                "patient " + enr.patient_key + " at " + s.name +
-                                    ": the token response names a different patient than the one enrolled; "
-                                    "its access token was not used. Check this patient's authorization at "
-                                    "the EHR, or enroll the patient again"};
+                error mismatch{"token_patient_mismatch",
+                               "patient " + enr.patient_key + " at " + s.name +
+                                   ": the token response names a different patient than the one enrolled; "
+                                   "its access token was not used. Check this patient's authorization at "
+                                   "the EHR, or enroll the patient again"};
+                log->error("{}", mismatch.message);
+                co_return mismatch;
             }
             ps.access.set(*t, clk.now());
             ++ehr_counts(e).refresh_ok;

@@ -846,6 +846,9 @@ TEST_F(fixture, ATokenResponseForAnotherPatientFailsTheJobAndItsAccessTokenIsNot
     const std::string status = status_text(db);
     EXPECT_NE(status.find("different patient"), std::string::npos) << status;
     EXPECT_EQ(status.find("pat-two"), std::string::npos) << status;
+    EXPECT_NE(logged().find("hmd-1 at ehr: the token response names a different patient"), std::string::npos)
+        << logged();
+    EXPECT_EQ(logged().find("pat-two"), std::string::npos);
     // The same patient (SMART sends `patient` on refresh too) is fine.
     serve_conditions("pat-one", {{condition("c1", "pat-one")}});
     answer_token_requests(ehr, [&](const http::request&) {
