@@ -374,6 +374,16 @@ TEST(RevocationResponse, TwoHundredIsRevokedElseAnErrorWithoutTheToken) {
     EXPECT_EQ(echoed.err().message.find("secret-rt-123"), std::string::npos) << echoed.err().message;
 }
 
+// Issue 12, defect 4 at revocation (unenroll): the server's `error` became
+// the failure's code, printed by `unenroll`, whatever it held.
+TEST(RevocationResponse, AnEchoInTheErrorCodeIsNotKept) {
+    const auto r = smart::parse_revocation_response(
+        401, R"({"error":"rt-0123456789ABCDEFabcdef\r\n","error_description":"rt-0123456789ABCDEFabcdef"})");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code, "invalid_error_code");
+    EXPECT_EQ(r.err().message.find("rt-0123"), std::string::npos) << r.err().message;
+}
+
 TEST(AccessToken, UsableUntilSixtySecondsBeforeExpiry) {
     smart::access_token_state s;
     const auto t0 = std::chrono::system_clock::time_point{} + 1000h;
