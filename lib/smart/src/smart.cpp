@@ -288,8 +288,11 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
         } else if (key == "id_token") {
             if (!v.get_string().get(s)) t.id_token = std::string(s);
         } else if (key == "error") {
-            has_error = true;
-            if (!v.get_string().get(s)) oauth_error = s;
+            // Some frameworks write "error": null into a success; any other
+            // value is an error answer, a malformed code included.
+            od::json_type type{};
+            has_error = v.type().get(type) || type != od::json_type::null;
+            if (has_error && !v.get_string().get(s)) oauth_error = s;
         } else if (key == "error_description") {
             if (!v.get_string().get(s)) description = s;
         } else if (key == "expires_in") {
@@ -371,8 +374,10 @@ std::optional<std::string> rotated_refresh_token(int http_status, std::string_vi
     for (auto field : obj) {
         std::string_view key, s;
         if (field.unescaped_key().get(key)) return std::nullopt;
-        if (key == "error") return std::nullopt;
-        if (key == "refresh_token" && !field.value().get_string().get(s)) rt = std::string(s);
+        od::value v = field.value();
+        od::json_type type{};
+        if (key == "error" && (v.type().get(type) || type != od::json_type::null)) return std::nullopt;
+        if (key == "refresh_token" && !v.get_string().get(s)) rt = std::string(s);
     }
     if (rt && !well_formed_refresh_token(*rt)) return std::nullopt;
     return rt;

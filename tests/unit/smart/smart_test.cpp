@@ -271,6 +271,10 @@ TEST(TokenResponse, AMalformedOrTokenShapedErrorCodeIsNotKept) {
         EXPECT_EQ(t.err().code, "invalid_error_code") << code;
         EXPECT_EQ(t.err().message.find("eyJhbGci"), std::string::npos);
     }
+    // "error": null in a success is no error.
+    EXPECT_TRUE(
+        smart::parse_token_response(200, R"({"access_token":"a","token_type":"Bearer","error":null})"));
+    EXPECT_EQ(smart::parse_token_response(200, R"({"error":42})").err().code, "invalid_error_code");
     // A server's own codes (eCW's "403") and the registered ones are kept.
     for (const std::string& code :
          std::vector<std::string>{"403", "unsupported_grant_type", "temporarily_unavailable"})
