@@ -87,7 +87,7 @@ awaitable<result<smart::token_response>> headless_authorize(http::transport& htt
     tok.body = tr.body;
     auto t = co_await http.send(tok);
     if (!t) co_return t.err();
-    co_return smart::parse_token_response(t->status, t->body);
+    co_return smart::parse_token_response(t->status, t->body, tr.secret_views());
 }
 
 long long scalar(SQLite::Database& db, const std::string& sql) {

@@ -85,6 +85,19 @@ void token_response(int status, std::string_view body) {
         FUZZ_CHECK(status < 400, "a token accepted from an HTTP error answer");
         FUZZ_CHECK(!r->access_token.empty(), "a token response accepted without access_token");
         if (r->expires_in) FUZZ_CHECK(r->expires_in->count() >= 0, "a negative expires_in accepted");
+        // Issue 12: what goes into a header or the vault is within its cap
+        // and its grammar.
+        FUZZ_CHECK(r->access_token.size() <= smart::token_caps::access_token, "an access token over its cap");
+        for (const char c : r->access_token)
+            FUZZ_CHECK(c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != ',',
+                       "an access token byte an Authorization header must not carry");
+        if (r->refresh_token) {
+            FUZZ_CHECK(
+                !r->refresh_token->empty() && r->refresh_token->size() <= smart::token_caps::refresh_token,
+                "an empty or oversize refresh token accepted");
+            for (const char c : *r->refresh_token)
+                FUZZ_CHECK(c >= 0x20 && c < 0x7f, "a refresh token with a control or non-ASCII byte");
+        }
         // What the sync engine does next with an accepted answer.
         const auto now = std::chrono::system_clock::time_point{std::chrono::seconds{1'800'000'000}};
         smart::access_token_state state;
@@ -94,6 +107,11 @@ void token_response(int status, std::string_view body) {
         return;
     }
     FUZZ_CHECK(!r.err().code.empty() && !r.err().message.empty(), "an error without code or message");
+    // Issue 12: server text is escaped and bounded before it reaches a
+    // message (stored in sync_status, printed by status).
+    for (const char c : r.err().message)
+        FUZZ_CHECK(c >= 0x20 && c < 0x7f, "a control or non-ASCII byte in an error message");
+    FUZZ_CHECK(r.err().message.size() < 600, "an unbounded error message");
     // The contract: error messages never contain token values. Run the
     // same answer again with canaries for the token values: no message
     // may show one, unless the server echoed it in a text of its own.

@@ -347,6 +347,27 @@ TEST_F(enroll_library, AReplayedCodeIsRefusedByTheEhrAndExplained) {
     expect_untouched();
 }
 
+// Issue 12, defect 4: a token endpoint that echoes the code exchange (the
+// code, the PKCE verifier, the client's credentials) in error_description.
+// The outcome is shown in the browser and logged: none of it may be there.
+TEST_F(enroll_library, ACodeExchangeEchoedInErrorDescriptionShowsNoSecret) {
+    const auto now = std::chrono::system_clock::now();
+    const auto cb = authorize("hmd-1", now);
+    (*ehr)->echo_token_requests(400, "invalid_request", 1);
+    const auto o = complete(cb, now);
+    EXPECT_FALSE(o.ok);
+    EXPECT_NE(o.raw_error.find("invalid_request"), std::string::npos) << o.raw_error;
+    EXPECT_NE(o.raw_error.find("<redacted>"), std::string::npos) << o.raw_error;
+    const std::string secret = (*ehr)->config().client_secret;
+    for (const std::string& text : {o.raw_error, o.headline, o.explanation, sy::callback_page(o)}) {
+        EXPECT_EQ(text.find(*cb.code), std::string::npos) << text;
+        EXPECT_EQ(text.find(secret), std::string::npos) << text;
+        EXPECT_EQ(text.find('\r'), std::string::npos) << text;
+    }
+    EXPECT_FALSE(vault->find_enrollment("hmd-1", "sandbox"));
+    expect_untouched();
+}
+
 TEST_F(enroll_library, AccessDeniedAtTheCallbackIsExplainedAndConsumesTheState) {
     const auto now = std::chrono::system_clock::now();
     auto cb = authorize("hmd-1", now);

@@ -2,7 +2,11 @@
 // scan could pass while blind), and must refuse to pass with nothing to scan.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "log_scan.hpp"
@@ -111,6 +115,48 @@ TEST(ScanCaptureDir, PassesWhenCleanAndFailsWhenVacuous) {
     headachemd::test::write_file(dir / "secrets" / "sandbox-1-1.ledger", "access_token 4g\n");
     r = scan_capture_dir(dir.path());
     EXPECT_FALSE(r.passed()) << "a malformed ledger must not pass";
+}
+
+// Issue 12: the scan covers headache.db too. Under ctest a test's temp_dir
+// hands the SQLite files it leaves (not the vault) to the capture, and a
+// secret in them fails the scan like one in a log line.
+TEST(CaptureDatabases, ATempDirsSqliteFilesAreScannedButNotTheVault) {
+    // Setup: capture on for this test only.
+    headachemd::test::temp_dir capture;
+    const char* before = std::getenv("HEADACHEMD_LOG_CAPTURE_DIR");
+    const std::optional<std::string> saved = before ? std::optional<std::string>(before) : std::nullopt;
+    ::setenv("HEADACHEMD_LOG_CAPTURE_DIR", capture.path().c_str(), 1);
+    const std::string token = "rt-0123456789abcdef";  // the ledger's refresh token
+    // Run: a test directory with a database that holds a token goes away.
+    {
+        headachemd::test::temp_dir work;
+        std::filesystem::create_directories(work / "sub");
+        headachemd::test::write_file(work / "sub" / "headache.db",
+                                     std::string("SQLite format 3\0\x01\x02", 18) + "last_error " + token);
+        headachemd::test::write_file(work / "sub" / "headache.db-wal", "wal without secrets");
+        headachemd::test::write_file(work / "vault.db", "sealed " + token);
+        headachemd::test::write_file(work / "notes.txt", token);
+    }
+    if (saved)
+        ::setenv("HEADACHEMD_LOG_CAPTURE_DIR", saved->c_str(), 1);
+    else
+        ::unsetenv("HEADACHEMD_LOG_CAPTURE_DIR");
+    // Check: the two database files were captured, the vault and the text not.
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(capture / "captured"))
+        names.push_back(e.path().filename().string());
+    ASSERT_EQ(names.size(), 2u);
+    // The copy of headache.db first (the serial in the names follows the walk).
+    if (names[0].find("sqlite-headache.db.log") == std::string::npos) std::swap(names[0], names[1]);
+    EXPECT_NE(names[0].find("sqlite-headache.db.log"), std::string::npos) << names[0];
+    EXPECT_NE(names[1].find("sqlite-headache.db-wal.log"), std::string::npos) << names[1];
+    std::filesystem::create_directories(capture / "secrets");
+    headachemd::test::write_file(capture / "secrets" / "sandbox-1-0.ledger", ledger("tok-0123456789abcdef"));
+    const auto r = scan_capture_dir(capture.path());
+    EXPECT_FALSE(r.passed());
+    ASSERT_EQ(r.findings.size(), 1u);
+    EXPECT_EQ(r.findings[0].kind, "refresh_token");
+    EXPECT_EQ(r.findings[0].file, names[0]);
 }
 
 }  // namespace

@@ -106,6 +106,37 @@ inline void capture_pipe(int fd, std::string_view stream) {
     detail::pipes().files[fd] = *target;
 }
 
+// Copies the SQLite files a test leaves under `dir` (headache.db and any
+// other database, with its -wal and -journal) into DIR/captured as they are
+// on disk, so the scan searches them byte for byte: sync_status.last_error,
+// every other column, and free pages too (issue 12: a token endpoint's echo
+// reached headache.db, which the analysts' group can read). The vault is
+// left out: its tokens are sealed on purpose, and its audit log is checked
+// by its own tests. temp_dir calls this before it removes its directory.
+inline void capture_databases(const std::filesystem::path& dir) {
+    if (!log_capture_dir()) return;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        const auto ends = [&](std::string_view suffix) {
+            return name.size() >= suffix.size() &&
+                   name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+        };
+        if (name.find("vault") != std::string::npos || !it->is_regular_file(ec)) continue;
+        if (!ends(".db") && !ends(".db-wal") && !ends(".db-journal")) continue;
+        try {
+            const auto target = new_capture_file("sqlite-" + name);
+            if (target) fs::copy_file(it->path(), *target, fs::copy_options::overwrite_existing);
+        } catch (const std::exception& e) {
+            // Called from a destructor: a failure to capture is a test
+            // failure (a database that escapes the scan), never a throw.
+            ADD_FAILURE() << "cannot copy " << it->path() << " for the log scan: " << e.what();
+        }
+    }
+}
+
 inline void capture_pipe_bytes(int fd, std::string_view bytes) {
     std::lock_guard lock(detail::pipes().mu);
     const auto it = detail::pipes().files.find(fd);

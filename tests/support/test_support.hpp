@@ -35,6 +35,7 @@ public:
         }
     }
     ~temp_dir() {
+        capture_databases(path_);  // under ctest only: the log scan reads them too
         std::error_code ec;
         std::filesystem::remove_all(path_, ec);
     }

@@ -575,6 +575,16 @@ http_response app::token(const http_request& req, time_point now) {
         --token_fail_count_;
         return oauth_error(token_fail_status_, token_fail_error_, "Scripted token endpoint failure");
     }
+    if (token_echo_count_ > 0) {
+        // A careless server (issue 12): the description repeats the request
+        // as received, its decoded values and the client's credentials.
+        --token_echo_count_;
+        std::string echo = "cannot process " + req.body;
+        if (const auto values = parse_form(req.body))
+            for (const auto& [k, v] : *values) echo += " " + k + "=" + v;
+        if (!req.authorization.empty()) echo += "\r\nAuthorization: " + req.authorization;
+        return oauth_error(token_echo_status_, token_echo_error_, echo);
+    }
     const auto form = parse_form(req.body);
     if (!form) return oauth_error(400, "invalid_request", "Malformed application/x-www-form-urlencoded body");
     auto who = authenticate_client(req, *form, now);
@@ -1233,6 +1243,13 @@ void app::fail_token_requests(int status, std::string error, int count) {
     token_fail_status_ = status;
     token_fail_error_ = std::move(error);
     token_fail_count_ = count;
+}
+
+void app::echo_token_requests(int status, std::string error, int count) {
+    std::lock_guard lock(mu_);
+    token_echo_status_ = status;
+    token_echo_error_ = std::move(error);
+    token_echo_count_ = count;
 }
 
 void app::fail_revocations(int status, int count) {

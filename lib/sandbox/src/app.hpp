@@ -82,6 +82,7 @@ public:
     void add_scripted_fault(scripted_fault f);
     void clear_scripted_faults();
     void fail_token_requests(int status, std::string error, int count);
+    void echo_token_requests(int status, std::string error, int count);
     void fail_revocations(int status, int count);
     counters stats() const;
     void reset_counters();
@@ -179,6 +180,8 @@ private:
     int token_fail_status_ = 0, token_fail_count_ = 0;
     int revoke_fail_status_ = 0, revoke_fail_count_ = 0;
     std::string token_fail_error_;
+    int token_echo_status_ = 0, token_echo_count_ = 0;
+    std::string token_echo_error_;
 
     std::uint64_t next_grant_ = 1;
     std::uint64_t issued_since_purge_ = 0;

@@ -463,6 +463,10 @@ void server::fail_token_requests(int status, std::string error, int count) {
     impl_->logic.fail_token_requests(status, std::move(error), count);
 }
 
+void server::echo_token_requests(int status, std::string error, int count) {
+    impl_->logic.echo_token_requests(status, std::move(error), count);
+}
+
 void server::fail_revocations(int status, int count) { impl_->logic.fail_revocations(status, count); }
 counters server::stats() const { return impl_->logic.stats(); }
 void server::set_exchange_observer(exchange_observer observer) {

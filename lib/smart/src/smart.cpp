@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "headachemd/http/url.hpp"
+#include "headachemd/smart/enrollment.hpp"
 
 namespace headachemd::smart {
 namespace {
@@ -117,7 +118,140 @@ result<configuration> parse_capability_oauth_uris(std::string_view json) {
     return c;
 }
 
-result<token_response> parse_token_response(int http_status, std::string_view body) {
+namespace {
+
+bool token_char(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '~' || c == '+' ||
+           c == '/' || c == '=' || c == '-';
+}
+
+// A run of token characters that looks like a credential rather than a
+// word: base64url, hex and JWT values are long and hold digits or capitals;
+// OAuth error codes and English words are lower-case snake case.
+bool token_shaped(std::string_view run) {
+    if (run.size() < 20) return false;
+    return std::any_of(run.begin(), run.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || c == '+' || c == '=';
+    });
+}
+
+void replace_all(std::string& s, std::string_view what, std::string_view with) {
+    if (what.empty()) return;
+    for (auto at = s.find(what); at != std::string::npos; at = s.find(what, at + with.size()))
+        s.replace(at, what.size(), with);
+}
+
+constexpr std::string_view redacted = "<redacted>";
+
+// RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+bool b64token(std::string_view t) {
+    std::size_t i = 0;
+    while (i < t.size() && t[i] != '=' && token_char(t[i])) ++i;
+    if (i == 0) return false;
+    while (i < t.size() && t[i] == '=') ++i;
+    return i == t.size();
+}
+
+// RFC 6749 Appendix A.17: refresh-token = 1*VSCHAR, VSCHAR = %x20-7E. A
+// space at either end is refused too: " " is VSCHAR but no token, and a
+// padded value is a server bug we do not guess around.
+bool well_formed_refresh_token(std::string_view t) {
+    if (t.empty() || t.size() > token_caps::refresh_token || t.front() == ' ' || t.back() == ' ')
+        return false;
+    return std::all_of(t.begin(), t.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
+// RFC 6749 §3.3: scope-token = 1*NQCHAR separated by spaces; NQCHAR is
+// %x21 / %x23-5B / %x5D-7E (no space, '"' or '\').
+bool well_formed_scope(std::string_view s) {
+    if (s.size() > token_caps::scope) return false;
+    return std::all_of(s.begin(), s.end(),
+                       [](char c) { return c == ' ' || (c >= 0x21 && c <= 0x7e && c != '"' && c != '\\'); });
+}
+
+// A JWS or JWE compact serialization: base64url parts joined by dots.
+bool well_formed_id_token(std::string_view t) {
+    if (t.empty() || t.size() > token_caps::id_token) return false;
+    return std::all_of(t.begin(), t.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '=';
+    });
+}
+
+}  // namespace
+
+std::string sanitize_server_text(std::string_view text, const known_secrets& secrets, std::size_t max) {
+    std::string s(text);
+    // The request went out form-encoded, so an echo may show a secret in
+    // either spelling. Longest first: a secret inside another goes with it.
+    std::vector<std::string> forms;
+    for (const auto sec : secrets) {
+        if (sec.empty()) continue;
+        forms.emplace_back(sec);
+        forms.push_back(form_component(sec));
+        forms.push_back(http::percent_encode(sec));
+    }
+    std::sort(forms.begin(), forms.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+    for (const auto& f : forms) replace_all(s, f, redacted);
+
+    std::string shaped;
+    shaped.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+        if (!token_char(s[i])) {
+            shaped.push_back(s[i++]);
+            continue;
+        }
+        std::size_t j = i;
+        while (j < s.size() && token_char(s[j])) ++j;
+        const std::string_view run(s.data() + i, j - i);
+        if (token_shaped(run))
+            shaped += redacted;
+        else
+            shaped += run;
+        i = j;
+    }
+
+    std::string out;
+    static constexpr char hex[] = "0123456789abcdef";
+    for (const char c : shaped) {
+        const auto u = static_cast<unsigned char>(c);
+        std::string piece;
+        if (c == '\\')
+            piece = "\\\\";
+        else if (u < 0x20 || u > 0x7e)
+            piece = {'\\', 'x', hex[u >> 4], hex[u & 0xf]};
+        else
+            piece = std::string(1, c);
+        if (out.size() + piece.size() > max) {
+            out += "...";
+            break;
+        }
+        out += piece;
+    }
+    return out;
+}
+
+bool valid_oauth_error_code(std::string_view code) {
+    if (code.empty() || code.size() > token_caps::error_code) return false;
+    // NQSCHAR = %x20-21 / %x23-5B / %x5D-7E; a space is allowed there but
+    // no registered code has one, and the code becomes an identifier here.
+    const bool chars = std::all_of(code.begin(), code.end(),
+                                   [](char c) { return c >= 0x21 && c <= 0x7e && c != '"' && c != '\\'; });
+    if (!chars) return false;
+    for (std::size_t i = 0; i < code.size();) {
+        if (!token_char(code[i])) {
+            ++i;
+            continue;
+        }
+        std::size_t j = i;
+        while (j < code.size() && token_char(code[j])) ++j;
+        if (token_shaped(code.substr(i, j - i))) return false;
+        i = j;
+    }
+    return true;
+}
+
+result<token_response> parse_token_response(int http_status, std::string_view body,
+                                            const known_secrets& secrets) {
     simdjson::padded_string text(body);
     od::parser parser;
     od::document doc;
@@ -129,6 +263,7 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
     }
     token_response t;
     std::string oauth_error, description;
+    bool has_error = false;
     for (auto field : obj) {
         std::string_view key;
         if (field.unescaped_key().get(key))
@@ -140,15 +275,24 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
         } else if (key == "token_type") {
             if (!v.get_string().get(s)) t.token_type = s;
         } else if (key == "refresh_token") {
-            if (!v.get_string().get(s)) t.refresh_token = std::string(s);
+            // Absent (not malformed) only when the field is absent or null;
+            // a number or an object is a malformed token.
+            od::json_type type{};
+            if (v.type().get(type) || type != od::json_type::null)
+                t.refresh_token = !v.get_string().get(s) ? std::string(s) : std::string();
         } else if (key == "scope") {
             if (!v.get_string().get(s)) t.scope = s;
         } else if (key == "patient") {
-            if (!v.get_string().get(s)) t.patient = std::string(s);
+            // "" is no launch context, as if absent.
+            if (!v.get_string().get(s) && !s.empty()) t.patient = std::string(s);
         } else if (key == "id_token") {
             if (!v.get_string().get(s)) t.id_token = std::string(s);
         } else if (key == "error") {
-            if (!v.get_string().get(s)) oauth_error = s;
+            // Some frameworks write "error": null into a success; any other
+            // value is an error answer, a malformed code included.
+            od::json_type type{};
+            has_error = v.type().get(type) || type != od::json_type::null;
+            if (has_error && !v.get_string().get(s)) oauth_error = s;
         } else if (key == "error_description") {
             if (!v.get_string().get(s)) description = s;
         } else if (key == "expires_in") {
@@ -176,16 +320,67 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
             }
         }
     }
-    if (!oauth_error.empty() || http_status >= 400) {
-        const std::string code = oauth_error.empty() ? "http_" + std::to_string(http_status) : oauth_error;
+    if (has_error || http_status >= 400) {
+        // RFC 6749 §5.2: the code is the part we act on; the description is
+        // free text and may echo the request (secrets included), so it is
+        // never kept as sent.
+        std::string code = "http_" + std::to_string(http_status);
+        if (has_error) code = valid_oauth_error_code(oauth_error) ? oauth_error : "invalid_error_code";
+        const std::string desc = sanitize_server_text(description, secrets);
         return bad(code, "token endpoint refused the request: " + code +
-                             (description.empty() ? "" : " (" + description + ")") + ", HTTP " +
+                             (desc.empty() ? "" : " (" + desc + ")") + ", HTTP " +
                              std::to_string(http_status));
     }
+    // The messages below name the field and what is wrong, never its value.
     if (t.access_token.empty()) return bad("bad_token_response", "token response has no access_token");
+    if (t.access_token.size() > token_caps::access_token)
+        return bad("bad_token_response",
+                   "token response's access_token is " + std::to_string(t.access_token.size()) +
+                       " bytes, over the cap of " + std::to_string(token_caps::access_token) + "; not used");
+    if (!b64token(t.access_token))
+        return bad("bad_token_response",
+                   "token response's access_token is not an RFC 6750 b64token (a space, control or other "
+                   "character not allowed in an Authorization header); not used");
     if (!iequals(t.token_type, "bearer"))
-        return bad("bad_token_response", "token_type is \"" + t.token_type + "\", expected Bearer");
+        return bad(
+            "bad_token_response",
+            "token_type is \"" + sanitize_server_text(t.token_type, secrets, 40) + "\", expected Bearer");
+    if (t.patient && !valid_fhir_id(*t.patient))
+        return bad("bad_token_response", "token response's patient is not a FHIR id (at most " +
+                                             std::to_string(token_caps::patient) + " of A-Z a-z 0-9 - .)");
+    if (!well_formed_scope(t.scope))
+        return bad("bad_token_response", "token response's scope is over " +
+                                             std::to_string(token_caps::scope) +
+                                             " bytes or not RFC 6749 section 3.3 scope characters");
+    if (t.id_token && !well_formed_id_token(*t.id_token))
+        return bad("bad_token_response", "token response's id_token is over " +
+                                             std::to_string(token_caps::id_token) +
+                                             " bytes or not a compact JWT");
+    if (t.refresh_token && !well_formed_refresh_token(*t.refresh_token)) {
+        t.refresh_token.reset();
+        t.refresh_token_malformed = true;
+    }
     return t;
+}
+
+std::optional<std::string> rotated_refresh_token(int http_status, std::string_view body) {
+    if (http_status < 200 || http_status > 299) return std::nullopt;
+    simdjson::padded_string text(body);
+    od::parser parser;
+    od::document doc;
+    od::object obj;
+    if (parser.iterate(text).get(doc) || doc.get_object().get(obj)) return std::nullopt;
+    std::optional<std::string> rt;
+    for (auto field : obj) {
+        std::string_view key, s;
+        if (field.unescaped_key().get(key)) return std::nullopt;
+        od::value v = field.value();
+        od::json_type type{};
+        if (key == "error" && (v.type().get(type) || type != od::json_type::null)) return std::nullopt;
+        if (key == "refresh_token" && !v.get_string().get(s)) rt = std::string(s);
+    }
+    if (rt && !well_formed_refresh_token(*rt)) return std::nullopt;
+    return rt;
 }
 
 namespace {
@@ -204,11 +399,14 @@ void add_client_auth(token_request& r, std::vector<std::pair<std::string, std::s
             const std::string user =
                 form_component(creds.client_id) + ":" + form_component(creds.client_secret);
             r.headers.emplace_back("Authorization", "Basic " + http::base64_encode(user));
+            r.secrets.push_back(creds.client_secret);
+            r.secrets.push_back(r.headers.back().second.substr(6));
             break;
         }
         case client_auth::client_secret_post:
             form.emplace_back("client_id", creds.client_id);
             form.emplace_back("client_secret", creds.client_secret);
+            r.secrets.push_back(creds.client_secret);
             break;
         case client_auth::none:
             form.emplace_back("client_id", creds.client_id);
@@ -228,6 +426,7 @@ void add_client_auth(token_request& r, std::vector<std::pair<std::string, std::s
                 "client_assertion",
                 make_client_assertion(*creds.key, creds.key_id,
                                       {creds.client_id, std::string(call.token_endpoint), call.now}));
+            r.secrets.push_back(form.back().second);
             break;
         }
     }
@@ -273,6 +472,7 @@ token_request make_code_exchange_request(std::string_view code, std::string_view
                                                              {"code_verifier", std::string(code_verifier)}};
     r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
     r.headers.emplace_back("Accept", "application/json");
+    r.secrets = {std::string(code), std::string(code_verifier)};
     add_client_auth(r, form, creds, call);
     r.body = http::form_encode(form);
     return r;
@@ -285,6 +485,7 @@ token_request make_refresh_request(std::string_view refresh_token, const client_
                                                              {"refresh_token", std::string(refresh_token)}};
     r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
     r.headers.emplace_back("Accept", "application/json");
+    r.secrets = {std::string(refresh_token)};
     // RFC 6749 §2.3.1: for client_secret_basic the id and the secret are
     // form-encoded before base64, so a ':' or '%' in either survives.
     add_client_auth(r, form, creds, call);
@@ -300,6 +501,7 @@ token_request make_revocation_request(std::string_view refresh_token, const clie
                                                              {"token_type_hint", "refresh_token"}};
     r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
     r.headers.emplace_back("Accept", "application/json");
+    r.secrets = {std::string(refresh_token)};
     add_client_auth(r, form, creds, call);
     r.body = http::form_encode(form);
     return r;

@@ -518,8 +518,14 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 if (!co_await wait(d)) co_return error{"stopped", "stopping"};
                 continue;
             }
-            auto t = smart::parse_token_response(r->status, r->body);
+            // The secrets this request carried are cut out of any text taken
+            // from the answer: a token endpoint may echo its request.
+            auto t = smart::parse_token_response(r->status, r->body, tr.secret_views());
             if (!t) {
+                // A 2xx that was refused (an access token over its cap, …)
+                // may still carry the rotated refresh token: the server has
+                // spent the old one, so it is kept before anything else.
+                keep_rotated(enr, smart::rotated_refresh_token(r->status, r->body));
                 // The OAuth error code (invalid_grant, …), not just the status.
                 ps.audit.back().outcome = store::audit_outcome_code(t.err().code);
                 auto& per_ehr = ehr_counts(e);
@@ -560,16 +566,46 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 }
                 co_return t.err();
             }
-            if (t->refresh_token && *t->refresh_token != enr.refresh_token) {
-                // DESIGN.md "Tokens": the new refresh token is durable before
-                // anything else happens.
-                vault.replace_refresh_token(enr.patient_key, enr.ehr, *t->refresh_token, now_text());
-                enr.refresh_token = *t->refresh_token;
+            if (t->refresh_token_malformed)
+                log->warn(
+                    "patient {} at {}: the token response's refresh_token was empty or malformed; the "
+                    "stored refresh token is kept",
+                    enr.patient_key, s.name);
+            keep_rotated(enr, t->refresh_token);
+            // SMART App Launch: `patient` in a token response is the patient
+            // this grant is for. Another one than the enrolled patient means
+            // the EHR's grant is not what we enrolled (a mix-up at the EHR,
+            // or a hostile server): its data would be stored under this
+            // patient's key, so its access token is never used and the job
+            // fails, without needs_reauth (an admin checks the grant first).
+            // The rotated refresh token was kept above all the same: with
+            // single-use tokens the old one is spent, and dropping the new
+            // one would strand the patient for a mistake that may be fixed
+            // at the EHR. The message names the key, never the ids.
+            if (t->patient && !enr.fhir_patient_id.empty() && *t->patient != enr.fhir_patient_id) {
+                ps.audit.back().outcome = "token_patient_mismatch";
+                ++ehr_counts(e).refresh_failed;
+                error mismatch{"token_patient_mismatch",
+                               "patient " + enr.patient_key + " at " + s.name +
+                                   ": the token response names a different patient than the one enrolled; "
+                                   "its access token was not used. Check this patient's authorization at "
+                                   "the EHR, or enroll the patient again"};
+                log->error("{}", mismatch.message);
+                co_return mismatch;
             }
             ps.access.set(*t, clk.now());
             ++ehr_counts(e).refresh_ok;
             co_return std::nullopt;
         }
+    }
+
+    // DESIGN.md "Tokens": a new refresh token is durable before anything
+    // else happens. Only a well-formed one reaches here (smart::
+    // parse_token_response and rotated_refresh_token check it).
+    void keep_rotated(store::enrollment& enr, const std::optional<std::string>& rotated) {
+        if (!rotated || *rotated == enr.refresh_token) return;
+        vault.replace_refresh_token(enr.patient_key, enr.ehr, *rotated, now_text());
+        enr.refresh_token = *rotated;
     }
 
     // GET a FHIR URL with the patient's bearer token: refresh when needed

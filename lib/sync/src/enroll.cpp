@@ -113,11 +113,16 @@ awaitable<enrollment_outcome> complete(http::transport& http, const config::conf
     if (callback.state && !callback.state->empty()) p = pending.take(store::state_hash(*callback.state));
 
     if (callback.error) {
+        // RFC 6749 §4.1.2.1: server free text; shown and logged only
+        // sanitized (a token-shaped run or the state never goes out).
         std::string raw = *callback.error;
         if (callback.error_description) raw += ": " + *callback.error_description;
+        const smart::known_secrets secrets = {callback.state.value_or(""), callback.code.value_or("")};
         auto o = failed("authorization_refused",
-                        "The EHR did not authorize HeadacheMD (" + printable(*callback.error, 60) + ")",
-                        smart::explain_oauth_error(*callback.error), printable(raw));
+                        "The EHR did not authorize HeadacheMD (" +
+                            smart::sanitize_server_text(*callback.error, secrets, 60) + ")",
+                        smart::explain_oauth_error(*callback.error),
+                        smart::sanitize_server_text(raw, secrets, 300));
         if (p) o.patient_key = p->patient_key, o.ehr = p->ehr;
         co_return o;
     }
@@ -189,7 +194,8 @@ awaitable<enrollment_outcome> complete(http::transport& http, const config::conf
                                       "The code could not be exchanged (" + r.err().message +
                                           "). Nothing was stored; start again with `headachemd-sync enroll` "
                                           "in a moment."));
-    auto t = smart::parse_token_response(r->status, r->body);
+    // The code, verifier and client credentials are cut out of any echo.
+    auto t = smart::parse_token_response(r->status, r->body, tr.secret_views());
     if (!t) exchange->outcome = store::audit_outcome_code(t.err().code);
     if (!t) {
         const std::string raw = t.err().code + (t.err().message.empty() ? "" : ": " + t.err().message);
@@ -197,6 +203,13 @@ awaitable<enrollment_outcome> complete(http::transport& http, const config::conf
             "code_refused", "The EHR refused the authorization code (" + printable(t.err().code, 60) + ")",
             smart::explain_oauth_error(t.err().code), printable(raw)));
     }
+    if (t->refresh_token_malformed)
+        co_return with_patient(
+            failed("bad_refresh_token", "The EHR granted a malformed refresh token",
+                   "The token response's refresh_token was empty, blank, too long or held characters a token "
+                   "cannot have (RFC 6749 Appendix A.17), so HeadacheMD cannot use it. Nothing was stored. "
+                   "This is an "
+                   "EHR fault: report it to the EHR's support."));
     if (!t->refresh_token || t->refresh_token->empty())
         co_return with_patient(failed(
             "no_refresh_token", "The EHR granted no refresh token",

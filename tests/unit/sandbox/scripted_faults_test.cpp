@@ -230,6 +230,20 @@ TEST(SandboxScriptedFaults, FailedTokenRequestsSpendNoToken) {
     EXPECT_EQ(sbx::test::refresh(*f.c, f.s.srv().config(), rt).status, 200);  // still unspent
 }
 
+// Issue 12: a careless token endpoint, so clients can be tested against one.
+TEST(SandboxScriptedFaults, EchoedTokenRequestsRepeatTheRequestAndSpendNoToken) {
+    scripted f;
+    const std::string rt = f.s.srv().issue_refresh_token(f.id);
+    f.s.srv().echo_token_requests(400, "invalid_request", 1);
+    const reply echoed = sbx::test::refresh(*f.c, f.s.srv().config(), rt);
+    EXPECT_EQ(echoed.status, 400);
+    EXPECT_EQ(echoed.json().at("error").as_string(), "invalid_request");
+    const std::string description(echoed.json().at("error_description").as_string());
+    EXPECT_NE(description.find("refresh_token=" + rt), std::string::npos) << description;
+    EXPECT_NE(description.find(" client_secret=" + f.s.srv().config().client_secret), std::string::npos);
+    EXPECT_EQ(sbx::test::refresh(*f.c, f.s.srv().config(), rt).status, 200);  // still unspent
+}
+
 TEST(SandboxScriptedFaults, CertificateForAnotherHostFailsHostNameVerification) {
     sbx::options o;
     o.certificate_host = "ehr.example.org";

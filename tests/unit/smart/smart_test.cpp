@@ -104,6 +104,204 @@ TEST(TokenResponse, ServerErrorsAndOddShapes) {
     EXPECT_EQ(smart::parse_token_response(401, R"({"error":"invalid_client"})").err().code, "invalid_client");
 }
 
+// Issue 12, defect 2: an empty or malformed refresh_token replaced the
+// stored one, and the next refresh sent `refresh_token=`. Some servers send
+// "" when they do not rotate.
+TEST(TokenResponse, EmptyBlankOrMalformedRefreshTokenIsAbsentAndFlagged) {
+    const std::string big(smart::token_caps::refresh_token + 1, 'r');
+    for (const std::string& rt : std::vector<std::string>{
+             R"("")", R"(" ")", R"("   ")", R"("rt-1\r\nX")", R"("rt\n")", R"("rt\u0000x")", R"(" rt-1")",
+             R"("rt-1 ")", R"("caf\u00e9")", "42", R"({"a":1})", "\"" + big + "\""}) {
+        const auto t = smart::parse_token_response(
+            200, R"({"access_token":"at-1","token_type":"Bearer","refresh_token":)" + rt + "}");
+        ASSERT_TRUE(t) << rt << ": " << t.err().message;
+        EXPECT_FALSE(t->refresh_token) << rt;
+        EXPECT_TRUE(t->refresh_token_malformed) << rt;
+        EXPECT_EQ(t->access_token, "at-1");
+    }
+    // null and absent are "not rotated", not malformed.
+    for (const std::string& body :
+         std::vector<std::string>{R"({"access_token":"a","token_type":"Bearer","refresh_token":null})",
+                                  R"({"access_token":"a","token_type":"Bearer"})"}) {
+        const auto t = smart::parse_token_response(200, body);
+        ASSERT_TRUE(t);
+        EXPECT_FALSE(t->refresh_token);
+        EXPECT_FALSE(t->refresh_token_malformed);
+    }
+    // Any VSCHAR (RFC 6749 A.17) is a token, an inner space included, up to the cap.
+    const std::string at_cap(smart::token_caps::refresh_token, 'r');
+    for (const std::string& rt :
+         std::vector<std::string>{std::string("a b~!#$%&'()*+,-./:;<=>?@[]^_`{|}"), at_cap}) {
+        const auto t = smart::parse_token_response(
+            200, R"({"access_token":"a","token_type":"Bearer","refresh_token":")" + rt + R"("})");
+        ASSERT_TRUE(t);
+        EXPECT_EQ(t->refresh_token, rt);
+        EXPECT_FALSE(t->refresh_token_malformed);
+    }
+}
+
+// Issue 12, defect 3: an access token over 64 KiB made Beast throw when it
+// built the Authorization header; one with CR/LF would be a header injection.
+TEST(TokenResponse, OversizeAccessTokenIsRefusedAndTheMessageHoldsNoValue) {
+    const std::string over(smart::token_caps::access_token + 1, 'A');
+    const auto t =
+        smart::parse_token_response(200, R"({"access_token":")" + over + R"(","token_type":"Bearer"})");
+    ASSERT_FALSE(t);
+    EXPECT_EQ(t.err().code, "bad_token_response");
+    EXPECT_NE(t.err().message.find("over the cap"), std::string::npos) << t.err().message;
+    EXPECT_EQ(t.err().message.find("AAAAAAAA"), std::string::npos);
+    EXPECT_LT(t.err().message.size(), 200u);
+    const std::string at_cap(smart::token_caps::access_token, 'A');
+    EXPECT_TRUE(
+        smart::parse_token_response(200, R"({"access_token":")" + at_cap + R"(","token_type":"Bearer"})"));
+    // Beast's limit, for the record: the cap must stay far below it.
+    static_assert(smart::token_caps::access_token + 7 < 64 * 1024);
+}
+
+TEST(TokenResponse, AccessTokenThatIsNoB64TokenIsRefused) {
+    for (const std::string& at :
+         std::vector<std::string>{R"(at-1\r\nX-Injected: yes)", R"(at 1)", R"(at\t1)", R"(at\u0001)",
+                                  R"(=abc)", R"(ab=c)", R"(at\"1)", R"(caf\u00e9)", R"(a,b)"}) {
+        const auto t =
+            smart::parse_token_response(200, R"({"access_token":")" + at + R"(","token_type":"Bearer"})");
+        ASSERT_FALSE(t) << at;
+        EXPECT_EQ(t.err().code, "bad_token_response") << at;
+        EXPECT_NE(t.err().message.find("b64token"), std::string::npos) << t.err().message;
+    }
+    // RFC 6750 §2.1: every b64token character, with trailing '='.
+    const auto ok =
+        smart::parse_token_response(200, R"({"access_token":"eyJ.aZ09-_~+/x==","token_type":"Bearer"})");
+    ASSERT_TRUE(ok) << ok.err().message;
+    EXPECT_EQ(ok->access_token, "eyJ.aZ09-_~+/x==");
+}
+
+TEST(TokenResponse, PatientScopeAndIdTokenOverTheirCapsOrMalformedAreRefused) {
+    const std::string pre = R"({"access_token":"a","token_type":"Bearer",)";
+    const std::string long_id(smart::token_caps::patient + 1, 'p');
+    const std::string long_scope(smart::token_caps::scope + 1, 's');
+    const std::string long_jwt(smart::token_caps::id_token + 1, 'j');
+    for (const std::string& field : std::vector<std::string>{
+             R"("patient":")" + long_id + "\"", std::string(R"("patient":"p/1")"),
+             std::string(R"("patient":"p\r\n1")"), R"("scope":")" + long_scope + "\"",
+             std::string(R"("scope":"patient/*.read\u0000")"), R"("id_token":")" + long_jwt + "\"",
+             std::string(R"("id_token":"a.b c.d")")}) {
+        const auto t = smart::parse_token_response(200, pre + field + "}");
+        ASSERT_FALSE(t) << field.substr(0, 40);
+        EXPECT_EQ(t.err().code, "bad_token_response");
+        EXPECT_EQ(t.err().message.find("pppppppp"), std::string::npos);
+        EXPECT_EQ(t.err().message.find("ssssssss"), std::string::npos);
+        EXPECT_EQ(t.err().message.find("jjjjjjjj"), std::string::npos);
+    }
+    const auto ok = smart::parse_token_response(
+        200, pre + R"("patient":"p-1.a","scope":"launch/patient patient/*.read","id_token":"a.b.c"})");
+    ASSERT_TRUE(ok) << ok.err().message;
+    const auto empty = smart::parse_token_response(200, pre + R"("patient":""})");
+    ASSERT_TRUE(empty);
+    EXPECT_FALSE(empty->patient);
+}
+
+// A refused success answer still carries the rotated refresh token: the
+// server has spent the old one already.
+TEST(TokenResponse, TheRotatedRefreshTokenOfARefusedAnswerCanBeKept) {
+    const std::string over(smart::token_caps::access_token + 1, 'A');
+    const std::string body =
+        R"({"access_token":")" + over + R"(","token_type":"Bearer","refresh_token":"rt-2"})";
+    ASSERT_FALSE(smart::parse_token_response(200, body));
+    EXPECT_EQ(smart::rotated_refresh_token(200, body), "rt-2");
+    EXPECT_FALSE(smart::rotated_refresh_token(200, R"({"access_token":"a","refresh_token":""})"));
+    EXPECT_FALSE(smart::rotated_refresh_token(200, R"({"refresh_token":"rt\r\n"})"));
+    EXPECT_FALSE(smart::rotated_refresh_token(200, R"({"error":"x","refresh_token":"rt-2"})"));
+    EXPECT_FALSE(smart::rotated_refresh_token(400, R"({"refresh_token":"rt-2"})"));
+    EXPECT_FALSE(smart::rotated_refresh_token(200, "not json"));
+}
+
+// Issue 12, defect 4: error_description went verbatim into sync_status and
+// `status`; a server that echoes its request put the refresh token and the
+// client secret there.
+TEST(TokenResponse, ErrorDescriptionEchoingTheRequestHasNoSecretLeft) {
+    const std::string rt = "rt-Zq81xK";  // short: found as a known secret, not by its shape
+    const std::string secret = "s3cr:et%/";
+    const std::string assertion = "eyJhbGciOiJSUzM4NCJ9.eyJpc3MiOiJjIn0.c2lnbmF0dXJl";
+    const std::string description = "bad request grant_type=refresh_token&refresh_token=" + rt +
+                                    "&client_secret=" + headachemd::http::percent_encode(secret) +
+                                    " secret " + secret + " assertion " + assertion +
+                                    " Authorization: Basic aGVhZGFjaGVtZDpzM2NyOmV0JS8=\r\nX: \x01";
+    const std::string body = R"({"error":"invalid_request","error_description":")" + [&] {
+        std::string j;
+        for (char c : description) {
+            if (c == '\r')
+                j += "\\r";
+            else if (c == '\n')
+                j += "\\n";
+            else if (c == '\x01')
+                j += "\\u0001";
+            else
+                j += c;
+        }
+        return j;
+    }() + R"("})";
+    const auto t = smart::parse_token_response(400, body, {rt, secret, assertion});
+    ASSERT_FALSE(t);
+    EXPECT_EQ(t.err().code, "invalid_request");
+    const std::string& m = t.err().message;
+    for (const std::string& leaked : {rt, secret, headachemd::http::percent_encode(secret), assertion,
+                                      std::string("aGVhZGFjaGVtZDpzM2NyOmV0JS8="), std::string("\r"),
+                                      std::string("\n"), std::string("\x01")})
+        EXPECT_EQ(m.find(leaked), std::string::npos) << m;
+    EXPECT_NE(m.find("bad request"), std::string::npos) << m;
+    EXPECT_NE(m.find("<redacted>"), std::string::npos) << m;
+    EXPECT_NE(m.find("\\x0d\\x0a"), std::string::npos) << m;
+    EXPECT_NE(m.find("HTTP 400"), std::string::npos) << m;
+}
+
+TEST(TokenResponse, ErrorDescriptionIsBounded) {
+    const auto t = smart::parse_token_response(
+        400, R"({"error":"invalid_grant","error_description":")" + std::string(100000, 'x') + R"("})");
+    ASSERT_FALSE(t);
+    EXPECT_EQ(t.err().code, "invalid_grant");
+    EXPECT_LT(t.err().message.size(), smart::token_caps::error_description + 100);
+}
+
+TEST(TokenResponse, AMalformedOrTokenShapedErrorCodeIsNotKept) {
+    for (const std::string& code : std::vector<std::string>{
+             std::string(R"(invalid_grant\r\n)"), std::string("eyJhbGciOiJSUzM4NCJ9xyz0123"),
+             std::string(200, 'e'), std::string(R"(a\"b)"), std::string(""), std::string("a b")}) {
+        const auto t = smart::parse_token_response(400, R"({"error":")" + code + R"("})");
+        ASSERT_FALSE(t);
+        EXPECT_EQ(t.err().code, "invalid_error_code") << code;
+        EXPECT_EQ(t.err().message.find("eyJhbGci"), std::string::npos);
+    }
+    // "error": null in a success is no error.
+    EXPECT_TRUE(
+        smart::parse_token_response(200, R"({"access_token":"a","token_type":"Bearer","error":null})"));
+    EXPECT_EQ(smart::parse_token_response(200, R"({"error":42})").err().code, "invalid_error_code");
+    // A server's own codes (eCW's "403") and the registered ones are kept.
+    for (const std::string& code :
+         std::vector<std::string>{"403", "unsupported_grant_type", "temporarily_unavailable"})
+        EXPECT_EQ(smart::parse_token_response(400, R"({"error":")" + code + R"("})").err().code, code);
+    // token_type is server text too.
+    const auto tt = smart::parse_token_response(
+        200, R"({"access_token":"a","token_type":"eyJhbGciOiJSUzM4NCJ9abc\r\n"})");
+    ASSERT_FALSE(tt);
+    EXPECT_EQ(tt.err().message.find("eyJhbGci"), std::string::npos) << tt.err().message;
+    EXPECT_EQ(tt.err().message.find('\r'), std::string::npos);
+}
+
+TEST(SanitizeServerText, RedactsTokenShapedRunsAndKeepsWords) {
+    EXPECT_EQ(smart::sanitize_server_text("unsupported_grant_type: refresh token expired"),
+              "unsupported_grant_type: refresh token expired");
+    EXPECT_EQ(smart::sanitize_server_text("token 0123456789abcdef0123456789abcdef is revoked"),
+              "token <redacted> is revoked");
+    EXPECT_EQ(smart::sanitize_server_text("see https://ehr.example/oauth/token"),
+              "see https://ehr.example/oauth/token");
+    EXPECT_EQ(smart::sanitize_server_text("tab\there\\ caf\xc3\xa9"), "tab\\x09here\\\\ caf\\xc3\\xa9");
+    EXPECT_EQ(smart::sanitize_server_text("the key is pw", {"pw"}), "the key is <redacted>");
+    EXPECT_EQ(smart::sanitize_server_text("a b", {"", "a b"}), "<redacted>");
+    EXPECT_EQ(smart::sanitize_server_text("a+b", {"a b"}), "<redacted>");
+    const std::string bounded = smart::sanitize_server_text(std::string(50, '\x01'), {}, 10);
+    EXPECT_EQ(bounded, "\\x01\\x01...");
+}
+
 TEST(RefreshRequest, ClientSecretBasicFormEncodesBeforeBase64) {
     // RFC 6749 §2.3.1: id and secret are form-encoded, then joined by ':'.
     const auto r = smart::make_refresh_request(
@@ -119,6 +317,22 @@ TEST(RefreshRequest, ClientSecretPostPutsCredentialsInTheBody) {
     const auto r = smart::make_refresh_request("rt", {"id", "sec", smart::client_auth::client_secret_post});
     EXPECT_EQ(r.body, "grant_type=refresh_token&refresh_token=rt&client_id=id&client_secret=sec");
     for (const auto& [n, v] : r.headers) EXPECT_NE(n, "Authorization");
+}
+
+// What parse_token_response must cut out of an echo: every secret value the
+// request carries, in each client authentication.
+TEST(RefreshRequest, NamesEverySecretItCarries) {
+    const auto basic =
+        smart::make_refresh_request("rt-1", {"id", "sec-1", smart::client_auth::client_secret_basic});
+    EXPECT_EQ(basic.secrets,
+              (std::vector<std::string>{"rt-1", "sec-1", headachemd::http::base64_encode("id:sec-1")}));
+    const auto post =
+        smart::make_refresh_request("rt-1", {"id", "sec-1", smart::client_auth::client_secret_post});
+    EXPECT_EQ(post.secrets, (std::vector<std::string>{"rt-1", "sec-1"}));
+    const auto code = smart::make_code_exchange_request("code-1", "https://app/cb", "verifier-1",
+                                                        {"id", "", smart::client_auth::none});
+    EXPECT_EQ(code.secrets, (std::vector<std::string>{"code-1", "verifier-1"}));
+    EXPECT_EQ(code.secret_views().size(), 2u);
 }
 
 TEST(RevocationRequest, Rfc7009FormWithHintAndBasicClientAuth) {
@@ -162,6 +376,16 @@ TEST(RevocationResponse, TwoHundredIsRevokedElseAnErrorWithoutTheToken) {
     const auto echoed = smart::parse_revocation_response(
         400, R"({"error":"invalid_request","error_description":"token secret-rt-123 is bad"})");
     EXPECT_EQ(echoed.err().message.find("secret-rt-123"), std::string::npos) << echoed.err().message;
+}
+
+// Issue 12, defect 4 at revocation (unenroll): the server's `error` became
+// the failure's code, printed by `unenroll`, whatever it held.
+TEST(RevocationResponse, AnEchoInTheErrorCodeIsNotKept) {
+    const auto r = smart::parse_revocation_response(
+        401, R"({"error":"rt-0123456789ABCDEFabcdef\r\n","error_description":"rt-0123456789ABCDEFabcdef"})");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code, "invalid_error_code");
+    EXPECT_EQ(r.err().message.find("rt-0123"), std::string::npos) << r.err().message;
 }
 
 TEST(AccessToken, UsableUntilSixtySecondsBeforeExpiry) {

@@ -1,6 +1,7 @@
 // The sync engine against a scripted fake EHR (no sockets): token rotation,
 // invalid_grant, 401, paging, origin checks, rejected pages, deletes.
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <map>
 
@@ -13,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "headachemd/http/url.hpp"
+#include "headachemd/smart/smart.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "test_support.hpp"
@@ -1047,3 +1049,167 @@ TEST_F(fixture, APatientMarkedByAnotherProcessDuringThePassFailsThePass) {
 }
 
 }  // namespace
+
+// ---- Issue 12: what the token endpoint answers is data, never trusted ----
+
+namespace {
+
+// A token endpoint that answers every refresh with `answer(request)`.
+void answer_token_requests(fake_ehr& ehr, std::function<http::response(const http::request&)> answer) {
+    ehr.by_path["https://ehr.test/token"] = [&ehr, answer = std::move(answer)](const http::request& r) {
+        ++ehr.token_calls;
+        return answer(r);
+    };
+}
+
+// Every text column of headache.db's sync_status, and the captured log.
+std::string status_text(st::analytics_db& db) {
+    std::string all;
+    for (const auto& row : st::sync_state(db).all_status())
+        all += row.patient_key + " " + row.resource_type + " " + row.last_error.value_or("") + "\n";
+    return all;
+}
+
+bool bearer_sent(const fake_ehr& ehr, const std::string& token) {
+    for (const auto& r : ehr.seen)
+        for (const auto& h : r.headers)
+            if (h.name == "Authorization" && h.value.find(token) != std::string::npos) return true;
+    return false;
+}
+
+}  // namespace
+
+// Defect 2: "", " " or a token with CR/LF replaced the stored refresh token,
+// and the next refresh sent `refresh_token=`: the patient was stranded.
+TEST_F(fixture, AnEmptyOrMalformedRotatedRefreshTokenNeverReplacesTheStoredOne) {
+    // Setup
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    std::vector<std::string> sent;
+    for (const std::string& bad : std::vector<std::string>{R"("")", R"(" ")", R"("rt-9\r\nX")"}) {
+        answer_token_requests(ehr, [&, bad](const http::request& r) {
+            sent.push_back(form_field(r.body, "refresh_token"));
+            ehr.access_to_patient["at-ok"] = "p1";
+            return fake_ehr::json(200, R"({"access_token":"at-ok","token_type":"Bearer","expires_in":3600,)"
+                                       R"("refresh_token":)" +
+                                           bad + R"(,"patient":"p1"})");
+        });
+        // Run: each pass is a new engine, so each refreshes.
+        const auto r = pass();
+        // Check: the access token was good, so the job is; the stored token stays.
+        EXPECT_EQ(r.succeeded(), 1) << bad;
+        EXPECT_EQ(vault.find_enrollment("hmd-1", "ehr")->refresh_token, "rt-initial-hmd-1") << bad;
+    }
+    EXPECT_EQ(sent, std::vector<std::string>(3, "rt-initial-hmd-1"));
+    EXPECT_NE(logged().find("refresh_token was empty or malformed; the stored refresh token is kept"),
+              std::string::npos);
+    EXPECT_NE(logged().find("hmd-1"), std::string::npos);
+}
+
+// Defect 3 (token side): an access token over its cap made Beast throw when
+// it built the header; one with CR/LF is a header injection. Refused at the
+// token response: never sent, the job fails with a clear error, and the
+// rotated refresh token that came with it is kept (the old one is spent).
+TEST_F(fixture, AnOversizeOrMalformedAccessTokenIsNeverSentAndTheRotatedTokenIsKept) {
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    const std::string huge(headachemd::smart::token_caps::access_token + 1, 'A');
+    int n = 0;
+    for (const std::string& bad :
+         std::vector<std::string>{huge, std::string(R"(at-1\r\nX-Injected: 1)"), std::string("at 1")}) {
+        const std::string rotated = "rt-rotated-" + std::to_string(++n);
+        answer_token_requests(ehr, [&, bad, rotated](const http::request&) {
+            ehr.access_to_patient[bad] = "p1";
+            return fake_ehr::json(200, R"({"access_token":")" + bad +
+                                           R"(","token_type":"Bearer","expires_in":3600,"refresh_token":")" +
+                                           rotated + R"(","patient":"p1"})");
+        });
+        const auto r = pass();
+        ASSERT_EQ(r.failed(), 1);
+        ASSERT_TRUE(r.patients[0].failure);
+        EXPECT_EQ(r.patients[0].failure->code, "bad_token_response");
+        EXPECT_FALSE(r.patients[0].needs_reauth);
+        EXPECT_EQ(vault.find_enrollment("hmd-1", "ehr")->refresh_token, rotated);
+    }
+    EXPECT_FALSE(bearer_sent(ehr, "AAAAAAAA"));
+    EXPECT_FALSE(bearer_sent(ehr, "at-1"));
+    EXPECT_FALSE(bearer_sent(ehr, "at 1"));
+    EXPECT_EQ(count(), 0);
+    EXPECT_EQ(status_text(db).find("AAAAAAAA"), std::string::npos);
+    EXPECT_EQ(logged().find("AAAAAAAA"), std::string::npos);
+}
+
+// Defect 4: a token endpoint that echoes its request in error_description
+// put the refresh token and the client secret into sync_status.last_error
+// (headache.db), the logs and `status`.
+TEST_F(fixture, AnEchoedRequestInErrorDescriptionReachesNeitherStatusNorLogs) {
+    // Setup: a confidential client, so the request carries a secret.
+    const std::string secret = "cs-Echo-7";
+    { std::ofstream(dir / "client.secret") << secret; }
+    config.ehrs[0].client_auth = cfg::client_auth_method::client_secret_post;
+    config.ehrs[0].client_secret_file = dir / "client.secret";
+    enroll("hmd-1", "p1");
+    answer_token_requests(ehr, [&](const http::request& r) {
+        // The echo: the form body as received, then the token and secret decoded.
+        return fake_ehr::json(400, R"({"error":"invalid_request","error_description":"could not parse )" +
+                                       r.body + R"(\r\nrefresh token rt-initial-hmd-1 with )" + secret +
+                                       R"("})");
+    });
+    // Run
+    const auto r = pass();
+    // Check: the job failed with the OAuth code and a description without secrets.
+    ASSERT_EQ(r.failed(), 1);
+    ASSERT_TRUE(r.patients[0].failure);
+    EXPECT_EQ(r.patients[0].failure->code, "invalid_request");
+    EXPECT_FALSE(r.patients[0].needs_reauth);
+    const std::string status = status_text(db);
+    EXPECT_NE(status.find("invalid_request"), std::string::npos) << status;
+    for (const std::string& leaked : {std::string("rt-initial-hmd-1"), secret, std::string("\r")}) {
+        EXPECT_EQ(status.find(leaked), std::string::npos) << status;
+        EXPECT_EQ(logged().find(leaked), std::string::npos) << logged();
+        EXPECT_EQ(r.patients[0].failure->message.find(leaked), std::string::npos);
+    }
+    EXPECT_EQ(ehr.token_calls, 1);
+}
+
+// Issue 12, 10b: a token response naming another patient than the enrolled
+// one was accepted, and that patient's data pulled under this key.
+TEST_F(fixture, ATokenResponseForAnotherPatientFailsTheJobAndItsAccessTokenIsNotUsed) {
+    enroll("hmd-1", "pat-one");
+    serve_conditions("pat-one", {{condition("c1", "pat-one")}});
+    answer_token_requests(ehr, [&](const http::request&) {
+        ehr.access_to_patient["at-other"] = "pat-one";
+        return fake_ehr::json(
+            200,
+            R"({"access_token":"at-other","token_type":"Bearer","expires_in":3600,"refresh_token":"rt-next",)"
+            R"("patient":"pat-two"})");
+    });
+    const auto r = pass();
+    ASSERT_EQ(r.failed(), 1);
+    ASSERT_TRUE(r.patients[0].failure);
+    const auto& f = *r.patients[0].failure;
+    EXPECT_EQ(f.code, "token_patient_mismatch");
+    EXPECT_NE(f.message.find("hmd-1"), std::string::npos) << f.message;
+    EXPECT_EQ(f.message.find("pat-one"), std::string::npos) << f.message;
+    EXPECT_EQ(f.message.find("pat-two"), std::string::npos) << f.message;
+    EXPECT_FALSE(r.patients[0].needs_reauth);
+    EXPECT_FALSE(vault.find_enrollment("hmd-1", "ehr")->needs_reauth);
+    EXPECT_FALSE(bearer_sent(ehr, "at-other"));
+    EXPECT_EQ(count(), 0);
+    // The grant stays alive: the rotated token is stored for when the EHR is put right.
+    EXPECT_EQ(vault.find_enrollment("hmd-1", "ehr")->refresh_token, "rt-next");
+    const std::string status = status_text(db);
+    EXPECT_NE(status.find("different patient"), std::string::npos) << status;
+    EXPECT_EQ(status.find("pat-two"), std::string::npos) << status;
+    EXPECT_NE(logged().find("hmd-1 at ehr: the token response names a different patient"), std::string::npos)
+        << logged();
+    EXPECT_EQ(logged().find("pat-two"), std::string::npos);
+    // The same patient (SMART sends `patient` on refresh too) is fine.
+    serve_conditions("pat-one", {{condition("c1", "pat-one")}});
+    answer_token_requests(ehr, [&](const http::request&) {
+        ehr.access_to_patient["at-same"] = "pat-one";
+        return fake_ehr::json(
+            200, R"({"access_token":"at-same","token_type":"Bearer","expires_in":3600,"patient":"pat-one"})");
+    });
+    EXPECT_EQ(pass().succeeded(), 1);
+}

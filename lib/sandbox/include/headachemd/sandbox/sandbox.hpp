@@ -303,6 +303,11 @@ public:
     // The next `count` POST /token requests answer `status` with the OAuth
     // error `error` (RFC 6749 §5.2) and change no token. count 0 clears.
     void fail_token_requests(int status, std::string error, int count);
+    // As fail_token_requests, but the error_description echoes the request
+    // as a careless server does (issue 12): the form body as received, its
+    // decoded values (the refresh token or code, a client_secret or
+    // client_assertion) and the Authorization header, after a CR LF.
+    void echo_token_requests(int status, std::string error, int count);
     // The next `count` POST /revoke requests answer `status` (a 5xx: the
     // revocation endpoint is down) and revoke nothing. count 0 clears.
     void fail_revocations(int status, int count);

@@ -35,7 +35,24 @@ result<configuration> parse_configuration(std::string_view json);
 // http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris.
 result<configuration> parse_capability_oauth_uris(std::string_view json);
 
+// What a token response may hold, in bytes. A value over its cap is data
+// from a broken or hostile server, refused before anything uses it (README
+// "Fault matrix"). Real EHR access tokens are JWTs of a few KiB (Epic's are
+// the largest we know, about 2-3 KiB); 16 KiB leaves room for that and stays
+// far below what an HTTP header can carry (Beast refuses a field value over
+// 64 KiB with "field value too large", and many servers 8 KiB of headers).
+struct token_caps {
+    static constexpr std::size_t access_token = 16 * 1024;
+    static constexpr std::size_t refresh_token = 16 * 1024;  // stored in the vault, sent in a form body
+    static constexpr std::size_t id_token = 16 * 1024;
+    static constexpr std::size_t scope = 8 * 1024;         // dozens of per-type scopes fit
+    static constexpr std::size_t patient = 64;             // FHIR R4 id: [A-Za-z0-9.-]{1,64}
+    static constexpr std::size_t error_code = 64;          // RFC 6749 §5.2 codes are short words
+    static constexpr std::size_t error_description = 200;  // after sanitize_server_text
+};
+
 // A successful token endpoint answer (RFC 6749 §5.1 plus SMART's `patient`).
+// Every field holds a value that passed its check (see parse_token_response).
 struct token_response {
     std::string access_token;
     std::string token_type;
@@ -44,13 +61,60 @@ struct token_response {
     std::string scope;
     std::optional<std::string> patient;
     std::optional<std::string> id_token;
+    // The answer had a refresh_token that is not one (empty, whitespace,
+    // a control character, over its cap): it is left out of refresh_token
+    // and the caller keeps the token it has, and should log a warning.
+    bool refresh_token_malformed = false;
 };
 
-// Parses the token endpoint's answer. An RFC 6749 §5.2 error becomes an
-// error whose code is the OAuth error code ("invalid_grant",
-// "invalid_client", …) and whose message carries error_description.
-// token_type must be Bearer (case-insensitive).
-result<token_response> parse_token_response(int http_status, std::string_view body);
+// Secret values the caller sent in the request (the refresh token or code,
+// the client secret, a client assertion, a PKCE verifier). A token endpoint
+// may echo its request in error_description; these are cut out of any text
+// taken from its answer. Empty strings are ignored.
+using known_secrets = std::vector<std::string_view>;
+
+// Server free text made fit to store and print (STYLE "what a server sends
+// is data"): every known secret (also in its form-encoded spelling) and
+// every token-shaped run (20 or more of [A-Za-z0-9._~+/=-] holding a digit,
+// an upper-case letter, '+' or '=', so plain words like
+// "unsupported_grant_type" and most URLs stay readable) becomes "<redacted>"; each byte
+// outside printable ASCII and the backslash are escaped (\xNN, \\); the
+// result is at most `max` bytes plus "...". Never throws on any input.
+std::string sanitize_server_text(std::string_view text, const known_secrets& secrets = {},
+                                 std::size_t max = token_caps::error_description);
+
+// True for an RFC 6749 §5.2 error code we keep as an error's code: 1 to
+// token_caps::error_code NQSCHAR (%x20-21 / %x23-5B / %x5D-7E) without a
+// space or a backslash, and not token-shaped.
+bool valid_oauth_error_code(std::string_view code);
+
+// Parses the token endpoint's answer. Never throws; messages never hold a
+// token value.
+//  - An RFC 6749 §5.2 error becomes an error whose code is the OAuth error
+//    code ("invalid_grant", "invalid_client", …; "invalid_error_code" when
+//    the server's code is malformed, see valid_oauth_error_code) and whose
+//    message carries error_description through sanitize_server_text with
+//    `secrets`.
+//  - access_token must be 1 to token_caps::access_token characters of
+//    RFC 6750 §2.1 b64token (it goes into an Authorization header as is:
+//    a CR, LF, space or control character must never be sent); token_type
+//    must be Bearer (case-insensitive); patient must be a FHIR id; scope
+//    NQCHAR words and spaces (RFC 6749 §3.3); id_token base64url and dots;
+//    each within its cap. Else the error is "bad_token_response".
+//  - refresh_token must be 1 to token_caps::refresh_token VSCHAR (RFC 6749
+//    Appendix A.17, %x20-7E) neither starting nor ending with a space; else
+//    it is absent and refresh_token_malformed is set. Some servers send ""
+//    when they do not rotate: that must never replace a stored token.
+result<token_response> parse_token_response(int http_status, std::string_view body,
+                                            const known_secrets& secrets = {});
+
+// A 2xx answer that parse_token_response refused (an access token over its
+// cap, another field malformed) may still carry the rotated refresh token:
+// with single-use refresh tokens the server has already spent the old one,
+// so dropping the new one would strand the patient. Returns it when the
+// answer is a 2xx JSON object without an `error` and its refresh_token is
+// well-formed (as parse_token_response checks it); else nullopt.
+std::optional<std::string> rotated_refresh_token(int http_status, std::string_view body);
 
 enum class client_auth { client_secret_basic, client_secret_post, none, private_key_jwt };
 
@@ -76,6 +140,12 @@ struct token_call {
 struct token_request {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;  // application/x-www-form-urlencoded
+    // Every secret value this request carries (the refresh token or code,
+    // the PKCE verifier, the client secret, the client assertion, the Basic
+    // credentials): what must be cut out of the server's answer text if it
+    // echoes the request (parse_token_response's `secrets`).
+    std::vector<std::string> secrets;
+    known_secrets secret_views() const { return {secrets.begin(), secrets.end()}; }
 };
 
 // With private_key_jwt the body carries client_id, client_assertion_type
