@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <span>
 #include <string>
@@ -19,6 +18,7 @@
 
 #include "checks.hpp"
 #include "headachemd/config/config.hpp"
+#include "headachemd/files/protected_file.hpp"
 
 namespace headachemd::config {
 
@@ -987,26 +987,21 @@ parse_result parse_config(std::string_view toml_text, std::string_view file_name
 }
 
 parse_result load_config(const std::filesystem::path& file, const env_lookup& env) {
-    // A config file is a few KiB; anything this large is the wrong file.
-    constexpr std::uintmax_t max_size = 1024 * 1024;
     const std::string name = file.string();
-    auto fail = [&](std::string message) {
+    // The config decides where the client secret and the refresh tokens are
+    // sent (token_endpoint, fhir_base): anyone who may write it may collect
+    // them, so it gets the same ownership and write rule as a secret file
+    // (lib/files). A config file is a few KiB; the cap catches /dev/zero
+    // and the wrong file alike.
+    auto read =
+        files::read_protected_file(file, files::file_kind::config, "config file", files::max_config_bytes);
+    if (read.problem) {
+        std::string message = read.problem->kind == files::problem_kind::missing
+                                  ? "cannot read the config file: " + std::string(std::strerror(ENOENT))
+                                  : read.problem->message();
         return std::vector<config_error>{config_error{name, 0, 0, std::move(message)}};
-    };
-    std::error_code ec;
-    if (std::filesystem::is_directory(file, ec))
-        return fail("cannot read the config file: it is a directory");
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return fail("cannot read the config file: " + std::string(std::strerror(errno)));
-    std::string text;
-    char buffer[16384];
-    while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-        text.append(buffer, static_cast<std::size_t>(in.gcount()));
-        if (text.size() > max_size)
-            return fail("the config file is larger than 1 MiB; is it the right file?");
     }
-    if (in.bad()) return fail("cannot read the config file: " + std::string(std::strerror(errno)));
-    return parse_config(text, name, env);
+    return parse_config(*read.content, name, env);
 }
 
 }  // namespace headachemd::config

@@ -95,7 +95,9 @@ asio::awaitable<report> check_registration(http::transport& http, const config_c
     const auto& ehr = in.ehr;
     const server_kind kind{ehr.profile == "eclinicalworks"};
 
-    // Local files first: they need no server.
+    // Local files first: they need no server. The config itself first of
+    // all: it says where the secrets below are sent.
+    if (in.cfg && !in.cfg->file.empty()) check_config_file(inspect_file(in.cfg->file), out);
     using m = config::client_auth_method;
     if (ehr.client_auth == m::client_secret_basic || ehr.client_auth == m::client_secret_post) {
         if (ehr.client_secret_file)

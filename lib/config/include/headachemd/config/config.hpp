@@ -179,7 +179,12 @@ using parse_result = std::variant<config, std::vector<config_error>>;
 parse_result parse_config(std::string_view toml_text, std::string_view file_name,
                           const env_lookup& env = process_environment);
 
-// Reads `file` and parses it. An unreadable file gives one error naming it.
+// Reads `file` and parses it. An unreadable file gives one error naming it,
+// and so does a file the config rule of lib/files refuses: not a regular
+// file (after following symlinks), over 1 MiB, writable by group or others,
+// or owned by neither root nor the process's user (whoever may write the
+// config decides where secrets and tokens are sent). Every command loads
+// its config through here.
 parse_result load_config(const std::filesystem::path& file, const env_lookup& env = process_environment);
 
 // The defaults of a profile preset, before any explicit key. nullopt for an
