@@ -230,4 +230,27 @@ TEST(CliFiles, OddSecretTargetsAreRefusedNamingTheFile) {
     }
 }
 
+TEST(CliFiles, CheckConfigEscapesControlCharactersFromValues) {
+    // Setup: ESC, CR and LF in values the loader quotes back.
+    temp_dir dir;
+    write_file(dir / "sync.toml",
+               "[daemon]\nlog_level = \"info\"\ncallback_listen = \"\\u001b[2J\\r\\nerror: forged:1\"\n"
+               "\n[[ehr]]\nname = \"e\"\nfhir_base = \"ftp://\\u001b]0;title\\u0007x\"\nclient_id = \"c\"\n"
+               "client_auth = \"none\"\n");
+
+    // Run
+    const auto r = run_binary({"check-config", "--config", (dir / "sync.toml").string()}, dir.path());
+
+    // Check: the values appear escaped, and no raw control byte reaches the terminal.
+    EXPECT_EQ(r.exit_code, 78) << r.err;
+    EXPECT_TRUE(has(r.err, "\\x1b[2J\\r\\nerror: forged:1")) << r.err;
+    EXPECT_TRUE(has(r.err, "\\x1b]0;title\\x07x")) << r.err;
+    for (char ch : r.out + r.err) {
+        const auto u = static_cast<unsigned char>(ch);
+        EXPECT_TRUE(u == '\n' || (u >= 0x20 && u != 0x7f)) << "raw byte " << int(u) << " in:\n" << r.err;
+    }
+    // Each error is one line: three lines, two errors and the count.
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 3) << r.err;
+}
+
 }  // namespace

@@ -220,4 +220,39 @@ TEST(config_file_rule, dev_zero_or_a_fifo_as_the_config_is_refused_at_once) {
     }
 }
 
+// ----- item 10e: one printable line per error
+
+TEST(config_error_line, control_characters_in_values_are_escaped) {
+    // Setup: TOML escapes put ESC, CR, LF and DEL into values the loader
+    // quotes back in its errors, and into an unknown key's name.
+    const auto result = parse(
+        "[daemon]\n"
+        "callback_listen = \"\\u001b[31mred\\r\\nerror: forged\\u007f\"\n"
+        "\"k\\u001b[2J\" = 1\n");
+
+    // Run
+    const auto errors = errors_of(result);
+
+    // Check
+    ASSERT_EQ(errors.size(), 2u) << cfg::test::describe(errors);
+    for (const auto& e : errors) {
+        const std::string line = e.to_string();
+        for (char c : line) {
+            const auto u = static_cast<unsigned char>(c);
+            EXPECT_TRUE(u >= 0x20 && u != 0x7f) << "raw control byte " << int(u) << " in: " << line;
+        }
+    }
+    EXPECT_TRUE(contains(errors[0].to_string(), "\\x1b[31mred\\r\\nerror: forged\\x7f"))
+        << errors[0].to_string();
+    EXPECT_TRUE(contains(errors[1].to_string(), "k\\x1b[2J")) << errors[1].to_string();
+    // The message itself stays the raw text (for callers that escape
+    // themselves, e.g. a JSON writer).
+    EXPECT_TRUE(contains(errors[0].message, "\x1b[31m"));
+}
+
+TEST(config_error_line, the_file_name_is_escaped_too) {
+    const cfg::config_error e{"sync\n.toml", 1, 2, "bad"};
+    EXPECT_EQ(e.to_string(), "sync\\n.toml:1:2: bad");
+}
+
 }  // namespace

@@ -156,7 +156,9 @@ struct config_error {
     std::string message;
 
     // "sync.toml:12:5: [[ehr]] \"ecw\": fhir_base must be https:// …", or
-    // "sync.toml: cannot read …" when line is 0.
+    // "sync.toml: cannot read …" when line is 0. Always one printable line:
+    // control characters in the file name or message (a value quoted back)
+    // are escaped ("\n", "\r", "\x1b").
     std::string to_string() const;
 
     bool operator==(const config_error&) const = default;
