@@ -253,4 +253,21 @@ TEST(CliFiles, CheckConfigEscapesControlCharactersFromValues) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 3) << r.err;
 }
 
+TEST(CliFiles, CheckConfigRefusesACallbackListenerOffLoopback) {
+    // Setup: metrics_listen always refused 0.0.0.0; callback_listen did not.
+    temp_dir dir;
+    write_file(dir / "sync.toml", "[daemon]\ncallback_listen = \"0.0.0.0:8765\"\n");
+    write_file(dir / "allowed.toml",
+               "[daemon]\nallow_non_loopback_listen = true\ncallback_listen = \"0.0.0.0:8765\"\n");
+
+    // Run
+    const auto r = run_binary({"check-config", "--config", (dir / "sync.toml").string()}, dir.path());
+    const auto ok = run_binary({"check-config", "--config", (dir / "allowed.toml").string()}, dir.path());
+
+    // Check: the same rule as metrics_listen, and the explicit way out.
+    EXPECT_EQ(r.exit_code, 78) << r.out << r.err;
+    EXPECT_TRUE(has(r.err, "sync.toml:2:19: [daemon]: callback_listen must be a loopback address")) << r.err;
+    EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+}
+
 }  // namespace

@@ -29,9 +29,11 @@ using detail::did_you_mean;
 using detail::one_of;
 
 constexpr std::array<std::string_view, 4> root_keys{"daemon", "privacy", "ehr", "patient"};
-constexpr std::array<std::string_view, 9> daemon_keys{
+// clang-format off
+constexpr std::array<std::string_view, 10> daemon_keys{
     "database",        "vault",          "log_level",      "log_format",          "default_interval",
-    "callback_listen", "token_key_file", "metrics_listen", "audit_retention_days"};
+    "callback_listen", "token_key_file", "metrics_listen", "audit_retention_days", "allow_non_loopback_listen"};
+// clang-format on
 constexpr std::array<std::string_view, 1> privacy_keys{"identifiers"};
 // clang-format off
 constexpr std::array<std::string_view, 31> ehr_keys{
@@ -512,16 +514,21 @@ private:
         if (auto v = get_choice(s, "log_level", log_levels)) d.log_level = *v;
         if (auto v = get_choice(s, "log_format", log_formats)) d.log_format = *v;
         if (auto v = get_duration(s, "default_interval", 1s)) d.default_interval = *v;
+        // Read before the two listen addresses it governs.
+        if (auto v = get_bool(s, "allow_non_loopback_listen")) d.allow_non_loopback_listen = *v;
+        // The redirect URI registered at the EHR names a fixed port: no port 0.
+        const detail::listen_rule callback_rule{false, d.allow_non_loopback_listen, "127.0.0.1:8765"};
         if (auto v = get_string(s, "callback_listen")) {
-            if (auto problem = detail::listen_address_problem(*v)) {
+            if (auto problem = detail::listen_problem("callback_listen", *v, callback_rule)) {
                 error_at(t.get("callback_listen")->source(), s.label, std::move(*problem));
             } else {
                 d.callback_listen = *v;
             }
         }
         if (auto v = get_path(s, "token_key_file")) d.token_key_file = *v;
+        const detail::listen_rule metrics_rule{true, d.allow_non_loopback_listen, "127.0.0.1:9464"};
         if (auto v = get_string(s, "metrics_listen")) {
-            if (auto problem = detail::metrics_listen_problem(*v)) {
+            if (auto problem = detail::listen_problem("metrics_listen", *v, metrics_rule)) {
                 error_at(t.get("metrics_listen")->source(), s.label, std::move(*problem));
             } else {
                 d.metrics_listen = *v;

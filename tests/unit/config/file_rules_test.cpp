@@ -255,4 +255,49 @@ TEST(config_error_line, the_file_name_is_escaped_too) {
     EXPECT_EQ(e.to_string(), "sync\\n.toml:1:2: bad");
 }
 
+// ----- item 10f: one listen rule
+
+TEST(listen_rule, callback_listen_is_loopback_only_like_metrics_listen) {
+    const auto text = [](std::string_view key, std::string_view v, bool allow = false) {
+        return std::string("[daemon]\n") + (allow ? "allow_non_loopback_listen = true\n" : "") +
+               std::string(key) + " = \"" + std::string(v) + "\"\n";
+    };
+    for (std::string_view key : {"callback_listen", "metrics_listen"}) {
+        for (std::string_view addr :
+             {"0.0.0.0:8765", "192.0.2.7:8765", "[::]:8765", "ehr.example.org:8765"}) {
+            const auto result = parse(text(key, addr));
+            EXPECT_TRUE(has_error(result, 2, static_cast<int>(key.size()) + 4,
+                                  std::string(key) + " must be a loopback address"))
+                << key << " " << addr;
+            EXPECT_TRUE(contains(errors_of(result).at(0).message, "allow_non_loopback_listen"));
+        }
+        for (std::string_view addr : {"127.0.0.1:8765", "[::1]:8765", "localhost:8765"}) {
+            const auto result = parse(text(key, addr));
+            ASSERT_NE(config_of(result), nullptr) << key << " " << addr;
+        }
+    }
+}
+
+TEST(listen_rule, allow_non_loopback_listen_lets_both_listeners_leave_loopback) {
+    const auto result = parse(
+        "[daemon]\n"
+        "allow_non_loopback_listen = true\n"
+        "callback_listen = \"0.0.0.0:8765\"\n"
+        "metrics_listen = \"[::]:9464\"\n");
+    const auto* c = config_of(result);
+    ASSERT_NE(c, nullptr);
+    EXPECT_TRUE(c->daemon.allow_non_loopback_listen);
+    EXPECT_EQ(c->daemon.callback_listen, "0.0.0.0:8765");
+    EXPECT_EQ(c->daemon.metrics_listen, "[::]:9464");
+    // The default is false, and port rules stay per listener: the callback
+    // needs the fixed port its redirect URI names, metrics may take 0.
+    const auto defaults = parse("");
+    ASSERT_NE(config_of(defaults), nullptr);
+    EXPECT_FALSE(config_of(defaults)->daemon.allow_non_loopback_listen);
+    EXPECT_TRUE(has_error(parse("[daemon]\ncallback_listen = \"127.0.0.1:0\"\n"), 2, 19,
+                          "callback_listen has an invalid port"));
+    EXPECT_NE(config_of(parse("[daemon]\nmetrics_listen = \"127.0.0.1:0\"\n")), nullptr);
+    EXPECT_TRUE(has_error(parse("[daemon]\nallow_non_loopback_listen = \"yes\"\n"), 2, 29, "true or false"));
+}
+
 }  // namespace

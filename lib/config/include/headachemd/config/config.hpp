@@ -39,6 +39,10 @@ struct daemon_settings {
     // only (plain HTTP, no authentication). Port 0: an ephemeral port, named
     // in the log. nullopt: no listener.
     std::optional<std::string> metrics_listen;
+    // Both listeners (callback_listen, metrics_listen) speak plain HTTP
+    // without authentication, so each must be on a loopback host unless this
+    // is set: for a TLS reverse proxy on another machine, by explicit choice.
+    bool allow_non_loopback_listen = false;
     // Days an audit event (vault.db audit_event) is kept before the purge
     // may delete it. HIPAA (45 CFR 164.316(b)(2)(i)) requires policies,
     // procedures and records of required actions, such as audit reviews, to
