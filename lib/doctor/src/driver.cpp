@@ -3,6 +3,8 @@
 // the pure checks. The transport's deadlines bound every request.
 #include "headachemd/doctor/doctor.hpp"
 
+#include <cstdlib>
+
 namespace headachemd::doctor {
 
 namespace {
@@ -120,8 +122,14 @@ asio::awaitable<report> check_registration(http::transport& http, const config_c
                            "Set private_key_file (keygen writes one)."});
     }
     if (ehr.ca_file) check_file(inspect_file(*ehr.ca_file), "CA file", false, out);
-    if (in.cfg && in.cfg->daemon.token_key_file)
-        check_file(inspect_file(*in.cfg->daemon.token_key_file), "vault key file", true, out);
+    if (in.cfg) {
+        // Where the daemon takes the key from: token_key_file, else the
+        // systemd credential token.key (daemon/vault_commands.cpp).
+        std::optional<std::filesystem::path> key = in.cfg->daemon.token_key_file;
+        if (const char* creds = std::getenv("CREDENTIALS_DIRECTORY"); !key && creds && *creds)
+            key = std::filesystem::path(creds) / "token.key";
+        if (key) check_file(inspect_file(*key), "vault key file", true, out);
+    }
 
     auto server = co_await fetch_server(http, ehr.fhir_base, clk, out);
     if (!reached(server)) {

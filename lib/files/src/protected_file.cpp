@@ -90,11 +90,13 @@ std::optional<file_problem> mode_problem(file_kind kind, unsigned mode, unsigned
     // Any owner may chmod its file: the mode means nothing unless the owner
     // is root (systemd credentials, packaged files) or the daemon itself.
     if (owner_uid != 0 && owner_uid != process_uid) {
-        return problem(problem_kind::foreign_owner,
-                       name + " is owned by uid " + std::to_string(owner_uid) +
-                           ", neither root nor this process's user (uid " + std::to_string(process_uid) +
-                           "), who could change it at will",
-                       "chown root " + path.string() + " (or chown it to the daemon's user)");
+        return problem(
+            problem_kind::foreign_owner,
+            name + " is owned by uid " + std::to_string(owner_uid) +
+                ", neither root nor this process's user (uid " + std::to_string(process_uid) +
+                "), who could change it at will",
+            "chown root " + path.string() + "; or, if uid " + std::to_string(owner_uid) +
+                " is the daemon's own user, run this command as that user (README: the hmd wrapper)");
     }
     return std::nullopt;
 }
@@ -137,7 +139,7 @@ read_outcome read_protected_file(const std::filesystem::path& path, file_kind ki
     if (raw < 0) {
         const int err = errno;
         if (err == ENOENT)
-            out.problem = problem(problem_kind::missing, "the " + name + " does not exist",
+            out.problem = problem(problem_kind::missing, "cannot read the " + name + ": it does not exist",
                                   "create it, or correct the path in the config");
         else
             out.problem =
