@@ -25,13 +25,17 @@
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
 #include "headachemd/core/clock.hpp"
+#include "headachemd/files/protected_file.hpp"
 #include "headachemd/http/client.hpp"
 #include "headachemd/http/listener.hpp"
+#include "headachemd/logging/escape.hpp"
 #include "headachemd/smart/enrollment.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/pending.hpp"
 #include "headachemd/store/sync_state.hpp"
+#include "headachemd/store/token_key.hpp"
 #include "headachemd/store/vault.hpp"
+#include "headachemd/sync/credentials.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "headachemd/sync/enroll.hpp"
 #include "headachemd/sync/metrics.hpp"
@@ -56,10 +60,57 @@ std::optional<config::config> load_or_report(const std::string& path) {
     auto loaded = config::load_config(path);
     if (auto* errors = std::get_if<std::vector<config::config_error>>(&loaded)) {
         for (const auto& e : *errors) std::cerr << "error: " << e.to_string() << "\n";
-        std::cerr << errors->size() << " error(s) in " << path << "; nothing was started\n";
+        std::cerr << errors->size() << " error(s) in " << logging::line_escaped(path)
+                  << "; nothing was started\n";
         return std::nullopt;
     }
     return std::get<config::config>(std::move(loaded));
+}
+
+// check-config: the secret files the config names, read as the daemon
+// reads them at start (lib/files: the one mode rule, regular files only,
+// size caps, not empty; then the key formats). A file that does not exist
+// yet is a note, not an error: the shipped example names paths an admin
+// creates later, and a systemd credential exists only inside the unit.
+struct secret_file_report {
+    std::vector<std::string> notes;
+    std::vector<std::string> errors;
+};
+
+secret_file_report check_secret_files(const config::config& cfg) {
+    secret_file_report out;
+    const auto present = [&out](const fs::path& p, std::string_view role) {
+        std::error_code ec;
+        if (fs::exists(p, ec)) return true;
+        out.notes.push_back("the " + std::string(role) + " " + p.string() +
+                            " does not exist here; not checked");
+        return false;
+    };
+    for (const auto& e : cfg.ehrs) {
+        bool all_present = true;
+        if (e.client_secret_file) all_present &= present(*e.client_secret_file, "client secret file");
+        if (e.client_auth == config::client_auth_method::private_key_jwt && e.private_key_file)
+            all_present &= present(*e.private_key_file, "private key file");
+        if (!all_present) continue;
+        try {
+            (void)sync::load_client_credentials(e);
+        } catch (const std::runtime_error& ex) {
+            out.errors.push_back("[[ehr]] \"" + e.name + "\": " + ex.what());
+        }
+    }
+    std::optional<fs::path> key = cfg.daemon.token_key_file;
+    if (!key) {
+        if (const char* creds = std::getenv("CREDENTIALS_DIRECTORY"); creds && *creds)
+            key = fs::path(creds) / token_key_credential;
+    }
+    if (key && present(*key, "token key file")) {
+        try {
+            (void)store::load_token_key(*key);
+        } catch (const store::key_error& ex) {
+            out.errors.push_back(ex.what());
+        }
+    }
+    return out;
 }
 
 // Everything a sync command needs, opened from the config.
@@ -173,14 +224,24 @@ void add_common(CLI::App* cmd, common_args& a) {
 int check_config(const common_args& a) {
     auto cfg = load_or_report(a.config);
     if (!cfg) return exit_code::config;
-    std::cout << a.config << ": ok\n";
+    // Values are validated by now, but what is echoed is escaped all the
+    // same: one value, one line, no terminal control sequence.
+    const auto esc = [](std::string_view v) { return logging::line_escaped(v); };
+    const auto secrets = check_secret_files(*cfg);
+    if (!secrets.errors.empty()) {
+        for (const auto& e : secrets.errors) std::cerr << "error: " << esc(e) << "\n";
+        std::cerr << secrets.errors.size() << " error(s) in the files " << esc(a.config) << " names\n";
+        return exit_code::config;
+    }
+    std::cout << esc(a.config) << ": ok\n";
     for (const auto& e : cfg->ehrs) {
         int patients = 0;
         for (const auto& p : cfg->patients) patients += p.ehr == e.name;
         std::cout << fmt::format("  ehr {:<16} {} profile={} patients={} every {}s, {} requests/min\n",
-                                 e.name, e.fhir_base, e.profile, patients, e.interval.count(),
+                                 esc(e.name), esc(e.fhir_base), esc(e.profile), patients, e.interval.count(),
                                  e.requests_per_minute);
     }
+    for (const auto& n : secrets.notes) std::cout << "  note: " << esc(n) << "\n";
     return exit_code::ok;
 }
 
@@ -510,12 +571,17 @@ struct enroll_args : common_args {
 
 // Imports a refresh token that the HeadacheMD web app obtained.
 int import_refresh_token(runtime& rt, const config::patient_settings& patient, const enroll_args& a) {
-    std::ifstream in(a.refresh_token_file, std::ios::binary);
-    if (!in) {
-        rt.log->error("cannot read {}", a.refresh_token_file);
+    // A refresh token is a secret file like the others (lib/files): a
+    // regular file others cannot read, read with a cap, so a wrong path
+    // (/dev/zero, a FIFO, a directory) is a clear error, not a hang or an
+    // abort.
+    auto read = files::read_protected_file(a.refresh_token_file, files::file_kind::secret,
+                                           "refresh token file", files::max_secret_bytes);
+    if (read.problem) {
+        rt.log->error("{}", read.problem->message());
         return exit_code::no_input;
     }
-    std::string token{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    std::string token = std::move(*read.content);
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
         token.pop_back();
     if (token.empty() || token.find_first_of(" \t\r\n") != std::string::npos) {

@@ -2,7 +2,12 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <algorithm>
+#include <filesystem>
+
+#include "headachemd/store/token_key.hpp"
 #include "headachemd/store/vault.hpp"
 #include "run_command.hpp"
 #include "test_support.hpp"
@@ -86,6 +91,183 @@ TEST(Cli, EnrollImportsARefreshTokenIntoTheVaultOnly) {
     const auto st2 = run_binary({"status", "--config", (dir / "sync.toml").string()}, dir.path());
     EXPECT_EQ(st2.exit_code, 75) << st2.out;
     EXPECT_NE(st2.out.find("REAUTH"), std::string::npos);
+}
+
+// ---- issue 12: config and secret files (items 8, 9), escaping (10e) -------------
+
+// Runs the binary with extra environment variables ("NAME=value").
+headachemd::test::command_result run_with_env(const std::vector<std::string>& args,
+                                              const std::filesystem::path& scratch,
+                                              std::vector<std::string> env) {
+    headachemd::test::command_result r;
+    const pid_t pid =
+        headachemd::test::spawn_binary(args, scratch / "stdout.txt", scratch / "stderr.txt", std::move(env));
+    if (pid < 0) return r;
+    r.exit_code = headachemd::test::wait_exit(pid);
+    r.out = read_file(scratch / "stdout.txt");
+    r.err = read_file(scratch / "stderr.txt");
+    return r;
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// A config whose one [[ehr]] uses `auth_lines` (client_auth and its file).
+std::string config_with(const std::filesystem::path& dir, const std::string& auth_lines,
+                        const std::string& daemon_extra = "") {
+    return "[daemon]\ndatabase = \"" + (dir / "h.db").string() + "\"\nvault = \"" + (dir / "v.db").string() +
+           "\"\n" + daemon_extra + "\n[[ehr]]\nname = \"e\"\nfhir_base = \"https://127.0.0.1:9/fhir\"\n" +
+           "client_id = \"c\"\n" + auth_lines;
+}
+
+std::string secret_line(const std::filesystem::path& p) {
+    return "client_secret_file = \"" + p.string() + "\"\n";
+}
+
+TEST(CliFiles, CheckConfigRefusesAConfigOthersCanWrite) {
+    // Setup: anyone could point token_endpoint elsewhere in this file.
+    temp_dir dir;
+    const auto cfg = dir / "sync.toml";
+    write_file(cfg, config_with(dir.path(), "client_auth = \"none\"\n"));
+    ::chmod(cfg.c_str(), 0666);
+
+    // Run
+    const auto r = run_binary({"check-config", "--config", cfg.string()}, dir.path());
+
+    // Check: refused, naming the file, the problem and the fix; every
+    // command loads the config the same way (load_config), sync-once too.
+    EXPECT_EQ(r.exit_code, 78) << r.out << r.err;
+    EXPECT_TRUE(has(r.err, cfg.string())) << r.err;
+    EXPECT_TRUE(has(r.err, "writable by other users (mode 0666)")) << r.err;
+    EXPECT_TRUE(has(r.err, "chmod go-w " + cfg.string())) << r.err;
+    const auto s = run_binary({"sync-once", "--config", cfg.string()}, dir.path());
+    EXPECT_EQ(s.exit_code, 78) << s.err;
+    EXPECT_TRUE(has(s.err, "chmod go-w " + cfg.string())) << s.err;
+    // A 0644 config is fine: only secrets must not be readable by others.
+    ::chmod(cfg.c_str(), 0644);
+    EXPECT_EQ(run_binary({"check-config", "--config", cfg.string()}, dir.path()).exit_code, 0);
+}
+
+TEST(CliFiles, CheckConfigReportsEverySecretFileOthersCanRead) {
+    // Setup: the client secret, a private_key_jwt key and the token key, each 0644.
+    temp_dir dir;
+    write_file(dir / "e.secret", "s3cret-value\n");
+    write_file(dir / "key.pem", "not read: the mode is refused first\n");
+    const auto key = headachemd::test::token_key_file(dir.path());
+    for (const auto& p : {dir / "e.secret", dir / "key.pem", key}) ::chmod(p.c_str(), 0644);
+    write_file(dir / "secret.toml", config_with(dir.path(), secret_line(dir / "e.secret"),
+                                                headachemd::test::token_key_toml(dir.path())));
+    write_file(dir / "jwt.toml",
+               config_with(dir.path(), "client_auth = \"private_key_jwt\"\nprivate_key_file = \"" +
+                                           (dir / "key.pem").string() + "\"\n"));
+
+    // Run
+    const auto a = run_binary({"check-config", "--config", (dir / "secret.toml").string()}, dir.path());
+    const auto b = run_binary({"check-config", "--config", (dir / "jwt.toml").string()}, dir.path());
+
+    // Check
+    EXPECT_EQ(a.exit_code, 78) << a.out << a.err;
+    EXPECT_TRUE(has(a.err, "client secret file '" + (dir / "e.secret").string() + "'")) << a.err;
+    EXPECT_TRUE(has(a.err, "chmod 600 " + (dir / "e.secret").string())) << a.err;
+    EXPECT_TRUE(has(a.err, "token key file '" + key.string() + "'")) << a.err;
+    EXPECT_TRUE(has(a.err, "chmod 600 " + key.string())) << a.err;
+    EXPECT_FALSE(has(a.out + a.err, "s3cret-value"));
+    EXPECT_EQ(b.exit_code, 78) << b.out << b.err;
+    EXPECT_TRUE(has(b.err, "private key file '" + (dir / "key.pem").string() + "'")) << b.err;
+    EXPECT_TRUE(has(b.err, "accessible to other users (mode 0644)")) << b.err;
+}
+
+TEST(CliFiles, SystemdCredentialModesAreAccepted) {
+    // Setup: what systemd makes of LoadCredential= with an ACL: root-owned
+    // 0440 files (the group bits are the ACL mask) in $CREDENTIALS_DIRECTORY.
+    temp_dir dir;
+    std::filesystem::create_directory(dir / "creds");
+    write_file(dir / "creds" / "e.secret", "s3cret\n");
+    headachemd::store::write_new_token_key(dir / "creds" / "token.key");
+    for (const char* f : {"e.secret", "token.key"}) ::chmod((dir / "creds" / f).c_str(), 0440);
+    write_file(dir / "sync.toml",
+               config_with(dir.path(), "client_secret_file = \"${CREDENTIALS_DIRECTORY}/e.secret\"\n"));
+    const std::vector<std::string> env{"CREDENTIALS_DIRECTORY=" + (dir / "creds").string()};
+
+    // Run: check-config reads both; status opens the vault with the key.
+    const auto c = run_with_env({"check-config", "--config", (dir / "sync.toml").string()}, dir.path(), env);
+    const auto s = run_with_env({"status", "--config", (dir / "sync.toml").string()}, dir.path(), env);
+
+    // Check
+    EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+    EXPECT_EQ(s.exit_code, 0) << s.out << s.err;  // was 78: a 0440 token key was refused
+}
+
+TEST(CliFiles, OddSecretTargetsAreRefusedNamingTheFile) {
+    // Setup: /dev/zero behind a symlink (read without limit, the process
+    // died of bad_alloc), a directory ("basic_filebuf::underflow error"
+    // without the name), an empty file (an empty secret was sent).
+    temp_dir dir;
+    std::filesystem::create_symlink("/dev/zero", dir / "zero.secret");
+    std::filesystem::create_directory(dir / "dir.secret");
+    write_file(dir / "empty.secret", "");
+    write_file(dir / "blank.secret", "\n");
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {"zero.secret", "is a character device, not a regular file"},
+        {"dir.secret", "is a directory, not a regular file"},
+        {"empty.secret", "is empty"},
+        {"blank.secret", "holds only white space"}};
+    for (const auto& [name, says] : cases) {
+        const auto cfg = dir / (name + ".toml");
+        write_file(cfg, config_with(dir.path(), secret_line(dir / name),
+                                    headachemd::test::token_key_toml(dir.path())));
+
+        // Run: check-config, and sync-once, which reads the secret at start.
+        const auto c = run_binary({"check-config", "--config", cfg.string()}, dir.path());
+        const auto s = run_binary({"sync-once", "--config", cfg.string()}, dir.path());
+
+        // Check: a clear error with the file's name, exit 78 (EX_CONFIG), no abort.
+        EXPECT_EQ(c.exit_code, 78) << name << c.out << c.err;
+        EXPECT_TRUE(has(c.err, (dir / name).string())) << c.err;
+        EXPECT_TRUE(has(c.err, says)) << c.err;
+        EXPECT_EQ(s.exit_code, 78) << name << s.out << s.err;
+        EXPECT_TRUE(has(s.err, (dir / name).string())) << s.err;
+        EXPECT_TRUE(has(s.err, says)) << s.err;
+    }
+}
+
+TEST(CliFiles, CheckConfigEscapesControlCharactersFromValues) {
+    // Setup: ESC, CR and LF in values the loader quotes back.
+    temp_dir dir;
+    write_file(dir / "sync.toml",
+               "[daemon]\nlog_level = \"info\"\ncallback_listen = \"\\u001b[2J\\r\\nerror: forged:1\"\n"
+               "\n[[ehr]]\nname = \"e\"\nfhir_base = \"ftp://\\u001b]0;title\\u0007x\"\nclient_id = \"c\"\n"
+               "client_auth = \"none\"\n");
+
+    // Run
+    const auto r = run_binary({"check-config", "--config", (dir / "sync.toml").string()}, dir.path());
+
+    // Check: the values appear escaped, and no raw control byte reaches the terminal.
+    EXPECT_EQ(r.exit_code, 78) << r.err;
+    EXPECT_TRUE(has(r.err, "\\x1b[2J\\r\\nerror: forged:1")) << r.err;
+    EXPECT_TRUE(has(r.err, "\\x1b]0;title\\x07x")) << r.err;
+    for (char ch : r.out + r.err) {
+        const auto u = static_cast<unsigned char>(ch);
+        EXPECT_TRUE(u == '\n' || (u >= 0x20 && u != 0x7f)) << "raw byte " << int(u) << " in:\n" << r.err;
+    }
+    // Each error is one line: three lines, two errors and the count.
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 3) << r.err;
+}
+
+TEST(CliFiles, CheckConfigRefusesACallbackListenerOffLoopback) {
+    // Setup: metrics_listen always refused 0.0.0.0; callback_listen did not.
+    temp_dir dir;
+    write_file(dir / "sync.toml", "[daemon]\ncallback_listen = \"0.0.0.0:8765\"\n");
+    write_file(dir / "allowed.toml",
+               "[daemon]\nallow_non_loopback_listen = true\ncallback_listen = \"0.0.0.0:8765\"\n");
+
+    // Run
+    const auto r = run_binary({"check-config", "--config", (dir / "sync.toml").string()}, dir.path());
+    const auto ok = run_binary({"check-config", "--config", (dir / "allowed.toml").string()}, dir.path());
+
+    // Check: the same rule as metrics_listen, and the explicit way out.
+    EXPECT_EQ(r.exit_code, 78) << r.out << r.err;
+    EXPECT_TRUE(has(r.err, "sync.toml:2:19: [daemon]: callback_listen must be a loopback address")) << r.err;
+    EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
 }
 
 }  // namespace

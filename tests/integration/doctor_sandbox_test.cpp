@@ -160,7 +160,7 @@ TEST_F(doctor_fixture, AnOpenSecretFileAndASkewedServerClockAreReported) {
     ::chmod((dir / "client.secret").c_str(), 0644);
     const auto r = doctor({"--config", cfg, "--redirect-uri", redirect});
     EXPECT_EQ(r.exit_code, 78) << r.out << r.err;
-    EXPECT_TRUE(has_text(r.out, "has mode 0644: group or others can access it"));
+    EXPECT_TRUE(has_text(r.out, "is accessible to other users (mode 0644)"));
     EXPECT_TRUE(has_text(r.out, "s ahead of the server's"));
 }
 

@@ -48,9 +48,19 @@ private:
     std::filesystem::path path_;
 };
 
+// A new file is made 0600, as an admin makes a secret file (the daemon
+// refuses a secret file others can read, lib/files); an existing file keeps
+// its owner and mode.
 inline void write_file(const std::filesystem::path& p, std::string_view bytes) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    std::error_code ec;
+    const bool existed = std::filesystem::exists(p, ec);
+    {
+        std::ofstream out(p, std::ios::binary | std::ios::trunc);
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    if (!existed)
+        std::filesystem::permissions(
+            p, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
 }
 
 inline std::string read_file(const std::filesystem::path& p) {

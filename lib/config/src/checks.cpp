@@ -330,35 +330,30 @@ std::optional<std::string> url_problem(std::string_view key_name, std::string_vi
     return std::nullopt;
 }
 
-std::optional<std::string> listen_address_problem(std::string_view value) {
+std::optional<std::string> listen_problem(std::string_view key_name, std::string_view value,
+                                          const listen_rule& rule) {
+    const std::string key(key_name);
+    const std::string got = "; got \"" + std::string(value) + "\"";
     const auto parts = split_authority(value);
     if (!parts.well_formed || parts.host.empty() || parts.host == "[]" || !parts.port) {
-        return "callback_listen must be \"host:port\" (IPv6 in brackets: \"[::1]:8765\"); got \"" +
-               std::string(value) + "\"";
+        return key + " must be \"host:port\" (IPv6 in brackets), such as \"" + std::string(rule.example) +
+               "\"" + got;
     }
-    if (!is_valid_port(*parts.port)) {
-        return "callback_listen has an invalid port (1-65535); got \"" + std::string(value) + "\"";
+    const bool port_ok = (rule.port_zero_allowed && *parts.port == "0") || is_valid_port(*parts.port);
+    if (!port_ok) {
+        return key + " has an invalid port (" +
+               (rule.port_zero_allowed ? "0-65535, 0: any free port" : "1-65535") + ")" + got;
     }
-    return std::nullopt;
-}
-
-std::optional<std::string> metrics_listen_problem(std::string_view value) {
-    const auto parts = split_authority(value);
-    if (!parts.well_formed || parts.host.empty() || parts.host == "[]" || !parts.port) {
-        return "metrics_listen must be \"host:port\" on loopback, such as \"127.0.0.1:9464\"; got \"" +
-               std::string(value) + "\"";
-    }
-    if (*parts.port != "0" && !is_valid_port(*parts.port)) {
-        return "metrics_listen has an invalid port (0-65535, 0: any free port); got \"" + std::string(value) +
-               "\"";
-    }
-    if (!is_loopback_host(parts.host)) {
-        // Plain HTTP without authentication: it may reveal patient counts and
-        // EHR names, so it stays on the machine; a scraper elsewhere goes
-        // through an authenticating TLS proxy (DESIGN.md, "Security model").
-        return "metrics_listen must be a loopback address (127.0.0.0/8, [::1] or localhost): the metrics "
-               "listener has no TLS and no authentication; got \"" +
-               std::string(value) + "\"";
+    if (!is_loopback_host(parts.host) && !rule.non_loopback_allowed) {
+        // Both listeners speak plain HTTP without authentication: /metrics
+        // reveals patient counts and EHR names, and the enrollment callback
+        // receives authorization codes (RFC 6749 §3.1.2.1 wants TLS for a
+        // redirect endpoint; RFC 8252 §7.3 allows plain HTTP on loopback
+        // only). So they stay on the machine unless the admin says otherwise
+        // (a TLS reverse proxy on another host), explicitly.
+        return key + " must be a loopback address (127.0.0.0/8, [::1] or localhost): the listener has " +
+               "no TLS and no authentication; put a TLS reverse proxy in front of it, or set " +
+               "allow_non_loopback_listen = true in [daemon] to accept that" + got;
     }
     return std::nullopt;
 }

@@ -45,12 +45,18 @@ std::optional<std::string> url_problem(std::string_view key_name, std::string_vi
 // True for localhost, 127.0.0.0/8 and [::1]: the only hosts plain http may reach.
 bool is_loopback_host(std::string_view host);
 
-// "host:port" (IPv6 in brackets), port 1–65535. Returns the problem or nullopt.
-std::optional<std::string> listen_address_problem(std::string_view value);
+// What a listen address ("host:port", IPv6 in brackets) may be. One rule for
+// callback_listen and metrics_listen: a loopback host unless
+// [daemon] allow_non_loopback_listen = true.
+struct listen_rule {
+    bool port_zero_allowed = false;     // metrics_listen: an ephemeral port, named in the log
+    bool non_loopback_allowed = false;  // [daemon] allow_non_loopback_listen
+    std::string_view example = "127.0.0.1:8765";
+};
 
-// metrics_listen: "host:port" as above, on a loopback host only (the
-// listener has neither TLS nor authentication), port 0 allowed (ephemeral).
-std::optional<std::string> metrics_listen_problem(std::string_view value);
+// Returns the complete message (starting with the key name), or nullopt.
+std::optional<std::string> listen_problem(std::string_view key_name, std::string_view value,
+                                          const listen_rule& rule);
 
 // Replaces each "${NAME}" with the variable's value. On failure returns the
 // problem (an unset variable, a "${" without "}") in `problem`.

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <span>
 #include <string>
@@ -19,6 +18,7 @@
 
 #include "checks.hpp"
 #include "headachemd/config/config.hpp"
+#include "headachemd/files/protected_file.hpp"
 
 namespace headachemd::config {
 
@@ -29,9 +29,11 @@ using detail::did_you_mean;
 using detail::one_of;
 
 constexpr std::array<std::string_view, 4> root_keys{"daemon", "privacy", "ehr", "patient"};
-constexpr std::array<std::string_view, 9> daemon_keys{
+// clang-format off
+constexpr std::array<std::string_view, 10> daemon_keys{
     "database",        "vault",          "log_level",      "log_format",          "default_interval",
-    "callback_listen", "token_key_file", "metrics_listen", "audit_retention_days"};
+    "callback_listen", "token_key_file", "metrics_listen", "audit_retention_days", "allow_non_loopback_listen"};
+// clang-format on
 constexpr std::array<std::string_view, 1> privacy_keys{"identifiers"};
 // clang-format off
 constexpr std::array<std::string_view, 31> ehr_keys{
@@ -512,16 +514,21 @@ private:
         if (auto v = get_choice(s, "log_level", log_levels)) d.log_level = *v;
         if (auto v = get_choice(s, "log_format", log_formats)) d.log_format = *v;
         if (auto v = get_duration(s, "default_interval", 1s)) d.default_interval = *v;
+        // Read before the two listen addresses it governs.
+        if (auto v = get_bool(s, "allow_non_loopback_listen")) d.allow_non_loopback_listen = *v;
+        // The redirect URI registered at the EHR names a fixed port: no port 0.
+        const detail::listen_rule callback_rule{false, d.allow_non_loopback_listen, "127.0.0.1:8765"};
         if (auto v = get_string(s, "callback_listen")) {
-            if (auto problem = detail::listen_address_problem(*v)) {
+            if (auto problem = detail::listen_problem("callback_listen", *v, callback_rule)) {
                 error_at(t.get("callback_listen")->source(), s.label, std::move(*problem));
             } else {
                 d.callback_listen = *v;
             }
         }
         if (auto v = get_path(s, "token_key_file")) d.token_key_file = *v;
+        const detail::listen_rule metrics_rule{true, d.allow_non_loopback_listen, "127.0.0.1:9464"};
         if (auto v = get_string(s, "metrics_listen")) {
-            if (auto problem = detail::metrics_listen_problem(*v)) {
+            if (auto problem = detail::listen_problem("metrics_listen", *v, metrics_rule)) {
                 error_at(t.get("metrics_listen")->source(), s.label, std::move(*problem));
             } else {
                 d.metrics_listen = *v;
@@ -987,26 +994,21 @@ parse_result parse_config(std::string_view toml_text, std::string_view file_name
 }
 
 parse_result load_config(const std::filesystem::path& file, const env_lookup& env) {
-    // A config file is a few KiB; anything this large is the wrong file.
-    constexpr std::uintmax_t max_size = 1024 * 1024;
     const std::string name = file.string();
-    auto fail = [&](std::string message) {
+    // The config decides where the client secret and the refresh tokens are
+    // sent (token_endpoint, fhir_base): anyone who may write it may collect
+    // them, so it gets the same ownership and write rule as a secret file
+    // (lib/files). A config file is a few KiB; the cap catches /dev/zero
+    // and the wrong file alike.
+    auto read =
+        files::read_protected_file(file, files::file_kind::config, "config file", files::max_config_bytes);
+    if (read.problem) {
+        std::string message = read.problem->kind == files::problem_kind::missing
+                                  ? "cannot read the config file: " + std::string(std::strerror(ENOENT))
+                                  : read.problem->message();
         return std::vector<config_error>{config_error{name, 0, 0, std::move(message)}};
-    };
-    std::error_code ec;
-    if (std::filesystem::is_directory(file, ec))
-        return fail("cannot read the config file: it is a directory");
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return fail("cannot read the config file: " + std::string(std::strerror(errno)));
-    std::string text;
-    char buffer[16384];
-    while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-        text.append(buffer, static_cast<std::size_t>(in.gcount()));
-        if (text.size() > max_size)
-            return fail("the config file is larger than 1 MiB; is it the right file?");
     }
-    if (in.bad()) return fail("cannot read the config file: " + std::string(std::strerror(errno)));
-    return parse_config(text, name, env);
+    return parse_config(*read.content, name, env);
 }
 
 }  // namespace headachemd::config

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "headachemd/config/config.hpp"
+#include "headachemd/logging/escape.hpp"
 
 namespace headachemd::config {
 
@@ -117,12 +118,18 @@ const ehr_settings* config::find_ehr(std::string_view name) const {
 }
 
 std::string config_error::to_string() const {
-    std::string out = file;
+    // One error, one line, and nothing a terminal acts on: a message may
+    // quote a config value back ("got \"…\"") and the file name comes from
+    // the command line, so CR, LF, ESC, the other C0 controls, DEL and C1
+    // controls are shown as escapes (lib/logging's line escaping) rather
+    // than forging a line or recolouring the admin's terminal.
+    std::string out;
+    logging::append_line_escaped(out, file);
     if (line > 0) {
         out += ':' + std::to_string(line) + ':' + std::to_string(column);
     }
     out += ": ";
-    out += message;
+    logging::append_line_escaped(out, message);
     return out;
 }
 

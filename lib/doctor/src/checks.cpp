@@ -14,6 +14,7 @@
 #include <boost/url/parse.hpp>
 
 #include "headachemd/doctor/doctor.hpp"
+#include "headachemd/files/protected_file.hpp"
 #include "headachemd/http/url.hpp"
 #include "headachemd/smart/enrollment.hpp"
 
@@ -612,52 +613,99 @@ void check_resources(const std::vector<config::resource_setting>& resources,
 file_facts inspect_file(const std::filesystem::path& path) {
     file_facts f;
     f.path = path;
+    f.process_uid = static_cast<unsigned>(::geteuid());
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return f;
     f.exists = true;
     f.regular = S_ISREG(st.st_mode);
+    f.file_type = static_cast<unsigned>(st.st_mode & S_IFMT);
     f.mode = static_cast<unsigned>(st.st_mode & 07777);
+    f.owner = static_cast<unsigned>(st.st_uid);
+    f.size = st.st_size > 0 ? static_cast<std::uintmax_t>(st.st_size) : 0;
     f.empty = st.st_size == 0;
     // A trial open, not access(): it answers for our effective ids, as the
-    // daemon's own open would. Nothing is read.
-    std::ifstream in(path, std::ios::binary);
-    f.readable = f.regular && in.is_open();
+    // daemon's own open would. Nothing is read. Regular files only: opening
+    // a FIFO would wait for a writer.
+    if (f.regular) {
+        std::ifstream in(path, std::ios::binary);
+        f.readable = in.is_open();
+    }
     return f;
 }
 
-void check_file(const file_facts& f, std::string_view role, bool secret, findings& out) {
-    const std::string name = std::string(role) + " " + f.path.string();
+namespace {
+
+// Existence, type and readability, common to every file doctor looks at.
+bool check_present(const file_facts& f, const std::string& name, findings& out) {
     if (!f.exists) {
         add(out, severity::error, topic::files, name + " does not exist", {},
             "Create it, or correct the path in the config.");
-        return;
+        return false;
     }
     if (!f.regular) {
-        add(out, severity::error, topic::files, name + " is not a regular file", {},
-            "Point the config at a file.");
-        return;
+        add(out, severity::error, topic::files,
+            name + " is " + std::string(files::file_type_name(f.file_type)) + ", not a regular file", {},
+            "Point the config at a regular file.");
+        return false;
     }
     if (!f.readable) {
         add(out, severity::error, topic::files, name + " cannot be read by this user",
             "doctor runs as the current user; the daemon must be able to read it as its own user.",
             "Run doctor as the daemon's user (sudo -u headachemd …) or fix the owner.");
-        return;
+        return false;
     }
-    char mode[16];
-    std::snprintf(mode, sizeof mode, "%04o", f.mode);
+    return true;
+}
+
+std::string mode_text(unsigned mode) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04o", mode);
+    return buf;
+}
+
+}  // namespace
+
+void check_file(const file_facts& f, std::string_view role, bool secret, findings& out) {
+    const std::string name = std::string(role) + " " + f.path.string();
+    if (!check_present(f, name, out)) return;
+    const std::string mode = mode_text(f.mode);
     if (secret && f.empty) {
         add(out, severity::error, topic::files, name + " is empty", {}, "Write the secret into it.");
         return;
     }
-    if (secret && (f.mode & 077) != 0) {
+    if (secret && f.size > files::max_secret_bytes) {
         add(out, severity::error, topic::files,
-            name + " has mode " + mode + ": group or others can access it",
-            "Anyone who can read it can act as HeadacheMD at the EHR (or read the token vault).",
-            "chmod 0600 " + f.path.string() + " (owner: the daemon's user).");
+            name + " is larger than " + std::to_string(files::max_secret_bytes) + " bytes", {},
+            "Point the config at the right file.");
         return;
     }
-    add(out, severity::ok, topic::files,
-        name + " is readable" + (secret ? std::string(", mode ") + mode : ""));
+    if (secret) {
+        // The same rule the daemon applies when it reads the file (lib/files).
+        if (auto p =
+                files::mode_problem(files::file_kind::secret, f.mode, f.owner, f.process_uid, role, f.path)) {
+            add(out, severity::error, topic::files, p->what,
+                "Anyone who can read or replace it can act as HeadacheMD at the EHR (or read the token "
+                "vault); "
+                "the daemon refuses it.",
+                p->fix + " (owner: root or the daemon's user).");
+            return;
+        }
+    }
+    add(out, severity::ok, topic::files, name + " is readable" + (secret ? ", mode " + mode : std::string()));
+}
+
+void check_config_file(const file_facts& f, findings& out) {
+    const std::string name = "config file " + f.path.string();
+    if (!check_present(f, name, out)) return;
+    if (auto p = files::mode_problem(files::file_kind::config, f.mode, f.owner, f.process_uid, "config file",
+                                     f.path)) {
+        add(out, severity::error, topic::files, p->what,
+            "Whoever can write the config can point token_endpoint at their own server and collect the "
+            "client secret and refresh tokens; the daemon refuses it.",
+            p->fix + ".");
+        return;
+    }
+    add(out, severity::ok, topic::files, name + " is protected, mode " + mode_text(f.mode));
 }
 
 // ---- clock ------------------------------------------------------------------

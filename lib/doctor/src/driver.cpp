@@ -3,6 +3,8 @@
 // the pure checks. The transport's deadlines bound every request.
 #include "headachemd/doctor/doctor.hpp"
 
+#include <cstdlib>
+
 namespace headachemd::doctor {
 
 namespace {
@@ -95,7 +97,9 @@ asio::awaitable<report> check_registration(http::transport& http, const config_c
     const auto& ehr = in.ehr;
     const server_kind kind{ehr.profile == "eclinicalworks"};
 
-    // Local files first: they need no server.
+    // Local files first: they need no server. The config itself first of
+    // all: it says where the secrets below are sent.
+    if (in.cfg && !in.cfg->file.empty()) check_config_file(inspect_file(in.cfg->file), out);
     using m = config::client_auth_method;
     if (ehr.client_auth == m::client_secret_basic || ehr.client_auth == m::client_secret_post) {
         if (ehr.client_secret_file)
@@ -118,8 +122,14 @@ asio::awaitable<report> check_registration(http::transport& http, const config_c
                            "Set private_key_file (keygen writes one)."});
     }
     if (ehr.ca_file) check_file(inspect_file(*ehr.ca_file), "CA file", false, out);
-    if (in.cfg && in.cfg->daemon.token_key_file)
-        check_file(inspect_file(*in.cfg->daemon.token_key_file), "vault key file", true, out);
+    if (in.cfg) {
+        // Where the daemon takes the key from: token_key_file, else the
+        // systemd credential token.key (daemon/vault_commands.cpp).
+        std::optional<std::filesystem::path> key = in.cfg->daemon.token_key_file;
+        if (const char* creds = std::getenv("CREDENTIALS_DIRECTORY"); !key && creds && *creds)
+            key = std::filesystem::path(creds) / "token.key";
+        if (key) check_file(inspect_file(*key), "vault key file", true, out);
+    }
 
     auto server = co_await fetch_server(http, ehr.fhir_base, clk, out);
     if (!reached(server)) {

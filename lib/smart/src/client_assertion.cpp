@@ -11,12 +11,11 @@
 
 #include <array>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <stdexcept>
 #include <vector>
 
 #include "headachemd/core/json.hpp"
+#include "headachemd/files/protected_file.hpp"
 #include "headachemd/http/url.hpp"
 
 namespace headachemd::smart {
@@ -135,11 +134,14 @@ result<signing_key> signing_key::from_pem(std::string_view pem, std::string_view
 }
 
 result<signing_key> signing_key::from_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return error{"bad_key", "cannot read the private key file " + path.string()};
-    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) return error{"bad_key", "cannot read the private key file " + path.string()};
-    return from_pem(text, "the private key file " + path.string());
+    // The private_key_jwt key is a secret file like any other (lib/files):
+    // no access for others, a regular file, read with a cap.
+    auto read = files::read_protected_file(path, files::file_kind::secret, "private key file",
+                                           files::max_secret_bytes);
+    if (read.problem) return error{"bad_key", read.problem->message()};
+    auto key = from_pem(*read.content, "the private key file " + path.string());
+    files::wipe(*read.content);
+    return key;
 }
 
 signing_key signing_key::generate(jws_alg alg, int rsa_bits) {

@@ -1,5 +1,7 @@
 #include "headachemd/store/token_key.hpp"
 
+#include "headachemd/files/protected_file.hpp"
+
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -81,37 +83,16 @@ token_key::token_key(const std::array<std::uint8_t, size>& bytes) : bytes_(bytes
 token_key::~token_key() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
 
 token_key load_token_key(const fs::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        throw key_error("cannot read the token key file " + quoted(path) + ": " + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        throw key_error("the token key file " + quoted(path) + " is not a regular file");
-    }
-    if ((st.st_mode & 0077) != 0) {
-        ::close(fd);
-        throw key_error("the token key file " + quoted(path) +
-                        " is accessible to group or other users; refusing to use it. Fix with: chmod 600 " +
-                        path.string());
-    }
-    // 64 hex digits and a newline; read a little more to notice trailing junk.
-    char buf[80];
-    std::size_t n = 0;
-    for (;;) {
-        const auto r = ::read(fd, buf + n, sizeof buf - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            const int err = errno;
-            ::close(fd);
-            OPENSSL_cleanse(buf, sizeof buf);
-            throw key_error("cannot read the token key file " + quoted(path) + ": " + std::strerror(err));
-        }
-        if (r == 0) break;
-        n += static_cast<std::size_t>(r);
-        if (n == sizeof buf) break;
-    }
-    ::close(fd);
+    // One rule for every secret file (lib/files): a regular file, owned by
+    // root or us, no access for others and no group write (a systemd
+    // credential is root-owned 0440 through its ACL), read with a cap.
+    // 64 hex digits and a newline; the cap leaves room to notice trailing junk.
+    constexpr std::size_t max_key_file_bytes = 80;
+    auto read =
+        files::read_protected_file(path, files::file_kind::secret, "token key file", max_key_file_bytes);
+    if (read.problem) throw key_error(read.problem->message());
+    std::string& buf = *read.content;
+    const std::size_t n = buf.size();
     std::size_t len = n;
     if (len > 0 && buf[len - 1] == '\n') --len;
     if (len > 0 && buf[len - 1] == '\r') --len;
@@ -122,7 +103,7 @@ token_key load_token_key(const fs::path& path) {
         if (hi < 0 || lo < 0) ok = false;
         bytes[i] = static_cast<std::uint8_t>(hi << 4 | lo);
     }
-    OPENSSL_cleanse(buf, sizeof buf);
+    files::wipe(buf);
     if (!ok) {
         OPENSSL_cleanse(bytes.data(), bytes.size());
         throw key_error("the token key file " + quoted(path) +

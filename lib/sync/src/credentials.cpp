@@ -1,19 +1,31 @@
 #include "headachemd/sync/credentials.hpp"
 
+#include "headachemd/files/protected_file.hpp"
 #include "headachemd/smart/client_assertion.hpp"
 
-#include <fstream>
-#include <iterator>
 #include <stdexcept>
 
 namespace headachemd::sync {
 namespace {
 
+// The client secret (RFC 6749 §2.3.1), under the one rule for secret files
+// (lib/files): a regular file with no access for others, read with a cap,
+// so /dev/zero, a directory or a FIFO behind the path is a clear error
+// naming the file instead of an abort or a hang. Trailing line ends and
+// spaces are an editor's, not the secret's; what is left must not be empty,
+// or the token request would go out with an empty secret.
 std::string read_secret_file(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read the secret file " + p.string());
-    std::string s{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    constexpr std::size_t max_client_secret_bytes = 4096;
+    auto read = files::read_protected_file(p, files::file_kind::secret, "client secret file",
+                                           max_client_secret_bytes);
+    if (read.problem) throw std::runtime_error(read.problem->message());
+    std::string s = std::move(*read.content);
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+    if (s.empty())
+        throw std::runtime_error(files::file_problem{
+            files::problem_kind::empty, "the client secret file '" + p.string() + "' holds only white space",
+            "write the secret into " + p.string()}
+                                     .message());
     return s;
 }
 

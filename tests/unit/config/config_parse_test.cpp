@@ -499,6 +499,7 @@ TEST(config_example, documents_every_key) {
                                         "token_key_file",
                                         "metrics_listen",
                                         "audit_retention_days",
+                                        "allow_non_loopback_listen",
                                         "identifiers",
                                         "name",
                                         "profile",

@@ -146,8 +146,10 @@ TEST(TokenKeyFile, AnExistingFileIsNeverOverwritten) {
 TEST(TokenKeyFile, AKeyFileOthersCanReadIsRefusedWithTheFix) {
     temp_dir dir;
     st::write_new_token_key(dir / "k");
-    for (const auto mode : {fs::perms::owner_read | fs::perms::group_read,
-                            fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_read}) {
+    // The one secret file rule (lib/files): others get nothing, the group
+    // may read but never write.
+    for (const auto mode : {fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_read,
+                            fs::perms::owner_read | fs::perms::group_read | fs::perms::group_write}) {
         fs::permissions(dir / "k", mode);
         try {
             st::load_token_key(dir / "k");
@@ -156,7 +158,11 @@ TEST(TokenKeyFile, AKeyFileOthersCanReadIsRefusedWithTheFix) {
             EXPECT_TRUE(contains(e.what(), "chmod 600 " + (dir / "k").string())) << e.what();
         }
     }
-    fs::permissions(dir / "k", fs::perms::owner_read);  // 0400, as systemd credentials are
+    fs::permissions(dir / "k", fs::perms::owner_read);  // 0400, a credential without ACL support
+    EXPECT_NO_THROW(st::load_token_key(dir / "k"));
+    // 0440 root-owned (here: owned by us): a systemd credential, whose group
+    // bits are the mask of the ACL that grants the service user read access.
+    fs::permissions(dir / "k", fs::perms::owner_read | fs::perms::group_read);
     EXPECT_NO_THROW(st::load_token_key(dir / "k"));
 }
 

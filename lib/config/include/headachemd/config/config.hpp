@@ -39,6 +39,10 @@ struct daemon_settings {
     // only (plain HTTP, no authentication). Port 0: an ephemeral port, named
     // in the log. nullopt: no listener.
     std::optional<std::string> metrics_listen;
+    // Both listeners (callback_listen, metrics_listen) speak plain HTTP
+    // without authentication, so each must be on a loopback host unless this
+    // is set: for a TLS reverse proxy on another machine, by explicit choice.
+    bool allow_non_loopback_listen = false;
     // Days an audit event (vault.db audit_event) is kept before the purge
     // may delete it. HIPAA (45 CFR 164.316(b)(2)(i)) requires policies,
     // procedures and records of required actions, such as audit reviews, to
@@ -156,7 +160,9 @@ struct config_error {
     std::string message;
 
     // "sync.toml:12:5: [[ehr]] \"ecw\": fhir_base must be https:// …", or
-    // "sync.toml: cannot read …" when line is 0.
+    // "sync.toml: cannot read …" when line is 0. Always one printable line:
+    // control characters in the file name or message (a value quoted back)
+    // are escaped ("\n", "\r", "\x1b").
     std::string to_string() const;
 
     bool operator==(const config_error&) const = default;
@@ -179,7 +185,12 @@ using parse_result = std::variant<config, std::vector<config_error>>;
 parse_result parse_config(std::string_view toml_text, std::string_view file_name,
                           const env_lookup& env = process_environment);
 
-// Reads `file` and parses it. An unreadable file gives one error naming it.
+// Reads `file` and parses it. An unreadable file gives one error naming it,
+// and so does a file the config rule of lib/files refuses: not a regular
+// file (after following symlinks), over 1 MiB, writable by group or others,
+// or owned by neither root nor the process's user (whoever may write the
+// config decides where secrets and tokens are sent). Every command loads
+// its config through here.
 parse_result load_config(const std::filesystem::path& file, const env_lookup& env = process_environment);
 
 // The defaults of a profile preset, before any explicit key. nullopt for an

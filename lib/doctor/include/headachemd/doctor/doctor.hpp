@@ -18,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -158,16 +159,26 @@ struct file_facts {
     bool regular = false;
     bool readable = false;  // we could open it for reading
     bool empty = false;
-    unsigned mode = 0;  // permission bits
+    unsigned mode = 0;         // permission bits
+    unsigned file_type = 0;    // st_mode & S_IFMT (after following symlinks)
+    unsigned owner = 0;        // st_uid
+    unsigned process_uid = 0;  // our effective uid, which the owner rule compares with
+    std::uintmax_t size = 0;
 };
-// Inspects `path` (stat and a trial open; the content is never read into
+// Inspects `path` (stat, following symlinks, and a trial open of a regular
+// file only, so a FIFO cannot hang doctor; the content is never read into
 // anything that is printed). The only I/O among the checks.
 file_facts inspect_file(const std::filesystem::path& path);
 
-// `secret`: a client secret, private key or vault key: must be readable by us
-// and not readable or writable by group or others. Otherwise (a CA file)
+// `secret`: a client secret, private key or vault key, judged by the one
+// secret file rule of lib/files (owned by root or us, no group write, no
+// access for others, not empty, at most 64 KiB). Otherwise (a CA file)
 // readable is enough.
 void check_file(const file_facts& f, std::string_view role, bool secret, findings& out);
+
+// sync.toml itself under the config rule of lib/files: owned by root or us
+// and not writable by group or others (it says where secrets are sent).
+void check_config_file(const file_facts& f, findings& out);
 
 // The server's Date header against our clock at the moment the answer
 // arrived. Beyond 60 s: warning; beyond 300 s (the lifetime of a

@@ -45,7 +45,8 @@ public:
     // An encrypted key is refused (the daemon runs unattended).
     static result<signing_key> from_pem(std::string_view pem, std::string_view source);
     // Reads the file (a path under ${CREDENTIALS_DIRECTORY} works as any
-    // other) and parses it; errors name the file.
+    // other) under the secret file rule of lib/files (a regular file, no
+    // access for others, at most 64 KiB) and parses it; errors name the file.
     static result<signing_key> from_file(const std::filesystem::path& path);
     // A new key pair: RSA of `rsa_bits` (≥ 2048) for RS384, P-384 for ES384.
     static signing_key generate(jws_alg alg, int rsa_bits = 3072);
