@@ -192,6 +192,10 @@ struct scripted_fault {
         other_patient,      // the page's entries belong to another patient (a search only)
         next_loop,          // the page's next link points back to the first page (a search only)
         next_loop_new_url,  // as next_loop, with a fresh `_loop` parameter each time: the URL never repeats
+        // Issue 12, endless chains (a search only; give a large count):
+        endless_fresh,  // the page's entries under fresh ids, and a next link to a new URL, forever
+        endless_empty,  // a page with no entries and a next link to a new URL, forever
+        wrong_type,     // the page's entries are the patient's resources of another type, search.mode "match"
     };
     kind what = kind::status;
     std::string type;  // only this resource type; empty: any
