@@ -311,10 +311,11 @@ int run_daemon(const common_args& a) {
     auto reschedule = [&](const sync::patient_result& p) {
         const auto* e = rt->cfg.find_ehr(p.ehr);
         const auto interval = e ? e->interval : std::chrono::seconds(std::chrono::hours(6));
-        // A failed job is retried sooner than a successful one repeats, but
-        // not in a tight loop.
-        const auto wait = p.ok ? interval : std::min(interval, std::chrono::seconds(900));
         const auto now = clk.now();
+        // A failed job is retried sooner than a successful one repeats, but
+        // not in a tight loop; a rate-limited one when the EHR's hold ends.
+        const auto regular = p.ok ? sync::next_run(now, interval, rng())
+                                  : sync::next_run_after_failure(now, interval, p.retry_at, rng());
         std::optional<sync::sys_time> lapse;
         if (e && !p.needs_reauth) {
             auto enr = rt->vault->find_enrollment(p.patient_key, p.ehr);
@@ -322,8 +323,7 @@ int run_daemon(const common_args& a) {
                 lapse = sync::refresh_token_lapse(enr->token_obtained_at, e->refresh_token_lifetime);
         }
         const auto before = e ? e->keepalive_before : std::chrono::seconds(std::chrono::hours(24 * 14));
-        const auto d = keepalive.next_job(p.ehr + "\n" + p.patient_key, now, sync::next_run(now, wait, rng()),
-                                          lapse, before);
+        const auto d = keepalive.next_job(p.ehr + "\n" + p.patient_key, now, regular, lapse, before);
         due[{p.patient_key, p.ehr}] = d.due;
         publish_next_run(p.patient_key, p.ehr, d.due);
         if (d.keepalive)
@@ -350,7 +350,8 @@ int run_daemon(const common_args& a) {
         } catch (const std::exception& e) {
             // The vault could not be read: keep the patient scheduled anyway.
             rt->log->error("patient {} at {}: {}", p.patient_key, p.ehr, e.what());
-            due[{p.patient_key, p.ehr}] = sync::next_run(clk.now(), std::chrono::seconds(900), rng());
+            due[{p.patient_key, p.ehr}] =
+                sync::next_run_after_failure(clk.now(), std::chrono::seconds(900), p.retry_at, rng());
         }
     };
     try {
@@ -531,6 +532,21 @@ int run_daemon(const common_args& a) {
                     auto pass = co_await engine->run_patients(now_due);
                     rt->log->info("pass {} done: {} patients, {} failed", pass_no, pass.patients.size(),
                                   pass.failed());
+                    // A patient whose job reported nothing (stopped, or a
+                    // worker that died) would still be due, and the loop
+                    // would start it again at once: a tight loop. It waits
+                    // as after a failure instead.
+                    const auto now = clk.now();
+                    for (const auto& who : now_due) {
+                        auto it = due.find(who);
+                        if (stop_requested || it == due.end() || it->second > now) continue;
+                        const auto* e = rt->cfg.find_ehr(who.second);
+                        it->second = sync::next_run_after_failure(
+                            now, e ? e->interval : std::chrono::seconds(900), std::nullopt, rng());
+                        publish_next_run(who.first, who.second, it->second);
+                        rt->log->error("patient {} at {}: the job ended without a result; next try at {}",
+                                       who.first, who.second, store::utc_timestamp(it->second));
+                    }
                     continue;
                 }
                 // Nothing due: sleep until the earliest, or a signal. No polling.

@@ -5,6 +5,10 @@
 // mid-pass (A401MidPassCausesExactlyOneRefresh), invalid_grant
 // (InvalidGrantForOnePatientMarksItAndTheOthersComplete) and a next link to
 // another origin (NextLinkToAnotherOriginIsRefusedAndNoTokenLeaves).
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -22,6 +26,7 @@
 #include "headachemd/store/audit.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/sync/engine.hpp"
+#include "run_command.hpp"
 #include "test_logger.hpp"
 #include "test_support.hpp"
 #include "vault_support.hpp"
@@ -1025,6 +1030,253 @@ TEST_F(fault_matrix, TransportErrorsAndARefusedOriginAreAuditedWithoutAStatus) {
         refused_types += t.failure && t.failure->code == "foreign_origin";
     EXPECT_EQ(static_cast<int>(no_status.size()) - 1, refused_types);
     EXPECT_EQ(with_status, (*ehr)->stats().requests - (*ehr)->stats().resets);
+}
+
+}  // namespace
+
+// ---- issue 12: bounds on what a server can make a pass do ---------------------
+
+namespace {
+
+// Runs the binary like run_binary, but kills it when it has not ended
+// within `limit` (exit_code -1 then): a sync-once that sleeps for a day
+// must fail the test, not hang it.
+headachemd::test::command_result run_binary_within(const std::vector<std::string>& args,
+                                                   const std::filesystem::path& scratch,
+                                                   std::chrono::seconds limit) {
+    headachemd::test::command_result r;
+    const pid_t pid = headachemd::test::spawn_binary(args, scratch / "stdout.txt", scratch / "stderr.txt");
+    if (pid < 0) return r;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    bool ended = false;
+    // Waiting on the child's exit with a deadline (no timer-based sync).
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (::waitpid(pid, &status, WNOHANG) == pid) {
+            ended = true;
+            break;
+        }
+        ::poll(nullptr, 0, 20);
+    }
+    if (!ended) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+    } else {
+        r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    r.out = headachemd::test::read_file(scratch / "stdout.txt");
+    r.err = headachemd::test::read_file(scratch / "stderr.txt");
+    return r;
+}
+
+struct fault_bounds : fault_matrix {
+    // pass(), but a pass still running after `limit` (a day's Retry-After
+    // slept, an endless chain followed) is stopped and fails the test
+    // instead of hanging it.
+    sy::pass_result bounded_pass(std::chrono::seconds limit = 30s) {
+        asio::io_context io;
+        headachemd::http::client_options ho;
+        ho.extra_ca_files.push_back(dir / "ca.pem");
+        ho.request_timeout = request_timeout;
+        headachemd::http::client http(io.get_executor(), ho);
+        sy::engine_options eo;
+        eo.backoff.base = 5ms;
+        eo.backoff.cap = 50ms;
+        recording_transport tap(http, {});
+        sy::engine engine(io.get_executor(), config, tap, *db, *vault, *clk, log, eo);
+        sy::pass_result out;
+        bool ended = false;
+        std::exception_ptr failure;
+        auto task = [&]() -> asio::awaitable<void> {
+            out = co_await engine.run_pass();
+            ended = true;
+            http.close_idle();
+        };
+        const auto t0 = std::chrono::steady_clock::now();
+        asio::co_spawn(io, task, [&failure](std::exception_ptr ep) { failure = ep; });
+        io.run_for(limit);
+        if (!ended) {
+            ADD_FAILURE() << "the pass did not end within " << limit.count() << " s";
+            engine.stop();
+            io.restart();
+            io.run_for(limit);
+        }
+        last_pass_took =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+        if (failure) std::rethrow_exception(failure);
+        sent = std::move(tap.log);
+        return out;
+    }
+
+    // sync.toml for the binary, for the sandbox and patients start() set up.
+    std::string write_config(const std::string& ehr_extra) {
+        std::string toml =
+            "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
+            (dir / "vault.db").string() + "\"\n" + headachemd::test::token_key_toml(dir.path()) +
+            "\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\nfhir_base = \"" + (*ehr)->fhir_base() +
+            "\"\nclient_id = \"" + (*ehr)->config().client_id + "\"\nclient_secret_file = \"" +
+            (dir / "client.secret").string() + "\"\nca_file = \"" + (dir / "ca.pem").string() +
+            "\"\nrequests_per_minute = 60000\npage_size = 5\n" + ehr_extra;
+        for (const auto& p : config.patients)
+            toml += "\n[[patient]]\nkey = \"" + p.key + "\"\nehr = \"sandbox\"\nfhir_patient_id = \"" +
+                    *p.fhir_patient_id + "\"\n";
+        headachemd::test::write_file(dir / "sync.toml", toml);
+        return (dir / "sync.toml").string();
+    }
+
+    void script_endless(fault what) {
+        sb::scripted_fault f;
+        f.what = what;
+        f.type = "Condition";
+        f.count = 1000000;  // every Condition page, forever
+        (*ehr)->add_scripted_fault(f);
+    }
+
+    void script_retry_after(const std::string& value) {
+        sb::scripted_fault f;
+        f.what = fault::status;
+        f.status = 429;
+        f.retry_after = value;
+        f.type = "Condition";
+        (*ehr)->add_scripted_fault(f);
+    }
+};
+
+TEST_F(fault_bounds, RetryAfterBeyondTheCapEndsThePassAtOnceAsRateLimited) {
+    // Setup: two patients; the first Condition search answers 429 with
+    // Retry-After: 99999 (27.8 hours).
+    start({}, 2, 5);
+    script_retry_after("99999");
+
+    // Run
+    const auto r = bounded_pass();
+
+    // Check: no sleep; both patients rate-limited until then, in sync_status.
+    EXPECT_LT(last_pass_took, 10s);
+    EXPECT_EQ(r.failed(), 2) << failures(r);
+    for (const auto& p : r.patients) {
+        ASSERT_TRUE(p.failure) << p.patient_key;
+        EXPECT_EQ(p.failure->code, "rate_limited");
+        EXPECT_TRUE(p.retry_at);
+        EXPECT_EQ(status_error(p.patient_key, "*").rfind("rate-limited until ", 0), 0u)
+            << status_error(p.patient_key, "*");
+    }
+    EXPECT_EQ(requests_to("/Condition"), 1);  // nothing more went to the held EHR
+    EXPECT_EQ((*ehr)->stats().responses_429, 1u);
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_bounds, RetryAfterAsAnHttpDateFarAheadEndsThePassAtOnce) {
+    start({}, 1, 5);
+    script_retry_after("Fri, 31 Dec 2100 23:59:59 GMT");
+    const auto r = bounded_pass();
+    EXPECT_LT(last_pass_took, 10s);
+    ASSERT_EQ(r.patients.size(), 1u);
+    ASSERT_TRUE(r.patients[0].failure);
+    EXPECT_EQ(r.patients[0].failure->code, "rate_limited");
+    EXPECT_EQ(status_error("hmd-1", "*").rfind("rate-limited until ", 0), 0u) << status_error("hmd-1", "*");
+}
+
+TEST_F(fault_bounds, AnEndlessChainOfFreshPagesEndsAtThePageCap) {
+    // Setup: every Condition page links to a new URL with fresh ids. 50
+    // a page: the patient's other types fit in one page each.
+    start({}, 1, 50);
+    config.ehrs[0].max_pages_per_search = 4;
+    script_endless(fault::endless_fresh);
+
+    // Run
+    const auto r = bounded_pass();
+
+    // Check: 4 pages, then that type fails; the other types complete.
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* cond = type_of(r.patients[0], "Condition");
+    ASSERT_NE(cond, nullptr);
+    ASSERT_TRUE(cond->failure);
+    EXPECT_EQ(cond->failure->code, "page_limit");
+    EXPECT_EQ(requests_to("/Condition"), 4);
+    EXPECT_NE(status_error("hmd-1", "Condition").find("max_pages_per_search"), std::string::npos);
+    const auto pid = (*ehr)->patient_ids()[0];
+    EXPECT_EQ(rows("observation"), static_cast<int>((*ehr)->count_for(pid, "Observation")));
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_bounds, AnEndlessChainOfEmptyPagesEndsAtThePageCap) {
+    start({}, 1, 50);
+    config.ehrs[0].max_pages_per_search = 4;
+    script_endless(fault::endless_empty);
+    const auto r = bounded_pass();
+    const auto* cond = type_of(r.patients.at(0), "Condition");
+    ASSERT_NE(cond, nullptr);
+    ASSERT_TRUE(cond->failure);
+    EXPECT_EQ(cond->failure->code, "page_limit");
+    EXPECT_EQ(requests_to("/Condition"), 4);
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_bounds, AnEndlessChainEndsAtTheResourceCap) {
+    // Setup: 5 resources a page, at most 12 for the whole job.
+    start({}, 1, 5);
+    config.ehrs[0].max_resources_per_patient = 12;
+    script_endless(fault::endless_fresh);
+    const auto r = bounded_pass();
+    ASSERT_EQ(r.patients.size(), 1u);
+    ASSERT_TRUE(r.patients[0].failure);
+    EXPECT_NE(failures(r).find("max_resources_per_patient"), std::string::npos) << failures(r);
+    EXPECT_LE(all_rows(), 12);
+}
+
+TEST_F(fault_bounds, PagesOfAnotherTypeAreRefused) {
+    // Setup: the Condition search answers with the patient's Observations,
+    // each marked search.mode "match".
+    start({}, 1, 5);
+    script_endless(fault::wrong_type);
+    const auto r = bounded_pass();
+    const auto* cond = type_of(r.patients.at(0), "Condition");
+    ASSERT_NE(cond, nullptr);
+    ASSERT_TRUE(cond->failure);
+    EXPECT_EQ(cond->failure->code, "bad_page");
+    EXPECT_NE(cond->failure->message.find("marked as a match of a search for Condition"), std::string::npos)
+        << cond->failure->message;
+    EXPECT_EQ(requests_to("/Condition"), 1);
+    EXPECT_EQ(rows("condition", "1=1"), 0);
+    expect_a_clean_pass_completes();
+}
+
+// The documented bounds hold for the real binary: sync-once ends at once
+// with exit 75, and `status` says why and until when.
+TEST_F(fault_bounds, SyncOnceEndsAtOnceWithExit75OnAHugeRetryAfterAndStatusShowsTheHold) {
+    // Setup
+    start({}, 2, 5);
+    script_retry_after("99999");
+    const std::string cfg_path = write_config("");
+
+    // Run
+    const auto once = run_binary_within({"sync-once", "--config", cfg_path}, dir.path(), 30s);
+    const auto shown = run_binary_within({"status", "--config", cfg_path}, dir.path(), 30s);
+
+    // Check
+    EXPECT_EQ(once.exit_code, 75) << once.out << once.err;
+    EXPECT_NE(once.out.find("FAILED: rate-limited until "), std::string::npos) << once.out;
+    EXPECT_NE(once.out.find("2 patients: 0 ok, 2 failed"), std::string::npos) << once.out;
+    EXPECT_NE(once.err.find("more than max_retry_after"), std::string::npos) << once.err;
+    EXPECT_EQ(shown.exit_code, 75) << shown.out << shown.err;
+    EXPECT_NE(shown.out.find("FAILING"), std::string::npos) << shown.out;
+    EXPECT_NE(shown.out.find("rate-limited until "), std::string::npos) << shown.out;
+}
+
+TEST_F(fault_bounds, SyncOnceEndsWithExit75OnAnEndlessChain) {
+    // Setup
+    start({}, 1, 5);
+    script_endless(fault::endless_empty);
+    const std::string cfg_path = write_config("max_pages_per_search = 3\n");
+
+    // Run
+    const auto once = run_binary_within({"sync-once", "--config", cfg_path}, dir.path(), 30s);
+
+    // Check
+    EXPECT_EQ(once.exit_code, 75) << once.out << once.err;
+    EXPECT_NE(once.out.find("max_pages_per_search"), std::string::npos) << once.out;
+    EXPECT_EQ((*ehr)->stats().by_path["/fhir/Condition"], 3u);
 }
 
 }  // namespace

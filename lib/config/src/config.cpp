@@ -36,7 +36,7 @@ constexpr std::array<std::string_view, 10> daemon_keys{
 // clang-format on
 constexpr std::array<std::string_view, 1> privacy_keys{"identifiers"};
 // clang-format off
-constexpr std::array<std::string_view, 31> ehr_keys{
+constexpr std::array<std::string_view, 34> ehr_keys{
     "name", "profile", "fhir_base",
     // OAuth: endpoints and client registration
     "discovery", "authorize_endpoint", "token_endpoint", "client_id", "client_auth", "client_secret_file",
@@ -46,6 +46,8 @@ constexpr std::array<std::string_view, 31> ehr_keys{
     "last_updated_overlap",
     // pacing
     "requests_per_minute", "max_concurrent", "interval", "reconcile_every", "backfill_since", "http_timeout",
+    // bounds on what a server can make a pass do
+    "max_retry_after", "max_pages_per_search", "max_resources_per_patient",
     // tokens
     "refresh_token_lifetime", "refresh_token_rotates", "keepalive_before"};
 // clang-format on
@@ -631,6 +633,20 @@ private:
         if (auto v = get_duration(s, "keepalive_before", 1h)) e.keepalive_before = *v;
         check_keepalive(s, e);
         if (auto v = get_duration(s, "http_timeout", 1s)) e.http_timeout = *v;
+        if (auto v = get_duration(s, "max_retry_after", 1s)) {
+            // A sync-once that sleeps for hours looks hung; past a day the
+            // hold is better ended and the jobs retried by `run` at its end.
+            if (*v > 24h)
+                error_at(t.get("max_retry_after")->source(), s.label,
+                         "max_retry_after must be at most 24h (a longer Retry-After ends the jobs as "
+                         "rate-limited instead of sleeping); got " +
+                             std::to_string(v->count()) + "s");
+            else
+                e.max_retry_after = *v;
+        }
+        if (auto v = get_int(s, "max_pages_per_search", 1, 1000000, "")) e.max_pages_per_search = *v;
+        if (auto v = get_int(s, "max_resources_per_patient", 1, 100000000, ""))
+            e.max_resources_per_patient = *v;
 
         check_endpoints(s, e);
         if (auth_ok) check_client_auth(s, e);

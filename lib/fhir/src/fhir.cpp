@@ -101,6 +101,30 @@ result<page_meta> read_page_meta(simdjson::padded_string_view json) {
                 }
                 if (relation == "next" && !url.empty()) m.next = url;
             }
+        } else if (key == "entry") {
+            od::array entries;
+            if (v.get_array().get(entries)) continue;
+            for (auto en : entries) {
+                page_meta::entry_meta em;
+                od::object eo;
+                if (!en.get_object().get(eo)) {
+                    for (auto ef : eo) {
+                        std::string_view ek;
+                        if (ef.unescaped_key().get(ek)) continue;
+                        od::object inner;
+                        if ((ek != "resource" && ek != "search") || ef.value().get_object().get(inner))
+                            continue;
+                        std::string_view text;
+                        if (ek == "resource") {
+                            if (!inner.find_field_unordered("resourceType").get_string().get(text))
+                                em.resource_type = text;
+                        } else if (!inner.find_field_unordered("mode").get_string().get(text)) {
+                            em.search_mode = text;
+                        }
+                    }
+                }
+                m.entries.push_back(std::move(em));
+            }
         } else if (key == "issue") {
             od::array issues;
             if (v.get_array().get(issues)) continue;

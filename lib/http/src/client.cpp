@@ -99,6 +99,10 @@ bool is_token(std::string_view s) {
     return true;
 }
 
+// The longest field name or value Beast's basic_fields stores (its offsets
+// are uint16_t, and it adds 2 bytes).
+constexpr std::size_t max_field_bytes = 65533;
+
 // RFC 9110 §5.5: CR, LF and NUL are never valid in a field value, and
 // letting them through would let a value (say, a token from a hostile
 // server) inject fields or a second request.
@@ -200,6 +204,15 @@ result<message_t> build_message(request& req, const target_info& t, const client
         if (!is_safe_field_value(h.value))
             return fail("invalid_request", method, t.location,
                         "header '" + h.name + "' has a value with CR, LF or NUL");
+        // Beast keeps a field's offsets in 16 bits and throws
+        // std::length_error ("field value too large") past 65533 bytes; an
+        // access token from a hostile server can be that long. An error
+        // value, like every other bad request.
+        if (h.name.size() > max_field_bytes || h.value.size() > max_field_bytes)
+            return fail("invalid_request", method, t.location,
+                        "header '" + (h.name.size() > 64 ? h.name.substr(0, 64) + "…" : h.name) +
+                            "' is too large (" + std::to_string(h.name.size() + h.value.size()) +
+                            " bytes; at most " + std::to_string(max_field_bytes) + ")");
         const auto f = bhttp::string_to_field(h.name);
         // The body is framed by us (prepare_payload below); a caller's
         // Content-Length or Transfer-Encoding could only contradict it.

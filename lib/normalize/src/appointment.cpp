@@ -114,6 +114,7 @@ bool read_appointment(od::object& obj, resource_ctx& ctx, appointment_record& ou
         const parsed_reference first = parse_reference(ctx.actors.front().reference);
         if (first.kind == parsed_reference::form::literal) {
             out.h.patient_ref.assign(first.id);
+            out.h.patient_ref_base.assign(first.base);
             ctx.actors.clear();
         } else {
             ctx.patient_pending = true;

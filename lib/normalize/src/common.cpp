@@ -395,6 +395,7 @@ parsed_reference parse_reference(std::string_view ref) {
     out.kind = form::literal;
     out.type = type;
     out.id = ref.substr(slash + 1);
+    if (slash2 != std::string_view::npos) out.base = before.substr(0, slash2);
     return out;
 }
 
@@ -403,7 +404,10 @@ void set_patient_from_subject(const reference_view& ref, header& h, resource_ctx
     switch (p.kind) {
         case parsed_reference::form::literal:
             // Group, Device, Location subjects have no patient.
-            if (p.type == "Patient") h.patient_ref.assign(p.id);
+            if (p.type == "Patient") {
+                h.patient_ref.assign(p.id);
+                h.patient_ref_base.assign(p.base);
+            }
             break;
         case parsed_reference::form::urn:
             // Resolved against the Bundle's fullUrls once all are known;

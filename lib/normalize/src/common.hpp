@@ -257,6 +257,7 @@ struct parsed_reference {
     enum class form { none, contained, urn, literal } kind = form::none;
     std::string_view type;  // literal only: the resource type segment
     std::string_view id;    // literal: the logical id; urn: the uuid/oid; contained: after '#'
+    std::string_view base;  // literal only: what precedes type/id ("https://x/fhir"); empty when relative
 };
 // "Patient/1", "https://x/fhir/Patient/1", ".../Patient/1/_history/2",
 // "urn:uuid:X", "urn:oid:X", "#x". A literal whose type segment is not an R4

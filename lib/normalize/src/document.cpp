@@ -452,6 +452,7 @@ struct normalizer::impl {
                 const parsed_reference pr = parse_reference(a.reference);
                 if (pr.kind == parsed_reference::form::literal) {
                     h.patient_ref.assign(pr.id);  // only Patient literals became candidates
+                    h.patient_ref_base.assign(pr.base);
                     break;
                 }
                 if (const entry_info* e = urn_target(a.reference)) {

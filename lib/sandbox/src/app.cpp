@@ -986,6 +986,9 @@ void app::apply_script(http_response& r, const scripted_fault& f) {
         case k::other_patient:
         case k::next_loop:
         case k::next_loop_new_url:
+        case k::endless_fresh:
+        case k::endless_empty:
+        case k::wrong_type:
             break;  // applied while the search builds its Bundle
     }
 }
@@ -1073,8 +1076,13 @@ http_response app::search(rtype t, const params& p, const std::string& patient_i
             }
         }
     }
+    // wrong_type: the entries of another type (Observation, or Condition
+    // for an Observation search) stand in for the searched ones.
+    const rtype entry_type = script && script->what == scripted_fault::kind::wrong_type
+                                 ? (t == rtype::observation ? rtype::condition : rtype::observation)
+                                 : t;
     std::vector<const record*> matches;
-    for (const record* rec : data_.of_patient(t, data_patient)) {
+    for (const record* rec : data_.of_patient(entry_type, data_patient)) {
         bool keep = true;
         for (const auto& [prefix, range] : since) {
             const time_point lu = rec->last_updated;
@@ -1136,18 +1144,39 @@ http_response app::search(rtype t, const params& p, const std::string& patient_i
         q.emplace_back("_loop", std::to_string(++loop_serial_));
         const std::string url = base_url_ + std::string(path) + "?" + encode_params(q);
         w.begin_object().member("relation", "next").member("url", url).end_object();
+    } else if (script && (script->what == scripted_fault::kind::endless_fresh ||
+                          script->what == scripted_fault::kind::endless_empty)) {
+        // A chain that never ends and never repeats a URL (nor, for
+        // endless_fresh, a resource id).
+        params q;
+        for (const auto& kv : kept)
+            if (kv.first != "_chain") q.push_back(kv);
+        q.emplace_back("_chain", std::to_string(++loop_serial_));
+        const std::string url = base_url_ + std::string(path) + "?" + encode_params(q);
+        w.begin_object().member("relation", "next").member("url", url).end_object();
     } else if (has_next) {
         const std::string next = next_link_override_.empty() ? link_to(last) : next_link_override_;
         w.begin_object().member("relation", "next").member("url", next).end_object();
     }
     w.end_array();
-    if (last > first) {
+    const bool empty_page = script && script->what == scripted_fault::kind::endless_empty;
+    if (last > first && !empty_page) {
+        const bool fresh = script && script->what == scripted_fault::kind::endless_fresh;
         w.key("entry").begin_array();
         for (std::size_t i = first; i < last; ++i) {
             const record& rec = *matches[i];
+            std::string rendered = data_.render(rec);
+            std::string id = rec.id;
+            if (fresh) {
+                // The same resource under an id never served before.
+                id += "-chain-" + std::to_string(loop_serial_);
+                const std::string from = "\"id\":\"" + rec.id + "\"";
+                if (const auto at = rendered.find(from); at != std::string::npos)
+                    rendered.replace(at, from.size(), "\"id\":\"" + id + "\"");
+            }
             w.begin_object();
-            w.member("fullUrl", base_url_ + "/fhir/" + std::string(rtype_name(t)) + "/" + rec.id);
-            w.key("resource").raw(data_.render(rec));
+            w.member("fullUrl", base_url_ + "/fhir/" + std::string(rtype_name(entry_type)) + "/" + id);
+            w.key("resource").raw(rendered);
             w.key("search").begin_object().member("mode", "match").end_object();
             w.end_object();
         }

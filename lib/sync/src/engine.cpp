@@ -55,6 +55,62 @@ bool later_instant(const std::string& a, const std::string& b) {
     return a > b;
 }
 
+// The path of an absolute URL without trailing slashes ("/fhir" of
+// "https://x/fhir/"); "" when it has none.
+std::string_view path_of_url(std::string_view url) {
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) return url;
+    const auto slash = url.find('/', scheme_end + 3);
+    if (slash == std::string_view::npos) return {};
+    std::string_view p = url.substr(slash);
+    while (!p.empty() && p.back() == '/') p.remove_suffix(1);
+    return p;
+}
+
+// FHIR R4 §2.3.0: an absolute reference whose base is the server's own
+// base is the same as the relative one. Scheme and host compare without
+// regard to case (RFC 3986 §6.2.2.1), the path exactly.
+bool same_fhir_base(std::string_view base, std::string_view fhir_base) {
+    return http::same_origin(base, fhir_base) && path_of_url(base) == path_of_url(fhir_base);
+}
+
+// An entry a search for `rs.type` cannot hold, described; nullopt when all
+// may be there. FHIR R4 §3.1.1.x (Bundle.entry.search.mode): "match" marks
+// a resource that matched the search, so it is of the searched type;
+// "include" marks one added by _include/_revinclude; "outcome" an
+// OperationOutcome about the search (warnings, never stored). The mode is
+// optional, so an entry without it is judged by its type alone.
+// - A "match" of another type is refused: a server that says so is broken
+//   or hostile (an endless chain of such pages would commit rows forever).
+// - Another type that the normalizer stores (it has a table) is refused
+//   unless this search asked for includes: its rows would land in a table
+//   nobody searched, with no cursor, no delete detection and no page cap
+//   of its own.
+// - Another type that is not stored (Medication for medicationReference,
+//   Practitioner, Provenance, OperationOutcome) is allowed: the normalizer
+//   reads it only to resolve references, and it still counts toward
+//   max_resources_per_patient.
+std::optional<std::string> foreign_entry(const fhir::page_meta& m, const cfg::resource_setting& rs) {
+    bool includes_asked = false;
+    for (const auto& [name, value] : rs.params)
+        includes_asked = includes_asked || name.starts_with("_include") || name.starts_with("_revinclude");
+    for (std::size_t i = 0; i < m.entries.size(); ++i) {
+        const auto& en = m.entries[i];
+        if (en.resource_type == rs.type) continue;
+        // A type name from the server is quoted only when it is a real R4
+        // type: the message reaches the log and sync_status.
+        const std::string what =
+            "entry " + std::to_string(i) + " is a " +
+            (nz::is_r4_resource_type(en.resource_type) ? en.resource_type
+                                                       : std::string("resource of no R4 type"));
+        if (en.search_mode == "match") return what + " marked as a match of a search for " + rs.type;
+        if (!nz::table_for_type(en.resource_type).empty() && !includes_asked)
+            return what + ", which a search for " + rs.type +
+                   " without _include or _revinclude cannot return";
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 int patient_result::rows_changed() const {
@@ -94,6 +150,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         bool prepared = false;
         std::optional<error> prepare_failure;
         rate_limiter limiter;
+        // A Retry-After beyond max_retry_after: nothing is sent to this EHR
+        // before then, and its jobs end as rate-limited (not a sleep).
+        std::optional<sys_time> rate_limited_until;
         ehr_state(const cfg::ehr_settings& s)
             : settings(&s), limiter(s.requests_per_minute, s.profile == "eclinicalworks") {}
     };
@@ -104,6 +163,11 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // (appended at each page commit and at the end of the job).
         std::vector<store::audit_event> audit;
         std::string fhir_patient_id;  // to keep it out of sync_status under identifiers = "none"
+        // Per job (reset when it starts). README: a 401 gets one refresh; a
+        // second 401 in the same job fails it, whatever type it came from.
+        bool refreshed_for_401 = false;
+        // Resources read in this job, every page and type (max_resources_per_patient).
+        long long resources = 0;
     };
 
     // What an audit event says about a request besides its answer. Never a
@@ -247,6 +311,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     awaitable<result<http::response>> send(ehr_state& e, http::request req,
                                            std::vector<store::audit_event>& audit, call c,
                                            std::chrono::nanoseconds* in_transport = nullptr) {
+        // A hold learnt by another job (or earlier in this one): not sent.
+        if (auto held = rate_limit_hold(e)) co_return *held;
         if (!co_await wait(e.limiter.acquire(clk.now())))
             co_return error{"stopped", "stopping: request not sent"};
         ++counters.requests;
@@ -296,14 +362,39 @@ struct engine::impl : std::enable_shared_from_this<impl> {
 
     // The wait a 429 or 503 asks for: Retry-After when given, else (eCW
     // sends none) the next minute boundary for a per-minute budget, else
-    // backoff.
-    std::chrono::nanoseconds retry_wait(ehr_state& e, const http::response& r, int attempt) {
+    // backoff. nullopt: Retry-After asks for more than max_retry_after
+    // (RFC 9110 §10.2.3 sets no upper bound, so a server can ask for days,
+    // and an HTTP-date for any time at all); the EHR is then held until
+    // that time and its jobs end as rate-limited instead of sleeping.
+    std::optional<std::chrono::nanoseconds> retry_wait(ehr_state& e, const http::response& r, int attempt) {
         if (auto ra = r.header("Retry-After")) {
-            if (auto s = http::parse_retry_after(*ra, clk.now())) return *s;
+            if (auto s = http::parse_retry_after(*ra, clk.now())) {
+                if (*s <= e.settings->max_retry_after) return *s;
+                const sys_time until = clk.now() + *s;
+                if (!e.rate_limited_until || *e.rate_limited_until < until) e.rate_limited_until = until;
+                counters.rate_limited_until[e.settings->name] = *e.rate_limited_until;
+                log->warn(
+                    "EHR {} asked to wait {} s (Retry-After), more than max_retry_after ({} s): its jobs "
+                    "end as rate-limited until {}",
+                    e.settings->name, s->count(), e.settings->max_retry_after.count(),
+                    store::utc_timestamp(*e.rate_limited_until));
+                return std::nullopt;
+            }
         }
         if (e.settings->profile == "eclinicalworks")
             return next_minute_boundary(clk.now()) - clk.now() + milliseconds(250);
         return backoff_delay(opts.backoff, attempt, opts.random());
+    }
+
+    // The error of a job (or request) under a rate-limit hold; nullopt when
+    // the EHR is not held. Its message is what `status` shows.
+    std::optional<error> rate_limit_hold(const ehr_state& e) const {
+        if (!e.rate_limited_until || clk.now() >= *e.rate_limited_until) return std::nullopt;
+        return error{"rate_limited", "rate-limited until " + store::utc_timestamp(*e.rate_limited_until) +
+                                         ": the EHR asked to wait "
+                                         "longer than max_retry_after (" +
+                                         std::to_string(e.settings->max_retry_after.count()) +
+                                         " s); nothing is sent to it before then"};
     }
 
     // GET without a bearer token (discovery, metadata), with retries.
@@ -325,9 +416,11 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             const auto act = fhir::classify_status(r->status);
             if ((act == fhir::action::wait_and_retry || act == fhir::action::retry) && !last) {
-                const auto d = act == fhir::action::wait_and_retry
-                                   ? retry_wait(e, *r, attempt)
-                                   : backoff_delay(opts.backoff, attempt, opts.random());
+                const auto waited = act == fhir::action::wait_and_retry
+                                        ? retry_wait(e, *r, attempt)
+                                        : backoff_delay(opts.backoff, attempt, opts.random());
+                if (!waited) co_return *rate_limit_hold(e);
+                const auto d = *waited;
                 // A rate-limit wait is the server's to ask for (and capped on
                 // its own); backoff after a failure counts against the budget.
                 if (act == fhir::action::retry && !retry_in_budget(e, spent, d)) co_return r;
@@ -360,7 +453,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 auto c = smart::parse_configuration(r->body);
                 if (c) e.token_endpoint = c->token_endpoint;
             } else if (!r) {
-                if (r.err().code == "stopped") co_return r.err();
+                if (r.err().code == "stopped" || r.err().code == "rate_limited") co_return r.err();
                 failed = r.err();
                 failed_step = "discovery";
             }
@@ -375,7 +468,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     if (auto c = smart::parse_capability_oauth_uris(meta->body))
                         e.token_endpoint = c->token_endpoint;
                 }
-            } else if (!meta && meta.err().code == "stopped") {
+            } else if (!meta && (meta.err().code == "stopped" || meta.err().code == "rate_limited")) {
+                // Not a lasting failure of the EHR: prepared again by the next job.
                 co_return meta.err();
             } else if (!meta && (!failed || meta.err().code == "tls_verify")) {
                 failed = meta.err();
@@ -509,11 +603,14 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                         co_return error{"stopped", "stopping"};
                     continue;
                 }
+                if (r.err().code == "rate_limited") co_return r.err();  // not sent
                 if (r.err().code != "stopped") ++ehr_counts(e).refresh_failed;
                 co_return error{r.err().code, "token refresh failed: " + r.err().message};
             }
             if ((r->status == 429 || r->status == 503) && !last) {
-                const auto d = retry_wait(e, *r, attempt);
+                const auto waited = retry_wait(e, *r, attempt);
+                if (!waited) co_return *rate_limit_hold(e);
+                const auto d = *waited;
                 e.limiter.hold_until(clk.now() + duration_cast<seconds>(d));
                 if (!co_await wait(d)) co_return error{"stopped", "stopping"};
                 continue;
@@ -609,11 +706,10 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     }
 
     // GET a FHIR URL with the patient's bearer token: refresh when needed
-    // and once on a 401; wait on 429/503; back off on 5xx and transport
-    // failures. Returns the response for 2xx, 403 and 404.
+    // and once per job on a 401; wait on 429/503; back off on 5xx and
+    // transport failures. Returns the response for 2xx, 403 and 404.
     awaitable<result<http::response>> fhir_get(ehr_state& e, patient_state& ps, store::enrollment& enr,
                                                std::string url, call c) {
-        bool refreshed_for_401 = false;
         std::chrono::nanoseconds spent{0};  // against the retry budget
         for (int attempt = 0;;) {
             if (!ps.access.usable(clk.now())) {
@@ -646,14 +742,19 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 case fhir::action::not_found:
                     co_return r;
                 case fhir::action::refresh_token:
-                    if (refreshed_for_401)
+                    // Once per job, not per request or type: a token the EHR
+                    // refuses right after issuing it will not do better on
+                    // the next type, and each refresh rotates (spends) one.
+                    if (ps.refreshed_for_401)
                         co_return error{"unauthorized", "the EHR answered 401 again after a token refresh"};
-                    refreshed_for_401 = true;
+                    ps.refreshed_for_401 = true;
                     ps.access.invalidate();
                     continue;
                 case fhir::action::wait_and_retry: {
                     if (last) co_return error{"http_" + std::to_string(r->status), "rate limited too often"};
-                    const auto d = retry_wait(e, *r, attempt++);
+                    const auto waited = retry_wait(e, *r, attempt++);
+                    if (!waited) co_return *rate_limit_hold(e);
+                    const auto d = *waited;
                     e.limiter.hold_until(clk.now() + duration_cast<seconds>(d));
                     if (!co_await wait(d)) co_return error{"stopped", "stopping"};
                     continue;
@@ -752,6 +853,16 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 out.failure = error{"paging_loop", rs.type + ": a next link points back to an earlier page"};
                 co_return out;
             }
+            // A chain of next links that never ends (fresh ids, empty pages,
+            // pages of another type) escapes the loop checks; it ends here,
+            // before the page is asked for. Empty pages count as pages.
+            if (out.pages >= s.max_pages_per_search) {
+                out.failure =
+                    error{"page_limit", rs.type + ": the search has more than " +
+                                            std::to_string(s.max_pages_per_search) +
+                                            " pages (max_pages_per_search); the rest was not fetched"};
+                co_return out;
+            }
             const call this_page{enr.patient_key,
                                  is_read          ? store::audit_action::fhir_read
                                  : out.pages == 0 ? store::audit_action::fhir_search
@@ -795,8 +906,30 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 ps.audit[page_event].outcome = out.failure->code;
                 co_return out;
             }
+            if (!is_read) {
+                if (auto refused = foreign_entry(*meta, rs)) {
+                    out.failure =
+                        error{"bad_page", where + ": " + *refused + "; nothing from it was written"};
+                    ps.audit[page_event].outcome = out.failure->code;
+                    co_return out;
+                }
+            }
             nz::result page = normalizer.normalize_document(body);
             ps.audit[page_event].count = static_cast<int>(page.records.size());
+            // Every entry read counts, of every type and whether stored or
+            // not: what the server makes us parse and hold.
+            long long read = 0;
+            for (const auto& [type, n] : page.read) read += static_cast<long long>(n);
+            if (ps.resources + read > s.max_resources_per_patient) {
+                out.failure = error{"resource_limit",
+                                    where + ": the job would read more than " +
+                                        std::to_string(s.max_resources_per_patient) +
+                                        " resources (max_resources_per_patient); nothing from this page was "
+                                        "written"};
+                ps.audit[page_event].outcome = out.failure->code;
+                co_return out;
+            }
+            ps.resources += read;
             if (!page.ok()) {
                 out.failure =
                     error{"bad_page", where + ": " + page.problems.front().where + ": " +
@@ -807,7 +940,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             // Data for patient A never lands under patient B.
             for (const auto& rec : page.records) {
                 const auto& h = nz::header_of(rec);
-                if (h.patient_ref != enr.fhir_patient_id) {
+                // FHIR R4 §2.3.0: an absolute reference names the patient
+                // on the server at its base; only the EHR's own fhir_base
+                // makes it the same as the relative Patient/{id}.
+                const bool foreign_base =
+                    !h.patient_ref_base.empty() && !same_fhir_base(h.patient_ref_base, s.fhir_base);
+                if (h.patient_ref != enr.fhir_patient_id || foreign_base) {
                     out.failure = error{"wrong_patient", where +
                                                              ": holds a resource of another patient; nothing "
                                                              "from it was written"};
@@ -988,13 +1126,26 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         whole.rows_changed = pr.rows_changed();
         whole.needs_reauth = pr.needs_reauth;
         const auto& s = *ehrs.at(pr.ehr)->settings;
-        whole.next_run_at = store::utc_timestamp(next_run(clk.now(), s.interval, opts.random()));
+        whole.next_run_at =
+            store::utc_timestamp(pr.retry_at ? *pr.retry_at : next_run(clk.now(), s.interval, opts.random()));
         state.put_status(whole);
     }
 
     awaitable<patient_result> sync_patient(std::string key, std::string ehr_name) {
         const auto started = clk.steady_now();
-        patient_result pr = co_await sync_patient_timed(key, ehr_name);
+        patient_result pr;
+        // The failure boundary of a job (STYLE "Failure boundaries"):
+        // expected errors are values, so what arrives here is a bug or an
+        // exhausted resource (Beast's "field value too large" for a 64 KiB
+        // access token was one). It fails this patient, recorded like any
+        // failure; the worker goes on with the next patient.
+        std::optional<std::string> thrown;
+        try {
+            pr = co_await sync_patient_timed(key, ehr_name);
+        } catch (const std::exception& failure) {
+            thrown = failure.what();
+        }
+        if (thrown) pr = job_threw(key, ehr_name, *thrown);
         pr.elapsed = clk.steady_now() - started;
         // Every way out of a job: its remaining events reach the disk, in one
         // fsync for the job rather than one per request.
@@ -1028,6 +1179,33 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             log->warn("cannot apply [privacy] identifiers to headache.db yet ({}); the next job retries",
                       failure.what());
         }
+    }
+
+    // The result of a job that threw: a failure with a status row and an
+    // audit event. The patient's cached access token is dropped, since it
+    // may be what made the job throw (a cached bad token was reused about
+    // 160 times a second before this boundary existed).
+    patient_result job_threw(const std::string& key, const std::string& ehr_name, std::string what) {
+        // Bounded: an exception's text is ours, but it may quote a value.
+        if (what.size() > 200) what = what.substr(0, 200) + "…";
+        log->error("patient {} at {}: the job stopped on an unexpected error: {}", key, ehr_name, what);
+        patient_result pr;
+        pr.patient_key = key;
+        pr.ehr = ehr_name;
+        pr.failure = error{"internal_error", "the job stopped on an unexpected error: " + what};
+        auto e = ehrs.find(ehr_name);
+        if (e == ehrs.end()) return pr;
+        auto ps = patients.find(ehr_name + "\n" + key);
+        if (ps != patients.end()) {
+            ps->second.access.invalidate();
+            record(ps->second.audit, *e->second, call{key, store::audit_action::job_failed}, std::nullopt,
+                   "internal_error");
+        } else {
+            record(ehr_audit, *e->second, call{key, store::audit_action::job_failed}, std::nullopt,
+                   "internal_error");
+        }
+        write_status_or_log(pr);
+        return pr;
     }
 
     awaitable<patient_result> sync_patient_timed(std::string key, std::string ehr_name) {
@@ -1064,13 +1242,24 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             write_status_or_log(pr);
             co_return pr;
         }
+        // A rate-limit hold beyond max_retry_after: the job ends at once,
+        // with the time `run` starts it again (nothing is sent meanwhile).
+        if (auto held = rate_limit_hold(e)) {
+            pr.failure = *held;
+            pr.retry_at = e.rate_limited_until;
+            write_status_or_log(pr);
+            co_return pr;
+        }
         if (auto err = co_await prepare(e)) {
             pr.failure = *err;
+            if (err->code == "rate_limited") pr.retry_at = e.rate_limited_until;
             write_status_or_log(pr);
             co_return pr;
         }
         patient_state& ps = patients[ehr_name + "\n" + key];
         ps.fhir_patient_id = enr->fhir_patient_id;
+        ps.refreshed_for_401 = false;
+        ps.resources = 0;
         // DESIGN.md "Tokens": a refresh token near the end of its lifetime is
         // renewed even while the access token is good (the daemon schedules
         // this job in time; eCW then issues a new 90-day token).
@@ -1081,6 +1270,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (auto err = co_await refresh(e, ps, *enr)) {
                 pr.failure = *err;
                 pr.needs_reauth = enr->needs_reauth;
+                if (err->code == "rate_limited") pr.retry_at = e.rate_limited_until;
                 write_status_or_log(pr);
                 co_return pr;
             }
@@ -1093,16 +1283,22 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 if (!pr.failure) pr.failure = t.failure;
                 log->warn("patient {} at {}: {}: {}", key, ehr_name, rs.type, t.failure->message);
             }
-            const bool store_refused = t.failure && t.failure->code == "store_failed";
+            const std::string code = t.failure ? t.failure->code : std::string();
             pr.types.push_back(std::move(t));
+            // `status` shows when a held EHR is tried again, whatever failed first.
+            if (code == "rate_limited") pr.failure = pr.types.back().failure;
             if (enr->needs_reauth) {
                 pr.needs_reauth = true;
                 break;
             }
             // headache.db refused a page (full, or locked past busy_timeout):
             // the next type would only fetch pages it cannot store, and wait
-            // out busy_timeout again.
-            if (stopping || store_refused) break;
+            // out busy_timeout again. A rate-limit hold, a second 401 and the
+            // job's resource cap end the job the same way: the next type
+            // could only send requests that meet the same answer.
+            if (stopping || code == "store_failed" || code == "rate_limited" || code == "unauthorized" ||
+                code == "resource_limit")
+                break;
         }
         // Another process may have marked the patient while this job ran
         // (its refresh was refused for the current token): this pass must
@@ -1117,6 +1313,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                            failure.what());
             }
         }
+        if (pr.failure && pr.failure->code == "rate_limited") pr.retry_at = e.rate_limited_until;
         pr.ok = all_ok && !stopping;
         write_status_or_log(pr);
         log->info("patient {} at {}: {} ({} rows changed)", key, ehr_name, pr.ok ? "synced" : "failed",

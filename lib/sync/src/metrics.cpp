@@ -84,6 +84,7 @@ metrics_snapshot metrics_registry::collect(
     };
     for (const auto& [name, c] : retired_) ehr(name).http.add(c);
     for (const auto& [name, c] : live.by_ehr) ehr(name).http.add(c);
+    for (const auto& [name, until] : live.rate_limited_until) ehr(name).rate_limited_until = until;
     for (const auto& [name, n] : rows_) ehr(name).rows_written = n;
     for (const auto& [name, h] : durations_) ehr(name).job_seconds = h;
     for (const auto& [name, health] : patients) {
@@ -148,6 +149,19 @@ std::string render_prometheus(const metrics_snapshot& m) {
         const auto it = e.http.responses.find(429);
         out += fmt::format("headachemd_sync_rate_limited_total{{ehr=\"{}\"}} {}\n", escape_label_value(name),
                            it == e.http.responses.end() ? 0 : it->second);
+    }
+
+    family(out, "headachemd_sync_rate_limited_until_seconds", "gauge",
+           "Unix time until which the EHR asked not to be called (a Retry-After beyond max_retry_after); "
+           "its jobs end as rate-limited and run again then. 0: no such hold since start.");
+    for (const auto& [name, e] : m.ehrs) {
+        const long long until =
+            e.rate_limited_until
+                ? std::chrono::duration_cast<std::chrono::seconds>(e.rate_limited_until->time_since_epoch())
+                      .count()
+                : 0;
+        out += fmt::format("headachemd_sync_rate_limited_until_seconds{{ehr=\"{}\"}} {}\n",
+                           escape_label_value(name), until);
     }
 
     family(out, "headachemd_sync_token_refreshes_total", "counter",

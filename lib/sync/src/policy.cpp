@@ -73,6 +73,13 @@ sys_time next_run(sys_time last_run, seconds interval, std::uint64_t random) {
            seconds(static_cast<long long>(random % static_cast<std::uint64_t>(jitter_span)));
 }
 
+sys_time next_run_after_failure(sys_time now, seconds interval, std::optional<sys_time> retry_at,
+                                std::uint64_t random) {
+    if (retry_at && *retry_at > now) return *retry_at;
+    const seconds wait = std::max(failure_retry_floor, std::min(interval, failure_retry_ceiling));
+    return next_run(now, wait, random);
+}
+
 namespace {
 
 // Digits at text[pos, pos + n) as a number, or -1.

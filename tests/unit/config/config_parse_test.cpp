@@ -212,6 +212,9 @@ TEST(config_parse, eclinicalworks_preset) {
     EXPECT_EQ(e.reconcile_every, 7 * 24h);
     EXPECT_EQ(e.last_updated_overlap, 300s);
     EXPECT_EQ(e.http_timeout, 30s);
+    EXPECT_EQ(e.max_retry_after, 300s);
+    EXPECT_EQ(e.max_pages_per_search, 2000);
+    EXPECT_EQ(e.max_resources_per_patient, 200000);
     EXPECT_EQ(e.patient_param, "patient");
     EXPECT_TRUE(e.discovery);
     std::vector<std::string> types;
@@ -532,6 +535,9 @@ TEST(config_example, documents_every_key) {
                                         "refresh_token_rotates",
                                         "keepalive_before",
                                         "http_timeout",
+                                        "max_retry_after",
+                                        "max_pages_per_search",
+                                        "max_resources_per_patient",
                                         "key",
                                         "ehr",
                                         "fhir_patient_id"};

@@ -483,6 +483,28 @@ TEST(config_validation, bad_durations) {
     EXPECT_TRUE(has_error(result, 10, 16, "http_timeout must be a duration"));
 }
 
+TEST(config_validation, bounds_on_what_a_server_can_make_a_pass_do) {
+    // Setup: lines 6-8, then a valid set
+    auto bad =
+        parse(ehr_with("max_retry_after = \"2d\"\n"
+                       "max_pages_per_search = 0\n"
+                       "max_resources_per_patient = -5\n"));
+    auto good =
+        parse(ehr_with("max_retry_after = \"90s\"\n"
+                       "max_pages_per_search = 10\n"
+                       "max_resources_per_patient = 500\n"));
+
+    // Check
+    EXPECT_TRUE(has_error(bad, 6, 19, "max_retry_after must be at most 24h"));
+    EXPECT_TRUE(has_error(bad, 7, 24, "max_pages_per_search must be between 1 and 1000000; got 0"));
+    EXPECT_TRUE(has_error(bad, 8, 29, "max_resources_per_patient must be between 1 and 100000000; got -5"));
+    const auto* c = cfg::test::config_of(good);
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->ehrs.at(0).max_retry_after, std::chrono::seconds(90));
+    EXPECT_EQ(c->ehrs.at(0).max_pages_per_search, 10);
+    EXPECT_EQ(c->ehrs.at(0).max_resources_per_patient, 500);
+}
+
 TEST(config_validation, backfill_since_forms) {
     // Setup
     auto local = parse(ehr_with("backfill_since = 2020-01-01T00:00:00\n"));

@@ -492,6 +492,24 @@ TEST(http_client, header_values_with_line_breaks_are_refused) {
     EXPECT_EQ(h.server.connections, 0);
 }
 
+TEST(http_client, a_header_value_beast_cannot_hold_is_an_error_value_not_a_throw) {
+    // Setup: a 64 KiB bearer token, as a hostile token endpoint can issue
+    // (issue 12, defect 3: Beast threw "field value too large").
+    harness h(always_ok);
+    auto req = get(h.url("/fhir"));
+    req.headers.push_back({"Authorization", "Bearer " + std::string(64 * 1024, 'a')});
+
+    // Run
+    auto r = h.send_one(std::move(req));
+
+    // Check: refused before any connection, without the value in the message.
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code, "invalid_request");
+    EXPECT_NE(r.err().message.find("'Authorization' is too large"), std::string::npos) << r.err().message;
+    EXPECT_EQ(r.err().message.find("aaaa"), std::string::npos);
+    EXPECT_EQ(h.server.connections, 0);
+}
+
 // ---------------------------------------------------------------------------
 // Keep-alive and the pool
 

@@ -31,6 +31,23 @@ TEST(NormalizeCondition, ReadsStatusesCategoryDatesAndSubject) {
     EXPECT_EQ(rec.recorded_date, "2013-04-04");
 }
 
+TEST(NormalizeCondition, AnAbsoluteSubjectKeepsItsBaseForTheEngineToCompare) {
+    // Setup: FHIR R4 §2.3.0: the base of an absolute reference says which
+    // server's patient it is (issue 12, 10d); a relative one has none.
+    const std::string absolute = R"({"resourceType":"Condition","id":"c1",
+        "subject":{"reference":"https://other.example/fhir/r4/Patient/pat-9/_history/2"}})";
+    const std::string relative =
+        R"({"resourceType":"Condition","id":"c2","subject":{"reference":"Patient/pat-9"}})";
+    // Run
+    const auto a = only<condition_record>(run(absolute));
+    const auto r = only<condition_record>(run(relative));
+    // Check
+    EXPECT_EQ(a.h.patient_ref, "pat-9");
+    EXPECT_EQ(a.h.patient_ref_base, "https://other.example/fhir/r4");
+    EXPECT_EQ(r.h.patient_ref, "pat-9");
+    EXPECT_EQ(r.h.patient_ref_base, "");
+}
+
 TEST(NormalizeCondition, OnsetAndAbatementPeriodsUseTheirStart) {
     // Setup
     const std::string json = R"({"resourceType":"Condition","id":"c2","subject":{"reference":"Patient/p"},

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
+#include <stdexcept>
 
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
@@ -15,6 +17,7 @@
 
 #include "headachemd/http/url.hpp"
 #include "headachemd/smart/smart.hpp"
+#include "headachemd/store/audit.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "test_support.hpp"
@@ -1213,3 +1216,406 @@ TEST_F(fixture, ATokenResponseForAnotherPatientFailsTheJobAndItsAccessTokenIsNot
     });
     EXPECT_EQ(pass().succeeded(), 1);
 }
+
+// ---- issue 12: hostile and broken servers ---------------------------------
+
+namespace {
+
+// A Condition of `patient` whose subject is `reference` as given.
+std::string condition_with_subject(const std::string& id, const std::string& reference) {
+    return R"({"resourceType":"Condition","id":")" + id +
+           R"(","meta":{"lastUpdated":"2026-01-01T00:00:00Z"},"subject":{"reference":")" + reference +
+           R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"G43.709"}]}})";
+}
+
+std::string observation(const std::string& id, const std::string& patient) {
+    return R"({"resourceType":"Observation","id":")" + id +
+           R"(","status":"final","subject":{"reference":"Patient/)" + patient +
+           R"("},"code":{"text":"blood pressure"}})";
+}
+
+// A searchset page whose entries carry search.mode (empty: none).
+std::string page_with_modes(const std::vector<std::pair<std::string, std::string>>& resources,
+                            const std::string& next = "") {
+    std::string out = R"({"resourceType":"Bundle","type":"searchset",)";
+    if (!next.empty()) out += R"("link":[{"relation":"next","url":")" + next + R"("}],)";
+    out += R"("entry":[)";
+    for (std::size_t i = 0; i < resources.size(); ++i) {
+        if (i) out += ",";
+        out += R"({"resource":)" + resources[i].first;
+        if (!resources[i].second.empty()) out += R"(,"search":{"mode":")" + resources[i].second + R"("})";
+        out += "}";
+    }
+    return out + "]}";
+}
+
+struct hostile : fixture {
+    // A pass that must end within `limit` of real time: a server that asks
+    // for a day's wait, or pages forever, must not hang the test. nullopt
+    // when it did not end (the engine is then stopped and wound down).
+    std::optional<sy::pass_result> pass_within(std::chrono::seconds limit, sy::engine_options opts = {}) {
+        asio::io_context io;
+        opts.backoff.base = std::chrono::milliseconds(1);
+        opts.backoff.cap = std::chrono::milliseconds(2);
+        if (!opts.random) opts.random = [] { return std::uint64_t{1}; };
+        sy::engine engine(io.get_executor(), config, ehr, db, vault, clk, log, opts);
+        std::optional<sy::pass_result> out;
+        asio::co_spawn(
+            io, [&]() -> asio::awaitable<void> { out = co_await engine.run_pass(); },
+            [](std::exception_ptr ep) {
+                if (ep) std::rethrow_exception(ep);
+            });
+        io.run_for(limit);
+        const bool ended = out.has_value();
+        if (!ended) {
+            engine.stop();
+            io.restart();
+            io.run_for(limit);
+        }
+        counters = engine.counters();
+        if (!ended) return std::nullopt;
+        return out;
+    }
+
+    std::optional<st::status_row> status_of(const std::string& key, const std::string& type = "*") {
+        st::sync_state s(db);
+        for (auto& row : s.all_status())
+            if (row.patient_key == key && row.resource_type == type) return row;
+        return std::nullopt;
+    }
+
+    int requests_to(const std::string& fragment) const {
+        int n = 0;
+        for (const auto& r : ehr.seen) n += r.url.find(fragment) != std::string::npos ? 1 : 0;
+        return n;
+    }
+
+    // Serves an endless chain of Condition pages for p1: page n is made by
+    // `make(n)` and links to page n + 1, every URL new.
+    void serve_endless(std::function<std::vector<std::string>(int)> make) {
+        auto handler = [this, make](const http::request& r) {
+            if (!ehr.authorized(r, "p1")) return fake_ehr::json(401, "{}");
+            const auto at = r.url.find("&n=");
+            const int n = at == std::string::npos ? 1 : std::stoi(r.url.substr(at + 3));
+            return fake_ehr::json(
+                200, bundle(make(n), std::string(base) + "/page?p=p1&n=" + std::to_string(n + 1)));
+        };
+        ehr.by_path[std::string(base) + "/Condition"] = handler;
+        ehr.by_path[std::string(base) + "/page"] = handler;
+    }
+};
+
+// Defect 3: an exception in one job fails that patient only.
+TEST_F(hostile, AnExceptionInOnePatientsJobFailsThatPatientAndTheWorkerGoesOn) {
+    // Setup: one worker, so the patients after the throwing one depend on it
+    // going on. hmd-1's search throws, as Beast did for a 64 KiB token.
+    config.ehrs[0].max_concurrent = 1;
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    enroll("hmd-3", "p3");
+    serve_conditions("p2", {{condition("c2", "p2")}});
+    serve_conditions("p3", {{condition("c3", "p3")}});
+    ehr.by_url[std::string(base) + "/Condition?patient=p1&_count=2"] =
+        [](const http::request&) -> http::response { throw std::length_error("field value too large"); };
+    std::vector<std::string> done;
+    sy::engine_options opts;
+    opts.on_patient_done = [&done](const sy::patient_result& p) { done.push_back(p.patient_key); };
+
+    // Run
+    const auto r = pass_within(std::chrono::seconds(30), opts);
+
+    // Check: the pass counts it, the others completed, and it is recorded.
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->patients.size(), 3u);
+    EXPECT_EQ(r->failed(), 1);
+    EXPECT_EQ(r->succeeded(), 2);
+    EXPECT_EQ(done, (std::vector<std::string>{"hmd-1", "hmd-2", "hmd-3"}));
+    for (const auto& p : r->patients) {
+        if (p.patient_key != "hmd-1") continue;
+        ASSERT_TRUE(p.failure);
+        EXPECT_EQ(p.failure->code, "internal_error");
+        EXPECT_TRUE(p.failed());
+    }
+    EXPECT_EQ(count("patient_key = 'hmd-2'"), 1);
+    EXPECT_EQ(count("patient_key = 'hmd-3'"), 1);
+    const auto row = status_of("hmd-1");
+    ASSERT_TRUE(row);
+    ASSERT_TRUE(row->last_error);
+    EXPECT_NE(row->last_error->find("field value too large"), std::string::npos) << *row->last_error;
+    const auto events = st::query_audit(vault.sql(), {.patient_key = std::string("hmd-1")});
+    bool audited = false;
+    for (const auto& ev : events)
+        audited = audited || (ev.action == "job.failed" && ev.outcome == "internal_error");
+    EXPECT_TRUE(audited);
+    // `run` reschedules it no sooner than a minute, whatever its interval.
+    const auto now = clk.now();
+    EXPECT_GE(sy::next_run_after_failure(now, std::chrono::seconds(1), std::nullopt, 0) - now,
+              std::chrono::seconds(60));
+}
+
+// Defect 5: a Retry-After beyond max_retry_after ends the jobs, no sleep.
+TEST_F(hostile, ARetryAfterBeyondTheCapEndsTheEhrsJobsAsRateLimitedUntilThen) {
+    // Setup: hmd-1's search answers 429 with Retry-After: 99999 (27.8 h).
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    config.ehrs[0].max_concurrent = 1;
+    serve_conditions("p2", {{condition("c2", "p2")}});
+    ehr.by_url[std::string(base) + "/Condition?patient=p1&_count=2"] = [](const http::request&) {
+        auto resp = fake_ehr::json(429, "{}");
+        resp.headers.push_back({"Retry-After", "99999"});
+        return resp;
+    };
+
+    // Run
+    const auto r = pass_within(std::chrono::seconds(20));
+
+    // Check: the pass ended; both patients are rate-limited until then.
+    ASSERT_TRUE(r) << "the pass slept on Retry-After: 99999";
+    const auto until = clk.now() + std::chrono::seconds(99999);
+    EXPECT_EQ(r->failed(), 2);
+    for (const auto& p : r->patients) {
+        ASSERT_TRUE(p.failure) << p.patient_key;
+        EXPECT_EQ(p.failure->code, "rate_limited") << p.patient_key;
+        ASSERT_TRUE(p.retry_at) << p.patient_key;
+        EXPECT_EQ(*p.retry_at, until);
+        const auto row = status_of(p.patient_key);
+        ASSERT_TRUE(row && row->last_error);
+        EXPECT_EQ(row->last_error->rfind("rate-limited until " + st::utc_timestamp(until), 0), 0u)
+            << *row->last_error;
+        EXPECT_EQ(row->next_run_at, st::utc_timestamp(until));
+    }
+    EXPECT_EQ(requests_to("p2"), 0) << "nothing is sent to a held EHR";
+    EXPECT_EQ(counters.rate_limited_until.at("ehr"), until);
+    EXPECT_EQ(sy::next_run_after_failure(clk.now(), std::chrono::hours(6), until, 0), until);
+}
+
+TEST_F(hostile, AnHttpDateFarAheadIsCappedTheSameWay) {
+    // Setup: a refresh answered 503 with a date decades ahead.
+    enroll("hmd-1", "p1");
+    ehr.by_path["https://ehr.test/token"] = [](const http::request&) {
+        auto resp = fake_ehr::json(503, "{}");
+        resp.headers.push_back({"Retry-After", "Fri, 31 Dec 2100 23:59:59 GMT"});
+        return resp;
+    };
+
+    // Run
+    const auto r = pass_within(std::chrono::seconds(20));
+
+    // Check
+    ASSERT_TRUE(r) << "the pass slept on a Retry-After date in 2100";
+    ASSERT_EQ(r->patients.size(), 1u);
+    ASSERT_TRUE(r->patients[0].failure);
+    EXPECT_EQ(r->patients[0].failure->code, "rate_limited");
+    ASSERT_TRUE(r->patients[0].retry_at);
+    EXPECT_GT(*r->patients[0].retry_at, clk.now() + std::chrono::hours(24 * 365));
+    EXPECT_FALSE(r->patients[0].needs_reauth);
+    EXPECT_EQ(counters.by_ehr.at("ehr").refresh_failed, 0u);
+}
+
+TEST_F(hostile, ARetryAfterWithinTheCapIsStillWaitedOut) {
+    // Setup: a cap of 1 s; the server asks for 1 s once.
+    config.ehrs[0].max_retry_after = std::chrono::seconds(1);
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    const std::string first = std::string(base) + "/Condition?patient=p1&_count=2";
+    auto original = ehr.by_url[first];
+    int hits = 0;
+    ehr.by_url[first] = [&](const http::request& r) {
+        if (++hits > 1) return original(r);
+        auto resp = fake_ehr::json(429, "{}");
+        resp.headers.push_back({"Retry-After", "1"});
+        return resp;
+    };
+
+    // Run + Check
+    const auto r = pass_within(std::chrono::seconds(20));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->succeeded(), 1);
+    EXPECT_FALSE(r->patients[0].retry_at);
+}
+
+// Defect 6: endless next-link chains.
+TEST_F(hostile, AnEndlessChainOfNewIdsStopsAtThePageCap) {
+    // Setup
+    config.ehrs[0].max_pages_per_search = 5;
+    enroll("hmd-1", "p1");
+    serve_endless(
+        [](int n) { return std::vector<std::string>{condition("fresh-" + std::to_string(n), "p1")}; });
+
+    // Run
+    const auto r = pass_within(std::chrono::seconds(20));
+
+    // Check: five pages fetched and kept, no sixth asked for.
+    ASSERT_TRUE(r) << "the chain never ended";
+    ASSERT_EQ(r->patients.size(), 1u);
+    ASSERT_TRUE(r->patients[0].failure);
+    EXPECT_EQ(r->patients[0].failure->code, "page_limit");
+    EXPECT_EQ(r->patients[0].types[0].pages, 5);
+    EXPECT_EQ(count(), 5);
+    EXPECT_EQ(requests_to("/Condition") + requests_to("/page"), 5);
+    const auto row = status_of("hmd-1");
+    ASSERT_TRUE(row && row->last_error);
+    EXPECT_NE(row->last_error->find("max_pages_per_search"), std::string::npos);
+    st::sync_state s(db);
+    EXPECT_FALSE(s.read_cursor("ehr", "hmd-1", "Condition").last_full_pull_at);
+}
+
+TEST_F(hostile, AnEndlessChainOfEmptyPagesStopsAtThePageCap) {
+    // Setup
+    config.ehrs[0].max_pages_per_search = 5;
+    enroll("hmd-1", "p1");
+    serve_endless([](int) { return std::vector<std::string>{}; });
+
+    // Run
+    const auto r = pass_within(std::chrono::seconds(20));
+
+    // Check
+    ASSERT_TRUE(r) << "the chain never ended";
+    ASSERT_TRUE(r->patients[0].failure);
+    EXPECT_EQ(r->patients[0].failure->code, "page_limit");
+    EXPECT_EQ(requests_to("/Condition") + requests_to("/page"), 5);
+}
+
+TEST_F(hostile, AChainStopsAtTheResourceCapAndTheOverflowingPageIsNotWritten) {
+    // Setup: two fresh Conditions a page, at most 7 resources a job.
+    config.ehrs[0].max_resources_per_patient = 7;
+    enroll("hmd-1", "p1");
+    serve_endless([](int n) {
+        return std::vector<std::string>{condition("a-" + std::to_string(n), "p1"),
+                                        condition("b-" + std::to_string(n), "p1")};
+    });
+
+    // Run
+    const auto r = pass_within(std::chrono::seconds(20));
+
+    // Check: pages 1-3 (6 resources) kept; page 4 would make 8.
+    ASSERT_TRUE(r) << "the chain never ended";
+    ASSERT_TRUE(r->patients[0].failure);
+    EXPECT_EQ(r->patients[0].failure->code, "resource_limit");
+    EXPECT_EQ(count(), 6);
+}
+
+TEST_F(hostile, PagesOfATypeThatWasNotSearchedForAreRefused) {
+    // Setup: the Condition search answers with Observations of the patient.
+    enroll("hmd-1", "p1");
+    serve_endless(
+        [](int n) { return std::vector<std::string>{observation("o-" + std::to_string(n), "p1")}; });
+
+    // Run
+    const auto r = pass_within(std::chrono::seconds(20));
+
+    // Check: the first page is refused whole; no Observation row.
+    ASSERT_TRUE(r) << "the chain never ended";
+    ASSERT_TRUE(r->patients[0].failure);
+    EXPECT_EQ(r->patients[0].failure->code, "bad_page");
+    EXPECT_NE(r->patients[0].failure->message.find("entry 0 is a Observation"), std::string::npos)
+        << r->patients[0].failure->message;
+    SQLite::Statement q(db.sql(), "SELECT count(*) FROM observation");
+    q.executeStep();
+    EXPECT_EQ(q.getColumn(0).getInt(), 0);
+    EXPECT_EQ(requests_to("/page"), 0);
+}
+
+TEST_F(hostile, OtherTypesAreJudgedBySearchModeAndWhatTheSearchAskedFor) {
+    // Setup: the Condition search asks for _revinclude (so included
+    // Observations are expected); one patient each for the three answers.
+    config.ehrs[0].resources = {{"Condition", {{"_revinclude", "Observation:focus"}}}};
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    enroll("hmd-3", "p3");
+    const std::string medication = R"({"resourceType":"Medication","id":"m1","code":{"text":"x"}})";
+    ehr.by_path[std::string(base) + "/Condition"] = [&](const http::request& r) {
+        if (ehr.authorized(r, "p1"))  // an included Observation, and a Medication (never stored)
+            return fake_ehr::json(200, page_with_modes({{condition("c1", "p1"), "match"},
+                                                        {observation("o1", "p1"), "include"},
+                                                        {medication, ""}}));
+        if (ehr.authorized(r, "p2"))  // an Observation claiming to match a Condition search
+            return fake_ehr::json(
+                200, page_with_modes({{condition("c2", "p2"), "match"}, {observation("o2", "p2"), "match"}}));
+        if (ehr.authorized(r, "p3"))  // a search.outcome warning
+            return fake_ehr::json(
+                200, page_with_modes({{condition("c3", "p3"), "match"},
+                                      {R"({"resourceType":"OperationOutcome","issue":[{"severity":"warning",)"
+                                       R"("code":"informational"}]})",
+                                       "outcome"}}));
+        return fake_ehr::json(401, "{}");
+    };
+
+    // Run
+    const auto r = pass_within(std::chrono::seconds(20));
+
+    // Check
+    ASSERT_TRUE(r);
+    for (const auto& p : r->patients) {
+        if (p.patient_key == "hmd-2") {
+            ASSERT_TRUE(p.failure);
+            EXPECT_NE(p.failure->message.find("marked as a match of a search for Condition"),
+                      std::string::npos)
+                << p.failure->message;
+        } else {
+            EXPECT_TRUE(p.ok) << p.patient_key << ": " << (p.failure ? p.failure->message : "");
+        }
+    }
+    EXPECT_EQ(count("patient_key = 'hmd-2'"), 0);
+    EXPECT_EQ(count("patient_key IN ('hmd-1', 'hmd-3')"), 2);
+}
+
+// 10c: one refresh per job for a 401, not one per resource type.
+TEST_F(hostile, A401AfterTheRefreshFailsTheJobWithNoFurtherRefresh) {
+    // Setup: two types served; every access token answers 401.
+    config.ehrs[0].resources = {{"Condition", {}}, {"Procedure", {}}, {"Encounter", {}}};
+    ehr.by_path[std::string(base) + "/metadata"] = [](const http::request&) {
+        return fake_ehr::json(200,
+                              R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server","resource":[
+          {"type":"Condition","searchParam":[{"name":"patient"}]},{"type":"Procedure","searchParam":[{"name":"patient"}]},
+          {"type":"Encounter","searchParam":[{"name":"patient"}]}]}]})");
+    };
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    for (const char* path : {"/Procedure", "/Encounter"}) {
+        ehr.by_path[std::string(base) + path] = [this](const http::request& r) {
+            return ehr.authorized(r, "p1") ? fake_ehr::json(200, bundle({})) : fake_ehr::json(401, "{}");
+        };
+    }
+    ehr.expire_all_access = true;
+
+    // Run
+    const auto r = pass_within(std::chrono::seconds(20));
+
+    // Check: the first token, one refresh after the 401, and then the job ends.
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->failed(), 1);
+    EXPECT_EQ(ehr.token_calls, 2);
+    ASSERT_TRUE(r->patients[0].failure);
+    EXPECT_EQ(r->patients[0].failure->code, "unauthorized");
+    EXPECT_EQ(requests_to("/Procedure") + requests_to("/Encounter"), 0);
+}
+
+// 10d: a subject on another server is another patient, whatever its id.
+TEST_F(hostile, ASubjectOnAnotherServerWithTheRightIdIsRefused) {
+    // Setup
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    serve_conditions("p1", {{condition_with_subject("c1", "https://other.test/fhir/Patient/p1")}});
+    // The EHR's own base, absolute (host in another case): the same patient.
+    serve_conditions("p2", {{condition_with_subject("c2", "https://EHR.test/fhir/Patient/p2"),
+                             condition_with_subject("c3", "Patient/p2")}});
+
+    // Run
+    const auto r = pass_within(std::chrono::seconds(20));
+
+    // Check
+    ASSERT_TRUE(r);
+    for (const auto& p : r->patients) {
+        if (p.patient_key == "hmd-1") {
+            ASSERT_TRUE(p.failure);
+            EXPECT_EQ(p.failure->code, "wrong_patient");
+        } else {
+            EXPECT_TRUE(p.ok) << (p.failure ? p.failure->message : "");
+        }
+    }
+    EXPECT_EQ(count("patient_key = 'hmd-1'"), 0);
+    EXPECT_EQ(count("patient_key = 'hmd-2'"), 2);
+}
+
+}  // namespace

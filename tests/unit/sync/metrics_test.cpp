@@ -184,4 +184,21 @@ TEST(MetricsEndpoint, ServesMetricsAndHealthAndNothingElse) {
     EXPECT_EQ(snapshots, 1);  // /healthz and 404s read nothing
 }
 
+TEST(metrics, ARateLimitHoldIsAGaugeOfItsEndPerEhr) {
+    // Setup: the live engine holds "ecw" until a known time (issue 12,
+    // defect 5); "epic" was never held.
+    sy::metrics_registry reg;
+    sy::engine_counters live;
+    const sy::sys_time until{seconds(1'800'000'000)};
+    live.rate_limited_until["ecw"] = until;
+
+    // Run
+    const auto text = "\n" + sy::render_prometheus(reg.collect(live, {"ecw", "epic"}, {}, true));
+
+    // Check
+    EXPECT_EQ(sample(text, "headachemd_sync_rate_limited_until_seconds{ehr=\"ecw\"}"), 1'800'000'000);
+    EXPECT_EQ(sample(text, "headachemd_sync_rate_limited_until_seconds{ehr=\"epic\"}"), 0);
+    EXPECT_NE(text.find("# TYPE headachemd_sync_rate_limited_until_seconds gauge\n"), std::string::npos);
+}
+
 }  // namespace

@@ -196,3 +196,28 @@ TEST(Keepalive, ARenewedTokenMovesTheNextKeepaliveAndATokenLeftInTheWindowWarnsO
 }
 
 }  // namespace
+
+namespace {
+
+TEST(policy, AFailedJobIsRetriedSoonButNeverInATightLoop) {
+    // Issue 12, defect 3: a job that fails at once (an exception, a refused
+    // request) must not be started again at once by the run loop.
+    const headachemd::manual_clock clk;
+    const auto now = clk.now();
+    const std::uint64_t rnd = 12345;
+
+    // Check: 1 s interval → at least a minute; 6 h → 15 min plus jitter;
+    // 5 min → 5 min plus jitter.
+    EXPECT_GE(sy::next_run_after_failure(now, 1s, std::nullopt, rnd) - now, 60s);
+    EXPECT_LE(sy::next_run_after_failure(now, 1s, std::nullopt, rnd) - now, 66s);
+    EXPECT_GE(sy::next_run_after_failure(now, 6h, std::nullopt, rnd) - now, 900s);
+    EXPECT_LE(sy::next_run_after_failure(now, 6h, std::nullopt, rnd) - now, 990s);
+    EXPECT_GE(sy::next_run_after_failure(now, 5min, std::nullopt, rnd) - now, 300s);
+    EXPECT_LE(sy::next_run_after_failure(now, 5min, std::nullopt, rnd) - now, 330s);
+    // A rate-limit hold (defect 5): the job starts when it ends, even hours
+    // away; a hold already over counts for nothing.
+    EXPECT_EQ(sy::next_run_after_failure(now, 6h, now + 27h, rnd), now + 27h);
+    EXPECT_GE(sy::next_run_after_failure(now, 1s, now - 1s, rnd) - now, 60s);
+}
+
+}  // namespace

@@ -124,6 +124,21 @@ struct ehr_settings {
     std::chrono::seconds keepalive_before{std::chrono::hours{24 * 14}};
     bool refresh_token_rotates = false;     // eCW: single-use refresh tokens
     std::chrono::seconds http_timeout{30};  // deadline of each whole request (issue 12, defect 7)
+    // What a server sends is data, never trusted (issue 12): bounds on what
+    // an EHR can make one pass do. Reaching one is a recorded failure of
+    // that patient's job (exit 75), never a sleep or a loop.
+    // The longest Retry-After (RFC 9110 §10.2.3) the engine waits out. A
+    // longer one ends the EHR's remaining jobs as "rate-limited until T";
+    // `run` starts them again at T. eCW's budget is per minute and a
+    // throttled Epic asks for seconds, so 5 minutes is never legitimately hit.
+    std::chrono::seconds max_retry_after{300};
+    // Pages of one search (next links followed, empty pages included).
+    // 2000 pages at eCW's fixed page or _count = 100 hold 40,000–200,000
+    // resources of one type for one patient; the longest outpatient records
+    // hold a few thousand.
+    int max_pages_per_search = 2000;
+    // Resources (all entries, every type) one patient's job reads in one pass.
+    int max_resources_per_patient = 200000;
 
     bool operator==(const ehr_settings&) const = default;
 };

@@ -41,6 +41,14 @@ struct page_meta {
     std::optional<std::string> next;  // Bundle.link[relation=next].url, as sent (opaque)
     std::optional<long long> total;   // Bundle.total
     std::string outcome_summary;      // for an OperationOutcome: severity and code of each issue
+    // Each Bundle.entry in order: its resource's resourceType and its
+    // search.mode ("match", "include", "outcome"; "" when absent, as R4
+    // makes it optional). Empty strings where the entry lacks them.
+    struct entry_meta {
+        std::string resource_type;
+        std::string search_mode;
+    };
+    std::vector<entry_meta> entries;
 };
 
 result<page_meta> read_page_meta(simdjson::padded_string_view json);

@@ -31,6 +31,13 @@ struct header {
     opt_text last_updated;  // meta.lastUpdated
     std::string raw_hash;   // lower-case hex SHA-256 of the resource's exact JSON bytes
     std::string raw;        // the resource's exact JSON bytes; filled only with options::keep_raw
+    // The base of an absolute patient reference as sent ("https://x/fhir"
+    // of "https://x/fhir/Patient/1"); empty for a relative or urn: one.
+    // FHIR R4 §2.3.0: with another base than the server's own, the
+    // reference names a patient on another server, even with the same id.
+    // The normalizer knows no server base (`ingest` has none), so the sync
+    // engine compares this with the EHR's fhir_base.
+    std::string patient_ref_base;
 };
 
 struct patient_record {

@@ -205,6 +205,10 @@ struct scripted_fault {
         // a final response (RFC 9110 §15.2: a client must accept any number
         // of 1xx). A client with a fresh deadline per 1xx never times out.
         interim_flood,
+        // Issue 12, endless chains (a search only; give a large count):
+        endless_fresh,  // the page's entries under fresh ids, and a next link to a new URL, forever
+        endless_empty,  // a page with no entries and a next link to a new URL, forever
+        wrong_type,     // the page's entries are the patient's resources of another type, search.mode "match"
     };
     kind what = kind::status;
     std::string type;  // only this resource type; empty: any

@@ -44,6 +44,7 @@ inline constexpr std::string_view fhir_read = "fhir.read";            // Patient
 inline constexpr std::string_view fhir_search = "fhir.search";        // first page of a search
 inline constexpr std::string_view fhir_page = "fhir.page";            // a following page
 inline constexpr std::string_view fhir_count = "fhir.count";          // _summary=count check
+inline constexpr std::string_view job_failed = "job.failed";          // a job ended by an exception
 inline constexpr std::string_view enroll = "enroll";
 inline constexpr std::string_view enroll_refused = "enroll.refused";
 inline constexpr std::string_view needs_reauth = "needs_reauth";

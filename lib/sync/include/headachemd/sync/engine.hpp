@@ -21,6 +21,13 @@
 //   stored token is used instead.
 // - Nothing from a rejected page is written. Pages already committed stay;
 //   the next run repeats them harmlessly (upserts).
+// - Each job is a failure boundary: an exception thrown inside one patient's
+//   job fails that patient (sync_status, audit event, pass_result), never
+//   the pass or the other patients.
+// - What a server sends is bounded: a Retry-After beyond the EHR's
+//   max_retry_after ends its jobs as rate-limited (patient_result::retry_at)
+//   instead of sleeping; a search stops after max_pages_per_search pages, a
+//   job after max_resources_per_patient resources.
 // - stop(): no new requests; a job stops at the next page boundary. A
 //   write transaction never spans an await, so there is never a half page.
 #pragma once
@@ -66,6 +73,10 @@ struct patient_result {
     bool skipped = false;  // not enrolled, or already needs_reauth
     std::optional<error> failure;
     std::vector<type_result> types;
+    // The EHR asked for a wait longer than its max_retry_after (failure
+    // code "rate_limited"): no request to it before this time. `run`
+    // starts the job again then; sync-once reports it and exits 75.
+    std::optional<std::chrono::system_clock::time_point> retry_at;
     // Wall time of the job on the engine's steady clock (metrics).
     std::chrono::steady_clock::duration elapsed{};
     int rows_changed() const;
@@ -125,6 +136,9 @@ struct engine_counters {
     int http_429 = 0;
     int refused_origin = 0;  // next links to another origin that were refused
     std::map<std::string, ehr_counters, std::less<>> by_ehr;
+    // Per EHR: the end of a rate-limit hold beyond max_retry_after (a gauge
+    // for /metrics; the time may be past once the hold is over).
+    std::map<std::string, std::chrono::system_clock::time_point, std::less<>> rate_limited_until;
 };
 
 class engine {

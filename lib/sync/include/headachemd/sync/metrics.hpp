@@ -87,6 +87,9 @@ struct ehr_metrics {
     duration_histogram job_seconds;
     std::map<patient_state, int> patients;  // every state present, 0 when none
     int tokens_lapsing = 0;
+    // The end of the EHR's last rate-limit hold beyond max_retry_after
+    // (engine_counters::rate_limited_until); nullopt: none since start.
+    std::optional<sys_time> rate_limited_until;
 };
 
 struct metrics_snapshot {

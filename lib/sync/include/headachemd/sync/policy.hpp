@@ -85,6 +85,18 @@ private:
 // jitter, so that patients enrolled together spread out.
 sys_time next_run(sys_time last_run, std::chrono::seconds interval, std::uint64_t random);
 
+// When the run loop starts a patient's next job after one that failed (or
+// ended without a result). A rate-limit hold (`retry_at`, the end of a
+// Retry-After beyond max_retry_after) is honoured: the job starts then.
+// Otherwise sooner than the regular run, so that a passing fault heals
+// within minutes, but never in a tight loop, whatever the config says or
+// however fast the job failed: min(interval, 15 min), at least 1 minute,
+// plus next_run's jitter.
+inline constexpr std::chrono::seconds failure_retry_ceiling{900};
+inline constexpr std::chrono::seconds failure_retry_floor{60};
+sys_time next_run_after_failure(sys_time now, std::chrono::seconds interval, std::optional<sys_time> retry_at,
+                                std::uint64_t random);
+
 // ----- Refresh-token lifetime and keep-alive (DESIGN.md, "Tokens")
 
 // "YYYY-MM-DDThh:mm:ssZ" (store::utc_timestamp's form) as a time; nullopt
