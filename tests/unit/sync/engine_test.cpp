@@ -1148,7 +1148,7 @@ TEST_F(fixture, AnOversizeOrMalformedAccessTokenIsNeverSentAndTheRotatedTokenIsK
 TEST_F(fixture, AnEchoedRequestInErrorDescriptionReachesNeitherStatusNorLogs) {
     // Setup: a confidential client, so the request carries a secret.
     const std::string secret = "cs-Echo-7";
-    { std::ofstream(dir / "client.secret") << secret; }
+    headachemd::test::write_file(dir / "client.secret", secret);  // 0600: the file rule (lib/files)
     config.ehrs[0].client_auth = cfg::client_auth_method::client_secret_post;
     config.ehrs[0].client_secret_file = dir / "client.secret";
     enroll("hmd-1", "p1");
