@@ -1024,7 +1024,26 @@ parse_result load_config(const std::filesystem::path& file, const env_lookup& en
                                   : read.problem->message();
         return std::vector<config_error>{config_error{name, 0, 0, std::move(message)}};
     }
-    return parse_config(*read.content, name, env);
+    auto parsed = parse_config(*read.content, name, env);
+    // A ca_file is a trust anchor for the token endpoint and the FHIR base:
+    // anyone who may rewrite it can put their own CA there and read every
+    // secret and token sent over "verified" TLS. It gets the config's rule
+    // (owner, not writable by group or others; readable is fine, it holds
+    // no secret). A file that is not there yet is left to the HTTP client,
+    // which refuses to start without it.
+    if (auto* cfg = std::get_if<config>(&parsed)) {
+        std::vector<config_error> errors;
+        for (const auto& e : cfg->ehrs) {
+            if (!e.ca_file) continue;
+            const auto ca = files::read_protected_file(*e.ca_file, files::file_kind::config, "CA file",
+                                                       files::max_config_bytes);
+            if (ca.problem && ca.problem->kind != files::problem_kind::missing)
+                errors.push_back(config_error{
+                    name, 0, 0, "[[ehr]] \"" + e.name + "\": ca_file: " + ca.problem->message()});
+        }
+        if (!errors.empty()) return errors;
+    }
+    return parsed;
 }
 
 }  // namespace headachemd::config

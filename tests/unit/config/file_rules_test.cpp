@@ -209,6 +209,37 @@ TEST(config_file_rule, a_config_owned_by_another_user_is_refused) {
     EXPECT_TRUE(contains(errors[0].message, "owned by uid 4242")) << errors[0].message;
 }
 
+TEST(config_file_rule, a_ca_file_others_can_write_is_refused_like_the_config) {
+    // Setup: a valid config naming a ca_file beside it. A CA file is a
+    // trust anchor: whoever may rewrite it can read every token sent over
+    // "verified" TLS.
+    headachemd::test::temp_dir dir;
+    const auto file = dir / "sync.toml";
+    const auto ca = dir / "ca.pem";
+    headachemd::test::write_file(file,
+                                 std::string(cfg::test::valid_ehr) + "ca_file = \"" + ca.string() + "\"\n");
+    headachemd::test::write_file(ca, "-----BEGIN CERTIFICATE-----\n");
+    for (unsigned mode : {0666u, 0664u}) {
+        ::chmod(ca.c_str(), mode);
+
+        // Run
+        const auto errors = errors_of(cfg::load_config(file, fake_env()));
+
+        // Check
+        ASSERT_EQ(errors.size(), 1u) << std::oct << mode;
+        EXPECT_TRUE(contains(errors[0].message, "ca_file")) << errors[0].message;
+        EXPECT_TRUE(contains(errors[0].message, "chmod go-w " + ca.string())) << errors[0].message;
+    }
+    // Readable by anyone is fine (a CA certificate is public); a CA file
+    // not created yet is for the HTTP client to refuse at start.
+    for (unsigned mode : {0644u, 0600u}) {
+        ::chmod(ca.c_str(), mode);
+        EXPECT_NE(config_of(cfg::load_config(file, fake_env())), nullptr) << std::oct << mode;
+    }
+    fs::remove(ca);
+    EXPECT_NE(config_of(cfg::load_config(file, fake_env())), nullptr);
+}
+
 TEST(config_file_rule, dev_zero_or_a_fifo_as_the_config_is_refused_at_once) {
     headachemd::test::temp_dir dir;
     fs::create_symlink("/dev/zero", dir / "sync.toml");
