@@ -137,9 +137,21 @@ SQLite::Database open_database(const fs::path& path, const database_kind& kind) 
         // the file byte-identical.
         sqlite3_db_config(db.getHandle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
 
-        const int app_id = pragma_int(db, "PRAGMA application_id");
-        const int version = pragma_int(db, "PRAGMA user_version");
-        const int tables = pragma_int(db, "SELECT count(*) FROM sqlite_schema");
+        // One read transaction for the three facts: another process creating
+        // the same new file (the daemon and a cron-started sync-once, issue
+        // 12) commits migration 1's tables, application_id and user_version
+        // together, and three separate reads could straddle that commit
+        // (application_id 0 read before it, the tables after it: "not a
+        // HeadacheMD database"). Inside one transaction the reads see one
+        // snapshot, and the other process's commit waits for it.
+        int app_id = 0, version = 0, tables = 0;
+        {
+            SQLite::Transaction snapshot(db, SQLite::TransactionBehavior::DEFERRED);
+            app_id = pragma_int(db, "PRAGMA application_id");
+            version = pragma_int(db, "PRAGMA user_version");
+            tables = pragma_int(db, "SELECT count(*) FROM sqlite_schema");
+            snapshot.commit();
+        }
         if (app_id != 0 && app_id != kind.application_id)
             throw store_error(quoted(path) +
                               " is an SQLite database of another application (application_id " +
