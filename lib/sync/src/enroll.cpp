@@ -117,7 +117,11 @@ awaitable<enrollment_outcome> complete(http::transport& http, const config::conf
         // sanitized (a token-shaped run or the state never goes out).
         std::string raw = *callback.error;
         if (callback.error_description) raw += ": " + *callback.error_description;
-        const smart::known_secrets secrets = {callback.state.value_or(""), callback.code.value_or("")};
+        // known_secrets holds views: the strings they view must outlive it
+        // (value_or("") would return temporaries, gone after this line).
+        const std::string state = callback.state.value_or("");
+        const std::string code = callback.code.value_or("");
+        const smart::known_secrets secrets = {state, code};
         auto o = failed("authorization_refused",
                         "The EHR did not authorize HeadacheMD (" +
                             smart::sanitize_server_text(*callback.error, secrets, 60) + ")",
