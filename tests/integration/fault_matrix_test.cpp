@@ -227,10 +227,16 @@ struct fault_matrix : ::testing::Test {
         return s;
     }
 
+    // The exchanges whose URL holds `fragment`, in the order sent.
+    std::vector<const exchange*> exchanges_to(const std::string& fragment) const {
+        std::vector<const exchange*> out;
+        for (const auto& x : sent)
+            if (x.url.find(fragment) != std::string::npos) out.push_back(&x);
+        return out;
+    }
+
     int requests_to(const std::string& fragment) const {
-        int n = 0;
-        for (const auto& x : sent) n += x.url.find(fragment) != std::string::npos ? 1 : 0;
-        return n;
+        return static_cast<int>(exchanges_to(fragment).size());
     }
 
     // sync_status's last_error for the patient and type ("*": the whole
@@ -555,9 +561,7 @@ TEST_F(fault_matrix, ServerStallingAfterTheHeadersEndsWithinTheDeadlineAndTheRet
     ASSERT_TRUE(cond->failure);
     EXPECT_EQ(cond->failure->code, "timeout") << cond->failure->message;
     EXPECT_NE(cond->failure->message.find("retry budget"), std::string::npos) << cond->failure->message;
-    std::vector<const exchange*> tries;
-    for (const auto& x : sent)
-        if (x.url.find("/Condition") != std::string::npos) tries.push_back(&x);
+    const auto tries = exchanges_to("/Condition");
     ASSERT_EQ(tries.size(), 2u);
     const auto slack = 1s;  // scheduling on a loaded machine (ASan, ctest -j2), not a benchmark
     for (const auto* x : tries) {
@@ -597,9 +601,7 @@ TEST_F(fault_matrix, ServerSendingEndless1xxEndsWithinTheDeadline) {
     ASSERT_NE(cond, nullptr);
     ASSERT_TRUE(cond->failure);
     EXPECT_EQ(cond->failure->code, "timeout") << cond->failure->message;
-    std::vector<const exchange*> tries;
-    for (const auto& x : sent)
-        if (x.url.find("/Condition") != std::string::npos) tries.push_back(&x);
+    const auto tries = exchanges_to("/Condition");
     ASSERT_EQ(tries.size(), 2u);
     for (const auto* x : tries) {
         EXPECT_EQ(x->error_code, "timeout");
