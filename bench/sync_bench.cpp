@@ -7,6 +7,10 @@
 //                  better than requests × L ÷ concurrency: each request costs
 //                  at least L and at most `max_concurrent` are in flight.
 //                  Prints wall / bound against the limit 1.2.
+//   calls per pass the requests per patient of a first pass and of a second
+//                  pass within the access token's life (new engine, as a new
+//                  sync-once), generic and eClinicalWorks profiles; the
+//                  second must send no token request and no count check.
 //   eClinicalWorks (--ecw, or HEADACHEMD_BENCH_ECW=1; minutes of wall time)
 //                  the sandbox's eCW mode (250 calls per wall-clock minute,
 //                  429 with no Retry-After) with the eclinicalworks preset.
@@ -51,6 +55,7 @@
 #include "headachemd/http/client.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/audit.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/engine.hpp"
 
@@ -132,53 +137,71 @@ struct figures {
     std::map<minute_number, std::uint64_t> per_window;
 };
 
-figures run_pass(const setup& s) {
+// A sandbox EHR and fresh databases with every sandbox patient enrolled, as
+// `demo` builds them: a sync.toml would add nothing measured.
+struct bench_env {
     temp_dir dir;
-    sbx::options so;
-    so.tls = true;
-    so.patients = s.patients;
-    so.latency = s.latency;
-    so.ecw_mode = s.ecw;
-    sbx::background_server sandbox(so);
-    const auto& sconf = sandbox->config();
-    sandbox->write_ca_pem(dir.path / "sandbox-ca.pem");
-    {
-        std::ofstream secret(dir.path / "client.secret", std::ios::binary);
-        secret << sconf.client_secret;
-    }
-    fs::permissions(dir.path / "client.secret", fs::perms::owner_read | fs::perms::owner_write);
-
-    // In memory, as `demo` builds it: a sync.toml would add nothing measured.
+    sbx::background_server sandbox;
     cfg::config c;
-    c.daemon.database = dir.path / "headache.db";
-    c.daemon.vault = dir.path / "vault.db";
-    cfg::ehr_settings ehr = *cfg::profile_preset(s.ecw ? "eclinicalworks" : "generic");
-    ehr.name = "sandbox";
-    ehr.fhir_base = sandbox->fhir_base();
-    ehr.client_id = sconf.client_id;
-    ehr.client_secret_file = dir.path / "client.secret";
-    ehr.ca_file = dir.path / "sandbox-ca.pem";
-    ehr.max_concurrent = s.concurrency;
-    if (s.requests_per_minute) ehr.requests_per_minute = *s.requests_per_minute;
-    c.ehrs.push_back(ehr);
+    std::unique_ptr<st::analytics_db> db;
+    std::unique_ptr<st::vault> vault;
 
-    st::analytics_db db(c.daemon.database);
-    c.daemon.token_key_file = dir.path / "token.key";
-    st::vault vault(c.daemon.vault, st::write_new_token_key(*c.daemon.token_key_file));
-    // The headless shortcut instead of /authorize + /token: enrollment is
-    // not what this bench measures, and its calls would count against the
-    // same budget before the pass starts.
-    std::string scope;
-    for (const auto& sc : ehr.scopes) scope += (scope.empty() ? "" : " ") + sc;
-    const auto ids = sandbox->patient_ids();
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-        const std::string key = "bench-" + std::to_string(i + 1);
-        const std::string now = st::utc_timestamp(wall_clock::now());
-        vault.put_enrollment({key, ehr.name, ids[i], sandbox->issue_refresh_token(ids[i]), scope, now, false},
-                             now);
-        c.patients.push_back({key, ehr.name, ids[i]});
+    static sbx::options sandbox_options(const setup& s) {
+        sbx::options so;
+        so.tls = true;
+        so.patients = s.patients;
+        so.latency = s.latency;
+        so.ecw_mode = s.ecw;
+        return so;
     }
-    sandbox->reset_counters();
+
+    explicit bench_env(const setup& s) : sandbox(sandbox_options(s)) {
+        const auto& sconf = sandbox->config();
+        sandbox->write_ca_pem(dir.path / "sandbox-ca.pem");
+        {
+            std::ofstream secret(dir.path / "client.secret", std::ios::binary);
+            secret << sconf.client_secret;
+        }
+        fs::permissions(dir.path / "client.secret", fs::perms::owner_read | fs::perms::owner_write);
+        c.daemon.database = dir.path / "headache.db";
+        c.daemon.vault = dir.path / "vault.db";
+        cfg::ehr_settings ehr = *cfg::profile_preset(s.ecw ? "eclinicalworks" : "generic");
+        ehr.name = "sandbox";
+        ehr.fhir_base = sandbox->fhir_base();
+        ehr.client_id = sconf.client_id;
+        ehr.client_secret_file = dir.path / "client.secret";
+        ehr.ca_file = dir.path / "sandbox-ca.pem";
+        ehr.max_concurrent = s.concurrency;
+        if (s.requests_per_minute) ehr.requests_per_minute = *s.requests_per_minute;
+        c.ehrs.push_back(ehr);
+        db = std::make_unique<st::analytics_db>(c.daemon.database);
+        c.daemon.token_key_file = dir.path / "token.key";
+        vault =
+            std::make_unique<st::vault>(c.daemon.vault, st::write_new_token_key(*c.daemon.token_key_file));
+        // The headless shortcut instead of /authorize + /token: enrollment is
+        // not what this bench measures, and its calls would count against the
+        // same budget before the pass starts.
+        std::string scope;
+        for (const auto& sc : ehr.scopes) scope += (scope.empty() ? "" : " ") + sc;
+        const auto ids = sandbox->patient_ids();
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            const std::string key = "bench-" + std::to_string(i + 1);
+            const std::string now = st::utc_timestamp(wall_clock::now());
+            vault->put_enrollment(
+                {key, ehr.name, ids[i], sandbox->issue_refresh_token(ids[i]), scope, now, false}, now);
+            c.patients.push_back({key, ehr.name, ids[i]});
+        }
+        sandbox->reset_counters();
+    }
+};
+
+figures run_pass(const setup& s) {
+    bench_env env(s);
+    auto& sandbox = env.sandbox;
+    auto& c = env.c;
+    auto& db = *env.db;
+    auto& vault = *env.vault;
+    const auto& ehr = c.ehrs.front();
 
     // The engine's logger is injected; a null sink keeps logging out of the
     // figures unless --verbose asks why a pass failed.
@@ -237,6 +260,76 @@ figures run_pass(const setup& s) {
     f.engine_requests = engine.counters().requests;
     f.per_window = counting.per_window();
     return f;
+}
+
+// Calls per patient in one pass, by kind, from the audit log the engine
+// writes for every request (README "Audit log").
+struct call_mix {
+    double token = 0, reads = 0, searches = 0, pages = 0, counts = 0, other = 0;
+    double total() const { return token + reads + searches + pages + counts + other; }
+};
+
+call_mix mix_since(st::vault& vault, std::size_t skip, int patients) {
+    const auto events = st::query_audit(vault, {});
+    call_mix m;
+    for (std::size_t i = skip; i < events.size(); ++i) {
+        const auto& a = events[i].action;
+        if (!events[i].http_status) continue;  // enrollment changes, refused before sending
+        double& slot = a == "token.refresh" ? m.token
+                       : a == "fhir.read"   ? m.reads
+                       : a == "fhir.search" ? m.searches
+                       : a == "fhir.page"   ? m.pages
+                       : a == "fhir.count"  ? m.counts
+                                            : m.other;
+        slot += 1.0 / patients;
+    }
+    return m;
+}
+
+// Issue 17, item 3: what a pass costs per patient, the first one and the
+// next within the access token's life, each by a new engine as a new
+// `sync-once` process would be. The last row is that second pass the way it
+// ran before issue 17 (no stored access token, a count check on every pass).
+bool calls_per_pass(const setup& s, const char* profile) {
+    bench_env env(s);
+    std::printf("bench_sync calls per pass: %s profile, %d sandbox patients, per patient\n", profile,
+                s.patients);
+    std::printf("  %-44s %6s %6s %8s %6s %6s %6s %6s\n", "pass", "token", "reads", "searches", "pages",
+                "counts", "other", "total");
+    auto one_pass = [&](const char* label) {
+        const std::size_t before = st::query_audit(*env.vault, {}).size();
+        asio::io_context io;
+        hh::client_options ho;
+        ho.extra_ca_files.push_back(*env.c.ehrs.front().ca_file);
+        hh::client client(io.get_executor(), ho);
+        headachemd::system_clock clk;
+        auto log = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
+        headachemd::sync::engine engine(io.get_executor(), env.c, client, *env.db, *env.vault, clk, log);
+        int synced = 0;
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                synced = (co_await engine.run_pass()).succeeded();
+                client.close_idle();
+            },
+            [](std::exception_ptr ep) {
+                if (ep) std::rethrow_exception(ep);
+            });
+        io.run();
+        const call_mix m = mix_since(*env.vault, before, s.patients);
+        std::printf("  %-44s %6.2f %6.2f %8.2f %6.2f %6.2f %6.2f %6.2f%s\n", label, m.token, m.reads,
+                    m.searches, m.pages, m.counts, m.other, m.total(),
+                    synced == s.patients ? "" : "  (not every patient synced)");
+        return std::make_pair(m, synced == s.patients);
+    };
+    const auto [first, first_ok] = one_pass("first pass");
+    const auto [second, second_ok] = one_pass("second pass, within the access token's life");
+    env.c.ehrs.front().count_check_every = seconds(0);
+    env.vault->sql().exec("UPDATE enrollment SET access_token = NULL, access_expires_at = NULL");
+    const auto [old, old_ok] = one_pass("second pass as before issue 17 (for scale)");
+    const bool pass = first_ok && second_ok && old_ok && second.token == 0 && second.counts == 0;
+    std::printf("  the second pass sends no token request and no count check: %s\n", pass ? "PASS" : "FAIL");
+    return pass;
 }
 
 bool latency_bound(const setup& s, int repeat) {
@@ -384,6 +477,15 @@ int main(int argc, char** argv) {
     bool ok = true;
     try {
         ok = latency_bound(part1, repeat) && ok;
+        setup mix;
+        mix.patients = 4;
+        mix.latency = milliseconds(0);
+        mix.requests_per_minute = 60000;
+        ok = calls_per_pass(mix, "generic") && ok;
+        setup mix_ecw = mix;
+        mix_ecw.ecw = true;
+        mix_ecw.requests_per_minute.reset();  // the preset's 250 a minute, well above these passes
+        ok = calls_per_pass(mix_ecw, "eclinicalworks") && ok;
         if (run_ecw)
             ok = ecw_rate(ecw) && ok;
         else

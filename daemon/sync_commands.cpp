@@ -153,7 +153,11 @@ void print_pass(const sync::pass_result& pass) {
     for (const auto& p : pass.patients) {
         std::string line = fmt::format("{:<24} {:<14} ", p.patient_key, p.ehr);
         if (p.needs_reauth)
-            line += "NEEDS RE-ENROLLMENT";
+            line +=
+                p.needs_reauth_reason == "interrupted_refresh"
+                    ? "NEEDS RE-ENROLLMENT (interrupted refresh: the EHR refused the token after a refresh "
+                      "that never finished here)"
+                    : "NEEDS RE-ENROLLMENT";
         else if (p.skipped)
             line += "skipped: " + (p.failure ? p.failure->message : std::string());
         else if (p.ok)
@@ -188,6 +192,7 @@ std::vector<patient_report> gather_reports(runtime& rt, sync::sys_time now) {
         if (auto it = enrolled.find({p.key, p.ehr}); it != enrolled.end()) {
             r.facts.enrolled = true;
             r.facts.needs_reauth = it->second.needs_reauth;
+            r.facts.needs_reauth_reason = it->second.needs_reauth_reason;
             r.facts.token_obtained_at = it->second.token_obtained_at;
         }
         if (auto it = whole.find({p.key, p.ehr}); it != whole.end()) r.facts.whole = it->second;
@@ -833,6 +838,16 @@ std::string state_text(const sync::patient_health& h) {
     return t;
 }
 
+// The last-error column. A patient marked after an interrupted refresh says
+// so, whatever the last job wrote: the admin's next step differs (README,
+// "When a patient needs re-enrollment").
+std::string last_error_text(const patient_report& r, const store::status_row* w) {
+    if (r.health.reauth_reason == "interrupted_refresh")
+        return "interrupted refresh: the EHR refused the token after a refresh that never finished here; "
+               "enroll the patient again";
+    return w && w->last_error ? *w->last_error : "";
+}
+
 // Each listed patient: last success, next run, rows changed by the last job,
 // when the refresh token lapses, last error. Exit 75 when any patient needs
 // attention, so a monitoring check can run it.
@@ -861,13 +876,14 @@ int status(const status_args& a) {
             out += fmt::format(
                 "{}{{\"patient_key\":{},\"ehr\":{},\"state\":{},\"attention\":{},\"needs_reauth\":{},"
                 "\"last_attempt_at\":{},\"last_success_at\":{},\"next_run_at\":{},\"rows_changed\":{},"
-                "\"last_error\":{},\"token_lapses_at\":{},\"token_lapsing\":{}}}",
+                "\"last_error\":{},\"token_lapses_at\":{},\"token_lapsing\":{},\"needs_reauth_reason\":{}}}",
                 i ? "," : "", json_string(r.patient->key), json_string(r.patient->ehr),
                 json_string(sync::to_string(r.health.state)), r.health.needs_attention(),
                 r.facts.needs_reauth, json_opt(w ? w->last_attempt_at : std::nullopt),
                 json_opt(w ? w->last_success_at : std::nullopt), json_opt(w ? w->next_run_at : std::nullopt),
                 w ? w->rows_changed : 0, json_opt(w ? w->last_error : std::nullopt),
-                json_opt(lapse_text(r.health)), r.health.lapsing);
+                json_opt(lapse_text(r.health)), r.health.lapsing,
+                r.health.reauth_reason.empty() ? std::string("null") : json_string(r.health.reauth_reason));
         }
         std::cout << out << "]}\n";
         return attention ? exit_code::temp_fail : exit_code::ok;
@@ -886,7 +902,7 @@ int status(const status_args& a) {
                          w && w->last_success_at ? *w->last_success_at : "-",
                          w && w->next_run_at ? *w->next_run_at : "-",
                          w && w->last_attempt_at ? std::to_string(w->rows_changed) : "-",
-                         lapse_text(r.health).value_or("-"), w && w->last_error ? *w->last_error : "");
+                         lapse_text(r.health).value_or("-"), last_error_text(r, w));
     }
     return attention ? exit_code::temp_fail : exit_code::ok;
 }

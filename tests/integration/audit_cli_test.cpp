@@ -52,7 +52,7 @@ struct audit_setup {
                            ehr->fhir_base() + "\"\nclient_id = \"" + ehr->config().client_id +
                            "\"\nclient_secret_file = \"" + (dir / "client.secret").string() +
                            "\"\nca_file = \"" + (dir / "ca.pem").string() +
-                           "\"\nrequests_per_minute = 60000\npage_size = 5\n";
+                           "\"\nrequests_per_minute = 60000\npage_size = 5\ncount_check_every = \"0s\"\n";
         ids = ehr->patient_ids();
         headachemd::store::vault vault(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
         const std::string now = "2026-01-01T00:00:00Z";

@@ -20,6 +20,10 @@
 // anyone. Against a server with a reuse grace window (Okta, Auth0) the
 // replay gets the same new pair back, so none may be stranded.
 //
+// Issue 17 adds two modes: access tokens kept across runs (random kills of
+// sync-once must strand nobody) and expired before every run (the window is
+// open on every run; its figures are printed).
+//
 // HEADACHEMD_KILL_COUNT (default 50) sets N, HEADACHEMD_KILL_SEED the seed
 // (default: random, printed). The figures go to stdout as "kill-test: ...".
 #include <poll.h>
@@ -109,14 +113,14 @@ void install(const temp_dir& dir, sb::server& ehr) {
     // max_concurrent = 1: one exchange at a time, so the exchange a kill
     // fired on tells exactly whether a refresh was in flight. page_size = 3:
     // many pages, so kills land between page writes.
-    std::string toml = "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
-                       (dir / "vault.db").string() + "\"\nlog_level = \"warn\"\n" +
-                       headachemd::test::token_key_toml(dir.path()) +
-                       "\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\n" + "fhir_base = \"" +
-                       ehr.fhir_base() + "\"\nclient_id = \"" + ehr.config().client_id +
-                       "\"\nclient_secret_file = \"" + (dir / "client.secret").string() + "\"\nca_file = \"" +
-                       (dir / "ca.pem").string() +
-                       "\"\npage_size = 3\nmax_concurrent = 1\nrequests_per_minute = 60000\n";
+    std::string toml =
+        "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
+        (dir / "vault.db").string() + "\"\nlog_level = \"warn\"\n" +
+        headachemd::test::token_key_toml(dir.path()) +
+        "\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\n" + "fhir_base = \"" + ehr.fhir_base() +
+        "\"\nclient_id = \"" + ehr.config().client_id + "\"\nclient_secret_file = \"" +
+        (dir / "client.secret").string() + "\"\nca_file = \"" + (dir / "ca.pem").string() +
+        "\"\npage_size = 3\nmax_concurrent = 1\nrequests_per_minute = 60000\ncount_check_every = \"0s\"\n";
     const auto ids = ehr.patient_ids();
     for (std::size_t i = 0; i < ids.size(); ++i)
         toml += "\n[[patient]]\nkey = \"hmd-" + std::to_string(i + 1) + "\"\nehr = \"sandbox\"\n" +
@@ -221,6 +225,7 @@ public:
     struct plan {
         int at_event = 0;            // > 0: kill at the at_event-th event (request read or answer written)
         int after_token_answer = 0;  // > 0: kill once the n-th /token answer is written
+        int at_token_request = 0;    // > 0: kill once the n-th /token request is read (then answered)
     };
 
     void observe(std::string_view path, sb::server::exchange_phase phase) {
@@ -239,7 +244,10 @@ public:
         ++events_;
         if (path == "/token" && phase == sb::server::exchange_phase::received) ++token_requests_;
         bool hit = false;
-        if (plan_.after_token_answer > 0)
+        if (plan_.at_token_request > 0)
+            hit = path == "/token" && phase == sb::server::exchange_phase::received &&
+                  token_requests_ == plan_.at_token_request;
+        else if (plan_.after_token_answer > 0)
             hit = path == "/token" && phase == sb::server::exchange_phase::sent &&
                   ++token_answers_ == plan_.after_token_answer;
         else
@@ -404,6 +412,35 @@ std::set<std::string> check_completed_run(const std::string& out) {
     return reauth;
 }
 
+// How a kill test runs (issue 17 adds the first two fields).
+struct mode {
+    bool grace = false;  // the sandbox allows a refresh token's reuse for 60 s
+    // Drop the stored access tokens before every run, as if each had
+    // expired: every run then refreshes every patient, the old behaviour,
+    // and the refresh window is open on every run.
+    bool expire_access_each_run = true;
+    // Aim a quarter of the kills just after a /token answer and make a third
+    // of the runs the daemon; otherwise every run is sync-once, killed at a
+    // uniformly drawn exchange.
+    bool aimed = true;
+};
+
+// Drops every stored access token, as their expiry would.
+void expire_access_tokens(const fs::path& vault_path) {
+    SQLite::Database db(vault_path.string(), SQLite::OPEN_READWRITE);
+    db.exec("UPDATE enrollment SET access_token = NULL, access_expires_at = NULL, access_scope = NULL");
+}
+
+// The refresh windows a debug-level run logged ("refresh window N us"), in
+// microseconds.
+std::vector<long long> refresh_windows(const std::string& log) {
+    std::vector<long long> out;
+    const std::string tag = "refresh window ";
+    for (auto at = log.find(tag); at != std::string::npos; at = log.find(tag, at + 1))
+        out.push_back(std::strtoll(log.c_str() + at + tag.size(), nullptr, 10));
+    return out;
+}
+
 struct figures {
     int kills = 0, daemon_kills = 0, idle_kills = 0, token_window_kills = 0, token_answer_kills = 0,
         completed_runs = 0, stranded = 0, changes = 0;
@@ -412,10 +449,17 @@ struct figures {
     int late_token_kills = 0;  // kills elsewhere after which the child's /token request still arrived
 };
 
-figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
+std::string describe(const mode& m) {
+    return std::string(m.grace ? "reuse-grace" : "strict") + " server, access tokens " +
+           (m.expire_access_each_run ? "expiring every run" : "outliving the test") +
+           (m.aimed ? ", aimed and random kills" : ", random kills of sync-once");
+}
+
+figures kill_many_times(const mode& m, int kill_count, std::uint64_t seed) {
+    const bool grace = m.grace;
     figures f;
-    std::cout << "kill-test: " << (grace ? "reuse-grace" : "strict") << " server, " << kill_count
-              << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
+    std::cout << "kill-test: " << describe(m) << ", " << kill_count << " kills, HEADACHEMD_KILL_SEED=" << seed
+              << std::endl;
     test_clock clock, ref_clock;
     kill_switch ks;  // before the server, which calls it until it stops
     sb::background_server ehr(sandbox_options(clock, grace));
@@ -450,9 +494,16 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
     // exchange can spend a token the vault does not hold.
     int unexplained_budget = 0;
 
+    if (!m.aimed) {
+        // One clean pass first: every patient holds an access token from then on.
+        auto clean = headachemd::test::run_binary({"sync-once", "--config", config}, dir.path());
+        EXPECT_EQ(clean.exit_code, 0) << clean.out << clean.err;
+    }
+
     while (f.kills < kill_count) {
+        if (m.expire_access_each_run) expire_access_tokens(vault_path);
         kill_switch::plan p;
-        if (uniform(0, 3) == 0) {
+        if (m.aimed && uniform(0, 3) == 0) {
             p.after_token_answer = uniform(1, patient_count);
         } else {
             // Half the time within the length of the latest whole pass: once the
@@ -460,7 +511,7 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
             p.at_event = uniform(1, uniform(0, 1) == 0 ? recent_pass_events : max_events);
         }
         // A third of the runs are the daemon (`run`), the rest `sync-once`.
-        const bool daemon = uniform(0, 2) == 0;
+        const bool daemon = m.aimed && uniform(0, 2) == 0;
         notify.drain_pass_done();  // nothing a dead child sent may count for this one
         const auto tokens_before = vault_tokens(vault_path);
         const pid_t pid = headachemd::test::spawn_binary(
@@ -567,6 +618,7 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
     // A check run without kills: a patient still holding a spent token (a
     // kill in the window whose replay no run has made yet) must show as
     // NEEDS RE-ENROLLMENT, never fail silently.
+    if (m.expire_access_each_run) expire_access_tokens(vault_path);
     auto check = headachemd::test::run_binary({"sync-once", "--config", config}, dir.path());
     EXPECT_TRUE(check.exit_code == 0 || check.exit_code == 75) << check.out << check.err;
     const auto flagged = check_completed_run(check.out);
@@ -583,12 +635,17 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
     // The final uninterrupted run completes every patient...
     auto final_run = headachemd::test::run_binary({"sync-once", "--config", config}, dir.path());
     EXPECT_EQ(final_run.exit_code, 0) << final_run.out << final_run.err;
-    // ...and one more proves every refresh token now in the vault works (each
-    // run refreshes every patient first) and that nothing is left to write.
-    // Past the reuse grace window (60 s), so that a grace server cannot hide
-    // a vault that still holds a spent token.
+    // ...and one more proves every refresh token now in the vault works (with
+    // the access tokens dropped, it refreshes every patient first) and that
+    // nothing is left to write. Past the reuse grace window (60 s), so that a
+    // grace server cannot hide a vault that still holds a spent token. At
+    // debug level it logs each refresh's window.
     clock.seconds->fetch_add(120);
-    auto tokens_work = headachemd::test::run_binary({"sync-once", "--config", config}, dir.path());
+    expire_access_tokens(vault_path);
+    auto tokens_work =
+        headachemd::test::run_binary({"sync-once", "--config", config, "--log-level", "debug"}, dir.path());
+    const auto windows = refresh_windows(tokens_work.err);
+    EXPECT_EQ(windows.size(), static_cast<std::size_t>(patient_count)) << tokens_work.err;
     EXPECT_EQ(tokens_work.exit_code, 0) << tokens_work.out << tokens_work.err;
     EXPECT_NE(tokens_work.out.find(std::to_string(patient_count) +
                                    " patients: " + std::to_string(patient_count) + " ok, 0 failed"),
@@ -632,8 +689,17 @@ figures kill_many_times(bool grace, int kill_count, std::uint64_t seed) {
     if (::testing::Test::HasFailure()) {
         ADD_FAILURE() << "kill test failed with HEADACHEMD_KILL_SEED=" << seed;
     }
-    std::cout << "kill-test: " << (grace ? "reuse-grace" : "strict") << " server, seed " << seed << ": "
-              << f.kills << " kills (" << f.daemon_kills << " of the daemon `run`, " << f.idle_kills
+    long long window_max = 0, window_sum = 0;
+    for (const auto w : windows) {
+        window_max = std::max(window_max, w);
+        window_sum += w;
+    }
+    std::cout << "kill-test: " << describe(m) << ", seed " << seed
+              << ": refresh window (request sent to new token durable) mean "
+              << (windows.empty() ? 0 : window_sum / static_cast<long long>(windows.size())) << " us, max "
+              << window_max << " us over " << windows.size() << " refreshes\n";
+    std::cout << "kill-test: " << describe(m) << ", seed " << seed << ": " << f.kills << " kills ("
+              << f.daemon_kills << " of the daemon `run`, " << f.idle_kills
               << " of them while idle after its pass; " << f.token_window_kills
               << " inside a /token exchange (" << f.late_token_kills
               << " of them aimed elsewhere, with the child's /token request already sent), "
@@ -654,7 +720,7 @@ int kill_count() { return static_cast<int>(env_or("HEADACHEMD_KILL_COUNT", 50));
 
 TEST(KillTest, StrictSingleUseServerStrandsOnlyInsideTheTokenWindowAndLosesNoData) {
     const auto seed = seed_for_run();
-    const figures f = kill_many_times(false, kill_count(), seed);
+    const figures f = kill_many_times(mode{}, kill_count(), seed);
     EXPECT_EQ(f.kills, kill_count()) << "seed " << seed;
     // Strandings come only from kills inside a /token exchange (a spent token
     // the vault could not yet hold), never from one elsewhere.
@@ -669,10 +735,98 @@ TEST(KillTest, StrictSingleUseServerStrandsOnlyInsideTheTokenWindowAndLosesNoDat
 
 TEST(KillTest, ReuseGraceServerStrandsNobodyAndLosesNoData) {
     const auto seed = seed_for_run();
-    const figures f = kill_many_times(true, kill_count(), seed);
+    const figures f = kill_many_times(mode{.grace = true}, kill_count(), seed);
     EXPECT_EQ(f.kills, kill_count()) << "seed " << seed;
     EXPECT_GT(f.token_window_kills, 0) << "seed " << seed << ": no kill hit the refresh window";
     EXPECT_EQ(f.stranded, 0) << "seed " << seed;
+}
+
+// Issue 17: with access tokens kept in the vault, a run within their life
+// opens no refresh window, so random kills (a power cut, an OOM kill, a
+// crash loop) strand nobody even at a strict single-use server.
+TEST(KillTest, StrictServerWithStoredAccessTokensStrandsNobodyUnderRandomKills) {
+    const auto seed = seed_for_run();
+    const figures f =
+        kill_many_times(mode{.expire_access_each_run = false, .aimed = false}, kill_count(), seed);
+    EXPECT_EQ(f.kills, kill_count()) << "seed " << seed;
+    EXPECT_EQ(f.stranded, 0) << "seed " << seed;
+    EXPECT_EQ(f.token_window_kills, 0)
+        << "seed " << seed << ": a run refreshed although its access token was good";
+}
+
+// Issue 17, the refresh journal, with a real kill: the process dies right
+// after its /token request reached the strict server, which rotates the
+// token all the same. The next run finds the journal entry, tries the stored
+// token once, and names the refusal interrupted_refresh in sync-once,
+// status, the vault and the audit log. A clean run leaves no entry.
+TEST(KillTest, AKillWithARefreshInFlightIsNamedInterruptedRefreshNextRun) {
+    // Setup: one clean run, then the access tokens expire.
+    test_clock clock;
+    kill_switch ks;
+    sb::background_server ehr(sandbox_options(clock, false));
+    ehr->set_exchange_observer(
+        [&ks](std::string_view path, sb::server::exchange_phase phase) { ks.observe(path, phase); });
+    temp_dir dir;
+    install(dir, *ehr);
+    const auto config = (dir / "sync.toml").string();
+    const auto vault_path = dir / "vault.db";
+    auto clean = headachemd::test::run_binary({"sync-once", "--config", config}, dir.path());
+    ASSERT_EQ(clean.exit_code, 0) << clean.out << clean.err;
+    const auto journal_entries = [&] {
+        return scalar(vault_path, "SELECT count(*) FROM enrollment WHERE refresh_started_at IS NOT NULL");
+    };
+    EXPECT_EQ(journal_entries(), 0);
+    expire_access_tokens(vault_path);
+
+    // Run: killed when the server has read the first /token request.
+    kill_switch::plan p;
+    p.at_token_request = 1;
+    const pid_t pid = headachemd::test::spawn_binary({"sync-once", "--config", config}, dir / "stdout.txt",
+                                                     dir / "stderr.txt");
+    ASSERT_GT(pid, 0);
+    ks.arm(pid, p);
+    siginfo_t info{};
+    ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT);
+    ASSERT_TRUE(ehr->wait_until_no_connections(std::chrono::seconds(30)));
+    const auto o = ks.disarm();
+    EXPECT_EQ(headachemd::test::wait_exit(pid), 128 + SIGKILL);
+    ASSERT_TRUE(o.fired);
+    EXPECT_EQ(o.path, "/token");
+    EXPECT_EQ(journal_entries(), 1);  // hmd-1's, written before the request left
+    const auto next = headachemd::test::run_binary({"sync-once", "--config", config}, dir.path());
+
+    // Check
+    EXPECT_EQ(next.exit_code, 75) << next.out << next.err;
+    EXPECT_NE(next.out.find("hmd-1"), std::string::npos);
+    EXPECT_NE(next.out.find("NEEDS RE-ENROLLMENT (interrupted refresh"), std::string::npos) << next.out;
+    EXPECT_NE(next.out.find("2 ok, 1 failed"), std::string::npos) << next.out;
+    EXPECT_EQ(journal_entries(), 0);
+    EXPECT_EQ(scalar(vault_path,
+                     "SELECT count(*) FROM enrollment WHERE needs_reauth = 1 AND patient_key = 'hmd-1' "
+                     "AND needs_reauth_reason = 'interrupted_refresh'"),
+              1);
+    EXPECT_EQ(scalar(vault_path,
+                     "SELECT count(*) FROM audit_event WHERE action = 'needs_reauth' AND "
+                     "patient_key = 'hmd-1' AND outcome = 'interrupted_refresh'"),
+              1);
+    const auto status = headachemd::test::run_binary({"status", "--config", config, "--json"}, dir.path());
+    EXPECT_EQ(status.exit_code, 75);
+    EXPECT_NE(status.out.find("\"needs_reauth_reason\":\"interrupted_refresh\""), std::string::npos)
+        << status.out;
+    const auto table = headachemd::test::run_binary({"status", "--config", config}, dir.path());
+    EXPECT_NE(table.out.find("interrupted refresh"), std::string::npos) << table.out;
+}
+
+// Issue 17's second figure: the same random kills when every run must
+// refresh (its access tokens expire between runs). Kills inside a /token
+// exchange may strand a patient at a strict server; no other kill may.
+TEST(KillTest, StrictServerWithExpiringAccessTokensStrandsOnlyInsideTheWindowUnderRandomKills) {
+    const auto seed = seed_for_run();
+    const figures f =
+        kill_many_times(mode{.expire_access_each_run = true, .aimed = false}, kill_count(), seed);
+    EXPECT_EQ(f.kills, kill_count()) << "seed " << seed;
+    EXPECT_EQ(f.stranded_outside_window, 0) << "seed " << seed;
+    EXPECT_LE(f.stranded, f.token_window_kills) << "seed " << seed;
 }
 
 }  // namespace

@@ -69,6 +69,9 @@ struct sync_fixture : ::testing::Test {
         e.client_id = (*ehr)->config().client_id;
         e.client_secret_file = dir / "client.secret";
         e.ca_file = dir / "ca.pem";
+        // Deletes are expected on the very next pass here; the default
+        // checks counts at most daily (issue 17, engine_test covers that).
+        e.count_check_every = std::chrono::seconds(0);
         if (profile != "eclinicalworks") {
             e.page_size = page_size;
             e.requests_per_minute = 60000;  // the sandbox has no budget outside eCW mode
@@ -194,6 +197,10 @@ TEST_F(sync_fixture, RotationSurvivesRestartsAndTheSandboxRefusesAReusedToken) {
     ASSERT_EQ(pass().succeeded(), 2);
     const std::string rotated = vault->find_enrollment("hmd-1", "sandbox")->refresh_token;
     EXPECT_NE(rotated, original);
+    // Drop the stored access tokens, as their expiry would: the next pass
+    // must refresh (issue 17 keeps them across processes otherwise).
+    vault->sql().exec(
+        "UPDATE enrollment SET access_token = NULL, access_expires_at = NULL, access_scope = NULL");
     ASSERT_EQ(pass().succeeded(), 2);  // a restart: the stored token works
     EXPECT_NE(vault->find_enrollment("hmd-1", "sandbox")->refresh_token, rotated);
 
@@ -294,7 +301,12 @@ TEST_F(sync_fixture, LogsCarryNoTokensNamesOrSecrets) {
     for (const auto& l : sink->last_formatted()) all += l + "\n";
     EXPECT_EQ(all.find((*ehr)->config().client_secret), std::string::npos);
     EXPECT_EQ(all.find("Test Patient"), std::string::npos);
-    for (const auto& e : vault->enrollments()) EXPECT_EQ(all.find(e.refresh_token), std::string::npos);
+    for (const auto& e : vault->enrollments()) {
+        EXPECT_EQ(all.find(e.refresh_token), std::string::npos);
+        if (e.access) {
+            EXPECT_EQ(all.find(e.access->token), std::string::npos);
+        }
+    }
 }
 
 // Issue 5: the vault file holds no token bytes, searched for every token the
@@ -303,6 +315,10 @@ TEST_F(sync_fixture, VaultFilesHoldNoTokenTheSandboxIssued) {
     // Setup: three patients, two passes, so every refresh token rotates twice.
     start({}, "generic", 3);
     ASSERT_EQ(pass().succeeded(), 3);
+    // Drop the stored access tokens, as their expiry would: the next pass
+    // must refresh (issue 17 keeps them across processes otherwise).
+    vault->sql().exec(
+        "UPDATE enrollment SET access_token = NULL, access_expires_at = NULL, access_scope = NULL");
     ASSERT_EQ(pass().succeeded(), 3);
     const auto issued = (*ehr)->issued_tokens();
     // 3 enrolled + 2 rotations each, and at least one access token per refresh.
@@ -321,6 +337,9 @@ TEST_F(sync_fixture, VaultFilesHoldNoTokenTheSandboxIssued) {
     }
     for (const auto& e : vault->enrollments()) {
         EXPECT_NE(std::find(issued.begin(), issued.end(), e.refresh_token), issued.end());
+        // The stored access token (issue 17) is one the scan looked for.
+        ASSERT_TRUE(e.access) << e.patient_key;
+        EXPECT_NE(std::find(issued.begin(), issued.end(), e.access->token), issued.end());
     }
 }
 

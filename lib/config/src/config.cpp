@@ -36,7 +36,7 @@ constexpr std::array<std::string_view, 10> daemon_keys{
 // clang-format on
 constexpr std::array<std::string_view, 1> privacy_keys{"identifiers"};
 // clang-format off
-constexpr std::array<std::string_view, 34> ehr_keys{
+constexpr std::array<std::string_view, 35> ehr_keys{
     "name", "profile", "fhir_base",
     // OAuth: endpoints and client registration
     "discovery", "authorize_endpoint", "token_endpoint", "client_id", "client_auth", "client_secret_file",
@@ -45,7 +45,7 @@ constexpr std::array<std::string_view, 34> ehr_keys{
     "resources", "search_params", "patient_param", "page_size", "page_param", "use_last_updated",
     "last_updated_overlap",
     // pacing
-    "requests_per_minute", "max_concurrent", "interval", "reconcile_every", "backfill_since", "http_timeout",
+    "requests_per_minute", "max_concurrent", "interval", "reconcile_every", "count_check_every", "backfill_since", "http_timeout",
     // bounds on what a server can make a pass do
     "max_retry_after", "max_pages_per_search", "max_resources_per_patient",
     // tokens
@@ -627,6 +627,7 @@ private:
         if (auto v = get_int(s, "max_concurrent", 1, 64, "")) e.max_concurrent = *v;
         if (auto v = get_duration(s, "interval", 1s)) e.interval = *v;
         if (auto v = get_duration(s, "reconcile_every", 1s)) e.reconcile_every = *v;
+        if (auto v = get_duration(s, "count_check_every", 0s)) e.count_check_every = *v;
         read_backfill_since(s, e);
         if (auto v = get_duration(s, "refresh_token_lifetime", 0s)) e.refresh_token_lifetime = *v;
         if (auto v = get_bool(s, "refresh_token_rotates")) e.refresh_token_rotates = *v;

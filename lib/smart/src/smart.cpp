@@ -527,14 +527,22 @@ result<ok_t> parse_revocation_response(int http_status, std::string_view body) {
 }
 
 bool access_token_state::usable(std::chrono::system_clock::time_point now) const {
-    return !token_.empty() && now + refresh_margin < expires_at_;
+    return !token_.empty() && now + margin_ < expires_at_;
 }
 
 void access_token_state::set(const token_response& t, std::chrono::system_clock::time_point now) {
     token_ = t.access_token;
     // No expires_in: assume the common one hour, and the first 401 tells us
     // otherwise.
-    expires_at_ = now + t.expires_in.value_or(std::chrono::seconds(3600));
+    const std::chrono::seconds lifetime = t.expires_in.value_or(std::chrono::seconds(3600));
+    expires_at_ = now + lifetime;
+    margin_ = std::min<std::chrono::system_clock::duration>(refresh_margin, lifetime / 2);
+}
+
+void access_token_state::restore(std::string token, std::chrono::system_clock::time_point expires_at) {
+    token_ = std::move(token);
+    expires_at_ = expires_at;
+    margin_ = refresh_margin;
 }
 
 }  // namespace headachemd::smart

@@ -95,7 +95,7 @@ long long sync_state::purge_patient(std::string_view source, std::string_view pa
 
 cursor sync_state::read_cursor(std::string_view source, std::string_view patient_key, std::string_view type) {
     SQLite::Statement q(db_.sql(),
-                        "SELECT last_updated_max, last_full_pull_at FROM sync_cursor "
+                        "SELECT last_updated_max, last_full_pull_at, last_count_check_at FROM sync_cursor "
                         "WHERE source = ?1 AND patient_key = ?2 AND resource_type = ?3");
     q.bind(1, std::string(source));
     q.bind(2, std::string(patient_key));
@@ -104,6 +104,7 @@ cursor sync_state::read_cursor(std::string_view source, std::string_view patient
     if (q.executeStep()) {
         c.last_updated_max = opt_text(q.getColumn(0));
         c.last_full_pull_at = opt_text(q.getColumn(1));
+        c.last_count_check_at = opt_text(q.getColumn(2));
     }
     return c;
 }
@@ -113,14 +114,16 @@ void sync_state::write_cursor(std::string_view source, std::string_view patient_
     SQLite::Statement q(
         db_.sql(),
         "INSERT INTO sync_cursor (source, patient_key, resource_type, last_updated_max, "
-        "last_full_pull_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+        "last_full_pull_at, last_count_check_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
         "ON CONFLICT (source, patient_key, resource_type) DO UPDATE SET "
-        "last_updated_max = excluded.last_updated_max, last_full_pull_at = excluded.last_full_pull_at");
+        "last_updated_max = excluded.last_updated_max, last_full_pull_at = excluded.last_full_pull_at, "
+        "last_count_check_at = excluded.last_count_check_at");
     q.bind(1, std::string(source));
     q.bind(2, std::string(patient_key));
     q.bind(3, std::string(type));
     bind_opt(q, 4, c.last_updated_max);
     bind_opt(q, 5, c.last_full_pull_at);
+    bind_opt(q, 6, c.last_count_check_at);
     q.exec();
 }
 

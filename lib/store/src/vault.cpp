@@ -52,11 +52,24 @@ struct sealed_table {
     int identity_columns;    // leading columns of `select_all` that name the row
     const char* select_all;  // identity..., sealed value, token_key_id
     const char* update_one;  // ?1..?n identity, ?n+1 value, ?n+2 key id
+    int since_version = 3;   // the vault version whose migration added the column
 };
+
+// The access token (vault version 6) is bound to its expiry as well, so a
+// row whose access_expires_at was edited does not open. The table names are
+// labels in the associated data; the access token's differs from the
+// refresh token's, so neither box opens in the other's column.
+constexpr const char* access_token_label = "enrollment.access_token";
 
 constexpr sealed_table sealed_tables[] = {
     {"enrollment", 2, "SELECT patient_key, ehr, refresh_token, token_key_id FROM enrollment",
      "UPDATE enrollment SET refresh_token = ?3, token_key_id = ?4 WHERE patient_key = ?1 AND ehr = ?2"},
+    {access_token_label, 3,
+     "SELECT patient_key, ehr, access_expires_at, access_token, token_key_id FROM enrollment "
+     "WHERE access_token IS NOT NULL",
+     "UPDATE enrollment SET access_token = ?4, token_key_id = ?5 "
+     "WHERE patient_key = ?1 AND ehr = ?2 AND access_expires_at = ?3",
+     6},
     {"secret", 1, "SELECT name, value, token_key_id FROM secret",
      "UPDATE secret SET value = ?2, token_key_id = ?3 WHERE name = ?1"},
 };
@@ -64,11 +77,12 @@ constexpr sealed_table sealed_tables[] = {
 // Associated data: a label, the table, then each identity value with a
 // length prefix, so ("ab","c") and ("a","bc") differ and a box never opens
 // in another table or row.
-std::string associated_data(std::string_view table, std::initializer_list<std::string_view> identity) {
+template <class Values>
+std::string associated_data_of(std::string_view table, const Values& identity) {
     std::string ad = "headachemd vault";
     ad.push_back('\0');
     ad.append(table);
-    for (auto v : identity) {
+    for (std::string_view v : identity) {
         const auto n = static_cast<std::uint32_t>(v.size());
         for (int shift = 24; shift >= 0; shift -= 8) ad.push_back(static_cast<char>((n >> shift) & 0xff));
         ad.append(v);
@@ -76,19 +90,28 @@ std::string associated_data(std::string_view table, std::initializer_list<std::s
     return ad;
 }
 
+std::string associated_data(std::string_view table, std::initializer_list<std::string_view> identity) {
+    return associated_data_of(table, identity);
+}
+
 // A refresh token is bound to the (patient key, EHR) it was issued for.
 std::string token_ad(std::string_view patient_key, std::string_view ehr) {
     return associated_data("enrollment", {patient_key, ehr});
 }
 
+std::string access_ad(std::string_view patient_key, std::string_view ehr, std::string_view expires_at) {
+    return associated_data(access_token_label, {patient_key, ehr, expires_at});
+}
+
 std::string ad_for_row(const sealed_table& t, const std::vector<std::string>& identity) {
-    if (identity.size() == 1) return associated_data(t.table, {identity[0]});
-    return associated_data(t.table, {identity[0], identity[1]});
+    return associated_data_of(t.table, identity);
 }
 
 std::string describe_row(const sealed_table& t, const std::vector<std::string>& identity) {
     if (std::string_view(t.table) == "enrollment")
         return "the refresh token of patient " + identity[0] + " at EHR " + identity[1];
+    if (std::string_view(t.table) == access_token_label)
+        return "the access token of patient " + identity[0] + " at EHR " + identity[1];
     return "the vault secret '" + identity[0] + "'";
 }
 
@@ -145,6 +168,7 @@ void vault::check_key(SQLite::Database& db, int version) {
     if (version < 3) return;  // nothing sealed yet; version 3 seals with this key
     std::vector<row_failure> failures;
     for (const auto& t : sealed_tables) {
+        if (version < t.since_version) continue;  // the column comes with a later migration
         SQLite::Statement q(db, t.select_all);
         while (q.executeStep()) {
             std::vector<std::string> identity;
@@ -166,6 +190,7 @@ void vault::check_key(SQLite::Database& db, int version) {
 
 void vault::seal_plaintext_rows(SQLite::Database& db) {
     for (const auto& t : sealed_tables) {
+        if (t.since_version > 3) continue;  // sealed from the start
         SQLite::Statement q(db, t.select_all);
         SQLite::Statement upd(db, t.update_one);
         while (q.executeStep()) {
@@ -199,41 +224,43 @@ std::size_t vault::rekey(const token_key& new_key) {
     try {
         write_transaction tx(db_);
         std::vector<row_failure> failures;
+        // Read every table first, then write: the access token shares the
+        // enrollment row's token_key_id, which re-sealing the refresh token
+        // changes, and updating rows while a statement walks the same table
+        // is not something to rely on.
+        struct row {
+            const sealed_table* table;
+            std::vector<std::string> identity;
+            std::string plain;
+        };
+        std::vector<row> rows;
         for (const auto& t : sealed_tables) {
-            // Read everything first: updating rows while a statement walks
-            // the same table is not something to rely on.
-            std::vector<std::pair<std::vector<std::string>, std::string>> rows;
-            {
-                SQLite::Statement q(db_, t.select_all);
-                while (q.executeStep()) {
-                    std::vector<std::string> identity;
-                    for (int i = 0; i < t.identity_columns; ++i)
-                        identity.push_back(q.getColumn(i).getString());
-                    const auto kid = q.getColumn(t.identity_columns + 1);
-                    const std::string stored_id = kid.isNull() ? std::string() : kid.getString();
-                    auto plain = stored_id == key_.id()
-                                     ? open_sealed(key_, ad_for_row(t, identity),
-                                                   blob_of(q.getColumn(t.identity_columns)))
-                                     : std::nullopt;
-                    if (!plain) {
-                        failures.push_back({describe_row(t, identity), stored_id});
-                        continue;
-                    }
-                    rows.emplace_back(std::move(identity), std::move(*plain));
+            SQLite::Statement q(db_, t.select_all);
+            while (q.executeStep()) {
+                std::vector<std::string> identity;
+                for (int i = 0; i < t.identity_columns; ++i) identity.push_back(q.getColumn(i).getString());
+                const auto kid = q.getColumn(t.identity_columns + 1);
+                const std::string stored_id = kid.isNull() ? std::string() : kid.getString();
+                auto plain = stored_id == key_.id() ? open_sealed(key_, ad_for_row(t, identity),
+                                                                  blob_of(q.getColumn(t.identity_columns)))
+                                                    : std::nullopt;
+                if (!plain) {
+                    failures.push_back({describe_row(t, identity), stored_id});
+                    continue;
                 }
+                rows.push_back({&t, std::move(identity), std::move(*plain)});
             }
-            SQLite::Statement upd(db_, t.update_one);
-            for (auto& [identity, plain] : rows) {
-                const std::string box = seal(new_key, ad_for_row(t, identity), plain);
-                OPENSSL_cleanse(plain.data(), plain.size());
-                for (int i = 0; i < t.identity_columns; ++i)
-                    upd.bind(i + 1, identity[static_cast<std::size_t>(i)]);
-                upd.bind(t.identity_columns + 1, box.data(), static_cast<int>(box.size()));
-                upd.bind(t.identity_columns + 2, new_key.id());
-                upd.exec();
-                upd.reset();
-                ++n;
-            }
+        }
+        for (auto& [t, identity, plain] : rows) {
+            SQLite::Statement upd(db_, t->update_one);
+            const std::string box = seal(new_key, ad_for_row(*t, identity), plain);
+            OPENSSL_cleanse(plain.data(), plain.size());
+            for (int i = 0; i < t->identity_columns; ++i)
+                upd.bind(i + 1, identity[static_cast<std::size_t>(i)]);
+            upd.bind(t->identity_columns + 1, box.data(), static_cast<int>(box.size()));
+            upd.bind(t->identity_columns + 2, new_key.id());
+            upd.exec();
+            ++n;
         }
         if (!failures.empty()) throw_unopenable(path_, key_, failures, true);  // rolls back
         tx.commit();
@@ -319,6 +346,15 @@ std::string patient_key_for(const pseudonym_key& key, std::string_view source,
     return to_hex(mac.data(), 16);
 }
 
+std::string refresh_token_hash(std::string_view refresh_token) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int n = 0;
+    if (EVP_Digest(refresh_token.data(), refresh_token.size(), md.data(), &n, EVP_sha256(), nullptr) != 1 ||
+        n < 16)
+        throw std::runtime_error("OpenSSL SHA-256 failed");  // a broken libcrypto is a bug, not input
+    return to_hex(md.data(), 16);
+}
+
 std::string fingerprint(const pseudonym_key& key) {
     const auto mac = hmac_sha256(key, "headachemd pseudonymization key fingerprint v1");
     return to_hex(mac.data(), 8);
@@ -358,7 +394,10 @@ void vault::put_enrollment(const enrollment& e, std::string_view now) {
 namespace {
 constexpr const char* enrollment_columns =
     "SELECT patient_key, ehr, fhir_patient_id, refresh_token, scope, token_obtained_at, needs_reauth, "
-    "token_key_id FROM enrollment";
+    "token_key_id, needs_reauth_reason, access_token, access_expires_at, access_scope, refresh_started_at, "
+    "refresh_started_hash FROM enrollment";
+
+std::string text_or_empty(const SQLite::Column& c) { return c.isNull() ? std::string() : c.getString(); }
 }  // namespace
 
 enrollment vault::read_enrollment(SQLite::Statement& q) {
@@ -381,6 +420,25 @@ enrollment vault::read_enrollment(SQLite::Statement& q) {
     e.scope = q.getColumn(4).getString();
     e.token_obtained_at = q.getColumn(5).getString();
     e.needs_reauth = q.getColumn(6).getInt() != 0;
+    e.needs_reauth_reason = text_or_empty(q.getColumn(8));
+    if (!q.getColumn(9).isNull()) {
+        stored_access_token a;
+        a.expires_at = text_or_empty(q.getColumn(10));
+        a.scope = text_or_empty(q.getColumn(11));
+        auto token = stored_id == key_.id() ? open_sealed(key_, access_ad(e.patient_key, e.ehr, a.expires_at),
+                                                          blob_of(q.getColumn(9)))
+                                            : std::nullopt;
+        if (!token)
+            throw_unopenable(
+                path_, key_,
+                {{"the access token of patient " + e.patient_key + " at EHR " + e.ehr, stored_id}}, false);
+        a.token = std::move(*token);
+        e.access = std::move(a);
+    }
+    // Only an entry for the token stored now means anything: one for an
+    // older token was overtaken by the token that replaced it.
+    if (!q.getColumn(12).isNull() && text_or_empty(q.getColumn(13)) == refresh_token_hash(e.refresh_token))
+        e.interrupted_refresh_since = q.getColumn(12).getString();
     return e;
 }
 
@@ -419,6 +477,7 @@ void vault::replace_refresh_token(std::string_view patient_key, std::string_view
         SQLite::Statement q(
             db_,
             "UPDATE enrollment SET refresh_token = ?3, token_obtained_at = ?4, needs_reauth = 0, "
+            "needs_reauth_reason = NULL, refresh_started_at = NULL, refresh_started_hash = NULL, "
             "updated_at = ?4, token_key_id = ?5 WHERE patient_key = ?1 AND ehr = ?2");
         q.bind(1, std::string(patient_key));
         q.bind(2, std::string(ehr));
@@ -436,16 +495,138 @@ void vault::replace_refresh_token(std::string_view patient_key, std::string_view
     }
 }
 
-void vault::set_needs_reauth(std::string_view patient_key, std::string_view ehr, bool needs_reauth,
-                             std::string_view now) {
+void vault::begin_refresh(std::string_view patient_key, std::string_view ehr, std::string_view refresh_token,
+                          std::string_view now) {
     try {
+        // One statement, its own transaction: with synchronous=FULL it is on
+        // disk before the request that spends the token is sent.
         SQLite::Statement q(db_,
-                            "UPDATE enrollment SET needs_reauth = ?3, updated_at = ?4 "
+                            "UPDATE enrollment SET refresh_started_at = ?3, refresh_started_hash = ?4 "
                             "WHERE patient_key = ?1 AND ehr = ?2");
         q.bind(1, std::string(patient_key));
         q.bind(2, std::string(ehr));
-        q.bind(3, needs_reauth ? 1 : 0);
-        q.bind(4, std::string(now));
+        q.bind(3, std::string(now));
+        q.bind(4, refresh_token_hash(refresh_token));
+        if (q.exec() != 1)
+            throw store_error("no enrollment for patient " + std::string(patient_key) + " at " +
+                              std::string(ehr) + " to journal a refresh in");
+    } catch (const store_error&) {
+        throw;
+    } catch (const std::exception& ex) {
+        rethrow_as_store_error(ex, path_, "journalling a refresh in");
+    }
+}
+
+void vault::finish_refresh(std::string_view patient_key, std::string_view ehr,
+                           const std::optional<std::string>& rotated, std::string_view obtained_at,
+                           const std::optional<stored_access_token>& access) {
+    try {
+        std::string refresh_box, access_box;
+        if (rotated) refresh_box = seal(key_, token_ad(patient_key, ehr), *rotated);
+        if (access) access_box = seal(key_, access_ad(patient_key, ehr, access->expires_at), access->token);
+        write_transaction tx(db_);
+        if (rotated) {
+            SQLite::Statement q(db_,
+                                "UPDATE enrollment SET refresh_token = ?3, token_obtained_at = ?4, "
+                                "needs_reauth = 0, needs_reauth_reason = NULL, token_key_id = ?5 "
+                                "WHERE patient_key = ?1 AND ehr = ?2");
+            q.bind(1, std::string(patient_key));
+            q.bind(2, std::string(ehr));
+            q.bind(3, refresh_box.data(), static_cast<int>(refresh_box.size()));
+            q.bind(4, std::string(obtained_at));
+            q.bind(5, key_.id());
+            q.exec();
+        }
+        SQLite::Statement q(
+            db_,
+            "UPDATE enrollment SET access_token = ?3, access_expires_at = ?4, access_scope = ?5, "
+            "refresh_started_at = NULL, refresh_started_hash = NULL, updated_at = ?6, "
+            "token_key_id = ?7 WHERE patient_key = ?1 AND ehr = ?2");
+        q.bind(1, std::string(patient_key));
+        q.bind(2, std::string(ehr));
+        if (access) {
+            q.bind(3, access_box.data(), static_cast<int>(access_box.size()));
+            q.bind(4, access->expires_at);
+            q.bind(5, access->scope);
+        } else {
+            q.bind(3);
+            q.bind(4);
+            q.bind(5);
+        }
+        q.bind(6, std::string(obtained_at));
+        q.bind(7, key_.id());
+        if (q.exec() != 1)
+            throw store_error("no enrollment for patient " + std::string(patient_key) + " at " +
+                              std::string(ehr) + " to store a token answer in");
+        tx.commit();
+    } catch (const store_error&) {
+        throw;
+    } catch (const std::exception& ex) {
+        rethrow_as_store_error(ex, path_, "storing a token answer in");
+    }
+}
+
+void vault::clear_refresh_journal(std::string_view patient_key, std::string_view ehr) {
+    try {
+        SQLite::Statement q(db_,
+                            "UPDATE enrollment SET refresh_started_at = NULL, refresh_started_hash = NULL "
+                            "WHERE patient_key = ?1 AND ehr = ?2");
+        q.bind(1, std::string(patient_key));
+        q.bind(2, std::string(ehr));
+        q.exec();
+    } catch (const std::exception& ex) {
+        rethrow_as_store_error(ex, path_, "updating an enrollment in");
+    }
+}
+
+void vault::forget_access_token(std::string_view patient_key, std::string_view ehr, std::string_view token) {
+    try {
+        write_transaction tx(db_);
+        auto now = find_enrollment(patient_key, ehr);
+        if (!now || !now->access || now->access->token != token) return;  // replaced meanwhile
+        SQLite::Statement q(db_,
+                            "UPDATE enrollment SET access_token = NULL, access_expires_at = NULL, "
+                            "access_scope = NULL WHERE patient_key = ?1 AND ehr = ?2");
+        q.bind(1, std::string(patient_key));
+        q.bind(2, std::string(ehr));
+        q.exec();
+        tx.commit();
+    } catch (const store_error&) {
+        throw;
+    } catch (const std::exception& ex) {
+        rethrow_as_store_error(ex, path_, "updating an enrollment in");
+    }
+}
+
+void vault::set_needs_reauth(std::string_view patient_key, std::string_view ehr, bool needs_reauth,
+                             std::string_view now, std::string_view reason) {
+    try {
+        // A patient who must enroll again has no usable token of any kind:
+        // the access token goes with the mark, and so does the journal entry
+        // (the reason now says what it meant).
+        if (needs_reauth) {
+            SQLite::Statement q(db_,
+                                "UPDATE enrollment SET needs_reauth = 1, needs_reauth_reason = ?3, "
+                                "access_token = NULL, access_expires_at = NULL, access_scope = NULL, "
+                                "refresh_started_at = NULL, refresh_started_hash = NULL, updated_at = ?4 "
+                                "WHERE patient_key = ?1 AND ehr = ?2");
+            q.bind(1, std::string(patient_key));
+            q.bind(2, std::string(ehr));
+            if (reason.empty())
+                q.bind(3);
+            else
+                q.bind(3, std::string(reason));
+            q.bind(4, std::string(now));
+            q.exec();
+            return;
+        }
+        SQLite::Statement q(
+            db_,
+            "UPDATE enrollment SET needs_reauth = 0, needs_reauth_reason = NULL, updated_at = ?3 "
+            "WHERE patient_key = ?1 AND ehr = ?2");
+        q.bind(1, std::string(patient_key));
+        q.bind(2, std::string(ehr));
+        q.bind(3, std::string(now));
         q.exec();
     } catch (const std::exception& ex) {
         rethrow_as_store_error(ex, path_, "updating an enrollment in");

@@ -125,6 +125,8 @@ void ehr_counters::add(const ehr_counters& other) {
     refresh_ok += other.refresh_ok;
     refresh_invalid_grant += other.refresh_invalid_grant;
     refresh_failed += other.refresh_failed;
+    refresh_interrupted += other.refresh_interrupted;
+    access_token_reused += other.access_token_reused;
 }
 
 bool patient_result::failed() const { return (!ok && !skipped) || needs_reauth; }
@@ -168,6 +170,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         bool refreshed_for_401 = false;
         // Resources read in this job, every page and type (max_resources_per_patient).
         long long resources = 0;
+        // The access token the EHR answered 401 to: never taken back from
+        // the vault, where another process may have stored it.
+        std::string rejected_access;
     };
 
     // What an audit event says about a request besides its answer. Never a
@@ -571,7 +576,15 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     // of this one) ever send the same single-use token. The access token
     // the other holder obtained stays in its process, so this one still
     // refreshes, with the token that holder stored.
-    awaitable<std::optional<error>> refresh(ehr_state& e, patient_state& ps, store::enrollment& enr) {
+    //
+    // Issue 17: an access token another process (or an earlier run) stored
+    // is used instead when it has life left, unless `keepalive` asks for a
+    // new refresh token. Before the request leaves, the refresh journal
+    // records it; the answer clears it in the transaction that stores the
+    // tokens. An entry found here means a refresh of this very token was
+    // interrupted: the token is tried once, and a refusal then says so.
+    awaitable<std::optional<error>> refresh(ehr_state& e, patient_state& ps, store::enrollment& enr,
+                                            bool keepalive = false) {
         const auto& s = *e.settings;
         auto lease = co_await lock_for_refresh(e, enr);
         if (!lease) co_return lease.err();
@@ -579,7 +592,17 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // Callers come here with no usable access token; one now means
         // another job of this process (same patient_state) refreshed while
         // this one waited for the lock.
-        if (ps.access.usable(clk.now())) co_return std::nullopt;
+        const bool renew =
+            keepalive && lapses_within(refresh_token_lapse(enr.token_obtained_at, s.refresh_token_lifetime),
+                                       s.keepalive_before, clk.now());
+        if (!renew && ps.access.usable(clk.now())) co_return std::nullopt;
+        if (!renew && adopt_stored_access(e, ps, enr)) co_return std::nullopt;
+        const bool interrupted = !enr.interrupted_refresh_since.empty();
+        if (interrupted)
+            log->warn(
+                "patient {} at {}: a refresh of the stored token began at {} and never finished (the process "
+                "ended with the request in flight); trying the token once",
+                enr.patient_key, s.name, enr.interrupted_refresh_since);
         for (int attempt = 0;; ++attempt) {
             // Built inside the loop: a retried request gets a new
             // private_key_jwt assertion, since the server refuses a jti twice.
@@ -590,7 +613,14 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             req.url = e.token_endpoint;
             for (const auto& [n, v] : tr.headers) req.headers.push_back({n, v});
             req.body = tr.body;
+            // The journal is on disk before the token can be spent.
+            try {
+                vault.begin_refresh(enr.patient_key, enr.ehr, enr.refresh_token, now_text());
+            } catch (const store::store_error& failure) {
+                co_return error{"vault_failed", failure.what()};
+            }
             ++counters.token_requests;
+            const auto sent_at = clk.steady_now();
             auto r = co_await send(e, std::move(req), ps.audit,
                                    call{enr.patient_key, store::audit_action::token_refresh});
             const bool last = attempt + 1 >= opts.backoff.max_attempts;
@@ -649,17 +679,43 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 ++(t.err().code == "invalid_grant" ? per_ehr.refresh_invalid_grant : per_ehr.refresh_failed);
                 if (t.err().code == "invalid_grant") {
                     // The grant is gone (revoked, expired, or a token reused):
-                    // only a new enrollment helps. Logged once, here.
-                    vault.set_needs_reauth(enr.patient_key, enr.ehr, true, now_text());
+                    // only a new enrollment helps. Logged once, here. After an
+                    // interrupted refresh the likely cause is ours: the EHR
+                    // rotated the token and the process died before storing
+                    // the new one; the reason says so (README, "When a patient
+                    // needs re-enrollment").
+                    const std::string reason = interrupted ? "interrupted_refresh" : "invalid_grant";
+                    if (interrupted) ++per_ehr.refresh_interrupted;
+                    vault.set_needs_reauth(enr.patient_key, enr.ehr, true, now_text(), reason);
                     enr.needs_reauth = true;
+                    enr.needs_reauth_reason = reason;
                     // An enrollment change: on disk now, with the refusal before it.
                     record(ps.audit, e, call{enr.patient_key, store::audit_action::needs_reauth},
-                           std::nullopt, "invalid_grant");
+                           std::nullopt, reason);
                     flush_audit(ps.audit, store::audit_sync::full);
-                    log->error(
-                        "patient {} at {}: the EHR refused the refresh token (invalid_grant); the "
-                        "patient must be enrolled again",
-                        enr.patient_key, s.name);
+                    if (interrupted)
+                        log->error(
+                            "patient {} at {}: the EHR refused the refresh token (invalid_grant) after a "
+                            "refresh "
+                            "that was interrupted at {}; the EHR had most likely rotated it. The patient "
+                            "must "
+                            "be enrolled again",
+                            enr.patient_key, s.name, enr.interrupted_refresh_since);
+                    else
+                        log->error(
+                            "patient {} at {}: the EHR refused the refresh token (invalid_grant); the "
+                            "patient must be enrolled again",
+                            enr.patient_key, s.name);
+                } else if (r->status >= 400 && r->status < 500 && t.err().code != "rate_limited") {
+                    // RFC 6749 §5.2: an error response; the token was not
+                    // spent, so the journal entry means nothing any more. A
+                    // 5xx or a refused 2xx proves nothing and keeps it.
+                    try {
+                        vault.clear_refresh_journal(enr.patient_key, enr.ehr);
+                    } catch (const store::store_error& failure) {
+                        log->warn("patient {} at {}: cannot clear the refresh journal: {}", enr.patient_key,
+                                  s.name, failure.what());
+                    }
                 }
                 co_return t.err();
             }
@@ -668,7 +724,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     "patient {} at {}: the token response's refresh_token was empty or malformed; the "
                     "stored refresh token is kept",
                     enr.patient_key, s.name);
-            keep_rotated(enr, t->refresh_token);
+            const std::optional<std::string> rotated =
+                t->refresh_token && *t->refresh_token != enr.refresh_token ? t->refresh_token : std::nullopt;
             // SMART App Launch: `patient` in a token response is the patient
             // this grant is for. Another one than the enrolled patient means
             // the EHR's grant is not what we enrolled (a mix-up at the EHR,
@@ -680,6 +737,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             // one would strand the patient for a mistake that may be fixed
             // at the EHR. The message names the key, never the ids.
             if (t->patient && !enr.fhir_patient_id.empty() && *t->patient != enr.fhir_patient_id) {
+                store_token_answer(enr, rotated, std::nullopt);
                 ps.audit.back().outcome = "token_patient_mismatch";
                 ++ehr_counts(e).refresh_failed;
                 error mismatch{"token_patient_mismatch",
@@ -691,9 +749,56 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 co_return mismatch;
             }
             ps.access.set(*t, clk.now());
+            store_token_answer(enr, rotated,
+                               store::stored_access_token{
+                                   t->access_token, store::utc_timestamp(ps.access.expires_at()), t->scope});
+            ps.rejected_access.clear();
             ++ehr_counts(e).refresh_ok;
+            note_refresh_window(enr, clk.steady_now() - sent_at);
             co_return std::nullopt;
         }
+    }
+
+    // The rotated refresh token, the access token and the cleared journal,
+    // in one vault transaction (DESIGN.md "Tokens": durable before the
+    // access token is used).
+    void store_token_answer(store::enrollment& enr, const std::optional<std::string>& rotated,
+                            const std::optional<store::stored_access_token>& access) {
+        const std::string now = now_text();
+        vault.finish_refresh(enr.patient_key, enr.ehr, rotated, now, access);
+        if (rotated) {
+            enr.refresh_token = *rotated;
+            enr.token_obtained_at = now;
+        }
+        enr.access = access;
+        enr.interrupted_refresh_since.clear();
+    }
+
+    // The refresh window (README "Crash safety"): from sending a refresh to
+    // the new token being durable. Kept for the log at debug level and the
+    // kill test's figures.
+    void note_refresh_window(const store::enrollment& enr, std::chrono::steady_clock::duration d) {
+        const auto us = duration_cast<std::chrono::microseconds>(d).count();
+        log->debug("patient {} at {}: refresh window {} us (request sent to new token durable)",
+                   enr.patient_key, enr.ehr, us);
+        counters.refresh_window_max_us = std::max<std::int64_t>(counters.refresh_window_max_us, us);
+        counters.refresh_window_total_us += us;
+        ++counters.refresh_windows;
+    }
+
+    // Issue 17: the access token the vault holds for the patient, when it
+    // has more than the margin of life left and is not the one the EHR just
+    // refused. Returns true when it is now this job's token.
+    bool adopt_stored_access(ehr_state& e, patient_state& ps, const store::enrollment& enr) {
+        if (!enr.access || enr.access->token.empty() || enr.access->token == ps.rejected_access) return false;
+        const auto expires = parse_utc_timestamp(enr.access->expires_at);
+        if (!expires) return false;
+        smart::access_token_state stored;
+        stored.restore(enr.access->token, *expires);
+        if (!stored.usable(clk.now())) return false;
+        ps.access = std::move(stored);
+        ++ehr_counts(e).access_token_reused;
+        return true;
     }
 
     // DESIGN.md "Tokens": a new refresh token is durable before anything
@@ -748,6 +853,14 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     if (ps.refreshed_for_401)
                         co_return error{"unauthorized", "the EHR answered 401 again after a token refresh"};
                     ps.refreshed_for_401 = true;
+                    // Not this token again, from memory or from the vault.
+                    ps.rejected_access = ps.access.token();
+                    try {
+                        vault.forget_access_token(enr.patient_key, enr.ehr, ps.rejected_access);
+                    } catch (const store::store_error& failure) {
+                        log->warn("patient {} at {}: cannot drop the refused access token: {}",
+                                  enr.patient_key, enr.ehr, failure.what());
+                    }
                     ps.access.invalidate();
                     continue;
                 case fhir::action::wait_and_retry: {
@@ -777,6 +890,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                                     "the EHR answered HTTP " + std::to_string(r->status)};
             }
         }
+    }
+
+    bool count_check_due(const store::cursor& c, const cfg::ehr_settings& s) const {
+        if (s.count_check_every <= seconds::zero() || !c.last_count_check_at) return true;
+        const std::string limit = fhir::last_updated_with_overlap(now_text(), s.count_check_every);
+        return limit.empty() || *c.last_count_check_at <= limit;
     }
 
     bool within_reconcile(const store::cursor& c, const cfg::ehr_settings& s) const {
@@ -1032,6 +1151,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                         deleted = state.mark_deleted_except(s.name, enr.patient_key, table,
                                                             table == "patient" ? stored_ids : seen_ids, now);
                         c.last_full_pull_at = now;
+                        c.last_count_check_at = now;  // a full pull is the stronger check
                     }
                     state.write_cursor(s.name, enr.patient_key, rs.type, c);
                 }
@@ -1056,12 +1176,29 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             out.unchanged += unchanged;
             out.deleted += deleted;
             if (last_page) {
-                if (incremental && !is_read && !stopping && !co_await counts_agree(e, ps, enr, spec)) {
-                    type_result full = co_await sync_type(e, ps, enr, rs, true);
-                    full.inserted += out.inserted;
-                    full.updated += out.updated;
-                    full.pages += out.pages;
-                    co_return full;
+                // The count check is for deletes only, so it follows its
+                // own schedule (count_check_every), not every pass: a pass
+                // within the access token's life then costs the searches
+                // alone (issue 17).
+                if (incremental && !is_read && !stopping && count_check_due(cur, s)) {
+                    ++out.count_checks;
+                    if (!co_await counts_agree(e, ps, enr, spec)) {
+                        type_result full = co_await sync_type(e, ps, enr, rs, true);
+                        full.inserted += out.inserted;
+                        full.updated += out.updated;
+                        full.pages += out.pages;
+                        full.count_checks += out.count_checks;
+                        co_return full;
+                    }
+                    try {
+                        store::cursor c = state.read_cursor(s.name, enr.patient_key, rs.type);
+                        c.last_count_check_at = now_text();
+                        state.write_cursor(s.name, enr.patient_key, rs.type, c);
+                    } catch (const std::runtime_error& failure) {
+                        // Only the schedule is lost: the next pass checks again.
+                        log->warn("patient {} at {}: {}: cannot record the count check: {}", enr.patient_key,
+                                  s.name, rs.type, failure.what());
+                    }
                 }
                 co_return out;
             }
@@ -1238,7 +1375,13 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         if (enr->needs_reauth) {
             pr.skipped = true;
             pr.needs_reauth = true;
-            pr.failure = error{"needs_reauth", "patient " + key + " must be enrolled again"};
+            pr.needs_reauth_reason = enr->needs_reauth_reason;
+            pr.failure =
+                error{"needs_reauth", "patient " + key + " must be enrolled again" +
+                                          (enr->needs_reauth_reason == "interrupted_refresh"
+                                               ? " (a refresh was interrupted and the EHR then refused "
+                                                 "the token)"
+                                               : "")};
             write_status_or_log(pr);
             co_return pr;
         }
@@ -1263,13 +1406,22 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // DESIGN.md "Tokens": a refresh token near the end of its lifetime is
         // renewed even while the access token is good (the daemon schedules
         // this job in time; eCW then issues a new 90-day token).
-        if (lapses_within(refresh_token_lapse(enr->token_obtained_at, e.settings->refresh_token_lifetime),
-                          e.settings->keepalive_before, clk.now()))
-            ps.access.invalidate();
+        //
+        // Issue 17: otherwise an access token with life left is used, ours
+        // or one another process stored, and nothing is refreshed: each
+        // refresh of a single-use token opens a window in which a crash
+        // strands the patient. The refresh happens here, right before the
+        // first request that needs a token, or on a 401.
+        const bool keepalive =
+            lapses_within(refresh_token_lapse(enr->token_obtained_at, e.settings->refresh_token_lifetime),
+                          e.settings->keepalive_before, clk.now());
+        if (keepalive) ps.access.invalidate();
+        if (!keepalive && !ps.access.usable(clk.now())) adopt_stored_access(e, ps, *enr);
         if (!ps.access.usable(clk.now())) {
-            if (auto err = co_await refresh(e, ps, *enr)) {
+            if (auto err = co_await refresh(e, ps, *enr, keepalive)) {
                 pr.failure = *err;
                 pr.needs_reauth = enr->needs_reauth;
+                pr.needs_reauth_reason = enr->needs_reauth_reason;
                 if (err->code == "rate_limited") pr.retry_at = e.rate_limited_until;
                 write_status_or_log(pr);
                 co_return pr;
@@ -1289,6 +1441,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (code == "rate_limited") pr.failure = pr.types.back().failure;
             if (enr->needs_reauth) {
                 pr.needs_reauth = true;
+                pr.needs_reauth_reason = enr->needs_reauth_reason;
                 break;
             }
             // headache.db refused a page (full, or locked past busy_timeout):
@@ -1308,6 +1461,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             try {
                 const auto now = vault.find_enrollment(key, ehr_name);
                 pr.needs_reauth = now && now->needs_reauth;
+                if (pr.needs_reauth) pr.needs_reauth_reason = now->needs_reauth_reason;
             } catch (const store::store_error& failure) {
                 log->error("patient {} at {}: cannot read the enrollment back: {}", key, ehr_name,
                            failure.what());

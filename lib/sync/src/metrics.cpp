@@ -27,9 +27,10 @@ patient_health assess_patient(const patient_facts& f, const config::ehr_settings
         return h;
     }
     // The vault's flag is the truth: it is set where invalid_grant is seen.
-    if (f.needs_reauth)
+    if (f.needs_reauth) {
         h.state = patient_state::needs_reauth;
-    else if (!f.whole || !f.whole->last_attempt_at)
+        h.reauth_reason = f.needs_reauth_reason.empty() ? "unknown" : f.needs_reauth_reason;
+    } else if (!f.whole || !f.whole->last_attempt_at)
         h.state = patient_state::pending;
     else if (f.whole->last_error)
         h.state = patient_state::failing;
@@ -72,6 +73,7 @@ metrics_snapshot metrics_registry::collect(
     for (const auto& name : ehr_names) {
         auto& e = m.ehrs[name];
         for (auto s : all_patient_states) e.patients[s] = 0;
+        e.needs_reauth_by_reason = {{"interrupted_refresh", 0}, {"invalid_grant", 0}};
     }
     // Totals of EHRs since removed from the config stay: a counter that
     // vanished would read as a reset.
@@ -80,6 +82,7 @@ metrics_snapshot metrics_registry::collect(
         if (it != m.ehrs.end()) return it->second;
         auto& e = m.ehrs[name];
         for (auto s : all_patient_states) e.patients[s] = 0;
+        e.needs_reauth_by_reason = {{"interrupted_refresh", 0}, {"invalid_grant", 0}};
         return e;
     };
     for (const auto& [name, c] : retired_) ehr(name).http.add(c);
@@ -90,6 +93,7 @@ metrics_snapshot metrics_registry::collect(
     for (const auto& [name, health] : patients) {
         auto& e = ehr(name);
         ++e.patients[health.state];
+        if (health.state == patient_state::needs_reauth) ++e.needs_reauth_by_reason[health.reauth_reason];
         if (health.lapsing) ++e.tokens_lapsing;
     }
     return m;
@@ -165,14 +169,19 @@ std::string render_prometheus(const metrics_snapshot& m) {
     }
 
     family(out, "headachemd_sync_token_refreshes_total", "counter",
-           "refresh_token grants by outcome: ok, invalid_grant (the patient must enroll again), failed.");
+           "refresh_token grants by outcome: ok, invalid_grant (the patient must enroll again), "
+           "interrupted_refresh (refused after a refresh of the same token was interrupted: the patient must "
+           "enroll again), failed.");
     for (const auto& [name, e] : m.ehrs) {
         const std::string ehr = escape_label_value(name);
         out += fmt::format("headachemd_sync_token_refreshes_total{{ehr=\"{}\",outcome=\"ok\"}} {}\n", ehr,
                            e.http.refresh_ok);
         out +=
             fmt::format("headachemd_sync_token_refreshes_total{{ehr=\"{}\",outcome=\"invalid_grant\"}} {}\n",
-                        ehr, e.http.refresh_invalid_grant);
+                        ehr, e.http.refresh_invalid_grant - e.http.refresh_interrupted);
+        out += fmt::format(
+            "headachemd_sync_token_refreshes_total{{ehr=\"{}\",outcome=\"interrupted_refresh\"}} {}\n", ehr,
+            e.http.refresh_interrupted);
         out += fmt::format("headachemd_sync_token_refreshes_total{{ehr=\"{}\",outcome=\"failed\"}} {}\n", ehr,
                            e.http.refresh_failed);
     }
@@ -207,6 +216,17 @@ std::string render_prometheus(const metrics_snapshot& m) {
         for (const auto& [state, n] : e.patients)
             out += fmt::format("headachemd_sync_patients{{ehr=\"{}\",state=\"{}\"}} {}\n", ehr,
                                to_string(state), n);
+    }
+
+    family(out, "headachemd_sync_patients_needing_reauth", "gauge",
+           "Listed patients who must enroll again, by reason: invalid_grant (the EHR refused the token), "
+           "interrupted_refresh (refused after a refresh that never finished here), unknown (marked by an "
+           "older version).");
+    for (const auto& [name, e] : m.ehrs) {
+        const std::string ehr = escape_label_value(name);
+        for (const auto& [reason, n] : e.needs_reauth_by_reason)
+            out += fmt::format("headachemd_sync_patients_needing_reauth{{ehr=\"{}\",reason=\"{}\"}} {}\n",
+                               ehr, escape_label_value(reason), n);
     }
 
     family(out, "headachemd_sync_refresh_tokens_lapsing", "gauge",

@@ -258,7 +258,12 @@ TEST(AuditLog, AVaultFromBeforeTheAuditLogIsUpgradedKeepingItsTokens) {
         v.sql().exec(
             "DROP TRIGGER audit_event_no_update; DROP TRIGGER audit_event_no_early_delete; "
             "DROP TRIGGER audit_retention_no_delete; DROP TABLE audit_event; DROP TABLE audit_retention; "
-            "PRAGMA user_version=4");
+            "ALTER TABLE enrollment DROP COLUMN access_token; ALTER TABLE enrollment DROP COLUMN "
+            "access_expires_at; "
+            "ALTER TABLE enrollment DROP COLUMN access_scope; ALTER TABLE enrollment DROP COLUMN "
+            "refresh_started_at; "
+            "ALTER TABLE enrollment DROP COLUMN refresh_started_hash; "
+            "ALTER TABLE enrollment DROP COLUMN needs_reauth_reason; PRAGMA user_version=4");
     }
     try {
         st::read_audit_log(dir / "vault.db", {});

@@ -524,3 +524,109 @@ TEST(FileModes, AnalyticsDbIs0640AndRefusedWhenWorldReadable) {
 }
 
 }  // namespace
+
+// ---- access tokens and the refresh journal (issue 17) --------------------
+
+namespace {
+
+const st::stored_access_token access_one{"at-one-EEEEEEEEEEEEEEEEEEEEEEEE", "2026-12-05T12:00:00Z",
+                                         "patient/*.read"};
+
+}  // namespace
+
+TEST(VaultAccessTokens, AStoredAccessTokenIsSealedAndComesBackWithItsExpiryAndScope) {
+    temp_dir dir;
+    const auto key = st::token_key::generate();
+    st::vault v(dir / "vault.db", key);
+    fill(v);
+    v.begin_refresh("hmd-1", "ecw", "rt-one-AAAAAAAAAAAAAAAAAAAA", "2026-12-05T11:00:00Z");
+    v.finish_refresh("hmd-1", "ecw", std::string("rt-rotated-DDDDDDDDDDDDDDDDDD"), "2026-12-05T11:00:01Z",
+                     access_one);
+
+    const auto e = v.find_enrollment("hmd-1", "ecw");
+    ASSERT_TRUE(e->access);
+    EXPECT_EQ(e->access->token, access_one.token);
+    EXPECT_EQ(e->access->expires_at, access_one.expires_at);
+    EXPECT_EQ(e->access->scope, access_one.scope);
+    EXPECT_EQ(e->refresh_token, "rt-rotated-DDDDDDDDDDDDDDDDDD");
+    EXPECT_TRUE(e->interrupted_refresh_since.empty());  // the answer cleared the journal
+    EXPECT_FALSE(v.find_enrollment("hmd-2", "ecw")->access);
+    EXPECT_FALSE(contains(vault_bytes(dir / "vault.db"), access_one.token));
+}
+
+TEST(VaultAccessTokens, AnEditedExpiryDoesNotOpenAndIsRefusedAtStart) {
+    temp_dir dir;
+    const auto key = st::token_key::generate();
+    {
+        st::vault v(dir / "vault.db", key);
+        fill(v);
+        v.finish_refresh("hmd-1", "ecw", std::nullopt, "t", access_one);
+        // Someone extends the token's life by editing the plain column.
+        v.sql().exec(
+            "UPDATE enrollment SET access_expires_at = '2099-01-01T00:00:00Z' WHERE patient_key = 'hmd-1'");
+    }
+    try {
+        st::vault v(dir / "vault.db", key);
+        FAIL() << "an access token with an edited expiry opened";
+    } catch (const st::key_error& e) {
+        EXPECT_TRUE(contains(e.what(), "the access token of patient hmd-1 at EHR ecw")) << e.what();
+    }
+}
+
+TEST(VaultAccessTokens, TheJournalNamesOnlyTheStoredTokenAndClearsWithTheAnswer) {
+    temp_dir dir;
+    st::vault v(dir / "vault.db", st::token_key::generate());
+    fill(v);
+    v.begin_refresh("hmd-1", "ecw", "rt-one-AAAAAAAAAAAAAAAAAAAA", "2026-12-05T11:00:00Z");
+    EXPECT_EQ(v.find_enrollment("hmd-1", "ecw")->interrupted_refresh_since, "2026-12-05T11:00:00Z");
+    EXPECT_TRUE(v.find_enrollment("hmd-2", "ecw")->interrupted_refresh_since.empty());
+    // The journal holds a hash, never the token.
+    EXPECT_FALSE(contains(vault_bytes(dir / "vault.db"), "rt-one-AAAAAAAAAAAAAAAAAAAA"));
+    // An entry for a token that is no longer stored means nothing.
+    v.begin_refresh("hmd-2", "ecw", "rt-some-other-token-XXXXXXXXXXX", "2026-12-05T11:00:00Z");
+    EXPECT_TRUE(v.find_enrollment("hmd-2", "ecw")->interrupted_refresh_since.empty());
+    // A rotated token's arrival clears it, an OAuth error answer too.
+    v.replace_refresh_token("hmd-1", "ecw", "rt-rotated-DDDDDDDDDDDDDDDDDD", "t2");
+    EXPECT_TRUE(v.find_enrollment("hmd-1", "ecw")->interrupted_refresh_since.empty());
+    v.begin_refresh("hmd-3", "epic", "rt-three-CCCCCCCCCCCCCCCCCC", "2026-12-05T11:00:00Z");
+    v.clear_refresh_journal("hmd-3", "epic");
+    EXPECT_TRUE(v.find_enrollment("hmd-3", "epic")->interrupted_refresh_since.empty());
+}
+
+TEST(VaultAccessTokens, MarkingForReenrollmentOrEnrollingAgainDropsTheAccessToken) {
+    temp_dir dir;
+    st::vault v(dir / "vault.db", st::token_key::generate());
+    fill(v);
+    v.finish_refresh("hmd-1", "ecw", std::nullopt, "t", access_one);
+    v.finish_refresh("hmd-2", "ecw", std::nullopt, "t", access_one);
+    v.begin_refresh("hmd-1", "ecw", "rt-one-AAAAAAAAAAAAAAAAAAAA", "t");
+    v.set_needs_reauth("hmd-1", "ecw", true, "t", "interrupted_refresh");
+    auto e = v.find_enrollment("hmd-1", "ecw");
+    EXPECT_TRUE(e->needs_reauth);
+    EXPECT_EQ(e->needs_reauth_reason, "interrupted_refresh");
+    EXPECT_FALSE(e->access);
+    EXPECT_TRUE(e->interrupted_refresh_since.empty());
+    v.put_enrollment({"hmd-2", "ecw", "f2", "rt-new-FFFFFFFFFFFFFFFFFFFFFF", "s", "t", false}, "t");
+    EXPECT_FALSE(v.find_enrollment("hmd-2", "ecw")->access);
+    // A refused access token is dropped only while it is still the stored one.
+    v.finish_refresh("hmd-3", "epic", std::nullopt, "t", access_one);
+    v.forget_access_token("hmd-3", "epic", "at-some-other-one");
+    EXPECT_TRUE(v.find_enrollment("hmd-3", "epic")->access);
+    v.forget_access_token("hmd-3", "epic", access_one.token);
+    EXPECT_FALSE(v.find_enrollment("hmd-3", "epic")->access);
+}
+
+TEST(VaultAccessTokens, RekeyReSealsAccessTokensAndTheOldKeyOpensNone) {
+    temp_dir dir;
+    const auto old_key = st::token_key::generate();
+    const auto new_key = st::token_key::generate();
+    {
+        st::vault v(dir / "vault.db", old_key);
+        fill(v);
+        v.finish_refresh("hmd-1", "ecw", std::nullopt, "t", access_one);
+        EXPECT_EQ(v.rekey(new_key), 5u);  // three refresh tokens, one access token, the pseudonymization key
+    }
+    st::vault v(dir / "vault.db", new_key);
+    EXPECT_EQ(v.find_enrollment("hmd-1", "ecw")->access->token, access_one.token);
+    EXPECT_THROW(st::vault(dir / "vault.db", old_key), st::key_error);
+}

@@ -278,7 +278,9 @@ TEST_F(fixture, RotatedRefreshTokenIsInTheVaultAndTheOldOneIsNeverReplayed) {
     const auto stored = vault.find_enrollment("hmd-1", "ehr")->refresh_token;
     EXPECT_NE(stored, "rt-initial-hmd-1");
     EXPECT_TRUE(ehr.refresh_to_patient.count(stored));  // the vault holds the live token
-    // A new engine (a restart) refreshes with the stored token and succeeds.
+    // Once the access token has run out, a new engine (a restart) refreshes
+    // with the stored token and succeeds.
+    clk.advance(std::chrono::hours(2));
     ASSERT_EQ(pass().succeeded(), 1);
     EXPECT_EQ(ehr.token_calls, 2);
 }
@@ -334,7 +336,7 @@ TEST_F(fixture, InvalidGrantMarksOnePatientAndTheOthersComplete) {
     // The next pass does not try the dead token again.
     const int calls = ehr.token_calls;
     const auto again = pass();
-    EXPECT_EQ(ehr.token_calls, calls + 1);  // only hmd-2 refreshes (new engine, no access token yet)
+    EXPECT_EQ(ehr.token_calls, calls);  // hmd-2 uses its stored access token, hmd-1 is not tried
     for (const auto& p : again.patients) {
         if (p.patient_key == "hmd-1") {
             EXPECT_TRUE(p.needs_reauth && p.skipped);
@@ -764,8 +766,10 @@ TEST_F(fixture, PrivateKeyJwtSignsAFreshAssertionForEveryRefresh) {
     config.ehrs[0].key_id = "kid-1";
     enroll("hmd-1", "p1");
     serve_conditions("p1", {{condition("c1", "p1")}});
-    // Run: two passes (two engines, as two daemon runs), so two refreshes.
+    // Run: two passes (two engines, as two daemon runs) with the access
+    // token run out between them, so two refreshes.
     ASSERT_EQ(pass().succeeded(), 1);
+    clk.advance(std::chrono::hours(2));
     ASSERT_EQ(pass().succeeded(), 1);
     // Check
     std::vector<std::string> assertions;
@@ -1097,7 +1101,9 @@ TEST_F(fixture, AnEmptyOrMalformedRotatedRefreshTokenNeverReplacesTheStoredOne) 
                                        R"("refresh_token":)" +
                                            bad + R"(,"patient":"p1"})");
         });
-        // Run: each pass is a new engine, so each refreshes.
+        // Run: each pass is a new engine after the access token ran out, so
+        // each refreshes.
+        clk.advance(std::chrono::hours(2));
         const auto r = pass();
         // Check: the access token was good, so the job is; the stored token stays.
         EXPECT_EQ(r.succeeded(), 1) << bad;
@@ -1619,3 +1625,260 @@ TEST_F(hostile, ASubjectOnAnotherServerWithTheRightIdIsRefused) {
 }
 
 }  // namespace
+
+// ---- Issue 17: refresh only when needed; the refresh journal ----
+
+namespace {
+
+std::optional<std::string> journal_of(st::vault& v, const std::string& key) {
+    SQLite::Statement q(v.sql(), "SELECT refresh_started_at FROM enrollment WHERE patient_key = ?1");
+    q.bind(1, key);
+    if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
+    return q.getColumn(0).getString();
+}
+
+// The token endpoint spends (rotates away) the refresh token it is sent,
+// then the connection breaks before the answer arrives: the client cannot
+// tell whether it reached the server.
+void lose_the_answer_once(fake_ehr& ehr, bool spend) {
+    ehr.fail_by_path["https://ehr.test/token"] = [&ehr, spend](const http::request& r) {
+        ++ehr.token_calls;
+        if (spend) {
+            const std::string rest = r.body.substr(r.body.find("refresh_token=") + 14);
+            ehr.refresh_to_patient.erase(rest.substr(0, rest.find('&')));
+        }
+        ehr.fail_by_path.erase("https://ehr.test/token");  // the next request gets through
+        return headachemd::error{"reset", "connection reset by peer"};
+    };
+}
+
+}  // namespace
+
+TEST_F(fixture, ARestartWithinTheAccessTokensLifetimeSendsNoRefresh) {
+    // Setup
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    ASSERT_EQ(pass().succeeded(), 1);
+    ASSERT_EQ(ehr.token_calls, 1);
+
+    // Run: two more processes (engines), minutes later.
+    clk.advance(std::chrono::minutes(20));
+    ASSERT_EQ(pass().succeeded(), 1);
+    clk.advance(std::chrono::minutes(20));
+    ASSERT_EQ(sync_one("hmd-1").ok, true);
+
+    // Check: the stored access token served both; nothing was refreshed.
+    EXPECT_EQ(ehr.token_calls, 1);
+    EXPECT_EQ(counters.by_ehr["ehr"].access_token_reused, 1u);
+    const auto enr = vault.find_enrollment("hmd-1", "ehr");
+    ASSERT_TRUE(enr->access);
+    EXPECT_TRUE(ehr.access_to_patient.count(enr->access->token));
+    // Sealed: the token's bytes are nowhere in the row.
+    SQLite::Statement q(vault.sql(), "SELECT access_token FROM enrollment WHERE patient_key = 'hmd-1'");
+    ASSERT_TRUE(q.executeStep());
+    const std::string box(static_cast<const char*>(q.getColumn(0).getBlob()),
+                          static_cast<std::size_t>(q.getColumn(0).getBytes()));
+    EXPECT_EQ(box.find(enr->access->token), std::string::npos);
+}
+
+TEST_F(fixture, AnAccessTokenNearItsEndIsNotUsedAndTheRefreshStoresTheNextOne) {
+    // Setup: the first token has 59 s left when the next process starts.
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    ASSERT_EQ(pass().succeeded(), 1);
+    const auto first = vault.find_enrollment("hmd-1", "ehr")->access->token;
+    clk.advance(std::chrono::seconds(3600 - 59));
+
+    // Run
+    ASSERT_EQ(pass().succeeded(), 1);
+
+    // Check
+    EXPECT_EQ(ehr.token_calls, 2);
+    EXPECT_EQ(counters.by_ehr["ehr"].access_token_reused, 0u);
+    EXPECT_NE(vault.find_enrollment("hmd-1", "ehr")->access->token, first);
+}
+
+TEST_F(fixture, ANormalRefreshLeavesNoJournalEntry) {
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    ASSERT_EQ(pass().succeeded(), 1);
+    EXPECT_EQ(journal_of(vault, "hmd-1"), std::nullopt);
+    EXPECT_TRUE(vault.find_enrollment("hmd-1", "ehr")->interrupted_refresh_since.empty());
+}
+
+TEST_F(fixture, ARefreshKilledBetweenSendAndStoreIsNamedInterruptedRefreshNextTime) {
+    // Setup: the EHR rotates the token, and the answer never arrives (as when
+    // the process is killed after sending).
+    enroll("hmd-1", "p1");
+    enroll("hmd-2", "p2");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    serve_conditions("p2", {{condition("c2", "p2")}});
+    lose_the_answer_once(ehr, true);
+    const auto first = pass();
+    EXPECT_EQ(first.succeeded(), 1);
+    ASSERT_TRUE(journal_of(vault, "hmd-1"));
+    EXPECT_FALSE(vault.find_enrollment("hmd-1", "ehr")->interrupted_refresh_since.empty());
+
+    // Run: the next process finds the entry and tries the token once.
+    const int calls = ehr.token_calls;
+    const auto next = pass();
+
+    // Check
+    EXPECT_EQ(ehr.token_calls, calls + 1);
+    const auto enr = vault.find_enrollment("hmd-1", "ehr");
+    EXPECT_TRUE(enr->needs_reauth);
+    EXPECT_EQ(enr->needs_reauth_reason, "interrupted_refresh");
+    EXPECT_EQ(journal_of(vault, "hmd-1"), std::nullopt);  // the reason says it now
+    EXPECT_EQ(counters.by_ehr["ehr"].refresh_interrupted, 1u);
+    EXPECT_EQ(counters.by_ehr["ehr"].refresh_invalid_grant, 1u);
+    for (const auto& p : next.patients)
+        if (p.patient_key == "hmd-1") {
+            EXPECT_TRUE(p.needs_reauth);
+            EXPECT_EQ(p.needs_reauth_reason, "interrupted_refresh");
+        }
+    bool audited = false;
+    for (const auto& ev : st::query_audit(vault.sql(), {.patient_key = std::string("hmd-1")}))
+        audited = audited || (ev.action == "needs_reauth" && ev.outcome == "interrupted_refresh");
+    EXPECT_TRUE(audited);
+    EXPECT_NE(logged().find("after a refresh that was interrupted"), std::string::npos);
+    // hmd-2 was never touched by it.
+    EXPECT_FALSE(vault.find_enrollment("hmd-2", "ehr")->needs_reauth);
+}
+
+TEST_F(fixture, AnInterruptedRefreshWhoseTokenStillWorksClearsTheEntry) {
+    // Setup: the connection broke before the EHR spent the token.
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    lose_the_answer_once(ehr, false);
+    EXPECT_EQ(pass().succeeded(), 0);
+    ASSERT_TRUE(journal_of(vault, "hmd-1"));
+
+    // Run
+    const auto r = pass();
+
+    // Check
+    EXPECT_EQ(r.succeeded(), 1);
+    EXPECT_EQ(journal_of(vault, "hmd-1"), std::nullopt);
+    EXPECT_FALSE(vault.find_enrollment("hmd-1", "ehr")->needs_reauth);
+}
+
+TEST_F(fixture, AnInvalidGrantWithoutAJournalEntryKeepsItsOwnReason) {
+    enroll("hmd-1", "p1");
+    ehr.refresh_to_patient.erase("rt-initial-hmd-1");  // revoked at the EHR
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    EXPECT_EQ(pass().succeeded(), 0);
+    const auto enr = vault.find_enrollment("hmd-1", "ehr");
+    EXPECT_TRUE(enr->needs_reauth);
+    EXPECT_EQ(enr->needs_reauth_reason, "invalid_grant");
+    EXPECT_EQ(counters.by_ehr["ehr"].refresh_interrupted, 0u);
+}
+
+TEST_F(fixture, AnOAuthErrorAnswerClearsTheJournalEntry) {
+    // Setup: the EHR answers invalid_client (RFC 6749 §5.2): the token was
+    // not spent, so a later invalid_grant is not an interrupted refresh.
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    answer_token_requests(
+        ehr, [](const http::request&) { return fake_ehr::json(401, R"({"error":"invalid_client"})"); });
+    EXPECT_EQ(pass().succeeded(), 0);
+    EXPECT_EQ(journal_of(vault, "hmd-1"), std::nullopt);
+}
+
+TEST_F(fixture, AnAccessTokenAnsweredWith401IsDroppedFromTheVaultAndRefreshedOnce) {
+    // Setup: the EHR revokes the stored access token between two runs.
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    ASSERT_EQ(pass().succeeded(), 1);
+    const auto revoked = vault.find_enrollment("hmd-1", "ehr")->access->token;
+    ehr.access_to_patient.erase(revoked);
+
+    // Run
+    const auto r = pass();
+
+    // Check: one 401, one refresh, and the vault holds the new token.
+    EXPECT_EQ(r.succeeded(), 1);
+    EXPECT_EQ(ehr.token_calls, 2);
+    const auto now = vault.find_enrollment("hmd-1", "ehr")->access;
+    ASSERT_TRUE(now);
+    EXPECT_NE(now->token, revoked);
+    EXPECT_TRUE(ehr.access_to_patient.count(now->token));
+}
+
+TEST_F(fixture, AnotherProcessesAccessTokenIsTakenUnderTheLockInsteadOfRefreshing) {
+    // Setup: while this job asks for the metadata, another process refreshes
+    // and stores both tokens (what a daemon beside this sync-once does).
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    auto metadata = ehr.by_path[std::string(base) + "/metadata"];
+    bool done = false;
+    ehr.by_path[std::string(base) + "/metadata"] = [&](const http::request& r) {
+        if (!done) {
+            done = true;
+            http::request req;
+            req.url = "https://ehr.test/token";
+            req.body = "grant_type=refresh_token&refresh_token=rt-initial-hmd-1";
+            const auto answer = ehr.token(req);
+            const auto field = [&](const std::string& name) {
+                const std::string key = "\"" + name + "\":\"";
+                const auto at = answer.body.find(key) + key.size();
+                return answer.body.substr(at, answer.body.find('"', at) - at);
+            };
+            st::vault theirs(dir / "vault.db", vault_key);
+            theirs.finish_refresh(
+                "hmd-1", "ehr", field("refresh_token"), st::utc_timestamp(clk.now()),
+                st::stored_access_token{field("access_token"),
+                                        st::utc_timestamp(clk.now() + std::chrono::hours(1)), ""});
+        }
+        return metadata(r);
+    };
+
+    // Run
+    const auto r = sync_one("hmd-1");
+
+    // Check: no refresh of our own; their access token served the job.
+    ASSERT_TRUE(r.ok) << (r.failure ? r.failure->message : "");
+    EXPECT_EQ(counters.token_requests, 0);
+    EXPECT_EQ(ehr.token_calls, 1);  // theirs
+}
+
+// Issue 17, item 3: the _summary=count request exists only to notice
+// deletes, so it runs on count_check_every's schedule, not on every pass.
+TEST_F(fixture, TheDeleteCountCheckRunsOnItsScheduleNotOnEveryPass) {
+    // Setup: a server with _lastUpdated, so passes after the first are
+    // incremental; it counts the count requests it answers.
+    ehr.by_path[std::string(base) + "/metadata"] = [](const http::request&) {
+        return fake_ehr::json(200,
+                              R"({"resourceType":"CapabilityStatement","rest":[{"mode":"server","resource":[
+              {"type":"Condition","searchParam":[{"name":"patient"},{"name":"_lastUpdated"}]}]}]})");
+    };
+    enroll("hmd-1", "p1");
+    int count_requests = 0;
+    ehr.by_path[std::string(base) + "/Condition"] = [&](const http::request& r) {
+        if (!ehr.authorized(r, "p1")) return fake_ehr::json(401, "{}");
+        if (r.url.find("_summary=count") != std::string::npos) {
+            ++count_requests;
+            return fake_ehr::json(200, R"({"resourceType":"Bundle","type":"searchset","total":1})");
+        }
+        return fake_ehr::json(200, bundle({condition("c1", "p1")}));
+    };
+    ASSERT_EQ(pass().succeeded(), 1);  // the full pull is the first check
+
+    // Run and check: passes within a day send no count request...
+    for (int i = 0; i < 3; ++i) {
+        clk.advance(std::chrono::hours(6));
+        const auto r = pass();
+        ASSERT_EQ(r.succeeded(), 1);
+        EXPECT_TRUE(r.patients[0].types[0].incremental);
+        EXPECT_EQ(r.patients[0].types[0].count_checks, 0);
+    }
+    EXPECT_EQ(count_requests, 0);
+    // ...the first one past count_check_every (1 day) sends one...
+    clk.advance(std::chrono::hours(7));
+    EXPECT_EQ(pass().patients[0].types[0].count_checks, 1);
+    EXPECT_EQ(count_requests, 1);
+    // ...and the schedule starts again from it; with "0s" every pass checks.
+    EXPECT_EQ(pass().patients[0].types[0].count_checks, 0);
+    config.ehrs[0].count_check_every = std::chrono::seconds(0);
+    EXPECT_EQ(pass().patients[0].types[0].count_checks, 1);
+    EXPECT_EQ(count_requests, 2);
+}

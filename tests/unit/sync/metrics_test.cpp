@@ -201,4 +201,41 @@ TEST(metrics, ARateLimitHoldIsAGaugeOfItsEndPerEhr) {
     EXPECT_NE(text.find("# TYPE headachemd_sync_rate_limited_until_seconds gauge\n"), std::string::npos);
 }
 
+// Issue 17: a patient marked after an interrupted refresh is counted apart
+// from one whose grant the EHR refused, in the gauge and the refresh counter.
+TEST(metrics, PatientsNeedingReenrollmentAreCountedByReason) {
+    // Setup
+    sy::metrics_registry reg;
+    sy::engine_counters live;
+    live.by_ehr["ecw"].refresh_invalid_grant = 3;  // of which one after an interrupted refresh
+    live.by_ehr["ecw"].refresh_interrupted = 1;
+    sy::patient_facts interrupted{true, true, "2026-12-01T00:00:00Z", std::nullopt, "interrupted_refresh"};
+    sy::patient_facts refused{true, true, "2026-12-01T00:00:00Z", std::nullopt, "invalid_grant"};
+    sy::patient_facts older{true, true, "2026-12-01T00:00:00Z", std::nullopt, ""};
+    const auto now = sy::sys_time{seconds(1'800'000'000)};
+    std::vector<std::pair<std::string, sy::patient_health>> patients;
+    for (const auto* f : {&interrupted, &refused, &refused, &older})
+        patients.emplace_back("ecw", sy::assess_patient(*f, nullptr, now));
+
+    // Run
+    const auto text = "\n" + sy::render_prometheus(reg.collect(live, {"ecw", "epic"}, patients, true));
+
+    // Check
+    EXPECT_EQ(patients[0].second.reauth_reason, "interrupted_refresh");
+    EXPECT_EQ(
+        sample(text, "headachemd_sync_patients_needing_reauth{ehr=\"ecw\",reason=\"interrupted_refresh\"}"),
+        1);
+    EXPECT_EQ(sample(text, "headachemd_sync_patients_needing_reauth{ehr=\"ecw\",reason=\"invalid_grant\"}"),
+              2);
+    EXPECT_EQ(sample(text, "headachemd_sync_patients_needing_reauth{ehr=\"ecw\",reason=\"unknown\"}"), 1);
+    EXPECT_EQ(
+        sample(text, "headachemd_sync_patients_needing_reauth{ehr=\"epic\",reason=\"interrupted_refresh\"}"),
+        0);
+    EXPECT_EQ(sample(text, "headachemd_sync_token_refreshes_total{ehr=\"ecw\",outcome=\"invalid_grant\"}"),
+              2);
+    EXPECT_EQ(
+        sample(text, "headachemd_sync_token_refreshes_total{ehr=\"ecw\",outcome=\"interrupted_refresh\"}"),
+        1);
+}
+
 }  // namespace

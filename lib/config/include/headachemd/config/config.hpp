@@ -117,8 +117,11 @@ struct ehr_settings {
     int max_concurrent = 4;                          // patients synced at once
     std::chrono::seconds interval{std::chrono::hours{6}};
     std::chrono::seconds reconcile_every{std::chrono::hours{24 * 7}};  // full pull that finds deletes
-    std::optional<std::chrono::sys_seconds> backfill_since;            // first sync starts here (UTC)
-    std::chrono::seconds refresh_token_lifetime{0};                    // 0: unknown; eCW 90 days
+    // Between full pulls, the _summary=count check that notices deletes runs
+    // at most this often per patient and type (issue 17); 0: every pass.
+    std::chrono::seconds count_check_every{std::chrono::hours{24}};
+    std::optional<std::chrono::sys_seconds> backfill_since;  // first sync starts here (UTC)
+    std::chrono::seconds refresh_token_lifetime{0};          // 0: unknown; eCW 90 days
     // DESIGN "Tokens": a refresh token that would lapse within this time is
     // renewed even when no sync is due, so an idle patient does not lapse.
     std::chrono::seconds keepalive_before{std::chrono::hours{24 * 14}};

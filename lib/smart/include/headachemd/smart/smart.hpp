@@ -209,8 +209,15 @@ public:
     // Refresh this long before expires_in runs out (DESIGN.md, "Tokens").
     static constexpr std::chrono::seconds refresh_margin{60};
 
+    // True while the token has more than the margin of life left. The
+    // margin is refresh_margin, or half the token's lifetime when that is
+    // shorter: a server issuing 30-second tokens would otherwise have every
+    // request refresh (and spend a single-use refresh token).
     bool usable(std::chrono::system_clock::time_point now) const;
     void set(const token_response& t, std::chrono::system_clock::time_point now);
+    // A token kept from an earlier refresh (the vault, issue 17): its
+    // lifetime is unknown, so the full refresh_margin applies.
+    void restore(std::string token, std::chrono::system_clock::time_point expires_at);
     void invalidate() { token_.clear(); }
     const std::string& token() const { return token_; }
     std::chrono::system_clock::time_point expires_at() const { return expires_at_; }
@@ -218,6 +225,7 @@ public:
 private:
     std::string token_;
     std::chrono::system_clock::time_point expires_at_{};
+    std::chrono::system_clock::duration margin_ = refresh_margin;
 };
 
 }  // namespace headachemd::smart

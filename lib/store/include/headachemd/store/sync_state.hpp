@@ -19,6 +19,9 @@ namespace headachemd::store {
 struct cursor {
     std::optional<std::string> last_updated_max;
     std::optional<std::string> last_full_pull_at;
+    // When the count check after an incremental pull last found the totals
+    // equal (schema version 6).
+    std::optional<std::string> last_count_check_at{};
 };
 
 // One row of sync_status. resource_type "*" is the patient as a whole.

@@ -26,8 +26,18 @@ namespace headachemd::store {
 
 using pseudonym_key = std::array<std::uint8_t, 32>;
 
-// An enrolled patient as the vault knows them. The refresh token is a
-// secret: never log it, never copy it elsewhere.
+// The access token of the last refresh, whichever process made it, kept so
+// that the next job (another `sync-once`, a restarted daemon) uses it instead
+// of spending the refresh token again (issue 17). A secret like the refresh
+// token.
+struct stored_access_token {
+    std::string token;
+    std::string expires_at;  // UTC text (store::utc_timestamp); bound into the seal
+    std::string scope;       // as granted by the token response; may be empty
+};
+
+// An enrolled patient as the vault knows them. The tokens are secrets:
+// never log them, never copy them elsewhere.
 struct enrollment {
     std::string patient_key;
     std::string ehr;
@@ -36,6 +46,14 @@ struct enrollment {
     std::string scope;
     std::string token_obtained_at;  // UTC text
     bool needs_reauth = false;
+    // Why: "invalid_grant", "interrupted_refresh", or empty (an older binary
+    // set the flag, or it is not set).
+    std::string needs_reauth_reason{};
+    std::optional<stored_access_token> access{};
+    // The refresh journal: when a refresh of exactly `refresh_token` began
+    // and never finished (the process died, or the answer never came). Empty
+    // when there is no such entry.
+    std::string interrupted_refresh_since{};
 };
 
 class vault {
@@ -73,11 +91,34 @@ public:
     std::optional<enrollment> find_enrollment(std::string_view patient_key, std::string_view ehr);
     std::vector<enrollment> enrollments();
     // The rotation path: nothing may happen between the token endpoint's
-    // answer and this write but the write (DESIGN.md, "Tokens").
+    // answer and this write but the write (DESIGN.md, "Tokens"). Also
+    // clears the refresh journal: the new token has arrived.
     void replace_refresh_token(std::string_view patient_key, std::string_view ehr, std::string_view new_token,
                                std::string_view obtained_at);
+
+    // The refresh journal (schema/vault/0006_access_tokens.sql). Called
+    // before a refresh request leaves; durable when it returns, so that a
+    // process killed after sending leaves a trace the next one reads as
+    // `interrupted_refresh_since`.
+    void begin_refresh(std::string_view patient_key, std::string_view ehr, std::string_view refresh_token,
+                       std::string_view now);
+    // The token answer, in one transaction: the rotated refresh token (when
+    // the server sent one), the access token (nullopt: none may be used, and
+    // any stored one is dropped), the journal cleared.
+    void finish_refresh(std::string_view patient_key, std::string_view ehr,
+                        const std::optional<std::string>& rotated, std::string_view obtained_at,
+                        const std::optional<stored_access_token>& access);
+    // The server answered in a way that proves the token was not spent (an
+    // OAuth error response): the journal entry is dropped.
+    void clear_refresh_journal(std::string_view patient_key, std::string_view ehr);
+    // Drops the stored access token if it is still `token` (the EHR answered
+    // 401 to it), so no other process tries it again.
+    void forget_access_token(std::string_view patient_key, std::string_view ehr, std::string_view token);
+
+    // Marking also drops the access token and the journal entry and records
+    // `reason`; clearing the mark clears the reason.
     void set_needs_reauth(std::string_view patient_key, std::string_view ehr, bool needs_reauth,
-                          std::string_view now);
+                          std::string_view now, std::string_view reason = {});
     bool remove_enrollment(std::string_view patient_key, std::string_view ehr);
 
     // Seals or opens a short-lived secret kept in another vault table (the
@@ -110,5 +151,10 @@ std::string patient_key_for(const pseudonym_key& key, std::string_view source,
 
 // A value that identifies the key without revealing it (HMAC of a fixed label).
 std::string fingerprint(const pseudonym_key& key);
+
+// How the refresh journal names a refresh token: SHA-256, first 128 bits in
+// hex. Enough to tell whether the stored token is the one whose refresh was
+// interrupted; not a way back to the token.
+std::string refresh_token_hash(std::string_view refresh_token);
 
 }  // namespace headachemd::store

@@ -64,12 +64,16 @@ struct type_result {
     bool not_permitted = false;  // 403 for this type
     bool not_served = false;     // the server does not offer this type
     std::optional<error> failure;
+    int count_checks = 0;  // _summary=count requests (delete detection, count_check_every)
 };
 
 struct patient_result {
     std::string patient_key, ehr;
     bool ok = false;
     bool needs_reauth = false;
+    // Why, when needs_reauth: "invalid_grant", "interrupted_refresh", or
+    // empty (marked by an older binary).
+    std::string needs_reauth_reason;
     bool skipped = false;  // not enrolled, or already needs_reauth
     std::optional<error> failure;
     std::vector<type_result> types;
@@ -126,6 +130,10 @@ struct ehr_counters {
     std::uint64_t refresh_ok = 0;             // refresh_token grants that succeeded
     std::uint64_t refresh_invalid_grant = 0;  // … refused: the patient needs re-enrollment
     std::uint64_t refresh_failed = 0;         // … failed otherwise (network, 5xx, bad answer)
+    // Of refresh_invalid_grant: refused after a refresh of the same token
+    // was interrupted (a process died with the request in flight).
+    std::uint64_t refresh_interrupted = 0;
+    std::uint64_t access_token_reused = 0;  // jobs that used a stored access token instead of refreshing
 
     void add(const ehr_counters& other);
 };
@@ -136,6 +144,11 @@ struct engine_counters {
     int http_429 = 0;
     int refused_origin = 0;  // next links to another origin that were refused
     std::map<std::string, ehr_counters, std::less<>> by_ehr;
+    // Refresh windows (issue 17): from sending a refresh_token grant to its
+    // answer being durable in the vault, for the refreshes that succeeded.
+    std::int64_t refresh_windows = 0;
+    std::int64_t refresh_window_total_us = 0;
+    std::int64_t refresh_window_max_us = 0;
     // Per EHR: the end of a rate-limit hold beyond max_retry_after (a gauge
     // for /metrics; the time may be past once the hold is over).
     std::map<std::string, std::chrono::system_clock::time_point, std::less<>> rate_limited_until;

@@ -52,12 +52,16 @@ struct patient_facts {
     bool needs_reauth = false;
     std::string token_obtained_at;           // the vault's text; "" when not enrolled
     std::optional<store::status_row> whole;  // its "*" row of sync_status
+    std::string needs_reauth_reason{};       // the vault's: invalid_grant, interrupted_refresh, or ""
 };
 
 struct patient_health {
     patient_state state = patient_state::pending;
     std::optional<sys_time> token_lapse;  // nullopt: the EHR's refresh_token_lifetime is unknown
     bool lapsing = false;                 // lapses within the EHR's keepalive_before
+    // With state needs_reauth: why ("invalid_grant", "interrupted_refresh",
+    // or "unknown" for a mark an older binary set).
+    std::string reauth_reason;
     // A monitoring check should look at this patient: a failing job, a
     // refused token, no token, or a token about to lapse. Waiting for the
     // first job is not a problem.
@@ -87,6 +91,9 @@ struct ehr_metrics {
     duration_histogram job_seconds;
     std::map<patient_state, int> patients;  // every state present, 0 when none
     int tokens_lapsing = 0;
+    // Patients who must enroll again, by reason (invalid_grant and
+    // interrupted_refresh always present).
+    std::map<std::string, int, std::less<>> needs_reauth_by_reason;
     // The end of the EHR's last rate-limit hold beyond max_retry_after
     // (engine_counters::rate_limited_until); nullopt: none since start.
     std::optional<sys_time> rate_limited_until;
