@@ -1,5 +1,6 @@
-// The analyst views (schema/0003_analyst_views.sql): small hand-made patient
-// histories whose answers are known, checked row by row.
+// The analyst views (schema/0006_clinical_views.sql, which replaced the
+// version-3 views): small hand-made patient histories whose answers are
+// known, checked row by row.
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -43,7 +44,13 @@ struct rx {
     double quantity = 0, doses_per_day = 0;
     std::string ingredient = "";
     std::string status_reason_code = "";
-    int as_needed = -1;
+    int as_needed = -1;  // -1: not given
+    // Schema 5 facts (0: not given).
+    double dose_quantity = 0, max_units_per_day = 0, strength_mg = 0;
+    int refills = -1;
+    std::string route = "";
+    int contains_opioid = 0, contains_butalbital = 0;
+    std::string display = "";
 };
 
 class views : public ::testing::Test {
@@ -68,9 +75,10 @@ protected:
             "INSERT INTO medication_request (source, id, patient_key, raw_hash, ingested_at, deleted_at, "
             "status, "
             "intent, authored_on, ingredient, drug_class, therapy_role, as_needed, doses_per_day, quantity, "
-            "days_supply, status_reason_code) VALUES ('ehr', ?1, ?2, 'h', '2024-12-30T00:00:00Z', ?3, ?4, "
-            "'order', "
-            "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+            "days_supply, status_reason_code, dose_quantity, max_units_per_day, strength_mg, refills, route, "
+            "contains_opioid, contains_butalbital, medication_display) VALUES ('ehr', ?1, ?2, 'h', "
+            "'2024-12-30T00:00:00Z', ?3, ?4, 'order', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+            "?17, ?18, ?19, ?20, ?21)");
         q.bind(1, r.id);
         q.bind(2, r.patient);
         if (r.deleted) {
@@ -108,45 +116,112 @@ protected:
         } else {
             q.bind(13);
         }
+        const auto positive = [&q](int i, double v) {
+            if (v > 0) {
+                q.bind(i, v);
+            } else {
+                q.bind(i);
+            }
+        };
+        positive(14, r.dose_quantity);
+        positive(15, r.max_units_per_day);
+        positive(16, r.strength_mg);
+        if (r.refills >= 0) {
+            q.bind(17, r.refills);
+        } else {
+            q.bind(17);
+        }
+        if (!r.route.empty()) {
+            q.bind(18, r.route);
+        } else {
+            q.bind(18);
+        }
+        q.bind(19, r.contains_opioid);
+        q.bind(20, r.contains_butalbital);
+        if (!r.display.empty()) {
+            q.bind(21, r.display);
+        } else {
+            q.bind(21);
+        }
         q.exec();
     }
 
-    // One prescription of `days` days on the 1st of each of `months` months from January 2024.
+    // A condition row with a headache_type (or another code) for `patient`.
+    void diagnose(const std::string& patient, const std::string& type, const std::string& system = "",
+                  const std::string& code = "") {
+        SQLite::Statement q(
+            db_.sql(),
+            "INSERT INTO condition (source, id, patient_key, raw_hash, ingested_at, headache_type, "
+            "code_system, code, onset) VALUES ('ehr', ?1, ?2, 'h', 'x', ?3, ?4, ?5, '2020-01-01')");
+        q.bind(1, patient + "-dx-" + std::to_string(++conditions_));
+        q.bind(2, patient);
+        if (type.empty()) {
+            q.bind(3);
+        } else {
+            q.bind(3, type);
+        }
+        if (system.empty()) {
+            q.bind(4);
+        } else {
+            q.bind(4, system);
+        }
+        if (code.empty()) {
+            q.bind(5);
+        } else {
+            q.bind(5, code);
+        }
+        q.exec();
+    }
+
+    // One scheduled (not as-needed) prescription of `days` days on the 1st of
+    // each of `months` months from January 2024: its days of supply are days
+    // of intake.
     void monthly(const std::string& patient, const std::string& cls, int days, int months,
                  const std::string& day = "01") {
         for (int m = 1; m <= months; ++m) {
             const std::string month = (m < 10 ? "0" : "") + std::to_string(m);
-            add({patient + "-" + cls + "-" + day + "-" + month, patient, cls, "acute",
-                 "2024-" + month + "-" + day, static_cast<double>(days)});
+            rx r{patient + "-" + cls + "-" + day + "-" + month,
+                 patient,
+                 cls,
+                 "acute",
+                 "2024-" + month + "-" + day,
+                 static_cast<double>(days)};
+            r.as_needed = 0;
+            add(r);
         }
     }
 
     rows_t moh() {
-        return rows(
-            db_.sql(),
-            "SELECT patient_key, first_month, last_month, months, trigger_classes, basis FROM v_moh_risk "
-            "ORDER BY patient_key, first_month");
+        return rows(db_.sql(),
+                    "SELECT patient_key, state, current_state, window_start_month, window_end_month, months, "
+                    "classes FROM v_moh_risk ORDER BY patient_key");
     }
 
     void exec(const std::string& sql) { db_.sql().exec(sql); }
 
     temp_dir dir_;
     st::analytics_db db_;
+    int conditions_ = 0;
 };
 
 // --- v_moh_risk ------------------------------------------------------------
 
-TEST_F(views, TriptanTenDaysForFourMonthsIsMohRiskAndNineIsNot) {
-    // Setup
+TEST_F(views, TriptanTenDaysForFourMonthsMeetsAndNineIsBelow) {
+    // Setup: scheduled orders, so days of supply are days of intake.
     monthly("T10", "triptan", 10, 4);
     monthly("T09", "triptan", 9, 4);
-    // Run / Check
-    EXPECT_EQ(moh(), (rows_t{"T10|2024-01|2024-04|4|triptan|prescribed exposure, not use"}));
+    diagnose("T10", "migraine");
+    diagnose("T09", "migraine");
+    // Run / Check: one row per patient with a state (the old view had one row
+    // per run of months and no row for patients below).
+    EXPECT_EQ(moh(), (rows_t{"T09|below|below|-|-|-|-", "T10|meets|below|2024-01|2024-04|4|triptan"}));
     EXPECT_EQ(
-        rows(db_.sql(), "SELECT trigger_months FROM v_moh_risk"),
+        rows(db_.sql(), "SELECT evidence FROM v_moh_risk WHERE patient_key = 'T10'"),
         (rows_t{
-            R"([{"month":"2024-01","class":"triptan","days":10},{"month":"2024-02","class":"triptan","days":10},)"
-            R"({"month":"2024-03","class":"triptan","days":10},{"month":"2024-04","class":"triptan","days":10}])"}));
+            R"([{"month":"2024-01","class":"triptan","min_days":10,"max_days":10,"threshold_days":10},)"
+            R"({"month":"2024-02","class":"triptan","min_days":10,"max_days":10,"threshold_days":10},)"
+            R"({"month":"2024-03","class":"triptan","min_days":10,"max_days":10,"threshold_days":10},)"
+            R"({"month":"2024-04","class":"triptan","min_days":10,"max_days":10,"threshold_days":10}])"}));
 }
 
 TEST_F(views, SimpleAnalgesicsAndNsaidsCountAsOneClassAtFifteenDays) {
@@ -154,38 +229,51 @@ TEST_F(views, SimpleAnalgesicsAndNsaidsCountAsOneClassAtFifteenDays) {
     monthly("N15", "nsaid", 8, 4, "01");
     monthly("N15", "simple_analgesic", 7, 4, "15");
     monthly("N14", "nsaid", 14, 4);
-    // Run / Check: 14 days of NSAIDs alone is under 15, and under the several-classes rule it is one class.
-    EXPECT_EQ(moh(), (rows_t{"N15|2024-01|2024-04|4|simple_analgesic_nsaid|prescribed exposure, not use"}));
+    diagnose("N15", "tension_type");
+    diagnose("N14", "tension_type");
+    // Run / Check: 14 days of NSAIDs alone is under 15 (ICHD-3 8.2.3), and
+    // under the several-classes rule (8.2.6) it is one class.
+    EXPECT_EQ(moh(), (rows_t{"N14|below|below|-|-|-|-",
+                             "N15|meets|below|2024-01|2024-04|4|simple_analgesic_nsaid"}));
 }
 
 TEST_F(views, ThreeMonthsIsNotMoreThanThree) {
     monthly("M3", "triptan", 12, 3);
     monthly("M4", "opioid", 12, 4);
-    EXPECT_EQ(moh(), (rows_t{"M4|2024-01|2024-04|4|opioid|prescribed exposure, not use"}));
+    diagnose("M3", "migraine");
+    diagnose("M4", "migraine");
+    EXPECT_EQ(moh(), (rows_t{"M3|below|below|-|-|-|-", "M4|meets|below|2024-01|2024-04|4|opioid"}));
 }
 
 TEST_F(views, SeveralClassesTogetherReachTenDays) {
-    // 6 triptan days and 5 opioid days, none of them alone overused.
+    // 6 triptan days and 5 opioid days on other days, none of them alone overused (ICHD-3 8.2.6).
     monthly("SEV", "triptan", 6, 4, "01");
     monthly("SEV", "opioid", 5, 4, "10");
-    EXPECT_EQ(moh(), (rows_t{"SEV|2024-01|2024-04|4|several_classes|prescribed exposure, not use"}));
-    EXPECT_EQ(rows(db_.sql(), "SELECT json_extract(trigger_months, '$[0].days') FROM v_moh_risk"),
-              (rows_t{"11"}));
+    diagnose("SEV", "migraine");
+    EXPECT_EQ(moh(), (rows_t{"SEV|meets|below|2024-01|2024-04|4|several_classes"}));
+    EXPECT_EQ(
+        rows(db_.sql(),
+             "SELECT acute_class, min_days, max_days, classes, threshold_days FROM v_acute_exposure_monthly "
+             "WHERE month = '2024-01' ORDER BY acute_class"),
+        (rows_t{"any|11|11|opioid,triptan|10", "opioid|5|5|opioid|10", "triptan|6|6|triptan|10"}));
 }
 
 TEST_F(views, EnteredInErrorCancelledAndDeletedPrescriptionsNeverCount) {
     // Setup: three patients whose second month is only reached by a prescription that must not count.
     for (const char* p : {"EIE", "CAN", "DEL", "OK"}) {
         monthly(p, "triptan", 10, 4);
+        diagnose(p, "migraine");
         exec(std::string("DELETE FROM medication_request WHERE id = '") + p + "-triptan-01-02'");
         rx second{std::string(p) + "-x", p, "triptan", "acute", "2024-02-01", 10};
+        second.as_needed = 0;
         if (std::string(p) == "EIE") second.status = "entered-in-error";
         if (std::string(p) == "CAN") second.status = "cancelled";
         if (std::string(p) == "DEL") second.deleted = true;
         add(second);
     }
-    // Run / Check: only the control patient is at risk.
-    EXPECT_EQ(moh(), (rows_t{"OK|2024-01|2024-04|4|triptan|prescribed exposure, not use"}));
+    // Run / Check: only the control patient meets the criteria.
+    EXPECT_EQ(moh(), (rows_t{"CAN|below|below|-|-|-|-", "DEL|below|below|-|-|-|-", "EIE|below|below|-|-|-|-",
+                             "OK|meets|below|2024-01|2024-04|4|triptan"}));
     EXPECT_EQ(rows(db_.sql(),
                    "SELECT count(*) FROM v_prescription_supply WHERE patient_key IN ('EIE','CAN','DEL')"),
               (rows_t{"9"}));
@@ -193,30 +281,43 @@ TEST_F(views, EnteredInErrorCancelledAndDeletedPrescriptionsNeverCount) {
 
 // --- v_acute_exposure_monthly ---------------------------------------------
 
-TEST_F(views, MonthlyExposureSplitsAcrossMonthsUnitesOverlapsAndMarksUnknownSupply) {
-    // Setup: 10 days from Jan 25 (7 in January, 3 in February); an overlapping
-    // second fill from Jan 28; a fill from quantity / doses per day (9 / 2 =
-    // 4.5 days, so 5 days); one with no supply information at all.
-    add({"a", "X", "triptan", "acute", "2024-01-25", 10});
-    add({"b", "X", "triptan", "acute", "2024-01-28T09:00:00-05:00", 10});
-    add({"c", "X", "nsaid", "acute", "2024-03-10", 0, "active", false, 9, 2});
-    add({"d", "X", "opioid", "acute", "2024-03-11", 0});
+TEST_F(views, MonthlyExposureSplitsAcrossMonthsUnitesOverlapsAndMarksUnknownQuantity) {
+    // Setup: a scheduled 10 days from Jan 25 (7 in January, 3 in February);
+    // an overlapping second fill from Jan 28; a scheduled fill from quantity
+    // / doses per day (9 / 2 = 4.5 days: at least 4, at most 5); an
+    // as-needed opioid with no quantity at all, spread over prn_spread_days.
+    rx a{"a", "X", "triptan", "acute", "2024-01-25", 10};
+    a.as_needed = 0;
+    add(a);
+    rx b{"b", "X", "triptan", "acute", "2024-01-28T09:00:00-05:00", 10};
+    b.as_needed = 0;
+    add(b);
+    rx c{"c", "X", "nsaid", "acute", "2024-03-10", 0, "active", false, 9, 2};
+    c.as_needed = 0;
+    add(c);
+    rx d{"d", "X", "opioid", "acute", "2024-03-11", 0};
+    d.as_needed = 1;
+    add(d);
     // Run
-    const auto got =
-        rows(db_.sql(),
-             "SELECT patient_key, month, acute_class, exposure_days, supply_days, prescriptions, "
-             "unknown_supply_prescriptions, days_in_month FROM v_acute_exposure_monthly "
-             "ORDER BY month, acute_class");
-    // Check
+    const auto got = rows(db_.sql(),
+                          "SELECT patient_key, month, acute_class, min_days, max_days, known_max_days, "
+                          "unknown_days, basis, prescriptions, unknown_quantity_prescriptions, days_in_month "
+                          "FROM v_acute_exposure_monthly ORDER BY month, acute_class");
+    // Check: the old view said "opioid 0 days" for the unknown quantity.
     EXPECT_EQ(got,
-              (rows_t{"X|2024-01|triptan|7|11.0|2|0|31", "X|2024-02|triptan|6|9.0|0|0|29",
-                      "X|2024-03|opioid|0|0.0|1|1|31", "X|2024-03|simple_analgesic_nsaid|5|5.0|1|0|31"}));
+              (rows_t{"X|2024-01|any|7|7|7|0|-|2|0|31", "X|2024-01|triptan|7|7|7|0|scheduled_supply|2|0|31",
+                      "X|2024-02|any|6|6|6|0|-|0|0|29", "X|2024-02|triptan|6|6|6|0|scheduled_supply|0|0|29",
+                      "X|2024-03|any|4|-|5|21|-|2|1|31", "X|2024-03|opioid|0|-|0|21|unknown_quantity|1|1|31",
+                      "X|2024-03|simple_analgesic_nsaid|4|5|5|0|scheduled_supply|1|0|31",
+                      "X|2024-04|any|0|-|0|9|-|0|0|30", "X|2024-04|opioid|0|-|0|9|unknown_quantity|0|0|30"}));
     EXPECT_EQ(rows(db_.sql(),
-                   "SELECT id, supply_basis, fill_days, start_date, end_date FROM v_prescription_supply "
+                   "SELECT id, supply_basis, fill_days, start_date, end_date, acute_basis FROM "
+                   "v_prescription_supply "
                    "ORDER BY id"),
-              (rows_t{"a|expected_supply_duration|10.0|2024-01-25|2024-02-04",
-                      "b|expected_supply_duration|10.0|2024-01-28|2024-02-07",
-                      "c|quantity_per_doses_per_day|4.5|2024-03-10|2024-03-15", "d|unknown|-|2024-03-11|-"}));
+              (rows_t{"a|expected_supply_duration|10.0|2024-01-25|2024-02-04|scheduled_supply",
+                      "b|expected_supply_duration|10.0|2024-01-28|2024-02-07|scheduled_supply",
+                      "c|quantity_per_doses_per_day|4.5|2024-03-10|2024-03-15|scheduled_supply",
+                      "d|unknown|-|2024-03-11|-|unknown_quantity"}));
 }
 
 // --- v_preventive_history and v_cgrp_readiness -----------------------------
@@ -258,13 +359,18 @@ TEST_F(preventive, TwoClassesOfEightWeeksAreReadyAndSevenWeeksAreNot) {
     trial("W8", "beta_blocker", "propranolol", "2024-04-01", 56);
     trial("W7", "anticonvulsant", "topiramate", "2024-01-01", 49);
     trial("W7", "beta_blocker", "propranolol", "2024-04-01", 49);
+    diagnose("W8", "migraine_without_aura");
+    diagnose("W7", "migraine_without_aura");
     // Run / Check
-    EXPECT_EQ(ready(), (rows_t{"W8|2|anticonvulsant,beta_blocker|0"}));
+    EXPECT_EQ(ready(), (rows_t{"W8|2|anticonvulsant,beta_blocker|1"}));
     EXPECT_EQ(
         rows(db_.sql(), "SELECT * FROM v_preventive_history WHERE patient_key = 'W8' ORDER BY start_date"),
-        (rows_t{
-            "W8|anticonvulsant|1|topiramate|2024-01-01|2024-02-26|2024-02-26|0|56|8.0|1|0|2|0|completed",
-            "W8|beta_blocker|1|propranolol|2024-04-01|2024-05-27|2024-05-27|0|56|8.0|1|0|2|0|completed"}));
+        (rows_t{"W8|anticonvulsant|1|topiramate|2024-01-01|2024-02-26|2024-02-26|0|56|8.0|1|0|2|0|completed|"
+                "supply|-|-|"
+                "50.0|-",
+                "W8|beta_blocker|1|propranolol|2024-04-01|2024-05-27|2024-05-27|0|56|8.0|1|0|2|0|completed|"
+                "supply|-|-|"
+                "40.0|-"}));
     EXPECT_EQ(rows(db_.sql(),
                    "SELECT drug_class, duration_weeks, adequate FROM v_preventive_history "
                    "WHERE patient_key = 'W7' ORDER BY drug_class"),
@@ -278,15 +384,22 @@ TEST_F(preventive, TwoClassesOfEightWeeksAreReadyAndSevenWeeksAreNot) {
             R"("start_date":"2024-04-01","end_date":"2024-05-27","duration_weeks":8.0,"basis":"adequate_trial"}])"}));
 }
 
-TEST_F(preventive, AnActiveCgrpAntibodyExcludes) {
+TEST_F(preventive, ACurrentCgrpAntibodyExcludesAndAnOldActiveOneDoesNot) {
+    // A CGRP antibody whose supply reaches as_of (2024-12-31).
     trial("MAB", "anticonvulsant", "topiramate", "2024-01-01", 56);
     trial("MAB", "beta_blocker", "propranolol", "2024-04-01", 56);
-    // Authored long ago with a 30-day supply, but the EHR says it is active.
-    add({"mab1", "MAB", "cgrp_mab", "preventive", "2024-06-01", 30, "active"});
+    add({"mab1", "MAB", "cgrp_mab", "preventive", "2024-12-10", 30, "active"});
+    // Authored long ago with a 30-day supply, but the EHR still says active:
+    // the old view took the status as "current"; the supply ran out in July.
+    trial("OLD", "anticonvulsant", "topiramate", "2024-01-01", 56);
+    trial("OLD", "beta_blocker", "propranolol", "2024-04-01", 56);
+    add({"mab0", "OLD", "cgrp_mab", "preventive", "2024-06-01", 30, "active"});
     trial("NOMAB", "anticonvulsant", "topiramate", "2024-01-01", 56);
     trial("NOMAB", "beta_blocker", "propranolol", "2024-04-01", 56);
-    add({"mab2", "NOMAB", "cgrp_mab", "preventive", "2024-06-01", 30, "stopped"});
-    EXPECT_EQ(ready(), (rows_t{"NOMAB|2|anticonvulsant,beta_blocker|0"}));
+    add({"mab2", "NOMAB", "cgrp_mab", "preventive", "2024-12-10", 30, "stopped"});
+    for (const char* p : {"MAB", "OLD", "NOMAB"}) diagnose(p, "migraine");
+    EXPECT_EQ(ready(),
+              (rows_t{"NOMAB|2|anticonvulsant,beta_blocker|1", "OLD|2|anticonvulsant,beta_blocker|1"}));
 }
 
 TEST_F(preventive, DocumentedIntoleranceCountsAndEnteredInErrorDoesNot) {
@@ -308,6 +421,8 @@ TEST_F(preventive, DocumentedIntoleranceCountsAndEnteredInErrorDoesNot) {
     exec(
         "INSERT INTO condition (source, id, patient_key, raw_hash, ingested_at, headache_type) "
         "VALUES ('ehr', 'c1', 'INT', 'h', '2024-01-01T00:00:00Z', 'chronic_migraine')");
+    diagnose("EIE", "migraine");
+    diagnose("DEL", "migraine");
     // Run / Check
     EXPECT_EQ(ready(), (rows_t{"INT|2|anticonvulsant,beta_blocker|1"}));
     EXPECT_EQ(rows(db_.sql(), "SELECT json_extract(evidence, '$[0].basis') FROM v_cgrp_readiness"),
@@ -356,14 +471,21 @@ TEST_F(views, AppointmentAdherenceCountsHeadacheAppointmentsOfTheLastTwelveMonth
         (rows_t{"A|2023-12-31|2024-12-31|4|0|2|1|1|0.333|1", "NONE|2023-12-31|2024-12-31|0|0|0|0|0|-|0"}));
 }
 
-TEST_F(views, SyncFreshnessTellsStaleFromNoData) {
+TEST_F(views, SyncFreshnessTellsStaleFromNoDataAgainstTheRealClock) {
+    // Setup: pulls relative to the real clock; as_of (2024-12-31, set by the
+    // fixture) is in the past and must not matter: the old view measured
+    // from as_of and called a pull made after it "fresh" with a negative age.
     patient("S");
     exec(
         "INSERT INTO sync_status (source, patient_key, resource_type, last_attempt_at, last_success_at) "
         "VALUES "
-        "('ehr', 'S', 'Patient', '2024-12-30T12:00:00Z', '2024-12-30T12:00:00Z'),"
-        "('ehr', 'S', 'Condition', '2024-12-30T12:00:00Z', '2024-12-30T12:00:00Z'),"
-        "('ehr', 'S', 'Observation', '2024-12-30T12:00:00Z', '2024-12-20T00:00:00Z'),"
+        "('ehr', 'S', 'Patient', '2024-12-30T12:00:00Z', strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-12 hours')),"
+        "('ehr', 'S', 'Condition', '2024-12-30T12:00:00Z', strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-12 "
+        "hours')),"
+        "('ehr', 'S', 'Observation', '2024-12-30T12:00:00Z', strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-264 "
+        "hours')),"
+        "('ehr', 'S', 'Encounter', '2024-12-30T12:00:00Z', strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+30 "
+        "hours')),"
         "('ehr', 'S', 'Appointment', '2024-12-30T12:00:00Z', NULL)");
     exec(
         "UPDATE sync_status SET not_permitted = 1, last_error = 'HTTP 403' WHERE resource_type = "
@@ -374,12 +496,13 @@ TEST_F(views, SyncFreshnessTellsStaleFromNoData) {
     exec(
         "INSERT INTO observation (source, id, patient_key, raw_hash, ingested_at, instrument) VALUES "
         "('file', 'o2', 'I', 'h', '2024-11-20T00:00:00Z', 'pain_nrs')");
+    // Run / Check: a pull "in the future" is a clock problem, not fresh data.
     EXPECT_EQ(rows(db_.sql(),
                    "SELECT source, patient_key, resource_type, age_hours, current_rows, freshness "
                    "FROM v_sync_freshness ORDER BY source, patient_key, resource_type"),
               (rows_t{"ehr|S|Appointment|-|0|not_permitted", "ehr|S|Condition|12.0|0|fresh",
-                      "ehr|S|Observation|264.0|1|stale", "ehr|S|Patient|12.0|1|fresh",
-                      "file|I|Observation|-|1|ingested_only"}));
+                      "ehr|S|Encounter|-30.0|0|clock_skew", "ehr|S|Observation|264.0|1|stale",
+                      "ehr|S|Patient|12.0|1|fresh", "file|I|Observation|-|1|ingested_only"}));
 }
 
 TEST_F(views, PatientSummaryPicksTheMostSpecificDiagnosisAndLatestScores) {
@@ -418,7 +541,7 @@ TEST_F(views, PatientSummaryPicksTheMostSpecificDiagnosisAndLatestScores) {
         (rows_t{"P|1980|female|chronic_migraine|chronic_migraine,migraine,medication_overuse|1|2023-02-03|"
                 "2024-11-04|triptan|sumatriptan (triptan)|anticonvulsant|topiramate (anticonvulsant)|4.0|"
                 "2024-11-01|22.0|2024-11-04|63.0|2024-11-04|2024-11-04|57|2024-12-30T12:00:00Z|"
-                "2024-12-29T12:00:00Z|0"}));
+                "2024-12-29T12:00:00Z|0|0|-"}));
 }
 
 // --- schema/README.md ------------------------------------------------------
@@ -507,8 +630,12 @@ TEST(ViewsMigration, AVersionTwoDatabaseKeepsItsRowsAndGainsTheViews) {
     EXPECT_EQ(db.schema_version(), all.back().version);
     EXPECT_EQ(rows(db.sql(), "SELECT id, status_reason_code, status_reason FROM medication_request"),
               (rows_t{"old|-|-"}));
-    EXPECT_EQ(rows(db.sql(), "SELECT month, exposure_days FROM v_acute_exposure_monthly"),
-              (rows_t{"2024-01|10"}));
+    // An as-needed (not stated) triptan with no quantity: unknown, not 10 days.
+    EXPECT_EQ(
+        rows(db.sql(),
+             "SELECT month, acute_class, min_days, max_days, unknown_days FROM v_acute_exposure_monthly "
+             "ORDER BY acute_class"),
+        (rows_t{"2024-01|any|0|-|10", "2024-01|triptan|0|-|10"}));
 }
 
 }  // namespace
