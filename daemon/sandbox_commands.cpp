@@ -217,16 +217,18 @@ int demo(const demo_args& a) {
         io.run();
         if (failure) std::rethrow_exception(failure);
         print_summary(db, pass, dir);
-        // The sandbox's history ends at its anchor: the views' "today" is
-        // that day, unless someone already chose one in this database.
-        const std::string anchor = store::utc_timestamp(so.data_anchor).substr(0, 10);
+        // The sandbox's history ends at its anchor (midnight UTC): the
+        // views' "today" is the day before, its last day of data, unless
+        // someone already chose one in this database.
+        const std::string anchor =
+            store::utc_timestamp(so.data_anchor - std::chrono::hours{24}).substr(0, 10);
         {
             SQLite::Statement set(db.sql(),
                                   "UPDATE analyst_setting SET value = ?1 WHERE key = 'as_of' AND value = ''");
             set.bind(1, anchor);
             if (set.exec() > 0)
                 std::cout << fmt::format(
-                    "as_of set to {}, the day the sandbox's history ends (analyst_setting 'as_of')\n",
+                    "as_of set to {}, the last day of the sandbox's history (analyst_setting 'as_of')\n",
                     anchor);
         }
         // The picture first: the clinic report beside the database.

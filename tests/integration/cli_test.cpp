@@ -43,19 +43,19 @@ TEST(Cli, DemoWritesTheReportBesideTheDatabaseAndPrintsItsPath) {
     temp_dir dir;
     const auto r = run_binary({"demo", "--patients", "4", "--dir", (dir / "demo").string()}, dir.path());
     // Check: the report is there, its absolute path is printed last, and the
-    // views' "today" is the day the sandbox's history ends (2024-06-01), so
+    // views' "today" is the last day of the sandbox's history (2024-05-31), so
     // that its "current" medications and MOH window are the data's own.
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
     const auto report = std::filesystem::absolute(dir / "demo" / "report.html");
     EXPECT_NE(r.out.find("Open the report: " + report.string() + "\n"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("as_of set to 2024-06-01"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("as_of set to 2024-05-31"), std::string::npos) << r.out;
     const std::string html = read_file(report);
     EXPECT_NE(html.find("demo-004"), std::string::npos);
     EXPECT_EQ(html.find("Test Patient"), std::string::npos);
     SQLite::Database db((dir / "demo" / "headache.db").string());
     SQLite::Statement q(db, "SELECT value FROM analyst_setting WHERE key = 'as_of'");
     ASSERT_TRUE(q.executeStep());
-    EXPECT_EQ(q.getColumn(0).getString(), "2024-06-01");
+    EXPECT_EQ(q.getColumn(0).getString(), "2024-05-31");
 }
 
 TEST(Cli, CheckConfigNamesTheLineAndExits78) {
