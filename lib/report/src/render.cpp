@@ -27,7 +27,7 @@ constexpr const char* page_script = R"js(
   var COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
   // Every chart of a patient shares these: the same width, label column and
   // time axis (p.x, days since 1970-01-01), so a month lines up across them.
-  var W = 760, L = 200, R = 12, AX = 30, DAYS = 31;
+  var W = 960, L = 200, R = 12, AX = 30, DAYS = 31;
   var state = { page: 0, filter: '', shown: -1 };
 
   function el(tag, attrs, text) {
@@ -182,7 +182,7 @@ constexpr const char* page_script = R"js(
     var panels = [
       { k: 0, name: 'Pain (0-10)', lo: 0, hi: 10, ticks: [0, 5, 10], bands: [] },
       { k: 1, name: 'MIDAS', sub: 'grades I-IV', lo: 0, hi: top40, ticks: [0, 11, 21, top40], bands: D.bands.midas },
-      { k: 2, name: 'HIT-6', sub: 'impact bands', lo: 36, hi: 78, ticks: [36, 50, 56, 60, 78], bands: D.bands.hit6 }
+      { k: 2, name: 'HIT-6', sub: 'impact bands', lo: 36, hi: 78, ticks: [36, 50, 60, 78], bands: D.bands.hit6 }
     ].filter(function (pn) { return p.o.some(function (o) { return o[0] === pn.k; }); });
     var PH = 96, T = 14, H = T + panels.length * PH + AX;
     var s = chartBox(p, H, 'Score trends for ' + p.k), x = xScale(p);

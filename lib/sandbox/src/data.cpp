@@ -576,15 +576,16 @@ std::vector<clinical_case> clinical_cases() {
     }
     {  // demo-005: episodic migraine in a man of 69 with glaucoma and an overactive bladder: timolol eye
        // drops and bladder botulinum toxin (CPT 52287) are no migraine trials; aspirin 81 mg is
-       // antiplatelet; naproxen and sumatriptan are well below the thresholds.
+       // antiplatelet; naproxen (14 every 4 months) and sumatriptan (9 every 3 months) stay below
+       // the thresholds, apart and together (8.2.6: at most 8 days a month).
         clinical_case c;
         c.female = 0;
         c.birth_year = 1955;
         c.conditions = {{-900, dx_htn}, {-500, dx_migraine_wo_aura}};
         c.orders = {{40, rx_timolol_eye}, {220, rx_timolol_eye}, {400, rx_timolol_eye},
                     {20, rx_aspirin_81},  {200, rx_aspirin_81},  {380, rx_aspirin_81}};
-        every(c.orders, rx_naproxen, 30, case_span, 60);
-        every(c.orders, rx_sumatriptan, 50, case_span, 60, 9, prn_supply_only);
+        every(c.orders, rx_naproxen, 30, case_span, 120, 14);
+        every(c.orders, rx_sumatriptan, 50, case_span, 90, 9, prn_supply_only);
         c.procedures = {{150, proc_botox_bladder}, {330, proc_botox_bladder}};
         c.scores = {{0, 8, 52}};
         out.push_back(c);

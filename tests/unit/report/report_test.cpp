@@ -500,5 +500,3 @@ TEST(ReportLoad, CandidatesAndSafetyFlagsInTheClinicSummary) {
     EXPECT_NE(html.find(R"(id="tile-cgrp">CGRP candidates<b>1</b>)"), std::string::npos);
     EXPECT_NE(html.find(R"(id="tile-safety">Safety flags<b>1</b>)"), std::string::npos);
 }
-
-namespace {}  // namespace
