@@ -79,6 +79,12 @@ constexpr const char* scores_sql =
     "WHERE deleted_at IS NULL AND patient_key IS NOT NULL AND value_num IS NOT NULL "
     "AND instrument IN ('pain_nrs', 'midas', 'hit6') AND COALESCE(status, '') NOT IN ('entered-in-error', "
     "'cancelled') ORDER BY patient_key, effective_at";
+constexpr const char* response_sql =
+    "SELECT patient_key, COALESCE(ingredients, drug_class), start_date, instrument, baseline_value, "
+    "month3_value, "
+    "month6_value FROM v_treatment_response "
+    "WHERE baseline_value IS NOT NULL AND (month3_value IS NOT NULL OR month6_value IS NOT NULL) "
+    "ORDER BY patient_key, class_rank, start_date, instrument";
 constexpr const char* freshness_sql =
     "SELECT freshness, count(*) FROM v_sync_freshness GROUP BY freshness ORDER BY count(*) DESC, freshness";
 constexpr const char* pulls_sql =
@@ -361,6 +367,20 @@ report_data load(SQLite::Database& db) {
                                  : inst == "midas"  ? 1
                                                     : 2,
                                  day, q.getColumn(3).getDouble()});
+        }
+    }
+    {
+        SQLite::Statement q(db, response_sql);
+        const auto value = [&](int i) {
+            return q.getColumn(i).isNull() ? std::numeric_limits<double>::quiet_NaN()
+                                           : q.getColumn(i).getDouble();
+        };
+        while (q.executeStep()) {
+            patient* p = find(text(q.getColumn(0)));
+            const int start = day_number(text(q.getColumn(2)));
+            if (!p || start < 0) continue;
+            p->responses.push_back(
+                {text(q.getColumn(1)), text(q.getColumn(3)), start, value(4), value(5), value(6)});
         }
     }
     // One time axis per patient for all three charts.

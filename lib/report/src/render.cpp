@@ -227,6 +227,31 @@ constexpr const char* page_script = R"js(
     return s;
   }
 
+  // Each preventive start against the scores before it and about 3 and 6
+  // months after (what a payer asks for at renewal).
+  function responseTable(p) {
+    if (!p.rs.length) { return el('p', { 'class': 'empty' }, 'No preventive start with scores before and after it.'); }
+    var names = { midas: 'MIDAS', hit6: 'HIT-6', pain_nrs: 'Pain (0-10)' };
+    var t = el('table', { 'class': 'response' }), head = el('tr');
+    ['Preventive', 'Started', 'Score', 'Baseline', '~3 months (change)', '~6 months (change)'].forEach(function (h) {
+      head.appendChild(el('th', {}, h));
+    });
+    t.appendChild(head);
+    p.rs.forEach(function (r) {
+      var tr = el('tr');
+      var cell = function (v) {
+        if (v === null) { return '—'; }
+        var d = v - r[3];
+        return fmt(v) + ' (' + (d > 0 ? '+' : (d < 0 ? '−' : '±')) + fmt(Math.abs(d)) + ')';
+      };
+      [r[0], dayLabel(r[1]), names[r[2]] || r[2], fmt(r[3]), cell(r[4]), cell(r[5])].forEach(function (v) {
+        tr.appendChild(el('td', {}, v));
+      });
+      t.appendChild(tr);
+    });
+    return t;
+  }
+
   function mohNow(p) { return p.mc === 'meets' || p.mc === 'possible'; }
   function matches(p) {
     if (!state.filter) { return true; }
@@ -259,6 +284,8 @@ constexpr const char* page_script = R"js(
     box.appendChild(trialsChart(p));
     box.appendChild(el('h3', {}, 'Pain, MIDAS and HIT-6'));
     box.appendChild(trendsChart(p));
+    box.appendChild(el('h3', {}, 'Treatment response'));
+    box.appendChild(responseTable(p));
     renderList();
   }
 
@@ -323,7 +350,7 @@ svg{display:block;max-width:100%;height:auto;margin-bottom:4px}.small{font-size:
 .trial-ok{fill:#2ca02c}.trial-short{fill:#bbb}.trial-intol{fill:#ff7f0e}.trial-unknown{fill:#fff;stroke:#555}
 .ongoing{stroke:#222;stroke-dasharray:3 2}.deceased{color:#555;font-style:italic}.tile.alert b{color:#b3261e}
 .bar{fill:#1f77b4}#js-error{background:#fdd;border:1px solid #d62728;padding:8px}.empty{color:#777;font-style:italic}
-.pager{display:flex;gap:10px;align-items:center;margin:8px 0}
+.pager{display:flex;gap:10px;align-items:center;margin:8px 0}table.response{width:auto}
 )css";
 
 // The first script: any uncaught error marks the page (the Chromium test
@@ -423,6 +450,14 @@ void patient_json(std::string& j, const patient& p) {
              std::to_string(t.end) + "," + (t.ongoing ? "1" : "0") + "," + (t.adequate ? "1" : "0") + "," +
              (t.intolerance ? "1" : "0") + "," + (t.duration_unknown ? "1" : "0") + "," +
              (t.adequacy_unknown ? "1" : "0") + "," + json_string(t.drugs) + "]";
+    }
+    j += "],\"rs\":[";
+    const auto value = [](double v) { return std::isfinite(v) ? num(v) : std::string("null"); };
+    for (std::size_t i = 0; i < p.responses.size(); ++i) {
+        const auto& r = p.responses[i];
+        j += (i ? ",[" : "[") + json_string(r.drugs) + "," + std::to_string(r.start) + "," +
+             json_string(r.instrument) + "," + value(r.baseline) + "," + value(r.month3) + "," +
+             value(r.month6) + "]";
     }
     j += "],\"o\":[";
     for (std::size_t i = 0; i < p.scores.size(); ++i) {

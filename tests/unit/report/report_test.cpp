@@ -500,3 +500,32 @@ TEST(ReportLoad, CandidatesAndSafetyFlagsInTheClinicSummary) {
     EXPECT_NE(html.find(R"(id="tile-cgrp">CGRP candidates<b>1</b>)"), std::string::npos);
     EXPECT_NE(html.find(R"(id="tile-safety">Safety flags<b>1</b>)"), std::string::npos);
 }
+
+TEST(ReportLoad, TreatmentResponseBeforeAndAboutThreeAndSixMonthsAfterAStart) {
+    // Setup: topiramate from 2024-01-01; MIDAS 30 eleven days before, 20 at
+    // day 91 and 10 at day 182.
+    temp_dir dir;
+    {
+        clinic c(dir / "headache.db", "2024-07-31");
+        c.patient("a", "chronic_migraine");
+        c.preventive("a", "2024-01-01", "topiramate", "anticonvulsant", 5);
+        c.score("a", "2023-12-21", "midas", 30);
+        c.score("a", "2024-04-01", "midas", 20);
+        c.score("a", "2024-07-01", "midas", 10);
+    }
+    // Run
+    const auto data = load_from(dir / "headache.db");
+    const std::string html = rp::render_html(data, rp::options{"now", 25});
+    // Check
+    const auto& p = by_key(data, "a");
+    ASSERT_EQ(p.responses.size(), 1u);
+    EXPECT_EQ(p.responses[0].drugs, "topiramate");
+    EXPECT_EQ(p.responses[0].instrument, "midas");
+    EXPECT_EQ(p.responses[0].start, rp::day_number("2024-01-01"));
+    EXPECT_EQ(p.responses[0].baseline, 30);
+    EXPECT_EQ(p.responses[0].month3, 20);
+    EXPECT_EQ(p.responses[0].month6, 10);
+    EXPECT_NE(html.find("\"rs\":[[\"topiramate\"," + std::to_string(rp::day_number("2024-01-01")) +
+                        ",\"midas\",30,20,10]]"),
+              std::string::npos);
+}

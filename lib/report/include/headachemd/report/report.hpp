@@ -87,6 +87,14 @@ struct score {
     double value = 0;
 };
 
+// A preventive start with a score before it and about 3 and 6 months after
+// (v_treatment_response). NaN where there is no score in the window.
+struct response {
+    std::string drugs, instrument;  // instrument: "midas", "hit6", "pain_nrs"
+    int start = 0;                  // days since 1970-01-01
+    double baseline = 0, month3 = 0, month6 = 0;
+};
+
 struct patient {
     std::string key;  // the pseudonymous patient key; never a name or MRN
     std::string headache_type, sex, acute_meds, preventive_meds;
@@ -104,6 +112,7 @@ struct patient {
     std::map<int, std::string> acute_drugs;  // acute class index -> the ingredients prescribed
     std::vector<trial> trials;
     std::vector<score> scores;
+    std::vector<response> responses;  // CGRP therapies first, then botulinum toxin, then the rest
     // The one time axis of the exposure, preventive and score charts, in days
     // since 1970-01-01: the first of the month of the first event, to the
     // later of as_of and the last event (end exclusive).
