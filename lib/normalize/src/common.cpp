@@ -606,7 +606,8 @@ std::optional<double> mg_per_unit(std::string_view unit) {
 // An amount of the medication in units (tablets, sprays): as given, or
 // from a mass through the strength; nullopt when a mass meets no strength.
 opt_real as_units(opt_real value, std::string_view unit, opt_real strength_mg) {
-    if (!value) return std::nullopt;
+    // A zero, negative or unbounded amount is not a dose: unknown.
+    if (!value || !(*value > 0) || !std::isfinite(*value)) return std::nullopt;
     const auto mg = mg_per_unit(unit);
     if (!mg) return value;
     if (!strength_mg || *strength_mg <= 0) return std::nullopt;
@@ -661,6 +662,10 @@ void apply_medication(term::memo& classify, medication_request_record& r,
         const double by_timing = *d.max_doses_per_day * *r.dose_quantity;
         if (!r.max_units_per_day || by_timing < *r.max_units_per_day) r.max_units_per_day = by_timing;
     }
+    if (r.max_units_per_day && !(std::isfinite(*r.max_units_per_day) && *r.max_units_per_day > 0)) {
+        r.max_units_per_day.reset();
+    }
+    if (r.dose_quantity && !std::isfinite(*r.dose_quantity)) r.dose_quantity.reset();
 }
 
 }  // namespace headachemd::normalize::detail

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -1575,6 +1576,9 @@ medication_class classify_medication(std::span<const coding_view> codings, std::
     if (!out.primary.empty()) {
         each_name([&](std::string_view name) {
             out.strength_mg = strength_in(name, out.primary);
+            // A strength of zero or too many digits to be one is no strength.
+            if (out.strength_mg && !(*out.strength_mg > 0 && std::isfinite(*out.strength_mg)))
+                out.strength_mg.reset();
             return out.strength_mg.has_value();
         });
     }

@@ -111,6 +111,21 @@ TEST(NormalizeDosage, AsNeededTimingWithoutADoseIsNull) {
     EXPECT_FALSE(rec.max_units_per_day);
 }
 
+TEST(NormalizeDosage, ZeroOrNegativeDoseIsUnknown) {
+    // What a server sends is data: a dose of 0 or -1 tablets is no dose.
+    const std::string zero = request(sumatriptan_50, R"({"asNeededBoolean":true,
+            "timing":{"repeat":{"period":2,"periodUnit":"h"}},"doseAndRate":[{"doseQuantity":{"value":0}}]})");
+    const std::string negative = request(sumatriptan_50, R"({"asNeededBoolean":true,
+            "maxDosePerPeriod":{"numerator":{"value":-2},"denominator":{"value":1,"code":"d"}},
+            "doseAndRate":[{"doseQuantity":{"value":-1}}]})");
+    const auto a = only<medication_request_record>(run(zero));
+    const auto b = only<medication_request_record>(run(negative));
+    EXPECT_FALSE(a.dose_quantity);
+    EXPECT_FALSE(a.max_units_per_day);
+    EXPECT_FALSE(b.dose_quantity);
+    EXPECT_FALSE(b.max_units_per_day);
+}
+
 TEST(NormalizeDosage, ScheduledTimingIsNoMaximum) {
     // A scheduled preventive: the timing is a schedule, not an as-needed cap.
     const std::string json = request(
