@@ -380,18 +380,22 @@ constexpr std::string_view word_before(std::string_view text, std::size_t pos) {
     return text.substr(begin, end - begin);
 }
 
-// True when `pattern` occurs as whole words at least once not negated by
-// the word just before it ("not chronic", "non-chronic", "no aura",
-// "without aura"). "nonchronic" is one word and never matches "chronic".
-constexpr bool has_affirmed(std::string_view text, std::string_view pattern) {
+// Where `pattern` first occurs as whole words not negated by the word just
+// before it ("not chronic", "non-chronic", "no aura", "without aura");
+// npos when it never does. "nonchronic" is one word and never matches.
+constexpr std::size_t first_affirmed(std::string_view text, std::string_view pattern) {
     for (std::size_t pos = 0; pos < text.size(); ++pos) {
         if (!is_word_start(text, pos) || !term_at(text, pos, pattern)) continue;
         const std::string_view before = word_before(text, pos);
         const bool negated = iequals(before, "not") || iequals(before, "non") || iequals(before, "no") ||
                              iequals(before, "without") || iequals(before, "never");
-        if (!negated) return true;
+        if (!negated) return pos;
     }
-    return false;
+    return npos;
+}
+
+constexpr bool has_affirmed(std::string_view text, std::string_view pattern) {
+    return first_affirmed(text, pattern) != npos;
 }
 
 static_assert(!has_affirmed("Migraine without aura - not chronic", "chronic"));
@@ -412,8 +416,12 @@ headache_type classify_condition_text(std::string_view text) {
     const bool migraine = has_affirmed(text, "migraine");
     if (migraine) {
         // "Transformed migraine" is the older name for chronic migraine.
-        const bool episodic = has_term(text, "episodic");
-        if ((has_affirmed(text, "chronic") && !episodic) || has_term(text, "transformed migraine")) {
+        // Of "chronic" and "episodic", the one said first describes the
+        // migraine: "Episodic migraine, history of chronic" is episodic,
+        // "Chronic migraine, previously episodic" chronic.
+        const std::size_t chronic = first_affirmed(text, "chronic");
+        const std::size_t episodic = first_affirmed(text, "episodic");
+        if ((chronic != npos && chronic < episodic) || has_term(text, "transformed migraine")) {
             return headache_type::chronic_migraine;
         }
         // Hemiplegic migraine is a subtype of migraine with aura (ICHD-3

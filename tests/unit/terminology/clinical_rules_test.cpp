@@ -126,6 +126,27 @@ TEST(Issue13Exclusions, AspirinCodeWithoutAStrengthStaysAnAnalgesic) {
     EXPECT_FALSE(got.strength_mg);
 }
 
+TEST(Issue13Exclusions, AspirinIngredientCodeWithLowDoseNameIsAntiplatelet) {
+    // Setup: the ingredient code decides the ingredient; the strength is a
+    // fact of the product named in the text (as the demo writes it).
+    const coding_view c{rxnorm_uri, "1191", "aspirin"};
+    // Run
+    const medication_class got = classify_medication(one(c), "aspirin 81 MG Delayed Release Oral Tablet");
+    // Check
+    EXPECT_EQ(got.cls, drug_class::none);
+    EXPECT_EQ(got.role, other);
+    EXPECT_EQ(got.ingredient, "aspirin");
+    EXPECT_EQ(got.strength_mg, 81.0);
+    EXPECT_EQ(got.form_route, route::oral);
+}
+
+TEST(Issue13Strength, IngredientCodeTakesTheStrengthFromTheText) {
+    const coding_view c{rxnorm_uri, "88014", "rizatriptan"};
+    const medication_class got = classify_medication(one(c), "rizatriptan 10 MG Oral Tablet");
+    EXPECT_EQ(got.cls, drug_class::triptan);
+    EXPECT_EQ(got.strength_mg, 10.0);
+}
+
 // --- Opioid and butalbital content ------------------------------------------------
 
 struct content_case {
@@ -404,6 +425,8 @@ INSTANTIATE_TEST_SUITE_P(
                       dx_case{"Migraine with aura, not chronic", headache_type::migraine_with_aura},
                       dx_case{"Chronic migraine without aura", headache_type::chronic_migraine},
                       dx_case{"Chronic migraine", headache_type::chronic_migraine},
+                      dx_case{"Chronic migraine, previously episodic", headache_type::chronic_migraine},
+                      dx_case{"Episodic migraine, history of chronic migraine", headache_type::migraine},
                       dx_case{"Headache, not migraine", headache_type::headache_unspecified}),
     [](const auto& p) { return param_name(p.index, p.param.text); });
 
