@@ -248,8 +248,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "acetaminophen / oxycodone"},
         med_case{"acetaminophen 325 MG / hydrocodone bitartrate 10 MG Oral Tablet", drug_class::opioid, acute,
                  "acetaminophen / hydrocodone"},
-        med_case{"acetaminophen 325 MG / tramadol hydrochloride 37.5 MG Oral Tablet", drug_class::opioid, acute,
-                 "acetaminophen / tramadol"},
+        med_case{"acetaminophen 325 MG / tramadol hydrochloride 37.5 MG Oral Tablet", drug_class::opioid,
+                 acute, "acetaminophen / tramadol"},
         med_case{"hydrocodone bitartrate 7.5 MG / ibuprofen 200 MG Oral Tablet", drug_class::opioid, acute,
                  "hydrocodone / ibuprofen"},
         // Ergot wins over the caffeine combination (ICHD-3 8.2.1, ergotamine overuse).
