@@ -66,6 +66,10 @@ std::string_view to_string(headache_type t);
 // whose system is not recognised are read as text only.
 // Specificity: chronic_migraine > the other named types > migraine >
 // other_headache > headache_unspecified; a tie keeps the first found.
+// The text reading understands negation by the word just before a term
+// (not, non, no, without, never): "Migraine without aura - not chronic" is
+// migraine_without_aura, "Headache, not migraine" headache_unspecified; of
+// "chronic" and "episodic", the one said first decides.
 headache_type classify_condition(std::span<const coding_view> codings, std::string_view text);
 
 // --- Medications ----------------------------------------------------------
