@@ -116,7 +116,7 @@ constexpr drug drugs[] = {
      "Take 1 tablet by mouth at migraine onset; may repeat after 2 hours. Max 2 tablets a day."},
     {"2282307", "rimegepant", "rimegepant 75 MG Disintegrating Oral Tablet", true, 1, 1, "d", 1, 8, "tablet",
      "{tbl}", 30, 0, oral, "Dissolve 1 tablet on the tongue at migraine onset. Max 1 tablet a day."},
-    {"5640", "ibuprofen", "ibuprofen 600 MG Oral Tablet", true, 1, 8, "h", 3, 30, "tablet", "{tbl}", 30, 0,
+    {"5640", "ibuprofen", "ibuprofen 600 MG Oral Tablet", true, 1, 8, "h", 3, 20, "tablet", "{tbl}", 30, 0,
      oral, "Take 1 tablet by mouth every 8 hours as needed for headache, with food. Max 3 tablets a day."},
     {"7258", "naproxen", "naproxen 500 MG Oral Tablet", true, 1, 12, "h", 2, 20, "tablet", "{tbl}", 30, 0,
      oral, "Take 1 tablet by mouth every 12 hours as needed for headache, with food."},
@@ -818,10 +818,12 @@ void data_store::generate_patient(int index) {
             if (has_moh) acute.push_back(g.chance(0.5) ? rx_butalbital : rx_tramadol);
         }
         for (std::size_t k = 0; k < acute.size(); ++k) {
+            // The first drug a box every one to two and a half months; a
+            // second one is an occasional backup, a box every 2.5-5 months.
             if (k == 0)
-                refill(acute[k], g.uniform(0, 20), span, 30, 60);
+                refill(acute[k], g.uniform(0, 20), span, 30, 75);
             else
-                refill(acute[k], g.uniform(30, span / 2), span, 45, 100);
+                refill(acute[k], g.uniform(30, span / 2), span, 75, 150);
         }
         // One order per trial, refilled to its length (at most 5 refills, then a new order).
         const auto trial = [&](int drug, int from_day, int to_day, bool stopped) {
