@@ -236,20 +236,6 @@ fills AS (
     SELECT patient_key, acute_class, acute_basis, s, w, tmin, tmax, r, k + 1 FROM fills
     WHERE k < r AND acute_basis <> 'unknown_quantity'
 ),
-split AS (
-    SELECT patient_key, acute_class, acute_basis, w, tmin, tmax, k, s + k * w AS a, s + (k + 1) * w AS b,
-           julianday(date(s + k * w, 'start of month')) AS m
-    FROM fills
-    UNION ALL
-    SELECT patient_key, acute_class, acute_basis, w, tmin, tmax, k, a, b, julianday(date(m, '+1 month'))
-    FROM split WHERE julianday(date(m, '+1 month')) < b
-),
--- An order's days are spread evenly over its interval.
-shares AS (
-    SELECT patient_key, acute_class, strftime('%Y-%m', m) AS month, acute_basis, k, w, tmin, tmax,
-           MIN(b, julianday(date(m, '+1 month'))) - MAX(a, m) AS ov
-    FROM split
-),
 -- Scheduled orders: their days are calendar days, so overlapping fills
 -- count once (distinct days), per class and over the relevant classes.
 sched_iv AS (
@@ -269,101 +255,134 @@ sched_islands AS (
                OVER (PARTITION BY patient_key, grp ORDER BY a, b ROWS UNBOUNDED PRECEDING) AS island
     FROM sched_ordered
 ),
-sched_merged AS (
-    SELECT patient_key, grp, MIN(a) AS a, MAX(b) AS b FROM sched_islands GROUP BY patient_key, grp, island
-),
-sched_split AS (
-    SELECT patient_key, grp, a, b, julianday(date(a, 'start of month')) AS m FROM sched_merged
+-- Every interval an order or a merged scheduled run covers, with its first
+-- and last calendar month as a number (year * 12 + month - 1).
+intervals AS MATERIALIZED (
+    SELECT patient_key, acute_class AS grp, acute_basis, w, tmin, tmax, k, s + k * w AS a, s + (k + 1) * w AS b
+    FROM fills
     UNION ALL
-    SELECT patient_key, grp, a, b, julianday(date(m, '+1 month')) FROM sched_split WHERE julianday(date(m, '+1 month')) < b
+    SELECT patient_key, grp, 'scheduled_run', NULL, NULL, NULL, 0, MIN(a), MAX(b)
+    FROM sched_islands GROUP BY patient_key, grp, island
+),
+spans AS MATERIALIZED (
+    SELECT intervals.*,
+           CAST(strftime('%Y', a) AS INTEGER) * 12 + CAST(strftime('%m', a) AS INTEGER) - 1 AS i0,
+           CAST(strftime('%Y', b - 1e-6) AS INTEGER) * 12 + CAST(strftime('%m', b - 1e-6) AS INTEGER) - 1 AS i1
+    FROM intervals WHERE b > a
+),
+bounds AS (
+    SELECT MIN(i0) AS lo, MAX(i1) AS hi, MAX(i1 - i0) AS span FROM spans
+),
+month_numbers(idx) AS (
+    SELECT lo FROM bounds WHERE lo IS NOT NULL
+    UNION ALL
+    SELECT idx + 1 FROM month_numbers, bounds WHERE idx < bounds.hi
+),
+calendar AS MATERIALIZED (
+    SELECT idx, julianday(printf('%04d-%02d-01', idx / 12, idx % 12 + 1)) AS ms,
+           julianday(printf('%04d-%02d-01', idx / 12, idx % 12 + 1), '+1 month') AS me
+    FROM month_numbers
+),
+offsets(o) AS (
+    SELECT 0 UNION ALL SELECT o + 1 FROM offsets, bounds WHERE o < bounds.span
+),
+-- The days of each interval in each month. As-needed orders are spread
+-- evenly over their interval.
+shares AS (
+    SELECT sp.patient_key, sp.grp, c.idx, sp.acute_basis, sp.k, sp.w, sp.tmin, sp.tmax, c.me - c.ms AS dim,
+           MIN(sp.b, c.me) - MAX(sp.a, c.ms) AS ov
+    FROM spans sp
+    JOIN offsets o ON o.o <= sp.i1 - sp.i0
+    JOIN calendar c ON c.idx = sp.i0 + o.o
 ),
 facts AS (
-    -- As-needed orders: spread evenly over their interval.
-    SELECT patient_key, acute_class AS grp, month,
+    SELECT patient_key, grp, idx, dim,
            CASE WHEN k = 0 AND acute_basis = 'as_needed_units' AND tmin IS NOT NULL THEN tmin * ov / w ELSE 0 END AS mn,
            CASE WHEN k = 0 AND acute_basis = 'as_needed_units' THEN tmax * ov / w ELSE 0 END AS mx,
            CASE WHEN k > 0 AND tmax IS NOT NULL THEN tmax * ov / w ELSE 0 END AS refill_mx,
            CASE WHEN k = 0 AND acute_basis = 'unknown_quantity' THEN ov ELSE 0 END AS unk,
-           0 AS sched,
+           CASE WHEN acute_basis = 'scheduled_run' THEN ov ELSE 0 END AS sched,
            k = 0 AND acute_basis = 'as_needed_units' AS b_prn,
            k = 0 AND acute_basis = 'scheduled_supply' AS b_sched,
            k = 0 AND acute_basis = 'unknown_quantity' AS b_unk,
            0 AS started, 0 AS started_unknown
     FROM shares WHERE ov > 0
     UNION ALL
-    SELECT patient_key, grp, strftime('%Y-%m', m), 0, 0, 0, 0, MIN(b, julianday(date(m, '+1 month'))) - MAX(a, m),
-           0, 0, 0, 0, 0
-    FROM sched_split
-    UNION ALL
-    SELECT patient_key, acute_class, strftime('%Y-%m', start_date), 0, 0, 0, 0, 0, 0, 0, 0, 1,
-           acute_basis = 'unknown_quantity'
+    SELECT patient_key, acute_class, CAST(substr(start_date, 1, 4) AS INTEGER) * 12 + CAST(substr(start_date, 6, 2) AS INTEGER) - 1,
+           NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, acute_basis = 'unknown_quantity'
     FROM rx
 ),
 per_class AS (
-    SELECT f.patient_key, f.month, f.grp AS acute_class,
+    SELECT f.patient_key, f.idx, f.grp AS acute_class,
            SUM(mn) AS mn, SUM(mx) AS mx, SUM(refill_mx) AS refill_mx, SUM(unk) AS unk, SUM(sched) AS sched,
            MAX(b_prn) AS b_prn, MAX(b_sched) AS b_sched, MAX(b_unk) AS b_unk,
            SUM(started) AS prescriptions, SUM(started_unknown) AS unknown_quantity_prescriptions,
-           CAST(julianday(date(f.month || '-01', '+1 month')) - julianday(f.month || '-01') AS INTEGER) AS dim,
-           CASE WHEN instr(cfg.c10, ',' || f.grp || ',') > 0 THEN cfg.d10
-                WHEN instr(cfg.c15, ',' || f.grp || ',') > 0 THEN cfg.d15 END AS threshold_days
-    FROM facts f, cfg
+           CAST(ROUND(MAX(dim)) AS INTEGER) AS dim
+    FROM facts f
     WHERE f.grp <> 'any'
-    GROUP BY f.patient_key, f.month, f.grp
+    GROUP BY f.patient_key, f.idx, f.grp
 ),
 -- Whole days: the lower bound rounds down, the upper bounds round up, and
 -- no bound exceeds the month's days. Scheduled days and as-needed days of
 -- one class may fall on the same days: the lower bound takes the larger,
 -- the upper bound the sum.
 rounded AS (
-    SELECT patient_key, month, acute_class, dim, threshold_days, prescriptions, unknown_quantity_prescriptions,
-           MIN(dim, MAX(CAST(sched + 1e-6 AS INTEGER), CAST(mn + 1e-6 AS INTEGER))) AS min_days,
-           MIN(dim, CAST(sched + mx - 1e-6 AS INTEGER) + (sched + mx - 1e-6 > CAST(sched + mx - 1e-6 AS INTEGER))) AS known_max_days,
-           MIN(dim, CAST(sched + mx + refill_mx - 1e-6 AS INTEGER)
-                    + (sched + mx + refill_mx - 1e-6 > CAST(sched + mx + refill_mx - 1e-6 AS INTEGER))) AS max_days_with_refills,
-           MIN(dim, CAST(unk - 1e-6 AS INTEGER) + (unk - 1e-6 > CAST(unk - 1e-6 AS INTEGER))) AS unknown_days,
-           sched, mx, refill_mx, unk,
-           rtrim(CASE WHEN b_prn THEN 'as_needed_units,' ELSE '' END ||
-                 CASE WHEN b_sched THEN 'scheduled_supply,' ELSE '' END ||
-                 CASE WHEN b_unk THEN 'unknown_quantity,' ELSE '' END, ',') AS basis
-    FROM per_class
+    SELECT p.patient_key, p.idx, p.acute_class, p.prescriptions, p.unknown_quantity_prescriptions, p.sched, p.mx,
+           p.refill_mx, p.unk,
+           CASE WHEN instr(cfg.c10, ',' || p.acute_class || ',') > 0 THEN cfg.d10
+                WHEN instr(cfg.c15, ',' || p.acute_class || ',') > 0 THEN cfg.d15 END AS threshold_days,
+           COALESCE(p.dim, CAST(julianday(printf('%04d-%02d-01', p.idx / 12, p.idx % 12 + 1), '+1 month')
+                               - julianday(printf('%04d-%02d-01', p.idx / 12, p.idx % 12 + 1)) AS INTEGER)) AS dim,
+           rtrim(CASE WHEN p.b_prn THEN 'as_needed_units,' ELSE '' END ||
+                 CASE WHEN p.b_sched THEN 'scheduled_supply,' ELSE '' END ||
+                 CASE WHEN p.b_unk THEN 'unknown_quantity,' ELSE '' END, ',') AS basis,
+           MAX(CAST(p.sched + 1e-6 AS INTEGER), CAST(p.mn + 1e-6 AS INTEGER)) AS lo,
+           p.sched + p.mx - 1e-6 AS hi, p.sched + p.mx + p.refill_mx - 1e-6 AS hi_r, p.unk - 1e-6 AS hi_u
+    FROM per_class p, cfg
+),
+classes AS (
+    SELECT patient_key, idx, acute_class, prescriptions, unknown_quantity_prescriptions, sched, mx, refill_mx, unk,
+           threshold_days, dim, basis,
+           MIN(dim, lo) AS min_days,
+           MIN(dim, CAST(hi AS INTEGER) + (hi > CAST(hi AS INTEGER))) AS known_max_days,
+           MIN(dim, CAST(hi_r AS INTEGER) + (hi_r > CAST(hi_r AS INTEGER))) AS max_days_with_refills,
+           MAX(0, MIN(dim, CAST(hi_u AS INTEGER) + (hi_u > CAST(hi_u AS INTEGER)))) AS unknown_days
+    FROM rounded
 ),
 -- All overuse-relevant classes together, on distinct days (ICHD-3 8.2.6
 -- counts the total days): at least the scheduled days and the largest
 -- class's days, at most the scheduled days plus every as-needed day.
 any_sched AS (
-    SELECT patient_key, month, SUM(sched) AS sched FROM facts WHERE grp = 'any' GROUP BY patient_key, month
+    SELECT patient_key, idx, SUM(sched) AS sched FROM facts WHERE grp = 'any' GROUP BY patient_key, idx
 ),
 any_row AS (
-    SELECT r.patient_key, r.month, MAX(r.dim) AS dim,
+    SELECT r.patient_key, r.idx, MAX(r.dim) AS dim,
            SUM(r.prescriptions) AS prescriptions, SUM(r.unknown_quantity_prescriptions) AS unknown_quantity_prescriptions,
            MAX(r.min_days) AS class_min, SUM(r.mx) AS mx, SUM(r.refill_mx) AS refill_mx, SUM(r.unk) AS unk,
            group_concat(r.acute_class, ',') AS classes
-    FROM (SELECT * FROM rounded WHERE threshold_days IS NOT NULL ORDER BY patient_key, month, acute_class) r
-    GROUP BY r.patient_key, r.month
+    FROM (SELECT * FROM classes WHERE threshold_days IS NOT NULL ORDER BY patient_key, idx, acute_class) r
+    GROUP BY r.patient_key, r.idx
 ),
-any_rounded AS (
-    SELECT a.patient_key, a.month, a.dim, a.prescriptions, a.unknown_quantity_prescriptions, a.classes,
-           MIN(a.dim, MAX(a.class_min, CAST(COALESCE(s.sched, 0) + 1e-6 AS INTEGER))) AS min_days,
-           MIN(a.dim, CAST(COALESCE(s.sched, 0) + a.mx - 1e-6 AS INTEGER)
-                      + (COALESCE(s.sched, 0) + a.mx - 1e-6 > CAST(COALESCE(s.sched, 0) + a.mx - 1e-6 AS INTEGER))) AS known_max_days,
-           MIN(a.dim, CAST(COALESCE(s.sched, 0) + a.mx + a.refill_mx - 1e-6 AS INTEGER)
-                      + (COALESCE(s.sched, 0) + a.mx + a.refill_mx - 1e-6
-                         > CAST(COALESCE(s.sched, 0) + a.mx + a.refill_mx - 1e-6 AS INTEGER))) AS max_days_with_refills,
-           MIN(a.dim, CAST(a.unk - 1e-6 AS INTEGER) + (a.unk - 1e-6 > CAST(a.unk - 1e-6 AS INTEGER))) AS unknown_days
-    FROM any_row a LEFT JOIN any_sched s ON s.patient_key = a.patient_key AND s.month = a.month
+any_bounds AS (
+    SELECT a.patient_key, a.idx, a.dim, a.prescriptions, a.unknown_quantity_prescriptions, a.classes,
+           MAX(a.class_min, CAST(COALESCE(s.sched, 0) + 1e-6 AS INTEGER)) AS lo,
+           COALESCE(s.sched, 0) + a.mx - 1e-6 AS hi, COALESCE(s.sched, 0) + a.mx + a.refill_mx - 1e-6 AS hi_r,
+           a.unk - 1e-6 AS hi_u
+    FROM any_row a LEFT JOIN any_sched s ON s.patient_key = a.patient_key AND s.idx = a.idx
 )
-SELECT patient_key, month, acute_class, min_days,
+SELECT patient_key, printf('%04d-%02d', idx / 12, idx % 12 + 1) AS month, acute_class, min_days,
        CASE WHEN unknown_days > 0 THEN NULL ELSE known_max_days END AS max_days,
        known_max_days, unknown_days, max_days_with_refills, basis, acute_class AS classes, threshold_days,
        dim AS days_in_month, prescriptions, unknown_quantity_prescriptions
-FROM rounded
+FROM classes
 UNION ALL
-SELECT a.patient_key, a.month, 'any', a.min_days,
-       CASE WHEN a.unknown_days > 0 THEN NULL ELSE a.known_max_days END,
-       a.known_max_days, a.unknown_days, a.max_days_with_refills, NULL, a.classes, cfg.d10,
-       a.dim, a.prescriptions, a.unknown_quantity_prescriptions
-FROM any_rounded a, cfg;
+SELECT patient_key, printf('%04d-%02d', idx / 12, idx % 12 + 1), 'any', MIN(dim, lo),
+       CASE WHEN hi_u > 0 THEN NULL ELSE MIN(dim, CAST(hi AS INTEGER) + (hi > CAST(hi AS INTEGER))) END,
+       MIN(dim, CAST(hi AS INTEGER) + (hi > CAST(hi AS INTEGER))),
+       MAX(0, MIN(dim, CAST(hi_u AS INTEGER) + (hi_u > CAST(hi_u AS INTEGER)))),
+       MIN(dim, CAST(hi_r AS INTEGER) + (hi_r > CAST(hi_r AS INTEGER))), NULL, classes, cfg.d10,
+       dim, prescriptions, unknown_quantity_prescriptions
+FROM any_bounds, cfg;
 
 -- One row per patient with a headache diagnosis (ICHD-3 8.2 criterion A
 -- needs a pre-existing headache disorder) and any acute prescription: the
@@ -433,10 +452,11 @@ at_level AS (
     FROM month_level m JOIN ladder l ON m.level >= l.lv
 ),
 runs AS (
-    SELECT patient_key, lv, run, MIN(month) AS first_month, MAX(month) AS last_month, COUNT(*) AS months
+    SELECT patient_key, lv, run, MIN(month) AS first_month, MAX(month) AS last_month, MIN(idx) AS first_idx,
+           MAX(idx) AS last_idx, COUNT(*) AS months
     FROM at_level GROUP BY patient_key, lv, run
 ),
-best AS (
+best AS MATERIALIZED (
     SELECT r.*, ROW_NUMBER() OVER (PARTITION BY r.patient_key ORDER BY r.lv DESC, r.last_month DESC) AS rn
     FROM runs r, cfg WHERE r.months >= cfg.min_months
 ),
@@ -453,16 +473,20 @@ current_level AS (
     GROUP BY m.patient_key
 ),
 named(lv, name) AS (VALUES (0, 'below'), (1, 'indeterminate'), (2, 'possible'), (3, 'meets')),
+chosen AS MATERIALIZED (
+    SELECT patient_key, lv, first_month, last_month, first_idx, last_idx, months FROM best WHERE rn = 1
+),
+state_rows AS (
+    SELECT l.patient_key, l.cls, l.month, l.min_days, l.known_max_days, l.threshold_days
+    FROM levels l JOIN chosen b ON b.patient_key = l.patient_key
+    WHERE l.idx BETWEEN b.first_idx AND b.last_idx AND l.level >= b.lv
+),
 evidence AS (
-    SELECT b.patient_key,
-           group_concat(DISTINCT l.cls) AS classes,
-           json_group_array(json_object('month', l.month, 'class', l.cls, 'min_days', l.min_days,
-                                        'max_days', l.known_max_days, 'threshold_days', l.threshold_days)) AS evidence
-    FROM best b
-    JOIN (SELECT * FROM levels ORDER BY patient_key, cls, month) l
-      ON l.patient_key = b.patient_key AND l.month BETWEEN b.first_month AND b.last_month AND l.level >= b.lv
-    WHERE b.rn = 1
-    GROUP BY b.patient_key
+    SELECT patient_key, group_concat(DISTINCT cls) AS classes,
+           json_group_array(json_object('month', month, 'class', cls, 'min_days', min_days,
+                                        'max_days', known_max_days, 'threshold_days', threshold_days)) AS evidence
+    FROM (SELECT * FROM state_rows ORDER BY patient_key, cls, month)
+    GROUP BY patient_key
 )
 SELECT e.patient_key,
        sn.name AS state,
@@ -474,7 +498,7 @@ SELECT e.patient_key,
        'prescribed exposure, not use' AS basis
 FROM eligible e
 CROSS JOIN cfg
-LEFT JOIN best b ON b.patient_key = e.patient_key AND b.rn = 1
+LEFT JOIN chosen b ON b.patient_key = e.patient_key
 LEFT JOIN evidence ev ON ev.patient_key = e.patient_key
 LEFT JOIN current_level c ON c.patient_key = e.patient_key
 JOIN named sn ON sn.lv = COALESCE(b.lv, 0)
