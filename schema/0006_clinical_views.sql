@@ -460,11 +460,13 @@ best AS MATERIALIZED (
     SELECT r.*, ROW_NUMBER() OVER (PARTITION BY r.patient_key ORDER BY r.lv DESC, r.last_month DESC) AS rn
     FROM runs r, cfg WHERE r.months >= cfg.min_months
 ),
--- The window that ends with as_of's month: every one of its months must
+-- The window of the last moh_min_months complete months up to as_of (a
+-- month that is not over cannot be judged): every one of its months must
 -- reach a level for the window to have it.
 cur AS (
-    SELECT CAST(substr(as_of, 1, 4) AS INTEGER) * 12 + CAST(substr(as_of, 6, 2) AS INTEGER) - 1 AS last_idx,
-           min_months FROM cfg
+    SELECT CAST(strftime('%Y', last_day) AS INTEGER) * 12 + CAST(strftime('%m', last_day) AS INTEGER) - 1 AS last_idx,
+           min_months, last_day
+    FROM (SELECT date(as_of, '+1 day', 'start of month', '-1 day') AS last_day, min_months FROM cfg)
 ),
 current_level AS (
     SELECT m.patient_key, CASE WHEN COUNT(*) = cur.min_months THEN MIN(m.level) ELSE 0 END AS level
@@ -492,12 +494,13 @@ SELECT e.patient_key,
        sn.name AS state,
        CASE WHEN e.patient_key IN (SELECT patient_key FROM dead) THEN NULL ELSE cn.name END AS current_state,
        b.first_month AS window_start_month, b.last_month AS window_end_month, b.months, ev.classes,
-       strftime('%Y-%m', date(cfg.as_of, 'start of month', '-' || (cfg.min_months - 1) || ' months')) AS current_window_start_month,
-       strftime('%Y-%m', cfg.as_of) AS current_window_end_month,
+       strftime('%Y-%m', date(cur.last_day, 'start of month', '-' || (cur.min_months - 1) || ' months')) AS current_window_start_month,
+       strftime('%Y-%m', cur.last_day) AS current_window_end_month,
        ev.evidence, e.patient_key IN (SELECT patient_key FROM dead) AS deceased,
        'prescribed exposure, not use' AS basis
 FROM eligible e
 CROSS JOIN cfg
+CROSS JOIN cur
 LEFT JOIN chosen b ON b.patient_key = e.patient_key
 LEFT JOIN evidence ev ON ev.patient_key = e.patient_key
 LEFT JOIN current_level c ON c.patient_key = e.patient_key

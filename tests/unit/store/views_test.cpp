@@ -663,6 +663,13 @@ TEST_F(clinical, ThirtyButalbitalTabletsAMonthAsNeededEveryFourHoursIsPossible) 
     // Run / Check: at most 30 days (>= 10), at least 30 / 6 = 5 (< 10).
     EXPECT_EQ(moh(), (rows_t{"NOW|possible|possible|2024-09|2024-12|4|combination_analgesic",
                              "PAST|possible|below|2024-01|2024-06|6|combination_analgesic"}));
+    // The current window is the last 4 complete months: with as_of in the
+    // middle of January it is still September to December.
+    exec("UPDATE analyst_setting SET value = '2025-01-15' WHERE key = 'as_of'");
+    EXPECT_EQ(rows(db_.sql(),
+                   "SELECT patient_key, current_state, current_window_start_month, current_window_end_month "
+                   "FROM v_moh_risk ORDER BY patient_key"),
+              (rows_t{"NOW|possible|2024-09|2024-12", "PAST|below|2024-09|2024-12"}));
     EXPECT_EQ(
         rows(db_.sql(),
              "SELECT month, min_days, max_days, days_in_month FROM v_acute_exposure_monthly "
