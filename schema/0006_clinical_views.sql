@@ -138,7 +138,8 @@ classed AS (
            END AS acute_class,
            CASE
                WHEN local_route THEN NULL
-               WHEN therapy_role = 'preventive' THEN drug_class
+               -- Taken as needed, a preventive drug is not prevention (propranolol for stage fright).
+               WHEN therapy_role = 'preventive' AND COALESCE(as_needed, 0) = 0 THEN drug_class
                WHEN therapy_role = 'acute_and_preventive' AND as_needed = 0 THEN drug_class
            END AS preventive_class
     FROM base
@@ -436,10 +437,16 @@ several AS (
       ON c.patient_key = a.patient_key AND c.month = a.month
     WHERE a.acute_class = 'any'
 ),
+-- 8.2.6 is for classes not individually overused: a several-classes level
+-- counts only above the best single class of the month.
+single_best AS (
+    SELECT patient_key, month, MAX(level) AS level FROM class_levels GROUP BY patient_key, month
+),
 levels AS MATERIALIZED (
     SELECT * FROM class_levels WHERE level > 0
     UNION ALL
-    SELECT * FROM several WHERE level > 0
+    SELECT v.* FROM several v JOIN single_best b ON b.patient_key = v.patient_key AND b.month = v.month
+    WHERE v.level > b.level
 ),
 month_level AS (
     SELECT patient_key, month, idx, MAX(level) AS level FROM levels GROUP BY patient_key, month

@@ -802,6 +802,22 @@ TEST_F(clinical, ABotulinumOrderAndItsInjectionAreOneCycleAndTwoCyclesCountOnlyI
                       "ONE|2024-01-10|2024-04-03|1|0|botulinum cycles"}));
 }
 
+TEST_F(clinical, SeveralClassesIsNamedOnlyWhenNoClassAloneIsOverused) {
+    // Setup: triptans on 12 days and an opioid on 5 other days, 4 months.
+    monthly("BOTH", "triptan", 12, 4, "01");
+    monthly("BOTH", "opioid", 5, 4, "15");
+    diagnose("BOTH", "migraine");
+    // Run / Check: ICHD-3 8.2.2 applies; 8.2.6 is for classes not individually overused.
+    EXPECT_EQ(moh(), (rows_t{"BOTH|meets|below|2024-01|2024-04|4|triptan"}));
+}
+
+TEST_F(clinical, APreventiveDrugTakenAsNeededIsNoTrial) {
+    rx prn = preventive_rx("prn", "PRN", "beta_blocker", "propranolol", "2024-01-01", 90, 1);
+    prn.as_needed = 1;
+    add(prn);
+    EXPECT_EQ(rows(db_.sql(), "SELECT count(*) FROM v_preventive_history"), (rows_t{"0"}));
+}
+
 TEST_F(clinical, UnknownSupplyIsDurationUnknownNotZeroWeeks) {
     add(preventive_rx("u", "UNK", "beta_blocker", "propranolol", "2024-03-01", 0, -1));
     EXPECT_EQ(
