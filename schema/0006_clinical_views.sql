@@ -527,8 +527,9 @@ cfg AS (
            COALESCE((SELECT CAST(value AS INTEGER) FROM analyst_setting WHERE key = 'botulinum_min_cycles'), 2) AS min_cycles
 ),
 dead AS (
-    SELECT DISTINCT patient_key FROM patient
+    SELECT patient_key, MIN(julianday(date(substr(deceased_at, 1, 10)))) AS died FROM patient
     WHERE deleted_at IS NULL AND (deceased = 1 OR deceased_at IS NOT NULL)
+    GROUP BY patient_key
 ),
 chronic AS (
     SELECT DISTINCT patient_key FROM condition
@@ -609,7 +610,7 @@ ingredients AS (
 ),
 trials AS (
     SELECT i.patient_key, i.drug_class, i.trial, n.ingredients,
-           MIN(i.s) AS s, MAX(i.e) AS e, SUM(1 - i.is_cycle) AS prescriptions, SUM(i.is_cycle) AS cycles,
+           MIN(i.s) AS s, MAX(i.e) AS e_supply, SUM(1 - i.is_cycle) AS prescriptions, SUM(i.is_cycle) AS cycles,
            SUM(i.supply_basis = 'unknown') AS unknown_supply, SUM(i.supply_basis <> 'unknown') AS known_supply,
            MAX(i.daily_dose_mg) AS daily_dose_mg, MAX(i.min_daily_mg) AS min_daily_mg,
            MAX(i.dose_ok) AS any_dose_ok, MIN(i.dose_ok) AS min_dose_ok, SUM(i.dose_ok IS NULL) AS dose_unknown,
@@ -621,6 +622,11 @@ trials AS (
     FROM islands i
     LEFT JOIN ingredients n ON n.patient_key = i.patient_key AND n.drug_class = i.drug_class AND n.trial = i.trial
     GROUP BY i.patient_key, i.drug_class, i.trial
+),
+-- Nothing is taken after death: a supply ends at the date of death when known.
+capped AS (
+    SELECT t.*, CASE WHEN d.died IS NOT NULL AND d.died < t.e_supply THEN MAX(d.died, t.s) ELSE t.e_supply END AS e
+    FROM trials t LEFT JOIN dead d ON d.patient_key = t.patient_key
 ),
 shaped AS (
     SELECT t.*, l.last_status, date(t.s) AS start_date, date(t.e) AS supply_end,
@@ -636,7 +642,7 @@ shaped AS (
            CASE WHEN t.any_dose_ok = 1 THEN 1
                 WHEN t.any_dose_ok = 0 AND t.dose_unknown = 0 THEN 0 END AS dose_adequate,
            cfg.as_of, cfg.weeks, cfg.min_cycles
-    FROM trials t
+    FROM capped t
     JOIN last_rx l ON l.patient_key = t.patient_key AND l.drug_class = t.drug_class AND l.trial = t.trial AND l.rn = 1,
     cfg
 ),
@@ -860,7 +866,7 @@ demo AS (
 ),
 dx AS (
     SELECT source, id, patient_key, headache_type, code_system, code, code_display, code_text,
-           COALESCE(onset, recorded_date) AS at
+           substr(COALESCE(onset, recorded_date), 1, 10) AS at
     FROM condition
     WHERE deleted_at IS NULL AND patient_key IS NOT NULL
       AND COALESCE(verification_status, '') NOT IN ('refuted', 'entered-in-error')

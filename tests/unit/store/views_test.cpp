@@ -904,10 +904,12 @@ TEST_F(clinical, ADeceasedPatientAppearsInNoCount) {
              "SELECT patient_key, current_acute_classes, current_preventive_classes, deceased, deceased_at "
              "FROM v_patient_summary ORDER BY 1"),
         (rows_t{"ALIVE|combination_analgesic|beta_blocker|0|-", "DEAD|-|-|1|2024-06-01"}));
+    // Nothing is taken after death: the propranolol supply ends on 2024-06-01.
     EXPECT_EQ(
-        rows(db_.sql(), "SELECT patient_key, drug_class, ongoing FROM v_preventive_history ORDER BY 1, 2"),
-        (rows_t{"ALIVE|anticonvulsant|0", "ALIVE|beta_blocker|1", "DEAD|anticonvulsant|0",
-                "DEAD|beta_blocker|0"}));
+        rows(db_.sql(),
+             "SELECT patient_key, drug_class, ongoing, supply_end FROM v_preventive_history ORDER BY 1, 2"),
+        (rows_t{"ALIVE|anticonvulsant|0|2024-03-31", "ALIVE|beta_blocker|1|2025-03-27",
+                "DEAD|anticonvulsant|0|2024-03-31", "DEAD|beta_blocker|0|2024-06-01"}));
 }
 
 TEST_F(clinical, CurrentMeansTheSupplyReachesAsOfNotAnActiveStatus) {
