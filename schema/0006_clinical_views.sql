@@ -416,7 +416,7 @@ ex AS MATERIALIZED (
 -- Level per class and month: 3 the fewest days reach the threshold, 2 only
 -- the most days do, 1 only unknown quantities could, 0 below.
 class_levels AS (
-    SELECT patient_key, month, idx, acute_class AS cls, min_days, known_max_days, threshold_days,
+    SELECT patient_key, month, idx, acute_class AS cls, min_days, known_max_days, unknown_days, threshold_days,
            CASE WHEN min_days >= threshold_days THEN 3
                 WHEN known_max_days >= threshold_days THEN 2
                 WHEN unknown_days > 0 AND known_max_days + unknown_days >= threshold_days THEN 1
@@ -425,7 +425,8 @@ class_levels AS (
 ),
 -- ICHD-3 8.2.6: two or more classes on a total of >= moh_days_10 days.
 several AS (
-    SELECT a.patient_key, a.month, a.idx, 'several_classes' AS cls, a.min_days, a.known_max_days, a.threshold_days,
+    SELECT a.patient_key, a.month, a.idx, 'several_classes' AS cls, a.min_days, a.known_max_days, a.unknown_days,
+           a.threshold_days,
            CASE WHEN a.min_days >= a.threshold_days AND c.n_min >= 2 THEN 3
                 WHEN a.known_max_days >= a.threshold_days AND c.n_max >= 2 THEN 2
                 WHEN a.unknown_days > 0 AND a.known_max_days + a.unknown_days >= a.threshold_days AND c.n_any >= 2 THEN 1
@@ -486,14 +487,15 @@ chosen AS MATERIALIZED (
     SELECT patient_key, lv, first_month, last_month, first_idx, last_idx, months FROM best WHERE rn = 1
 ),
 state_rows AS (
-    SELECT l.patient_key, l.cls, l.month, l.min_days, l.known_max_days, l.threshold_days
+    SELECT l.patient_key, l.cls, l.month, l.min_days, l.known_max_days, l.unknown_days, l.threshold_days
     FROM levels l JOIN chosen b ON b.patient_key = l.patient_key
     WHERE l.idx BETWEEN b.first_idx AND b.last_idx AND l.level >= b.lv
 ),
 evidence AS (
     SELECT patient_key, group_concat(DISTINCT cls) AS classes,
            json_group_array(json_object('month', month, 'class', cls, 'min_days', min_days,
-                                        'max_days', known_max_days, 'threshold_days', threshold_days)) AS evidence
+                                        'max_days', known_max_days, 'unknown_days', unknown_days,
+                                        'threshold_days', threshold_days)) AS evidence
     FROM (SELECT * FROM state_rows ORDER BY patient_key, cls, month)
     GROUP BY patient_key
 )
@@ -924,7 +926,7 @@ vascular AS (
     WHERE (COALESCE(code_system, '') LIKE '%icd-10%'
            AND (upper(code) GLOB 'I2[0-5]*' OR upper(code) GLOB 'I63*' OR (upper(code) GLOB 'G45*' AND upper(code) NOT GLOB 'G45.4*' AND upper(code) <> 'G454')
                 OR replace(upper(code), '.', '') = 'I739' OR replace(upper(code), '.', '') GLOB 'I702*'))
-       OR (COALESCE(code_system, '') = 'http://snomed.info/sct'
+       OR (COALESCE(code_system, '') LIKE 'http://snomed.info/sct%'
            AND code IN ('414545008', '53741008', '22298006', '399211009', '401303003', '401314000', '194828000',
                         '230690007', '422504002', '266257000', '400047006', '840580004'))
 ),

@@ -218,10 +218,10 @@ TEST_F(views, TriptanTenDaysForFourMonthsMeetsAndNineIsBelow) {
     EXPECT_EQ(
         rows(db_.sql(), "SELECT evidence FROM v_moh_risk WHERE patient_key = 'T10'"),
         (rows_t{
-            R"([{"month":"2024-01","class":"triptan","min_days":10,"max_days":10,"threshold_days":10},)"
-            R"({"month":"2024-02","class":"triptan","min_days":10,"max_days":10,"threshold_days":10},)"
-            R"({"month":"2024-03","class":"triptan","min_days":10,"max_days":10,"threshold_days":10},)"
-            R"({"month":"2024-04","class":"triptan","min_days":10,"max_days":10,"threshold_days":10}])"}));
+            R"([{"month":"2024-01","class":"triptan","min_days":10,"max_days":10,"unknown_days":0,"threshold_days":10},)"
+            R"({"month":"2024-02","class":"triptan","min_days":10,"max_days":10,"unknown_days":0,"threshold_days":10},)"
+            R"({"month":"2024-03","class":"triptan","min_days":10,"max_days":10,"unknown_days":0,"threshold_days":10},)"
+            R"({"month":"2024-04","class":"triptan","min_days":10,"max_days":10,"unknown_days":0,"threshold_days":10}])"}));
 }
 
 TEST_F(views, SimpleAnalgesicsAndNsaidsCountAsOneClassAtFifteenDays) {
@@ -687,6 +687,9 @@ TEST_F(clinical, UnknownQuantityIsIndeterminateNeverZero) {
     diagnose("OPI", "migraine");
     // Run / Check
     EXPECT_EQ(moh(), (rows_t{"OPI|indeterminate|below|2024-01|2024-05|5|opioid"}));
+    EXPECT_EQ(rows(db_.sql(), "SELECT json_extract(evidence, '$[0]') FROM v_moh_risk"),
+              (rows_t{R"({"month":"2024-01","class":"opioid","min_days":0,"max_days":0,"unknown_days":31,)"
+                      R"("threshold_days":10})"}));
     EXPECT_EQ(rows(db_.sql(),
                    "SELECT min_days, max_days, known_max_days, unknown_days, unknown_quantity_prescriptions "
                    "FROM v_acute_exposure_monthly WHERE month = '2024-02' AND acute_class = 'opioid'"),
