@@ -138,7 +138,8 @@ classed AS (
            END AS acute_class,
            CASE
                WHEN local_route THEN NULL
-               WHEN therapy_role = 'preventive' THEN drug_class
+               -- Taken as needed, a preventive drug is not prevention (propranolol for stage fright).
+               WHEN therapy_role = 'preventive' AND COALESCE(as_needed, 0) = 0 THEN drug_class
                WHEN therapy_role = 'acute_and_preventive' AND as_needed = 0 THEN drug_class
            END AS preventive_class
     FROM base
@@ -236,20 +237,6 @@ fills AS (
     SELECT patient_key, acute_class, acute_basis, s, w, tmin, tmax, r, k + 1 FROM fills
     WHERE k < r AND acute_basis <> 'unknown_quantity'
 ),
-split AS (
-    SELECT patient_key, acute_class, acute_basis, w, tmin, tmax, k, s + k * w AS a, s + (k + 1) * w AS b,
-           julianday(date(s + k * w, 'start of month')) AS m
-    FROM fills
-    UNION ALL
-    SELECT patient_key, acute_class, acute_basis, w, tmin, tmax, k, a, b, julianday(date(m, '+1 month'))
-    FROM split WHERE julianday(date(m, '+1 month')) < b
-),
--- An order's days are spread evenly over its interval.
-shares AS (
-    SELECT patient_key, acute_class, strftime('%Y-%m', m) AS month, acute_basis, k, w, tmin, tmax,
-           MIN(b, julianday(date(m, '+1 month'))) - MAX(a, m) AS ov
-    FROM split
-),
 -- Scheduled orders: their days are calendar days, so overlapping fills
 -- count once (distinct days), per class and over the relevant classes.
 sched_iv AS (
@@ -269,101 +256,134 @@ sched_islands AS (
                OVER (PARTITION BY patient_key, grp ORDER BY a, b ROWS UNBOUNDED PRECEDING) AS island
     FROM sched_ordered
 ),
-sched_merged AS (
-    SELECT patient_key, grp, MIN(a) AS a, MAX(b) AS b FROM sched_islands GROUP BY patient_key, grp, island
-),
-sched_split AS (
-    SELECT patient_key, grp, a, b, julianday(date(a, 'start of month')) AS m FROM sched_merged
+-- Every interval an order or a merged scheduled run covers, with its first
+-- and last calendar month as a number (year * 12 + month - 1).
+intervals AS MATERIALIZED (
+    SELECT patient_key, acute_class AS grp, acute_basis, w, tmin, tmax, k, s + k * w AS a, s + (k + 1) * w AS b
+    FROM fills
     UNION ALL
-    SELECT patient_key, grp, a, b, julianday(date(m, '+1 month')) FROM sched_split WHERE julianday(date(m, '+1 month')) < b
+    SELECT patient_key, grp, 'scheduled_run', NULL, NULL, NULL, 0, MIN(a), MAX(b)
+    FROM sched_islands GROUP BY patient_key, grp, island
+),
+spans AS MATERIALIZED (
+    SELECT intervals.*,
+           CAST(strftime('%Y', a) AS INTEGER) * 12 + CAST(strftime('%m', a) AS INTEGER) - 1 AS i0,
+           CAST(strftime('%Y', b - 1e-6) AS INTEGER) * 12 + CAST(strftime('%m', b - 1e-6) AS INTEGER) - 1 AS i1
+    FROM intervals WHERE b > a
+),
+bounds AS (
+    SELECT MIN(i0) AS lo, MAX(i1) AS hi, MAX(i1 - i0) AS span FROM spans
+),
+month_numbers(idx) AS (
+    SELECT lo FROM bounds WHERE lo IS NOT NULL
+    UNION ALL
+    SELECT idx + 1 FROM month_numbers, bounds WHERE idx < bounds.hi
+),
+calendar AS MATERIALIZED (
+    SELECT idx, julianday(printf('%04d-%02d-01', idx / 12, idx % 12 + 1)) AS ms,
+           julianday(printf('%04d-%02d-01', idx / 12, idx % 12 + 1), '+1 month') AS me
+    FROM month_numbers
+),
+offsets(o) AS (
+    SELECT 0 UNION ALL SELECT o + 1 FROM offsets, bounds WHERE o < bounds.span
+),
+-- The days of each interval in each month. As-needed orders are spread
+-- evenly over their interval.
+shares AS (
+    SELECT sp.patient_key, sp.grp, c.idx, sp.acute_basis, sp.k, sp.w, sp.tmin, sp.tmax, c.me - c.ms AS dim,
+           MIN(sp.b, c.me) - MAX(sp.a, c.ms) AS ov
+    FROM spans sp
+    JOIN offsets o ON o.o <= sp.i1 - sp.i0
+    JOIN calendar c ON c.idx = sp.i0 + o.o
 ),
 facts AS (
-    -- As-needed orders: spread evenly over their interval.
-    SELECT patient_key, acute_class AS grp, month,
+    SELECT patient_key, grp, idx, dim,
            CASE WHEN k = 0 AND acute_basis = 'as_needed_units' AND tmin IS NOT NULL THEN tmin * ov / w ELSE 0 END AS mn,
            CASE WHEN k = 0 AND acute_basis = 'as_needed_units' THEN tmax * ov / w ELSE 0 END AS mx,
            CASE WHEN k > 0 AND tmax IS NOT NULL THEN tmax * ov / w ELSE 0 END AS refill_mx,
            CASE WHEN k = 0 AND acute_basis = 'unknown_quantity' THEN ov ELSE 0 END AS unk,
-           0 AS sched,
+           CASE WHEN acute_basis = 'scheduled_run' THEN ov ELSE 0 END AS sched,
            k = 0 AND acute_basis = 'as_needed_units' AS b_prn,
            k = 0 AND acute_basis = 'scheduled_supply' AS b_sched,
            k = 0 AND acute_basis = 'unknown_quantity' AS b_unk,
            0 AS started, 0 AS started_unknown
     FROM shares WHERE ov > 0
     UNION ALL
-    SELECT patient_key, grp, strftime('%Y-%m', m), 0, 0, 0, 0, MIN(b, julianday(date(m, '+1 month'))) - MAX(a, m),
-           0, 0, 0, 0, 0
-    FROM sched_split
-    UNION ALL
-    SELECT patient_key, acute_class, strftime('%Y-%m', start_date), 0, 0, 0, 0, 0, 0, 0, 0, 1,
-           acute_basis = 'unknown_quantity'
+    SELECT patient_key, acute_class, CAST(substr(start_date, 1, 4) AS INTEGER) * 12 + CAST(substr(start_date, 6, 2) AS INTEGER) - 1,
+           NULL, 0, 0, 0, 0, 0, 0, 0, 0, 1, acute_basis = 'unknown_quantity'
     FROM rx
 ),
 per_class AS (
-    SELECT f.patient_key, f.month, f.grp AS acute_class,
+    SELECT f.patient_key, f.idx, f.grp AS acute_class,
            SUM(mn) AS mn, SUM(mx) AS mx, SUM(refill_mx) AS refill_mx, SUM(unk) AS unk, SUM(sched) AS sched,
            MAX(b_prn) AS b_prn, MAX(b_sched) AS b_sched, MAX(b_unk) AS b_unk,
            SUM(started) AS prescriptions, SUM(started_unknown) AS unknown_quantity_prescriptions,
-           CAST(julianday(date(f.month || '-01', '+1 month')) - julianday(f.month || '-01') AS INTEGER) AS dim,
-           CASE WHEN instr(cfg.c10, ',' || f.grp || ',') > 0 THEN cfg.d10
-                WHEN instr(cfg.c15, ',' || f.grp || ',') > 0 THEN cfg.d15 END AS threshold_days
-    FROM facts f, cfg
+           CAST(ROUND(MAX(dim)) AS INTEGER) AS dim
+    FROM facts f
     WHERE f.grp <> 'any'
-    GROUP BY f.patient_key, f.month, f.grp
+    GROUP BY f.patient_key, f.idx, f.grp
 ),
 -- Whole days: the lower bound rounds down, the upper bounds round up, and
 -- no bound exceeds the month's days. Scheduled days and as-needed days of
 -- one class may fall on the same days: the lower bound takes the larger,
 -- the upper bound the sum.
 rounded AS (
-    SELECT patient_key, month, acute_class, dim, threshold_days, prescriptions, unknown_quantity_prescriptions,
-           MIN(dim, MAX(CAST(sched + 1e-6 AS INTEGER), CAST(mn + 1e-6 AS INTEGER))) AS min_days,
-           MIN(dim, CAST(sched + mx - 1e-6 AS INTEGER) + (sched + mx - 1e-6 > CAST(sched + mx - 1e-6 AS INTEGER))) AS known_max_days,
-           MIN(dim, CAST(sched + mx + refill_mx - 1e-6 AS INTEGER)
-                    + (sched + mx + refill_mx - 1e-6 > CAST(sched + mx + refill_mx - 1e-6 AS INTEGER))) AS max_days_with_refills,
-           MIN(dim, CAST(unk - 1e-6 AS INTEGER) + (unk - 1e-6 > CAST(unk - 1e-6 AS INTEGER))) AS unknown_days,
-           sched, mx, refill_mx, unk,
-           rtrim(CASE WHEN b_prn THEN 'as_needed_units,' ELSE '' END ||
-                 CASE WHEN b_sched THEN 'scheduled_supply,' ELSE '' END ||
-                 CASE WHEN b_unk THEN 'unknown_quantity,' ELSE '' END, ',') AS basis
-    FROM per_class
+    SELECT p.patient_key, p.idx, p.acute_class, p.prescriptions, p.unknown_quantity_prescriptions, p.sched, p.mx,
+           p.refill_mx, p.unk,
+           CASE WHEN instr(cfg.c10, ',' || p.acute_class || ',') > 0 THEN cfg.d10
+                WHEN instr(cfg.c15, ',' || p.acute_class || ',') > 0 THEN cfg.d15 END AS threshold_days,
+           COALESCE(p.dim, CAST(julianday(printf('%04d-%02d-01', p.idx / 12, p.idx % 12 + 1), '+1 month')
+                               - julianday(printf('%04d-%02d-01', p.idx / 12, p.idx % 12 + 1)) AS INTEGER)) AS dim,
+           rtrim(CASE WHEN p.b_prn THEN 'as_needed_units,' ELSE '' END ||
+                 CASE WHEN p.b_sched THEN 'scheduled_supply,' ELSE '' END ||
+                 CASE WHEN p.b_unk THEN 'unknown_quantity,' ELSE '' END, ',') AS basis,
+           MAX(CAST(p.sched + 1e-6 AS INTEGER), CAST(p.mn + 1e-6 AS INTEGER)) AS lo,
+           p.sched + p.mx - 1e-6 AS hi, p.sched + p.mx + p.refill_mx - 1e-6 AS hi_r, p.unk - 1e-6 AS hi_u
+    FROM per_class p, cfg
+),
+classes AS (
+    SELECT patient_key, idx, acute_class, prescriptions, unknown_quantity_prescriptions, sched, mx, refill_mx, unk,
+           threshold_days, dim, basis,
+           MIN(dim, lo) AS min_days,
+           MIN(dim, CAST(hi AS INTEGER) + (hi > CAST(hi AS INTEGER))) AS known_max_days,
+           MIN(dim, CAST(hi_r AS INTEGER) + (hi_r > CAST(hi_r AS INTEGER))) AS max_days_with_refills,
+           MAX(0, MIN(dim, CAST(hi_u AS INTEGER) + (hi_u > CAST(hi_u AS INTEGER)))) AS unknown_days
+    FROM rounded
 ),
 -- All overuse-relevant classes together, on distinct days (ICHD-3 8.2.6
 -- counts the total days): at least the scheduled days and the largest
 -- class's days, at most the scheduled days plus every as-needed day.
 any_sched AS (
-    SELECT patient_key, month, SUM(sched) AS sched FROM facts WHERE grp = 'any' GROUP BY patient_key, month
+    SELECT patient_key, idx, SUM(sched) AS sched FROM facts WHERE grp = 'any' GROUP BY patient_key, idx
 ),
 any_row AS (
-    SELECT r.patient_key, r.month, MAX(r.dim) AS dim,
+    SELECT r.patient_key, r.idx, MAX(r.dim) AS dim,
            SUM(r.prescriptions) AS prescriptions, SUM(r.unknown_quantity_prescriptions) AS unknown_quantity_prescriptions,
            MAX(r.min_days) AS class_min, SUM(r.mx) AS mx, SUM(r.refill_mx) AS refill_mx, SUM(r.unk) AS unk,
            group_concat(r.acute_class, ',') AS classes
-    FROM (SELECT * FROM rounded WHERE threshold_days IS NOT NULL ORDER BY patient_key, month, acute_class) r
-    GROUP BY r.patient_key, r.month
+    FROM (SELECT * FROM classes WHERE threshold_days IS NOT NULL ORDER BY patient_key, idx, acute_class) r
+    GROUP BY r.patient_key, r.idx
 ),
-any_rounded AS (
-    SELECT a.patient_key, a.month, a.dim, a.prescriptions, a.unknown_quantity_prescriptions, a.classes,
-           MIN(a.dim, MAX(a.class_min, CAST(COALESCE(s.sched, 0) + 1e-6 AS INTEGER))) AS min_days,
-           MIN(a.dim, CAST(COALESCE(s.sched, 0) + a.mx - 1e-6 AS INTEGER)
-                      + (COALESCE(s.sched, 0) + a.mx - 1e-6 > CAST(COALESCE(s.sched, 0) + a.mx - 1e-6 AS INTEGER))) AS known_max_days,
-           MIN(a.dim, CAST(COALESCE(s.sched, 0) + a.mx + a.refill_mx - 1e-6 AS INTEGER)
-                      + (COALESCE(s.sched, 0) + a.mx + a.refill_mx - 1e-6
-                         > CAST(COALESCE(s.sched, 0) + a.mx + a.refill_mx - 1e-6 AS INTEGER))) AS max_days_with_refills,
-           MIN(a.dim, CAST(a.unk - 1e-6 AS INTEGER) + (a.unk - 1e-6 > CAST(a.unk - 1e-6 AS INTEGER))) AS unknown_days
-    FROM any_row a LEFT JOIN any_sched s ON s.patient_key = a.patient_key AND s.month = a.month
+any_bounds AS (
+    SELECT a.patient_key, a.idx, a.dim, a.prescriptions, a.unknown_quantity_prescriptions, a.classes,
+           MAX(a.class_min, CAST(COALESCE(s.sched, 0) + 1e-6 AS INTEGER)) AS lo,
+           COALESCE(s.sched, 0) + a.mx - 1e-6 AS hi, COALESCE(s.sched, 0) + a.mx + a.refill_mx - 1e-6 AS hi_r,
+           a.unk - 1e-6 AS hi_u
+    FROM any_row a LEFT JOIN any_sched s ON s.patient_key = a.patient_key AND s.idx = a.idx
 )
-SELECT patient_key, month, acute_class, min_days,
+SELECT patient_key, printf('%04d-%02d', idx / 12, idx % 12 + 1) AS month, acute_class, min_days,
        CASE WHEN unknown_days > 0 THEN NULL ELSE known_max_days END AS max_days,
        known_max_days, unknown_days, max_days_with_refills, basis, acute_class AS classes, threshold_days,
        dim AS days_in_month, prescriptions, unknown_quantity_prescriptions
-FROM rounded
+FROM classes
 UNION ALL
-SELECT a.patient_key, a.month, 'any', a.min_days,
-       CASE WHEN a.unknown_days > 0 THEN NULL ELSE a.known_max_days END,
-       a.known_max_days, a.unknown_days, a.max_days_with_refills, NULL, a.classes, cfg.d10,
-       a.dim, a.prescriptions, a.unknown_quantity_prescriptions
-FROM any_rounded a, cfg;
+SELECT patient_key, printf('%04d-%02d', idx / 12, idx % 12 + 1), 'any', MIN(dim, lo),
+       CASE WHEN hi_u > 0 THEN NULL ELSE MIN(dim, CAST(hi AS INTEGER) + (hi > CAST(hi AS INTEGER))) END,
+       MIN(dim, CAST(hi AS INTEGER) + (hi > CAST(hi AS INTEGER))),
+       MAX(0, MIN(dim, CAST(hi_u AS INTEGER) + (hi_u > CAST(hi_u AS INTEGER)))),
+       MIN(dim, CAST(hi_r AS INTEGER) + (hi_r > CAST(hi_r AS INTEGER))), NULL, classes, cfg.d10,
+       dim, prescriptions, unknown_quantity_prescriptions
+FROM any_bounds, cfg;
 
 -- One row per patient with a headache diagnosis (ICHD-3 8.2 criterion A
 -- needs a pre-existing headache disorder) and any acute prescription: the
@@ -396,7 +416,7 @@ ex AS MATERIALIZED (
 -- Level per class and month: 3 the fewest days reach the threshold, 2 only
 -- the most days do, 1 only unknown quantities could, 0 below.
 class_levels AS (
-    SELECT patient_key, month, idx, acute_class AS cls, min_days, known_max_days, threshold_days,
+    SELECT patient_key, month, idx, acute_class AS cls, min_days, known_max_days, unknown_days, threshold_days,
            CASE WHEN min_days >= threshold_days THEN 3
                 WHEN known_max_days >= threshold_days THEN 2
                 WHEN unknown_days > 0 AND known_max_days + unknown_days >= threshold_days THEN 1
@@ -405,7 +425,8 @@ class_levels AS (
 ),
 -- ICHD-3 8.2.6: two or more classes on a total of >= moh_days_10 days.
 several AS (
-    SELECT a.patient_key, a.month, a.idx, 'several_classes' AS cls, a.min_days, a.known_max_days, a.threshold_days,
+    SELECT a.patient_key, a.month, a.idx, 'several_classes' AS cls, a.min_days, a.known_max_days, a.unknown_days,
+           a.threshold_days,
            CASE WHEN a.min_days >= a.threshold_days AND c.n_min >= 2 THEN 3
                 WHEN a.known_max_days >= a.threshold_days AND c.n_max >= 2 THEN 2
                 WHEN a.unknown_days > 0 AND a.known_max_days + a.unknown_days >= a.threshold_days AND c.n_any >= 2 THEN 1
@@ -417,10 +438,16 @@ several AS (
       ON c.patient_key = a.patient_key AND c.month = a.month
     WHERE a.acute_class = 'any'
 ),
+-- 8.2.6 is for classes not individually overused: a several-classes level
+-- counts only above the best single class of the month.
+single_best AS (
+    SELECT patient_key, month, MAX(level) AS level FROM class_levels GROUP BY patient_key, month
+),
 levels AS MATERIALIZED (
     SELECT * FROM class_levels WHERE level > 0
     UNION ALL
-    SELECT * FROM several WHERE level > 0
+    SELECT v.* FROM several v JOIN single_best b ON b.patient_key = v.patient_key AND b.month = v.month
+    WHERE v.level > b.level
 ),
 month_level AS (
     SELECT patient_key, month, idx, MAX(level) AS level FROM levels GROUP BY patient_key, month
@@ -433,18 +460,21 @@ at_level AS (
     FROM month_level m JOIN ladder l ON m.level >= l.lv
 ),
 runs AS (
-    SELECT patient_key, lv, run, MIN(month) AS first_month, MAX(month) AS last_month, COUNT(*) AS months
+    SELECT patient_key, lv, run, MIN(month) AS first_month, MAX(month) AS last_month, MIN(idx) AS first_idx,
+           MAX(idx) AS last_idx, COUNT(*) AS months
     FROM at_level GROUP BY patient_key, lv, run
 ),
-best AS (
+best AS MATERIALIZED (
     SELECT r.*, ROW_NUMBER() OVER (PARTITION BY r.patient_key ORDER BY r.lv DESC, r.last_month DESC) AS rn
     FROM runs r, cfg WHERE r.months >= cfg.min_months
 ),
--- The window that ends with as_of's month: every one of its months must
+-- The window of the last moh_min_months complete months up to as_of (a
+-- month that is not over cannot be judged): every one of its months must
 -- reach a level for the window to have it.
 cur AS (
-    SELECT CAST(substr(as_of, 1, 4) AS INTEGER) * 12 + CAST(substr(as_of, 6, 2) AS INTEGER) - 1 AS last_idx,
-           min_months FROM cfg
+    SELECT CAST(strftime('%Y', last_day) AS INTEGER) * 12 + CAST(strftime('%m', last_day) AS INTEGER) - 1 AS last_idx,
+           min_months, last_day
+    FROM (SELECT date(as_of, '+1 day', 'start of month', '-1 day') AS last_day, min_months FROM cfg)
 ),
 current_level AS (
     SELECT m.patient_key, CASE WHEN COUNT(*) = cur.min_months THEN MIN(m.level) ELSE 0 END AS level
@@ -453,28 +483,34 @@ current_level AS (
     GROUP BY m.patient_key
 ),
 named(lv, name) AS (VALUES (0, 'below'), (1, 'indeterminate'), (2, 'possible'), (3, 'meets')),
+chosen AS MATERIALIZED (
+    SELECT patient_key, lv, first_month, last_month, first_idx, last_idx, months FROM best WHERE rn = 1
+),
+state_rows AS (
+    SELECT l.patient_key, l.cls, l.month, l.min_days, l.known_max_days, l.unknown_days, l.threshold_days
+    FROM levels l JOIN chosen b ON b.patient_key = l.patient_key
+    WHERE l.idx BETWEEN b.first_idx AND b.last_idx AND l.level >= b.lv
+),
 evidence AS (
-    SELECT b.patient_key,
-           group_concat(DISTINCT l.cls) AS classes,
-           json_group_array(json_object('month', l.month, 'class', l.cls, 'min_days', l.min_days,
-                                        'max_days', l.known_max_days, 'threshold_days', l.threshold_days)) AS evidence
-    FROM best b
-    JOIN (SELECT * FROM levels ORDER BY patient_key, cls, month) l
-      ON l.patient_key = b.patient_key AND l.month BETWEEN b.first_month AND b.last_month AND l.level >= b.lv
-    WHERE b.rn = 1
-    GROUP BY b.patient_key
+    SELECT patient_key, group_concat(DISTINCT cls) AS classes,
+           json_group_array(json_object('month', month, 'class', cls, 'min_days', min_days,
+                                        'max_days', known_max_days, 'unknown_days', unknown_days,
+                                        'threshold_days', threshold_days)) AS evidence
+    FROM (SELECT * FROM state_rows ORDER BY patient_key, cls, month)
+    GROUP BY patient_key
 )
 SELECT e.patient_key,
        sn.name AS state,
        CASE WHEN e.patient_key IN (SELECT patient_key FROM dead) THEN NULL ELSE cn.name END AS current_state,
        b.first_month AS window_start_month, b.last_month AS window_end_month, b.months, ev.classes,
-       strftime('%Y-%m', date(cfg.as_of, 'start of month', '-' || (cfg.min_months - 1) || ' months')) AS current_window_start_month,
-       strftime('%Y-%m', cfg.as_of) AS current_window_end_month,
+       strftime('%Y-%m', date(cur.last_day, 'start of month', '-' || (cur.min_months - 1) || ' months')) AS current_window_start_month,
+       strftime('%Y-%m', cur.last_day) AS current_window_end_month,
        ev.evidence, e.patient_key IN (SELECT patient_key FROM dead) AS deceased,
        'prescribed exposure, not use' AS basis
 FROM eligible e
 CROSS JOIN cfg
-LEFT JOIN best b ON b.patient_key = e.patient_key AND b.rn = 1
+CROSS JOIN cur
+LEFT JOIN chosen b ON b.patient_key = e.patient_key
 LEFT JOIN evidence ev ON ev.patient_key = e.patient_key
 LEFT JOIN current_level c ON c.patient_key = e.patient_key
 JOIN named sn ON sn.lv = COALESCE(b.lv, 0)
@@ -493,8 +529,9 @@ cfg AS (
            COALESCE((SELECT CAST(value AS INTEGER) FROM analyst_setting WHERE key = 'botulinum_min_cycles'), 2) AS min_cycles
 ),
 dead AS (
-    SELECT DISTINCT patient_key FROM patient
+    SELECT patient_key, MIN(julianday(date(substr(deceased_at, 1, 10)))) AS died FROM patient
     WHERE deleted_at IS NULL AND (deceased = 1 OR deceased_at IS NOT NULL)
+    GROUP BY patient_key
 ),
 chronic AS (
     SELECT DISTINCT patient_key FROM condition
@@ -575,7 +612,7 @@ ingredients AS (
 ),
 trials AS (
     SELECT i.patient_key, i.drug_class, i.trial, n.ingredients,
-           MIN(i.s) AS s, MAX(i.e) AS e, SUM(1 - i.is_cycle) AS prescriptions, SUM(i.is_cycle) AS cycles,
+           MIN(i.s) AS s, MAX(i.e) AS e_supply, SUM(1 - i.is_cycle) AS prescriptions, SUM(i.is_cycle) AS cycles,
            SUM(i.supply_basis = 'unknown') AS unknown_supply, SUM(i.supply_basis <> 'unknown') AS known_supply,
            MAX(i.daily_dose_mg) AS daily_dose_mg, MAX(i.min_daily_mg) AS min_daily_mg,
            MAX(i.dose_ok) AS any_dose_ok, MIN(i.dose_ok) AS min_dose_ok, SUM(i.dose_ok IS NULL) AS dose_unknown,
@@ -587,6 +624,11 @@ trials AS (
     FROM islands i
     LEFT JOIN ingredients n ON n.patient_key = i.patient_key AND n.drug_class = i.drug_class AND n.trial = i.trial
     GROUP BY i.patient_key, i.drug_class, i.trial
+),
+-- Nothing is taken after death: a supply ends at the date of death when known.
+capped AS (
+    SELECT t.*, CASE WHEN d.died IS NOT NULL AND d.died < t.e_supply THEN MAX(d.died, t.s) ELSE t.e_supply END AS e
+    FROM trials t LEFT JOIN dead d ON d.patient_key = t.patient_key
 ),
 shaped AS (
     SELECT t.*, l.last_status, date(t.s) AS start_date, date(t.e) AS supply_end,
@@ -602,7 +644,7 @@ shaped AS (
            CASE WHEN t.any_dose_ok = 1 THEN 1
                 WHEN t.any_dose_ok = 0 AND t.dose_unknown = 0 THEN 0 END AS dose_adequate,
            cfg.as_of, cfg.weeks, cfg.min_cycles
-    FROM trials t
+    FROM capped t
     JOIN last_rx l ON l.patient_key = t.patient_key AND l.drug_class = t.drug_class AND l.trial = t.trial AND l.rn = 1,
     cfg
 ),
@@ -826,7 +868,7 @@ demo AS (
 ),
 dx AS (
     SELECT source, id, patient_key, headache_type, code_system, code, code_display, code_text,
-           COALESCE(onset, recorded_date) AS at
+           substr(COALESCE(onset, recorded_date), 1, 10) AS at
     FROM condition
     WHERE deleted_at IS NULL AND patient_key IS NOT NULL
       AND COALESCE(verification_status, '') NOT IN ('refuted', 'entered-in-error')
@@ -884,7 +926,7 @@ vascular AS (
     WHERE (COALESCE(code_system, '') LIKE '%icd-10%'
            AND (upper(code) GLOB 'I2[0-5]*' OR upper(code) GLOB 'I63*' OR (upper(code) GLOB 'G45*' AND upper(code) NOT GLOB 'G45.4*' AND upper(code) <> 'G454')
                 OR replace(upper(code), '.', '') = 'I739' OR replace(upper(code), '.', '') GLOB 'I702*'))
-       OR (COALESCE(code_system, '') = 'http://snomed.info/sct'
+       OR (COALESCE(code_system, '') LIKE 'http://snomed.info/sct%'
            AND code IN ('414545008', '53741008', '22298006', '399211009', '401303003', '401314000', '194828000',
                         '230690007', '422504002', '266257000', '400047006', '840580004'))
 ),
