@@ -240,6 +240,7 @@ report_data load(SQLite::Database& db) {
             p.last_sync = text(q.getColumn(7));
             p.deceased = q.getColumn(8).getInt() != 0;
             p.deceased_at = text(q.getColumn(9));
+            p.deceased_day = p.deceased ? day_number(p.deceased_at) : -1;
             if (p.deceased)
                 ++c.deceased_patients;
             else

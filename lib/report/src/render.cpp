@@ -69,6 +69,11 @@ constexpr const char* page_script = R"js(
       }
     }
     s.appendChild(sv('line', { x1: L, x2: W - R, y1: bottom, y2: bottom, 'class': 'axis' }));
+    if (p.dd >= p.x[0] && p.dd <= p.x[1]) {
+      var xd = x(p.dd);
+      s.appendChild(sv('line', { x1: xd, x2: xd, y1: top, y2: bottom, 'class': 'death' }));
+      s.appendChild(sv('text', { x: xd + 2, y: bottom + 26, 'class': 'small' }, '\u2020 ' + dayLabel(p.dd)));
+    }
     if (D.asof >= p.x[0] && D.asof <= p.x[1]) {
       var xa = x(D.asof);
       s.appendChild(sv('line', { x1: xa, x2: xa, y1: top, y2: bottom, 'class': 'asof' }));
@@ -344,7 +349,7 @@ tr.current{background:#eef5ff}button{font:inherit;cursor:pointer}td button{backg
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{color:#555}dd{margin:0}
 svg{display:block;max-width:100%;height:auto;margin-bottom:4px}.small{font-size:11px;fill:#444}.label{font-size:12px;font-weight:600;fill:#222}
 .tick{font-size:10px;fill:#555}.thr{fill:#d62728}.axis{stroke:#888}.grid{stroke:#eee}.grid-year{stroke:#bbb}
-.asof{stroke:#555;stroke-dasharray:2 2}.threshold{stroke:#d62728;stroke-dasharray:4 3}
+.asof{stroke:#555;stroke-dasharray:2 2}.death{stroke:#222;stroke-width:2}.threshold{stroke:#d62728;stroke-dasharray:4 3}
 .exp-unknown{fill:#bbb;fill-opacity:.6}.band{fill:#fff}.band1{fill:#f6f6f6}.band2{fill:#fdf1e1}.band3{fill:#fbe1e1}
 .bandlabel{font-size:10px;fill:#888}.start-mark{stroke:#2ca02c;stroke-dasharray:3 3}
 .trial-ok{fill:#2ca02c}.trial-short{fill:#bbb}.trial-intol{fill:#ff7f0e}.trial-unknown{fill:#fff;stroke:#555}
@@ -424,9 +429,10 @@ void patient_json(std::string& j, const patient& p) {
          ",\"a\":" + json_string(p.acute_meds) + ",\"v\":" + json_string(p.preventive_meds) +
          ",\"la\":" + json_string(p.last_appointment) + ",\"ls\":" + json_string(p.last_sync) +
          ",\"d\":" + (p.deceased ? "1" : "0") + ",\"da\":" + json_string(p.deceased_at) +
-         ",\"ms\":" + json_string(p.moh_state) + ",\"mc\":" + json_string(p.moh_current_state) +
-         ",\"mw\":" + json_string(p.moh_window) + ",\"mk\":" + json_string(p.moh_classes) +
-         ",\"cg\":" + (p.cgrp_candidate ? "1" : "0") + ",\"cr\":" + json_string(p.cgrp_reason) + ",\"f\":[";
+         ",\"dd\":" + std::to_string(p.deceased_day) + ",\"ms\":" + json_string(p.moh_state) +
+         ",\"mc\":" + json_string(p.moh_current_state) + ",\"mw\":" + json_string(p.moh_window) +
+         ",\"mk\":" + json_string(p.moh_classes) + ",\"cg\":" + (p.cgrp_candidate ? "1" : "0") +
+         ",\"cr\":" + json_string(p.cgrp_reason) + ",\"f\":[";
     for (std::size_t i = 0; i < p.safety_flags.size(); ++i)
         j += (i ? "," : "") + json_string(p.safety_flags[i]);
     j += "],\"x\":[" + std::to_string(p.axis_from) + "," + std::to_string(p.axis_to) + "],\"e\":[";

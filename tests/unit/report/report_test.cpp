@@ -398,7 +398,8 @@ TEST(ReportLoad, MohTilesCountTheCurrentWindowMeetsAndPossibleSeparately) {
               std::string::npos);
     EXPECT_NE(
         html.find(R"("k":"dead","t":"Chronic migraine","s":"female","b":1980,"a":"","v":"","la":"","ls":"",)"
-                  R"("d":1,"da":"2024-05-20")"),
+                  R"("d":1,"da":"2024-05-20","dd":)" +
+                  std::to_string(rp::day_number("2024-05-20"))),
         std::string::npos);
 }
 

@@ -101,6 +101,7 @@ struct patient {
     std::int64_t birth_year = 0;  // 0 when unknown
     bool deceased = false;
     std::string deceased_at;                   // date or year as recorded; may be empty when deceased
+    int deceased_day = -1;                     // days since 1970-01-01 when deceased_at is a date, else -1
     std::string moh_state, moh_current_state;  // v_moh_risk; empty when no row
     std::string moh_window;                    // "YYYY-MM to YYYY-MM" of the state's window
     std::string moh_classes;
