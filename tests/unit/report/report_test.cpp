@@ -530,3 +530,36 @@ TEST(ReportLoad, TreatmentResponseBeforeAndAboutThreeAndSixMonthsAfterAStart) {
                         ",\"midas\",30,20,10]]"),
               std::string::npos);
 }
+
+TEST(ReportLoad, ExposureIsClampedToTheMonthWhateverTheViewSays) {
+    // Setup: a view that breaks its own caps (in February 35 of 29 days, the
+    // minimum above the maximum, unknown days past the month's end; in March
+    // 20 + 45 of 31), standing in for a future bug.
+    temp_dir dir;
+    {
+        clinic c(dir / "headache.db");
+        c.patient("a", "migraine_without_aura");
+    }
+    // A temporary view on the report's own connection shadows the real one.
+    SQLite::Database db = rp::open_read_only(dir / "headache.db");
+    db.exec(
+        "CREATE TEMP VIEW v_acute_exposure_monthly AS SELECT 'a' AS patient_key, '2024-02' AS month, "
+        "'triptan' "
+        "AS acute_class, 40 AS min_days, 35 AS known_max_days, 10 AS threshold_days, 29 AS days_in_month, 1 "
+        "AS "
+        "unknown_quantity_prescriptions, 12 AS unknown_days UNION ALL SELECT 'a', '2024-03', 'opioid', 5, "
+        "20, "
+        "10, 31, 2, 45");
+    // Run
+    const auto data = rp::load(db);
+    // Check
+    const auto& p = by_key(data, "a");
+    ASSERT_EQ(p.exposure.size(), 2u);
+    EXPECT_EQ(p.exposure[0].max_days, 29);
+    EXPECT_EQ(p.exposure[0].min_days, 29);
+    EXPECT_EQ(p.exposure[0].unknown_days, 0);
+    EXPECT_EQ(p.exposure[1].min_days, 5);
+    EXPECT_EQ(p.exposure[1].max_days, 20);
+    EXPECT_EQ(p.exposure[1].unknown_days, 11);
+    EXPECT_EQ(p.exposure[1].unknown_prescriptions, 2);
+}
