@@ -65,32 +65,33 @@ bool write_atomically(const fs::path& out, const std::string& html, std::string&
     return true;
 }
 
-int run_report(const report_args& a) {
+}  // namespace
+
+int write_report(const fs::path& db_path, const fs::path& out, int page_size, std::ostream& info,
+                 std::ostream& err) {
     try {
-        SQLite::Database db = report::open_read_only(a.db);
+        SQLite::Database db = report::open_read_only(db_path);
         const report::report_data data = report::load(db);
         report::options opts;
         opts.generated_at = utc_now();
-        opts.page_size = a.page_size;
+        opts.page_size = page_size;
         const std::string html = report::render_html(data, opts);
         std::string error;
-        if (!write_atomically(a.out, html, error)) {
-            std::cerr << fmt::format("error: cannot write {}: {}\n", a.out, error);
+        if (!write_atomically(out, html, error)) {
+            err << fmt::format("error: cannot write {}: {}\n", out.string(), error);
             return exit_code::cant_create;
         }
-        std::cout << fmt::format("Wrote {} ({} patients, {:.1f} kB)\n", a.out, data.patients.size(),
-                                 static_cast<double>(html.size()) / 1024.0);
+        info << fmt::format("Wrote {} ({} patients, {:.1f} kB)\n", out.string(), data.patients.size(),
+                            static_cast<double>(html.size()) / 1024.0);
         return exit_code::ok;
     } catch (const report::report_error& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return fs::exists(a.db) ? exit_code::data_error : exit_code::no_input;
+        err << "error: " << e.what() << "\n";
+        return fs::exists(db_path) ? exit_code::data_error : exit_code::no_input;
     } catch (const SQLite::Exception& e) {
-        std::cerr << fmt::format("error: reading {} failed: {}\n", a.db, e.what());
+        err << fmt::format("error: reading {} failed: {}\n", db_path.string(), e.what());
         return exit_code::io_error;
     }
 }
-
-}  // namespace
 
 void add_report_command(CLI::App& app, int* exit_code) {
     auto args = std::make_shared<report_args>();
@@ -106,7 +107,9 @@ void add_report_command(CLI::App& app, int* exit_code) {
     cmd->add_option("--page-size", args->page_size, "patients per page in the list")
         ->capture_default_str()
         ->check(CLI::Range(1, 1000));
-    cmd->callback([args, exit_code] { *exit_code = run_report(*args); });
+    cmd->callback([args, exit_code] {
+        *exit_code = write_report(args->db, args->out, args->page_size, std::cout, std::cerr);
+    });
 }
 
 }  // namespace headachemd::daemon

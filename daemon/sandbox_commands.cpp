@@ -27,6 +27,7 @@
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "logging.hpp"
+#include "report_command.hpp"
 
 namespace headachemd::daemon {
 namespace {
@@ -216,6 +217,26 @@ int demo(const demo_args& a) {
         io.run();
         if (failure) std::rethrow_exception(failure);
         print_summary(db, pass, dir);
+        // The sandbox's history ends at its anchor (midnight UTC): the
+        // views' "today" is the day before, its last day of data, unless
+        // someone already chose one in this database.
+        const std::string anchor =
+            store::utc_timestamp(so.data_anchor - std::chrono::hours{24}).substr(0, 10);
+        {
+            SQLite::Statement set(db.sql(),
+                                  "UPDATE analyst_setting SET value = ?1 WHERE key = 'as_of' AND value = ''");
+            set.bind(1, anchor);
+            if (set.exec() > 0)
+                std::cout << fmt::format(
+                    "as_of set to {}, the last day of the sandbox's history (analyst_setting 'as_of')\n",
+                    anchor);
+        }
+        // The picture first: the clinic report beside the database.
+        const fs::path report_path = dir / "report.html";
+        std::cout << "\n";
+        const int report_rc = write_report(dir / "headache.db", report_path, 25, std::cout, std::cerr);
+        if (report_rc != exit_code::ok) return report_rc;
+        std::cout << fmt::format("Open the report: {}\n", fs::absolute(report_path).string());
         return pass.failed() == 0 && enrolled > 0 ? exit_code::ok : exit_code::temp_fail;
     } catch (const std::exception& e) {
         log->error("demo failed: {}", e.what());
@@ -295,9 +316,10 @@ int serve_sandbox(const sandbox_args& a) {
 void add_sandbox_commands(CLI::App& app, int* exit_code) {
     {
         auto args = std::make_shared<demo_args>();
-        CLI::App* cmd = app.add_subcommand(
-            "demo",
-            "Start the built-in sandbox EHR, enroll a few patients, sync them once, and show what landed");
+        CLI::App* cmd = app.add_subcommand("demo",
+                                           "Start the built-in sandbox EHR, enroll a few patients, sync them "
+                                           "once, show what landed and write "
+                                           "the clinic report beside the database");
         cmd->footer(
             "Example:\n  headachemd-sync demo --patients 5\nNo account, no network: everything runs on "
             "loopback.");

@@ -3,7 +3,10 @@
 // rely on.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -86,6 +89,20 @@ inline void check_record(const nz::record& r, std::string_view input, bool keep_
                 FUZZ_CHECK(x.therapy_role == "acute" || x.therapy_role == "preventive" ||
                                x.therapy_role == "acute_and_preventive" || x.therapy_role == "other",
                            "therapy_role outside its documented values");
+                // Schema 5: a documented route, and amounts that are positive and finite.
+                check_text(x.route);
+                if (x.route) {
+                    static constexpr std::string_view routes[] = {
+                        "oral",         "ophthalmic",    "otic",        "topical", "nasal",
+                        "subcutaneous", "intramuscular", "intravenous", "rectal",  "transdermal"};
+                    FUZZ_CHECK(std::find(std::begin(routes), std::end(routes), *x.route) != std::end(routes),
+                               "route outside its documented values");
+                }
+                for (const auto* v : {&x.strength_mg, &x.max_units_per_day, &x.dose_quantity}) {
+                    if (*v)
+                        FUZZ_CHECK(std::isfinite(**v) && **v > 0,
+                                   "a dose amount that is not positive and finite");
+                }
             } else if constexpr (std::is_same_v<T, nz::appointment_record>) {
                 for (const auto* t : {&x.status, &x.start, &x.end, &x.service_type, &x.appointment_type})
                     check_text(*t);

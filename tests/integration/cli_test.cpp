@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <vector>
 
 #include "headachemd/store/token_key.hpp"
 #include "headachemd/store/vault.hpp"
@@ -36,6 +37,73 @@ TEST(Cli, DemoRunsWithNoSetupAndFillsEveryTable) {
     // The synthetic names never reach the analytics database or the output.
     EXPECT_EQ(r.out.find("Test Patient"), std::string::npos);
     EXPECT_EQ(read_file(dir / "demo" / "headache.db").find("Test Patient"), std::string::npos);
+}
+
+TEST(Cli, DemoWritesTheReportBesideTheDatabaseAndPrintsItsPath) {
+    // Setup / Run
+    temp_dir dir;
+    const auto r = run_binary({"demo", "--patients", "4", "--dir", (dir / "demo").string()}, dir.path());
+    // Check: the report is there, its absolute path is printed last, and the
+    // views' "today" is the last day of the sandbox's history (2024-05-31), so
+    // that its "current" medications and MOH window are the data's own.
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const auto report = std::filesystem::absolute(dir / "demo" / "report.html");
+    EXPECT_NE(r.out.find("Open the report: " + report.string() + "\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("as_of set to 2024-05-31"), std::string::npos) << r.out;
+    const std::string html = read_file(report);
+    EXPECT_NE(html.find("demo-004"), std::string::npos);
+    EXPECT_EQ(html.find("Test Patient"), std::string::npos);
+    SQLite::Database db((dir / "demo" / "headache.db").string());
+    SQLite::Statement q(db, "SELECT value FROM analyst_setting WHERE key = 'as_of'");
+    ASSERT_TRUE(q.executeStep());
+    EXPECT_EQ(q.getColumn(0).getString(), "2024-05-31");
+}
+
+// The demo's scripted cases (lib/sandbox data.cpp clinical_cases()) through
+// the whole product: sandbox EHR, sync, classification, the views. Each side
+// of each threshold shows, as a headache specialist would read the orders.
+TEST(Cli, DemoCasesShowBothSidesOfEveryThreshold) {
+    // Setup / Run
+    temp_dir dir;
+    const auto r = run_binary({"demo", "--patients", "10", "--dir", (dir / "demo").string()}, dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    SQLite::Database db((dir / "demo" / "headache.db").string());
+    const auto rows = [&db](const std::string& sql) {
+        std::vector<std::string> out;
+        SQLite::Statement q(db, sql);
+        while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+        return out;
+    };
+    // Check: 3 boxes of sumatriptan a month (demo-001) and 90 ibuprofen a month
+    // (demo-003) meet ICHD-3 8.2 now; oxycodone/APAP (demo-006, ended in April)
+    // was possible, butalbital (demo-007) is possible now; one box a month, eye
+    // drops and aspirin 81 mg stay below; the deceased demo-004 has no current state.
+    EXPECT_EQ(
+        rows("SELECT patient_key || ' ' || state || ' ' || COALESCE(current_state, '-') FROM v_moh_risk "
+             "ORDER BY patient_key"),
+        (std::vector<std::string>{"demo-001 meets meets", "demo-002 below below", "demo-003 meets meets",
+                                  "demo-004 below -", "demo-005 below below", "demo-006 possible below",
+                                  "demo-007 possible possible", "demo-008 below below",
+                                  "demo-009 below below", "demo-010 below below"}));
+    EXPECT_EQ(rows("SELECT patient_key || ' ' || flag FROM v_safety_flags ORDER BY patient_key, flag"),
+              (std::vector<std::string>{
+                  "demo-001 teratogen_childbearing_age", "demo-002 aura_estrogen_contraceptive",
+                  "demo-006 opioid_or_butalbital", "demo-007 opioid_or_butalbital",
+                  "demo-008 teratogen_childbearing_age", "demo-010 triptan_ergot_vascular_disease"}));
+    // Tension-type only (demo-003), on erenumab (demo-009) and the deceased
+    // demo-004 are never candidates.
+    EXPECT_EQ(rows("SELECT patient_key FROM v_cgrp_candidates ORDER BY patient_key"),
+              (std::vector<std::string>{"demo-001", "demo-006", "demo-007"}));
+    // Timolol eye drops and bladder botulinum toxin make no trial.
+    EXPECT_EQ(rows("SELECT count(*) FROM v_preventive_history WHERE patient_key = 'demo-005'"),
+              std::vector<std::string>{"0"});
+    EXPECT_EQ(rows("SELECT patient_key FROM v_patient_summary WHERE deceased = 1"),
+              std::vector<std::string>{"demo-004"});
+    // Scores before and about 3 and 6 months after topiramate (demo-001).
+    EXPECT_EQ(rows("SELECT instrument || ' ' || baseline_value || ' ' || month3_value || ' ' || month6_value "
+                   "FROM v_treatment_response WHERE patient_key = 'demo-001' AND instrument <> 'pain_nrs' "
+                   "ORDER BY instrument"),
+              (std::vector<std::string>{"hit6 67.0 64.0 62.0", "midas 42.0 31.0 24.0"}));
 }
 
 TEST(Cli, CheckConfigNamesTheLineAndExits78) {

@@ -140,6 +140,25 @@ TEST_F(report_in_chromium, DemoReportRendersWithoutConsoleErrors) {
     EXPECT_NE(r.dom.find("aria-label=\"Acute exposure per month for demo-001\""), std::string::npos);
     EXPECT_NE(r.dom.find("aria-label=\"Score trends for demo-001\""), std::string::npos);
     EXPECT_NE(r.dom.find("Page 1 of 1 (12 patients)"), std::string::npos);
+    // The three charts share one time axis.
+    std::vector<std::string> axes;
+    const std::regex svg(
+        R"re(<svg[^>]*aria-label="([^"]*) for demo-001"[^>]*data-x0="(\d+)" data-x1="(\d+)")re");
+    for (std::sregex_iterator it(r.dom.begin(), r.dom.end(), svg), end; it != end; ++it)
+        axes.push_back((*it)[2].str() + "-" + (*it)[3].str());
+    ASSERT_EQ(axes.size(), 3u) << r.dom.substr(0, 2000);
+    EXPECT_EQ(axes[0], axes[1]);
+    EXPECT_EQ(axes[1], axes[2]);
+    // No exposure bar reaches above its month's days; there are bars.
+    int bars = 0;
+    const std::regex bar(R"re(data-days="([0-9.]+)" data-dim="(\d+)")re");
+    for (std::sregex_iterator it(r.dom.begin(), r.dom.end(), bar), end; it != end; ++it, ++bars)
+        EXPECT_LE(std::stod((*it)[1].str()), std::stod((*it)[2].str())) << (*it)[0].str();
+    EXPECT_GT(bars, 10);
+    // MIDAS grades and HIT-6 bands are drawn; the deceased patient is marked.
+    EXPECT_NE(r.dom.find("data-band=\"IV\""), std::string::npos);
+    EXPECT_NE(r.dom.find("data-band=\"severe impact\""), std::string::npos);
+    EXPECT_NE(r.dom.find("demo-004</button><span class=\"deceased\""), std::string::npos);
 }
 
 TEST_F(report_in_chromium, TheCheckFailsWhenAScriptThrowsOrLogsAnError) {

@@ -577,16 +577,95 @@ std::string shown_in_message(std::string_view s, std::size_t max) {
 
 // --- medications ----------------------------------------------------------------
 
+namespace {
+
+// mg in one `unit` of a mass unit (UCUM mg, g, ug, mcg and their names);
+// nullopt for anything else (tablets, sprays, mL).
+std::optional<double> mg_per_unit(std::string_view unit) {
+    struct entry {
+        std::string_view unit;
+        double mg;
+    };
+    static constexpr entry table[] = {
+        {"mg", 1},       {"milligram", 1}, {"milligrams", 1}, {"g", 1000},          {"gram", 1000},
+        {"grams", 1000}, {"ug", 0.001},    {"mcg", 0.001},    {"microgram", 0.001}, {"micrograms", 0.001},
+    };
+    for (const auto& e : table) {
+        if (unit.size() != e.unit.size()) continue;
+        bool same = true;
+        for (std::size_t i = 0; i < unit.size() && same; ++i) {
+            const char c =
+                (unit[i] >= 'A' && unit[i] <= 'Z') ? static_cast<char>(unit[i] - 'A' + 'a') : unit[i];
+            same = c == e.unit[i];
+        }
+        if (same) return e.mg;
+    }
+    return std::nullopt;
+}
+
+// An amount of the medication in units (tablets, sprays): as given, or
+// from a mass through the strength; nullopt when a mass meets no strength.
+opt_real as_units(opt_real value, std::string_view unit, opt_real strength_mg) {
+    // A zero, negative or unbounded amount is not a dose: unknown.
+    if (!value || !(*value > 0) || !std::isfinite(*value)) return std::nullopt;
+    const auto mg = mg_per_unit(unit);
+    if (!mg) return value;
+    if (!strength_mg || *strength_mg <= 0) return std::nullopt;
+    return *value * *mg / *strength_mg;
+}
+
+}  // namespace
+
 void apply_medication(term::memo& classify, medication_request_record& r,
                       std::span<const term::coding_view> codings, std::string_view text) {
     set_code(prefer_system(codings, {term::code_system::rxnorm}), r.medication_system, r.medication_code,
              r.medication_display);
     // A code with no display (or no coding at all) still has a name in text.
     if (!r.medication_display) r.medication_display = text_or_null(text);
-    const term::medication_class mc = classify.medication(codings, text);
+    term::medication_class mc = classify.medication(codings, text);
+
+    // The dosage's route, else the one the dose form implies; then the
+    // route exclusions (eye, ear and skin preparations, non-oral timolol).
+    term::route route = mc.form_route;
+    if (r.dosage.route) {
+        for (const auto candidate :
+             {term::route::oral, term::route::ophthalmic, term::route::otic, term::route::topical,
+              term::route::nasal, term::route::subcutaneous, term::route::intramuscular,
+              term::route::intravenous, term::route::rectal, term::route::transdermal}) {
+            if (term::to_string(candidate) == *r.dosage.route) route = candidate;
+        }
+    }
+    mc = term::for_route(mc, route);
+    r.route = text_or_null(term::to_string(route));
+
     r.ingredient = text_or_null(mc.ingredient);
     r.drug_class = text_or_null(term::to_string(mc.cls));
     r.therapy_role = std::string(term::to_string(mc.role));
+    r.contains_opioid = mc.contains_opioid;
+    r.contains_butalbital = mc.contains_butalbital;
+    r.strength_mg = mc.strength_mg;
+
+    // Units per administration, and the most units a day the order allows:
+    // maxDosePerPeriod (R4 Dosage, a Ratio) and, for an as-needed order, the
+    // shortest interval of its timing times the units per dose (R4
+    // Timing.repeat); both are limits the order sets, so the smaller holds.
+    // Nothing is assumed: without a dose there is no timing maximum.
+    const auto& d = r.dosage;
+    r.dose_quantity = as_units(d.dose_value, d.dose_unit, r.strength_mg);
+    r.max_units_per_day.reset();
+    if (d.max_value && d.max_per_days && *d.max_per_days > 0) {
+        if (const auto units = as_units(d.max_value, d.max_unit, r.strength_mg)) {
+            r.max_units_per_day = *units / *d.max_per_days;
+        }
+    }
+    if (r.as_needed.value_or(false) && d.max_doses_per_day && r.dose_quantity) {
+        const double by_timing = *d.max_doses_per_day * *r.dose_quantity;
+        if (!r.max_units_per_day || by_timing < *r.max_units_per_day) r.max_units_per_day = by_timing;
+    }
+    if (r.max_units_per_day && !(std::isfinite(*r.max_units_per_day) && *r.max_units_per_day > 0)) {
+        r.max_units_per_day.reset();
+    }
+    if (r.dose_quantity && !std::isfinite(*r.dose_quantity)) r.dose_quantity.reset();
 }
 
 }  // namespace headachemd::normalize::detail

@@ -23,7 +23,7 @@ std::optional<double> per_day_of_timing_code(std::string_view code) {
 }
 
 struct timing_facts {
-    opt_real frequency, period;
+    opt_real frequency, frequency_max, period;
     std::string_view period_unit;
     opt_text code;
 };
@@ -35,6 +35,8 @@ bool read_timing(od::value& v, resource_ctx& ctx, const path& at, timing_facts& 
             return for_each_member(f, ctx, rp, [&](od::raw_json_string k, od::value& r) {
                 // frequency is a positiveInt; read as a number so 2.0 passes.
                 if (k == "frequency") return read_number(r, ctx, rp.child("frequency"), t.frequency);
+                if (k == "frequencyMax")
+                    return read_number(r, ctx, rp.child("frequencyMax"), t.frequency_max);
                 if (k == "period") return read_number(r, ctx, rp.child("period"), t.period);
                 if (k == "periodUnit") return read_view(r, ctx, rp.child("periodUnit"), t.period_unit);
                 return true;
@@ -58,11 +60,61 @@ opt_real doses_per_day(const timing_facts& t) {
     return std::nullopt;
 }
 
-// dosageInstruction[0]: text, asNeeded[x], timing, doseAndRate[0].
+// The most administrations a day the timing allows: frequencyMax (else
+// frequency, else once) per `period` (R4 Timing.repeat; periodMax is the
+// longest interval, so the shortest is `period`): "every 2 hours" is 12 a
+// day. Else the timing code (Q4H is 6).
+opt_real max_doses_per_day(const timing_facts& t) {
+    if (t.period && *t.period > 0 && !t.period_unit.empty()) {
+        const auto days = days_per_unit(t.period_unit);
+        if (!days) return std::nullopt;
+        return t.frequency_max.value_or(t.frequency.value_or(1.0)) / (*t.period * *days);
+    }
+    if (t.code) return per_day_of_timing_code(*t.code);
+    return std::nullopt;
+}
+
+// R4 Ratio maxDosePerPeriod: the numerator as value and unit, the
+// denominator as a number of days.
+bool read_max_dose(od::value& v, resource_ctx& ctx, const path& at,
+                   medication_request_record::dosage_facts& d) {
+    return for_each_member(v, ctx, at, [&](od::raw_json_string key, od::value& f) {
+        if (key == "numerator") {
+            quantity_view q;
+            if (!read_quantity(f, ctx, at.child("numerator"), q)) return false;
+            d.max_value = q.value;
+            d.max_unit.assign(q.code.empty() ? q.unit : q.code);
+            return true;
+        }
+        if (key == "denominator") {
+            quantity_view q;
+            if (!read_quantity(f, ctx, at.child("denominator"), q)) return false;
+            auto days = days_per_unit(q.code);
+            if (!days) days = days_per_unit(q.unit);
+            // A denominator without a value is one of its unit (R4 Quantity).
+            if (days) d.max_per_days = q.value.value_or(1.0) * *days;
+            return true;
+        }
+        return true;
+    });
+}
+
+// dosageInstruction[0]: text, asNeeded[x], route, timing, doseAndRate[0],
+// maxDosePerPeriod.
 bool read_dosage(od::value& v, resource_ctx& ctx, const path& at, medication_request_record& out) {
     timing_facts timing;
+    auto& facts = out.dosage;
     const bool ok = for_each_member(v, ctx, at, [&](od::raw_json_string key, od::value& f) {
         if (key == "text") return read_text(f, ctx, at.child("text"), out.dose_text);
+        if (key == "route") {
+            std::vector<term::coding_view>& codings = ctx.s.related;
+            codings.clear();
+            std::string_view text;
+            if (!read_concept(f, ctx, at.child("route"), codings, text)) return false;
+            facts.route = text_or_null(term::to_string(term::classify_route(codings, text)));
+            return true;
+        }
+        if (key == "maxDosePerPeriod") return read_max_dose(f, ctx, at.child("maxDosePerPeriod"), facts);
         if (key == "timing") return read_timing(f, ctx, at.child("timing"), timing);
         if (key == "asNeededBoolean") return read_bool(f, ctx, at.child("asNeededBoolean"), out.as_needed);
         if (key == "asNeededCodeableConcept") {
@@ -79,7 +131,10 @@ bool read_dosage(od::value& v, resource_ctx& ctx, const path& at, medication_req
                     if (k == "doseQuantity") {
                         quantity_view q;
                         if (!read_quantity(d, ctx, dr.child("doseQuantity"), q)) return false;
-                        if (q.value) out.dose_quantity = q.value;
+                        if (q.value) {
+                            facts.dose_value = q.value;
+                            facts.dose_unit.assign(q.code.empty() ? q.unit : q.code);
+                        }
                         return true;
                     }
                     if (k == "doseRange") {
@@ -89,7 +144,10 @@ bool read_dosage(od::value& v, resource_ctx& ctx, const path& at, medication_req
                             if (rk != "high") return true;
                             quantity_view q;
                             if (!read_quantity(rv, ctx, rg.child("high"), q)) return false;
-                            if (q.value) out.dose_quantity = q.value;
+                            if (q.value) {
+                                facts.dose_value = q.value;
+                                facts.dose_unit.assign(q.code.empty() ? q.unit : q.code);
+                            }
                             return true;
                         });
                     }
@@ -101,6 +159,7 @@ bool read_dosage(od::value& v, resource_ctx& ctx, const path& at, medication_req
     });
     if (!ok) return false;
     out.doses_per_day = doses_per_day(timing);
+    facts.max_doses_per_day = max_doses_per_day(timing);
     return true;
 }
 
@@ -221,8 +280,9 @@ bool read_medication_request(od::object& obj, resource_ctx& ctx, medication_requ
             if (p.kind != parsed_reference::form::contained) ctx.medication_pending = true;
             apply_medication(ctx.s.classify, out, {}, med_ref.display);
         }
-    } else if (!med_ref.display.empty()) {
-        // A reference with only a display (R4 Reference allows it).
+    } else {
+        // A reference with only a display (R4 Reference allows it), or no
+        // medication at all: the dosage columns are still derived.
         apply_medication(ctx.s.classify, out, {}, med_ref.display);
     }
     return true;

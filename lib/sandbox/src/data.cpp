@@ -36,7 +36,8 @@ enum dx_index {
     dx_tension,
     dx_cluster,
     dx_moh,
-    dx_htn
+    dx_htn,
+    dx_cad
 };
 constexpr diagnosis diagnoses[] = {
     {"56097005", "Migraine without aura", "G43.009",
@@ -52,21 +53,31 @@ constexpr diagnosis diagnoses[] = {
     {"698803006", "Medication overuse headache", "G44.41",
      "Drug-induced headache, not elsewhere classified, intractable", "Medication overuse headache"},
     {"59621000", "Essential hypertension", "I10", "Essential (primary) hypertension", "Hypertension"},
+    {"53741008", "Coronary arteriosclerosis", "I25.10",
+     "Atherosclerotic heart disease of native coronary artery without angina pectoris",
+     "Coronary artery disease"},
 };
 constexpr int dx_count = static_cast<int>(std::size(diagnoses));
 
-// Drugs. A coded product (SCD) carries its product display; an ingredient
-// code carries the ingredient name and the product goes in text. Some have
-// text only (ubrogepant's RxCUI is unverified; the butalbital combination),
-// so a classifier must fall back to names (TERMINOLOGY.md).
+// Drugs, prescribed the way a headache clinic writes them: triptans by the
+// 9-tablet box as needed, preventives for 30 days with refills, opioid and
+// butalbital combinations sized by the tablet. A coded product (SCD) carries
+// its product display; an ingredient code carries the ingredient name and the
+// product goes in text. Some have text only (ubrogepant's RxCUI is
+// unverified; the combinations, whose product RxCUIs we did not verify), so a
+// classifier must fall back to names (TERMINOLOGY.md).
 struct drug {
     std::string_view code, code_display, text;
     bool as_needed;
+    // timing.repeat: `frequency` per `period` `period_unit` (UCUM: h, d, wk, mo);
+    // frequency 0 writes no timing.
     int frequency, period;
-    std::string_view period_unit;  // UCUM: d, wk, mo
+    std::string_view period_unit;
+    int max_per_day;  // maxDosePerPeriod units per 1 d; 0 writes none
     int quantity;
     std::string_view unit, unit_code;
     int supply_days, repeats;
+    std::string_view route;  // SNOMED CT route: oral, ophthalmic, subcutaneous, intramuscular
     std::string_view sig;
 };
 enum drug_index {
@@ -82,38 +93,62 @@ enum drug_index {
     rx_propranolol,
     rx_amitriptyline,
     rx_erenumab,
-    rx_botox
+    rx_botox,
+    rx_oxycodone_apap,
+    rx_apap_codeine,
+    rx_timolol_eye,
+    rx_aspirin_81,
+    rx_divalproex,
+    rx_contraceptive
 };
+constexpr std::string_view oral = "26643006";
+constexpr std::string_view ophthalmic = "54485002";
+constexpr std::string_view subcutaneous = "34206005";
+constexpr std::string_view intramuscular = "78421000";
 constexpr drug drugs[] = {
-    {"313088", "sumatriptan 50 MG Oral Tablet", "sumatriptan 50 MG Oral Tablet", true, 2, 1, "d", 9, "tablet",
-     "{tbl}", 30, 2,
+    {"313088", "sumatriptan 50 MG Oral Tablet", "sumatriptan 50 MG Oral Tablet", true, 1, 2, "h", 2, 9,
+     "tablet", "{tbl}", 30, 0, oral,
      "Take 1 tablet by mouth at migraine onset; may repeat once after 2 hours. No more than 2 tablets in 24 "
      "hours."},
-    {"88014", "rizatriptan", "rizatriptan 10 MG Oral Tablet", true, 2, 1, "d", 12, "tablet", "{tbl}", 30, 2,
+    {"88014", "rizatriptan", "rizatriptan 10 MG Oral Tablet", true, 1, 2, "h", 2, 9, "tablet", "{tbl}", 30, 0,
+     oral, "Take 1 tablet by mouth at migraine onset; may repeat after 2 hours. Max 2 tablets a day."},
+    {"", "", "ubrogepant 50 MG Oral Tablet", true, 1, 2, "h", 2, 10, "tablet", "{tbl}", 30, 0, oral,
      "Take 1 tablet by mouth at migraine onset; may repeat after 2 hours. Max 2 tablets a day."},
-    {"", "", "ubrogepant 50 MG Oral Tablet", true, 2, 1, "d", 10, "tablet", "{tbl}", 30, 1,
-     "Take 1 tablet by mouth at migraine onset; may repeat after 2 hours. Max 2 tablets a day."},
-    {"2282307", "rimegepant", "rimegepant 75 MG Disintegrating Oral Tablet", true, 1, 1, "d", 8, "tablet",
-     "{tbl}", 30, 2, "Dissolve 1 tablet on the tongue at migraine onset. Max 1 tablet a day."},
-    {"5640", "ibuprofen", "ibuprofen 600 MG Oral Tablet", true, 3, 1, "d", 60, "tablet", "{tbl}", 20, 1,
-     "Take 1 tablet by mouth every 8 hours as needed for headache, with food."},
-    {"7258", "naproxen", "naproxen 500 MG Oral Tablet", true, 2, 1, "d", 30, "tablet", "{tbl}", 15, 1,
-     "Take 1 tablet by mouth twice a day as needed for headache, with food."},
-    {"", "", "butalbital 50 MG / acetaminophen 325 MG / caffeine 40 MG Oral Tablet", true, 4, 1, "d", 30,
-     "tablet", "{tbl}", 10, 0,
-     "Take 1 tablet by mouth every 4 hours as needed for headache. Max 4 tablets a day."},
-    {"10689", "tramadol", "tramadol hydrochloride 50 MG Oral Tablet", true, 4, 1, "d", 20, "tablet", "{tbl}",
-     5, 0, "Take 1 tablet by mouth every 6 hours as needed for severe headache."},
-    {"38404", "topiramate", "topiramate 25 MG Oral Tablet", false, 2, 1, "d", 60, "tablet", "{tbl}", 30, 2,
-     "Take 1 tablet by mouth twice a day."},
-    {"8787", "propranolol", "propranolol hydrochloride 40 MG Oral Tablet", false, 2, 1, "d", 60, "tablet",
-     "{tbl}", 30, 2, "Take 1 tablet by mouth twice a day."},
-    {"704", "amitriptyline", "amitriptyline hydrochloride 25 MG Oral Tablet", false, 1, 1, "d", 30, "tablet",
-     "{tbl}", 30, 2, "Take 1 tablet by mouth at bedtime."},
-    {"2045628", "erenumab", "erenumab-aooe 70 MG/ML Auto-Injector", false, 1, 1, "mo", 1, "auto-injector",
-     "{injector}", 30, 2, "Inject 70 mg under the skin once a month."},
-    {"1712", "botulinum toxin type A", "onabotulinumtoxinA 200 UNT Injection", false, 1, 12, "wk", 1, "vial",
-     "{vial}", 84, 0, "155 units intramuscularly across 31 sites every 12 weeks (PREEMPT protocol)."},
+    {"2282307", "rimegepant", "rimegepant 75 MG Disintegrating Oral Tablet", true, 1, 1, "d", 1, 8, "tablet",
+     "{tbl}", 30, 0, oral, "Dissolve 1 tablet on the tongue at migraine onset. Max 1 tablet a day."},
+    {"5640", "ibuprofen", "ibuprofen 600 MG Oral Tablet", true, 1, 8, "h", 3, 20, "tablet", "{tbl}", 30, 0,
+     oral, "Take 1 tablet by mouth every 8 hours as needed for headache, with food. Max 3 tablets a day."},
+    {"7258", "naproxen", "naproxen 500 MG Oral Tablet", true, 1, 12, "h", 2, 20, "tablet", "{tbl}", 30, 0,
+     oral, "Take 1 tablet by mouth every 12 hours as needed for headache, with food."},
+    {"", "", "butalbital 50 MG / acetaminophen 325 MG / caffeine 40 MG Oral Tablet", true, 1, 4, "h", 0, 20,
+     "tablet", "{tbl}", 30, 0, oral, "Take 1 tablet by mouth every 4 hours as needed for headache."},
+    {"10689", "tramadol", "tramadol hydrochloride 50 MG Oral Tablet", true, 1, 6, "h", 4, 20, "tablet",
+     "{tbl}", 30, 0, oral,
+     "Take 1 tablet by mouth every 6 hours as needed for severe headache. Max 4 tablets a day."},
+    {"38404", "topiramate", "topiramate 25 MG Oral Tablet", false, 2, 1, "d", 0, 60, "tablet", "{tbl}", 30, 5,
+     oral, "Take 1 tablet by mouth twice a day."},
+    {"8787", "propranolol", "propranolol hydrochloride 40 MG Oral Tablet", false, 2, 1, "d", 0, 60, "tablet",
+     "{tbl}", 30, 5, oral, "Take 1 tablet by mouth twice a day."},
+    {"704", "amitriptyline", "amitriptyline hydrochloride 25 MG Oral Tablet", false, 1, 1, "d", 0, 30,
+     "tablet", "{tbl}", 30, 5, oral, "Take 1 tablet by mouth at bedtime."},
+    {"2045628", "erenumab", "1 ML erenumab-aooe 70 MG/ML Auto-Injector", false, 1, 1, "mo", 0, 1,
+     "auto-injector", "{injector}", 30, 2, subcutaneous, "Inject 70 mg under the skin once a month."},
+    {"1712", "botulinum toxin type A", "onabotulinumtoxinA 200 UNT Injection", false, 1, 12, "wk", 0, 1,
+     "vial", "{vial}", 84, 0, intramuscular,
+     "155 units intramuscularly across 31 sites every 12 weeks (PREEMPT protocol)."},
+    {"", "", "oxycodone hydrochloride 5 MG / acetaminophen 325 MG Oral Tablet", true, 1, 6, "h", 4, 20,
+     "tablet", "{tbl}", 30, 0, oral,
+     "Take 1 tablet by mouth every 6 hours as needed for severe pain. Max 4 tablets a day."},
+    {"", "", "acetaminophen 300 MG / codeine phosphate 30 MG Oral Tablet", true, 1, 6, "h", 0, 20, "tablet",
+     "{tbl}", 30, 0, oral, "Take 1 tablet by mouth every 6 hours as needed for headache."},
+    {"10600", "timolol", "timolol maleate 0.5 % Ophthalmic Solution", false, 2, 1, "d", 0, 5, "mL", "mL", 30,
+     5, ophthalmic, "Instill 1 drop in each eye twice a day (glaucoma)."},
+    {"1191", "aspirin", "aspirin 81 MG Delayed Release Oral Tablet", false, 1, 1, "d", 0, 90, "tablet",
+     "{tbl}", 90, 3, oral, "Take 1 tablet by mouth daily (secondary prevention)."},
+    {"", "", "divalproex sodium 500 MG 24 HR Extended Release Oral Tablet", false, 1, 1, "d", 0, 30, "tablet",
+     "{tbl}", 30, 5, oral, "Take 1 tablet by mouth at bedtime."},
+    {"", "", "levonorgestrel 0.15 MG / ethinyl estradiol 0.03 MG Oral Tablet", false, 1, 1, "d", 0, 28,
+     "tablet", "{tbl}", 28, 11, oral, "Take 1 tablet by mouth daily (combined oral contraceptive)."},
 };
 constexpr int drug_count = static_cast<int>(std::size(drugs));
 
@@ -132,7 +167,11 @@ constexpr procedure_code procedures[] = {
      "nerves, bilateral (eg, for chronic migraine)",
      "OnabotulinumtoxinA injection for chronic migraine"},
     {"64405", "Injection, anesthetic agent; greater occipital nerve", "Greater occipital nerve block"},
+    // Botulinum toxin for the bladder: a distractor, not a migraine treatment.
+    {"52287", "Cystourethroscopy, with injection(s) for chemodenervation of the bladder",
+     "OnabotulinumtoxinA bladder injection for overactive bladder"},
 };
+enum proc_index { proc_botox_migraine, proc_occipital_block, proc_botox_bladder };
 
 bool is_migraine(int dx) {
     return dx == dx_migraine_wo_aura || dx == dx_migraine_w_aura || dx == dx_chronic_migraine;
@@ -231,14 +270,17 @@ void render_patient(json_writer& w, const record& r) {
     w.key("telecom").begin_array().begin_object();
     w.member("system", "phone").member("value", id.phone);
     w.member("use", "home").end_object().end_array();
-    const bool female = g.chance(0.75);  // migraine is about three times as common in women
+    bool female = g.chance(0.75);  // migraine is about three times as common in women
+    if (r.female >= 0) female = r.female == 1;
     w.member("gender", female ? "female" : "male");
-    const int year = g.uniform(1950, 2005);
+    int year = g.uniform(1950, 2005);
+    if (r.birth_year > 0) year = r.birth_year;
     const int month = g.uniform(1, 12);
     const int day = g.uniform(1, 28);
     w.member("birthDate", pad(static_cast<std::uint64_t>(year), 4) + "-" +
                               pad(static_cast<std::uint64_t>(month), 2) + "-" +
                               pad(static_cast<std::uint64_t>(day), 2));
+    if (r.deceased) w.member("deceasedDateTime", format_date_time(*r.deceased));
 }
 
 void render_condition(json_writer& w, const record& r) {
@@ -263,8 +305,17 @@ void render_condition(json_writer& w, const record& r) {
     if (clinical == "resolved") w.member("abatementDateTime", format_date_time(r.when + days{120}));
 }
 
+// How an as-needed order is written (record::style): the same 9 tablets
+// come from EHRs with a daily maximum (0, the drug's default), with only
+// "may repeat after 2 hours" (1), or with no timing at all, only the supply
+// duration (2).
+enum prn_style { prn_with_max = 0, prn_repeat_only = 1, prn_supply_only = 2 };
+
 void render_medication_request(json_writer& w, const record& r) {
     const drug& d = drugs[r.variant];
+    const int style = d.as_needed && r.style >= 0 ? r.style : prn_with_max;
+    const bool timing = d.frequency > 0 && style != prn_supply_only;
+    const bool max_per_day = d.max_per_day > 0 && style == prn_with_max;
     w.member("status", cycled(r.status, r.revision, {"active", "stopped", "completed"}));
     w.member("intent", "order");
     w.key("medicationCodeableConcept").begin_object();
@@ -277,18 +328,40 @@ void render_medication_request(json_writer& w, const record& r) {
     write_reference(w, "subject", "Patient", r.patient_id);
     w.member("authoredOn", format_date_time(r.when));
     w.key("dosageInstruction").begin_array().begin_object();
-    w.member("sequence", 1).member("text", d.sig);
-    w.key("timing").begin_object().key("repeat").begin_object();
-    w.member("frequency", d.frequency).member("period", d.period).member("periodUnit", d.period_unit);
-    w.end_object().end_object();
+    std::string_view sig = d.sig;
+    if (style == prn_repeat_only)
+        sig = "Take 1 tablet by mouth at migraine onset; may repeat after 2 hours if the headache returns.";
+    else if (style == prn_supply_only)
+        sig = "Take 1 tablet by mouth at migraine onset as needed.";
+    w.member("sequence", 1).member("text", sig);
+    if (timing) {
+        w.key("timing").begin_object().key("repeat").begin_object();
+        w.member("frequency", d.frequency).member("period", d.period).member("periodUnit", d.period_unit);
+        w.end_object().end_object();
+    }
     w.member("asNeededBoolean", d.as_needed);
+    w.key("route").begin_object().key("coding").begin_array();
+    write_coding(w, snomed, d.route,
+                 d.route == oral           ? "Oral route"
+                 : d.route == ophthalmic   ? "Ophthalmic route"
+                 : d.route == subcutaneous ? "Subcutaneous route"
+                                           : "Intramuscular route");
+    w.end_array().end_object();
     w.key("doseAndRate").begin_array().begin_object();
-    write_quantity(w, "doseQuantity", 1, d.unit, d.unit_code);
+    write_quantity(w, "doseQuantity", 1, d.unit == "mL" ? "drop" : d.unit,
+                   d.unit == "mL" ? "[drp]" : d.unit_code);
     w.end_object().end_array();
+    if (max_per_day) {
+        // R4 Dosage.maxDosePerPeriod: a Ratio, units per 1 day.
+        w.key("maxDosePerPeriod").begin_object();
+        write_quantity(w, "numerator", d.max_per_day, d.unit, d.unit_code);
+        write_quantity(w, "denominator", 1, "day", "d");
+        w.end_object();
+    }
     w.end_object().end_array();
     w.key("dispenseRequest").begin_object();
-    w.member("numberOfRepeatsAllowed", d.repeats);
-    write_quantity(w, "quantity", d.quantity, d.unit, d.unit_code);
+    w.member("numberOfRepeatsAllowed", r.repeats >= 0 ? r.repeats : d.repeats);
+    write_quantity(w, "quantity", r.quantity > 0 ? r.quantity : d.quantity, d.unit, d.unit_code);
     write_quantity(w, "expectedSupplyDuration", d.supply_days, "days", "d");
     w.end_object();
 }
@@ -336,6 +409,7 @@ void render_observation(json_writer& w, const record& r) {
             lo = 0, hi = 27, value = g.uniform(0, 20);
             break;
     }
+    if (r.value >= 0) value = std::clamp(r.value, lo, hi);
     // A correction keeps the value in the instrument's range.
     if (r.revision > 0) value = lo + (value - lo + r.revision) % (hi - lo + 1);
     // FHIR R4: a result changed after it was final is "amended".
@@ -383,7 +457,13 @@ void render_procedure(json_writer& w, const record& r) {
     write_reference(w, "subject", "Patient", r.patient_id);
     w.member("performedDateTime", format_date_time(r.when));
     w.key("reasonCode").begin_array();
-    write_dx_concept(w, r.dx, 1);
+    if (r.variant == proc_botox_bladder) {
+        w.begin_object().key("coding").begin_array();
+        write_coding(w, icd10cm, "N32.81", "Overactive bladder");
+        w.end_array().member("text", "Overactive bladder").end_object();
+    } else {
+        write_dx_concept(w, r.dx, 1);
+    }
     w.end_array();
     if (r.revision > 0) {
         w.key("note").begin_array().begin_object();
@@ -411,6 +491,163 @@ void render_appointment(json_writer& w, const record& r) {
     write_reference(w, "actor", "Patient", r.patient_id);
     w.member("required", "required").member("status", "accepted");
     w.end_object().end_array();
+}
+
+// The demo's clinical cases: the first patients of every sandbox are these
+// histories, written so that each side of each analytic rule shows (see
+// tests/unit/sandbox/data_test.cpp, DemoCases). Days count from the start of
+// an 18-month history that ends at the anchor; the rest of the patients are
+// drawn from the seed.
+struct order {
+    int day, drug, quantity = -1, repeats = -1, style = -1;
+    const char* status = nullptr;  // nullptr: active when recent, else completed
+};
+struct score_from {
+    int day, midas, hit6;
+};
+struct clinical_case {
+    int primary = dx_migraine_wo_aura;
+    int female = 1, birth_year = 1990;
+    int deceased_day = -1;
+    std::vector<std::pair<int, int>> conditions;  // (day, dx); negative days are before the history
+    std::vector<order> orders;
+    std::vector<std::pair<int, int>> procedures;  // (day, proc_index)
+    std::vector<score_from> scores;               // MIDAS and HIT-6 at the visits from `day` on
+};
+constexpr int case_months = 18;
+constexpr int case_span = case_months * 30;
+
+void every(std::vector<order>& out, int drug, int from, int to, int step, int quantity = -1, int style = -1) {
+    for (int d = from; d < to; d += step) out.push_back({d, drug, quantity, -1, style});
+}
+
+std::vector<clinical_case> clinical_cases() {
+    std::vector<clinical_case> out;
+    {  // demo-001: chronic migraine; 3 boxes of sumatriptan a month for the last 10 months (ICHD-3 8.2.2
+       // met on the minimum: 27 tablets, at most 2 a day, are at least 13.5 days); topiramate from day
+       // 285 with scores before and 3 and 6 months after; a woman of 32 on topiramate.
+        clinical_case c;
+        c.primary = dx_chronic_migraine;
+        c.birth_year = 1992;
+        c.conditions = {{-400, dx_chronic_migraine}, {380, dx_moh}};
+        every(c.orders, rx_sumatriptan, 5, 240, 30, 9);
+        every(c.orders, rx_sumatriptan, 245, case_span, 30, 27);
+        c.orders.push_back({285, rx_topiramate});
+        c.orders.push_back({465, rx_topiramate});
+        c.scores = {{0, 42, 67}, {300, 31, 64}, {400, 24, 62}};
+        out.push_back(c);
+    }
+    {  // demo-002: migraine with aura on a combined (estrogen) oral contraceptive; one box of
+       // rizatriptan every 45 days written "may repeat after 2 hours" (below the threshold).
+        clinical_case c;
+        c.primary = dx_migraine_w_aura;
+        c.birth_year = 1996;
+        c.conditions = {{-300, dx_migraine_w_aura}};
+        c.orders = {{20, rx_contraceptive}, {384, rx_contraceptive}};
+        every(c.orders, rx_rizatriptan, 15, case_span, 45, 9, prn_repeat_only);
+        c.scores = {{0, 8, 55}};
+        out.push_back(c);
+    }
+    {  // demo-003: tension-type headache only; naproxen 20 tablets every 60 days (at most 10 days a
+       // month, below 15), then ibuprofen 90 tablets a month, at most 3 a day (at least 30 days: 8.2.3).
+        clinical_case c;
+        c.primary = dx_tension;
+        c.female = 0;
+        c.birth_year = 1978;
+        c.conditions = {{-200, dx_tension}};
+        every(c.orders, rx_naproxen, 10, 290, 60);
+        every(c.orders, rx_ibuprofen, 300, case_span, 30, 90);
+        c.scores = {{0, 12, 58}};
+        out.push_back(c);
+    }
+    {  // demo-004: died at day 420 (deceasedDateTime); her last orders are still "active" in the EHR.
+        clinical_case c;
+        c.primary = dx_chronic_migraine;
+        c.birth_year = 1958;
+        c.deceased_day = 420;
+        c.conditions = {{-900, dx_htn}, {-600, dx_chronic_migraine}};
+        c.orders = {{30, rx_topiramate, -1, 3}, {160, rx_amitriptyline}};
+        every(c.orders, rx_sumatriptan, 10, 300, 45);
+        c.orders.push_back({330, rx_erenumab, -1, -1, -1, "active"});
+        c.orders.push_back({340, rx_sumatriptan, -1, -1, -1, "active"});
+        c.orders.push_back({400, rx_erenumab, -1, -1, -1, "active"});
+        c.scores = {{0, 36, 65}};
+        out.push_back(c);
+    }
+    {  // demo-005: episodic migraine in a man of 69 with glaucoma and an overactive bladder: timolol eye
+       // drops and bladder botulinum toxin (CPT 52287) are no migraine trials; aspirin 81 mg is
+       // antiplatelet; naproxen (14 every 4 months) and sumatriptan (9 every 3 months) stay below
+       // the thresholds, apart and together (8.2.6: at most 8 days a month).
+        clinical_case c;
+        c.female = 0;
+        c.birth_year = 1955;
+        c.conditions = {{-900, dx_htn}, {-500, dx_migraine_wo_aura}};
+        c.orders = {{40, rx_timolol_eye}, {220, rx_timolol_eye}, {400, rx_timolol_eye},
+                    {20, rx_aspirin_81},  {200, rx_aspirin_81},  {380, rx_aspirin_81}};
+        every(c.orders, rx_naproxen, 30, case_span, 120, 14);
+        every(c.orders, rx_sumatriptan, 50, case_span, 90, 9, prn_supply_only);
+        c.procedures = {{150, proc_botox_bladder}, {330, proc_botox_bladder}};
+        c.scores = {{0, 8, 52}};
+        out.push_back(c);
+    }
+    {  // demo-006: oxycodone/acetaminophen 30 tablets a month for 5 months, at most 4 a day: 7.5 to 30
+       // days a month, so opioid overuse (8.2.4, 10 days) is possible, not met; acetaminophen/codeine once.
+        clinical_case c;
+        c.birth_year = 1970;
+        c.conditions = {{-700, dx_migraine_wo_aura}};
+        c.orders = {{200, rx_apap_codeine}};
+        every(c.orders, rx_oxycodone_apap, 360, 500, 30, 30);
+        every(c.orders, rx_sumatriptan, 25, case_span, 40, 9);
+        c.scores = {{0, 18, 60}};
+        out.push_back(c);
+    }
+    {  // demo-007: butalbital/acetaminophen/caffeine 30 tablets a month as needed every 4 hours: 5 to
+       // 30 days a month, possible overuse of a combination analgesic (8.2.5).
+        clinical_case c;
+        c.birth_year = 1985;
+        c.conditions = {{-350, dx_migraine_wo_aura}};
+        every(c.orders, rx_butalbital, 390, case_span, 30, 30);
+        every(c.orders, rx_sumatriptan, 12, case_span, 45, 9, prn_repeat_only);
+        c.scores = {{0, 15, 59}};
+        out.push_back(c);
+    }
+    {  // demo-008: a woman of 25 on divalproex (valproate) from day 200, with scores before and 3 and
+       // 6 months after; one box of sumatriptan every 35 days written with the supply only.
+        clinical_case c;
+        c.birth_year = 1999;
+        c.conditions = {{-250, dx_migraine_wo_aura}};
+        c.orders = {{200, rx_divalproex}, {380, rx_divalproex}};
+        every(c.orders, rx_sumatriptan, 8, case_span, 35, 9, prn_supply_only);
+        c.scores = {{0, 24, 63}, {200, 14, 58}, {300, 7, 52}};
+        out.push_back(c);
+    }
+    {  // demo-009: chronic migraine; adequate topiramate (120 days) and propranolol (150 days) trials,
+       // then erenumab from day 290 with scores before and 3 and 6 months after.
+        clinical_case c;
+        c.birth_year = 1965;
+        c.primary = dx_chronic_migraine;
+        c.conditions = {{-800, dx_chronic_migraine}};
+        c.orders = {{0, rx_topiramate, -1, 3},
+                    {130, rx_propranolol, -1, 4},
+                    {290, rx_erenumab},
+                    {380, rx_erenumab},
+                    {470, rx_erenumab}};
+        every(c.orders, rx_rizatriptan, 6, case_span, 30, 9);
+        c.scores = {{0, 48, 68}, {300, 30, 62}, {400, 16, 57}};
+        out.push_back(c);
+    }
+    {  // demo-010: migraine with aura and coronary artery disease, prescribed sumatriptan (a triptan
+       // with ischaemic heart disease is contraindicated by the label).
+        clinical_case c;
+        c.primary = dx_migraine_w_aura;
+        c.female = 0;
+        c.birth_year = 1960;
+        c.conditions = {{-1000, dx_htn}, {-600, dx_cad}, {-400, dx_migraine_w_aura}};
+        every(c.orders, rx_sumatriptan, 20, case_span, 60, 9);
+        c.scores = {{0, 10, 54}};
+        out.push_back(c);
+    }
+    return out;
 }
 
 }  // namespace
@@ -476,15 +713,23 @@ void data_store::generate_patient(int index) {
     std::string pid = "p" + pad(static_cast<std::uint64_t>(index + 1), 4) + "-";
     for (int shift = 12; shift >= 0; shift -= 4) pid.push_back(hex[tag >> shift & 0xF]);
 
+    static const std::vector<clinical_case> cases = clinical_cases();
+    const clinical_case* scripted =
+        index < static_cast<int>(cases.size()) ? &cases[static_cast<std::size_t>(index)] : nullptr;
+
     const double pick = g.real();
-    const int primary = pick < 0.35   ? dx_migraine_wo_aura
+    const int primary = scripted      ? scripted->primary
+                        : pick < 0.35 ? dx_migraine_wo_aura
                         : pick < 0.5  ? dx_migraine_w_aura
                         : pick < 0.75 ? dx_chronic_migraine
                         : pick < 0.88 ? dx_tension
                                       : dx_cluster;
     const bool chronic = primary == dx_chronic_migraine;
-    const int months = 18 + g.uniform(0, 6);
+    const int months = scripted ? case_months : 18 + g.uniform(0, 6);
     const time_point start = day_at(anchor_, -months * 30, 0);
+    // History ends at the anchor, or at death.
+    const time_point end =
+        scripted && scripted->deceased_day >= 0 ? day_at(start, scripted->deceased_day, 0) : anchor_;
     // Everything generated was last touched before the anchor, so a client's
     // `_lastUpdated` cursor is older than any change a control makes later.
     const auto stamp = [&](time_point when, rng& rg) {
@@ -511,94 +756,142 @@ void data_store::generate_patient(int index) {
     {
         record p = make(rtype::patient, index, start, "active", primary);
         p.last_updated = anchor_ - days{months * 30} + std::chrono::hours{2};
+        if (scripted) {
+            p.female = scripted->female;
+            p.birth_year = scripted->birth_year;
+            if (scripted->deceased_day >= 0) {
+                p.deceased = day_at(start, scripted->deceased_day, 4 * 60);
+                p.last_updated = stamp(*p.deceased, g);
+            }
+        }
         push(std::move(p));
     }
 
     // Conditions: the primary headache diagnosis and up to three others.
     std::vector<std::tuple<time_point, int, std::string>> conditions;
-    conditions.emplace_back(day_at(start, -g.uniform(30, 700), 9 * 60), primary, "active");
-    if ((is_migraine(primary)) && g.chance(0.3))
-        conditions.emplace_back(day_at(start, g.uniform(90, 300), 10 * 60), dx_moh,
-                                g.chance(0.4) ? "resolved" : "active");
-    if (primary != dx_tension && g.chance(0.25))
-        conditions.emplace_back(day_at(start, g.uniform(0, 200), 11 * 60), dx_tension, "active");
-    if (g.chance(0.3))
-        conditions.emplace_back(day_at(start, -g.uniform(100, 2000), 9 * 60), dx_htn, "active");
+    if (scripted) {
+        for (const auto& [day, dx] : scripted->conditions)
+            conditions.emplace_back(day_at(start, day, 9 * 60), dx, "active");
+    } else {
+        conditions.emplace_back(day_at(start, -g.uniform(30, 700), 9 * 60), primary, "active");
+        if ((is_migraine(primary)) && g.chance(0.3))
+            conditions.emplace_back(day_at(start, g.uniform(90, 300), 10 * 60), dx_moh,
+                                    g.chance(0.4) ? "resolved" : "active");
+        if (primary != dx_tension && g.chance(0.25))
+            conditions.emplace_back(day_at(start, g.uniform(0, 200), 11 * 60), dx_tension, "active");
+        if (g.chance(0.3))
+            conditions.emplace_back(day_at(start, -g.uniform(100, 2000), 9 * 60), dx_htn, "active");
+    }
     const bool has_moh = std::any_of(conditions.begin(), conditions.end(),
                                      [](const auto& c) { return std::get<1>(c) == dx_moh; });
     std::sort(conditions.begin(), conditions.end());
     for (auto& [when, dx, status] : conditions) push(make(rtype::condition, dx, when, status, dx));
 
-    // Prescriptions over the months of history: acute drugs refilled every
-    // one to three months, preventives tried in sequence (the CGRP
+    // Prescriptions over the months of history: acute drugs a box at a time
+    // every one to three months, preventives tried in sequence, each order
+    // for 30 days with the refills the trial needs (the CGRP
     // prior-authorization story: two oral preventive classes, then a mAb).
-    std::vector<std::tuple<time_point, int, std::string>> meds;
+    std::vector<order> meds;
     const auto recent = [&](time_point t) { return t > anchor_ - days{75}; };
-    const auto refill = [&](int drug, int from_day, int to_day, int min_gap, int max_gap, bool stop_at_end) {
-        for (int d = from_day; d < to_day; d += g.uniform(min_gap, max_gap)) {
-            const time_point when = day_at(start, d, g.uniform(8 * 60, 17 * 60));
-            if (when >= anchor_) break;
-            const bool last = d + min_gap >= to_day;
-            std::string status = recent(when) ? "active" : "completed";
-            if (stop_at_end && last && to_day < months * 30) status = "stopped";
-            meds.emplace_back(when, drug, status);
-        }
-    };
     const int span = months * 30;
-    std::vector<int> acute;
-    if (primary == dx_tension) {
-        acute.push_back(g.chance(0.5) ? rx_ibuprofen : rx_naproxen);
-        if (g.chance(0.3)) acute.push_back(rx_butalbital);
-    } else if (primary == dx_cluster) {
-        acute.push_back(rx_sumatriptan);
-        if (g.chance(0.2)) acute.push_back(rx_tramadol);
-    } else {
-        acute.push_back(g.chance(0.6) ? rx_sumatriptan : rx_rizatriptan);
-        if (g.chance(0.5)) acute.push_back(g.chance(0.5) ? rx_ibuprofen : rx_naproxen);
-        if (g.chance(0.3)) acute.push_back(g.chance(0.5) ? rx_ubrogepant : rx_rimegepant);
-        if (has_moh) acute.push_back(g.chance(0.5) ? rx_butalbital : rx_tramadol);
-    }
-    for (std::size_t k = 0; k < acute.size(); ++k) {
-        if (k == 0)
-            refill(acute[k], g.uniform(0, 20), span, 30, 60, false);
-        else
-            refill(acute[k], g.uniform(30, span / 2), span, 45, 100, false);
-    }
-    if (chronic || (is_migraine(primary) && g.chance(0.4))) {
-        const int first = g.chance(0.6) ? rx_topiramate : rx_propranolol;
-        const int second =
-            first == rx_topiramate ? (g.chance(0.5) ? rx_propranolol : rx_amitriptyline) : rx_topiramate;
-        const int t1 = g.uniform(60, 150);  // each trial at least eight weeks
-        refill(first, 0, t1, 30, 31, true);
-        const int t2 = t1 + g.uniform(60, 150);
-        refill(second, t1 + 5, std::min(t2, span), 30, 31, true);
-        if (chronic && t2 < span) refill(rx_erenumab, t2 + 7, span, 28, 31, false);
-    }
-    const bool botox = chronic && g.chance(0.7);
     std::vector<time_point> botox_days;
-    if (botox) {
-        for (int d = std::max(0, span - 365) + g.uniform(0, 20); d < span - 7; d += 84) {
-            const time_point when = day_at(start, d, 10 * 60);
-            botox_days.push_back(when);
-            meds.emplace_back(when - days{14}, rx_botox, recent(when) ? "active" : "completed");
+    if (scripted) {
+        meds = scripted->orders;
+    } else {
+        const auto refill = [&](int drug, int from_day, int to_day, int min_gap, int max_gap) {
+            // A PRN triptan or gepant is written one of three ways (prn_style).
+            const int style = drug <= rx_rimegepant ? g.uniform(0, 2) : -1;
+            for (int d = from_day; d < to_day; d += g.uniform(min_gap, max_gap))
+                meds.push_back({d, drug, -1, -1, style});
+        };
+        std::vector<int> acute;
+        if (primary == dx_tension) {
+            acute.push_back(g.chance(0.5) ? rx_ibuprofen : rx_naproxen);
+            if (g.chance(0.3)) acute.push_back(rx_butalbital);
+        } else if (primary == dx_cluster) {
+            acute.push_back(rx_sumatriptan);
+            if (g.chance(0.2)) acute.push_back(rx_tramadol);
+        } else {
+            acute.push_back(g.chance(0.6) ? rx_sumatriptan : rx_rizatriptan);
+            if (g.chance(0.5)) acute.push_back(g.chance(0.5) ? rx_ibuprofen : rx_naproxen);
+            if (g.chance(0.3)) acute.push_back(g.chance(0.5) ? rx_ubrogepant : rx_rimegepant);
+            if (has_moh) acute.push_back(g.chance(0.5) ? rx_butalbital : rx_tramadol);
+        }
+        for (std::size_t k = 0; k < acute.size(); ++k) {
+            // The first drug a box every one to two and a half months; a
+            // second one is an occasional backup, a box every 2.5-5 months.
+            if (k == 0)
+                refill(acute[k], g.uniform(0, 20), span, 30, 75);
+            else
+                refill(acute[k], g.uniform(30, span / 2), span, 75, 150);
+        }
+        // One order per trial, refilled to its length (at most 5 refills, then a new order).
+        const auto trial = [&](int drug, int from_day, int to_day, bool stopped) {
+            for (int d = from_day; d < to_day; d += 180) {
+                const int left = std::min(to_day - d, 180);
+                const bool last = d + 180 >= to_day;
+                meds.push_back({d, drug, -1, std::max(0, (left + 29) / 30 - 1), -1,
+                                stopped && last ? "stopped" : nullptr});
+            }
+        };
+        if (chronic || (is_migraine(primary) && g.chance(0.4))) {
+            const int first = g.chance(0.6) ? rx_topiramate : rx_propranolol;
+            const int second =
+                first == rx_topiramate ? (g.chance(0.5) ? rx_propranolol : rx_amitriptyline) : rx_topiramate;
+            const int t1 = g.uniform(60, 150);  // each trial at least eight weeks
+            trial(first, 0, t1, true);
+            const int t2 = t1 + g.uniform(60, 150);
+            trial(second, t1 + 5, std::min(t2, span), t2 < span);
+            if (chronic && t2 < span)
+                for (int d = t2 + 7; d < span; d += 90) meds.push_back({d, rx_erenumab});
+        }
+        if (chronic && g.chance(0.7)) {
+            for (int d = std::max(0, span - 365) + g.uniform(0, 20); d < span - 7; d += 84) {
+                botox_days.push_back(day_at(start, d, 10 * 60));
+                meds.push_back({d - 14, rx_botox});
+            }
         }
     }
-    std::sort(meds.begin(), meds.end());
-    for (auto& [when, drug, status] : meds)
-        push(make(rtype::medication_request, drug, when, status, primary));
+    {
+        std::vector<record> rx;
+        for (const auto& o : meds) {
+            const time_point when = day_at(start, o.day, 8 * 60 + (o.day * 37 + o.drug * 11) % (9 * 60));
+            if (when >= end) continue;
+            record r = make(rtype::medication_request, o.drug, when,
+                            o.status       ? o.status
+                            : recent(when) ? "active"
+                                           : "completed",
+                            primary);
+            r.quantity = o.quantity;
+            r.repeats = o.repeats;
+            r.style = o.style;
+            rx.push_back(std::move(r));
+        }
+        std::stable_sort(rx.begin(), rx.end(),
+                         [](const record& a, const record& b) { return a.when < b.when; });
+        for (auto& r : rx) push(std::move(r));
+    }
 
-    // Encounters about every three months; instruments are scored at each.
+    // Encounters about every three months (every 90 days in the demo's
+    // cases, so their scores fall 3 and 6 months after a start).
     std::vector<time_point> visits;
-    for (int d = g.uniform(0, 20); d < span - 7; d += g.uniform(75, 105))
-        visits.push_back(day_at(start, d, g.uniform(8 * 60, 16 * 60)));
+    if (scripted) {
+        for (int d = 10; d < span - 7; d += 90)
+            if (day_at(start, d, 9 * 60) < end) visits.push_back(day_at(start, d, 9 * 60 + 15 * index));
+    } else {
+        for (int d = g.uniform(0, 20); d < span - 7; d += g.uniform(75, 105))
+            visits.push_back(day_at(start, d, g.uniform(8 * 60, 16 * 60)));
+    }
     for (const auto when : visits) push(make(rtype::encounter, 0, when, "finished", primary));
 
     // Observations: a monthly diary pain score, and at each visit a pain
     // score, MIDAS, HIT-6 and (every other visit) PHQ-9: 35+ per patient, so
     // a search spans seven pages at _count=5.
     std::vector<std::pair<time_point, int>> obs;
-    for (int m = 0; m < months; ++m)
-        obs.emplace_back(day_at(start, m * 30 + g.uniform(0, 25), 20 * 60), obs_pain);
+    for (int m = 0; m < months; ++m) {
+        const time_point when = day_at(start, m * 30 + g.uniform(0, 25), 20 * 60);
+        if (when < end) obs.emplace_back(when, obs_pain);
+    }
     for (std::size_t v = 0; v < visits.size(); ++v) {
         obs.emplace_back(visits[v] + std::chrono::minutes{5}, obs_pain);
         obs.emplace_back(visits[v] + std::chrono::minutes{6}, obs_midas);
@@ -606,25 +899,37 @@ void data_store::generate_patient(int index) {
         if (v % 2 == 0) obs.emplace_back(visits[v] + std::chrono::minutes{8}, obs_phq9);
     }
     std::sort(obs.begin(), obs.end());
-    for (const auto& [when, kind] : obs) push(make(rtype::observation, kind, when, "final", primary));
+    for (const auto& [when, kind] : obs) {
+        record r = make(rtype::observation, kind, when, "final", primary);
+        if (scripted && (kind == obs_midas || kind == obs_hit6)) {
+            for (const auto& sc : scripted->scores)
+                if (when >= day_at(start, sc.day, 0)) r.value = kind == obs_midas ? sc.midas : sc.hit6;
+        }
+        push(std::move(r));
+    }
 
     // Procedures: botulinum toxin every 12 weeks, and some nerve blocks.
     std::vector<std::pair<time_point, int>> procs;
-    for (const auto when : botox_days) procs.emplace_back(when, 0);
-    if (primary != dx_tension && g.chance(0.3)) {
+    for (const auto when : botox_days) procs.emplace_back(when, proc_botox_migraine);
+    if (scripted) {
+        for (const auto& [day, kind] : scripted->procedures)
+            procs.emplace_back(day_at(start, day, 14 * 60), kind);
+    } else if (primary != dx_tension && g.chance(0.3)) {
         const int n = g.uniform(1, 2);
-        for (int k = 0; k < n; ++k) procs.emplace_back(day_at(start, g.uniform(30, span - 30), 14 * 60), 1);
+        for (int k = 0; k < n; ++k)
+            procs.emplace_back(day_at(start, g.uniform(30, span - 30), 14 * 60), proc_occipital_block);
     }
     std::sort(procs.begin(), procs.end());
     for (const auto& [when, kind] : procs)
-        push(make(rtype::procedure, kind, when, "completed", kind == 0 ? dx_chronic_migraine : primary));
+        push(make(rtype::procedure, kind, when, "completed",
+                  kind == proc_botox_migraine ? dx_chronic_migraine : primary));
 
     // Appointments: the last two visits (fulfilled, or a no-show) and one or
-    // two booked in the weeks after the anchor.
+    // two booked in the weeks after the anchor (none after a death).
     std::vector<std::pair<time_point, std::string>> appts;
     for (std::size_t v = visits.size() >= 2 ? visits.size() - 2 : 0; v < visits.size(); ++v)
         appts.emplace_back(visits[v], g.chance(0.9) ? "fulfilled" : "noshow");
-    const int future = g.uniform(1, 2);
+    const int future = end < anchor_ ? 0 : g.uniform(1, 2);
     for (int k = 0; k < future; ++k)
         appts.emplace_back(day_at(anchor_, 14 + 30 * k + g.uniform(0, 20), g.uniform(16, 32) * 30), "booked");
     for (auto& [when, status] : appts) {

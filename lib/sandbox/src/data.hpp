@@ -38,6 +38,15 @@ struct record {
     int revision = 0;        // how many times a control changed it
     time_point last_updated{};
     bool deleted = false;
+    // Scripted values (the demo's clinical cases); a negative value means
+    // "as the generator's defaults and the seed say".
+    int quantity = -1;    // MedicationRequest: units dispensed
+    int repeats = -1;     // MedicationRequest: numberOfRepeatsAllowed
+    int style = -1;       // MedicationRequest: how an as-needed order is written (see data.cpp)
+    int value = -1;       // Observation: the score
+    int birth_year = -1;  // Patient
+    int female = -1;      // Patient: 1 female, 0 male
+    std::optional<time_point> deceased;  // Patient: deceasedDateTime
 };
 
 // What identifies a generated patient (render_patient writes these).

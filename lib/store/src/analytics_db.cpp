@@ -114,14 +114,20 @@ const table_def& def_of(const nz::medication_request_record&) {
                               "days_supply",
                               "refills",
                               "status_reason_code",
-                              "status_reason"}};
+                              "status_reason",
+                              "route",
+                              "contains_opioid",
+                              "contains_butalbital",
+                              "strength_mg",
+                              "max_units_per_day"}};
     return d;
 }
 void bind_own(SQLite::Statement& s, const nz::medication_request_record& r) {
     bind_all(s, r.status, r.intent, r.authored_on, r.medication_system, r.medication_code,
              r.medication_display, r.medication_reference, r.ingredient, r.drug_class, r.therapy_role,
              r.as_needed, r.dose_text, r.dose_quantity, r.doses_per_day, r.quantity, r.quantity_unit,
-             r.days_supply, r.refills, r.status_reason_code, r.status_reason);
+             r.days_supply, r.refills, r.status_reason_code, r.status_reason, r.route, r.contains_opioid,
+             r.contains_butalbital, r.strength_mg, r.max_units_per_day);
 }
 
 const table_def& def_of(const nz::appointment_record&) {

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -369,15 +370,58 @@ bool names_headache(std::string_view text) {
     return has_term(text, "headache") || has_term(text, "cephalalgia") || has_term(text, "cephalgia");
 }
 
+// The word that ends just before `pos` (a word start), lower-case letters
+// compared by the caller; empty at the start of the text.
+constexpr std::string_view word_before(std::string_view text, std::size_t pos) {
+    std::size_t end = pos;
+    while (end > 0 && !is_word_char(text[end - 1])) --end;
+    std::size_t begin = end;
+    while (begin > 0 && is_word_char(text[begin - 1])) --begin;
+    return text.substr(begin, end - begin);
+}
+
+// Where `pattern` first occurs as whole words not negated by the word just
+// before it ("not chronic", "non-chronic", "no aura", "without aura");
+// npos when it never does. "nonchronic" is one word and never matches.
+constexpr std::size_t first_affirmed(std::string_view text, std::string_view pattern) {
+    for (std::size_t pos = 0; pos < text.size(); ++pos) {
+        if (!is_word_start(text, pos) || !term_at(text, pos, pattern)) continue;
+        const std::string_view before = word_before(text, pos);
+        const bool negated = iequals(before, "not") || iequals(before, "non") || iequals(before, "no") ||
+                             iequals(before, "without") || iequals(before, "never");
+        if (!negated) return pos;
+    }
+    return npos;
+}
+
+constexpr bool has_affirmed(std::string_view text, std::string_view pattern) {
+    return first_affirmed(text, pattern) != npos;
+}
+
+static_assert(!has_affirmed("Migraine without aura - not chronic", "chronic"));
+static_assert(!has_affirmed("Migraine, non-chronic", "chronic"));
+static_assert(has_affirmed("Chronic migraine, not intractable", "chronic"));
+static_assert(!has_affirmed("Migraine without aura", "aura"));
+static_assert(has_affirmed("Migraine with aura", "aura"));
+
 // Text fallback, one checked rule after another: the first rule that fires
-// gives the most specific type the words support. Negation ("no migraine")
-// is not understood; Condition text rarely carries it.
+// gives the most specific type the words support. Negation is understood
+// for the words that decide a subtype: "not chronic", "non-chronic" and
+// "episodic" are not chronic migraine (ICHD-3 1.3 needs >= 15 headache days
+// a month; anything said to be episodic or not chronic is 1.1/1.2), and
+// "without aura", "no aura" are 1.1 migraine without aura. "Headache, not
+// migraine" names no migraine.
 headache_type classify_condition_text(std::string_view text) {
     if (text.empty()) return headache_type::none;
-    const bool migraine = has_term(text, "migraine");
+    const bool migraine = has_affirmed(text, "migraine");
     if (migraine) {
         // "Transformed migraine" is the older name for chronic migraine.
-        if (has_term(text, "chronic") || has_term(text, "transformed migraine")) {
+        // Of "chronic" and "episodic", the one said first describes the
+        // migraine: "Episodic migraine, history of chronic" is episodic,
+        // "Chronic migraine, previously episodic" chronic.
+        const std::size_t chronic = first_affirmed(text, "chronic");
+        const std::size_t episodic = first_affirmed(text, "episodic");
+        if ((chronic != npos && chronic < episodic) || has_term(text, "transformed migraine")) {
             return headache_type::chronic_migraine;
         }
         // Hemiplegic migraine is a subtype of migraine with aura (ICHD-3
@@ -387,10 +431,10 @@ headache_type classify_condition_text(std::string_view text) {
         if (has_term(text, "menstrual") || has_term(text, "menstrually")) {
             return headache_type::menstrual_migraine;
         }
-        // "without aura" is tested first; whole-word matching would not let
-        // "with aura" match inside it anyway.
-        if (has_term(text, "without aura")) return headache_type::migraine_without_aura;
-        if (has_term(text, "aura")) return headache_type::migraine_with_aura;
+        // An affirmed "aura" ("with aura", "aura") is 1.2; a negated one
+        // only ("without aura", "no aura") is 1.1.
+        if (has_affirmed(text, "aura")) return headache_type::migraine_with_aura;
+        if (has_term(text, "aura")) return headache_type::migraine_without_aura;
     }
     const bool headache = names_headache(text);
     if (has_term(text, "medication overuse") || has_term(text, "overuse headache") ||
@@ -490,13 +534,20 @@ constexpr ingredient_info ingredient_table[] = {
     ing("onabotulinumtoxina", drug_class::botulinum_toxin),      // Botox, HCPCS J0585
     ing("propranolol", drug_class::beta_blocker),
     ing("metoprolol", drug_class::beta_blocker),
+    // Timolol is a preventive only by mouth (for_route): its eye drops
+    // treat glaucoma.
     ing("timolol", drug_class::beta_blocker),
+    // Atenolol and nadolol: beta-blockers used for migraine prevention
+    // (AAN/AHS 2012 guideline, level B).
+    ing("atenolol", drug_class::beta_blocker),
+    ing("nadolol", drug_class::beta_blocker),
     ing("topiramate", drug_class::anticonvulsant),
     ing("valproic acid", drug_class::anticonvulsant),
     ing("divalproex", drug_class::anticonvulsant),
     ing("amitriptyline", drug_class::tricyclic),
     ing("nortriptyline", drug_class::tricyclic),
     ing("venlafaxine", drug_class::snri),
+    ing("duloxetine", drug_class::snri),
     ing("candesartan", drug_class::arb),
     ing("verapamil", drug_class::calcium_channel),
     ing("flunarizine", drug_class::calcium_channel),
@@ -519,6 +570,11 @@ constexpr ingredient_info ingredient_table[] = {
     // Caffeine alone is not a headache drug; it matters only as a
     // combination component.
     ing("caffeine", drug_class::none),
+    // Phentermine has no headache class; its only combination with a
+    // headache drug, phentermine/topiramate (Qsymia), is labelled for
+    // chronic weight management, so the product is not a migraine
+    // preventive (classify_ingredients) even though topiramate is.
+    ing("phentermine", drug_class::none),
     ing("codeine", drug_class::opioid),
     ing("tramadol", drug_class::opioid),
     ing("oxycodone", drug_class::opioid),
@@ -561,6 +617,12 @@ constexpr rxcui_entry rxcui_table[] = {
     {161, "acetaminophen"},
     {704, "amitriptyline"},
     {1191, "aspirin"},
+    // 1202 atenolol, 7226 nadolol, 8152 phentermine: TERMINOLOGY.md lists
+    // the first two as UNVERIFIED; all three are the RxNorm ingredient
+    // codes as the maintainers know them, not checked against a release
+    // here. 4337 fentanyl, 6813 methadone, 7052 morphine and 72625
+    // duloxetine match the CPIC drug table (RxNorm ids).
+    {1202, "atenolol"},
     // 1712 is "botulinum toxin type A"; a separate onabotulinumtoxinA
     // ingredient code is UNVERIFIED, so none is listed.
     {1712, "botulinum toxin type a"},
@@ -570,15 +632,20 @@ constexpr rxcui_entry rxcui_table[] = {
     {3355, "diclofenac"},
     {3418, "dihydroergotamine"},
     {4025, "ergotamine"},
+    {4337, "fentanyl"},
     {4459, "flunarizine"},
     {5489, "hydrocodone"},
     {5640, "ibuprofen"},
     {6719, "memantine"},
+    {6813, "methadone"},
     {6915, "metoclopramide"},
     {6918, "metoprolol"},
+    {7052, "morphine"},
+    {7226, "nadolol"},
     {7258, "naproxen"},
     {7531, "nortriptyline"},
     {7804, "oxycodone"},
+    {8152, "phentermine"},
     {8640, "prednisone"},
     {8704, "prochlorperazine"},
     {8787, "propranolol"},
@@ -592,6 +659,7 @@ constexpr rxcui_entry rxcui_table[] = {
     {37418, "sumatriptan"},
     {38404, "topiramate"},
     {39786, "venlafaxine"},
+    {72625, "duloxetine"},
     {88014, "rizatriptan"},
     {135775, "zolmitriptan"},
     {140587, "celecoxib"},
@@ -667,6 +735,11 @@ constexpr alias_entry alias_table[] = {
     {"botox", "onabotulinumtoxina"},
     {"inderal", "propranolol"},
     {"toprol", "metoprolol"},
+    {"tenormin", "atenolol"},
+    {"corgard", "nadolol"},
+    {"cymbalta", "duloxetine"},
+    {"qsymia", "phentermine / topiramate"},
+    {"adipex", "phentermine"},
     {"lopressor", "metoprolol"},
     {"topamax", "topiramate"},
     {"trokendi", "topiramate"},
@@ -701,6 +774,9 @@ constexpr alias_entry alias_table[] = {
     {"excedrin extra strength", "acetaminophen / aspirin / caffeine"},
     {"excedrin tension headache", "acetaminophen / caffeine"},
     {"percocet", "acetaminophen / oxycodone"},
+    {"percodan", "aspirin / oxycodone"},
+    {"lortab", "acetaminophen / hydrocodone"},
+    {"nucynta", "tapentadol"},
     {"vicodin", "acetaminophen / hydrocodone"},
     {"norco", "acetaminophen / hydrocodone"},
     {"ultram", "tramadol"},
@@ -736,6 +812,7 @@ constexpr std::string_view combination_table[] = {
     "hydrocodone / ibuprofen",
     "ibuprofen / oxycodone",
     "naproxen / sumatriptan",
+    "phentermine / topiramate",
 };
 
 constexpr std::string_view list_separator = " / ";
@@ -864,16 +941,31 @@ bool matches_combination(std::string_view combo, const ingredient_set& set) {
 }
 
 // Decides the class of a product from its ingredients.
+//   0. Phentermine anywhere: no class. Phentermine/topiramate (Qsymia) is
+//      labelled (FDA) for chronic weight management only, and its
+//      topiramate doses (23-92 mg) are no migraine-prevention trial.
 //   1. A migraine-specific drug decides the class of any product containing
 //      it: ergot (so ergotamine/caffeine is ergot, ICHD-3 8.2.1 counts it as
 //      ergotamine overuse), then triptan (sumatriptan/naproxen), ditan, gepant.
-//   2. Butalbital, or caffeine or an opioid together with a simple analgesic
-//      or NSAID, is combination_analgesic (TERMINOLOGY.md; ICHD-3 8.2.5).
-//   3. Otherwise opioid, then NSAID, then simple analgesic (the last two are
-//      one overuse class, ICHD-3 8.2.3), then the first ingredient in name
-//      order that has a class.
+//   2. Butalbital makes combination_analgesic (ICHD-3 8.2.5), also when the
+//      product holds codeine too (contains_opioid tells that).
+//   3. Any other product containing an opioid is opioid (ICHD-3 8.2.4:
+//      opioid-overuse headache has the same >= 10 days threshold as 8.2.5,
+//      and an oxycodone/acetaminophen tablet must be visible as an opioid).
+//   4. Caffeine together with a simple analgesic or NSAID is
+//      combination_analgesic (TERMINOLOGY.md; ICHD-3 8.2.5).
+//   5. Otherwise NSAID, then simple analgesic (the two are one overuse
+//      class, ICHD-3 8.2.3), then the first ingredient in name order that
+//      has a class.
 medication_class classify_ingredients(const ingredient_set& set) {
     const auto items = set.items();
+    medication_class out;
+    for (const auto* i : items) {
+        if (i->cls == drug_class::opioid) out.contains_opioid = true;
+        if (i->name == "butalbital") out.contains_butalbital = true;
+    }
+    if (items.empty()) return out;
+
     const ingredient_info* primary = nullptr;
     drug_class cls = drug_class::none;
     const auto pick = [&](drug_class c) {
@@ -882,6 +974,20 @@ medication_class classify_ingredients(const ingredient_set& set) {
             if (primary != nullptr) cls = c;
         }
     };
+    const auto joined = [&]() -> std::string_view {
+        if (items.size() > 1) {
+            for (std::string_view combo : combination_table) {
+                if (matches_combination(combo, set)) return combo;
+            }
+        }
+        return {};
+    };
+    if (set.has("phentermine")) {
+        out.primary = find_ingredient("phentermine")->name;
+        out.ingredient = joined();
+        if (out.ingredient.empty()) out.ingredient = out.primary;
+        return out;
+    }
     if (items.size() == 1) {
         primary = items[0];
         cls = primary->cls;
@@ -891,13 +997,12 @@ medication_class classify_ingredients(const ingredient_set& set) {
         pick(drug_class::ditan);
         pick(drug_class::gepant);
         pick(drug_class::combination_analgesic);  // butalbital
-        const bool analgesic = set.has(drug_class::simple_analgesic) || set.has(drug_class::nsaid);
-        if (primary == nullptr && analgesic && (set.has("caffeine") || set.has(drug_class::opioid))) {
-            cls = drug_class::combination_analgesic;
-            primary = set.first_of(drug_class::opioid);
-            if (primary == nullptr) primary = find_ingredient("caffeine");
-        }
         pick(drug_class::opioid);
+        const bool analgesic = set.has(drug_class::simple_analgesic) || set.has(drug_class::nsaid);
+        if (primary == nullptr && analgesic && set.has("caffeine")) {
+            cls = drug_class::combination_analgesic;
+            primary = find_ingredient("caffeine");
+        }
         pick(drug_class::nsaid);
         pick(drug_class::simple_analgesic);
         for (const auto* i : items) {
@@ -907,19 +1012,230 @@ medication_class classify_ingredients(const ingredient_set& set) {
             }
         }
     }
-    if (cls == drug_class::none) return {};
+    if (cls == drug_class::none) return out;
 
-    medication_class out;
     out.cls = cls;
     out.role = (primary->cls == cls) ? primary->role : class_role(cls);
     out.ingredient = primary->name;
-    if (items.size() > 1) {
-        for (std::string_view combo : combination_table) {
-            if (matches_combination(combo, set)) out.ingredient = combo;
-        }
-    }
+    out.primary = primary->name;
+    if (const std::string_view combo = joined(); !combo.empty()) out.ingredient = combo;
     return out;
 }
+
+// --- Strength and dose form ----------------------------------------------------
+
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// A decimal number at text[i] ("50", "0.5", ".5"); advances i past it.
+constexpr std::optional<double> read_decimal(std::string_view text, std::size_t& i) {
+    double v = 0;
+    bool any = false;
+    while (i < text.size() && is_digit(text[i])) {
+        v = v * 10 + (text[i] - '0');
+        ++i;
+        any = true;
+    }
+    if (i + 1 < text.size() && text[i] == '.' && is_digit(text[i + 1])) {
+        ++i;
+        double scale = 0.1;
+        while (i < text.size() && is_digit(text[i])) {
+            v += (text[i] - '0') * scale;
+            scale /= 10;
+            ++i;
+        }
+        any = true;
+    }
+    if (!any) return std::nullopt;
+    return v;
+}
+
+// The letters of a unit word at text[i] ("MG", "mcg", "ACTUAT"); advances i.
+constexpr std::string_view read_letters(std::string_view text, std::size_t& i) {
+    const std::size_t begin = i;
+    while (i < text.size() && ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z'))) ++i;
+    return text.substr(begin, i - begin);
+}
+
+// The volume of a quantified RxNorm name ("0.5 ML sumatriptan 12 MG/ML
+// Auto-Injector"): "<number> ML" right before the ingredient at `pos`.
+constexpr std::optional<double> volume_before(std::string_view text, std::size_t pos) {
+    std::size_t end = pos;
+    while (end > 0 && is_space(text[end - 1])) --end;
+    std::size_t begin = end;
+    while (begin > 0 && is_word_char(text[begin - 1])) --begin;
+    if (!iequals(text.substr(begin, end - begin), "ml")) return std::nullopt;
+    while (begin > 0 && is_space(text[begin - 1])) --begin;
+    std::size_t num = begin;
+    while (num > 0 && (is_digit(text[num - 1]) || text[num - 1] == '.')) --num;
+    if (num == begin || (num > 0 && is_word_char(text[num - 1]))) return std::nullopt;
+    std::size_t i = num;
+    const auto v = read_decimal(text, i);
+    if (!v || i != begin) return std::nullopt;
+    return v;
+}
+
+// mg per unit of `ingredient` in `text`, as RxNorm names write strengths:
+// the ingredient, optional salt words ("oxyCODONE Hydrochloride"), then
+// "<number> MG" (or MCG, G), optionally per unit ("/ACTUAT"), or per mL
+// with the product's volume before the ingredient. Stops at the next
+// component (" / ", ",", ";"). nullopt for anything else (%, UNT, MG/HR).
+constexpr std::optional<double> strength_in(std::string_view text, std::string_view ingredient) {
+    for (std::size_t pos = 0; pos < text.size(); ++pos) {
+        if (!is_word_start(text, pos)) continue;
+        const std::size_t end = match_at(text, pos, ingredient);
+        if (end == npos || (end < text.size() && is_word_char(text[end]))) continue;
+        std::size_t i = end;
+        for (int words = 0; i < text.size() && words < 4;) {
+            const char c = text[i];
+            if (c == '/' || c == ',' || c == ';' || c == '(') break;
+            if (is_space(c) || c == '-') {
+                ++i;
+                continue;
+            }
+            if (!is_digit(c) && c != '.') {
+                while (i < text.size() && is_word_char(text[i])) ++i;
+                ++words;
+                continue;
+            }
+            const auto value = read_decimal(text, i);
+            if (!value) break;
+            while (i < text.size() && text[i] == ' ') ++i;
+            const std::string_view unit = read_letters(text, i);
+            double factor = 0;
+            if (iequals(unit, "mg")) factor = 1;
+            if (iequals(unit, "mcg") || iequals(unit, "ug")) factor = 0.001;
+            if (iequals(unit, "g")) factor = 1000;
+            if (factor == 0 || (i < text.size() && is_word_char(text[i]))) break;
+            if (i < text.size() && text[i] == '/') {
+                ++i;
+                const std::string_view per = read_letters(text, i);
+                if (iequals(per, "ml")) {
+                    const auto volume = volume_before(text, pos);
+                    if (!volume) break;
+                    return *value * factor * *volume;
+                }
+                const bool per_unit = iequals(per, "actuat") || iequals(per, "actuation") ||
+                                      iequals(per, "spray") || iequals(per, "tab") ||
+                                      iequals(per, "tablet") || iequals(per, "cap") ||
+                                      iequals(per, "capsule") || iequals(per, "dose");
+                if (!per_unit) break;
+            }
+            return *value * factor;
+        }
+    }
+    return std::nullopt;
+}
+
+static_assert(strength_in("sumatriptan 50 MG Oral Tablet", "sumatriptan") == 50.0);
+static_assert(strength_in("Acetaminophen 325 MG / oxyCODONE Hydrochloride 5 MG Oral Tablet", "oxycodone") ==
+              5.0);
+static_assert(!strength_in("Acetaminophen 21.7 MG/ML / Dextromethorphan 1 MG/ML Oral Solution",
+                           "acetaminophen"));
+static_assert(strength_in("0.5 ML sumatriptan 12 MG/ML Auto-Injector", "sumatriptan") == 6.0);
+static_assert(!strength_in("timolol 5 MG/ML Ophthalmic Solution", "timolol"));
+static_assert(strength_in("zolmitriptan 5 MG/ACTUAT Metered Dose Nasal Spray", "zolmitriptan") == 5.0);
+static_assert(!strength_in("onabotulinumtoxinA 100 UNT Injection", "onabotulinumtoxina"));
+
+struct route_term {
+    std::string_view pattern;
+    route r;
+};
+
+// RxNorm dose forms and common label words, tried in order: the specific
+// local routes before the words "tablet" or "solution" that several share.
+// "Prefilled Syringe", "Auto-Injector" and "Pen Injector" are the
+// subcutaneous self-injection forms (sumatriptan, the CGRP antibodies);
+// a bare "Injection" or "Injectable Solution" names no route.
+constexpr route_term form_terms[] = {
+    {"ophthalmic", route::ophthalmic},
+    {"eye drop", route::ophthalmic},
+    {"otic", route::otic},
+    {"ear drop", route::otic},
+    {"nasal", route::nasal},
+    {"intranasal", route::nasal},
+    {"transdermal", route::transdermal},
+    {"topical", route::topical},
+    {"cream", route::topical},
+    {"ointment", route::topical},
+    {"lotion", route::topical},
+    {"rectal", route::rectal},
+    {"suppository", route::rectal},
+    {"subcutaneous", route::subcutaneous},
+    {"auto injector", route::subcutaneous},
+    {"autoinjector", route::subcutaneous},
+    {"prefilled syringe", route::subcutaneous},
+    {"pen injector", route::subcutaneous},
+    {"intramuscular", route::intramuscular},
+    {"intravenous", route::intravenous},
+    // Mouth routes the schema does not name: unknown, not oral.
+    {"sublingual", route::unknown},
+    {"buccal", route::unknown},
+    {"vaginal", route::unknown},
+    {"oral", route::oral},
+    {"tablet", route::oral},
+    {"capsule", route::oral},
+    {"caplet", route::oral},
+};
+
+// Route words of a Dosage.route concept's display or text.
+constexpr route_term route_words[] = {
+    {"oral", route::oral},
+    {"by mouth", route::oral},
+    {"po", route::oral},
+    {"ophthalmic", route::ophthalmic},
+    {"otic", route::otic},
+    {"auricular", route::otic},
+    {"topical", route::topical},
+    {"cutaneous", route::topical},
+    {"nasal", route::nasal},
+    {"intranasal", route::nasal},
+    {"subcutaneous", route::subcutaneous},
+    {"intramuscular", route::intramuscular},
+    {"intravenous", route::intravenous},
+    {"rectal", route::rectal},
+    {"transdermal", route::transdermal},
+};
+
+template <std::size_t N>
+constexpr std::optional<route> route_in(std::string_view text, const route_term (&terms)[N]) {
+    if (text.empty()) return std::nullopt;
+    for (const auto& t : terms) {
+        if (has_term(text, t.pattern)) return t.r;
+    }
+    return std::nullopt;
+}
+
+struct route_code {
+    std::uint64_t id;
+    route r;
+};
+
+// SNOMED CT route of administration concepts (the FHIR R4 route-codes
+// value set draws from this hierarchy), sorted by id.
+constexpr route_code route_codes[] = {
+    {6064005, route::topical},         // topical route
+    {10547007, route::otic},           // otic route
+    {26643006, route::oral},           // oral route
+    {34206005, route::subcutaneous},   // subcutaneous route
+    {37161004, route::rectal},         // rectal route
+    {45890007, route::transdermal},    // transdermal route
+    {46713006, route::nasal},          // nasal route
+    {47625008, route::intravenous},    // intravenous route
+    {54485002, route::ophthalmic},     // ophthalmic route
+    {78421000, route::intramuscular},  // intramuscular route
+};
+static_assert(ids_strictly_sorted(route_codes));
+
+constexpr bool route_patterns_valid() {
+    for (const auto& t : form_terms) {
+        if (!is_valid_pattern(t.pattern)) return false;
+    }
+    for (const auto& t : route_words) {
+        if (!is_valid_pattern(t.pattern)) return false;
+    }
+    return true;
+}
+static_assert(route_patterns_valid());
 
 // --- Observations and procedures -------------------------------------------
 
@@ -958,18 +1274,84 @@ struct procedure_code {
     procedure_kind kind;
 };
 
+// CPT descriptors (AMA CPT, Nervous System and Urinary System sections)
+// and HCPCS Level II drug codes. Only 64615 names migraine; every other
+// chemodenervation code names another site. Among the botulinum toxins only
+// onabotulinumtoxinA (J0585) is FDA-labelled for chronic migraine
+// prophylaxis; abobotulinumtoxinA (J0586), rimabotulinumtoxinB (J0587) and
+// incobotulinumtoxinA (J0588) are labelled for dystonia, spasticity,
+// sialorrhea and cosmetic use.
 constexpr procedure_code procedure_codes[] = {
-    {"64615", procedure_kind::botulinum_toxin},  // chemodenervation for chronic migraine
-    {"J0585", procedure_kind::botulinum_toxin},  // onabotulinumtoxinA per unit
-    {"64405", procedure_kind::nerve_block},      // greater occipital nerve
-    {"64505", procedure_kind::nerve_block},      // sphenopalatine ganglion
-    {"20552", procedure_kind::trigger_point},    // 1-2 muscles
-    {"20553", procedure_kind::trigger_point},    // 3 or more muscles
+    {"64615", procedure_kind::botulinum_toxin},        // chemodenervation for chronic migraine
+    {"64611", procedure_kind::botulinum_toxin_other},  // parotid and submandibular glands (sialorrhea)
+    {"64612",
+     procedure_kind::botulinum_toxin_other},  // facial nerve muscles (blepharospasm, hemifacial spasm)
+    {"64616", procedure_kind::botulinum_toxin_other},  // neck muscles, excluding larynx (cervical dystonia)
+    {"64617", procedure_kind::botulinum_toxin_other},  // larynx (spasmodic dysphonia)
+    {"64642", procedure_kind::botulinum_toxin_other},  // one extremity, 1-4 muscles
+    {"64643", procedure_kind::botulinum_toxin_other},  // each additional extremity, 1-4 muscles
+    {"64644", procedure_kind::botulinum_toxin_other},  // one extremity, 5 or more muscles
+    {"64645", procedure_kind::botulinum_toxin_other},  // each additional extremity, 5 or more muscles
+    {"64646", procedure_kind::botulinum_toxin_other},  // trunk, 1-5 muscles
+    {"64647", procedure_kind::botulinum_toxin_other},  // trunk, 6 or more muscles
+    {"64650", procedure_kind::botulinum_toxin_other},  // eccrine glands, both axillae (hyperhidrosis)
+    {"64653", procedure_kind::botulinum_toxin_other},  // eccrine glands, other areas
+    {"67345", procedure_kind::botulinum_toxin_other},  // extraocular muscle (strabismus)
+    {"46505", procedure_kind::botulinum_toxin_other},  // internal anal sphincter
+    {"52287", procedure_kind::botulinum_toxin_other},  // cystoscopy with bladder chemodenervation
+    {"64405", procedure_kind::nerve_block},            // greater occipital nerve
+    {"64505", procedure_kind::nerve_block},            // sphenopalatine ganglion
+    {"20552", procedure_kind::trigger_point},          // 1-2 muscles
+    {"20553", procedure_kind::trigger_point},          // 3 or more muscles
+};
+
+// Botulinum toxin drug codes: what was given, not where. J0585 means the
+// migraine product only when no other site is coded and no text says
+// "cosmetic"; the other toxins are not labelled for migraine.
+constexpr procedure_code toxin_drug_codes[] = {
+    {"J0585", procedure_kind::botulinum_toxin},        // onabotulinumtoxinA, per unit
+    {"J0586", procedure_kind::botulinum_toxin_other},  // abobotulinumtoxinA, 5 units
+    {"J0587", procedure_kind::botulinum_toxin_other},  // rimabotulinumtoxinB, 100 units
+    {"J0588", procedure_kind::botulinum_toxin_other},  // incobotulinumtoxinA, 1 unit
 };
 
 struct procedure_term {
     std::string_view pattern;
     procedure_kind kind;
+};
+
+// Sites and indications of botulinum toxin other than migraine (the labels
+// of the four toxins), and the word "cosmetic" (Botox Cosmetic).
+constexpr std::string_view other_toxin_terms[] = {
+    "cosmetic",
+    "glabellar",
+    "wrinkle",
+    "crow s feet",
+    "blepharospasm",
+    "hemifacial",
+    "dystonia",
+    "torticollis",
+    "spasmodic",
+    "larynx",
+    "laryngeal",
+    "strabismus",
+    "bladder",
+    "detrusor",
+    "incontinence",
+    "cystoscopy",
+    "cystourethroscopy",
+    "spasticity",
+    "extremity",
+    "limb",
+    "trunk",
+    "hyperhidrosis",
+    "axilla",
+    "axillae",
+    "sialorrhea",
+    "salivary",
+    "anal",
+    "achalasia",
+    "bruxism",
 };
 
 constexpr procedure_term procedure_terms[] = {
@@ -984,10 +1366,25 @@ constexpr procedure_term procedure_terms[] = {
     {"trigger point", procedure_kind::trigger_point},
 };
 
+bool names_other_toxin_site(std::string_view text) {
+    return std::any_of(std::begin(other_toxin_terms), std::end(other_toxin_terms),
+                       [&](std::string_view t) { return has_term(text, t); });
+}
+
 procedure_kind classify_procedure_text(std::string_view text) {
     if (text.empty()) return procedure_kind::other;
     for (const auto& t : procedure_terms) {
-        if (has_term(text, t.pattern)) return t.kind;
+        if (!has_term(text, t.pattern)) continue;
+        // Abobotulinum/incobotulinum/rimabotulinum toxins are single words
+        // that "botulinum" does not match; they are not migraine products.
+        if (t.kind == procedure_kind::botulinum_toxin && names_other_toxin_site(text)) {
+            return procedure_kind::botulinum_toxin_other;
+        }
+        return t.kind;
+    }
+    for (std::string_view other : {"abobotulinumtoxina", "incobotulinumtoxina", "rimabotulinumtoxinb",
+                                   "dysport", "xeomin", "myobloc", "daxxify", "jeuveau"}) {
+        if (has_term(text, other)) return procedure_kind::botulinum_toxin_other;
     }
     return procedure_kind::other;
 }
@@ -998,6 +1395,9 @@ constexpr bool patterns_valid() {
     }
     for (const auto& t : procedure_terms) {
         if (!is_valid_pattern(t.pattern)) return false;
+    }
+    for (std::string_view t : other_toxin_terms) {
+        if (!is_valid_pattern(t)) return false;
     }
     return true;
 }
@@ -1132,18 +1532,118 @@ std::string_view to_string(therapy_role r) {
     return "other";
 }
 
+std::string_view to_string(route r) {
+    switch (r) {
+        case route::unknown:
+            return "";
+        case route::oral:
+            return "oral";
+        case route::ophthalmic:
+            return "ophthalmic";
+        case route::otic:
+            return "otic";
+        case route::topical:
+            return "topical";
+        case route::nasal:
+            return "nasal";
+        case route::subcutaneous:
+            return "subcutaneous";
+        case route::intramuscular:
+            return "intramuscular";
+        case route::intravenous:
+            return "intravenous";
+        case route::rectal:
+            return "rectal";
+        case route::transdermal:
+            return "transdermal";
+    }
+    return "";
+}
+
 medication_class classify_medication(std::span<const coding_view> codings, std::string_view text) {
     ingredient_set from_codes;
     for (const auto& c : codings) collect_codes(c, from_codes);
-    if (const auto by_code = classify_ingredients(from_codes); by_code.cls != drug_class::none)
-        return by_code;
+    medication_class out = classify_ingredients(from_codes);
+    if (out.cls == drug_class::none && out.ingredient.empty()) {
+        // No code decided the class (a product RxCUI, or caffeine alone): read
+        // the names, keeping any ingredient the codes did identify.
+        ingredient_set all = from_codes;
+        for (const auto& c : codings) collect_text(c.display, all);
+        collect_text(text, all);
+        out = classify_ingredients(all);
+    }
 
-    // No code decided the class (a product RxCUI, or caffeine alone): read the
-    // names, keeping any ingredient the codes did identify.
-    ingredient_set all = from_codes;
-    for (const auto& c : codings) collect_text(c.display, all);
-    collect_text(text, all);
-    return classify_ingredients(all);
+    // Facts of the product named by the displays and the text, whatever
+    // decided the class: the primary ingredient's strength and the dose form.
+    const auto each_name = [&](auto&& f) {
+        for (const auto& c : codings) {
+            if (f(c.display)) return;
+        }
+        f(text);
+    };
+    if (!out.primary.empty()) {
+        each_name([&](std::string_view name) {
+            out.strength_mg = strength_in(name, out.primary);
+            // A strength of zero or too many digits to be one is no strength.
+            if (out.strength_mg && !(*out.strength_mg > 0 && std::isfinite(*out.strength_mg)))
+                out.strength_mg.reset();
+            return out.strength_mg.has_value();
+        });
+    }
+    each_name([&](std::string_view name) {
+        const auto r = route_in(name, form_terms);
+        if (r) out.form_route = *r;
+        return r.has_value();
+    });
+
+    const auto named = [&](std::string_view pattern) {
+        bool found = false;
+        each_name([&](std::string_view name) { return found = has_term(name, pattern); });
+        return found;
+    };
+    const auto exclude = [&out] {
+        out.cls = drug_class::none;
+        out.role = therapy_role::other;
+    };
+    // Low-dose aspirin (81 mg, up to 162 mg a day) is the antiplatelet dose
+    // for cardiovascular prevention (USPSTF 2022; aspirin labels), not the
+    // analgesic dose (325-1000 mg) that counts toward ICHD-3 8.2.3.
+    if (out.cls == drug_class::simple_analgesic && out.primary == "aspirin" &&
+        ((out.strength_mg && *out.strength_mg <= 162.0) || named("low dose") || named("baby aspirin"))) {
+        exclude();
+    }
+    // Botox Cosmetic (glabellar lines) is not the migraine product.
+    if (out.cls == drug_class::botulinum_toxin && named("cosmetic")) exclude();
+    return out;
+}
+
+route classify_route(std::span<const coding_view> codings, std::string_view text) {
+    for (const auto& c : codings) {
+        if (system_from_uri(c.system) != code_system::snomed) continue;
+        if (const auto id = parse_id(c.code)) {
+            if (const auto* e = find_id(route_codes, *id)) return e->r;
+        }
+    }
+    for (const auto& c : codings) {
+        if (const auto r = route_in(c.display, route_words)) return *r;
+    }
+    return route_in(text, route_words).value_or(route::unknown);
+}
+
+medication_class for_route(medication_class mc, route r) {
+    if (mc.cls == drug_class::none) return mc;
+    // ICHD-3 8.2 counts systemic acute medication, and the preventive
+    // classes act systemically: an eye, ear or skin preparation is neither.
+    const bool local = r == route::ophthalmic || r == route::otic || r == route::topical;
+    // Timolol: the oral tablet is a migraine preventive (AAN/AHS 2012, level
+    // A); timolol eye drops treat glaucoma. An unknown route is not assumed
+    // oral, because nearly all timolol prescribed today is ophthalmic.
+    const bool timolol_not_oral = mc.primary == "timolol" && r != route::oral;
+    if (local || timolol_not_oral) {
+        mc.cls = drug_class::none;
+        mc.role = therapy_role::other;
+    }
+    return mc;
 }
 
 std::string_view to_string(instrument i) {
@@ -1181,6 +1681,8 @@ std::string_view to_string(procedure_kind k) {
             return "other";
         case procedure_kind::botulinum_toxin:
             return "botulinum_toxin";
+        case procedure_kind::botulinum_toxin_other:
+            return "botulinum_toxin_other";
         case procedure_kind::nerve_block:
             return "nerve_block";
         case procedure_kind::trigger_point:
@@ -1190,17 +1692,50 @@ std::string_view to_string(procedure_kind k) {
 }
 
 procedure_kind classify_procedure(std::span<const coding_view> codings, std::string_view text) {
+    // Codes first. A site code decides; with several, 64615 (migraine) wins
+    // over another site, and any site code over a bare drug code.
+    std::optional<procedure_kind> by_site, by_drug;
     for (const auto& c : codings) {
         if (!is_cpt_or_hcpcs(system_from_uri(c.system))) continue;
         const compact_code code(c.code);
         for (const auto& p : procedure_codes) {
-            if (code.view() == p.code) return p.kind;
+            if (code.view() != p.code) continue;
+            if (!by_site || p.kind == procedure_kind::botulinum_toxin) by_site = p.kind;
+        }
+        for (const auto& p : toxin_drug_codes) {
+            if (code.view() == p.code && (!by_drug || p.kind != procedure_kind::botulinum_toxin))
+                by_drug = p.kind;
         }
     }
-    for (const auto& c : codings) {
-        if (const auto k = classify_procedure_text(c.display); k != procedure_kind::other) return k;
+    if (by_site) return *by_site;
+    if (by_drug) {
+        if (*by_drug == procedure_kind::botulinum_toxin) {
+            const bool cosmetic = has_term(text, "cosmetic") ||
+                                  std::any_of(codings.begin(), codings.end(), [](const coding_view& c) {
+                                      return has_term(c.display, "cosmetic");
+                                  });
+            if (cosmetic) return procedure_kind::botulinum_toxin_other;
+        }
+        return *by_drug;
     }
-    return classify_procedure_text(text);
+    // Text only when no code classifies; every display and the text are
+    // read together so that "Botox" in one and "bladder" in another combine.
+    procedure_kind best = procedure_kind::other;
+    const auto consider = [&best](procedure_kind k) {
+        if (best == procedure_kind::other) best = k;
+        // A non-migraine site named anywhere outranks a bare toxin word.
+        if (k == procedure_kind::botulinum_toxin_other && best == procedure_kind::botulinum_toxin) best = k;
+    };
+    for (const auto& c : codings) consider(classify_procedure_text(c.display));
+    consider(classify_procedure_text(text));
+    if (best == procedure_kind::botulinum_toxin) {
+        const bool other_site = names_other_toxin_site(text) ||
+                                std::any_of(codings.begin(), codings.end(), [](const coding_view& c) {
+                                    return names_other_toxin_site(c.display);
+                                });
+        if (other_site) best = procedure_kind::botulinum_toxin_other;
+    }
+    return best;
 }
 
 bool is_headache_related(std::span<const coding_view> codings, std::string_view text) {

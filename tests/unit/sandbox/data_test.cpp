@@ -209,3 +209,164 @@ TEST(SandboxData, GeneratedHistoryIsOlderThanTheAnchor) {
         EXPECT_TRUE(w.ids.empty()) << id;
     }
 }
+
+namespace {
+
+std::string med_text(const boost::json::value& r) {
+    return std::string(r.at("medicationCodeableConcept").at("text").as_string());
+}
+std::int64_t med_quantity(const boost::json::value& r) {
+    return r.at("dispenseRequest").at("quantity").at("value").as_int64();
+}
+std::vector<std::int64_t> scores_of(const std::vector<boost::json::value>& obs, const std::string& text) {
+    std::vector<std::int64_t> out;
+    for (const auto& o : obs)
+        if (o.at("code").at("text").as_string() == text) out.push_back(o.at("valueInteger").as_int64());
+    return out;
+}
+
+}  // namespace
+
+// The first patients are the demo's clinical cases (data.cpp
+// clinical_cases()): each side of each analytic rule, written the way a
+// clinic writes it.
+TEST(SandboxData, DemoCasesPrescribeTheWayClinicsDo) {
+    // Setup
+    sbx::options o;
+    o.patients = 10;
+    running_sandbox s(o);
+    auto c = s.make_client();
+    const auto ids = s.srv().patient_ids();
+    const auto get = [&](std::size_t k, const std::string& type) {
+        return resources(s, *c, sbx::test::access_token_for(s, *c, ids[k]), type, ids[k]);
+    };
+    // Check: demo-001 takes one box of sumatriptan (9 tablets, at most 2 a day)
+    // a month, then 3 boxes a month for the last 10 months; topiramate is one
+    // order of 30 days with 5 refills; MIDAS and HIT-6 fall after it starts.
+    {
+        std::vector<std::int64_t> triptan_boxes;
+        int topiramate = 0;
+        for (const auto& r : get(0, "MedicationRequest")) {
+            if (med_text(r).rfind("sumatriptan", 0) == 0) {
+                triptan_boxes.push_back(med_quantity(r));
+                const auto& dose = r.at("dosageInstruction").as_array().at(0);
+                EXPECT_TRUE(dose.at("asNeededBoolean").as_bool());
+                EXPECT_EQ(dose.at("maxDosePerPeriod").at("numerator").at("value").as_int64(), 2);
+                EXPECT_EQ(dose.at("maxDosePerPeriod").at("denominator").at("code").as_string(), "d");
+            }
+            if (med_text(r).rfind("topiramate", 0) == 0) {
+                ++topiramate;
+                EXPECT_EQ(r.at("dispenseRequest").at("numberOfRepeatsAllowed").as_int64(), 5);
+                EXPECT_EQ(r.at("dispenseRequest").at("expectedSupplyDuration").at("value").as_int64(), 30);
+            }
+        }
+        std::vector<std::int64_t> want(8, 9);
+        want.insert(want.end(), 10, 27);
+        EXPECT_EQ(triptan_boxes, want);
+        EXPECT_EQ(topiramate, 2);
+        const auto obs = get(0, "Observation");
+        EXPECT_EQ(scores_of(obs, "MIDAS total score"), (std::vector<std::int64_t>{42, 42, 42, 42, 31, 24}));
+        EXPECT_EQ(scores_of(obs, "HIT-6 total score"), (std::vector<std::int64_t>{67, 67, 67, 67, 64, 62}));
+    }
+    // demo-002: migraine with aura and a combined (estrogen) oral contraceptive.
+    {
+        std::set<std::string> dx, texts;
+        for (const auto& r : get(1, "Condition"))
+            for (const auto& code : codes(r.at("code"))) dx.insert(code);
+        for (const auto& r : get(1, "MedicationRequest")) texts.insert(med_text(r));
+        EXPECT_TRUE(dx.count("4473006") || dx.count("G43.109"));
+        EXPECT_TRUE(texts.count("levonorgestrel 0.15 MG / ethinyl estradiol 0.03 MG Oral Tablet"));
+    }
+    // demo-003: tension-type headache only; ibuprofen 90 tablets a month at the end.
+    {
+        const auto conds = get(2, "Condition");
+        ASSERT_EQ(conds.size(), 1u);
+        EXPECT_EQ(conds[0].at("code").at("text").as_string(), "Tension-type headache");
+        int big = 0;
+        for (const auto& r : get(2, "MedicationRequest"))
+            if (med_text(r).rfind("ibuprofen", 0) == 0 && med_quantity(r) == 90) ++big;
+        EXPECT_EQ(big, 8);
+    }
+    // demo-004 died on 2024-02-02: nothing after it, no booked appointment,
+    // and her last orders still say "active".
+    {
+        const auto p = c->get("/fhir/Patient/" + ids[3], sbx::test::access_token_for(s, *c, ids[3]));
+        ASSERT_EQ(p.status, 200);
+        EXPECT_EQ(p.json().at("deceasedDateTime").as_string(), "2024-02-02T04:00:00Z");
+        int active = 0;
+        for (const auto& r : get(3, "MedicationRequest")) {
+            EXPECT_LT(std::string(r.at("authoredOn").as_string()), "2024-02-02");
+            active += r.at("status").as_string() == "active" ? 1 : 0;
+        }
+        EXPECT_EQ(active, 3);
+        for (const auto& r : get(3, "Appointment")) EXPECT_NE(r.at("status").as_string(), "booked");
+    }
+    // demo-005: timolol eye drops (ophthalmic route) and bladder botulinum
+    // toxin (CPT 52287), neither a migraine treatment.
+    {
+        bool eye = false;
+        for (const auto& r : get(4, "MedicationRequest"))
+            if (med_text(r).rfind("timolol", 0) == 0)
+                eye = codes(r.at("dosageInstruction").as_array().at(0).at("route")).count("54485002") == 1;
+        EXPECT_TRUE(eye);
+        std::vector<std::string> procs;
+        for (const auto& r : get(4, "Procedure"))
+            for (const auto& code : codes(r.at("code"))) procs.push_back(code);
+        EXPECT_EQ(procs, (std::vector<std::string>{"52287", "52287"}));
+    }
+    // demo-006 and demo-007: 5 months of 30 oxycodone/acetaminophen, then of
+    // 30 butalbital/acetaminophen/caffeine tablets, as needed every 6 and 4 hours.
+    {
+        int oxy = 0, codeine = 0, butalbital = 0;
+        for (const auto& r : get(5, "MedicationRequest")) {
+            oxy += med_text(r).rfind("oxycodone", 0) == 0 && med_quantity(r) == 30 ? 1 : 0;
+            codeine += med_text(r).rfind("acetaminophen 300 MG / codeine", 0) == 0 ? 1 : 0;
+        }
+        for (const auto& r : get(6, "MedicationRequest")) {
+            if (med_text(r).rfind("butalbital", 0) != 0) continue;
+            ++butalbital;
+            EXPECT_EQ(med_quantity(r), 30);
+            const auto& dose = r.at("dosageInstruction").as_array().at(0);
+            EXPECT_EQ(dose.at("timing").at("repeat").at("period").as_int64(), 4);
+            EXPECT_EQ(dose.at("timing").at("repeat").at("periodUnit").as_string(), "h");
+            EXPECT_EQ(dose.as_object().if_contains("maxDosePerPeriod"), nullptr);
+            EXPECT_TRUE(codes(dose.at("route")).count("26643006"));
+        }
+        EXPECT_EQ(oxy, 5);
+        EXPECT_EQ(codeine, 1);
+        EXPECT_EQ(butalbital, 5);
+    }
+}
+
+TEST(SandboxData, TriptansComeByTheBoxAndPreventivesWithRefills) {
+    // Setup: the demo cases and 30 patients drawn from the seed.
+    sbx::options o;
+    o.patients = 40;
+    running_sandbox s(o);
+    auto c = s.make_client();
+    std::set<std::int64_t> triptan_quantities;
+    std::set<int> prn_writings;  // 0 with a daily maximum, 1 timing only, 2 supply only
+    int preventive_orders = 0;
+    for (const auto& id : s.srv().patient_ids()) {
+        for (const auto& r :
+             resources(s, *c, sbx::test::access_token_for(s, *c, id), "MedicationRequest", id)) {
+            const std::string text = med_text(r);
+            const auto& dose = r.at("dosageInstruction").as_array().at(0).as_object();
+            if (text.find("triptan ") != std::string::npos) {
+                triptan_quantities.insert(med_quantity(r));
+                prn_writings.insert(dose.if_contains("maxDosePerPeriod") ? 0
+                                    : dose.if_contains("timing")         ? 1
+                                                                         : 2);
+            }
+            for (const char* p : {"topiramate", "propranolol", "amitriptyline", "divalproex"}) {
+                if (text.rfind(p, 0) != 0) continue;
+                ++preventive_orders;
+                EXPECT_GE(r.at("dispenseRequest").at("numberOfRepeatsAllowed").as_int64(), 1) << text;
+            }
+        }
+    }
+    // Check
+    EXPECT_EQ(triptan_quantities, (std::set<std::int64_t>{9, 27}));
+    EXPECT_EQ(prn_writings, (std::set<int>{0, 1, 2}));
+    EXPECT_GT(preventive_orders, 10);
+}

@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -199,6 +201,43 @@ TEST(Upsert, NullPatientKeyAndOptionalColumnsAreNull) {
     EXPECT_EQ(scalar_text(db.sql(), "SELECT patient_key FROM observation"), "<null>");
     EXPECT_EQ(scalar_text(db.sql(), "SELECT value_num FROM observation"), "<null>");
     EXPECT_EQ(scalar_text(db.sql(), "SELECT instrument FROM observation"), "other");
+}
+
+// Schema 5: the medication_request facts the exposure views bound use from.
+TEST(Upsert, MedicationRequestWritesRouteContentStrengthAndDailyMaximum) {
+    // Setup: an oxycodone/acetaminophen order and an unknown-route one.
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer writer(db, false, st::identity_policy{});
+    nz::medication_request_record known;
+    known.h.id = "m1";
+    known.h.raw_hash = "h1";
+    known.drug_class = "opioid";
+    known.ingredient = "acetaminophen / oxycodone";
+    known.route = "oral";
+    known.contains_opioid = true;
+    known.strength_mg = 5.0;
+    known.max_units_per_day = 12.0;
+    nz::medication_request_record unknown;
+    unknown.h.id = "m2";
+    unknown.h.raw_hash = "h2";
+    unknown.contains_butalbital = true;
+    // Run
+    writer.upsert(known, "ehr", "pk1", "t");
+    writer.upsert(unknown, "ehr", "pk1", "t");
+    // Check
+    SQLite::Statement q(
+        db.sql(),
+        "SELECT id, coalesce(route, '-'), contains_opioid, contains_butalbital, "
+        "coalesce(strength_mg, '-'), coalesce(max_units_per_day, '-') FROM medication_request "
+        "ORDER BY id");
+    std::vector<std::string> rows;
+    while (q.executeStep()) {
+        std::string row;
+        for (int i = 0; i < 6; ++i) row += (i ? "|" : "") + q.getColumn(i).getString();
+        rows.push_back(row);
+    }
+    EXPECT_EQ(rows, (std::vector<std::string>{"m1|oral|1|0|5.0|12.0", "m2|-|0|1|-|-"}));
 }
 
 TEST(Upsert, StoreRawKeepsTheResourceJson) {

@@ -69,7 +69,10 @@ struct medication_request_record {
     std::string therapy_role = "other";  // acute | preventive | acute_and_preventive | other
     opt_bool as_needed;
     opt_text dose_text;
-    opt_real dose_quantity;  // first doseAndRate.doseQuantity.value
+    // Units per administration: the first doseAndRate's doseQuantity (else
+    // doseRange.high); a dose in mg, mcg or g is divided by strength_mg, and
+    // is NULL when the strength is unknown.
+    opt_real dose_quantity;
     opt_real doses_per_day;  // from timing.repeat (frequency, period, periodUnit)
     opt_real quantity;       // dispenseRequest.quantity.value
     opt_text quantity_unit;
@@ -78,6 +81,29 @@ struct medication_request_record {
     // statusReason: the code of its first coding, and its text (else that
     // coding's display). Schema version 3.
     opt_text status_reason_code, status_reason;
+    // Schema version 5. route: of dosageInstruction[0] (SNOMED CT route
+    // code, else route words), else the dose form in the medication's name:
+    // oral | ophthalmic | otic | topical | nasal | subcutaneous |
+    // intramuscular | intravenous | rectal | transdermal.
+    opt_text route;
+    bool contains_opioid = false;
+    bool contains_butalbital = false;
+    opt_real strength_mg;        // mg of the classified ingredient per unit
+    opt_real max_units_per_day;  // maxDosePerPeriod, else as-needed timing x dose_quantity
+
+    // What dosageInstruction[0] said, kept until the medication is known
+    // (a medicationReference may resolve only at the end of the document),
+    // because the mg amounts in it become units only with the strength.
+    // Not stored.
+    struct dosage_facts {
+        opt_text route;              // from Dosage.route, before the dose-form fallback
+        opt_real dose_value;         // doseQuantity.value, else doseRange.high.value
+        std::string dose_unit;       // its code, else unit ("mg", "{tbl}", "TAB")
+        opt_real max_value;          // maxDosePerPeriod.numerator.value
+        std::string max_unit;        // its code, else unit
+        opt_real max_per_days;       // maxDosePerPeriod.denominator in days
+        opt_real max_doses_per_day;  // timing: most administrations a day
+    } dosage;
 };
 
 struct appointment_record {
@@ -116,7 +142,8 @@ struct procedure_record {
     opt_text status;
     opt_text code_system, code, code_display;
     opt_text performed_start, performed_end;
-    std::string procedure_kind = "other";  // botulinum_toxin | nerve_block | trigger_point | other
+    // botulinum_toxin | botulinum_toxin_other | nerve_block | trigger_point | other
+    std::string procedure_kind = "other";
 };
 
 using record = std::variant<patient_record, condition_record, medication_request_record, appointment_record,
