@@ -305,7 +305,12 @@ http_response app::route(const http_request& req, std::string_view path, const p
     if (path == "/token") {
         ++stats_.token_calls;
         if (!post) return method_not_allowed("POST");
-        return token(req, now);
+        http_response r = token(req, now);
+        // Issue 18: the grant has been processed (a refresh token spent and
+        // rotated) when the answer is lost, the window in which a client
+        // must not send the same refresh token again.
+        if (auto f = take_token_script()) apply_script(r, *f);
+        return r;
     }
     if (path == "/revoke") {
         ++stats_.revocation_calls;
@@ -929,9 +934,18 @@ http_response app::read(rtype t, const std::string& id, const std::string& patie
 
 std::optional<scripted_fault> app::take_script(rtype t, int page) {
     for (auto& f : scripts_) {
-        if (f.count <= 0) continue;
+        if (f.count <= 0 || f.token) continue;
         if (!f.type.empty() && f.type != rtype_name(t)) continue;
         if (f.page > 0 && f.page != page) continue;
+        --f.count;
+        return f;
+    }
+    return std::nullopt;
+}
+
+std::optional<scripted_fault> app::take_token_script() {
+    for (auto& f : scripts_) {
+        if (f.count <= 0 || !f.token) continue;
         --f.count;
         return f;
     }
@@ -946,6 +960,9 @@ void app::apply_script(http_response& r, const scripted_fault& f) {
                         "Scripted HTTP " + std::to_string(f.status));
             r.scripted = true;
             if (!f.retry_after.empty()) r.headers.emplace_back("Retry-After", f.retry_after);
+            break;
+        case k::reset:
+            r.fault = transport_fault::reset;
             break;
         case k::reset_mid_body:
             r.fault = transport_fault::reset_mid_body;

@@ -147,6 +147,8 @@ private:
                          time_point now, std::optional<scripted_fault>& script);
     // The first unspent scripted fault matching (type, page), spent by one.
     std::optional<scripted_fault> take_script(rtype t, int page);
+    // The first unspent scripted fault for /token, spent by one.
+    std::optional<scripted_fault> take_token_script();
     static void apply_script(http_response& r, const scripted_fault& f);
     http_response read(rtype t, const std::string& id, const std::string& patient_id) const;
 

@@ -249,6 +249,10 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     awaitable<bool> wait(std::chrono::nanoseconds d) {
         if (stopping) co_return false;
         if (d <= std::chrono::nanoseconds::zero()) co_return true;
+        if (opts.on_wait) {
+            opts.on_wait(d);  // a test's clock, instead of sleeping
+            co_return !stopping;
+        }
         asio::steady_timer timer(ex, d);
         timers.insert(&timer);
         co_await timer.async_wait(asio::as_tuple(use_awaitable));

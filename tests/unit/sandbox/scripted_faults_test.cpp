@@ -259,3 +259,50 @@ TEST(SandboxScriptedFaults, CertificateForAnotherHostFailsHostNameVerification) 
     EXPECT_EQ(s.srv().stats().tls_handshakes, 1u);
     EXPECT_EQ(s.srv().stats().tls_handshake_failures, 1u);
 }
+
+// Issue 18: token faults. The grant is processed before the answer is lost,
+// so the refresh token is spent although the client saw no answer; sending
+// it again is a reuse, refused (and the grant revoked) by a strict server.
+TEST(SandboxScriptedFaults, TokenFaultsSpendTheRefreshTokenAndLoseTheAnswer) {
+    for (const fault what : {fault::reset, fault::truncated_body, fault::stall_after_head}) {
+        SCOPED_TRACE(static_cast<int>(what));
+        // Setup
+        scripted f;
+        f.c->set_read_deadline(500ms);
+        const std::string rt = f.s.srv().issue_refresh_token(f.id);
+        sbx::scripted_fault sf;
+        sf.what = what;
+        sf.token = true;
+        f.s.srv().add_scripted_fault(sf);
+        const auto calls = f.s.srv().stats().token_calls;
+
+        // Run
+        const reply lost = sbx::test::refresh(*f.c, f.s.srv().config(), rt);
+        const reply again = sbx::test::refresh(*f.c, f.s.srv().config(), rt);
+
+        // Check: no usable answer, the token was spent, the fault was spent,
+        // and a FHIR request is untouched by it.
+        EXPECT_FALSE(lost.ok()) << lost.status;
+        EXPECT_EQ(f.s.srv().stats().token_calls, calls + 2);
+        EXPECT_EQ(again.status, 400);
+        EXPECT_EQ(again.json().at("error").as_string(), "invalid_grant");
+        EXPECT_EQ(f.c->get(f.obs, f.token).status, 200);
+    }
+}
+
+TEST(SandboxScriptedFaults, ATokenFaultDoesNotHitFhirRequestsNorAFhirFaultTheTokenEndpoint) {
+    scripted f;
+    f.add(fault::reset, "", 0);  // a FHIR fault for any type
+    sbx::scripted_fault sf;
+    sf.what = fault::reset;
+    sf.token = true;
+    f.s.srv().add_scripted_fault(sf);
+    // The first /token request takes the token fault only.
+    const std::string rt = f.s.srv().issue_refresh_token(f.id);
+    EXPECT_FALSE(sbx::test::refresh(*f.c, f.s.srv().config(), rt).ok());
+    const std::string rt2 = f.s.srv().issue_refresh_token(f.id);
+    EXPECT_EQ(sbx::test::refresh(*f.c, f.s.srv().config(), rt2).status, 200);
+    // The FHIR fault is still there for the first FHIR request.
+    EXPECT_FALSE(f.c->get(f.obs, f.token).ok());
+    EXPECT_EQ(f.c->get(f.obs, f.token).status, 200);
+}

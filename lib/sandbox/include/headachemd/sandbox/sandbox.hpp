@@ -180,10 +180,15 @@ struct options {
 
 // One scripted fault for the fault matrix: unlike the random rates, it hits
 // exactly the requests it matches. It applies to FHIR data requests (read,
-// search, next pages) that pass the bearer-token and scope checks.
+// search, next pages) that pass the bearer-token and scope checks, or, with
+// `token` set, to POST /token (issue 18): the grant is processed first, so a
+// refresh token is spent and rotated, and then its answer is lost in
+// transit (reset, reset_mid_body, truncated_body, stall_after_head). That
+// is the case where the client cannot tell whether its refresh arrived.
 struct scripted_fault {
     enum class kind {
         status,          // answer `status` with an OperationOutcome (and Retry-After: retry_after when set)
+        reset,           // part of the head, then a connection reset (RST): no response at all
         reset_mid_body,  // the head and half the body, then a connection reset (RST)
         truncated_body,  // Content-Length of the whole body, half of it sent, then close
         lying_length,    // half the body with a Content-Length of that half: the message looks complete
@@ -211,9 +216,10 @@ struct scripted_fault {
         wrong_type,     // the page's entries are the patient's resources of another type, search.mode "match"
     };
     kind what = kind::status;
-    std::string type;  // only this resource type; empty: any
-    int page = 0;      // only this page of a search (1-based; a read is page 1); 0: any
-    int count = 1;     // how many matching requests get it; then it is spent
+    bool token = false;  // POST /token instead of FHIR data requests (type and page are then ignored)
+    std::string type;    // only this resource type; empty: any
+    int page = 0;        // only this page of a search (1-based; a read is page 1); 0: any
+    int count = 1;       // how many matching requests get it; then it is spent
     int status = 500;
     std::string retry_after;  // kind::status: the Retry-After value; empty sends none, also on a 429
     std::chrono::milliseconds delay{0};

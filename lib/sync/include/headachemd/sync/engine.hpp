@@ -119,6 +119,14 @@ struct engine_options {
     // the other process, and the patient is not marked needs_reauth.
     std::chrono::milliseconds refresh_lock_poll{50};
     std::optional<std::chrono::milliseconds> refresh_lock_wait;
+    // The timer seam (issue 18). nullptr: each wait (backoff after a
+    // failure, a wait a 429/503 asked for, the rate limiter, refresh-lock
+    // polling) is an asio::steady_timer. Set: it is called, on the engine's
+    // executor, with each wait longer than zero instead of sleeping, and
+    // the wait counts as done when it returns. A test with a manual_clock
+    // records the waits and advances its clock by them, so backoff is
+    // asserted by value and takes no real time.
+    std::function<void(std::chrono::nanoseconds)> on_wait;
     // Extra CA files are the transport's business; client secrets are read
     // from the files the config names, when the engine is built.
 };
