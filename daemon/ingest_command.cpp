@@ -37,20 +37,37 @@ int run_ingest(const ingest_args& a) {
     auto log = make_logger(a.log_level, a.log_format);
     const fs::path db_path = a.db;
     const fs::path vault_path = a.vault.empty() ? db_path.parent_path() / "vault.db" : fs::path(a.vault);
+    // Two phases, two exit codes (sysexits.h, README "Loading FHIR files"):
+    // everything up to the first batch opens, creates or checks the files
+    // (a file that is not SQLite, a read-only or newer database, a vault
+    // that does not open): EX_CANTCREAT 73, and nothing was written. Once
+    // the batches run, a store failure is the disk or a lock failing a
+    // write (full, locked past busy_timeout): EX_IOERR 74, the open batch
+    // rolled back. Whether the file existed says neither.
+    std::unique_ptr<store::vault> vault;
+    std::unique_ptr<store::analytics_db> db;
+    std::unique_ptr<ingest::ingester> ingester;
     try {
         config::daemon_settings key_source;
         if (!a.token_key_file.empty()) key_source.token_key_file = a.token_key_file;
-        const auto vault = open_locked_vault(vault_path, load_configured_token_key(key_source));
-        store::analytics_db db(db_path);
+        vault = open_locked_vault(vault_path, load_configured_token_key(key_source));
+        db = std::make_unique<store::analytics_db>(db_path);
         const auto key = vault->pseudonymization_key();
-        db.bind_pseudonym_fingerprint(store::fingerprint(key));
+        db->bind_pseudonym_fingerprint(store::fingerprint(key));
 
         ingest::options opts;
         opts.source = a.source;
         opts.store_raw = a.store_raw;
         opts.keep_fhir_patient_id = a.identifiers == "minimal";
-        ingest::ingester ingester(db, key, opts, log);
-
+        ingester = std::make_unique<ingest::ingester>(*db, key, opts, log);
+    } catch (const store::key_error& e) {
+        log->error("{}", e.what());
+        return exit_code::config;
+    } catch (const store::store_error& e) {
+        log->error("{}", e.what());
+        return exit_code::cant_create;
+    }
+    try {
         // A progress line only for a person watching, and only once the
         // input has taken a few seconds.
         ingest::progress_fn progress;
@@ -64,16 +81,13 @@ int run_ingest(const ingest_args& a) {
             };
         }
         std::vector<fs::path> inputs(a.inputs.begin(), a.inputs.end());
-        ingester.run(inputs, progress);
-        if (tty && ingester.result().seconds >= 3.0) std::fputs("\n", stderr);
-        std::cout << ingest::format_report(ingester.result()) << std::flush;
-        return ingester.result().clean() ? exit_code::ok : exit_code::data_error;
-    } catch (const store::key_error& e) {
-        log->error("{}", e.what());
-        return exit_code::config;
+        ingester->run(inputs, progress);
+        if (tty && ingester->result().seconds >= 3.0) std::fputs("\n", stderr);
+        std::cout << ingest::format_report(ingester->result()) << std::flush;
+        return ingester->result().clean() ? exit_code::ok : exit_code::data_error;
     } catch (const store::store_error& e) {
         log->error("{}", e.what());
-        return fs::exists(db_path) ? exit_code::io_error : exit_code::cant_create;
+        return exit_code::io_error;
     }
 }
 

@@ -1,5 +1,11 @@
 // `headachemd-sync ingest` end to end: the real binary on the third-party
 // Synthea and Bulk Data files, and on inputs it must refuse.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <map>
 #include <set>
@@ -235,7 +241,7 @@ TEST(IngestCli, DatabaseThatIsNotSqliteIsRefusedUntouched) {
         run_binary({"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
                     "--db", (dir / "h.db").string(), (dir / "p.ndjson").string()},
                    dir.path());
-    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(r.exit_code, 73) << r.err;  // EX_CANTCREAT: cannot be opened, nothing written
     EXPECT_NE(r.err.find("not an SQLite database"), std::string::npos) << r.err;
     EXPECT_EQ(read_file(dir / "h.db"), junk);
 }
@@ -256,9 +262,153 @@ TEST(IngestCli, ReadOnlyDatabaseIsRefusedUntouched) {
         run_binary({"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
                     "--db", db, (dir / "q.ndjson").string()},
                    dir.path());
-    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(r.exit_code, 73) << r.err;  // EX_CANTCREAT: cannot be opened, nothing written
     EXPECT_NE(r.err.find("read-only"), std::string::npos) << r.err;
     EXPECT_EQ(read_file(db), before);
+}
+
+// The exit codes of README "Loading FHIR files": 73 when the database
+// cannot be opened or created (nothing written), 74 when it failed while
+// writing (the open batch rolled back).
+
+std::vector<std::string> ingest_args(const temp_dir& dir, const fs::path& input) {
+    return {"ingest", "--token-key-file",      headachemd::test::token_key_file(dir.path()).string(),
+            "--db",   (dir / "h.db").string(), input.string()};
+}
+
+// One Patient, so that the database exists, is migrated and carries the
+// key's fingerprint: the runs below fail in their batch, not in opening.
+void create_database(const temp_dir& dir) {
+    write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n");
+    const auto r = run_binary(ingest_args(dir, dir / "p.ndjson"), dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+// One Bundle (one transaction) of `n` Observations of patient a.
+std::string observation_bundle(int n) {
+    std::string out = R"({"resourceType":"Bundle","type":"collection","entry":[)";
+    for (int i = 0; i < n; ++i) {
+        if (i > 0) out += ',';
+        out += R"({"resource":{"resourceType":"Observation","id":"o)" + std::to_string(i) +
+               R"(","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4",)"
+               R"("display":"Heart rate"}],"text":"Heart rate, measured at rest in the clinic"},)"
+               R"("subject":{"reference":"Patient/a"},"effectiveDateTime":"2024-01-02T03:04:05Z",)"
+               R"("valueQuantity":{"value":)" +
+               std::to_string(60 + i % 40) + R"(,"unit":"/min"}}})";
+    }
+    return out + "]}";
+}
+
+std::map<std::string, int> row_counts(const fs::path& db_path) {
+    SQLite::Database db(db_path.string());
+    std::map<std::string, int> out;
+    for (const auto& [type, table] : table_of_type) out[table] = table_count(db, table);
+    return out;
+}
+
+TEST(IngestCli, DatabaseWithANewerSchemaExits73Untouched) {
+    temp_dir dir;
+    create_database(dir);
+    {
+        SQLite::Database db((dir / "h.db").string(), SQLite::OPEN_READWRITE);
+        db.exec("PRAGMA user_version = 999");
+        db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+    const std::string before = read_file(dir / "h.db");
+    write_file(dir / "q.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"b\"}\n");
+    const auto r = run_binary(ingest_args(dir, dir / "q.ndjson"), dir.path());
+    EXPECT_EQ(r.exit_code, 73) << r.err;
+    EXPECT_NE(r.err.find("newer than this binary"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(dir / "h.db"), before);
+}
+
+TEST(IngestCli, DatabaseInADirectoryThatDoesNotExistExits73) {
+    temp_dir dir;
+    write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n");
+    const auto r =
+        run_binary({"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
+                    "--db", (dir / "missing" / "h.db").string(), (dir / "p.ndjson").string()},
+                   dir.path());
+    EXPECT_EQ(r.exit_code, 73) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "missing"));
+}
+
+// Runs the binary with a file-size limit (RLIMIT_FSIZE) and SIGXFSZ
+// ignored: a write past the limit then fails with EFBIG, as a write on a
+// full disk fails with ENOSPC, and SQLite reports it as an I/O error on the
+// write (os_unix.c, unixWrite). No root, no small file system needed.
+// fork + exec, because posix_spawn cannot set a resource limit; between
+// the two only async-signal-safe calls (the test process has threads).
+headachemd::test::command_result run_with_file_size_limit(std::vector<std::string> args, rlim_t limit,
+                                                          const temp_dir& dir) {
+    const std::string out_path = (dir / "stdout.txt").string(), err_path = (dir / "stderr.txt").string();
+    std::vector<std::string> all{HEADACHEMD_BINARY};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        const int in = ::open("/dev/null", O_RDONLY);
+        const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0 || err < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0)
+            ::_exit(127);
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;  // an ignored signal stays ignored across execve
+        ::sigaction(SIGXFSZ, &ignore, nullptr);
+        const struct rlimit rl { limit, limit };
+        if (::setrlimit(RLIMIT_FSIZE, &rl) != 0) ::_exit(127);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    headachemd::test::command_result r;
+    if (pid < 0) return r;
+    r.exit_code = headachemd::test::wait_exit(pid);
+    r.out = read_file(out_path);
+    r.err = read_file(err_path);
+    return r;
+}
+
+TEST(IngestCli, DiskFullDuringABatchRollsItBackAndExits74) {
+    temp_dir dir;
+    create_database(dir);
+    const auto before = row_counts(dir / "h.db");
+    // 20,000 rows in one Bundle need megabytes of WAL; every file the run
+    // opens is far smaller than the limit, so only the batch hits it.
+    write_file(dir / "big.json", observation_bundle(20000));
+    std::uintmax_t largest = 0;
+    for (const auto& e : fs::directory_iterator(dir.path()))
+        if (e.path().filename() != "big.json") largest = std::max(largest, e.file_size());
+    const rlim_t limit = largest + (512u << 10);
+    ASSERT_LT(limit, fs::file_size(dir / "big.json") / 2);
+    const auto r = run_with_file_size_limit(ingest_args(dir, dir / "big.json"), limit, dir);
+    EXPECT_EQ(r.exit_code, 74) << r.err;  // EX_IOERR: failed while writing
+    EXPECT_NE(r.err.find("big.json"), std::string::npos) << r.err;
+    EXPECT_EQ(row_counts(dir / "h.db"), before);
+    // The same input loads once the disk has room: the failure left nothing half done.
+    const auto again = run_binary(ingest_args(dir, dir / "big.json"), dir.path());
+    EXPECT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(row_counts(dir / "h.db").at("observation"), before.at("observation") + 20000);
+}
+
+TEST(IngestCli, DatabaseLockedPastTheBusyTimeoutRollsBackTheBatchAndExits74) {
+    temp_dir dir;
+    create_database(dir);
+    const auto before = row_counts(dir / "h.db");
+    write_file(dir / "q.ndjson",
+               "{\"resourceType\":\"Patient\",\"id\":\"b\"}\n{\"resourceType\":\"Patient\",\"id\":\"c\"}\n");
+    // An analyst's open write transaction, held for the whole run: ingest
+    // opens (WAL readers do not wait for a writer), then its batch waits
+    // out busy_timeout (5 s, lib/store database.cpp) for the write lock.
+    // No sleep: the lock is held until the child has exited.
+    SQLite::Database analyst((dir / "h.db").string(), SQLite::OPEN_READWRITE);
+    analyst.exec("BEGIN IMMEDIATE");
+    const auto r = run_binary(ingest_args(dir, dir / "q.ndjson"), dir.path());
+    analyst.exec("ROLLBACK");
+    EXPECT_EQ(r.exit_code, 74) << r.err;  // EX_IOERR: failed while writing
+    EXPECT_NE(r.err.find("locked"), std::string::npos) << r.err;
+    EXPECT_EQ(row_counts(dir / "h.db"), before);
 }
 
 TEST(IngestCli, NoArgumentsIsAUsageError) {

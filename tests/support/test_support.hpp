@@ -15,10 +15,19 @@
 namespace headachemd::test {
 
 // ../shared/data beside the checkout; HEADACHEMD_SHARED_DATA in the
-// environment overrides it. Tests that need it skip when it is absent.
+// environment overrides it. Tests that need it skip when it is absent,
+// except under CI=true, where they fail (HEADACHEMD_REQUIRE_SHARED).
 inline std::filesystem::path shared_data() {
     if (const char* env = std::getenv("HEADACHEMD_SHARED_DATA"); env && *env) return env;
     return HEADACHEMD_SHARED_DATA;
+}
+
+// CI=true (.ci/run sets it): a test whose input or precondition is missing
+// fails instead of skipping, because a skipped test proves nothing and a
+// green run would hide it (issue 18).
+inline bool in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci && std::string_view(ci) == "true";
 }
 
 inline std::filesystem::path fixtures() { return HEADACHEMD_FIXTURES; }
@@ -70,11 +79,17 @@ inline std::string read_file(const std::filesystem::path& p) {
 
 }  // namespace headachemd::test
 
-// Skips the current test with a clear message when shared data is missing.
-#define HEADACHEMD_REQUIRE_SHARED(sub)                                           \
-    do {                                                                         \
-        if (!std::filesystem::exists(::headachemd::test::shared_data() / (sub))) \
-            GTEST_SKIP() << "third-party test data not found at "                \
-                         << (::headachemd::test::shared_data() / (sub)).string() \
-                         << " (set HEADACHEMD_SHARED_DATA); skipping";           \
+// Skips the current test with a clear message when shared data is missing;
+// under CI=true the test fails instead, naming the missing input.
+#define HEADACHEMD_REQUIRE_SHARED(sub)                                                                    \
+    do {                                                                                                  \
+        if (!std::filesystem::exists(::headachemd::test::shared_data() / (sub))) {                        \
+            if (::headachemd::test::in_ci())                                                              \
+                GTEST_FAIL() << "third-party test data not found at "                                     \
+                             << (::headachemd::test::shared_data() / (sub)).string()                      \
+                             << " and CI=true: a missing input fails in CI (set HEADACHEMD_SHARED_DATA)"; \
+            GTEST_SKIP() << "third-party test data not found at "                                         \
+                         << (::headachemd::test::shared_data() / (sub)).string()                          \
+                         << " (set HEADACHEMD_SHARED_DATA; CI=true makes this a failure); skipping";      \
+        }                                                                                                 \
     } while (0)

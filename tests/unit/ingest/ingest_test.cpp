@@ -185,6 +185,34 @@ TEST_F(fixture, NdjsonBatchesCommitSeparately) {
     EXPECT_EQ(count("patient"), 25);
 }
 
+// SQLITE_FULL for real: max_page_count caps the database file, as a full
+// disk does (https://www.sqlite.org/pragma.html#pragma_max_page_count). The
+// batch that does not fit rolls back whole and the error says "disk is
+// full"; `ingest` turns it into exit 74 (tests/integration ingest_cli_test).
+TEST_F(fixture, ADiskFullBatchRollsBackWholeAndSaysTheDiskIsFull) {
+    ingest({file("b.json", good_bundle)});
+    const int patients_before = count("patient");
+    SQLite::Statement pages(db.sql(), "PRAGMA page_count");
+    ASSERT_TRUE(pages.executeStep());
+    db.sql().exec("PRAGMA max_page_count = " + std::to_string(pages.getColumn(0).getInt() + 2));
+    std::string lines;
+    for (int i = 0; i < 1000; ++i)
+        lines +=
+            R"({"resourceType":"Patient","id":"full)" + std::to_string(i) + R"(","gender":"female"})" + "\n";
+    const auto input = file("Patient.ndjson", lines);
+    try {
+        ingest({input});
+        ADD_FAILURE() << "a batch larger than the database may grow was written";
+    } catch (const st::store_error& e) {
+        // Our message (lib/store database.cpp), not SQLite's "database or disk is full".
+        EXPECT_NE(std::string(e.what()).find("the disk is full; nothing from the failed batch was written"),
+                  std::string::npos)
+            << e.what();
+        EXPECT_NE(std::string(e.what()).find("Patient.ndjson"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(count("patient"), patients_before);
+}
+
 TEST_F(fixture, ARejectedBundleLeavesStoredRowsUntouched) {
     ingest({file("b.json", good_bundle)});
     SQLite::Statement before(db.sql(), "SELECT raw_hash, code FROM condition WHERE id='c1'");
