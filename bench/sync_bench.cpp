@@ -501,7 +501,9 @@ int main(int argc, char** argv) {
     // High enough that the token bucket never makes a request wait: this
     // part measures latency and concurrency, not the rate limit.
     part1.requests_per_minute = 60000;
-    int repeat = 3;
+    // Best of 5: on two shared cores one disturbed run is common, and a
+    // failing benchmark is no longer run a second time (issue 18).
+    int repeat = 5;
 
     setup ecw;
     ecw.ecw = true;
