@@ -2049,8 +2049,11 @@ void spend_and_lose_once(fake_ehr& ehr, headachemd::manual_clock& clk, std::chro
         const std::string rest = r.body.substr(r.body.find("refresh_token=") + 14);
         ehr.refresh_to_patient.erase(rest.substr(0, rest.find('&')));
         if (code == "timeout") clk.advance(timeout);
+        // The erase below destroys this lambda and its captures: keep what
+        // the answer needs first (AddressSanitizer: heap-use-after-free).
+        const std::string lost = code;
         ehr.fail_by_path.erase("https://ehr.test/token");
-        return headachemd::error{code, "POST https://ehr.test:443/token: the answer was lost (" + code + ")"};
+        return headachemd::error{lost, "POST https://ehr.test:443/token: the answer was lost (" + lost + ")"};
     };
 }
 
