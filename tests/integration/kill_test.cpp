@@ -428,7 +428,7 @@ struct mode {
 // Drops every stored access token, as their expiry would.
 void expire_access_tokens(const fs::path& vault_path) {
     SQLite::Database db(vault_path.string(), SQLite::OPEN_READWRITE);
-    db.exec("UPDATE enrollment SET access_token = NULL, access_expires_at = NULL, access_scope = NULL");
+    headachemd::test::expire_access_tokens(db);
 }
 
 // The refresh windows a debug-level run logged ("refresh window N us"), in

@@ -160,8 +160,7 @@ TEST_P(private_key_jwt, KeygenThenCodeExchangeThenTwoRotatingRefreshesThroughThe
         refresh_tokens.push_back(vault.find_enrollment("hmd-1", "sandbox")->refresh_token);
         // As the access token's expiry would: the next pass refreshes
         // (issue 17 keeps a good one across engines otherwise).
-        vault.sql().exec(
-            "UPDATE enrollment SET access_token = NULL, access_expires_at = NULL, access_scope = NULL");
+        headachemd::test::expire_access_tokens(vault.sql());
     }
 
     // Check: one code exchange and two refreshes, all with accepted

@@ -199,8 +199,7 @@ TEST_F(sync_fixture, RotationSurvivesRestartsAndTheSandboxRefusesAReusedToken) {
     EXPECT_NE(rotated, original);
     // Drop the stored access tokens, as their expiry would: the next pass
     // must refresh (issue 17 keeps them across processes otherwise).
-    vault->sql().exec(
-        "UPDATE enrollment SET access_token = NULL, access_expires_at = NULL, access_scope = NULL");
+    headachemd::test::expire_access_tokens(vault->sql());
     ASSERT_EQ(pass().succeeded(), 2);  // a restart: the stored token works
     EXPECT_NE(vault->find_enrollment("hmd-1", "sandbox")->refresh_token, rotated);
 
@@ -317,8 +316,7 @@ TEST_F(sync_fixture, VaultFilesHoldNoTokenTheSandboxIssued) {
     ASSERT_EQ(pass().succeeded(), 3);
     // Drop the stored access tokens, as their expiry would: the next pass
     // must refresh (issue 17 keeps them across processes otherwise).
-    vault->sql().exec(
-        "UPDATE enrollment SET access_token = NULL, access_expires_at = NULL, access_scope = NULL");
+    headachemd::test::expire_access_tokens(vault->sql());
     ASSERT_EQ(pass().succeeded(), 3);
     const auto issued = (*ehr)->issued_tokens();
     // 3 enrolled + 2 rotations each, and at least one access token per refresh.

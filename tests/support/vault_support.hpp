@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <string>
 
+#include <SQLiteCpp/Database.h>
+
 #include "headachemd/store/token_key.hpp"
 
 namespace headachemd::test {
@@ -24,6 +26,12 @@ inline headachemd::store::token_key token_key_in(const std::filesystem::path& di
 // A `token_key_file = "…"` line for a [daemon] section.
 inline std::string token_key_toml(const std::filesystem::path& dir) {
     return "token_key_file = \"" + token_key_file(dir).string() + "\"\n";
+}
+
+// Drops every stored access token (vault version 6), as their expiry would:
+// the next job of any process must refresh.
+inline void expire_access_tokens(SQLite::Database& vault_db) {
+    vault_db.exec("UPDATE enrollment SET access_token = NULL, access_expires_at = NULL, access_scope = NULL");
 }
 
 }  // namespace headachemd::test
