@@ -112,7 +112,9 @@ void install(const temp_dir& dir, sb::server& ehr) {
     headachemd::test::write_file(dir / "client.secret", ehr.config().client_secret);
     // max_concurrent = 1: one exchange at a time, so the exchange a kill
     // fired on tells exactly whether a refresh was in flight. page_size = 3:
-    // many pages, so kills land between page writes.
+    // many pages, so kills land between page writes. No count check (not due
+    // for ten years after the first): its full pull would heal an insert a
+    // kill had lost, and the comparisons below would then never see it.
     std::string toml =
         "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
         (dir / "vault.db").string() + "\"\nlog_level = \"warn\"\n" +
@@ -120,7 +122,7 @@ void install(const temp_dir& dir, sb::server& ehr) {
         "\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\n" + "fhir_base = \"" + ehr.fhir_base() +
         "\"\nclient_id = \"" + ehr.config().client_id + "\"\nclient_secret_file = \"" +
         (dir / "client.secret").string() + "\"\nca_file = \"" + (dir / "ca.pem").string() +
-        "\"\npage_size = 3\nmax_concurrent = 1\nrequests_per_minute = 60000\ncount_check_every = \"0s\"\n";
+        "\"\npage_size = 3\nmax_concurrent = 1\nrequests_per_minute = 60000\ncount_check_every = \"3650d\"\n";
     const auto ids = ehr.patient_ids();
     for (std::size_t i = 0; i < ids.size(); ++i)
         toml += "\n[[patient]]\nkey = \"hmd-" + std::to_string(i + 1) + "\"\nehr = \"sandbox\"\n" +
@@ -445,14 +447,59 @@ struct figures {
     int kills = 0, daemon_kills = 0, idle_kills = 0, token_window_kills = 0, token_answer_kills = 0,
         completed_runs = 0, stranded = 0, changes = 0;
     int token_stored_before_kill = 0;  // kills just after a /token answer whose token was stored already
-    int stranded_outside_window = 0;
-    int late_token_kills = 0;  // kills elsewhere after which the child's /token request still arrived
+    int stranded_outside_window = 0;   // flagged needs_reauth without a kill inside their own exchange
+    int late_token_kills = 0;          // kills elsewhere after which the child's /token request still arrived
+    int spent_by_kill = 0;             // kills after which the vault held a token the server had rotated
+    int exact_checks = 0;              // runs after which the rows equalled the reference's
+    int subset_checks = 0;             // kills after which every row was one the reference had held
 };
 
 std::string describe(const mode& m) {
     return std::string(m.grace ? "reuse-grace" : "strict") + " server, access tokens " +
            (m.expire_access_each_run ? "expiring every run" : "outliving the test") +
            (m.aimed ? ", aimed and random kills" : ", random kills of sync-once");
+}
+
+using table_rows = std::map<std::string, std::vector<std::string>>;
+
+// Every row the reference has held at any data state, per table: a row a
+// killed run leaves behind must be one of them (a resource as the EHR served
+// it at some moment, never a mix or a half).
+struct rows_ever_held {
+    std::map<std::string, std::set<std::string>> rows;
+    void add(const table_rows& snapshot) {
+        for (const auto& [t, rs] : snapshot) rows[t].insert(rs.begin(), rs.end());
+    }
+    // The first row of `got` the reference never held, or empty.
+    std::string first_unknown(const table_rows& got) const {
+        for (const auto& [t, rs] : got) {
+            const auto it = rows.find(t);
+            for (const auto& r : rs)
+                if (it == rows.end() || it->second.count(r) == 0) return t + ": " + r;
+        }
+        return {};
+    }
+};
+
+// Per patient, which state the sandbox finds the vault's refresh token in
+// (issue 18, item 6: strandings are matched per patient, not against a
+// pooled budget). A patient becomes "at risk" when the vault holds a token
+// the server has rotated: only a kill inside that patient's own /token
+// exchange may cause that. At a strict server an at-risk patient must be
+// flagged needs_reauth at its next refresh (never a silent stop), and no
+// patient who is not at risk may be flagged; at a grace server the replay
+// heals it.
+struct patient_ledger {
+    std::set<std::string> at_risk;            // patient keys
+    std::map<std::string, int> window_kills;  // kills inside the patient's own /token exchange
+    std::map<std::string, int> strandings;
+};
+
+std::string patient_key_of(sb::server& ehr, const std::string& fhir_id) {
+    const auto ids = ehr.patient_ids();
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        if (ids[i] == fhir_id) return "hmd-" + std::to_string(i + 1);
+    return {};
 }
 
 figures kill_many_times(const mode& m, int kill_count, std::uint64_t seed) {
@@ -475,9 +522,26 @@ figures kill_many_times(const mode& m, int kill_count, std::uint64_t seed) {
     const auto config = (dir / "sync.toml").string();
     const auto db_path = dir / "headache.db";
     const auto vault_path = dir / "vault.db";
+
+    // The reference: an identical sandbox with the same data changes, synced
+    // without interruption after each one, so the rows are compared after
+    // every run, not only at the end.
+    sb::background_server ref(sandbox_options(ref_clock, grace));
+    temp_dir ref_dir;
+    install(ref_dir, *ref);
+    const auto ref_config = (ref_dir / "sync.toml").string();
+    rows_ever_held ever;
+    table_rows ref_rows;
+    auto sync_reference = [&] {
+        auto r = headachemd::test::run_binary({"sync-once", "--config", ref_config}, ref_dir.path());
+        EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+        ref_rows = analytics_rows(ref_dir / "headache.db");
+        ever.add(ref_rows);
+    };
+    sync_reference();
+
     std::mt19937_64 rng(seed);
     auto uniform = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-    std::vector<change> changes;
     // Events of a complete first pass (each exchange is two: request read,
     // answer written): discovery, and per patient a refresh, the Patient read
     // and every search page (page_size 3). It grows to the longest run seen.
@@ -489,10 +553,58 @@ figures kill_many_times(const mode& m, int kill_count, std::uint64_t seed) {
             max_events += 2 * std::max<int>(1, static_cast<int>((ehr->count_for(id, type) + 2) / 3));
     }
     int recent_pass_events = max_events;
-    // Whether a stranding (found later, when the spent token is replayed) may
-    // have come from one of the kills so far: only a kill inside a /token
-    // exchange can spend a token the vault does not hold.
-    int unexplained_budget = 0;
+    patient_ledger ledger;
+
+    // A patient the vault marks needs_reauth: it must have been at risk (a
+    // strict server refused the replay of a token a kill left spent). Count
+    // it and re-enroll, as a clinic would.
+    auto settle_flagged = [&](const std::set<std::string>& flagged) {
+        for (const auto& key : flagged) {
+            ++f.stranded;
+            ++ledger.strandings[key];
+            if (ledger.at_risk.erase(key) == 0) {
+                ++f.stranded_outside_window;
+                ADD_FAILURE() << key << " needs re-enrollment, but no kill landed inside its own /token "
+                              << "exchange since it last held a good token; seed " << seed;
+            }
+            reenroll(vault_path, *ehr, key);
+        }
+    };
+    // After a run: the state of each patient's vault token at the server.
+    // `o` is the kill (if any) that ended the run.
+    auto check_tokens = [&](const kill_switch::outcome& o, bool inside_token_exchange) {
+        int newly_spent = 0;
+        for (const auto& [key, token] : vault_tokens(vault_path)) {
+            using st = sb::server::refresh_token_state;
+            const st s = ehr->refresh_token_state_of(token);
+            if (s == st::live) {
+                // A grace server handed the same pair back on the replay.
+                if (ledger.at_risk.erase(key) != 0) {
+                    EXPECT_TRUE(grace) << key << ": a strict server accepted a replayed token; seed " << seed;
+                }
+            } else if (s == st::spent || s == st::revoked) {
+                // Revoked and not flagged yet: a run replayed the token and
+                // was killed before it could record the refusal. Either way
+                // the patient must already be at risk, or become so now.
+                if (ledger.at_risk.count(key) != 0) continue;
+                ++newly_spent;
+                const bool own_exchange =
+                    inside_token_exchange && patient_key_of(*ehr, ehr->last_refresh_patient()) == key;
+                EXPECT_TRUE(own_exchange)
+                    << key << "'s refresh token was spent at the server but not stored, and the kill ("
+                    << (o.fired ? o.path : std::string("none"))
+                    << ") was not inside its /token exchange; seed " << seed;
+                ledger.at_risk.insert(key);
+                ++ledger.window_kills[key];
+            } else {
+                ADD_FAILURE() << key << " holds a refresh token the server "
+                              << (s == st::unknown ? "never issued" : "lets expire") << "; seed " << seed;
+            }
+        }
+        // One exchange at a time: one kill can spend at most one token.
+        EXPECT_LE(newly_spent, 1) << "seed " << seed;
+        if (newly_spent > 0) ++f.spent_by_kill;
+    };
 
     if (!m.aimed) {
         // One clean pass first: every patient holds an access token from then on.
@@ -541,23 +653,30 @@ figures kill_many_times(const mode& m, int kill_count, std::uint64_t seed) {
         const int code = headachemd::test::wait_exit(pid);
         max_events = std::max(max_events, o.events);
         if (!o.fired || o.path == "(idle)") recent_pass_events = std::max(o.events, 1);
+        bool inside_token_exchange = false;
+        // A run whose pass ended: sync-once that finished before its kill
+        // moment, or the daemon killed idle after its first pass.
+        bool pass_completed = false;
         if (o.fired) {
             EXPECT_EQ(code, 128 + SIGKILL) << "seed " << seed;
             ++f.kills;
             if (daemon) ++f.daemon_kills;
-            if (o.path == "(idle)") ++f.idle_kills;
+            if (o.path == "(idle)") {
+                ++f.idle_kills;
+                pass_completed = true;
+            }
             if (o.path != "/token" && o.late_token_request) {
                 // Inside the window after all: the request was on the wire.
                 ++f.late_token_kills;
                 ++f.token_window_kills;
-                ++unexplained_budget;
+                inside_token_exchange = true;
             } else if (o.path == "/token") {
                 ++f.token_window_kills;
+                inside_token_exchange = true;
                 if (o.after_answer) ++f.token_answer_kills;
-                ++unexplained_budget;
-                // One patient at a time, in config order, each refreshed once
-                // per run: the n-th /token request is patient hmd-n's.
-                const std::string key = "hmd-" + std::to_string(o.token_request);
+                // One patient at a time: the token the killed exchange spent
+                // is the patient's whose refresh the server saw last.
+                const std::string key = patient_key_of(*ehr, ehr->last_refresh_patient());
                 const auto before = tokens_before.find(key);
                 if (o.after_answer && before != tokens_before.end() &&
                     vault_tokens(vault_path)[key] != before->second)
@@ -570,28 +689,41 @@ figures kill_many_times(const mode& m, int kill_count, std::uint64_t seed) {
             // The run ended before its kill moment: it must have completed
             // cleanly, every patient ok or flagged for re-enrollment.
             ++f.completed_runs;
+            pass_completed = true;
             const auto out = headachemd::test::read_file(dir / "stdout.txt");
             EXPECT_TRUE(code == 0 || code == 75) << "seed " << seed << " exit " << code << "\n"
                                                  << out << headachemd::test::read_file(dir / "stderr.txt");
             const auto flagged = check_completed_run(out);
             EXPECT_EQ(flagged, needing_reauth(vault_path)) << "seed " << seed;
         }
+
+        // The rows, after every run. Every table intact, every row one the
+        // reference has held; after a whole pass in which nobody needed
+        // re-enrollment, exactly the reference's rows (nothing lost, nothing
+        // left over), before any count check or full pull could heal them.
+        EXPECT_EQ(integrity(db_path), "ok") << "seed " << seed;
+        const auto rows_now = analytics_rows(db_path);
+        const auto flagged = needing_reauth(vault_path);
+        if (pass_completed && flagged.empty()) {
+            ++f.exact_checks;
+            EXPECT_TRUE(rows_now == ref_rows) << "rows differ from the reference after a whole pass ("
+                                              << f.kills << " kills so far); seed " << seed;
+        } else {
+            ++f.subset_checks;
+            const std::string unknown = ever.first_unknown(rows_now);
+            EXPECT_EQ(unknown, "") << "a row the EHR never served, after kill " << f.kills << "; seed "
+                                   << seed;
+        }
+
+        // Strandings, per patient.
+        settle_flagged(flagged);
+        check_tokens(o, inside_token_exchange);
         if (::testing::Test::HasFailure()) {
             ADD_FAILURE() << "kill test failed with HEADACHEMD_KILL_SEED=" << seed << " after " << f.kills
                           << " kills";
             return f;
         }
-        // A patient stranded by an earlier kill shows up once a run replays
-        // the spent token: needs_reauth in the vault. Re-enroll, as a clinic
-        // would, and count it.
-        for (const auto& key : needing_reauth(vault_path)) {
-            ++f.stranded;
-            if (unexplained_budget > 0)
-                --unexplained_budget;
-            else
-                ++f.stranded_outside_window;
-            reenroll(vault_path, *ehr, key);
-        }
+
         // Now and then the EHR's data changes between runs, so later runs
         // have new and changed rows to write while they are killed.
         if (uniform(0, 1) == 0) {
@@ -610,27 +742,27 @@ figures kill_many_times(const mode& m, int kill_count, std::uint64_t seed) {
                     existing[static_cast<std::size_t>(uniform(0, static_cast<int>(existing.size()) - 1))];
             }
             apply(*ehr, clock, c);
-            changes.push_back(c);
+            apply(*ref, ref_clock, c);
+            sync_reference();
             ++f.changes;
         }
     }
 
-    // A check run without kills: a patient still holding a spent token (a
-    // kill in the window whose replay no run has made yet) must show as
-    // NEEDS RE-ENROLLMENT, never fail silently.
-    if (m.expire_access_each_run) expire_access_tokens(vault_path);
+    // A check run without kills, every patient refreshing: a patient still
+    // holding a spent token (a kill in its window whose replay no run has
+    // made yet) must show as NEEDS RE-ENROLLMENT, never fail silently.
+    expire_access_tokens(vault_path);
     auto check = headachemd::test::run_binary({"sync-once", "--config", config}, dir.path());
     EXPECT_TRUE(check.exit_code == 0 || check.exit_code == 75) << check.out << check.err;
     const auto flagged = check_completed_run(check.out);
     EXPECT_EQ(flagged, needing_reauth(vault_path));
-    for (const auto& key : flagged) {
-        ++f.stranded;
-        if (unexplained_budget > 0)
-            --unexplained_budget;
-        else
-            ++f.stranded_outside_window;
-        reenroll(vault_path, *ehr, key);
-    }
+    settle_flagged(flagged);
+    check_tokens({}, false);
+    // Every patient a kill left at risk has been flagged (strict) or healed
+    // by the replay (grace): none is left holding a spent token.
+    EXPECT_TRUE(ledger.at_risk.empty()) << "seed " << seed;
+    for (const auto& [key, n] : ledger.strandings)
+        EXPECT_LE(n, ledger.window_kills[key]) << key << ", seed " << seed;
 
     // The final uninterrupted run completes every patient...
     auto final_run = headachemd::test::run_binary({"sync-once", "--config", config}, dir.path());
@@ -653,21 +785,11 @@ figures kill_many_times(const mode& m, int kill_count, std::uint64_t seed) {
         << tokens_work.out;
     EXPECT_TRUE(needing_reauth(vault_path).empty());
 
-    // The reference: an identical sandbox with the same changes, synced once
-    // without interruption.
-    sb::background_server ref(sandbox_options(ref_clock, grace));
-    for (const auto& c : changes) apply(*ref, ref_clock, c);
-    temp_dir ref_dir;
-    install(ref_dir, *ref);
-    auto ref_run = headachemd::test::run_binary({"sync-once", "--config", (ref_dir / "sync.toml").string()},
-                                                ref_dir.path());
-    EXPECT_EQ(ref_run.exit_code, 0) << ref_run.out << ref_run.err;
-
     EXPECT_EQ(integrity(db_path), "ok");
     EXPECT_EQ(integrity(ref_dir / "headache.db"), "ok");
     EXPECT_EQ(integrity(vault_path), "ok");
     const auto got = analytics_rows(db_path);
-    const auto want = analytics_rows(ref_dir / "headache.db");
+    const auto& want = ref_rows;
     EXPECT_EQ(got.size(), want.size());
     std::size_t rows = 0;
     for (const auto& [table, want_rows] : want) {
@@ -704,10 +826,15 @@ figures kill_many_times(const mode& m, int kill_count, std::uint64_t seed) {
               << " inside a /token exchange (" << f.late_token_kills
               << " of them aimed elsewhere, with the child's /token request already sent), "
               << f.token_answer_kills << " of them just after the answer was written, "
-              << f.token_stored_before_kill << " of those with the new token already in the vault), "
+              << f.token_stored_before_kill << " of those with the new token already in the vault; "
+              << f.spent_by_kill << " left the patient's vault token spent at the server), "
               << f.completed_runs << " runs completed before their kill moment, " << f.changes
-              << " data changes, " << f.stranded << " patients stranded (re-enrolled), " << rows
-              << " rows equal to the reference\n";
+              << " data changes, " << f.stranded
+              << " patients stranded (re-enrolled), each after a kill in its "
+              << "own exchange; rows checked after every run: " << f.exact_checks
+              << " times equal to the reference, " << f.subset_checks
+              << " times all rows the reference held; " << rows
+              << " rows equal to the reference at the end\n";
     return f;
 }
 

@@ -810,6 +810,7 @@ http_response app::token_refresh(const params& form, time_point now) {
     if (it == refresh_tokens_.end()) return oauth_error(400, "invalid_grant", "Unknown refresh token");
     refresh_token& rt = it->second;
     grant& g = grants_.at(rt.grant);
+    last_refresh_patient_ = g.patient_id;
     if (g.revoked) return oauth_error(400, "invalid_grant", "The grant was revoked");
     if (now >= rt.expires) return oauth_error(400, "invalid_grant", "Refresh token expired");
     if (rt.rotated) {
@@ -1272,6 +1273,23 @@ std::vector<std::string> app::issued_tokens() const {
     for (const auto& [token, _] : refresh_tokens_) out.push_back(token);
     for (const auto& [token, _] : access_tokens_) out.push_back(token);
     return out;
+}
+
+std::string app::last_refresh_patient() const {
+    std::lock_guard lock(mu_);
+    return last_refresh_patient_;
+}
+
+server::refresh_token_state app::refresh_token_state_of(const std::string& token) const {
+    std::lock_guard lock(mu_);
+    const time_point now = opts_.now();
+    const auto it = refresh_tokens_.find(token);
+    if (it == refresh_tokens_.end()) return server::refresh_token_state::unknown;
+    // The same order of checks as token_refresh: a revoked grant first.
+    if (grants_.at(it->second.grant).revoked) return server::refresh_token_state::revoked;
+    if (now >= it->second.expires) return server::refresh_token_state::expired;
+    if (it->second.rotated) return server::refresh_token_state::spent;
+    return server::refresh_token_state::live;
 }
 
 void app::add_scripted_fault(scripted_fault f) {

@@ -87,6 +87,8 @@ public:
     counters stats() const;
     void reset_counters();
     std::vector<std::string> issued_tokens() const;
+    server::refresh_token_state refresh_token_state_of(const std::string& token) const;
+    std::string last_refresh_patient() const;
     void note_reset_or_truncation(transport_fault f);  // and the start of a stall or interim flood
     void note_handshake(bool ok);
 
@@ -186,6 +188,7 @@ private:
     std::string token_echo_error_;
 
     std::uint64_t next_grant_ = 1;
+    std::string last_refresh_patient_;  // crash-test control: see server::last_refresh_patient
     std::uint64_t issued_since_purge_ = 0;
     std::unordered_map<std::uint64_t, grant> grants_;
     std::unordered_map<std::string, access_token> access_tokens_;

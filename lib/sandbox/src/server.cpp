@@ -480,6 +480,10 @@ bool server::wait_until_no_connections(std::chrono::milliseconds timeout) {
     return impl_->sessions_closed.wait_for(lock, timeout, [this] { return impl_->closers.empty(); });
 }
 std::vector<std::string> server::issued_tokens() const { return impl_->logic.issued_tokens(); }
+std::string server::last_refresh_patient() const { return impl_->logic.last_refresh_patient(); }
+server::refresh_token_state server::refresh_token_state_of(const std::string& token) const {
+    return impl_->logic.refresh_token_state_of(token);
+}
 
 std::vector<std::string> server::patient_ids() const { return impl_->logic.patient_ids(); }
 std::map<std::string, std::size_t> server::count_by_type() const { return impl_->logic.count_by_type(); }

@@ -286,12 +286,19 @@ TEST(SandboxOauth, RefreshRotatesAndAReusedTokenRevokesTheGrant) {
     EXPECT_NE(rt1, rt2);
     EXPECT_EQ(r2.json().at("patient").as_string(), patient);
     ASSERT_EQ(c->get("/fhir/Patient/" + patient, access2).status, 200);
+    using state = sbx::server::refresh_token_state;
+    EXPECT_EQ(s.srv().refresh_token_state_of(rt0), state::spent);
+    EXPECT_EQ(s.srv().refresh_token_state_of(rt1), state::spent);
+    EXPECT_EQ(s.srv().refresh_token_state_of(rt2), state::live);
+    EXPECT_EQ(s.srv().refresh_token_state_of("never-issued"), state::unknown);
+    EXPECT_EQ(s.srv().last_refresh_patient(), patient);
     const reply reuse = sbx::test::refresh(*c, s.srv().config(), rt0);
     // Check: the reuse fails, and the whole grant is gone with it.
     EXPECT_EQ(reuse.status, 400);
     EXPECT_EQ(error_of(reuse), "invalid_grant");
     EXPECT_EQ(error_of(sbx::test::refresh(*c, s.srv().config(), rt2)), "invalid_grant");
     EXPECT_EQ(c->get("/fhir/Patient/" + patient, access2).status, 401);
+    EXPECT_EQ(s.srv().refresh_token_state_of(rt2), state::revoked);
 }
 
 TEST(SandboxOauth, ReuseGraceReturnsTheSamePairWithinAMinute) {

@@ -333,6 +333,16 @@ public:
     // and every access token not yet purged: for tests that search files
     // and logs for a token that must not be there.
     std::vector<std::string> issued_tokens() const;
+    // What a refresh grant with `token` would meet now. A crash test reads
+    // it for the token a killed client left in its vault: `spent` means the
+    // server rotated it in an exchange whose answer the client never stored,
+    // so the next refresh replays it (a strict server then revokes the grant).
+    enum class refresh_token_state { unknown, live, spent, revoked, expired };
+    refresh_token_state refresh_token_state_of(const std::string& token) const;
+    // The patient whose refresh token the latest refresh grant presented
+    // (known tokens only; empty before the first). With one client exchange
+    // at a time, it names whose exchange a kill inside /token interrupted.
+    std::string last_refresh_patient() const;
 
     // ---- Crash-test control ----------------------------------------------
     // Called on a server thread at two moments of every exchange: once the
