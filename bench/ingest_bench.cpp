@@ -51,7 +51,7 @@ using clock_type = std::chrono::steady_clock;
 // end-to-end / floor. Measured on the 2-core development machine shared
 // with three builds (load average 6), 2026-12-05: 8.1 to 10.3 with
 // store_raw off, 15.9 on; each limit is the highest measured x1.5, rounded
-// down (README "Benchmarks"). The issue measured about 4x on a quieter
+// down (docs/dev/benchmarks.md). The issue measured about 4x on a quieter
 // machine: a ratio creeping towards these limits is a regression, not noise.
 constexpr double ratio_limit_raw_off = 15.0;
 constexpr double ratio_limit_raw_on = 24.0;

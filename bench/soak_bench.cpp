@@ -53,7 +53,7 @@
 //                   [--daemon PATH] [--dir DIR] [--faults X] [--verbose]
 //   defaults (CI, about 80 s on 2 cores): 1000 patients, interval from
 //   sync-once, 30 s, idle window 10 s: two cycles of `run`, the idle window
-//   in the gap after the first. The README's 10,000-patient run:
+//   in the gap after the first. docs/dev/benchmarks.md's 10,000-patient run:
 //   --patients 10000 --interval 420 --seconds 1000 --idle-seconds 60.
 //   HEADACHEMD_SOAK_PATIENTS / _SECONDS / _INTERVAL / _IDLE_SECONDS set the
 //   same; flags win. --seconds: the run goes on to the first gap after it.

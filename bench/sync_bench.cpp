@@ -306,7 +306,7 @@ figures run_pass(const setup& s) {
 }
 
 // Calls per patient in one pass, by kind, from the audit log the engine
-// writes for every request (README "Audit log").
+// writes for every request (docs/admin/monitoring.md "Audit log").
 struct call_mix {
     double token = 0, reads = 0, searches = 0, pages = 0, counts = 0, other = 0;
     double total() const { return token + reads + searches + pages + counts + other; }

@@ -34,8 +34,12 @@ install(CODE [[
 install(FILES systemd/headachemd-sync.sysusers DESTINATION lib/sysusers.d RENAME headachemd-sync.conf)
 install(FILES systemd/headachemd-sync.tmpfiles DESTINATION lib/tmpfiles.d RENAME headachemd-sync.conf)
 install(FILES config.example.toml DESTINATION /etc/headachemd RENAME sync.toml.example)
+# The docs keep the repository's tree (README.md, docs/, schema/README.md),
+# so that their relative links, which the docs_links test checks in the
+# source tree, resolve in the installed copy as well.
 install(FILES README.md DESTINATION ${HEADACHEMD_DOCDIR})
-install(FILES schema/README.md DESTINATION ${HEADACHEMD_DOCDIR} RENAME schema.md)
+install(DIRECTORY docs/ DESTINATION ${HEADACHEMD_DOCDIR}/docs)
+install(FILES schema/README.md DESTINATION ${HEADACHEMD_DOCDIR}/schema)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME headachemd-sync)

@@ -204,7 +204,7 @@ void add_audit_command(CLI::App& app, int* exit_code) {
         "  headachemd-sync audit --json --since 1d | jq 'select(.outcome != \"ok\")'\n"
         "One line per event, oldest first: an aligned table on a terminal, tab-separated with a header\n"
         "line otherwise (for sort, awk, spreadsheets), or JSON lines with --json. Reads vault.db\n"
-        "read-only; needs no token key. Columns: README \"Audit log\".\n"
+        "read-only; needs no token key. Columns: docs/admin/monitoring.md \"Audit log\".\n"
         "Exit status: 0 printed, 64 bad option, 66 no vault or no audit log, 78 bad config.");
     cmd->add_option("-c,--config", args->config, "configuration file")->capture_default_str();
     cmd->add_option("--since", args->since, "events from this date, UTC time, or duration ago (7d, 12h)");

@@ -37,7 +37,7 @@ int run_ingest(const ingest_args& a) {
     auto log = make_logger(a.log_level, a.log_format);
     const fs::path db_path = a.db;
     const fs::path vault_path = a.vault.empty() ? db_path.parent_path() / "vault.db" : fs::path(a.vault);
-    // Two phases, two exit codes (sysexits.h, README "Loading FHIR files"):
+    // Two phases, two exit codes (sysexits.h, docs/admin/ingest.md):
     // everything up to the first batch opens, creates or checks the files
     // (a file that is not SQLite, a read-only or newer database, a vault
     // that does not open): EX_CANTCREAT 73, and nothing was written. Once

@@ -839,8 +839,8 @@ std::string state_text(const sync::patient_health& h) {
 }
 
 // The last-error column. A patient marked after an interrupted refresh says
-// so, whatever the last job wrote: the admin's next step differs (README,
-// "When a patient needs re-enrollment").
+// so, whatever the last job wrote: the admin's next step differs (docs/admin/
+// operations.md, "When a patient needs re-enrollment").
 std::string last_error_text(const patient_report& r, const store::status_row* w) {
     if (r.health.reauth_reason == "interrupted_refresh")
         return "interrupted refresh: the EHR refused the token after a refresh that never finished here; "

@@ -1,4 +1,4 @@
--- Version 4: [privacy] identifiers is enforced (README, "Security model").
+-- Version 4: [privacy] identifiers is enforced (docs/admin/security.md).
 --
 -- Until version 3 `patient.id` held the EHR's FHIR patient id, whatever the
 -- setting. From now on `patient.id` is a keyed hash of (source, FHIR patient

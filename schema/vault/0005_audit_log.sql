@@ -4,7 +4,7 @@
 -- request, including refused ones and transport failures) and per change of
 -- an enrollment (enroll, a refused enrollment, needs_reauth, rekey, unenroll).
 -- HIPAA 45 CFR 164.312(b) asks for audit controls that record activity in
--- systems holding ePHI; this is ours. Column meanings: README "Audit log".
+-- systems holding ePHI; this is ours. Column meanings: docs/admin/monitoring.md "Audit log".
 --
 -- What is never stored here: tokens, authorization codes, URLs (a query
 -- string may hold the FHIR patient id), names, or payloads. A page is named
@@ -18,7 +18,7 @@ CREATE TABLE audit_event (
                   CHECK (time GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]Z'),
     patient_key   TEXT,              -- NULL for calls made for an EHR as a whole (discovery, metadata)
     ehr           TEXT,              -- the [[ehr]] name; NULL for vault-wide changes (rekey)
-    action        TEXT NOT NULL,     -- token.refresh, fhir.search, enroll, ... (README "Audit log")
+    action        TEXT NOT NULL,     -- token.refresh, fhir.search, enroll, ... (docs/admin/monitoring.md "Audit log")
     resource_type TEXT,              -- the FHIR type asked for; NULL for token and enrollment events
     page          INTEGER,           -- 1 for a search's first page, 2 for the next, ...
     http_status   INTEGER,           -- NULL when no HTTP answer came (transport error, refused origin)

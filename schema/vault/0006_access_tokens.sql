@@ -24,8 +24,8 @@ ALTER TABLE enrollment ADD COLUMN access_scope TEXT;       -- the scopes the tok
 -- entry that matches the stored token at the next refresh therefore means
 -- that a process died with a refresh in flight: the token may have been
 -- rotated away. It is tried once, and an invalid_grant then marks the
--- patient with needs_reauth_reason 'interrupted_refresh' (README, "When a
--- patient needs re-enrollment").
+-- patient with needs_reauth_reason 'interrupted_refresh' (docs/admin/
+-- operations.md, "When a patient needs re-enrollment").
 ALTER TABLE enrollment ADD COLUMN refresh_started_at TEXT;
 ALTER TABLE enrollment ADD COLUMN refresh_started_hash TEXT;  -- SHA-256 of the token, first 128 bits, hex
 

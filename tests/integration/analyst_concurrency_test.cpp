@@ -1,5 +1,5 @@
 // Analysts never block the daemon, and the daemon never blocks analysts
-// (issue 6, item 5; README "Reading while the daemon runs").
+// (issue 6, item 5; docs/analyst/guide.md "Reading while the daemon runs").
 //
 // The deployment is modelled as the systemd unit and tmpfiles.d make it:
 // the daemon runs as its own user (not root), the state directory is 0750
@@ -76,7 +76,7 @@ bool read_command(std::string& line) {
     }
 }
 
-// An analyst's session: opened read-only, as the README tells analysts to.
+// An analyst's session: opened read-only, as docs/analyst/guide.md tells analysts to.
 // Commands: begin (BEGIN, then the count, which pins the snapshot), count,
 // commit, close. Each answer is one line: "count N", "ok", "closed" or
 // "error MESSAGE".
@@ -284,7 +284,7 @@ struct analyst_fixture : ::testing::Test {
 
     void SetUp() override {
         if (::geteuid() != 0) {
-            // The README's fault matrix cites these tests: in CI they must
+            // The fault matrix (docs/dev/testing.md) cites these tests: in CI they must
             // run, so a missing precondition there fails instead of skipping.
             if (headachemd::test::in_ci())
                 FAIL() << "needs root (the daemon and the analyst run as two other users), and CI=true "

@@ -1,4 +1,4 @@
-// The fault matrix (issue 6, README "Fault matrix"): the sync engine against
+// The fault matrix (issue 6, docs/dev/testing.md "Fault matrix"): the sync engine against
 // the sandbox EHR over loopback TLS, one test per condition, each asserting
 // what the pass reports and what headache.db (and the vault) then hold.
 // Cases already proven in sync_sandbox_test.cpp are not repeated here: a 401

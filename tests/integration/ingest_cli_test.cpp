@@ -267,7 +267,7 @@ TEST(IngestCli, ReadOnlyDatabaseIsRefusedUntouched) {
     EXPECT_EQ(read_file(db), before);
 }
 
-// The exit codes of README "Loading FHIR files": 73 when the database
+// The exit codes of docs/admin/ingest.md: 73 when the database
 // cannot be opened or created (nothing written), 74 when it failed while
 // writing (the open batch rolled back).
 

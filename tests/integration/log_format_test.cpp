@@ -1,4 +1,4 @@
-// The real binary's log forms (README "Logs"): `--log-format json` gives
+// The real binary's log forms (docs/admin/monitoring.md "Logs"): `--log-format json` gives
 // one parsable object per line even at trace level and on error paths,
 // `journald` gives a priority prefix on every line, and a newline inside
 // text the EHR sent cannot forge a log line.

@@ -90,13 +90,13 @@ std::optional<file_problem> mode_problem(file_kind kind, unsigned mode, unsigned
     // Any owner may chmod its file: the mode means nothing unless the owner
     // is root (systemd credentials, packaged files) or the daemon itself.
     if (owner_uid != 0 && owner_uid != process_uid) {
-        return problem(
-            problem_kind::foreign_owner,
-            name + " is owned by uid " + std::to_string(owner_uid) +
-                ", neither root nor this process's user (uid " + std::to_string(process_uid) +
-                "), who could change it at will",
-            "chown root " + path.string() + "; or, if uid " + std::to_string(owner_uid) +
-                " is the daemon's own user, run this command as that user (README: the hmd wrapper)");
+        return problem(problem_kind::foreign_owner,
+                       name + " is owned by uid " + std::to_string(owner_uid) +
+                           ", neither root nor this process's user (uid " + std::to_string(process_uid) +
+                           "), who could change it at will",
+                       "chown root " + path.string() + "; or, if uid " + std::to_string(owner_uid) +
+                           " is the daemon's own user, run this command as that user (docs/admin/install.md: "
+                           "the hmd wrapper)");
     }
     return std::nullopt;
 }

@@ -165,7 +165,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // (appended at each page commit and at the end of the job).
         std::vector<store::audit_event> audit;
         std::string fhir_patient_id;  // to keep it out of sync_status under identifiers = "none"
-        // Per job (reset when it starts). README: a 401 gets one refresh; a
+        // Per job (reset when it starts). docs/admin/operations.md: a 401 gets one refresh; a
         // second 401 in the same job fails it, whatever type it came from.
         bool refreshed_for_401 = false;
         // Resources read in this job, every page and type (max_resources_per_patient).
@@ -275,7 +275,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         buf.push_back(std::move(ev));
     }
 
-    // Appends buffered events to vault.db (README "Audit log", durability).
+    // Appends buffered events to vault.db (docs/admin/monitoring.md "Audit log", durability).
     // `deferred`: committed to the WAL without an fsync, which a crash of
     // the process does not lose; used at each page commit. `full`: fsynced,
     // which makes every earlier deferred commit durable too (WAL frames
@@ -686,8 +686,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     // only a new enrollment helps. Logged once, here. After an
                     // interrupted refresh the likely cause is ours: the EHR
                     // rotated the token and the process died before storing
-                    // the new one; the reason says so (README, "When a patient
-                    // needs re-enrollment").
+                    // the new one; the reason says so (docs/admin/operations.md,
+                    // "When a patient needs re-enrollment").
                     const std::string reason = interrupted ? "interrupted_refresh" : "invalid_grant";
                     if (interrupted) ++per_ehr.refresh_interrupted;
                     vault.set_needs_reauth(enr.patient_key, enr.ehr, true, now_text(), reason);
@@ -778,7 +778,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         enr.interrupted_refresh_since.clear();
     }
 
-    // The refresh window (README "Crash safety"): from sending a refresh to
+    // The refresh window (docs/dev/testing.md "Crash safety"): from sending a refresh to
     // the new token being durable. Kept for the log at debug level and the
     // kill test's figures.
     void note_refresh_window(const store::enrollment& enr, std::chrono::steady_clock::duration d) {
@@ -1165,7 +1165,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 }
                 tx.commit();
                 // The page's events follow its rows into a file: a crash loses
-                // at most the events of the page in flight (README "Audit log").
+                // at most the events of the page in flight (docs/admin/monitoring.md "Audit log").
                 flush_audit(ps.audit, store::audit_sync::deferred);
             } catch (const std::runtime_error& failure) {
                 // SQLite::Exception and store_error; SQLite's messages name
@@ -1553,8 +1553,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // The daemon's connection stays open for days, so SQLite's
         // checkpoint on close never comes; an analyst who held a snapshot
         // through the pass left the WAL grown. Give it back now if nobody
-        // reads (never waits for a reader; README "Reading while the daemon
-        // runs").
+        // reads (never waits for a reader; docs/analyst/guide.md "Reading while
+        // the daemon runs").
         db.checkpoint_unless_read();
         co_return out;
     }

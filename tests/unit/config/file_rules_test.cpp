@@ -44,7 +44,7 @@ std::optional<files::file_problem> rule(file_kind kind, unsigned mode, unsigned 
 
 TEST(file_rule, config_may_be_read_by_anyone_but_written_by_its_owner_only) {
     // A root-owned 0644 /etc/headachemd/sync.toml is normal; 0640
-    // root:headachemd is what the README installs.
+    // root:headachemd is what docs/admin/install.md installs.
     EXPECT_FALSE(rule(file_kind::config, 0644));
     EXPECT_FALSE(rule(file_kind::config, 0640));
     EXPECT_FALSE(rule(file_kind::config, 0600, daemon_uid));

@@ -1,4 +1,4 @@
-// The process logger's output forms (README "Operations: logs"):
+// The process logger's output forms (docs/admin/monitoring.md "Logs"):
 //   journald  "<N>level: message": N is the syslog priority, which journald
 //             stores as PRIORITY (sd-daemon(3)); journald adds the time.
 //   text      "2026-01-02T03:04:05.678Z warning: message", the level in

@@ -36,8 +36,8 @@ result<configuration> parse_configuration(std::string_view json);
 result<configuration> parse_capability_oauth_uris(std::string_view json);
 
 // What a token response may hold, in bytes. A value over its cap is data
-// from a broken or hostile server, refused before anything uses it (README
-// "Fault matrix"). Real EHR access tokens are JWTs of a few KiB (Epic's are
+// from a broken or hostile server, refused before anything uses it (docs/dev/
+// testing.md "Fault matrix"). Real EHR access tokens are JWTs of a few KiB (Epic's are
 // the largest we know, about 2-3 KiB); 16 KiB leaves room for that and stays
 // far below what an HTTP header can carry (Beast refuses a field value over
 // 64 KiB with "field value too large", and many servers 8 KiB of headers).

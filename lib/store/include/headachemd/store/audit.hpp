@@ -34,7 +34,7 @@
 
 namespace headachemd::store {
 
-// The actions an event can record (README "Audit log" explains each).
+// The actions an event can record (docs/admin/monitoring.md "Audit log" explains each).
 namespace audit_action {
 inline constexpr std::string_view discovery = "discovery";            // .well-known/smart-configuration
 inline constexpr std::string_view metadata = "metadata";              // the CapabilityStatement
