@@ -40,6 +40,7 @@
 #include "headachemd/sync/enroll.hpp"
 #include "headachemd/sync/metrics.hpp"
 #include "headachemd/sync/policy.hpp"
+#include "headachemd/sync/scheduler.hpp"
 #include "http_options.hpp"
 #include "logging.hpp"
 #include "notify.hpp"
@@ -283,295 +284,297 @@ int sync_once(const common_args& a) {
 
 // The daemon: every patient is synced when due (its EHR's interval, with
 // jitter); SIGTERM stops new requests and exits 0 once the open page is
-// written or abandoned; SIGHUP reloads the config between passes.
-int run_daemon(const common_args& a) {
-    int rc = exit_code::ok;
-    auto rt = open_runtime(a.config, a.log_level, a.log_format, rc);
-    if (!rt) return rc;
-    asio::io_context io;
-    system_clock clk;
-    std::mt19937_64 rng(std::random_device{}());
-    bool stop_requested = false, reload_requested = false;
-    // systemd Type=notify: READY, STATUS progress, WATCHDOG, STOPPING, RELOADING.
-    auto notify = notifier::from_environment();
-    watchdog_timer watchdog(io.get_executor(), notify);
-    int pass_no = 0;
-    std::size_t pass_total = 0;
-    // Counts only: a whole pass_result would hold every patient's outcome
-    // until the pass ends (bench/soak: memory must not grow with patients).
-    int progress_done = 0, progress_failed = 0;
-    // When each patient runs next. Written to sync_status as well, so that
-    // `status` in another process shows the real schedule.
-    std::map<std::pair<std::string, std::string>, sync::sys_time> due;
-    auto publish_next_run = [&](const std::string& key, const std::string& ehr, sync::sys_time when) {
-        try {
-            store::sync_state(*rt->db).set_next_run(ehr, key, store::utc_timestamp(when));
-        } catch (const std::exception& e) {
-            rt->log->error("cannot record the next run of patient {}: {}", key, e.what());
+// written or abandoned; SIGHUP reloads the config between passes. What runs
+// when is sync::scheduler's decision (pure, tested step by step); this shell
+// performs its actions and owns the I/O: signals, timers, the listeners,
+// the engine, sd_notify and the writes of due times to sync_status.
+class daemon_loop {
+public:
+    daemon_loop(runtime& rt, std::string config_path)
+        : rt_(rt),
+          config_path_(std::move(config_path)),
+          rng_(std::random_device{}()),
+          notify_(notifier::from_environment()),
+          watchdog_(io_.get_executor(), notify_),
+          schedule_(scheduler_options(rt.cfg), [this] { return rng_(); }),
+          idle_(io_),
+          signals_(io_, SIGINT, SIGTERM, SIGHUP) {
+        engine_opts_.pass_details = false;  // on_patient_done reads them; the pass log needs counts only
+        engine_opts_.on_patient_done = [this](const sync::patient_result& p) { job_done(p); };
+        make_engine();
+    }
+
+    int run() {
+        signals_.async_wait([this](const boost::system::error_code& ec, int sig) { on_signal(ec, sig); });
+        if (const int rc = start_listeners(); rc != exit_code::ok) return rc;
+        run_on_io(io_, [this]() -> awaitable<void> { co_await loop(); });
+        rt_.log->info("stopped");
+        return exit_code::ok;
+    }
+
+private:
+    static sync::scheduler::options scheduler_options(const config::config& cfg) {
+        sync::scheduler::options o;
+        o.idle_close_after = http_options_for(cfg).idle_timeout;
+        return o;
+    }
+
+    void make_engine() {
+        http_ = std::make_unique<http::client>(io_.get_executor(), http_options_for(rt_.cfg));
+        engine_ = std::make_unique<sync::engine>(io_.get_executor(), rt_.cfg, *http_, *rt_.db, *rt_.vault,
+                                                 clk_, rt_.log, engine_opts_);
+    }
+
+    void on_signal(const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+            rt_.log->info("SIGHUP: the config will be reloaded after the running jobs");
+            reload_requested_ = true;
+        } else {
+            rt_.log->info("stopping: no new requests; the open page is finished or rolled back");
+            notify_.stopping("stopping: finishing the open page");
+            stop_requested_ = true;
+            loop_running_ = false;
+            engine_->stop();
         }
-    };
-    // After each job: the regular run, or earlier to keep the refresh
-    // token alive (DESIGN.md "Tokens"; sync::keepalive_planner).
-    sync::keepalive_planner keepalive;
-    auto reschedule = [&](const sync::patient_result& p) {
-        const auto* e = rt->cfg.find_ehr(p.ehr);
-        const auto interval = e ? e->interval : std::chrono::seconds(std::chrono::hours(6));
-        const auto now = clk.now();
-        // A failed job is retried sooner than a successful one repeats, but
-        // not in a tight loop; a rate-limited one when the EHR's hold ends.
-        const auto regular = p.ok ? sync::next_run(now, interval, rng())
-                                  : sync::next_run_after_failure(now, interval, p.retry_at, rng());
+        idle_.cancel();
+        signals_.async_wait([this](const boost::system::error_code& e, int s) { on_signal(e, s); });
+    }
+
+    // Due times go to sync_status too, so that `status` in another process
+    // shows the real schedule.
+    void publish() {
+        for (const auto& c : schedule_.take_changes()) {
+            try {
+                store::sync_state(*rt_.db).set_next_run(c.who.ehr, c.who.key, store::utc_timestamp(c.due));
+            } catch (const std::exception& e) {
+                rt_.log->error("cannot record the next run of patient {}: {}", c.who.key, e.what());
+            }
+        }
+    }
+
+    // After each job: the regular run, or earlier to keep the refresh token
+    // alive (DESIGN.md "Tokens"; sync::keepalive_planner).
+    void job_done(const sync::patient_result& p) {
+        ++progress_done_;
+        progress_failed_ += p.failed() ? 1 : 0;
+        notify_.status(
+            pass_status(pass_no_, progress_done_, static_cast<int>(pass_total_), progress_failed_));
+        metrics_.record_job(p);
+        const auto now = clk_.now();
         std::optional<sync::sys_time> lapse;
-        if (e && !p.needs_reauth) {
-            auto enr = rt->vault->find_enrollment(p.patient_key, p.ehr);
-            if (enr && !enr->needs_reauth)
-                lapse = sync::refresh_token_lapse(enr->token_obtained_at, e->refresh_token_lifetime);
+        try {
+            const auto* e = rt_.cfg.find_ehr(p.ehr);
+            if (e && !p.needs_reauth) {
+                auto enr = rt_.vault->find_enrollment(p.patient_key, p.ehr);
+                if (enr && !enr->needs_reauth)
+                    lapse = sync::refresh_token_lapse(enr->token_obtained_at, e->refresh_token_lifetime);
+            }
+        } catch (const std::exception& e) {
+            // The vault could not be read: keep the patient scheduled anyway.
+            rt_.log->error("patient {} at {}: {}", p.patient_key, p.ehr, e.what());
+            schedule_.job_unplanned(p, now);
+            publish();
+            return;
         }
-        const auto before = e ? e->keepalive_before : std::chrono::seconds(std::chrono::hours(24 * 14));
-        const auto d = keepalive.next_job(p.ehr + "\n" + p.patient_key, now, regular, lapse, before);
-        due[{p.patient_key, p.ehr}] = d.due;
-        publish_next_run(p.patient_key, p.ehr, d.due);
+        const auto d = schedule_.job_done(p, lapse, now);
+        publish();
         if (d.keepalive)
-            rt->log->info("patient {} at {}: next job at {} renews the refresh token, which lapses at {}",
+            rt_.log->info("patient {} at {}: next job at {} renews the refresh token, which lapses at {}",
                           p.patient_key, p.ehr, store::utc_timestamp(d.due), store::utc_timestamp(*lapse));
         if (d.warn)
-            rt->log->warn(
+            rt_.log->warn(
                 "patient {} at {}: the refresh token lapses at {} and was not renewed (the refresh "
                 "failed, or the EHR issued no new token); unless a later sync renews it, enroll the "
                 "patient again before then",
                 p.patient_key, p.ehr, store::utc_timestamp(*lapse));
-    };
-    sync::metrics_registry metrics;
-    bool loop_running = false;  // /healthz
-    sync::engine_options engine_opts;
-    engine_opts.pass_details = false;  // on_patient_done reads them; the pass log line needs counts only
-    engine_opts.on_patient_done = [&](const sync::patient_result& p) {
-        ++progress_done;
-        progress_failed += p.failed() ? 1 : 0;
-        notify.status(pass_status(pass_no, progress_done, static_cast<int>(pass_total), progress_failed));
-        metrics.record_job(p);
-        try {
-            reschedule(p);
-        } catch (const std::exception& e) {
-            // The vault could not be read: keep the patient scheduled anyway.
-            rt->log->error("patient {} at {}: {}", p.patient_key, p.ehr, e.what());
-            due[{p.patient_key, p.ehr}] =
-                sync::next_run_after_failure(clk.now(), std::chrono::seconds(900), p.retry_at, rng());
-        }
-    };
-    try {
-        auto http = std::make_unique<http::client>(io.get_executor(), http_options_for(rt->cfg));
-        auto engine = std::make_unique<sync::engine>(io.get_executor(), rt->cfg, *http, *rt->db, *rt->vault,
-                                                     clk, rt->log, engine_opts);
-        asio::steady_timer idle(io);
-        asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
-        std::function<void(const boost::system::error_code&, int)> on_signal;
-        on_signal = [&](const boost::system::error_code& ec, int sig) {
-            if (ec) return;
-            if (sig == SIGHUP) {
-                rt->log->info("SIGHUP: the config will be reloaded after the running jobs");
-                reload_requested = true;
-            } else {
-                rt->log->info("stopping: no new requests; the open page is finished or rolled back");
-                notify.stopping("stopping: finishing the open page");
-                stop_requested = true;
-                loop_running = false;
-                engine->stop();
-            }
-            idle.cancel();
-            signals.async_wait(on_signal);
-        };
-        signals.async_wait(on_signal);
+    }
 
-        // Browser enrollment while the daemon runs ([daemon] callback_listen):
-        // `enroll KEY` stored the pending row and printed the URL; the redirect
-        // comes here, and the new patient's first sync starts at once.
-        std::vector<std::pair<std::string, std::string>> enrolled_now;
-        std::optional<http::listener> callback;
-        if (rt->cfg.daemon.callback_listen) {
-            auto on_callback = [&](http::incoming_request req) -> awaitable<http::outgoing_response> {
-                bool ours = false;
-                for (const auto& e : rt->cfg.ehrs)
-                    ours = ours ||
-                           (e.redirect_uri && smart::path_of(*e.redirect_uri) == smart::path_of(req.target));
-                if (!ours) co_return http::outgoing_response{404, "text/plain; charset=utf-8", "Not found\n"};
-                auto cb = smart::parse_callback(req.target);
-                if (!cb)
-                    co_return http::outgoing_response{400, "text/plain; charset=utf-8",
-                                                      "This is not an authorization redirect.\n"};
-                // A copy: a SIGHUP reload may replace the config while the code
-                // exchange is in flight.
-                const auto cfg_now = std::make_shared<const config::config>(rt->cfg);
-                auto outcome =
-                    co_await sync::complete_enrollment(*http, *cfg_now, *rt->vault, *cb, clk.now());
-                if (!outcome.audit_error.empty()) rt->log->error("audit log: {}", outcome.audit_error);
-                if (outcome.ok) {
-                    rt->log->info("patient {} enrolled at {} by browser authorization; first sync queued",
-                                  outcome.patient_key, outcome.ehr);
-                    enrolled_now.emplace_back(outcome.patient_key, outcome.ehr);
-                    idle.cancel();
-                } else {
-                    rt->log->error("enrollment{}{} failed: {}{}{}", outcome.patient_key.empty() ? "" : " of ",
-                                   outcome.patient_key, outcome.headline,
-                                   outcome.raw_error.empty() ? "" : "; EHR said: ", outcome.raw_error);
-                }
-                co_return http::outgoing_response{outcome.ok ? 200 : 400, "text/html; charset=utf-8",
-                                                  sync::callback_page(outcome)};
-            };
-            callback.emplace(io.get_executor(), on_callback);
-            auto bound = callback->start(*rt->cfg.daemon.callback_listen);
+    int start_listeners() {
+        if (rt_.cfg.daemon.callback_listen) {
+            callback_.emplace(io_.get_executor(),
+                              [this](http::incoming_request req) { return on_callback(std::move(req)); });
+            auto bound = callback_->start(*rt_.cfg.daemon.callback_listen);
             if (!bound) {
-                rt->log->error("[daemon] callback_listen: {}", bound.err().message);
+                rt_.log->error("[daemon] callback_listen: {}", bound.err().message);
                 return exit_code::unavailable;
             }
-            rt->log->info("enrollment redirects are caught on {}", *rt->cfg.daemon.callback_listen);
+            rt_.log->info("enrollment redirects are caught on {}", *rt_.cfg.daemon.callback_listen);
         }
-
-        // Prometheus metrics and a health check ([daemon] metrics_listen,
-        // loopback only): read-only, and nothing in it names a patient.
-        std::optional<http::listener> metrics_listener;
-        if (rt->cfg.daemon.metrics_listen) {
-            auto on_metrics = [&](http::incoming_request req) -> awaitable<http::outgoing_response> {
-                auto snapshot = [&] {
-                    std::vector<std::string> ehr_names;
-                    for (const auto& e : rt->cfg.ehrs) ehr_names.push_back(e.name);
-                    std::vector<std::pair<std::string, sync::patient_health>> patients;
-                    for (auto& r : gather_reports(*rt, clk.now()))
-                        patients.emplace_back(r.patient->ehr, r.health);
-                    return metrics.collect(engine->counters(), ehr_names, patients, loop_running);
-                };
-                try {
-                    co_return sync::answer_metrics_request(req.target, loop_running, snapshot);
-                } catch (const std::exception& e) {
-                    rt->log->error("/metrics: {}", e.what());
-                    co_return http::outgoing_response{500, "text/plain; charset=utf-8",
-                                                      "cannot read the sync state; see the daemon's log\n"};
-                }
-            };
-            metrics_listener.emplace(io.get_executor(), on_metrics);
-            auto bound = metrics_listener->start(*rt->cfg.daemon.metrics_listen);
+        if (rt_.cfg.daemon.metrics_listen) {
+            metrics_listener_.emplace(io_.get_executor(), [this](http::incoming_request req) {
+                return on_metrics(std::move(req));
+            });
+            auto bound = metrics_listener_->start(*rt_.cfg.daemon.metrics_listen);
             if (!bound) {
-                rt->log->error("[daemon] metrics_listen: {}", bound.err().message);
+                rt_.log->error("[daemon] metrics_listen: {}", bound.err().message);
                 return exit_code::unavailable;
             }
-            const std::string& where = *rt->cfg.daemon.metrics_listen;
-            rt->log->info("metrics are served on http://{}:{}/metrics (health: /healthz)",
+            const std::string& where = *rt_.cfg.daemon.metrics_listen;
+            rt_.log->info("metrics are served on http://{}:{}/metrics (health: /healthz)",
                           where.substr(0, where.rfind(':')), *bound);
         }
-
-        run_on_io(io, [&]() -> awaitable<void> {
-            // However the loop ends (stop, or an exception), nothing may keep
-            // io.run() going: above all no WATCHDOG=1 for a daemon that no
-            // longer syncs.
-            struct on_exit {
-                std::function<void()> release;
-                ~on_exit() { release(); }
-            } cleanup{[&] {
-                loop_running = false;
-                signals.cancel();
-                watchdog.stop();
-                if (metrics_listener) metrics_listener->stop();
-            }};
-            auto schedule_all = [&] {
-                std::map<std::pair<std::string, std::string>, sync::sys_time> next;
-                for (const auto& p : rt->cfg.patients) {
-                    auto key = std::make_pair(p.key, p.ehr);
-                    auto it = due.find(key);
-                    next[key] = it != due.end() ? it->second : clk.now();
-                    if (it == due.end()) publish_next_run(p.key, p.ehr, next[key]);
-                }
-                due = std::move(next);
-            };
-            schedule_all();
-            // The audit log's retention: at start-up, then once a day (the
-            // loop wakes at least daily: its idle wait is at most 24 h).
-            purge_audit_or_log(*rt->vault, rt->cfg.daemon.audit_retention_days, *rt->log);
-            auto audit_purged_at = clk.now();
-            rt->log->info("running: {} patients at {} EHRs", rt->cfg.patients.size(), rt->cfg.ehrs.size());
-            notify.ready(
-                fmt::format("running: {} patients at {} EHRs", rt->cfg.patients.size(), rt->cfg.ehrs.size()));
-            watchdog.start();
-            loop_running = !stop_requested;
-            while (!stop_requested) {
-                if (clk.now() - audit_purged_at >= std::chrono::hours(24)) {
-                    purge_audit_or_log(*rt->vault, rt->cfg.daemon.audit_retention_days, *rt->log);
-                    audit_purged_at = clk.now();
-                }
-                for (auto& who : enrolled_now) {
-                    due[who] = clk.now();
-                    publish_next_run(who.first, who.second, due[who]);
-                }
-                enrolled_now.clear();
-                if (reload_requested) {
-                    reload_requested = false;
-                    notify.reloading("reloading the config");
-                    if (auto fresh = load_or_report(a.config)) {
-                        auto new_cfg = std::make_unique<config::config>(std::move(*fresh));
-                        metrics.retire_engine(engine->counters());  // counters must not go down
-                        rt->cfg = std::move(*new_cfg);
-                        http = std::make_unique<http::client>(io.get_executor(), http_options_for(rt->cfg));
-                        engine = std::make_unique<sync::engine>(io.get_executor(), rt->cfg, *http, *rt->db,
-                                                                *rt->vault, clk, rt->log, engine_opts);
-                        schedule_all();
-                        rt->log->info("config reloaded: {} patients", rt->cfg.patients.size());
-                        notify.ready(fmt::format("config reloaded: {} patients", rt->cfg.patients.size()));
-                    } else {
-                        rt->log->error("config reload failed; keeping the running config");
-                        notify.ready("config reload failed; running with the previous config");
-                    }
-                }
-                std::vector<std::pair<std::string, std::string>> now_due;
-                auto earliest = sync::sys_time::max();
-                for (const auto& [who, when] : due) {
-                    if (when <= clk.now())
-                        now_due.push_back(who);
-                    else
-                        earliest = std::min(earliest, when);
-                }
-                if (!now_due.empty()) {
-                    ++pass_no;
-                    pass_total = now_due.size();
-                    progress_done = progress_failed = 0;
-                    notify.status(pass_status(pass_no, 0, static_cast<int>(pass_total), 0));
-                    // Each finished job is rescheduled as it ends (on_patient_done).
-                    auto pass = co_await engine->run_patients(now_due);
-                    rt->log->info("pass {} done: {} patients, {} failed", pass_no, pass.patients.size(),
-                                  pass.failed());
-                    // A patient whose job reported nothing (stopped, or a
-                    // worker that died) would still be due, and the loop
-                    // would start it again at once: a tight loop. It waits
-                    // as after a failure instead.
-                    const auto now = clk.now();
-                    for (const auto& who : now_due) {
-                        auto it = due.find(who);
-                        if (stop_requested || it == due.end() || it->second > now) continue;
-                        const auto* e = rt->cfg.find_ehr(who.second);
-                        it->second = sync::next_run_after_failure(
-                            now, e ? e->interval : std::chrono::seconds(900), std::nullopt, rng());
-                        publish_next_run(who.first, who.second, it->second);
-                        rt->log->error("patient {} at {}: the job ended without a result; next try at {}",
-                                       who.first, who.second, store::utc_timestamp(it->second));
-                    }
-                    continue;
-                }
-                // Nothing due: sleep until the earliest, or a signal. No polling.
-                const std::chrono::nanoseconds sleep = earliest == sync::sys_time::max()
-                                                           ? std::chrono::nanoseconds(std::chrono::hours(24))
-                                                           : std::chrono::nanoseconds(earliest - clk.now());
-                // A pooled connection outliving its idle timeout is thrown
-                // away at the next checkout anyway: close them now rather
-                // than hold sockets (and the EHR's slots) through the sleep.
-                if (sleep >= http_options_for(rt->cfg).idle_timeout) http->close_idle();
-                idle.expires_after(sleep);
-                co_await idle.async_wait(asio::as_tuple(use_awaitable));
-            }
-            signals.cancel();
-            if (callback) callback->stop();
-            if (metrics_listener) metrics_listener->stop();
-            http->close_idle();
-        });
-        rt->log->info("stopped");
         return exit_code::ok;
+    }
+
+    // Browser enrollment while the daemon runs ([daemon] callback_listen):
+    // `enroll KEY` stored the pending row and printed the URL; the redirect
+    // comes here, and the new patient's first sync starts at once.
+    awaitable<http::outgoing_response> on_callback(http::incoming_request req) {
+        bool ours = false;
+        for (const auto& e : rt_.cfg.ehrs)
+            ours = ours || (e.redirect_uri && smart::path_of(*e.redirect_uri) == smart::path_of(req.target));
+        if (!ours) co_return http::outgoing_response{404, "text/plain; charset=utf-8", "Not found\n"};
+        auto cb = smart::parse_callback(req.target);
+        if (!cb)
+            co_return http::outgoing_response{400, "text/plain; charset=utf-8",
+                                              "This is not an authorization redirect.\n"};
+        // A copy: a SIGHUP reload may replace the config while the code
+        // exchange is in flight.
+        const auto cfg_now = std::make_shared<const config::config>(rt_.cfg);
+        auto outcome = co_await sync::complete_enrollment(*http_, *cfg_now, *rt_.vault, *cb, clk_.now());
+        if (!outcome.audit_error.empty()) rt_.log->error("audit log: {}", outcome.audit_error);
+        if (outcome.ok) {
+            rt_.log->info("patient {} enrolled at {} by browser authorization; first sync queued",
+                          outcome.patient_key, outcome.ehr);
+            schedule_.enrolled({outcome.patient_key, outcome.ehr}, clk_.now());
+            publish();
+            idle_.cancel();
+        } else {
+            rt_.log->error("enrollment{}{} failed: {}{}{}", outcome.patient_key.empty() ? "" : " of ",
+                           outcome.patient_key, outcome.headline,
+                           outcome.raw_error.empty() ? "" : "; EHR said: ", outcome.raw_error);
+        }
+        co_return http::outgoing_response{outcome.ok ? 200 : 400, "text/html; charset=utf-8",
+                                          sync::callback_page(outcome)};
+    }
+
+    // Prometheus metrics and a health check ([daemon] metrics_listen,
+    // loopback only): read-only, and nothing in it names a patient.
+    awaitable<http::outgoing_response> on_metrics(http::incoming_request req) {
+        auto snapshot = [this] {
+            std::vector<std::string> ehr_names;
+            for (const auto& e : rt_.cfg.ehrs) ehr_names.push_back(e.name);
+            std::vector<std::pair<std::string, sync::patient_health>> patients;
+            for (auto& r : gather_reports(rt_, clk_.now())) patients.emplace_back(r.patient->ehr, r.health);
+            return metrics_.collect(engine_->counters(), ehr_names, patients, loop_running_);
+        };
+        try {
+            co_return sync::answer_metrics_request(req.target, loop_running_, snapshot);
+        } catch (const std::exception& e) {
+            rt_.log->error("/metrics: {}", e.what());
+            co_return http::outgoing_response{500, "text/plain; charset=utf-8",
+                                              "cannot read the sync state; see the daemon's log\n"};
+        }
+    }
+
+    void reload() {
+        reload_requested_ = false;
+        notify_.reloading("reloading the config");
+        auto fresh = load_or_report(config_path_);
+        if (!fresh) {
+            rt_.log->error("config reload failed; keeping the running config");
+            notify_.ready("config reload failed; running with the previous config");
+            return;
+        }
+        metrics_.retire_engine(engine_->counters());  // counters must not go down
+        rt_.cfg = std::move(*fresh);
+        make_engine();
+        schedule_.configure(rt_.cfg, clk_.now());
+        publish();
+        rt_.log->info("config reloaded: {} patients", rt_.cfg.patients.size());
+        notify_.ready(fmt::format("config reloaded: {} patients", rt_.cfg.patients.size()));
+    }
+
+    awaitable<void> run_pass(const std::vector<sync::patient_ref>& due) {
+        ++pass_no_;
+        pass_total_ = due.size();
+        progress_done_ = progress_failed_ = 0;
+        notify_.status(pass_status(pass_no_, 0, static_cast<int>(pass_total_), 0));
+        std::vector<std::pair<std::string, std::string>> who;
+        for (const auto& p : due) who.emplace_back(p.key, p.ehr);
+        // Each finished job is rescheduled as it ends (on_patient_done).
+        auto pass = co_await engine_->run_patients(who);
+        rt_.log->info("pass {} done: {} patients, {} failed", pass_no_, pass.patients.size(), pass.failed());
+        for (const auto& lost : schedule_.pass_done(due, stop_requested_, clk_.now()))
+            rt_.log->error("patient {} at {}: the job ended without a result; next try at {}", lost.who.key,
+                           lost.who.ehr, store::utc_timestamp(lost.due));
+        publish();
+    }
+
+    awaitable<void> loop() {
+        // However the loop ends (stop, or an exception), nothing may keep
+        // io.run() going: above all no WATCHDOG=1 for a daemon that no
+        // longer syncs.
+        struct on_exit {
+            std::function<void()> release;
+            ~on_exit() { release(); }
+        } cleanup{[this] {
+            loop_running_ = false;
+            signals_.cancel();
+            watchdog_.stop();
+            if (callback_) callback_->stop();
+            if (metrics_listener_) metrics_listener_->stop();
+            http_->close_idle();
+        }};
+        schedule_.configure(rt_.cfg, clk_.now());
+        publish();
+        const auto running =
+            fmt::format("running: {} patients at {} EHRs", rt_.cfg.patients.size(), rt_.cfg.ehrs.size());
+        rt_.log->info("{}", running);
+        notify_.ready(running);
+        watchdog_.start();
+        loop_running_ = !stop_requested_;
+        while (!stop_requested_) {
+            if (reload_requested_) reload();
+            const auto a = schedule_.next(clk_.now());
+            switch (a.what) {
+                case sync::scheduler::action::kind::purge_audit:
+                    purge_audit_or_log(*rt_.vault, rt_.cfg.daemon.audit_retention_days, *rt_.log);
+                    break;
+                case sync::scheduler::action::kind::run_pass:
+                    co_await run_pass(a.patients);
+                    break;
+                case sync::scheduler::action::kind::sleep:
+                    if (a.close_idle) http_->close_idle();
+                    idle_.expires_after(a.sleep);
+                    co_await idle_.async_wait(asio::as_tuple(use_awaitable));
+                    break;
+            }
+        }
+    }
+
+    runtime& rt_;
+    std::string config_path_;
+    asio::io_context io_;
+    system_clock clk_;
+    std::mt19937_64 rng_;
+    notifier notify_;  // systemd Type=notify: READY, STATUS, WATCHDOG, STOPPING, RELOADING
+    watchdog_timer watchdog_;
+    sync::scheduler schedule_;
+    sync::metrics_registry metrics_;
+    sync::engine_options engine_opts_;
+    std::unique_ptr<http::client> http_;
+    std::unique_ptr<sync::engine> engine_;
+    asio::steady_timer idle_;
+    asio::signal_set signals_;
+    std::optional<http::listener> callback_, metrics_listener_;
+    bool stop_requested_ = false, reload_requested_ = false;
+    bool loop_running_ = false;  // /healthz
+    int pass_no_ = 0;
+    std::size_t pass_total_ = 0;
+    // Counts only: a whole pass_result would hold every patient's outcome
+    // until the pass ends (bench/soak: memory must not grow with patients).
+    int progress_done_ = 0, progress_failed_ = 0;
+};
+
+int run_daemon(const common_args& a) {
+    int rc = exit_code::ok;
+    auto rt = open_runtime(a.config, a.log_level, a.log_format, rc);
+    if (!rt) return rc;
+    try {
+        daemon_loop loop(*rt, a.config);
+        return loop.run();
     } catch (const store::store_error& e) {
         rt->log->error("{}", e.what());
         return exit_code::io_error;
