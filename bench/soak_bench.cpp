@@ -477,6 +477,11 @@ bool soak(const settings& s) {
         interval = static_cast<int>(std::ceil(2.2 * calibration_s)) + s.idle_seconds + 3 + 16;
         write_config(interval);
         arm_slow_responses(*ehr, s);
+        // The daemon keeps the due times an earlier run wrote (a restart
+        // does not sync everyone again): forget sync-once's, so that the
+        // first cycle of `run` starts at once, as on a first start.
+        SQLite::Database db(db_path.string(), SQLite::OPEN_READWRITE);
+        db.exec("UPDATE sync_status SET next_run_at = NULL");
     }
     ehr->reset_counters();
 

@@ -341,6 +341,21 @@ private:
         signals_.async_wait([this](const boost::system::error_code& e, int s) { on_signal(e, s); });
     }
 
+    // The due times an earlier process wrote (every job writes its next
+    // run to sync_status): a restart keeps them (sync::scheduler::configure).
+    std::map<sync::patient_ref, sync::sys_time> stored_due_times() {
+        std::map<sync::patient_ref, sync::sys_time> out;
+        try {
+            for (const auto& s : store::sync_state(*rt_.db).all_status()) {
+                if (s.resource_type != "*" || !s.next_run_at) continue;
+                if (auto t = sync::parse_utc_timestamp(*s.next_run_at)) out[{s.patient_key, s.source}] = *t;
+            }
+        } catch (const std::exception& e) {
+            rt_.log->error("cannot read the stored schedule, so every patient is due now: {}", e.what());
+        }
+        return out;
+    }
+
     // Due times go to sync_status too, so that `status` in another process
     // shows the real schedule.
     void publish() {
@@ -517,8 +532,13 @@ private:
             if (metrics_listener_) metrics_listener_->stop();
             http_->close_idle();
         }};
-        schedule_.configure(rt_.cfg, clk_.now());
+        const auto started = clk_.now();
+        schedule_.configure(rt_.cfg, started, stored_due_times());
         publish();
+        std::size_t due_now = 0;
+        for (const auto& p : rt_.cfg.patients) due_now += schedule_.due_of({p.key, p.ehr}).value_or(started) <= started;
+        rt_.log->info("{} of {} patients due now; the others keep the due times the last run wrote", due_now,
+                      rt_.cfg.patients.size());
         const auto running =
             fmt::format("running: {} patients at {} EHRs", rt_.cfg.patients.size(), rt_.cfg.ehrs.size());
         rt_.log->info("{}", running);

@@ -228,4 +228,37 @@ TEST(DaemonNotify, NoWatchdogPingsWithoutWatchdogUsec) {
     EXPECT_TRUE(ready);
 }
 
+// Issue 14: due times survive a restart. The first start syncs both
+// patients; a restart minutes later finds every due time ahead (6 hours
+// after the successful job, 15 minutes after the failed one) and starts no
+// pass, where it used to sync everyone again at once.
+TEST(DaemonNotify, ARestartKeepsTheDueTimesTheLastRunWrote) {
+    // Setup: one daemon run with a whole pass, stopped.
+    daemon_setup s;
+    notify_socket sock(s.dir / "notify.sock");
+    ASSERT_TRUE(sock.ok());
+    const std::vector<std::string> env{"NOTIFY_SOCKET=" + (s.dir / "notify.sock").string()};
+    const auto deadline = steady::now() + 60s;
+    pid_t pid = s.start(env);
+    ASSERT_GT(pid, 0);
+    ASSERT_TRUE(sock.wait_for_line("STATUS=pass 1: 2/2 patients, 1 failed", deadline)) << s.stderr_text();
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    ASSERT_EQ(wait_exit(pid, 30s), 0) << s.stderr_text();
+    EXPECT_NE(s.stderr_text().find("2 of 2 patients due now"), std::string::npos) << s.stderr_text();
+    const auto requests_before = s.ehr->stats().requests;
+
+    // Run: start again; READY comes once the schedule is built.
+    pid = s.start(env);
+    ASSERT_GT(pid, 0);
+    ASSERT_TRUE(sock.wait_for_line("READY=1", deadline)) << s.stderr_text();
+    const std::string log = s.stderr_text();  // the schedule line is written before READY
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    EXPECT_EQ(wait_exit(pid, 30s), 0) << s.stderr_text();
+
+    // Check: nobody was due, and the EHR saw no request from the second run.
+    EXPECT_NE(log.find("0 of 2 patients due now"), std::string::npos) << log;
+    EXPECT_EQ(s.ehr->stats().requests, requests_before);
+    for (const auto& m : sock.seen) EXPECT_EQ(m.find("STATUS=pass 2"), std::string::npos) << m;
+}
+
 }  // namespace

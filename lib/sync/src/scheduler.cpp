@@ -10,7 +10,8 @@ namespace headachemd::sync {
 scheduler::scheduler(options o, std::function<std::uint64_t()> random)
     : opts_(o), random_(std::move(random)) {}
 
-void scheduler::configure(const config::config& cfg, sys_time now) {
+void scheduler::configure(const config::config& cfg, sys_time now,
+                          const std::map<patient_ref, sys_time>& stored) {
     timing_.clear();
     for (const auto& e : cfg.ehrs) timing_[e.name] = ehr_timing{e.interval, e.keepalive_before};
     std::map<patient_ref, sys_time> next;
@@ -21,6 +22,11 @@ void scheduler::configure(const config::config& cfg, sys_time now) {
         order_.push_back(who);
         if (const auto it = due_.find(who); it != due_.end()) {
             next[who] = it->second;
+        } else if (const auto s = stored.find(who); s != stored.end() && s->second > now) {
+            const auto interval = timing_of(p.ehr).interval;
+            const sys_time latest = now + interval + interval / 10;
+            next[who] = std::min(s->second, latest);
+            if (s->second > latest) changes_.push_back({who, latest});
         } else {
             next[who] = now;
             changes_.push_back({who, now});

@@ -231,4 +231,33 @@ TEST(Scheduler, AJobWhoseNextRunCannotBePlannedIsRetriedInAQuarterHour) {
     EXPECT_EQ(s.due_of({"hmd-1", "ecw"}), t0 + 15min);
 }
 
+TEST(Scheduler, DueTimesStoredByAnEarlierProcessSurviveARestartWithinOneInterval) {
+    // Setup: what the last process wrote to sync_status.
+    const std::map<sy::patient_ref, sy::sys_time> stored = {
+        {{"hmd-1", "ecw"}, t0 + 2h},        // ahead: kept
+        {{"hmd-2", "ecw"}, t0 - 1h},        // missed while stopped: due now
+        {{"hmd-3", "ecw"}, t0 + 30 * 24h},  // beyond one interval: capped
+        {{"hmd-9", "ecw"}, t0 + 1h}};       // no longer in the config
+    auto s = make();
+
+    // Run: hmd-4 has no stored time.
+    s.configure(clinic({"hmd-1", "hmd-2", "hmd-3", "hmd-4"}), t0, stored);
+
+    // Check
+    EXPECT_EQ(s.due_of({"hmd-1", "ecw"}), t0 + 2h);
+    EXPECT_EQ(s.due_of({"hmd-2", "ecw"}), t0);
+    EXPECT_EQ(s.due_of({"hmd-3", "ecw"}), t0 + 6h + 36min);  // interval + its tenth of jitter
+    EXPECT_EQ(s.due_of({"hmd-4", "ecw"}), t0);
+    EXPECT_EQ(s.due_of({"hmd-9", "ecw"}), std::nullopt);
+    (void)s.next(t0);  // purge
+    EXPECT_EQ(keys_of(s.next(t0)), (std::vector<std::string>{"hmd-2", "hmd-4"}));
+    // What changed is published; a kept time is already in sync_status.
+    std::vector<std::string> changed;
+    for (const auto& c : s.take_changes()) changed.push_back(c.who.key);
+    EXPECT_EQ(changed, (std::vector<std::string>{"hmd-2", "hmd-3", "hmd-4"}));
+    // A reload does not go back to the stored times: known patients keep theirs.
+    s.configure(clinic({"hmd-1", "hmd-2", "hmd-3", "hmd-4"}), t0 + 1min);
+    EXPECT_EQ(s.due_of({"hmd-1", "ecw"}), t0 + 2h);
+}
+
 }  // namespace

@@ -63,9 +63,15 @@ public:
     scheduler(options o, std::function<std::uint64_t()> random);
 
     // Start-up and every reload: the config's patients. A patient already
-    // scheduled keeps its due time; a new one is due at `now`; one no
-    // longer in the config is dropped.
-    void configure(const config::config& cfg, sys_time now);
+    // scheduled keeps its due time; one no longer in the config is dropped.
+    // A new one is due at `now`, or at its time in `stored` (the due times
+    // an earlier process wrote to sync_status) when that is still ahead, so
+    // that a restart does not start every patient at once (each start would
+    // spend the EHR's call budget on patients synced minutes ago). A stored
+    // time is never trusted beyond one interval plus jitter from now: the
+    // interval may have been shortened, or the clock set back, since.
+    void configure(const config::config& cfg, sys_time now,
+                   const std::map<patient_ref, sys_time>& stored = {});
 
     // A patient enrolled while the daemon runs: its first sync starts now.
     void enrolled(const patient_ref& who, sys_time now);
