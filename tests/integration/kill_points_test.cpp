@@ -1,0 +1,761 @@
+// Crash safety beyond the HTTP boundaries (issue 18, item 6): the real
+// binary is SIGKILLed at the k-th write it makes to its files during
+// start-up and the migrations of a fresh headache.db, `rekey`, `unenroll
+// --purge` and `ingest`, and after each kill the files must be sound and the
+// interrupted operation must be resumable to the state an uninterrupted run
+// leaves.
+//
+// Kill moments are observed from outside, with inotify(7) on the directory
+// that holds headache.db, vault.db, their -wal/-journal/-shm files and the
+// key files: no sleeps and no hook in the product. inotify reports a write
+// after it happened and the test reads it a little later, so the kill lands
+// at or shortly after the k-th write: a random moment near a write, which is
+// what a crash is. Identical consecutive events that are still unread are
+// merged by the kernel, so a clean run's count varies a little; k is drawn
+// over the count of a clean run measured first (plus a margin, so that some
+// runs complete before their kill moment, which the figures count).
+//
+// HEADACHEMD_KILL_COUNT (default 10) sets the kills per scenario,
+// HEADACHEMD_KILL_SEED the seed (default: random, printed). The figures go to
+// stdout as "kill-points: ...".
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+
+#include "headachemd/sandbox/sandbox.hpp"
+#include "headachemd/store/token_key.hpp"
+#include "headachemd/store/vault.hpp"
+#include "run_command.hpp"
+#include "test_support.hpp"
+#include "vault_support.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace sb = headachemd::sandbox;
+using namespace std::chrono_literals;
+using headachemd::test::temp_dir;
+
+constexpr int patient_count = 3;
+constexpr std::uint64_t data_seed = 1818;
+
+long env_or(const char* name, long fallback) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) return fallback;
+    return std::strtol(v, nullptr, 10);
+}
+
+std::uint64_t seed_for_run() {
+    if (const char* s = std::getenv("HEADACHEMD_KILL_SEED"); s && *s) return std::strtoull(s, nullptr, 10);
+    return std::random_device{}();
+}
+
+int kill_count() { return static_cast<int>(env_or("HEADACHEMD_KILL_COUNT", 10)); }
+
+// The files whose writes are kill points: the two databases with their
+// -wal, -journal and -shm files, and key files. Not the lock file (opened,
+// never written) nor the child's captured stdout and stderr.
+bool is_kill_point(std::string_view name) {
+    if (name == "vault.db.lock") return false;
+    return name.starts_with("headache.db") || name.starts_with("vault.db") || name.ends_with(".key");
+}
+
+struct watched_run {
+    int exit_code = -1;
+    int events = 0;  // writes seen from the child's start to its end
+    bool killed() const { return exit_code == 128 + SIGKILL; }
+};
+
+// Runs the binary with inotify on `dir` and SIGKILLs it at the `kill_at`-th
+// write (never when kill_at <= 0).
+class write_watch {
+public:
+    explicit write_watch(const fs::path& dir) : dir_(dir) {
+        fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd_ >= 0)
+            wd_ = ::inotify_add_watch(fd_, dir.c_str(),
+                                      IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_CLOSE_WRITE);
+    }
+    ~write_watch() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    write_watch(const write_watch&) = delete;
+    write_watch& operator=(const write_watch&) = delete;
+    bool ok() const { return fd_ >= 0 && wd_ >= 0; }
+
+    watched_run run(const std::vector<std::string>& args, int kill_at) {
+        watched_run r;
+        // What the test itself wrote before (install, checks) is not the
+        // child's: inotify queues events synchronously with the write, so
+        // they are all in the queue now.
+        consume(-1, -1, r);
+        r.events = 0;
+        const pid_t pid = headachemd::test::spawn_binary(args, dir_ / "stdout.txt", dir_ / "stderr.txt");
+        if (pid <= 0) {
+            ADD_FAILURE() << "could not start the binary";
+            return r;
+        }
+        const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+        if (pidfd < 0) {
+            ::kill(pid, SIGKILL);
+            ADD_FAILURE() << "pidfd_open failed";
+            r.exit_code = headachemd::test::wait_exit(pid);
+            return r;
+        }
+        const auto deadline = std::chrono::steady_clock::now() + 120s;
+        bool dead = false;
+        while (!dead) {
+            pollfd fds[2] = {{fd_, POLLIN, 0}, {pidfd, POLLIN, 0}};
+            if (::poll(fds, 2, 1000) < 0 && errno != EINTR) break;
+            if (fds[0].revents & POLLIN) consume(kill_at, pid, r);
+            dead = (fds[1].revents & POLLIN) != 0;
+            if (!dead && std::chrono::steady_clock::now() > deadline) {
+                ADD_FAILURE() << "the child ran for 120 s: killed";
+                ::kill(pid, SIGKILL);
+                break;
+            }
+        }
+        // The child has exited (not yet reaped, so a late kill can only hit
+        // the zombie): its last writes are queued; count them.
+        consume(kill_at, pid, r);
+        ::close(pidfd);
+        r.exit_code = headachemd::test::wait_exit(pid);
+        return r;
+    }
+
+private:
+    void consume(int kill_at, pid_t pid, watched_run& r) {
+        alignas(inotify_event) char buf[16384];
+        for (;;) {
+            const ssize_t n = ::read(fd_, buf, sizeof(buf));
+            if (n <= 0) return;
+            for (ssize_t at = 0; at < n;) {
+                const auto* e = reinterpret_cast<const inotify_event*>(buf + at);
+                at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+                if (e->len == 0 || !is_kill_point(e->name)) continue;
+                ++r.events;
+                if (pid > 0 && r.events == kill_at) ::kill(pid, SIGKILL);
+            }
+        }
+    }
+
+    fs::path dir_;
+    int fd_ = -1, wd_ = -1;
+};
+
+template <class F>
+auto with_vault(const fs::path& path, const fs::path& key_file, F&& f) {
+    headachemd::store::vault v(path, headachemd::store::load_token_key(key_file));
+    return f(v);
+}
+
+// Whether the vault opens with the key in `key_file` (the start-up check
+// refuses a row sealed with another key).
+bool vault_opens_with(const fs::path& path, const fs::path& key_file) {
+    try {
+        return with_vault(path, key_file, [](headachemd::store::vault& v) {
+            v.enrollments();
+            return true;
+        });
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+std::set<std::string> needing_reauth(const fs::path& vault_path, const fs::path& key_file) {
+    return with_vault(vault_path, key_file, [](headachemd::store::vault& v) {
+        std::set<std::string> out;
+        for (const auto& e : v.enrollments())
+            if (e.needs_reauth) out.insert(e.patient_key);
+        return out;
+    });
+}
+
+sb::options sandbox_options() {
+    sb::options so;
+    so.patients = patient_count;
+    so.seed = data_seed;
+    // A kill inside a /token exchange can strand a patient at a strict
+    // single-use server; kill_test.cpp measures that window. Here the
+    // question is whether the files survive, so the server allows the
+    // replay of a token spent by a killed run (Okta, Auth0 do).
+    so.refresh_reuse_grace = true;
+    return so;
+}
+
+// The config of one installation in `dir`, sealed with `key_file`, listing
+// every sandbox patient but `left_out`.
+void write_config(const fs::path& dir, sb::server& ehr, const fs::path& key_file, int page_size,
+                  const std::string& left_out = {}) {
+    std::string toml = "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
+                       (dir / "vault.db").string() + "\"\nlog_level = \"warn\"\ntoken_key_file = \"" +
+                       key_file.string() + "\"\n" + "\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\n" +
+                       "fhir_base = \"" + ehr.fhir_base() + "\"\nclient_id = \"" + ehr.config().client_id +
+                       "\"\nclient_secret_file = \"" + (dir / "client.secret").string() + "\"\nca_file = \"" +
+                       (dir / "ca.pem").string() + "\"\npage_size = " + std::to_string(page_size) +
+                       "\nmax_concurrent = 1\nrequests_per_minute = 60000\ncount_check_every = \"0s\"\n";
+    const auto ids = ehr.patient_ids();
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        const std::string key = "hmd-" + std::to_string(i + 1);
+        if (key == left_out) continue;
+        toml +=
+            "\n[[patient]]\nkey = \"" + key + "\"\nehr = \"sandbox\"\nfhir_patient_id = \"" + ids[i] + "\"\n";
+    }
+    headachemd::test::write_file(dir / "sync.toml", toml);
+}
+
+// One installation as kill_test.cpp makes it: config, secret, CA and a vault
+// with every patient enrolled (fresh refresh tokens); no headache.db yet.
+void install(const temp_dir& dir, sb::server& ehr, int page_size) {
+    ehr.write_ca_pem(dir / "ca.pem");
+    headachemd::test::write_file(dir / "client.secret", ehr.config().client_secret);
+    const auto key_file = headachemd::test::token_key_file(dir.path());
+    write_config(dir.path(), ehr, key_file, page_size);
+    const auto ids = ehr.patient_ids();
+    with_vault(dir / "vault.db", key_file, [&](headachemd::store::vault& v) {
+        for (std::size_t i = 0; i < ids.size(); ++i)
+            v.put_enrollment({"hmd-" + std::to_string(i + 1), "sandbox", ids[i],
+                              ehr.issue_refresh_token(ids[i]), "", "t", false},
+                             "t");
+        return 0;
+    });
+}
+
+std::string integrity(const fs::path& db_path) {
+    SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
+    SQLite::Statement q(db, "PRAGMA integrity_check");
+    std::string out;
+    while (q.executeStep()) out += q.getColumn(0).getString();
+    return out;
+}
+
+long long scalar(const fs::path& db_path, const std::string& sql) {
+    SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
+    SQLite::Statement q(db, sql);
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+}
+
+std::vector<std::string> tables_with_column(SQLite::Database& db, const std::string& column) {
+    std::vector<std::string> tables;
+    SQLite::Statement q(db,
+                        "SELECT m.name FROM sqlite_master m WHERE m.type = 'table' AND EXISTS "
+                        "(SELECT 1 FROM pragma_table_info(m.name) c WHERE c.name = ?) ORDER BY 1");
+    q.bind(1, column);
+    while (q.executeStep()) tables.push_back(q.getColumn(0).getString());
+    return tables;
+}
+
+// Rows of every table that has `column`, as sorted text rows, per table.
+// `where` filters them (SQL on that table); `skip` names columns left out.
+std::map<std::string, std::vector<std::string>> rows_of_tables_with(const fs::path& db_path,
+                                                                    const std::string& column,
+                                                                    const std::string& where,
+                                                                    const std::set<std::string>& skip) {
+    SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& t : tables_with_column(db, column)) {
+        SQLite::Statement q(db, "SELECT * FROM \"" + t + "\"" + (where.empty() ? "" : " WHERE " + where));
+        auto& rows = out[t];
+        while (q.executeStep()) {
+            std::string row;
+            for (int c = 0; c < q.getColumnCount(); ++c) {
+                const std::string name = q.getColumnName(c);
+                if (skip.count(name)) continue;
+                row += name + "=" + (q.getColumn(c).isNull() ? "NULL" : q.getColumn(c).getString()) + "|";
+            }
+            rows.push_back(std::move(row));
+        }
+        std::sort(rows.begin(), rows.end());
+    }
+    return out;
+}
+
+// The analytics tables (those with a raw_hash column), every column but
+// ingested_at (the time of the write) and, for `patient`, the keyed hash id
+// (each installation has its own pseudonymization key).
+std::map<std::string, std::vector<std::string>> analytics_rows(const fs::path& db_path,
+                                                               bool keep_patient_id = false) {
+    auto rows = rows_of_tables_with(db_path, "raw_hash", "", {"ingested_at"});
+    if (keep_patient_id) return rows;
+    auto plain = rows_of_tables_with(db_path, "raw_hash", "", {"ingested_at", "id"});
+    rows["patient"] = plain["patient"];
+    return rows;
+}
+
+std::size_t row_count(const std::map<std::string, std::vector<std::string>>& rows) {
+    std::size_t n = 0;
+    for (const auto& [t, r] : rows) n += r.size();
+    return n;
+}
+
+// Expects `got` to equal `want` table by table; names the first difference.
+void expect_rows_equal(const std::map<std::string, std::vector<std::string>>& got,
+                       const std::map<std::string, std::vector<std::string>>& want, const std::string& what) {
+    EXPECT_EQ(got.size(), want.size()) << what;
+    for (const auto& [table, want_rows] : want) {
+        const auto it = got.find(table);
+        if (it == got.end()) {
+            ADD_FAILURE() << what << ": table " << table << " missing";
+            continue;
+        }
+        EXPECT_EQ(it->second.size(), want_rows.size()) << what << ": " << table;
+        if (it->second != want_rows) {
+            std::vector<std::string> only_got, only_want;
+            std::set_difference(it->second.begin(), it->second.end(), want_rows.begin(), want_rows.end(),
+                                std::back_inserter(only_got));
+            std::set_difference(want_rows.begin(), want_rows.end(), it->second.begin(), it->second.end(),
+                                std::back_inserter(only_want));
+            ADD_FAILURE() << what << ": table " << table << " differs: " << only_got.size() << " rows extra, "
+                          << only_want.size() << " missing"
+                          << (only_got.empty() ? "" : "; first extra: " + only_got.front().substr(0, 200))
+                          << (only_want.empty() ? ""
+                                                : "; first missing: " + only_want.front().substr(0, 200));
+        }
+    }
+}
+
+// The lines of a completed sync-once say "N patients: N ok, 0 failed".
+void expect_all_ok(const headachemd::test::command_result& r, int patients, const std::string& what) {
+    EXPECT_EQ(r.exit_code, 0) << what << "\n" << r.out << r.err;
+    EXPECT_NE(
+        r.out.find(std::to_string(patients) + " patients: " + std::to_string(patients) + " ok, 0 failed"),
+        std::string::npos)
+        << what << "\n"
+        << r.out;
+}
+
+// Drops the stored access tokens: the next run refreshes every patient with
+// the refresh token the vault holds, which proves those tokens work.
+void expire_access_tokens(const fs::path& vault_path) {
+    SQLite::Database db(vault_path.string(), SQLite::OPEN_READWRITE);
+    headachemd::test::expire_access_tokens(db);
+}
+
+// A kill moment: up to `clean_events` (a clean run's count) plus a tenth, so
+// that some runs complete first; with `early`, half of them among the
+// first `early` writes.
+int draw_kill_moment(std::mt19937_64& rng, int clean_events, int early = 0) {
+    auto uniform = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+    const int span = std::max(1, clean_events + clean_events / 10);
+    if (early > 0 && uniform(0, 1) == 0) return uniform(1, std::min(early, span));
+    return uniform(1, span);
+}
+
+struct figures {
+    int kills = 0, completed = 0, resumed = 0;
+    int min_events = 1 << 30, max_events = 0;
+    void count_clean(int events) {
+        min_events = std::min(min_events, events);
+        max_events = std::max(max_events, events);
+    }
+};
+
+void print_figures(const std::string& scenario, std::uint64_t seed, int clean_events, const figures& f,
+                   const std::string& extra) {
+    std::cout << "kill-points: " << scenario << ", seed " << seed << ": " << f.kills << " kills, "
+              << f.completed << " runs completed before their kill moment, a clean run made " << clean_events
+              << " writes (inotify events)" << extra << "\n";
+}
+
+// 1. Start-up and migrations: a fresh installation's first sync-once,
+// killed early (half the kills among the first 40 writes: creating
+// headache.db and its migrations) or anywhere in the pass.
+TEST(KillPoints, StartupAndMigrationsResumeToTheReference) {
+    const auto seed = seed_for_run();
+    const int kills = kill_count();
+    std::cout << "kill-points: start-up, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
+    std::mt19937_64 rng(seed);
+    sb::background_server ehr(sandbox_options());
+    constexpr int page_size = 10;
+
+    // The reference: an uninterrupted first run, whose writes are counted.
+    temp_dir ref;
+    install(ref, *ehr, page_size);
+    write_watch ref_watch(ref.path());
+    ASSERT_TRUE(ref_watch.ok());
+    const auto ref_run = ref_watch.run({"sync-once", "--config", (ref / "sync.toml").string()}, 0);
+    ASSERT_EQ(ref_run.exit_code, 0) << headachemd::test::read_file(ref / "stderr.txt");
+    const int clean_events = ref_run.events;
+    ASSERT_GT(clean_events, 0);
+    const auto want = analytics_rows(ref / "headache.db");
+    const auto want_version = scalar(ref / "headache.db", "PRAGMA user_version");
+    ASSERT_GT(row_count(want), 0u);
+
+    figures f;
+    for (int i = 0; i < kills && !::testing::Test::HasFailure(); ++i) {
+        temp_dir dir;
+        install(dir, *ehr, page_size);
+        const auto config = (dir / "sync.toml").string();
+        const auto key_file = dir / "token.key";
+        write_watch watch(dir.path());
+        ASSERT_TRUE(watch.ok());
+        const int k = draw_kill_moment(rng, clean_events, 40);
+        const auto r = watch.run({"sync-once", "--config", config}, k);
+        if (r.killed()) {
+            ++f.kills;
+        } else {
+            ++f.completed;
+            f.count_clean(r.events);
+            EXPECT_EQ(r.exit_code, 0) << "seed " << seed << " k " << k;
+        }
+        // The files are sound after the kill.
+        if (fs::exists(dir / "headache.db")) {
+            EXPECT_EQ(integrity(dir / "headache.db"), "ok") << "k " << k;
+        }
+        EXPECT_EQ(integrity(dir / "vault.db"), "ok") << "k " << k;
+        // A clean run resumes: exit 0, every patient ok, the latest schema,
+        // the reference's rows.
+        expect_all_ok(headachemd::test::run_binary({"sync-once", "--config", config}, dir.path()),
+                      patient_count, "the run after a kill at write " + std::to_string(k));
+        EXPECT_EQ(scalar(dir / "headache.db", "PRAGMA user_version"), want_version) << "k " << k;
+        EXPECT_EQ(integrity(dir / "headache.db"), "ok") << "k " << k;
+        expect_rows_equal(analytics_rows(dir / "headache.db"), want, "kill at write " + std::to_string(k));
+        // The vault's refresh tokens still work.
+        EXPECT_TRUE(needing_reauth(dir / "vault.db", key_file).empty()) << "k " << k;
+        expire_access_tokens(dir / "vault.db");
+        expect_all_ok(headachemd::test::run_binary({"sync-once", "--config", config}, dir.path()),
+                      patient_count, "the refresh after a kill at write " + std::to_string(k));
+        if (::testing::Test::HasFailure())
+            ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
+    }
+    print_figures("start-up and migrations (fresh headache.db, first sync-once)", seed, clean_events, f,
+                  ", " + std::to_string(row_count(want)) + " rows equal to the reference after every resume");
+}
+
+// 2. rekey: one transaction re-seals every secret, so after a kill exactly
+// one key opens the vault. README "Security model": the start-up check
+// names the key id the rows need. With the old key, rekey is simply run
+// again; with the new one, the rekey had committed and only the config is
+// left to point at the new key.
+TEST(KillPoints, RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes) {
+    const auto seed = seed_for_run();
+    const int kills = kill_count();
+    std::cout << "kill-points: rekey, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
+    std::mt19937_64 rng(seed);
+    sb::background_server ehr(sandbox_options());
+    constexpr int page_size = 50;
+    int clean_events = -1;
+    figures f;
+    int old_key_after = 0, new_key_after = 0, audit_lost = 0;
+    // The first round is the measurement: an uninterrupted rekey.
+    for (int i = -1; i < kills && !::testing::Test::HasFailure(); ++i) {
+        temp_dir dir;
+        install(dir, *ehr, page_size);
+        const auto config = (dir / "sync.toml").string();
+        const auto old_key = dir / "token.key";
+        const auto new_key = dir / "token-2.key";
+        const auto vault_path = dir / "vault.db";
+        // A first pass, so that access tokens are sealed in the vault too.
+        expect_all_ok(headachemd::test::run_binary({"sync-once", "--config", config}, dir.path()),
+                      patient_count, "the first pass");
+        headachemd::store::write_new_token_key(new_key);
+        write_watch watch(dir.path());
+        ASSERT_TRUE(watch.ok());
+        const int k = i < 0 ? 0 : draw_kill_moment(rng, clean_events);
+        const std::vector<std::string> rekey = {"rekey", "--config", config, "--new-key-file",
+                                                new_key.string()};
+        const auto r = watch.run(rekey, k);
+        if (i < 0) {
+            ASSERT_EQ(r.exit_code, 0) << headachemd::test::read_file(dir / "stderr.txt");
+            clean_events = r.events;
+            ASSERT_GT(clean_events, 0);
+        } else if (r.killed()) {
+            ++f.kills;
+        } else {
+            ++f.completed;
+            f.count_clean(r.events);
+            EXPECT_EQ(r.exit_code, 0) << "seed " << seed << " k " << k;
+        }
+        EXPECT_EQ(integrity(vault_path), "ok") << "k " << k;
+        // Exactly one key opens the vault: never a mix of rows under both.
+        const bool old_opens = vault_opens_with(vault_path, old_key);
+        const bool new_opens = vault_opens_with(vault_path, new_key);
+        EXPECT_NE(old_opens, new_opens)
+            << "k " << k << ": old key opens " << old_opens << ", new key opens " << new_opens;
+        if (old_opens) {
+            if (i >= 0) ++old_key_after;
+            // Not re-sealed: rekey again.
+            const auto again = headachemd::test::run_binary(rekey, dir.path());
+            EXPECT_EQ(again.exit_code, 0) << "k " << k << "\n" << again.out << again.err;
+        } else if (new_opens) {
+            if (i >= 0) ++new_key_after;
+            // Re-sealed: the old key is refused by name of the key id the
+            // rows need (the operator's clue), and nothing is written.
+            const auto again = headachemd::test::run_binary(rekey, dir.path());
+            EXPECT_EQ(again.exit_code, 78) << "k " << k << "\n" << again.out << again.err;
+            const auto new_id = headachemd::store::load_token_key(new_key).id();
+            EXPECT_NE((again.out + again.err).find(new_id), std::string::npos)
+                << "k " << k << ": the refusal does not name the key id " << new_id << "\n"
+                << again.err;
+        }
+        EXPECT_FALSE(vault_opens_with(vault_path, old_key)) << "k " << k;
+        ASSERT_TRUE(vault_opens_with(vault_path, new_key)) << "k " << k;
+        EXPECT_EQ(integrity(vault_path), "ok") << "k " << k;
+        // The rekey's audit row is a transaction of its own, after the
+        // re-sealing: a kill between the two loses it (counted, see notes).
+        if (scalar(vault_path, "SELECT count(*) FROM audit_event WHERE action = 'rekey'") == 0) ++audit_lost;
+        EXPECT_LE(scalar(vault_path, "SELECT count(*) FROM audit_event WHERE action = 'rekey'"), 1)
+            << "k " << k;
+        // Point the config at the new key; every refresh token works.
+        write_config(dir.path(), *ehr, new_key, page_size);
+        expire_access_tokens(vault_path);
+        expect_all_ok(headachemd::test::run_binary({"sync-once", "--config", config}, dir.path()),
+                      patient_count, "the pass after rekey killed at write " + std::to_string(k));
+        EXPECT_TRUE(needing_reauth(vault_path, new_key).empty()) << "k " << k;
+        if (::testing::Test::HasFailure())
+            ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
+    }
+    print_figures("rekey", seed, clean_events, f,
+                  "; afterwards the vault opened with the old key " + std::to_string(old_key_after) +
+                      " times (rekey run again) and with the new key " + std::to_string(new_key_after) +
+                      " times; the rekey audit row was lost " + std::to_string(audit_lost) + " times");
+}
+
+// 3. unenroll --purge: revoke at the EHR, delete the patient's rows from
+// headache.db, remove the enrollment from the vault. Killed anywhere, the
+// same command run again finishes the job and touches no other patient.
+TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
+    const auto seed = seed_for_run();
+    const int kills = kill_count();
+    std::cout << "kill-points: unenroll, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
+    std::mt19937_64 rng(seed);
+    sb::background_server ehr(sandbox_options());
+    constexpr int page_size = 50;
+    const std::string gone = "hmd-2";
+    int clean_events = -1;
+    figures f;
+    int nothing_left = 0;
+    for (int i = -1; i < kills && !::testing::Test::HasFailure(); ++i) {
+        temp_dir dir;
+        install(dir, *ehr, page_size);
+        const auto config = (dir / "sync.toml").string();
+        const auto key_file = dir / "token.key";
+        const auto db_path = dir / "headache.db";
+        const auto vault_path = dir / "vault.db";
+        expect_all_ok(headachemd::test::run_binary({"sync-once", "--config", config}, dir.path()),
+                      patient_count, "the first pass");
+        const std::string others = "patient_key IS NOT '" + gone + "'";
+        const std::string theirs = "patient_key = '" + gone + "'";
+        const auto others_before = rows_of_tables_with(db_path, "patient_key", others, {});
+        ASSERT_GT(row_count(rows_of_tables_with(db_path, "patient_key", theirs, {})), 0u);
+        write_watch watch(dir.path());
+        ASSERT_TRUE(watch.ok());
+        const int k = i < 0 ? 0 : draw_kill_moment(rng, clean_events);
+        const std::vector<std::string> unenroll = {"unenroll", gone, "--config", config, "--purge"};
+        const auto r = watch.run(unenroll, k);
+        if (i < 0) {
+            ASSERT_EQ(r.exit_code, 0) << headachemd::test::read_file(dir / "stderr.txt");
+            clean_events = r.events;
+            ASSERT_GT(clean_events, 0);
+        } else if (r.killed()) {
+            ++f.kills;
+        } else {
+            ++f.completed;
+            f.count_clean(r.events);
+            EXPECT_EQ(r.exit_code, 0) << "seed " << seed << " k " << k;
+        }
+        EXPECT_EQ(integrity(db_path), "ok") << "k " << k;
+        EXPECT_EQ(integrity(vault_path), "ok") << "k " << k;
+        // The vault's rows of the patient, but the audit log (which keeps
+        // the history of the unenrollment on purpose).
+        const auto vault_rows = [&] {
+            auto rows = rows_of_tables_with(vault_path, "patient_key", theirs, {});
+            rows.erase("audit_event");
+            return row_count(rows);
+        };
+        const bool left =
+            vault_rows() > 0 || row_count(rows_of_tables_with(db_path, "patient_key", theirs, {})) > 0;
+        if (r.killed()) {
+            const auto again = headachemd::test::run_binary(unenroll, dir.path());
+            if (left) {
+                EXPECT_EQ(again.exit_code, 0) << "k " << k << "\n" << again.out << again.err;
+                ++f.resumed;
+            } else {
+                // The kill came after the last row was gone: the command
+                // finds nothing to do and says so (exit 64, nothing changed).
+                ++nothing_left;
+                EXPECT_EQ(again.exit_code, 64) << "k " << k << "\n" << again.out << again.err;
+            }
+        }
+        EXPECT_EQ(row_count(rows_of_tables_with(db_path, "patient_key", theirs, {})), 0u) << "k " << k;
+        EXPECT_EQ(vault_rows(), 0u) << "k " << k;
+        EXPECT_EQ(integrity(db_path), "ok") << "k " << k;
+        // The other patients' rows, byte for byte (ingested_at included).
+        expect_rows_equal(rows_of_tables_with(db_path, "patient_key", others, {}), others_before,
+                          "the other patients after a kill at write " + std::to_string(k));
+        // Their tokens work, and the unenrolled patient stays gone.
+        write_config(dir.path(), *ehr, key_file, page_size, gone);
+        expire_access_tokens(vault_path);
+        expect_all_ok(headachemd::test::run_binary({"sync-once", "--config", config}, dir.path()),
+                      patient_count - 1, "the pass after unenroll killed at write " + std::to_string(k));
+        EXPECT_EQ(row_count(rows_of_tables_with(db_path, "patient_key", theirs, {})), 0u) << "k " << k;
+        EXPECT_TRUE(needing_reauth(vault_path, key_file).empty()) << "k " << k;
+        if (::testing::Test::HasFailure())
+            ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
+    }
+    print_figures("unenroll --purge", seed, clean_events, f,
+                  "; " + std::to_string(f.resumed) + " resumed by running it again (exit 0), " +
+                      std::to_string(nothing_left) +
+                      " killed after the last row was gone (exit 64 on the rerun)");
+}
+
+// 4. ingest: each Bundle is written in one transaction. After a kill the
+// database holds whole Bundles only (each Synthea bundle is one patient:
+// every patient's rows are all there or none), every row equal to the
+// reference's; ingesting again completes to exactly the reference.
+TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
+    HEADACHEMD_REQUIRE_SHARED("synthea-r4/patients");
+    const auto seed = seed_for_run();
+    const int kills = kill_count();
+    std::cout << "kill-points: ingest, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
+    std::mt19937_64 rng(seed);
+    // The three smallest patient bundles, in name order: a few hundred rows.
+    std::vector<std::pair<std::uintmax_t, fs::path>> sized;
+    for (const auto& e : fs::directory_iterator(headachemd::test::shared_data() / "synthea-r4" / "patients"))
+        if (e.is_regular_file() && e.path().extension() == ".json")
+            sized.emplace_back(e.file_size(), e.path());
+    ASSERT_GE(sized.size(), 3u);
+    std::sort(sized.begin(), sized.end());
+    std::vector<std::string> inputs;
+    for (std::size_t i = 0; i < 3; ++i) inputs.push_back(sized[i].second.string());
+    std::sort(inputs.begin(), inputs.end());
+
+    const auto ingest_args = [&](const temp_dir& dir, const std::vector<std::string>& files) {
+        std::vector<std::string> a = {"ingest",
+                                      "--db",
+                                      (dir / "headache.db").string(),
+                                      "--source",
+                                      "synthea",
+                                      "--token-key-file",
+                                      (dir / "token.key").string(),
+                                      "--vault",
+                                      (dir / "vault.db").string()};
+        a.insert(a.end(), files.begin(), files.end());
+        return a;
+    };
+    // A template: the vault with its pseudonymization key, and a migrated,
+    // empty headache.db (an ingest of an empty directory). Every run starts
+    // from a copy of its vault, so that the hashed patient keys are the
+    // same; half of them from its headache.db too, so that their kill
+    // moments fall among the Bundles' writes rather than the migrations.
+    temp_dir tmpl;
+    headachemd::test::token_key_file(tmpl.path());
+    fs::create_directory(tmpl / "empty");
+    {
+        const auto r =
+            headachemd::test::run_binary(ingest_args(tmpl, {(tmpl / "empty").string()}), tmpl.path());
+        ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    }
+    const auto start_from_template = [&](const temp_dir& dir, bool with_db) {
+        fs::copy_file(tmpl / "token.key", dir / "token.key");
+        fs::copy_file(tmpl / "vault.db", dir / "vault.db");
+        fs::permissions(dir / "vault.db", fs::perms::owner_read | fs::perms::owner_write);
+        if (with_db) fs::copy_file(tmpl / "headache.db", dir / "headache.db");
+    };
+    // The references, whose writes are counted: into the migrated
+    // database, and into none.
+    temp_dir ref;
+    start_from_template(ref, true);
+    write_watch ref_watch(ref.path());
+    ASSERT_TRUE(ref_watch.ok());
+    const auto ref_run = ref_watch.run(ingest_args(ref, inputs), 0);
+    ASSERT_EQ(ref_run.exit_code, 0) << headachemd::test::read_file(ref / "stderr.txt");
+    const int data_events = ref_run.events;
+    const auto want = analytics_rows(ref / "headache.db", true);
+    int fresh_events = 0;
+    {
+        temp_dir fresh;
+        start_from_template(fresh, false);
+        write_watch w(fresh.path());
+        ASSERT_TRUE(w.ok());
+        const auto r = w.run(ingest_args(fresh, inputs), 0);
+        ASSERT_EQ(r.exit_code, 0) << headachemd::test::read_file(fresh / "stderr.txt");
+        fresh_events = r.events;
+        expect_rows_equal(analytics_rows(fresh / "headache.db", true), want, "ingest into a new database");
+    }
+    // Rows per patient key (each bundle is one patient), over every table.
+    const auto per_patient = [](const fs::path& db_path) {
+        std::map<std::string, long long> out;
+        SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
+        for (const auto& t : tables_with_column(db, "patient_key")) {
+            SQLite::Statement q(db, "SELECT patient_key, count(*) FROM \"" + t + "\" GROUP BY 1");
+            while (q.executeStep()) out[q.getColumn(0).getString()] += q.getColumn(1).getInt64();
+        }
+        return out;
+    };
+    const auto want_per_patient = per_patient(ref / "headache.db");
+    ASSERT_EQ(want_per_patient.size(), 3u);
+
+    figures f;
+    int bundles_seen = 0;
+    for (int i = 0; i < kills && !::testing::Test::HasFailure(); ++i) {
+        temp_dir dir;
+        const bool migrated = i % 2 == 0;
+        start_from_template(dir, migrated);
+        write_watch watch(dir.path());
+        ASSERT_TRUE(watch.ok());
+        const int k = draw_kill_moment(rng, migrated ? data_events : fresh_events);
+        const auto r = watch.run(ingest_args(dir, inputs), k);
+        if (r.killed()) {
+            ++f.kills;
+        } else {
+            ++f.completed;
+            f.count_clean(r.events);
+            EXPECT_EQ(r.exit_code, 0) << "seed " << seed << " k " << k;
+        }
+        const auto db_path = dir / "headache.db";
+        if (fs::exists(db_path) && fs::file_size(db_path) > 0) {
+            EXPECT_EQ(integrity(db_path), "ok") << "k " << k;
+            // Whole bundles only, each row as the reference has it.
+            const auto got = per_patient(db_path);
+            for (const auto& [patient, n] : got) {
+                const auto it = want_per_patient.find(patient);
+                EXPECT_TRUE(it != want_per_patient.end() && it->second == n)
+                    << "k " << k << ": a patient has " << n << " rows, the reference "
+                    << (it == want_per_patient.end() ? 0 : it->second) << ": a bundle written in part";
+            }
+            bundles_seen += static_cast<int>(got.size());
+            const auto rows = analytics_rows(db_path, true);
+            for (const auto& [table, have] : rows) {
+                const auto& all = want.at(table);
+                for (const auto& row : have)
+                    EXPECT_TRUE(std::binary_search(all.begin(), all.end(), row))
+                        << "k " << k << ": a row of " << table << " the reference does not have";
+            }
+        }
+        EXPECT_EQ(integrity(dir / "vault.db"), "ok") << "k " << k;
+        const auto again = headachemd::test::run_binary(ingest_args(dir, inputs), dir.path());
+        EXPECT_EQ(again.exit_code, 0) << "k " << k << "\n" << again.out << again.err;
+        EXPECT_EQ(integrity(db_path), "ok") << "k " << k;
+        expect_rows_equal(analytics_rows(db_path, true), want,
+                          "ingest after a kill at write " + std::to_string(k));
+        if (::testing::Test::HasFailure())
+            ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
+    }
+    print_figures("ingest of 3 Synthea bundles", seed, fresh_events, f,
+                  " into a new database, " + std::to_string(data_events) + " into a migrated one; " +
+                      std::to_string(bundles_seen) + " whole bundles found committed after the kills, " +
+                      std::to_string(row_count(want)) + " rows equal to the reference after every resume");
+}
+
+}  // namespace
