@@ -75,16 +75,16 @@ int rekey(const rekey_args& a) {
                       << "); create a new one with `headachemd-sync keygen --token-key PATH`\n";
             return exit_code::usage;
         }
-        const auto n = vault->rekey(new_key);
-        try {
-            // The audit log (issue 5): which key ids, never the keys.
-            store::append_audit(
-                *vault, store::enrollment_event(store::utc_timestamp(std::chrono::system_clock::now()), {},
-                                                {}, store::audit_action::rekey, "ok", static_cast<int>(n)));
-        } catch (const store::store_error& e) {
-            std::cerr << "warning: the secrets were re-sealed, but the audit log could not record it: "
-                      << e.what() << "\n";
-        }
+        // The audit log (issue 5): which key ids, never the keys. Its row is
+        // written in the re-sealing's transaction: a crash between two
+        // commits left a rekeyed vault whose log did not record the rekey
+        // (issue 18, found by KillPoints.RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes).
+        const auto n = vault->rekey(new_key, [](SQLite::Database& db, std::size_t resealed) {
+            const auto event =
+                store::enrollment_event(store::utc_timestamp(std::chrono::system_clock::now()), {}, {},
+                                        store::audit_action::rekey, "ok", static_cast<int>(resealed));
+            store::insert_audit(db, {&event, 1});
+        });
         std::cout << "re-sealed " << n << " secret(s) in " << cfg->daemon.vault.string() << " under key id "
                   << new_key.id() << " (was " << old_id << ").\n"
                   << "Now set [daemon] token_key_file = \"" << a.new_key_file

@@ -126,11 +126,8 @@ private:
 
 }  // namespace
 
-void append_audit(SQLite::Database& db, std::span<const audit_event> events, audit_sync sync) {
-    if (events.empty()) return;
+void insert_audit(SQLite::Database& db, std::span<const audit_event> events) {
     try {
-        synchronous_for_one_transaction level(db, sync == audit_sync::deferred);
-        write_transaction tx(db);
         SQLite::Statement q(db, insert_sql);
         for (const auto& e : events) {
             q.bind(1, e.time);
@@ -145,7 +142,20 @@ void append_audit(SQLite::Database& db, std::span<const audit_event> events, aud
             q.exec();
             q.reset();
         }
+    } catch (const std::exception& ex) {
+        rethrow_as_store_error(ex, db.getFilename(), "appending to the audit log in");
+    }
+}
+
+void append_audit(SQLite::Database& db, std::span<const audit_event> events, audit_sync sync) {
+    if (events.empty()) return;
+    try {
+        synchronous_for_one_transaction level(db, sync == audit_sync::deferred);
+        write_transaction tx(db);
+        insert_audit(db, events);
         tx.commit();
+    } catch (const store_error&) {
+        throw;
     } catch (const std::exception& ex) {
         rethrow_as_store_error(ex, db.getFilename(), "appending to the audit log in");
     }

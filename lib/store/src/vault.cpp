@@ -219,7 +219,8 @@ std::optional<std::string> vault::open_value(std::string_view table, std::string
     return open_sealed(key_, associated_data(table, {row_id}), box);
 }
 
-std::size_t vault::rekey(const token_key& new_key) {
+std::size_t vault::rekey(const token_key& new_key,
+                         const std::function<void(SQLite::Database&, std::size_t)>& in_transaction) {
     std::size_t n = 0;
     try {
         write_transaction tx(db_);
@@ -263,6 +264,7 @@ std::size_t vault::rekey(const token_key& new_key) {
             ++n;
         }
         if (!failures.empty()) throw_unopenable(path_, key_, failures, true);  // rolls back
+        if (in_transaction) in_transaction(db_, n);
         tx.commit();
     } catch (const store_error&) {
         throw;

@@ -417,6 +417,39 @@ TEST(VaultRekey, ARowThatDoesNotOpenStopsRekeyAndNothingChanges) {
     EXPECT_EQ(v.find_enrollment("hmd-1", "ecw")->refresh_token, "rt-one-AAAAAAAAAAAAAAAAAAAA");
 }
 
+// Issue 18: rekey's audit row is written by `in_transaction`, inside the
+// re-sealing's transaction. A failure there rolls the re-sealing back, so a
+// vault is never rekeyed without its record (a SIGKILL between two commits
+// did that before: KillPoints.RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes).
+TEST(VaultRekey, TheCallersRowCommitsWithTheResealingOrNotAtAll) {
+    temp_dir dir;
+    const auto key = st::token_key::generate();
+    st::vault v(dir / "vault.db", key);
+    fill(v);
+    v.sql().exec("CREATE TABLE note (n INTEGER)");
+    const std::string one = blob(v.sql(), "hmd-1");
+    EXPECT_THROW(v.rekey(st::token_key::generate(),
+                         [](SQLite::Database& db, std::size_t n) {
+                             db.exec("INSERT INTO note VALUES (" + std::to_string(n) + ")");
+                             throw st::store_error("the audit log is full");
+                         }),
+                 st::store_error);
+    EXPECT_EQ(blob(v.sql(), "hmd-1"), one);
+    EXPECT_EQ(v.key_id(), key.id());
+    EXPECT_EQ(v.sql().execAndGet("SELECT count(*) FROM note").getInt(), 0);
+    const auto new_key = st::token_key::generate();
+    std::size_t seen = 0;
+    EXPECT_EQ(v.rekey(new_key,
+                      [&seen](SQLite::Database& db, std::size_t n) {
+                          seen = n;
+                          db.exec("INSERT INTO note VALUES (" + std::to_string(n) + ")");
+                      }),
+              4u);
+    EXPECT_EQ(seen, 4u);
+    EXPECT_EQ(v.key_id(), new_key.id());
+    EXPECT_EQ(v.sql().execAndGet("SELECT n FROM note").getInt(), 4);
+}
+
 // A vault as version 2 of the schema left it: plain-text tokens.
 void make_version2_vault(const fs::path& path) {
     SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);

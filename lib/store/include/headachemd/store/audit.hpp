@@ -105,6 +105,9 @@ enum class audit_sync { full, deferred };
 // Over an open vault connection (vault::sql()). Oldest first.
 void append_audit(SQLite::Database& db, std::span<const audit_event> events,
                   audit_sync sync = audit_sync::full);
+// The same inside a transaction the caller holds: the event then commits
+// (or rolls back) with the change it records, as rekey's does.
+void insert_audit(SQLite::Database& db, std::span<const audit_event> events);
 std::vector<audit_event> query_audit(SQLite::Database& db, const audit_query& q);
 // Makes deferred appends durable without writing an event: a passive WAL
 // checkpoint, which fsyncs the WAL before it copies frames into the main

@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -75,7 +76,12 @@ public:
     // the old cells). From then on this object uses `new_key` and the old
     // key opens none of the rows. A row that does not open with the current
     // key throws key_error and nothing changes. Returns the rows re-sealed.
-    std::size_t rekey(const token_key& new_key);
+    // `in_transaction`, when given, runs inside that transaction once every
+    // row is re-sealed, with their number: the caller's audit row then
+    // commits with the re-sealing or not at all, so that a crash cannot
+    // leave a rekeyed vault whose audit log does not say so.
+    std::size_t rekey(const token_key& new_key,
+                      const std::function<void(SQLite::Database&, std::size_t)>& in_transaction = {});
 
     // The key that turns (source, FHIR patient id) into a patient_key,
     // created from the OS random generator on first use and fsynced. Two
