@@ -205,9 +205,22 @@ int run_unenroll(const unenroll_args& a) {
             log->info("purged patient {} at {} from headache.db ({} rows)", a.key, ehr_name, purged);
         }
 
-        // 3. vault.db: the enrollment and any browser enrollment in flight.
-        if (enr) vault->remove_enrollment(a.key, ehr_name);
-        const int pending_removed = pending.remove_for(a.key, ehr_name);
+        // 3. vault.db: the enrollment and any browser enrollment in flight,
+        // and the audit row that records it, in one transaction. Written
+        // apart, a crash after the removal lost the row for good: run again,
+        // unenroll finds nothing left to do (issue 18, found by
+        // KillPoints.UnenrollPurgeResumesAndTouchesNoOtherPatient).
+        int pending_removed = 0;
+        {
+            store::write_transaction tx(vault->sql());
+            if (enr) vault->remove_enrollment(a.key, ehr_name);
+            pending_removed = pending.remove_for(a.key, ehr_name);
+            const auto event = store::enrollment_event(store::utc_timestamp(std::chrono::system_clock::now()),
+                                                       a.key, ehr_name, store::audit_action::unenroll,
+                                                       a.purge ? "purged" : "ok", static_cast<int>(purged));
+            store::insert_audit(vault->sql(), {&event, 1});
+            tx.commit();
+        }
         if (enr || pending_removed > 0)
             std::cout << fmt::format(
                 "Removed {} of {} at {} from {}.\n",
@@ -215,7 +228,6 @@ int run_unenroll(const unenroll_args& a) {
                     : "the pending sign-in link(s)",
                 a.key, ehr_name, cfg.daemon.vault.string());
         log->info("unenrolled patient {} at {}", a.key, ehr_name);
-        audit(store::audit_action::unenroll, a.purge ? "purged" : "ok", static_cast<int>(purged));
         if (server_grant_may_live)
             std::cout
                 << "The grant at the EHR may still be valid until it expires: revoke HeadacheMD's access "
