@@ -552,7 +552,7 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
     const std::string gone = "hmd-2";
     int clean_events = -1;
     figures f;
-    int nothing_left = 0;
+    int nothing_left = 0, audit_lost = 0;
     for (int i = -1; i < kills && !::testing::Test::HasFailure(); ++i) {
         temp_dir dir;
         install(dir, *ehr, page_size);
@@ -568,7 +568,12 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
         ASSERT_GT(row_count(rows_of_tables_with(db_path, "patient_key", theirs, {})), 0u);
         write_watch watch(dir.path());
         ASSERT_TRUE(watch.ok());
-        const int k = i < 0 ? 0 : draw_kill_moment(rng, clean_events);
+        // Half the kills in the second half of the writes: the purge's
+        // commit and checkpoint, the vault's removal, the audit row.
+        const int k = i < 0 ? 0
+                      : std::uniform_int_distribution<int>(0, 1)(rng) == 0
+                          ? draw_kill_moment(rng, clean_events)
+                          : clean_events / 2 + draw_kill_moment(rng, clean_events / 2);
         const std::vector<std::string> unenroll = {"unenroll", gone, "--config", config, "--purge"};
         const auto r = watch.run(unenroll, k);
         if (i < 0) {
@@ -607,6 +612,12 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
         }
         EXPECT_EQ(row_count(rows_of_tables_with(db_path, "patient_key", theirs, {})), 0u) << "k " << k;
         EXPECT_EQ(vault_rows(), 0u) << "k " << k;
+        // The audit log records the unenrollment (README "Audit log").
+        const auto unenroll_events =
+            scalar(vault_path, "SELECT count(*) FROM audit_event WHERE action = 'unenroll' AND " + theirs);
+        if (unenroll_events == 0) ++audit_lost;
+        EXPECT_GE(unenroll_events, 1)
+            << "k " << k << ": the patient is unenrolled, the audit log does not say so";
         EXPECT_EQ(integrity(db_path), "ok") << "k " << k;
         // The other patients' rows, byte for byte (ingested_at included).
         expect_rows_equal(rows_of_tables_with(db_path, "patient_key", others, {}), others_before,
@@ -621,10 +632,12 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
         if (::testing::Test::HasFailure())
             ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
     }
-    print_figures("unenroll --purge", seed, clean_events, f,
-                  "; " + std::to_string(f.resumed) + " resumed by running it again (exit 0), " +
-                      std::to_string(nothing_left) +
-                      " killed after the last row was gone (exit 64 on the rerun)");
+    print_figures(
+        "unenroll --purge", seed, clean_events, f,
+        "; " + std::to_string(f.resumed) + " resumed by running it again (exit 0), " +
+            std::to_string(nothing_left) +
+            " killed after the last row was gone (exit 64 on the rerun); the unenroll audit row was lost " +
+            std::to_string(audit_lost) + " times");
 }
 
 // 4. ingest: each Bundle is written in one transaction. After a kill the
