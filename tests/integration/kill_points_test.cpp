@@ -240,16 +240,25 @@ void install(const temp_dir& dir, sb::server& ehr, int page_size) {
     });
 }
 
+// PRAGMA integrity_check's verdict, or the error that stopped it. Opened
+// read-write, as the next process opens it: a read-only connection cannot
+// roll back the hot journal a killed writer leaves (SQLite's own recovery,
+// https://sqlite.org/atomiccommit.html#hot_rollback_journals).
 std::string integrity(const fs::path& db_path) {
-    SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
-    SQLite::Statement q(db, "PRAGMA integrity_check");
-    std::string out;
-    while (q.executeStep()) out += q.getColumn(0).getString();
-    return out;
+    try {
+        SQLite::Database db(db_path.string(), SQLite::OPEN_READWRITE);
+        SQLite::Statement q(db, "PRAGMA integrity_check");
+        std::string out;
+        while (q.executeStep()) out += q.getColumn(0).getString();
+        return out;
+    } catch (const std::exception& e) {
+        return std::string("cannot check: ") + e.what();
+    }
 }
 
+// Read-write for the reason integrity() gives.
 long long scalar(const fs::path& db_path, const std::string& sql) {
-    SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
+    SQLite::Database db(db_path.string(), SQLite::OPEN_READWRITE);
     SQLite::Statement q(db, sql);
     q.executeStep();
     return q.getColumn(0).getInt64();
@@ -402,6 +411,7 @@ TEST(KillPoints, StartupAndMigrationsResumeToTheReference) {
     ASSERT_GT(row_count(want), 0u);
 
     figures f;
+    int in_migrations = 0;  // kills before the schema was at its latest version
     for (int i = 0; i < kills && !::testing::Test::HasFailure(); ++i) {
         temp_dir dir;
         install(dir, *ehr, page_size);
@@ -418,6 +428,9 @@ TEST(KillPoints, StartupAndMigrationsResumeToTheReference) {
             f.count_clean(r.events);
             EXPECT_EQ(r.exit_code, 0) << "seed " << seed << " k " << k;
         }
+        if (r.killed() && (!fs::exists(dir / "headache.db") ||
+                           scalar(dir / "headache.db", "PRAGMA user_version") < want_version))
+            ++in_migrations;
         // The files are sound after the kill.
         if (fs::exists(dir / "headache.db")) {
             EXPECT_EQ(integrity(dir / "headache.db"), "ok") << "k " << k;
@@ -439,7 +452,10 @@ TEST(KillPoints, StartupAndMigrationsResumeToTheReference) {
             ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
     }
     print_figures("start-up and migrations (fresh headache.db, first sync-once)", seed, clean_events, f,
-                  ", " + std::to_string(row_count(want)) + " rows equal to the reference after every resume");
+                  "; " + std::to_string(in_migrations) +
+                      " kills before the migrations were done (schema version " +
+                      std::to_string(want_version) + "), " + std::to_string(row_count(want)) +
+                      " rows equal to the reference after every resume");
 }
 
 // 2. rekey: one transaction re-seals every secret, so after a kill exactly
@@ -553,6 +569,8 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
     int clean_events = -1;
     figures f;
     int nothing_left = 0, audit_lost = 0;
+    int before_purge = 0,
+        between = 0;  // kills with the rows still there; with the rows gone, the vault row not
     for (int i = -1; i < kills && !::testing::Test::HasFailure(); ++i) {
         temp_dir dir;
         install(dir, *ehr, page_size);
@@ -596,8 +614,10 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
             rows.erase("audit_event");
             return row_count(rows);
         };
-        const bool left =
-            vault_rows() > 0 || row_count(rows_of_tables_with(db_path, "patient_key", theirs, {})) > 0;
+        const bool rows_left = row_count(rows_of_tables_with(db_path, "patient_key", theirs, {})) > 0;
+        const bool left = vault_rows() > 0 || rows_left;
+        if (r.killed() && rows_left) ++before_purge;
+        if (r.killed() && !rows_left && left) ++between;
         if (r.killed()) {
             const auto again = headachemd::test::run_binary(unenroll, dir.path());
             if (left) {
@@ -634,7 +654,9 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
     }
     print_figures(
         "unenroll --purge", seed, clean_events, f,
-        "; " + std::to_string(f.resumed) + " resumed by running it again (exit 0), " +
+        "; " + std::to_string(before_purge) + " kills before the purge committed, " +
+            std::to_string(between) + " between the purge and the vault's removal; " +
+            std::to_string(f.resumed) + " resumed by running it again (exit 0), " +
             std::to_string(nothing_left) +
             " killed after the last row was gone (exit 64 on the rerun); the unenroll audit row was lost " +
             std::to_string(audit_lost) + " times");
