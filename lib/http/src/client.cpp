@@ -42,6 +42,7 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
+#include "headachemd/core/text.hpp"
 #include "headachemd/http/detail/errors.hpp"
 #include "headachemd/http/url.hpp"
 
@@ -78,15 +79,6 @@ using std::chrono::milliseconds;
 
 using message_t = bhttp::request<bhttp::string_body>;
 using reply_t = bhttp::response<bhttp::string_body>;
-
-constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-    return true;
-}
 
 // RFC 9110 §5.6.2 tchar.
 bool is_token(std::string_view s) {

@@ -1,5 +1,6 @@
 // Pure URL and encoding helpers: see url.hpp for the contracts.
 #include "headachemd/http/url.hpp"
+#include "headachemd/core/text.hpp"
 
 #include <algorithm>
 #include <array>
@@ -17,8 +18,6 @@ namespace urls = boost::urls;
 
 namespace {
 
-constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -32,13 +31,6 @@ std::string lower(std::string_view s) {
     std::string out(s);
     for (char& c : out) c = ascii_lower(c);
     return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-    return true;
 }
 
 // A registered name we are willing to resolve: letters, digits, '-', '.',

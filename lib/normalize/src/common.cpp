@@ -9,6 +9,7 @@
 
 #include "common.hpp"
 #include "headachemd/core/json.hpp"
+#include "headachemd/core/text.hpp"
 
 namespace headachemd::normalize::detail {
 
@@ -426,16 +427,6 @@ void set_patient_from_subject(const reference_view& ref, header& h, resource_ctx
 // --- values ---------------------------------------------------------------------
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (x != b[i]) return false;
-    }
-    return true;
-}
 
 bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
     if (pos + n > s.size()) return false;

@@ -10,6 +10,7 @@
 #include <array>
 #include <stdexcept>
 
+#include "headachemd/core/text.hpp"
 #include "headachemd/http/url.hpp"
 #include "headachemd/smart/enrollment.hpp"
 
@@ -19,13 +20,6 @@ namespace {
 namespace od = simdjson::ondemand;
 
 error bad(std::string code, std::string message) { return error{std::move(code), std::move(message)}; }
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 void read_string_array(od::value v, std::vector<std::string>& out) {
     od::array arr;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 
 #include <SQLiteCpp/Exception.h>
@@ -202,6 +203,31 @@ SQLite::Database open_database(const fs::path& path, const database_kind& kind) 
     } catch (const std::exception& e) {
         rethrow_as_store_error(e, path, "opening");
     }
+}
+
+write_transaction::write_transaction(SQLite::Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+
+write_transaction::~write_transaction() {
+    if (!open_) return;
+    try {
+        db_.exec("ROLLBACK");
+    } catch (...) {
+        // A failed ROLLBACK leaves SQLite to roll back on close; nothing was committed.
+    }
+}
+
+void write_transaction::commit() {
+    db_.exec("COMMIT");
+    open_ = false;
+}
+
+std::string utc_timestamp(std::chrono::system_clock::time_point t) {
+    const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[24];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
 }
 
 }  // namespace headachemd::store

@@ -1,5 +1,6 @@
 #include "headachemd/store/token_key.hpp"
 
+#include "headachemd/core/text.hpp"
 #include "headachemd/files/protected_file.hpp"
 
 #include <fcntl.h>
@@ -23,16 +24,6 @@ constexpr std::size_t nonce_size = 12;  // 96 bits: GCM's native IV length (SP 8
 constexpr std::size_t tag_size = 16;
 
 std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
-
-std::string to_hex(const unsigned char* p, std::size_t n) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out(n * 2, '\0');
-    for (std::size_t i = 0; i < n; ++i) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 0xf];
-    }
-    return out;
-}
 
 int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';

@@ -10,34 +10,13 @@
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 
-#include "headachemd/store/analytics_db.hpp"
+#include "headachemd/core/text.hpp"
 
 namespace headachemd::store {
 namespace {
 
 // "HDMV" in ASCII.
 constexpr std::int32_t vault_application_id = 0x48444d56;
-
-std::string to_hex(const unsigned char* p, std::size_t n) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out(n * 2, '\0');
-    for (std::size_t i = 0; i < n; ++i) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 0xf];
-    }
-    return out;
-}
-
-std::array<unsigned char, 32> hmac_sha256(const pseudonym_key& key, std::string_view data) {
-    std::array<unsigned char, 32> out{};
-    std::size_t out_len = 0;
-    if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(),
-                  reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), out.size(),
-                  &out_len) == nullptr ||
-        out_len != out.size())
-        throw std::runtime_error("OpenSSL HMAC-SHA256 failed");  // a broken libcrypto is a bug, not input
-    return out;
-}
 
 }  // namespace
 
@@ -337,17 +316,6 @@ pseudonym_key vault::pseudonymization_key() {
     }
 }
 
-std::string patient_key_for(const pseudonym_key& key, std::string_view source,
-                            std::string_view fhir_patient_id) {
-    std::string msg;
-    msg.reserve(source.size() + 1 + fhir_patient_id.size());
-    msg.append(source);
-    msg.push_back('\0');  // unambiguous: ("ab","c") and ("a","bc") differ
-    msg.append(fhir_patient_id);
-    const auto mac = hmac_sha256(key, msg);
-    return to_hex(mac.data(), 16);
-}
-
 std::string refresh_token_hash(std::string_view refresh_token) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
     unsigned int n = 0;
@@ -355,11 +323,6 @@ std::string refresh_token_hash(std::string_view refresh_token) {
         n < 16)
         throw std::runtime_error("OpenSSL SHA-256 failed");  // a broken libcrypto is a bug, not input
     return to_hex(md.data(), 16);
-}
-
-std::string fingerprint(const pseudonym_key& key) {
-    const auto mac = hmac_sha256(key, "headachemd pseudonymization key fingerprint v1");
-    return to_hex(mac.data(), 8);
 }
 
 }  // namespace headachemd::store

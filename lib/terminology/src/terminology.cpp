@@ -8,6 +8,7 @@
 // case-insensitive, on whole words, with any run of punctuation or spaces
 // standing for one space. Nothing here allocates or throws.
 #include "headachemd/terminology/terminology.hpp"
+#include "headachemd/core/text.hpp"
 
 #include <algorithm>
 #include <array>
@@ -42,14 +43,6 @@ constexpr std::string_view trim(std::string_view s) {
     while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
     while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
     return s;
-}
-
-constexpr bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (to_lower(a[i]) != to_lower(b[i])) return false;
-    }
-    return true;
 }
 
 // Numeric identifiers (RxCUI, SNOMED CT concept ids) compared as integers, so

@@ -18,7 +18,7 @@
 
 #include "headachemd/normalize/records.hpp"
 #include "headachemd/store/database.hpp"
-#include "headachemd/store/vault.hpp"
+#include "headachemd/store/pseudonym.hpp"
 
 namespace headachemd::store {
 
@@ -133,24 +133,5 @@ private:
     std::unique_ptr<SQLite::Statement> raw_upsert_;
     std::string source_, patient_key_, now_, row_id_;
 };
-
-// BEGIN IMMEDIATE … COMMIT; rolls back in the destructor unless committed.
-// IMMEDIATE takes the write lock up front: a deferred transaction that is
-// upgraded later can fail with SQLITE_BUSY, which no retry fixes.
-class write_transaction {
-public:
-    explicit write_transaction(SQLite::Database& db);
-    ~write_transaction();
-    write_transaction(const write_transaction&) = delete;
-    write_transaction& operator=(const write_transaction&) = delete;
-    void commit();
-
-private:
-    SQLite::Database& db_;
-    bool open_ = true;
-};
-
-// UTC now as "YYYY-MM-DDThh:mm:ssZ", the form every *_at column uses.
-std::string utc_timestamp(std::chrono::system_clock::time_point t);
 
 }  // namespace headachemd::store

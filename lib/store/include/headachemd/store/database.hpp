@@ -7,6 +7,7 @@
 // checks that can refuse run before SQLite is allowed to write.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -57,5 +58,24 @@ SQLite::Database open_database(const std::filesystem::path& path, const database
 // whose message says what an admin can do (disk full, read-only, locked).
 [[noreturn]] void rethrow_as_store_error(const std::exception& e, const std::filesystem::path& path,
                                          const char* doing);
+
+// BEGIN IMMEDIATE … COMMIT; rolls back in the destructor unless committed.
+// IMMEDIATE takes the write lock up front: a deferred transaction that is
+// upgraded later can fail with SQLITE_BUSY, which no retry fixes.
+class write_transaction {
+public:
+    explicit write_transaction(SQLite::Database& db);
+    ~write_transaction();
+    write_transaction(const write_transaction&) = delete;
+    write_transaction& operator=(const write_transaction&) = delete;
+    void commit();
+
+private:
+    SQLite::Database& db_;
+    bool open_ = true;
+};
+
+// UTC now as "YYYY-MM-DDThh:mm:ssZ", the form every *_at column uses.
+std::string utc_timestamp(std::chrono::system_clock::time_point t);
 
 }  // namespace headachemd::store

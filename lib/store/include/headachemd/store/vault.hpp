@@ -21,11 +21,10 @@
 #include <SQLiteCpp/Statement.h>
 
 #include "headachemd/store/database.hpp"
+#include "headachemd/store/pseudonym.hpp"
 #include "headachemd/store/token_key.hpp"
 
 namespace headachemd::store {
-
-using pseudonym_key = std::array<std::uint8_t, 32>;
 
 // The access token of the last refresh, whichever process made it, kept so
 // that the next job (another `sync-once`, a restarted daemon) uses it instead
@@ -148,15 +147,6 @@ private:
     bool sealed_legacy_rows_ = false;  // set by the version-3 migration
     SQLite::Database db_;
 };
-
-// HMAC-SHA256(key, source 0x00 fhir_patient_id), first 128 bits in hex:
-// stable for the same inputs, and not invertible without the key, so the
-// FHIR id (which may be an MRN at some EHRs) never reaches analysts.
-std::string patient_key_for(const pseudonym_key& key, std::string_view source,
-                            std::string_view fhir_patient_id);
-
-// A value that identifies the key without revealing it (HMAC of a fixed label).
-std::string fingerprint(const pseudonym_key& key);
 
 // How the refresh journal names a refresh token: SHA-256, first 128 bits in
 // hex. Enough to tell whether the stored token is the one whose refresh was
