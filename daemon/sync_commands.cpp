@@ -536,7 +536,8 @@ private:
         schedule_.configure(rt_.cfg, started, stored_due_times());
         publish();
         std::size_t due_now = 0;
-        for (const auto& p : rt_.cfg.patients) due_now += schedule_.due_of({p.key, p.ehr}).value_or(started) <= started;
+        for (const auto& p : rt_.cfg.patients)
+            due_now += schedule_.due_of({p.key, p.ehr}).value_or(started) <= started;
         rt_.log->info("{} of {} patients due now; the others keep the due times the last run wrote", due_now,
                       rt_.cfg.patients.size());
         const auto running =
@@ -625,37 +626,27 @@ int import_refresh_token(runtime& rt, const config::patient_settings& patient, c
         rt.log->error("{}", read.problem->message());
         return exit_code::no_input;
     }
-    std::string token = std::move(*read.content);
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
-        token.pop_back();
-    if (token.empty() || token.find_first_of(" \t\r\n") != std::string::npos) {
-        rt.log->error("{} does not hold a single refresh token", a.refresh_token_file);
-        return exit_code::data_error;
-    }
-    const std::string fhir_id =
-        !a.fhir_patient_id.empty() ? a.fhir_patient_id : patient.fhir_patient_id.value_or("");
-    if (fhir_id.empty()) {
-        rt.log->error(
-            "the FHIR patient id of {} is unknown: set fhir_patient_id in the config or pass "
-            "--fhir-patient-id",
-            a.patient_key);
-        return exit_code::usage;
-    }
-    const std::string now = store::utc_timestamp(std::chrono::system_clock::now());
-    try {
-        rt.vault->put_enrollment({patient.key, patient.ehr, fhir_id, token, "", now, false}, now);
-    } catch (const store::store_error& e) {
-        rt.log->error("{}", e.what());
-        return exit_code::io_error;
-    }
-    try {
-        // The audit log (issue 5): an imported token is an enrollment too.
-        store::append_audit(
-            *rt.vault, store::enrollment_event(now, patient.key, patient.ehr, store::audit_action::enroll));
-    } catch (const store::store_error& e) {
-        rt.log->error("patient {} is enrolled at {}, but the audit log could not record it: {}", patient.key,
-                      patient.ehr, e.what());
-        return exit_code::io_error;
+    auto imported = sync::import_refresh_token(*rt.vault, patient, std::move(*read.content),
+                                               a.fhir_patient_id, std::chrono::system_clock::now());
+    switch (imported.status) {
+        case sync::import_status::imported:
+            break;
+        case sync::import_status::not_a_token:
+            rt.log->error("{} does not hold a single refresh token", a.refresh_token_file);
+            return exit_code::data_error;
+        case sync::import_status::no_patient_id:
+            rt.log->error(
+                "the FHIR patient id of {} is unknown: set fhir_patient_id in the config or pass "
+                "--fhir-patient-id",
+                a.patient_key);
+            return exit_code::usage;
+        case sync::import_status::store_failed:
+            rt.log->error("{}", imported.error);
+            return exit_code::io_error;
+        case sync::import_status::audit_failed:
+            rt.log->error("patient {} is enrolled at {}, but the audit log could not record it: {}",
+                          patient.key, patient.ehr, imported.error);
+            return exit_code::io_error;
     }
     rt.log->info("patient {} enrolled at {}; the next sync pulls their data", patient.key, patient.ehr);
     return exit_code::ok;

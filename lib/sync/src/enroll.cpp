@@ -100,12 +100,14 @@ awaitable<result<enrollment_start>> begin_enrollment(http::transport& http, cons
 
 namespace {
 
-// complete_enrollment without its audit events; `exchange` gets the
-// token-endpoint call when one was made.
+// complete_enrollment without its audit events and without storing:
+// `exchange` gets the token-endpoint call when one was made, `to_store` the
+// enrollment when every check passed (the outcome is then ok).
 awaitable<enrollment_outcome> complete(http::transport& http, const config::config& cfg, store::vault& vault,
                                        const smart::callback_params& callback,
                                        std::chrono::system_clock::time_point now,
-                                       std::optional<store::audit_event>& exchange) {
+                                       std::optional<store::audit_event>& exchange,
+                                       std::optional<store::enrollment>& to_store) {
     store::pending_enrollments pending(vault);
     // The row is taken out before anything else, whatever the outcome: a
     // state serves one redirect, so a replay or a second tab finds nothing.
@@ -237,19 +239,14 @@ awaitable<enrollment_outcome> complete(http::transport& http, const config::conf
             "(fhir_patient_id in the config). Nothing was stored. Check that the right person is signing in, "
             "or correct fhir_patient_id."));
 
-    store::enrollment e;
+    // Stored by complete_enrollment, through store_enrollment with its audit.
+    store::enrollment& e = to_store.emplace();
     e.patient_key = p->patient_key;
     e.ehr = p->ehr;
     e.fhir_patient_id = *fhir_id;
     e.refresh_token = *t->refresh_token;
     e.scope = t->scope.empty() ? p->scope : t->scope;
     e.token_obtained_at = store::utc_timestamp(now);
-    try {
-        vault.put_enrollment(e, e.token_obtained_at);
-    } catch (const std::exception& ex) {
-        co_return with_patient(failed("store_failed", "The token could not be stored",
-                                      std::string(ex.what()) + ". Enroll again once it is fixed."));
-    }
     enrollment_outcome o;
     o.ok = true;
     o.patient_key = p->patient_key;
@@ -268,7 +265,8 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
                                                   store::vault& vault, const smart::callback_params& callback,
                                                   std::chrono::system_clock::time_point now) {
     std::optional<store::audit_event> exchange;
-    enrollment_outcome o = co_await complete(http, cfg, vault, callback, now, exchange);
+    std::optional<store::enrollment> to_store;
+    enrollment_outcome o = co_await complete(http, cfg, vault, callback, now, exchange, to_store);
     // The audit log (issue 5): the token-endpoint call, then the enrollment
     // or its refusal, also when no pending enrollment matched (a replayed or
     // forged redirect is worth a record). Never the code, state or token.
@@ -277,6 +275,21 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
     if (exchange) {
         exchange->time = time;
         events.push_back(std::move(*exchange));
+    }
+    if (o.ok && to_store) {
+        auto stored = store_enrollment(vault, *to_store, std::move(events), now);
+        if (stored.stored) {
+            o.audit_error = std::move(stored.audit_error);
+            co_return o;
+        }
+        // Nothing was stored, so the batch was not written: refused below.
+        events.clear();
+        if (exchange) events.push_back(std::move(*exchange));
+        enrollment_outcome refused = failed("store_failed", "The token could not be stored",
+                                            stored.store_error + ". Enroll again once it is fixed.");
+        refused.patient_key = o.patient_key;
+        refused.ehr = o.ehr;
+        o = std::move(refused);
     }
     store::audit_event change;
     change.time = time;
@@ -291,6 +304,46 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
         o.audit_error = failure.what();
     }
     co_return o;
+}
+
+stored_enrollment store_enrollment(store::vault& vault, const store::enrollment& e,
+                                   std::vector<store::audit_event> before,
+                                   std::chrono::system_clock::time_point now) {
+    stored_enrollment out;
+    const std::string time = store::utc_timestamp(now);
+    try {
+        vault.put_enrollment(e, time);
+    } catch (const std::exception& failure) {
+        out.store_error = failure.what();
+        return out;
+    }
+    out.stored = true;
+    before.push_back(store::enrollment_event(time, e.patient_key, e.ehr, store::audit_action::enroll));
+    try {
+        store::append_audit(vault, before);
+    } catch (const std::exception& failure) {
+        out.audit_error = failure.what();
+    }
+    return out;
+}
+
+import_outcome import_refresh_token(store::vault& vault, const config::patient_settings& patient,
+                                    std::string token, const std::string& fhir_patient_id,
+                                    std::chrono::system_clock::time_point now) {
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
+        token.pop_back();
+    if (token.empty() || token.find_first_of(" \t\r\n") != std::string::npos)
+        return {import_status::not_a_token, {}};
+    const std::string fhir_id =
+        !fhir_patient_id.empty() ? fhir_patient_id : patient.fhir_patient_id.value_or("");
+    if (fhir_id.empty()) return {import_status::no_patient_id, {}};
+    // The web app knows no granted scope: empty, as before the import moved.
+    const store::enrollment e{
+        patient.key, patient.ehr, fhir_id, std::move(token), "", store::utc_timestamp(now), false};
+    auto stored = store_enrollment(vault, e, {}, now);
+    if (!stored.stored) return {import_status::store_failed, std::move(stored.store_error)};
+    if (!stored.audit_error.empty()) return {import_status::audit_failed, std::move(stored.audit_error)};
+    return {import_status::imported, {}};
 }
 
 std::string callback_page(const enrollment_outcome& o) {

@@ -29,6 +29,7 @@
 #include "headachemd/core/result.hpp"
 #include "headachemd/http/client.hpp"
 #include "headachemd/smart/enrollment.hpp"
+#include "headachemd/store/audit.hpp"
 #include "headachemd/store/pending.hpp"
 #include "headachemd/store/vault.hpp"
 
@@ -70,6 +71,47 @@ boost::asio::awaitable<enrollment_outcome> complete_enrollment(http::transport& 
                                                                const config::config& cfg, store::vault& vault,
                                                                const smart::callback_params& callback,
                                                                std::chrono::system_clock::time_point now);
+
+// What store_enrollment did: `stored` false means the vault refused the
+// enrollment (nothing changed, `store_error` says why); `audit_error` not
+// empty means the enrollment is stored but its audit events are not.
+struct stored_enrollment {
+    bool stored = false;
+    std::string store_error;
+    std::string audit_error;
+};
+
+// The one place a new enrollment's refresh token is written into the vault
+// (issue 14: browser enrollment, token import and `demo` all come here, so
+// none can skip the audit log). Writes `e` (its token_obtained_at is the
+// caller's), then appends `before` (e.g. the token-endpoint call) and the
+// `enroll` event at `now` in one batch (issue 5). Throws nothing a store can
+// throw: failures come back as text.
+stored_enrollment store_enrollment(store::vault& vault, const store::enrollment& e,
+                                   std::vector<store::audit_event> before,
+                                   std::chrono::system_clock::time_point now);
+
+enum class import_status {
+    imported,       // stored and audited
+    not_a_token,    // the text is not one refresh token
+    no_patient_id,  // neither the override nor the config gives a FHIR id
+    store_failed,   // the vault refused it: nothing changed
+    audit_failed,   // stored, but the audit log could not record it
+};
+
+struct import_outcome {
+    import_status status = import_status::store_failed;
+    std::string error;  // store_failed / audit_failed: the store's message
+};
+
+// Imports a refresh token that the HeadacheMD web app obtained (`enroll
+// --refresh-token-file`): `token_text` is the file's content (one token,
+// trailing newlines and spaces allowed); the FHIR patient id is
+// `fhir_patient_id` when not empty, else the config's. Stored through
+// store_enrollment.
+import_outcome import_refresh_token(store::vault& vault, const config::patient_settings& patient,
+                                    std::string token_text, const std::string& fhir_patient_id,
+                                    std::chrono::system_clock::time_point now);
 
 // The page the person's browser shows after the redirect: says plainly
 // whether it worked and what to do next; holds no token, code or state.
