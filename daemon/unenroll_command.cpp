@@ -42,30 +42,91 @@ struct unenroll_args {
     bool force = false;
 };
 
-// The EHR of this unenrollment: --ehr, else the one EHR the vault or the
-// config knows the key at. Empty with a message when there is none or more.
-std::string pick_ehr(const unenroll_args& a, const config::config& cfg, store::vault& vault,
-                     std::string& problem) {
-    if (!a.ehr.empty()) return a.ehr;
-    std::set<std::string> seen;
-    for (const auto& e : vault.enrollments())
-        if (e.patient_key == a.key) seen.insert(e.ehr);
-    for (const auto& p : cfg.patients)
-        if (p.key == a.key) seen.insert(p.ehr);
-    if (seen.size() == 1) return *seen.begin();
-    if (seen.empty()) {
-        problem = fmt::format(
-            "patient {} is not enrolled: vault.db holds no enrollment for it and {} lists no [[patient]] "
-            "with that key; nothing was changed",
-            a.key, cfg.file.string());
-    } else {
-        std::string list;
-        for (const auto& e : seen) list += (list.empty() ? "" : ", ") + e;
-        problem =
-            fmt::format("patient {} is known at several EHRs ({}): name one with --ehr; nothing was changed",
-                        a.key, list);
+// What the admin sees, and the exit status, for what sync::unenroll_patient did.
+int report(const unenroll_args& a, const config::config& cfg, const sync::unenroll_result& r,
+           spdlog::logger& log) {
+    const std::string& ehr_name = r.ehr;
+    const auto audit_failed = [&](std::string_view action, const std::string& why) {
+        if (!why.empty())
+            log.error("the audit log could not record {} of patient {}: {}", action, a.key, why);
+    };
+    switch (r.status) {
+        case sync::unenroll_status::unknown_patient:
+            log.error("{}", r.problem);
+            return exit_code::usage;
+        case sync::unenroll_status::ehr_not_configured:
+        case sync::unenroll_status::revocation_failed:
+        case sync::unenroll_status::done:
+            break;
     }
-    return {};
+    if (r.ehr_missing)
+        log.error(
+            "patient {} is enrolled at {}, which {} no longer lists, so its refresh token cannot be "
+            "revoked; add the [[ehr]] back, or pass --force to remove the enrollment here anyway",
+            a.key, ehr_name, cfg.file.string());
+    if (r.status == sync::unenroll_status::ehr_not_configured) return exit_code::config;
+    if (r.revocation) {
+        audit_failed(store::audit_action::revoke, r.revoke_audit_error);
+        switch (r.revocation->status) {
+            case sync::revocation_status::revoked:
+                std::cout << fmt::format("Revoked the refresh token of {} at {} ({}).\n", a.key, ehr_name,
+                                         r.revocation->endpoint);
+                log.info("revoked the refresh token of patient {} at {}", a.key, ehr_name);
+                break;
+            case sync::revocation_status::no_endpoint:
+                log.warn(
+                    "{} advertises no revocation_endpoint: the refresh token of patient {} is "
+                    "deleted "
+                    "here but stays valid at the EHR until it expires; to end the grant now, revoke "
+                    "HeadacheMD's access in the EHR (patient portal or admin console)",
+                    ehr_name, a.key);
+                break;
+            case sync::revocation_status::failed:
+                if (r.status == sync::unenroll_status::revocation_failed) {
+                    log.error(
+                        "could not revoke the refresh token of patient {} at {}: {}. Nothing was "
+                        "changed: the enrollment stays so that the revocation can be retried (run "
+                        "unenroll again later), or pass --force to remove it here anyway (the grant "
+                        "at "
+                        "the EHR then stays valid until it expires)",
+                        a.key, ehr_name, r.revocation->failure.message);
+                    return exit_code::unavailable;
+                }
+                log.warn(
+                    "could not revoke the refresh token of patient {} at {}: {}. --force: removing "
+                    "the "
+                    "enrollment anyway; the grant at the EHR stays valid until it expires",
+                    a.key, ehr_name, r.revocation->failure.message);
+                break;
+        }
+    }
+    if (r.purged_db) {
+        std::cout << fmt::format("Deleted {} row(s) of {} at {} from {}.\n", r.purged_rows, a.key, ehr_name,
+                                 cfg.daemon.database.string());
+        log.info("purged patient {} at {} from headache.db ({} rows)", a.key, ehr_name, r.purged_rows);
+    }
+    if (r.had_enrollment || r.pending_removed > 0)
+        std::cout << fmt::format(
+            "Removed {} of {} at {} from {}.\n",
+            r.had_enrollment
+                ? (r.pending_removed > 0 ? "the enrollment and pending sign-in link(s)" : "the enrollment")
+                : "the pending sign-in link(s)",
+            a.key, ehr_name, cfg.daemon.vault.string());
+    log.info("unenrolled patient {} at {}", a.key, ehr_name);
+    if (r.server_grant_may_live)
+        std::cout << "The grant at the EHR may still be valid until it expires: revoke HeadacheMD's access "
+                     "there to end it now.\n";
+    for (const auto& p : cfg.patients) {
+        if (p.key != a.key || p.ehr != ehr_name) continue;
+        std::cout << fmt::format(
+            "Now remove the [[patient]] entry with key = \"{}\" from {} (and reload the daemon): "
+            "until then `status` shows it as not enrolled.\n",
+            a.key, cfg.file.string());
+    }
+    if (!a.purge)
+        std::cout << fmt::format("Its rows stay in {}; `unenroll {} --ehr {} --purge` deletes them.\n",
+                                 cfg.daemon.database.string(), a.key, ehr_name);
+    return exit_code::ok;
 }
 
 int run_unenroll(const unenroll_args& a) {
@@ -93,157 +154,23 @@ int run_unenroll(const unenroll_args& a) {
     }
 
     try {
-        std::string problem;
-        const std::string ehr_name = pick_ehr(a, cfg, *vault, problem);
-        if (ehr_name.empty()) {
-            log->error("{}", problem);
-            return exit_code::usage;
-        }
-        const config::ehr_settings* ehr = cfg.find_ehr(ehr_name);
-        const std::optional<store::enrollment> enr = vault->find_enrollment(a.key, ehr_name);
-        store::pending_enrollments pending(*vault);
-        const int pending_rows = pending.count_for(a.key, ehr_name);
-        // The audit log (issue 5): every revocation attempt and the removal
-        // itself. A vault that cannot take the event does not undo a change
-        // already made at the EHR; it is reported instead.
-        const auto audit = [&](std::string_view action, std::string outcome, std::optional<int> count) {
-            try {
-                store::append_audit(
-                    *vault, store::enrollment_event(store::utc_timestamp(std::chrono::system_clock::now()),
-                                                    a.key, ehr_name, action, std::move(outcome), count));
-            } catch (const store::store_error& e) {
-                log->error("the audit log could not record {} of patient {}: {}", action, a.key, e.what());
-            }
+        const sync::unenroll_request req{a.key, a.ehr, a.purge, a.force};
+        // The client's default deadline is this EHR's http_timeout: the
+        // picked one when the key is known at a single EHR.
+        std::string ignored;  // unenroll_patient reports it
+        const config::ehr_settings* timeout_ehr = cfg.find_ehr(sync::unenroll_ehr(req, cfg, *vault, ignored));
+        asio::io_context io;
+        http::client http(io.get_executor(), http_options_for(cfg, timeout_ehr));
+        sync::unenroll_result r;
+        std::exception_ptr thrown;
+        auto task = [&]() -> asio::awaitable<void> {
+            r = co_await sync::unenroll_patient(http, cfg, *vault, req, std::chrono::system_clock::now());
+            http.close_idle();
         };
-
-        // headache.db only with --purge: without it nothing there changes.
-        std::unique_ptr<store::analytics_db> db;
-        long long rows = 0;
-        // A missing file holds no rows, and is not created for nothing.
-        if (a.purge && std::filesystem::exists(cfg.daemon.database)) {
-            db = std::make_unique<store::analytics_db>(cfg.daemon.database);
-            rows = store::sync_state(*db).patient_rows(ehr_name, a.key);
-        }
-        if (!enr && pending_rows == 0 && rows == 0) {
-            log->error("patient {} has no enrollment at {} in {}{}; nothing was changed", a.key, ehr_name,
-                       cfg.daemon.vault.string(),
-                       a.purge ? fmt::format(" and no rows in {}", cfg.daemon.database.string()) : "");
-            return exit_code::usage;
-        }
-
-        // 1. Revoke at the EHR while we still hold the token: once it is
-        //    deleted here, nobody can revoke it any more.
-        bool server_grant_may_live = false;
-        if (enr) {
-            if (!ehr) {
-                log->error(
-                    "patient {} is enrolled at {}, which {} no longer lists, so its refresh token cannot be "
-                    "revoked; add the [[ehr]] back, or pass --force to remove the enrollment here anyway",
-                    a.key, ehr_name, cfg.file.string());
-                if (!a.force) return exit_code::config;
-                server_grant_may_live = true;
-            } else {
-                asio::io_context io;
-                http::client http(io.get_executor(), http_options_for(cfg, ehr));
-                const auto creds = sync::load_client_credentials(*ehr);
-                sync::revocation_outcome outcome;
-                std::exception_ptr thrown;
-                auto task = [&]() -> asio::awaitable<void> {
-                    outcome = co_await sync::revoke_refresh_token(http, *ehr, creds, enr->refresh_token,
-                                                                  std::chrono::system_clock::now());
-                    http.close_idle();
-                };
-                asio::co_spawn(io, task, [&thrown](std::exception_ptr ep) { thrown = ep; });
-                io.run();
-                if (thrown) std::rethrow_exception(thrown);
-                switch (outcome.status) {
-                    case sync::revocation_status::revoked:
-                        audit(store::audit_action::revoke, "ok", std::nullopt);
-                        std::cout << fmt::format("Revoked the refresh token of {} at {} ({}).\n", a.key,
-                                                 ehr_name, outcome.endpoint);
-                        log->info("revoked the refresh token of patient {} at {}", a.key, ehr_name);
-                        break;
-                    case sync::revocation_status::no_endpoint:
-                        server_grant_may_live = true;
-                        audit(store::audit_action::revoke, "no_endpoint", std::nullopt);
-                        log->warn(
-                            "{} advertises no revocation_endpoint: the refresh token of patient {} is "
-                            "deleted "
-                            "here but stays valid at the EHR until it expires; to end the grant now, revoke "
-                            "HeadacheMD's access in the EHR (patient portal or admin console)",
-                            ehr_name, a.key);
-                        break;
-                    case sync::revocation_status::failed:
-                        audit(store::audit_action::revoke, "failed", std::nullopt);
-                        if (!a.force) {
-                            log->error(
-                                "could not revoke the refresh token of patient {} at {}: {}. Nothing was "
-                                "changed: the enrollment stays so that the revocation can be retried (run "
-                                "unenroll again later), or pass --force to remove it here anyway (the grant "
-                                "at "
-                                "the EHR then stays valid until it expires)",
-                                a.key, ehr_name, outcome.failure.message);
-                            return exit_code::unavailable;
-                        }
-                        server_grant_may_live = true;
-                        log->warn(
-                            "could not revoke the refresh token of patient {} at {}: {}. --force: removing "
-                            "the "
-                            "enrollment anyway; the grant at the EHR stays valid until it expires",
-                            a.key, ehr_name, outcome.failure.message);
-                        break;
-                }
-            }
-        }
-
-        // 2. headache.db, one transaction: all or nothing of this patient.
-        long long purged = 0;
-        if (db && rows > 0) {
-            purged = store::sync_state(*db).purge_patient(ehr_name, a.key);
-            std::cout << fmt::format("Deleted {} row(s) of {} at {} from {}.\n", purged, a.key, ehr_name,
-                                     cfg.daemon.database.string());
-            log->info("purged patient {} at {} from headache.db ({} rows)", a.key, ehr_name, purged);
-        }
-
-        // 3. vault.db: the enrollment and any browser enrollment in flight,
-        // and the audit row that records it, in one transaction. Written
-        // apart, a crash after the removal lost the row for good: run again,
-        // unenroll finds nothing left to do (issue 18, found by
-        // KillPoints.UnenrollPurgeResumesAndTouchesNoOtherPatient).
-        int pending_removed = 0;
-        {
-            store::write_transaction tx(vault->sql());
-            if (enr) vault->remove_enrollment(a.key, ehr_name);
-            pending_removed = pending.remove_for(a.key, ehr_name);
-            const auto event = store::enrollment_event(store::utc_timestamp(std::chrono::system_clock::now()),
-                                                       a.key, ehr_name, store::audit_action::unenroll,
-                                                       a.purge ? "purged" : "ok", static_cast<int>(purged));
-            store::insert_audit(vault->sql(), {&event, 1});
-            tx.commit();
-        }
-        if (enr || pending_removed > 0)
-            std::cout << fmt::format(
-                "Removed {} of {} at {} from {}.\n",
-                enr ? (pending_removed > 0 ? "the enrollment and pending sign-in link(s)" : "the enrollment")
-                    : "the pending sign-in link(s)",
-                a.key, ehr_name, cfg.daemon.vault.string());
-        log->info("unenrolled patient {} at {}", a.key, ehr_name);
-        if (server_grant_may_live)
-            std::cout
-                << "The grant at the EHR may still be valid until it expires: revoke HeadacheMD's access "
-                   "there to end it now.\n";
-
-        for (const auto& p : cfg.patients) {
-            if (p.key != a.key || p.ehr != ehr_name) continue;
-            std::cout << fmt::format(
-                "Now remove the [[patient]] entry with key = \"{}\" from {} (and reload the daemon): "
-                "until then `status` shows it as not enrolled.\n",
-                a.key, cfg.file.string());
-        }
-        if (!a.purge)
-            std::cout << fmt::format("Its rows stay in {}; `unenroll {} --ehr {} --purge` deletes them.\n",
-                                     cfg.daemon.database.string(), a.key, ehr_name);
-        return exit_code::ok;
+        asio::co_spawn(io, task, [&thrown](std::exception_ptr ep) { thrown = ep; });
+        io.run();
+        if (thrown) std::rethrow_exception(thrown);
+        return report(a, cfg, r, *log);
     } catch (const store::key_error& e) {
         log->error("{}", e.what());
         return exit_code::config;

@@ -1,5 +1,7 @@
 // revoke_refresh_token against a scripted transport (no sockets): where the
-// refresh token may go, and what each answer means.
+// refresh token may go, and what each answer means; then the whole
+// unenroll workflow (revoke → purge → remove) over real vault and
+// headache.db files in a temporary directory.
 #include <map>
 #include <string>
 #include <vector>
@@ -8,7 +10,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/audit.hpp"
+#include "headachemd/store/pending.hpp"
+#include "headachemd/store/vault.hpp"
 #include "headachemd/sync/unenroll.hpp"
+#include "test_support.hpp"
+#include "vault_support.hpp"
 
 namespace {
 
@@ -145,6 +153,180 @@ TEST(Revocation, DiscoveryThatFailsIsAFailureNotANoEndpoint) {
     EXPECT_EQ(out.status, sy::revocation_status::failed);
     EXPECT_EQ(out.failure.code, "discovery_failed");
     EXPECT_FALSE(t.token_was_sent());
+}
+
+// The unenroll workflow: one patient enrolled at "clinic" (whose token
+// endpoint is configured, so revocation needs no discovery), over real files.
+namespace store = headachemd::store;
+
+struct unenroll_fixture {
+    headachemd::test::temp_dir dir;
+    cfg::config config;
+    store::vault vault{dir / "vault.db", headachemd::test::token_key_in(dir.path())};
+    scripted t;
+
+    unenroll_fixture() {
+        auto e = ehr();
+        e.token_endpoint = "https://auth.ehr.test/token";
+        e.revocation_endpoint = "https://auth.ehr.test/revoke";
+        e.client_auth = cfg::client_auth_method::none;  // no secret file to read
+        config.ehrs.push_back(e);
+        config.file = dir / "sync.toml";
+        config.daemon.vault = dir / "vault.db";
+        config.daemon.database = dir / "headache.db";
+        config.patients.push_back({"hmd-1", "clinic", "p1"});
+    }
+    void enroll() {
+        vault.put_enrollment({"hmd-1", "clinic", "p1", token_value, "", "2026-01-01T00:00:00Z", false},
+                             "2026-01-01T00:00:00Z");
+    }
+    void revocation_answers(headachemd::result<http::response> r) {
+        t.answers.insert_or_assign("https://auth.ehr.test/revoke", std::move(r));
+    }
+    sy::unenroll_result run(sy::unenroll_request req) {
+        asio::io_context io;
+        sy::unenroll_result out;
+        auto go = [&]() -> asio::awaitable<void> {
+            out = co_await sy::unenroll_patient(t, config, vault, req, std::chrono::system_clock::now());
+        };
+        asio::co_spawn(io, go, [](std::exception_ptr ep) {
+            if (ep) std::rethrow_exception(ep);
+        });
+        io.run();
+        return out;
+    }
+    std::vector<std::string> audit_actions() {
+        std::vector<std::string> out;
+        for (const auto& e : store::query_audit(vault, {}))
+            out.push_back(e.action + ":" + e.outcome + (e.count ? ":" + std::to_string(*e.count) : ""));
+        return out;
+    }
+};
+
+using strings = std::vector<std::string>;
+
+TEST(UnenrollWorkflow, RevokedThenRemovedWithBothAuditEvents) {
+    unenroll_fixture f;
+    f.enroll();
+    f.revocation_answers(http::response{200, {}, ""});
+    const auto r = f.run({"hmd-1", "", false, false});
+    EXPECT_EQ(r.status, sy::unenroll_status::done);
+    EXPECT_EQ(r.ehr, "clinic");  // picked: the only EHR the key is known at
+    ASSERT_TRUE(r.revocation);
+    EXPECT_EQ(r.revocation->status, sy::revocation_status::revoked);
+    EXPECT_TRUE(r.had_enrollment);
+    EXPECT_FALSE(r.server_grant_may_live);
+    EXPECT_FALSE(f.vault.find_enrollment("hmd-1", "clinic"));
+    EXPECT_EQ(f.audit_actions(), (strings{"revoke:ok", "unenroll:ok:0"}));
+    EXPECT_FALSE(std::filesystem::exists(f.config.daemon.database));  // not created without --purge
+}
+
+TEST(UnenrollWorkflow, NoEndpointRemovesButSaysTheGrantMayLive) {
+    unenroll_fixture f;
+    f.config.ehrs[0].revocation_endpoint.reset();  // discovery off: no endpoint known
+    f.config.ehrs[0].discovery = false;
+    f.enroll();
+    const auto r = f.run({"hmd-1", "clinic", false, false});
+    EXPECT_EQ(r.status, sy::unenroll_status::done);
+    ASSERT_TRUE(r.revocation);
+    EXPECT_EQ(r.revocation->status, sy::revocation_status::no_endpoint);
+    EXPECT_TRUE(r.server_grant_may_live);
+    EXPECT_FALSE(f.vault.find_enrollment("hmd-1", "clinic"));
+    EXPECT_EQ(f.audit_actions(), (strings{"revoke:no_endpoint", "unenroll:ok:0"}));
+}
+
+TEST(UnenrollWorkflow, AFailedRevocationChangesNothingWithoutForce) {
+    unenroll_fixture f;
+    f.enroll();
+    f.revocation_answers(http::response{503, {}, "busy"});
+    const auto r = f.run({"hmd-1", "clinic", false, false});
+    EXPECT_EQ(r.status, sy::unenroll_status::revocation_failed);
+    ASSERT_TRUE(r.revocation);
+    EXPECT_EQ(r.revocation->failure.code, "http_503");
+    EXPECT_TRUE(f.vault.find_enrollment("hmd-1", "clinic"));  // kept, so a retry can revoke
+    EXPECT_EQ(f.audit_actions(), (strings{"revoke:failed"}));
+}
+
+TEST(UnenrollWorkflow, AFailedRevocationWithForceRemovesAnyway) {
+    unenroll_fixture f;
+    f.enroll();
+    f.revocation_answers(http::response{503, {}, "busy"});
+    const auto r = f.run({"hmd-1", "clinic", false, true});
+    EXPECT_EQ(r.status, sy::unenroll_status::done);
+    EXPECT_TRUE(r.server_grant_may_live);
+    EXPECT_FALSE(f.vault.find_enrollment("hmd-1", "clinic"));
+    EXPECT_EQ(f.audit_actions(), (strings{"revoke:failed", "unenroll:ok:0"}));
+}
+
+TEST(UnenrollWorkflow, AnEhrGoneFromTheConfigNeedsForceAndSendsNothing) {
+    unenroll_fixture f;
+    f.enroll();
+    f.config.ehrs.clear();
+    auto r = f.run({"hmd-1", "", false, false});
+    EXPECT_EQ(r.status, sy::unenroll_status::ehr_not_configured);
+    EXPECT_TRUE(r.ehr_missing);
+    EXPECT_TRUE(f.vault.find_enrollment("hmd-1", "clinic"));
+    EXPECT_TRUE(f.audit_actions().empty());
+
+    r = f.run({"hmd-1", "", false, true});
+    EXPECT_EQ(r.status, sy::unenroll_status::done);
+    EXPECT_FALSE(r.revocation);
+    EXPECT_TRUE(r.server_grant_may_live);
+    EXPECT_FALSE(f.vault.find_enrollment("hmd-1", "clinic"));
+    EXPECT_TRUE(f.t.seen.empty());
+    EXPECT_EQ(f.audit_actions(), (strings{"unenroll:ok:0"}));
+}
+
+TEST(UnenrollWorkflow, PurgeDeletesThePatientsRowsAndPendingLinks) {
+    unenroll_fixture f;
+    f.enroll();
+    f.revocation_answers(http::response{200, {}, ""});
+    {
+        store::analytics_db db(f.config.daemon.database);
+        db.sql().exec(
+            "INSERT INTO sync_cursor (source, patient_key, resource_type) VALUES "
+            "('clinic', 'hmd-1', 'Condition'), ('clinic', 'hmd-1', 'Encounter'), ('clinic', 'other', "
+            "'Condition')");
+    }
+    store::pending_enrollment p;
+    p.state_hash = store::state_hash("s");
+    p.patient_key = "hmd-1";
+    p.ehr = "clinic";
+    p.created_at = "2026-01-01T00:00:00Z";
+    p.expires_at = 1;
+    store::pending_enrollments(f.vault).put(p);
+    const auto r = f.run({"hmd-1", "clinic", true, false});
+    EXPECT_EQ(r.status, sy::unenroll_status::done);
+    EXPECT_TRUE(r.purged_db);
+    EXPECT_EQ(r.purged_rows, 2);
+    EXPECT_EQ(r.pending_removed, 1);
+    EXPECT_EQ(store::pending_enrollments(f.vault).count_for("hmd-1", "clinic"), 0);
+    EXPECT_EQ(f.audit_actions(), (strings{"revoke:ok", "unenroll:purged:2"}));
+    store::analytics_db db(f.config.daemon.database);
+    SQLite::Statement left(db.sql(), "SELECT count(*) FROM sync_cursor");
+    left.executeStep();
+    EXPECT_EQ(left.getColumn(0).getInt(), 1);  // the other patient's row stays
+}
+
+TEST(UnenrollWorkflow, NothingToDoChangesNothingAndSaysWhy) {
+    unenroll_fixture f;
+    // Known in the config, but nothing stored: nothing to revoke or remove.
+    auto r = f.run({"hmd-1", "", true, false});
+    EXPECT_EQ(r.status, sy::unenroll_status::unknown_patient);
+    EXPECT_NE(r.problem.find("has no enrollment at clinic"), std::string::npos);
+    EXPECT_NE(r.problem.find("and no rows in"), std::string::npos);
+    EXPECT_FALSE(std::filesystem::exists(f.config.daemon.database));
+    // Unknown everywhere.
+    r = f.run({"hmd-9", "", false, false});
+    EXPECT_EQ(r.status, sy::unenroll_status::unknown_patient);
+    EXPECT_NE(r.problem.find("patient hmd-9 is not enrolled"), std::string::npos);
+    // Known at two EHRs: the admin must name one.
+    f.config.patients.push_back({"hmd-1", "other", std::nullopt});
+    r = f.run({"hmd-1", "", false, false});
+    EXPECT_EQ(r.status, sy::unenroll_status::unknown_patient);
+    EXPECT_NE(r.problem.find("several EHRs (clinic, other)"), std::string::npos);
+    EXPECT_TRUE(f.t.seen.empty());
+    EXPECT_TRUE(f.audit_actions().empty());
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -23,6 +24,7 @@
 #include "headachemd/core/result.hpp"
 #include "headachemd/http/client.hpp"
 #include "headachemd/smart/smart.hpp"
+#include "headachemd/store/vault.hpp"
 
 namespace headachemd::sync {
 
@@ -43,5 +45,61 @@ boost::asio::awaitable<revocation_outcome> revoke_refresh_token(http::transport&
                                                                 const smart::client_credentials& creds,
                                                                 std::string refresh_token,
                                                                 std::chrono::system_clock::time_point now);
+
+// `unenroll KEY [--ehr E] [--purge] [--force]`: the whole workflow, so that
+// the daemon only parses, prints and maps to exit codes (issue 14).
+//
+//   1. revoke the refresh token at the EHR (RFC 7009) while it is still
+//      held: once deleted here nobody can revoke it; a failure stops
+//      everything unless `force`
+//   2. with `purge`: the patient's rows in headache.db, one transaction
+//   3. the enrollment and any pending browser enrollment in vault.db
+//
+// Audit events (issue 5): `revoke` with ok / no_endpoint / failed for every
+// attempt, and `unenroll` (ok, or purged with the row count) at the end. A
+// vault that cannot take an event does not undo a change already made at
+// the EHR: the failure is reported in the result instead.
+struct unenroll_request {
+    std::string key;
+    std::string ehr;  // empty: the one EHR the vault or the config knows the key at
+    bool purge = false;
+    bool force = false;
+};
+
+enum class unenroll_status {
+    done,                // steps 1–3 ran (step 1 maybe forced past)
+    unknown_patient,     // no EHR could be picked, or nothing is stored: nothing changed
+    ehr_not_configured,  // enrolled at an EHR the config no longer lists, no force: nothing changed
+    revocation_failed,   // the EHR did not revoke, no force: nothing changed
+};
+
+struct unenroll_result {
+    unenroll_status status = unenroll_status::unknown_patient;
+    std::string ehr;      // the EHR picked (empty when none could be)
+    std::string problem;  // unknown_patient: what to tell the admin
+    bool had_enrollment = false;
+    bool ehr_missing = false;                      // enrolled at an EHR the config no longer lists
+    std::optional<revocation_outcome> revocation;  // when a revocation was tried
+    bool purged_db = false;                        // headache.db rows were deleted
+    long long purged_rows = 0;
+    int pending_removed = 0;
+    bool server_grant_may_live = false;                    // the grant at the EHR may still be valid
+    std::string revoke_audit_error;  // empty: recorded
+};
+
+// The EHR of an unenrollment: the request's, else the one EHR the vault or
+// the config knows the key at. Empty, with `problem` set for the admin, when
+// there is none or more than one.
+std::string unenroll_ehr(const unenroll_request& req, const config::config& cfg, store::vault& vault,
+                         std::string& problem);
+
+// Runs the workflow above. `http` reaches the EHR (its deadlines are the
+// transport's); `cfg.daemon.database` is opened only with `purge` and when
+// it exists (a missing file holds no rows and is not created for nothing).
+// Throws store::store_error (store::key_error) when a database fails and
+// std::runtime_error when the client credentials cannot be read.
+boost::asio::awaitable<unenroll_result> unenroll_patient(http::transport& http, const config::config& cfg,
+                                                         store::vault& vault, const unenroll_request& req,
+                                                         std::chrono::system_clock::time_point now);
 
 }  // namespace headachemd::sync
