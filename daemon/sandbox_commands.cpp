@@ -16,7 +16,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/url/parse.hpp>
 
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
@@ -24,8 +23,10 @@
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/smart/smart.hpp"
 #include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/pending.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/engine.hpp"
+#include "headachemd/sync/enroll.hpp"
 #include "logging.hpp"
 #include "report_command.hpp"
 
@@ -44,51 +45,22 @@ void write_private_file(const fs::path& p, std::string_view text) {
     if (n != static_cast<ssize_t>(text.size())) throw std::runtime_error("cannot write " + p.string());
 }
 
-// The standalone launch a browser would do, driven headlessly: discovery,
-// /authorize with PKCE S256 (the sandbox approves without a person),
-// the redirect's code and state, and the code exchange.
-awaitable<result<smart::token_response>> headless_authorize(http::transport& http,
-                                                            const std::string& fhir_base,
-                                                            const smart::client_credentials& creds,
-                                                            const std::string& redirect_uri,
-                                                            const std::string& scope) {
-    http::request disc;
-    disc.url = fhir_base + "/.well-known/smart-configuration";
-    auto d = co_await http.send(disc);
-    if (!d) co_return d.err();
-    auto conf = smart::parse_configuration(d->body);
-    if (!conf) co_return conf.err();
-    const auto pkce = smart::make_pkce();
-    const std::string state = smart::random_state();
+// The person at the browser, played headlessly: the sandbox's /authorize
+// approves without anyone signing in and answers 302 to the redirect URI
+// with code and state (RFC 6749 §4.1.2). The redirect's parameters are
+// what the callback listener would receive; everything else is
+// begin_enrollment's and complete_enrollment's, as for a real patient.
+awaitable<result<smart::callback_params>> headless_redirect(http::transport& http,
+                                                            std::string authorize_url) {
     http::request auth;
-    auth.url = smart::authorize_url({conf->authorization_endpoint, creds.client_id, redirect_uri, scope,
-                                     state, fhir_base, pkce.challenge});
-    auto a = co_await http.send(auth);
+    auth.url = std::move(authorize_url);
+    auto a = co_await http.send(std::move(auth));
     if (!a) co_return a.err();
     const auto location = a->header("Location");
     if (a->status != 302 || !location)
         co_return error{"authorize_failed",
                         "the authorize endpoint answered HTTP " + std::to_string(a->status)};
-    auto url = boost::urls::parse_uri_reference(*location);
-    if (!url) co_return error{"authorize_failed", "the redirect is not a URL"};
-    std::string code, returned_state;
-    for (const auto& p : url->params()) {
-        if (p.key == "code") code = p.value;
-        if (p.key == "state") returned_state = p.value;
-        if (p.key == "error")
-            co_return error{"authorize_failed", "the EHR refused the authorization: " + p.value};
-    }
-    if (returned_state != state) co_return error{"state_mismatch", "the redirect's state does not match"};
-    const auto tr = smart::make_code_exchange_request(
-        code, redirect_uri, pkce.verifier, creds, {conf->token_endpoint, std::chrono::system_clock::now()});
-    http::request tok;
-    tok.method = boost::beast::http::verb::post;
-    tok.url = conf->token_endpoint;
-    for (const auto& [n, v] : tr.headers) tok.headers.push_back({n, v});
-    tok.body = tr.body;
-    auto t = co_await http.send(tok);
-    if (!t) co_return t.err();
-    co_return smart::parse_token_response(t->status, t->body, tr.secret_views());
+    co_return smart::parse_callback(*location);
 }
 
 long long scalar(SQLite::Database& db, const std::string& sql) {
@@ -169,6 +141,7 @@ int demo(const demo_args& a) {
         ehr.client_id = sconf.client_id;
         ehr.client_secret_file = dir / "client.secret";
         ehr.ca_file = dir / "sandbox-ca.pem";
+        ehr.redirect_uri = sconf.redirect_uris.front();
         if (!a.ecw) ehr.page_size = 50;
         cfg.ehrs.push_back(ehr);
 
@@ -178,14 +151,7 @@ int demo(const demo_args& a) {
         http::client_options ho;
         ho.extra_ca_files.push_back(*ehr.ca_file);
         http::client http(io.get_executor(), ho);
-        const smart::client_credentials creds{sconf.client_id, sconf.client_secret,
-                                              smart::client_auth::client_secret_basic};
         const auto ids = sbx->patient_ids();
-        // The profile's scopes: eCW offers per-type scopes only, and answers
-        // 403 invalid_request to one it does not list.
-        std::string scope;
-        for (const auto& sc : ehr.scopes) scope += (scope.empty() ? "" : " ") + sc;
-        if (scope.empty()) scope = "launch/patient openid fhirUser offline_access patient/*.read";
         sync::pass_result pass;
         int enrolled = 0;
         std::exception_ptr failure;
@@ -193,17 +159,37 @@ int demo(const demo_args& a) {
             for (int i = 0; i < so.patients && i < static_cast<int>(ids.size()); ++i) {
                 const std::string key = fmt::format("demo-{:03}", i + 1);
                 sbx->set_authorize_patient(ids[i]);
-                auto t = co_await headless_authorize(http, ehr.fhir_base, creds, sconf.redirect_uris.front(),
-                                                     scope);
-                if (!t || !t->refresh_token || !t->patient) {
-                    log->error("enrolling {} failed: {}", key,
-                               t ? "no refresh token or patient" : t.err().message);
+                // The production path: pending row, state and PKCE S256,
+                // then the callback's code exchanged and stored with its
+                // audit events (issue 14).
+                cfg.patients.push_back({key, ehr.name, std::nullopt});
+                const config::patient_settings patient = cfg.patients.back();
+                auto start =
+                    co_await sync::begin_enrollment(http, ehr, patient, std::chrono::system_clock::now());
+                if (!start) {
+                    cfg.patients.pop_back();
+                    log->error("enrolling {} failed: {}", key, start.err().message);
                     continue;
                 }
-                const std::string now = store::utc_timestamp(std::chrono::system_clock::now());
-                vault.put_enrollment({key, ehr.name, *t->patient, *t->refresh_token, t->scope, now, false},
-                                     now);
-                cfg.patients.push_back({key, ehr.name, *t->patient});
+                store::pending_enrollments(vault).put(start->pending);
+                auto redirect = co_await headless_redirect(http, start->authorize_url);
+                if (!redirect) {
+                    // The pending row stays until it expires, as when a
+                    // person closes the browser (purged at the next enroll).
+                    cfg.patients.pop_back();
+                    log->error("enrolling {} failed: {}", key, redirect.err().message);
+                    continue;
+                }
+                auto outcome = co_await sync::complete_enrollment(http, cfg, vault, *redirect,
+                                                                  std::chrono::system_clock::now());
+                if (!outcome.audit_error.empty()) log->error("audit log: {}", outcome.audit_error);
+                const auto stored = vault.find_enrollment(key, ehr.name);
+                if (!outcome.ok || !stored) {
+                    cfg.patients.pop_back();
+                    log->error("enrolling {} failed: {}", key, outcome.headline);
+                    continue;
+                }
+                cfg.patients.back().fhir_patient_id = stored->fhir_patient_id;
                 ++enrolled;
             }
             std::cout << fmt::format("Enrolled {} sandbox patients (authorization code + PKCE S256)\n",

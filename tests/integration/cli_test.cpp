@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <vector>
 
+#include "headachemd/store/audit.hpp"
+#include "headachemd/store/pending.hpp"
 #include "headachemd/store/token_key.hpp"
 #include "headachemd/store/vault.hpp"
 #include "run_command.hpp"
@@ -37,6 +39,28 @@ TEST(Cli, DemoRunsWithNoSetupAndFillsEveryTable) {
     // The synthetic names never reach the analytics database or the output.
     EXPECT_EQ(r.out.find("Test Patient"), std::string::npos);
     EXPECT_EQ(read_file(dir / "demo" / "headache.db").find("Test Patient"), std::string::npos);
+}
+
+// `demo` enrolls like a real patient (issue 14): a pending row per patient,
+// taken out by the redirect, and the audit events a browser enrollment
+// leaves (the token-endpoint call, then `enroll`).
+TEST(Cli, DemoEnrollsThroughTheProductionPathWithAuditAndNoPendingRows) {
+    // Setup / Run
+    temp_dir dir;
+    const auto r = run_binary({"demo", "--patients", "3", "--dir", (dir / "demo").string()}, dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    // Check
+    headachemd::store::vault vault(dir / "demo" / "vault.db",
+                                   headachemd::store::load_token_key(dir / "demo" / "token.key"));
+    headachemd::store::pending_enrollments pending(vault);
+    const auto events = headachemd::store::query_audit(vault, {});
+    for (const char* key : {"demo-001", "demo-002", "demo-003"}) {
+        EXPECT_EQ(pending.count_for(key, "sandbox"), 0) << key;
+        std::vector<std::string> actions;
+        for (const auto& e : events)
+            if (e.patient_key == key) actions.push_back(e.action + ":" + e.outcome);
+        EXPECT_EQ(actions, (std::vector<std::string>{"token.exchange:ok", "enroll:ok"})) << key;
+    }
 }
 
 TEST(Cli, DemoWritesTheReportBesideTheDatabaseAndPrintsItsPath) {
