@@ -277,14 +277,13 @@ awaitable<enrollment_outcome> complete_enrollment(http::transport& http, const c
         events.push_back(std::move(*exchange));
     }
     if (o.ok && to_store) {
-        auto stored = store_enrollment(vault, *to_store, std::move(events), now);
+        // A copy: when nothing is stored, the batch was not written and the
+        // token exchange is audited with the refusal below.
+        auto stored = store_enrollment(vault, *to_store, events, now);
         if (stored.stored) {
             o.audit_error = std::move(stored.audit_error);
             co_return o;
         }
-        // Nothing was stored, so the batch was not written: refused below.
-        events.clear();
-        if (exchange) events.push_back(std::move(*exchange));
         enrollment_outcome refused = failed("store_failed", "The token could not be stored",
                                             stored.store_error + ". Enroll again once it is fixed.");
         refused.patient_key = o.patient_key;
