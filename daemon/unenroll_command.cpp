@@ -1,11 +1,8 @@
 #include "unenroll_command.hpp"
 
 #include <chrono>
-#include <filesystem>
 #include <iostream>
 #include <memory>
-#include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -19,10 +16,7 @@
 #include "headachemd/http/client.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/audit.hpp"
-#include "headachemd/store/pending.hpp"
-#include "headachemd/store/sync_state.hpp"
 #include "headachemd/store/vault.hpp"
-#include "headachemd/sync/credentials.hpp"
 #include "headachemd/sync/unenroll.hpp"
 #include "http_options.hpp"
 #include "logging.hpp"
