@@ -56,6 +56,18 @@ TEST(PageMeta, LastPageHasNoNext) {
     EXPECT_FALSE(fhir::read_page_meta(page)->next);
 }
 
+// FHIR R4 search paging (http.html#paging): a searchset may also carry
+// first, previous and last links; only "next" is the next page. Following
+// another would loop (previous, first) or skip pages (last).
+TEST(PageMeta, OnlyTheNextRelationIsTheNextPage) {
+    simdjson::padded_string page(std::string(R"({"resourceType":"Bundle","link":[
+      {"relation":"first","url":"https://x/fhir?p=1"},{"relation":"previous","url":"https://x/fhir?p=2"},
+      {"relation":"self","url":"https://x/fhir?p=3"},{"relation":"last","url":"https://x/fhir?p=9"}]})"));
+    const auto m = fhir::read_page_meta(page);
+    ASSERT_TRUE(m) << m.err().message;
+    EXPECT_FALSE(m->next);
+}
+
 TEST(PageMeta, OperationOutcomeWith200IsRecognised) {
     simdjson::padded_string page(std::string(
         R"({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"too-costly","diagnostics":"x"}]})"));

@@ -402,6 +402,21 @@ TEST(AccessToken, UsableUntilSixtySecondsBeforeExpiry) {
     EXPECT_FALSE(s.usable(t0));
 }
 
+// Issue 17: a token shorter-lived than twice the margin keeps half its
+// lifetime as margin; with the full 60 s a 30-second token would never be
+// usable and every request would refresh (spending a single-use token).
+TEST(AccessToken, AShortLivedTokenKeepsHalfItsLifetimeAsMargin) {
+    smart::access_token_state s;
+    const auto t0 = std::chrono::system_clock::time_point{} + 1000h;
+    smart::token_response r;
+    r.access_token = "at";
+    r.expires_in = 30s;
+    s.set(r, t0);
+    EXPECT_TRUE(s.usable(t0));
+    EXPECT_TRUE(s.usable(t0 + 14s));
+    EXPECT_FALSE(s.usable(t0 + 15s));
+}
+
 }  // namespace
 
 namespace {
