@@ -1952,6 +1952,85 @@ TEST_F(fixture, AnAccessTokenAnsweredWith401IsDroppedFromTheVaultAndRefreshedOnc
     EXPECT_TRUE(ehr.access_to_patient.count(now->token));
 }
 
+namespace {
+
+// Requests of ehr.seen from `from` on that carried `token` as their bearer token.
+int sent_bearer(const fake_ehr& ehr, const std::string& token, std::size_t from = 0) {
+    int n = 0;
+    for (std::size_t i = from; i < ehr.seen.size(); ++i)
+        for (const auto& h : ehr.seen[i].headers)
+            if (h.name == "Authorization" && h.value == "Bearer " + token) ++n;
+    return n;
+}
+
+}  // namespace
+
+// Issue 17: an access token the EHR answered 401 to leaves vault.db at
+// once, not only when the refresh that follows succeeds. Here the token
+// endpoint fails (HTTP 500, which spends nothing), and the next engine on
+// the same vault (another process, or the next start) must refresh
+// instead of sending the refused token again.
+TEST_F(fixture, AnAccessTokenRefusedWith401LeavesTheVaultEvenWhenTheRefreshFails) {
+    // Setup: a first pass stores an access token; the EHR then revokes it
+    // and its token endpoint fails.
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    ASSERT_EQ(pass().succeeded(), 1);
+    const auto refused = vault.find_enrollment("hmd-1", "ehr")->access->token;
+    ehr.access_to_patient.erase(refused);
+    const auto working = ehr.by_path["https://ehr.test/token"];
+    answer_token_requests(ehr, [](const http::request&) { return fake_ehr::json(500, "{}"); });
+
+    // Run: the job that gets the 401, then cannot refresh.
+    const auto failed = pass();
+
+    // Check: the refused token is no longer in the vault.
+    ASSERT_EQ(failed.failed(), 1);
+    EXPECT_EQ(sent_bearer(ehr, refused), 2);  // the first pass, and the 401
+    const auto stored = vault.find_enrollment("hmd-1", "ehr")->access;
+    EXPECT_FALSE(stored && stored->token == refused) << "the refused access token is still in the vault";
+
+    // Run: another engine on the same vault, once the token endpoint works.
+    ehr.by_path["https://ehr.test/token"] = working;
+    const std::size_t before = ehr.seen.size();
+    const auto next = pass();
+
+    // Check: it refreshed, and never sent the refused token.
+    EXPECT_EQ(next.succeeded(), 1);
+    EXPECT_EQ(sent_bearer(ehr, refused, before), 0);
+    EXPECT_EQ(counters.token_requests, 1);
+}
+
+// The same when vault.db cannot drop the refused token (a failing write):
+// the engine remembers it as refused and does not take it back from the
+// vault for the refresh that follows, which would send it again, get a
+// second 401 and fail the job without refreshing.
+TEST_F(fixture, ARefusedAccessTokenTheVaultCouldNotDropIsNotTakenBack) {
+    // Setup: as above, with a working token endpoint; every write that
+    // clears the access token fails on the engine's vault connection.
+    enroll("hmd-1", "p1");
+    serve_conditions("p1", {{condition("c1", "p1")}});
+    ASSERT_EQ(pass().succeeded(), 1);
+    const auto refused = vault.find_enrollment("hmd-1", "ehr")->access->token;
+    ehr.access_to_patient.erase(refused);
+    vault.sql().exec(
+        "CREATE TEMP TRIGGER no_forget BEFORE UPDATE OF access_token ON enrollment "
+        "WHEN NEW.access_token IS NULL BEGIN SELECT RAISE(ABORT, 'write failed'); END");
+    const std::size_t before = ehr.seen.size();
+
+    // Run
+    const auto r = pass();
+
+    // Check: one 401, then a refresh; the new token is stored over the old.
+    ASSERT_EQ(r.succeeded(), 1) << (r.patients[0].failure ? r.patients[0].failure->message : "");
+    EXPECT_EQ(sent_bearer(ehr, refused, before), 1);
+    EXPECT_EQ(counters.token_requests, 1);
+    EXPECT_NE(logged().find("cannot drop the refused access token"), std::string::npos) << logged();
+    const auto stored = vault.find_enrollment("hmd-1", "ehr")->access;
+    ASSERT_TRUE(stored);
+    EXPECT_NE(stored->token, refused);
+}
+
 TEST_F(fixture, AnotherProcessesAccessTokenIsTakenUnderTheLockInsteadOfRefreshing) {
     // Setup: while this job asks for the metadata, another process refreshes
     // and stores both tokens (what a daemon beside this sync-once does).
