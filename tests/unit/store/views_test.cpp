@@ -983,6 +983,23 @@ TEST_F(clinical, SafetyFlagsNameTheRowsBehindThem) {
                 R"("authored_on":"2024-03-01","age_at_order":30}])"}));
 }
 
+// FDA labels (valproate, topiramate) and schema/README.md: the flag covers
+// women of 15 to 45. Only the birth year is kept, so the age at the order
+// is the year difference, and each end takes in the year before: a
+// difference of 15 (a woman of 14 or 15) and of 46 (45 or 46) is flagged,
+// 14 and 47 are not.
+TEST_F(clinical, TheTeratogenFlagCoversBirthYearsFifteenToFortySixBeforeTheOrder) {
+    for (const int age : {14, 15, 46, 47}) {
+        const std::string k = "F" + std::to_string(age);
+        person(k, 2024 - age, "female");
+        add(preventive_rx(k + "-topi", k, "anticonvulsant", "topiramate", "2024-03-01", 30, 0));
+    }
+    EXPECT_EQ(rows(db_.sql(),
+                   "SELECT patient_key, json_extract(evidence, '$[0].age_at_order') FROM v_safety_flags "
+                   "WHERE flag = 'teratogen_childbearing_age' ORDER BY 1"),
+              (rows_t{"F15|15", "F46|46"}));
+}
+
 TEST_F(clinical, TreatmentResponseComparesBaselineWithThreeAndSixMonths) {
     // Setup: erenumab from 2024-03-01; MIDAS 40 two weeks before (and an
     // older 50), 22 at 3 months, 12 at 6 months; HIT-6 only at baseline.
