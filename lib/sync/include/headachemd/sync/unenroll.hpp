@@ -83,8 +83,8 @@ struct unenroll_result {
     bool purged_db = false;                        // headache.db rows were deleted
     long long purged_rows = 0;
     int pending_removed = 0;
-    bool server_grant_may_live = false;                    // the grant at the EHR may still be valid
-    std::string revoke_audit_error;  // empty: recorded
+    bool server_grant_may_live = false;  // the grant at the EHR may still be valid
+    std::string revoke_audit_error;      // empty: recorded
 };
 
 // The EHR of an unenrollment: the request's, else the one EHR the vault or
