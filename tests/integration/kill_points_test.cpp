@@ -44,6 +44,7 @@
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/store/token_key.hpp"
 #include "headachemd/store/vault.hpp"
+#include "kill_support.hpp"
 #include "run_command.hpp"
 #include "test_support.hpp"
 #include "vault_support.hpp"
@@ -53,23 +54,16 @@ namespace {
 namespace fs = std::filesystem;
 namespace sb = headachemd::sandbox;
 using namespace std::chrono_literals;
+using headachemd::test::expire_access_tokens;
 using headachemd::test::temp_dir;
+using headachemd::test::kill::analytics_rows;
+using headachemd::test::kill::integrity;
+using headachemd::test::kill::rows_of_tables_with;
+using headachemd::test::kill::scalar;
+using headachemd::test::kill::tables_with_column;
 
 constexpr int patient_count = 3;
 constexpr std::uint64_t data_seed = 1818;
-
-long env_or(const char* name, long fallback) {
-    const char* v = std::getenv(name);
-    if (!v || !*v) return fallback;
-    return std::strtol(v, nullptr, 10);
-}
-
-std::uint64_t seed_for_run() {
-    if (const char* s = std::getenv("HEADACHEMD_KILL_SEED"); s && *s) return std::strtoull(s, nullptr, 10);
-    return std::random_device{}();
-}
-
-int kill_count() { return static_cast<int>(env_or("HEADACHEMD_KILL_COUNT", 10)); }
 
 // The files whose writes are kill points: the two databases with their
 // -wal, -journal and -shm files, and key files. Not the lock file (opened,
@@ -240,77 +234,6 @@ void install(const temp_dir& dir, sb::server& ehr, int page_size) {
     });
 }
 
-// PRAGMA integrity_check's verdict, or the error that stopped it. Opened
-// read-write, as the next process opens it: a read-only connection cannot
-// roll back the hot journal a killed writer leaves (SQLite's own recovery,
-// https://sqlite.org/atomiccommit.html#hot_rollback_journals).
-std::string integrity(const fs::path& db_path) {
-    try {
-        SQLite::Database db(db_path.string(), SQLite::OPEN_READWRITE);
-        SQLite::Statement q(db, "PRAGMA integrity_check");
-        std::string out;
-        while (q.executeStep()) out += q.getColumn(0).getString();
-        return out;
-    } catch (const std::exception& e) {
-        return std::string("cannot check: ") + e.what();
-    }
-}
-
-// Read-write for the reason integrity() gives.
-long long scalar(const fs::path& db_path, const std::string& sql) {
-    SQLite::Database db(db_path.string(), SQLite::OPEN_READWRITE);
-    SQLite::Statement q(db, sql);
-    q.executeStep();
-    return q.getColumn(0).getInt64();
-}
-
-std::vector<std::string> tables_with_column(SQLite::Database& db, const std::string& column) {
-    std::vector<std::string> tables;
-    SQLite::Statement q(db,
-                        "SELECT m.name FROM sqlite_master m WHERE m.type = 'table' AND EXISTS "
-                        "(SELECT 1 FROM pragma_table_info(m.name) c WHERE c.name = ?) ORDER BY 1");
-    q.bind(1, column);
-    while (q.executeStep()) tables.push_back(q.getColumn(0).getString());
-    return tables;
-}
-
-// Rows of every table that has `column`, as sorted text rows, per table.
-// `where` filters them (SQL on that table); `skip` names columns left out.
-std::map<std::string, std::vector<std::string>> rows_of_tables_with(const fs::path& db_path,
-                                                                    const std::string& column,
-                                                                    const std::string& where,
-                                                                    const std::set<std::string>& skip) {
-    SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
-    std::map<std::string, std::vector<std::string>> out;
-    for (const auto& t : tables_with_column(db, column)) {
-        SQLite::Statement q(db, "SELECT * FROM \"" + t + "\"" + (where.empty() ? "" : " WHERE " + where));
-        auto& rows = out[t];
-        while (q.executeStep()) {
-            std::string row;
-            for (int c = 0; c < q.getColumnCount(); ++c) {
-                const std::string name = q.getColumnName(c);
-                if (skip.count(name)) continue;
-                row += name + "=" + (q.getColumn(c).isNull() ? "NULL" : q.getColumn(c).getString()) + "|";
-            }
-            rows.push_back(std::move(row));
-        }
-        std::sort(rows.begin(), rows.end());
-    }
-    return out;
-}
-
-// The analytics tables (those with a raw_hash column), every column but
-// ingested_at (the time of the write) and, for `patient`, the keyed hash id
-// (each installation has its own pseudonymization key).
-std::map<std::string, std::vector<std::string>> analytics_rows(const fs::path& db_path,
-                                                               bool keep_patient_id = false) {
-    auto rows = rows_of_tables_with(db_path, "raw_hash", "", {"ingested_at"});
-    if (keep_patient_id) return rows;
-    auto plain = rows_of_tables_with(db_path, "raw_hash", "", {"ingested_at", "id"});
-    rows["patient"] = plain["patient"];
-    return rows;
-}
-
 std::size_t row_count(const std::map<std::string, std::vector<std::string>>& rows) {
     std::size_t n = 0;
     for (const auto& [t, r] : rows) n += r.size();
@@ -353,13 +276,6 @@ void expect_all_ok(const headachemd::test::command_result& r, int patients, cons
         << r.out;
 }
 
-// Drops the stored access tokens: the next run refreshes every patient with
-// the refresh token the vault holds, which proves those tokens work.
-void expire_access_tokens(const fs::path& vault_path) {
-    SQLite::Database db(vault_path.string(), SQLite::OPEN_READWRITE);
-    headachemd::test::expire_access_tokens(db);
-}
-
 // A kill moment: up to `clean_events` (a clean run's count) plus a tenth, so
 // that some runs complete first; with `early`, half of them among the
 // first `early` writes.
@@ -370,12 +286,28 @@ int draw_kill_moment(std::mt19937_64& rng, int clean_events, int early = 0) {
     return uniform(1, span);
 }
 
+// Half the kill moments anywhere, half in the second half of the writes:
+// where rekey and unenroll commit, checkpoint and write their audit row.
+int draw_kill_moment_late_half(std::mt19937_64& rng, int clean_events) {
+    return std::uniform_int_distribution<int>(0, 1)(rng) == 0
+               ? draw_kill_moment(rng, clean_events)
+               : clean_events / 2 + draw_kill_moment(rng, clean_events / 2);
+}
+
 struct figures {
     int kills = 0, completed = 0, resumed = 0;
     int min_events = 1 << 30, max_events = 0;
-    void count_clean(int events) {
-        min_events = std::min(min_events, events);
-        max_events = std::max(max_events, events);
+    // A run that was killed, or that completed before its kill moment and
+    // then must have exited 0.
+    void record(const watched_run& r, std::uint64_t seed, int k) {
+        if (r.killed()) {
+            ++kills;
+            return;
+        }
+        ++completed;
+        min_events = std::min(min_events, r.events);
+        max_events = std::max(max_events, r.events);
+        EXPECT_EQ(r.exit_code, 0) << "seed " << seed << " k " << k;
     }
 };
 
@@ -390,8 +322,8 @@ void print_figures(const std::string& scenario, std::uint64_t seed, int clean_ev
 // killed early (half the kills among the first 40 writes: creating
 // headache.db and its migrations) or anywhere in the pass.
 TEST(KillPoints, StartupAndMigrationsResumeToTheReference) {
-    const auto seed = seed_for_run();
-    const int kills = kill_count();
+    const auto seed = headachemd::test::kill::seed();
+    const int kills = headachemd::test::kill::count(10);
     std::cout << "kill-points: start-up, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
     std::mt19937_64 rng(seed);
     sb::background_server ehr(sandbox_options());
@@ -421,13 +353,7 @@ TEST(KillPoints, StartupAndMigrationsResumeToTheReference) {
         ASSERT_TRUE(watch.ok());
         const int k = draw_kill_moment(rng, clean_events, 40);
         const auto r = watch.run({"sync-once", "--config", config}, k);
-        if (r.killed()) {
-            ++f.kills;
-        } else {
-            ++f.completed;
-            f.count_clean(r.events);
-            EXPECT_EQ(r.exit_code, 0) << "seed " << seed << " k " << k;
-        }
+        f.record(r, seed, k);
         if (r.killed() && (!fs::exists(dir / "headache.db") ||
                            scalar(dir / "headache.db", "PRAGMA user_version") < want_version))
             ++in_migrations;
@@ -464,8 +390,8 @@ TEST(KillPoints, StartupAndMigrationsResumeToTheReference) {
 // again; with the new one, the rekey had committed and only the config is
 // left to point at the new key.
 TEST(KillPoints, RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes) {
-    const auto seed = seed_for_run();
-    const int kills = kill_count();
+    const auto seed = headachemd::test::kill::seed();
+    const int kills = headachemd::test::kill::count(10);
     std::cout << "kill-points: rekey, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
     std::mt19937_64 rng(seed);
     sb::background_server ehr(sandbox_options());
@@ -490,10 +416,7 @@ TEST(KillPoints, RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes) {
         // Half the kills in the second half of the writes: the commit, the
         // checkpoint that clears the -wal file of pages sealed under the old
         // key, and what follows.
-        const int k = i < 0 ? 0
-                      : std::uniform_int_distribution<int>(0, 1)(rng) == 0
-                          ? draw_kill_moment(rng, clean_events)
-                          : clean_events / 2 + draw_kill_moment(rng, clean_events / 2);
+        const int k = i < 0 ? 0 : draw_kill_moment_late_half(rng, clean_events);
         const std::vector<std::string> rekey = {"rekey", "--config", config, "--new-key-file",
                                                 new_key.string()};
         const auto r = watch.run(rekey, k);
@@ -501,12 +424,8 @@ TEST(KillPoints, RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes) {
             ASSERT_EQ(r.exit_code, 0) << headachemd::test::read_file(dir / "stderr.txt");
             clean_events = r.events;
             ASSERT_GT(clean_events, 0);
-        } else if (r.killed()) {
-            ++f.kills;
         } else {
-            ++f.completed;
-            f.count_clean(r.events);
-            EXPECT_EQ(r.exit_code, 0) << "seed " << seed << " k " << k;
+            f.record(r, seed, k);
         }
         EXPECT_EQ(integrity(vault_path), "ok") << "k " << k;
         // Exactly one key opens the vault: never a mix of rows under both.
@@ -559,8 +478,8 @@ TEST(KillPoints, RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes) {
 // headache.db, remove the enrollment from the vault. Killed anywhere, the
 // same command run again finishes the job and touches no other patient.
 TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
-    const auto seed = seed_for_run();
-    const int kills = kill_count();
+    const auto seed = headachemd::test::kill::seed();
+    const int kills = headachemd::test::kill::count(10);
     std::cout << "kill-points: unenroll, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
     std::mt19937_64 rng(seed);
     sb::background_server ehr(sandbox_options());
@@ -588,22 +507,15 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
         ASSERT_TRUE(watch.ok());
         // Half the kills in the second half of the writes: the purge's
         // commit and checkpoint, the vault's removal, the audit row.
-        const int k = i < 0 ? 0
-                      : std::uniform_int_distribution<int>(0, 1)(rng) == 0
-                          ? draw_kill_moment(rng, clean_events)
-                          : clean_events / 2 + draw_kill_moment(rng, clean_events / 2);
+        const int k = i < 0 ? 0 : draw_kill_moment_late_half(rng, clean_events);
         const std::vector<std::string> unenroll = {"unenroll", gone, "--config", config, "--purge"};
         const auto r = watch.run(unenroll, k);
         if (i < 0) {
             ASSERT_EQ(r.exit_code, 0) << headachemd::test::read_file(dir / "stderr.txt");
             clean_events = r.events;
             ASSERT_GT(clean_events, 0);
-        } else if (r.killed()) {
-            ++f.kills;
         } else {
-            ++f.completed;
-            f.count_clean(r.events);
-            EXPECT_EQ(r.exit_code, 0) << "seed " << seed << " k " << k;
+            f.record(r, seed, k);
         }
         EXPECT_EQ(integrity(db_path), "ok") << "k " << k;
         EXPECT_EQ(integrity(vault_path), "ok") << "k " << k;
@@ -668,8 +580,8 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
 // reference's; ingesting again completes to exactly the reference.
 TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
     HEADACHEMD_REQUIRE_SHARED("synthea-r4/patients");
-    const auto seed = seed_for_run();
-    const int kills = kill_count();
+    const auto seed = headachemd::test::kill::seed();
+    const int kills = headachemd::test::kill::count(10);
     std::cout << "kill-points: ingest, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
     std::mt19937_64 rng(seed);
     // The three smallest patient bundles, in name order: a few hundred rows.
@@ -759,13 +671,7 @@ TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
         ASSERT_TRUE(watch.ok());
         const int k = draw_kill_moment(rng, migrated ? data_events : fresh_events);
         const auto r = watch.run(ingest_args(dir, inputs), k);
-        if (r.killed()) {
-            ++f.kills;
-        } else {
-            ++f.completed;
-            f.count_clean(r.events);
-            EXPECT_EQ(r.exit_code, 0) << "seed " << seed << " k " << k;
-        }
+        f.record(r, seed, k);
         const auto db_path = dir / "headache.db";
         if (fs::exists(db_path) && fs::file_size(db_path) > 0) {
             EXPECT_EQ(integrity(db_path), "ok") << "k " << k;

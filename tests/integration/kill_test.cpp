@@ -56,6 +56,7 @@
 
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/store/vault.hpp"
+#include "kill_support.hpp"
 #include "run_command.hpp"
 #include "test_support.hpp"
 #include "vault_support.hpp"
@@ -65,16 +66,14 @@ namespace {
 namespace fs = std::filesystem;
 namespace sb = headachemd::sandbox;
 using namespace std::chrono_literals;
+using headachemd::test::expire_access_tokens;
 using headachemd::test::temp_dir;
+using headachemd::test::kill::analytics_rows;
+using headachemd::test::kill::integrity;
+using headachemd::test::kill::scalar;
 
 constexpr int patient_count = 3;
 constexpr std::uint64_t data_seed = 606;
-
-long env_or(const char* name, long fallback) {
-    const char* v = std::getenv(name);
-    if (!v || !*v) return fallback;
-    return std::strtol(v, nullptr, 10);
-}
 
 // The only place the test opens the vault, so that a change of its
 // constructor (sealed tokens with a key) is adapted here alone.
@@ -166,56 +165,6 @@ void reenroll(const fs::path& vault_path, sb::server& ehr, const std::string& ke
         v.put_enrollment({key, "sandbox", id, ehr.issue_refresh_token(id), "", "t", false}, "t");
         return 0;
     });
-}
-
-std::string integrity(const fs::path& db_path) {
-    SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
-    SQLite::Statement q(db, "PRAGMA integrity_check");
-    std::string out;
-    while (q.executeStep()) out += q.getColumn(0).getString();
-    return out;
-}
-
-// Every table with a raw_hash column (the analytics tables), as sorted text
-// rows of every column but ingested_at (the time of the write, which differs
-// between two runs by nature).
-std::map<std::string, std::vector<std::string>> analytics_rows(const fs::path& db_path) {
-    SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
-    std::vector<std::string> tables;
-    {
-        SQLite::Statement q(
-            db,
-            "SELECT m.name FROM sqlite_master m WHERE m.type = 'table' AND EXISTS "
-            "(SELECT 1 FROM pragma_table_info(m.name) c WHERE c.name = 'raw_hash') ORDER BY 1");
-        while (q.executeStep()) tables.push_back(q.getColumn(0).getString());
-    }
-    std::map<std::string, std::vector<std::string>> out;
-    for (const auto& t : tables) {
-        // patient.id is a keyed hash made with the vault's pseudonymization
-        // key (schema 0004), and the reference has a vault of its own.
-        const bool hashed_id = t == "patient";
-        SQLite::Statement q(
-            db, "SELECT * FROM \"" + t + "\" ORDER BY source, " + (hashed_id ? "patient_key" : "id"));
-        auto& rows = out[t];
-        while (q.executeStep()) {
-            std::string row;
-            for (int c = 0; c < q.getColumnCount(); ++c) {
-                const std::string name = q.getColumnName(c);
-                if (name == "ingested_at" || (hashed_id && name == "id")) continue;
-                row += std::string(q.getColumnName(c)) + "=" +
-                       (q.getColumn(c).isNull() ? "NULL" : q.getColumn(c).getString()) + "|";
-            }
-            rows.push_back(std::move(row));
-        }
-    }
-    return out;
-}
-
-long long scalar(const fs::path& db_path, const std::string& sql) {
-    SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
-    SQLite::Statement q(db, sql);
-    q.executeStep();
-    return q.getColumn(0).getInt64();
 }
 
 // Fires SIGKILL from the sandbox's thread at the chosen exchange of the
@@ -437,12 +386,6 @@ void make_everyone_due(const fs::path& db_path) {
     db.exec("UPDATE sync_status SET next_run_at = NULL");
 }
 
-// Drops every stored access token, as their expiry would.
-void expire_access_tokens(const fs::path& vault_path) {
-    SQLite::Database db(vault_path.string(), SQLite::OPEN_READWRITE);
-    headachemd::test::expire_access_tokens(db);
-}
-
 // The refresh windows a debug-level run logged ("refresh window N us"), in
 // microseconds.
 std::vector<long long> refresh_windows(const std::string& log) {
@@ -470,7 +413,7 @@ std::string describe(const mode& m) {
            (m.aimed ? ", aimed and random kills" : ", random kills of sync-once");
 }
 
-using table_rows = std::map<std::string, std::vector<std::string>>;
+using table_rows = headachemd::test::kill::rows_by_table;
 
 // Every row the reference has held at any data state, per table: a row a
 // killed run leaves behind must be one of them (a resource as the EHR served
@@ -849,17 +792,10 @@ figures kill_many_times(const mode& m, int kill_count, std::uint64_t seed) {
     return f;
 }
 
-std::uint64_t seed_for_run() {
-    if (const char* s = std::getenv("HEADACHEMD_KILL_SEED"); s && *s) return std::strtoull(s, nullptr, 10);
-    return std::random_device{}();
-}
-
-int kill_count() { return static_cast<int>(env_or("HEADACHEMD_KILL_COUNT", 50)); }
-
 TEST(KillTest, StrictSingleUseServerStrandsOnlyInsideTheTokenWindowAndLosesNoData) {
-    const auto seed = seed_for_run();
-    const figures f = kill_many_times(mode{}, kill_count(), seed);
-    EXPECT_EQ(f.kills, kill_count()) << "seed " << seed;
+    const auto seed = headachemd::test::kill::seed();
+    const figures f = kill_many_times(mode{}, headachemd::test::kill::count(50), seed);
+    EXPECT_EQ(f.kills, headachemd::test::kill::count(50)) << "seed " << seed;
     // Strandings come only from kills inside a /token exchange (a spent token
     // the vault could not yet hold), never from one elsewhere.
     EXPECT_EQ(f.stranded_outside_window, 0) << "seed " << seed;
@@ -872,9 +808,9 @@ TEST(KillTest, StrictSingleUseServerStrandsOnlyInsideTheTokenWindowAndLosesNoDat
 }
 
 TEST(KillTest, ReuseGraceServerStrandsNobodyAndLosesNoData) {
-    const auto seed = seed_for_run();
-    const figures f = kill_many_times(mode{.grace = true}, kill_count(), seed);
-    EXPECT_EQ(f.kills, kill_count()) << "seed " << seed;
+    const auto seed = headachemd::test::kill::seed();
+    const figures f = kill_many_times(mode{.grace = true}, headachemd::test::kill::count(50), seed);
+    EXPECT_EQ(f.kills, headachemd::test::kill::count(50)) << "seed " << seed;
     EXPECT_GT(f.token_window_kills, 0) << "seed " << seed << ": no kill hit the refresh window";
     EXPECT_EQ(f.stranded, 0) << "seed " << seed;
 }
@@ -883,10 +819,10 @@ TEST(KillTest, ReuseGraceServerStrandsNobodyAndLosesNoData) {
 // opens no refresh window, so random kills (a power cut, an OOM kill, a
 // crash loop) strand nobody even at a strict single-use server.
 TEST(KillTest, StrictServerWithStoredAccessTokensStrandsNobodyUnderRandomKills) {
-    const auto seed = seed_for_run();
-    const figures f =
-        kill_many_times(mode{.expire_access_each_run = false, .aimed = false}, kill_count(), seed);
-    EXPECT_EQ(f.kills, kill_count()) << "seed " << seed;
+    const auto seed = headachemd::test::kill::seed();
+    const figures f = kill_many_times(mode{.expire_access_each_run = false, .aimed = false},
+                                      headachemd::test::kill::count(50), seed);
+    EXPECT_EQ(f.kills, headachemd::test::kill::count(50)) << "seed " << seed;
     EXPECT_EQ(f.stranded, 0) << "seed " << seed;
     EXPECT_EQ(f.token_window_kills, 0)
         << "seed " << seed << ": a run refreshed although its access token was good";
@@ -959,10 +895,10 @@ TEST(KillTest, AKillWithARefreshInFlightIsNamedInterruptedRefreshNextRun) {
 // refresh (its access tokens expire between runs). Kills inside a /token
 // exchange may strand a patient at a strict server; no other kill may.
 TEST(KillTest, StrictServerWithExpiringAccessTokensStrandsOnlyInsideTheWindowUnderRandomKills) {
-    const auto seed = seed_for_run();
-    const figures f =
-        kill_many_times(mode{.expire_access_each_run = true, .aimed = false}, kill_count(), seed);
-    EXPECT_EQ(f.kills, kill_count()) << "seed " << seed;
+    const auto seed = headachemd::test::kill::seed();
+    const figures f = kill_many_times(mode{.expire_access_each_run = true, .aimed = false},
+                                      headachemd::test::kill::count(50), seed);
+    EXPECT_EQ(f.kills, headachemd::test::kill::count(50)) << "seed " << seed;
     EXPECT_EQ(f.stranded_outside_window, 0) << "seed " << seed;
     EXPECT_LE(f.stranded, f.token_window_kills) << "seed " << seed;
 }

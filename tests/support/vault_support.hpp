@@ -34,4 +34,9 @@ inline void expire_access_tokens(SQLite::Database& vault_db) {
     vault_db.exec("UPDATE enrollment SET access_token = NULL, access_expires_at = NULL, access_scope = NULL");
 }
 
+inline void expire_access_tokens(const std::filesystem::path& vault_path) {
+    SQLite::Database db(vault_path.string(), SQLite::OPEN_READWRITE);
+    expire_access_tokens(db);
+}
+
 }  // namespace headachemd::test
