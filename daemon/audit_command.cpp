@@ -9,13 +9,13 @@
 
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
+#include "headachemd/core/json.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/database.hpp"
+#include "runtime.hpp"
 
 namespace headachemd::daemon {
 namespace {
-
-constexpr const char* default_config = "/etc/headachemd/sync.toml";
 
 struct audit_args {
     std::string config = default_config;
@@ -31,26 +31,6 @@ bool all_digits(std::string_view s) {
     for (char c : s)
         if (c < '0' || c > '9') return false;
     return true;
-}
-
-// JSON string body: the values are patient keys and EHR names from the
-// config and fixed action words, but escape them properly all the same.
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (u < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", u);
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
 }
 
 std::string json_text_or_null(const std::string& s) { return s.empty() ? "null" : json_string(s); }
@@ -108,13 +88,8 @@ void print_table(const std::vector<store::audit_event>& events) {
 }
 
 int run_audit(const audit_args& a) {
-    auto loaded = config::load_config(a.config);
-    if (auto* errors = std::get_if<std::vector<config::config_error>>(&loaded)) {
-        for (const auto& e : *errors) std::cerr << "error: " << e.to_string() << "\n";
-        std::cerr << errors->size() << " error(s) in " << a.config << "\n";
-        return exit_code::config;
-    }
-    const auto& cfg = std::get<config::config>(loaded);
+    const auto cfg = load_or_report(a.config, "");
+    if (!cfg) return exit_code::config;
     store::audit_query q;
     if (!a.since.empty()) {
         q.since = parse_since(a.since, std::chrono::system_clock::now());
@@ -132,7 +107,7 @@ int run_audit(const audit_args& a) {
         // Read-only and without the token key: the audit rows are not
         // sealed and hold no secret; whoever can read vault.db (its owner,
         // mode 0600) may read them.
-        const auto events = store::read_audit_log(cfg.daemon.vault, q);
+        const auto events = store::read_audit_log(cfg->daemon.vault, q);
         if (a.json)
             print_json(events);
         else if (::isatty(STDOUT_FILENO))
@@ -181,17 +156,6 @@ std::optional<std::string> parse_since(std::string_view text, std::chrono::syste
         return store::utc_timestamp(now - unit * n);
     }
     return std::nullopt;
-}
-
-void purge_audit_or_log(store::vault& vault, int retention_days, spdlog::logger& log) {
-    try {
-        const auto n = store::purge_audit(vault, retention_days);
-        if (n > 0)
-            log.info("audit log: deleted {} event(s) older than {} days (audit_retention_days)", n,
-                     retention_days);
-    } catch (const store::store_error& e) {
-        log.error("audit log: the retention purge failed: {}; it is retried later", e.what());
-    }
 }
 
 void add_audit_command(CLI::App& app, int* exit_code) {

@@ -18,15 +18,14 @@
 #include "headachemd/core/clock.hpp"
 #include "headachemd/doctor/doctor.hpp"
 #include "headachemd/http/client.hpp"
-#include "http_options.hpp"
+#include "headachemd/sync/http_options.hpp"
+#include "runtime.hpp"
 
 namespace headachemd::daemon {
 namespace {
 
 namespace asio = boost::asio;
 namespace dr = headachemd::doctor;
-
-constexpr const char* default_config = "/etc/headachemd/sync.toml";
 
 struct doctor_args {
     std::string ehr;
@@ -47,96 +46,10 @@ bool use_color() {
     return !(term && std::string_view(term) == "dumb");
 }
 
-std::string label(dr::severity s, bool color) {
-    const char* text = "ok";
-    const char* code = "32";
-    switch (s) {
-        case dr::severity::ok:
-            break;
-        case dr::severity::info:
-            text = "info", code = "36";
-            break;
-        case dr::severity::warning:
-            text = "WARNING", code = "33";
-            break;
-        case dr::severity::error:
-            text = "ERROR", code = "31;1";
-            break;
-    }
-    const std::string padded = fmt::format("{:<8}", text);
-    return color ? fmt::format("\x1b[{}m{}\x1b[0m", code, padded) : padded;
-}
-
-// A text wrapped at `width` columns (0: not wrapped). The caller has
-// printed `pad` before it; every further line starts with `pad`. Its own
-// line breaks are kept with their leading spaces, and an indented line (a
-// numbered cause) continues under its text.
-std::string wrap(std::string_view text, std::string_view pad, std::size_t width) {
-    std::string out;
-    std::string hang(pad);
-    std::size_t column = pad.size();
-    bool line_start = true;
-    std::size_t i = 0;
-    while (i < text.size()) {
-        if (text[i] == '\n') {
-            out += '\n';
-            out += pad;
-            ++i;
-            std::size_t lead = 0;
-            while (i < text.size() && text[i] == ' ') out.push_back(text[i++]), ++lead;
-            column = pad.size() + lead;
-            hang = std::string(pad) + std::string(lead, ' ') + (lead > 0 ? "   " : "");
-            line_start = true;
-            continue;
-        }
-        const std::size_t end = std::min(text.find_first_of(" \n", i), text.size());
-        const std::string_view word = text.substr(i, end - i);
-        if (!line_start) {
-            if (width > 0 && column + 1 + word.size() > width) {
-                out += '\n';
-                out += hang;
-                column = hang.size();
-            } else {
-                out.push_back(' ');
-                ++column;
-            }
-        }
-        out += word;
-        column += word.size();
-        line_start = false;
-        i = end;
-        while (i < text.size() && text[i] == ' ') ++i;
-    }
-    return out;
-}
-
 // On a terminal: color and lines wrapped at 100 columns. Otherwise (a pipe,
 // a log, a test) plain text with one line per paragraph, easy to grep.
 void print_report(const dr::report& rep, bool terminal) {
-    const bool color = terminal;
-    const std::size_t width = terminal ? 100 : 0;
-    constexpr dr::topic order[] = {dr::topic::discovery, dr::topic::server, dr::topic::request,
-                                   dr::topic::client,    dr::topic::files,  dr::topic::clock,
-                                   dr::topic::authorize};
-    const std::string pad(12, ' ');
-    for (const auto t : order) {
-        bool header = false;
-        for (const auto& f : rep.findings) {
-            if (f.area != t) continue;
-            if (!header) {
-                std::cout << "\n"
-                          << (color ? "\x1b[1m" : "") << dr::to_string(t) << (color ? "\x1b[0m" : "") << "\n";
-                header = true;
-            }
-            std::cout << "  " << label(f.level, color) << "  " << f.what << "\n";
-            if (f.level == dr::severity::ok) continue;  // an ok needs no explanation
-            if (!f.why.empty()) std::cout << pad << wrap(f.why, pad, width) << "\n";
-            if (!f.fix.empty()) std::cout << pad << wrap("fix: " + f.fix, pad, width) << "\n";
-        }
-    }
-    std::cout << fmt::format("\n{} error(s), {} warning(s), {} note(s), {} ok\n",
-                             rep.count(dr::severity::error), rep.count(dr::severity::warning),
-                             rep.count(dr::severity::info), rep.count(dr::severity::ok));
+    std::cout << dr::render_report(rep, terminal, terminal ? 100 : 0);
 }
 
 // Exit status: 0 no error (warnings and notes allowed: they describe risks,
@@ -147,22 +60,15 @@ int exit_for(const dr::report& rep) {
     return rep.passed() ? exit_code::ok : exit_code::config;
 }
 
-std::optional<config::config> load(const std::string& path) {
-    auto loaded = config::load_config(path);
-    if (auto* errors = std::get_if<std::vector<config::config_error>>(&loaded)) {
-        for (const auto& e : *errors) std::cerr << "error: " << e.to_string() << "\n";
-        std::cerr << errors->size() << " error(s) in " << path << "\n";
-        return std::nullopt;
-    }
-    return std::get<config::config>(std::move(loaded));
-}
+std::optional<config::config> load(const std::string& path) { return load_or_report(path, ""); }
 
 // `ehr`: the EHR checked, whose http_timeout bounds each request.
 http::client_options http_options(const config::config* cfg, const config::ehr_settings* ehr) {
     http::client_options o;
     if (cfg) {
         // A missing CA file is a finding of its own, not a crash here.
-        o = http_options_for(*cfg, ehr, [](const auto& file) { return dr::inspect_file(file).readable; });
+        o = sync::http_options_for(*cfg, ehr,
+                                   [](const auto& file) { return dr::inspect_file(file).readable; });
     }
     o.max_body_bytes = 16 << 20;  // a CapabilityStatement can be large
     return o;
@@ -174,14 +80,10 @@ dr::report run(const config::config* cfg, const config::ehr_settings* ehr, F&& m
     http::client http(io.get_executor(), http_options(cfg, ehr));
     system_clock clk;
     dr::report rep;
-    std::exception_ptr failure;
-    auto task = [&]() -> asio::awaitable<void> {
+    run_on_io(io, [&]() -> asio::awaitable<void> {
         rep = co_await make_task(http, clk);
         http.close_idle();
-    };
-    asio::co_spawn(io, task, [&failure](std::exception_ptr ep) { failure = ep; });
-    io.run();
-    if (failure) std::rethrow_exception(failure);
+    });
     return rep;
 }
 

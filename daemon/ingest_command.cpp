@@ -13,6 +13,7 @@
 #include "headachemd/ingest/ingest.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/vault.hpp"
+#include "headachemd/sync/vault_access.hpp"
 #include "logging.hpp"
 #include "vault_commands.hpp"
 
@@ -50,7 +51,7 @@ int run_ingest(const ingest_args& a) {
     try {
         config::daemon_settings key_source;
         if (!a.token_key_file.empty()) key_source.token_key_file = a.token_key_file;
-        vault = open_locked_vault(vault_path, load_configured_token_key(key_source));
+        vault = sync::open_locked_vault(vault_path, sync::load_configured_token_key(key_source));
         db = std::make_unique<store::analytics_db>(db_path);
         const auto key = vault->pseudonymization_key();
         db->bind_pseudonym_fingerprint(store::fingerprint(key));

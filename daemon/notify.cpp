@@ -69,8 +69,4 @@ void watchdog_timer::arm() {
     });
 }
 
-std::string pass_status(int pass, int done, int total, int failed) {
-    return fmt::format("pass {}: {}/{} patients, {} failed", pass, done, total, failed);
-}
-
 }  // namespace headachemd::daemon

@@ -67,7 +67,4 @@ private:
     bool running_ = false;
 };
 
-// "pass 3: 12/40 patients, 0 failed": the STATUS= text during a pass.
-std::string pass_status(int pass, int done, int total, int failed);
-
 }  // namespace headachemd::daemon

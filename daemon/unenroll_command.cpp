@@ -17,9 +17,11 @@
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/audit.hpp"
 #include "headachemd/store/vault.hpp"
+#include "headachemd/sync/http_options.hpp"
 #include "headachemd/sync/unenroll.hpp"
-#include "http_options.hpp"
+#include "headachemd/sync/vault_access.hpp"
 #include "logging.hpp"
+#include "runtime.hpp"
 #include "vault_commands.hpp"
 
 namespace headachemd::daemon {
@@ -124,19 +126,15 @@ int report(const unenroll_args& a, const config::config& cfg, const sync::unenro
 }
 
 int run_unenroll(const unenroll_args& a) {
-    auto loaded = config::load_config(a.config);
-    if (auto* errors = std::get_if<std::vector<config::config_error>>(&loaded)) {
-        for (const auto& e : *errors) std::cerr << "error: " << e.to_string() << "\n";
-        std::cerr << errors->size() << " error(s) in " << a.config << "; nothing was changed\n";
-        return exit_code::config;
-    }
-    const config::config cfg = std::get<config::config>(std::move(loaded));
+    const auto loaded = load_or_report(a.config, "nothing was changed");
+    if (!loaded) return exit_code::config;
+    const config::config& cfg = *loaded;
     auto log = make_logger(a.log_level.empty() ? cfg.daemon.log_level : a.log_level);
 
     std::unique_ptr<store::vault> vault;
     try {
-        vault = open_configured_vault(cfg.daemon);
-    } catch (const vault_busy& e) {
+        vault = sync::open_configured_vault(cfg.daemon);
+    } catch (const sync::vault_busy& e) {
         log->error("{}", e.what());
         return exit_code::temp_fail;
     } catch (const store::key_error& e) {
@@ -154,16 +152,12 @@ int run_unenroll(const unenroll_args& a) {
         std::string ignored;  // unenroll_patient reports it
         const config::ehr_settings* timeout_ehr = cfg.find_ehr(sync::unenroll_ehr(req, cfg, *vault, ignored));
         asio::io_context io;
-        http::client http(io.get_executor(), http_options_for(cfg, timeout_ehr));
+        http::client http(io.get_executor(), sync::http_options_for(cfg, timeout_ehr));
         sync::unenroll_result r;
-        std::exception_ptr thrown;
-        auto task = [&]() -> asio::awaitable<void> {
+        run_on_io(io, [&]() -> asio::awaitable<void> {
             r = co_await sync::unenroll_patient(http, cfg, *vault, req, std::chrono::system_clock::now());
             http.close_idle();
-        };
-        asio::co_spawn(io, task, [&thrown](std::exception_ptr ep) { thrown = ep; });
-        io.run();
-        if (thrown) std::rethrow_exception(thrown);
+        });
         return report(a, cfg, r, *log);
     } catch (const store::key_error& e) {
         log->error("{}", e.what());

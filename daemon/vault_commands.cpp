@@ -12,47 +12,13 @@
 #include "exit_codes.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/audit.hpp"
+#include "headachemd/sync/vault_access.hpp"
+#include "runtime.hpp"
 
 namespace headachemd::daemon {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr const char* default_config = "/etc/headachemd/sync.toml";
-
-std::optional<config::config> load_or_report(const std::string& path) {
-    auto loaded = config::load_config(path);
-    if (auto* errors = std::get_if<std::vector<config::config_error>>(&loaded)) {
-        for (const auto& e : *errors) std::cerr << "error: " << e.to_string() << "\n";
-        std::cerr << errors->size() << " error(s) in " << path << "; nothing was changed\n";
-        return std::nullopt;
-    }
-    return std::get<config::config>(std::move(loaded));
-}
-
-// rekey must not run beside a process that still seals with the old key:
-// a token that process rotated afterwards would be sealed with a key the
-// vault no longer uses. Every command that opens the vault holds a shared
-// flock(2) on "<vault>.lock" until it exits; rekey takes it exclusively.
-// A separate file, because closing any descriptor of vault.db itself would
-// drop SQLite's POSIX locks on it (https://sqlite.org/howtocorrupt.html §2.2).
-void lock_vault(const fs::path& vault, bool exclusive) {
-    static int held = -1;  // one vault per process, held until exit
-    if (held >= 0) return;
-    const fs::path lock = vault.string() + ".lock";
-    const int fd = ::open(lock.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        throw store::store_error("cannot open the lock file '" + lock.string() +
-                                 "': " + std::strerror(errno));
-    if (::flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
-        ::close(fd);
-        throw vault_busy(exclusive
-                             ? "another headachemd-sync process (the daemon?) has " + vault.string() +
-                                   " open; stop it first (systemctl stop headachemd-sync), then run rekey"
-                             : "rekey is re-sealing " + vault.string() + "; try again when it has finished");
-    }
-    held = fd;
-}
 
 struct rekey_args {
     std::string config = default_config;
@@ -60,13 +26,13 @@ struct rekey_args {
 };
 
 int rekey(const rekey_args& a) {
-    auto cfg = load_or_report(a.config);
+    auto cfg = load_or_report(a.config, "nothing was changed");
     if (!cfg) return exit_code::config;
     try {
         // Open with the current key first: the start-up check refuses a
         // wrong key or a row that does not open before anything is written.
-        lock_vault(cfg->daemon.vault, true);
-        auto vault = open_configured_vault(cfg->daemon);
+        sync::lock_vault(cfg->daemon.vault, true);
+        auto vault = sync::open_configured_vault(cfg->daemon);
         const auto new_key = store::load_token_key(a.new_key_file);
         const std::string old_id = vault->key_id();
         if (new_key.id() == old_id) {
@@ -91,7 +57,7 @@ int rekey(const rekey_args& a) {
                   << "\" (or LoadCredential=token.key:" << a.new_key_file
                   << ") and start the daemon; the old key opens nothing any more.\n";
         return exit_code::ok;
-    } catch (const vault_busy& e) {
+    } catch (const sync::vault_busy& e) {
         std::cerr << "error: " << e.what() << "\n";
         return exit_code::temp_fail;
     } catch (const store::key_error& e) {
@@ -104,32 +70,6 @@ int rekey(const rekey_args& a) {
 }
 
 }  // namespace
-
-store::token_key load_configured_token_key(const config::daemon_settings& d) {
-    if (d.token_key_file) return store::load_token_key(*d.token_key_file);
-    const char* creds = std::getenv("CREDENTIALS_DIRECTORY");
-    const std::string fix =
-        "set [daemon] token_key_file or LoadCredential=token.key:…; create one with "
-        "`headachemd-sync keygen --token-key PATH`";
-    if (!creds || !*creds)
-        throw store::key_error(
-            "no token key to open the vault with (it seals the refresh tokens in vault.db): " + fix);
-    const fs::path p = fs::path(creds) / token_key_credential;
-    std::error_code ec;
-    if (!fs::exists(p, ec))
-        throw store::key_error("no token key to open the vault with: the systemd credential " + p.string() +
-                               " does not exist; " + fix);
-    return store::load_token_key(p);
-}
-
-std::unique_ptr<store::vault> open_configured_vault(const config::daemon_settings& d) {
-    return open_locked_vault(d.vault, load_configured_token_key(d));
-}
-
-std::unique_ptr<store::vault> open_locked_vault(const fs::path& path, store::token_key key) {
-    lock_vault(path, false);
-    return std::make_unique<store::vault>(path, std::move(key));
-}
 
 int write_token_key(const fs::path& path) {
     try {

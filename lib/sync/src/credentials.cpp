@@ -2,7 +2,10 @@
 
 #include "headachemd/files/protected_file.hpp"
 #include "headachemd/smart/client_assertion.hpp"
+#include "headachemd/store/token_key.hpp"
+#include "headachemd/sync/vault_access.hpp"
 
+#include <filesystem>
 #include <stdexcept>
 
 namespace headachemd::sync {
@@ -70,6 +73,40 @@ smart::client_credentials load_client_credentials(const config::ehr_settings& eh
     if (ehr.client_secret_file) creds.client_secret = read_secret_file(*ehr.client_secret_file);
     if (ehr.client_auth == config::client_auth_method::private_key_jwt) load_signing_key(ehr, creds);
     return creds;
+}
+
+secret_file_report check_secret_files(const config::config& cfg, const std::string& credentials_directory) {
+    namespace fs = std::filesystem;
+    secret_file_report out;
+    const auto present = [&out](const fs::path& p, std::string_view role) {
+        std::error_code ec;
+        if (fs::exists(p, ec)) return true;
+        out.notes.push_back("the " + std::string(role) + " " + p.string() +
+                            " does not exist here; not checked");
+        return false;
+    };
+    for (const auto& e : cfg.ehrs) {
+        bool all_present = true;
+        if (e.client_secret_file) all_present &= present(*e.client_secret_file, "client secret file");
+        if (e.client_auth == config::client_auth_method::private_key_jwt && e.private_key_file)
+            all_present &= present(*e.private_key_file, "private key file");
+        if (!all_present) continue;
+        try {
+            (void)load_client_credentials(e);
+        } catch (const std::runtime_error& ex) {
+            out.errors.push_back("[[ehr]] \"" + e.name + "\": " + ex.what());
+        }
+    }
+    std::optional<fs::path> key = cfg.daemon.token_key_file;
+    if (!key && !credentials_directory.empty()) key = fs::path(credentials_directory) / token_key_credential;
+    if (key && present(*key, "token key file")) {
+        try {
+            (void)store::load_token_key(*key);
+        } catch (const store::key_error& ex) {
+            out.errors.push_back(ex.what());
+        }
+    }
+    return out;
 }
 
 }  // namespace headachemd::sync

@@ -71,6 +71,12 @@ struct report {
 };
 
 using findings = std::vector<finding>;
+
+// The report as `doctor` prints it: the findings grouped by topic (each
+// not-ok one with its why and fix), then the counts. `color`: ANSI colors
+// for a terminal; `width`: wrap at that many columns (0: one line per
+// paragraph, easy to grep).
+std::string render_report(const report& rep, bool color, std::size_t width);
 using params = std::vector<std::pair<std::string, std::string>>;
 
 // ---- What the server publishes ---------------------------------------------

@@ -4,6 +4,9 @@
 // (refresh) and browser enrollment (code exchange).
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "headachemd/config/config.hpp"
 #include "headachemd/smart/smart.hpp"
 
@@ -12,5 +15,19 @@ namespace headachemd::sync {
 // Throws std::runtime_error naming the file when a secret cannot be read.
 // The message never contains the secret.
 smart::client_credentials load_client_credentials(const config::ehr_settings& ehr);
+
+// check-config: the secret files the config names, read as the daemon
+// reads them at start (lib/files: the one mode rule, regular files only,
+// size caps, not empty; then the key formats). A file that does not exist
+// yet is a note, not an error: the shipped example names paths an admin
+// creates later, and a systemd credential exists only inside the unit.
+struct secret_file_report {
+    std::vector<std::string> notes;
+    std::vector<std::string> errors;
+};
+
+// `credentials_directory`: $CREDENTIALS_DIRECTORY, where systemd puts
+// token.key when [daemon] token_key_file is not set (empty: none).
+secret_file_report check_secret_files(const config::config& cfg, const std::string& credentials_directory);
 
 }  // namespace headachemd::sync

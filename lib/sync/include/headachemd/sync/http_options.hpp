@@ -7,7 +7,7 @@
 #include "headachemd/config/config.hpp"
 #include "headachemd/http/client.hpp"
 
-namespace headachemd::daemon {
+namespace headachemd::sync {
 
 // Every EHR's ca_file is trusted (`include_ca` may skip one, e.g. doctor
 // skips an unreadable file it reports as a finding of its own).
@@ -34,4 +34,4 @@ inline http::client_options http_options_for(const config::config& cfg,
     return http_options_for(cfg, ehr, [](const auto&) { return true; });
 }
 
-}  // namespace headachemd::daemon
+}  // namespace headachemd::sync

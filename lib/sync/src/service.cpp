@@ -1,0 +1,373 @@
+#include "headachemd/sync/service.hpp"
+
+#include <map>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "headachemd/http/client.hpp"
+#include "headachemd/http/listener.hpp"
+#include "headachemd/smart/enrollment.hpp"
+#include "headachemd/store/audit.hpp"
+#include "headachemd/store/sync_state.hpp"
+#include "headachemd/sync/engine.hpp"
+#include "headachemd/sync/enroll.hpp"
+#include "headachemd/sync/http_options.hpp"
+#include "headachemd/sync/metrics.hpp"
+#include "headachemd/sync/policy.hpp"
+#include "headachemd/sync/scheduler.hpp"
+#include "headachemd/sync/status_report.hpp"
+
+namespace headachemd::sync {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace {
+
+void call(const std::function<void(std::string_view)>& hook, std::string_view text) {
+    if (hook) hook(text);
+}
+
+void call(const std::function<void()>& hook) {
+    if (hook) hook();
+}
+
+}  // namespace
+
+struct service::impl {
+    impl(asio::io_context& io, config::config& cfg, store::analytics_db& db, store::vault& vault,
+         const clock& clk, std::shared_ptr<spdlog::logger> log, service_hooks hooks)
+        : io_(io),
+          cfg_(cfg),
+          db_(db),
+          vault_(vault),
+          clk_(clk),
+          log_(std::move(log)),
+          hooks_(std::move(hooks)),
+          rng_(std::random_device{}()),
+          schedule_(scheduler_options(cfg), [this] { return rng_(); }),
+          idle_(io) {
+        engine_opts_.pass_details = false;  // on_patient_done reads them; the pass log needs counts only
+        engine_opts_.on_patient_done = [this](const patient_result& p) { job_done(p); };
+        make_engine();
+    }
+
+    static scheduler::options scheduler_options(const config::config& cfg) {
+        scheduler::options o;
+        o.idle_close_after = http_options_for(cfg).idle_timeout;
+        return o;
+    }
+
+    void make_engine() {
+        http_ = std::make_unique<http::client>(io_.get_executor(), http_options_for(cfg_));
+        engine_ =
+            std::make_unique<engine>(io_.get_executor(), cfg_, *http_, db_, vault_, clk_, log_, engine_opts_);
+    }
+
+    void request_stop() {
+        log_->info("stopping: no new requests; the open page is finished or rolled back");
+        call(hooks_.stopping, "stopping: finishing the open page");
+        stop_requested_ = true;
+        loop_running_ = false;
+        engine_->stop();
+        idle_.cancel();
+    }
+
+    void request_reload() {
+        log_->info("SIGHUP: the config will be reloaded after the running jobs");
+        reload_requested_ = true;
+        idle_.cancel();
+    }
+
+    // The due times an earlier process wrote (every job writes its next
+    // run to sync_status): a restart keeps them (scheduler::configure).
+    std::map<patient_ref, sys_time> stored_due_times() {
+        std::map<patient_ref, sys_time> out;
+        try {
+            for (const auto& s : store::sync_state(db_).all_status()) {
+                if (s.resource_type != "*" || !s.next_run_at) continue;
+                if (auto t = parse_utc_timestamp(*s.next_run_at)) out[{s.patient_key, s.source}] = *t;
+            }
+        } catch (const std::exception& e) {
+            log_->error("cannot read the stored schedule, so every patient is due now: {}", e.what());
+        }
+        return out;
+    }
+
+    // Due times go to sync_status too, so that `status` in another process
+    // shows the real schedule.
+    void publish() {
+        for (const auto& c : schedule_.take_changes()) {
+            try {
+                store::sync_state(db_).set_next_run(c.who.ehr, c.who.key, store::utc_timestamp(c.due));
+            } catch (const std::exception& e) {
+                log_->error("cannot record the next run of patient {}: {}", c.who.key, e.what());
+            }
+        }
+    }
+
+    // When the refresh token of a patient whose job just ended lapses, or
+    // nullopt when it does not matter (no lifetime configured, needs
+    // re-enrollment). Throws when the vault cannot be read.
+    std::optional<sys_time> token_lapse(const patient_result& p) {
+        const auto* e = cfg_.find_ehr(p.ehr);
+        if (!e || p.needs_reauth) return std::nullopt;
+        auto enr = vault_.find_enrollment(p.patient_key, p.ehr);
+        if (!enr || enr->needs_reauth) return std::nullopt;
+        return refresh_token_lapse(enr->token_obtained_at, e->refresh_token_lifetime);
+    }
+
+    // After each job: the regular run, or earlier to keep the refresh token
+    // alive (DESIGN.md "Tokens"; keepalive_planner).
+    void job_done(const patient_result& p) {
+        ++progress_done_;
+        progress_failed_ += p.failed() ? 1 : 0;
+        call(hooks_.status,
+             pass_status(pass_no_, progress_done_, static_cast<int>(pass_total_), progress_failed_));
+        metrics_.record_job(p);
+        const auto now = clk_.now();
+        std::optional<sys_time> lapse;
+        try {
+            lapse = token_lapse(p);
+        } catch (const std::exception& e) {
+            // The vault could not be read: keep the patient scheduled anyway.
+            log_->error("patient {} at {}: {}", p.patient_key, p.ehr, e.what());
+            schedule_.job_unplanned(p, now);
+            publish();
+            return;
+        }
+        const auto d = schedule_.job_done(p, lapse, now);
+        publish();
+        if (d.keepalive)
+            log_->info("patient {} at {}: next job at {} renews the refresh token, which lapses at {}",
+                       p.patient_key, p.ehr, store::utc_timestamp(d.due), store::utc_timestamp(*lapse));
+        if (d.warn)
+            log_->warn(
+                "patient {} at {}: the refresh token lapses at {} and was not renewed (the refresh "
+                "failed, or the EHR issued no new token); unless a later sync renews it, enroll the "
+                "patient again before then",
+                p.patient_key, p.ehr, store::utc_timestamp(*lapse));
+    }
+
+    result<ok_t> start_listeners() {
+        if (cfg_.daemon.callback_listen) {
+            callback_.emplace(io_.get_executor(),
+                              [this](http::incoming_request req) { return on_callback(std::move(req)); });
+            auto bound = callback_->start(*cfg_.daemon.callback_listen);
+            if (!bound) return error{"listen", "[daemon] callback_listen: " + bound.err().message};
+            log_->info("enrollment redirects are caught on {}", *cfg_.daemon.callback_listen);
+        }
+        if (cfg_.daemon.metrics_listen) {
+            metrics_listener_.emplace(io_.get_executor(), [this](http::incoming_request req) {
+                return on_metrics(std::move(req));
+            });
+            auto bound = metrics_listener_->start(*cfg_.daemon.metrics_listen);
+            if (!bound) return error{"listen", "[daemon] metrics_listen: " + bound.err().message};
+            const std::string& where = *cfg_.daemon.metrics_listen;
+            log_->info("metrics are served on http://{}:{}/metrics (health: /healthz)",
+                       where.substr(0, where.rfind(':')), *bound);
+        }
+        return ok_v;
+    }
+
+    // Browser enrollment while the daemon runs ([daemon] callback_listen):
+    // `enroll KEY` stored the pending row and printed the URL; the redirect
+    // comes here, and the new patient's first sync starts at once.
+    awaitable<http::outgoing_response> on_callback(http::incoming_request req) {
+        bool ours = false;
+        for (const auto& e : cfg_.ehrs)
+            ours = ours || (e.redirect_uri && smart::path_of(*e.redirect_uri) == smart::path_of(req.target));
+        if (!ours) co_return http::outgoing_response{404, "text/plain; charset=utf-8", "Not found\n"};
+        auto cb = smart::parse_callback(req.target);
+        if (!cb)
+            co_return http::outgoing_response{400, "text/plain; charset=utf-8",
+                                              "This is not an authorization redirect.\n"};
+        // A copy: a reload may replace the config while the code exchange is
+        // in flight.
+        const auto cfg_now = std::make_shared<const config::config>(cfg_);
+        auto outcome = co_await complete_enrollment(*http_, *cfg_now, vault_, *cb, clk_.now());
+        if (!outcome.audit_error.empty()) log_->error("audit log: {}", outcome.audit_error);
+        if (outcome.ok) {
+            log_->info("patient {} enrolled at {} by browser authorization; first sync queued",
+                       outcome.patient_key, outcome.ehr);
+            schedule_.enrolled({outcome.patient_key, outcome.ehr}, clk_.now());
+            publish();
+            idle_.cancel();
+        } else {
+            log_->error("enrollment{}{} failed: {}{}{}", outcome.patient_key.empty() ? "" : " of ",
+                        outcome.patient_key, outcome.headline,
+                        outcome.raw_error.empty() ? "" : "; EHR said: ", outcome.raw_error);
+        }
+        co_return http::outgoing_response{outcome.ok ? 200 : 400, "text/html; charset=utf-8",
+                                          callback_page(outcome)};
+    }
+
+    // Prometheus metrics and a health check ([daemon] metrics_listen,
+    // loopback only): read-only, and nothing in it names a patient.
+    awaitable<http::outgoing_response> on_metrics(http::incoming_request req) {
+        auto snapshot = [this] {
+            std::vector<std::string> ehr_names;
+            for (const auto& e : cfg_.ehrs) ehr_names.push_back(e.name);
+            std::vector<std::pair<std::string, patient_health>> patients;
+            for (auto& r : gather_reports(cfg_, db_, vault_, clk_.now()))
+                patients.emplace_back(r.patient->ehr, r.health);
+            return metrics_.collect(engine_->counters(), ehr_names, patients, loop_running_);
+        };
+        try {
+            co_return answer_metrics_request(req.target, loop_running_, snapshot);
+        } catch (const std::exception& e) {
+            log_->error("/metrics: {}", e.what());
+            co_return http::outgoing_response{500, "text/plain; charset=utf-8",
+                                              "cannot read the sync state; see the daemon's log\n"};
+        }
+    }
+
+    void reload() {
+        reload_requested_ = false;
+        call(hooks_.reloading, "reloading the config");
+        auto fresh = hooks_.reload_config ? hooks_.reload_config() : std::nullopt;
+        if (!fresh) {
+            log_->error("config reload failed; keeping the running config");
+            call(hooks_.ready, "config reload failed; running with the previous config");
+            return;
+        }
+        metrics_.retire_engine(engine_->counters());  // counters must not go down
+        cfg_ = std::move(*fresh);
+        make_engine();
+        schedule_.configure(cfg_, clk_.now());
+        publish();
+        log_->info("config reloaded: {} patients", cfg_.patients.size());
+        call(hooks_.ready, fmt::format("config reloaded: {} patients", cfg_.patients.size()));
+    }
+
+    awaitable<void> run_pass(const std::vector<patient_ref>& due) {
+        ++pass_no_;
+        pass_total_ = due.size();
+        progress_done_ = progress_failed_ = 0;
+        call(hooks_.status, pass_status(pass_no_, 0, static_cast<int>(pass_total_), 0));
+        std::vector<std::pair<std::string, std::string>> who;
+        for (const auto& p : due) who.emplace_back(p.key, p.ehr);
+        // Each finished job is rescheduled as it ends (on_patient_done).
+        auto pass = co_await engine_->run_patients(who);
+        log_->info("pass {} done: {} patients, {} failed", pass_no_, pass.patients.size(), pass.failed());
+        for (const auto& lost : schedule_.pass_done(due, stop_requested_, clk_.now()))
+            log_->error("patient {} at {}: the job ended without a result; next try at {}", lost.who.key,
+                        lost.who.ehr, store::utc_timestamp(lost.due));
+        publish();
+    }
+
+    // The first schedule: due times kept from the last run, READY=1.
+    void start_schedule() {
+        const auto started = clk_.now();
+        schedule_.configure(cfg_, started, stored_due_times());
+        publish();
+        std::size_t due_now = 0;
+        for (const auto& p : cfg_.patients)
+            due_now += schedule_.due_of({p.key, p.ehr}).value_or(started) <= started;
+        log_->info("{} of {} patients due now; the others keep the due times the last run wrote", due_now,
+                   cfg_.patients.size());
+        const auto running =
+            fmt::format("running: {} patients at {} EHRs", cfg_.patients.size(), cfg_.ehrs.size());
+        log_->info("{}", running);
+        call(hooks_.ready, running);
+        call(hooks_.start_watchdog);
+        loop_running_ = !stop_requested_;
+    }
+
+    // However the loop ends (stop, or an exception), nothing may keep
+    // io.run() going: above all no WATCHDOG=1 for a daemon that no longer
+    // syncs.
+    void release() {
+        loop_running_ = false;
+        call(hooks_.stop_watchdog);
+        if (callback_) callback_->stop();
+        if (metrics_listener_) metrics_listener_->stop();
+        http_->close_idle();
+    }
+
+    awaitable<void> run() {
+        struct on_exit {
+            impl* self;
+            ~on_exit() { self->release(); }
+        } cleanup{this};
+        start_schedule();
+        while (!stop_requested_) {
+            if (reload_requested_) reload();
+            const auto a = schedule_.next(clk_.now());
+            switch (a.what) {
+                case scheduler::action::kind::purge_audit:
+                    purge_audit_or_log(vault_, cfg_.daemon.audit_retention_days, *log_);
+                    break;
+                case scheduler::action::kind::run_pass:
+                    co_await run_pass(a.patients);
+                    break;
+                case scheduler::action::kind::sleep:
+                    if (a.close_idle) http_->close_idle();
+                    idle_.expires_after(a.sleep);
+                    co_await idle_.async_wait(asio::as_tuple(use_awaitable));
+                    break;
+            }
+        }
+    }
+
+    asio::io_context& io_;
+    config::config& cfg_;
+    store::analytics_db& db_;
+    store::vault& vault_;
+    const clock& clk_;
+    std::shared_ptr<spdlog::logger> log_;
+    service_hooks hooks_;
+    std::mt19937_64 rng_;
+    scheduler schedule_;
+    metrics_registry metrics_;
+    engine_options engine_opts_;
+    std::unique_ptr<http::client> http_;
+    std::unique_ptr<engine> engine_;
+    asio::steady_timer idle_;
+    std::optional<http::listener> callback_, metrics_listener_;
+    bool stop_requested_ = false, reload_requested_ = false;
+    bool loop_running_ = false;  // /healthz
+    int pass_no_ = 0;
+    std::size_t pass_total_ = 0;
+    // Counts only: a whole pass_result would hold every patient's outcome
+    // until the pass ends (bench/soak: memory must not grow with patients).
+    int progress_done_ = 0, progress_failed_ = 0;
+};
+
+service::service(asio::io_context& io, config::config& cfg, store::analytics_db& db, store::vault& vault,
+                 const clock& clk, std::shared_ptr<spdlog::logger> log, service_hooks hooks)
+    : impl_(std::make_unique<impl>(io, cfg, db, vault, clk, std::move(log), std::move(hooks))) {}
+
+service::~service() = default;
+
+result<ok_t> service::start_listeners() { return impl_->start_listeners(); }
+
+awaitable<void> service::run() { return impl_->run(); }
+
+void service::request_stop() { impl_->request_stop(); }
+
+void service::request_reload() { impl_->request_reload(); }
+
+std::string pass_status(int pass, int done, int total, int failed) {
+    return fmt::format("pass {}: {}/{} patients, {} failed", pass, done, total, failed);
+}
+
+void purge_audit_or_log(store::vault& vault, int retention_days, spdlog::logger& log) {
+    try {
+        const auto n = store::purge_audit(vault, retention_days);
+        if (n > 0)
+            log.info("audit log: deleted {} event(s) older than {} days (audit_retention_days)", n,
+                     retention_days);
+    } catch (const store::store_error& e) {
+        log.error("audit log: the retention purge failed: {}; it is retried later", e.what());
+    }
+}
+
+}  // namespace headachemd::sync

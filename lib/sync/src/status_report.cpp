@@ -1,0 +1,116 @@
+#include "headachemd/sync/status_report.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <optional>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "headachemd/core/json.hpp"
+#include "headachemd/store/sync_state.hpp"
+
+namespace headachemd::sync {
+namespace {
+
+std::string json_opt(const std::optional<std::string>& s) { return s ? json_string(*s) : "null"; }
+
+// The state column: upper case when the patient needs someone's attention.
+std::string state_text(const patient_health& h) {
+    if (h.state == patient_state::ok && h.lapsing) return "LAPSING";
+    std::string t(to_string(h.state));
+    if (h.needs_attention())
+        std::transform(t.begin(), t.end(), t.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    return t;
+}
+
+// The last-error column. A patient marked after an interrupted refresh says
+// so, whatever the last job wrote: the admin's next step differs (docs/admin/
+// operations.md, "When a patient needs re-enrollment").
+std::string last_error_text(const patient_report& r, const store::status_row* w) {
+    if (r.health.reauth_reason == "interrupted_refresh")
+        return "interrupted refresh: the EHR refused the token after a refresh that never finished here; "
+               "enroll the patient again";
+    return w && w->last_error ? *w->last_error : "";
+}
+
+std::optional<std::string> lapse_text(const patient_health& h) {
+    if (!h.token_lapse) return std::nullopt;
+    return store::utc_timestamp(*h.token_lapse);
+}
+
+}  // namespace
+
+std::vector<patient_report> gather_reports(const config::config& cfg, store::analytics_db& db,
+                                           store::vault& vault, sys_time now) {
+    std::map<std::pair<std::string, std::string>, store::status_row> whole;
+    store::sync_state state(db);
+    for (auto& s : state.all_status())
+        if (s.resource_type == "*") whole[{s.patient_key, s.source}] = std::move(s);
+    std::map<std::pair<std::string, std::string>, store::enrollment> enrolled;
+    for (auto& e : vault.enrollments()) enrolled[{e.patient_key, e.ehr}] = std::move(e);
+    std::vector<patient_report> out;
+    for (const auto& p : cfg.patients) {
+        patient_report r;
+        r.patient = &p;
+        if (auto it = enrolled.find({p.key, p.ehr}); it != enrolled.end()) {
+            r.facts.enrolled = true;
+            r.facts.needs_reauth = it->second.needs_reauth;
+            r.facts.needs_reauth_reason = it->second.needs_reauth_reason;
+            r.facts.token_obtained_at = it->second.token_obtained_at;
+        }
+        if (auto it = whole.find({p.key, p.ehr}); it != whole.end()) r.facts.whole = it->second;
+        r.health = assess_patient(r.facts, cfg.find_ehr(p.ehr), now);
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+bool any_needs_attention(const std::vector<patient_report>& reports) {
+    return std::any_of(reports.begin(), reports.end(),
+                       [](const patient_report& r) { return r.health.needs_attention(); });
+}
+
+std::string render_status_table(const std::vector<patient_report>& reports) {
+    const auto row = [](std::string_view key, std::string_view ehr, std::string_view state,
+                        std::string_view ok, std::string_view next, std::string_view rows,
+                        std::string_view lapse, std::string_view err) {
+        return fmt::format("{:<24} {:<14} {:<12} {:<21} {:<21} {:>5} {:<21} {}\n", key, ehr, state, ok, next,
+                           rows, lapse, err);
+    };
+    std::string out =
+        row("patient", "ehr", "state", "last success", "next run", "rows", "token lapses", "last error");
+    for (const auto& r : reports) {
+        const auto* w = r.facts.whole ? &*r.facts.whole : nullptr;
+        out += row(r.patient->key, r.patient->ehr, state_text(r.health),
+                   w && w->last_success_at ? *w->last_success_at : "-",
+                   w && w->next_run_at ? *w->next_run_at : "-",
+                   w && w->last_attempt_at ? std::to_string(w->rows_changed) : "-",
+                   lapse_text(r.health).value_or("-"), last_error_text(r, w));
+    }
+    return out;
+}
+
+std::string render_status_json(const std::vector<patient_report>& reports) {
+    std::string out =
+        "{\"attention\":" + std::string(any_needs_attention(reports) ? "true" : "false") + ",\"patients\":[";
+    for (std::size_t i = 0; i < reports.size(); ++i) {
+        const auto& r = reports[i];
+        const auto* w = r.facts.whole ? &*r.facts.whole : nullptr;
+        out += fmt::format(
+            "{}{{\"patient_key\":{},\"ehr\":{},\"state\":{},\"attention\":{},\"needs_reauth\":{},"
+            "\"last_attempt_at\":{},\"last_success_at\":{},\"next_run_at\":{},\"rows_changed\":{},"
+            "\"last_error\":{},\"token_lapses_at\":{},\"token_lapsing\":{},\"needs_reauth_reason\":{}}}",
+            i ? "," : "", json_string(r.patient->key), json_string(r.patient->ehr),
+            json_string(to_string(r.health.state)), r.health.needs_attention(), r.facts.needs_reauth,
+            json_opt(w ? w->last_attempt_at : std::nullopt), json_opt(w ? w->last_success_at : std::nullopt),
+            json_opt(w ? w->next_run_at : std::nullopt), w ? w->rows_changed : 0,
+            json_opt(w ? w->last_error : std::nullopt), json_opt(lapse_text(r.health)), r.health.lapsing,
+            r.health.reauth_reason.empty() ? std::string("null") : json_string(r.health.reauth_reason));
+    }
+    return out + "]}\n";
+}
+
+}  // namespace headachemd::sync
