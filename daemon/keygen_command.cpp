@@ -1,16 +1,13 @@
 #include "keygen_command.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "exit_codes.hpp"
+#include "headachemd/files/write_file.hpp"
 #include "headachemd/smart/client_assertion.hpp"
 #include "vault_commands.hpp"
 
@@ -28,36 +25,15 @@ struct keygen_args {
     std::string token_key;  // --token-key PATH: the vault's AES-256-GCM key
 };
 
-// Creates `path` with mode 0600 and writes `text`, or fails without
-// touching an existing file: O_EXCL refuses to overwrite (a key already
-// registered with an EHR must not be lost) and O_NOFOLLOW a planted link.
-// Returns an error message, empty on success.
+// keygen never overwrites a key: one already registered with an EHR must
+// not be lost. Returns an error message, empty on success.
 std::string write_new_private_file(const std::string& path, const std::string& text) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            return path +
-                   " already exists; keygen never overwrites a key (move it away or choose another "
-                   "--key-out)";
-        return "cannot create " + path + ": " + std::strerror(errno);
-    }
-    // The umask may only take bits away; make the mode exactly 0600 anyway.
-    bool ok = ::fchmod(fd, 0600) == 0;
-    std::size_t done = 0;
-    while (ok && done < text.size()) {
-        const auto n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        ok = n > 0;
-        if (ok) done += static_cast<std::size_t>(n);
-    }
-    ok = ok && ::fsync(fd) == 0;
-    const int saved = errno;
-    ok = ::close(fd) == 0 && ok;
-    if (!ok) {
-        ::unlink(path.c_str());  // no half-written key is left behind
-        return "cannot write " + path + ": " + std::strerror(saved);
-    }
-    return {};
+    const auto failed = files::write_new_private_file(path, text);
+    if (!failed) return {};
+    if (failed->already_exists)
+        return path +
+               " already exists; keygen never overwrites a key (move it away or choose another --key-out)";
+    return (failed->opened ? "cannot write " : "cannot create ") + path + ": " + failed->reason;
 }
 
 int make_jwks(const keygen_args& a) {

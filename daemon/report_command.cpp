@@ -1,6 +1,5 @@
 #include "report_command.hpp"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "exit_codes.hpp"
+#include "headachemd/files/write_file.hpp"
 #include "headachemd/report/report.hpp"
 
 namespace headachemd::daemon {
@@ -36,35 +36,6 @@ std::string utc_now() {
     return buf;
 }
 
-// Writes beside the target and renames, so a reader never sees half a file.
-// Mode 0640: the report names patients by key only, but it is clinical data.
-bool write_atomically(const fs::path& out, const std::string& html, std::string& error) {
-    const fs::path tmp = out.string() + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        error = std::strerror(errno);
-        return false;
-    }
-    std::size_t done = 0;
-    while (done < html.size()) {
-        const auto n = ::write(fd, html.data() + done, html.size() - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            error = std::strerror(errno);
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            return false;
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0 || ::rename(tmp.c_str(), out.c_str()) != 0) {
-        error = std::strerror(errno);
-        ::unlink(tmp.c_str());
-        return false;
-    }
-    return true;
-}
-
 }  // namespace
 
 int write_report(const fs::path& db_path, const fs::path& out, int page_size, std::ostream& info,
@@ -76,9 +47,11 @@ int write_report(const fs::path& db_path, const fs::path& out, int page_size, st
         opts.generated_at = utc_now();
         opts.page_size = page_size;
         const std::string html = report::render_html(data, opts);
-        std::string error;
-        if (!write_atomically(out, html, error)) {
-            err << fmt::format("error: cannot write {}: {}\n", out.string(), error);
+        // Beside the target, then renamed: a reader never sees half a file.
+        // Mode 0640: the report names patients by key only, but it is
+        // clinical data.
+        if (const auto failed = files::write_file_atomically(out, html, 0640)) {
+            err << fmt::format("error: cannot write {}: {}\n", out.string(), failed->reason);
             return exit_code::cant_create;
         }
         info << fmt::format("Wrote {} ({} patients, {:.1f} kB)\n", out.string(), data.patients.size(),

@@ -19,6 +19,7 @@
 
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
+#include "headachemd/files/write_file.hpp"
 #include "headachemd/http/client.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/smart/smart.hpp"
@@ -29,6 +30,7 @@
 #include "headachemd/sync/enroll.hpp"
 #include "logging.hpp"
 #include "report_command.hpp"
+#include "runtime.hpp"
 
 namespace headachemd::daemon {
 namespace {
@@ -38,11 +40,8 @@ namespace fs = std::filesystem;
 using asio::awaitable;
 
 void write_private_file(const fs::path& p, std::string_view text) {
-    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) throw std::runtime_error("cannot write " + p.string());
-    const auto n = ::write(fd, text.data(), text.size());
-    ::close(fd);
-    if (n != static_cast<ssize_t>(text.size())) throw std::runtime_error("cannot write " + p.string());
+    if (const auto failed = files::write_file_atomically(p, text, 0600))
+        throw std::runtime_error("cannot write " + p.string() + ": " + failed->reason);
 }
 
 // The person at the browser, played headlessly: the sandbox's /authorize
@@ -105,92 +104,113 @@ struct demo_args {
     std::string log_format = "auto";
 };
 
-int demo(const demo_args& a) {
-    auto log = make_logger(a.log_level, a.log_format);
+// The demo's config: one [[ehr]] at the sandbox, files beside the databases.
+config::config demo_config(const demo_args& a, sandbox::background_server& sbx, const fs::path& dir) {
+    const auto& sconf = sbx->config();
+    sbx->write_ca_pem(dir / "sandbox-ca.pem");
+    write_private_file(dir / "client.secret", sconf.client_secret);
+    config::config cfg;
+    cfg.daemon.database = dir / "headache.db";
+    cfg.daemon.vault = dir / "vault.db";
+    // The demo's own token key, beside its vault (a rerun with the same
+    // --dir reuses it); a real deployment keeps the key elsewhere.
+    cfg.daemon.token_key_file = dir / "token.key";
+    config::ehr_settings ehr = *config::profile_preset(a.ecw ? "eclinicalworks" : "generic");
+    ehr.name = "sandbox";
+    ehr.fhir_base = sbx->fhir_base();
+    ehr.client_id = sconf.client_id;
+    ehr.client_secret_file = dir / "client.secret";
+    ehr.ca_file = dir / "sandbox-ca.pem";
+    ehr.redirect_uri = sconf.redirect_uris.front();
+    if (!a.ecw) ehr.page_size = 50;
+    cfg.ehrs.push_back(ehr);
+    return cfg;
+}
+
+// One sandbox patient enrolled by the production path: pending row, state
+// and PKCE S256, then the callback's code exchanged and stored with its
+// audit events (issue 14). On success the patient is the last entry of
+// cfg.patients, with its FHIR id; on failure it is not listed.
+awaitable<bool> enroll_headless(http::transport& http, config::config& cfg, store::vault& vault,
+                                const std::string& key, spdlog::logger& log) {
+    const config::ehr_settings& ehr = cfg.ehrs.front();
+    cfg.patients.push_back({key, ehr.name, std::nullopt});
+    const config::patient_settings patient = cfg.patients.back();
+    const auto fail = [&](const std::string& why) {
+        cfg.patients.pop_back();
+        log.error("enrolling {} failed: {}", key, why);
+        return false;
+    };
+    auto start = co_await sync::begin_enrollment(http, ehr, patient, std::chrono::system_clock::now());
+    if (!start) co_return fail(start.err().message);
+    store::pending_enrollments(vault).put(start->pending);
+    // The pending row of a failed redirect stays until it expires, as when
+    // a person closes the browser (purged at the next enroll).
+    auto redirect = co_await headless_redirect(http, start->authorize_url);
+    if (!redirect) co_return fail(redirect.err().message);
+    auto outcome =
+        co_await sync::complete_enrollment(http, cfg, vault, *redirect, std::chrono::system_clock::now());
+    if (!outcome.audit_error.empty()) log.error("audit log: {}", outcome.audit_error);
+    const auto stored = vault.find_enrollment(key, ehr.name);
+    if (!outcome.ok || !stored) co_return fail(outcome.headline);
+    cfg.patients.back().fhir_patient_id = stored->fhir_patient_id;
+    co_return true;
+}
+
+// The sandbox's history ends at its anchor (midnight UTC): the views'
+// "today" is the day before, its last day of data, unless someone already
+// chose one in this database.
+void set_as_of(store::analytics_db& db, std::chrono::system_clock::time_point data_anchor) {
+    const std::string anchor = store::utc_timestamp(data_anchor - std::chrono::hours{24}).substr(0, 10);
+    SQLite::Statement set(db.sql(),
+                          "UPDATE analyst_setting SET value = ?1 WHERE key = 'as_of' AND value = ''");
+    set.bind(1, anchor);
+    if (set.exec() > 0)
+        std::cout << fmt::format(
+            "as_of set to {}, the last day of the sandbox's history (analyst_setting 'as_of')\n", anchor);
+}
+
+std::optional<fs::path> demo_directory(const demo_args& a, spdlog::logger& log) {
     fs::path dir = a.dir;
     if (dir.empty()) {
         std::string tmpl = (fs::temp_directory_path() / "headachemd-demo-XXXXXX").string();
         if (!::mkdtemp(tmpl.data())) {
-            log->error("cannot create a temporary directory");
-            return exit_code::cant_create;
+            log.error("cannot create a temporary directory");
+            return std::nullopt;
         }
         dir = tmpl;
     }
     fs::create_directories(dir);
+    return dir;
+}
+
+int demo(const demo_args& a) {
+    auto log = make_logger(a.log_level, a.log_format);
+    const auto dir = demo_directory(a, *log);
+    if (!dir) return exit_code::cant_create;
     try {
         sandbox::options so;
         so.patients = std::max(a.patients, 1);
         so.ecw_mode = a.ecw;
         sandbox::background_server sbx(so);
-        const auto& sconf = sbx->config();
-        sbx->write_ca_pem(dir / "sandbox-ca.pem");
-        write_private_file(dir / "client.secret", sconf.client_secret);
-
-        config::config cfg;
-        cfg.daemon.database = dir / "headache.db";
-        cfg.daemon.vault = dir / "vault.db";
-        // The demo's own token key, beside its vault (a rerun with the same
-        // --dir reuses it); a real deployment keeps the key elsewhere.
-        cfg.daemon.token_key_file = dir / "token.key";
+        config::config cfg = demo_config(a, sbx, *dir);
         const auto token_key = fs::exists(*cfg.daemon.token_key_file)
                                    ? store::load_token_key(*cfg.daemon.token_key_file)
                                    : store::write_new_token_key(*cfg.daemon.token_key_file);
-        config::ehr_settings ehr = *config::profile_preset(a.ecw ? "eclinicalworks" : "generic");
-        ehr.name = "sandbox";
-        ehr.fhir_base = sbx->fhir_base();
-        ehr.client_id = sconf.client_id;
-        ehr.client_secret_file = dir / "client.secret";
-        ehr.ca_file = dir / "sandbox-ca.pem";
-        ehr.redirect_uri = sconf.redirect_uris.front();
-        if (!a.ecw) ehr.page_size = 50;
-        cfg.ehrs.push_back(ehr);
-
         store::analytics_db db(cfg.daemon.database);
         store::vault vault(cfg.daemon.vault, token_key);
         asio::io_context io;
         http::client_options ho;
-        ho.extra_ca_files.push_back(*ehr.ca_file);
+        ho.extra_ca_files.push_back(*cfg.ehrs.front().ca_file);
         http::client http(io.get_executor(), ho);
         const auto ids = sbx->patient_ids();
         sync::pass_result pass;
         int enrolled = 0;
-        std::exception_ptr failure;
-        auto main_task = [&]() -> awaitable<void> {
+        run_on_io(io, [&]() -> awaitable<void> {
             for (int i = 0; i < so.patients && i < static_cast<int>(ids.size()); ++i) {
-                const std::string key = fmt::format("demo-{:03}", i + 1);
                 sbx->set_authorize_patient(ids[i]);
-                // The production path: pending row, state and PKCE S256,
-                // then the callback's code exchanged and stored with its
-                // audit events (issue 14).
-                cfg.patients.push_back({key, ehr.name, std::nullopt});
-                const config::patient_settings patient = cfg.patients.back();
-                auto start =
-                    co_await sync::begin_enrollment(http, ehr, patient, std::chrono::system_clock::now());
-                if (!start) {
-                    cfg.patients.pop_back();
-                    log->error("enrolling {} failed: {}", key, start.err().message);
-                    continue;
-                }
-                store::pending_enrollments(vault).put(start->pending);
-                auto redirect = co_await headless_redirect(http, start->authorize_url);
-                if (!redirect) {
-                    // The pending row stays until it expires, as when a
-                    // person closes the browser (purged at the next enroll).
-                    cfg.patients.pop_back();
-                    log->error("enrolling {} failed: {}", key, redirect.err().message);
-                    continue;
-                }
-                auto outcome = co_await sync::complete_enrollment(http, cfg, vault, *redirect,
-                                                                  std::chrono::system_clock::now());
-                if (!outcome.audit_error.empty()) log->error("audit log: {}", outcome.audit_error);
-                const auto stored = vault.find_enrollment(key, ehr.name);
-                if (!outcome.ok || !stored) {
-                    cfg.patients.pop_back();
-                    log->error("enrolling {} failed: {}", key, outcome.headline);
-                    continue;
-                }
-                cfg.patients.back().fhir_patient_id = stored->fhir_patient_id;
-                ++enrolled;
+                enrolled +=
+                    co_await enroll_headless(http, cfg, vault, fmt::format("demo-{:03}", i + 1), *log);
             }
             std::cout << fmt::format("Enrolled {} sandbox patients (authorization code + PKCE S256)\n",
                                      enrolled);
@@ -198,29 +218,13 @@ int demo(const demo_args& a) {
             sync::engine engine(io.get_executor(), cfg, http, db, vault, clk, log);
             pass = co_await engine.run_pass();
             http.close_idle();
-        };
-        asio::co_spawn(io, main_task, [&failure](std::exception_ptr ep) { failure = ep; });
-        io.run();
-        if (failure) std::rethrow_exception(failure);
-        print_summary(db, pass, dir);
-        // The sandbox's history ends at its anchor (midnight UTC): the
-        // views' "today" is the day before, its last day of data, unless
-        // someone already chose one in this database.
-        const std::string anchor =
-            store::utc_timestamp(so.data_anchor - std::chrono::hours{24}).substr(0, 10);
-        {
-            SQLite::Statement set(db.sql(),
-                                  "UPDATE analyst_setting SET value = ?1 WHERE key = 'as_of' AND value = ''");
-            set.bind(1, anchor);
-            if (set.exec() > 0)
-                std::cout << fmt::format(
-                    "as_of set to {}, the last day of the sandbox's history (analyst_setting 'as_of')\n",
-                    anchor);
-        }
+        });
+        print_summary(db, pass, *dir);
+        set_as_of(db, so.data_anchor);
         // The picture first: the clinic report beside the database.
-        const fs::path report_path = dir / "report.html";
+        const fs::path report_path = *dir / "report.html";
         std::cout << "\n";
-        const int report_rc = write_report(dir / "headache.db", report_path, 25, std::cout, std::cerr);
+        const int report_rc = write_report(*dir / "headache.db", report_path, 25, std::cout, std::cerr);
         if (report_rc != exit_code::ok) return report_rc;
         std::cout << fmt::format("Open the report: {}\n", fs::absolute(report_path).string());
         return pass.failed() == 0 && enrolled > 0 ? exit_code::ok : exit_code::temp_fail;

@@ -2,13 +2,12 @@
 
 #include "headachemd/core/text.hpp"
 #include "headachemd/files/protected_file.hpp"
+#include "headachemd/files/write_file.hpp"
 
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -108,41 +107,20 @@ token_key load_token_key(const fs::path& path) {
 
 token_key write_new_token_key(const fs::path& path) {
     token_key key = token_key::generate();
-    // O_EXCL: refuse to replace a key (the tokens sealed with it would be
-    // lost); O_NOFOLLOW: never write through a planted symlink.
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            throw key_error(quoted(path) +
-                            " already exists; refusing to overwrite a key (the tokens sealed with it "
-                            "would be lost). Choose another path or move the old file away first");
-        throw key_error("cannot create the token key file " + quoted(path) + ": " + std::strerror(errno));
-    }
+    // Never replaces a key (the tokens sealed with it would be lost), never
+    // writes through a planted symlink, and fsyncs the directory entry too:
+    // a crash must not leave a vault sealed with a key whose file vanished.
     std::string text = to_hex(key.bytes().data(), key.bytes().size()) + "\n";
-    bool ok = ::fchmod(fd, 0600) == 0;  // the umask must not change what we chose
-    std::size_t done = 0;
-    while (ok && done < text.size()) {
-        const auto w = ::write(fd, text.data() + done, text.size() - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) ok = false;
-        if (w > 0) done += static_cast<std::size_t>(w);
-    }
-    const int err = ok ? 0 : errno;
-    ok = ok && ::fsync(fd) == 0;
-    ::close(fd);
+    const auto failed = files::write_new_private_file(path, text);
     OPENSSL_cleanse(text.data(), text.size());
-    if (!ok) {
-        ::unlink(path.c_str());
-        throw key_error("cannot write the token key file " + quoted(path) + ": " +
-                        std::strerror(err ? err : errno));
-    }
-    // The directory entry must be durable too, or a crash could leave a
-    // vault sealed with a key whose file vanished.
-    const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    if (failed && failed->already_exists)
+        throw key_error(quoted(path) +
+                        " already exists; refusing to overwrite a key (the tokens sealed with it "
+                        "would be lost). Choose another path or move the old file away first");
+    if (failed)
+        throw key_error(
+            (failed->opened ? "cannot write the token key file " : "cannot create the token key file ") +
+            quoted(path) + ": " + failed->reason);
     return key;
 }
 
