@@ -45,8 +45,8 @@
 #include "headachemd/sync/service.hpp"
 #include "headachemd/sync/status_report.hpp"
 #include "headachemd/sync/vault_access.hpp"
+#include "headachemd/systemd/notify.hpp"
 #include "logging.hpp"
-#include "notify.hpp"
 #include "runtime.hpp"
 #include "vault_commands.hpp"
 
@@ -139,8 +139,8 @@ int run_daemon(const common_args& a) {
     if (!rt) return rc;
     return exit_code_of(*rt->log, [&] {
         asio::io_context io;
-        notifier notify = notifier::from_environment();
-        watchdog_timer watchdog(io.get_executor(), notify);
+        auto notify = systemd::notifier::from_environment();
+        systemd::watchdog_timer watchdog(io.get_executor(), notify);
         sync::service_hooks hooks;
         hooks.ready = [&notify](std::string_view s) { notify.ready(s); };
         hooks.status = [&notify](std::string_view s) { notify.status(s); };

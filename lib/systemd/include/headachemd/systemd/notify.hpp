@@ -19,7 +19,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-namespace headachemd::daemon {
+namespace headachemd::systemd {
 
 class notifier {
 public:
@@ -67,4 +67,4 @@ private:
     bool running_ = false;
 };
 
-}  // namespace headachemd::daemon
+}  // namespace headachemd::systemd

@@ -1,4 +1,4 @@
-#include "notify.hpp"
+#include "headachemd/systemd/notify.hpp"
 
 #include <time.h>
 
@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <systemd/sd-daemon.h>
 
-namespace headachemd::daemon {
+namespace headachemd::systemd {
 
 notifier notifier::from_environment() {
     std::optional<std::chrono::microseconds> timeout;
@@ -69,4 +69,4 @@ void watchdog_timer::arm() {
     });
 }
 
-}  // namespace headachemd::daemon
+}  // namespace headachemd::systemd
