@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "headachemd/store/commit_page.hpp"
+
 namespace headachemd::ingest {
 namespace {
 
@@ -147,13 +149,14 @@ struct ingester::impl {
         if (res.records.empty()) return;
         const std::string now = store::utc_timestamp(system_now());
         try {
-            store::write_transaction tx(db.sql());
             std::map<std::string, type_counts, std::less<>> counts;  // applied only after COMMIT
-            for (const nz::record& r : res.records) {
-                const nz::header& h = nz::header_of(r);
+            store::page_hooks hooks;
+            hooks.patient_key = [this](const nz::record& r) -> const std::string& {
                 static const std::string no_key;
-                const std::string& pk = h.patient_ref.empty() ? no_key : patient_key_for(h.patient_ref);
-                const auto outcome = writer.upsert(r, opts.source, pk, now);
+                const nz::header& h = nz::header_of(r);
+                return h.patient_ref.empty() ? no_key : patient_key_for(h.patient_ref);
+            };
+            hooks.on_row = [&counts](const nz::record& r, store::upsert_outcome outcome) {
                 auto& c = counts[nz::resource_type_of(r)];
                 if (outcome == store::upsert_outcome::inserted)
                     ++c.inserted;
@@ -161,8 +164,8 @@ struct ingester::impl {
                     ++c.updated;
                 else
                     ++c.unchanged;
-            }
-            tx.commit();
+            };
+            store::commit_page(db, writer, res.records, opts.source, now, hooks);
             for (const auto& [type, c] : counts) {
                 auto& t = rep.per_type[type];
                 t.inserted += c.inserted;

@@ -1,0 +1,48 @@
+// The one page transaction: the rows of a page of normalized records, and
+// whatever else must land with them, committed together or not at all.
+// Used by the sync engine (one FHIR search page) and by ingest (one Bundle
+// file, or one batch of NDJSON lines).
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "headachemd/normalize/records.hpp"
+#include "headachemd/store/analytics_db.hpp"
+
+namespace headachemd::store {
+
+// What a caller adds to the transaction. Every hook runs inside it, so a
+// throw from a hook rolls the whole page back like a failed row write.
+struct page_hooks {
+    // The patient key a record is stored under (empty: the resource names
+    // no patient, stored as NULL). The sync job knows its patient; ingest
+    // derives the key from each record's subject.
+    std::function<const std::string&(const normalize::record&)> patient_key;
+    // After each record's upsert, in page order; optional.
+    std::function<void(const normalize::record&, upsert_outcome)> on_row;
+    // After the last row and before COMMIT: the sync cursor and delete
+    // detection on a search's last page; optional.
+    std::function<void()> before_commit;
+};
+
+// The page's counts by outcome, meaningful only once it committed.
+struct page_counts {
+    int inserted = 0;
+    int updated = 0;
+    int unchanged = 0;
+};
+
+// Upserts `records` in their order under `source` with ingested_at `now`
+// in one write_transaction (BEGIN IMMEDIATE, so a busy database waits out
+// busy_timeout on BEGIN and never fails a later upgrade), then runs
+// before_commit and commits. Throws what the writer, a hook or SQLite
+// throws (SQLite::Exception, store_error); the transaction is then rolled
+// back and nothing of the page is stored. Callers map the throw to their
+// own error.
+page_counts commit_page(analytics_db& db, resource_writer& writer, std::span<const normalize::record> records,
+                        std::string_view source, std::string_view now, const page_hooks& hooks);
+
+}  // namespace headachemd::store

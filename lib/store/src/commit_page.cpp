@@ -1,0 +1,31 @@
+#include "headachemd/store/commit_page.hpp"
+
+#include "headachemd/store/database.hpp"
+
+namespace headachemd::store {
+
+page_counts commit_page(analytics_db& db, resource_writer& writer, std::span<const normalize::record> records,
+                        std::string_view source, std::string_view now, const page_hooks& hooks) {
+    page_counts counts;
+    write_transaction tx(db.sql());
+    for (const normalize::record& r : records) {
+        const upsert_outcome outcome = writer.upsert(r, source, hooks.patient_key(r), now);
+        switch (outcome) {
+            case upsert_outcome::inserted:
+                ++counts.inserted;
+                break;
+            case upsert_outcome::updated:
+                ++counts.updated;
+                break;
+            case upsert_outcome::unchanged:
+                ++counts.unchanged;
+                break;
+        }
+        if (hooks.on_row) hooks.on_row(r, outcome);
+    }
+    if (hooks.before_commit) hooks.before_commit();
+    tx.commit();
+    return counts;
+}
+
+}  // namespace headachemd::store
