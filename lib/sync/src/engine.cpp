@@ -15,8 +15,11 @@
 #include "headachemd/normalize/normalize.hpp"
 #include "headachemd/smart/smart.hpp"
 #include "headachemd/store/audit.hpp"
+#include "headachemd/store/commit_page.hpp"
 #include "headachemd/store/sync_state.hpp"
+#include "headachemd/sync/audit_sink.hpp"
 #include "headachemd/sync/credentials.hpp"
+#include "headachemd/sync/pager.hpp"
 
 namespace headachemd::sync {
 namespace {
@@ -55,25 +58,6 @@ bool later_instant(const std::string& a, const std::string& b) {
     return a > b;
 }
 
-// The path of an absolute URL without trailing slashes ("/fhir" of
-// "https://x/fhir/"); "" when it has none.
-std::string_view path_of_url(std::string_view url) {
-    const auto scheme_end = url.find("://");
-    if (scheme_end == std::string_view::npos) return url;
-    const auto slash = url.find('/', scheme_end + 3);
-    if (slash == std::string_view::npos) return {};
-    std::string_view p = url.substr(slash);
-    while (!p.empty() && p.back() == '/') p.remove_suffix(1);
-    return p;
-}
-
-// FHIR R4 §2.3.0: an absolute reference whose base is the server's own
-// base is the same as the relative one. Scheme and host compare without
-// regard to case (RFC 3986 §6.2.2.1), the path exactly.
-bool same_fhir_base(std::string_view base, std::string_view fhir_base) {
-    return http::same_origin(base, fhir_base) && path_of_url(base) == path_of_url(fhir_base);
-}
-
 // An entry a search for `rs.type` cannot hold, described; nullopt when all
 // may be there. FHIR R4 §3.1.1.x (Bundle.entry.search.mode): "match" marks
 // a resource that matched the search, so it is of the searched type;
@@ -109,6 +93,17 @@ std::optional<std::string> foreign_entry(const fhir::page_meta& m, const cfg::re
                    " without _include or _revinclude cannot return";
     }
     return std::nullopt;
+}
+
+// A normalized page as the pager sees it: each record's id, and whether
+// it is of the searched type's table (an included resource is not).
+std::vector<page_entry> entries_of(const std::vector<nz::record>& records, std::string_view type) {
+    std::vector<page_entry> out;
+    out.reserve(records.size());
+    for (const auto& rec : records)
+        out.push_back(
+            {nz::header_of(rec).id, std::string_view(nz::table_name(rec)) == nz::table_for_type(type)});
+    return out;
 }
 
 }  // namespace
@@ -198,7 +193,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
           writer(d, opts.store_raw, ids),
           state(d),
           normalizer(nz::options{.keep_raw = opts.store_raw}),
-          audit_synced_at(k.steady_now()) {
+          auditor(vault_audit_store(v), k, log) {
         if (!opts.random) {
             auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
             opts.random = [rng] { return (*rng)(); };
@@ -238,10 +233,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     std::set<asio::steady_timer*> timers;
     // Audit events of calls made for an EHR as a whole (discovery, metadata).
     std::vector<store::audit_event> ehr_audit;
-    bool audit_failure_logged = false;
-    // Events committed without an fsync since the last one, and when that was.
-    bool audit_unsynced = false;
-    std::chrono::steady_clock::time_point audit_synced_at;  // counted from the engine's start
+    audit_sink auditor;  // buffering and fsync pacing of the events above and the patients'
 
     std::string now_text() const { return store::utc_timestamp(clk.now()); }
 
@@ -275,43 +267,16 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         buf.push_back(std::move(ev));
     }
 
-    // Appends buffered events to vault.db (docs/admin/monitoring.md "Audit log", durability).
-    // `deferred`: committed to the WAL without an fsync, which a crash of
-    // the process does not lose; used at each page commit. `full`: fsynced,
-    // which makes every earlier deferred commit durable too (WAL frames
-    // reach the disk in order); used for enrollment changes, at the end of a
-    // job when the last fsync is older than audit_fsync_every, and at the
-    // end of a pass. One fsync per request, or even per job, would block the
-    // executor for longer than the requests it records (bench_sync).
-    // A failing vault must not stop the sync of data already fetched: the
-    // events stay buffered for the next append, and the failure is logged.
-    static constexpr std::chrono::seconds audit_fsync_every{10};
-
+    // Appends buffered events to vault.db (audit_sink.hpp: deferred or full).
     void flush_audit(std::vector<store::audit_event>& buf, store::audit_sync sync) {
-        if (buf.empty()) return;
-        try {
-            store::append_audit(vault.sql(), buf, sync);
-            buf.clear();
-            audit_failure_logged = false;
-            if (sync == store::audit_sync::full) {
-                audit_unsynced = false;
-                audit_synced_at = clk.steady_now();
-            } else {
-                audit_unsynced = true;
-            }
-        } catch (const std::runtime_error& failure) {
-            if (!audit_failure_logged)
-                log->error("cannot append to the audit log: {}; {} event(s) kept in memory for the next try",
-                           failure.what(), buf.size());
-            audit_failure_logged = true;
-            // Bounded: a vault that stays broken must not eat the memory.
-            constexpr std::size_t max_buffered = 100000;
-            if (buf.size() > max_buffered) {
-                log->critical("audit log: dropping {} event(s) that vault.db would not take",
-                              buf.size() - max_buffered);
-                buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(buf.size() - max_buffered));
-            }
-        }
+        auditor.flush(buf, sync);
+    }
+
+    static audit_store vault_audit_store(store::vault& v) {
+        return audit_store{[&v](std::span<const store::audit_event> events, store::audit_sync sync) {
+                               store::append_audit(v.sql(), events, sync);
+                           },
+                           [&v] { store::sync_audit(v.sql()); }};
     }
 
     // One request under the EHR's rate limit, with its audit event in `audit`.
@@ -927,71 +892,249 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             state.live_rows(e.settings->name, enr.patient_key, nz::table_for_type(spec.resource_type));
     }
 
+    // What a search asks for, decided before its first page.
+    struct search_plan {
+        fhir::search_spec spec;
+        store::cursor cursor;                    // as read before the first page
+        std::optional<std::string> max_updated;  // the newest lastUpdated of the committed pages
+        bool incremental = false;
+        bool is_read = false;  // Patient/{id}: one page
+    };
+
+    search_plan plan_search(const ehr_state& e, const store::enrollment& enr, const cfg::resource_setting& rs,
+                            bool force_full) {
+        const auto& s = *e.settings;
+        search_plan p;
+        p.cursor = state.read_cursor(s.name, enr.patient_key, rs.type);
+        p.max_updated = p.cursor.last_updated_max;
+        p.incremental = !force_full && rs.type != "Patient" && s.use_last_updated && e.caps &&
+                        e.caps->supports(rs.type, "_lastUpdated") && p.cursor.last_updated_max &&
+                        within_reconcile(p.cursor, s);
+        p.spec.fhir_base = s.fhir_base;
+        p.spec.resource_type = rs.type;
+        p.spec.patient_param = rs.type == "Patient" ? "_id" : s.patient_param;
+        p.spec.patient_id = enr.fhir_patient_id;
+        p.spec.extra = rs.params;
+        p.spec.count = s.page_size;
+        if (p.incremental) {
+            const std::string since =
+                fhir::last_updated_with_overlap(*p.cursor.last_updated_max, s.last_updated_overlap);
+            if (!since.empty()) p.spec.last_updated_gt = since;
+        }
+        // The patient itself is a read, Patient/{id} (every SMART server
+        // allows it with patient/Patient.read; eCW has no search by patient
+        // for Patient); the other types are searches.
+        p.is_read = rs.type == "Patient";
+        return p;
+    }
+
+    pager pager_for(const ehr_state& e, const store::enrollment& enr, const search_plan& p) const {
+        const auto& s = *e.settings;
+        const std::string search = fhir::search_url(p.spec);
+        return pager(
+            p.spec.resource_type,
+            p.is_read ? s.fhir_base + "/Patient/" + http::percent_encode(enr.fhir_patient_id) : search,
+            p.is_read, search, paging_rules{s.max_pages_per_search, s.page_param});
+    }
+
+    // A fetched page, read and checked: its records and its next link.
+    struct checked_page {
+        nz::result page;
+        std::optional<std::string> next;
+    };
+
+    // Reads a fetched page and refuses it whole (nothing of it is written)
+    // when it is not what the search asked for; the error names `where`.
+    // The page's audit event learns its size, and the job's resource count
+    // grows by what the page made us read.
+    result<checked_page> check_page(const ehr_state& e, patient_state& ps, const store::enrollment& enr,
+                                    const cfg::resource_setting& rs, bool is_read, const std::string& where,
+                                    std::size_t page_event, const std::string& bytes) {
+        const auto& s = *e.settings;
+        simdjson::padded_string body(bytes);
+        auto meta = fhir::read_page_meta(body);
+        if (!meta)
+            return error{"bad_page", where + ": " + meta.err().message + "; nothing from it was written"};
+        if (is_read && meta->resource_type == "Patient") {
+            meta->next.reset();  // a read is one page
+        } else if (meta->resource_type != "Bundle") {
+            return error{"bad_page",
+                         where + ": the EHR answered a " + meta->resource_type +
+                             (meta->outcome_summary.empty() ? "" : " (" + meta->outcome_summary + ")") +
+                             " instead of a Bundle"};
+        }
+        if (!is_read) {
+            if (auto refused = foreign_entry(*meta, rs))
+                return error{"bad_page", where + ": " + *refused + "; nothing from it was written"};
+        }
+        nz::result page = normalizer.normalize_document(body);
+        ps.audit[page_event].count = static_cast<int>(page.records.size());
+        // Every entry read counts, of every type and whether stored or
+        // not: what the server makes us parse and hold.
+        long long read = 0;
+        for (const auto& [type, n] : page.read) read += static_cast<long long>(n);
+        if (ps.resources + read > s.max_resources_per_patient)
+            return error{"resource_limit",
+                         where + ": the job would read more than " +
+                             std::to_string(s.max_resources_per_patient) +
+                             " resources (max_resources_per_patient); nothing from this page "
+                             "was written"};
+        ps.resources += read;
+        if (!page.ok())
+            return error{"bad_page", where + ": " + page.problems.front().where + ": " +
+                                         page.problems.front().message + "; nothing from it was written"};
+        // Data for patient A never lands under patient B.
+        for (const auto& rec : page.records) {
+            const auto& h = nz::header_of(rec);
+            // FHIR R4 §2.3.0: an absolute reference names the patient
+            // on the server at its base; only the EHR's own fhir_base
+            // makes it the same as the relative Patient/{id}.
+            const bool foreign_base =
+                !h.patient_ref_base.empty() && !same_fhir_base(h.patient_ref_base, s.fhir_base);
+            if (h.patient_ref != enr.fhir_patient_id || foreign_base)
+                return error{"wrong_patient",
+                             where + ": holds a resource of another patient; nothing from it was written"};
+        }
+        return checked_page{std::move(page), std::move(meta->next)};
+    }
+
+    // Inside the last page's transaction: the cursor moves on and, after a
+    // complete full pull, what we hold and the pull did not return is
+    // marked deleted at the EHR. Returns the number of rows so marked.
+    int finish_search(const std::string& ehr, const store::enrollment& enr, const std::string& type,
+                      const search_plan& p, const std::optional<std::string>& max_updated,
+                      const std::vector<std::string>& seen_ids, const std::string& now) {
+        int deleted = 0;
+        store::cursor c = p.cursor;
+        c.last_updated_max = max_updated;
+        if (!p.incremental) {
+            const std::string_view table = nz::table_for_type(type);
+            std::vector<std::string> stored_ids;
+            if (table == "patient") {
+                // patient rows are stored under their pseudonymized id
+                for (const auto& id : seen_ids)
+                    stored_ids.push_back(store::patient_key_for(ids.key, ehr, id));
+            }
+            deleted = state.mark_deleted_except(ehr, enr.patient_key, table,
+                                                table == "patient" ? stored_ids : seen_ids, now);
+            c.last_full_pull_at = now;
+            c.last_count_check_at = now;  // a full pull is the stronger check
+        }
+        state.write_cursor(ehr, enr.patient_key, type, c);
+        return deleted;
+    }
+
+    // The page's transaction (store::commit_page): its rows and, on the
+    // last page, finish_search. The database may refuse the page (disk
+    // full, or locked past busy_timeout by an analyst's write transaction):
+    // the page is rolled back whole, the job fails, and a later pass
+    // repeats it. Counts and ids are taken over only once the page committed.
+    std::optional<error> commit_search_page(const ehr_state& e, patient_state& ps,
+                                            const store::enrollment& enr, const std::string& type,
+                                            search_plan& p, pager& pg, const nz::result& page,
+                                            type_result& out) {
+        const std::string& source = e.settings->name;
+        const std::string now = now_text();
+        std::optional<std::string> max_updated = p.max_updated;
+        int deleted = 0;
+        store::page_hooks hooks;
+        hooks.patient_key = [&enr](const nz::record&) -> const std::string& { return enr.patient_key; };
+        hooks.on_row = [&max_updated](const nz::record& rec, store::upsert_outcome) {
+            const auto& h = nz::header_of(rec);
+            if (h.last_updated && (!max_updated || later_instant(*h.last_updated, *max_updated)))
+                max_updated = h.last_updated;
+        };
+        if (pg.last_page())
+            hooks.before_commit = [&] {
+                deleted = finish_search(source, enr, type, p, max_updated, pg.ids_with_page(), now);
+            };
+        store::page_counts counts;
+        try {
+            counts = store::commit_page(db, writer, page.records, source, now, hooks);
+            // The page's events follow its rows into a file: a crash loses
+            // at most the events of the page in flight (docs/admin/monitoring.md "Audit log").
+            flush_audit(ps.audit, store::audit_sync::deferred);
+        } catch (const std::runtime_error& failure) {
+            // SQLite::Exception and store_error; SQLite's messages name
+            // the condition ("database or disk is full", "database is
+            // locked"), never a value.
+            return error{"store_failed", pg.where() + ": headache.db refused the write (" + failure.what() +
+                                             "); nothing from it was written"};
+        }
+        pg.committed();
+        p.max_updated = std::move(max_updated);
+        out.inserted += counts.inserted;
+        out.updated += counts.updated;
+        out.unchanged += counts.unchanged;
+        out.deleted += deleted;
+        return std::nullopt;
+    }
+
+    // After the last page of an incremental search. The count check is for
+    // deletes only, so it follows its own schedule (count_check_every), not
+    // every pass: a pass within the access token's life then costs the
+    // searches alone (issue 17). When the counts differ, a full pull of the
+    // type follows, and its result (with this pull's counts) is returned.
+    awaitable<std::optional<type_result>> check_counts(ehr_state& e, patient_state& ps,
+                                                       store::enrollment& enr,
+                                                       const cfg::resource_setting& rs, const search_plan& p,
+                                                       type_result& out) {
+        const auto& s = *e.settings;
+        if (!p.incremental || p.is_read || stopping || !count_check_due(p.cursor, s)) co_return std::nullopt;
+        ++out.count_checks;
+        if (!co_await counts_agree(e, ps, enr, p.spec)) {
+            type_result full = co_await sync_type(e, ps, enr, rs, true);
+            full.inserted += out.inserted;
+            full.updated += out.updated;
+            full.pages += out.pages;
+            full.count_checks += out.count_checks;
+            co_return full;
+        }
+        try {
+            store::cursor c = state.read_cursor(s.name, enr.patient_key, rs.type);
+            c.last_count_check_at = now_text();
+            state.write_cursor(s.name, enr.patient_key, rs.type, c);
+        } catch (const std::runtime_error& failure) {
+            // Only the schedule is lost: the next pass checks again.
+            log->warn("patient {} at {}: {}: cannot record the count check: {}", enr.patient_key, s.name,
+                      rs.type, failure.what());
+        }
+        co_return std::nullopt;
+    }
+
+    // A page refused after it was fetched: the job's failure, and the
+    // outcome of the page's audit event.
+    static void refuse_page(type_result& out, store::audit_event& page_event, error failure) {
+        page_event.outcome = failure.code;
+        out.failure = std::move(failure);
+    }
+
     awaitable<type_result> sync_type(ehr_state& e, patient_state& ps, store::enrollment& enr,
                                      const cfg::resource_setting& rs, bool force_full = false) {
-        const auto& s = *e.settings;
         type_result out;
         out.type = rs.type;
         if (e.caps && !e.caps->search_params.empty() && !e.caps->serves(rs.type)) {
             out.not_served = true;  // eCW serves no Appointment in its clinical API
             co_return out;
         }
-        const store::cursor cur = state.read_cursor(s.name, enr.patient_key, rs.type);
-        const bool incremental = !force_full && rs.type != "Patient" && s.use_last_updated && e.caps &&
-                                 e.caps->supports(rs.type, "_lastUpdated") && cur.last_updated_max &&
-                                 within_reconcile(cur, s);
-        out.incremental = incremental;
-
-        fhir::search_spec spec;
-        spec.fhir_base = s.fhir_base;
-        spec.resource_type = rs.type;
-        spec.patient_param = rs.type == "Patient" ? "_id" : s.patient_param;
-        spec.patient_id = enr.fhir_patient_id;
-        spec.extra = rs.params;
-        spec.count = s.page_size;
-        if (incremental) {
-            const std::string since =
-                fhir::last_updated_with_overlap(*cur.last_updated_max, s.last_updated_overlap);
-            if (!since.empty()) spec.last_updated_gt = since;
-        }
-        // The patient itself is a read, Patient/{id} (every SMART server
-        // allows it with patient/Patient.read; eCW has no search by patient
-        // for Patient); the other types are searches.
-        const bool is_read = rs.type == "Patient";
-        std::string url = is_read ? s.fhir_base + "/Patient/" + http::percent_encode(enr.fhir_patient_id)
-                                  : fhir::search_url(spec);
-        std::set<std::string> visited;
-        std::vector<std::string> seen_ids;
-        std::set<std::string, std::less<>> seen_set;  // seen_ids of committed pages, for look-ups
-        std::optional<std::string> max_updated = cur.last_updated_max;
-        int page_number = s.page_param ? 1 : 0;
-        bool server_links = false;  // the server pages with next links
-
+        search_plan plan = plan_search(e, enr, rs, force_full);
+        out.incremental = plan.incremental;
+        pager pg = pager_for(e, enr, plan);
         for (;;) {
             if (stopping) {
                 out.failure = error{"stopped", "stopped before " + rs.type + " was complete"};
                 co_return out;
             }
-            if (!visited.insert(url).second) {
-                out.failure = error{"paging_loop", rs.type + ": a next link points back to an earlier page"};
-                co_return out;
-            }
-            // A chain of next links that never ends (fresh ids, empty pages,
-            // pages of another type) escapes the loop checks; it ends here,
-            // before the page is asked for. Empty pages count as pages.
-            if (out.pages >= s.max_pages_per_search) {
-                out.failure =
-                    error{"page_limit", rs.type + ": the search has more than " +
-                                            std::to_string(s.max_pages_per_search) +
-                                            " pages (max_pages_per_search); the rest was not fetched"};
+            if (auto stop = pg.before_fetch()) {  // a loop of URLs, or max_pages_per_search
+                out.failure = std::move(stop);
                 co_return out;
             }
             const call this_page{enr.patient_key,
-                                 is_read          ? store::audit_action::fhir_read
+                                 plan.is_read     ? store::audit_action::fhir_read
                                  : out.pages == 0 ? store::audit_action::fhir_search
                                                   : store::audit_action::fhir_page,
                                  rs.type, out.pages + 1};
-            auto r = co_await fhir_get(e, ps, enr, url, this_page);
+            auto r = co_await fhir_get(e, ps, enr, pg.url(), this_page);
             if (!r) {
                 out.failure = r.err();
                 co_return out;
@@ -1004,213 +1147,30 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 out.not_served = true;
                 co_return out;
             }
+            pg.fetched();
             ++out.pages;
             // This page's audit event (fhir_get returned right after
             // recording it): it learns the page's size and, when the page is
             // refused below, why.
             const std::size_t page_event = ps.audit.size() - 1;
-            const std::string where = rs.type + " page " + std::to_string(out.pages);
-            simdjson::padded_string body(r->body);
-            auto meta = fhir::read_page_meta(body);
-            if (!meta) {
-                out.failure =
-                    error{"bad_page", where + ": " + meta.err().message + "; nothing from it was written"};
-                ps.audit[page_event].outcome = out.failure->code;
+            auto checked = check_page(e, ps, enr, rs, plan.is_read, pg.where(), page_event, r->body);
+            if (!checked) {
+                refuse_page(out, ps.audit[page_event], checked.err());
                 co_return out;
             }
-            if (is_read && meta->resource_type == "Patient") {
-                meta->next.reset();  // a read is one page
-            } else if (meta->resource_type != "Bundle") {
-                out.failure =
-                    error{"bad_page",
-                          where + ": the EHR answered a " + meta->resource_type +
-                              (meta->outcome_summary.empty() ? "" : " (" + meta->outcome_summary + ")") +
-                              " instead of a Bundle"};
-                ps.audit[page_event].outcome = out.failure->code;
+            if (auto loop =
+                    pg.take_page(std::move(checked->next), entries_of(checked->page.records, rs.type))) {
+                refuse_page(out, ps.audit[page_event], std::move(*loop));
                 co_return out;
             }
-            if (!is_read) {
-                if (auto refused = foreign_entry(*meta, rs)) {
-                    out.failure =
-                        error{"bad_page", where + ": " + *refused + "; nothing from it was written"};
-                    ps.audit[page_event].outcome = out.failure->code;
-                    co_return out;
-                }
-            }
-            nz::result page = normalizer.normalize_document(body);
-            ps.audit[page_event].count = static_cast<int>(page.records.size());
-            // Every entry read counts, of every type and whether stored or
-            // not: what the server makes us parse and hold.
-            long long read = 0;
-            for (const auto& [type, n] : page.read) read += static_cast<long long>(n);
-            if (ps.resources + read > s.max_resources_per_patient) {
-                out.failure = error{"resource_limit",
-                                    where + ": the job would read more than " +
-                                        std::to_string(s.max_resources_per_patient) +
-                                        " resources (max_resources_per_patient); nothing from this page was "
-                                        "written"};
-                ps.audit[page_event].outcome = out.failure->code;
+            if (auto refused = commit_search_page(e, ps, enr, rs.type, plan, pg, checked->page, out)) {
+                refuse_page(out, ps.audit[page_event], std::move(*refused));
                 co_return out;
             }
-            ps.resources += read;
-            if (!page.ok()) {
-                out.failure =
-                    error{"bad_page", where + ": " + page.problems.front().where + ": " +
-                                          page.problems.front().message + "; nothing from it was written"};
-                ps.audit[page_event].outcome = out.failure->code;
+            if (pg.last_page()) {
+                if (auto full = co_await check_counts(e, ps, enr, rs, plan, out)) co_return std::move(*full);
                 co_return out;
             }
-            // Data for patient A never lands under patient B.
-            for (const auto& rec : page.records) {
-                const auto& h = nz::header_of(rec);
-                // FHIR R4 §2.3.0: an absolute reference names the patient
-                // on the server at its base; only the EHR's own fhir_base
-                // makes it the same as the relative Patient/{id}.
-                const bool foreign_base =
-                    !h.patient_ref_base.empty() && !same_fhir_base(h.patient_ref_base, s.fhir_base);
-                if (h.patient_ref != enr.fhir_patient_id || foreign_base) {
-                    out.failure = error{"wrong_patient", where +
-                                                             ": holds a resource of another patient; nothing "
-                                                             "from it was written"};
-                    ps.audit[page_event].outcome = out.failure->code;
-                    co_return out;
-                }
-            }
-            std::optional<std::string> next = meta->next;
-            if (next) server_links = true;
-            if (server_links && out.pages > 1) {
-                // A next link back to an earlier page under another URL (an
-                // added parameter, a new session id) escapes the visited-URL
-                // check. A page holding nothing but resources this pull has
-                // already stored is taken for such a loop; at worst a job
-                // fails that a later pass repeats.
-                bool any = false, all_seen = true;
-                for (const auto& rec : page.records) {
-                    if (std::string_view(nz::table_name(rec)) != nz::table_for_type(rs.type)) continue;
-                    any = true;
-                    all_seen = all_seen && seen_set.find(nz::header_of(rec).id) != seen_set.end();
-                }
-                if (any && all_seen) {
-                    out.failure =
-                        error{"paging_loop",
-                              where + ": the page repeats resources of an earlier page (a next-link loop)"};
-                    ps.audit[page_event].outcome = out.failure->code;
-                    co_return out;
-                }
-            }
-            if (!is_read && !next && !server_links && s.page_param && page_number > 0 &&
-                !page.records.empty()) {
-                // A server that pages with a non-standard `page` parameter
-                // and sends no next links (DESIGN.md, eCW): ask for the
-                // following page until one is empty or repeats what we have.
-                // Not after the Patient read: a read is one resource, and a
-                // "page 2" of it was one wasted call per patient and pass
-                // against eCW's 250 a minute (bench_sync's minimal count).
-                bool all_seen = true;
-                for (const auto& rec : page.records)
-                    all_seen = all_seen && std::find(seen_ids.begin(), seen_ids.end(),
-                                                     nz::header_of(rec).id) != seen_ids.end();
-                if (!all_seen)
-                    next = fhir::with_query_param(fhir::search_url(spec), *s.page_param,
-                                                  std::to_string(++page_number));
-            }
-            const bool last_page = !next;
-            const std::string now = now_text();
-            // The database may refuse the page (disk full, or locked past
-            // busy_timeout by an analyst's write transaction): the page is
-            // rolled back whole, the job fails, and a later pass repeats it.
-            // Counts and ids are taken over only once the page committed.
-            int inserted = 0, updated = 0, unchanged = 0, deleted = 0;
-            const std::size_t seen_before = seen_ids.size();
-            const std::optional<std::string> max_before = max_updated;
-            try {
-                store::write_transaction tx(db.sql());
-                for (const auto& rec : page.records) {
-                    const auto& h = nz::header_of(rec);
-                    switch (writer.upsert(rec, s.name, enr.patient_key, now)) {
-                        case store::upsert_outcome::inserted:
-                            ++inserted;
-                            break;
-                        case store::upsert_outcome::updated:
-                            ++updated;
-                            break;
-                        case store::upsert_outcome::unchanged:
-                            ++unchanged;
-                            break;
-                    }
-                    if (std::string_view(nz::table_name(rec)) == nz::table_for_type(rs.type))
-                        seen_ids.push_back(h.id);
-                    if (h.last_updated && (!max_updated || later_instant(*h.last_updated, *max_updated)))
-                        max_updated = h.last_updated;
-                }
-                if (last_page) {
-                    store::cursor c = cur;
-                    c.last_updated_max = max_updated;
-                    if (!incremental) {
-                        // A complete full pull: what we hold and it did not
-                        // return was deleted at the EHR.
-                        const std::string_view table = nz::table_for_type(rs.type);
-                        std::vector<std::string> stored_ids;
-                        if (table == "patient") {
-                            // patient rows are stored under their pseudonymized id
-                            for (const auto& id : seen_ids)
-                                stored_ids.push_back(store::patient_key_for(ids.key, s.name, id));
-                        }
-                        deleted = state.mark_deleted_except(s.name, enr.patient_key, table,
-                                                            table == "patient" ? stored_ids : seen_ids, now);
-                        c.last_full_pull_at = now;
-                        c.last_count_check_at = now;  // a full pull is the stronger check
-                    }
-                    state.write_cursor(s.name, enr.patient_key, rs.type, c);
-                }
-                tx.commit();
-                // The page's events follow its rows into a file: a crash loses
-                // at most the events of the page in flight (docs/admin/monitoring.md "Audit log").
-                flush_audit(ps.audit, store::audit_sync::deferred);
-            } catch (const std::runtime_error& failure) {
-                // SQLite::Exception and store_error; SQLite's messages name
-                // the condition ("database or disk is full", "database is
-                // locked"), never a value.
-                seen_ids.resize(seen_before);
-                max_updated = max_before;
-                out.failure = error{"store_failed", where + ": headache.db refused the write (" +
-                                                        failure.what() + "); nothing from it was written"};
-                ps.audit[page_event].outcome = out.failure->code;
-                co_return out;
-            }
-            seen_set.insert(seen_ids.begin() + static_cast<std::ptrdiff_t>(seen_before), seen_ids.end());
-            out.inserted += inserted;
-            out.updated += updated;
-            out.unchanged += unchanged;
-            out.deleted += deleted;
-            if (last_page) {
-                // The count check is for deletes only, so it follows its
-                // own schedule (count_check_every), not every pass: a pass
-                // within the access token's life then costs the searches
-                // alone (issue 17).
-                if (incremental && !is_read && !stopping && count_check_due(cur, s)) {
-                    ++out.count_checks;
-                    if (!co_await counts_agree(e, ps, enr, spec)) {
-                        type_result full = co_await sync_type(e, ps, enr, rs, true);
-                        full.inserted += out.inserted;
-                        full.updated += out.updated;
-                        full.pages += out.pages;
-                        full.count_checks += out.count_checks;
-                        co_return full;
-                    }
-                    try {
-                        store::cursor c = state.read_cursor(s.name, enr.patient_key, rs.type);
-                        c.last_count_check_at = now_text();
-                        state.write_cursor(s.name, enr.patient_key, rs.type, c);
-                    } catch (const std::runtime_error& failure) {
-                        // Only the schedule is lost: the next pass checks again.
-                        log->warn("patient {} at {}: {}: cannot record the count check: {}", enr.patient_key,
-                                  s.name, rs.type, failure.what());
-                    }
-                }
-                co_return out;
-            }
-            url = *next;
         }
     }
 
@@ -1292,14 +1252,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         }
         if (thrown) pr = job_threw(key, ehr_name, *thrown);
         pr.elapsed = clk.steady_now() - started;
-        // Every way out of a job: its remaining events reach the disk, in one
-        // fsync for the job rather than one per request.
-        const auto sync = clk.steady_now() - audit_synced_at >= audit_fsync_every
-                              ? store::audit_sync::full
-                              : store::audit_sync::deferred;
-        flush_audit(ehr_audit, store::audit_sync::deferred);
-        if (auto it = patients.find(ehr_name + "\n" + key); it != patients.end())
-            flush_audit(it->second.audit, sync);
+        // Every way out of a job: its remaining events reach the disk.
+        const auto it = patients.find(ehr_name + "\n" + key);
+        auditor.end_of_job(ehr_audit, it != patients.end() ? &it->second.audit : nullptr);
         co_return pr;
     }
 
@@ -1351,6 +1306,54 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         }
         write_status_or_log(pr);
         return pr;
+    }
+
+    // The job's resource types in config order, into pr.types; false when
+    // one failed. The first failure is the job's, except that a rate-limit
+    // hold wins: `status` shows when a held EHR is tried again, whatever
+    // failed first.
+    awaitable<bool> sync_types(ehr_state& e, patient_state& ps, store::enrollment& enr, patient_result& pr) {
+        bool all_ok = true;
+        for (const auto& rs : e.settings->resources) {
+            type_result t = co_await sync_type(e, ps, enr, rs);
+            if (t.failure) {
+                all_ok = false;
+                if (!pr.failure) pr.failure = t.failure;
+                log->warn("patient {} at {}: {}: {}", pr.patient_key, pr.ehr, rs.type, t.failure->message);
+            }
+            const std::string code = t.failure ? t.failure->code : std::string();
+            pr.types.push_back(std::move(t));
+            if (code == "rate_limited") pr.failure = pr.types.back().failure;
+            if (enr.needs_reauth) {
+                pr.needs_reauth = true;
+                pr.needs_reauth_reason = enr.needs_reauth_reason;
+                break;
+            }
+            // headache.db refused a page (full, or locked past busy_timeout):
+            // the next type would only fetch pages it cannot store, and wait
+            // out busy_timeout again. A rate-limit hold, a second 401 and the
+            // job's resource cap end the job the same way: the next type
+            // could only send requests that meet the same answer.
+            if (stopping || code == "store_failed" || code == "rate_limited" || code == "unauthorized" ||
+                code == "resource_limit")
+                break;
+        }
+        co_return all_ok;
+    }
+
+    // Another process may have marked the patient while this job ran (its
+    // refresh was refused for the current token): this pass must not
+    // report the patient as fine then, or sync-once exits 0 while `status`
+    // shows NEEDS RE-ENROLLMENT (issue 12).
+    void read_back_reauth(patient_result& pr) {
+        try {
+            const auto now = vault.find_enrollment(pr.patient_key, pr.ehr);
+            pr.needs_reauth = now && now->needs_reauth;
+            if (pr.needs_reauth) pr.needs_reauth_reason = now->needs_reauth_reason;
+        } catch (const store::store_error& failure) {
+            log->error("patient {} at {}: cannot read the enrollment back: {}", pr.patient_key, pr.ehr,
+                       failure.what());
+        }
     }
 
     awaitable<patient_result> sync_patient_timed(std::string key, std::string ehr_name) {
@@ -1435,46 +1438,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 co_return pr;
             }
         }
-        bool all_ok = true;
-        for (const auto& rs : e.settings->resources) {
-            type_result t = co_await sync_type(e, ps, *enr, rs);
-            if (t.failure) {
-                all_ok = false;
-                if (!pr.failure) pr.failure = t.failure;
-                log->warn("patient {} at {}: {}: {}", key, ehr_name, rs.type, t.failure->message);
-            }
-            const std::string code = t.failure ? t.failure->code : std::string();
-            pr.types.push_back(std::move(t));
-            // `status` shows when a held EHR is tried again, whatever failed first.
-            if (code == "rate_limited") pr.failure = pr.types.back().failure;
-            if (enr->needs_reauth) {
-                pr.needs_reauth = true;
-                pr.needs_reauth_reason = enr->needs_reauth_reason;
-                break;
-            }
-            // headache.db refused a page (full, or locked past busy_timeout):
-            // the next type would only fetch pages it cannot store, and wait
-            // out busy_timeout again. A rate-limit hold, a second 401 and the
-            // job's resource cap end the job the same way: the next type
-            // could only send requests that meet the same answer.
-            if (stopping || code == "store_failed" || code == "rate_limited" || code == "unauthorized" ||
-                code == "resource_limit")
-                break;
-        }
-        // Another process may have marked the patient while this job ran
-        // (its refresh was refused for the current token): this pass must
-        // not report the patient as fine then, or sync-once exits 0 while
-        // `status` shows NEEDS RE-ENROLLMENT (issue 12).
-        if (!pr.needs_reauth) {
-            try {
-                const auto now = vault.find_enrollment(key, ehr_name);
-                pr.needs_reauth = now && now->needs_reauth;
-                if (pr.needs_reauth) pr.needs_reauth_reason = now->needs_reauth_reason;
-            } catch (const store::store_error& failure) {
-                log->error("patient {} at {}: cannot read the enrollment back: {}", key, ehr_name,
-                           failure.what());
-            }
-        }
+        const bool all_ok = co_await sync_types(e, ps, *enr, pr);
+        if (!pr.needs_reauth) read_back_reauth(pr);
         if (pr.failure && pr.failure->code == "rate_limited") pr.retry_at = e.rate_limited_until;
         pr.ok = all_ok && !stopping;
         write_status_or_log(pr);
@@ -1540,16 +1505,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         }
         while (running > 0) co_await done.async_wait(asio::as_tuple(use_awaitable));
         // The pass's events reach the disk before it is reported done.
-        flush_audit(ehr_audit, store::audit_sync::full);
-        if (audit_unsynced) {
-            try {
-                store::sync_audit(vault.sql());
-                audit_unsynced = false;
-                audit_synced_at = clk.steady_now();
-            } catch (const std::runtime_error& failure) {
-                log->error("cannot sync the audit log to disk: {}", failure.what());
-            }
-        }
+        auditor.end_of_pass(ehr_audit);
         // The daemon's connection stays open for days, so SQLite's
         // checkpoint on close never comes; an analyst who held a snapshot
         // through the pass left the WAL grown. Give it back now if nobody
