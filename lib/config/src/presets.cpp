@@ -50,6 +50,10 @@ ehr_settings eclinicalworks(ehr_settings s) {
     // Single-use refresh tokens that live 90 days.
     s.refresh_token_lifetime = std::chrono::hours{24 * 90};
     s.refresh_token_rotates = true;
+    // Its budget is counted per wall-clock minute, and its 429 carries no
+    // Retry-After: the limiter and the wait after a 429 follow the minute.
+    s.rate_window_fixed_minute = true;
+    s.bare_429_waits_for_minute = true;
     return s;
 }
 

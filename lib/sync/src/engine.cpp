@@ -20,6 +20,7 @@
 #include "headachemd/sync/audit_sink.hpp"
 #include "headachemd/sync/credentials.hpp"
 #include "headachemd/sync/pager.hpp"
+#include "headachemd/sync/request_policy.hpp"
 
 namespace headachemd::sync {
 namespace {
@@ -32,21 +33,6 @@ using asio::use_awaitable;
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// Transport failures after which the request certainly never reached the
-// server, so even a refresh (single-use token!) may be sent again.
-bool never_sent(const error& e) {
-    return e.code == "resolve" || e.code == "connect" || e.code == "insecure_scheme" ||
-           e.code == "invalid_url";
-}
-
-// Transport failures worth another try for an idempotent GET. Not
-// "tls_verify": a refused certificate (unknown CA, wrong host, expired) is
-// refused again on every try until someone changes it (issue 12, 10a).
-bool transient(const error& e) {
-    return never_sent(e) || e.code == "timeout" || e.code == "reset" || e.code == "truncated" ||
-           e.code == "tls";
-}
 
 // RFC 3339 instants from the same server compare correctly as text when
 // they share a form; FHIR lastUpdated is an instant with a zone, so compare
@@ -151,7 +137,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // before then, and its jobs end as rate-limited (not a sleep).
         std::optional<sys_time> rate_limited_until;
         ehr_state(const cfg::ehr_settings& s)
-            : settings(&s), limiter(s.requests_per_minute, s.profile == "eclinicalworks") {}
+            : settings(&s), limiter(s.requests_per_minute, s.rate_window_fixed_minute) {}
     };
 
     struct patient_state {
@@ -313,51 +299,46 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         return duration_cast<milliseconds>(e.settings->http_timeout);
     }
 
-    // May a retry after `wait` start? `spent`: the request's time in the
-    // transport and in backoff so far (policy.hpp retry_budget).
-    static bool retry_in_budget(const ehr_state& e, std::chrono::nanoseconds spent,
-                                std::chrono::nanoseconds wait) {
-        return retry_fits(spent, wait, http_timeout(e), retry_budget(http_timeout(e)));
-    }
-
-    // The error of a request whose retries ran out of budget: the last
-    // failure, saying why it was not retried.
-    static error over_budget(const ehr_state& e, error last) {
-        last.message += "; not retried: another try would pass the retry budget of " +
-                        std::to_string(retry_budget(http_timeout(e)).count()) + " ms (3 x http_timeout)";
-        return last;
-    }
-
     ehr_counters& ehr_counts(const ehr_state& e) {
         auto it = counters.by_ehr.find(e.settings->name);
         if (it == counters.by_ehr.end()) it = counters.by_ehr.emplace(e.settings->name, ehr_counters{}).first;
         return it->second;
     }
 
-    // The wait a 429 or 503 asks for: Retry-After when given, else (eCW
-    // sends none) the next minute boundary for a per-minute budget, else
-    // backoff. nullopt: Retry-After asks for more than max_retry_after
-    // (RFC 9110 §10.2.3 sets no upper bound, so a server can ask for days,
-    // and an HTTP-date for any time at all); the EHR is then held until
-    // that time and its jobs end as rate-limited instead of sleeping.
-    std::optional<std::chrono::nanoseconds> retry_wait(ehr_state& e, const http::response& r, int attempt) {
-        if (auto ra = r.header("Retry-After")) {
-            if (auto s = http::parse_retry_after(*ra, clk.now())) {
-                if (*s <= e.settings->max_retry_after) return *s;
-                const sys_time until = clk.now() + *s;
-                if (!e.rate_limited_until || *e.rate_limited_until < until) e.rate_limited_until = until;
-                counters.rate_limited_until[e.settings->name] = *e.rate_limited_until;
-                log->warn(
-                    "EHR {} asked to wait {} s (Retry-After), more than max_retry_after ({} s): its jobs "
-                    "end as rate-limited until {}",
-                    e.settings->name, s->count(), e.settings->max_retry_after.count(),
-                    store::utc_timestamp(*e.rate_limited_until));
-                return std::nullopt;
-            }
-        }
-        if (e.settings->profile == "eclinicalworks")
-            return next_minute_boundary(clk.now()) - clk.now() + milliseconds(250);
-        return backoff_delay(opts.backoff, attempt, opts.random());
+    // What the request policy needs of this EHR (request_policy.hpp).
+    request_limits limits_of(const ehr_state& e) const {
+        return request_limits{opts.backoff, http_timeout(e), e.settings->max_retry_after,
+                              e.settings->bare_429_waits_for_minute};
+    }
+
+    // The request policy's step between two attempts, but for its wait: a
+    // 429/503's wait also holds the EHR's rate limiter; a Retry-After past
+    // max_retry_after holds the whole EHR and ends the request (the error).
+    std::optional<error> before_retry(ehr_state& e, const request_step& step) {
+        if (step.action == request_action::hold) return hold_ehr(e, step);
+        if (step.limiter_hold_until) e.limiter.hold_until(*step.limiter_hold_until);
+        return std::nullopt;
+    }
+
+    // Nothing is sent to the EHR before the time its Retry-After named; its
+    // jobs end as rate-limited until then (not a sleep).
+    error hold_ehr(ehr_state& e, const request_step& step) {
+        if (!e.rate_limited_until || *e.rate_limited_until < step.hold_until)
+            e.rate_limited_until = step.hold_until;
+        counters.rate_limited_until[e.settings->name] = *e.rate_limited_until;
+        log->warn(
+            "EHR {} asked to wait {} s (Retry-After), more than max_retry_after ({} s): its jobs "
+            "end as rate-limited until {}",
+            e.settings->name, step.asked.count(), e.settings->max_retry_after.count(),
+            store::utc_timestamp(*e.rate_limited_until));
+        return *rate_limit_hold(e);
+    }
+
+    // The policy's step after one attempt that `send` returned.
+    request_step after_attempt(request_policy& policy, const result<http::response>& r,
+                               std::chrono::nanoseconds took = {}) const {
+        if (!r) return policy.on_error(r.err(), took);
+        return policy.on_response(r->status, r->header("Retry-After"), clk.now(), took);
     }
 
     // The error of a job (or request) under a rate-limit hold; nullopt when
@@ -373,38 +354,20 @@ struct engine::impl : std::enable_shared_from_this<impl> {
 
     // GET without a bearer token (discovery, metadata), with retries.
     awaitable<result<http::response>> get_public(ehr_state& e, std::string url, std::string_view action) {
-        std::chrono::nanoseconds spent{0};  // against the retry budget
-        for (int attempt = 0;; ++attempt) {
+        request_policy policy(request_kind::public_get, limits_of(e), opts.random);
+        for (;;) {
             http::request req;
             req.url = url;
             req.headers.push_back({"Accept", "application/json, application/fhir+json"});
-            auto r = co_await send(e, std::move(req), ehr_audit, call{{}, action}, &spent);
-            const bool last = attempt + 1 >= opts.backoff.max_attempts;
-            if (!r) {
-                if (!transient(r.err()) || last) co_return r;
-                const auto d = backoff_delay(opts.backoff, attempt, opts.random());
-                if (!retry_in_budget(e, spent, d)) co_return over_budget(e, r.err());
-                if (!co_await wait(d)) co_return error{"stopped", "stopping"};
-                spent += d;
-                continue;
+            std::chrono::nanoseconds took{0};  // against the retry budget
+            auto r = co_await send(e, std::move(req), ehr_audit, call{{}, action}, &took);
+            const request_step step = after_attempt(policy, r, took);
+            if (step.action == request_action::use) co_return r;
+            if (step.action == request_action::fail) co_return *step.failure;
+            if (auto err = before_retry(e, step)) co_return *err;
+            if (step.action == request_action::retry) {  // not resend_now
+                if (!co_await wait(step.wait)) co_return error{"stopped", "stopping"};
             }
-            const auto act = fhir::classify_status(r->status);
-            if ((act == fhir::action::wait_and_retry || act == fhir::action::retry) && !last) {
-                const auto waited = act == fhir::action::wait_and_retry
-                                        ? retry_wait(e, *r, attempt)
-                                        : backoff_delay(opts.backoff, attempt, opts.random());
-                if (!waited) co_return *rate_limit_hold(e);
-                const auto d = *waited;
-                // A rate-limit wait is the server's to ask for (and capped on
-                // its own); backoff after a failure counts against the budget.
-                if (act == fhir::action::retry && !retry_in_budget(e, spent, d)) co_return r;
-                if (act == fhir::action::wait_and_retry)
-                    e.limiter.hold_until(clk.now() + duration_cast<seconds>(d));
-                if (!co_await wait(d)) co_return error{"stopped", "stopping"};
-                if (act == fhir::action::retry) spent += d;
-                continue;
-            }
-            co_return r;
         }
     }
 
@@ -572,16 +535,14 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 "patient {} at {}: a refresh of the stored token began at {} and never finished (the process "
                 "ended with the request in flight); trying the token once",
                 enr.patient_key, s.name, enr.interrupted_refresh_since);
-        for (int attempt = 0;; ++attempt) {
-            // Built inside the loop: a retried request gets a new
+        // The policy holds the rule that a refresh which may have reached
+        // the server is never sent again (request_policy.cpp).
+        request_policy policy(request_kind::token_refresh, limits_of(e), opts.random);
+        for (;;) {
+            // Built for each attempt: a retried request gets a new
             // private_key_jwt assertion, since the server refuses a jti twice.
             const auto tr =
                 smart::make_refresh_request(enr.refresh_token, e.creds, {e.token_endpoint, clk.now()});
-            http::request req;
-            req.method = boost::beast::http::verb::post;
-            req.url = e.token_endpoint;
-            for (const auto& [n, v] : tr.headers) req.headers.push_back({n, v});
-            req.body = tr.body;
             // The journal is on disk before the token can be spent.
             try {
                 vault.begin_refresh(enr.patient_key, enr.ehr, enr.refresh_token, now_text());
@@ -590,142 +551,169 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             ++counters.token_requests;
             const auto sent_at = clk.steady_now();
-            auto r = co_await send(e, std::move(req), ps.audit,
+            auto r = co_await send(e, token_post(e, tr), ps.audit,
                                    call{enr.patient_key, store::audit_action::token_refresh});
-            const bool last = attempt + 1 >= opts.backoff.max_attempts;
-            if (!r) {
-                // A refresh request that may have reached the server is not
-                // sent again: with a single-use token the replay would be
-                // refused and, at strict servers, revoke the whole grant.
-                if (never_sent(r.err()) && !last) {
-                    if (!co_await wait(backoff_delay(opts.backoff, attempt, opts.random())))
-                        co_return error{"stopped", "stopping"};
-                    continue;
-                }
-                if (r.err().code == "rate_limited") co_return r.err();  // not sent
-                if (r.err().code != "stopped") ++ehr_counts(e).refresh_failed;
-                co_return error{r.err().code, "token refresh failed: " + r.err().message};
+            request_step step = after_attempt(policy, r);
+            if (step.action == request_action::use) {
+                const token_outcome out = take_token_answer(e, ps, enr, *r, tr, interrupted, sent_at);
+                if (!out.rotated_meanwhile) co_return out.failure;
+                step = policy.on_token_rotated_meanwhile(
+                    error{"refresh_raced",
+                          "another headachemd-sync process kept rotating the refresh token of "
+                          "patient " +
+                              enr.patient_key + "; the next job tries again"});
             }
-            if ((r->status == 429 || r->status == 503) && !last) {
-                const auto waited = retry_wait(e, *r, attempt);
-                if (!waited) co_return *rate_limit_hold(e);
-                const auto d = *waited;
-                e.limiter.hold_until(clk.now() + duration_cast<seconds>(d));
-                if (!co_await wait(d)) co_return error{"stopped", "stopping"};
-                continue;
+            if (step.action == request_action::fail) {
+                if (step.refresh_failed) ++ehr_counts(e).refresh_failed;
+                co_return step.failure;
             }
-            // The secrets this request carried are cut out of any text taken
-            // from the answer: a token endpoint may echo its request.
-            auto t = smart::parse_token_response(r->status, r->body, tr.secret_views());
-            if (!t) {
-                // A 2xx that was refused (an access token over its cap, …)
-                // may still carry the rotated refresh token: the server has
-                // spent the old one, so it is kept before anything else.
-                keep_rotated(enr, smart::rotated_refresh_token(r->status, r->body));
-                // The OAuth error code (invalid_grant, …), not just the status.
-                ps.audit.back().outcome = store::audit_outcome_code(t.err().code);
-                auto& per_ehr = ehr_counts(e);
-                if (t.err().code == "invalid_grant") {
-                    // Refused for a token the vault no longer holds: a
-                    // refresher that did not take the lock (an older binary,
-                    // a lock file on a filesystem without OFD locks) rotated
-                    // it meanwhile. The grant is alive under the stored
-                    // token; marking the patient would strand it.
-                    const std::string sent = enr.refresh_token;
-                    if (auto err = reread(enr)) {
-                        ++per_ehr.refresh_failed;
-                        co_return *err;
-                    }
-                    if (enr.refresh_token != sent) {
-                        ++per_ehr.refresh_failed;
-                        if (!last) continue;
-                        co_return error{"refresh_raced",
-                                        "another headachemd-sync process kept rotating the refresh token of "
-                                        "patient " +
-                                            enr.patient_key + "; the next job tries again"};
-                    }
-                }
-                ++(t.err().code == "invalid_grant" ? per_ehr.refresh_invalid_grant : per_ehr.refresh_failed);
-                if (t.err().code == "invalid_grant") {
-                    // The grant is gone (revoked, expired, or a token reused):
-                    // only a new enrollment helps. Logged once, here. After an
-                    // interrupted refresh the likely cause is ours: the EHR
-                    // rotated the token and the process died before storing
-                    // the new one; the reason says so (docs/admin/operations.md,
-                    // "When a patient needs re-enrollment").
-                    const std::string reason = interrupted ? "interrupted_refresh" : "invalid_grant";
-                    if (interrupted) ++per_ehr.refresh_interrupted;
-                    vault.set_needs_reauth(enr.patient_key, enr.ehr, true, now_text(), reason);
-                    enr.needs_reauth = true;
-                    enr.needs_reauth_reason = reason;
-                    // An enrollment change: on disk now, with the refusal before it.
-                    record(ps.audit, e, call{enr.patient_key, store::audit_action::needs_reauth},
-                           std::nullopt, reason);
-                    flush_audit(ps.audit, store::audit_sync::full);
-                    if (interrupted)
-                        log->error(
-                            "patient {} at {}: the EHR refused the refresh token (invalid_grant) after a "
-                            "refresh "
-                            "that was interrupted at {}; the EHR had most likely rotated it. The patient "
-                            "must "
-                            "be enrolled again",
-                            enr.patient_key, s.name, enr.interrupted_refresh_since);
-                    else
-                        log->error(
-                            "patient {} at {}: the EHR refused the refresh token (invalid_grant); the "
-                            "patient must be enrolled again",
-                            enr.patient_key, s.name);
-                } else if (r->status >= 400 && r->status < 500 && t.err().code != "rate_limited") {
-                    // RFC 6749 §5.2: an error response; the token was not
-                    // spent, so the journal entry means nothing any more. A
-                    // 5xx or a refused 2xx proves nothing and keeps it.
-                    try {
-                        vault.clear_refresh_journal(enr.patient_key, enr.ehr);
-                    } catch (const store::store_error& failure) {
-                        log->warn("patient {} at {}: cannot clear the refresh journal: {}", enr.patient_key,
-                                  s.name, failure.what());
-                    }
-                }
-                co_return t.err();
+            if (auto err = before_retry(e, step)) co_return *err;
+            if (step.action == request_action::retry) {  // not resend_now
+                if (!co_await wait(step.wait)) co_return error{"stopped", "stopping"};
             }
-            if (t->refresh_token_malformed)
-                log->warn(
-                    "patient {} at {}: the token response's refresh_token was empty or malformed; the "
-                    "stored refresh token is kept",
-                    enr.patient_key, s.name);
-            const std::optional<std::string> rotated =
-                t->refresh_token && *t->refresh_token != enr.refresh_token ? t->refresh_token : std::nullopt;
-            // SMART App Launch: `patient` in a token response is the patient
-            // this grant is for. Another one than the enrolled patient means
-            // the EHR's grant is not what we enrolled (a mix-up at the EHR,
-            // or a hostile server): its data would be stored under this
-            // patient's key, so its access token is never used and the job
-            // fails, without needs_reauth (an admin checks the grant first).
-            // The rotated refresh token was kept above all the same: with
-            // single-use tokens the old one is spent, and dropping the new
-            // one would strand the patient for a mistake that may be fixed
-            // at the EHR. The message names the key, never the ids.
-            if (t->patient && !enr.fhir_patient_id.empty() && *t->patient != enr.fhir_patient_id) {
-                store_token_answer(enr, rotated, std::nullopt);
-                ps.audit.back().outcome = "token_patient_mismatch";
-                ++ehr_counts(e).refresh_failed;
-                error mismatch{"token_patient_mismatch",
-                               "patient " + enr.patient_key + " at " + s.name +
-                                   ": the token response names a different patient than the one enrolled; "
-                                   "its access token was not used. Check this patient's authorization at "
-                                   "the EHR, or enroll the patient again"};
-                log->error("{}", mismatch.message);
-                co_return mismatch;
-            }
-            ps.access.set(*t, clk.now());
-            store_token_answer(enr, rotated,
-                               store::stored_access_token{
-                                   t->access_token, store::utc_timestamp(ps.access.expires_at()), t->scope});
-            ps.rejected_access.clear();
-            ++ehr_counts(e).refresh_ok;
-            note_refresh_window(enr, clk.steady_now() - sent_at);
-            co_return std::nullopt;
         }
+    }
+
+    // The token endpoint request of a refresh_token grant.
+    static http::request token_post(const ehr_state& e, const smart::token_request& tr) {
+        http::request req;
+        req.method = boost::beast::http::verb::post;
+        req.url = e.token_endpoint;
+        for (const auto& [n, v] : tr.headers) req.headers.push_back({n, v});
+        req.body = tr.body;
+        return req;
+    }
+
+    // What became of a token endpoint's answer: the refresh is over (with
+    // `failure` when it failed), or the EHR refused a token that another
+    // refresher rotated meanwhile, so the stored one may be sent.
+    struct token_outcome {
+        std::optional<error> failure;
+        bool rotated_meanwhile = false;
+    };
+
+    // The token endpoint answered: its tokens are stored before anything
+    // else happens, or its refusal is recorded.
+    token_outcome take_token_answer(ehr_state& e, patient_state& ps, store::enrollment& enr,
+                                    const http::response& r, const smart::token_request& tr, bool interrupted,
+                                    std::chrono::steady_clock::time_point sent_at) {
+        const auto& s = *e.settings;
+        // The secrets this request carried are cut out of any text taken
+        // from the answer: a token endpoint may echo its request.
+        auto t = smart::parse_token_response(r.status, r.body, tr.secret_views());
+        if (!t) return refused_refresh(e, ps, enr, r, t.err(), interrupted);
+        if (t->refresh_token_malformed)
+            log->warn(
+                "patient {} at {}: the token response's refresh_token was empty or malformed; the "
+                "stored refresh token is kept",
+                enr.patient_key, s.name);
+        const std::optional<std::string> rotated =
+            t->refresh_token && *t->refresh_token != enr.refresh_token ? t->refresh_token : std::nullopt;
+        // SMART App Launch: `patient` in a token response is the patient
+        // this grant is for. Another one than the enrolled patient means
+        // the EHR's grant is not what we enrolled (a mix-up at the EHR,
+        // or a hostile server): its data would be stored under this
+        // patient's key, so its access token is never used and the job
+        // fails, without needs_reauth (an admin checks the grant first).
+        // The rotated refresh token is kept all the same: with single-use
+        // tokens the old one is spent, and dropping the new one would
+        // strand the patient for a mistake that may be fixed at the EHR.
+        // The message names the key, never the ids.
+        if (t->patient && !enr.fhir_patient_id.empty() && *t->patient != enr.fhir_patient_id) {
+            store_token_answer(enr, rotated, std::nullopt);
+            ps.audit.back().outcome = "token_patient_mismatch";
+            ++ehr_counts(e).refresh_failed;
+            error mismatch{"token_patient_mismatch",
+                           "patient " + enr.patient_key + " at " + s.name +
+                               ": the token response names a different patient than the one enrolled; "
+                               "its access token was not used. Check this patient's authorization at "
+                               "the EHR, or enroll the patient again"};
+            log->error("{}", mismatch.message);
+            return {mismatch};
+        }
+        ps.access.set(*t, clk.now());
+        store_token_answer(enr, rotated,
+                           store::stored_access_token{
+                               t->access_token, store::utc_timestamp(ps.access.expires_at()), t->scope});
+        ps.rejected_access.clear();
+        ++ehr_counts(e).refresh_ok;
+        note_refresh_window(enr, clk.steady_now() - sent_at);
+        return {};
+    }
+
+    // A token answer that was refused (`refusal`: the OAuth error, or why
+    // a 2xx could not be used).
+    token_outcome refused_refresh(ehr_state& e, patient_state& ps, store::enrollment& enr,
+                                  const http::response& r, const error& refusal, bool interrupted) {
+        // A 2xx that was refused (an access token over its cap, …) may
+        // still carry the rotated refresh token: the server has spent the
+        // old one, so it is kept before anything else.
+        keep_rotated(enr, smart::rotated_refresh_token(r.status, r.body));
+        // The OAuth error code (invalid_grant, …), not just the status.
+        ps.audit.back().outcome = store::audit_outcome_code(refusal.code);
+        auto& per_ehr = ehr_counts(e);
+        const bool invalid_grant = refusal.code == "invalid_grant";
+        if (invalid_grant) {
+            // Refused for a token the vault no longer holds: a refresher
+            // that did not take the lock (an older binary, a lock file on a
+            // filesystem without OFD locks) rotated it meanwhile. The grant
+            // is alive under the stored token; marking the patient would
+            // strand it.
+            const std::string sent = enr.refresh_token;
+            if (auto err = reread(enr)) {
+                ++per_ehr.refresh_failed;
+                return {*err};
+            }
+            if (enr.refresh_token != sent) {
+                ++per_ehr.refresh_failed;
+                return {std::nullopt, true};
+            }
+        }
+        ++(invalid_grant ? per_ehr.refresh_invalid_grant : per_ehr.refresh_failed);
+        if (invalid_grant) {
+            mark_needs_reauth(e, ps, enr, interrupted);
+        } else if (r.status >= 400 && r.status < 500 && refusal.code != "rate_limited") {
+            // RFC 6749 §5.2: an error response; the token was not spent,
+            // so the journal entry means nothing any more. A 5xx or a
+            // refused 2xx proves nothing and keeps it.
+            try {
+                vault.clear_refresh_journal(enr.patient_key, enr.ehr);
+            } catch (const store::store_error& failure) {
+                log->warn("patient {} at {}: cannot clear the refresh journal: {}", enr.patient_key,
+                          e.settings->name, failure.what());
+            }
+        }
+        return {refusal};
+    }
+
+    // The grant is gone (revoked, expired, or a token reused): only a new
+    // enrollment helps. Logged once, here. After an interrupted refresh the
+    // likely cause is ours: the EHR rotated the token and the process died
+    // before storing the new one; the reason says so (docs/admin/
+    // operations.md, "When a patient needs re-enrollment").
+    void mark_needs_reauth(ehr_state& e, patient_state& ps, store::enrollment& enr, bool interrupted) {
+        const auto& s = *e.settings;
+        const std::string reason = interrupted ? "interrupted_refresh" : "invalid_grant";
+        if (interrupted) ++ehr_counts(e).refresh_interrupted;
+        vault.set_needs_reauth(enr.patient_key, enr.ehr, true, now_text(), reason);
+        enr.needs_reauth = true;
+        enr.needs_reauth_reason = reason;
+        // An enrollment change: on disk now, with the refusal before it.
+        record(ps.audit, e, call{enr.patient_key, store::audit_action::needs_reauth}, std::nullopt, reason);
+        flush_audit(ps.audit, store::audit_sync::full);
+        if (interrupted)
+            log->error(
+                "patient {} at {}: the EHR refused the refresh token (invalid_grant) after a "
+                "refresh "
+                "that was interrupted at {}; the EHR had most likely rotated it. The patient "
+                "must "
+                "be enrolled again",
+                enr.patient_key, s.name, enr.interrupted_refresh_since);
+        else
+            log->error(
+                "patient {} at {}: the EHR refused the refresh token (invalid_grant); the "
+                "patient must be enrolled again",
+                enr.patient_key, s.name);
     }
 
     // The rotated refresh token, the access token and the cleared journal,
@@ -781,11 +769,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
 
     // GET a FHIR URL with the patient's bearer token: refresh when needed
     // and once per job on a 401; wait on 429/503; back off on 5xx and
-    // transport failures. Returns the response for 2xx, 403 and 404.
+    // transport failures (request_policy decides which). Returns the
+    // response for 2xx, 403 and 404.
     awaitable<result<http::response>> fhir_get(ehr_state& e, patient_state& ps, store::enrollment& enr,
                                                std::string url, call c) {
-        std::chrono::nanoseconds spent{0};  // against the retry budget
-        for (int attempt = 0;;) {
+        request_policy policy(request_kind::fhir_get, limits_of(e), opts.random, ps.refreshed_for_401);
+        for (;;) {
             if (!ps.access.usable(clk.now())) {
                 if (auto err = co_await refresh(e, ps, enr)) co_return *err;
             }
@@ -800,65 +789,34 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             req.url = url;
             req.headers.push_back({"Authorization", "Bearer " + ps.access.token()});
             req.headers.push_back({"Accept", "application/fhir+json"});
-            auto r = co_await send(e, std::move(req), ps.audit, c, &spent);
-            const bool last = attempt + 1 >= opts.backoff.max_attempts;
-            if (!r) {
-                if (r.err().code == "stopped" || !transient(r.err()) || last) co_return r;
-                const auto d = backoff_delay(opts.backoff, attempt++, opts.random());
-                if (!retry_in_budget(e, spent, d)) co_return over_budget(e, r.err());
-                if (!co_await wait(d)) co_return error{"stopped", "stopping"};
-                spent += d;
+            std::chrono::nanoseconds took{0};  // against the retry budget
+            auto r = co_await send(e, std::move(req), ps.audit, c, &took);
+            const request_step step = after_attempt(policy, r, took);
+            if (step.action == request_action::use) co_return r;
+            if (step.action == request_action::fail) co_return *step.failure;
+            if (step.action == request_action::refresh_access) {
+                ps.refreshed_for_401 = true;
+                drop_refused_access(ps, enr);
                 continue;
             }
-            switch (fhir::classify_status(r->status)) {
-                case fhir::action::use:
-                case fhir::action::not_permitted:
-                case fhir::action::not_found:
-                    co_return r;
-                case fhir::action::refresh_token:
-                    // Once per job, not per request or type: a token the EHR
-                    // refuses right after issuing it will not do better on
-                    // the next type, and each refresh rotates (spends) one.
-                    if (ps.refreshed_for_401)
-                        co_return error{"unauthorized", "the EHR answered 401 again after a token refresh"};
-                    ps.refreshed_for_401 = true;
-                    // Not this token again, from memory or from the vault.
-                    ps.rejected_access = ps.access.token();
-                    try {
-                        vault.forget_access_token(enr.patient_key, enr.ehr, ps.rejected_access);
-                    } catch (const store::store_error& failure) {
-                        log->warn("patient {} at {}: cannot drop the refused access token: {}",
-                                  enr.patient_key, enr.ehr, failure.what());
-                    }
-                    ps.access.invalidate();
-                    continue;
-                case fhir::action::wait_and_retry: {
-                    if (last) co_return error{"http_" + std::to_string(r->status), "rate limited too often"};
-                    const auto waited = retry_wait(e, *r, attempt++);
-                    if (!waited) co_return *rate_limit_hold(e);
-                    const auto d = *waited;
-                    e.limiter.hold_until(clk.now() + duration_cast<seconds>(d));
-                    if (!co_await wait(d)) co_return error{"stopped", "stopping"};
-                    continue;
-                }
-                case fhir::action::retry: {
-                    if (last)
-                        co_return error{"http_" + std::to_string(r->status),
-                                        "the EHR kept failing (HTTP " + std::to_string(r->status) + ")"};
-                    const auto d = backoff_delay(opts.backoff, attempt++, opts.random());
-                    if (!retry_in_budget(e, spent, d))
-                        co_return over_budget(
-                            e, error{"http_" + std::to_string(r->status),
-                                     "the EHR kept failing (HTTP " + std::to_string(r->status) + ")"});
-                    if (!co_await wait(d)) co_return error{"stopped", "stopping"};
-                    spent += d;
-                    continue;
-                }
-                case fhir::action::fail:
-                    co_return error{"http_" + std::to_string(r->status),
-                                    "the EHR answered HTTP " + std::to_string(r->status)};
+            if (auto err = before_retry(e, step)) co_return *err;
+            if (step.action == request_action::retry) {  // not resend_now
+                if (!co_await wait(step.wait)) co_return error{"stopped", "stopping"};
             }
         }
+    }
+
+    // After a 401: not this token again, from memory or from the vault,
+    // where another process may otherwise find it.
+    void drop_refused_access(patient_state& ps, const store::enrollment& enr) {
+        ps.rejected_access = ps.access.token();
+        try {
+            vault.forget_access_token(enr.patient_key, enr.ehr, ps.rejected_access);
+        } catch (const store::store_error& failure) {
+            log->warn("patient {} at {}: cannot drop the refused access token: {}", enr.patient_key, enr.ehr,
+                      failure.what());
+        }
+        ps.access.invalidate();
     }
 
     bool count_check_due(const store::cursor& c, const cfg::ehr_settings& s) const {

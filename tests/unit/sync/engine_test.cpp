@@ -779,8 +779,11 @@ TEST_F(observed, ARefreshAnswered503WithRetryAfterWaitsThatLongThenRefreshes) {
 // server's clock. On the manual clock, not real time (issue 18, item 7:
 // this test used to measure a real 350 ms sleep).
 TEST_F(observed, EclinicalworksBare429WaitsForTheNextMinuteBoundary) {
-    // Setup: 100 ms before a minute boundary (the manual clock starts on one).
+    // Setup: 100 ms before a minute boundary (the manual clock starts on one),
+    // with what the eclinicalworks preset sets (config_parse tests it).
     config.ehrs[0].profile = "eclinicalworks";
+    config.ehrs[0].rate_window_fixed_minute = true;
+    config.ehrs[0].bare_429_waits_for_minute = true;
     enroll("hmd-1", "p1");
     answer_first(1, [] { return fake_ehr::json(429, "{}"); });
     clk.advance(milliseconds(59'900));

@@ -143,6 +143,16 @@ struct ehr_settings {
     // Resources (all entries, every type) one patient's job reads in one pass.
     int max_resources_per_patient = 200000;
 
+    // EHR behaviour the profile preset knows, not config keys (DESIGN.md
+    // "EHR realities": per-EHR settings, not branches in the code).
+    // The rate limiter counts calls per wall-clock minute instead of a
+    // token bucket: eCW's 250 calls a minute are counted that way.
+    bool rate_window_fixed_minute = false;
+    // A 429 or 503 without Retry-After waits until the next minute
+    // boundary instead of backing off: eCW sends no Retry-After, and its
+    // budget refills at the minute.
+    bool bare_429_waits_for_minute = false;
+
     bool operator==(const ehr_settings&) const = default;
 };
 
