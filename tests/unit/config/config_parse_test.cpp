@@ -138,6 +138,9 @@ TEST(config_parse, every_key_lands_in_its_field) {
     ecw.refresh_token_lifetime = 30 * 24h;
     ecw.refresh_token_rotates = false;
     ecw.http_timeout = 45s;
+    // Not keys: what the eclinicalworks preset knows of eCW's rate limit.
+    ecw.rate_window_fixed_minute = true;
+    ecw.bare_429_waits_for_minute = true;
     expected.ehrs.push_back(ecw);
 
     auto sandbox = *cfg::profile_preset("generic", 2h);  // interval from [daemon] default_interval
@@ -207,6 +210,9 @@ TEST(config_parse, eclinicalworks_preset) {
     EXPECT_FALSE(e.page_size);
     EXPECT_EQ(e.refresh_token_lifetime, 2160h);
     EXPECT_TRUE(e.refresh_token_rotates);
+    // eCW counts its budget per wall-clock minute and sends no Retry-After.
+    EXPECT_TRUE(e.rate_window_fixed_minute);
+    EXPECT_TRUE(e.bare_429_waits_for_minute);
     EXPECT_EQ(e.client_auth, cfg::client_auth_method::client_secret_basic);
     EXPECT_EQ(e.interval, 6h);
     EXPECT_EQ(e.reconcile_every, 7 * 24h);
@@ -446,6 +452,25 @@ TEST(config_parse, profile_preset_function) {
     EXPECT_TRUE(ecw->name.empty());
     EXPECT_FALSE(unknown);
     for (auto p : cfg::known_profiles) EXPECT_TRUE(cfg::profile_preset(p)) << p;
+}
+
+// EHR behaviour that only the preset knows (no config key sets it): the
+// eCW preset's minute rules, and the token bucket and backoff elsewhere.
+TEST(config_parse, only_the_eclinicalworks_preset_follows_the_minute) {
+    for (auto p : cfg::known_profiles) {
+        // Setup / Run
+        const auto e = cfg::profile_preset(p);
+
+        // Check
+        ASSERT_TRUE(e) << p;
+        const bool ecw = p == "eclinicalworks";
+        EXPECT_EQ(e->rate_window_fixed_minute, ecw) << p;
+        EXPECT_EQ(e->bare_429_waits_for_minute, ecw) << p;
+    }
+    const auto generic = parse(std::string(cfg::test::valid_ehr));
+    ASSERT_NE(config_of(generic), nullptr);
+    EXPECT_FALSE(config_of(generic)->ehrs.at(0).rate_window_fixed_minute);
+    EXPECT_FALSE(config_of(generic)->ehrs.at(0).bare_429_waits_for_minute);
 }
 
 TEST(config_parse, durations) {
