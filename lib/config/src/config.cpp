@@ -576,6 +576,21 @@ private:
         require(s, "fhir_base",
                 " (the FHIR R4 base URL, e.g. \"https://fhir.example.org/fhir/r4/PRACTICE\")");
         if (auto v = get_url(s, "fhir_base", detail::url_use::fhir_base)) e.fhir_base = *v;
+        const bool auth_ok = read_endpoints_and_client(s, e);
+        read_scopes(s, e);
+        if (auto v = get_path(s, "ca_file")) e.ca_file = *v;
+        read_search_params(s, e);
+        read_resources(s, e);
+        read_schedule_and_limits(s, e);
+
+        check_endpoints(s, e);
+        if (auth_ok) check_client_auth(s, e);
+        return e;
+    }
+
+    // The endpoints and this app's client registration. False when
+    // client_auth names no known method, so its checks are skipped.
+    bool read_endpoints_and_client(const section& s, ehr_settings& e) {
         if (auto v = get_bool(s, "discovery")) e.discovery = *v;
         if (auto v = get_url(s, "authorize_endpoint", detail::url_use::endpoint)) e.authorize_endpoint = *v;
         if (auto v = get_url(s, "token_endpoint", detail::url_use::endpoint)) e.token_endpoint = *v;
@@ -588,20 +603,23 @@ private:
         if (auto v = get_path(s, "client_secret_file")) e.client_secret_file = *v;
         if (auto v = get_path(s, "private_key_file")) e.private_key_file = *v;
         if (auto v = get_nonempty_string(s, "key_id")) e.key_id = *v;
-        const bool auth_ok = !t.contains("client_auth") || get_choice(s, "client_auth", auth_methods);
-        if (auth_ok && t.contains("client_auth")) {
-            const auto name = t.get("client_auth")->as_string()->get();
+        const bool auth_ok = !s.table.contains("client_auth") || get_choice(s, "client_auth", auth_methods);
+        if (auth_ok && s.table.contains("client_auth")) {
+            const auto name = s.table.get("client_auth")->as_string()->get();
             for (std::size_t i = 0; i < auth_methods.size(); ++i) {
                 if (auth_methods[i] == name) e.client_auth = static_cast<client_auth_method>(i);
             }
         }
-        read_scopes(s, e);
-        if (auto v = get_path(s, "ca_file")) e.ca_file = *v;
+        return auth_ok;
+    }
+
+    // How searches are sent: the patient parameter and paging.
+    void read_search_params(const section& s, ehr_settings& e) {
         if (auto v = get_nonempty_string(s, "patient_param")) {
             if (is_param_name(*v)) {
                 e.patient_param = *v;
             } else {
-                error_at(t.get("patient_param")->source(), s.label,
+                error_at(s.table.get("patient_param")->source(), s.label,
                          "patient_param must be a search parameter name such as \"patient\" or \"subject\"; "
                          "got " +
                              in_quotes(*v));
@@ -616,11 +634,14 @@ private:
             } else if (is_param_name(*v)) {
                 e.page_param = *v;
             } else {
-                error_at(t.get("page_param")->source(), s.label,
+                error_at(s.table.get("page_param")->source(), s.label,
                          "page_param must be a search parameter name such as \"page\"; got " + in_quotes(*v));
             }
         }
-        read_resources(s, e);
+    }
+
+    // Incremental sync, pacing, the token's life and the per-search limits.
+    void read_schedule_and_limits(const section& s, ehr_settings& e) {
         if (auto v = get_bool(s, "use_last_updated")) e.use_last_updated = *v;
         if (auto v = get_duration(s, "last_updated_overlap", 0s)) e.last_updated_overlap = *v;
         if (auto v = get_int(s, "requests_per_minute", 1, 60000, "")) e.requests_per_minute = *v;
@@ -638,7 +659,7 @@ private:
             // A sync-once that sleeps for hours looks hung; past a day the
             // hold is better ended and the jobs retried by `run` at its end.
             if (*v > 24h)
-                error_at(t.get("max_retry_after")->source(), s.label,
+                error_at(s.table.get("max_retry_after")->source(), s.label,
                          "max_retry_after must be at most 24h (a longer Retry-After ends the jobs as "
                          "rate-limited instead of sleeping); got " +
                              std::to_string(v->count()) + "s");
@@ -648,10 +669,6 @@ private:
         if (auto v = get_int(s, "max_pages_per_search", 1, 1000000, "")) e.max_pages_per_search = *v;
         if (auto v = get_int(s, "max_resources_per_patient", 1, 100000000, ""))
             e.max_resources_per_patient = *v;
-
-        check_endpoints(s, e);
-        if (auth_ok) check_client_auth(s, e);
-        return e;
     }
 
     // A keep-alive window as long as the token's whole life would renew the
