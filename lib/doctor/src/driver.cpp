@@ -89,16 +89,10 @@ asio::awaitable<void> probe(http::transport& http, const std::string& url, std::
     interpret_authorize(*r, redirect_uri, earlier, kind, out);
 }
 
-}  // namespace
-
-asio::awaitable<report> check_registration(http::transport& http, const config_check& in, const clock& clk) {
-    report rep;
-    findings& out = rep.findings;
+// The files on this machine the registration depends on, in the order
+// they are reported.
+void check_local_files(const config_check& in, findings& out) {
     const auto& ehr = in.ehr;
-    const server_kind kind{ehr.profile == "eclinicalworks"};
-
-    // Local files first: they need no server. The config itself first of
-    // all: it says where the secrets below are sent.
     if (in.cfg && !in.cfg->file.empty()) check_config_file(inspect_file(in.cfg->file), out);
     using m = config::client_auth_method;
     if (ehr.client_auth == m::client_secret_basic || ehr.client_auth == m::client_secret_post) {
@@ -130,6 +124,41 @@ asio::awaitable<report> check_registration(http::transport& http, const config_c
             key = std::filesystem::path(creds) / "token.key";
         if (key) check_file(inspect_file(*key), "vault key file", true, out);
     }
+}
+
+// What the server's SMART configuration says about this registration.
+void check_against_discovery(const config::ehr_settings& ehr, const server_facts& facts,
+                             const std::vector<std::string>& scopes, server_kind kind, findings& out) {
+    const auto& conf = *facts.smart;
+    if (ehr.authorize_endpoint && *ehr.authorize_endpoint != conf.authorization_endpoint)
+        out.push_back(
+            {severity::warning, topic::discovery,
+             "authorize_endpoint in the config differs from discovery (" + conf.authorization_endpoint + ")",
+             "The config's value wins; discovery is what the server says today.",
+             "Remove the override unless the vendor told you to set it."});
+    if (ehr.token_endpoint && *ehr.token_endpoint != conf.token_endpoint)
+        out.push_back({severity::warning, topic::discovery,
+                       "token_endpoint in the config differs from discovery (" + conf.token_endpoint + ")",
+                       "The config's value wins; discovery is what the server says today.",
+                       "Remove the override unless the vendor told you to set it."});
+    check_pkce_server(conf, out);
+    out.push_back({severity::ok, topic::request, "enrollment sends a fresh PKCE S256 challenge", {}, {}});
+    check_scopes(scopes, conf, facts.capability ? &*facts.capability : nullptr, kind, out);
+    check_offline(scopes, conf, out);
+    check_client_auth(ehr.client_auth, conf, kind, out);
+}
+
+}  // namespace
+
+asio::awaitable<report> check_registration(http::transport& http, const config_check& in, const clock& clk) {
+    report rep;
+    findings& out = rep.findings;
+    const auto& ehr = in.ehr;
+    const server_kind kind{ehr.profile == "eclinicalworks"};
+
+    // Local files first: they need no server. The config itself first of
+    // all: it says where the secrets below are sent.
+    check_local_files(in, out);
 
     auto server = co_await fetch_server(http, ehr.fhir_base, clk, out);
     if (!reached(server)) {
@@ -143,24 +172,7 @@ asio::awaitable<report> check_registration(http::transport& http, const config_c
     check_base_against_server(ehr.fhir_base, server.facts, out);
     const auto scopes = enrollment_scopes(ehr);
     if (server.facts.smart) {
-        const auto& conf = *server.facts.smart;
-        if (ehr.authorize_endpoint && *ehr.authorize_endpoint != conf.authorization_endpoint)
-            out.push_back({severity::warning, topic::discovery,
-                           "authorize_endpoint in the config differs from discovery (" +
-                               conf.authorization_endpoint + ")",
-                           "The config's value wins; discovery is what the server says today.",
-                           "Remove the override unless the vendor told you to set it."});
-        if (ehr.token_endpoint && *ehr.token_endpoint != conf.token_endpoint)
-            out.push_back(
-                {severity::warning, topic::discovery,
-                 "token_endpoint in the config differs from discovery (" + conf.token_endpoint + ")",
-                 "The config's value wins; discovery is what the server says today.",
-                 "Remove the override unless the vendor told you to set it."});
-        check_pkce_server(conf, out);
-        out.push_back({severity::ok, topic::request, "enrollment sends a fresh PKCE S256 challenge", {}, {}});
-        check_scopes(scopes, conf, server.facts.capability ? &*server.facts.capability : nullptr, kind, out);
-        check_offline(scopes, conf, out);
-        check_client_auth(ehr.client_auth, conf, kind, out);
+        check_against_discovery(ehr, server.facts, scopes, kind, out);
     }
     if (server.facts.capability) check_resources(ehr.resources, *server.facts.capability, kind, out);
     if (in.redirect_uri) {
