@@ -206,12 +206,17 @@ public:
 private:
     SQLite::Database& db_;
 };
-}  // namespace
 
-report_data load(SQLite::Database& db) {
-    read_snapshot snapshot(db);
-    report_data out;
-    auto& c = out.clinic;
+// The patients by key, for the queries that add to one patient.
+using patient_keys = std::map<std::string, std::size_t>;
+
+patient* find_patient(report_data& out, const patient_keys& keys, const std::string& key) {
+    const auto it = keys.find(key);
+    return it == keys.end() ? nullptr : &out.patients[it->second];
+}
+
+// The report's date and the span of the clinical records.
+void read_dates(SQLite::Database& db, clinic_summary& c) {
     {
         SQLite::Statement q(db, as_of_sql);
         q.executeStep();
@@ -224,167 +229,177 @@ report_data load(SQLite::Database& db) {
             c.data_to = text(q.getColumn(1));
         }
     }
-    std::map<std::string, std::size_t> by_key;
+}
+
+// One row per patient, and the clinic's counts by headache type.
+patient_keys read_patients(SQLite::Database& db, report_data& out) {
+    auto& c = out.clinic;
+    patient_keys by_key;
     std::map<std::string, std::int64_t> types;
-    {
-        SQLite::Statement q(db, summary_sql);
-        while (q.executeStep()) {
-            patient p;
-            p.key = text(q.getColumn(0));
-            p.headache_type = text(q.getColumn(1));
-            p.sex = text(q.getColumn(2));
-            p.birth_year = q.getColumn(3).isNull() ? 0 : q.getColumn(3).getInt64();
-            p.acute_meds = text(q.getColumn(4));
-            p.preventive_meds = text(q.getColumn(5));
-            p.last_appointment = text(q.getColumn(6));
-            p.last_sync = text(q.getColumn(7));
-            p.deceased = q.getColumn(8).getInt() != 0;
-            p.deceased_at = text(q.getColumn(9));
-            p.deceased_day = p.deceased ? day_number(p.deceased_at) : -1;
-            if (p.deceased)
-                ++c.deceased_patients;
-            else
-                ++types[p.headache_type.empty() ? "No headache diagnosis" : p.headache_type];
-            by_key.emplace(p.key, out.patients.size());
-            out.patients.push_back(std::move(p));
-        }
+    SQLite::Statement q(db, summary_sql);
+    while (q.executeStep()) {
+        patient p;
+        p.key = text(q.getColumn(0));
+        p.headache_type = text(q.getColumn(1));
+        p.sex = text(q.getColumn(2));
+        p.birth_year = q.getColumn(3).isNull() ? 0 : q.getColumn(3).getInt64();
+        p.acute_meds = text(q.getColumn(4));
+        p.preventive_meds = text(q.getColumn(5));
+        p.last_appointment = text(q.getColumn(6));
+        p.last_sync = text(q.getColumn(7));
+        p.deceased = q.getColumn(8).getInt() != 0;
+        p.deceased_at = text(q.getColumn(9));
+        p.deceased_day = p.deceased ? day_number(p.deceased_at) : -1;
+        if (p.deceased)
+            ++c.deceased_patients;
+        else
+            ++types[p.headache_type.empty() ? "No headache diagnosis" : p.headache_type];
+        by_key.emplace(p.key, out.patients.size());
+        out.patients.push_back(std::move(p));
     }
     c.patients = static_cast<std::int64_t>(out.patients.size()) - c.deceased_patients;
     for (const auto& [label, n] : types) c.by_headache_type.push_back({label, n});
     sort_counts(c.by_headache_type);
+    return by_key;
+}
 
-    auto find = [&](const std::string& key) -> patient* {
-        const auto it = by_key.find(key);
-        return it == by_key.end() ? nullptr : &out.patients[it->second];
+void read_exposure(SQLite::Database& db, report_data& out, const patient_keys& keys) {
+    SQLite::Statement q(db, exposure_sql);
+    while (q.executeStep()) {
+        patient* p = find_patient(out, keys, text(q.getColumn(0)));
+        const int m = month_number(text(q.getColumn(1)));
+        if (!p || m < 0) continue;
+        month_exposure e;
+        e.month = m;
+        e.acute_class = index_of(out.acute_classes, text(q.getColumn(2)));
+        // A month never holds more days than it has, whatever a view says.
+        e.days_in_month =
+            q.getColumn(6).isNull() ? month_start(m + 1) - month_start(m) : q.getColumn(6).getInt();
+        const double cap = e.days_in_month;
+        const auto num = [&](int i) { return q.getColumn(i).isNull() ? 0.0 : q.getColumn(i).getDouble(); };
+        e.max_days = std::clamp(num(4), 0.0, cap);
+        e.min_days = std::clamp(num(3), 0.0, e.max_days);
+        e.unknown_days = std::clamp(num(8), 0.0, cap - e.max_days);
+        e.threshold_days = q.getColumn(5).isNull() ? 0 : q.getColumn(5).getInt();
+        e.unknown_prescriptions = q.getColumn(7).isNull() ? 0 : q.getColumn(7).getInt();
+        p->exposure.push_back(e);
+    }
+}
+
+void read_acute_drugs(SQLite::Database& db, report_data& out, const patient_keys& keys) {
+    SQLite::Statement q(db, acute_drugs_sql);
+    while (q.executeStep()) {
+        patient* p = find_patient(out, keys, text(q.getColumn(0)));
+        if (!p) continue;
+        std::string& drugs = p->acute_drugs[index_of(out.acute_classes, text(q.getColumn(1)))];
+        drugs += (drugs.empty() ? "" : ", ") + text(q.getColumn(2));
+    }
+}
+
+void read_moh(SQLite::Database& db, report_data& out, const patient_keys& keys) {
+    auto& c = out.clinic;
+    SQLite::Statement q(db, moh_sql);
+    while (q.executeStep()) {
+        patient* p = find_patient(out, keys, text(q.getColumn(0)));
+        if (!p) continue;
+        p->moh_state = text(q.getColumn(1));
+        p->moh_current_state = text(q.getColumn(2));
+        const std::string from = text(q.getColumn(3)), to = text(q.getColumn(4));
+        if (!from.empty()) p->moh_window = from + " to " + to;
+        p->moh_classes = text(q.getColumn(5));
+        if (p->deceased) continue;  // never counted, whatever the view says
+        if (p->moh_current_state == "meets") ++c.moh_meets;
+        if (p->moh_current_state == "possible") ++c.moh_possible;
+        if (p->moh_current_state == "indeterminate") ++c.moh_indeterminate;
+    }
+}
+
+void read_cgrp(SQLite::Database& db, report_data& out, const patient_keys& keys) {
+    auto& c = out.clinic;
+    SQLite::Statement q(db, cgrp_sql);
+    while (q.executeStep()) {
+        patient* p = find_patient(out, keys, text(q.getColumn(0)));
+        if (!p || p->deceased) continue;
+        if (!p->cgrp_candidate) ++c.cgrp_candidates;
+        p->cgrp_candidate = true;
+        const std::string reason = text(q.getColumn(1));
+        if (!reason.empty()) p->cgrp_reason += (p->cgrp_reason.empty() ? "" : "; ") + reason;
+    }
+}
+
+void read_safety_flags(SQLite::Database& db, report_data& out, const patient_keys& keys) {
+    auto& c = out.clinic;
+    std::map<std::string, std::int64_t> flags;
+    SQLite::Statement q(db, safety_sql);
+    while (q.executeStep()) {
+        patient* p = find_patient(out, keys, text(q.getColumn(0)));
+        if (!p || p->deceased) continue;
+        if (p->safety_flags.empty()) ++c.safety_flag_patients;
+        p->safety_flags.push_back(text(q.getColumn(1)));
+        ++flags[p->safety_flags.back()];
+    }
+    for (const auto& [label, n] : flags) c.safety_flags.push_back({label, n});
+    sort_counts(c.safety_flags);
+}
+
+void read_trials(SQLite::Database& db, report_data& out, const patient_keys& keys, int as_of_day) {
+    SQLite::Statement q(db, trials_sql);
+    while (q.executeStep()) {
+        patient* p = find_patient(out, keys, text(q.getColumn(0)));
+        const int start = day_number(text(q.getColumn(3)));
+        if (!p || start < 0) continue;
+        trial t;
+        t.drug_class = index_of(out.preventive_classes, text(q.getColumn(1)));
+        t.drugs = text(q.getColumn(2));
+        t.start = start;
+        t.ongoing = q.getColumn(6).getInt() != 0;
+        t.adequate = !q.getColumn(7).isNull() && q.getColumn(7).getInt() != 0;
+        t.adequacy_unknown = q.getColumn(7).isNull();
+        t.intolerance = q.getColumn(8).getInt() != 0;
+        const int end = day_number(text(q.getColumn(4))), supply_end = day_number(text(q.getColumn(5)));
+        if (t.ongoing)
+            t.end = std::max(start, as_of_day);
+        else if (end >= 0)
+            t.end = end;
+        else if (supply_end >= 0)
+            t.end = supply_end;
+        else
+            t.duration_unknown = true, t.end = start;
+        p->trials.push_back(t);
+    }
+}
+
+void read_scores(SQLite::Database& db, report_data& out, const patient_keys& keys) {
+    SQLite::Statement q(db, scores_sql);
+    while (q.executeStep()) {
+        patient* p = find_patient(out, keys, text(q.getColumn(0)));
+        const std::string inst = text(q.getColumn(1));
+        const int day = day_number(text(q.getColumn(2)));
+        if (!p || day < 0) continue;
+        p->scores.push_back({inst == "pain_nrs" ? 0
+                             : inst == "midas"  ? 1
+                                                : 2,
+                             day, q.getColumn(3).getDouble()});
+    }
+}
+
+void read_responses(SQLite::Database& db, report_data& out, const patient_keys& keys) {
+    SQLite::Statement q(db, response_sql);
+    const auto value = [&](int i) {
+        return q.getColumn(i).isNull() ? std::numeric_limits<double>::quiet_NaN()
+                                       : q.getColumn(i).getDouble();
     };
-    {
-        SQLite::Statement q(db, exposure_sql);
-        while (q.executeStep()) {
-            patient* p = find(text(q.getColumn(0)));
-            const int m = month_number(text(q.getColumn(1)));
-            if (!p || m < 0) continue;
-            month_exposure e;
-            e.month = m;
-            e.acute_class = index_of(out.acute_classes, text(q.getColumn(2)));
-            // A month never holds more days than it has, whatever a view says.
-            e.days_in_month =
-                q.getColumn(6).isNull() ? month_start(m + 1) - month_start(m) : q.getColumn(6).getInt();
-            const double cap = e.days_in_month;
-            const auto num = [&](int i) {
-                return q.getColumn(i).isNull() ? 0.0 : q.getColumn(i).getDouble();
-            };
-            e.max_days = std::clamp(num(4), 0.0, cap);
-            e.min_days = std::clamp(num(3), 0.0, e.max_days);
-            e.unknown_days = std::clamp(num(8), 0.0, cap - e.max_days);
-            e.threshold_days = q.getColumn(5).isNull() ? 0 : q.getColumn(5).getInt();
-            e.unknown_prescriptions = q.getColumn(7).isNull() ? 0 : q.getColumn(7).getInt();
-            p->exposure.push_back(e);
-        }
+    while (q.executeStep()) {
+        patient* p = find_patient(out, keys, text(q.getColumn(0)));
+        const int start = day_number(text(q.getColumn(2)));
+        if (!p || start < 0) continue;
+        p->responses.push_back(
+            {text(q.getColumn(1)), text(q.getColumn(3)), start, value(4), value(5), value(6)});
     }
-    {
-        SQLite::Statement q(db, acute_drugs_sql);
-        while (q.executeStep()) {
-            patient* p = find(text(q.getColumn(0)));
-            if (!p) continue;
-            std::string& drugs = p->acute_drugs[index_of(out.acute_classes, text(q.getColumn(1)))];
-            drugs += (drugs.empty() ? "" : ", ") + text(q.getColumn(2));
-        }
-    }
-    {
-        SQLite::Statement q(db, moh_sql);
-        while (q.executeStep()) {
-            patient* p = find(text(q.getColumn(0)));
-            if (!p) continue;
-            p->moh_state = text(q.getColumn(1));
-            p->moh_current_state = text(q.getColumn(2));
-            const std::string from = text(q.getColumn(3)), to = text(q.getColumn(4));
-            if (!from.empty()) p->moh_window = from + " to " + to;
-            p->moh_classes = text(q.getColumn(5));
-            if (p->deceased) continue;  // never counted, whatever the view says
-            if (p->moh_current_state == "meets") ++c.moh_meets;
-            if (p->moh_current_state == "possible") ++c.moh_possible;
-            if (p->moh_current_state == "indeterminate") ++c.moh_indeterminate;
-        }
-    }
-    {
-        SQLite::Statement q(db, cgrp_sql);
-        while (q.executeStep()) {
-            patient* p = find(text(q.getColumn(0)));
-            if (!p || p->deceased) continue;
-            if (!p->cgrp_candidate) ++c.cgrp_candidates;
-            p->cgrp_candidate = true;
-            const std::string reason = text(q.getColumn(1));
-            if (!reason.empty()) p->cgrp_reason += (p->cgrp_reason.empty() ? "" : "; ") + reason;
-        }
-    }
-    {
-        std::map<std::string, std::int64_t> flags;
-        SQLite::Statement q(db, safety_sql);
-        while (q.executeStep()) {
-            patient* p = find(text(q.getColumn(0)));
-            if (!p || p->deceased) continue;
-            if (p->safety_flags.empty()) ++c.safety_flag_patients;
-            p->safety_flags.push_back(text(q.getColumn(1)));
-            ++flags[p->safety_flags.back()];
-        }
-        for (const auto& [label, n] : flags) c.safety_flags.push_back({label, n});
-        sort_counts(c.safety_flags);
-    }
-    const int as_of_day = day_number(c.as_of);
-    {
-        SQLite::Statement q(db, trials_sql);
-        while (q.executeStep()) {
-            patient* p = find(text(q.getColumn(0)));
-            const int start = day_number(text(q.getColumn(3)));
-            if (!p || start < 0) continue;
-            trial t;
-            t.drug_class = index_of(out.preventive_classes, text(q.getColumn(1)));
-            t.drugs = text(q.getColumn(2));
-            t.start = start;
-            t.ongoing = q.getColumn(6).getInt() != 0;
-            t.adequate = !q.getColumn(7).isNull() && q.getColumn(7).getInt() != 0;
-            t.adequacy_unknown = q.getColumn(7).isNull();
-            t.intolerance = q.getColumn(8).getInt() != 0;
-            const int end = day_number(text(q.getColumn(4))), supply_end = day_number(text(q.getColumn(5)));
-            if (t.ongoing)
-                t.end = std::max(start, as_of_day);
-            else if (end >= 0)
-                t.end = end;
-            else if (supply_end >= 0)
-                t.end = supply_end;
-            else
-                t.duration_unknown = true, t.end = start;
-            p->trials.push_back(t);
-        }
-    }
-    {
-        SQLite::Statement q(db, scores_sql);
-        while (q.executeStep()) {
-            patient* p = find(text(q.getColumn(0)));
-            const std::string inst = text(q.getColumn(1));
-            const int day = day_number(text(q.getColumn(2)));
-            if (!p || day < 0) continue;
-            p->scores.push_back({inst == "pain_nrs" ? 0
-                                 : inst == "midas"  ? 1
-                                                    : 2,
-                                 day, q.getColumn(3).getDouble()});
-        }
-    }
-    {
-        SQLite::Statement q(db, response_sql);
-        const auto value = [&](int i) {
-            return q.getColumn(i).isNull() ? std::numeric_limits<double>::quiet_NaN()
-                                           : q.getColumn(i).getDouble();
-        };
-        while (q.executeStep()) {
-            patient* p = find(text(q.getColumn(0)));
-            const int start = day_number(text(q.getColumn(2)));
-            if (!p || start < 0) continue;
-            p->responses.push_back(
-                {text(q.getColumn(1)), text(q.getColumn(3)), start, value(4), value(5), value(6)});
-        }
-    }
-    // One time axis per patient for all three charts.
+}
+
+// One time axis per patient for all three charts.
+void set_time_axes(report_data& out, int as_of_day) {
     for (auto& p : out.patients) {
         int from = std::numeric_limits<int>::max(), to = as_of_day;
         for (const auto& e : p.exposure) {
@@ -403,6 +418,10 @@ report_data load(SQLite::Database& db) {
         p.axis_from = month_start(month_of_day(from));  // from the first of that month
         p.axis_to = std::max(to, p.axis_from + 1);
     }
+}
+
+// How fresh the sync is: patients by freshness, newest and oldest pull.
+void read_sync_state(SQLite::Database& db, clinic_summary& c) {
     {
         SQLite::Statement q(db, freshness_sql);
         while (q.executeStep()) c.freshness.push_back({text(q.getColumn(0)), q.getColumn(1).getInt64()});
@@ -414,6 +433,26 @@ report_data load(SQLite::Database& db) {
             c.oldest_pull = text(q.getColumn(1));
         }
     }
+}
+
+}  // namespace
+
+report_data load(SQLite::Database& db) {
+    read_snapshot snapshot(db);
+    report_data out;
+    read_dates(db, out.clinic);
+    const patient_keys keys = read_patients(db, out);
+    read_exposure(db, out, keys);
+    read_acute_drugs(db, out, keys);
+    read_moh(db, out, keys);
+    read_cgrp(db, out, keys);
+    read_safety_flags(db, out, keys);
+    const int as_of_day = day_number(out.clinic.as_of);
+    read_trials(db, out, keys, as_of_day);
+    read_scores(db, out, keys);
+    read_responses(db, out, keys);
+    set_time_axes(out, as_of_day);
+    read_sync_state(db, out.clinic);
     return out;
 }
 
