@@ -1011,10 +1011,11 @@ void app::apply_script(http_response& r, const scripted_fault& f) {
     }
 }
 
-http_response app::search(rtype t, const params& p, const std::string& patient_id, std::string_view path,
-                          time_point now, std::optional<scripted_fault>& script) {
-    // The patient the search is about. A patient-level token may only read
-    // its own compartment (SMART patient/ scopes): another patient is 403.
+namespace {
+
+// The patient the search is about. A patient-level token may only read
+// its own compartment (SMART patient/ scopes): another patient is 403.
+std::optional<http_response> check_compartment(rtype t, const params& p, const std::string& patient_id) {
     std::vector<std::string_view> ref_params;
     if (t == rtype::patient)
         ref_params = {"_id"};
@@ -1037,17 +1038,25 @@ http_response app::search(rtype t, const params& p, const std::string& patient_i
             values = values.substr(comma + 1);
         }
     }
+    return std::nullopt;
+}
 
-    // Paging. Normal mode: _count (clamped) and an opaque offset. eCW mode:
-    // _count is ignored, the page size is fixed, and a non-standard `page`
-    // parameter (1-based) selects the page.
-    std::size_t size = static_cast<std::size_t>(opts_.default_page_size);
+struct page_window {
+    std::size_t size = 0;
     std::size_t offset = 0;
-    if (!opts_.ecw_mode) {
+};
+
+// Paging. Normal mode: _count (clamped) and an opaque offset. eCW mode:
+// _count is ignored, the page size is fixed, and a non-standard `page`
+// parameter (1-based) selects the page.
+std::variant<page_window, http_response> read_paging(const params& p, const options& opts) {
+    std::size_t size = static_cast<std::size_t>(opts.default_page_size);
+    std::size_t offset = 0;
+    if (!opts.ecw_mode) {
         if (const std::string* count = find_param(p, "_count")) {
             const auto n = parse_long(*count);
             if (!n || *n < 0) return outcome(400, "invalid", "_count must be a non-negative integer");
-            size = static_cast<std::size_t>(std::min<long>(*n, opts_.max_page_size));
+            size = static_cast<std::size_t>(std::min<long>(*n, opts.max_page_size));
         }
         if (const std::string* off = find_param(p, "_getpagesoffset")) {
             const auto n = parse_long(*off);
@@ -1060,27 +1069,66 @@ http_response app::search(rtype t, const params& p, const std::string& patient_i
         if (!n || *n < 1) return outcome(400, "invalid", "page must be a positive integer");
         offset = static_cast<std::size_t>(*n - 1) * size;
     }
+    return page_window{size, offset};
+}
 
-    // _lastUpdated (FHIR R4 search 3.1.1.4.6): prefixes gt, ge, lt, le, eq;
-    // several values are ANDed. eCW mode ignores it, as eCW's facade has no
-    // _lastUpdated (it declares it for no type).
-    std::vector<std::pair<std::string, std::pair<time_point, time_point>>> since;
-    if (!opts_.ecw_mode) {
-        for (const auto& [k, v] : p) {
-            if (k != "_lastUpdated") continue;
-            std::string prefix = "eq";
-            std::string_view value = v;
-            if (value.size() >= 2 && std::isalpha(static_cast<unsigned char>(value[0])) &&
-                std::isalpha(static_cast<unsigned char>(value[1]))) {
-                prefix = std::string(value.substr(0, 2));
-                value.remove_prefix(2);
-            }
-            const auto range = parse_fhir_date_range(value);
-            if (!range ||
-                (prefix != "gt" && prefix != "ge" && prefix != "lt" && prefix != "le" && prefix != "eq"))
-                return outcome(400, "invalid", "_lastUpdated must be [gt|ge|lt|le|eq]<FHIR instant>");
-            since.emplace_back(prefix, *range);
+// Each _lastUpdated value: its prefix and the instant's range.
+using last_updated_filters = std::vector<std::pair<std::string, std::pair<time_point, time_point>>>;
+
+// _lastUpdated (FHIR R4 search 3.1.1.4.6): prefixes gt, ge, lt, le, eq;
+// several values are ANDed.
+std::optional<http_response> read_last_updated(const params& p, last_updated_filters& since) {
+    for (const auto& [k, v] : p) {
+        if (k != "_lastUpdated") continue;
+        std::string prefix = "eq";
+        std::string_view value = v;
+        if (value.size() >= 2 && std::isalpha(static_cast<unsigned char>(value[0])) &&
+            std::isalpha(static_cast<unsigned char>(value[1]))) {
+            prefix = std::string(value.substr(0, 2));
+            value.remove_prefix(2);
         }
+        const auto range = parse_fhir_date_range(value);
+        if (!range ||
+            (prefix != "gt" && prefix != "ge" && prefix != "lt" && prefix != "le" && prefix != "eq"))
+            return outcome(400, "invalid", "_lastUpdated must be [gt|ge|lt|le|eq]<FHIR instant>");
+        since.emplace_back(prefix, *range);
+    }
+    return std::nullopt;
+}
+
+bool last_updated_matches(time_point lu, const last_updated_filters& since) {
+    bool keep = true;
+    for (const auto& [prefix, range] : since) {
+        if (prefix == "gt")
+            keep = keep && lu >= range.second;
+        else if (prefix == "ge")
+            keep = keep && lu >= range.first;
+        else if (prefix == "lt")
+            keep = keep && lu < range.first;
+        else if (prefix == "le")
+            keep = keep && lu < range.second;
+        else
+            keep = keep && lu >= range.first && lu < range.second;
+    }
+    return keep;
+}
+
+}  // namespace
+
+http_response app::search(rtype t, const params& p, const std::string& patient_id, std::string_view path,
+                          time_point now, std::optional<scripted_fault>& script) {
+    if (auto refused = check_compartment(t, p, patient_id)) return std::move(*refused);
+
+    const auto paging = read_paging(p, opts_);
+    if (const auto* bad = std::get_if<http_response>(&paging)) return *bad;
+    const std::size_t size = std::get<page_window>(paging).size;
+    const std::size_t offset = std::get<page_window>(paging).offset;
+
+    // eCW mode ignores _lastUpdated, as eCW's facade has no _lastUpdated
+    // (it declares it for no type).
+    last_updated_filters since;
+    if (!opts_.ecw_mode) {
+        if (auto bad = read_last_updated(p, since)) return std::move(*bad);
     }
     script = take_script(t, size == 0 ? 1 : static_cast<int>(offset / size) + 1);
     // other_patient: a broken EHR (or proxy cache) hands out another
@@ -1100,23 +1148,8 @@ http_response app::search(rtype t, const params& p, const std::string& patient_i
                                  ? (t == rtype::observation ? rtype::condition : rtype::observation)
                                  : t;
     std::vector<const record*> matches;
-    for (const record* rec : data_.of_patient(entry_type, data_patient)) {
-        bool keep = true;
-        for (const auto& [prefix, range] : since) {
-            const time_point lu = rec->last_updated;
-            if (prefix == "gt")
-                keep = keep && lu >= range.second;
-            else if (prefix == "ge")
-                keep = keep && lu >= range.first;
-            else if (prefix == "lt")
-                keep = keep && lu < range.first;
-            else if (prefix == "le")
-                keep = keep && lu < range.second;
-            else
-                keep = keep && lu >= range.first && lu < range.second;
-        }
-        if (keep) matches.push_back(rec);
-    }
+    for (const record* rec : data_.of_patient(entry_type, data_patient))
+        if (last_updated_matches(rec->last_updated, since)) matches.push_back(rec);
 
     const std::size_t total = matches.size();
     const std::size_t first = std::min(offset, total);
@@ -1124,6 +1157,29 @@ http_response app::search(rtype t, const params& p, const std::string& patient_i
     const bool has_next = size > 0 && last < total;
     const int page_number = size == 0 ? 1 : static_cast<int>(offset / size) + 1;
 
+    if (bad_json_page_ > 0 && page_number == bad_json_page_)
+        return make(200, fhir_json,
+                    R"({"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":)");
+
+    json_writer w;
+    w.begin_object();
+    w.member("resourceType", "Bundle");
+    w.key("meta").begin_object().member("lastUpdated", format_instant(now)).end_object();
+    w.member("type", "searchset");
+    w.member("total", total);
+    write_search_links(w, p, path, size, first, last, has_next, script);
+    const bool empty_page = script && script->what == scripted_fault::kind::endless_empty;
+    if (last > first && !empty_page) {
+        const bool fresh = script && script->what == scripted_fault::kind::endless_fresh;
+        write_search_entries(w, matches, first, last, entry_type, fresh);
+    }
+    w.end_object();
+    return make(200, fhir_json, w.take());
+}
+
+void app::write_search_links(json_writer& w, const params& p, std::string_view path, std::size_t size,
+                             std::size_t first, std::size_t last, bool has_next,
+                             const std::optional<scripted_fault>& script) {
     // Links keep every parameter the client sent, paging ones replaced.
     params kept;
     for (const auto& kv : p)
@@ -1139,16 +1195,6 @@ http_response app::search(rtype t, const params& p, const std::string& patient_i
         return base_url_ + std::string(path) + (qs.empty() ? "" : "?" + qs);
     };
 
-    if (bad_json_page_ > 0 && page_number == bad_json_page_)
-        return make(200, fhir_json,
-                    R"({"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":)");
-
-    json_writer w;
-    w.begin_object();
-    w.member("resourceType", "Bundle");
-    w.key("meta").begin_object().member("lastUpdated", format_instant(now)).end_object();
-    w.member("type", "searchset");
-    w.member("total", total);
     w.key("link").begin_array();
     w.begin_object().member("relation", "self").member("url", link_to(first)).end_object();
     if (script && script->what == scripted_fault::kind::next_loop) {
@@ -1177,31 +1223,29 @@ http_response app::search(rtype t, const params& p, const std::string& patient_i
         w.begin_object().member("relation", "next").member("url", next).end_object();
     }
     w.end_array();
-    const bool empty_page = script && script->what == scripted_fault::kind::endless_empty;
-    if (last > first && !empty_page) {
-        const bool fresh = script && script->what == scripted_fault::kind::endless_fresh;
-        w.key("entry").begin_array();
-        for (std::size_t i = first; i < last; ++i) {
-            const record& rec = *matches[i];
-            std::string rendered = data_.render(rec);
-            std::string id = rec.id;
-            if (fresh) {
-                // The same resource under an id never served before.
-                id += "-chain-" + std::to_string(loop_serial_);
-                const std::string from = "\"id\":\"" + rec.id + "\"";
-                if (const auto at = rendered.find(from); at != std::string::npos)
-                    rendered.replace(at, from.size(), "\"id\":\"" + id + "\"");
-            }
-            w.begin_object();
-            w.member("fullUrl", base_url_ + "/fhir/" + std::string(rtype_name(entry_type)) + "/" + id);
-            w.key("resource").raw(rendered);
-            w.key("search").begin_object().member("mode", "match").end_object();
-            w.end_object();
+}
+
+void app::write_search_entries(json_writer& w, const std::vector<const record*>& matches, std::size_t first,
+                               std::size_t last, rtype entry_type, bool fresh) const {
+    w.key("entry").begin_array();
+    for (std::size_t i = first; i < last; ++i) {
+        const record& rec = *matches[i];
+        std::string rendered = data_.render(rec);
+        std::string id = rec.id;
+        if (fresh) {
+            // The same resource under an id never served before.
+            id += "-chain-" + std::to_string(loop_serial_);
+            const std::string from = "\"id\":\"" + rec.id + "\"";
+            if (const auto at = rendered.find(from); at != std::string::npos)
+                rendered.replace(at, from.size(), "\"id\":\"" + id + "\"");
         }
-        w.end_array();
+        w.begin_object();
+        w.member("fullUrl", base_url_ + "/fhir/" + std::string(rtype_name(entry_type)) + "/" + id);
+        w.key("resource").raw(rendered);
+        w.key("search").begin_object().member("mode", "match").end_object();
+        w.end_object();
     }
-    w.end_object();
-    return make(200, fhir_json, w.take());
+    w.end_array();
 }
 
 // ---- controls ---------------------------------------------------------------

@@ -22,6 +22,8 @@
 
 namespace headachemd::sandbox::detail {
 
+class json_writer;
+
 struct http_request {
     std::string method;  // "GET", "POST"
     std::string target;  // origin-form: path and query
@@ -147,6 +149,13 @@ private:
     http_response fhir(const http_request& req, std::string_view path, const params& query, time_point now);
     http_response search(rtype t, const params& p, const std::string& patient_id, std::string_view path,
                          time_point now, std::optional<scripted_fault>& script);
+    // The searchset's self and next links (and the scripted next-link faults).
+    void write_search_links(json_writer& w, const params& p, std::string_view path, std::size_t size,
+                            std::size_t first, std::size_t last, bool has_next,
+                            const std::optional<scripted_fault>& script);
+    // The matches [first, last) as Bundle entries; fresh: under never-served ids.
+    void write_search_entries(json_writer& w, const std::vector<const record*>& matches, std::size_t first,
+                              std::size_t last, rtype entry_type, bool fresh) const;
     // The first unspent scripted fault matching (type, page), spent by one.
     std::optional<scripted_fault> take_script(rtype t, int page);
     // The first unspent scripted fault for /token, spent by one.

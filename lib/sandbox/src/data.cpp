@@ -706,6 +706,258 @@ record& data_store::push(record r) {
     return records_.back();
 }
 
+namespace {
+
+// Prescriptions over the months of history of a patient with no scripted
+// case: acute drugs a box at a time every one to three months, preventives
+// tried in sequence, each order for 30 days with the refills the trial
+// needs (the CGRP prior-authorization story: two oral preventive classes,
+// then a mAb). botox_days gets the days of the injections ordered.
+std::vector<order> draw_orders(rng& g, int primary, bool has_moh, int span, time_point start,
+                               std::vector<time_point>& botox_days) {
+    const bool chronic = primary == dx_chronic_migraine;
+    std::vector<order> meds;
+    const auto refill = [&](int drug, int from_day, int to_day, int min_gap, int max_gap) {
+        // A PRN triptan or gepant is written one of three ways (prn_style).
+        const int style = drug <= rx_rimegepant ? g.uniform(0, 2) : -1;
+        for (int d = from_day; d < to_day; d += g.uniform(min_gap, max_gap))
+            meds.push_back({d, drug, -1, -1, style});
+    };
+    std::vector<int> acute;
+    if (primary == dx_tension) {
+        acute.push_back(g.chance(0.5) ? rx_ibuprofen : rx_naproxen);
+        if (g.chance(0.3)) acute.push_back(rx_butalbital);
+    } else if (primary == dx_cluster) {
+        acute.push_back(rx_sumatriptan);
+        if (g.chance(0.2)) acute.push_back(rx_tramadol);
+    } else {
+        acute.push_back(g.chance(0.6) ? rx_sumatriptan : rx_rizatriptan);
+        if (g.chance(0.5)) acute.push_back(g.chance(0.5) ? rx_ibuprofen : rx_naproxen);
+        if (g.chance(0.3)) acute.push_back(g.chance(0.5) ? rx_ubrogepant : rx_rimegepant);
+        if (has_moh) acute.push_back(g.chance(0.5) ? rx_butalbital : rx_tramadol);
+    }
+    for (std::size_t k = 0; k < acute.size(); ++k) {
+        // The first drug a box every one to two and a half months; a
+        // second one is an occasional backup, a box every 2.5-5 months.
+        if (k == 0)
+            refill(acute[k], g.uniform(0, 20), span, 30, 75);
+        else
+            refill(acute[k], g.uniform(30, span / 2), span, 75, 150);
+    }
+    // One order per trial, refilled to its length (at most 5 refills, then a new order).
+    const auto trial = [&](int drug, int from_day, int to_day, bool stopped) {
+        for (int d = from_day; d < to_day; d += 180) {
+            const int left = std::min(to_day - d, 180);
+            const bool last = d + 180 >= to_day;
+            meds.push_back(
+                {d, drug, -1, std::max(0, (left + 29) / 30 - 1), -1, stopped && last ? "stopped" : nullptr});
+        }
+    };
+    if (chronic || (is_migraine(primary) && g.chance(0.4))) {
+        const int first = g.chance(0.6) ? rx_topiramate : rx_propranolol;
+        const int second =
+            first == rx_topiramate ? (g.chance(0.5) ? rx_propranolol : rx_amitriptyline) : rx_topiramate;
+        const int t1 = g.uniform(60, 150);  // each trial at least eight weeks
+        trial(first, 0, t1, true);
+        const int t2 = t1 + g.uniform(60, 150);
+        trial(second, t1 + 5, std::min(t2, span), t2 < span);
+        if (chronic && t2 < span)
+            for (int d = t2 + 7; d < span; d += 90) meds.push_back({d, rx_erenumab});
+    }
+    if (chronic && g.chance(0.7)) {
+        for (int d = std::max(0, span - 365) + g.uniform(0, 20); d < span - 7; d += 84) {
+            botox_days.push_back(day_at(start, d, 10 * 60));
+            meds.push_back({d - 14, rx_botox});
+        }
+    }
+    return meds;
+}
+
+}  // namespace
+
+// One patient's resources, a type at a time. Every step draws from the
+// patient's own rng in the order the steps run, so the same seed gives the
+// same rows: keep the order of the draws when changing a step.
+struct data_store::patient_builder {
+    data_store& store;
+    rng g;
+    int index;
+    std::string pid;
+    const clinical_case* scripted;  // nullptr: drawn from the seed
+    int primary;
+    int months;
+    time_point start, end;
+
+    int span() const { return months * 30; }
+
+    // Everything generated was last touched before the anchor, so a client's
+    // `_lastUpdated` cursor is older than any change a control makes later.
+    time_point stamp(time_point when) {
+        const time_point t = when + std::chrono::hours{g.uniform(1, 48)};
+        return std::min(t, store.anchor_ - std::chrono::hours{1});
+    }
+
+    record make(rtype t, int variant, time_point when, std::string status, int dx) {
+        record r;
+        r.type = t;
+        r.id = t == rtype::patient ? pid : store.next_id(t);
+        r.patient_id = pid;
+        r.seed = g.next();
+        r.variant = variant;
+        r.dx = dx;
+        r.status = std::move(status);
+        r.when = when;
+        r.last_updated = stamp(when);
+        return r;
+    }
+
+    void add_patient() {
+        record p = make(rtype::patient, index, start, "active", primary);
+        p.last_updated = store.anchor_ - days{months * 30} + std::chrono::hours{2};
+        if (scripted) {
+            p.female = scripted->female;
+            p.birth_year = scripted->birth_year;
+            if (scripted->deceased_day >= 0) {
+                p.deceased = day_at(start, scripted->deceased_day, 4 * 60);
+                p.last_updated = stamp(*p.deceased);
+            }
+        }
+        store.push(std::move(p));
+    }
+
+    // Conditions: the primary headache diagnosis and up to three others.
+    // True when one of them is medication-overuse headache.
+    bool add_conditions() {
+        std::vector<std::tuple<time_point, int, std::string>> conditions;
+        if (scripted) {
+            for (const auto& [day, dx] : scripted->conditions)
+                conditions.emplace_back(day_at(start, day, 9 * 60), dx, "active");
+        } else {
+            conditions.emplace_back(day_at(start, -g.uniform(30, 700), 9 * 60), primary, "active");
+            if ((is_migraine(primary)) && g.chance(0.3))
+                conditions.emplace_back(day_at(start, g.uniform(90, 300), 10 * 60), dx_moh,
+                                        g.chance(0.4) ? "resolved" : "active");
+            if (primary != dx_tension && g.chance(0.25))
+                conditions.emplace_back(day_at(start, g.uniform(0, 200), 11 * 60), dx_tension, "active");
+            if (g.chance(0.3))
+                conditions.emplace_back(day_at(start, -g.uniform(100, 2000), 9 * 60), dx_htn, "active");
+        }
+        const bool has_moh = std::any_of(conditions.begin(), conditions.end(),
+                                         [](const auto& c) { return std::get<1>(c) == dx_moh; });
+        std::sort(conditions.begin(), conditions.end());
+        for (auto& [when, dx, status] : conditions) store.push(make(rtype::condition, dx, when, status, dx));
+        return has_moh;
+    }
+
+    // The scripted orders, or draw_orders; returns the botulinum toxin days.
+    std::vector<time_point> add_prescriptions(bool has_moh) {
+        std::vector<order> meds;
+        const auto recent = [&](time_point t) { return t > store.anchor_ - days{75}; };
+        std::vector<time_point> botox_days;
+        if (scripted) {
+            meds = scripted->orders;
+        } else {
+            meds = draw_orders(g, primary, has_moh, span(), start, botox_days);
+        }
+        std::vector<record> rx;
+        for (const auto& o : meds) {
+            const time_point when = day_at(start, o.day, 8 * 60 + (o.day * 37 + o.drug * 11) % (9 * 60));
+            if (when >= end) continue;
+            record r = make(rtype::medication_request, o.drug, when,
+                            o.status       ? o.status
+                            : recent(when) ? "active"
+                                           : "completed",
+                            primary);
+            r.quantity = o.quantity;
+            r.repeats = o.repeats;
+            r.style = o.style;
+            rx.push_back(std::move(r));
+        }
+        std::stable_sort(rx.begin(), rx.end(),
+                         [](const record& a, const record& b) { return a.when < b.when; });
+        for (auto& r : rx) store.push(std::move(r));
+        return botox_days;
+    }
+
+    // Encounters about every three months (every 90 days in the demo's
+    // cases, so their scores fall 3 and 6 months after a start). Returns
+    // the visits.
+    std::vector<time_point> add_encounters() {
+        std::vector<time_point> visits;
+        if (scripted) {
+            for (int d = 10; d < span() - 7; d += 90)
+                if (day_at(start, d, 9 * 60) < end) visits.push_back(day_at(start, d, 9 * 60 + 15 * index));
+        } else {
+            for (int d = g.uniform(0, 20); d < span() - 7; d += g.uniform(75, 105))
+                visits.push_back(day_at(start, d, g.uniform(8 * 60, 16 * 60)));
+        }
+        for (const auto when : visits) store.push(make(rtype::encounter, 0, when, "finished", primary));
+        return visits;
+    }
+
+    // Observations: a monthly diary pain score, and at each visit a pain
+    // score, MIDAS, HIT-6 and (every other visit) PHQ-9: 35+ per patient, so
+    // a search spans seven pages at _count=5.
+    void add_observations(const std::vector<time_point>& visits) {
+        std::vector<std::pair<time_point, int>> obs;
+        for (int m = 0; m < months; ++m) {
+            const time_point when = day_at(start, m * 30 + g.uniform(0, 25), 20 * 60);
+            if (when < end) obs.emplace_back(when, obs_pain);
+        }
+        for (std::size_t v = 0; v < visits.size(); ++v) {
+            obs.emplace_back(visits[v] + std::chrono::minutes{5}, obs_pain);
+            obs.emplace_back(visits[v] + std::chrono::minutes{6}, obs_midas);
+            obs.emplace_back(visits[v] + std::chrono::minutes{7}, obs_hit6);
+            if (v % 2 == 0) obs.emplace_back(visits[v] + std::chrono::minutes{8}, obs_phq9);
+        }
+        std::sort(obs.begin(), obs.end());
+        for (const auto& [when, kind] : obs) {
+            record r = make(rtype::observation, kind, when, "final", primary);
+            if (scripted && (kind == obs_midas || kind == obs_hit6)) {
+                for (const auto& sc : scripted->scores)
+                    if (when >= day_at(start, sc.day, 0)) r.value = kind == obs_midas ? sc.midas : sc.hit6;
+            }
+            store.push(std::move(r));
+        }
+    }
+
+    // Procedures: botulinum toxin every 12 weeks, and some nerve blocks.
+    void add_procedures(const std::vector<time_point>& botox_days) {
+        std::vector<std::pair<time_point, int>> procs;
+        for (const auto when : botox_days) procs.emplace_back(when, proc_botox_migraine);
+        if (scripted) {
+            for (const auto& [day, kind] : scripted->procedures)
+                procs.emplace_back(day_at(start, day, 14 * 60), kind);
+        } else if (primary != dx_tension && g.chance(0.3)) {
+            const int n = g.uniform(1, 2);
+            for (int k = 0; k < n; ++k)
+                procs.emplace_back(day_at(start, g.uniform(30, span() - 30), 14 * 60), proc_occipital_block);
+        }
+        std::sort(procs.begin(), procs.end());
+        for (const auto& [when, kind] : procs)
+            store.push(make(rtype::procedure, kind, when, "completed",
+                            kind == proc_botox_migraine ? dx_chronic_migraine : primary));
+    }
+
+    // Appointments: the last two visits (fulfilled, or a no-show) and one or
+    // two booked in the weeks after the anchor (none after a death).
+    void add_appointments(const std::vector<time_point>& visits) {
+        const time_point anchor = store.anchor_;
+        std::vector<std::pair<time_point, std::string>> appts;
+        for (std::size_t v = visits.size() >= 2 ? visits.size() - 2 : 0; v < visits.size(); ++v)
+            appts.emplace_back(visits[v], g.chance(0.9) ? "fulfilled" : "noshow");
+        const int future = end < anchor ? 0 : g.uniform(1, 2);
+        for (int k = 0; k < future; ++k)
+            appts.emplace_back(day_at(anchor, 14 + 30 * k + g.uniform(0, 20), g.uniform(16, 32) * 30),
+                               "booked");
+        for (auto& [when, status] : appts) {
+            record r = make(rtype::appointment, 0, when, status, primary);
+            if (when >= anchor) r.last_updated = anchor - days{g.uniform(1, 20)};  // booked before the anchor
+            store.push(std::move(r));
+        }
+    }
+};
+
 void data_store::generate_patient(int index) {
     rng g(mix_seed(seed_, static_cast<std::uint64_t>(index)));
     const std::uint64_t tag = g.next() & 0xFFFF;
@@ -724,219 +976,25 @@ void data_store::generate_patient(int index) {
                         : pick < 0.75 ? dx_chronic_migraine
                         : pick < 0.88 ? dx_tension
                                       : dx_cluster;
-    const bool chronic = primary == dx_chronic_migraine;
     const int months = scripted ? case_months : 18 + g.uniform(0, 6);
     const time_point start = day_at(anchor_, -months * 30, 0);
     // History ends at the anchor, or at death.
     const time_point end =
         scripted && scripted->deceased_day >= 0 ? day_at(start, scripted->deceased_day, 0) : anchor_;
-    // Everything generated was last touched before the anchor, so a client's
-    // `_lastUpdated` cursor is older than any change a control makes later.
-    const auto stamp = [&](time_point when, rng& rg) {
-        const time_point t = when + std::chrono::hours{rg.uniform(1, 48)};
-        return std::min(t, anchor_ - std::chrono::hours{1});
-    };
-    const auto make = [&](rtype t, int variant, time_point when, std::string status, int dx) {
-        record r;
-        r.type = t;
-        r.id = t == rtype::patient ? pid : next_id(t);
-        r.patient_id = pid;
-        r.seed = g.next();
-        r.variant = variant;
-        r.dx = dx;
-        r.status = std::move(status);
-        r.when = when;
-        r.last_updated = stamp(when, g);
-        return r;
-    };
 
     patient_ids_.push_back(pid);
     profiles_[pid] = patient_profile{index, primary};
     by_patient_[pid];  // a patient with no resources of a type still exists
-    {
-        record p = make(rtype::patient, index, start, "active", primary);
-        p.last_updated = anchor_ - days{months * 30} + std::chrono::hours{2};
-        if (scripted) {
-            p.female = scripted->female;
-            p.birth_year = scripted->birth_year;
-            if (scripted->deceased_day >= 0) {
-                p.deceased = day_at(start, scripted->deceased_day, 4 * 60);
-                p.last_updated = stamp(*p.deceased, g);
-            }
-        }
-        push(std::move(p));
-    }
 
-    // Conditions: the primary headache diagnosis and up to three others.
-    std::vector<std::tuple<time_point, int, std::string>> conditions;
-    if (scripted) {
-        for (const auto& [day, dx] : scripted->conditions)
-            conditions.emplace_back(day_at(start, day, 9 * 60), dx, "active");
-    } else {
-        conditions.emplace_back(day_at(start, -g.uniform(30, 700), 9 * 60), primary, "active");
-        if ((is_migraine(primary)) && g.chance(0.3))
-            conditions.emplace_back(day_at(start, g.uniform(90, 300), 10 * 60), dx_moh,
-                                    g.chance(0.4) ? "resolved" : "active");
-        if (primary != dx_tension && g.chance(0.25))
-            conditions.emplace_back(day_at(start, g.uniform(0, 200), 11 * 60), dx_tension, "active");
-        if (g.chance(0.3))
-            conditions.emplace_back(day_at(start, -g.uniform(100, 2000), 9 * 60), dx_htn, "active");
-    }
-    const bool has_moh = std::any_of(conditions.begin(), conditions.end(),
-                                     [](const auto& c) { return std::get<1>(c) == dx_moh; });
-    std::sort(conditions.begin(), conditions.end());
-    for (auto& [when, dx, status] : conditions) push(make(rtype::condition, dx, when, status, dx));
-
-    // Prescriptions over the months of history: acute drugs a box at a time
-    // every one to three months, preventives tried in sequence, each order
-    // for 30 days with the refills the trial needs (the CGRP
-    // prior-authorization story: two oral preventive classes, then a mAb).
-    std::vector<order> meds;
-    const auto recent = [&](time_point t) { return t > anchor_ - days{75}; };
-    const int span = months * 30;
-    std::vector<time_point> botox_days;
-    if (scripted) {
-        meds = scripted->orders;
-    } else {
-        const auto refill = [&](int drug, int from_day, int to_day, int min_gap, int max_gap) {
-            // A PRN triptan or gepant is written one of three ways (prn_style).
-            const int style = drug <= rx_rimegepant ? g.uniform(0, 2) : -1;
-            for (int d = from_day; d < to_day; d += g.uniform(min_gap, max_gap))
-                meds.push_back({d, drug, -1, -1, style});
-        };
-        std::vector<int> acute;
-        if (primary == dx_tension) {
-            acute.push_back(g.chance(0.5) ? rx_ibuprofen : rx_naproxen);
-            if (g.chance(0.3)) acute.push_back(rx_butalbital);
-        } else if (primary == dx_cluster) {
-            acute.push_back(rx_sumatriptan);
-            if (g.chance(0.2)) acute.push_back(rx_tramadol);
-        } else {
-            acute.push_back(g.chance(0.6) ? rx_sumatriptan : rx_rizatriptan);
-            if (g.chance(0.5)) acute.push_back(g.chance(0.5) ? rx_ibuprofen : rx_naproxen);
-            if (g.chance(0.3)) acute.push_back(g.chance(0.5) ? rx_ubrogepant : rx_rimegepant);
-            if (has_moh) acute.push_back(g.chance(0.5) ? rx_butalbital : rx_tramadol);
-        }
-        for (std::size_t k = 0; k < acute.size(); ++k) {
-            // The first drug a box every one to two and a half months; a
-            // second one is an occasional backup, a box every 2.5-5 months.
-            if (k == 0)
-                refill(acute[k], g.uniform(0, 20), span, 30, 75);
-            else
-                refill(acute[k], g.uniform(30, span / 2), span, 75, 150);
-        }
-        // One order per trial, refilled to its length (at most 5 refills, then a new order).
-        const auto trial = [&](int drug, int from_day, int to_day, bool stopped) {
-            for (int d = from_day; d < to_day; d += 180) {
-                const int left = std::min(to_day - d, 180);
-                const bool last = d + 180 >= to_day;
-                meds.push_back({d, drug, -1, std::max(0, (left + 29) / 30 - 1), -1,
-                                stopped && last ? "stopped" : nullptr});
-            }
-        };
-        if (chronic || (is_migraine(primary) && g.chance(0.4))) {
-            const int first = g.chance(0.6) ? rx_topiramate : rx_propranolol;
-            const int second =
-                first == rx_topiramate ? (g.chance(0.5) ? rx_propranolol : rx_amitriptyline) : rx_topiramate;
-            const int t1 = g.uniform(60, 150);  // each trial at least eight weeks
-            trial(first, 0, t1, true);
-            const int t2 = t1 + g.uniform(60, 150);
-            trial(second, t1 + 5, std::min(t2, span), t2 < span);
-            if (chronic && t2 < span)
-                for (int d = t2 + 7; d < span; d += 90) meds.push_back({d, rx_erenumab});
-        }
-        if (chronic && g.chance(0.7)) {
-            for (int d = std::max(0, span - 365) + g.uniform(0, 20); d < span - 7; d += 84) {
-                botox_days.push_back(day_at(start, d, 10 * 60));
-                meds.push_back({d - 14, rx_botox});
-            }
-        }
-    }
-    {
-        std::vector<record> rx;
-        for (const auto& o : meds) {
-            const time_point when = day_at(start, o.day, 8 * 60 + (o.day * 37 + o.drug * 11) % (9 * 60));
-            if (when >= end) continue;
-            record r = make(rtype::medication_request, o.drug, when,
-                            o.status       ? o.status
-                            : recent(when) ? "active"
-                                           : "completed",
-                            primary);
-            r.quantity = o.quantity;
-            r.repeats = o.repeats;
-            r.style = o.style;
-            rx.push_back(std::move(r));
-        }
-        std::stable_sort(rx.begin(), rx.end(),
-                         [](const record& a, const record& b) { return a.when < b.when; });
-        for (auto& r : rx) push(std::move(r));
-    }
-
-    // Encounters about every three months (every 90 days in the demo's
-    // cases, so their scores fall 3 and 6 months after a start).
-    std::vector<time_point> visits;
-    if (scripted) {
-        for (int d = 10; d < span - 7; d += 90)
-            if (day_at(start, d, 9 * 60) < end) visits.push_back(day_at(start, d, 9 * 60 + 15 * index));
-    } else {
-        for (int d = g.uniform(0, 20); d < span - 7; d += g.uniform(75, 105))
-            visits.push_back(day_at(start, d, g.uniform(8 * 60, 16 * 60)));
-    }
-    for (const auto when : visits) push(make(rtype::encounter, 0, when, "finished", primary));
-
-    // Observations: a monthly diary pain score, and at each visit a pain
-    // score, MIDAS, HIT-6 and (every other visit) PHQ-9: 35+ per patient, so
-    // a search spans seven pages at _count=5.
-    std::vector<std::pair<time_point, int>> obs;
-    for (int m = 0; m < months; ++m) {
-        const time_point when = day_at(start, m * 30 + g.uniform(0, 25), 20 * 60);
-        if (when < end) obs.emplace_back(when, obs_pain);
-    }
-    for (std::size_t v = 0; v < visits.size(); ++v) {
-        obs.emplace_back(visits[v] + std::chrono::minutes{5}, obs_pain);
-        obs.emplace_back(visits[v] + std::chrono::minutes{6}, obs_midas);
-        obs.emplace_back(visits[v] + std::chrono::minutes{7}, obs_hit6);
-        if (v % 2 == 0) obs.emplace_back(visits[v] + std::chrono::minutes{8}, obs_phq9);
-    }
-    std::sort(obs.begin(), obs.end());
-    for (const auto& [when, kind] : obs) {
-        record r = make(rtype::observation, kind, when, "final", primary);
-        if (scripted && (kind == obs_midas || kind == obs_hit6)) {
-            for (const auto& sc : scripted->scores)
-                if (when >= day_at(start, sc.day, 0)) r.value = kind == obs_midas ? sc.midas : sc.hit6;
-        }
-        push(std::move(r));
-    }
-
-    // Procedures: botulinum toxin every 12 weeks, and some nerve blocks.
-    std::vector<std::pair<time_point, int>> procs;
-    for (const auto when : botox_days) procs.emplace_back(when, proc_botox_migraine);
-    if (scripted) {
-        for (const auto& [day, kind] : scripted->procedures)
-            procs.emplace_back(day_at(start, day, 14 * 60), kind);
-    } else if (primary != dx_tension && g.chance(0.3)) {
-        const int n = g.uniform(1, 2);
-        for (int k = 0; k < n; ++k)
-            procs.emplace_back(day_at(start, g.uniform(30, span - 30), 14 * 60), proc_occipital_block);
-    }
-    std::sort(procs.begin(), procs.end());
-    for (const auto& [when, kind] : procs)
-        push(make(rtype::procedure, kind, when, "completed",
-                  kind == proc_botox_migraine ? dx_chronic_migraine : primary));
-
-    // Appointments: the last two visits (fulfilled, or a no-show) and one or
-    // two booked in the weeks after the anchor (none after a death).
-    std::vector<std::pair<time_point, std::string>> appts;
-    for (std::size_t v = visits.size() >= 2 ? visits.size() - 2 : 0; v < visits.size(); ++v)
-        appts.emplace_back(visits[v], g.chance(0.9) ? "fulfilled" : "noshow");
-    const int future = end < anchor_ ? 0 : g.uniform(1, 2);
-    for (int k = 0; k < future; ++k)
-        appts.emplace_back(day_at(anchor_, 14 + 30 * k + g.uniform(0, 20), g.uniform(16, 32) * 30), "booked");
-    for (auto& [when, status] : appts) {
-        record r = make(rtype::appointment, 0, when, status, primary);
-        if (when >= anchor_) r.last_updated = anchor_ - days{g.uniform(1, 20)};  // booked before the anchor
-        push(std::move(r));
-    }
+    // The steps in the order they draw from g.
+    patient_builder b{*this, g, index, pid, scripted, primary, months, start, end};
+    b.add_patient();
+    const bool has_moh = b.add_conditions();
+    const std::vector<time_point> botox_days = b.add_prescriptions(has_moh);
+    const std::vector<time_point> visits = b.add_encounters();
+    b.add_observations(visits);
+    b.add_procedures(botox_days);
+    b.add_appointments(visits);
 }
 
 std::vector<const record*> data_store::of_patient(rtype t, const std::string& patient_id) const {

@@ -91,6 +91,7 @@ private:
 
     record& push(record r);
     std::string next_id(rtype t);
+    struct patient_builder;  // data.cpp
     void generate_patient(int index);
 
     std::uint64_t seed_;

@@ -168,6 +168,102 @@ asio::awaitable<void> close_gracefully(connection<Stream>& c) {
     lowest.close();
 }
 
+// 413 for a body over the limit. False when the reply could not be
+// written (the connection is then simply dropped).
+template <class Stream>
+asio::awaitable<bool> reject_too_large(connection<Stream>& c) {
+    auto& lowest = beast::get_lowest_layer(c.stream);
+    const std::string reply =
+        "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    lowest.expires_after(write_timeout);
+    auto [wec, written] = co_await asio::async_write(c.stream, asio::buffer(reply), use_tuple);
+    if (wec) co_return false;
+    // Lingering close: read what the client is still sending, so that
+    // closing with unread data does not RST away the 413 itself.
+    std::array<char, 4096> scratch;
+    lowest.expires_after(2s);
+    for (;;) {
+        auto [dec, n] = co_await c.stream.async_read_some(asio::buffer(scratch), use_tuple);
+        if (dec) break;
+    }
+    co_return true;
+}
+
+// The scripted transport faults: each ends the connection its own way.
+// False for a response with no fault, which is written whole.
+template <class Stream>
+asio::awaitable<bool> write_with_fault(server_core& self, connection<Stream>& c,
+                                       const detail::http_response& response, const std::string& head) {
+    auto& lowest = beast::get_lowest_layer(c.stream);
+    if (response.fault == detail::transport_fault::truncate) {
+        // Content-Length promises the whole body; half of it arrives,
+        // then the connection closes (the client sees a partial message).
+        const std::string part = head + response.body.substr(0, response.body.size() / 2);
+        auto [wec, written] = co_await asio::async_write(c.stream, asio::buffer(part), use_tuple);
+        self.logic.note_reset_or_truncation(response.fault);
+        if (!wec) co_await close_gracefully(c);
+        co_return true;
+    }
+    if (response.fault == detail::transport_fault::reset) {
+        // Part of the head, then an RST (SO_LINGER 0): a connection reset
+        // mid-response, as a crashing proxy produces.
+        co_await asio::async_write(c.stream, asio::buffer(head.data(), head.size() / 2), use_tuple);
+        self.logic.note_reset_or_truncation(response.fault);
+        beast::error_code ec;
+        lowest.socket().set_option(tcp::socket::linger(true, 0), ec);
+        lowest.socket().close(ec);
+        co_return true;
+    }
+    if (response.fault == detail::transport_fault::stall ||
+        response.fault == detail::transport_fault::interim_flood) {
+        // Issue 12, defect 7: a server that keeps a request alive
+        // without ever finishing it. The timer waits between writes
+        // (never a sleep); the client's hang-up ends it when a write
+        // fails, stop() when it closes the socket.
+        const bool flood = response.fault == detail::transport_fault::interim_flood;
+        self.logic.note_reset_or_truncation(response.fault);
+        if (!flood) {
+            auto [wec, written] = co_await asio::async_write(c.stream, asio::buffer(head), use_tuple);
+            if (wec) co_return true;
+        }
+        // One 102, or one byte of the body, per interval; a stall stops
+        // a byte short of the body, so it never completes.
+        const std::size_t pieces = flood                      ? std::size_t(-1)
+                                   : response.interval <= 0ms ? 0
+                                   : response.body.empty()    ? 0
+                                                              : response.body.size() - 1;
+        for (std::size_t i = 0; i < pieces; ++i) {
+            c.timer.expires_after(response.interval);
+            auto [tec] = co_await c.timer.async_wait(use_tuple);
+            if (tec || !lowest.socket().is_open()) co_return true;
+            const std::string piece =
+                flood ? std::string("HTTP/1.1 102 Processing\r\n\r\n") : std::string(1, response.body[i]);
+            lowest.expires_after(write_timeout);
+            auto [wec, written] = co_await asio::async_write(c.stream, asio::buffer(piece), use_tuple);
+            if (wec) co_return true;  // the client gave up
+        }
+        // Hold the connection until the client hangs up (or stop()).
+        lowest.expires_never();
+        std::array<char, 256> scratch;
+        for (;;) {
+            auto [dec, n] = co_await c.stream.async_read_some(asio::buffer(scratch), use_tuple);
+            if (dec) co_return true;
+        }
+    }
+    if (response.fault == detail::transport_fault::reset_mid_body) {
+        // The head and half the body, then an RST: the client has begun
+        // reading the body when the connection dies.
+        const std::string part = head + response.body.substr(0, response.body.size() / 2);
+        co_await asio::async_write(c.stream, asio::buffer(part), use_tuple);
+        self.logic.note_reset_or_truncation(detail::transport_fault::reset);
+        beast::error_code ec;
+        lowest.socket().set_option(tcp::socket::linger(true, 0), ec);
+        lowest.socket().close(ec);
+        co_return true;
+    }
+    co_return false;
+}
+
 template <class Stream>
 asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<connection<Stream>> c) {
     auto& lowest = beast::get_lowest_layer(c->stream);
@@ -207,19 +303,7 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
         lowest.expires_after(idle_timeout);
         auto [rec, nread] = co_await http::async_read(c->stream, buffer, parser, use_tuple);
         if (rec == http::error::body_limit) {
-            const std::string reply =
-                "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-            lowest.expires_after(write_timeout);
-            auto [wec, written] = co_await asio::async_write(c->stream, asio::buffer(reply), use_tuple);
-            if (wec) co_return;
-            // Lingering close: read what the client is still sending, so that
-            // closing with unread data does not RST away the 413 itself.
-            std::array<char, 4096> scratch;
-            lowest.expires_after(2s);
-            for (;;) {
-                auto [dec, n] = co_await c->stream.async_read_some(asio::buffer(scratch), use_tuple);
-                if (dec) break;
-            }
+            if (!co_await reject_too_large(*c)) co_return;
             break;
         }
         if (rec) co_return;  // eof, timeout, reset or stop(): nothing more to say
@@ -244,72 +328,7 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
         const std::string head = detail::serialize_head(response, keep_alive);
         lowest.expires_after(write_timeout);
 
-        if (response.fault == detail::transport_fault::truncate) {
-            // Content-Length promises the whole body; half of it arrives,
-            // then the connection closes (the client sees a partial message).
-            const std::string part = head + response.body.substr(0, response.body.size() / 2);
-            auto [wec, written] = co_await asio::async_write(c->stream, asio::buffer(part), use_tuple);
-            self->logic.note_reset_or_truncation(response.fault);
-            if (!wec) co_await close_gracefully(*c);
-            co_return;
-        }
-        if (response.fault == detail::transport_fault::reset) {
-            // Part of the head, then an RST (SO_LINGER 0): a connection reset
-            // mid-response, as a crashing proxy produces.
-            co_await asio::async_write(c->stream, asio::buffer(head.data(), head.size() / 2), use_tuple);
-            self->logic.note_reset_or_truncation(response.fault);
-            beast::error_code ec;
-            lowest.socket().set_option(tcp::socket::linger(true, 0), ec);
-            lowest.socket().close(ec);
-            co_return;
-        }
-        if (response.fault == detail::transport_fault::stall ||
-            response.fault == detail::transport_fault::interim_flood) {
-            // Issue 12, defect 7: a server that keeps a request alive
-            // without ever finishing it. The timer waits between writes
-            // (never a sleep); the client's hang-up ends it when a write
-            // fails, stop() when it closes the socket.
-            const bool flood = response.fault == detail::transport_fault::interim_flood;
-            self->logic.note_reset_or_truncation(response.fault);
-            if (!flood) {
-                auto [wec, written] = co_await asio::async_write(c->stream, asio::buffer(head), use_tuple);
-                if (wec) co_return;
-            }
-            // One 102, or one byte of the body, per interval; a stall stops
-            // a byte short of the body, so it never completes.
-            const std::size_t pieces = flood                      ? std::size_t(-1)
-                                       : response.interval <= 0ms ? 0
-                                       : response.body.empty()    ? 0
-                                                                  : response.body.size() - 1;
-            for (std::size_t i = 0; i < pieces; ++i) {
-                c->timer.expires_after(response.interval);
-                auto [tec] = co_await c->timer.async_wait(use_tuple);
-                if (tec || !lowest.socket().is_open()) co_return;
-                const std::string piece =
-                    flood ? std::string("HTTP/1.1 102 Processing\r\n\r\n") : std::string(1, response.body[i]);
-                lowest.expires_after(write_timeout);
-                auto [wec, written] = co_await asio::async_write(c->stream, asio::buffer(piece), use_tuple);
-                if (wec) co_return;  // the client gave up
-            }
-            // Hold the connection until the client hangs up (or stop()).
-            lowest.expires_never();
-            std::array<char, 256> scratch;
-            for (;;) {
-                auto [dec, n] = co_await c->stream.async_read_some(asio::buffer(scratch), use_tuple);
-                if (dec) co_return;
-            }
-        }
-        if (response.fault == detail::transport_fault::reset_mid_body) {
-            // The head and half the body, then an RST: the client has begun
-            // reading the body when the connection dies.
-            const std::string part = head + response.body.substr(0, response.body.size() / 2);
-            co_await asio::async_write(c->stream, asio::buffer(part), use_tuple);
-            self->logic.note_reset_or_truncation(detail::transport_fault::reset);
-            beast::error_code ec;
-            lowest.socket().set_option(tcp::socket::linger(true, 0), ec);
-            lowest.socket().close(ec);
-            co_return;
-        }
+        if (co_await write_with_fault(*self, *c, response, head)) co_return;
         // One contiguous buffer: with Beast 1.81's ssl_stream a two-buffer
         // sequence (head, body) stalled after the head in our tests.
         const std::string whole = head + response.body;
