@@ -126,14 +126,8 @@ void family(std::string& out, std::string_view name, std::string_view type, std:
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
-}  // namespace
-
-std::string render_prometheus(const metrics_snapshot& m) {
-    std::string out;
-    family(out, "headachemd_sync_scheduler_up", "gauge",
-           "1 while the scheduler loop runs, 0 before it starts and while it stops.");
-    out += fmt::format("headachemd_sync_scheduler_up {}\n", m.scheduler_running ? 1 : 0);
-
+// Requests to the EHR and its rate limiting.
+void render_http_families(std::string& out, const metrics_snapshot& m) {
     family(out, "headachemd_sync_http_requests_total", "counter",
            "Requests sent to the EHR (token and FHIR), by HTTP status; status=\"error\": no response "
            "(timeout, reset, TLS).");
@@ -167,7 +161,10 @@ std::string render_prometheus(const metrics_snapshot& m) {
         out += fmt::format("headachemd_sync_rate_limited_until_seconds{{ehr=\"{}\"}} {}\n",
                            escape_label_value(name), until);
     }
+}
 
+// Token refreshes, rows written and job durations.
+void render_sync_families(std::string& out, const metrics_snapshot& m) {
     family(out, "headachemd_sync_token_refreshes_total", "counter",
            "refresh_token grants by outcome: ok, invalid_grant (the patient must enroll again), "
            "interrupted_refresh (refused after a refresh of the same token was interrupted: the patient must "
@@ -208,7 +205,10 @@ std::string render_prometheus(const metrics_snapshot& m) {
         out += fmt::format("headachemd_sync_job_duration_seconds_count{{ehr=\"{}\"}} {}\n", ehr,
                            e.job_seconds.count);
     }
+}
 
+// The listed patients by state, and the ones whose tokens need attention.
+void render_patient_families(std::string& out, const metrics_snapshot& m) {
     family(out, "headachemd_sync_patients", "gauge",
            "Listed patients by state: ok, failing, needs_reauth, not_enrolled, pending.");
     for (const auto& [name, e] : m.ehrs) {
@@ -235,6 +235,19 @@ std::string render_prometheus(const metrics_snapshot& m) {
     for (const auto& [name, e] : m.ehrs)
         out += fmt::format("headachemd_sync_refresh_tokens_lapsing{{ehr=\"{}\"}} {}\n",
                            escape_label_value(name), e.tokens_lapsing);
+}
+
+}  // namespace
+
+std::string render_prometheus(const metrics_snapshot& m) {
+    std::string out;
+    family(out, "headachemd_sync_scheduler_up", "gauge",
+           "1 while the scheduler loop runs, 0 before it starts and while it stops.");
+    out += fmt::format("headachemd_sync_scheduler_up {}\n", m.scheduler_running ? 1 : 0);
+
+    render_http_families(out, m);
+    render_sync_families(out, m);
+    render_patient_families(out, m);
     return out;
 }
 
