@@ -57,7 +57,7 @@ awaitable<result<smart::callback_params>> headless_redirect(http::transport& htt
     if (!a) co_return a.err();
     const auto location = a->header("Location");
     if (a->status != 302 || !location)
-        co_return error{"authorize_failed",
+        co_return error{errc::authorize_failed,
                         "the authorize endpoint answered HTTP " + std::to_string(a->status)};
     co_return smart::parse_callback(*location);
 }

@@ -85,14 +85,14 @@ int report(const unenroll_args& a, const config::config& cfg, const sync::unenro
                         "unenroll again later), or pass --force to remove it here anyway (the grant "
                         "at "
                         "the EHR then stays valid until it expires)",
-                        a.key, ehr_name, r.revocation->failure.message);
+                        a.key, ehr_name, r.revocation->failure->message);
                     return exit_code::unavailable;
                 }
                 log.warn(
                     "could not revoke the refresh token of patient {} at {}: {}. --force: removing "
                     "the "
                     "enrollment anyway; the grant at the EHR stays valid until it expires",
-                    a.key, ehr_name, r.revocation->failure.message);
+                    a.key, ehr_name, r.revocation->failure->message);
                 break;
         }
     }

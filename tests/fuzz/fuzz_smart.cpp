@@ -106,7 +106,8 @@ void token_response(int status, std::string_view body) {
         (void)state.usable(now);
         return;
     }
-    FUZZ_CHECK(!r.err().code.empty() && !r.err().message.empty(), "an error without code or message");
+    FUZZ_CHECK(!to_string(r.err().code).empty() && !r.err().message.empty(),
+               "an error without code or message");
     // Issue 12: server text is escaped and bounded before it reaches a
     // message (stored in sync_status, printed by status).
     for (const char c : r.err().message)

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "fuzz_support.hpp"
+#include "headachemd/core/base64.hpp"
 #include "headachemd/fhir/fhir.hpp"
 #include "headachemd/http/url.hpp"
 
@@ -159,7 +160,7 @@ void encoders(FuzzedDataProvider& p) {
     }
 
     const std::string blob = p.ConsumeRemainingBytesAsString();
-    const std::string b64 = http::base64_encode(blob);
+    const std::string b64 = headachemd::base64_encode(blob);
     FUZZ_CHECK(b64.size() == (blob.size() + 2) / 3 * 4, "base64 of the wrong length");
     std::string decoded(b64.size() / 4 * 3 + 1, '\0');
     const int got =
@@ -170,7 +171,7 @@ void encoders(FuzzedDataProvider& p) {
     decoded.resize(static_cast<std::size_t>(got) - padding);
     FUZZ_CHECK(decoded == blob, "base64 does not round-trip");
     const std::string b64url =
-        http::base64url_encode({reinterpret_cast<const unsigned char*>(blob.data()), blob.size()});
+        headachemd::base64url_encode({reinterpret_cast<const unsigned char*>(blob.data()), blob.size()});
     std::string expected = b64;
     while (expected.ends_with('=')) expected.pop_back();
     std::replace(expected.begin(), expected.end(), '+', '-');

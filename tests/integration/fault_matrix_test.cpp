@@ -102,7 +102,7 @@ struct recording_transport final : headachemd::http::transport {
             x.status = r->status;
             x.retry_after = r->header("Retry-After").has_value();
         } else {
-            x.error_code = r.err().code;
+            x.error_code = to_string(r.err().code);
         }
         log.push_back(std::move(x));
         co_return r;
@@ -398,7 +398,7 @@ TEST_F(fault_matrix, PersistentHttp500FailsTheTypeKeepsTheRestAndALaterPassCompl
     const auto* cond = type_of(r.patients[0], "Condition");
     ASSERT_NE(cond, nullptr);
     ASSERT_TRUE(cond->failure);
-    EXPECT_EQ(cond->failure->code, "http_500");
+    EXPECT_EQ(to_string(cond->failure->code), "http_500");
     EXPECT_EQ(requests_to("/Condition"), 5);  // backoff.max_attempts, then the job gives up
     EXPECT_EQ(rows("condition", "1=1"), 0);
     // The other types went on.
@@ -434,7 +434,7 @@ TEST_F(fault_matrix, ConnectionRefusedFailsCleanlyAndSpendsNoToken) {
     ASSERT_EQ(r.patients.size(), 1u);
     EXPECT_FALSE(r.patients[0].ok);
     ASSERT_TRUE(r.patients[0].failure);
-    EXPECT_EQ(r.patients[0].failure->code, "connect");
+    EXPECT_EQ(to_string(r.patients[0].failure->code), "connect");
     EXPECT_FALSE(r.patients[0].needs_reauth);
     for (const auto& x : sent) EXPECT_EQ(x.error_code, "connect") << x.url;
     EXPECT_EQ(all_rows(), 0);
@@ -484,7 +484,7 @@ TEST_F(fault_matrix, TruncatedBodyWithLyingContentLengthIsRejectedAndNothingFrom
     const auto* obs = type_of(r.patients[0], "Observation");
     ASSERT_NE(obs, nullptr);
     ASSERT_TRUE(obs->failure);
-    EXPECT_EQ(obs->failure->code, "bad_page");
+    EXPECT_EQ(to_string(obs->failure->code), "bad_page");
     // Page 1 is kept, nothing of page 2 or later was written.
     for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(has_row("observation", ids[i]), i < 5) << i;
     st::sync_state s(*db);
@@ -506,7 +506,7 @@ TEST_F(fault_matrix, ContentLengthShorterThanTheBodyIsRejectedAndTheRestIsNotTak
     const auto* obs = type_of(r.patients[0], "Observation");
     ASSERT_NE(obs, nullptr);
     ASSERT_TRUE(obs->failure);
-    EXPECT_EQ(obs->failure->code, "bad_page");
+    EXPECT_EQ(to_string(obs->failure->code), "bad_page");
     for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(has_row("observation", ids[i]), i < 5) << i;
     // The left-over half is never read as a response: the client does not
     // reuse a connection with bytes left over; should they arrive late, the
@@ -515,7 +515,7 @@ TEST_F(fault_matrix, ContentLengthShorterThanTheBodyIsRejectedAndTheRestIsNotTak
     for (const auto& t : r.patients[0].types) {
         if (t.type == "Observation" || t.not_served) continue;
         if (t.failure) {
-            EXPECT_EQ(t.failure->code, "protocol") << t.type << ": " << t.failure->message;
+            EXPECT_EQ(to_string(t.failure->code), "protocol") << t.type << ": " << t.failure->message;
         } else {
             EXPECT_EQ(rows(table_of.at(t.type)), static_cast<int>((*ehr)->count_for(pid, t.type))) << t.type;
         }
@@ -573,7 +573,7 @@ TEST_F(fault_matrix, ServerStallingAfterTheHeadersEndsWithinTheDeadlineAndTheRet
     const auto* cond = type_of(r.patients[0], "Condition");
     ASSERT_NE(cond, nullptr);
     ASSERT_TRUE(cond->failure);
-    EXPECT_EQ(cond->failure->code, "timeout") << cond->failure->message;
+    EXPECT_EQ(to_string(cond->failure->code), "timeout") << cond->failure->message;
     EXPECT_NE(cond->failure->message.find("retry budget"), std::string::npos) << cond->failure->message;
     const auto tries = exchanges_to("/Condition");
     ASSERT_EQ(tries.size(), 2u);
@@ -614,7 +614,7 @@ TEST_F(fault_matrix, ServerSendingEndless1xxEndsWithinTheDeadline) {
     const auto* cond = type_of(r.patients[0], "Condition");
     ASSERT_NE(cond, nullptr);
     ASSERT_TRUE(cond->failure);
-    EXPECT_EQ(cond->failure->code, "timeout") << cond->failure->message;
+    EXPECT_EQ(to_string(cond->failure->code), "timeout") << cond->failure->message;
     const auto tries = exchanges_to("/Condition");
     ASSERT_EQ(tries.size(), 2u);
     for (const auto* x : tries) {
@@ -648,7 +648,7 @@ TEST_F(fault_matrix, CertificateFromAnUnknownCaIsRefusedAndNoTokenIsSent) {
     ASSERT_EQ(r.patients.size(), 1u);
     EXPECT_FALSE(r.patients[0].ok);
     ASSERT_TRUE(r.patients[0].failure);
-    EXPECT_EQ(r.patients[0].failure->code, "tls_verify");
+    EXPECT_EQ(to_string(r.patients[0].failure->code), "tls_verify");
     EXPECT_FALSE(r.patients[0].needs_reauth);
     // The sandbox read no request at all: no refresh token, no bearer token.
     const auto stats = (*ehr)->stats();
@@ -680,7 +680,7 @@ TEST_F(fault_matrix, CertificateForAnotherHostIsRefusedAndNoTokenIsSent) {
     ASSERT_EQ(r.patients.size(), 1u);
     EXPECT_FALSE(r.patients[0].ok);
     ASSERT_TRUE(r.patients[0].failure);
-    EXPECT_EQ(r.patients[0].failure->code, "tls_verify");
+    EXPECT_EQ(to_string(r.patients[0].failure->code), "tls_verify");
     const auto stats = (*ehr)->stats();
     EXPECT_EQ(stats.requests, 0u);
     EXPECT_EQ(stats.token_calls, 0u);
@@ -708,7 +708,7 @@ TEST_F(fault_matrix, ExpiredCertificateFailsDiscoveryOnceAndSaysItExpired) {
     for (const auto& p : r.patients) {
         EXPECT_FALSE(p.ok);
         ASSERT_TRUE(p.failure);
-        EXPECT_EQ(p.failure->code, "tls_verify") << p.failure->message;
+        EXPECT_EQ(to_string(p.failure->code), "tls_verify") << p.failure->message;
         EXPECT_FALSE(p.needs_reauth);
     }
     const std::string& m = r.patients[0].failure->message;
@@ -765,7 +765,7 @@ TEST_F(fault_matrix, MalformedJsonOnPage3Of5KeepsPages1And2AndALaterPassComplete
     const auto* obs = type_of(r.patients[0], "Observation");
     ASSERT_NE(obs, nullptr);
     ASSERT_TRUE(obs->failure);
-    EXPECT_EQ(obs->failure->code, "bad_page");
+    EXPECT_EQ(to_string(obs->failure->code), "bad_page");
     EXPECT_NE(obs->failure->message.find("page 3"), std::string::npos) << obs->failure->message;
     EXPECT_EQ(obs->pages, 3);
     // Pages 1 and 2 are kept; the cursor did not move (a full pull is not
@@ -799,7 +799,7 @@ TEST_F(fault_matrix, BundleWithAnotherPatientsEntriesIsRejected) {
     const auto* cond = type_of(r.patients[0], "Condition");
     ASSERT_NE(cond, nullptr);
     ASSERT_TRUE(cond->failure);
-    EXPECT_EQ(cond->failure->code, "wrong_patient");
+    EXPECT_EQ(to_string(cond->failure->code), "wrong_patient");
     EXPECT_NE(status_error("hmd-1", "Condition").find("another patient"), std::string::npos)
         << status_error("hmd-1", "Condition");
     // Nothing of the page was written, under any patient key.
@@ -833,7 +833,7 @@ TEST_F(fault_matrix, NextLinkLoopingBackToAnEarlierPageIsDetected) {
     const auto* obs = type_of(r.patients[0], "Observation");
     ASSERT_NE(obs, nullptr);
     ASSERT_TRUE(obs->failure);
-    EXPECT_EQ(obs->failure->code, "paging_loop");
+    EXPECT_EQ(to_string(obs->failure->code), "paging_loop");
     // Page 1, page 2, at most page 1 once more under its server-made URL.
     EXPECT_LE(requests_to("/Observation"), 3);
     for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(has_row("observation", ids[i]), i < 10) << i;
@@ -855,7 +855,7 @@ TEST_F(fault_matrix, NextLinkLoopingBackUnderANewUrlEachTimeIsDetected) {
     const auto* obs = type_of(r.patients[0], "Observation");
     ASSERT_NE(obs, nullptr);
     ASSERT_TRUE(obs->failure);
-    EXPECT_EQ(obs->failure->code, "paging_loop");
+    EXPECT_EQ(to_string(obs->failure->code), "paging_loop");
     EXPECT_EQ(requests_to("/Observation"), 3);  // page 1, page 2, page 1 again: stop
     for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(has_row("observation", ids[i]), i < 10) << i;
     st::sync_state s(*db);
@@ -871,7 +871,7 @@ TEST_F(fault_matrix, OperationOutcomeWith200IsNotTakenForData) {
     const auto* cond = type_of(r.patients[0], "Condition");
     ASSERT_NE(cond, nullptr);
     ASSERT_TRUE(cond->failure);
-    EXPECT_EQ(cond->failure->code, "bad_page");
+    EXPECT_EQ(to_string(cond->failure->code), "bad_page");
     EXPECT_NE(cond->failure->message.find("OperationOutcome"), std::string::npos) << cond->failure->message;
     EXPECT_EQ(status_error("hmd-1", "Condition"), cond->failure->message);
     EXPECT_EQ(rows("condition", "1=1"), 0);
@@ -911,7 +911,7 @@ TEST_F(fault_matrix, RefreshAnsweringInvalidClientFailsTheJobButKeepsTheEnrollme
     EXPECT_EQ(r.failed(), 2);
     for (const auto& p : r.patients) {
         ASSERT_TRUE(p.failure);
-        EXPECT_EQ(p.failure->code, "invalid_client") << p.failure->message;
+        EXPECT_EQ(to_string(p.failure->code), "invalid_client") << p.failure->message;
         EXPECT_FALSE(p.needs_reauth);
     }
     // A registration problem, not the patient's: no needs_reauth, the token
@@ -971,7 +971,7 @@ struct lost_refresh : fault_matrix {
         ASSERT_EQ(r.patients.size(), 1u);
         EXPECT_FALSE(r.patients[0].ok);
         ASSERT_TRUE(r.patients[0].failure);
-        EXPECT_EQ(r.patients[0].failure->code, code) << r.patients[0].failure->message;
+        EXPECT_EQ(to_string(r.patients[0].failure->code), code) << r.patients[0].failure->message;
         EXPECT_FALSE(r.patients[0].needs_reauth);
         EXPECT_EQ((*ehr)->stats().token_calls, 1u);
         EXPECT_EQ(requests_to("/token"), 1);
@@ -1021,7 +1021,7 @@ TEST_F(fault_matrix, DiskFullFailsThePassCleanlyAndALaterPassCompletes) {
     int full = 0;
     for (const auto& p : r.patients)
         for (const auto& t : p.types)
-            if (t.failure && t.failure->code == "store_failed") {
+            if (t.failure && t.failure->code == headachemd::errc::store_failed) {
                 ++full;
                 EXPECT_NE(t.failure->message.find("full"), std::string::npos) << t.failure->message;
             }
@@ -1047,7 +1047,7 @@ TEST_F(fault_matrix, DatabaseLockedByAnAnalystsWriteFailsThePassCleanlyAndItResu
     EXPECT_EQ(r.failed(), 2);
     for (const auto& p : r.patients) {
         ASSERT_TRUE(p.failure);
-        EXPECT_EQ(p.failure->code, "store_failed");
+        EXPECT_EQ(to_string(p.failure->code), "store_failed");
         EXPECT_NE(p.failure->message.find("locked"), std::string::npos) << p.failure->message;
         EXPECT_FALSE(p.needs_reauth);
         EXPECT_EQ(p.types.size(), 1u);  // the job stops at the first refused page
@@ -1104,7 +1104,7 @@ TEST_F(fault_matrix, TransportErrorsAndARefusedOriginAreAuditedWithoutAStatus) {
     }
     int refused_types = 0;
     for (const auto& t : r.patients.at(0).types)
-        refused_types += t.failure && t.failure->code == "foreign_origin";
+        refused_types += t.failure && t.failure->code == headachemd::errc::foreign_origin;
     EXPECT_EQ(static_cast<int>(no_status.size()) - 1, refused_types);
     EXPECT_EQ(with_status, (*ehr)->stats().requests - (*ehr)->stats().resets);
 }
@@ -1242,7 +1242,7 @@ TEST_F(fault_bounds, RetryAfterBeyondTheCapEndsThePassAtOnceAsRateLimited) {
     EXPECT_EQ(r.failed(), 2) << failures(r);
     for (const auto& p : r.patients) {
         ASSERT_TRUE(p.failure) << p.patient_key;
-        EXPECT_EQ(p.failure->code, "rate_limited");
+        EXPECT_EQ(to_string(p.failure->code), "rate_limited");
         EXPECT_TRUE(p.retry_at);
         EXPECT_EQ(status_error(p.patient_key, "*").rfind("rate-limited until ", 0), 0u)
             << status_error(p.patient_key, "*");
@@ -1259,7 +1259,7 @@ TEST_F(fault_bounds, RetryAfterAsAnHttpDateFarAheadEndsThePassAtOnce) {
     EXPECT_TRUE(waits.empty()) << waits.size() << " wait(s), the first " << waits.front().count() << " ns";
     ASSERT_EQ(r.patients.size(), 1u);
     ASSERT_TRUE(r.patients[0].failure);
-    EXPECT_EQ(r.patients[0].failure->code, "rate_limited");
+    EXPECT_EQ(to_string(r.patients[0].failure->code), "rate_limited");
     EXPECT_EQ(status_error("hmd-1", "*").rfind("rate-limited until ", 0), 0u) << status_error("hmd-1", "*");
 }
 
@@ -1278,7 +1278,7 @@ TEST_F(fault_bounds, AnEndlessChainOfFreshPagesEndsAtThePageCap) {
     const auto* cond = type_of(r.patients[0], "Condition");
     ASSERT_NE(cond, nullptr);
     ASSERT_TRUE(cond->failure);
-    EXPECT_EQ(cond->failure->code, "page_limit");
+    EXPECT_EQ(to_string(cond->failure->code), "page_limit");
     EXPECT_EQ(requests_to("/Condition"), 4);
     EXPECT_NE(status_error("hmd-1", "Condition").find("max_pages_per_search"), std::string::npos);
     const auto pid = (*ehr)->patient_ids()[0];
@@ -1294,7 +1294,7 @@ TEST_F(fault_bounds, AnEndlessChainOfEmptyPagesEndsAtThePageCap) {
     const auto* cond = type_of(r.patients.at(0), "Condition");
     ASSERT_NE(cond, nullptr);
     ASSERT_TRUE(cond->failure);
-    EXPECT_EQ(cond->failure->code, "page_limit");
+    EXPECT_EQ(to_string(cond->failure->code), "page_limit");
     EXPECT_EQ(requests_to("/Condition"), 4);
     expect_a_clean_pass_completes();
 }
@@ -1320,7 +1320,7 @@ TEST_F(fault_bounds, PagesOfAnotherTypeAreRefused) {
     const auto* cond = type_of(r.patients.at(0), "Condition");
     ASSERT_NE(cond, nullptr);
     ASSERT_TRUE(cond->failure);
-    EXPECT_EQ(cond->failure->code, "bad_page");
+    EXPECT_EQ(to_string(cond->failure->code), "bad_page");
     EXPECT_NE(cond->failure->message.find("marked as a match of a search for Condition"), std::string::npos)
         << cond->failure->message;
     EXPECT_EQ(requests_to("/Condition"), 1);

@@ -268,7 +268,7 @@ std::string try_refresh(setup& s, const std::string& refresh_token) {
         auto r = co_await c.send(std::move(req));
         if (r) {
             auto t = headachemd::smart::parse_token_response(r->status, r->body);
-            outcome = t ? "ok" : t.err().code;
+            outcome = t ? "ok" : to_string(t.err().code);
         }
         c.close_idle();
     };

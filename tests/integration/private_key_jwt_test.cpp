@@ -71,14 +71,16 @@ asio::awaitable<headachemd::result<smart::token_response>> enroll(headachemd::ht
     auto a = co_await http.send(auth);
     if (!a) co_return a.err();
     const auto location = a->header("Location");
-    if (a->status != 302 || !location) co_return headachemd::error{"authorize", "no redirect: " + a->body};
+    if (a->status != 302 || !location)
+        co_return headachemd::error{headachemd::errc::authorize_failed, "no redirect: " + a->body};
     auto url = boost::urls::parse_uri_reference(*location);
     std::string code, returned_state;
     for (const auto& p : url->params()) {
         if (p.key == "code") code = p.value;
         if (p.key == "state") returned_state = p.value;
     }
-    if (returned_state != state || code.empty()) co_return headachemd::error{"authorize", "bad redirect"};
+    if (returned_state != state || code.empty())
+        co_return headachemd::error{headachemd::errc::authorize_failed, "bad redirect"};
     const auto tr = smart::make_code_exchange_request(
         code, redirect_uri, pkce.verifier, creds, {conf->token_endpoint, std::chrono::system_clock::now()});
     headachemd::http::request tok;

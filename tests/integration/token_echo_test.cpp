@@ -12,6 +12,7 @@
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
 
+#include "headachemd/core/base64.hpp"
 #include "headachemd/http/url.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/store/vault.hpp"
@@ -65,7 +66,7 @@ TEST(TokenEndpointEcho, TheEchoedRequestReachesNeitherOutputNorStatusNorHeadache
     // What a leak would look like: each secret, also as the request carried it.
     const std::vector<std::string> secrets = {
         token, secret, headachemd::http::percent_encode(secret),
-        headachemd::http::base64_encode(ehr->config().client_id + ":" + secret)};
+        headachemd::base64_encode(ehr->config().client_id + ":" + secret)};
 
     for (const std::string& auth : std::vector<std::string>{"client_secret_basic", "client_secret_post"}) {
         write_config(auth);

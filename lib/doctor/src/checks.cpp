@@ -814,18 +814,23 @@ std::string body_excerpt(std::string_view body) {
 }
 
 std::string explain_oauth_error(std::string_view error) {
-    if (error == "invalid_scope")
-        return "A requested scope is unknown to the server or not allowed for this app.";
-    if (error == "invalid_request")
-        return "A parameter is missing, repeated or malformed (PKCE, aud, state, redirect_uri …).";
-    if (error == "unauthorized_client")
-        return "This client may not use the authorization code flow (check the app type at the EHR).";
-    if (error == "access_denied") return "The user or the server's policy refused the request.";
-    if (error == "unsupported_response_type")
-        return "The server does not accept response_type=code for this app.";
-    if (error == "server_error" || error == "temporarily_unavailable")
-        return "The server failed; try again later.";
-    return "The server refused the request.";
+    switch (error_code::oauth(error).value()) {
+        case errc::invalid_scope:
+            return "A requested scope is unknown to the server or not allowed for this app.";
+        case errc::invalid_request:
+            return "A parameter is missing, repeated or malformed (PKCE, aud, state, redirect_uri …).";
+        case errc::unauthorized_client:
+            return "This client may not use the authorization code flow (check the app type at the EHR).";
+        case errc::access_denied:
+            return "The user or the server's policy refused the request.";
+        case errc::unsupported_response_type:
+            return "The server does not accept response_type=code for this app.";
+        case errc::server_error:
+        case errc::temporarily_unavailable:
+            return "The server failed; try again later.";
+        default:
+            return "The server refused the request.";
+    }
 }
 
 }  // namespace
@@ -928,9 +933,9 @@ const std::string* authorize_url_parts::get(std::string_view name) const { retur
 
 result<authorize_url_parts> parse_authorize_url(std::string_view url) {
     auto u = boost::urls::parse_absolute_uri(url);
-    if (!u) return error{"invalid_url", "the authorize URL is not an absolute URL"};
+    if (!u) return error{errc::invalid_url, "the authorize URL is not an absolute URL"};
     if (u->scheme() != "https" && u->scheme() != "http")
-        return error{"invalid_url", "the authorize URL is not http(s)"};
+        return error{errc::invalid_url, "the authorize URL is not http(s)"};
     authorize_url_parts parts;
     parts.endpoint = std::string(u->scheme()) + "://" + std::string(u->encoded_authority()) +
                      std::string(u->encoded_path());

@@ -69,13 +69,14 @@ result<page_meta> read_page_meta(simdjson::padded_string_view json) {
     od::document doc;
     od::object obj;
     if (auto err = parser.iterate(json).get(doc))
-        return error{"bad_json", std::string("page is not valid JSON: ") + simdjson::error_message(err)};
-    if (doc.get_object().get(obj)) return error{"bad_json", "page is not a JSON object"};
+        return error{errc::bad_json, std::string("page is not valid JSON: ") + simdjson::error_message(err)};
+    if (doc.get_object().get(obj)) return error{errc::bad_json, "page is not a JSON object"};
     page_meta m;
     for (auto field : obj) {
         std::string_view key;
         if (auto err = field.unescaped_key().get(key))
-            return error{"bad_json", std::string("page is not valid JSON: ") + simdjson::error_message(err)};
+            return error{errc::bad_json,
+                         std::string("page is not valid JSON: ") + simdjson::error_message(err)};
         od::value v = field.value();
         if (key == "resourceType") {
             std::string_view t;
@@ -145,7 +146,7 @@ result<page_meta> read_page_meta(simdjson::padded_string_view json) {
     }
     // Full validation (brackets, trailing bytes, depth) is the normalizer's,
     // which reads the same page next and rejects it whole.
-    if (m.resource_type.empty()) return error{"bad_json", "page has no resourceType"};
+    if (m.resource_type.empty()) return error{errc::bad_json, "page has no resourceType"};
     return m;
 }
 
@@ -161,10 +162,10 @@ bool capabilities::serves(std::string_view type) const {
 result<capabilities> parse_capability_statement(std::string_view json) {
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
-    if (parser.parse(json).get(doc)) return error{"bad_json", "CapabilityStatement is not valid JSON"};
+    if (parser.parse(json).get(doc)) return error{errc::bad_json, "CapabilityStatement is not valid JSON"};
     std::string_view rt;
     if (doc["resourceType"].get(rt) || rt != "CapabilityStatement")
-        return error{"bad_capability", "metadata did not return a CapabilityStatement"};
+        return error{errc::bad_capability, "metadata did not return a CapabilityStatement"};
     capabilities c;
     simdjson::dom::array rest;
     if (doc["rest"].get(rest)) return c;

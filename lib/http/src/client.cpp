@@ -129,30 +129,31 @@ struct target_info {
     std::string location;  // scheme://host:port/path: no query, no fragment
 };
 
-error fail(std::string_view code, std::string_view method, std::string_view location,
-           std::string_view detail) {
+error fail(errc code, std::string_view method, std::string_view location, std::string_view detail) {
     std::string msg(method);
     msg += ' ';
     msg += location;
     msg += ": ";
     msg += detail;
-    return error{std::string(code), std::move(msg)};
+    return error{code, std::move(msg)};
 }
 
 result<target_info> parse_target(std::string_view url, std::string_view method) {
     // The URL itself is never echoed: its query may name a patient.
     auto parsed = boost::urls::parse_uri(url);
-    if (!parsed) return fail("invalid_url", method, "<url>", "not an absolute URI (RFC 3986 §4.3)");
+    if (!parsed) return fail(errc::invalid_url, method, "<url>", "not an absolute URI (RFC 3986 §4.3)");
     const boost::urls::url_view& u = *parsed;
     std::string scheme(u.scheme());
     for (char& c : scheme) c = ascii_lower(c);
     if (scheme != "https" && scheme != "http")
-        return fail("invalid_url", method, "<url>", "scheme '" + scheme + "' is not supported (https only)");
+        return fail(errc::invalid_url, method, "<url>",
+                    "scheme '" + scheme + "' is not supported (https only)");
     // RFC 9110 §4.2.4: userinfo in an http(s) URI is deprecated and
     // a credential in a URL ends up in logs.
-    if (u.has_userinfo()) return fail("invalid_url", method, scheme + "://<url>", "the URL carries userinfo");
+    if (u.has_userinfo())
+        return fail(errc::invalid_url, method, scheme + "://<url>", "the URL carries userinfo");
     auto o = origin_of(url);
-    if (!o) return fail("invalid_url", method, scheme + "://<url>", "the host or port is not valid");
+    if (!o) return fail(errc::invalid_url, method, scheme + "://<url>", "the host or port is not valid");
 
     std::string path(u.encoded_path());
     if (path.empty()) path = "/";
@@ -167,7 +168,7 @@ result<target_info> parse_target(std::string_view url, std::string_view method) 
     // loopback only (the sandbox, a local test server), and the check is
     // made before anything is resolved or connected.
     if (o->scheme == "http" && !is_loopback_host(o->host))
-        return fail("insecure_scheme", method, t.location,
+        return fail(errc::insecure_scheme, method, t.location,
                     "plain http:// is refused for a host that is not loopback; use https://");
     t.where = std::move(*o);
     return t;
@@ -185,23 +186,24 @@ std::string host_field(const origin& o) {
 result<message_t> build_message(request& req, const target_info& t, const client_options& opts,
                                 std::string_view method) {
     if (req.method == bhttp::verb::unknown)
-        return fail("invalid_request", method, t.location, "the request method is unknown");
+        return fail(errc::invalid_request, method, t.location, "the request method is unknown");
     message_t msg{req.method, t.target, 11};
     msg.set(bhttp::field::host, host_field(t.where));
     msg.set(bhttp::field::user_agent, opts.user_agent);
     for (const auto& h : req.headers) {
         // The field name may be shown; the value never is.
         if (!is_token(h.name))
-            return fail("invalid_request", method, t.location, "a header field name is not a valid token");
+            return fail(errc::invalid_request, method, t.location,
+                        "a header field name is not a valid token");
         if (!is_safe_field_value(h.value))
-            return fail("invalid_request", method, t.location,
+            return fail(errc::invalid_request, method, t.location,
                         "header '" + h.name + "' has a value with CR, LF or NUL");
         // Beast keeps a field's offsets in 16 bits and throws
         // std::length_error ("field value too large") past 65533 bytes; an
         // access token from a hostile server can be that long. An error
         // value, like every other bad request.
         if (h.name.size() > max_field_bytes || h.value.size() > max_field_bytes)
-            return fail("invalid_request", method, t.location,
+            return fail(errc::invalid_request, method, t.location,
                         "header '" + (h.name.size() > 64 ? h.name.substr(0, 64) + "…" : h.name) +
                             "' is too large (" + std::to_string(h.name.size() + h.value.size()) +
                             " bytes; at most " + std::to_string(max_field_bytes) + ")");
@@ -375,14 +377,14 @@ std::string_view verify_reason(long verify) {
 // verification leaves its reason in the verify result (verify_host makes
 // sure a name mismatch does too); without one the handshake failed
 // otherwise (protocol, version, the peer hanging up).
-std::pair<std::string_view, std::string> tls_failure(ssl::stream<beast::tcp_stream>& s,
-                                                     const std::string& host, const beast::error_code& ec) {
+std::pair<errc, std::string> tls_failure(ssl::stream<beast::tcp_stream>& s, const std::string& host,
+                                         const beast::error_code& ec) {
     const long verify = SSL_get_verify_result(s.native_handle());
     if (verify != X509_V_OK)
-        return {"tls_verify", "TLS certificate verification failed for host " + host + ": " +
-                                  std::string(verify_reason(verify)) + " (" +
-                                  X509_verify_cert_error_string(verify) + ")"};
-    return {"tls", "TLS handshake failed: " + ec.message()};
+        return {errc::tls_verify, "TLS certificate verification failed for host " + host + ": " +
+                                      std::string(verify_reason(verify)) + " (" +
+                                      X509_verify_cert_error_string(verify) + ")"};
+    return {errc::tls, "TLS handshake failed: " + ec.message()};
 }
 
 // The deadline that applied to a failed step and how to name it.
@@ -391,16 +393,16 @@ struct limit_info {
     bool whole_request = true;  // false: the connect_timeout inside it
 };
 
-std::string failure_detail(phase p, const beast::error_code& ec, std::string_view code, limit_info limit,
+std::string failure_detail(phase p, const beast::error_code& ec, errc code, limit_info limit,
                            std::size_t max_body_bytes) {
     std::string d(detail::phase_name(p));
     d += ": ";
-    if (code == "timeout") {
+    if (code == errc::timeout) {
         d += limit.whole_request ? "the request was not complete within its deadline of " +
                                        std::to_string(limit.value.count()) + " ms"
                                  : "not complete within the connect timeout of " +
                                        std::to_string(limit.value.count()) + " ms";
-    } else if (code == "body_too_large") {
+    } else if (code == errc::body_too_large) {
         d += "the body exceeds the limit of " + std::to_string(max_body_bytes) + " bytes";
     } else {
         d += ec.message();
@@ -592,9 +594,9 @@ asio::awaitable<result<std::unique_ptr<connection>>> client::impl::open(const ta
     }
     if (endpoints.empty()) {
         if (t.where.scheme == "http")
-            co_return fail("insecure_scheme", method, t.location,
+            co_return fail(errc::insecure_scheme, method, t.location,
                            "the host did not resolve to a loopback address; plain http:// is refused");
-        co_return fail("resolve", method, t.location, "resolving the host: no addresses");
+        co_return fail(errc::resolve, method, t.location, "resolving the host: no addresses");
     }
 
     // 2. TCP.
@@ -617,16 +619,16 @@ asio::awaitable<result<std::unique_ptr<connection>>> client::impl::open(const ta
     // §4.3.4, RFC 6125).
     if (!is_ip_literal(t.where.host) &&
         SSL_set_tlsext_host_name(c->tls->native_handle(), t.where.host.c_str()) != 1)
-        co_return fail("tls", method, t.location, "TLS handshake: cannot set the server name (SNI)");
+        co_return fail(errc::tls, method, t.location, "TLS handshake: cannot set the server name (SNI)");
     c->tls->set_verify_mode(ssl::verify_peer);
     c->tls->set_verify_callback(verify_host{ssl::host_name_verification(t.where.host)});
     lowest.expires_at(deadline);
     auto [handshake_ec] = co_await c->tls->async_handshake(ssl::stream_base::client, use_tuple);
     if (handshake_ec) {
         const auto code = detail::classify(phase::handshake, handshake_ec);
-        if (code == "tls") {
+        if (code == errc::tls) {
             auto [tls_code, tls_detail] = tls_failure(*c->tls, t.where.host, handshake_ec);
-            if (tls_code == "tls")
+            if (tls_code == errc::tls)
                 tls_detail = std::string(detail::phase_name(phase::handshake)) + ": " + tls_detail;
             co_return fail(tls_code, method, t.location, tls_detail);
         }
@@ -687,7 +689,7 @@ asio::awaitable<result<response>> client::impl::run(std::shared_ptr<impl> self, 
         // request never reached the server whole, so any method may be
         // retried. Nothing came back after a full write: only idempotent
         // methods (RFC 9110 §9.2.2), since the server may have acted.
-        const bool stale = reused && attempt == 0 && code == "reset" &&
+        const bool stale = reused && attempt == 0 && code == errc::reset &&
                            (x.failed_at == phase::write ||
                             (x.failed_at == phase::read_header && !x.response_started && idempotent));
         if (stale) continue;

@@ -154,10 +154,10 @@ listener::~listener() { stop(); }
 
 result<std::uint16_t> listener::start(const std::string& host_port) {
     const auto hp = split_host_port(host_port);
-    if (!hp) return error{"bad_address", "not a host:port address: " + host_port};
+    if (!hp) return error{errc::bad_address, "not a host:port address: " + host_port};
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(hp->first, ec);
-    if (ec) return error{"bad_address", "not an IP address (use an IP, or localhost): " + hp->first};
+    if (ec) return error{errc::bad_address, "not an IP address (use an IP, or localhost): " + hp->first};
     const tcp::endpoint ep(address, hp->second);
     auto& a = impl_->acceptor;
     a.open(ep.protocol(), ec);
@@ -166,7 +166,7 @@ result<std::uint16_t> listener::start(const std::string& host_port) {
     if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
         a.close(ec);
-        return error{"listen", "cannot listen on " + host_port + ": " + ec.message()};
+        return error{errc::listen, "cannot listen on " + host_port + ": " + ec.message()};
     }
     impl_->bound_port = a.local_endpoint().port();
     auto self = impl_;

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "headachemd/core/base64.hpp"
 #include "headachemd/core/json.hpp"
 #include "headachemd/files/protected_file.hpp"
 #include "headachemd/http/url.hpp"
@@ -31,7 +32,7 @@ constexpr int p384_bytes = 48;
 constexpr int min_rsa_bits = 2048;  // RFC 7518 §3.3: RSA keys of 2048 bits or more
 
 std::string b64url(std::string_view bytes) {
-    return http::base64url_encode(
+    return base64url_encode(
         std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()));
 }
 
@@ -91,27 +92,27 @@ std::optional<jws_alg> parse_jws_alg(std::string_view name) {
 result<signing_key> signing_key::from_pem(std::string_view pem, std::string_view source) {
     const std::string src = where(source);
     if (pem.find("-----BEGIN") == std::string_view::npos)
-        return error{"bad_key", src + " is not a PEM file (no \"-----BEGIN\" line)"};
+        return error{errc::bad_key, src + " is not a PEM file (no \"-----BEGIN\" line)"};
     if (pem.find("ENCRYPTED") != std::string_view::npos)
-        return error{"bad_key",
+        return error{errc::bad_key,
                      src +
                          " holds an encrypted private key; the daemon runs unattended, so store it "
                          "unencrypted with mode 0600 (or as a systemd credential)"};
     if (pem.find("PRIVATE KEY-----") == std::string_view::npos)
-        return error{"bad_key", src + " holds no private key (expected a PEM \"PRIVATE KEY\" block)"};
+        return error{errc::bad_key, src + " holds no private key (expected a PEM \"PRIVATE KEY\" block)"};
     bio_ptr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
     if (!bio) openssl_failed("allocating a memory BIO");
     EVP_PKEY* raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, no_password, nullptr);
     // Nothing of OpenSSL's error queue leaves this function: its strings are
     // not ours to show, and a stale entry would confuse the next TLS call.
     ERR_clear_error();
-    if (!raw) return error{"bad_key", src + " is not a readable PEM private key"};
+    if (!raw) return error{errc::bad_key, src + " is not a readable PEM private key"};
     std::shared_ptr<evp_pkey_st> key(raw, EVP_PKEY_free);
     if (EVP_PKEY_is_a(raw, "RSA")) {
         const int bits = EVP_PKEY_get_bits(raw);
         if (bits < min_rsa_bits)
-            return error{"bad_key", src + " is an RSA key of " + std::to_string(bits) +
-                                        " bits; RS384 needs at least 2048 (RFC 7518 §3.3)"};
+            return error{errc::bad_key, src + " is an RSA key of " + std::to_string(bits) +
+                                            " bits; RS384 needs at least 2048 (RFC 7518 §3.3)"};
         return signing_key(std::move(key), jws_alg::rs384);
     }
     if (EVP_PKEY_is_a(raw, "EC")) {
@@ -119,15 +120,15 @@ result<signing_key> signing_key::from_pem(std::string_view pem, std::string_view
         std::size_t len = 0;
         if (EVP_PKEY_get_utf8_string_param(raw, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &len) != 1) {
             ERR_clear_error();
-            return error{"bad_key", src + " is an EC key on an unnamed curve; ES384 needs P-384"};
+            return error{errc::bad_key, src + " is an EC key on an unnamed curve; ES384 needs P-384"};
         }
         const std::string_view g(group, len);
         if (g != "secp384r1" && g != "P-384")
-            return error{"bad_key",
+            return error{errc::bad_key,
                          src + " is an EC key on " + std::string(g) + "; ES384 needs P-384 (secp384r1)"};
         return signing_key(std::move(key), jws_alg::es384);
     }
-    return error{"bad_key",
+    return error{errc::bad_key,
                  src + " holds a " +
                      std::string(EVP_PKEY_get0_type_name(raw) ? EVP_PKEY_get0_type_name(raw) : "unknown") +
                      " key; private_key_jwt needs RSA (RS384) or EC P-384 (ES384)"};
@@ -138,7 +139,7 @@ result<signing_key> signing_key::from_file(const std::filesystem::path& path) {
     // no access for others, a regular file, read with a cap.
     auto read = files::read_protected_file(path, files::file_kind::secret, "private key file",
                                            files::max_secret_bytes);
-    if (read.problem) return error{"bad_key", read.problem->message()};
+    if (read.problem) return error{errc::bad_key, read.problem->message()};
     auto key = from_pem(*read.content, "the private key file " + path.string());
     files::wipe(*read.content);
     return key;
@@ -174,7 +175,7 @@ std::string signing_key::thumbprint() const {
     unsigned int len = 0;
     if (EVP_Digest(canonical.data(), canonical.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1)
         openssl_failed("SHA-256");
-    return http::base64url_encode(digest);
+    return base64url_encode(digest);
 }
 
 std::string signing_key::public_jwk(std::string_view kid) const {
@@ -229,7 +230,7 @@ std::string make_client_assertion(const signing_key& key, std::string_view kid, 
     const std::string claims =
         "{\"iss\":" + json_string(c.client_id) + ",\"sub\":" + json_string(c.client_id) +
         ",\"aud\":" + json_string(c.token_endpoint) + ",\"exp\":" + std::to_string(exp) +
-        ",\"iat\":" + std::to_string(iat) + ",\"jti\":" + json_string(http::base64url_encode(jti)) + "}";
+        ",\"iat\":" + std::to_string(iat) + ",\"jti\":" + json_string(base64url_encode(jti)) + "}";
     const std::string signing_input = b64url(header) + "." + b64url(claims);
     return signing_input + "." + b64url(key.sign(signing_input));
 }

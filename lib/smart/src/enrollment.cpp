@@ -1,7 +1,8 @@
 #include "headachemd/smart/enrollment.hpp"
 
+#include "headachemd/core/base64.hpp"
+
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <simdjson.h>
 
 #include <algorithm>
@@ -33,46 +34,23 @@ std::string_view trim_paste(std::string_view s) {
     return s;
 }
 
-// RFC 4648 §5 base64url, padding optional (JWS, RFC 7515 §2).
-std::optional<std::string> base64url_decode(std::string_view in) {
-    std::string b64(in);
-    for (auto& c : b64) {
-        if (c == '-')
-            c = '+';
-        else if (c == '_')
-            c = '/';
-        else if (!std::isalnum(static_cast<unsigned char>(c)) && c != '=')
-            return std::nullopt;
-    }
-    while (b64.size() % 4) b64.push_back('=');
-    std::string out(b64.size() / 4 * 3, '\0');
-    const int n =
-        EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                        reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
-    if (n < 0) return std::nullopt;
-    std::size_t pad = 0;
-    for (auto it = b64.rbegin(); it != b64.rend() && *it == '='; ++it) ++pad;
-    out.resize(static_cast<std::size_t>(n) - std::min<std::size_t>(pad, static_cast<std::size_t>(n)));
-    return out;
-}
-
 }  // namespace
 
 result<callback_params> parse_callback(std::string_view url_or_query) {
     const std::string_view text = trim_paste(url_or_query);
-    if (text.empty()) return error{"bad_callback", "nothing was pasted"};
+    if (text.empty()) return error{errc::bad_callback, "nothing was pasted"};
     std::string_view query = text;
     if (const auto q = text.find('?'); q != std::string_view::npos) {
         query = text.substr(q + 1);
     } else if (text.find('=') == std::string_view::npos) {
-        return error{"bad_callback", "the redirect URL has no query (expected ?code=…&state=…)"};
+        return error{errc::bad_callback, "the redirect URL has no query (expected ?code=…&state=…)"};
     }
     // A fragment is not part of the query (RFC 3986 §3.5); the code flow
     // never puts parameters there.
     if (const auto h = query.find('#'); h != std::string_view::npos) query = query.substr(0, h);
     const std::string target = "/?" + std::string(query);
     auto parsed = boost::urls::parse_origin_form(target);
-    if (!parsed) return error{"bad_callback", "the redirect URL's query is malformed"};
+    if (!parsed) return error{errc::bad_callback, "the redirect URL's query is malformed"};
     callback_params out;
     for (auto p : parsed->params()) {
         std::optional<std::string>* slot = nullptr;
@@ -85,11 +63,12 @@ result<callback_params> parse_callback(std::string_view url_or_query) {
         else if (p.key == "error_description")
             slot = &out.error_description;
         if (!slot) continue;  // iss, session_state and the like are not ours to check
-        if (*slot) return error{"bad_callback", "the parameter '" + std::string(p.key) + "' appears twice"};
+        if (*slot)
+            return error{errc::bad_callback, "the parameter '" + std::string(p.key) + "' appears twice"};
         *slot = std::string(p.value);
     }
     if (!out.code && !out.error)
-        return error{"bad_callback", "the redirect URL has neither a code nor an error parameter"};
+        return error{errc::bad_callback, "the redirect URL has neither a code nor an error parameter"};
     return out;
 }
 
@@ -164,35 +143,49 @@ std::optional<std::string> patient_from_id_token(std::string_view id_token) {
     return id;
 }
 
-std::string explain_oauth_error(std::string_view code) {
+std::string explain_oauth_error(const error_code& code) {
     // RFC 6749 §4.1.2.1 (authorization endpoint) and §5.2 (token endpoint).
-    if (code == "access_denied")
-        return "The person declined, or closed the sign-in without approving. Nothing was stored; run enroll "
-               "again when they are ready.";
-    if (code == "invalid_request")
-        return "The EHR rejected the request itself: a missing or unsupported parameter, a PKCE challenge it "
-               "did not accept, an unregistered redirect URI, or an app not activated for this practice. Run "
-               "`headachemd-sync doctor` to check the registration.";
-    if (code == "invalid_scope")
-        return "The EHR does not offer one of the requested scopes. Run `headachemd-sync doctor` to see "
-               "which, "
-               "and remove it from `scopes` in the config.";
-    if (code == "unauthorized_client")
-        return "This client is not allowed to use the authorization code grant at this EHR. Check the app "
-               "registration (grant types) with the EHR vendor.";
-    if (code == "unsupported_response_type")
-        return "The EHR does not support response_type=code for this client. Check the app registration.";
-    if (code == "server_error" || code == "temporarily_unavailable")
-        return "The EHR had a problem of its own. Try again in a few minutes.";
-    if (code == "invalid_grant")
-        return "The EHR refused the authorization code: it expired (codes live about a minute), was already "
-               "used, or the PKCE verifier or redirect URI did not match. Run enroll again.";
-    if (code == "invalid_client")
-        return "The EHR did not accept this app's credentials: check client_id, the client secret file, or "
-               "for private_key_jwt the registered public key (kid) and the server's clock.";
-    if (code == "unsupported_grant_type")
-        return "The EHR does not allow this grant type for this client. Check the app registration.";
-    return "The EHR answered with an error this program does not know. The raw value is shown below.";
+    switch (code.value()) {
+        case errc::access_denied:
+            return "The person declined, or closed the sign-in without approving. Nothing was stored; run "
+                   "enroll "
+                   "again when they are ready.";
+        case errc::invalid_request:
+            return "The EHR rejected the request itself: a missing or unsupported parameter, a PKCE "
+                   "challenge it "
+                   "did not accept, an unregistered redirect URI, or an app not activated for this practice. "
+                   "Run "
+                   "`headachemd-sync doctor` to check the registration.";
+        case errc::invalid_scope:
+            return "The EHR does not offer one of the requested scopes. Run `headachemd-sync doctor` to see "
+                   "which, "
+                   "and remove it from `scopes` in the config.";
+        case errc::unauthorized_client:
+            return "This client is not allowed to use the authorization code grant at this EHR. Check the "
+                   "app "
+                   "registration (grant types) with the EHR vendor.";
+        case errc::unsupported_response_type:
+            return "The EHR does not support response_type=code for this client. Check the app registration.";
+        case errc::server_error:
+        case errc::temporarily_unavailable:
+            return "The EHR had a problem of its own. Try again in a few minutes.";
+        case errc::invalid_grant:
+            return "The EHR refused the authorization code: it expired (codes live about a minute), was "
+                   "already "
+                   "used, or the PKCE verifier or redirect URI did not match. Run enroll again.";
+        case errc::invalid_client:
+            return "The EHR did not accept this app's credentials: check client_id, the client secret file, "
+                   "or "
+                   "for private_key_jwt the registered public key (kid) and the server's clock.";
+        case errc::unsupported_grant_type:
+            return "The EHR does not allow this grant type for this client. Check the app registration.";
+        default:
+            return "The EHR answered with an error this program does not know. The raw value is shown below.";
+    }
+}
+
+std::string explain_oauth_error(std::string_view code) {
+    return explain_oauth_error(error_code::oauth(code));
 }
 
 }  // namespace headachemd::smart

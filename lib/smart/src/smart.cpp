@@ -10,6 +10,7 @@
 #include <array>
 #include <stdexcept>
 
+#include "headachemd/core/base64.hpp"
 #include "headachemd/core/text.hpp"
 #include "headachemd/http/url.hpp"
 #include "headachemd/smart/enrollment.hpp"
@@ -19,7 +20,7 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
-error bad(std::string code, std::string message) { return error{std::move(code), std::move(message)}; }
+error bad(error_code code, std::string message) { return error{std::move(code), std::move(message)}; }
 
 void read_string_array(od::value v, std::vector<std::string>& out) {
     od::array arr;
@@ -46,12 +47,12 @@ result<configuration> parse_configuration(std::string_view json) {
     od::document doc;
     od::object obj;
     if (parser.iterate(text).get(doc) || doc.get_object().get(obj))
-        return bad("bad_discovery", "smart-configuration is not a JSON object");
+        return bad(errc::bad_discovery, "smart-configuration is not a JSON object");
     configuration c;
     for (auto field : obj) {
         std::string_view key;
         if (field.unescaped_key().get(key))
-            return bad("bad_discovery", "smart-configuration is malformed JSON");
+            return bad(errc::bad_discovery, "smart-configuration is malformed JSON");
         od::value v = field.value();
         std::string_view s;
         if (key == "authorization_endpoint") {
@@ -70,7 +71,7 @@ result<configuration> parse_configuration(std::string_view json) {
             read_string_array(v, c.capabilities);
     }
     if (c.token_endpoint.empty())
-        return bad("bad_discovery",
+        return bad(errc::bad_discovery,
                    "smart-configuration has no token_endpoint (SMART App Launch requires it)");
     return c;
 }
@@ -81,10 +82,10 @@ result<configuration> parse_capability_oauth_uris(std::string_view json) {
     // document is small and its order is not fixed.
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
-    if (parser.parse(json).get(doc)) return bad("bad_discovery", "CapabilityStatement is malformed JSON");
+    if (parser.parse(json).get(doc)) return bad(errc::bad_discovery, "CapabilityStatement is malformed JSON");
     configuration c;
     simdjson::dom::array rest;
-    if (doc["rest"].get(rest)) return bad("bad_discovery", "CapabilityStatement has no rest");
+    if (doc["rest"].get(rest)) return bad(errc::bad_discovery, "CapabilityStatement has no rest");
     for (auto r : rest) {
         simdjson::dom::array exts;
         if (r["security"]["extension"].get(exts)) continue;
@@ -108,7 +109,7 @@ result<configuration> parse_capability_oauth_uris(std::string_view json) {
         }
     }
     if (c.token_endpoint.empty())
-        return bad("bad_discovery", "CapabilityStatement declares no oauth-uris token endpoint");
+        return bad(errc::bad_discovery, "CapabilityStatement declares no oauth-uris token endpoint");
     return c;
 }
 
@@ -252,7 +253,7 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
     od::object obj;
     const bool is_object = !parser.iterate(text).get(doc) && !doc.get_object().get(obj);
     if (!is_object) {
-        return bad(http_status >= 500 ? "http_" + std::to_string(http_status) : "bad_token_response",
+        return bad(http_status >= 500 ? error_code::http(http_status) : error_code(errc::bad_token_response),
                    "token endpoint answered HTTP " + std::to_string(http_status) + " without a JSON object");
     }
     token_response t;
@@ -261,7 +262,7 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
     for (auto field : obj) {
         std::string_view key;
         if (field.unescaped_key().get(key))
-            return bad("bad_token_response", "token response is malformed JSON");
+            return bad(errc::bad_token_response, "token response is malformed JSON");
         od::value v = field.value();
         std::string_view s;
         if (key == "access_token") {
@@ -318,38 +319,41 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
         // RFC 6749 §5.2: the code is the part we act on; the description is
         // free text and may echo the request (secrets included), so it is
         // never kept as sent.
-        std::string code = "http_" + std::to_string(http_status);
-        if (has_error) code = valid_oauth_error_code(oauth_error) ? oauth_error : "invalid_error_code";
+        error_code code = error_code::http(http_status);
+        if (has_error)
+            code = valid_oauth_error_code(oauth_error) ? error_code::oauth(oauth_error)
+                                                       : errc::invalid_error_code;
         const std::string desc = sanitize_server_text(description, secrets);
-        return bad(code, "token endpoint refused the request: " + code +
+        return bad(code, "token endpoint refused the request: " + to_string(code) +
                              (desc.empty() ? "" : " (" + desc + ")") + ", HTTP " +
                              std::to_string(http_status));
     }
     // The messages below name the field and what is wrong, never its value.
-    if (t.access_token.empty()) return bad("bad_token_response", "token response has no access_token");
+    if (t.access_token.empty()) return bad(errc::bad_token_response, "token response has no access_token");
     if (t.access_token.size() > token_caps::access_token)
-        return bad("bad_token_response",
+        return bad(errc::bad_token_response,
                    "token response's access_token is " + std::to_string(t.access_token.size()) +
                        " bytes, over the cap of " + std::to_string(token_caps::access_token) + "; not used");
     if (!b64token(t.access_token))
-        return bad("bad_token_response",
+        return bad(errc::bad_token_response,
                    "token response's access_token is not an RFC 6750 b64token (a space, control or other "
                    "character not allowed in an Authorization header); not used");
     if (!iequals(t.token_type, "bearer"))
         return bad(
-            "bad_token_response",
+            errc::bad_token_response,
             "token_type is \"" + sanitize_server_text(t.token_type, secrets, 40) + "\", expected Bearer");
     if (t.patient && !valid_fhir_id(*t.patient))
-        return bad("bad_token_response", "token response's patient is not a FHIR id (at most " +
-                                             std::to_string(token_caps::patient) + " of A-Z a-z 0-9 - .)");
+        return bad(errc::bad_token_response, "token response's patient is not a FHIR id (at most " +
+                                                 std::to_string(token_caps::patient) +
+                                                 " of A-Z a-z 0-9 - .)");
     if (!well_formed_scope(t.scope))
-        return bad("bad_token_response", "token response's scope is over " +
-                                             std::to_string(token_caps::scope) +
-                                             " bytes or not RFC 6749 section 3.3 scope characters");
+        return bad(errc::bad_token_response, "token response's scope is over " +
+                                                 std::to_string(token_caps::scope) +
+                                                 " bytes or not RFC 6749 section 3.3 scope characters");
     if (t.id_token && !well_formed_id_token(*t.id_token))
-        return bad("bad_token_response", "token response's id_token is over " +
-                                             std::to_string(token_caps::id_token) +
-                                             " bytes or not a compact JWT");
+        return bad(errc::bad_token_response, "token response's id_token is over " +
+                                                 std::to_string(token_caps::id_token) +
+                                                 " bytes or not a compact JWT");
     if (t.refresh_token && !well_formed_refresh_token(*t.refresh_token)) {
         t.refresh_token.reset();
         t.refresh_token_malformed = true;
@@ -383,7 +387,7 @@ std::string random_base64url(std::size_t bytes) {
     std::vector<unsigned char> buf(bytes);
     if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1)
         throw std::runtime_error("the OS random generator failed");
-    return http::base64url_encode(buf);
+    return base64url_encode(buf);
 }
 
 void add_client_auth(token_request& r, std::vector<std::pair<std::string, std::string>>& form,
@@ -392,7 +396,7 @@ void add_client_auth(token_request& r, std::vector<std::pair<std::string, std::s
         case client_auth::client_secret_basic: {
             const std::string user =
                 form_component(creds.client_id) + ":" + form_component(creds.client_secret);
-            r.headers.emplace_back("Authorization", "Basic " + http::base64_encode(user));
+            r.headers.emplace_back("Authorization", "Basic " + base64_encode(user));
             r.secrets.push_back(creds.client_secret);
             r.secrets.push_back(r.headers.back().second.substr(6));
             break;
@@ -433,7 +437,7 @@ std::string pkce_challenge(std::string_view verifier) {
     unsigned int len = 0;
     if (EVP_Digest(verifier.data(), verifier.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1)
         throw std::runtime_error("OpenSSL SHA-256 failed");
-    return http::base64url_encode(digest);
+    return base64url_encode(digest);
 }
 
 pkce_pair make_pkce() {
@@ -510,13 +514,13 @@ result<ok_t> parse_revocation_response(int http_status, std::string_view body) {
         auto parsed = parse_token_response(http_status, body);
         if (!parsed) {
             error e = parsed.err();
-            if (e.code == "bad_token_response") e.code = "http_" + std::to_string(http_status);
-            e.message = "revocation endpoint refused the request: " + e.code + ", HTTP " +
+            if (e.code == errc::bad_token_response) e.code = error_code::http(http_status);
+            e.message = "revocation endpoint refused the request: " + to_string(e.code) + ", HTTP " +
                         std::to_string(http_status);
             return e;
         }
     }
-    return error{"http_" + std::to_string(http_status),
+    return error{error_code::http(http_status),
                  "revocation endpoint answered HTTP " + std::to_string(http_status) + ", expected 200"};
 }
 

@@ -274,7 +274,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // A hold learnt by another job (or earlier in this one): not sent.
         if (auto held = rate_limit_hold(e)) co_return *held;
         if (!co_await wait(e.limiter.acquire(clk.now())))
-            co_return error{"stopped", "stopping: request not sent"};
+            co_return error{errc::stopped, "stopping: request not sent"};
         ++counters.requests;
         // The EHR's http_timeout is the deadline of the whole request
         // (issue 12, defect 7): per EHR, not one value for the client.
@@ -285,7 +285,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         if (r)
             record(audit, e, c, r->status, r->status < 400 ? "ok" : "http_" + std::to_string(r->status));
         else
-            record(audit, e, c, std::nullopt, r.err().code);
+            record(audit, e, c, std::nullopt, to_string(r.err().code));
         if (r && r->status == 429) ++counters.http_429;
         auto& per_ehr = ehr_counts(e);
         if (r)
@@ -345,11 +345,11 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     // the EHR is not held. Its message is what `status` shows.
     std::optional<error> rate_limit_hold(const ehr_state& e) const {
         if (!e.rate_limited_until || clk.now() >= *e.rate_limited_until) return std::nullopt;
-        return error{"rate_limited", "rate-limited until " + store::utc_timestamp(*e.rate_limited_until) +
-                                         ": the EHR asked to wait "
-                                         "longer than max_retry_after (" +
-                                         std::to_string(e.settings->max_retry_after.count()) +
-                                         " s); nothing is sent to it before then"};
+        return error{errc::rate_limited, "rate-limited until " + store::utc_timestamp(*e.rate_limited_until) +
+                                             ": the EHR asked to wait "
+                                             "longer than max_retry_after (" +
+                                             std::to_string(e.settings->max_retry_after.count()) +
+                                             " s); nothing is sent to it before then"};
     }
 
     // GET without a bearer token (discovery, metadata), with retries.
@@ -366,7 +366,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (step.action == request_action::fail) co_return *step.failure;
             if (auto err = before_retry(e, step)) co_return *err;
             if (step.action == request_action::retry) {  // not resend_now
-                if (!co_await wait(step.wait)) co_return error{"stopped", "stopping"};
+                if (!co_await wait(step.wait)) co_return error{errc::stopped, "stopping"};
             }
         }
     }
@@ -390,14 +390,14 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 auto c = smart::parse_configuration(r->body);
                 if (c) e.token_endpoint = c->token_endpoint;
             } else if (!r) {
-                if (r.err().code == "stopped" || r.err().code == "rate_limited") co_return r.err();
+                if (r.err().code == errc::stopped || r.err().code == errc::rate_limited) co_return r.err();
                 failed = r.err();
                 failed_step = "discovery";
             }
         }
         // A refused certificate at the FHIR base is refused for /metadata
         // too: one handshake is enough to know.
-        if (!failed || failed->code != "tls_verify") {
+        if (!failed || failed->code != errc::tls_verify) {
             auto meta = co_await get_public(e, s.fhir_base + "/metadata", store::audit_action::metadata);
             if (meta && meta->status == 200) {
                 if (auto caps = fhir::parse_capability_statement(meta->body)) e.caps = std::move(*caps);
@@ -405,34 +405,35 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     if (auto c = smart::parse_capability_oauth_uris(meta->body))
                         e.token_endpoint = c->token_endpoint;
                 }
-            } else if (!meta && (meta.err().code == "stopped" || meta.err().code == "rate_limited")) {
+            } else if (!meta && (meta.err().code == errc::stopped || meta.err().code == errc::rate_limited)) {
                 // Not a lasting failure of the EHR: prepared again by the next job.
                 co_return meta.err();
-            } else if (!meta && (!failed || meta.err().code == "tls_verify")) {
+            } else if (!meta && (!failed || meta.err().code == errc::tls_verify)) {
                 failed = meta.err();
                 failed_step = "metadata";
             }
         }
         // The transport's messages name scheme://host:port/path, never a
         // query, so they may go to the log and sync_status as they are.
-        if (failed && failed->code == "tls_verify") {
+        if (failed && failed->code == errc::tls_verify) {
             // Every request of this EHR goes to the FHIR base's origin, and
             // a refresh token must not be spent on a job that cannot fetch.
-            e.prepare_failure = error{"tls_verify", "EHR " + s.name + ": " + std::string(failed_step) +
-                                                        " failed: " + failed->message +
-                                                        "; nothing else is sent to this EHR in this pass"};
+            e.prepare_failure =
+                error{errc::tls_verify, "EHR " + s.name + ": " + std::string(failed_step) +
+                                            " failed: " + failed->message +
+                                            "; nothing else is sent to this EHR in this pass"};
         } else if (e.token_endpoint.empty()) {
             e.prepare_failure =
-                failed ? error{"discovery_failed", "EHR " + s.name + ": " + std::string(failed_step) +
-                                                       " failed: " + failed->message +
-                                                       "; so there is no token endpoint (or set "
-                                                       "token_endpoint in the config)"}
-                       : error{"discovery_failed", "EHR " + s.name +
-                                                       ": no token endpoint (discovery and metadata gave "
-                                                       "none; set token_endpoint in the config)"};
+                failed ? error{errc::discovery_failed, "EHR " + s.name + ": " + std::string(failed_step) +
+                                                           " failed: " + failed->message +
+                                                           "; so there is no token endpoint (or set "
+                                                           "token_endpoint in the config)"}
+                       : error{errc::discovery_failed, "EHR " + s.name +
+                                                           ": no token endpoint (discovery and metadata gave "
+                                                           "none; set token_endpoint in the config)"};
         } else if (!http::same_origin(e.token_endpoint, s.fhir_base) && !http::origin_of(e.token_endpoint)) {
             e.prepare_failure =
-                error{"discovery_failed", "EHR " + s.name + ": the token endpoint is not a URL"};
+                error{errc::discovery_failed, "EHR " + s.name + ": the token endpoint is not a URL"};
         }
         e.prepared = true;
         if (e.prepare_failure) log->error("{}", e.prepare_failure->message);
@@ -457,7 +458,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             try {
                 held = opts.refresh_locks->try_acquire(enr.ehr, enr.patient_key);
             } catch (const store::store_error& failure) {
-                co_return error{"refresh_lock_failed", failure.what()};
+                co_return error{errc::refresh_lock_failed, failure.what()};
             }
             if (held) co_return std::move(*held);
             if (n == 0)
@@ -466,12 +467,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     "token; waiting for it to finish",
                     enr.patient_key, enr.ehr);
             if (n >= polls)
-                co_return error{"refresh_busy", "another headachemd-sync process is refreshing patient " +
-                                                    enr.patient_key + " at " + enr.ehr +
-                                                    "; skipped (waited " +
-                                                    std::to_string(duration_cast<seconds>(bound).count()) +
-                                                    " s for its refresh lock)"};
-            if (!co_await wait(step)) co_return error{"stopped", "stopping"};
+                co_return error{errc::refresh_busy,
+                                "another headachemd-sync process is refreshing patient " + enr.patient_key +
+                                    " at " + enr.ehr + "; skipped (waited " +
+                                    std::to_string(duration_cast<seconds>(bound).count()) +
+                                    " s for its refresh lock)"};
+            if (!co_await wait(step)) co_return error{errc::stopped, "stopping"};
         }
     }
 
@@ -483,11 +484,11 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         try {
             now = vault.find_enrollment(enr.patient_key, enr.ehr);
         } catch (const store::store_error& failure) {
-            return error{"vault_failed", failure.what()};
+            return error{errc::vault_failed, failure.what()};
         }
         if (!now)
-            return error{"not_enrolled", "patient " + enr.patient_key + " was unenrolled at " + enr.ehr +
-                                             " while its job ran"};
+            return error{errc::not_enrolled, "patient " + enr.patient_key + " was unenrolled at " + enr.ehr +
+                                                 " while its job ran"};
         if (now->refresh_token != enr.refresh_token)
             log->info(
                 "patient {} at {}: another headachemd-sync process refreshed the token meanwhile; "
@@ -495,7 +496,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 enr.patient_key, enr.ehr);
         enr = std::move(*now);
         if (enr.needs_reauth)
-            return error{"needs_reauth", "patient " + enr.patient_key + " must be enrolled again"};
+            return error{errc::needs_reauth, "patient " + enr.patient_key + " must be enrolled again"};
         return std::nullopt;
     }
 
@@ -547,7 +548,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             try {
                 vault.begin_refresh(enr.patient_key, enr.ehr, enr.refresh_token, now_text());
             } catch (const store::store_error& failure) {
-                co_return error{"vault_failed", failure.what()};
+                co_return error{errc::vault_failed, failure.what()};
             }
             ++counters.token_requests;
             const auto sent_at = clk.steady_now();
@@ -558,7 +559,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 const token_outcome out = take_token_answer(e, ps, enr, *r, tr, interrupted, sent_at);
                 if (!out.rotated_meanwhile) co_return out.failure;
                 step = policy.on_token_rotated_meanwhile(
-                    error{"refresh_raced",
+                    error{errc::refresh_raced,
                           "another headachemd-sync process kept rotating the refresh token of "
                           "patient " +
                               enr.patient_key + "; the next job tries again"});
@@ -569,7 +570,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             if (auto err = before_retry(e, step)) co_return *err;
             if (step.action == request_action::retry) {  // not resend_now
-                if (!co_await wait(step.wait)) co_return error{"stopped", "stopping"};
+                if (!co_await wait(step.wait)) co_return error{errc::stopped, "stopping"};
             }
         }
     }
@@ -623,7 +624,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             store_token_answer(enr, rotated, std::nullopt);
             ps.audit.back().outcome = "token_patient_mismatch";
             ++ehr_counts(e).refresh_failed;
-            error mismatch{"token_patient_mismatch",
+            error mismatch{errc::token_patient_mismatch,
                            "patient " + enr.patient_key + " at " + s.name +
                                ": the token response names a different patient than the one enrolled; "
                                "its access token was not used. Check this patient's authorization at "
@@ -650,9 +651,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // old one, so it is kept before anything else.
         keep_rotated(enr, smart::rotated_refresh_token(r.status, r.body));
         // The OAuth error code (invalid_grant, …), not just the status.
-        ps.audit.back().outcome = store::audit_outcome_code(refusal.code);
+        ps.audit.back().outcome = store::audit_outcome_code(to_string(refusal.code));
         auto& per_ehr = ehr_counts(e);
-        const bool invalid_grant = refusal.code == "invalid_grant";
+        const bool invalid_grant = refusal.code == errc::invalid_grant;
         if (invalid_grant) {
             // Refused for a token the vault no longer holds: a refresher
             // that did not take the lock (an older binary, a lock file on a
@@ -672,7 +673,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         ++(invalid_grant ? per_ehr.refresh_invalid_grant : per_ehr.refresh_failed);
         if (invalid_grant) {
             mark_needs_reauth(e, ps, enr, interrupted);
-        } else if (r.status >= 400 && r.status < 500 && refusal.code != "rate_limited") {
+        } else if (r.status >= 400 && r.status < 500 && refusal.code != errc::rate_limited) {
             // RFC 6749 §5.2: an error response; the token was not spent,
             // so the journal entry means nothing any more. A 5xx or a
             // refused 2xx proves nothing and keeps it.
@@ -782,8 +783,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (!http::same_origin(url, e.settings->fhir_base)) {
                 ++counters.refused_origin;
                 record(ps.audit, e, c, std::nullopt, "foreign_origin");  // not sent, but asked for
-                co_return error{"foreign_origin", "refused to send the access token to another origin than " +
-                                                      e.settings->fhir_base};
+                co_return error{
+                    errc::foreign_origin,
+                    "refused to send the access token to another origin than " + e.settings->fhir_base};
             }
             http::request req;
             req.url = url;
@@ -801,7 +803,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             }
             if (auto err = before_retry(e, step)) co_return *err;
             if (step.action == request_action::retry) {  // not resend_now
-                if (!co_await wait(step.wait)) co_return error{"stopped", "stopping"};
+                if (!co_await wait(step.wait)) co_return error{errc::stopped, "stopping"};
             }
         }
     }
@@ -912,18 +914,18 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         simdjson::padded_string body(bytes);
         auto meta = fhir::read_page_meta(body);
         if (!meta)
-            return error{"bad_page", where + ": " + meta.err().message + "; nothing from it was written"};
+            return error{errc::bad_page, where + ": " + meta.err().message + "; nothing from it was written"};
         if (is_read && meta->resource_type == "Patient") {
             meta->next.reset();  // a read is one page
         } else if (meta->resource_type != "Bundle") {
-            return error{"bad_page",
+            return error{errc::bad_page,
                          where + ": the EHR answered a " + meta->resource_type +
                              (meta->outcome_summary.empty() ? "" : " (" + meta->outcome_summary + ")") +
                              " instead of a Bundle"};
         }
         if (!is_read) {
             if (auto refused = foreign_entry(*meta, rs))
-                return error{"bad_page", where + ": " + *refused + "; nothing from it was written"};
+                return error{errc::bad_page, where + ": " + *refused + "; nothing from it was written"};
         }
         nz::result page = normalizer.normalize_document(body);
         ps.audit[page_event].count = static_cast<int>(page.records.size());
@@ -932,15 +934,15 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         long long read = 0;
         for (const auto& [type, n] : page.read) read += static_cast<long long>(n);
         if (ps.resources + read > s.max_resources_per_patient)
-            return error{"resource_limit",
+            return error{errc::resource_limit,
                          where + ": the job would read more than " +
                              std::to_string(s.max_resources_per_patient) +
                              " resources (max_resources_per_patient); nothing from this page "
                              "was written"};
         ps.resources += read;
         if (!page.ok())
-            return error{"bad_page", where + ": " + page.problems.front().where + ": " +
-                                         page.problems.front().message + "; nothing from it was written"};
+            return error{errc::bad_page, where + ": " + page.problems.front().where + ": " +
+                                             page.problems.front().message + "; nothing from it was written"};
         // Data for patient A never lands under patient B.
         for (const auto& rec : page.records) {
             const auto& h = nz::header_of(rec);
@@ -950,7 +952,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             const bool foreign_base =
                 !h.patient_ref_base.empty() && !same_fhir_base(h.patient_ref_base, s.fhir_base);
             if (h.patient_ref != enr.fhir_patient_id || foreign_base)
-                return error{"wrong_patient",
+                return error{errc::wrong_patient,
                              where + ": holds a resource of another patient; nothing from it was written"};
         }
         return checked_page{std::move(page), std::move(meta->next)};
@@ -1016,8 +1018,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             // SQLite::Exception and store_error; SQLite's messages name
             // the condition ("database or disk is full", "database is
             // locked"), never a value.
-            return error{"store_failed", pg.where() + ": headache.db refused the write (" + failure.what() +
-                                             "); nothing from it was written"};
+            return error{errc::store_failed, pg.where() + ": headache.db refused the write (" +
+                                                 failure.what() + "); nothing from it was written"};
         }
         pg.committed();
         p.max_updated = std::move(max_updated);
@@ -1063,7 +1065,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     // A page refused after it was fetched: the job's failure, and the
     // outcome of the page's audit event.
     static void refuse_page(type_result& out, store::audit_event& page_event, error failure) {
-        page_event.outcome = failure.code;
+        page_event.outcome = to_string(failure.code);
         out.failure = std::move(failure);
     }
 
@@ -1080,7 +1082,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         pager pg = pager_for(e, enr, plan);
         for (;;) {
             if (stopping) {
-                out.failure = error{"stopped", "stopped before " + rs.type + " was complete"};
+                out.failure = error{errc::stopped, "stopped before " + rs.type + " was complete"};
                 co_return out;
             }
             if (auto stop = pg.before_fetch()) {  // a loop of URLs, or max_pages_per_search
@@ -1250,7 +1252,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         patient_result pr;
         pr.patient_key = key;
         pr.ehr = ehr_name;
-        pr.failure = error{"internal_error", "the job stopped on an unexpected error: " + what};
+        pr.failure = error{errc::internal_error, "the job stopped on an unexpected error: " + what};
         auto e = ehrs.find(ehr_name);
         if (e == ehrs.end()) return pr;
         auto ps = patients.find(ehr_name + "\n" + key);
@@ -1279,9 +1281,10 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 if (!pr.failure) pr.failure = t.failure;
                 log->warn("patient {} at {}: {}: {}", pr.patient_key, pr.ehr, rs.type, t.failure->message);
             }
-            const std::string code = t.failure ? t.failure->code : std::string();
+            const std::optional<error_code> code =
+                t.failure ? std::optional<error_code>(t.failure->code) : std::nullopt;
             pr.types.push_back(std::move(t));
-            if (code == "rate_limited") pr.failure = pr.types.back().failure;
+            if (code && *code == errc::rate_limited) pr.failure = pr.types.back().failure;
             if (enr.needs_reauth) {
                 pr.needs_reauth = true;
                 pr.needs_reauth_reason = enr.needs_reauth_reason;
@@ -1292,8 +1295,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             // out busy_timeout again. A rate-limit hold, a second 401 and the
             // job's resource cap end the job the same way: the next type
             // could only send requests that meet the same answer.
-            if (stopping || code == "store_failed" || code == "rate_limited" || code == "unauthorized" ||
-                code == "resource_limit")
+            if (stopping || (code && (*code == errc::store_failed || *code == errc::rate_limited ||
+                                      *code == errc::unauthorized || *code == errc::resource_limit)))
                 break;
         }
         co_return all_ok;
@@ -1321,7 +1324,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         pr.ehr = ehr_name;
         auto it = ehrs.find(ehr_name);
         if (it == ehrs.end()) {
-            pr.failure = error{"unknown_ehr", "no [[ehr]] named " + ehr_name};
+            pr.failure = error{errc::unknown_ehr, "no [[ehr]] named " + ehr_name};
             co_return pr;
         }
         ehr_state& e = *it->second;
@@ -1332,13 +1335,13 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             // A sealed token that does not open (tampered with since start-up):
             // this patient fails with the vault's message, the others go on,
             // and the row stays as it is for the admin (issue 5).
-            pr.failure = error{"vault_row_unopenable", unopenable.what()};
+            pr.failure = error{errc::vault_row_unopenable, unopenable.what()};
             write_status(pr);
             co_return pr;
         }
         if (!enr) {
             pr.skipped = true;
-            pr.failure = error{"not_enrolled", "patient " + key + " is not enrolled at " + ehr_name};
+            pr.failure = error{errc::not_enrolled, "patient " + key + " is not enrolled at " + ehr_name};
             co_return pr;
         }
         if (enr->needs_reauth) {
@@ -1346,11 +1349,11 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             pr.needs_reauth = true;
             pr.needs_reauth_reason = enr->needs_reauth_reason;
             pr.failure =
-                error{"needs_reauth", "patient " + key + " must be enrolled again" +
-                                          (enr->needs_reauth_reason == "interrupted_refresh"
-                                               ? " (a refresh was interrupted and the EHR then refused "
-                                                 "the token)"
-                                               : "")};
+                error{errc::needs_reauth, "patient " + key + " must be enrolled again" +
+                                              (enr->needs_reauth_reason == "interrupted_refresh"
+                                                   ? " (a refresh was interrupted and the EHR then refused "
+                                                     "the token)"
+                                                   : "")};
             write_status_or_log(pr);
             co_return pr;
         }
@@ -1364,7 +1367,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         }
         if (auto err = co_await prepare(e)) {
             pr.failure = *err;
-            if (err->code == "rate_limited") pr.retry_at = e.rate_limited_until;
+            if (err->code == errc::rate_limited) pr.retry_at = e.rate_limited_until;
             write_status_or_log(pr);
             co_return pr;
         }
@@ -1391,14 +1394,14 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 pr.failure = *err;
                 pr.needs_reauth = enr->needs_reauth;
                 pr.needs_reauth_reason = enr->needs_reauth_reason;
-                if (err->code == "rate_limited") pr.retry_at = e.rate_limited_until;
+                if (err->code == errc::rate_limited) pr.retry_at = e.rate_limited_until;
                 write_status_or_log(pr);
                 co_return pr;
             }
         }
         const bool all_ok = co_await sync_types(e, ps, *enr, pr);
         if (!pr.needs_reauth) read_back_reauth(pr);
-        if (pr.failure && pr.failure->code == "rate_limited") pr.retry_at = e.rate_limited_until;
+        if (pr.failure && pr.failure->code == errc::rate_limited) pr.retry_at = e.rate_limited_until;
         pr.ok = all_ok && !stopping;
         write_status_or_log(pr);
         log->info("patient {} at {}: {} ({} rows changed)", key, ehr_name, pr.ok ? "synced" : "failed",

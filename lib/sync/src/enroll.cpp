@@ -51,7 +51,7 @@ awaitable<result<enrollment_start>> begin_enrollment(http::transport& http, cons
                                                      const config::patient_settings& patient,
                                                      std::chrono::system_clock::time_point now) {
     if (!ehr.redirect_uri)
-        co_return error{"no_redirect_uri",
+        co_return error{errc::no_redirect_uri,
                         "[[ehr]] \"" + ehr.name +
                             "\" has no redirect_uri: set it to the redirect URI registered "
                             "for this app at the EHR"};
@@ -71,13 +71,13 @@ awaitable<result<enrollment_start>> begin_enrollment(http::transport& http, cons
         }
     }
     if (authorize.empty() || token.empty())
-        co_return error{"discovery_failed",
+        co_return error{errc::discovery_failed,
                         "EHR " + ehr.name + ": no authorize or token endpoint (discovery at " +
                             ehr.fhir_base +
                             "/.well-known/smart-configuration failed; run `headachemd-sync doctor " +
                             ehr.name + "`, or set authorize_endpoint and token_endpoint)"};
     if (!http::origin_of(authorize) || !http::origin_of(token))
-        co_return error{"discovery_failed",
+        co_return error{errc::discovery_failed,
                         "EHR " + ehr.name + ": the authorize or token endpoint is not a URL"};
 
     const auto pkce = smart::make_pkce();
@@ -193,7 +193,8 @@ awaitable<enrollment_outcome> complete(http::transport& http, const config::conf
     exchange->ehr = p->ehr;
     exchange->action = std::string(store::audit_action::token_exchange);
     if (r) exchange->http_status = r->status;
-    exchange->outcome = r ? (r->status < 400 ? "ok" : "http_" + std::to_string(r->status)) : r.err().code;
+    exchange->outcome =
+        r ? (r->status < 400 ? "ok" : "http_" + std::to_string(r->status)) : to_string(r.err().code);
     if (!r)
         co_return with_patient(failed("token_endpoint_unreachable",
                                       "The EHR's token endpoint could not be reached",
@@ -202,12 +203,14 @@ awaitable<enrollment_outcome> complete(http::transport& http, const config::conf
                                           "in a moment."));
     // The code, verifier and client credentials are cut out of any echo.
     auto t = smart::parse_token_response(r->status, r->body, tr.secret_views());
-    if (!t) exchange->outcome = store::audit_outcome_code(t.err().code);
+    if (!t) exchange->outcome = store::audit_outcome_code(to_string(t.err().code));
     if (!t) {
-        const std::string raw = t.err().code + (t.err().message.empty() ? "" : ": " + t.err().message);
-        co_return with_patient(failed(
-            "code_refused", "The EHR refused the authorization code (" + printable(t.err().code, 60) + ")",
-            smart::explain_oauth_error(t.err().code), printable(raw)));
+        const std::string raw =
+            to_string(t.err().code) + (t.err().message.empty() ? "" : ": " + t.err().message);
+        co_return with_patient(
+            failed("code_refused",
+                   "The EHR refused the authorization code (" + printable(to_string(t.err().code), 60) + ")",
+                   smart::explain_oauth_error(t.err().code), printable(raw)));
     }
     if (t->refresh_token_malformed)
         co_return with_patient(

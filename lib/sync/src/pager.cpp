@@ -40,11 +40,12 @@ std::string pager::where() const { return type_ + " page " + std::to_string(page
 
 std::optional<error> pager::before_fetch() {
     if (!visited_.insert(url_).second)
-        return error{"paging_loop", type_ + ": a next link points back to an earlier page"};
+        return error{errc::paging_loop, type_ + ": a next link points back to an earlier page"};
     // Empty pages count as pages: a server can chain them forever.
     if (pages_ >= rules_.max_pages)
-        return error{"page_limit", type_ + ": the search has more than " + std::to_string(rules_.max_pages) +
-                                       " pages (max_pages_per_search); the rest was not fetched"};
+        return error{errc::page_limit, type_ + ": the search has more than " +
+                                           std::to_string(rules_.max_pages) +
+                                           " pages (max_pages_per_search); the rest was not fetched"};
     return std::nullopt;
 }
 
@@ -65,7 +66,7 @@ std::optional<error> pager::take_page(std::optional<std::string> next_link, std:
             all_seen = all_seen && seen(en.id);
         }
         if (any && all_seen)
-            return error{"paging_loop",
+            return error{errc::paging_loop,
                          where() + ": the page repeats resources of an earlier page (a next-link loop)"};
     }
     if (!one_resource_ && !next_ && !server_links_ && rules_.page_param && page_number_ > 0 &&

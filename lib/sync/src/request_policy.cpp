@@ -14,13 +14,13 @@ using std::chrono::nanoseconds;
 using std::chrono::seconds;
 
 bool never_sent(const error& e) {
-    return e.code == "resolve" || e.code == "connect" || e.code == "insecure_scheme" ||
-           e.code == "invalid_url";
+    return e.code == errc::resolve || e.code == errc::connect || e.code == errc::insecure_scheme ||
+           e.code == errc::invalid_url;
 }
 
 bool transient(const error& e) {
-    return never_sent(e) || e.code == "timeout" || e.code == "reset" || e.code == "truncated" ||
-           e.code == "tls";
+    return never_sent(e) || e.code == errc::timeout || e.code == errc::reset || e.code == errc::truncated ||
+           e.code == errc::tls;
 }
 
 namespace {
@@ -47,7 +47,7 @@ request_step of(request_action a) {
 }
 
 error http_error(int status, std::string message) {
-    return error{"http_" + std::to_string(status), std::move(message)};
+    return error{error_code::http(status), std::move(message)};
 }
 
 }  // namespace
@@ -136,7 +136,8 @@ request_step request_policy::fhir_answer(int status, std::optional<std::string_v
             return of(request_action::use);
         case fhir::action::refresh_token:
             if (refreshed_for_401_)
-                return fail_with(error{"unauthorized", "the EHR answered 401 again after a token refresh"});
+                return fail_with(
+                    error{errc::unauthorized, "the EHR answered 401 again after a token refresh"});
             refreshed_for_401_ = true;
             return of(request_action::refresh_access);
         case fhir::action::wait_and_retry:
@@ -184,8 +185,8 @@ request_step request_policy::on_error(const error& e, nanoseconds in_transport) 
     // failure that proves the request never left is retried.
     if (never_sent(e) && !last())
         return retry_after(backoff_delay(limits_.backoff, attempt_++, (*random_)()));
-    if (e.code == "rate_limited") return fail_with(e);  // held, not sent: no failed refresh
-    return fail_with(error{e.code, "token refresh failed: " + e.message}, e.code != "stopped");
+    if (e.code == errc::rate_limited) return fail_with(e);  // held, not sent: no failed refresh
+    return fail_with(error{e.code, "token refresh failed: " + e.message}, e.code != errc::stopped);
 }
 
 request_step request_policy::on_token_rotated_meanwhile(error give_up) {

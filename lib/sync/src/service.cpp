@@ -161,7 +161,7 @@ struct service::impl {
             callback_.emplace(io_.get_executor(),
                               [this](http::incoming_request req) { return on_callback(std::move(req)); });
             auto bound = callback_->start(*cfg_.daemon.callback_listen);
-            if (!bound) return error{"listen", "[daemon] callback_listen: " + bound.err().message};
+            if (!bound) return error{errc::listen, "[daemon] callback_listen: " + bound.err().message};
             log_->info("enrollment redirects are caught on {}", *cfg_.daemon.callback_listen);
         }
         if (cfg_.daemon.metrics_listen) {
@@ -169,7 +169,7 @@ struct service::impl {
                 return on_metrics(std::move(req));
             });
             auto bound = metrics_listener_->start(*cfg_.daemon.metrics_listen);
-            if (!bound) return error{"listen", "[daemon] metrics_listen: " + bound.err().message};
+            if (!bound) return error{errc::listen, "[daemon] metrics_listen: " + bound.err().message};
             const std::string& where = *cfg_.daemon.metrics_listen;
             log_->info("metrics are served on http://{}:{}/metrics (health: /healthz)",
                        where.substr(0, where.rfind(':')), *bound);

@@ -34,7 +34,7 @@ std::string audit(store::vault& vault, std::chrono::system_clock::time_point now
     return {};
 }
 
-revocation_outcome failure(std::string endpoint, std::string code, std::string message) {
+revocation_outcome failure(std::string endpoint, error_code code, std::string message) {
     return {revocation_status::failed, std::move(endpoint), error{std::move(code), std::move(message)}};
 }
 
@@ -59,7 +59,7 @@ awaitable<revocation_outcome> revoke_refresh_token(http::transport& http, const 
             if (m && (!c || m->revocation_endpoint)) c = std::move(m);
         }
         if (!c)
-            co_return failure({}, "discovery_failed",
+            co_return failure({}, errc::discovery_failed,
                               "EHR " + ehr.name + ": discovery at " + ehr.fhir_base +
                                   "/.well-known/smart-configuration failed, so where to revoke is "
                                   "unknown (run `headachemd-sync doctor " +
@@ -69,12 +69,12 @@ awaitable<revocation_outcome> revoke_refresh_token(http::transport& http, const 
     }
     if (revocation.empty()) co_return revocation_outcome{revocation_status::no_endpoint, {}, {}};
     if (!http::origin_of(revocation))
-        co_return failure(revocation, "bad_endpoint",
+        co_return failure(revocation, errc::bad_endpoint,
                           "EHR " + ehr.name + ": the advertised revocation endpoint is not a URL");
     // The refresh token goes where refresh tokens go: the authorization
     // server's origin, never a third party a discovery document names.
     if (token.empty() || !http::same_origin(revocation, token))
-        co_return failure(revocation, "foreign_origin",
+        co_return failure(revocation, errc::foreign_origin,
                           "EHR " + ehr.name + ": the revocation endpoint " + revocation +
                               " is not on the token endpoint's origin; the refresh token was not sent");
 

@@ -130,9 +130,11 @@ TEST(DoctorDiscovery, FallsBackToOauthUrisWithAWarning) {
 
 TEST(DoctorDiscovery, NothingReachableIsAnError) {
     dr::findings out;
-    const dr::fetched wk{
-        "https://e/fhir/.well-known/smart-configuration", {}, headachemd::error{"connect", "no route"}};
-    const dr::fetched md{"https://e/fhir/metadata", {}, headachemd::error{"connect", "no route"}};
+    const dr::fetched wk{"https://e/fhir/.well-known/smart-configuration",
+                         {},
+                         headachemd::error{headachemd::errc::connect, "no route"}};
+    const dr::fetched md{
+        "https://e/fhir/metadata", {}, headachemd::error{headachemd::errc::connect, "no route"}};
     const auto facts = dr::interpret_discovery("https://e/fhir", wk, &md, out);
     EXPECT_FALSE(facts.smart);
     const auto e = with(out, severity::error, "no SMART configuration");
@@ -531,7 +533,8 @@ struct scripted final : headachemd::http::transport {
         sent.push_back(req.url);
         const std::string path = req.url.substr(0, req.url.find('?'));
         const auto it = by_path.find(path);
-        if (it == by_path.end()) co_return headachemd::error{"connect", "connect failed: " + path};
+        if (it == by_path.end())
+            co_return headachemd::error{headachemd::errc::connect, "connect failed: " + path};
         co_return it->second;
     }
 };

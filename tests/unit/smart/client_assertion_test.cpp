@@ -14,6 +14,7 @@
 
 #include <memory>
 
+#include "headachemd/core/base64.hpp"
 #include "headachemd/http/url.hpp"
 #include "headachemd/smart/client_assertion.hpp"
 #include "headachemd/smart/smart.hpp"
@@ -314,7 +315,7 @@ void expect_refused(const std::string& pem, const std::string& why) {
     headachemd::test::write_file(path, pem);
     const auto r = smart::signing_key::from_file(path);
     ASSERT_FALSE(r) << why;
-    EXPECT_EQ(r.err().code, "bad_key");
+    EXPECT_EQ(to_string(r.err().code), "bad_key");
     EXPECT_NE(r.err().message.find(path.string()), std::string::npos) << r.err().message;
     EXPECT_NE(r.err().message.find(why), std::string::npos) << r.err().message;
     // No line of the PEM body (base64 key bytes) is echoed.
@@ -370,8 +371,7 @@ TEST(SigningKey, ThumbprintIsRfc7638OverTheJwkMembers) {
     unsigned char digest[32];
     unsigned int len = 0;
     EVP_Digest(canonical.data(), canonical.size(), digest, &len, EVP_sha256(), nullptr);
-    EXPECT_EQ(key.thumbprint(),
-              headachemd::http::base64url_encode(std::span<const unsigned char>(digest, 32)));
+    EXPECT_EQ(key.thumbprint(), headachemd::base64url_encode(std::span<const unsigned char>(digest, 32)));
     EXPECT_EQ(key.thumbprint().size(), 43u);
 }
 

@@ -2,6 +2,7 @@
 // the id_token's fhirUser claim, the state comparison.
 #include <gtest/gtest.h>
 
+#include "headachemd/core/base64.hpp"
 #include "headachemd/http/url.hpp"
 #include "headachemd/smart/enrollment.hpp"
 
@@ -10,7 +11,7 @@ namespace {
 namespace sm = headachemd::smart;
 
 std::string b64url(std::string_view s) {
-    return headachemd::http::base64url_encode(
+    return headachemd::base64url_encode(
         std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(s.data()), s.size()));
 }
 

@@ -416,7 +416,7 @@ TEST_F(fixture, NextLinkLoopIsDetected) {
     const auto r = pass();
     EXPECT_EQ(r.failed(), 1);
     ASSERT_TRUE(r.patients[0].failure);
-    EXPECT_EQ(r.patients[0].failure->code, "paging_loop");
+    EXPECT_EQ(to_string(r.patients[0].failure->code), "paging_loop");
 }
 
 TEST_F(fixture, RateLimitedWithRetryAfterIsRetried) {
@@ -478,7 +478,7 @@ TEST_F(fixture, StalledRequestsStopWithinTheRetryBudget) {
     ehr.fail_by_path[std::string(base) + "/Condition"] = [&](const http::request&) {
         ++hits;
         clk.advance(timeout);
-        return headachemd::error{"timeout",
+        return headachemd::error{headachemd::errc::timeout,
                                  "GET https://ehr.test:443/fhir/Condition: reading the response "
                                  "body: the request was not complete within its deadline"};
     };
@@ -489,7 +489,7 @@ TEST_F(fixture, StalledRequestsStopWithinTheRetryBudget) {
     EXPECT_EQ(hits, 2);
     ASSERT_EQ(r.patients.size(), 1u);
     ASSERT_TRUE(r.patients[0].failure);
-    EXPECT_EQ(r.patients[0].failure->code, "timeout");
+    EXPECT_EQ(to_string(r.patients[0].failure->code), "timeout");
     EXPECT_NE(r.patients[0].failure->message.find("retry budget of 90000 ms"), std::string::npos)
         << r.patients[0].failure->message;
 }
@@ -500,7 +500,8 @@ TEST_F(fixture, QuickServerErrorsStillGetEveryAttemptWithinTheBudget) {
     int hits = 0;
     ehr.fail_by_path[std::string(base) + "/Condition"] = [&](const http::request&) {
         ++hits;
-        return headachemd::error{"reset", "GET https://ehr.test:443/fhir/Condition: connection reset"};
+        return headachemd::error{headachemd::errc::reset,
+                                 "GET https://ehr.test:443/fhir/Condition: connection reset"};
     };
     const auto r = pass();
     EXPECT_EQ(r.failed(), 1);
@@ -515,7 +516,7 @@ TEST_F(fixture, ACertificateRefusedAtDiscoveryIsNotRetriedAndNamesTheCause) {
     enroll("hmd-2", "p2");
     ehr.fail_by_path[std::string(base) + "/.well-known/smart-configuration"] = [](const http::request&) {
         return headachemd::error{
-            "tls_verify",
+            headachemd::errc::tls_verify,
             "GET https://ehr.test:443/fhir/.well-known/smart-configuration: TLS certificate "
             "verification failed for host ehr.test: the certificate has expired "
             "(certificate has expired)"};
@@ -550,7 +551,7 @@ TEST_F(fixture, ACertificateRefusedAtDiscoveryIsNotRetriedAndNamesTheCause) {
     ASSERT_EQ(r.patients.size(), 2u);
     for (const auto& p : r.patients) {
         ASSERT_TRUE(p.failure);
-        EXPECT_EQ(p.failure->code, "tls_verify");
+        EXPECT_EQ(to_string(p.failure->code), "tls_verify");
         EXPECT_FALSE(p.needs_reauth);
     }
     const std::string& m = r.patients[0].failure->message;
@@ -568,12 +569,13 @@ TEST_F(fixture, DiscoveryThatFailedOnTheNetworkSaysSoInsteadOfGuessing) {
     enroll("hmd-1", "p1");
     for (const char* path : {"/.well-known/smart-configuration", "/metadata"})
         ehr.fail_by_path[std::string(base) + path] = [](const http::request& req) {
-            return headachemd::error{"connect", "GET " + req.url + ": connecting: Connection refused"};
+            return headachemd::error{headachemd::errc::connect,
+                                     "GET " + req.url + ": connecting: Connection refused"};
         };
     const auto r = pass();
     ASSERT_EQ(r.patients.size(), 1u);
     ASSERT_TRUE(r.patients[0].failure);
-    EXPECT_EQ(r.patients[0].failure->code, "discovery_failed");
+    EXPECT_EQ(to_string(r.patients[0].failure->code), "discovery_failed");
     EXPECT_NE(r.patients[0].failure->message.find("EHR ehr: discovery failed: GET "), std::string::npos)
         << r.patients[0].failure->message;
     EXPECT_NE(r.patients[0].failure->message.find("Connection refused"), std::string::npos)
@@ -1161,7 +1163,7 @@ TEST_F(fixture, ALockHeldPastTheBoundSkipsThePatientWithoutMarkingIt) {
     // hmd-2 synced.
     const auto* one = find_patient(r, "hmd-1");
     ASSERT_TRUE(one && one->failure);
-    EXPECT_EQ(one->failure->code, "refresh_busy");
+    EXPECT_EQ(to_string(one->failure->code), "refresh_busy");
     EXPECT_NE(one->failure->message.find("another headachemd-sync process is refreshing patient hmd-1"),
               std::string::npos)
         << one->failure->message;
@@ -1287,7 +1289,7 @@ TEST_F(fixture, AnOversizeOrMalformedAccessTokenIsNeverSentAndTheRotatedTokenIsK
         const auto r = pass();
         ASSERT_EQ(r.failed(), 1);
         ASSERT_TRUE(r.patients[0].failure);
-        EXPECT_EQ(r.patients[0].failure->code, "bad_token_response");
+        EXPECT_EQ(to_string(r.patients[0].failure->code), "bad_token_response");
         EXPECT_FALSE(r.patients[0].needs_reauth);
         EXPECT_EQ(vault.find_enrollment("hmd-1", "ehr")->refresh_token, rotated);
     }
@@ -1320,7 +1322,7 @@ TEST_F(fixture, AnEchoedRequestInErrorDescriptionReachesNeitherStatusNorLogs) {
     // Check: the job failed with the OAuth code and a description without secrets.
     ASSERT_EQ(r.failed(), 1);
     ASSERT_TRUE(r.patients[0].failure);
-    EXPECT_EQ(r.patients[0].failure->code, "invalid_request");
+    EXPECT_EQ(to_string(r.patients[0].failure->code), "invalid_request");
     EXPECT_FALSE(r.patients[0].needs_reauth);
     const std::string status = status_text(db);
     EXPECT_NE(status.find("invalid_request"), std::string::npos) << status;
@@ -1348,7 +1350,7 @@ TEST_F(fixture, ATokenResponseForAnotherPatientFailsTheJobAndItsAccessTokenIsNot
     ASSERT_EQ(r.failed(), 1);
     ASSERT_TRUE(r.patients[0].failure);
     const auto& f = *r.patients[0].failure;
-    EXPECT_EQ(f.code, "token_patient_mismatch");
+    EXPECT_EQ(to_string(f.code), "token_patient_mismatch");
     EXPECT_NE(f.message.find("hmd-1"), std::string::npos) << f.message;
     EXPECT_EQ(f.message.find("pat-one"), std::string::npos) << f.message;
     EXPECT_EQ(f.message.find("pat-two"), std::string::npos) << f.message;
@@ -1490,7 +1492,7 @@ TEST_F(hostile, AnExceptionInOnePatientsJobFailsThatPatientAndTheWorkerGoesOn) {
     for (const auto& p : r->patients) {
         if (p.patient_key != "hmd-1") continue;
         ASSERT_TRUE(p.failure);
-        EXPECT_EQ(p.failure->code, "internal_error");
+        EXPECT_EQ(to_string(p.failure->code), "internal_error");
         EXPECT_TRUE(p.failed());
     }
     EXPECT_EQ(count("patient_key = 'hmd-2'"), 1);
@@ -1532,7 +1534,7 @@ TEST_F(hostile, ARetryAfterBeyondTheCapEndsTheEhrsJobsAsRateLimitedUntilThen) {
     EXPECT_EQ(r->failed(), 2);
     for (const auto& p : r->patients) {
         ASSERT_TRUE(p.failure) << p.patient_key;
-        EXPECT_EQ(p.failure->code, "rate_limited") << p.patient_key;
+        EXPECT_EQ(to_string(p.failure->code), "rate_limited") << p.patient_key;
         ASSERT_TRUE(p.retry_at) << p.patient_key;
         EXPECT_EQ(*p.retry_at, until);
         const auto row = status_of(p.patient_key);
@@ -1562,7 +1564,7 @@ TEST_F(hostile, AnHttpDateFarAheadIsCappedTheSameWay) {
     ASSERT_TRUE(r) << "the pass slept on a Retry-After date in 2100";
     ASSERT_EQ(r->patients.size(), 1u);
     ASSERT_TRUE(r->patients[0].failure);
-    EXPECT_EQ(r->patients[0].failure->code, "rate_limited");
+    EXPECT_EQ(to_string(r->patients[0].failure->code), "rate_limited");
     ASSERT_TRUE(r->patients[0].retry_at);
     EXPECT_GT(*r->patients[0].retry_at, clk.now() + std::chrono::hours(24 * 365));
     EXPECT_FALSE(r->patients[0].needs_reauth);
@@ -1606,7 +1608,7 @@ TEST_F(hostile, AnEndlessChainOfNewIdsStopsAtThePageCap) {
     ASSERT_TRUE(r) << "the chain never ended";
     ASSERT_EQ(r->patients.size(), 1u);
     ASSERT_TRUE(r->patients[0].failure);
-    EXPECT_EQ(r->patients[0].failure->code, "page_limit");
+    EXPECT_EQ(to_string(r->patients[0].failure->code), "page_limit");
     EXPECT_EQ(r->patients[0].types[0].pages, 5);
     EXPECT_EQ(count(), 5);
     EXPECT_EQ(requests_to("/Condition") + requests_to("/page"), 5);
@@ -1629,7 +1631,7 @@ TEST_F(hostile, AnEndlessChainOfEmptyPagesStopsAtThePageCap) {
     // Check
     ASSERT_TRUE(r) << "the chain never ended";
     ASSERT_TRUE(r->patients[0].failure);
-    EXPECT_EQ(r->patients[0].failure->code, "page_limit");
+    EXPECT_EQ(to_string(r->patients[0].failure->code), "page_limit");
     EXPECT_EQ(requests_to("/Condition") + requests_to("/page"), 5);
 }
 
@@ -1648,7 +1650,7 @@ TEST_F(hostile, AChainStopsAtTheResourceCapAndTheOverflowingPageIsNotWritten) {
     // Check: pages 1-3 (6 resources) kept; page 4 would make 8.
     ASSERT_TRUE(r) << "the chain never ended";
     ASSERT_TRUE(r->patients[0].failure);
-    EXPECT_EQ(r->patients[0].failure->code, "resource_limit");
+    EXPECT_EQ(to_string(r->patients[0].failure->code), "resource_limit");
     EXPECT_EQ(count(), 6);
 }
 
@@ -1664,7 +1666,7 @@ TEST_F(hostile, PagesOfATypeThatWasNotSearchedForAreRefused) {
     // Check: the first page is refused whole; no Observation row.
     ASSERT_TRUE(r) << "the chain never ended";
     ASSERT_TRUE(r->patients[0].failure);
-    EXPECT_EQ(r->patients[0].failure->code, "bad_page");
+    EXPECT_EQ(to_string(r->patients[0].failure->code), "bad_page");
     EXPECT_NE(r->patients[0].failure->message.find("entry 0 is a Observation"), std::string::npos)
         << r->patients[0].failure->message;
     SQLite::Statement q(db.sql(), "SELECT count(*) FROM observation");
@@ -1744,7 +1746,7 @@ TEST_F(hostile, A401AfterTheRefreshFailsTheJobWithNoFurtherRefresh) {
     EXPECT_EQ(r->failed(), 1);
     EXPECT_EQ(ehr.token_calls, 2);
     ASSERT_TRUE(r->patients[0].failure);
-    EXPECT_EQ(r->patients[0].failure->code, "unauthorized");
+    EXPECT_EQ(to_string(r->patients[0].failure->code), "unauthorized");
     EXPECT_EQ(requests_to("/Procedure") + requests_to("/Encounter"), 0);
 }
 
@@ -1766,7 +1768,7 @@ TEST_F(hostile, ASubjectOnAnotherServerWithTheRightIdIsRefused) {
     for (const auto& p : r->patients) {
         if (p.patient_key == "hmd-1") {
             ASSERT_TRUE(p.failure);
-            EXPECT_EQ(p.failure->code, "wrong_patient");
+            EXPECT_EQ(to_string(p.failure->code), "wrong_patient");
         } else {
             EXPECT_TRUE(p.ok) << (p.failure ? p.failure->message : "");
         }
@@ -1799,7 +1801,7 @@ void lose_the_answer_once(fake_ehr& ehr, bool spend) {
             ehr.refresh_to_patient.erase(rest.substr(0, rest.find('&')));
         }
         ehr.fail_by_path.erase("https://ehr.test/token");  // the next request gets through
-        return headachemd::error{"reset", "connection reset by peer"};
+        return headachemd::error{headachemd::errc::reset, "connection reset by peer"};
     };
 }
 
@@ -2135,7 +2137,8 @@ void spend_and_lose_once(fake_ehr& ehr, headachemd::manual_clock& clk, std::chro
         // the answer needs first (AddressSanitizer: heap-use-after-free).
         const std::string lost = code;
         ehr.fail_by_path.erase("https://ehr.test/token");
-        return headachemd::error{lost, "POST https://ehr.test:443/token: the answer was lost (" + lost + ")"};
+        return headachemd::error{headachemd::error_code_from_string(lost),
+                                 "POST https://ehr.test:443/token: the answer was lost (" + lost + ")"};
     };
 }
 
@@ -2173,7 +2176,7 @@ TEST_P(lost_refresh, IsNotResentWithinTheJobAndTheNextJobNamesItInterruptedRefre
     EXPECT_EQ(ehr.token_calls, 1);
     EXPECT_FALSE(first.ok);
     ASSERT_TRUE(first.failure);
-    EXPECT_EQ(first.failure->code, code) << first.failure->message;
+    EXPECT_EQ(to_string(first.failure->code), code) << first.failure->message;
     EXPECT_FALSE(first.needs_reauth);
     EXPECT_TRUE(journal_of(vault, "hmd-1"));
     EXPECT_EQ(count(), 0);

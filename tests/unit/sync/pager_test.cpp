@@ -55,7 +55,7 @@ TEST(Pager, ANextLinkBackToAnEarlierPageIsALoopAtTheRepeatedUrl) {
     auto stop = p.before_fetch();
     // Check
     ASSERT_TRUE(stop);
-    EXPECT_EQ(stop->code, "paging_loop");
+    EXPECT_EQ(to_string(stop->code), "paging_loop");
     EXPECT_EQ(stop->message, "Condition: a next link points back to an earlier page");
     EXPECT_EQ(p.pages(), 2);
 }
@@ -71,7 +71,7 @@ TEST(Pager, APageRepeatingOnlySeenResourcesUnderANewUrlIsALoop) {
     auto loop = p.take_page("https://ehr.test/fhir?page=4", conditions({"c1", "c2"}));
     // Check
     ASSERT_TRUE(loop);
-    EXPECT_EQ(loop->code, "paging_loop");
+    EXPECT_EQ(to_string(loop->code), "paging_loop");
     EXPECT_EQ(loop->message,
               "Condition page 3: the page repeats resources of an earlier page (a next-link loop)");
 }
@@ -113,7 +113,7 @@ TEST(Pager, ThePageLimitHoldsBeforeThePageIsAskedFor) {
     auto stop = p.before_fetch();
     // Check
     ASSERT_TRUE(stop);
-    EXPECT_EQ(stop->code, "page_limit");
+    EXPECT_EQ(to_string(stop->code), "page_limit");
     EXPECT_EQ(stop->message,
               "Condition: the search has more than 3 pages (max_pages_per_search); the rest was not fetched");
     EXPECT_EQ(p.pages(), 3);

@@ -37,7 +37,7 @@ sy::patient_result ok_job(const std::string& key) {
 sy::patient_result failed_job(const std::string& key) {
     auto p = ok_job(key);
     p.ok = false;
-    p.failure = headachemd::error{"http_500", "the EHR kept failing"};
+    p.failure = headachemd::error{headachemd::error_code::http(500), "the EHR kept failing"};
     return p;
 }
 

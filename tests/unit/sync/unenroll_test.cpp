@@ -99,9 +99,9 @@ TEST(Revocation, AnEndpointOnAnotherOriginThanTheTokenEndpointNeverSeesTheToken)
     t.answers.insert_or_assign("https://collector.example/revoke", http::response{200, {}, ""});
     const auto out = run(t);
     EXPECT_EQ(out.status, sy::revocation_status::failed);
-    EXPECT_EQ(out.failure.code, "foreign_origin");
+    EXPECT_EQ(to_string(out.failure->code), "foreign_origin");
     EXPECT_FALSE(t.token_was_sent());
-    EXPECT_EQ(out.failure.message.find(token_value), std::string::npos);
+    EXPECT_EQ(out.failure->message.find(token_value), std::string::npos);
 }
 
 TEST(Revocation, NoEndpointAdvertisedIsSaidSoAndNothingIsPosted) {
@@ -118,14 +118,15 @@ TEST(Revocation, A503OrANetworkFailureIsAFailureWithoutTheToken) {
     t.answers.insert_or_assign("https://auth.ehr.test/revoke", http::response{503, {}, "busy"});
     auto out = run(t);
     EXPECT_EQ(out.status, sy::revocation_status::failed);
-    EXPECT_EQ(out.failure.code, "http_503");
-    EXPECT_EQ(out.failure.message.find(token_value), std::string::npos);
+    EXPECT_EQ(to_string(out.failure->code), "http_503");
+    EXPECT_EQ(out.failure->message.find(token_value), std::string::npos);
 
-    t.answers.insert_or_assign("https://auth.ehr.test/revoke",
-                               headachemd::error{"timeout", "POST https://auth.ehr.test/revoke: timed out"});
+    t.answers.insert_or_assign(
+        "https://auth.ehr.test/revoke",
+        headachemd::error{headachemd::errc::timeout, "POST https://auth.ehr.test/revoke: timed out"});
     out = run(t);
     EXPECT_EQ(out.status, sy::revocation_status::failed);
-    EXPECT_EQ(out.failure.code, "timeout");
+    EXPECT_EQ(to_string(out.failure->code), "timeout");
 }
 
 TEST(Revocation, TheConfiguredEndpointWinsAndNeedsNoDiscovery) {
@@ -141,7 +142,7 @@ TEST(Revocation, TheConfiguredEndpointWinsAndNeedsNoDiscovery) {
     // The origin rule holds for a configured endpoint too.
     scripted t2;
     e.revocation_endpoint = "https://elsewhere.test/revoke";
-    EXPECT_EQ(run(t2, e).failure.code, "foreign_origin");
+    EXPECT_EQ(to_string(run(t2, e).failure->code), "foreign_origin");
     EXPECT_FALSE(t2.token_was_sent());
 }
 
@@ -151,7 +152,7 @@ TEST(Revocation, DiscoveryThatFailsIsAFailureNotANoEndpoint) {
     scripted t;
     const auto out = run(t);
     EXPECT_EQ(out.status, sy::revocation_status::failed);
-    EXPECT_EQ(out.failure.code, "discovery_failed");
+    EXPECT_EQ(to_string(out.failure->code), "discovery_failed");
     EXPECT_FALSE(t.token_was_sent());
 }
 
@@ -242,7 +243,7 @@ TEST(UnenrollWorkflow, AFailedRevocationChangesNothingWithoutForce) {
     const auto r = f.run({"hmd-1", "clinic", false, false});
     EXPECT_EQ(r.status, sy::unenroll_status::revocation_failed);
     ASSERT_TRUE(r.revocation);
-    EXPECT_EQ(r.revocation->failure.code, "http_503");
+    EXPECT_EQ(to_string(r.revocation->failure->code), "http_503");
     EXPECT_TRUE(f.vault.find_enrollment("hmd-1", "clinic"));  // kept, so a retry can revoke
     EXPECT_EQ(f.audit_actions(), (strings{"revoke:failed"}));
 }

@@ -55,7 +55,11 @@ std::vector<std::string> missing_scopes(std::string_view requested, std::string_
 std::optional<std::string> patient_from_id_token(std::string_view id_token);
 
 // A plain-words explanation of an OAuth error code from the callback
-// (RFC 6749 §4.1.2.1) or the token endpoint (§5.2), with what to do.
+// (RFC 6749 §4.1.2.1) or the token endpoint (§5.2), with what to do. Any
+// code that is not one of those (a transport failure, an unknown code)
+// gets the "does not know" text.
+std::string explain_oauth_error(const error_code& code);
+// The same for the text of an `error` parameter as the redirect carried it.
 std::string explain_oauth_error(std::string_view code);
 
 // An id usable as a FHIR logical id (FHIR R4 §2.24.0.1: [A-Za-z0-9\-\.]{1,64}).

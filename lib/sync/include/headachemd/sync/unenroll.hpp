@@ -36,8 +36,8 @@ enum class revocation_status {
 
 struct revocation_outcome {
     revocation_status status = revocation_status::failed;
-    std::string endpoint;  // the revocation URL used or tried (no token in it)
-    error failure;         // when failed: what went wrong, for the admin
+    std::string endpoint;          // the revocation URL used or tried (no token in it)
+    std::optional<error> failure;  // when failed: what went wrong, for the admin
 };
 
 boost::asio::awaitable<revocation_outcome> revoke_refresh_token(http::transport& http,

@@ -6,6 +6,8 @@
 
 #include <boost/system/error_code.hpp>
 
+#include "headachemd/core/result.hpp"
+
 namespace headachemd::http::detail {
 
 // The step of an exchange that failed.
@@ -20,11 +22,11 @@ enum class phase {
 
 std::string_view phase_name(phase p);
 
-// The error code for a failure `ec` during `p`: "timeout", "resolve",
-// "connect", "tls", "reset", "truncated", "body_too_large", "protocol" or
-// "cancelled" (the caller's coroutine was cancelled from outside). A
-// handshake "tls" is refined by the client into "tls_verify" when the
+// The error code for a failure `ec` during `p`: timeout, resolve, connect,
+// tls, reset, truncated, body_too_large, protocol or cancelled (the
+// caller's coroutine was cancelled from outside). A handshake tls is
+// refined by the client into tls_verify when the
 // certificate's verify result says why it was refused (client.hpp).
-std::string_view classify(phase p, const boost::system::error_code& ec);
+errc classify(phase p, const boost::system::error_code& ec);
 
 }  // namespace headachemd::http::detail

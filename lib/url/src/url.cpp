@@ -68,33 +68,6 @@ void append_form(std::string& out, std::string_view s) {
     }
 }
 
-std::string base64_with(std::span<const unsigned char> in, const char* alphabet, bool pad) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 3 <= in.size(); i += 3) {
-        const unsigned v = (unsigned{in[i]} << 16) | (unsigned{in[i + 1]} << 8) | unsigned{in[i + 2]};
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += alphabet[(v >> 6) & 63];
-        out += alphabet[v & 63];
-    }
-    const std::size_t rest = in.size() - i;
-    if (rest == 1) {
-        const unsigned v = unsigned{in[i]} << 16;
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        if (pad) out += "==";
-    } else if (rest == 2) {
-        const unsigned v = (unsigned{in[i]} << 16) | (unsigned{in[i + 1]} << 8);
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += alphabet[(v >> 6) & 63];
-        if (pad) out += '=';
-    }
-    return out;
-}
-
 // --- HTTP-date (RFC 9110 §5.6.7) -------------------------------------------
 
 constexpr std::array<std::string_view, 7> day_names{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
@@ -327,16 +300,6 @@ std::string percent_encode(std::string_view bytes) {
             append_pct(out, static_cast<unsigned char>(c));
     }
     return out;
-}
-
-std::string base64_encode(std::string_view bytes) {
-    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    return base64_with({reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()}, alphabet, true);
-}
-
-std::string base64url_encode(std::span<const unsigned char> bytes) {
-    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    return base64_with(bytes, alphabet, false);
 }
 
 std::string url_with_query(std::string_view base,

@@ -178,31 +178,6 @@ TEST(percent_encode, encodes_everything_but_unreserved) {
     EXPECT_EQ(http::percent_encode(""), "");
 }
 
-TEST(base64_encode, rfc4648_vectors) {
-    EXPECT_EQ(http::base64_encode(""), "");
-    EXPECT_EQ(http::base64_encode("f"), "Zg==");
-    EXPECT_EQ(http::base64_encode("fo"), "Zm8=");
-    EXPECT_EQ(http::base64_encode("foo"), "Zm9v");
-    EXPECT_EQ(http::base64_encode("foob"), "Zm9vYg==");
-    EXPECT_EQ(http::base64_encode("fooba"), "Zm9vYmE=");
-    EXPECT_EQ(http::base64_encode("foobar"), "Zm9vYmFy");
-    // RFC 7617 §2's Basic credentials example.
-    EXPECT_EQ(http::base64_encode("Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
-}
-
-TEST(base64url_encode, no_padding_url_alphabet) {
-    const std::vector<unsigned char> high{0xFB, 0xFF};
-    EXPECT_EQ(http::base64url_encode(high), "-_8");
-    const std::vector<unsigned char> one{'f'};
-    EXPECT_EQ(http::base64url_encode(one), "Zg");
-    EXPECT_EQ(http::base64url_encode(std::span<const unsigned char>{}), "");
-    // RFC 7636 appendix B: the code_verifier octets and their encoding.
-    const std::vector<unsigned char> verifier{116, 24,  223, 180, 151, 153, 224, 37,  79,  250, 96,
-                                              125, 216, 173, 187, 186, 22,  212, 37,  77,  105, 214,
-                                              191, 240, 91,  88,  5,   88,  83,  132, 141, 121};
-    EXPECT_EQ(http::base64url_encode(verifier), "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
-}
-
 TEST(url_with_query, appends_with_the_right_separator) {
     EXPECT_EQ(
         http::url_with_query("https://x.example/fhir/Observation", {{"patient", "123"}, {"code", "a b"}}),

@@ -1,7 +1,9 @@
 // Pure URL and encoding helpers for the HTTP layer: origins (for pooling and
 // for the rule that a bearer token never leaves its origin), loopback
 // detection (plain http:// is allowed on loopback only), Retry-After, and the
-// encodings the SMART token endpoint and FHIR search need.
+// encodings the SMART token endpoint and FHIR search need. Built as their own
+// target, headachemd_url (lib/url), on Boost.URL alone, so that lib/smart and
+// lib/fhir use them without the HTTPS client; base64 is in core/base64.hpp.
 //
 // Nothing here does I/O, throws on bad input, or allocates beyond its
 // return value. Invalid input yields std::nullopt (or false).
@@ -10,7 +12,6 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -71,13 +72,6 @@ std::string form_encode(const std::vector<std::pair<std::string, std::string>>& 
 // RFC 3986 §2.1 percent-encoding: unreserved characters as they are, every
 // other byte (space included) as upper-case %XX.
 std::string percent_encode(std::string_view bytes);
-
-// RFC 4648 §4 base64 with '=' padding (HTTP Basic credentials, RFC 7617).
-std::string base64_encode(std::string_view bytes);
-
-// RFC 4648 §5 base64url without padding (JWS, RFC 7515 §2; PKCE, RFC 7636
-// §3).
-std::string base64url_encode(std::span<const unsigned char> bytes);
 
 // Appends form-encoded `params` to the query of `base`: '?' when `base` has
 // no query, '&' when it has one (nothing when it already ends in '?' or
