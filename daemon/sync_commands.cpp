@@ -293,10 +293,12 @@ struct browser_session {
     // Bound before the URL is shown, so the redirect cannot come back to a
     // port nobody listens on.
     bool bind(const std::string& redirect_uri) {
-        listener.emplace(io.get_executor(),
-                         [this, path = smart::path_of(redirect_uri)](http::incoming_request req) {
-                             return on_request(path, std::move(req));
-                         });
+        listener.emplace(
+            io.get_executor(),
+            [this, path = smart::path_of(redirect_uri)](http::incoming_request req) {
+                return on_request(path, std::move(req));
+            },
+            http::listener_options{.log = rt.log});
         auto bound = listener->start(a.listen);
         if (bound) return true;
         rt.log->error("{}", bound.err().message);

@@ -1,7 +1,12 @@
 #include "headachemd/http/listener.hpp"
 
-#include <set>
+#include <cxxabi.h>
 
+#include <cstdlib>
+#include <set>
+#include <typeinfo>
+
+#include <spdlog/logger.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -50,6 +55,37 @@ std::optional<std::pair<std::string, std::uint16_t>> split_host_port(const std::
     if (value > 65535) return std::nullopt;
     if (host == "localhost") host = "127.0.0.1";
     return std::make_pair(host, static_cast<std::uint16_t>(value));
+}
+
+// The readable name of an exception's dynamic type ("std::runtime_error").
+std::string type_name(const std::exception& e) {
+    int status = 0;
+    char* demangled = abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status);
+    std::string out = status == 0 && demangled ? demangled : typeid(e).name();
+    std::free(demangled);
+    return out;
+}
+
+// An exception's what() fit for a log line: the values of the request's
+// query (the authorization code, the state) are cut out in case the handler
+// quoted them, and what is left is printable ASCII, at most 200 bytes.
+std::string loggable_what(std::string_view what, std::string_view query) {
+    std::string out(what);
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const std::string_view pair = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        const auto eq = pair.find('=');
+        if (eq == std::string_view::npos || eq + 1 == pair.size()) continue;
+        const std::string value(pair.substr(eq + 1));
+        for (auto at = out.find(value); at != std::string::npos; at = out.find(value, at + 5))
+            out.replace(at, value.size(), "<cut>");
+    }
+    constexpr std::size_t cap = 200;
+    if (out.size() > cap) out.resize(cap);
+    for (char& c : out)
+        if (c < 0x20 || c > 0x7e) c = '?';
+    return out;
 }
 
 }  // namespace
@@ -115,9 +151,11 @@ struct listener::impl : std::enable_shared_from_this<impl> {
                 incoming_request in;
                 in.method = std::string(req.method_string());
                 in.target = std::string(req.target());
+                const std::string target = in.target;
                 try {
                     out = co_await handler(std::move(in));
-                } catch (const std::exception&) {
+                } catch (const std::exception& e) {
+                    log_handler_exception(target, e);
                     out = {500, "text/plain; charset=utf-8", "Internal error\n"};
                 }
             }
@@ -136,6 +174,19 @@ struct listener::impl : std::enable_shared_from_this<impl> {
         stream->expires_after(opts.write_timeout);
         co_await bhttp::async_write(*stream, res, asio::as_tuple(use_awaitable));
         close(stream);
+    }
+
+    // A handler broke its contract: say so before the 500, so that a failing
+    // /metrics or callback page leaves a trace (STYLE.md: every exception is
+    // logged). The path names the endpoint; the query is never logged.
+    void log_handler_exception(std::string_view target, const std::exception& e) const {
+        if (!opts.log) return;
+        const auto q = target.find('?');
+        const std::string_view path = target.substr(0, q);
+        const std::string_view query =
+            q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+        opts.log->error("listener: the handler for {} threw {} ({}); answered 500", loggable_what(path, {}),
+                        type_name(e), loggable_what(e.what(), query));
     }
 
     void close(const std::shared_ptr<beast::tcp_stream>& stream) {

@@ -158,16 +158,18 @@ struct service::impl {
 
     result<ok_t> start_listeners() {
         if (cfg_.daemon.callback_listen) {
-            callback_.emplace(io_.get_executor(),
-                              [this](http::incoming_request req) { return on_callback(std::move(req)); });
+            callback_.emplace(
+                io_.get_executor(),
+                [this](http::incoming_request req) { return on_callback(std::move(req)); },
+                http::listener_options{.log = log_});
             auto bound = callback_->start(*cfg_.daemon.callback_listen);
             if (!bound) return error{errc::listen, "[daemon] callback_listen: " + bound.err().message};
             log_->info("enrollment redirects are caught on {}", *cfg_.daemon.callback_listen);
         }
         if (cfg_.daemon.metrics_listen) {
-            metrics_listener_.emplace(io_.get_executor(), [this](http::incoming_request req) {
-                return on_metrics(std::move(req));
-            });
+            metrics_listener_.emplace(
+                io_.get_executor(), [this](http::incoming_request req) { return on_metrics(std::move(req)); },
+                http::listener_options{.log = log_});
             auto bound = metrics_listener_->start(*cfg_.daemon.metrics_listen);
             if (!bound) return error{errc::listen, "[daemon] metrics_listen: " + bound.err().message};
             const std::string& where = *cfg_.daemon.metrics_listen;

@@ -16,8 +16,11 @@
 //   Referer header would leak), X-Content-Type-Options: nosniff and a
 //   Content-Security-Policy that allows no scripts and no external loads.
 // - The handler runs on the listener's executor, one request at a time per
-//   connection; it must not throw (an exception answers 500 and is logged
-//   by nobody: keep handlers total).
+//   connection; it should not throw. An exception answers 500 and is
+//   logged to listener_options::log as a fixed message with the request's
+//   path (no query), the exception's type and its what() (printable ASCII,
+//   bounded, the request's query values cut out); never a request's query
+//   or body, which hold the authorization code.
 // - stop() closes the acceptor and every connection that is not being
 //   answered; an answer in progress is written first. Idempotent. Call it
 //   on the listener's executor (a handler may call it).
@@ -33,6 +36,10 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "headachemd/core/result.hpp"
+
+namespace spdlog {
+class logger;
+}
 
 namespace headachemd::http {
 
@@ -52,6 +59,7 @@ using request_handler = std::function<boost::asio::awaitable<outgoing_response>(
 struct listener_options {
     std::chrono::milliseconds read_timeout{10000};
     std::chrono::milliseconds write_timeout{10000};
+    std::shared_ptr<spdlog::logger> log;  // where handler exceptions are logged; null: nowhere
 };
 
 class listener {
