@@ -245,6 +245,60 @@ bool valid_oauth_error_code(std::string_view code) {
     return true;
 }
 
+namespace {
+
+// RFC 6749 says a number; some servers send it as a string. A negative
+// value is ignored (as if absent), and a huge one is clamped to 2^31 s, as
+// HTTP clamps delta-seconds (RFC 9111 §1.2.2): unclamped, "now +
+// expires_in" overflowed (found by tests/fuzz/fuzz_smart).
+std::optional<std::chrono::seconds> read_expires_in(od::value v) {
+    constexpr std::int64_t cap = std::int64_t{1} << 31;
+    std::int64_t n = 0;
+    std::string_view str;
+    if (!v.get_int64().get(n)) {
+        if (n >= 0) return std::chrono::seconds(std::min(n, cap));
+    } else if (!v.get_string().get(str)) {
+        std::int64_t parsed = 0;
+        for (char ch : str) {
+            if (ch < '0' || ch > '9') return std::nullopt;
+            parsed = std::min(parsed * 10 + (ch - '0'), cap);
+        }
+        if (!str.empty()) return std::chrono::seconds(parsed);
+    }
+    return std::nullopt;
+}
+
+// A success answer's fields checked against their caps and grammars. The
+// messages name the field and what is wrong, never its value.
+std::optional<error> refuse_token_fields(const token_response& t, const known_secrets& secrets) {
+    const auto refuse = [](std::string message) {
+        return error{errc::bad_token_response, std::move(message)};
+    };
+    if (t.access_token.empty()) return refuse("token response has no access_token");
+    if (t.access_token.size() > token_caps::access_token)
+        return refuse("token response's access_token is " + std::to_string(t.access_token.size()) +
+                      " bytes, over the cap of " + std::to_string(token_caps::access_token) + "; not used");
+    if (!b64token(t.access_token))
+        return refuse(
+            "token response's access_token is not an RFC 6750 b64token (a space, control or other "
+            "character not allowed in an Authorization header); not used");
+    if (!iequals(t.token_type, "bearer"))
+        return refuse("token_type is \"" + sanitize_server_text(t.token_type, secrets, 40) +
+                      "\", expected Bearer");
+    if (t.patient && !valid_fhir_id(*t.patient))
+        return refuse("token response's patient is not a FHIR id (at most " +
+                      std::to_string(token_caps::patient) + " of A-Z a-z 0-9 - .)");
+    if (!well_formed_scope(t.scope))
+        return refuse("token response's scope is over " + std::to_string(token_caps::scope) +
+                      " bytes or not RFC 6749 section 3.3 scope characters");
+    if (t.id_token && !well_formed_id_token(*t.id_token))
+        return refuse("token response's id_token is over " + std::to_string(token_caps::id_token) +
+                      " bytes or not a compact JWT");
+    return std::nullopt;
+}
+
+}  // namespace
+
 result<token_response> parse_token_response(int http_status, std::string_view body,
                                             const known_secrets& secrets) {
     simdjson::padded_string text(body);
@@ -291,28 +345,7 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
         } else if (key == "error_description") {
             if (!v.get_string().get(s)) description = s;
         } else if (key == "expires_in") {
-            // RFC 6749 says a number; some servers send it as a string. A
-            // negative value is ignored (as if absent), and a huge one is
-            // clamped to 2^31 s, as HTTP clamps delta-seconds (RFC 9111
-            // §1.2.2): unclamped, "now + expires_in" overflowed (found by
-            // tests/fuzz/fuzz_smart).
-            constexpr std::int64_t cap = std::int64_t{1} << 31;
-            std::int64_t n = 0;
-            std::string_view str;
-            if (!v.get_int64().get(n)) {
-                if (n >= 0) t.expires_in = std::chrono::seconds(std::min(n, cap));
-            } else if (!v.get_string().get(str)) {
-                std::int64_t parsed = 0;
-                bool digits = !str.empty();
-                for (char ch : str) {
-                    if (ch < '0' || ch > '9') {
-                        digits = false;
-                        break;
-                    }
-                    parsed = std::min(parsed * 10 + (ch - '0'), cap);
-                }
-                if (digits) t.expires_in = std::chrono::seconds(parsed);
-            }
+            if (auto n = read_expires_in(v)) t.expires_in = *n;
         }
     }
     if (has_error || http_status >= 400) {
@@ -328,32 +361,7 @@ result<token_response> parse_token_response(int http_status, std::string_view bo
                              (desc.empty() ? "" : " (" + desc + ")") + ", HTTP " +
                              std::to_string(http_status));
     }
-    // The messages below name the field and what is wrong, never its value.
-    if (t.access_token.empty()) return bad(errc::bad_token_response, "token response has no access_token");
-    if (t.access_token.size() > token_caps::access_token)
-        return bad(errc::bad_token_response,
-                   "token response's access_token is " + std::to_string(t.access_token.size()) +
-                       " bytes, over the cap of " + std::to_string(token_caps::access_token) + "; not used");
-    if (!b64token(t.access_token))
-        return bad(errc::bad_token_response,
-                   "token response's access_token is not an RFC 6750 b64token (a space, control or other "
-                   "character not allowed in an Authorization header); not used");
-    if (!iequals(t.token_type, "bearer"))
-        return bad(
-            errc::bad_token_response,
-            "token_type is \"" + sanitize_server_text(t.token_type, secrets, 40) + "\", expected Bearer");
-    if (t.patient && !valid_fhir_id(*t.patient))
-        return bad(errc::bad_token_response, "token response's patient is not a FHIR id (at most " +
-                                                 std::to_string(token_caps::patient) +
-                                                 " of A-Z a-z 0-9 - .)");
-    if (!well_formed_scope(t.scope))
-        return bad(errc::bad_token_response, "token response's scope is over " +
-                                                 std::to_string(token_caps::scope) +
-                                                 " bytes or not RFC 6749 section 3.3 scope characters");
-    if (t.id_token && !well_formed_id_token(*t.id_token))
-        return bad(errc::bad_token_response, "token response's id_token is over " +
-                                                 std::to_string(token_caps::id_token) +
-                                                 " bytes or not a compact JWT");
+    if (auto refused = refuse_token_fields(t, secrets)) return *refused;
     if (t.refresh_token && !well_formed_refresh_token(*t.refresh_token)) {
         t.refresh_token.reset();
         t.refresh_token_malformed = true;

@@ -100,20 +100,12 @@ awaitable<result<enrollment_start>> begin_enrollment(http::transport& http, cons
 
 namespace {
 
-// complete_enrollment without its audit events and without storing:
-// `exchange` gets the token-endpoint call when one was made, `to_store` the
-// enrollment when every check passed (the outcome is then ok).
-awaitable<enrollment_outcome> complete(http::transport& http, const config::config& cfg, store::vault& vault,
-                                       const smart::callback_params& callback,
-                                       std::chrono::system_clock::time_point now,
-                                       std::optional<store::audit_event>& exchange,
-                                       std::optional<store::enrollment>& to_store) {
-    store::pending_enrollments pending(vault);
-    // The row is taken out before anything else, whatever the outcome: a
-    // state serves one redirect, so a replay or a second tab finds nothing.
-    std::optional<store::pending_enrollment> p;
-    if (callback.state && !callback.state->empty()) p = pending.take(store::state_hash(*callback.state));
-
+// The redirect matched to the enrollment it completes: an OAuth error
+// answer, no state, an unknown or used state, or an expired link end here
+// with the outcome to show. `p` is the pending row taken for the state.
+std::optional<enrollment_outcome> refuse_redirect(const smart::callback_params& callback,
+                                                  const std::optional<store::pending_enrollment>& p,
+                                                  std::chrono::system_clock::time_point now) {
     if (callback.error) {
         // RFC 6749 §4.1.2.1: server free text; shown and logged only
         // sanitized (a token-shaped run or the state never goes out).
@@ -130,19 +122,18 @@ awaitable<enrollment_outcome> complete(http::transport& http, const config::conf
                         smart::explain_oauth_error(*callback.error),
                         smart::sanitize_server_text(raw, secrets, 300));
         if (p) o.patient_key = p->patient_key, o.ehr = p->ehr;
-        co_return o;
+        return o;
     }
     if (!callback.state || callback.state->empty())
-        co_return failed(
-            "no_state", "The redirect carried no state",
-            "Without the state this redirect cannot be matched to an enrollment that was started "
-            "here, so it was ignored. Nothing was stored. Start again with `headachemd-sync "
-            "enroll`.");
+        return failed("no_state", "The redirect carried no state",
+                      "Without the state this redirect cannot be matched to an enrollment that was started "
+                      "here, so it was ignored. Nothing was stored. Start again with `headachemd-sync "
+                      "enroll`.");
     if (!p)
-        co_return failed("unknown_state", "This sign-in link is unknown or was already used",
-                         "The state in the redirect matches no pending enrollment: it was already completed, "
-                         "replayed, or did not come from an enrollment started here. Nothing was stored; "
-                         "existing enrollments are unchanged. Start again with `headachemd-sync enroll`.");
+        return failed("unknown_state", "This sign-in link is unknown or was already used",
+                      "The state in the redirect matches no pending enrollment: it was already completed, "
+                      "replayed, or did not come from an enrollment started here. Nothing was stored; "
+                      "existing enrollments are unchanged. Start again with `headachemd-sync enroll`.");
     if (p->expires_at <= unix_seconds(now)) {
         auto o =
             failed("expired", "This enrollment expired",
@@ -150,8 +141,65 @@ awaitable<enrollment_outcome> complete(http::transport& http, const config::conf
                    "stored. Start again with `headachemd-sync enroll " +
                        p->patient_key + "`.");
         o.patient_key = p->patient_key, o.ehr = p->ehr;
-        co_return o;
+        return o;
     }
+    return std::nullopt;
+}
+
+// A token answer that cannot complete the enrollment: a malformed or
+// missing refresh token, no patient in context, or another patient than
+// the one this key is pinned to (the caller adds the patient key). Sets
+// `fhir_id` to the patient the grant is for.
+std::optional<enrollment_outcome> refuse_token_answer(const smart::token_response& tok,
+                                                      const config::patient_settings& pinned,
+                                                      std::optional<std::string>& fhir_id) {
+    if (tok.refresh_token_malformed)
+        return failed(
+            "bad_refresh_token", "The EHR granted a malformed refresh token",
+            "The token response's refresh_token was empty, blank, too long or held characters a token "
+            "cannot have (RFC 6749 Appendix A.17), so HeadacheMD cannot use it. Nothing was stored. "
+            "This is an "
+            "EHR fault: report it to the EHR's support.");
+    if (!tok.refresh_token || tok.refresh_token->empty())
+        return failed(
+            "no_refresh_token", "The EHR granted no refresh token",
+            "Without a refresh token HeadacheMD cannot sync after the first hour. The EHR must grant "
+            "offline_access: check that it is in `scopes`, that the person approved it, and that this app is "
+            "registered as a confidential client (eClinicalWorks gives refresh tokens to confidential "
+            "clients only). Nothing was stored.");
+    // SMART App Launch: the patient in context comes in the token response's
+    // `patient`, or in the id_token's fhirUser claim (openid fhirUser).
+    fhir_id = tok.patient;
+    if (!fhir_id && tok.id_token) fhir_id = smart::patient_from_id_token(*tok.id_token);
+    if (!fhir_id || !smart::valid_fhir_id(*fhir_id))
+        return failed(
+            "no_patient_in_token", "The EHR did not say which patient was authorized",
+            "The token response had no `patient` and no usable id_token fhirUser claim. Check that the "
+            "scopes include launch/patient, openid and fhirUser. Nothing was stored.");
+    if (pinned.fhir_patient_id && *pinned.fhir_patient_id != *fhir_id)
+        return failed(
+            "different_patient", "A different patient's record was authorized",
+            "The person signed in to a patient record other than the one this key is pinned to "
+            "(fhir_patient_id in the config). Nothing was stored. Check that the right person is signing in, "
+            "or correct fhir_patient_id.");
+    return std::nullopt;
+}
+
+// complete_enrollment without its audit events and without storing:
+// `exchange` gets the token-endpoint call when one was made, `to_store` the
+// enrollment when every check passed (the outcome is then ok).
+awaitable<enrollment_outcome> complete(http::transport& http, const config::config& cfg, store::vault& vault,
+                                       const smart::callback_params& callback,
+                                       std::chrono::system_clock::time_point now,
+                                       std::optional<store::audit_event>& exchange,
+                                       std::optional<store::enrollment>& to_store) {
+    store::pending_enrollments pending(vault);
+    // The row is taken out before anything else, whatever the outcome: a
+    // state serves one redirect, so a replay or a second tab finds nothing.
+    std::optional<store::pending_enrollment> p;
+    if (callback.state && !callback.state->empty()) p = pending.take(store::state_hash(*callback.state));
+
+    if (auto refused = refuse_redirect(callback, p, now)) co_return *refused;
     const config::patient_settings* patient = nullptr;
     for (const auto& q : cfg.patients)
         if (q.key == p->patient_key && q.ehr == p->ehr) patient = &q;
@@ -212,35 +260,8 @@ awaitable<enrollment_outcome> complete(http::transport& http, const config::conf
                    "The EHR refused the authorization code (" + printable(to_string(t.err().code), 60) + ")",
                    smart::explain_oauth_error(t.err().code), printable(raw)));
     }
-    if (t->refresh_token_malformed)
-        co_return with_patient(
-            failed("bad_refresh_token", "The EHR granted a malformed refresh token",
-                   "The token response's refresh_token was empty, blank, too long or held characters a token "
-                   "cannot have (RFC 6749 Appendix A.17), so HeadacheMD cannot use it. Nothing was stored. "
-                   "This is an "
-                   "EHR fault: report it to the EHR's support."));
-    if (!t->refresh_token || t->refresh_token->empty())
-        co_return with_patient(failed(
-            "no_refresh_token", "The EHR granted no refresh token",
-            "Without a refresh token HeadacheMD cannot sync after the first hour. The EHR must grant "
-            "offline_access: check that it is in `scopes`, that the person approved it, and that this app is "
-            "registered as a confidential client (eClinicalWorks gives refresh tokens to confidential "
-            "clients only). Nothing was stored."));
-    // SMART App Launch: the patient in context comes in the token response's
-    // `patient`, or in the id_token's fhirUser claim (openid fhirUser).
-    std::optional<std::string> fhir_id = t->patient;
-    if (!fhir_id && t->id_token) fhir_id = smart::patient_from_id_token(*t->id_token);
-    if (!fhir_id || !smart::valid_fhir_id(*fhir_id))
-        co_return with_patient(failed(
-            "no_patient_in_token", "The EHR did not say which patient was authorized",
-            "The token response had no `patient` and no usable id_token fhirUser claim. Check that the "
-            "scopes include launch/patient, openid and fhirUser. Nothing was stored."));
-    if (patient->fhir_patient_id && *patient->fhir_patient_id != *fhir_id)
-        co_return with_patient(failed(
-            "different_patient", "A different patient's record was authorized",
-            "The person signed in to a patient record other than the one this key is pinned to "
-            "(fhir_patient_id in the config). Nothing was stored. Check that the right person is signing in, "
-            "or correct fhir_patient_id."));
+    std::optional<std::string> fhir_id;
+    if (auto refused = refuse_token_answer(*t, *patient, fhir_id)) co_return with_patient(*refused);
 
     // Stored by complete_enrollment, through store_enrollment with its audit.
     store::enrollment& e = to_store.emplace();
