@@ -55,6 +55,13 @@ void bind(SQLite::Statement& s, int i, const nz::opt_bool& v) {
     else
         s.bind(i);
 }
+// Readies a statement the writer keeps for every page. Not reset(): after
+// a step that failed (a full disk, a trigger's RAISE, a lock), sqlite3_reset
+// returns that step's error again (https://sqlite.org/c3ref/reset.html), and
+// SQLiteCpp's reset() throws it, so the next page would be refused for a
+// cause that is gone. The failure was reported when it happened.
+void rearm(SQLite::Statement& s) { (void)s.tryReset(); }
+
 void bind(SQLite::Statement& s, int i, const std::string& v) { s.bindNoCopy(i, v); }
 void bind(SQLite::Statement& s, int i, bool v) { s.bind(i, v ? 1 : 0); }
 
@@ -454,7 +461,7 @@ upsert_outcome resource_writer::upsert(const nz::record& r, std::string_view sou
     // costs. Only on a conflict do we read the stored row.
     if (write(st.insert_new, r, source, patient_key, now, id) == 1) return upsert_outcome::inserted;
 
-    st.lookup.reset();
+    rearm(st.lookup);
     source_.assign(source);
     st.lookup.bindNoCopy(1, source_);
     st.lookup.bind(2, id);
@@ -464,7 +471,7 @@ upsert_outcome resource_writer::upsert(const nz::record& r, std::string_view sou
     const bool was_deleted = st.lookup.getColumn(1).getInt() != 0;
     const bool same_key = st.lookup.getColumn(2).getString() == patient_key;
     const bool lacks_fhir_id = ids_.keep_fhir_patient_id && st.lookup.getColumn(3).getInt() != 0;
-    st.lookup.reset();
+    rearm(st.lookup);
     if (same_hash && !was_deleted && same_key && !lacks_fhir_id) return upsert_outcome::unchanged;
 
     write(st.update, r, source, patient_key, now, id);
@@ -485,7 +492,7 @@ int resource_writer::write(SQLite::Statement& w, const nz::record& r, std::strin
     source_.assign(source);
     patient_key_.assign(patient_key);
     now_.assign(now);
-    w.reset();
+    rearm(w);
     w.bindNoCopy(1, source_);
     w.bindNoCopy(2, id);
     if (patient_key_.empty())
@@ -508,7 +515,7 @@ int resource_writer::write(SQLite::Statement& w, const nz::record& r, std::strin
     // A Patient's JSON is its name, address, telecom and identifiers: never kept.
     if (changed == 0 || !store_raw_ || h.raw.empty() || is_patient) return changed;
 
-    raw_upsert_->reset();
+    rearm(*raw_upsert_);
     raw_upsert_->bindNoCopy(1, source_);
     raw_upsert_->bind(2, nz::resource_type_of(r));
     raw_upsert_->bindNoCopy(3, h.id);

@@ -120,6 +120,25 @@ TEST_F(CommitPage, AThrowFromTheLastHookRollsBackEveryRowOfThePage) {
     EXPECT_EQ(q.getColumn(0).getString(), "t0");
 }
 
+TEST_F(CommitPage, AfterARefusedRowTheNextPageIntoTheSameTableIsWritten) {
+    // The writer's statements are prepared once and reused for every page.
+    // sqlite3_reset() answers with the error of the step that failed, so a
+    // writer that reset with a throwing reset() refused the next page with
+    // the old error once the cause was gone (a disk that filled and was
+    // freed, a lock released): one job failed for nothing.
+    // Setup: a page refused at c3 by a trigger, which is then removed.
+    db.sql().exec(
+        "CREATE TEMP TRIGGER refuse_c3 BEFORE INSERT ON condition WHEN NEW.id = 'c3' "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+    EXPECT_THROW(st::commit_page(db, writer, std::vector<nz::record>{condition("c3")}, "ehr", "t0", hooks),
+                 std::runtime_error);
+    db.sql().exec("DROP TRIGGER refuse_c3");
+    // Run / Check: the same writer stores the next page, c3 included.
+    EXPECT_NO_THROW(st::commit_page(db, writer, std::vector<nz::record>{condition("c3"), condition("c4")},
+                                    "ehr", "t1", hooks));
+    EXPECT_EQ(stored_ids(db.sql()), (std::vector<std::string>{"c3:pk1", "c4:pk1"}));
+}
+
 TEST_F(CommitPage, ALockedDatabaseRefusesThePageBeforeAnyRow) {
     // Setup: another connection holds the write lock past a zero busy timeout.
     SQLite::Database other((dir / "headache.db").string(), SQLite::OPEN_READWRITE);
