@@ -503,7 +503,10 @@ int main(int argc, char** argv) {
     part1.requests_per_minute = 60000;
     // Best of 5: on two shared cores one disturbed run is common, and a
     // failing benchmark is no longer run a second time (issue 18).
-    int repeat = 5;
+    // Nine: on the 2-core CI machine the best of five moved between 1.15
+    // and 1.20 for one binary (2026-12-05, 6932618), so the limit decided
+    // on noise; the best of more runs is a steadier floor.
+    int repeat = 9;
 
     setup ecw;
     ecw.ecw = true;
