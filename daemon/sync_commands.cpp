@@ -1,27 +1,20 @@
 #include "sync_commands.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <iterator>
-#include <map>
 #include <memory>
-#include <random>
 
 #include <unistd.h>
 
 #include <fmt/format.h>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "audit_command.hpp"
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
 #include "headachemd/core/clock.hpp"
@@ -32,23 +25,17 @@
 #include "headachemd/smart/enrollment.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/pending.hpp"
-#include "headachemd/store/sync_state.hpp"
-#include "headachemd/store/token_key.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/credentials.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "headachemd/sync/enroll.hpp"
 #include "headachemd/sync/http_options.hpp"
-#include "headachemd/sync/metrics.hpp"
-#include "headachemd/sync/policy.hpp"
-#include "headachemd/sync/scheduler.hpp"
 #include "headachemd/sync/service.hpp"
 #include "headachemd/sync/status_report.hpp"
 #include "headachemd/sync/vault_access.hpp"
 #include "headachemd/systemd/notify.hpp"
 #include "logging.hpp"
 #include "runtime.hpp"
-#include "vault_commands.hpp"
 
 namespace headachemd::daemon {
 namespace {
