@@ -734,7 +734,7 @@ private:
             error_at(t.get("key_id")->source(), s.label,
                      "key_id is used only with client_auth = \"private_key_jwt\"; got " + stated);
         }
-        if (e.client_auth == client_auth_method::none && e.profile == "eclinicalworks") {
+        if (e.client_auth == client_auth_method::none && e.refresh_needs_confidential_client) {
             // eCW issues refresh tokens to confidential clients only, and the
             // daemon lives on refresh tokens.
             error_at(

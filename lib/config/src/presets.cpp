@@ -54,6 +54,11 @@ ehr_settings eclinicalworks(ehr_settings s) {
     // Retry-After: the limiter and the wait after a 429 follow the minute.
     s.rate_window_fixed_minute = true;
     s.bare_429_waits_for_minute = true;
+    // Client assertions in RS384 only, and refresh tokens for confidential
+    // clients only (eCW's developer guide, "Backend Services" and "Refresh
+    // Token").
+    s.assertion_rs384_only = true;
+    s.refresh_needs_confidential_client = true;
     return s;
 }
 

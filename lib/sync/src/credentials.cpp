@@ -56,7 +56,7 @@ void load_signing_key(const config::ehr_settings& s, smart::client_credentials& 
                                  ": client_auth = \"private_key_jwt\" needs private_key_file");
     auto key = smart::signing_key::from_file(*s.private_key_file);
     if (!key) throw std::runtime_error("EHR " + s.name + ": " + key.err().message);
-    if (s.profile == "eclinicalworks" && key->alg() != smart::jws_alg::rs384)
+    if (s.assertion_rs384_only && key->alg() != smart::jws_alg::rs384)
         throw std::runtime_error("EHR " + s.name + ": the private key file " + s.private_key_file->string() +
                                  " is an EC key (ES384), but eClinicalWorks accepts RS384 only; make an RSA "
                                  "key with `headachemd-sync keygen --jwks --alg RS384`");

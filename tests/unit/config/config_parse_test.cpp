@@ -141,6 +141,8 @@ TEST(config_parse, every_key_lands_in_its_field) {
     // Not keys: what the eclinicalworks preset knows of eCW's rate limit.
     ecw.rate_window_fixed_minute = true;
     ecw.bare_429_waits_for_minute = true;
+    ecw.assertion_rs384_only = true;
+    ecw.refresh_needs_confidential_client = true;
     expected.ehrs.push_back(ecw);
 
     auto sandbox = *cfg::profile_preset("generic", 2h);  // interval from [daemon] default_interval
@@ -455,7 +457,8 @@ TEST(config_parse, profile_preset_function) {
 }
 
 // EHR behaviour that only the preset knows (no config key sets it): the
-// eCW preset's minute rules, and the token bucket and backoff elsewhere.
+// eCW preset's minute rules, RS384-only assertions and confidential-only
+// refresh tokens; the token bucket, backoff and any client elsewhere.
 TEST(config_parse, only_the_eclinicalworks_preset_follows_the_minute) {
     for (auto p : cfg::known_profiles) {
         // Setup / Run
@@ -466,11 +469,15 @@ TEST(config_parse, only_the_eclinicalworks_preset_follows_the_minute) {
         const bool ecw = p == "eclinicalworks";
         EXPECT_EQ(e->rate_window_fixed_minute, ecw) << p;
         EXPECT_EQ(e->bare_429_waits_for_minute, ecw) << p;
+        EXPECT_EQ(e->assertion_rs384_only, ecw) << p;
+        EXPECT_EQ(e->refresh_needs_confidential_client, ecw) << p;
     }
     const auto generic = parse(std::string(cfg::test::valid_ehr));
     ASSERT_NE(config_of(generic), nullptr);
     EXPECT_FALSE(config_of(generic)->ehrs.at(0).rate_window_fixed_minute);
     EXPECT_FALSE(config_of(generic)->ehrs.at(0).bare_429_waits_for_minute);
+    EXPECT_FALSE(config_of(generic)->ehrs.at(0).assertion_rs384_only);
+    EXPECT_FALSE(config_of(generic)->ehrs.at(0).refresh_needs_confidential_client);
 }
 
 TEST(config_parse, durations) {

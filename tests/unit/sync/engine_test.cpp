@@ -959,7 +959,7 @@ TEST_F(fixture, AnUnusableKeyStopsTheEngineAtStartAndNamesTheFile) {
     expect_throw((dir / "p256.pem").string(), "P-384");
     // eClinicalWorks accepts RS384 only: an EC key is refused up front.
     write_key(dir / "p384.pem", EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
-    config.ehrs[0].profile = "eclinicalworks";
+    config.ehrs[0].assertion_rs384_only = true;  // the eclinicalworks preset's
     expect_throw((dir / "p384.pem").string(), "RS384 only");
 }
 

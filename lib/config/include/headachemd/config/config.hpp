@@ -152,6 +152,13 @@ struct ehr_settings {
     // boundary instead of backing off: eCW sends no Retry-After, and its
     // budget refills at the minute.
     bool bare_429_waits_for_minute = false;
+    // The token endpoint verifies private_key_jwt assertions signed with
+    // RS384 only, so an EC key (ES384) is refused at start-up rather than
+    // at every refresh: eCW's backend-services guide lists RS384 alone.
+    bool assertion_rs384_only = false;
+    // Refresh tokens go to confidential clients only, so client_auth =
+    // "none" is a configuration error: the daemon lives on refresh tokens.
+    bool refresh_needs_confidential_client = false;
 
     bool operator==(const ehr_settings&) const = default;
 };
