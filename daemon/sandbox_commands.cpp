@@ -25,9 +25,8 @@ namespace fs = std::filesystem;
 // What landed, then the as_of the demo chose (after the "Try:" line).
 void print_outcome(const demo::outcome& out, const fs::path& dir) {
     const demo::summary& s = out.counts;
-    const sync::pass_result& pass = out.pass;
-    std::cout << fmt::format("\nSynced {} of {} sandbox patients over TLS into {}\n\n", pass.succeeded(),
-                             pass.patients.size(), (dir / "headache.db").string());
+    std::cout << fmt::format("\nSynced {} of {} sandbox patients over TLS into {}\n\n", out.pass.succeeded(),
+                             out.pass.patients.size(), (dir / "headache.db").string());
     std::cout << "rows per table:\n";
     for (const auto& [table, rows] : s.rows_per_table)
         std::cout << fmt::format("  {:<20} {:>6}\n", table, rows);
