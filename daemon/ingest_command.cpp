@@ -11,11 +11,9 @@
 
 #include "exit_codes.hpp"
 #include "headachemd/ingest/ingest.hpp"
-#include "headachemd/store/analytics_db.hpp"
-#include "headachemd/store/vault.hpp"
-#include "headachemd/sync/vault_access.hpp"
+#include "headachemd/ingest/session.hpp"
+#include "headachemd/store/token_key.hpp"
 #include "logging.hpp"
-#include "vault_commands.hpp"
 
 namespace headachemd::daemon {
 namespace {
@@ -36,8 +34,6 @@ struct ingest_args {
 
 int run_ingest(const ingest_args& a) {
     auto log = make_logger(a.log_level, a.log_format);
-    const fs::path db_path = a.db;
-    const fs::path vault_path = a.vault.empty() ? db_path.parent_path() / "vault.db" : fs::path(a.vault);
     // Two phases, two exit codes (sysexits.h, docs/admin/ingest.md):
     // everything up to the first batch opens, creates or checks the files
     // (a file that is not SQLite, a read-only or newer database, a vault
@@ -45,22 +41,11 @@ int run_ingest(const ingest_args& a) {
     // the batches run, a store failure is the disk or a lock failing a
     // write (full, locked past busy_timeout): EX_IOERR 74, the open batch
     // rolled back. Whether the file existed says neither.
-    std::unique_ptr<store::vault> vault;
-    std::unique_ptr<store::analytics_db> db;
-    std::unique_ptr<ingest::ingester> ingester;
+    ingest::session session;
     try {
-        config::daemon_settings key_source;
-        if (!a.token_key_file.empty()) key_source.token_key_file = a.token_key_file;
-        vault = sync::open_locked_vault(vault_path, sync::load_configured_token_key(key_source));
-        db = std::make_unique<store::analytics_db>(db_path);
-        const auto key = vault->pseudonymization_key();
-        db->bind_pseudonym_fingerprint(store::fingerprint(key));
-
-        ingest::options opts;
-        opts.source = a.source;
-        opts.store_raw = a.store_raw;
-        opts.keep_fhir_patient_id = a.identifiers == "minimal";
-        ingester = std::make_unique<ingest::ingester>(*db, key, opts, log);
+        const ingest::options opts{
+            .source = a.source, .store_raw = a.store_raw, .keep_fhir_patient_id = a.identifiers == "minimal"};
+        session = ingest::open_session({a.db, a.vault, a.token_key_file}, opts, log);
     } catch (const store::key_error& e) {
         log->error("{}", e.what());
         return exit_code::config;
@@ -68,6 +53,7 @@ int run_ingest(const ingest_args& a) {
         log->error("{}", e.what());
         return exit_code::cant_create;
     }
+    ingest::ingester* ingester = session.loader.get();
     try {
         // A progress line only for a person watching, and only once the
         // input has taken a few seconds.
