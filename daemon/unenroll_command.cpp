@@ -14,7 +14,6 @@
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
 #include "headachemd/http/client.hpp"
-#include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/audit.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/http_options.hpp"
@@ -22,7 +21,6 @@
 #include "headachemd/sync/vault_access.hpp"
 #include "logging.hpp"
 #include "runtime.hpp"
-#include "vault_commands.hpp"
 
 namespace headachemd::daemon {
 namespace {
@@ -131,19 +129,14 @@ int run_unenroll(const unenroll_args& a) {
     const config::config& cfg = *loaded;
     auto log = make_logger(a.log_level.empty() ? cfg.daemon.log_level : a.log_level);
 
-    std::unique_ptr<store::vault> vault;
-    try {
-        vault = sync::open_configured_vault(cfg.daemon);
-    } catch (const sync::vault_busy& e) {
-        log->error("{}", e.what());
-        return exit_code::temp_fail;
-    } catch (const store::key_error& e) {
-        log->error("{}", e.what());
-        return exit_code::config;
-    } catch (const store::store_error& e) {
-        log->error("{}", e.what());
-        return exit_code::cant_create;
+    const auto opened = sync::try_open_configured_vault(cfg.daemon);
+    if (!opened.vault) {
+        log->error("{}", opened.message);
+        return opened.failure == sync::vault_failure::busy  ? exit_code::temp_fail
+               : opened.failure == sync::vault_failure::key ? exit_code::config
+                                                            : exit_code::cant_create;
     }
+    store::vault* vault = opened.vault.get();
 
     try {
         const sync::unenroll_request req{a.key, a.ehr, a.purge, a.force};

@@ -1,17 +1,9 @@
 #include "vault_commands.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <iostream>
 
 #include "exit_codes.hpp"
-#include "headachemd/store/analytics_db.hpp"
-#include "headachemd/store/audit.hpp"
+#include "headachemd/store/token_key.hpp"
 #include "headachemd/sync/vault_access.hpp"
 #include "runtime.hpp"
 
@@ -29,30 +21,15 @@ int rekey(const rekey_args& a) {
     auto cfg = load_or_report(a.config, "nothing was changed");
     if (!cfg) return exit_code::config;
     try {
-        // Open with the current key first: the start-up check refuses a
-        // wrong key or a row that does not open before anything is written.
-        sync::lock_vault(cfg->daemon.vault, true);
-        auto vault = sync::open_configured_vault(cfg->daemon);
-        const auto new_key = store::load_token_key(a.new_key_file);
-        const std::string old_id = vault->key_id();
-        if (new_key.id() == old_id) {
+        const auto r = sync::rekey_vault(cfg->daemon, a.new_key_file);
+        if (r.same_key) {
             std::cerr << "error: " << a.new_key_file
-                      << " holds the key the vault is already sealed with (key id " << old_id
+                      << " holds the key the vault is already sealed with (key id " << r.old_id
                       << "); create a new one with `headachemd-sync keygen --token-key PATH`\n";
             return exit_code::usage;
         }
-        // The audit log (issue 5): which key ids, never the keys. Its row is
-        // written in the re-sealing's transaction: a crash between two
-        // commits left a rekeyed vault whose log did not record the rekey
-        // (issue 18, found by KillPoints.RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes).
-        const auto n = vault->rekey(new_key, [](SQLite::Database& db, std::size_t resealed) {
-            const auto event =
-                store::enrollment_event(store::utc_timestamp(std::chrono::system_clock::now()), {}, {},
-                                        store::audit_action::rekey, "ok", static_cast<int>(resealed));
-            store::insert_audit(db, {&event, 1});
-        });
-        std::cout << "re-sealed " << n << " secret(s) in " << cfg->daemon.vault.string() << " under key id "
-                  << new_key.id() << " (was " << old_id << ").\n"
+        std::cout << "re-sealed " << r.resealed << " secret(s) in " << cfg->daemon.vault.string()
+                  << " under key id " << r.new_id << " (was " << r.old_id << ").\n"
                   << "Now set [daemon] token_key_file = \"" << a.new_key_file
                   << "\" (or LoadCredential=token.key:" << a.new_key_file
                   << ") and start the daemon; the old key opens nothing any more.\n";

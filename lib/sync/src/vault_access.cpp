@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "headachemd/store/audit.hpp"
+#include "headachemd/store/database.hpp"
+
 namespace headachemd::sync {
 
 namespace fs = std::filesystem;
@@ -60,6 +63,44 @@ std::unique_ptr<store::vault> open_configured_vault(const config::daemon_setting
 std::unique_ptr<store::vault> open_locked_vault(const fs::path& path, store::token_key key) {
     lock_vault(path, false);
     return std::make_unique<store::vault>(path, std::move(key));
+}
+
+opened_vault try_open_configured_vault(const config::daemon_settings& d) {
+    opened_vault out;
+    try {
+        out.vault = open_configured_vault(d);
+    } catch (const vault_busy& e) {
+        out.failure = vault_failure::busy;
+        out.message = e.what();
+    } catch (const store::key_error& e) {
+        out.failure = vault_failure::key;
+        out.message = e.what();
+    } catch (const store::store_error& e) {
+        out.failure = vault_failure::store;
+        out.message = e.what();
+    }
+    return out;
+}
+
+rekey_outcome rekey_vault(const config::daemon_settings& d, const fs::path& new_key_file,
+                          const std::function<std::chrono::system_clock::time_point()>& now) {
+    lock_vault(d.vault, true);
+    auto vault = open_configured_vault(d);
+    const auto new_key = store::load_token_key(new_key_file);
+    rekey_outcome out;
+    out.old_id = vault->key_id();
+    out.new_id = new_key.id();
+    if (out.new_id == out.old_id) {
+        out.same_key = true;
+        return out;
+    }
+    out.resealed = vault->rekey(new_key, [&now](SQLite::Database& db, std::size_t resealed) {
+        const auto event =
+            store::enrollment_event(store::utc_timestamp(now()), {}, {}, store::audit_action::rekey, "ok",
+                                    static_cast<int>(resealed));
+        store::insert_audit(db, {&event, 1});
+    });
+    return out;
 }
 
 }  // namespace headachemd::sync
