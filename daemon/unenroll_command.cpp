@@ -1,22 +1,16 @@
 #include "unenroll_command.hpp"
 
-#include <chrono>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
-#include "headachemd/http/client.hpp"
 #include "headachemd/store/audit.hpp"
 #include "headachemd/store/vault.hpp"
-#include "headachemd/sync/http_options.hpp"
 #include "headachemd/sync/unenroll.hpp"
 #include "headachemd/sync/vault_access.hpp"
 #include "logging.hpp"
@@ -24,8 +18,6 @@
 
 namespace headachemd::daemon {
 namespace {
-
-namespace asio = boost::asio;
 
 struct unenroll_args {
     std::string config = "/etc/headachemd/sync.toml";
@@ -139,18 +131,7 @@ int run_unenroll(const unenroll_args& a) {
     store::vault* vault = opened.vault.get();
 
     try {
-        const sync::unenroll_request req{a.key, a.ehr, a.purge, a.force};
-        // The client's default deadline is this EHR's http_timeout: the
-        // picked one when the key is known at a single EHR.
-        std::string ignored;  // unenroll_patient reports it
-        const config::ehr_settings* timeout_ehr = cfg.find_ehr(sync::unenroll_ehr(req, cfg, *vault, ignored));
-        asio::io_context io;
-        http::client http(io.get_executor(), sync::http_options_for(cfg, timeout_ehr));
-        sync::unenroll_result r;
-        run_on_io(io, [&]() -> asio::awaitable<void> {
-            r = co_await sync::unenroll_patient(http, cfg, *vault, req, std::chrono::system_clock::now());
-            http.close_idle();
-        });
+        const auto r = sync::unenroll_patient_blocking(cfg, *vault, {a.key, a.ehr, a.purge, a.force});
         return report(a, cfg, r, *log);
     } catch (const store::key_error& e) {
         log->error("{}", e.what());

@@ -1,8 +1,13 @@
 #include "headachemd/sync/unenroll.hpp"
 
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <set>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "discovery.hpp"
 #include "headachemd/http/url.hpp"
@@ -11,6 +16,7 @@
 #include "headachemd/store/pending.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/sync/credentials.hpp"
+#include "headachemd/sync/http_options.hpp"
 
 namespace headachemd::sync {
 namespace {
@@ -200,6 +206,27 @@ awaitable<unenroll_result> unenroll_patient(http::transport& http, const config:
     }
     out.status = unenroll_status::done;
     co_return out;
+}
+
+unenroll_result unenroll_patient_blocking(const config::config& cfg, store::vault& vault,
+                                          const unenroll_request& req) {
+    namespace asio = boost::asio;
+    // The client's default deadline is this EHR's http_timeout: the
+    // picked one when the key is known at a single EHR.
+    std::string ignored;  // unenroll_patient reports it
+    const config::ehr_settings* timeout_ehr = cfg.find_ehr(unenroll_ehr(req, cfg, vault, ignored));
+    asio::io_context io;
+    http::client http(io.get_executor(), http_options_for(cfg, timeout_ehr));
+    unenroll_result r;
+    std::exception_ptr failure;
+    auto task = [&]() -> asio::awaitable<void> {
+        r = co_await unenroll_patient(http, cfg, vault, req, std::chrono::system_clock::now());
+        http.close_idle();
+    };
+    asio::co_spawn(io, std::move(task), [&failure](std::exception_ptr ep) { failure = ep; });
+    io.run();
+    if (failure) std::rethrow_exception(failure);
+    return r;
 }
 
 }  // namespace headachemd::sync

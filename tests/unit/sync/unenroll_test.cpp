@@ -330,4 +330,32 @@ TEST(UnenrollWorkflow, NothingToDoChangesNothingAndSaysWhy) {
     EXPECT_TRUE(f.audit_actions().empty());
 }
 
+// The command line's entry point runs the same workflow on its own
+// io_context and real HTTP client.
+TEST(UnenrollBlocking, AnUnknownPatientSendsNothingAndSaysWhy) {
+    unenroll_fixture f;
+    const auto r = sy::unenroll_patient_blocking(f.config, f.vault, {"hmd-9", "", false, false});
+    EXPECT_EQ(r.status, sy::unenroll_status::unknown_patient);
+    EXPECT_NE(r.problem.find("patient hmd-9 is not enrolled"), std::string::npos);
+    EXPECT_TRUE(f.audit_actions().empty());
+}
+
+TEST(UnenrollBlocking, ARefusedConnectionKeepsTheEnrollment) {
+    // Setup: a loopback revocation endpoint nobody listens on.
+    unenroll_fixture f;
+    f.config.ehrs[0].token_endpoint = "http://127.0.0.1:1/token";
+    f.config.ehrs[0].revocation_endpoint = "http://127.0.0.1:1/revoke";
+    f.enroll();
+    // Run
+    const auto r = sy::unenroll_patient_blocking(f.config, f.vault, {"hmd-1", "", false, false});
+    // Check
+    EXPECT_EQ(r.status, sy::unenroll_status::revocation_failed);
+    ASSERT_TRUE(r.revocation);
+    EXPECT_EQ(r.revocation->status, sy::revocation_status::failed);
+    EXPECT_TRUE(f.vault.find_enrollment("hmd-1", "clinic"));
+    const auto actions = f.audit_actions();
+    ASSERT_EQ(actions.size(), 1u);
+    EXPECT_EQ(actions[0].rfind("revoke:", 0), 0u);
+}
+
 }  // namespace

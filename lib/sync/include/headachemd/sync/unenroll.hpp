@@ -102,4 +102,12 @@ boost::asio::awaitable<unenroll_result> unenroll_patient(http::transport& http, 
                                                          store::vault& vault, const unenroll_request& req,
                                                          std::chrono::system_clock::time_point now);
 
+// unenroll_patient for the command line: on its own io_context, with an
+// http::client whose default deadline is the http_timeout of the EHR
+// unenroll_ehr picks (the defaults when none is picked), reading the clock
+// when the workflow starts. Returns when it is done; throws what
+// unenroll_patient throws.
+unenroll_result unenroll_patient_blocking(const config::config& cfg, store::vault& vault,
+                                          const unenroll_request& req);
+
 }  // namespace headachemd::sync
