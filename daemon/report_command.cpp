@@ -1,10 +1,6 @@
 #include "report_command.hpp"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -15,6 +11,7 @@
 #include "exit_codes.hpp"
 #include "headachemd/files/write_file.hpp"
 #include "headachemd/report/report.hpp"
+#include "headachemd/store/database.hpp"
 
 namespace headachemd::daemon {
 namespace {
@@ -27,15 +24,6 @@ struct report_args {
     int page_size = 25;
 };
 
-std::string utc_now() {
-    const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 }  // namespace
 
 int write_report(const fs::path& db_path, const fs::path& out, int page_size, std::ostream& info,
@@ -44,7 +32,7 @@ int write_report(const fs::path& db_path, const fs::path& out, int page_size, st
         SQLite::Database db = report::open_read_only(db_path);
         const report::report_data data = report::load(db);
         report::options opts;
-        opts.generated_at = utc_now();
+        opts.generated_at = store::utc_timestamp(std::chrono::system_clock::now());
         opts.page_size = page_size;
         const std::string html = report::render_html(data, opts);
         // Beside the target, then renamed: a reader never sees half a file.
