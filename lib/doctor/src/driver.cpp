@@ -150,11 +150,13 @@ void check_against_discovery(const config::ehr_settings& ehr, const server_facts
 
 }  // namespace
 
+server_kind kind_of(const config::ehr_settings& ehr) { return server_kind{ehr.profile == "eclinicalworks"}; }
+
 asio::awaitable<report> check_registration(http::transport& http, const config_check& in, const clock& clk) {
     report rep;
     findings& out = rep.findings;
     const auto& ehr = in.ehr;
-    const server_kind kind{ehr.profile == "eclinicalworks"};
+    const server_kind kind = kind_of(ehr);
 
     // Local files first: they need no server. The config itself first of
     // all: it says where the secrets below are sent.

@@ -116,6 +116,8 @@ void check_base_against_server(std::string_view fhir_base, const server_facts& f
 struct server_kind {
     bool eclinicalworks = false;
 };
+// The kind of an [[ehr]]'s server: from the preset its defaults came from.
+server_kind kind_of(const config::ehr_settings& ehr);
 
 // ---- Pure checks --------------------------------------------------------------
 
