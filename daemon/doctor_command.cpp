@@ -17,8 +17,8 @@
 #include "headachemd/config/config.hpp"
 #include "headachemd/core/clock.hpp"
 #include "headachemd/doctor/doctor.hpp"
+#include "headachemd/doctor/invocation.hpp"
 #include "headachemd/http/client.hpp"
-#include "headachemd/sync/http_options.hpp"
 #include "runtime.hpp"
 
 namespace headachemd::daemon {
@@ -55,29 +55,24 @@ void print_report(const dr::report& rep, bool terminal) {
 // Exit status: 0 no error (warnings and notes allowed: they describe risks,
 // not failures); 69 (EX_UNAVAILABLE) the server could not be reached at all;
 // 78 (EX_CONFIG) a registration or configuration problem was found.
-int exit_for(const dr::report& rep) {
-    if (rep.unreachable) return exit_code::unavailable;
-    return rep.passed() ? exit_code::ok : exit_code::config;
+int exit_for(dr::outcome o) {
+    switch (o) {
+        case dr::outcome::unreachable:
+            return exit_code::unavailable;
+        case dr::outcome::problem:
+            return exit_code::config;
+        case dr::outcome::ok:
+            break;
+    }
+    return exit_code::ok;
 }
 
 std::optional<config::config> load(const std::string& path) { return load_or_report(path, ""); }
 
-// `ehr`: the EHR checked, whose http_timeout bounds each request.
-http::client_options http_options(const config::config* cfg, const config::ehr_settings* ehr) {
-    http::client_options o;
-    if (cfg) {
-        // A missing CA file is a finding of its own, not a crash here.
-        o = sync::http_options_for(*cfg, ehr,
-                                   [](const auto& file) { return dr::inspect_file(file).readable; });
-    }
-    o.max_body_bytes = 16 << 20;  // a CapabilityStatement can be large
-    return o;
-}
-
 template <class F>
 dr::report run(const config::config* cfg, const config::ehr_settings* ehr, F&& make_task) {
     asio::io_context io;
-    http::client http(io.get_executor(), http_options(cfg, ehr));
+    http::client http(io.get_executor(), dr::client_options(cfg, ehr));
     system_clock clk;
     dr::report rep;
     run_on_io(io, [&]() -> asio::awaitable<void> {
@@ -93,10 +88,6 @@ int doctor_url(const doctor_args& a) {
         cfg = load(a.config);
         if (!cfg) return exit_code::config;
     }
-    dr::url_check in;
-    in.authorize_url = a.authorize_url;
-    in.probe = a.probe;
-    if (!a.fhir_base.empty()) in.fhir_base = a.fhir_base;
     const config::ehr_settings* ehr = nullptr;
     if (cfg && !a.ehr.empty()) {
         ehr = cfg->find_ehr(a.ehr);
@@ -105,19 +96,9 @@ int doctor_url(const doctor_args& a) {
             return exit_code::usage;
         }
     } else if (cfg) {
-        // The [[ehr]] whose FHIR base the URL names (its aud), if any.
-        if (auto parts = dr::parse_authorize_url(a.authorize_url)) {
-            std::string aud = parts->get("aud") ? *parts->get("aud") : std::string();
-            while (!aud.empty() && aud.back() == '/') aud.pop_back();
-            for (const auto& e : cfg->ehrs)
-                if (e.fhir_base == (in.fhir_base ? *in.fhir_base : aud)) ehr = &e;
-        }
+        ehr = dr::ehr_for_authorize_url(*cfg, a.authorize_url, a.fhir_base);
     }
-    if (ehr) {
-        if (!in.fhir_base) in.fhir_base = ehr->fhir_base;
-        in.client_id = ehr->client_id;
-        in.kind.eclinicalworks = ehr->profile == "eclinicalworks";
-    }
+    const auto in = dr::make_url_check(a.authorize_url, a.fhir_base, a.probe, ehr);
     std::cout << "headachemd-sync doctor: authorize URL"
               << (ehr ? " for [[ehr]] \"" + ehr->name + "\"" : std::string())
               << (a.probe ? ", with probe" : "") << "\n";
@@ -125,7 +106,7 @@ int doctor_url(const doctor_args& a) {
         return dr::check_authorize_url(http, in, clk);
     });
     print_report(rep, use_color());
-    return exit_for(rep);
+    return exit_for(dr::outcome_of(rep));
 }
 
 int doctor_config(const doctor_args& a) {
@@ -146,30 +127,18 @@ int doctor_config(const doctor_args& a) {
         std::cerr << "error: " << a.config << " lists no [[ehr]]\n";
         return exit_code::config;
     }
-    int rc = exit_code::ok;
+    auto worst = dr::outcome::ok;
     for (const auto* e : ehrs) {
-        dr::config_check in;
-        in.cfg = &*cfg;
-        in.ehr = *e;
-        // The config's redirect_uri (what enroll sends); --redirect-uri
-        // checks another one without editing the config.
-        if (e->redirect_uri) in.redirect_uri = *e->redirect_uri;
-        if (!a.redirect_uri.empty()) in.redirect_uri = a.redirect_uri;
-        in.probe = !a.no_probe;
+        const auto in = dr::make_config_check(*cfg, *e, a.redirect_uri, !a.no_probe);
         std::cout << (e == ehrs.front() ? "" : "\n") << "headachemd-sync doctor: [[ehr]] \"" << e->name
                   << "\" (" << e->profile << ") at " << e->fhir_base << "\n";
         const auto rep = run(&*cfg, e, [&](http::transport& http, const clock& clk) {
             return dr::check_registration(http, in, clk);
         });
         print_report(rep, use_color());
-        const int this_rc = exit_for(rep);
-        // The worst wins: unreachable (69) over a problem found (78) over ok.
-        if (this_rc == exit_code::unavailable)
-            rc = this_rc;
-        else if (rc == exit_code::ok)
-            rc = this_rc;
+        worst = dr::worst(worst, dr::outcome_of(rep));
     }
-    return rc;
+    return exit_for(worst);
 }
 
 int doctor(const doctor_args& a) {
