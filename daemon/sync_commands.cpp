@@ -12,7 +12,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "exit_codes.hpp"
@@ -20,12 +19,10 @@
 #include "headachemd/core/clock.hpp"
 #include "headachemd/files/protected_file.hpp"
 #include "headachemd/http/client.hpp"
-#include "headachemd/http/listener.hpp"
 #include "headachemd/logging/escape.hpp"
-#include "headachemd/smart/enrollment.hpp"
 #include "headachemd/store/analytics_db.hpp"
-#include "headachemd/store/pending.hpp"
 #include "headachemd/store/vault.hpp"
+#include "headachemd/sync/browser_enrollment.hpp"
 #include "headachemd/sync/credentials.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "headachemd/sync/enroll.hpp"
@@ -237,144 +234,11 @@ int report_outcome(runtime& rt, const sync::enrollment_outcome& o) {
     return exit_code::data_error;
 }
 
-enum class redirect_mode { listen, paste, daemon };
-
-// How the redirect comes back: a listener here, a pasted URL, or the running
-// daemon's callback_listen.
-std::optional<redirect_mode> redirect_mode_of(const runtime& rt, const enroll_args& a) {
-    if (!a.listen.empty()) return redirect_mode::listen;
-    if (a.paste) return redirect_mode::paste;
-    if (rt.cfg.daemon.callback_listen) return redirect_mode::daemon;
-    return std::nullopt;
-}
-
-// One browser enrollment in flight: the listener (--listen) and the
-// expiry of the link, on one io_context.
-struct browser_session {
-    runtime& rt;
-    const enroll_args& a;
-    http::client& http;
-    asio::io_context& io;
-    int rc = exit_code::ok;
-    std::optional<http::listener> listener;
-    std::optional<asio::steady_timer> expiry;
-
-    awaitable<http::outgoing_response> on_request(std::string callback_path, http::incoming_request req) {
-        if (smart::path_of(req.target) != callback_path)
-            co_return http::outgoing_response{404, "text/plain; charset=utf-8", "Not found\n"};
-        auto cb = smart::parse_callback(req.target);
-        if (!cb)
-            co_return http::outgoing_response{400, "text/plain; charset=utf-8",
-                                              "This is not an authorization redirect.\n"};
-        auto outcome = co_await sync::complete_enrollment(http, rt.cfg, *rt.vault, *cb,
-                                                          std::chrono::system_clock::now());
-        rc = report_outcome(rt, outcome);
-        // stop() lets this answer be written, then the context runs dry.
-        listener->stop();
-        if (expiry) expiry->cancel();
-        http.close_idle();
-        co_return http::outgoing_response{outcome.ok ? 200 : 400, "text/html; charset=utf-8",
-                                          sync::callback_page(outcome)};
-    }
-
-    // Bound before the URL is shown, so the redirect cannot come back to a
-    // port nobody listens on.
-    bool bind(const std::string& redirect_uri) {
-        listener.emplace(
-            io.get_executor(),
-            [this, path = smart::path_of(redirect_uri)](http::incoming_request req) {
-                return on_request(path, std::move(req));
-            },
-            http::listener_options{.log = rt.log});
-        auto bound = listener->start(a.listen);
-        if (bound) return true;
-        rt.log->error("{}", bound.err().message);
-        rc = exit_code::unavailable;
-        return false;
-    }
-
-    // --listen: wait for the redirect, or the end of the link's life.
-    void wait_for_redirect() {
-        expiry.emplace(io, sync::pending_lifetime + std::chrono::seconds(5));
-        expiry->async_wait([this](boost::system::error_code ec) {
-            if (ec) return;
-            rt.log->error(
-                "no redirect arrived within 10 minutes; the enrollment expired, nothing was stored");
-            rc = exit_code::temp_fail;
-            listener->stop();
-            http.close_idle();
-        });
-        std::cerr << fmt::format("Waiting for the redirect on {} …\n", a.listen);
-    }
-
-    // --paste: the browser's final address on stdin.
-    awaitable<void> read_pasted_redirect() {
-        std::cerr << "After approving, the browser lands on the redirect URI (the page may not load; "
-                     "that is fine). Paste that page's full address here and press Enter:\n";
-        std::string line;
-        if (!std::getline(std::cin, line)) {
-            rt.log->error("no redirect URL was pasted; nothing was stored");
-            rc = exit_code::data_error;
-            co_return;
-        }
-        auto cb = smart::parse_callback(line);
-        if (!cb) {
-            rt.log->error("{}; nothing was stored", cb.err().message);
-            rc = exit_code::data_error;
-            co_return;
-        }
-        auto outcome = co_await sync::complete_enrollment(http, rt.cfg, *rt.vault, *cb,
-                                                          std::chrono::system_clock::now());
-        rc = report_outcome(rt, outcome);
-        http.close_idle();
-    }
-
-    void show_authorize_url(const std::string& url, const config::ehr_settings& ehr) {
-        if (isatty(STDERR_FILENO)) {
-            std::cerr << fmt::format(
-                "Open this address in a browser on a device where the patient can sign in to {}'s "
-                "patient portal. They will sign in, see what HeadacheMD asks to read, and approve it; the "
-                "browser then returns to the redirect URI. The link works once, for 10 minutes.\n\n",
-                ehr.name);
-        }
-        std::cout << url << std::endl;
-    }
-
-    awaitable<void> run(const config::ehr_settings& ehr, const config::patient_settings& patient,
-                        redirect_mode how) {
-        const auto now = std::chrono::system_clock::now();
-        auto start = co_await sync::begin_enrollment(http, ehr, patient, now);
-        if (!start) {
-            rt.log->error("{}", start.err().message);
-            rc = exit_code::unavailable;
-            co_return;
-        }
-        store::pending_enrollments pending(*rt.vault);
-        pending.purge_expired(
-            std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
-        if (how == redirect_mode::listen && !bind(start->pending.redirect_uri)) co_return;
-        pending.put(start->pending);
-        show_authorize_url(start->authorize_url, ehr);
-        switch (how) {
-            case redirect_mode::daemon:
-                std::cout << fmt::format(
-                    "The running daemon completes the enrollment at {} when the browser "
-                    "returns; `headachemd-sync status` then shows {} as enrolled.\n",
-                    *rt.cfg.daemon.callback_listen, patient.key);
-                break;
-            case redirect_mode::paste:
-                co_await read_pasted_redirect();
-                break;
-            case redirect_mode::listen:
-                wait_for_redirect();
-                break;
-        }
-    }
-};
-
 // Browser enrollment: authorization code + PKCE (SMART App Launch 2.x).
+// sync::browser_enrollment does the work; this shows the URL and the
+// prompts, reads the pasted address, and maps each end to an exit code.
 int browser_enroll(runtime& rt, const config::patient_settings& patient, const enroll_args& a) {
-    const auto how = redirect_mode_of(rt, a);
+    const auto how = sync::redirect_mode_of(a.listen, a.paste, rt.cfg);
     if (!how) {
         rt.log->error(
             "say how the redirect comes back: --listen HOST:PORT (a listener here), --paste (paste the final "
@@ -385,9 +249,51 @@ int browser_enroll(runtime& rt, const config::patient_settings& patient, const e
     return exit_code_of(*rt.log, [&] {
         asio::io_context io;
         http::client http(io.get_executor(), sync::http_options_for(rt.cfg, ehr));
-        browser_session session{rt, a, http, io, exit_code::ok, std::nullopt, std::nullopt};
-        run_on_io(io, [&]() -> awaitable<void> { co_await session.run(*ehr, patient, *how); });
-        return session.rc;
+        system_clock clk;
+        int rc = exit_code::ok;
+        const auto fail = [&](std::string_view why, int code) {
+            rt.log->error("{}", why);
+            rc = code;
+        };
+        sync::browser_enrollment session(
+            io.get_executor(), http, rt.cfg, *rt.vault, clk,
+            {.listen = a.listen,
+             .log = rt.log,
+             .close_idle = [&http] { http.close_idle(); },
+             .on_outcome = [&](const sync::enrollment_outcome& o) { rc = report_outcome(rt, o); }});
+        run_on_io(io, [&]() -> awaitable<void> {
+            const auto url = co_await session.begin(*ehr, patient);
+            if (!url) co_return fail(url.err().message, exit_code::unavailable);
+            if (isatty(STDERR_FILENO))
+                std::cerr << fmt::format(
+                    "Open this address in a browser on a device where the patient can sign in to {}'s "
+                    "patient portal. They will sign in, see what HeadacheMD asks to read, and approve it; "
+                    "the browser then returns to the redirect URI. The link works once, for 10 minutes.\n\n",
+                    ehr->name);
+            std::cout << *url << std::endl;
+            if (*how == sync::redirect_mode::daemon) {
+                std::cout << fmt::format(
+                    "The running daemon completes the enrollment at {} when the browser returns; "
+                    "`headachemd-sync status` then shows {} as enrolled.\n",
+                    *rt.cfg.daemon.callback_listen, patient.key);
+            } else if (*how == sync::redirect_mode::listen) {
+                std::cerr << fmt::format("Waiting for the redirect on {} …\n", a.listen);
+                if (co_await session.wait_for_redirect() == sync::listen_end::expired)
+                    fail("no redirect arrived within 10 minutes; the enrollment expired, nothing was stored",
+                         exit_code::temp_fail);
+            } else {
+                std::cerr << "After approving, the browser lands on the redirect URI (the page may not "
+                             "load; that is fine). Paste that page's full address here and press Enter:\n";
+                std::string line;
+                if (!std::getline(std::cin, line))
+                    co_return fail("no redirect URL was pasted; nothing was stored", exit_code::data_error);
+                const auto outcome = co_await session.complete_from_redirect(line);
+                if (!outcome)
+                    co_return fail(outcome.err().message + "; nothing was stored", exit_code::data_error);
+                rc = report_outcome(rt, *outcome);
+            }
+        });
+        return rc;
     });
 }
 
