@@ -1,8 +1,6 @@
 #include "sync_commands.hpp"
 
-#include <algorithm>
 #include <csignal>
-#include <cstdio>
 #include <iostream>
 #include <memory>
 
@@ -12,7 +10,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
@@ -38,9 +35,7 @@ namespace headachemd::daemon {
 namespace {
 
 namespace asio = boost::asio;
-namespace fs = std::filesystem;
 using asio::awaitable;
-using asio::use_awaitable;
 
 void print_pass(const sync::pass_result& pass) {
     for (const auto& p : pass.patients) {
