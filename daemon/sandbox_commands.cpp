@@ -56,7 +56,7 @@ int run_demo(const demo_args& a) {
     auto log = make_logger(a.log_level, a.log_format);
     const auto dir = demo::make_directory(a.dir);
     if (!dir) {
-        log->error("cannot create a temporary directory");
+        log->error("{}", dir.err().message);
         return exit_code::cant_create;
     }
     try {

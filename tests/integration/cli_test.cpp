@@ -41,6 +41,19 @@ TEST(Cli, DemoRunsWithNoSetupAndFillsEveryTable) {
     EXPECT_EQ(read_file(dir / "demo" / "headache.db").find("Test Patient"), std::string::npos);
 }
 
+// A --dir that cannot be made is the admin's typo: exit 73 (EX_CANTCREAT)
+// and a message naming the path, not an abort (it exited 134 before).
+TEST(Cli, DemoWithADirBlockedByAFileSaysWhichPathAndExits73) {
+    temp_dir dir;
+    write_file(dir / "taken", "x");
+    const auto r =
+        run_binary({"demo", "--patients", "1", "--dir", (dir / "taken" / "demo").string()}, dir.path());
+    EXPECT_EQ(r.exit_code, 73) << r.err << r.out;
+    EXPECT_NE(r.err.find("cannot create the directory " + (dir / "taken" / "demo").string()),
+              std::string::npos)
+        << r.err;
+}
+
 // `demo` enrolls like a real patient (issue 14): a pending row per patient,
 // taken out by the redirect, and the audit events a browser enrollment
 // leaves (the token-endpoint call, then `enroll`).

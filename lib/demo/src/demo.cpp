@@ -205,14 +205,23 @@ outcome run(const options& opts, std::shared_ptr<spdlog::logger> log,
     return out;
 }
 
-std::optional<fs::path> make_directory(const fs::path& dir) {
+result<fs::path> make_directory(const fs::path& dir) {
     fs::path made = dir;
+    std::error_code ec;
     if (made.empty()) {
-        std::string tmpl = (fs::temp_directory_path() / "headachemd-demo-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) return std::nullopt;
-        made = tmpl;
+        const fs::path tmp = fs::temp_directory_path(ec);
+        std::string tmpl = (tmp / "headachemd-demo-XXXXXX").string();
+        if (ec || !::mkdtemp(tmpl.data()))
+            return error{errc::cannot_create, "cannot create a temporary directory in " +
+                                                  (ec ? std::string("$TMPDIR") : tmp.string())};
+        return fs::path(tmpl);
     }
-    fs::create_directories(made);
+    // A file in the way or a directory we may not write is the admin's
+    // typo, not a crash: say which path and why (it used to abort, exit 134).
+    fs::create_directories(made, ec);
+    if (ec)
+        return error{errc::cannot_create,
+                     "cannot create the directory " + made.string() + ": " + ec.message()};
     return made;
 }
 

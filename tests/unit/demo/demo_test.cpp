@@ -4,6 +4,7 @@
 // pass, the summary, a rerun that keeps as_of and the token key).
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -153,6 +154,21 @@ TEST(DemoDirectory, AnEmptyDirIsANewTemporaryDirectoryAndAGivenOneIsCreated) {
     ASSERT_TRUE(given);
     EXPECT_EQ(*given, dir / "a" / "b");
     EXPECT_TRUE(fs::is_directory(dir / "a" / "b"));
+}
+
+// A --dir that cannot be made (a regular file in the way) is an error that
+// names the path; it used to escape as an exception and abort the demo.
+TEST(DemoDirectory, APathBlockedByAFileIsAnErrorNamingIt) {
+    // Setup
+    temp_dir dir;
+    std::ofstream(dir / "file") << "x";
+    // Run
+    const auto made = demo::make_directory(dir / "file" / "sub");
+    // Check
+    ASSERT_FALSE(made);
+    EXPECT_EQ(made.err().code, headachemd::errc::cannot_create);
+    EXPECT_NE(made.err().message.find((dir / "file" / "sub").string()), std::string::npos)
+        << made.err().message;
 }
 
 // The whole workflow over loopback TLS against the sandbox, twice in the

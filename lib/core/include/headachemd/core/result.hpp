@@ -90,7 +90,9 @@ namespace headachemd {
     X(store_failed)                                                                \
     X(internal_error)                                                              \
     /* the sandbox EHR's scripted sign-in, daemon/ */                              \
-    X(authorize_failed)
+    X(authorize_failed)                                                            \
+    /* a local directory that cannot be made (the demo's --dir) */                 \
+    X(cannot_create)
 
 // The enumerators, in the order of the table above.
 enum class errc : std::uint8_t {

@@ -18,6 +18,7 @@
 
 #include <spdlog/logger.h>
 
+#include "headachemd/core/result.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/sync/engine.hpp"
 
@@ -77,9 +78,9 @@ outcome run(const options& opts, std::shared_ptr<spdlog::logger> log,
             const std::function<void(int enrolled)>& on_enrolled = {});
 
 // `dir` created (with its parents), or a new directory
-// $TMPDIR/headachemd-demo-XXXXXX when `dir` is empty; nullopt when that
-// temporary directory cannot be made. Throws std::filesystem::filesystem_error.
-std::optional<std::filesystem::path> make_directory(const std::filesystem::path& dir);
+// $TMPDIR/headachemd-demo-XXXXXX when `dir` is empty; an error naming
+// the path when it cannot be made. Never throws.
+result<std::filesystem::path> make_directory(const std::filesystem::path& dir);
 
 // Writes `text` to `p` atomically with mode 0600. Throws std::runtime_error
 // ("cannot write <path>: <reason>").
