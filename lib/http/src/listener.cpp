@@ -216,7 +216,10 @@ result<std::uint16_t> listener::start(const std::string& host_port) {
     if (!ec) a.bind(ep, ec);
     if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-        a.close(ec);
+        // A separate code for close(): reusing `ec` made every refusal
+        // read "…: Success" instead of naming the cause.
+        boost::system::error_code ignored;
+        a.close(ignored);
         return error{errc::listen, "cannot listen on " + host_port + ": " + ec.message()};
     }
     impl_->bound_port = a.local_endpoint().port();

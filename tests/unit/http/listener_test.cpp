@@ -49,6 +49,28 @@ std::string exchange(asio::io_context& io, http::listener& l, std::uint16_t port
     return reply;
 }
 
+// A port already taken is refused with the cause, so the admin can act on
+// it (the message read "Success" when close() overwrote the error).
+TEST(listener, a_port_in_use_is_refused_with_its_cause) {
+    // Setup
+    asio::io_context io;
+    const auto handler = [](http::incoming_request) -> asio::awaitable<http::outgoing_response> {
+        co_return http::outgoing_response{200, "text/plain", "ok"};
+    };
+    http::listener first(io.get_executor(), handler);
+    const auto port = first.start("127.0.0.1:0");
+    ASSERT_TRUE(port) << port.err().message;
+    http::listener second(io.get_executor(), handler);
+    // Run
+    const auto again = second.start("127.0.0.1:" + std::to_string(*port));
+    // Check
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.err().code, headachemd::errc::listen);
+    EXPECT_NE(again.err().message.find("in use"), std::string::npos) << again.err().message;
+    EXPECT_EQ(again.err().message.find("Success"), std::string::npos) << again.err().message;
+    first.stop();
+}
+
 TEST(listener, a_throwing_handler_answers_500_and_logs_one_line_without_the_query) {
     // Setup: a handler that quotes the authorization code in its exception.
     asio::io_context io;
