@@ -87,7 +87,16 @@ awaitable<result<std::string>> browser_enrollment::begin(const config::ehr_setti
     // port nobody listens on.
     if (!s.opts.listen.empty())
         if (auto bound = s.bind(start->pending.redirect_uri); !bound) co_return bound.err();
-    pending.put(start->pending);
+    try {
+        pending.put(start->pending);
+    } catch (...) {
+        // The vault refused the row (disk full, locked): without this the
+        // bound listener kept the command waiting for a redirect that can
+        // never complete.
+        if (s.listener) s.listener->stop();
+        s.close_idle();
+        throw;
+    }
     co_return std::move(start->authorize_url);
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <SQLiteCpp/Database.h>
 #include <gtest/gtest.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -298,6 +299,40 @@ TEST_F(session_fixture, AnAddressInUseFailsBeginBeforeAnyPendingRowIsStored) {
     ASSERT_TRUE(url);
     ASSERT_FALSE(*url);
     EXPECT_FALSE(url->err().message.empty());
+    EXPECT_EQ(pending_for("hmd-1"), 0);
+}
+
+// The vault refusing the pending row (a trigger stands in for a full disk)
+// fails begin() and releases the listener, so the command ends instead of
+// waiting for a redirect that could never complete.
+TEST_F(session_fixture, AVaultThatRefusesThePendingRowFailsBeginAndReleasesTheListener) {
+    // Setup
+    {
+        SQLite::Database raw((dir / "vault.db").string(), SQLite::OPEN_READWRITE);
+        raw.exec(
+            "CREATE TRIGGER refuse BEFORE INSERT ON pending_enrollment BEGIN "
+            "SELECT RAISE(ABORT, 'injected'); END");
+    }
+    make("127.0.0.1:0");
+    std::string failure;
+    std::uint16_t port = 0;
+
+    // Run
+    auto task = [&]() -> asio::awaitable<void> {
+        try {
+            (void)co_await begin();
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        port = session->port();
+    };
+    const bool ran_dry = run(task);
+
+    // Check
+    EXPECT_TRUE(ran_dry) << "the listener outlived the failed begin";
+    EXPECT_NE(failure.find("injected"), std::string::npos) << failure;
+    ASSERT_NE(port, 0);
+    EXPECT_FALSE(accepting(port));
     EXPECT_EQ(pending_for("hmd-1"), 0);
 }
 
