@@ -5,13 +5,11 @@
 #include <string>
 #include <vector>
 
-#include <fmt/format.h>
-
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
-#include "headachemd/store/audit.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/unenroll.hpp"
+#include "headachemd/sync/unenroll_report.hpp"
 #include "headachemd/sync/vault_access.hpp"
 #include "logging.hpp"
 #include "runtime.hpp"
@@ -28,90 +26,29 @@ struct unenroll_args {
     bool force = false;
 };
 
-// What the admin sees, and the exit status, for what sync::unenroll_patient did.
-int report(const unenroll_args& a, const config::config& cfg, const sync::unenroll_result& r,
+// Logs and prints what sync::describe_unenroll says about `r` (log lines on
+// stderr, the rest on stdout, each in its own order) and maps its status to
+// the exit code.
+int report(const sync::unenroll_request& req, const config::config& cfg, const sync::unenroll_result& r,
            spdlog::logger& log) {
-    const std::string& ehr_name = r.ehr;
-    const auto audit_failed = [&](std::string_view action, const std::string& why) {
-        if (!why.empty())
-            log.error("the audit log could not record {} of patient {}: {}", action, a.key, why);
-    };
-    switch (r.status) {
-        case sync::unenroll_status::unknown_patient:
-            log.error("{}", r.problem);
+    const auto rep = sync::describe_unenroll(req, cfg, r);
+    using level = sync::unenroll_message::level;
+    for (const auto& m : rep.log)
+        log.log(m.lvl == level::error  ? spdlog::level::err
+                : m.lvl == level::warn ? spdlog::level::warn
+                                       : spdlog::level::info,
+                "{}", m.text);
+    std::cout << rep.out;
+    switch (rep.exit) {
+        case sync::unenroll_exit::usage:
             return exit_code::usage;
-        case sync::unenroll_status::ehr_not_configured:
-        case sync::unenroll_status::revocation_failed:
-        case sync::unenroll_status::done:
+        case sync::unenroll_exit::config:
+            return exit_code::config;
+        case sync::unenroll_exit::unavailable:
+            return exit_code::unavailable;
+        case sync::unenroll_exit::ok:
             break;
     }
-    if (r.ehr_missing)
-        log.error(
-            "patient {} is enrolled at {}, which {} no longer lists, so its refresh token cannot be "
-            "revoked; add the [[ehr]] back, or pass --force to remove the enrollment here anyway",
-            a.key, ehr_name, cfg.file.string());
-    if (r.status == sync::unenroll_status::ehr_not_configured) return exit_code::config;
-    if (r.revocation) {
-        audit_failed(store::audit_action::revoke, r.revoke_audit_error);
-        switch (r.revocation->status) {
-            case sync::revocation_status::revoked:
-                std::cout << fmt::format("Revoked the refresh token of {} at {} ({}).\n", a.key, ehr_name,
-                                         r.revocation->endpoint);
-                log.info("revoked the refresh token of patient {} at {}", a.key, ehr_name);
-                break;
-            case sync::revocation_status::no_endpoint:
-                log.warn(
-                    "{} advertises no revocation_endpoint: the refresh token of patient {} is "
-                    "deleted "
-                    "here but stays valid at the EHR until it expires; to end the grant now, revoke "
-                    "HeadacheMD's access in the EHR (patient portal or admin console)",
-                    ehr_name, a.key);
-                break;
-            case sync::revocation_status::failed:
-                if (r.status == sync::unenroll_status::revocation_failed) {
-                    log.error(
-                        "could not revoke the refresh token of patient {} at {}: {}. Nothing was "
-                        "changed: the enrollment stays so that the revocation can be retried (run "
-                        "unenroll again later), or pass --force to remove it here anyway (the grant "
-                        "at "
-                        "the EHR then stays valid until it expires)",
-                        a.key, ehr_name, r.revocation->failure->message);
-                    return exit_code::unavailable;
-                }
-                log.warn(
-                    "could not revoke the refresh token of patient {} at {}: {}. --force: removing "
-                    "the "
-                    "enrollment anyway; the grant at the EHR stays valid until it expires",
-                    a.key, ehr_name, r.revocation->failure->message);
-                break;
-        }
-    }
-    if (r.purged_db) {
-        std::cout << fmt::format("Deleted {} row(s) of {} at {} from {}.\n", r.purged_rows, a.key, ehr_name,
-                                 cfg.daemon.database.string());
-        log.info("purged patient {} at {} from headache.db ({} rows)", a.key, ehr_name, r.purged_rows);
-    }
-    if (r.had_enrollment || r.pending_removed > 0)
-        std::cout << fmt::format(
-            "Removed {} of {} at {} from {}.\n",
-            r.had_enrollment
-                ? (r.pending_removed > 0 ? "the enrollment and pending sign-in link(s)" : "the enrollment")
-                : "the pending sign-in link(s)",
-            a.key, ehr_name, cfg.daemon.vault.string());
-    log.info("unenrolled patient {} at {}", a.key, ehr_name);
-    if (r.server_grant_may_live)
-        std::cout << "The grant at the EHR may still be valid until it expires: revoke HeadacheMD's access "
-                     "there to end it now.\n";
-    for (const auto& p : cfg.patients) {
-        if (p.key != a.key || p.ehr != ehr_name) continue;
-        std::cout << fmt::format(
-            "Now remove the [[patient]] entry with key = \"{}\" from {} (and reload the daemon): "
-            "until then `status` shows it as not enrolled.\n",
-            a.key, cfg.file.string());
-    }
-    if (!a.purge)
-        std::cout << fmt::format("Its rows stay in {}; `unenroll {} --ehr {} --purge` deletes them.\n",
-                                 cfg.daemon.database.string(), a.key, ehr_name);
     return exit_code::ok;
 }
 
@@ -131,8 +68,8 @@ int run_unenroll(const unenroll_args& a) {
     store::vault* vault = opened.vault.get();
 
     try {
-        const auto r = sync::unenroll_patient_blocking(cfg, *vault, {a.key, a.ehr, a.purge, a.force});
-        return report(a, cfg, r, *log);
+        const sync::unenroll_request req{a.key, a.ehr, a.purge, a.force};
+        return report(req, cfg, sync::unenroll_patient_blocking(cfg, *vault, req), *log);
     } catch (const store::key_error& e) {
         log->error("{}", e.what());
         return exit_code::config;
