@@ -16,14 +16,16 @@
 #include "headachemd/core/clock.hpp"
 #include "headachemd/files/protected_file.hpp"
 #include "headachemd/http/client.hpp"
-#include "headachemd/logging/escape.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/browser_enrollment.hpp"
+#include "headachemd/sync/config_check_report.hpp"
 #include "headachemd/sync/credentials.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "headachemd/sync/enroll.hpp"
+#include "headachemd/sync/enroll_report.hpp"
 #include "headachemd/sync/http_options.hpp"
+#include "headachemd/sync/pass_report.hpp"
 #include "headachemd/sync/service.hpp"
 #include "headachemd/sync/status_report.hpp"
 #include "headachemd/sync/vault_access.hpp"
@@ -37,50 +39,15 @@ namespace {
 namespace asio = boost::asio;
 using asio::awaitable;
 
-void print_pass(const sync::pass_result& pass) {
-    for (const auto& p : pass.patients) {
-        std::string line = fmt::format("{:<24} {:<14} ", p.patient_key, p.ehr);
-        if (p.needs_reauth)
-            line +=
-                p.needs_reauth_reason == "interrupted_refresh"
-                    ? "NEEDS RE-ENROLLMENT (interrupted refresh: the EHR refused the token after a refresh "
-                      "that never finished here)"
-                    : "NEEDS RE-ENROLLMENT";
-        else if (p.skipped)
-            line += "skipped: " + (p.failure ? p.failure->message : std::string());
-        else if (p.ok)
-            line += fmt::format("ok, {} rows changed", p.rows_changed());
-        else
-            line += "FAILED: " + (p.failure ? p.failure->message : std::string("unknown"));
-        std::cout << line << "\n";
-    }
-    std::cout << fmt::format("{} patients: {} ok, {} failed\n", pass.patients.size(), pass.succeeded(),
-                             pass.failed());
-}
-
 int check_config(const common_args& a) {
     auto cfg = load_or_report(a.config);
     if (!cfg) return exit_code::config;
-    // Values are validated by now, but what is echoed is escaped all the
-    // same: one value, one line, no terminal control sequence.
-    const auto esc = [](std::string_view v) { return logging::line_escaped(v); };
     const char* creds = std::getenv("CREDENTIALS_DIRECTORY");
-    const auto secrets = sync::check_secret_files(*cfg, creds ? creds : "");
-    if (!secrets.errors.empty()) {
-        for (const auto& e : secrets.errors) std::cerr << "error: " << esc(e) << "\n";
-        std::cerr << secrets.errors.size() << " error(s) in the files " << esc(a.config) << " names\n";
-        return exit_code::config;
-    }
-    std::cout << esc(a.config) << ": ok\n";
-    for (const auto& e : cfg->ehrs) {
-        int patients = 0;
-        for (const auto& p : cfg->patients) patients += p.ehr == e.name;
-        std::cout << fmt::format("  ehr {:<16} {} profile={} patients={} every {}s, {} requests/min\n",
-                                 esc(e.name), esc(e.fhir_base), esc(e.profile), patients, e.interval.count(),
-                                 e.requests_per_minute);
-    }
-    for (const auto& n : secrets.notes) std::cout << "  note: " << esc(n) << "\n";
-    return exit_code::ok;
+    const auto text =
+        sync::render_config_check(a.config, *cfg, sync::check_secret_files(*cfg, creds ? creds : ""));
+    std::cerr << text.err;
+    std::cout << text.out;
+    return text.ok ? exit_code::ok : exit_code::config;
 }
 
 int sync_once(const common_args& a) {
@@ -103,7 +70,7 @@ int sync_once(const common_args& a) {
             http.close_idle();
         });
         sync::purge_audit_or_log(*rt->vault, rt->cfg.daemon.audit_retention_days, *rt->log);
-        print_pass(pass);
+        std::cout << sync::render_pass(pass);
         return pass.failed() == 0 ? exit_code::ok : exit_code::temp_fail;
     });
 }
@@ -158,6 +125,27 @@ int run_daemon(const common_args& a) {
     });
 }
 
+// Writes what sync::describe_* says, in its order, and maps its end to
+// the exit status.
+int finish(runtime& rt, const sync::enroll_report& r) {
+    using enum sync::message_target;
+    for (const auto& m : r.messages) {
+        if (m.to == log_error)
+            rt.log->error("{}", m.text);
+        else if (m.to == log_warn)
+            rt.log->warn("{}", m.text);
+        else if (m.to == log_info)
+            rt.log->info("{}", m.text);
+        else
+            (m.to == out ? std::cout : std::cerr) << m.text;
+    }
+    using enum sync::enroll_end;
+    return r.end == ok         ? exit_code::ok
+           : r.end == usage    ? exit_code::usage
+           : r.end == io_error ? exit_code::io_error
+                               : exit_code::data_error;
+}
+
 struct enroll_args : common_args {
     std::string patient_key;
     std::string refresh_token_file;
@@ -181,52 +169,12 @@ int import_refresh_token(runtime& rt, const config::patient_settings& patient, c
     }
     auto imported = sync::import_refresh_token(*rt.vault, patient, std::move(*read.content),
                                                a.fhir_patient_id, std::chrono::system_clock::now());
-    switch (imported.status) {
-        case sync::import_status::imported:
-            break;
-        case sync::import_status::not_a_token:
-            rt.log->error("{} does not hold a single refresh token", a.refresh_token_file);
-            return exit_code::data_error;
-        case sync::import_status::no_patient_id:
-            rt.log->error(
-                "the FHIR patient id of {} is unknown: set fhir_patient_id in the config or pass "
-                "--fhir-patient-id",
-                a.patient_key);
-            return exit_code::usage;
-        case sync::import_status::store_failed:
-            rt.log->error("{}", imported.error);
-            return exit_code::io_error;
-        case sync::import_status::audit_failed:
-            rt.log->error("patient {} is enrolled at {}, but the audit log could not record it: {}",
-                          patient.key, patient.ehr, imported.error);
-            return exit_code::io_error;
-    }
-    rt.log->info("patient {} enrolled at {}; the next sync pulls their data", patient.key, patient.ehr);
-    return exit_code::ok;
+    return finish(rt, sync::describe_import(imported, a.refresh_token_file, patient));
 }
 
 // What the admin sees at the end of a browser enrollment.
 int report_outcome(runtime& rt, const sync::enrollment_outcome& o) {
-    if (!o.audit_error.empty()) rt.log->error("audit log: {}", o.audit_error);
-    if (o.ok) {
-        rt.log->info("patient {} enrolled at {} by browser authorization", o.patient_key, o.ehr);
-        std::cout << fmt::format(
-            "Enrolled {} at {}. The next sync pulls their data (a running daemon within "
-            "15 minutes, or at once after `systemctl reload headachemd-sync`).\n",
-            o.patient_key, o.ehr);
-        if (!o.not_granted.empty()) {
-            std::string list;
-            for (const auto& s : o.not_granted) list += (list.empty() ? "" : " ") + s;
-            rt.log->warn("patient {}: the EHR did not grant: {}", o.patient_key, list);
-            std::cout << "Not granted (these types will not sync): " << list << "\n";
-        }
-        return exit_code::ok;
-    }
-    rt.log->error("enrollment{}{} failed: {}", o.patient_key.empty() ? "" : " of ", o.patient_key,
-                  o.headline);
-    std::cerr << o.headline << "\n" << o.explanation << "\n";
-    if (!o.raw_error.empty()) std::cerr << "EHR said: " << o.raw_error << "\n";
-    return exit_code::data_error;
+    return finish(rt, sync::describe_outcome(o));
 }
 
 // Browser enrollment: authorization code + PKCE (SMART App Launch 2.x).
