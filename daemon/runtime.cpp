@@ -45,6 +45,12 @@ std::optional<runtime> open_runtime(const common_args& a, int& exit_code) {
         rt.log->error("{}", e.what());
         exit_code = exit_code::config;
         return std::nullopt;
+    } catch (const sync::vault_busy& e) {
+        // rekey holds the vault: a passing state, so EX_TEMPFAIL (75) as
+        // unenroll and rekey already answer, not "cannot create" (73).
+        rt.log->error("{}", e.what());
+        exit_code = exit_code::temp_fail;
+        return std::nullopt;
     } catch (const store::store_error& e) {
         rt.log->error("{}", e.what());
         exit_code = exit_code::cant_create;

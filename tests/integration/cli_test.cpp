@@ -1,8 +1,11 @@
 // The command line: demo, check-config, enroll --refresh-token-file, status.
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -159,6 +162,29 @@ TEST(Cli, CheckConfigAcceptsTheShippedExample) {
     const auto example = headachemd::test::fixtures().parent_path().parent_path() / "config.example.toml";
     const auto r = run_binary({"check-config", "--config", example.string()}, dir.path());
     EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// While rekey holds the vault (its exclusive lock on vault.db.lock), the
+// commands that open it say so and exit 75 (try again), as unenroll does;
+// they answered 73 ("cannot create") before.
+TEST(Cli, CommandsWhileRekeyHoldsTheVaultExit75AndSayWhy) {
+    temp_dir dir;
+    write_file(dir / "sync.toml", "[daemon]\ndatabase = \"" + (dir / "h.db").string() + "\"\nvault = \"" +
+                                      (dir / "v.db").string() + "\"\n" +
+                                      headachemd::test::token_key_toml(dir.path()) +
+                                      "\n[[ehr]]\nname = \"e\"\nfhir_base = \"https://127.0.0.1:9/fhir\"\n"
+                                      "client_id = \"c\"\nclient_auth = \"none\"\n");
+    // What rekey takes: an exclusive flock on the lock file beside the vault.
+    const int fd = ::open((dir / "v.db.lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+    for (const char* command : {"sync-once", "status"}) {
+        const auto r = run_binary({command, "--config", (dir / "sync.toml").string()}, dir.path());
+        EXPECT_EQ(r.exit_code, 75) << command << ": " << r.err;
+        EXPECT_NE(r.err.find("rekey is re-sealing"), std::string::npos) << command << ": " << r.err;
+    }
+    ::close(fd);
+    EXPECT_FALSE(std::filesystem::exists(dir / "h.db")) << "nothing is created while the vault is held";
 }
 
 TEST(Cli, EnrollImportsARefreshTokenIntoTheVaultOnly) {
