@@ -29,6 +29,19 @@ void add_common(CLI::App* cmd, common_args& a) {
         ->check(CLI::IsMember(log_format_names()));
 }
 
+int exit_code_for(sync::vault_failure why) {
+    switch (why) {
+        case sync::vault_failure::busy:
+            // rekey holds the vault: a passing state, EX_TEMPFAIL.
+            return exit_code::temp_fail;
+        case sync::vault_failure::key:
+            return exit_code::config;
+        case sync::vault_failure::store:
+            break;
+    }
+    return exit_code::cant_create;
+}
+
 std::optional<runtime> open_runtime(const common_args& a, int& exit_code) {
     auto cfg = load_or_report(a.config);
     if (!cfg) {
@@ -38,19 +51,15 @@ std::optional<runtime> open_runtime(const common_args& a, int& exit_code) {
     runtime rt;
     rt.log = make_logger(a.log_level.empty() ? cfg->daemon.log_level : a.log_level,
                          a.log_format.empty() ? cfg->daemon.log_format : a.log_format);
+    auto opened = sync::try_open_configured_vault(cfg->daemon);
+    if (!opened.vault) {
+        rt.log->error("{}", opened.message);
+        exit_code = exit_code_for(opened.failure);
+        return std::nullopt;
+    }
+    rt.vault = std::move(opened.vault);
     try {
-        rt.vault = sync::open_configured_vault(cfg->daemon);
         rt.db = std::make_unique<store::analytics_db>(cfg->daemon.database);
-    } catch (const store::key_error& e) {
-        rt.log->error("{}", e.what());
-        exit_code = exit_code::config;
-        return std::nullopt;
-    } catch (const sync::vault_busy& e) {
-        // rekey holds the vault: a passing state, so EX_TEMPFAIL (75) as
-        // unenroll and rekey already answer, not "cannot create" (73).
-        rt.log->error("{}", e.what());
-        exit_code = exit_code::temp_fail;
-        return std::nullopt;
     } catch (const store::store_error& e) {
         rt.log->error("{}", e.what());
         exit_code = exit_code::cant_create;

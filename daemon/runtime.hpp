@@ -19,6 +19,7 @@
 #include "headachemd/config/config.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/vault.hpp"
+#include "headachemd/sync/vault_access.hpp"
 
 namespace headachemd::daemon {
 
@@ -46,8 +47,13 @@ struct runtime {
     std::unique_ptr<store::vault> vault;
 };
 
+// Why the vault did not open, as an exit code: rekey holds it (75), the
+// token key is missing or wrong (78), anything else (73).
+int exit_code_for(sync::vault_failure why);
+
 // The vault first: a missing or wrong token key stops us before either file
-// is written. On failure, `exit_code` says why (config, cant_create).
+// is written. On failure, `exit_code` says why (exit_code_for, or 73 for
+// headache.db).
 std::optional<runtime> open_runtime(const common_args& a, int& exit_code);
 
 // Runs `body` (a coroutine factory) on `io` until it finishes; its

@@ -61,9 +61,7 @@ int run_unenroll(const unenroll_args& a) {
     const auto opened = sync::try_open_configured_vault(cfg.daemon);
     if (!opened.vault) {
         log->error("{}", opened.message);
-        return opened.failure == sync::vault_failure::busy  ? exit_code::temp_fail
-               : opened.failure == sync::vault_failure::key ? exit_code::config
-                                                            : exit_code::cant_create;
+        return exit_code_for(opened.failure);
     }
     store::vault* vault = opened.vault.get();
 
