@@ -18,6 +18,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "code_exchange_endpoint.hpp"
 #include "headachemd/core/clock.hpp"
 #include "headachemd/store/pending.hpp"
 #include "headachemd/store/vault.hpp"
@@ -35,18 +36,8 @@ namespace sy = headachemd::sync;
 using asio::ip::tcp;
 using namespace std::chrono_literals;
 
-// The token endpoint: every code is good for a refresh token of patient p1.
-struct token_endpoint final : http::transport {
-    std::vector<http::request> seen;
-    asio::awaitable<headachemd::result<http::response>> send(http::request req) override {
-        seen.push_back(req);
-        co_return http::response{
-            200,
-            {},
-            R"({"access_token":"at-1","token_type":"Bearer","expires_in":3600,"refresh_token":"rt-from-code",)"
-            R"("patient":"p1","scope":"launch/patient offline_access patient/*.read"})"};
-    }
-};
+// Every code is good for a refresh token of patient p1.
+using token_endpoint = headachemd::test::code_exchange_endpoint;
 
 // One GET to 127.0.0.1:`port`; everything the listener wrote before it
 // closed the connection (it answers one request per connection).

@@ -11,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "code_exchange_endpoint.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/audit.hpp"
 #include "headachemd/store/pending.hpp"
@@ -110,18 +111,8 @@ TEST(ImportRefreshToken, RefusesWhatIsNotOneTokenOrHasNoPatientId) {
     EXPECT_EQ(f.vault.find_enrollment("hmd-2", "clinic")->fhir_patient_id, "p9");
 }
 
-// The token endpoint answers once with a refresh token for patient p1.
-struct token_endpoint final : http::transport {
-    std::vector<http::request> seen;
-    asio::awaitable<headachemd::result<http::response>> send(http::request req) override {
-        seen.push_back(req);
-        co_return http::response{
-            200,
-            {},
-            R"({"access_token":"at-1","token_type":"Bearer","expires_in":3600,"refresh_token":"rt-from-code",)"
-            R"("patient":"p1","scope":"launch/patient offline_access patient/*.read"})"};
-    }
-};
+// Every code is good for a refresh token of patient p1.
+using token_endpoint = headachemd::test::code_exchange_endpoint;
 
 struct completion : vault_fixture {
     cfg::config config;
