@@ -1,0 +1,427 @@
+// Recursive-descent parser for the FHIRPath subset (see fhirpath.hpp).
+// Precedence, loosest first, follows the FHIRPath grammar (N1, §"Operator
+// precedence"): implies; or xor; and; = != ; < <= > >=; | ; + - &;
+// * / div mod; unary minus; invocation and indexer.
+#include <cctype>
+#include <charconv>
+#include <string>
+#include <utility>
+
+#include "headachemd/views/fhirpath.hpp"
+
+namespace headachemd::views {
+namespace {
+
+enum class tok { end, identifier, string, number, date, constant, symbol, this_ref };
+
+struct token {
+    tok kind = tok::end;
+    std::string text;  // identifier/string/number/date/constant contents, or the symbol
+    std::size_t offset = 0;
+};
+
+// Thrown inside the parser only and turned into parse_error at the API
+// boundary: a bad expression is an expected failure for the caller.
+struct failure {
+    std::size_t offset;
+    std::string message;
+};
+
+bool ident_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0 || c == '_'; }
+bool ident_char(char c) { return ident_start(c) || std::isdigit(static_cast<unsigned char>(c)) != 0; }
+bool digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
+
+class lexer {
+public:
+    explicit lexer(std::string_view s) : s_(s) {}
+
+    std::vector<token> run() {
+        std::vector<token> out;
+        for (;;) {
+            skip_space();
+            token t;
+            t.offset = i_;
+            if (i_ >= s_.size()) {
+                out.push_back(t);
+                return out;
+            }
+            char c = s_[i_];
+            if (c == '\'') {
+                t.kind = tok::string;
+                t.text = quoted('\'');
+            } else if (c == '`') {
+                // Delimited identifiers let paths name elements that clash
+                // with keywords (`div`) or contain odd characters.
+                t.kind = tok::identifier;
+                t.text = quoted('`');
+            } else if (digit(c)) {
+                t.kind = tok::number;
+                t.text = number();
+            } else if (c == '@') {
+                ++i_;
+                t.kind = tok::date;
+                std::size_t b = i_;
+                while (i_ < s_.size() && (ident_char(s_[i_]) || s_[i_] == '-' || s_[i_] == ':' ||
+                                          s_[i_] == '.' || s_[i_] == '+')) {
+                    ++i_;
+                }
+                if (i_ == b) throw failure{t.offset, "empty date/time literal"};
+                t.text = std::string(s_.substr(b, i_ - b));
+            } else if (c == '%') {
+                ++i_;
+                t.kind = tok::constant;
+                if (i_ < s_.size() && s_[i_] == '`') {
+                    t.text = quoted('`');
+                } else {
+                    std::size_t b = i_;
+                    while (i_ < s_.size() && ident_char(s_[i_])) ++i_;
+                    if (i_ == b) throw failure{t.offset, "expected a constant name after '%'"};
+                    t.text = std::string(s_.substr(b, i_ - b));
+                }
+            } else if (c == '$') {
+                std::size_t b = ++i_;
+                while (i_ < s_.size() && ident_char(s_[i_])) ++i_;
+                if (s_.substr(b, i_ - b) != "this") throw failure{t.offset, "unsupported variable"};
+                t.kind = tok::this_ref;
+            } else if (ident_start(c)) {
+                t.kind = tok::identifier;
+                std::size_t b = i_;
+                while (i_ < s_.size() && ident_char(s_[i_])) ++i_;
+                t.text = std::string(s_.substr(b, i_ - b));
+            } else {
+                t.kind = tok::symbol;
+                static constexpr std::string_view two[] = {"<=", ">=", "!="};
+                bool found = false;
+                for (auto op : two) {
+                    if (s_.substr(i_, 2) == op) {
+                        t.text = std::string(op);
+                        i_ += 2;
+                        found = true;
+                        break;
+                    }
+                }
+                if (!found) {
+                    if (std::string_view("().,[]{}=<>+-*/&|").find(c) == std::string_view::npos) {
+                        throw failure{i_, std::string("unexpected character '") + c + "'"};
+                    }
+                    t.text = std::string(1, c);
+                    ++i_;
+                }
+            }
+            out.push_back(std::move(t));
+        }
+    }
+
+private:
+    void skip_space() {
+        while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_])) != 0) ++i_;
+    }
+
+    std::string quoted(char q) {
+        std::size_t start = i_++;
+        std::string out;
+        while (i_ < s_.size() && s_[i_] != q) {
+            char c = s_[i_++];
+            if (c != '\\') {
+                out.push_back(c);
+                continue;
+            }
+            if (i_ >= s_.size()) break;
+            char e = s_[i_++];
+            switch (e) {
+                case 'n':
+                    out.push_back('\n');
+                    break;
+                case 't':
+                    out.push_back('\t');
+                    break;
+                case 'r':
+                    out.push_back('\r');
+                    break;
+                case 'f':
+                    out.push_back('\f');
+                    break;
+                // \uXXXX is not decoded yet: refused rather than mangled.
+                case 'u':
+                    throw failure{i_ - 2, "\\u escapes are not supported yet"};
+                default:
+                    out.push_back(e);
+                    break;  // \' \" \` \\ \/
+            }
+        }
+        if (i_ >= s_.size()) throw failure{start, "unterminated quoted text"};
+        ++i_;
+        return out;
+    }
+
+    std::string number() {
+        std::size_t b = i_;
+        while (i_ < s_.size() && digit(s_[i_])) ++i_;
+        // A '.' is a decimal point only when a digit follows: `1.toString()` invokes.
+        if (i_ + 1 < s_.size() && s_[i_] == '.' && digit(s_[i_ + 1])) {
+            ++i_;
+            while (i_ < s_.size() && digit(s_[i_])) ++i_;
+        }
+        return std::string(s_.substr(b, i_ - b));
+    }
+
+    std::string_view s_;
+    std::size_t i_ = 0;
+};
+
+using node_ptr = std::unique_ptr<node>;
+
+node_ptr make(node_kind k, std::size_t offset, std::string text = {}) {
+    auto n = std::make_unique<node>();
+    n->kind = k;
+    n->offset = offset;
+    n->text = std::move(text);
+    return n;
+}
+
+node_ptr make_binary(std::string op, std::size_t offset, node_ptr l, node_ptr r) {
+    auto n = make(node_kind::binary, offset, std::move(op));
+    n->children.push_back(std::move(l));
+    n->children.push_back(std::move(r));
+    return n;
+}
+
+class parser {
+public:
+    explicit parser(std::vector<token> t) : t_(std::move(t)) {}
+
+    node_ptr run() {
+        auto e = expression();
+        if (peek().kind != tok::end) throw failure{peek().offset, "unexpected '" + peek().text + "'"};
+        return e;
+    }
+
+private:
+    const token& peek() const { return t_[p_]; }
+    const token& next() { return t_[p_ < t_.size() - 1 ? p_++ : p_]; }
+
+    // Keywords are operators only where an operator may stand; elsewhere
+    // `and` or `div` would be a member name (FHIRPath allows that).
+    bool at_word(std::string_view w) const { return peek().kind == tok::identifier && peek().text == w; }
+    bool at_symbol(std::string_view s) const { return peek().kind == tok::symbol && peek().text == s; }
+
+    void expect_symbol(std::string_view s) {
+        if (!at_symbol(s)) {
+            throw failure{peek().offset, "expected '" + std::string(s) + "'" +
+                                             (peek().kind == tok::end ? " before the end"
+                                                                      : ", found '" + peek().text + "'")};
+        }
+        next();
+    }
+
+    node_ptr expression() { return implies(); }
+
+    node_ptr implies() {
+        auto l = or_expr();
+        while (at_word("implies")) {
+            auto off = next().offset;
+            l = make_binary("implies", off, std::move(l), or_expr());
+        }
+        return l;
+    }
+    node_ptr or_expr() {
+        auto l = and_expr();
+        while (at_word("or") || at_word("xor")) {
+            const auto& t = next();
+            std::string op = t.text;
+            l = make_binary(op, t.offset, std::move(l), and_expr());
+        }
+        return l;
+    }
+    node_ptr and_expr() {
+        auto l = equality();
+        while (at_word("and")) {
+            auto off = next().offset;
+            l = make_binary("and", off, std::move(l), equality());
+        }
+        return l;
+    }
+    node_ptr equality() {
+        auto l = comparison();
+        while (at_symbol("=") || at_symbol("!=")) {
+            const auto& t = next();
+            std::string op = t.text;
+            l = make_binary(op, t.offset, std::move(l), comparison());
+        }
+        return l;
+    }
+    node_ptr comparison() {
+        auto l = union_expr();
+        while (at_symbol("<") || at_symbol("<=") || at_symbol(">") || at_symbol(">=")) {
+            const auto& t = next();
+            std::string op = t.text;
+            l = make_binary(op, t.offset, std::move(l), union_expr());
+        }
+        return l;
+    }
+    node_ptr union_expr() {
+        auto l = additive();
+        while (at_symbol("|")) {
+            auto off = next().offset;
+            l = make_binary("|", off, std::move(l), additive());
+        }
+        return l;
+    }
+    node_ptr additive() {
+        auto l = multiplicative();
+        while (at_symbol("+") || at_symbol("-") || at_symbol("&")) {
+            const auto& t = next();
+            std::string op = t.text;
+            l = make_binary(op, t.offset, std::move(l), multiplicative());
+        }
+        return l;
+    }
+    node_ptr multiplicative() {
+        auto l = unary();
+        while (at_symbol("*") || at_symbol("/") || at_word("div") || at_word("mod")) {
+            const auto& t = next();
+            std::string op = t.text;
+            l = make_binary(op, t.offset, std::move(l), unary());
+        }
+        return l;
+    }
+    node_ptr unary() {
+        if (at_symbol("-")) {
+            auto off = next().offset;
+            auto n = make(node_kind::unary_minus, off);
+            n->children.push_back(unary());
+            return n;
+        }
+        if (at_symbol("+")) {
+            next();
+            return unary();
+        }
+        return postfix();
+    }
+
+    node_ptr postfix() {
+        auto e = term();
+        for (;;) {
+            if (at_symbol(".")) {
+                next();
+                if (peek().kind != tok::identifier) throw failure{peek().offset, "expected a name after '.'"};
+                e = invocation(std::move(e));
+            } else if (at_symbol("[")) {
+                auto off = next().offset;
+                auto n = make(node_kind::indexer, off);
+                n->children.push_back(std::move(e));
+                n->children.push_back(expression());
+                expect_symbol("]");
+                e = std::move(n);
+            } else {
+                return e;
+            }
+        }
+    }
+
+    // A name, or a name(args), applied to `target` (null: the focus).
+    node_ptr invocation(node_ptr target) {
+        const token& name = next();
+        std::string text = name.text;
+        std::size_t off = name.offset;
+        if (!at_symbol("(")) {
+            auto n = make(node_kind::member, off, std::move(text));
+            n->children.push_back(std::move(target));
+            return n;
+        }
+        next();
+        auto n = make(node_kind::function, off, std::move(text));
+        n->children.push_back(std::move(target));
+        if (!at_symbol(")")) {
+            n->children.push_back(expression());
+            while (at_symbol(",")) {
+                next();
+                n->children.push_back(expression());
+            }
+        }
+        expect_symbol(")");
+        return n;
+    }
+
+    node_ptr term() {
+        const token& t = peek();
+        switch (t.kind) {
+            case tok::end:
+                throw failure{t.offset, "expression ends too early"};
+            case tok::string: {
+                auto n = make(node_kind::string_literal, t.offset, t.text);
+                next();
+                return n;
+            }
+            case tok::date: {
+                auto n = make(node_kind::date_literal, t.offset, t.text);
+                next();
+                return n;
+            }
+            case tok::constant: {
+                auto n = make(node_kind::constant_ref, t.offset, t.text);
+                next();
+                return n;
+            }
+            case tok::this_ref: {
+                auto n = make(node_kind::this_ref, t.offset);
+                next();
+                return n;
+            }
+            case tok::number:
+                return number(next());
+            case tok::identifier:
+                if (t.text == "true" || t.text == "false") {
+                    auto n = make(node_kind::boolean_literal, t.offset, t.text);
+                    n->boolean = t.text == "true";
+                    next();
+                    return n;
+                }
+                return invocation(nullptr);
+            case tok::symbol:
+                if (t.text == "(") {
+                    next();
+                    auto e = expression();
+                    expect_symbol(")");
+                    return e;
+                }
+                if (t.text == "{") {
+                    auto off = next().offset;
+                    expect_symbol("}");
+                    return make(node_kind::empty_literal, off);
+                }
+                throw failure{t.offset, "unexpected '" + t.text + "'"};
+        }
+        throw failure{t.offset, "unexpected token"};
+    }
+
+    static node_ptr number(const token& t) {
+        if (t.text.find('.') == std::string::npos) {
+            auto n = make(node_kind::integer_literal, t.offset, t.text);
+            auto [p, ec] = std::from_chars(t.text.data(), t.text.data() + t.text.size(), n->integer);
+            if (ec != std::errc{}) throw failure{t.offset, "integer out of range"};
+            return n;
+        }
+        auto n = make(node_kind::decimal_literal, t.offset, t.text);
+        auto [p, ec] = std::from_chars(t.text.data(), t.text.data() + t.text.size(), n->decimal);
+        if (ec != std::errc{}) throw failure{t.offset, "bad decimal"};
+        return n;
+    }
+
+    std::vector<token> t_;
+    std::size_t p_ = 0;
+};
+
+}  // namespace
+
+parse_result parse(std::string_view expression) {
+    parse_result r;
+    try {
+        r.ast = parser(lexer(expression).run()).run();
+    } catch (const failure& f) {
+        r.error = parse_error{f.offset, f.message};
+    }
+    return r;
+}
+
+}  // namespace headachemd::views
