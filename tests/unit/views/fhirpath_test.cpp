@@ -205,6 +205,19 @@ TEST_F(fhirpath, arithmetic_and_concatenation) {
     EXPECT_EQ(run(patient, "name.family | name.family"), "['f1.1', 'f1.2']");
 }
 
+// The official suite's fhirpath_numbers.json case, on a Range value[x].
+TEST_F(fhirpath, arithmetic_on_choice_elements) {
+    const std::string obs =
+        R"({"resourceType": "Observation", "id": "o1", "valueRange": {"low": {"value": 2}, "high": {"value": 3}}})";
+    EXPECT_EQ(run(obs, "value.ofType(Range).low.value + value.ofType(Range).high.value"), "[5]");
+    EXPECT_EQ(run(obs, "value.ofType(Range).high.value - value.ofType(Range).low.value"), "[1]");
+    EXPECT_EQ(run(obs, "value.ofType(Range).low.value * value.ofType(Range).high.value"), "[6]");
+    EXPECT_EQ(run(obs, "value.ofType(Range).high.value / value.ofType(Range).low.value"), "[1.5]");
+    EXPECT_EQ(run(obs, "value.ofType(Range).high.value = value.ofType(Range).low.value"), "[false]");
+    EXPECT_EQ(run(obs, "value.ofType(Range).high.value >= value.ofType(Range).low.value"), "[true]");
+    EXPECT_EQ(run(obs, "value.ofType(Range).high.value < value.ofType(Range).low.value"), "[false]");
+}
+
 TEST_F(fhirpath, keywords_are_names_where_no_operator_fits) {
     EXPECT_EQ(run(R"({"div": 4, "and": "x"})", "div div 2"), "[2]");
     EXPECT_EQ(run(R"({"div": 4, "and": "x"})", "`and`"), "['x']");
@@ -241,6 +254,12 @@ TEST_F(fhirpath, parse_errors_give_offsets) {
     EXPECT_EQ(run(patient, ""), "error@0: expression ends too early");
     EXPECT_EQ(run(patient, "name[0"), "error@6: expected ']' before the end");
     EXPECT_EQ(run(patient, "@"), "error@0: empty date/time literal");
+    // validate.json "wrong fhirpath": the suite expects this refused.
+    EXPECT_EQ(run(patient, "@@"), "error@0: empty date/time literal");
+    EXPECT_EQ(run(patient, "where(id = 'x'"), "error@14: expected ')' before the end");
+    EXPECT_EQ(run(patient, "%"), "error@0: expected a constant name after '%'");
+    EXPECT_EQ(run(patient, "$index"), "error@0: unsupported variable");
+    EXPECT_EQ(run(patient, "'a\\u0041'"), "error@2: \\u escapes are not supported yet");
     EXPECT_EQ(run(patient, "a)"), "error@1: unexpected ')'");
     EXPECT_EQ(run(patient, "99999999999999999999"), "error@0: integer out of range");
 }
@@ -251,6 +270,7 @@ TEST_F(fhirpath, evaluation_errors_give_offsets) {
     EXPECT_EQ(run(patient, "name.family.foo()"), "error@12: unsupported function foo()");
     EXPECT_EQ(run(patient, "getResourceKey()"), "error@0: unsupported function getResourceKey()");
     EXPECT_EQ(run(patient, "name.first(1)"), "error@5: first() takes a different number of arguments");
+    EXPECT_EQ(run(patient, "id.ofType()"), "error@3: ofType() takes a different number of arguments");
     EXPECT_EQ(run(patient, "id + 1"), "error@3: '+' needs numbers");
     EXPECT_EQ(run(patient, "name['x']"), "error@5: an index must be an integer");
 }
