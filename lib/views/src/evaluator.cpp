@@ -407,7 +407,9 @@ private:
                 collection s = eval(*n.children[1], focus);
                 if (!s.empty()) sep = std::string(text_of(single(s, n.children[1]->offset)));
             }
-            if (in.empty()) return {};
+            // An empty input joins to the empty string, not to empty: the
+            // official suite's fhirpath.json "string join" expects '' for
+            // a patient without given names.
             std::string out;
             for (std::size_t i = 0; i < in.size(); ++i) {
                 if (i) out += sep;

@@ -121,7 +121,7 @@ TEST_F(fhirpath, join) {
     EXPECT_EQ(run(patient, "name.given.join(', ' )"), "['g1.1.1, g1.1.2, g1.2.1']");
     EXPECT_EQ(run(patient, "name.given.join()"), "['g1.1.1g1.1.2g1.2.1']");
     EXPECT_EQ(run(patient, "name.given.join('')"), "['g1.1.1g1.1.2g1.2.1']");
-    EXPECT_EQ(run(patient, "telecom.value.join(',')"), "[]");
+    EXPECT_EQ(run(patient, "telecom.value.join(',')"), "['']");
 }
 
 TEST_F(fhirpath, of_type_reads_choice_elements) {
