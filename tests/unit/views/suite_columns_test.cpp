@@ -1,5 +1,6 @@
-// The official suite's FHIRPath cases (fhirpath.json, where.json, logic.json
-// and the fn_*.json files that need no key or boundary function), run with
+// The official suite's FHIRPath cases (fhirpath.json, where.json, logic.json,
+// fhirpath_numbers.json, constant_types.json and the fn_*.json files that
+// need no key or boundary function: 47 cases, every case of each file), run with
 // a throwaway flat evaluator: one row per resource of the view's type, kept
 // when every `where` path is true, one value per column. These views use
 // only flat select/column, so this tests the FHIRPath layer against the
@@ -57,13 +58,45 @@ std::string render_expected(element e) {
     return simdjson::minify(e);
 }
 
-std::string eval_text(const std::string& expr, element resource, bool collection, std::string& error) {
+// The view's `constant` entries: name plus one value[x] (ViewDefinition
+// constant), as FHIRPath items.
+v::constant_map constants_of(element view) {
+    v::constant_map out;
+    simdjson::dom::array list;
+    if (view["constant"].get(list) != simdjson::SUCCESS) return out;
+    for (element c : list) {
+        std::string_view name;
+        EXPECT_EQ(c["name"].get(name), simdjson::SUCCESS);
+        for (auto field : c.get_object()) {
+            if (!field.key.starts_with("value")) continue;
+            std::string_view s;
+            std::int64_t i = 0;
+            double d = 0;
+            bool b = false;
+            v::item x = field.value;
+            if (field.value.get(s) == simdjson::SUCCESS) {
+                x = std::string(s);
+            } else if (field.value.get(i) == simdjson::SUCCESS) {
+                x = i;
+            } else if (field.value.get(d) == simdjson::SUCCESS) {
+                x = d;
+            } else if (field.value.get(b) == simdjson::SUCCESS) {
+                x = b;
+            }
+            out[std::string(name)] = {x};
+        }
+    }
+    return out;
+}
+
+std::string eval_text(const std::string& expr, element resource, bool collection, std::string& error,
+                      const v::constant_map& constants) {
     auto p = v::parse(expr);
     if (p.error) {
         error = expr + ": parse error at " + std::to_string(p.error->offset);
         return {};
     }
-    auto r = v::evaluate(*p.ast, {resource});
+    auto r = v::evaluate(*p.ast, {resource}, constants);
     if (r.error) {
         error = expr + ": " + r.error->message;
         return {};
@@ -86,6 +119,7 @@ std::vector<std::string> run_view(element view, simdjson::dom::array resources, 
     std::string_view type;
     EXPECT_EQ(view["resource"].get(type), simdjson::SUCCESS);
     std::vector<std::string> rows;
+    v::constant_map constants = constants_of(view);
     for (element res : resources) {
         std::string_view rt;
         if (res["resourceType"].get(rt) != simdjson::SUCCESS || rt != type) continue;
@@ -95,7 +129,7 @@ std::vector<std::string> run_view(element view, simdjson::dom::array resources, 
             for (element w : wheres) {
                 std::string_view path;
                 EXPECT_EQ(w["path"].get(path), simdjson::SUCCESS);
-                keep = keep && eval_text(std::string(path), res, false, error) == "true";
+                keep = keep && eval_text(std::string(path), res, false, error, constants) == "true";
             }
         }
         if (!keep) continue;
@@ -108,7 +142,8 @@ std::vector<std::string> run_view(element view, simdjson::dom::array resources, 
                 EXPECT_EQ(col["path"].get(path), simdjson::SUCCESS);
                 // Absent means false (ViewDefinition column.collection).
                 if (col["collection"].get(collection) != simdjson::SUCCESS) collection = false;
-                row += std::string(name) + "=" + eval_text(std::string(path), res, collection, error) + ";";
+                row += std::string(name) + "=" +
+                       eval_text(std::string(path), res, collection, error, constants) + ";";
             }
         }
         rows.push_back(row);
@@ -163,7 +198,8 @@ TEST_P(sof_columns, rows_match) {
 INSTANTIATE_TEST_SUITE_P(flat_fhirpath_cases, sof_columns,
                          ::testing::Values("fhirpath.json", "where.json", "logic.json", "fn_empty.json",
                                            "fn_first.json", "fn_join.json", "fn_oftype.json",
-                                           "fn_extension.json"),
+                                           "fn_extension.json", "fhirpath_numbers.json",
+                                           "constant_types.json"),
                          [](const ::testing::TestParamInfo<const char*>& p) {
                              std::string n = p.param;
                              return n.substr(0, n.find('.'));
