@@ -107,6 +107,24 @@ std::string type_name(const node& arg) {
     throw failure{arg.offset, "ofType() needs a type name"};
 }
 
+// The key of a Reference.reference, in getResourceKey()'s form "Type/id".
+// The key is opaque in SQL on FHIR v2 (§"getResourceKey"); "Type/id" keeps
+// Patient/1 and Observation/1 apart. Relative ("Patient/1"), absolute
+// ("https://ehr/fhir/Patient/1") and versioned (".../_history/2") literal
+// references resolve; contained ("#x"), urn:uuid: and logical (identifier)
+// references have no key here. Privacy (patient_key) comes with issue 16 item 4.
+std::optional<std::string> reference_key(std::string_view ref) {
+    if (auto h = ref.find("/_history/"); h != std::string_view::npos) ref = ref.substr(0, h);
+    auto slash = ref.rfind('/');
+    if (slash == std::string_view::npos || slash == 0 || slash + 1 == ref.size()) return std::nullopt;
+    auto id = ref.substr(slash + 1);
+    auto before = ref.substr(0, slash);
+    auto type = before.substr(before.rfind('/') == std::string_view::npos ? 0 : before.rfind('/') + 1);
+    // A FHIR resource type name starts with an upper-case letter.
+    if (type.empty() || std::isupper(static_cast<unsigned char>(type[0])) == 0) return std::nullopt;
+    return std::string(type) + "/" + std::string(id);
+}
+
 std::optional<bool> singleton_bool(const collection& c, std::size_t offset) {
     if (c.empty()) return std::nullopt;
     if (c.size() > 1)
@@ -419,8 +437,33 @@ private:
             }
             return {item{out}};
         }
-        // getResourceKey, getReferenceKey, lowBoundary, highBoundary: not
-        // yet (views.md); refused so a view never runs with a wrong answer.
+        if (f == "getResourceKey") {
+            arity(n, 0, 0);
+            collection out;
+            for (const auto& i : in) {
+                if (!is_object(i)) continue;
+                auto type = string_field(*as_element(i), "resourceType");
+                auto id = string_field(*as_element(i), "id");
+                if (type && id) out.push_back(item{std::string(*type) + "/" + std::string(*id)});
+            }
+            return out;
+        }
+        if (f == "getReferenceKey") {
+            arity(n, 0, 1);
+            std::string want = n.children.size() == 2 ? type_name(*n.children[1]) : std::string();
+            collection out;
+            for (const auto& i : in) {
+                if (!is_object(i)) continue;
+                auto ref = string_field(*as_element(i), "reference");
+                if (!ref) continue;
+                auto key = reference_key(*ref);
+                if (key && (want.empty() || key->substr(0, key->find('/')) == want))
+                    out.push_back(item{*key});
+            }
+            return out;
+        }
+        // lowBoundary, highBoundary: not yet (views.md); refused so a view
+        // never runs with a wrong answer.
         throw failure{n.offset, "unsupported function " + f + "()"};
     }
 

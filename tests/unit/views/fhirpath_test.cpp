@@ -169,6 +169,22 @@ TEST_F(fhirpath, not_and_three_valued_logic) {
     EXPECT_EQ(run(patient, "{}.not()"), "[]");
 }
 
+TEST_F(fhirpath, resource_and_reference_keys) {
+    const std::string obs = R"({"resourceType": "Observation", "id": "o1",
+      "subject": {"reference": "Patient/p1"},
+      "performer": [{"reference": "https://ehr.example/fhir/Practitioner/d1/_history/3"},
+                    {"reference": "#contained"}, {"reference": "urn:uuid:1234"},
+                    {"identifier": {"value": "x"}}]})";
+    EXPECT_EQ(run(obs, "getResourceKey()"), "['Observation/o1']");
+    EXPECT_EQ(run(obs, "subject.getReferenceKey()"), "['Patient/p1']");
+    EXPECT_EQ(run(obs, "subject.getReferenceKey(Patient)"), "['Patient/p1']");
+    EXPECT_EQ(run(obs, "subject.getReferenceKey(Group)"), "[]");
+    EXPECT_EQ(run(obs, "performer.getReferenceKey()"), "['Practitioner/d1']");
+    EXPECT_EQ(run(patient, "getResourceKey() = managingOrganization.getReferenceKey(Organization)"),
+              "[false]");
+    EXPECT_EQ(run(patient, "name.getResourceKey()"), "[]");
+}
+
 // ---------------------------------------------------------------------------
 // Operators
 
@@ -268,7 +284,7 @@ TEST_F(fhirpath, evaluation_errors_give_offsets) {
     // A path's offset is that of its last step: `given` here.
     EXPECT_EQ(run(patient, "name.given < 'z'"), "error@5: expected a single value, got a collection of 3");
     EXPECT_EQ(run(patient, "name.family.foo()"), "error@12: unsupported function foo()");
-    EXPECT_EQ(run(patient, "getResourceKey()"), "error@0: unsupported function getResourceKey()");
+    EXPECT_EQ(run(patient, "lowBoundary()"), "error@0: unsupported function lowBoundary()");
     EXPECT_EQ(run(patient, "name.first(1)"), "error@5: first() takes a different number of arguments");
     EXPECT_EQ(run(patient, "id.ofType()"), "error@3: ofType() takes a different number of arguments");
     EXPECT_EQ(run(patient, "id + 1"), "error@3: '+' needs numbers");

@@ -1,6 +1,6 @@
 // The official suite's FHIRPath cases (fhirpath.json, where.json, logic.json,
 // fhirpath_numbers.json, constant_types.json and the fn_*.json files that
-// need no key or boundary function: 47 cases, every case of each file), run with
+// need no boundary function: 50 cases, every case of each file), run with
 // a throwaway flat evaluator: one row per resource of the view's type, kept
 // when every `where` path is true, one value per column. These views use
 // only flat select/column, so this tests the FHIRPath layer against the
