@@ -199,7 +199,7 @@ INSTANTIATE_TEST_SUITE_P(flat_fhirpath_cases, sof_columns,
                          ::testing::Values("fhirpath.json", "where.json", "logic.json", "fn_empty.json",
                                            "fn_first.json", "fn_join.json", "fn_oftype.json",
                                            "fn_extension.json", "fhirpath_numbers.json",
-                                           "constant_types.json"),
+                                           "constant_types.json", "fn_reference_keys.json"),
                          [](const ::testing::TestParamInfo<const char*>& p) {
                              std::string n = p.param;
                              return n.substr(0, n.find('.'));
