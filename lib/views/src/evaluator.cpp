@@ -4,6 +4,7 @@
 // (FHIRPath N1, §"Boolean logic").
 #include <cctype>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -244,7 +245,11 @@ public:
                 collection in = eval(*n.children[0], focus);
                 if (in.empty()) return {};
                 const item& v = single(in, n.offset);
-                if (const auto* i = std::get_if<std::int64_t>(&v)) return {item{-*i}};
+                if (const auto* i = std::get_if<std::int64_t>(&v)) {
+                    if (*i == std::numeric_limits<std::int64_t>::min())
+                        throw failure{n.offset, "integer overflow"};
+                    return {item{-*i}};
+                }
                 if (const auto* d = std::get_if<double>(&v)) return {item{-*d}};
                 throw failure{n.offset, "unary minus needs a number"};
             }
@@ -345,6 +350,9 @@ private:
             // Division by zero yields empty (FHIRPath §"div", §"mod").
             if (ia && ib) {
                 if (*ib == 0) return {};
+                if (*ia == std::numeric_limits<std::int64_t>::min() && *ib == -1) {
+                    throw failure{offset, "integer overflow"};
+                }
                 return {item{op == "div" ? *ia / *ib : *ia % *ib}};
             }
             double x = number_of(a), y = number_of(b);
@@ -357,9 +365,15 @@ private:
             return {item{number_of(a) / y}};
         }
         if (ia && ib) {
-            if (op == "+") return {item{*ia + *ib}};
-            if (op == "-") return {item{*ia - *ib}};
-            if (op == "*") return {item{*ia * *ib}};
+            // Signed overflow is undefined behaviour in C++; an expression
+            // over patient data must fail, not wrap.
+            std::int64_t r = 0;
+            bool over = op == "+"   ? __builtin_add_overflow(*ia, *ib, &r)
+                        : op == "-" ? __builtin_sub_overflow(*ia, *ib, &r)
+                        : op == "*" ? __builtin_mul_overflow(*ia, *ib, &r)
+                                    : false;
+            if (over) throw failure{offset, "integer overflow"};
+            if (op == "+" || op == "-" || op == "*") return {item{r}};
         }
         double x = number_of(a), y = number_of(b);
         if (op == "+") return {item{x + y}};

@@ -287,6 +287,9 @@ TEST_F(fhirpath, evaluation_errors_give_offsets) {
     EXPECT_EQ(run(patient, "lowBoundary()"), "error@0: unsupported function lowBoundary()");
     EXPECT_EQ(run(patient, "name.first(1)"), "error@5: first() takes a different number of arguments");
     EXPECT_EQ(run(patient, "id.ofType()"), "error@3: ofType() takes a different number of arguments");
+    EXPECT_EQ(run(patient, "9223372036854775807 + 1"), "error@20: integer overflow");
+    EXPECT_EQ(run(patient, "-9223372036854775807 - 2"), "error@21: integer overflow");
+    EXPECT_EQ(run(patient, "4611686018427387904 * 2"), "error@20: integer overflow");
     EXPECT_EQ(run(patient, "id + 1"), "error@3: '+' needs numbers");
     EXPECT_EQ(run(patient, "name['x']"), "error@5: an index must be an integer");
 }
