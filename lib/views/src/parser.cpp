@@ -214,7 +214,14 @@ private:
         next();
     }
 
-    node_ptr expression() { return implies(); }
+    // Nesting is bounded so that a pathological definition fails with a
+    // parse error instead of overflowing the stack; real views nest a few levels.
+    node_ptr expression() {
+        if (++depth_ > max_depth) throw failure{peek().offset, "expression nested too deeply"};
+        auto e = implies();
+        --depth_;
+        return e;
+    }
 
     node_ptr implies() {
         auto l = or_expr();
@@ -286,15 +293,21 @@ private:
         return l;
     }
     node_ptr unary() {
+        if (at_symbol("-") || at_symbol("+")) {
+            if (++depth_ > max_depth) throw failure{peek().offset, "expression nested too deeply"};
+        }
         if (at_symbol("-")) {
             auto off = next().offset;
             auto n = make(node_kind::unary_minus, off);
             n->children.push_back(unary());
+            --depth_;
             return n;
         }
         if (at_symbol("+")) {
             next();
-            return unary();
+            auto e = unary();
+            --depth_;
+            return e;
         }
         return postfix();
     }
@@ -408,8 +421,10 @@ private:
         return n;
     }
 
+    static constexpr int max_depth = 100;
     std::vector<token> t_;
     std::size_t p_ = 0;
+    int depth_ = 0;
 };
 
 }  // namespace
