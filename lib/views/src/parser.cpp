@@ -427,10 +427,20 @@ private:
     int depth_ = 0;
 };
 
+constexpr std::size_t max_expression_length = 10000;
+
 }  // namespace
 
 parse_result parse(std::string_view expression) {
     parse_result r;
+    // Left-associative chains (a.b.c..., 1+1+...) build trees as deep as
+    // they are long, and evaluating or freeing them recurses that deep; the
+    // length cap bounds that depth. ViewDefinition paths are a line or two.
+    if (expression.size() > max_expression_length) {
+        r.error = parse_error{max_expression_length,
+                              "expression longer than " + std::to_string(max_expression_length) + " bytes"};
+        return r;
+    }
     try {
         r.ast = parser(lexer(expression).run()).run();
     } catch (const failure& f) {

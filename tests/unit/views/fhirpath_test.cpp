@@ -291,6 +291,11 @@ TEST_F(fhirpath, parse_errors_give_offsets) {
     std::string minus(200, '-');
     minus += '1';
     EXPECT_EQ(run(patient, minus), "error@99: expression nested too deeply");
+    std::string chain = "1";
+    while (chain.size() < 10000) chain += "+1";
+    EXPECT_EQ(run(patient, chain), "error@10000: expression longer than 10000 bytes");
+    chain.resize(9999);
+    EXPECT_EQ(run(patient, chain), "[5000]");
 }
 
 TEST_F(fhirpath, evaluation_errors_give_offsets) {
