@@ -2,6 +2,7 @@
 // Precedence, loosest first, follows the FHIRPath grammar (N1, §"Operator
 // precedence"): implies; or xor; and; = != ; < <= > >=; | ; + - &;
 // * / div mod; unary minus; invocation and indexer.
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <string>
@@ -179,10 +180,23 @@ node_ptr make(node_kind k, std::size_t offset, std::string text = {}) {
     return n;
 }
 
+// The evaluator and the AST's destructor recurse once per tree level, so
+// the tree's depth is bounded, not only the parser's nesting: `a.b.c...`
+// and `1+1+...` chains grow the tree without nesting.
+constexpr std::size_t max_tree_depth = 200;
+
+void attach(node& parent, node_ptr child) {
+    if (child) {
+        parent.depth = std::max(parent.depth, child->depth + 1);
+        if (parent.depth > max_tree_depth) throw failure{parent.offset, "expression nested too deeply"};
+    }
+    parent.children.push_back(std::move(child));
+}
+
 node_ptr make_binary(std::string op, std::size_t offset, node_ptr l, node_ptr r) {
     auto n = make(node_kind::binary, offset, std::move(op));
-    n->children.push_back(std::move(l));
-    n->children.push_back(std::move(r));
+    attach(*n, std::move(l));
+    attach(*n, std::move(r));
     return n;
 }
 
@@ -299,7 +313,7 @@ private:
         if (at_symbol("-")) {
             auto off = next().offset;
             auto n = make(node_kind::unary_minus, off);
-            n->children.push_back(unary());
+            attach(*n, unary());
             --depth_;
             return n;
         }
@@ -322,8 +336,8 @@ private:
             } else if (at_symbol("[")) {
                 auto off = next().offset;
                 auto n = make(node_kind::indexer, off);
-                n->children.push_back(std::move(e));
-                n->children.push_back(expression());
+                attach(*n, std::move(e));
+                attach(*n, expression());
                 expect_symbol("]");
                 e = std::move(n);
             } else {
@@ -339,17 +353,17 @@ private:
         std::size_t off = name.offset;
         if (!at_symbol("(")) {
             auto n = make(node_kind::member, off, std::move(text));
-            n->children.push_back(std::move(target));
+            attach(*n, std::move(target));
             return n;
         }
         next();
         auto n = make(node_kind::function, off, std::move(text));
-        n->children.push_back(std::move(target));
+        attach(*n, std::move(target));
         if (!at_symbol(")")) {
-            n->children.push_back(expression());
+            attach(*n, expression());
             while (at_symbol(",")) {
                 next();
-                n->children.push_back(expression());
+                attach(*n, expression());
             }
         }
         expect_symbol(")");

@@ -295,7 +295,12 @@ TEST_F(fhirpath, parse_errors_give_offsets) {
     while (chain.size() < 10000) chain += "+1";
     EXPECT_EQ(run(patient, chain), "error@10000: expression longer than 10000 bytes");
     chain.resize(9999);
-    EXPECT_EQ(run(patient, chain), "[5000]");
+    EXPECT_EQ(run(patient, chain), "error@399: expression nested too deeply");
+    chain.resize(397);
+    EXPECT_EQ(run(patient, chain), "[199]");
+    std::string path = "a";
+    for (int i = 0; i < 300; ++i) path += ".a";
+    EXPECT_EQ(run(patient, path), "error@400: expression nested too deeply");
 }
 
 TEST_F(fhirpath, evaluation_errors_give_offsets) {

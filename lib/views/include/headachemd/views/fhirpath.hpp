@@ -47,6 +47,7 @@ struct node {
     // For member and function: children[0] is the target, or null for an
     // invocation on the focus (`name` at the start of an expression).
     std::vector<std::unique_ptr<node>> children;
+    std::size_t depth = 1;  // levels of the tree below and including this node (bounded by parse())
 };
 
 struct parse_error {
