@@ -1,0 +1,109 @@
+// SQL on FHIR v2 ViewDefinitions
+// (https://sql-on-fhir.org/ig/latest/StructureDefinition-ViewDefinition.html):
+// compile() checks a definition and parses each of its FHIRPath expressions
+// once into a plan; evaluate() turns one resource into rows with that plan.
+// Pure: no I/O, no logging. Errors are values: a definition that is refused
+// says where (a JSON path such as `select[0].column[1].path`, plus the byte
+// offset in the expression when the fault is inside one).
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "headachemd/views/fhirpath.hpp"
+
+namespace headachemd::views {
+
+// Where a definition or an evaluation went wrong.
+struct view_error {
+    std::string json_path;                   // e.g. "select[0].column[1].path"; "" is the whole definition
+    std::optional<std::size_t> expr_offset;  // byte offset inside the FHIRPath expression at json_path
+    std::string message;                     // what is wrong; never contains resource data
+};
+using compile_error = view_error;
+
+// One output column, in the view's column order (ViewDefinition
+// "Column ordering": a select's own columns, then its nested selects', then
+// its unionAll's).
+struct column_info {
+    std::string name;
+    std::string type;  // the declared FHIR type ("string", "integer", ...); "" when not declared
+    bool collection = false;
+};
+
+// A complex FHIR element selected by a column (an object), as minified JSON.
+struct json_text {
+    std::string text;
+    bool operator==(const json_text&) const = default;
+};
+using scalar = std::variant<std::monostate, bool, std::int64_t, double, std::string, json_text>;
+// A cell: null (monostate), one value, or the list of a collection=true column.
+using cell =
+    std::variant<std::monostate, bool, std::int64_t, double, std::string, json_text, std::vector<scalar>>;
+using row = std::vector<cell>;  // one cell per column_info, same order
+
+namespace detail {
+struct select_plan;
+}
+
+// A compiled ViewDefinition. Owns every string and parsed expression; it
+// never points into the definition's JSON, which may be freed after compile().
+class view {
+public:
+    view();
+    ~view();
+    view(view&&) noexcept;
+    view& operator=(view&&) noexcept;
+
+    const std::string& resource() const { return resource_; }
+    const std::string& name() const { return name_; }  // the definition's `name`, "" when absent
+    const std::vector<column_info>& columns() const { return columns_; }
+
+private:
+    friend struct view_access;
+    std::string resource_;
+    std::string name_;
+    std::vector<column_info> columns_;
+    constant_map constants_;
+    std::vector<std::pair<std::string, std::unique_ptr<node>>> where_;  // json path, expression
+    std::unique_ptr<detail::select_plan> root_;
+};
+
+using compile_result = std::variant<view, compile_error>;
+
+// Parses and checks a ViewDefinition given as JSON text. Refuses (with the
+// JSON path of the first fault): text that is not a JSON object; a missing
+// or malformed `resource`; an unknown `status`; names that are not
+// SQL-friendly (^[A-Za-z][A-Za-z0-9_]*$) or repeated; a constant without
+// exactly one primitive value[x]; a reference to an undefined %constant;
+// an expression that does not parse; forEach, forEachOrNull and repeat
+// together; unionAll branches whose column names differ in name or order;
+// and members the specification does not define.
+compile_result compile(std::string_view view_definition_json);
+
+// Limits that keep a hostile resource or definition from exhausting the stack or memory.
+inline constexpr std::size_t max_repeat_depth = 64;  // levels of `repeat` recursion
+inline constexpr std::size_t max_rows_per_resource = 100'000;
+
+struct eval_rows {
+    std::vector<row> rows;
+    std::optional<view_error> error;  // set on failure; rows is then empty
+};
+
+// The rows one resource gives. A resource of another type than
+// view.resource() gives none. Fails (with the JSON path of the expression)
+// when a `where` path yields something other than a boolean, when a column
+// without collection=true yields more than one value, when an expression
+// fails, or when a limit above is exceeded. The resource's DOM need only
+// live for the call: cells own their values.
+eval_rows evaluate(const view& plan, simdjson::dom::element resource);
+
+}  // namespace headachemd::views

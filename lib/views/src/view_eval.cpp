@@ -1,0 +1,209 @@
+// evaluate(): one resource through a compiled view, following the SQL on
+// FHIR v2 processing model ("Processing Algorithm"): a select's rows are the
+// cross product of its own columns and the rows of each nested select (and
+// of its unionAll, whose branches are stacked); forEach/forEachOrNull/repeat
+// run that once per focus.
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "view_plan.hpp"
+
+namespace headachemd::views {
+namespace {
+
+using detail::expression;
+using detail::iteration;
+using detail::select_plan;
+using simdjson::dom::element;
+
+// Thrown inside the evaluator only; evaluate() returns it as view_error.
+struct stop {
+    view_error error;
+};
+
+scalar to_scalar(const item& i) {
+    if (const auto* b = std::get_if<bool>(&i)) return *b;
+    if (const auto* n = std::get_if<std::int64_t>(&i)) return *n;
+    if (const auto* d = std::get_if<double>(&i)) return *d;
+    if (const auto* s = std::get_if<std::string>(&i)) return *s;
+    if (const auto* dt = std::get_if<date_value>(&i)) return dt->text;
+    return json_text{simdjson::minify(std::get<element>(i))};
+}
+
+cell to_cell(const scalar& s) {
+    return std::visit([](const auto& v) -> cell { return v; }, s);
+}
+
+class runner {
+public:
+    runner(const view& plan, element resource) : constants_(view_access::constants(plan)) {
+        // SQL on FHIR v2: %resource and %rootResource are the resource the
+        // row comes from (they differ only for contained resources, which
+        // a view never starts from).
+        constants_["resource"] = collection{item{resource}};
+        constants_["rootResource"] = collection{item{resource}};
+    }
+
+    // `focus` is absent for forEachOrNull's row when there was nothing to
+    // iterate: expressions then see the empty collection.
+    collection eval(const expression& e, const std::optional<item>& focus, std::int64_t row_index) {
+        // %rowIndex: the 0-based position of the focus in its forEach,
+        // forEachOrNull or repeat; 0 outside any (row_index.json).
+        constants_["rowIndex"] = collection{item{row_index}};
+        auto r = evaluate(*e.ast, focus ? collection{*focus} : collection{}, constants_);
+        if (r.error) throw stop{view_error{e.json_path, r.error->offset, r.error->message}};
+        return std::move(r.value);
+    }
+
+    std::vector<row> rows(const select_plan& s, const std::optional<item>& node, std::int64_t index) {
+        std::vector<std::pair<std::optional<item>, std::int64_t>> foci;
+        switch (s.kind) {
+            case iteration::none:
+                foci.emplace_back(node, index);
+                break;
+            case iteration::for_each:
+            case iteration::for_each_or_null: {
+                collection c = eval(s.iterate, node, index);
+                for (std::size_t i = 0; i < c.size(); ++i)
+                    foci.emplace_back(c[i], static_cast<std::int64_t>(i));
+                // forEachOrNull: nothing to iterate still gives one row
+                // (like an outer join). Its paths see the empty collection,
+                // so `family` is null while %rowIndex is still 0
+                // (row_index.json "%rowIndex with forEachOrNull").
+                if (c.empty() && s.kind == iteration::for_each_or_null) foci.emplace_back(std::nullopt, 0);
+                break;
+            }
+            case iteration::repeat: {
+                collection c;
+                descend(s, node, index, 1, c);
+                for (std::size_t i = 0; i < c.size(); ++i)
+                    foci.emplace_back(c[i], static_cast<std::int64_t>(i));
+                break;
+            }
+        }
+        std::vector<row> out;
+        for (const auto& [focus, i] : foci) {
+            auto mine = rows_for_focus(s, focus, i);
+            add(out, mine.size());
+            for (auto& r : mine) out.push_back(std::move(r));
+        }
+        return out;
+    }
+
+    bool keep(const view& plan, element resource) {
+        for (const auto& [path, ast] : view_access::where(plan)) {
+            constants_["rowIndex"] = collection{item{std::int64_t{0}}};
+            auto r = evaluate(*ast, collection{item{resource}}, constants_);
+            if (r.error) throw stop{view_error{path, r.error->offset, r.error->message}};
+            // ViewDefinition.where: "the FHIRPath expression must evaluate
+            // to a boolean"; empty counts as false. Anything else is an
+            // error, not a silent "true" (validate.json).
+            if (r.value.empty()) return false;
+            const bool* b = r.value.size() == 1 ? std::get_if<bool>(&r.value[0]) : nullptr;
+            if (!b) throw stop{view_error{path, std::nullopt, "a where path must give a boolean"}};
+            if (!*b) return false;
+        }
+        return true;
+    }
+
+private:
+    // repeat: the foci are every node the paths reach, applied again to
+    // each result, depth first. Bounded, so a deeply nested (or hostile)
+    // resource cannot exhaust the stack.
+    void descend(const select_plan& s, const std::optional<item>& node, std::int64_t index, std::size_t depth,
+                 collection& out) {
+        if (depth > max_repeat_depth) {
+            throw stop{view_error{s.repeat.front().json_path, std::nullopt,
+                                  "repeat goes deeper than " + std::to_string(max_repeat_depth) + " levels"}};
+        }
+        for (const auto& e : s.repeat) {
+            for (const auto& child : eval(e, node, index)) {
+                add(out, 1);
+                out.push_back(child);
+                descend(s, child, index, depth + 1, out);
+            }
+        }
+    }
+
+    std::vector<row> rows_for_focus(const select_plan& s, const std::optional<item>& focus,
+                                    std::int64_t index) {
+        row base;
+        for (const auto& c : s.columns) base.push_back(value_of(c, focus, index));
+        std::vector<row> acc{std::move(base)};
+        auto cross = [&](std::vector<row> part, std::size_t width) {
+            // Under forEachOrNull's null row, a nested select that yields
+            // nothing still contributes nulls: the row has "null values
+            // for all columns" rather than vanishing.
+            if (!focus && part.empty()) part.emplace_back(width);
+            std::vector<row> next;
+            add(next, acc.size() * part.size());
+            for (const auto& a : acc) {
+                for (const auto& p : part) {
+                    row r = a;
+                    r.insert(r.end(), p.begin(), p.end());
+                    next.push_back(std::move(r));
+                }
+            }
+            acc = std::move(next);
+        };
+        for (const auto& sub : s.selects) cross(rows(sub, focus, index), sub.width);
+        if (!s.union_all.empty()) {
+            std::vector<row> stacked;
+            for (const auto& branch : s.union_all) {
+                auto part = rows(branch, focus, index);
+                add(stacked, part.size());
+                for (auto& r : part) stacked.push_back(std::move(r));
+            }
+            cross(std::move(stacked), s.union_all.front().width);
+        }
+        return acc;
+    }
+
+    cell value_of(const detail::column_plan& c, const std::optional<item>& focus, std::int64_t index) {
+        collection v = eval(c.path, focus, index);
+        if (c.collection) {
+            std::vector<scalar> list;
+            for (const auto& x : v) list.push_back(to_scalar(x));
+            return list;
+        }
+        if (v.empty()) return std::monostate{};
+        // ViewDefinition.select.column.collection: without it, a path that
+        // yields more than one value is an error, never a silently kept first.
+        if (v.size() > 1) {
+            throw stop{view_error{c.path.json_path, std::nullopt,
+                                  std::to_string(v.size()) + " values for a column without collection=true"}};
+        }
+        return to_cell(to_scalar(v[0]));
+    }
+
+    template <class T>
+    void add(const std::vector<T>& v, std::size_t more) {
+        if (v.size() + more > max_rows_per_resource) {
+            throw stop{
+                view_error{"", std::nullopt,
+                           "more than " + std::to_string(max_rows_per_resource) + " rows from one resource"}};
+        }
+    }
+
+    constant_map constants_;
+};
+
+}  // namespace
+
+eval_rows evaluate(const view& plan, element resource) {
+    eval_rows out;
+    std::string_view type;
+    if (resource["resourceType"].get(type) != simdjson::SUCCESS || type != plan.resource()) return out;
+    try {
+        runner r(plan, resource);
+        if (!r.keep(plan, resource)) return out;
+        out.rows = r.rows(view_access::root(plan), item{resource}, 0);
+    } catch (const stop& s) {
+        out.rows.clear();
+        out.error = s.error;
+    }
+    return out;
+}
+
+}  // namespace headachemd::views
