@@ -111,14 +111,17 @@ private:
     // repeat: the foci are every node the paths reach, applied again to
     // each result, depth first. Bounded, so a deeply nested (or hostile)
     // resource cannot exhaust the stack.
+    // `depth` is the level the children found here sit at (1: the node's
+    // own children), so exactly max_repeat_depth levels are allowed.
     void descend(const select_plan& s, const std::optional<item>& node, std::int64_t index, std::size_t depth,
                  collection& out) {
-        if (depth > max_repeat_depth) {
-            throw stop{view_error{s.repeat.front().json_path, std::nullopt,
-                                  "repeat goes deeper than " + std::to_string(max_repeat_depth) + " levels"}};
-        }
         for (const auto& e : s.repeat) {
             for (const auto& child : eval(e, node, index)) {
+                if (depth > max_repeat_depth) {
+                    throw stop{view_error{
+                        e.json_path, std::nullopt,
+                        "repeat goes deeper than " + std::to_string(max_repeat_depth) + " levels"}};
+                }
                 add(out, 1);
                 out.push_back(child);
                 descend(s, child, index, depth + 1, out);
