@@ -103,6 +103,24 @@ constexpr std::array constant_types{"Base64Binary", "Boolean", "Canonical", "Cod
                                     "Integer64",    "Oid",     "String",    "PositiveInt", "Time",
                                     "UnsignedInt",  "Uri",     "Url",       "Uuid"};
 
+// A column's declared type (ViewDefinition.select.column.type): a FHIR
+// primitive type, whose SQL type a table can be given, or a complex type
+// name (upper-case first). A misspelt primitive ("strng", "int") is refused
+// rather than turned into an untyped column.
+bool fhir_type(std::string_view t) {
+    constexpr std::array primitives{"base64Binary", "boolean",     "canonical", "code",        "date",
+                                    "dateTime",     "decimal",     "id",        "instant",     "integer",
+                                    "integer64",    "markdown",    "oid",       "positiveInt", "string",
+                                    "time",         "unsignedInt", "uri",       "url",         "uuid"};
+    if (t.empty()) return false;
+    if (std::any_of(primitives.begin(), primitives.end(),
+                    [&](const char* p) { return t == std::string_view(p); }))
+        return true;
+    return std::isupper(static_cast<unsigned char>(t[0])) != 0 && std::all_of(t.begin(), t.end(), [](char c) {
+               return std::isalnum(static_cast<unsigned char>(c)) != 0;
+           });
+}
+
 // Variables the engine defines itself (SQL on FHIR v2 "%resource",
 // "%rootResource", "%rowIndex"); a constant may not shadow them.
 constexpr std::array reserved_variables{"resource", "rootResource", "rowIndex"};
@@ -252,6 +270,10 @@ private:
                        std::vector<std::pair<column_info, std::string>>& cols) {
         auto obj = object_at(s, path);
         only_members(s, select_members, path);
+        // The compiler and the evaluator recurse once per nested select;
+        // a bound keeps a hostile definition from exhausting the stack.
+        if (++depth_ > max_select_depth)
+            refuse(path, "selects nest deeper than " + std::to_string(max_select_depth) + " levels");
         select_plan plan;
         iteration_of(obj, path, plan);
         std::size_t before = cols.size();
@@ -266,6 +288,7 @@ private:
         if (auto list = array_member(obj, "unionAll", path))
             union_all(*list, at(path, "unionAll"), plan, cols);
         plan.width = cols.size() - before;
+        --depth_;
         return plan;
     }
 
@@ -308,7 +331,7 @@ private:
         auto expr = string_member(obj, "path", path);
         if (!expr) refuse(at(path, "path"), "a column needs a path");
         if (auto type = string_member(obj, "type", path)) {
-            if (type->empty()) refuse(at(path, "type"), "must not be empty");
+            if (!fhir_type(*type)) refuse(at(path, "type"), "'" + *type + "' is not a FHIR type");
             info.type = *type;
         }
         element flag;
@@ -344,6 +367,7 @@ private:
     }
 
     std::set<std::string, std::less<>> declared_;
+    std::size_t depth_ = 0;
 };
 
 }  // namespace

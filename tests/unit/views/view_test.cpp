@@ -105,6 +105,15 @@ std::string view_with(const std::string& members) {
 }
 const std::string id_select = R"j("select":[{"column":[{"name":"id","path":"id"}]}])j";
 
+// "select":[{"select":[{... {"column":[...]}]}]}, `levels` selects deep.
+std::string nested_selects(std::size_t levels) {
+    std::string s = R"j("select":[)j";
+    for (std::size_t i = 1; i < levels; ++i) s += R"j({"select":[)j";
+    s += R"j({"column":[{"name":"id","path":"id"}]})j";
+    for (std::size_t i = 1; i < levels; ++i) s += "]}";
+    return s + "]";
+}
+
 std::vector<refusal_case> refusal_cases() {
     return {
         {"not JSON", "{", "", {}},
@@ -142,6 +151,18 @@ std::vector<refusal_case> refusal_cases() {
         {"column path not a string",
          view_with(R"j("select":[{"column":[{"name":"id","path":true}]}])j"),
          "select[0].column[0].path",
+         {}},
+        {"column type not a FHIR type",
+         view_with(R"j("select":[{"column":[{"name":"id","path":"id","type":"strng"}]}])j"),
+         "select[0].column[0].type",
+         {}},
+        {"selects nested too deep",
+         view_with(nested_selects(v::max_select_depth + 1)),
+         "select[0]" + std::string([] {
+             std::string p;
+             for (std::size_t i = 1; i <= v::max_select_depth; ++i) p += ".select[0]";
+             return p;
+         }()),
          {}},
         {"column type empty",
          view_with(R"j("select":[{"column":[{"name":"id","path":"id","type":""}]}])j"),
@@ -279,6 +300,11 @@ TEST(view_compile, accepts_a_full_definition_and_keeps_column_order_and_types) {
     EXPECT_FALSE(view.columns()[1].collection);
     EXPECT_EQ(view.columns()[3].name, "tel");
     EXPECT_EQ(view.columns()[3].type, "string");
+}
+
+TEST(view_compile, selects_nest_up_to_the_bound) {
+    auto view = compiled(view_with(nested_selects(v::max_select_depth)));
+    EXPECT_EQ(rows_of(view, patient), (std::vector<std::string>{"'p1'"}));
 }
 
 TEST(view_eval, nested_selects_give_the_cross_product) {

@@ -86,10 +86,12 @@ using compile_result = std::variant<view, compile_error>;
 // exactly one primitive value[x]; a reference to an undefined %constant;
 // an expression that does not parse; forEach, forEachOrNull and repeat
 // together; unionAll branches whose column names differ in name or order;
-// and members the specification does not define.
+// a column type that is no FHIR type; selects nested deeper than
+// max_select_depth; and members the specification does not define.
 compile_result compile(std::string_view view_definition_json);
 
 // Limits that keep a hostile resource or definition from exhausting the stack or memory.
+inline constexpr std::size_t max_select_depth = 32;  // levels of nested select/unionAll in a definition
 inline constexpr std::size_t max_repeat_depth = 64;  // levels of `repeat` recursion
 inline constexpr std::size_t max_rows_per_resource = 100'000;
 
