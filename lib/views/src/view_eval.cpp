@@ -5,6 +5,7 @@
 // run that once per focus.
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "view_plan.hpp"
@@ -22,13 +23,28 @@ struct stop {
     view_error error;
 };
 
+template <class>
+inline constexpr bool unhandled_item = false;
+
+// A FHIRPath item as a cell value. Written as a visit so that a new kind
+// of item in the FHIRPath layer fails to compile here until it is given a
+// cell form, instead of throwing bad_variant_access at run time.
 scalar to_scalar(const item& i) {
-    if (const auto* b = std::get_if<bool>(&i)) return *b;
-    if (const auto* n = std::get_if<std::int64_t>(&i)) return *n;
-    if (const auto* d = std::get_if<double>(&i)) return *d;
-    if (const auto* s = std::get_if<std::string>(&i)) return *s;
-    if (const auto* dt = std::get_if<date_value>(&i)) return dt->text;
-    return json_text{simdjson::minify(std::get<element>(i))};
+    return std::visit(
+        [](const auto& x) -> scalar {
+            using T = std::decay_t<decltype(x)>;
+            if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::int64_t> ||
+                          std::is_same_v<T, double> || std::is_same_v<T, std::string>) {
+                return x;
+            } else if constexpr (std::is_same_v<T, date_value>) {
+                return x.text;
+            } else if constexpr (std::is_same_v<T, element>) {
+                return json_text{std::string(simdjson::minify(x))};
+            } else {
+                static_assert(unhandled_item<T>, "a FHIRPath item kind without a cell form");
+            }
+        },
+        i);
 }
 
 cell to_cell(const scalar& s) {
