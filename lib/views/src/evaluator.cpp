@@ -5,10 +5,15 @@
 #include <cctype>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include <charconv>
+
+#include "fhirpath_decimal.hpp"
+#include "fhirpath_temporal.hpp"
 #include "headachemd/views/fhirpath.hpp"
 
 namespace headachemd::views {
@@ -78,6 +83,19 @@ void member(const collection& in, std::string_view name, collection& out) {
     }
 }
 
+// The values of a choice element `name`[x] (keys name + an upper-case type name).
+void choice_values(const collection& in, std::string_view name, collection& out) {
+    for (const auto& i : in) {
+        if (!is_object(i)) continue;
+        for (auto field : simdjson::dom::object(*as_element(i))) {
+            if (field.key.size() > name.size() && field.key.starts_with(name) &&
+                std::isupper(static_cast<unsigned char>(field.key[name.size()])) != 0) {
+                append_json(field.value, out);
+            }
+        }
+    }
+}
+
 // FHIR type names whose JSON form is each scalar kind, for ofType() on
 // values that are not choice elements.
 bool scalar_is(const item& i, std::string_view type) {
@@ -96,14 +114,23 @@ bool scalar_is(const item& i, std::string_view type) {
     return false;
 }
 
+// FHIRPath's System types, as the FHIR primitive each holds in FHIR JSON.
+std::string fhir_type(const std::string& name) {
+    static const std::map<std::string, std::string, std::less<>> system = {
+        {"String", "string"}, {"Boolean", "boolean"},   {"Integer", "integer"}, {"Decimal", "decimal"},
+        {"Date", "date"},     {"DateTime", "dateTime"}, {"Time", "time"}};
+    auto it = system.find(name);
+    return it == system.end() ? name : it->second;
+}
+
 std::string type_name(const node& arg) {
-    // ofType(FHIR.string) and ofType(string) name the same type.
+    // ofType(FHIR.string), ofType(string) and ofType(System.String) name the same type.
     if (arg.kind == node_kind::member) {
         if (arg.children[0] && arg.children[0]->kind == node_kind::member && !arg.children[0]->children[0] &&
             (arg.children[0]->text == "FHIR" || arg.children[0]->text == "System")) {
-            return arg.text;
+            return fhir_type(arg.text);
         }
-        if (!arg.children[0]) return arg.text;
+        if (!arg.children[0]) return fhir_type(arg.text);
     }
     throw failure{arg.offset, "ofType() needs a type name"};
 }
@@ -149,24 +176,38 @@ double number_of(const item& i) {
     return std::get<double>(i);
 }
 
+std::optional<detail::temporal> temporal_of(const item& i) {
+    if (const auto* d = std::get_if<date_value>(&i)) return detail::parse_temporal(d->text, d->kind);
+    if (const auto* s = std::get_if<std::string>(&i)) return detail::parse_temporal(*s, temporal_kind::infer);
+    return std::nullopt;
+}
+
+// When one side is a date/time value and the other a date/time or a string
+// (a FHIR date element read from JSON is a string), both as temporals; an
+// unparsable side is nullopt, and compares as empty: FHIRPath has no
+// answer for a malformed date.
+std::optional<std::pair<std::optional<detail::temporal>, std::optional<detail::temporal>>> temporal_pair(
+    const item& a, const item& b) {
+    bool da = std::holds_alternative<date_value>(a), db = std::holds_alternative<date_value>(b);
+    bool sa = std::holds_alternative<std::string>(a), sb = std::holds_alternative<std::string>(b);
+    if (!(da && (db || sb)) && !(db && sa)) return std::nullopt;
+    return std::make_pair(temporal_of(a), temporal_of(b));
+}
+
 // Equality of two items (FHIRPath `=`), or nullopt when the types cannot
-// be compared (which yields empty) .
+// be compared (which yields empty). Dates and times follow the precision
+// rules (FHIRPath N1 §"Equals": @2012 = @2012-01 is empty).
 std::optional<bool> items_equal(const item& a, const item& b) {
     if (is_number(a) && is_number(b)) return number_of(a) == number_of(b);
-    if (a.index() != b.index()) {
-        // A date literal against the string of a FHIR date/dateTime element.
-        const auto* d = std::get_if<date_value>(&a);
-        const auto* s = std::get_if<std::string>(&b);
-        if (!d) {
-            d = std::get_if<date_value>(&b);
-            s = std::get_if<std::string>(&a);
-        }
-        if (d && s) return d->text == *s;
-        return false;
+    if (auto t = temporal_pair(a, b)) {
+        if (!t->first || !t->second) return std::nullopt;
+        auto c = detail::compare(*t->first, *t->second);
+        if (!c) return std::nullopt;
+        return *c == 0;
     }
+    if (a.index() != b.index()) return false;
     if (const auto* s = std::get_if<std::string>(&a)) return *s == std::get<std::string>(b);
     if (const auto* x = std::get_if<bool>(&a)) return *x == std::get<bool>(b);
-    if (const auto* d = std::get_if<date_value>(&a)) return d->text == std::get<date_value>(b).text;
     // Two JSON objects: equal when their minified text is (FHIRPath compares
     // complex types member by member; key order in FHIR JSON is fixed).
     return simdjson::minify(std::get<element>(a)) == simdjson::minify(std::get<element>(b));
@@ -178,10 +219,14 @@ std::string_view text_of(const item& i) {
     return {};
 }
 
-// <, <=, >, >=: numbers with numbers, strings and dates lexically. Lexical
-// order of ISO 8601 text is only right for equal precision; mixed precision
-// is a TODO (views.md).
+// <, <=, >, >=: numbers with numbers, strings lexically, dates and times
+// field by field with the precision rules (FHIRPath N1 §"Comparison":
+// @2018-03 < @2018-03-01 is empty) and zones normalised to UTC.
 std::optional<int> items_order(const item& a, const item& b, std::size_t offset) {
+    if (auto t = temporal_pair(a, b)) {
+        if (!t->first || !t->second) return std::nullopt;
+        return detail::compare(*t->first, *t->second);
+    }
     if (is_number(a) && is_number(b)) {
         double x = number_of(a), y = number_of(b);
         return x < y ? -1 : (x > y ? 1 : 0);
@@ -201,9 +246,57 @@ const item& single(const collection& c, std::size_t offset) {
     return c[0];
 }
 
+// The FHIR temporal type a type name denotes, for ofType()/as/is on the
+// string a FHIR date element is in JSON. instant is a dateTime to the
+// millisecond with a zone (FHIR R4 §2.24.0.1).
+std::optional<temporal_kind> temporal_type(std::string_view type) {
+    if (type == "date") return temporal_kind::date;
+    if (type == "dateTime" || type == "instant") return temporal_kind::date_time;
+    if (type == "time") return temporal_kind::time;
+    return std::nullopt;
+}
+
+// Equivalence `~` of two items (FHIRPath N1 §"Equivalent"): strings ignore
+// case and collapse whitespace, dates of different precision are simply not
+// equivalent, and it is never empty.
+std::string normalised(std::string_view s) {
+    std::string out;
+    bool space = false;
+    for (char c : s) {
+        if (std::isspace(static_cast<unsigned char>(c)) != 0) {
+            space = !out.empty();
+            continue;
+        }
+        if (space) out += ' ';
+        space = false;
+        out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return out;
+}
+
+bool items_equivalent(const item& a, const item& b) {
+    if (std::holds_alternative<std::string>(a) && std::holds_alternative<std::string>(b))
+        return normalised(std::get<std::string>(a)) == normalised(std::get<std::string>(b));
+    return items_equal(a, b) == true;
+}
+
+bool collections_equivalent(const collection& l, const collection& r) {
+    if (l.size() != r.size()) return false;
+    std::vector<bool> used(r.size(), false);
+    for (const auto& x : l) {
+        bool found = false;
+        for (std::size_t k = 0; k < r.size() && !found; ++k) {
+            if (!used[k] && items_equivalent(x, r[k])) used[k] = found = true;
+        }
+        if (!found) return false;
+    }
+    return true;
+}
+
 class evaluator {
 public:
-    explicit evaluator(const constant_map& constants) : constants_(constants) {}
+    evaluator(const constant_map& constants, const source_text* source)
+        : constants_(constants), source_(source) {}
 
     collection eval(const node& n, const collection& focus) {
         switch (n.kind) {
@@ -216,7 +309,7 @@ public:
             case node_kind::boolean_literal:
                 return {item{n.boolean}};
             case node_kind::date_literal:
-                return {item{date_value{n.text}}};
+                return {item{date_value{n.text, n.temporal}}};
             case node_kind::empty_literal:
                 return {};
             case node_kind::this_ref:
@@ -264,8 +357,22 @@ public:
 private:
     collection binary(const node& n, const collection& focus) {
         const std::string& op = n.text;
+        if (op == "is" || op == "as")
+            return type_test(op, n.children[0].get(), *n.children[1], n.offset, focus);
         collection l = eval(*n.children[0], focus);
         collection r = eval(*n.children[1], focus);
+        if (op == "~" || op == "!~") return boolean(collections_equivalent(l, r) == (op == "~"));
+        if (op == "in" || op == "contains") {
+            // x in c / c contains x: empty x gives empty; x must be one item.
+            const collection& one = op == "in" ? l : r;
+            const collection& all = op == "in" ? r : l;
+            if (one.empty()) return {};
+            const item& x = single(one, (op == "in" ? n.children[0] : n.children[1])->offset);
+            for (const auto& y : all) {
+                if (items_equal(x, y) == true) return boolean(true);
+            }
+            return boolean(false);
+        }
         if (op == "and" || op == "or" || op == "xor" || op == "implies") {
             auto a = singleton_bool(l, n.children[0]->offset);
             auto b = singleton_bool(r, n.children[1]->offset);
@@ -392,7 +499,15 @@ private:
         const std::string& f = n.text;
         if (f == "ofType") {
             arity(n, 1, 1);
-            return of_type(n, focus);
+            return of_type(n.children[0].get(), type_name(*n.children[1]), focus);
+        }
+        if (f == "is" || f == "as") {
+            arity(n, 1, 1);
+            return type_test(f, n.children[0].get(), *n.children[1], n.offset, focus);
+        }
+        if (f == "lowBoundary" || f == "highBoundary") {
+            arity(n, 0, 1);
+            return boundaries(n, focus, f == "highBoundary");
         }
         collection in = n.children[0] ? eval(*n.children[0], focus) : focus;
         if (f == "where") {
@@ -476,8 +591,6 @@ private:
             }
             return out;
         }
-        // lowBoundary, highBoundary: not yet (views.md); refused so a view
-        // never runs with a wrong answer.
         throw failure{n.offset, "unsupported function " + f + "()"};
     }
 
@@ -493,41 +606,213 @@ private:
 
     // FHIR choice elements (value[x]) appear in JSON as value + TypeName
     // (FHIR R4 JSON §"Choice"), so `value.ofType(integer)` reads valueInteger.
-    collection of_type(const node& n, const collection& focus) {
-        std::string type = type_name(*n.children[1]);
-        const node* target = n.children[0].get();
+    // A date, dateTime, instant or time comes back as a date_value of that
+    // kind: its FHIR type decides its boundaries and comparisons. A string
+    // that does not parse as that type stays a string, so a malformed value
+    // still reaches the row instead of vanishing.
+    collection of_type(const node* target, const std::string& type, const collection& focus) {
+        collection out;
+        bool found = false;
         if (target && target->kind == node_kind::member) {
             collection base = target->children[0] ? eval(*target->children[0], focus) : focus;
             std::string name = target->text;
             std::string choice = name + type;
             choice[name.size()] =
                 static_cast<char>(std::toupper(static_cast<unsigned char>(choice[name.size()])));
-            collection out;
             member(base, choice, out);
-            if (!out.empty()) return out;
+            found = !out.empty();
         }
-        collection in = target ? eval(*target, focus) : focus;
-        collection out;
-        for (const auto& i : in) {
-            if (is_object(i)) {
-                // An object's type is not in the JSON (except resources).
-                if (string_field(*as_element(i), "resourceType") == type) out.push_back(i);
-                continue;
+        if (!found) {
+            collection in = target ? eval(*target, focus) : focus;
+            for (const auto& i : in) {
+                if (is_object(i)) {
+                    // An object's type is not in the JSON (except resources).
+                    if (string_field(*as_element(i), "resourceType") == type) out.push_back(i);
+                    continue;
+                }
+                if (scalar_is(i, type)) out.push_back(i);
             }
-            if (scalar_is(i, type)) out.push_back(i);
+        }
+        if (auto kind = temporal_type(type)) {
+            for (auto& i : out) {
+                const auto* s = std::get_if<std::string>(&i);
+                if (s && detail::parse_temporal(*s, *kind)) i = date_value{*s, *kind};
+            }
         }
         return out;
     }
 
+    // `x is T` / `x.is(T)`: whether the one item is of type T; `x as T` /
+    // `x.as(T)`: the item if so, else empty (FHIRPath N1 §"Types"). Both take
+    // a single item; more is an error, as for any singleton operand.
+    collection type_test(const std::string& op, const node* target, const node& type_node, std::size_t offset,
+                         const collection& focus) {
+        std::string type = type_name(type_node);
+        collection in = target ? eval(*target, focus) : focus;
+        if (in.empty() && target && target->kind == node_kind::member) {
+            // `value is Quantity`: the choice element value[x] is in the
+            // JSON as valueQuantity, valueInteger, ... (FHIR R4 JSON §"Choice").
+            collection base = target->children[0] ? eval(*target->children[0], focus) : focus;
+            choice_values(base, target->text, in);
+        }
+        if (in.empty()) return {};
+        if (in.size() > 1)
+            throw failure{offset, "'" + op + "' needs a single value, got a collection of " +
+                                      std::to_string(in.size())};
+        collection typed = of_type(target, type, focus);
+        if (op == "is") return boolean(!typed.empty());
+        return typed;
+    }
+
+    // lowBoundary()/highBoundary() (FHIRPath 3.0 STU; SQL on FHIR v2's
+    // experimental fn_boundary.json). Decimals use their written digits,
+    // dates and times their precision and FHIR type.
+    collection boundaries(const node& n, const collection& focus, bool high) {
+        std::optional<long long> digits;
+        if (n.children.size() == 2) {
+            collection d = eval(*n.children[1], focus);
+            if (d.empty()) return {};
+            const auto* k = std::get_if<std::int64_t>(&single(d, n.children[1]->offset));
+            if (!k) throw failure{n.children[1]->offset, n.text + "() precision must be an integer"};
+            digits = *k;
+        }
+        std::vector<std::optional<std::string>> texts;
+        collection in = boundary_input(n.children[0].get(), focus, texts);
+        temporal_kind named = date_named(n.children[0].get());
+        collection out;
+        for (std::size_t k = 0; k < in.size(); ++k) {
+            const item& i = in[k];
+            if (is_number(i)) {
+                std::string text;
+                if (texts[k]) {
+                    text = *texts[k];
+                } else if (const auto* v = std::get_if<std::int64_t>(&i)) {
+                    text = std::to_string(*v);  // an integer's text is exact
+                } else {
+                    throw failure{n.offset, n.text +
+                                                "() of a decimal needs its JSON text (its precision is its "
+                                                "digits); evaluate with the source_text"};
+                }
+                auto r = detail::decimal_boundary(text, high, digits);
+                if (!r.error.empty()) throw failure{n.offset, n.text + "(): " + r.error};
+                if (!r.text) continue;
+                double value = 0;
+                auto [p, ec] = std::from_chars(r.text->data(), r.text->data() + r.text->size(), value);
+                if (ec != std::errc{}) throw failure{n.offset, n.text + "(): result out of range"};
+                out.push_back(item{value});
+                continue;
+            }
+            std::optional<detail::temporal> t;
+            if (const auto* d = std::get_if<date_value>(&i)) {
+                t = detail::parse_temporal(d->text, d->kind);
+            } else if (const auto* s = std::get_if<std::string>(&i)) {
+                temporal_kind kind = named != temporal_kind::infer ? named : detail::infer_kind(*s);
+                t = detail::parse_temporal(*s, kind);
+                if (t && kind == temporal_kind::date && named == temporal_kind::infer) {
+                    // "2010-10" is a FHIR date or a dateTime, and the two
+                    // have different boundaries; the JSON does not say which.
+                    throw failure{n.offset,
+                                  n.text +
+                                      "() cannot tell a date from a dateTime here; use ofType(date) or "
+                                      "ofType(dateTime)"};
+                }
+            }
+            // Anything else (not a date, or a malformed one) has no boundary: empty.
+            if (!t) continue;
+            if (auto b = detail::boundary(*t, high, digits)) out.push_back(item{*b});
+        }
+        return out;
+    }
+
+    // The elements FHIR R4 types as `date` whatever resource holds them:
+    // birthDate (Patient, Practitioner, RelatedPerson, Person). A boundary
+    // on one of them is a date's; other untyped dates need ofType().
+    static temporal_kind date_named(const node* target) {
+        if (target && target->kind == node_kind::member && target->text == "birthDate")
+            return temporal_kind::date;
+        return temporal_kind::infer;
+    }
+
+    // The boundary functions' input with, for each JSON number, its text.
+    // A member step is read field by field so each number's key (its
+    // identity in the DOM) is at hand; a literal keeps its own text.
+    collection boundary_input(const node* target, const collection& focus,
+                              std::vector<std::optional<std::string>>& texts) {
+        collection out;
+        auto literal = [](const node* x) {
+            return x && (x->kind == node_kind::decimal_literal || x->kind == node_kind::integer_literal);
+        };
+        if (literal(target)) {
+            out = eval(*target, focus);
+            texts.assign(out.size(), target->text);
+            return out;
+        }
+        if (target && target->kind == node_kind::unary_minus && literal(target->children[0].get())) {
+            out = eval(*target, focus);
+            texts.assign(out.size(), "-" + target->children[0]->text);
+            return out;
+        }
+        if (!target || target->kind != node_kind::member) {
+            out = target ? eval(*target, focus) : focus;
+            texts.assign(out.size(), std::nullopt);
+            return out;
+        }
+        collection base = target->children[0] ? eval(*target->children[0], focus) : focus;
+        for (const auto& i : base) {
+            if (!is_object(i)) continue;
+            element obj = *as_element(i);
+            if (string_field(obj, "resourceType") == target->text) {
+                out.push_back(i);
+                texts.emplace_back();
+                continue;
+            }
+            for (auto field : simdjson::dom::object(obj)) {
+                if (field.key != target->text) continue;
+                simdjson::dom::array arr;
+                if (field.value.get(arr) == simdjson::SUCCESS) {
+                    std::size_t k = 0;
+                    for (element x : arr) {
+                        if (!x.is_null()) {
+                            out.push_back(from_json(x));
+                            texts.push_back(number_text(field.key.data(), k, x));
+                        }
+                        ++k;
+                    }
+                } else if (!field.value.is_null()) {
+                    out.push_back(from_json(field.value));
+                    texts.push_back(
+                        number_text(field.key.data(), detail::number_texts::not_in_array, field.value));
+                }
+            }
+        }
+        return out;
+    }
+
+    std::optional<std::string> number_text(const char* key, std::size_t index, element e) {
+        if (!e.is_number() || !source_) return std::nullopt;
+        if (!numbers_) {
+            numbers_.emplace();
+            numbers_ok_ = numbers_->build(source_->root, source_->json);
+        }
+        if (!numbers_ok_) throw failure{0, "the source_text given is not the JSON of the resource"};
+        auto t = numbers_->find(key, index);
+        if (!t) return std::nullopt;
+        return std::string(*t);
+    }
+
     const constant_map& constants_;
+    const source_text* source_;
+    std::optional<detail::number_texts> numbers_;
+    bool numbers_ok_ = false;
 };
 
 }  // namespace
 
-eval_result evaluate(const node& ast, const collection& focus, const constant_map& constants) {
+eval_result evaluate(const node& ast, const collection& focus, const constant_map& constants,
+                     const source_text* source) {
     eval_result r;
     try {
-        r.value = evaluator(constants).eval(ast, focus);
+        r.value = evaluator(constants, source).eval(ast, focus);
     } catch (const failure& f) {
         r.error = eval_error{f.offset, f.message};
     }

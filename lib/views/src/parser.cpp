@@ -1,13 +1,14 @@
 // Recursive-descent parser for the FHIRPath subset (see fhirpath.hpp).
 // Precedence, loosest first, follows the FHIRPath grammar (N1, §"Operator
-// precedence"): implies; or xor; and; = != ; < <= > >=; | ; + - &;
-// * / div mod; unary minus; invocation and indexer.
+// precedence"): implies; or xor; and; in contains; = != ~ !~; < <= > >=;
+// |; is as; + - &; * / div mod; unary minus; invocation and indexer.
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <string>
 #include <utility>
 
+#include "fhirpath_temporal.hpp"
 #include "headachemd/views/fhirpath.hpp"
 
 namespace headachemd::views {
@@ -19,6 +20,7 @@ struct token {
     tok kind = tok::end;
     std::string text;  // identifier/string/number/date/constant contents, or the symbol
     std::size_t offset = 0;
+    temporal_kind temporal = temporal_kind::infer;  // of a date token
 };
 
 // Thrown inside the parser only and turned into parse_error at the API
@@ -61,13 +63,7 @@ public:
             } else if (c == '@') {
                 ++i_;
                 t.kind = tok::date;
-                std::size_t b = i_;
-                while (i_ < s_.size() && (ident_char(s_[i_]) || s_[i_] == '-' || s_[i_] == ':' ||
-                                          s_[i_] == '.' || s_[i_] == '+')) {
-                    ++i_;
-                }
-                if (i_ == b) throw failure{t.offset, "empty date/time literal"};
-                t.text = std::string(s_.substr(b, i_ - b));
+                t.text = temporal_literal(t.offset, t.temporal);
             } else if (c == '%') {
                 ++i_;
                 t.kind = tok::constant;
@@ -91,7 +87,7 @@ public:
                 t.text = std::string(s_.substr(b, i_ - b));
             } else {
                 t.kind = tok::symbol;
-                static constexpr std::string_view two[] = {"<=", ">=", "!="};
+                static constexpr std::string_view two[] = {"<=", ">=", "!=", "!~"};
                 bool found = false;
                 for (auto op : two) {
                     if (s_.substr(i_, 2) == op) {
@@ -102,7 +98,7 @@ public:
                     }
                 }
                 if (!found) {
-                    if (std::string_view("().,[]{}=<>+-*/&|").find(c) == std::string_view::npos) {
+                    if (std::string_view("().,[]{}=<>+-*/&|~").find(c) == std::string_view::npos) {
                         throw failure{i_, std::string("unexpected character '") + c + "'"};
                     }
                     t.text = std::string(1, c);
@@ -114,6 +110,74 @@ public:
     }
 
 private:
+    // The text after '@'. A '.' belongs to the literal only before a digit
+    // (a fraction of a second), so `@2020-01-01.lowBoundary()` invokes. The
+    // literal must be a real date, dateTime or time (FHIRPath N1 §"Date",
+    // §"DateTime", §"Time"): @2020-13-45 is a parse error, not a value.
+    std::string temporal_literal(std::size_t at, temporal_kind& kind) {
+        std::size_t b = i_;
+        while (i_ < s_.size() && (ident_char(s_[i_]) || s_[i_] == '-' || s_[i_] == ':' || s_[i_] == '+' ||
+                                  (s_[i_] == '.' && i_ + 1 < s_.size() && digit(s_[i_ + 1])))) {
+            ++i_;
+        }
+        if (i_ == b) throw failure{at, "empty date/time literal"};
+        std::string text(s_.substr(b, i_ - b));
+        kind = temporal_kind::date;
+        if (text[0] == 'T') {
+            // @T12:00 is a time; its value is written without the 'T', as FHIR writes a time.
+            text.erase(0, 1);
+            kind = temporal_kind::time;
+        } else if (text.find('T') != std::string::npos) {
+            kind = temporal_kind::date_time;
+        }
+        if (text.empty() || !detail::parse_temporal(text, kind))
+            throw failure{at, "invalid date/time literal"};
+        return text;
+    }
+
+    // \uXXXX after the backslash-u at `at`: one UTF-16 code unit, or a
+    // surrogate pair written as two escapes, appended as UTF-8. A lone
+    // surrogate is not a character and has no UTF-8 form (RFC 3629 §3).
+    void unicode_escape(std::size_t at, std::string& out) {
+        unsigned cp = hex4(at);
+        if (cp >= 0xDC00 && cp <= 0xDFFF) throw failure{at, "lone low surrogate in \\u escape"};
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (s_.substr(i_, 2) != "\\u")
+                throw failure{at, "high surrogate without a low surrogate in \\u escape"};
+            i_ += 2;
+            unsigned lo = hex4(i_ - 2);
+            if (lo < 0xDC00 || lo > 0xDFFF)
+                throw failure{at, "high surrogate without a low surrogate in \\u escape"};
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        if (cp < 0x80) {
+            out.push_back(static_cast<char>(cp));
+        } else if (cp < 0x800) {
+            out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+        } else if (cp < 0x10000) {
+            out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+        } else {
+            out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+            out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+        }
+    }
+
+    unsigned hex4(std::size_t at) {
+        unsigned v = 0;
+        for (int k = 0; k < 4; ++k, ++i_) {
+            if (i_ >= s_.size() || std::isxdigit(static_cast<unsigned char>(s_[i_])) == 0)
+                throw failure{at, "\\u needs four hex digits"};
+            char c = static_cast<char>(std::tolower(static_cast<unsigned char>(s_[i_])));
+            v = v * 16 + static_cast<unsigned>(c <= '9' ? c - '0' : c - 'a' + 10);
+        }
+        return v;
+    }
+
     void skip_space() {
         while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_])) != 0) ++i_;
     }
@@ -142,9 +206,9 @@ private:
                 case 'f':
                     out.push_back('\f');
                     break;
-                // \uXXXX is not decoded yet: refused rather than mangled.
                 case 'u':
-                    throw failure{i_ - 2, "\\u escapes are not supported yet"};
+                    unicode_escape(i_ - 2, out);
+                    break;
                 default:
                     out.push_back(e);
                     break;  // \' \" \` \\ \/
@@ -255,16 +319,25 @@ private:
         return l;
     }
     node_ptr and_expr() {
-        auto l = equality();
+        auto l = membership();
         while (at_word("and")) {
             auto off = next().offset;
-            l = make_binary("and", off, std::move(l), equality());
+            l = make_binary("and", off, std::move(l), membership());
+        }
+        return l;
+    }
+    node_ptr membership() {
+        auto l = equality();
+        while (at_word("in") || at_word("contains")) {
+            const auto& t = next();
+            std::string op = t.text;
+            l = make_binary(op, t.offset, std::move(l), equality());
         }
         return l;
     }
     node_ptr equality() {
         auto l = comparison();
-        while (at_symbol("=") || at_symbol("!=")) {
+        while (at_symbol("=") || at_symbol("!=") || at_symbol("~") || at_symbol("!~")) {
             const auto& t = next();
             std::string op = t.text;
             l = make_binary(op, t.offset, std::move(l), comparison());
@@ -281,10 +354,36 @@ private:
         return l;
     }
     node_ptr union_expr() {
-        auto l = additive();
+        auto l = type_expr();
         while (at_symbol("|")) {
             auto off = next().offset;
-            l = make_binary("|", off, std::move(l), additive());
+            l = make_binary("|", off, std::move(l), type_expr());
+        }
+        return l;
+    }
+    // `x is T`, `x as T`: the right side is a type specifier, a name with an
+    // optional namespace (FHIR.Quantity, System.String), not an expression.
+    node_ptr type_expr() {
+        auto l = additive();
+        while (at_word("is") || at_word("as")) {
+            const auto& t = next();
+            std::string op = t.text;
+            std::size_t off = t.offset;
+            if (peek().kind != tok::identifier)
+                throw failure{peek().offset, "expected a type name after '" + op + "'"};
+            const token& first = next();
+            auto type = make(node_kind::member, first.offset, first.text);
+            type->children.emplace_back();
+            if (at_symbol(".")) {
+                next();
+                if (peek().kind != tok::identifier)
+                    throw failure{peek().offset, "expected a type name after '.'"};
+                const token& second = next();
+                auto qualified = make(node_kind::member, second.offset, second.text);
+                attach(*qualified, std::move(type));
+                type = std::move(qualified);
+            }
+            l = make_binary(op, off, std::move(l), std::move(type));
         }
         return l;
     }
@@ -382,6 +481,7 @@ private:
             }
             case tok::date: {
                 auto n = make(node_kind::date_literal, t.offset, t.text);
+                n->temporal = t.temporal;
                 next();
                 return n;
             }

@@ -4,7 +4,9 @@
 // fn_*.json cases (../shared/data/sof-tests), rewritten as unit cases.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "headachemd/views/fhirpath.hpp"
@@ -27,6 +29,7 @@ std::string show(const v::collection& c) {
         } else if (const auto* d = std::get_if<double>(&x)) {
             std::string t = std::to_string(*d);
             t.erase(t.find_last_not_of('0') + 1);
+            if (t.back() == '.') t.pop_back();
             out += t;
         } else if (const auto* b = std::get_if<bool>(&x)) {
             out += *b ? "true" : "false";
@@ -43,15 +46,23 @@ class fhirpath : public ::testing::Test {
 protected:
     // Parses `json` (kept alive by the fixture's parser) and evaluates `expr`
     // on it; a parse or evaluation error is returned as "error@offset: ...".
-    std::string run(const std::string& json, const std::string& expr, const v::constant_map& constants = {}) {
+    // The resource's JSON text goes along as the source_text (decimal
+    // precision); `source` overrides it, and run_without_source drops it.
+    std::string run(const std::string& json, const std::string& expr, const v::constant_map& constants = {},
+                    std::optional<std::string_view> source = std::nullopt, bool with_source = true) {
         docs_.emplace_back();
         simdjson::dom::element root;
         EXPECT_EQ(docs_.back().parse(json).get(root), simdjson::SUCCESS);
         auto p = v::parse(expr);
         if (p.error) return "error@" + std::to_string(p.error->offset) + ": " + p.error->message;
-        auto r = v::evaluate(*p.ast, {root}, constants);
+        v::source_text text{root, source.value_or(json)};
+        auto r = v::evaluate(*p.ast, {root}, constants, with_source ? &text : nullptr);
         if (r.error) return "error@" + std::to_string(r.error->offset) + ": " + r.error->message;
         return show(r.value);
+    }
+
+    std::string run_without_source(const std::string& json, const std::string& expr) {
+        return run(json, expr, {}, std::nullopt, false);
     }
 
     std::vector<simdjson::dom::parser> docs_;
@@ -275,7 +286,6 @@ TEST_F(fhirpath, parse_errors_give_offsets) {
     EXPECT_EQ(run(patient, "where(id = 'x'"), "error@14: expected ')' before the end");
     EXPECT_EQ(run(patient, "%"), "error@0: expected a constant name after '%'");
     EXPECT_EQ(run(patient, "$index"), "error@0: unsupported variable");
-    EXPECT_EQ(run(patient, "'a\\u0041'"), "error@2: \\u escapes are not supported yet");
     EXPECT_EQ(run(patient, "a)"), "error@1: unexpected ')'");
     EXPECT_EQ(run(patient, "99999999999999999999"), "error@0: integer out of range");
     // Built step by step: GCC 12 warns (-Warray-bounds) on a chain of
@@ -307,7 +317,8 @@ TEST_F(fhirpath, evaluation_errors_give_offsets) {
     // A path's offset is that of its last step: `given` here.
     EXPECT_EQ(run(patient, "name.given < 'z'"), "error@5: expected a single value, got a collection of 3");
     EXPECT_EQ(run(patient, "name.family.foo()"), "error@12: unsupported function foo()");
-    EXPECT_EQ(run(patient, "lowBoundary()"), "error@0: unsupported function lowBoundary()");
+    EXPECT_EQ(run(patient, "name.given.lowBoundary(1, 2)"),
+              "error@11: lowBoundary() takes a different number of arguments");
     EXPECT_EQ(run(patient, "name.first(1)"), "error@5: first() takes a different number of arguments");
     EXPECT_EQ(run(patient, "id.ofType()"), "error@3: ofType() takes a different number of arguments");
     EXPECT_EQ(run(patient, "9223372036854775807 + 1"), "error@20: integer overflow");
@@ -315,6 +326,258 @@ TEST_F(fhirpath, evaluation_errors_give_offsets) {
     EXPECT_EQ(run(patient, "4611686018427387904 * 2"), "error@20: integer overflow");
     EXPECT_EQ(run(patient, "id + 1"), "error@3: '+' needs numbers");
     EXPECT_EQ(run(patient, "name['x']"), "error@5: an index must be an integer");
+}
+
+// ---------------------------------------------------------------------------
+// \uXXXX escapes (FHIRPath N1 §"String": JSON-style escapes).
+
+TEST_F(fhirpath, unicode_escapes) {
+    EXPECT_EQ(run(patient, R"('a\u0041')"), "['aA']");
+    EXPECT_EQ(run(patient, R"('\u00e9\u00E9')"), "['\xC3\xA9\xC3\xA9']");
+    EXPECT_EQ(run(patient, R"('\u20AC')"), "['\xE2\x82\xAC']");
+    // U+1F600 as a surrogate pair gives the one 4-byte UTF-8 character.
+    EXPECT_EQ(run(patient, R"('\uD83D\uDE00')"), "['\xF0\x9F\x98\x80']");
+    EXPECT_EQ(run(patient, R"(`\u0067ender`)"), "['female']");
+    EXPECT_EQ(run(patient, R"('x\uDE00')"), "error@2: lone low surrogate in \\u escape");
+    EXPECT_EQ(run(patient, R"('x\uD83D')"), "error@2: high surrogate without a low surrogate in \\u escape");
+    EXPECT_EQ(run(patient, R"('\uD83Dx')"), "error@1: high surrogate without a low surrogate in \\u escape");
+    EXPECT_EQ(run(patient, R"('\uD83D\u0041')"),
+              "error@1: high surrogate without a low surrogate in \\u escape");
+    EXPECT_EQ(run(patient, R"('\uD83D\uD83D')"),
+              "error@1: high surrogate without a low surrogate in \\u escape");
+    EXPECT_EQ(run(patient, R"('\u12')"), "error@1: \\u needs four hex digits");
+    EXPECT_EQ(run(patient, R"('\uZZZZ')"), "error@1: \\u needs four hex digits");
+    EXPECT_EQ(run(patient, R"('\u)"), "error@1: \\u needs four hex digits");
+}
+
+// ---------------------------------------------------------------------------
+// Dates and times: strict literals, precision-aware comparison (FHIRPath N1
+// §"Equality", §"Comparison").
+
+TEST_F(fhirpath, temporal_literals_are_checked) {
+    EXPECT_EQ(run(patient, "@2020-13-45"), "error@0: invalid date/time literal");
+    EXPECT_EQ(run(patient, "@2020-02-30"), "error@0: invalid date/time literal");
+    EXPECT_EQ(run(patient, "@2019-02-29"), "error@0: invalid date/time literal");
+    EXPECT_EQ(run(patient, "@2020-02-29"), "[@2020-02-29]");
+    EXPECT_EQ(run(patient, "@0000"), "error@0: invalid date/time literal");
+    EXPECT_EQ(run(patient, "@20200"), "error@0: invalid date/time literal");
+    EXPECT_EQ(run(patient, "id = @T25:00"), "error@5: invalid date/time literal");
+    EXPECT_EQ(run(patient, "@T12:60"), "error@0: invalid date/time literal");
+    EXPECT_EQ(run(patient, "@2020-01-01T10:00+15:00"), "error@0: invalid date/time literal");
+    EXPECT_EQ(run(patient, "@2020-01-01T10:00+05:60"), "error@0: invalid date/time literal");
+    EXPECT_EQ(run(patient, "@2020-01T10:00"), "error@0: invalid date/time literal");
+    EXPECT_EQ(run(patient, "@T"), "error@0: invalid date/time literal");
+    EXPECT_EQ(run(patient, "@2020-01-01T10:00:00.123456789Z"), "[@2020-01-01T10:00:00.123456789Z]");
+    EXPECT_EQ(run(patient, "@T12:34"), "[@12:34]");
+    EXPECT_EQ(run(patient, "@2020-01-01T"), "[@2020-01-01T]");
+    // A '.' after a literal invokes, it is not part of the literal.
+    EXPECT_EQ(run(patient, "@2020-01-01.exists()"), "[true]");
+}
+
+TEST_F(fhirpath, temporal_comparison_follows_precision) {
+    EXPECT_EQ(run(patient, "@2020 = @2020-01"), "[]");
+    EXPECT_EQ(run(patient, "@2020 = @2021-01"), "[false]");
+    EXPECT_EQ(run(patient, "@2018-03 < @2018-03-01"), "[]");
+    EXPECT_EQ(run(patient, "@2018-03 < @2018-04-01"), "[true]");
+    EXPECT_EQ(run(patient, "@2018-03-01 <= @2018-03-01T10:00"), "[]");
+    EXPECT_EQ(run(patient, "@2018-03-01 < @2018-03-02T10:00"), "[true]");
+    // Both zoned: compared in UTC.
+    EXPECT_EQ(run(patient, "@2020-01-01T10:00:00+02:00 = @2020-01-01T08:00:00Z"), "[true]");
+    EXPECT_EQ(run(patient, "@2020-01-01T00:30:00+02:00 < @2019-12-31T23:00:00Z"), "[true]");
+    EXPECT_EQ(run(patient, "@2020-03-01T00:30:00+05:30 = @2020-02-29T19:00:00Z"), "[true]");
+    // One zone only: FHIRPath has no answer.
+    EXPECT_EQ(run(patient, "@2020-01-01T10:00:00 = @2020-01-01T10:00:00Z"), "[]");
+    // Seconds and milliseconds are one precision.
+    EXPECT_EQ(run(patient, "@T10:30:00 = @T10:30:00.000"), "[true]");
+    EXPECT_EQ(run(patient, "@T10:30:00 < @T10:30:00.001"), "[true]");
+    EXPECT_EQ(run(patient, "@T10:30 < @T10:31:00"), "[true]");
+    EXPECT_EQ(run(patient, "@T10:30 = @T10:30:00"), "[]");
+    EXPECT_EQ(run(patient, "@2020-01-01 = @T10:00"), "[]");
+    // Against FHIR data (strings in JSON).
+    EXPECT_EQ(run(observation, "effective.ofType(dateTime) < @2020-01"), "[]");
+    EXPECT_EQ(run(observation, "effective.ofType(dateTime) > @2019"), "[true]");
+    EXPECT_EQ(run(observation, "effectiveDateTime = @2020-01-05"), "[true]");
+    EXPECT_EQ(run(observation, "effectiveDateTime = '2020-01-05'"), "[true]");
+    const std::string bad = R"({"resourceType": "Observation", "effectiveDateTime": "2020-13-45"})";
+    EXPECT_EQ(run(bad, "effective.ofType(dateTime)"), "['2020-13-45']");
+    EXPECT_EQ(run(bad, "effective.ofType(dateTime) = @2020-01-05"), "[]");
+    EXPECT_EQ(run(bad, "effective.ofType(dateTime) < @2020-01-05"), "[]");
+    EXPECT_EQ(run(bad, "effective.ofType(dateTime).lowBoundary()"), "[]");
+}
+
+TEST_F(fhirpath, equivalence) {
+    EXPECT_EQ(run(patient, "@2020 ~ @2020-01"), "[false]");
+    EXPECT_EQ(run(patient, "@2020-01 ~ @2020-01"), "[true]");
+    EXPECT_EQ(run(patient, "'Abc  d ' ~ ' abc d'"), "[true]");
+    EXPECT_EQ(run(patient, "'Abc' !~ 'abd'"), "[true]");
+    EXPECT_EQ(run(patient, "{} ~ {}"), "[true]");
+    EXPECT_EQ(run(patient, "{} ~ 1"), "[false]");
+    EXPECT_EQ(run(patient, "(1 | 2) ~ (2 | 1)"), "[true]");
+    EXPECT_EQ(run(patient, "name.given ~ name.given"), "[true]");
+    EXPECT_EQ(run(patient, "1 !~ 1.0"), "[false]");
+}
+
+// ---------------------------------------------------------------------------
+// Type and membership operators (FHIRPath N1 §"Types", §"Collections").
+
+TEST_F(fhirpath, is_and_as) {
+    EXPECT_EQ(run(patient, "gender is string"), "[true]");
+    EXPECT_EQ(run(patient, "gender is System.String"), "[true]");
+    EXPECT_EQ(run(patient, "active is FHIR.boolean"), "[true]");
+    EXPECT_EQ(run(patient, "active is string"), "[false]");
+    EXPECT_EQ(run(patient, "active.is(boolean)"), "[true]");
+    EXPECT_EQ(run(patient, "$this is Patient"), "[true]");
+    EXPECT_EQ(run(patient, "$this is Observation"), "[false]");
+    EXPECT_EQ(run(patient, "missing is string"), "[]");
+    EXPECT_EQ(run(observation, "value is integer"), "[true]");
+    EXPECT_EQ(run(observation, "value is Quantity"), "[false]");
+    EXPECT_EQ(run(observation, "value as integer"), "[12]");
+    EXPECT_EQ(run(observation, "value.as(integer) + 1"), "[13]");
+    EXPECT_EQ(run(observation, "value as string"), "[]");
+    EXPECT_EQ(run(observation, "effective as dateTime"), "[@2020-01-05]");
+    EXPECT_EQ(run(observation, "(effective as dateTime).lowBoundary()"), "[@2020-01-05T00:00:00.000+14:00]");
+    EXPECT_EQ(run(patient, "name.given is string"),
+              "error@11: 'is' needs a single value, got a collection of 3");
+    EXPECT_EQ(run(patient, "gender is"), "error@9: expected a type name after 'is'");
+    EXPECT_EQ(run(patient, "gender is 5"), "error@10: expected a type name after 'is'");
+    EXPECT_EQ(run(patient, "gender is FHIR."), "error@15: expected a type name after '.'");
+    // `is` binds tighter than `=` and `|`.
+    EXPECT_EQ(run(patient, "gender is string = true"), "[true]");
+}
+
+TEST_F(fhirpath, in_and_contains) {
+    EXPECT_EQ(run(patient, "'official' in name.use"), "[true]");
+    EXPECT_EQ(run(patient, "'usual' in name.use"), "[false]");
+    EXPECT_EQ(run(patient, "name.given contains 'g1.2.1'"), "[true]");
+    EXPECT_EQ(run(patient, "name.given contains 'x'"), "[false]");
+    EXPECT_EQ(run(patient, "{} in name.given"), "[]");
+    EXPECT_EQ(run(patient, "'x' in {}"), "[false]");
+    EXPECT_EQ(run(patient, "2 in (1 | 2.0)"), "[true]");
+    EXPECT_EQ(run(patient, "@2020-01 in (@2020-01 | @2021)"), "[true]");
+    EXPECT_EQ(run(patient, "name.given in 'x'"), "error@5: expected a single value, got a collection of 3");
+    // `in` binds looser than `=`: ('a' = 'a') in (true).
+    EXPECT_EQ(run(patient, "'a' = 'a' in true"), "[true]");
+}
+
+// ---------------------------------------------------------------------------
+// lowBoundary() / highBoundary() (FHIRPath 3.0 STU; sof-tests fn_boundary.json).
+
+TEST_F(fhirpath, decimal_boundaries_use_the_written_digits) {
+    EXPECT_EQ(run(patient, "1.0.lowBoundary()"), "[0.95]");
+    EXPECT_EQ(run(patient, "1.0.highBoundary()"), "[1.05]");
+    EXPECT_EQ(run(patient, "1.587.lowBoundary()"), "[1.5865]");
+    EXPECT_EQ(run(patient, "1.587.highBoundary()"), "[1.5875]");
+    EXPECT_EQ(run(patient, "1.587.lowBoundary(2)"), "[1.58]");
+    EXPECT_EQ(run(patient, "1.587.highBoundary(2)"), "[1.59]");
+    EXPECT_EQ(run(patient, "1.587.lowBoundary(0)"), "[1]");
+    EXPECT_EQ(run(patient, "(-1.587).lowBoundary()"), "[-1.5875]");
+    EXPECT_EQ(run(patient, "(-1.587).highBoundary(2)"), "[-1.58]");
+    EXPECT_EQ(run(patient, "(-1.587).lowBoundary(2)"), "[-1.59]");
+    EXPECT_EQ(run(patient, "1.lowBoundary()"), "[0.5]");
+    EXPECT_EQ(run(patient, "1.587.lowBoundary(29)"), "[]");
+    EXPECT_EQ(run(patient, "1.587.lowBoundary(-1)"), "[]");
+    EXPECT_EQ(run(patient, "1.587.lowBoundary('x')"), "error@18: lowBoundary() precision must be an integer");
+
+    auto obs = [](const std::string& value) {
+        return R"({"resourceType": "Observation", "valueQuantity": {"value": )" + value + "}}";
+    };
+    const std::string low = "value.ofType(Quantity).value.lowBoundary()";
+    const std::string high = "value.ofType(Quantity).value.highBoundary()";
+    EXPECT_EQ(run(obs("1.0"), low), "[0.95]");
+    EXPECT_EQ(run(obs("1.0"), high), "[1.05]");
+    EXPECT_EQ(run(obs("1.50"), low), "[1.495]");
+    EXPECT_EQ(run(obs("1"), high), "[1.5]");
+    EXPECT_EQ(run(obs("-0.0"), low), "[-0.05]");
+    EXPECT_EQ(run(obs("1e2"), low), "[50]");
+    EXPECT_EQ(run(obs("1.5E2"), high), "[155]");
+    EXPECT_EQ(run(obs("12.5e-1"), low), "[1.245]");
+    EXPECT_EQ(run(obs("1.0  "), high), "[1.05]");
+    // Hostile numbers: more digits than the exact arithmetic holds is an error, never a wrong value.
+    EXPECT_EQ(
+        run(obs("123456789012345678901234567890123456.5"), low),
+        "error@29: lowBoundary(): decimal has more digits than lowBoundary()/highBoundary() handle (36)");
+    EXPECT_EQ(
+        run(obs("1." + std::string(300, '0')), low),
+        "error@29: lowBoundary(): decimal has more digits than lowBoundary()/highBoundary() handle (36)");
+    EXPECT_EQ(
+        run(obs("1e300"), low),
+        "error@29: lowBoundary(): decimal has more digits than lowBoundary()/highBoundary() handle (36)");
+    EXPECT_EQ(
+        run(obs("1e-300"), low),
+        "error@29: lowBoundary(): decimal has more digits than lowBoundary()/highBoundary() handle (36)");
+    // 35 digits fit; the result is then the nearest double.
+    EXPECT_EQ(run(obs("1234567890123456789012345678901234.5"), low), "[1234567890123456752318548159758336]");
+
+    // Numbers in arrays keep their own text; other keys are not confused.
+    const std::string arr = R"({"resourceType": "X", "c": [{"v": [1.0, 2.50], "w": 1.0}, {"v": 3}]})";
+    EXPECT_EQ(run(arr, "c.v.lowBoundary()"), "[0.95, 2.495, 2.5]");
+    EXPECT_EQ(run(arr, "c.w.highBoundary()"), "[1.05]");
+
+    // Without the JSON text a decimal's precision is unknown: refused.
+    EXPECT_EQ(
+        run_without_source(obs("1.0"), low),
+        "error@29: lowBoundary() of a decimal needs its JSON text (its precision is its digits); evaluate "
+        "with the source_text");
+    EXPECT_EQ(run_without_source(obs("1"), low), "[0.5]");
+    // A source text that is not the resource's JSON is caught, not trusted.
+    EXPECT_EQ(
+        run(obs("1.0"), low, {}, R"({"resourceType": "Observation", "valueQuantity": {"value": 2.00}})"),
+        "[1.995]");
+    EXPECT_EQ(run(obs("1.0"), low, {}, R"({"resourceType": "Observation", "other": {"value": 1.0}})"),
+              "error@0: the source_text given is not the JSON of the resource");
+    EXPECT_EQ(run(obs("1.0"), low, {}, "not json"),
+              "error@0: the source_text given is not the JSON of the resource");
+}
+
+TEST_F(fhirpath, date_and_time_boundaries) {
+    auto pt = [](const std::string& birth) {
+        return R"({"resourceType": "Patient", "birthDate": ")" + birth + R"("})";
+    };
+    EXPECT_EQ(run(pt("1970-06"), "birthDate.lowBoundary()"), "[@1970-06-01]");
+    EXPECT_EQ(run(pt("1970-06"), "birthDate.highBoundary()"), "[@1970-06-30]");
+    EXPECT_EQ(run(pt("2020-02"), "birthDate.highBoundary()"), "[@2020-02-29]");
+    EXPECT_EQ(run(pt("1900-02"), "birthDate.highBoundary()"), "[@1900-02-28]");
+    EXPECT_EQ(run(pt("2019"), "birthDate.highBoundary()"), "[@2019-12-31]");
+    EXPECT_EQ(run(pt("2019-05-06"), "birthDate.lowBoundary()"), "[@2019-05-06]");
+    EXPECT_EQ(run(pt("2020-13-45"), "birthDate.lowBoundary()"), "[]");
+    EXPECT_EQ(run(pt("2020-01-01T10:00:00Z"), "birthDate.lowBoundary()"), "[]");
+
+    auto obs = [](const std::string& field, const std::string& value) {
+        return R"({"resourceType": "Observation", ")" + field + R"(": ")" + value + R"("})";
+    };
+    EXPECT_EQ(run(obs("valueDateTime", "2010-10-10"), "value.ofType(dateTime).lowBoundary()"),
+              "[@2010-10-10T00:00:00.000+14:00]");
+    EXPECT_EQ(run(obs("valueDateTime", "2010-10-10"), "value.ofType(dateTime).highBoundary()"),
+              "[@2010-10-10T23:59:59.999-12:00]");
+    EXPECT_EQ(run(obs("valueDateTime", "2010"), "value.ofType(dateTime).highBoundary()"),
+              "[@2010-12-31T23:59:59.999-12:00]");
+    EXPECT_EQ(run(obs("valueDateTime", "2010-10-10T10:30:00+05:30"), "value.ofType(dateTime).lowBoundary()"),
+              "[@2010-10-10T10:30:00.000+05:30]");
+    EXPECT_EQ(run(obs("valueDateTime", "2010-10-10T10:30:00.5Z"), "value.ofType(dateTime).highBoundary()"),
+              "[@2010-10-10T10:30:00.500Z]");
+    EXPECT_EQ(run(obs("valueTime", "12:34:00"), "value.ofType(time).lowBoundary()"), "[@12:34:00.000]");
+    EXPECT_EQ(run(obs("valueTime", "12:34:00"), "value.ofType(time).highBoundary()"), "[@12:34:00.999]");
+    EXPECT_EQ(run(obs("valueTime", "12:34:00"), "value.ofType(dateTime).lowBoundary()"), "[]");
+    // An untyped date could be a FHIR date or a dateTime: refused, not guessed.
+    EXPECT_EQ(run(obs("effectiveDateTime", "2010-10-10"), "effectiveDateTime.lowBoundary()"),
+              "error@18: lowBoundary() cannot tell a date from a dateTime here; use ofType(date) or "
+              "ofType(dateTime)");
+    EXPECT_EQ(run(obs("effectiveDateTime", "2010-10-10T10:00:00Z"), "effectiveDateTime.lowBoundary()"),
+              "[@2010-10-10T10:00:00.000Z]");
+    EXPECT_EQ(run(obs("effectiveDateTime", "2010-10-10"), "effective.ofType(date).highBoundary()"), "[]");
+    EXPECT_EQ(run(patient, "name.family.lowBoundary()"), "[]");
+
+    EXPECT_EQ(run(patient, "@T12:34.highBoundary()"), "[@12:34:59.999]");
+    EXPECT_EQ(run(patient, "@T12.lowBoundary()"), "[@12:00:00.000]");
+    EXPECT_EQ(run(patient, "@T12:34.lowBoundary(4)"), "[@12:34]");
+    EXPECT_EQ(run(patient, "@2014-01-25.lowBoundary(6)"), "[@2014-01]");
+    EXPECT_EQ(run(patient, "@2014.highBoundary(8)"), "[@2014-12-31]");
+    EXPECT_EQ(run(patient, "@2014.highBoundary(10)"), "[]");
+    EXPECT_EQ(run(patient, "@2014-01-25.lowBoundary(5)"), "[]");
+    EXPECT_EQ(run(patient, "@2014-01-25T.lowBoundary(12)"), "[@2014-01-25T00:00+14:00]");
+    EXPECT_EQ(run(patient, "@2014-01-25T.highBoundary(9223372036854775807)"), "[]");
+    EXPECT_EQ(run(patient, "@9999-12-31T23:59:59.999Z.highBoundary()"), "[@9999-12-31T23:59:59.999Z]");
+    EXPECT_EQ(run(patient, "@0001.lowBoundary()"), "[@0001-01-01]");
 }
 
 }  // namespace

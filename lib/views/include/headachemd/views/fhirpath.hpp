@@ -21,12 +21,19 @@
 
 namespace headachemd::views {
 
+// The FHIR/FHIRPath temporal type of a date_value. `infer` reads it from the
+// text ('T' in the middle: dateTime; hh:mm: time; otherwise date), which is
+// what a literal says; functions that know the FHIR type (ofType(dateTime),
+// lowBoundary()) set it, because "2010-10" may be a date or a dateTime and
+// their boundaries differ.
+enum class temporal_kind { infer, date, date_time, time };
+
 enum class node_kind {
     string_literal,   // 'text'
     integer_literal,  // 42
     decimal_literal,  // 4.5
     boolean_literal,  // true / false
-    date_literal,     // @2020-01-01, @2020-01-01T10:00:00Z, @T10:00 (text kept verbatim, without '@')
+    date_literal,     // @2020-01-01, @2020-01-01T10:00:00Z: text without the @; @T10:00: text "10:00"
     empty_literal,    // {}
     this_ref,         // $this
     constant_ref,     // %name
@@ -44,6 +51,7 @@ struct node {
     std::int64_t integer = 0;
     double decimal = 0;
     bool boolean = false;
+    temporal_kind temporal = temporal_kind::infer;  // date_literal: date, date_time or time
     // For member and function: children[0] is the target, or null for an
     // invocation on the focus (`name` at the start of an expression).
     std::vector<std::unique_ptr<node>> children;
@@ -64,8 +72,10 @@ parse_result parse(std::string_view expression);
 
 // One item of a FHIRPath collection: a JSON node of the resource, or a value
 // the expression made (a literal, a comparison's result, join()'s text).
+
 struct date_value {
-    std::string text;  // ISO 8601 text as written after '@'
+    std::string text;  // FHIR JSON form: "2020-01-05", "2020-01-05T10:00:00Z", "12:34:00" (a time has no 'T')
+    temporal_kind kind = temporal_kind::infer;
 };
 using item = std::variant<simdjson::dom::element, std::string, std::int64_t, double, bool, date_value>;
 using collection = std::vector<item>;
@@ -84,8 +94,21 @@ struct eval_result {
     std::optional<eval_error> error;
 };
 
+// The JSON text a DOM was parsed from. simdjson's DOM keeps a JSON number as
+// a double, so "1.0" and "1" look alike, but a FHIR decimal's precision is
+// its text (FHIR R4 §2.6.1 "decimal") and lowBoundary()/highBoundary()
+// depend on it. With this, the evaluator reads a number's exact text;
+// without it, those functions refuse a non-integer JSON number with an error.
+// `root` must be the element `parser.parse(json)` returned, and `json` must
+// outlive the evaluate() call.
+struct source_text {
+    simdjson::dom::element root;
+    std::string_view json;
+};
+
 // Evaluates `ast` with `focus` as the input collection (usually the one
 // resource). The DOM the elements point into must outlive the result.
-eval_result evaluate(const node& ast, const collection& focus, const constant_map& constants = {});
+eval_result evaluate(const node& ast, const collection& focus, const constant_map& constants = {},
+                     const source_text* source = nullptr);
 
 }  // namespace headachemd::views
