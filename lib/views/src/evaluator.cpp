@@ -560,9 +560,9 @@ private:
             std::string out;
             for (std::size_t i = 0; i < in.size(); ++i) {
                 if (i) out += sep;
-                if (!std::holds_alternative<std::string>(in[i]))
+                if (!std::holds_alternative<std::string>(in[i]) && !std::holds_alternative<date_value>(in[i]))
                     throw failure{n.offset, "join() needs strings"};
-                out += std::get<std::string>(in[i]);
+                out += text_of(in[i]);
             }
             return {item{out}};
         }
@@ -774,36 +774,32 @@ private:
                     for (element x : arr) {
                         if (!x.is_null()) {
                             out.push_back(from_json(x));
-                            texts.push_back(number_text(field.key.data(), k, x));
+                            texts.push_back(number_text(field.key.data(), k, x, target->offset));
                         }
                         ++k;
                     }
                 } else if (!field.value.is_null()) {
                     out.push_back(from_json(field.value));
-                    texts.push_back(
-                        number_text(field.key.data(), detail::number_texts::not_in_array, field.value));
+                    texts.push_back(number_text(field.key.data(), detail::number_texts::not_in_array,
+                                                field.value, target->offset));
                 }
             }
         }
         return out;
     }
 
-    std::optional<std::string> number_text(const char* key, std::size_t index, element e) {
+    std::optional<std::string> number_text(const char* key, std::size_t index, element e,
+                                           std::size_t offset) {
         if (!e.is_number() || !source_) return std::nullopt;
-        if (!numbers_) {
-            numbers_.emplace();
-            numbers_ok_ = numbers_->build(source_->root, source_->json);
-        }
-        if (!numbers_ok_) throw failure{0, "the source_text given is not the JSON of the resource"};
-        auto t = numbers_->find(key, index);
+        const detail::number_texts* numbers = source_->numbers();
+        if (!numbers) throw failure{offset, "the source_text given is not the JSON of the resource"};
+        auto t = numbers->find(key, index);
         if (!t) return std::nullopt;
         return std::string(*t);
     }
 
     const constant_map& constants_;
     const source_text* source_;
-    std::optional<detail::number_texts> numbers_;
-    bool numbers_ok_ = false;
 };
 
 }  // namespace

@@ -2,6 +2,8 @@
 // scaled by a power of ten; the digit cap keeps every step in range.
 #include "fhirpath_decimal.hpp"
 
+#include "headachemd/views/fhirpath.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -182,3 +184,19 @@ bool number_texts::visit(const char* key, std::size_t index, simdjson::dom::elem
 }
 
 }  // namespace headachemd::views::detail
+
+namespace headachemd::views {
+
+source_text::source_text(simdjson::dom::element root, std::string_view json) : root_(root), json_(json) {}
+source_text::~source_text() = default;
+
+const detail::number_texts* source_text::numbers() const {
+    if (!built_) {
+        built_ = true;
+        numbers_ = std::make_unique<detail::number_texts>();
+        ok_ = numbers_->build(root_, json_);
+    }
+    return ok_ ? numbers_.get() : nullptr;
+}
+
+}  // namespace headachemd::views

@@ -398,6 +398,8 @@ TEST_F(fhirpath, temporal_comparison_follows_precision) {
     EXPECT_EQ(run(observation, "effective.ofType(dateTime) > @2019"), "[true]");
     EXPECT_EQ(run(observation, "effectiveDateTime = @2020-01-05"), "[true]");
     EXPECT_EQ(run(observation, "effectiveDateTime = '2020-01-05'"), "[true]");
+    EXPECT_EQ(run(observation, "effective.ofType(dateTime).join('|')"), "['2020-01-05']");
+    EXPECT_EQ(run(observation, "effective.ofType(dateTime) & 'Z'"), "['2020-01-05Z']");
     const std::string bad = R"({"resourceType": "Observation", "effectiveDateTime": "2020-13-45"})";
     EXPECT_EQ(run(bad, "effective.ofType(dateTime)"), "['2020-13-45']");
     EXPECT_EQ(run(bad, "effective.ofType(dateTime) = @2020-01-05"), "[]");
@@ -524,9 +526,9 @@ TEST_F(fhirpath, decimal_boundaries_use_the_written_digits) {
         run(obs("1.0"), low, {}, R"({"resourceType": "Observation", "valueQuantity": {"value": 2.00}})"),
         "[1.995]");
     EXPECT_EQ(run(obs("1.0"), low, {}, R"({"resourceType": "Observation", "other": {"value": 1.0}})"),
-              "error@0: the source_text given is not the JSON of the resource");
+              "error@23: the source_text given is not the JSON of the resource");
     EXPECT_EQ(run(obs("1.0"), low, {}, "not json"),
-              "error@0: the source_text given is not the JSON of the resource");
+              "error@23: the source_text given is not the JSON of the resource");
 }
 
 TEST_F(fhirpath, date_and_time_boundaries) {

@@ -21,11 +21,11 @@
 
 namespace headachemd::views {
 
-// The FHIR/FHIRPath temporal type of a date_value. `infer` reads it from the
-// text ('T' in the middle: dateTime; hh:mm: time; otherwise date), which is
-// what a literal says; functions that know the FHIR type (ofType(dateTime),
-// lowBoundary()) set it, because "2010-10" may be a date or a dateTime and
-// their boundaries differ.
+// The FHIR/FHIRPath type of a date_value. The parser types a literal by
+// its form; ofType(date|dateTime|instant|time) and the boundary functions
+// set it from the FHIR type, because "2010-10" may be a date or a dateTime
+// and their boundaries differ. `infer` (reading it from the text: 'T' makes
+// a dateTime, "hh:mm" a time, else a date) is for values made elsewhere.
 enum class temporal_kind { infer, date, date_time, time };
 
 enum class node_kind {
@@ -94,16 +94,36 @@ struct eval_result {
     std::optional<eval_error> error;
 };
 
+namespace detail {
+class number_texts;
+}
+
 // The JSON text a DOM was parsed from. simdjson's DOM keeps a JSON number as
 // a double, so "1.0" and "1" look alike, but a FHIR decimal's precision is
 // its text (FHIR R4 §2.6.1 "decimal") and lowBoundary()/highBoundary()
 // depend on it. With this, the evaluator reads a number's exact text;
 // without it, those functions refuse a non-integer JSON number with an error.
-// `root` must be the element `parser.parse(json)` returned, and `json` must
-// outlive the evaluate() call.
-struct source_text {
-    simdjson::dom::element root;
-    std::string_view json;
+// `root` must be the element `parser.parse(json)` returned (a Bundle or an
+// NDJSON line), and `json` must outlive this object. The map from numbers
+// to their text is built on first use and then reused by every evaluate()
+// call given this object, so one per parsed document is enough. Not for use
+// by two threads at once.
+class source_text {
+public:
+    source_text(simdjson::dom::element root, std::string_view json);
+    ~source_text();
+    source_text(const source_text&) = delete;
+    source_text& operator=(const source_text&) = delete;
+
+    // The numbers' texts, or null when `json` is not the text of `root`.
+    const detail::number_texts* numbers() const;
+
+private:
+    simdjson::dom::element root_;
+    std::string_view json_;
+    mutable std::unique_ptr<detail::number_texts> numbers_;
+    mutable bool built_ = false;
+    mutable bool ok_ = false;
 };
 
 // Evaluates `ast` with `focus` as the input collection (usually the one
