@@ -127,11 +127,13 @@ std::optional<std::string_view> number_texts::find(const char* key, std::size_t 
 }
 
 // FHIR resources nest a few dozen levels at most; the cap bounds the
-// recursion whatever the DOM parser accepted.
+// recursion whatever the DOM parser accepted (1024 levels). Numbers deeper
+// than this are left without text (a boundary on them is then refused),
+// and On-Demand skips the part not walked.
 constexpr int max_walk_depth = 256;
 
 bool number_texts::walk_object(simdjson::dom::element d, simdjson::ondemand::value o, int depth) {
-    if (depth > max_walk_depth) return false;
+    if (depth > max_walk_depth) return true;
     simdjson::dom::object dobj;
     simdjson::ondemand::object oobj;
     if (d.get(dobj) != simdjson::SUCCESS || o.get_object().get(oobj) != simdjson::SUCCESS) return false;

@@ -515,6 +515,16 @@ TEST_F(fhirpath, decimal_boundaries_use_the_written_digits) {
     EXPECT_EQ(run(arr, "c.v.lowBoundary()"), "[0.95, 2.495, 2.5]");
     EXPECT_EQ(run(arr, "c.w.highBoundary()"), "[1.05]");
 
+    // A document nested 1,000 levels deep (simdjson's DOM takes 1,024): the
+    // walk stops at its own cap and the numbers above it keep their text.
+    std::string deep = R"({"resourceType": "X", "w": 1.0, "d": )";
+    for (int i = 0; i < 1000; ++i) deep += R"({"d": )";
+    deep += "2.0";
+    for (int i = 0; i < 1000; ++i) deep += "}";
+    deep += "}";
+    EXPECT_EQ(run(deep, "w.lowBoundary()"), "[0.95]");
+    EXPECT_EQ(run(deep, "d.d.d.lowBoundary()"), "[]");
+
     // Without the JSON text a decimal's precision is unknown: refused.
     EXPECT_EQ(
         run_without_source(obs("1.0"), low),
@@ -580,6 +590,114 @@ TEST_F(fhirpath, date_and_time_boundaries) {
     EXPECT_EQ(run(patient, "@2014-01-25T.highBoundary(9223372036854775807)"), "[]");
     EXPECT_EQ(run(patient, "@9999-12-31T23:59:59.999Z.highBoundary()"), "[@9999-12-31T23:59:59.999Z]");
     EXPECT_EQ(run(patient, "@0001.lowBoundary()"), "[@0001-01-01]");
+}
+
+// ---------------------------------------------------------------------------
+// Hostile expressions: 20,000 token sequences from a fixed-seed generator,
+// over a resource with dates, decimals and arrays. Each must parse or be
+// refused, and evaluate or fail, as a value: never crash, hang or trip
+// ASan/UBSan (the sanitizer build runs this too). The check that fails is
+// that every error carries an offset inside the expression.
+TEST_F(fhirpath, random_token_soup_is_a_value_or_an_error) {
+    const std::string json = R"({"resourceType": "Observation", "id": "o", "valueQuantity": {"value": 1.50},
+      "effectiveDateTime": "2020-02-29T23:59:59.999+14:00", "component": [{"v": [1e2, -0.0, 3]}],
+      "birthDate": "1970-06", "valueTime": "12:34:00", "s": "\u00e9"})";
+    static const std::vector<std::string> tokens = {"value",
+                                                    "component",
+                                                    "v",
+                                                    "effective",
+                                                    "birthDate",
+                                                    "id",
+                                                    "s",
+                                                    ".",
+                                                    "(",
+                                                    ")",
+                                                    "[",
+                                                    "]",
+                                                    "0",
+                                                    "1",
+                                                    "1.0",
+                                                    "-",
+                                                    "+",
+                                                    "*",
+                                                    "/",
+                                                    "div",
+                                                    "mod",
+                                                    "&",
+                                                    "|",
+                                                    "=",
+                                                    "!=",
+                                                    "~",
+                                                    "!~",
+                                                    "<",
+                                                    "<=",
+                                                    ">",
+                                                    ">=",
+                                                    "and",
+                                                    "or",
+                                                    "xor",
+                                                    "implies",
+                                                    "in",
+                                                    "contains",
+                                                    "is",
+                                                    "as",
+                                                    "dateTime",
+                                                    "Quantity",
+                                                    "FHIR",
+                                                    "System",
+                                                    "String",
+                                                    "ofType(",
+                                                    "lowBoundary(",
+                                                    "highBoundary(",
+                                                    "where(",
+                                                    "exists(",
+                                                    "first(",
+                                                    "not(",
+                                                    "join(",
+                                                    "is(",
+                                                    "as(",
+                                                    ",",
+                                                    "@2020",
+                                                    "@2020-02-29T23:59:59.999+14:00",
+                                                    "@T12:34",
+                                                    "@2020-13-45",
+                                                    "'x'",
+                                                    R"('\uD83D\uDE00')",
+                                                    R"('\uDE00')",
+                                                    "$this",
+                                                    "{}",
+                                                    "9223372036854775807",
+                                                    "28",
+                                                    "-1",
+                                                    "%c",
+                                                    "'"};
+    v::constant_map c;
+    c["c"] = {v::item{std::int64_t{1}}};
+    std::uint64_t state = 0x9E3779B97F4A7C15ULL;
+    auto next = [&state] {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        return state;
+    };
+    int values = 0, errors = 0;
+    for (int round = 0; round < 20000; ++round) {
+        std::string expr;
+        auto n = 1 + next() % 12;
+        for (std::uint64_t k = 0; k < n; ++k) expr += tokens[next() % tokens.size()] + " ";
+        std::string got = run(json, expr, c);
+        if (got.rfind("error@", 0) == 0) {
+            ++errors;
+            auto at = std::stoul(got.substr(6));
+            EXPECT_LE(at, expr.size()) << expr << " -> " << got;
+        } else {
+            ++values;
+        }
+        docs_.clear();
+    }
+    // Both outcomes occur: the generator reaches the evaluator, not just the lexer.
+    EXPECT_GT(values, 1000);
+    EXPECT_GT(errors, 1000);
 }
 
 }  // namespace
