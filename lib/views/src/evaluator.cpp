@@ -752,6 +752,29 @@ private:
             texts.assign(out.size(), "-" + target->children[0]->text);
             return out;
         }
+        if (target && target->kind == node_kind::function && target->children[0] &&
+            (target->text == "first" || target->text == "where") && target->children.size() <= 2) {
+            // `x.value.first().lowBoundary()`, `x.value.where(...)`: select
+            // from the member's items with their texts still attached.
+            std::vector<std::optional<std::string>> all;
+            collection in = boundary_input(target->children[0].get(), focus, all);
+            if (target->text == "first") {
+                arity(*target, 0, 0);
+                if (!in.empty()) {
+                    out.push_back(in[0]);
+                    texts.push_back(all[0]);
+                }
+                return out;
+            }
+            arity(*target, 1, 1);
+            for (std::size_t k = 0; k < in.size(); ++k) {
+                if (!where({in[k]}, *target->children[1]).empty()) {
+                    out.push_back(in[k]);
+                    texts.push_back(all[k]);
+                }
+            }
+            return out;
+        }
         if (!target || target->kind != node_kind::member) {
             out = target ? eval(*target, focus) : focus;
             texts.assign(out.size(), std::nullopt);

@@ -514,6 +514,17 @@ TEST_F(fhirpath, decimal_boundaries_use_the_written_digits) {
     const std::string arr = R"({"resourceType": "X", "c": [{"v": [1.0, 2.50], "w": 1.0}, {"v": 3}]})";
     EXPECT_EQ(run(arr, "c.v.lowBoundary()"), "[0.95, 2.495, 2.5]");
     EXPECT_EQ(run(arr, "c.w.highBoundary()"), "[1.05]");
+    EXPECT_EQ(run(arr, "c.v.first().lowBoundary()"), "[0.95]");
+    EXPECT_EQ(run(arr, "c.v.where($this > 2).lowBoundary()"), "[2.495, 2.5]");
+    EXPECT_EQ(run(arr, "c.v.where($this > 2).first().highBoundary()"), "[2.505]");
+    EXPECT_EQ(run(arr, "c.v.where($this > 100).lowBoundary()"), "[]");
+    EXPECT_EQ(run(arr, "c.v.first(1).lowBoundary()"),
+              "error@4: first() takes a different number of arguments");
+    // Other steps lose the number's key: refused rather than guessed.
+    EXPECT_EQ(
+        run(arr, "c.v[1].lowBoundary()"),
+        "error@7: lowBoundary() of a decimal needs its JSON text (its precision is its digits); evaluate "
+        "with the source_text");
 
     // A document nested 1,000 levels deep (simdjson's DOM takes 1,024): the
     // walk stops at its own cap and the numbers above it keep their text.
