@@ -3,14 +3,13 @@
 // yields empty, and `and`/`or`/`xor`/`implies` use three-valued logic
 // (FHIRPath N1, §"Boolean logic").
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <optional>
 #include <string>
 #include <utility>
-
-#include <charconv>
 
 #include "fhirpath_decimal.hpp"
 #include "fhirpath_temporal.hpp"
@@ -630,7 +629,17 @@ private:
                     if (string_field(*as_element(i), "resourceType") == type) out.push_back(i);
                     continue;
                 }
-                if (scalar_is(i, type)) out.push_back(i);
+                if (!scalar_is(i, type)) continue;
+                // Outside a choice element the JSON says only "string": a
+                // text that is a valid date/time of another kind is not of
+                // this type (a dateTime is not a date); text that is no
+                // date at all is kept, as above.
+                const auto* s = std::get_if<std::string>(&i);
+                auto kind = temporal_type(type);
+                if (s && kind && !detail::parse_temporal(*s, *kind) &&
+                    detail::parse_temporal(*s, temporal_kind::infer))
+                    continue;
+                out.push_back(i);
             }
         }
         if (auto kind = temporal_type(type)) {

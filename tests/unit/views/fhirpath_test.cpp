@@ -402,6 +402,17 @@ TEST_F(fhirpath, temporal_comparison_follows_precision) {
     EXPECT_EQ(run(observation, "effective.ofType(dateTime) & 'Z'"), "['2020-01-05Z']");
     const std::string bad = R"({"resourceType": "Observation", "effectiveDateTime": "2020-13-45"})";
     EXPECT_EQ(run(bad, "effective.ofType(dateTime)"), "['2020-13-45']");
+    // Outside choice elements: a dateTime is not a date, a date is a valid dateTime.
+    const std::string period = R"({"resourceType": "Encounter", "period": {"start": "2020-01-05T10:00:00Z"},
+      "x": "2020-01-05", "t": "10:00:00", "s": "abc"})";
+    EXPECT_EQ(run(period, "period.start.ofType(date)"), "[]");
+    EXPECT_EQ(run(period, "period.start.ofType(dateTime)"), "[@2020-01-05T10:00:00Z]");
+    EXPECT_EQ(run(period, "x.ofType(date)"), "[@2020-01-05]");
+    EXPECT_EQ(run(period, "x.ofType(dateTime).lowBoundary()"), "[@2020-01-05T00:00:00.000+14:00]");
+    EXPECT_EQ(run(period, "x.ofType(date).lowBoundary()"), "[@2020-01-05]");
+    EXPECT_EQ(run(period, "t.ofType(time)"), "[@10:00:00]");
+    EXPECT_EQ(run(period, "t.ofType(date)"), "[]");
+    EXPECT_EQ(run(period, "s.ofType(date)"), "['abc']");
     EXPECT_EQ(run(bad, "effective.ofType(dateTime) = @2020-01-05"), "[]");
     EXPECT_EQ(run(bad, "effective.ofType(dateTime) < @2020-01-05"), "[]");
     EXPECT_EQ(run(bad, "effective.ofType(dateTime).lowBoundary()"), "[]");
