@@ -488,6 +488,10 @@ TEST_F(fhirpath, decimal_boundaries_use_the_written_digits) {
     EXPECT_EQ(run(patient, "(-1.587).lowBoundary(2)"), "[-1.59]");
     EXPECT_EQ(run(patient, "1.lowBoundary()"), "[0.5]");
     EXPECT_EQ(run(patient, "1.587.lowBoundary(29)"), "[]");
+    EXPECT_EQ(
+        run(patient, "1." + std::string(300, '0') + ".lowBoundary()"),
+        "error@303: lowBoundary(): decimal has more digits than lowBoundary()/highBoundary() handle (36)");
+    EXPECT_EQ(run(patient, "1" + std::string(400, '0') + ".5.lowBoundary()"), "error@0: bad decimal");
     EXPECT_EQ(run(patient, "1.587.lowBoundary(-1)"), "[]");
     EXPECT_EQ(run(patient, "1.587.lowBoundary('x')"), "error@18: lowBoundary() precision must be an integer");
 
