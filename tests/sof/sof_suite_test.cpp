@@ -54,7 +54,11 @@ void PrintTo(const sof_case& c, std::ostream* os) { *os << c.file << ": " << c.t
 // One parsed suite file; the DOM lives as long as the test binary.
 struct suite_file {
     simdjson::dom::parser parser;
+    std::string json;
     element root;
+    // The file's text beside its DOM, so decimals keep their written
+    // precision (fn_boundary.json: 1.0 gives 0.95, not 0.5).
+    std::unique_ptr<v::source_text> source;
 };
 
 suite_file& load(const std::string& file) {
@@ -62,9 +66,13 @@ suite_file& load(const std::string& file) {
     auto& f = files[file];
     if (!f) {
         f = std::make_unique<suite_file>();
-        if (f->parser.load((suite_dir() / file).string()).get(f->root) != simdjson::SUCCESS) {
+        std::ifstream in(suite_dir() / file, std::ios::binary);
+        f->json.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        if (!in.eof() && in.fail()) throw std::runtime_error(file + " cannot be read");
+        if (f->parser.parse(f->json).get(f->root) != simdjson::SUCCESS) {
             throw std::runtime_error(file + " is not JSON");
         }
+        f->source = std::make_unique<v::source_text>(f->root, f->json);
     }
     return *f;
 }
@@ -191,7 +199,8 @@ std::vector<std::string> expected_rows(element test, const std::vector<v::column
 }
 
 outcome run_case(const sof_case& c) {
-    element root = load(c.file).root;
+    const suite_file& file = load(c.file);
+    element root = file.root;
     element test = root["tests"].at(c.index);
     bool expect_error = false;
     if (test["expectError"].get(expect_error) != simdjson::SUCCESS) expect_error = false;
@@ -202,7 +211,7 @@ outcome run_case(const sof_case& c) {
     const auto& view = std::get<v::view>(compiled);
     std::vector<std::string> got;
     for (element res : root["resources"].get_array()) {
-        auto r = v::evaluate(view, res);
+        auto r = v::evaluate(view, res, file.source.get());
         if (r.error) {
             return {expect_error, "evaluate failed: " + describe(*r.error)};
         }

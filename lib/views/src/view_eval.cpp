@@ -53,7 +53,8 @@ cell to_cell(const scalar& s) {
 
 class runner {
 public:
-    runner(const view& plan, element resource) : constants_(view_access::constants(plan)) {
+    runner(const view& plan, element resource, const source_text* source)
+        : constants_(view_access::constants(plan)), source_(source) {
         // SQL on FHIR v2: %resource and %rootResource are the resource the
         // row comes from (they differ only for contained resources, which
         // a view never starts from).
@@ -67,7 +68,7 @@ public:
         // %rowIndex: the 0-based position of the focus in its forEach,
         // forEachOrNull or repeat; 0 outside any (row_index.json).
         constants_["rowIndex"] = collection{item{row_index}};
-        auto r = evaluate(*e.ast, focus ? collection{*focus} : collection{}, constants_);
+        auto r = evaluate(*e.ast, focus ? collection{*focus} : collection{}, constants_, source_);
         if (r.error) throw stop{view_error{e.json_path, r.error->offset, r.error->message}};
         return std::move(r.value);
     }
@@ -110,7 +111,7 @@ public:
     bool keep(const view& plan, element resource) {
         for (const auto& [path, ast] : view_access::where(plan)) {
             constants_["rowIndex"] = collection{item{std::int64_t{0}}};
-            auto r = evaluate(*ast, collection{item{resource}}, constants_);
+            auto r = evaluate(*ast, collection{item{resource}}, constants_, source_);
             if (r.error) throw stop{view_error{path, r.error->offset, r.error->message}};
             // ViewDefinition.where: "the FHIRPath expression must evaluate
             // to a boolean"; empty counts as false. Anything else is an
@@ -206,16 +207,17 @@ private:
     }
 
     constant_map constants_;
+    const source_text* source_;
 };
 
 }  // namespace
 
-eval_rows evaluate(const view& plan, element resource) {
+eval_rows evaluate(const view& plan, element resource, const source_text* source) {
     eval_rows out;
     std::string_view type;
     if (resource["resourceType"].get(type) != simdjson::SUCCESS || type != plan.resource()) return out;
     try {
-        runner r(plan, resource);
+        runner r(plan, resource, source);
         if (!r.keep(plan, resource)) return out;
         out.rows = r.rows(view_access::root(plan), item{resource}, 0);
     } catch (const stop& s) {

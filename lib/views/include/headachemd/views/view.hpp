@@ -105,7 +105,10 @@ struct eval_rows {
 // when a `where` path yields something other than a boolean, when a column
 // without collection=true yields more than one value, when an expression
 // fails, or when a limit above is exceeded. The resource's DOM need only
-// live for the call: cells own their values.
-eval_rows evaluate(const view& plan, simdjson::dom::element resource);
+// live for the call: cells own their values. `source`, when given, is the
+// text the resource's document was parsed from (see source_text): without
+// it, lowBoundary()/highBoundary() refuse a non-integer decimal, because
+// the DOM's double has lost the precision the text carries.
+eval_rows evaluate(const view& plan, simdjson::dom::element resource, const source_text* source = nullptr);
 
 }  // namespace headachemd::views
