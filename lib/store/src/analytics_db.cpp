@@ -221,9 +221,13 @@ std::string lookup_sql(const table_def& d) {
            " WHERE source=?1 AND id=?2";
 }
 
+// New rows are zstd-compressed (schema 8); an update rewrites an old 'json'
+// row as 'zstd' too, so `encoding` always travels with `raw`.
 constexpr const char* raw_upsert_sql =
-    "INSERT INTO resource_raw (source, resource_type, id, raw_hash, raw) VALUES (?1, ?2, ?3, ?4, ?5) "
-    "ON CONFLICT (source, resource_type, id) DO UPDATE SET raw_hash = excluded.raw_hash, raw = excluded.raw";
+    "INSERT INTO resource_raw (source, resource_type, id, raw_hash, encoding, raw) "
+    "VALUES (?1, ?2, ?3, ?4, 'zstd', ?5) "
+    "ON CONFLICT (source, resource_type, id) DO UPDATE SET raw_hash = excluded.raw_hash, "
+    "encoding = excluded.encoding, raw = excluded.raw";
 
 }  // namespace
 
@@ -428,7 +432,10 @@ resource_writer::resource_writer(analytics_db& db, bool store_raw, const identit
             "patient's name); [privacy] identifiers = \"none\" forbids that. Turn store_raw off, or set "
             "identifiers = \"minimal\" (raw Patient resources are never kept)");
     tables_.resize(std::variant_size_v<nz::record>);
-    if (store_raw_) raw_upsert_ = std::make_unique<SQLite::Statement>(db_.sql(), raw_upsert_sql);
+    if (store_raw_) {
+        raw_upsert_ = std::make_unique<SQLite::Statement>(db_.sql(), raw_upsert_sql);
+        raw_compressor_ = std::make_unique<raw_compressor>();
+    }
 }
 
 resource_writer::~resource_writer() = default;
@@ -520,7 +527,9 @@ int resource_writer::write(SQLite::Statement& w, const nz::record& r, std::strin
     raw_upsert_->bind(2, nz::resource_type_of(r));
     raw_upsert_->bindNoCopy(3, h.id);
     raw_upsert_->bindNoCopy(4, h.raw_hash);
-    raw_upsert_->bindNoCopy(5, h.raw);
+    const std::string_view packed = raw_compressor_->compress(h.raw);
+    // bindNoCopy: the compressor's buffer lives until the next compress().
+    raw_upsert_->bindNoCopy(5, packed.data(), static_cast<int>(packed.size()));
     raw_upsert_->exec();
     return changed;
 }

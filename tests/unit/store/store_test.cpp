@@ -13,6 +13,7 @@
 
 #include "headachemd/schema/migrations.hpp"
 #include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/raw_json.hpp"
 #include "headachemd/store/vault.hpp"
 #include "test_support.hpp"
 
@@ -245,9 +246,11 @@ TEST(Upsert, StoreRawKeepsTheResourceJson) {
     st::analytics_db db(dir / "headache.db");
     st::resource_writer writer(db, true, st::identity_policy{.keep_fhir_patient_id = true});
     writer.upsert(condition("c1", "h1"), "ehr", "pk1", "t");
-    EXPECT_EQ(
-        scalar_text(db.sql(), "SELECT raw FROM resource_raw WHERE resource_type='Condition' AND id='c1'"),
-        R"({"resourceType":"Condition"})");
+    // Stored zstd-compressed (schema 8); read_raw_json gives the JSON back.
+    EXPECT_EQ(scalar_text(db.sql(),
+                          "SELECT encoding FROM resource_raw WHERE resource_type='Condition' AND id='c1'"),
+              "zstd");
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), R"({"resourceType":"Condition"})");
 }
 
 TEST(Transaction, UncommittedWritesRollBack) {

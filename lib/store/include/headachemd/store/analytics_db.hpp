@@ -19,6 +19,7 @@
 #include "headachemd/normalize/records.hpp"
 #include "headachemd/store/database.hpp"
 #include "headachemd/store/pseudonym.hpp"
+#include "headachemd/store/raw_json.hpp"
 
 namespace headachemd::store {
 
@@ -131,6 +132,7 @@ private:
     identity_policy ids_;
     std::vector<std::unique_ptr<table_statements>> tables_;  // by record variant index
     std::unique_ptr<SQLite::Statement> raw_upsert_;
+    std::unique_ptr<raw_compressor> raw_compressor_;  // with store_raw only
     std::string source_, patient_key_, now_, row_id_;
 };
 

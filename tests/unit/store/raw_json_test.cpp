@@ -1,0 +1,258 @@
+// resource_raw since schema 8: zstd rows written by the writer, old 'json'
+// rows still readable, damaged rows refused with the row named, and the
+// migration of a version-7 database that holds raw rows.
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+
+#include "headachemd/schema/migrations.hpp"
+#include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/raw_json.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace nz = headachemd::normalize;
+namespace st = headachemd::store;
+using headachemd::test::temp_dir;
+
+std::string text(SQLite::Database& db, const char* sql) {
+    SQLite::Statement q(db, sql);
+    if (!q.executeStep() || q.getColumn(0).isNull()) return "<null>";
+    return q.getColumn(0).getString();
+}
+
+// Exact bytes as an EHR sends them: indentation, non-ASCII, escapes. The
+// round trip must give back these bytes, not an equivalent JSON.
+const std::string condition_json =
+    "{\n  \"resourceType\" : \"Condition\",\n  \"id\": \"c1\",\n  \"code\": {\"text\": \"Migr\xC3\xA4ne "
+    "\\u00e4 \\\"chronic\\\"\"},\n  \"subject\": {\"reference\": \"Patient/p1\"}\n}";
+
+nz::condition_record condition(std::string id, std::string hash, std::string json) {
+    nz::condition_record c;
+    c.h.id = std::move(id);
+    c.h.patient_ref = "p1";
+    c.h.raw_hash = std::move(hash);
+    c.h.raw = std::move(json);
+    c.code = "G43.709";
+    return c;
+}
+
+void write(st::analytics_db& db, st::resource_writer& w, const nz::record& r) {
+    st::write_transaction tx(db.sql());
+    w.upsert(r, "ehr", "pk1", "2026-01-01T00:00:00Z");
+    tx.commit();
+}
+
+st::raw_row row_of(std::string_view encoding, std::string_view stored) {
+    return st::raw_row{"ehr", "Condition", "c1", encoding, stored};
+}
+
+std::string compressed(std::string_view json) {
+    st::raw_compressor c;
+    return std::string(c.compress(json));
+}
+
+// The message of the raw_decode_error that decoding `row` throws.
+std::string decode_error(const st::raw_row& row) {
+    try {
+        (void)st::raw_json_text(row);
+    } catch (const st::raw_decode_error& e) {
+        return e.what();
+    }
+    return "<no error>";
+}
+
+constexpr const char* row_named = "resource_raw row (source 'ehr', Condition/c1)";
+
+// --- round trip -----------------------------------------------------------------
+
+TEST(RawJson, TheWriterStoresZstdAndReadRawJsonGivesBackTheExactBytes) {
+    // Setup
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+    std::string big = condition_json;
+    for (int i = 0; i < 200; ++i) big.insert(big.size() - 1, ",\n  \"note" + std::to_string(i) + "\": \"x\"");
+    // Run
+    write(db, w, condition("c1", "h1", condition_json));
+    write(db, w, condition("c2", "h2", big));
+    // Check: compressed (not the text), and the same bytes back.
+    EXPECT_EQ(text(db.sql(), "SELECT group_concat(encoding || ':' || typeof(raw)) FROM resource_raw"),
+              "zstd:blob,zstd:blob");
+    EXPECT_LT(std::stoul(text(db.sql(), "SELECT length(raw) FROM resource_raw WHERE id = 'c2'")),
+              big.size() / 4);
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), condition_json);
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c2"), big);
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "absent"), std::nullopt);
+    EXPECT_EQ(st::read_raw_json(db.sql(), "other", "Condition", "c1"), std::nullopt);
+}
+
+TEST(RawJson, AChangedResourceReplacesItsRawRow) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+    write(db, w, condition("c1", "h1", condition_json));
+    // Run
+    write(db, w, condition("c1", "h2", R"({"resourceType":"Condition","id":"c1","v":2})"));
+    // Check
+    EXPECT_EQ(text(db.sql(), "SELECT count(*) || raw_hash FROM resource_raw"), "1h2");
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"),
+              R"({"resourceType":"Condition","id":"c1","v":2})");
+}
+
+TEST(RawJson, AnEmptyResourceTextRoundTrips) {
+    // Edge of the frame format: zero content bytes still make a frame.
+    EXPECT_EQ(st::raw_json_text(row_of("zstd", compressed(""))), "");
+}
+
+// --- old rows -------------------------------------------------------------------
+
+TEST(RawJson, JsonRowsAreReturnedAsTheyAre) {
+    EXPECT_EQ(st::raw_json_text(row_of("json", condition_json)), condition_json);
+}
+
+TEST(RawJson, AnOldJsonRowIsRewrittenAsZstdWhenTheResourceChanges) {
+    // Setup: a row as schema 7 left it (migrated to encoding 'json').
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    SQLite::Statement ins(db.sql(),
+                          "INSERT INTO resource_raw (source, resource_type, id, raw_hash, encoding, raw) "
+                          "VALUES ('ehr', 'Condition', 'c1', 'h1', 'json', ?1)");
+    ins.bind(1, condition_json);
+    ins.exec();
+    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+    // The typed row must exist for the writer to see a change.
+    write(db, w, condition("c1", "h1", condition_json));
+    EXPECT_EQ(text(db.sql(), "SELECT encoding FROM resource_raw"), "zstd");
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), condition_json);
+}
+
+TEST(RawJson, AnUnknownEncodingIsRefusedBySchemaAndByTheReader) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    EXPECT_THROW(
+        db.sql().exec("INSERT INTO resource_raw (source, resource_type, id, raw_hash, encoding, raw) "
+                      "VALUES ('ehr', 'Condition', 'c1', 'h', 'brotli', x'00')"),
+        SQLite::Exception);
+    const std::string msg = decode_error(row_of("brotli", "x"));
+    EXPECT_NE(msg.find(row_named), std::string::npos) << msg;
+    EXPECT_NE(msg.find("unknown encoding 'brotli'"), std::string::npos) << msg;
+}
+
+// --- damaged rows -----------------------------------------------------------------
+
+struct damage_case {
+    const char* name;
+    std::string stored;
+    const char* says;
+};
+
+TEST(RawJson, DamagedZstdIsRefusedNamingTheRow) {
+    const std::string good = compressed(condition_json);
+    ASSERT_GT(good.size(), 20u);
+    std::string flipped = good;
+    flipped[good.size() / 2] =
+        static_cast<char>(flipped[good.size() / 2] ^ 0x5a);  // checksum no longer matches
+    std::string bad_sum = good;
+    bad_sum.back() = static_cast<char>(bad_sum.back() ^ 0x01);  // the XXH64 checksum's last byte
+    // A frame header that claims 2^32 bytes of content (RFC 8878 3.1.1.1:
+    // descriptor 0xE0 = single segment, 8-byte content size).
+    std::string huge = {'\x28', '\xb5', '\x2f', '\xfd', '\xe0', 0, 0, 0, 0, 1, 0, 0, 0};
+    const std::vector<damage_case> cases = {
+        {"truncated", good.substr(0, good.size() - 7), "truncated or corrupt"},
+        {"cut to the header", good.substr(0, 6), "truncated or corrupt"},
+        {"a payload byte flipped", flipped, "corrupt"},
+        {"checksum wrong", bad_sum, "corrupt"},
+        {"trailing bytes", good + "xyz", "bytes after its zstd frame"},
+        {"two frames", good + good, "bytes after its zstd frame"},
+        {"plain JSON marked zstd", condition_json, "not a zstd frame"},
+        {"empty", "", "not a zstd frame"},
+        {"a skippable frame", std::string("\x50\x2a\x4d\x18\x00\x00\x00\x00", 8), "not a zstd frame"},
+        {"claims 4 GiB", huge, "more than the"},
+    };
+    for (const auto& c : cases) {
+        const std::string msg = decode_error(row_of("zstd", c.stored));
+        EXPECT_NE(msg.find(row_named), std::string::npos) << c.name << ": " << msg;
+        EXPECT_NE(msg.find(c.says), std::string::npos) << c.name << ": " << msg;
+        // Never the payload in the message: it may reach a log.
+        EXPECT_EQ(msg.find("Migr"), std::string::npos) << c.name;
+    }
+}
+
+TEST(RawJson, ADamagedRowInTheDatabaseIsRefusedNamingIt) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+    write(db, w, condition("c1", "h1", condition_json));
+    // Run: the blob loses its last 5 bytes (a torn copy, a bad restore).
+    db.sql().exec("UPDATE resource_raw SET raw = substr(raw, 1, length(raw) - 5)");
+    // Check
+    try {
+        (void)st::read_raw_json(db.sql(), "ehr", "Condition", "c1");
+        ADD_FAILURE() << "no error";
+    } catch (const st::raw_decode_error& e) {
+        EXPECT_NE(std::string(e.what()).find(row_named), std::string::npos) << e.what();
+    }
+}
+
+// --- migration 8 --------------------------------------------------------------------
+
+TEST(RawJsonMigration, AVersionSevenDatabaseKeepsItsRawRowsReadable) {
+    // Setup: a database written by the previous release (schema 7), with
+    // raw rows in the old WITHOUT ROWID table, raw as TEXT.
+    temp_dir dir;
+    const auto path = dir / "headache.db";
+    const auto all = headachemd::schema::analytics_migrations();
+    ASSERT_GE(all.size(), 8u);
+    ASSERT_EQ(std::string(all[7].name), "0008_raw_zstd.sql");
+    {
+        SQLite::Database old = st::open_database(
+            path, st::database_kind{"analytics database", 0x48444d41, all.first(7), "NORMAL", 0640});
+        SQLite::Statement ins(old,
+                              "INSERT INTO resource_raw (source, resource_type, id, raw_hash, raw) "
+                              "VALUES ('ehr', 'Condition', ?1, ?2, ?3)");
+        for (const auto& [id, hash, json] :
+             {std::tuple{"c1", "h1", condition_json},
+              std::tuple{"c2", "h2", std::string(R"({"resourceType":"Condition"})")}}) {
+            ins.reset();
+            ins.bind(1, id);
+            ins.bind(2, hash);
+            ins.bind(3, json);
+            ins.exec();
+        }
+    }
+    // Run
+    st::analytics_db db(path);
+    // Check: version 8, a rowid table, the old rows as 'json' text, unchanged.
+    EXPECT_EQ(db.schema_version(), all.back().version);
+    EXPECT_EQ(
+        text(db.sql(), "SELECT sql LIKE '%WITHOUT ROWID%' FROM sqlite_schema WHERE name = 'resource_raw'"),
+        "0");
+    EXPECT_EQ(text(db.sql(),
+                   "SELECT group_concat(id || ':' || raw_hash || ':' || encoding || ':' || typeof(raw), ' ') "
+                   "FROM (SELECT * FROM resource_raw ORDER BY id)"),
+              "c1:h1:json:text c2:h2:json:text");
+    // Analysts' SQL on old rows works as before.
+    EXPECT_EQ(
+        text(db.sql(), "SELECT json_extract(raw, '$.subject.reference') FROM resource_raw WHERE id = 'c1'"),
+        "Patient/p1");
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), condition_json);
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c2"), R"({"resourceType":"Condition"})");
+    // The key still refuses a duplicate.
+    EXPECT_THROW(db.sql().exec("INSERT INTO resource_raw (source, resource_type, id, raw_hash, raw) "
+                               "VALUES ('ehr', 'Condition', 'c1', 'h', 'x')"),
+                 SQLite::Exception);
+    // New rows beside the old ones are zstd.
+    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+    write(db, w, condition("c3", "h3", condition_json));
+    EXPECT_EQ(text(db.sql(), "SELECT encoding FROM resource_raw WHERE id = 'c3'"), "zstd");
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c3"), condition_json);
+}
+
+}  // namespace
