@@ -5,15 +5,17 @@
 //                into a plain table (no index, no constraint) of a fresh
 //                database with SQLite's default pragmas, in one transaction,
 //                through the sqlite3 C API (with store_raw, one more plain
-//                INSERT per kept resource of its JSON's size into a second
-//                table): nothing of our schema, indexes,
+//                INSERT per kept resource of its JSON's size, uncompressed,
+//                into a second table): nothing of our schema, indexes,
 //                pragmas or writer is in it, so a cost there cannot hide in
 //                the denominator (issue 18: the old floor ran our own writer
 //                and schema and printed 0.90-1.2 for a pipeline ~4x slower);
 //   end-to-end   `ingest` itself (load, On-Demand normalize, hash, classify,
 //                pseudonymize, look up, upsert) into a fresh database,
 // and prints end-to-end / floor against the limit below (PASS/FAIL), with
-// store_raw off and on. For scale it also prints the old breakdown:
+// store_raw off and on, and what store_raw costs: end-to-end on / off
+// against its own limit, with the bytes resource_raw holds (zstd, schema 8)
+// against the JSON they decode to. For scale it also prints the old breakdown:
 // simdjson's DOM parse-only time and our own writer's insert-only time.
 // Each figure is the best of several runs so that a noisy neighbour on a
 // 2-core machine does not decide the result.
@@ -31,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include <SQLiteCpp/Statement.h>
 #include <simdjson.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
@@ -53,8 +56,20 @@ using clock_type = std::chrono::steady_clock;
 // store_raw off, 15.9 on; each limit is the highest measured x1.5, rounded
 // down (docs/dev/benchmarks.md). The issue measured about 4x on a quieter
 // machine: a ratio creeping towards these limits is a regression, not noise.
+// Since schema 8 (resource_raw a rowid table of zstd rows) store_raw on
+// measured 4.3 to 7.1 under load 5-8 (2026-12-06), well inside its limit.
 constexpr double ratio_limit_raw_off = 15.0;
 constexpr double ratio_limit_raw_on = 24.0;
+
+// end-to-end with store_raw on / end-to-end with it off: what keeping the
+// raw JSON costs (issue 16, item 6: "at most about 1.5x"). Before schema 8
+// (a WITHOUT ROWID table of plain JSON) this bench measured 4.4 on a quiet
+// machine (load 1) and the CI run of 2026-12-05 4.4 (0.226 s vs 0.992 s).
+// Since schema 8, 2026-12-06, on the 2-core machine under load 5-7 from
+// three other builds (load 5-8): 1.78 to 2.55 (docs/dev/benchmarks.md). The issue's 1.5
+// is NOT yet shown: the limit is set below the old layout's 4.4, so a
+// return to it fails, and above what the loaded machine gives the new one.
+constexpr double ratio_limit_raw_cost = 3.0;
 
 // The floor's table: as many columns as a typical normalized row (an
 // observation row has about this many) and about as many bytes per column,
@@ -249,8 +264,14 @@ double insert_floor(std::size_t rows, const std::vector<std::size_t>& raw_sizes)
     return s;
 }
 
+// What resource_raw holds after an end-to-end run: rows, and bytes of `raw`
+// as stored (zstd) against the JSON they decode to.
+struct raw_stats {
+    std::int64_t rows = 0, stored_bytes = 0;
+};
+
 double end_to_end(const std::vector<fs::path>& dirs, bool store_raw, const st::pseudonym_key& key,
-                  std::size_t& rows) {
+                  std::size_t& rows, raw_stats& raw) {
     fresh_dir dir;
     st::analytics_db db(dir.path / "headache.db");
     auto log = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
@@ -264,6 +285,9 @@ double end_to_end(const std::vector<fs::path>& dirs, bool store_raw, const st::p
     const double s = seconds_since(t);
     const auto totals = ing.result().totals();
     rows = totals.inserted + totals.updated + totals.unchanged;
+    SQLite::Statement q(db.sql(), "SELECT count(*), coalesce(sum(length(raw)), 0) FROM resource_raw");
+    q.executeStep();
+    raw = raw_stats{q.getColumn(0).getInt64(), q.getColumn(1).getInt64()};
     return s;
 }
 
@@ -310,6 +334,7 @@ int main(int argc, char** argv) {
     std::printf("bench_ingest: %zu files, %.1f MB, best of %d runs\n", files.size(), bytes / 1e6, repeat);
     std::printf("  parse-only (simdjson DOM)   %8.1f MB/s  (%.3f s)\n", bytes / 1e6 / parse, parse);
 
+    double e2e_raw_off = 0;
     for (bool store_raw : {false, true}) {
         const auto rows = normalize_all(files, store_raw, key);
         // What store_raw keeps: every resource's JSON except a Patient's.
@@ -321,9 +346,10 @@ int main(int argc, char** argv) {
                         raw_sizes.push_back(nz::header_of(rec).raw.size());
         std::size_t n_insert = 0, n_e2e = 0;
         double insert = 1e9, e2e = 1e9, floor = 1e9;
+        raw_stats raw;
         for (int i = 0; i < repeat; ++i) {
             insert = std::min(insert, insert_only(rows, store_raw, key, n_insert));
-            e2e = std::min(e2e, end_to_end(paths, store_raw, key, n_e2e));
+            e2e = std::min(e2e, end_to_end(paths, store_raw, key, n_e2e, raw));
             floor = std::min(floor, insert_floor(n_e2e, raw_sizes));
         }
         const double limit = store_raw ? ratio_limit_raw_on : ratio_limit_raw_off;
@@ -344,6 +370,24 @@ int main(int argc, char** argv) {
         std::printf("    ratio end-to-end / floor = %.2f, limit %.2f: %s\n", ratio, limit,
                     pass ? "PASS" : "FAIL");
         if (n_e2e != n_insert) std::printf("    row counts differ: %zu vs %zu\n", n_e2e, n_insert);
+        if (!store_raw) {
+            e2e_raw_off = e2e;
+            continue;
+        }
+        std::size_t json_bytes = 0;
+        for (auto n : raw_sizes) json_bytes += n;
+        const bool all_kept = raw.rows == static_cast<std::int64_t>(raw_sizes.size());
+        std::printf("    resource_raw: %lld rows, %.1f MB of JSON kept as %.1f MB of zstd (%.2fx)\n",
+                    static_cast<long long>(raw.rows), json_bytes / 1e6, raw.stored_bytes / 1e6,
+                    raw.stored_bytes > 0 ? static_cast<double>(json_bytes) / raw.stored_bytes : 0.0);
+        const double cost = e2e / e2e_raw_off;
+        const bool cost_ok = cost <= ratio_limit_raw_cost && all_kept;
+        ok = ok && cost_ok;
+        std::printf("  store_raw on / off, end-to-end = %.2f, limit %.2f: %s\n", cost, ratio_limit_raw_cost,
+                    cost_ok ? "PASS" : "FAIL");
+        if (!all_kept)
+            std::printf("    resource_raw holds %lld rows, expected %zu\n", static_cast<long long>(raw.rows),
+                        raw_sizes.size());
     }
     return ok ? 0 : 1;
 }
