@@ -119,7 +119,13 @@ raw_compressor::raw_compressor() : ctx_(std::make_unique<context>()) {
 raw_compressor::~raw_compressor() = default;
 
 std::string_view raw_compressor::compress(std::string_view json) {
-    out_.resize(ZSTD_compressBound(json.size()));
+    // One large resource (up to max_resource_bytes, 64 MiB) must not pin its
+    // buffer for the daemon's lifetime (bench_soak holds peak RSS to 64 MiB):
+    // a buffer grown past 1 MiB is given back before a small resource.
+    constexpr std::size_t keep_bytes = std::size_t{1} << 20;
+    const std::size_t bound = ZSTD_compressBound(json.size());
+    if (out_.capacity() > keep_bytes && bound <= keep_bytes) std::string().swap(out_);
+    out_.resize(bound);
     const std::size_t n =
         ZSTD_compress2(ctx_->cctx.get(), out_.data(), out_.size(), json.data(), json.size());
     if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(n));

@@ -111,6 +111,21 @@ TEST(RawJson, AnEmptyResourceTextRoundTrips) {
     EXPECT_EQ(st::raw_json_text(row_of("zstd", compressed(""))), "");
 }
 
+TEST(RawJson, TheCompressorGivesBackALargeResourcesBufferAndStillRoundTrips) {
+    st::raw_compressor c;
+    std::string large = "{\"resourceType\":\"Binary\",\"data\":\"";
+    for (int i = 0; large.size() < (std::size_t{3} << 20); ++i) large += std::to_string(i * 7919 % 104729);
+    large += "\"}";
+    // Run / Check: the large one needs a buffer above 1 MiB...
+    const std::string packed_large(c.compress(large));
+    EXPECT_GT(c.held_bytes(), std::size_t{1} << 20);
+    // ...which the next small one gives back.
+    const std::string packed_small(c.compress(condition_json));
+    EXPECT_LE(c.held_bytes(), std::size_t{1} << 20);
+    EXPECT_EQ(st::raw_json_text(row_of("zstd", packed_large)), large);
+    EXPECT_EQ(st::raw_json_text(row_of("zstd", packed_small)), condition_json);
+}
+
 // --- old rows -------------------------------------------------------------------
 
 TEST(RawJson, JsonRowsAreReturnedAsTheyAre) {

@@ -66,6 +66,11 @@ public:
 
     std::string_view compress(std::string_view json);
 
+    // Bytes the output buffer holds on to between calls: given back (to
+    // below 1 MiB) by the first small resource after a large one, so that
+    // one big resource does not raise the daemon's RSS for good.
+    std::size_t held_bytes() const { return out_.capacity(); }
+
 private:
     struct context;
     std::unique_ptr<context> ctx_;
