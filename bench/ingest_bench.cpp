@@ -66,7 +66,7 @@ constexpr double ratio_limit_raw_on = 24.0;
 // (a WITHOUT ROWID table of plain JSON) this bench measured 4.4 on a quiet
 // machine (load 1) and the CI run of 2026-12-05 4.4 (0.226 s vs 0.992 s).
 // Since schema 8, 2026-12-06, on the 2-core machine while three other
-// builds ran (load 5-8): 1.78 to 2.55 (docs/dev/benchmarks.md). The issue's
+// builds ran (load 5-8): 1.72 to 2.55 (docs/dev/benchmarks.md). The issue's
 // 1.5 is NOT yet shown: the limit is set below the old layout's 4.4, so a
 // return to it fails, and above what the loaded machine gives the new one.
 constexpr double ratio_limit_raw_cost = 3.0;
