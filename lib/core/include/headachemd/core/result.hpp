@@ -89,6 +89,12 @@ namespace headachemd {
     X(wrong_patient)                                                               \
     X(store_failed)                                                                \
     X(internal_error)                                                              \
+    /* Bulk Data export (issue 15), lib/sync/bulk_data and bulk_job */             \
+    X(bad_export_request)                                                          \
+    X(bad_status_url)                                                              \
+    X(bad_manifest)                                                                \
+    X(export_failed)                                                               \
+    X(deadline_exceeded)                                                           \
     /* the sandbox EHR's scripted sign-in, daemon/ */                              \
     X(authorize_failed)                                                            \
     /* a local directory that cannot be made (the demo's --dir) */                 \
