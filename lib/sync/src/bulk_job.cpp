@@ -89,6 +89,13 @@ bool retryable_status(int status, outcome_class verdict) {
 
 std::string http_text(int status) { return "HTTP " + std::to_string(status); }
 
+// base * 2^k, at most cap, without overflow whatever the configured values.
+seconds doubled(seconds base, int k, seconds cap) {
+    seconds step = std::min(base, cap);
+    for (int i = 0; i < k && step < cap; ++i) step = std::min(step * 2, cap);
+    return step;
+}
+
 }  // namespace
 
 bulk_job::bulk_job(options o, bulk_job_record record) : opts_(std::move(o)), rec_(std::move(record)) {}
@@ -138,6 +145,7 @@ bulk_action bulk_job::next(const bulk_event& e, sys_time now) {
         case awaiting::kickoff:
             return on_kickoff(e, now);
         case awaiting::persist:
+            if (const auto* f = std::get_if<persist_failed>(&e)) return on_persist_failed(f->failure, now);
             if (!std::holds_alternative<persisted>(e)) break;
             return on_persisted(now);
         case awaiting::poll:
@@ -320,10 +328,7 @@ seconds bulk_job::poll_wait(const std::optional<std::string>& retry_after, bool 
     seconds wait{0};
     if (asked) wait = std::min(*asked, opts_.max_retry_after);
     if (!asked || back_off) {
-        const int k = std::min(poll_backoff_, 30);
-        const auto step =
-            std::min<seconds::rep>(opts_.first_poll_after.count() << k, opts_.poll_backoff_cap.count());
-        wait = std::max(wait, seconds{step});
+        wait = std::max(wait, doubled(opts_.first_poll_after, poll_backoff_, opts_.poll_backoff_cap));
         ++poll_backoff_;
     }
     return std::max(wait, opts_.min_poll_interval);
@@ -335,8 +340,7 @@ seconds bulk_job::retry_wait(const std::optional<std::string>& retry_after, int 
     if (retry_after)
         if (const auto asked = http::parse_retry_after(*retry_after, now))
             return std::min(*asked, opts_.max_retry_after);
-    const int k = std::min(attempt, 30);
-    return seconds{std::min<seconds::rep>(opts_.retry_base.count() << k, opts_.poll_backoff_cap.count())};
+    return doubled(opts_.retry_base, attempt, opts_.poll_backoff_cap);
 }
 
 // ---- outcomes ------------------------------------------------------------------
@@ -397,6 +401,19 @@ bulk_action bulk_job::on_persisted(sys_time now) {
         default:
             throw std::logic_error("bulk_job: persisted in a phase that asks for no persist");
     }
+}
+
+// Polling an export whose status URL is not on disk would let a crash
+// orphan it, and the next job would kick off again: the rule is
+// "persisted before the first poll". So no poll: the export is cancelled
+// (one DELETE, not persisted either) and the job fails.
+bulk_action bulk_job::on_persist_failed(const error& e, sys_time now) {
+    if (!rec_.failure)
+        rec_.failure = error{e.code, "bulk export: the job's record could not be saved: " + e.message};
+    if (!rec_.status_url) return finish(false);
+    rec_.phase = bulk_phase::releasing;
+    attempts_ = 0;
+    return release(now);
 }
 
 bulk_action bulk_job::on_poll(const bulk_event& e, sys_time now) {

@@ -67,7 +67,10 @@ const std::string manifest = R"({
 // chains of std::string operator+.
 std::string outcome_of(const char* severity, const char* code) {
     std::string s = R"({"resourceType":"OperationOutcome","issue":[{"severity":")";
-    s.append(severity).append(R"(","code":")").append(code).append(R"(","diagnostics":"Patient Jane Roe"}]})");
+    s.append(severity)
+        .append(R"(","code":")")
+        .append(code)
+        .append(R"(","diagnostics":"Patient Jane Roe"}]})");
     return s;
 }
 
@@ -201,6 +204,25 @@ TEST(BulkJob, TheStatusUrlIsPersistedBeforeTheFirstPoll) {
     EXPECT_THROW((void)job.next(answer(202), t0), std::logic_error);
     EXPECT_THROW((void)job.next(sy::since_stored{}, t0), std::logic_error);
     EXPECT_EQ(job.next(sy::persisted{}, t0).what, kind::poll);
+}
+
+TEST(BulkJob, AStatusUrlThatCannotBeSavedIsNeverPolledButCancelled) {
+    // Setup
+    sy::bulk_job job(opts(), sy::new_bulk_record(kickoff_url, t0));
+    (void)job.start(t0);
+    ASSERT_EQ(job.next(accepted(), t0).what, kind::persist);
+
+    // Run: the store refuses the record.
+    const auto step = job.next(sy::persist_failed{{errc::store_failed, "disk full"}}, t0);
+
+    // Check: DELETE at once, no poll, then failed with the store's reason.
+    ASSERT_EQ(step.what, kind::release);
+    EXPECT_EQ(step.url, status_url);
+    const auto end = job.next(answer(202), t0);
+    ASSERT_EQ(end.what, kind::failed);
+    EXPECT_TRUE(end.released);
+    EXPECT_TRUE(end.failure->code == errc::store_failed);
+    EXPECT_NE(end.failure->message.find("record could not be saved: disk full"), std::string::npos);
 }
 
 TEST(BulkJob, ARestartWithAStatusUrlPollsAtOnceAndNeverKicksOffAgain) {

@@ -31,6 +31,11 @@
 // (`store_since`: mark since_stored), so a crash between the two cannot
 // apply a file twice or lose one.
 //
+// What no machine can close: a crash after the server accepted the kick-off
+// and before the record was written leaves an export the next job cannot
+// see, so that job kicks off again (the server's copy expires on its own;
+// at Epic the new kick-off may be refused until then).
+//
 // Events that do not fit the action asked for are bugs: next() throws
 // std::logic_error.
 #pragma once
@@ -99,6 +104,11 @@ struct transport_failed {
     error failure;
 };
 struct persisted {};
+// The record could not be written (the store failed). The job does not go
+// on unrecorded: it cancels the server's export and fails.
+struct persist_failed {
+    error failure;
+};
 struct file_downloaded {
     std::size_t file = 0;
 };
@@ -113,8 +123,8 @@ struct since_stored {};
 // `export --cancel`, or the daemon giving the job up.
 struct cancel_requested {};
 
-using bulk_event = std::variant<http_answer, transport_failed, persisted, file_downloaded, file_applied,
-                                apply_failed, since_stored, cancel_requested>;
+using bulk_event = std::variant<http_answer, transport_failed, persisted, persist_failed, file_downloaded,
+                                file_applied, apply_failed, since_stored, cancel_requested>;
 
 // ---- actions -----------------------------------------------------------------
 
@@ -183,6 +193,7 @@ private:
     bulk_action on_download(const bulk_event& e, sys_time now);
     bulk_action on_release(const bulk_event& e, sys_time now);
     bulk_action on_persisted(sys_time now);
+    bulk_action on_persist_failed(const error& e, sys_time now);
 
     bulk_action send_kickoff(sys_time at);
     bulk_action poll_at(sys_time at);
