@@ -659,4 +659,56 @@ TEST(BulkJob, ManualClockStepsAJobThroughAnHourOfPollingWithoutSleeping) {
     EXPECT_EQ(step.at - clock.now(), 600s);
 }
 
+TEST(BulkJob, AKickoffRetryPastTheDeadlineFailsWithoutAStatusUrlToRelease) {
+    // Setup: a job started three days less a second ago, its kick-off refused.
+    sy::bulk_job job(opts(), sy::new_bulk_record(kickoff_url, t0));
+    (void)job.start(t0 + 72h - 1s);
+
+    // Run: the retry would come after the deadline.
+    const auto step = job.next(answer(503, "60"), t0 + 72h - 1s);
+
+    // Check: nothing on the server to cancel, so failed at once.
+    ASSERT_EQ(step.what, kind::failed);
+    EXPECT_TRUE(step.failure->code == errc::deadline_exceeded);
+    EXPECT_FALSE(step.released);
+}
+
+TEST(BulkJob, EventsThatDoNotAnswerTheLastActionAreBugs) {
+    downloading_job d;
+    const sy::sys_time now = t0 + 30s;
+    // The download in flight is file 0: news of file 2 is a shell bug.
+    EXPECT_THROW((void)d.job.next(sy::file_downloaded{2}, now), std::logic_error);
+    EXPECT_THROW((void)d.job.next(sy::since_stored{}, now), std::logic_error);
+    EXPECT_THROW((void)d.job.next(sy::persisted{}, now), std::logic_error);
+    // The job is unchanged by them.
+    const auto apply = d.job.next(sy::file_downloaded{0}, now);
+    EXPECT_EQ(apply.what, kind::apply);
+    EXPECT_EQ(apply.file, 0u);
+}
+
+TEST(BulkJob, ACancelDuringTheReleaseSendsTheSameDeleteAgain) {
+    auto rec = downloading_job().job.record();
+    rec.applied = {0, 1, 2, 3};
+    rec.since_stored = true;
+    sy::bulk_job job(opts(), rec);
+    ASSERT_EQ(job.start(t0).what, kind::release);
+
+    const auto step = job.next(sy::cancel_requested{}, t0);
+    ASSERT_EQ(step.what, kind::release);
+    EXPECT_EQ(step.url, status_url);
+    // The files were applied and _since stored before the cancel: the job
+    // ends as cancelled, its data kept.
+    EXPECT_EQ(job.next(answer(204), t0).what, kind::cancelled);
+    EXPECT_TRUE(job.record().since_stored);
+}
+
+TEST(BulkJob, PhasesHaveStableNamesForStatusAndMetrics) {
+    const std::vector<std::pair<sy::bulk_phase, std::string>> names{
+        {sy::bulk_phase::kickoff, "kickoff"},         {sy::bulk_phase::polling, "polling"},
+        {sy::bulk_phase::downloading, "downloading"}, {sy::bulk_phase::storing, "storing"},
+        {sy::bulk_phase::releasing, "releasing"},     {sy::bulk_phase::done, "done"},
+        {sy::bulk_phase::failed, "failed"},           {sy::bulk_phase::cancelled, "cancelled"}};
+    for (const auto& [p, name] : names) EXPECT_EQ(sy::to_string(p), name);
+}
+
 }  // namespace
