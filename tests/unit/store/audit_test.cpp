@@ -263,7 +263,8 @@ TEST(AuditLog, AVaultFromBeforeTheAuditLogIsUpgradedKeepingItsTokens) {
             "ALTER TABLE enrollment DROP COLUMN access_scope; ALTER TABLE enrollment DROP COLUMN "
             "refresh_started_at; "
             "ALTER TABLE enrollment DROP COLUMN refresh_started_hash; "
-            "ALTER TABLE enrollment DROP COLUMN needs_reauth_reason; PRAGMA user_version=4");
+            "ALTER TABLE enrollment DROP COLUMN needs_reauth_reason; "
+            "DROP TABLE bulk_job; DROP TABLE bulk_job_file; DROP TABLE bulk_cursor; PRAGMA user_version=4");
     }
     try {
         st::read_audit_log(dir / "vault.db", {});
