@@ -36,7 +36,7 @@ constexpr std::array<std::string_view, 10> daemon_keys{
 // clang-format on
 constexpr std::array<std::string_view, 1> privacy_keys{"identifiers"};
 // clang-format off
-constexpr std::array<std::string_view, 35> ehr_keys{
+constexpr std::array<std::string_view, 36> ehr_keys{
     "name", "profile", "fhir_base",
     // OAuth: endpoints and client registration
     "discovery", "authorize_endpoint", "token_endpoint", "client_id", "client_auth", "client_secret_file",
@@ -49,8 +49,16 @@ constexpr std::array<std::string_view, 35> ehr_keys{
     // bounds on what a server can make a pass do
     "max_retry_after", "max_pages_per_search", "max_resources_per_patient",
     // tokens
-    "refresh_token_lifetime", "refresh_token_rotates", "keepalive_before"};
+    "refresh_token_lifetime", "refresh_token_rotates", "keepalive_before",
+    // [ehr.bulk]: Bulk Data export
+    "bulk"};
+constexpr std::array<std::string_view, 13> bulk_keys{
+    "client_id", "private_key_file", "key_id", "algorithm",
+    "level", "group_id", "types", "scopes",
+    "since_overlap", "interval", "max_retry_after", "job_deadline", "max_line_bytes"};
 // clang-format on
+constexpr std::array<std::string_view, 2> bulk_algorithms{"RS384", "ES384"};
+constexpr std::array<std::string_view, 3> bulk_levels{"group", "patient", "system"};
 constexpr std::array<std::string_view, 3> patient_keys{"key", "ehr", "fhir_patient_id"};
 
 // spdlog's level names (both spellings of warning are accepted by spdlog).
@@ -577,11 +585,12 @@ private:
                 " (the FHIR R4 base URL, e.g. \"https://fhir.example.org/fhir/r4/PRACTICE\")");
         if (auto v = get_url(s, "fhir_base", detail::url_use::fhir_base)) e.fhir_base = *v;
         const bool auth_ok = read_endpoints_and_client(s, e);
-        read_scopes(s, e);
+        read_scopes(s, e.scopes, "at least offline_access and patient/*.read");
         if (auto v = get_path(s, "ca_file")) e.ca_file = *v;
         read_search_params(s, e);
         read_resources(s, e);
         read_schedule_and_limits(s, e);
+        read_bulk(s, e);
 
         check_endpoints(s, e);
         if (auth_ok) check_client_auth(s, e);
@@ -744,9 +753,170 @@ private:
         }
     }
 
+    // ----- [ehr.bulk]
+
+    // [ehr.bulk] (or bulk = { … }): read after resources, whose types are
+    // the preset's _type and scopes.
+    void read_bulk(const section& s, ehr_settings& e) {
+        const auto* n = s.table.get("bulk");
+        if (n == nullptr) return;
+        const auto* t = n->as_table();
+        if (t == nullptr) {
+            type_error(s, "bulk", *n, "a table ([ehr.bulk] under its [[ehr]])");
+            return;
+        }
+        const section b{*t, s.label + " [ehr.bulk]", s.stem + "-bulk"};
+        check_keys(b, bulk_keys);
+        auto bulk = bulk_preset(e.profile, e.resources).value_or(bulk_settings{});
+        read_bulk_registration(b, e, bulk);
+        read_bulk_export(b, e, bulk);
+        read_bulk_timing(b, bulk);
+        e.bulk = std::move(bulk);
+    }
+
+    // The backend app's registration: SMART Backend Services needs a
+    // client id, a private key and the `kid` the JWKS publishes it under.
+    void read_bulk_registration(const section& b, const ehr_settings& e, bulk_settings& bulk) {
+        require(b, "client_id",
+                " (the client id of the backend app's registration, separate from the patient app's)");
+        if (auto v = get_nonempty_string(b, "client_id")) bulk.client_id = *v;
+        require(b, "private_key_file",
+                " (e.g. private_key_file = \"/etc/headachemd/" + b.stem +
+                    "-key.pem\" or \"${CREDENTIALS_DIRECTORY}/" + b.stem +
+                    "-key.pem\"; `headachemd-sync keygen --jwks` makes one)");
+        if (auto v = get_path(b, "private_key_file")) bulk.private_key_file = *v;
+        require(b, "key_id", " (the kid of the key in the JWKS registered at the EHR)");
+        if (auto v = get_nonempty_string(b, "key_id")) {
+            // RFC 7515 §4.1.4: kid is a string; it goes into every
+            // assertion's header and must match the JWKS, so no spaces or
+            // controls that a copy and paste could have added.
+            const bool printable =
+                std::all_of(v->begin(), v->end(), [](char c) { return c > 0x20 && c < 0x7f; });
+            if (!printable || v->size() > 256)
+                error_at(b.table.get("key_id")->source(), b.label,
+                         "key_id must be 1-256 printable characters without spaces (the kid in the JWKS)");
+            else
+                bulk.key_id = *v;
+        }
+        if (auto v = get_choice(b, "algorithm", bulk_algorithms))
+            bulk.algorithm = *v == "ES384" ? bulk_algorithm::es384 : bulk_algorithm::rs384;
+        if (bulk.rs384_only && bulk.algorithm != bulk_algorithm::rs384)
+            error_at(b.table.get("algorithm")->source(), b.label,
+                     "algorithm = \"ES384\" is not accepted by " + e.profile +
+                         ", which verifies RS384 assertions only; use algorithm = \"RS384\" with an RSA key "
+                         "(`headachemd-sync keygen --jwks --alg RS384`)");
+    }
+
+    // What is exported: the level, the Group, _type, and the token's scopes.
+    void read_bulk_export(const section& b, const ehr_settings& e, bulk_settings& bulk) {
+        if (auto v = get_choice(b, "level", bulk_levels))
+            bulk.level = *v == "system"    ? bulk_level::system
+                         : *v == "patient" ? bulk_level::patient
+                                           : bulk_level::group;
+        if (bulk.group_only && bulk.level != bulk_level::group) {
+            error_at(b.table.get("level")->source(), b.label,
+                     "level = " + in_quotes(to_string(bulk.level)) + " is not offered by " + e.profile +
+                         ", which exports a Group only; use level = \"group\" and group_id");
+            bulk.level = bulk_level::group;  // one error: group_id is then checked as for a Group
+        }
+        if (bulk.level == bulk_level::group) {
+            require(b, "group_id", " (the FHIR id of the Group to export; at eCW and Epic, the registry's)");
+        } else if (b.table.contains("group_id")) {
+            error_at(b.table.get("group_id")->source(), b.label,
+                     "group_id is used only with level = \"group\"; got level = " +
+                         in_quotes(to_string(bulk.level)));
+        }
+        if (auto v = get_nonempty_string(b, "group_id")) {
+            if (detail::is_fhir_id(*v))
+                bulk.group_id = *v;
+            else
+                error_at(b.table.get("group_id")->source(), b.label,
+                         "group_id must be a FHIR id (letters, digits, '-' and '.', at most 64); got " +
+                             in_quotes(*v));
+        }
+        if (read_bulk_types(b, bulk) && !b.table.contains("scopes")) {
+            bulk.scopes.clear();
+            for (const auto& t : bulk.types) bulk.scopes.push_back("system/" + t + ".read");
+        }
+        read_scopes(b, bulk.scopes, "system/<Type>.read for each type exported");
+        for (const auto& required : bulk.required_scopes)
+            if (std::find(bulk.scopes.begin(), bulk.scopes.end(), required) == bulk.scopes.end())
+                bulk.scopes.push_back(required);
+    }
+
+    // types = ["Patient", …]: the _type list. True when it replaced the preset's.
+    bool read_bulk_types(const section& b, bulk_settings& bulk) {
+        const auto* n = b.table.get("types");
+        if (n == nullptr) return false;
+        const auto* a = n->as_array();
+        if (a == nullptr || a->empty()) {
+            error_at(n->source(), b.label,
+                     "types must be a non-empty array of resource types, e.g. [\"Patient\", \"Condition\"]");
+            return false;
+        }
+        std::vector<std::string> types;
+        for (const auto& element : *a) {
+            const auto* v = element.as_string();
+            if (v == nullptr) {
+                type_error(b, "each type", element, "a resource type name such as \"Observation\"");
+                return false;
+            }
+            const std::string& type = v->get();
+            if (std::find(known_resource_types.begin(), known_resource_types.end(), type) ==
+                known_resource_types.end()) {
+                error_at(element.source(), b.label,
+                         "unknown resource type " + in_quotes(type) + type_hint(type));
+                return false;
+            }
+            if (std::find(types.begin(), types.end(), type) != types.end()) {
+                error_at(element.source(), b.label, "resource type " + in_quotes(type) + " is listed twice");
+                return false;
+            }
+            types.push_back(type);
+        }
+        bulk.types = std::move(types);
+        return true;
+    }
+
+    // A duration with an upper bound as well as a lower one.
+    std::optional<std::chrono::seconds> get_bounded_duration(const section& s, std::string_view key,
+                                                             std::chrono::seconds min,
+                                                             std::chrono::seconds max, std::string_view why) {
+        auto v = get_duration(s, key, min);
+        if (v && *v > max) {
+            error_at(s.table.get(key)->source(), s.label,
+                     std::string(key) + " must be at most " + std::to_string(max.count()) + "s" +
+                         std::string(why) + "; got " + std::to_string(v->count()) + "s");
+            return std::nullopt;
+        }
+        return v;
+    }
+
+    void read_bulk_timing(const section& b, bulk_settings& bulk) {
+        if (auto v = get_bounded_duration(b, "since_overlap", 0s, 24h * 7, " (7d)")) bulk.since_overlap = *v;
+        if (auto v = get_bounded_duration(b, "interval", 1min, 24h * 365, " (365d)")) bulk.interval = *v;
+        if (auto v = get_bounded_duration(b, "job_deadline", 1h, 24h * 30,
+                                          " (30d: eCW keeps an export's files about 30 days)"))
+            bulk.job_deadline = *v;
+        if (auto v = get_bounded_duration(b, "max_retry_after", 1s, 24h, " (24h)")) {
+            if (*v >= bulk.job_deadline)
+                error_at(b.table.get("max_retry_after")->source(), b.label,
+                         "max_retry_after (" + std::to_string(v->count()) +
+                             "s) must be shorter than job_deadline (" +
+                             std::to_string(bulk.job_deadline.count()) + "s), or one wait would end the job");
+            else
+                bulk.max_retry_after = *v;
+        }
+        // 4 KiB holds any real resource line; 32 MiB keeps one line within
+        // the download's memory budget (issue 15: 64 MiB peak for a 1 GB file).
+        if (auto v = get_int(b, "max_line_bytes", 4096, 32 << 20,
+                             " (bytes; 32 MiB keeps a download within its memory budget)"))
+            bulk.max_line_bytes = static_cast<std::size_t>(*v);
+    }
+
     // scopes: an array of strings, or one space-separated string as in the
     // OAuth `scope` parameter.
-    void read_scopes(const section& s, ehr_settings& e) {
+    void read_scopes(const section& s, std::vector<std::string>& out, std::string_view at_least) {
         const auto* n = s.table.get("scopes");
         if (n == nullptr) return;
         std::vector<std::pair<std::string, const toml::node*>> items;
@@ -774,8 +944,7 @@ private:
             return;
         }
         if (items.empty()) {
-            error_at(n->source(), s.label,
-                     "scopes must not be empty (at least offline_access and patient/*.read)");
+            error_at(n->source(), s.label, "scopes must not be empty (" + std::string(at_least) + ")");
             return;
         }
         std::vector<std::string> scopes;
@@ -789,7 +958,7 @@ private:
             }
             scopes.push_back(std::move(scope));
         }
-        if (ok) e.scopes = std::move(scopes);
+        if (ok) out = std::move(scopes);
     }
 
     // resources = ["Patient", …] replaces the preset's list; search_params

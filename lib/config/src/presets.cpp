@@ -93,7 +93,56 @@ ehr_settings generic(ehr_settings s) {
     return s;
 }
 
+// SMART Backend Services scopes, v1 form (system/Type.read): the form eCW
+// documents; Epic and SMART v2 servers accept it too (v2's .rs is an
+// explicit `scopes`).
+std::vector<std::string> system_scopes_for(const std::vector<std::string>& types) {
+    std::vector<std::string> scopes;
+    for (const auto& t : types) scopes.push_back("system/" + t + ".read");
+    return scopes;
+}
+
 }  // namespace
+
+std::optional<bulk_settings> bulk_preset(std::string_view profile,
+                                         const std::vector<resource_setting>& resources) {
+    bulk_settings b;
+    for (const auto& r : resources) b.types.push_back(r.type);
+    b.scopes = system_scopes_for(b.types);
+    if (profile == "eclinicalworks") {
+        // eCW's Bulk FHIR guide: Bulk Data v1.0.1, Group export only (the
+        // Group is a Registry the practice enables for the app), RS384
+        // assertions only, system/Group.read in every bulk token request;
+        // exports are kept about 30 days, and Retry-After: 120 is usual.
+        b.group_only = true;
+        b.rs384_only = true;
+        b.required_scopes = {"system/Group.read"};
+        b.scopes.push_back("system/Group.read");
+        return b;
+    }
+    if (profile == "epic") {
+        // Epic exports a Group built from a registry, one export at a time
+        // per client and Group; exports are slow, so a day between them.
+        b.group_only = true;
+        return b;
+    }
+    if (profile == "generic") return b;
+    return std::nullopt;
+}
+
+std::string_view to_string(bulk_level level) {
+    switch (level) {
+        case bulk_level::group:
+            return "group";
+        case bulk_level::patient:
+            return "patient";
+        case bulk_level::system:
+            return "system";
+    }
+    return "group";
+}
+
+std::string_view to_string(bulk_algorithm alg) { return alg == bulk_algorithm::es384 ? "ES384" : "RS384"; }
 
 std::optional<ehr_settings> profile_preset(std::string_view profile, std::chrono::seconds default_interval) {
     ehr_settings base;

@@ -16,6 +16,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -82,6 +83,48 @@ struct resource_setting {
     std::vector<std::pair<std::string, std::string>> params;
 
     bool operator==(const resource_setting&) const = default;
+};
+
+// [ehr.bulk]: FHIR Bulk Data export of this EHR's Group (issue 15), with
+// SMART Backend Services (client_credentials and a private_key_jwt
+// assertion). A separate registration from the patient-facing app: its own
+// client id, key pair and `kid`, published as a JWKS the EHR fetches.
+enum class bulk_level { group, patient, system };  // Group/[id]/$export, Patient/$export, $export
+enum class bulk_algorithm { rs384, es384 };        // the assertion's JWS alg (SMART Backend Services)
+std::string_view to_string(bulk_level level);
+std::string_view to_string(bulk_algorithm alg);
+
+struct bulk_settings {
+    std::string client_id;                   // the backend app's registration
+    std::filesystem::path private_key_file;  // PEM; a file or "${CREDENTIALS_DIRECTORY}/…"
+    std::string key_id;                      // the JWS `kid`, as in the published JWKS
+    bulk_algorithm algorithm = bulk_algorithm::rs384;
+    bulk_level level = bulk_level::group;
+    std::string group_id;             // level = group: the FHIR id of the Group (eCW: the registry)
+    std::vector<std::string> types;   // _type; the preset: the [[ehr]]'s resource types
+    std::vector<std::string> scopes;  // the token request's; the preset: system/<Type>.read each
+    // _since = the last transactionTime minus this (a server's clock and
+    // its indexing lag; resources seen twice are upserts, not duplicates).
+    std::chrono::seconds since_overlap{300};
+    std::chrono::seconds interval{std::chrono::hours{24}};  // between the ends of two exports
+    // The longest Retry-After a status poll honours (Oracle Health has sent
+    // hours); a longer one is capped, not obeyed.
+    std::chrono::seconds max_retry_after{std::chrono::hours{1}};
+    // The whole job from kick-off to release (Epic exports have taken days).
+    std::chrono::seconds job_deadline{std::chrono::hours{24 * 3}};
+    // One NDJSON line (one resource) longer than this is an error for that
+    // line, not for the file: attachments can make lines huge, and the
+    // download's memory is bounded by it.
+    std::size_t max_line_bytes = std::size_t{8} << 20;
+
+    // EHR facts the profile preset sets, not config keys.
+    bool group_only = false;  // eCW and Epic export a Group (a registry) only
+    bool rs384_only = false;  // eCW verifies RS384 assertions only
+    // Scopes added to every token request even when `scopes` is given:
+    // eCW wants system/Group.read in every bulk token request.
+    std::vector<std::string> required_scopes;
+
+    bool operator==(const bulk_settings&) const = default;
 };
 
 struct ehr_settings {
@@ -160,6 +203,9 @@ struct ehr_settings {
     // "none" is a configuration error: the daemon lives on refresh tokens.
     bool refresh_needs_confidential_client = false;
 
+    // [ehr.bulk]; nullopt: this EHR is synced per patient only.
+    std::optional<bulk_settings> bulk;
+
     bool operator==(const ehr_settings&) const = default;
 };
 
@@ -232,6 +278,12 @@ parse_result load_config(const std::filesystem::path& file, const env_lookup& en
 // unknown profile. name, fhir_base and client_id are empty.
 std::optional<ehr_settings> profile_preset(std::string_view profile,
                                            std::chrono::seconds default_interval = std::chrono::hours{6});
+
+// The [ehr.bulk] defaults of a profile for an [[ehr]] syncing `resources`
+// (types and scopes follow them). nullopt for an unknown profile. The
+// registration (client_id, private_key_file, key_id, group_id) is empty.
+std::optional<bulk_settings> bulk_preset(std::string_view profile,
+                                         const std::vector<resource_setting>& resources);
 
 inline constexpr std::array<std::string_view, 3> known_profiles{"eclinicalworks", "epic", "generic"};
 
