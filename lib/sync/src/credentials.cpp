@@ -64,6 +64,29 @@ void load_signing_key(const config::ehr_settings& s, smart::client_credentials& 
     creds.key = std::make_shared<const smart::signing_key>(std::move(*key));
 }
 
+// [ehr.bulk]'s key: readable under the secret file rule, unencrypted, and
+// of the type its `algorithm` signs with (RSA for RS384, EC P-384 for
+// ES384), so a mismatch shows at check-config, not at the first export.
+template <class Present>
+void check_bulk_key(const config::ehr_settings& e, const config::bulk_settings& b, const Present& present,
+                    secret_file_report& out) {
+    if (!present(b.private_key_file, "bulk private key file")) return;
+    const std::string where = "[[ehr]] \"" + e.name + "\" [ehr.bulk]: ";
+    auto key = smart::signing_key::from_file(b.private_key_file);
+    if (!key) {
+        out.errors.push_back(where + key.err().message);
+        return;
+    }
+    const auto wanted =
+        b.algorithm == config::bulk_algorithm::es384 ? smart::jws_alg::es384 : smart::jws_alg::rs384;
+    if (key->alg() != wanted)
+        out.errors.push_back(where + "the private key file " + b.private_key_file.string() + " signs " +
+                             std::string(smart::to_string(key->alg())) + ", but algorithm = \"" +
+                             std::string(config::to_string(b.algorithm)) +
+                             "\"; make a matching key with `headachemd-sync keygen --jwks --alg " +
+                             std::string(config::to_string(b.algorithm)) + "` or change algorithm");
+}
+
 }  // namespace
 
 smart::client_credentials load_client_credentials(const config::ehr_settings& ehr) {
@@ -96,6 +119,9 @@ secret_file_report check_secret_files(const config::config& cfg, const std::stri
         } catch (const std::runtime_error& ex) {
             out.errors.push_back("[[ehr]] \"" + e.name + "\": " + ex.what());
         }
+    }
+    for (const auto& e : cfg.ehrs) {
+        if (e.bulk) check_bulk_key(e, *e.bulk, present, out);
     }
     std::optional<fs::path> key = cfg.daemon.token_key_file;
     if (!key && !credentials_directory.empty()) key = fs::path(credentials_directory) / token_key_credential;

@@ -3,7 +3,12 @@
 // and every echoed value line-escaped.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include "headachemd/smart/client_assertion.hpp"
 #include "headachemd/sync/config_check_report.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -89,6 +94,74 @@ TEST(ConfigCheckReport, AControlCharacterInAValueIsEscapedNotPrinted) {
     secrets.errors = {"bad\nline"};
     const auto bad = sy::render_config_check("a\nb.toml", cfg, secrets);
     EXPECT_EQ(bad.err, "error: bad\\nline\n1 error(s) in the files a\\nb.toml names\n");
+}
+
+// [ehr.bulk] as check-config shows it: the export, the registration (the
+// key's path and kid, never the key), and the job's bounds.
+cf::bulk_settings ecw_bulk() {
+    auto b = *cf::bulk_preset("eclinicalworks", {{"Patient", {}}, {"Condition", {}}});
+    b.client_id = "backend-1";
+    b.private_key_file = "/etc/headachemd/ecw-bulk-key.pem";
+    b.key_id = "k-2026";
+    b.group_id = "registry-7";
+    return b;
+}
+
+TEST(ConfigCheckReport, TheBulkSectionIsShownUnderItsEhr) {
+    auto cfg = two_ehrs();
+    cfg.ehrs.resize(1);
+    cfg.patients.clear();
+    cfg.ehrs[0].bulk = ecw_bulk();
+    const auto t = sy::render_config_check("sync.toml", cfg, {});
+    EXPECT_EQ(
+        t.out,
+        "sync.toml: ok\n"
+        "  ehr ecw              https://fhir.example.org/r4 profile=eclinicalworks patients=0 every 21600s, "
+        "600 requests/min\n"
+        "    bulk Group/registry-7/$export client=backend-1 key=/etc/headachemd/ecw-bulk-key.pem "
+        "kid=k-2026 alg=RS384\n"
+        "    bulk _type=Patient,Condition scope=\"system/Patient.read system/Condition.read "
+        "system/Group.read\"\n"
+        "    bulk every 86400s, _since overlap 300s, deadline 259200s, Retry-After at most 3600s, lines up "
+        "to 8388608 bytes\n");
+    cfg.ehrs[0].bulk->level = cf::bulk_level::system;
+    cfg.ehrs[0].bulk->key_id = "k\n1";
+    const auto sys = sy::render_config_check("sync.toml", cfg, {});
+    EXPECT_NE(sys.out.find("    bulk $export client=backend-1"), std::string::npos) << sys.out;
+    EXPECT_NE(sys.out.find("kid=k\\n1 "), std::string::npos) << sys.out;
+}
+
+// A bulk key that is missing is a note; one of the wrong type for its
+// `algorithm` is an error naming the EHR and the fix.
+TEST(ConfigCheckReport, TheBulkKeyIsCheckedAgainstItsAlgorithm) {
+    namespace fs = std::filesystem;
+    headachemd::test::temp_dir dir;
+    const auto write_key = [&](const char* name, headachemd::smart::jws_alg alg) {
+        const auto path = dir / name;
+        std::ofstream(path) << headachemd::smart::signing_key::generate(alg, 2048).private_pem();
+        fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+        return path;
+    };
+    cf::config cfg = two_ehrs();
+    cfg.ehrs.resize(1);
+    cfg.ehrs[0].bulk = ecw_bulk();
+    cfg.ehrs[0].bulk->private_key_file = dir / "absent.pem";
+    auto report = sy::check_secret_files(cfg, "");
+    EXPECT_TRUE(report.errors.empty());
+    ASSERT_EQ(report.notes.size(), 1u);
+    EXPECT_NE(report.notes[0].find("bulk private key file"), std::string::npos) << report.notes[0];
+
+    cfg.ehrs[0].bulk->private_key_file = write_key("rsa.pem", headachemd::smart::jws_alg::rs384);
+    report = sy::check_secret_files(cfg, "");
+    EXPECT_TRUE(report.errors.empty()) << report.errors[0];
+
+    cfg.ehrs[0].bulk->private_key_file = write_key("ec.pem", headachemd::smart::jws_alg::es384);
+    report = sy::check_secret_files(cfg, "");
+    ASSERT_EQ(report.errors.size(), 1u);
+    EXPECT_NE(report.errors[0].find("[[ehr]] \"ecw\" [ehr.bulk]: the private key file"), std::string::npos)
+        << report.errors[0];
+    EXPECT_NE(report.errors[0].find("signs ES384, but algorithm = \"RS384\""), std::string::npos)
+        << report.errors[0];
 }
 
 }  // namespace
