@@ -24,12 +24,13 @@
 //   file URL on another origin is requested without it (Oracle Health sends
 //   file URLs on another host), and files only when requiresAccessToken.
 //
-// What is persisted is bulk_job_record, a plain struct (the store table
-// comes later; the schema is sketched in docs/dev/architecture.md). The
-// shell writes it when told (`persist`), and in the same transaction as a
-// file's rows (`apply`: mark that file applied) and as the cursor
-// (`store_since`: mark since_stored), so a crash between the two cannot
-// apply a file twice or lose one.
+// What is persisted is bulk_job_record, a plain struct, kept in vault.db by
+// sync/bulk_store. The shell writes it when told (`persist`), marks a file
+// applied after that file's rows have committed (`apply`; the rows are in
+// headache.db, so the two are ordered rather than one transaction, and a
+// crash in between re-applies one file, which upserts make harmless: see
+// bulk_store.hpp), and stores the cursor with since_stored in one
+// transaction (`store_since`).
 //
 // What no machine can close: a crash after the server accepted the kick-off
 // and before the record was written leaves an export the next job cannot
@@ -134,7 +135,7 @@ struct bulk_action {
         persist,       // write record() durably, then report persisted
         poll,          // GET url (the status URL) at or after `at`
         download,      // GET url (file `file`) at or after `at`
-        apply,         // apply file `file`; mark it applied in the same transaction
+        apply,         // apply file `file`, then mark it applied (order: bulk_store.hpp)
         store_since,   // store `since` as the next _since; mark since_stored in the same transaction
         release,       // DELETE url (the status URL) at or after `at`
         done,
