@@ -211,7 +211,9 @@ outcome run_case(const sof_case& c) {
     const auto& view = std::get<v::view>(compiled);
     std::vector<std::string> got;
     for (element res : root["resources"].get_array()) {
-        auto r = v::evaluate(view, res, file.source.get());
+        v::eval_options options;
+        options.source = file.source.get();
+        auto r = v::evaluate(view, res, options);
         if (r.error) {
             return {expect_error, "evaluate failed: " + describe(*r.error)};
         }

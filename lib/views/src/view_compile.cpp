@@ -373,11 +373,23 @@ private:
 }  // namespace
 
 compile_result compile(std::string_view view_definition_json) {
+    return compile(view_definition_json, compile_options{});
+}
+
+compile_result compile(std::string_view view_definition_json, const compile_options& options) {
+    view v;
     try {
-        return compiler().run(view_definition_json);
+        v = compiler().run(view_definition_json);
     } catch (const refusal& r) {
         return r.error;
     }
+    // After the structural checks, so a malformed definition is reported
+    // as such rather than as a privacy refusal.
+    if (auto refused = detail::check_privacy(v.resource(), view_access::where(v), *view_access::root(v),
+                                             options.identifiers)) {
+        return *refused;
+    }
+    return v;
 }
 
 }  // namespace headachemd::views

@@ -53,8 +53,8 @@ cell to_cell(const scalar& s) {
 
 class runner {
 public:
-    runner(const view& plan, element resource, const source_text* source)
-        : constants_(view_access::constants(plan)), source_(source) {
+    runner(const view& plan, element resource, const eval_options& options)
+        : constants_(view_access::constants(plan)), options_(options) {
         // SQL on FHIR v2: %resource and %rootResource are the resource the
         // row comes from (they differ only for contained resources, which
         // a view never starts from).
@@ -68,7 +68,7 @@ public:
         // %rowIndex: the 0-based position of the focus in its forEach,
         // forEachOrNull or repeat; 0 outside any (row_index.json).
         constants_["rowIndex"] = collection{item{row_index}};
-        auto r = evaluate(*e.ast, focus ? collection{*focus} : collection{}, constants_, source_);
+        auto r = evaluate(*e.ast, focus ? collection{*focus} : collection{}, constants_, options_.source);
         if (r.error) throw stop{view_error{e.json_path, r.error->offset, r.error->message}};
         return std::move(r.value);
     }
@@ -111,7 +111,7 @@ public:
     bool keep(const view& plan, element resource) {
         for (const auto& [path, ast] : view_access::where(plan)) {
             constants_["rowIndex"] = collection{item{std::int64_t{0}}};
-            auto r = evaluate(*ast, collection{item{resource}}, constants_, source_);
+            auto r = evaluate(*ast, collection{item{resource}}, constants_, options_.source);
             if (r.error) throw stop{view_error{path, r.error->offset, r.error->message}};
             // ViewDefinition.where: "the FHIRPath expression must evaluate
             // to a boolean"; empty counts as false. Anything else is an
@@ -182,6 +182,7 @@ private:
 
     cell value_of(const detail::column_plan& c, const std::optional<item>& focus, std::int64_t index) {
         collection v = eval(c.path, focus, index);
+        if (c.patient_key) pseudonymize(c, v);
         if (c.collection) {
             std::vector<scalar> list;
             for (const auto& x : v) list.push_back(to_scalar(x));
@@ -197,6 +198,23 @@ private:
         return to_cell(to_scalar(v[0]));
     }
 
+    // Under privacy::none a key column's "Patient/<id>" becomes the
+    // patient_key (issue 16 item 4), the same pseudonym the normalized
+    // tables carry, so a view joins to them and never shows the FHIR id.
+    void pseudonymize(const detail::column_plan& c, collection& v) {
+        constexpr std::string_view prefix = "Patient/";
+        for (auto& x : v) {
+            auto* key = std::get_if<std::string>(&x);
+            if (!key || !key->starts_with(prefix)) continue;
+            if (!options_.map_patient_key) {
+                throw stop{view_error{c.path.json_path, std::nullopt,
+                                      "a Patient key under [privacy] identifiers = \"none\" needs the "
+                                      "patient_key mapping, and none was given"}};
+            }
+            *key = options_.map_patient_key(std::string_view(*key).substr(prefix.size()));
+        }
+    }
+
     template <class T>
     void add(const std::vector<T>& v, std::size_t more) {
         if (v.size() + more > max_rows_per_resource) {
@@ -207,17 +225,17 @@ private:
     }
 
     constant_map constants_;
-    const source_text* source_;
+    const eval_options& options_;
 };
 
 }  // namespace
 
-eval_rows evaluate(const view& plan, element resource, const source_text* source) {
+eval_rows evaluate(const view& plan, element resource, const eval_options& options) {
     eval_rows out;
     std::string_view type;
     if (resource["resourceType"].get(type) != simdjson::SUCCESS || type != plan.resource()) return out;
     try {
-        runner r(plan, resource, source);
+        runner r(plan, resource, options);
         if (!r.keep(plan, resource)) return out;
         out.rows = r.rows(view_access::root(plan), item{resource}, 0);
     } catch (const stop& s) {

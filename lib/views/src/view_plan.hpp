@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,9 @@ struct expression {
 struct column_plan {
     expression path;
     bool collection = false;
+    // The path is getResourceKey()/getReferenceKey() under privacy::none:
+    // its "Patient/<id>" values become patient_keys (eval_options).
+    bool patient_key = false;
 };
 
 struct select_plan {
@@ -35,6 +39,12 @@ struct select_plan {
     std::vector<select_plan> union_all;
     std::size_t width = 0;  // output columns of this select, nested ones included
 };
+
+// The privacy walk (view_privacy.cpp): the first refusal, if any. Under
+// privacy::none it marks the key columns (column_plan::patient_key).
+std::optional<view_error> check_privacy(
+    const std::string& resource, const std::vector<std::pair<std::string, std::unique_ptr<node>>>& where,
+    select_plan& root_plan, privacy rule);
 
 }  // namespace detail
 

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -90,6 +91,31 @@ using compile_result = std::variant<view, compile_error>;
 // max_select_depth; and members the specification does not define.
 compile_result compile(std::string_view view_definition_json);
 
+// The identifier rule a definition is checked against (issue 16 item 4; the
+// config's `[privacy] identifiers`, docs/admin/security.md "Privacy").
+// - off: no check (the official suite, which selects names, runs so).
+// - minimal: nothing that names, locates or contacts a patient (name,
+//   address, telecom, identifier, photo, contact, birthDate, free text);
+//   the FHIR patient id (Patient.id, Reference.reference, the keys as
+//   "Patient/<id>") is allowed, as the analytics tables allow it.
+// - none: as minimal, and no FHIR patient id either: Patient.id and
+//   Reference.reference are refused, and getResourceKey() /
+//   getReferenceKey() may appear only as the whole of a column path, whose
+//   "Patient/<id>" values evaluate() replaces with the patient_key.
+// Identity resources (Patient, RelatedPerson, Person) are checked against an
+// allow-list of elements; every other resource against a deny-list of the
+// places where a patient's identity is written (lib/views/src/view_privacy.cpp).
+enum class privacy { off, minimal, none };
+
+struct compile_options {
+    privacy identifiers = privacy::off;
+};
+
+// compile() with the privacy check: a definition that could reach a
+// forbidden element is refused with the JSON path and the offset of the
+// expression that reaches it.
+compile_result compile(std::string_view view_definition_json, const compile_options& options);
+
 // Limits that keep a hostile resource or definition from exhausting the stack or memory.
 inline constexpr std::size_t max_select_depth = 32;  // levels of nested select/unionAll in a definition
 inline constexpr std::size_t max_repeat_depth = 64;  // levels of `repeat` recursion
@@ -105,10 +131,25 @@ struct eval_rows {
 // when a `where` path yields something other than a boolean, when a column
 // without collection=true yields more than one value, when an expression
 // fails, or when a limit above is exceeded. The resource's DOM need only
-// live for the call: cells own their values. `source`, when given, is the
-// text the resource's document was parsed from (see source_text): without
-// it, lowBoundary()/highBoundary() refuse a non-integer decimal, because
-// the DOM's double has lost the precision the text carries.
-eval_rows evaluate(const view& plan, simdjson::dom::element resource, const source_text* source = nullptr);
+// live for the call: cells own their values.
+
+// FHIR Patient id -> patient_key (the caller's pseudonym: ingest uses
+// store::patient_key_for(key, source, id)). Views stay free of the vault.
+using key_mapper = std::function<std::string(std::string_view fhir_patient_id)>;
+
+struct eval_options {
+    // Required for a view compiled under privacy::none that has key
+    // columns: each "Patient/<id>" key value is replaced by
+    // map_patient_key(<id>). evaluate() fails (never leaks the id) when it
+    // is needed and absent. Ignored for other views.
+    key_mapper map_patient_key;
+    // The text the resource's document was parsed from (see source_text).
+    // Without it, lowBoundary()/highBoundary() refuse a non-integer
+    // decimal, because the DOM's double has lost the precision its text
+    // carries (1.0 gives 0.95, 1 gives 0.5).
+    const source_text* source = nullptr;
+};
+
+eval_rows evaluate(const view& plan, simdjson::dom::element resource, const eval_options& options = {});
 
 }  // namespace headachemd::views

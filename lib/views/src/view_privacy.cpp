@@ -1,0 +1,302 @@
+// The privacy check of compile() (issue 16 item 4; docs/admin/security.md
+// "Privacy"): a definition is walked, expression by expression, over the
+// parsed FHIRPath, tracking which elements each expression can reach from
+// the resource root (through forEach, repeat, where, ofType, indexers,
+// unions, %resource). Anything that could reach a patient's identity is
+// refused at compile time, with the JSON path and the offset of the node.
+//
+// Why a walk over the AST and not a text match: `name` can be reached as
+// `%resource.name`, `Patient.name`, `where(name.exists())`, a forEach over
+// `name` then `$this`, `contained.ofType(Patient)`, `name[0]`, and a `where`
+// that tests `name.family = 'Smith'` leaks as much as a column does.
+//
+// Identity resources (Patient, RelatedPerson, Person: each describes a
+// patient or someone whose identity leads to the patient, HIPAA Safe Harbor
+// §164.514(b)(2) "of the individual or of relatives ... or household
+// members") get an ALLOW-list: only the elements listed below, by full path.
+// Every other resource gets a DENY-list of the places a patient's identity
+// is written (contained resources, narrative, references, free-text notes,
+// identifiers, human names, addresses, telecoms). Functions the walk does not
+// know are refused outright, so a FHIRPath function added later
+// (descendants(), children(), repeat(), select()) is refused until this file
+// says what it can reach.
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "view_plan.hpp"
+
+namespace headachemd::views::detail {
+namespace {
+
+using positions = std::set<std::string, std::less<>>;
+// A value the expression computed (a literal, a comparison, join()'s text,
+// a key): not a JSON node, so navigating from it reaches nothing.
+constexpr std::string_view computed = "#";
+// The resource itself.
+constexpr std::string_view root = "";
+
+// The allow-lists, as paths from the resource root. `deceased` is listed
+// because ofType(boolean) on it is tried as `deceased` too; no FHIR JSON
+// has that key, so it reaches nothing.
+constexpr std::array patient_allowed{"gender", "active", "deceased", "deceasedBoolean"};
+constexpr std::array related_person_allowed{
+    "gender",
+    "active",
+    "patient",  // only as its getReferenceKey(): .reference is not listed
+    "relationship",
+    "relationship.coding",
+    "relationship.coding.system",
+    "relationship.coding.code",
+    "relationship.coding.display",
+    "relationship.text"};
+constexpr std::array person_allowed{"gender", "active"};
+
+// Element names refused on every resource type: they hold (or, for
+// contained/resource, can hold a whole) patient identity. `identifier` is
+// refused everywhere because a Reference.identifier is often the MRN.
+// `note` is clinicians' free text, which names people.
+constexpr std::array denied_everywhere{"contained", "resource", "identifier", "name",      "address",
+                                       "telecom",   "photo",    "contact",    "birthDate", "note"};
+// Coding-typed elements whose `display` is a code's text; every other
+// `display` is taken to be Reference.display, which is often the patient's name.
+constexpr std::array coding_parents{"coding", "valueCoding", "class"};
+
+template <std::size_t N>
+bool listed(const std::array<const char*, N>& list, std::string_view s) {
+    return std::any_of(list.begin(), list.end(), [&](const char* x) { return s == std::string_view(x); });
+}
+
+struct refusal {
+    view_error error;
+};
+
+class walker {
+public:
+    walker(const std::string& resource, privacy rule) : resource_(resource), rule_(rule) {
+        identity_ = resource == "Patient" || resource == "RelatedPerson" || resource == "Person";
+    }
+
+    // An expression in `json_path`, seen from `focus`. `key_allowed`: the
+    // expression is a whole column path, where a key function may be the
+    // outermost node. Returns what it can reach.
+    positions expression(const node& n, const positions& focus, const std::string& json_path,
+                         bool key_allowed) {
+        path_ = &json_path;
+        if (key_allowed && is_key_function(n)) {
+            if (n.children[0]) walk(*n.children[0], focus);
+            return {std::string(computed)};
+        }
+        return walk(n, focus);
+    }
+
+private:
+    static bool is_key_function(const node& n) {
+        return n.kind == node_kind::function && (n.text == "getResourceKey" || n.text == "getReferenceKey");
+    }
+
+    [[noreturn]] void refuse(const node& n, const std::string& why) const {
+        const char* level = rule_ == privacy::none ? "none" : "minimal";
+        throw refusal{
+            view_error{*path_, n.offset, why + " (refused under [privacy] identifiers = \"" + level + "\")"}};
+    }
+
+    positions walk(const node& n, const positions& focus) {
+        switch (n.kind) {
+            case node_kind::this_ref:
+                return focus;
+            case node_kind::constant_ref:
+                if (n.text == "resource" || n.text == "rootResource") return {std::string(root)};
+                return {std::string(computed)};
+            case node_kind::member:
+                return member(n, n.children[0] ? walk(*n.children[0], focus) : focus, n.text);
+            case node_kind::indexer:
+                walk(*n.children[1], focus);
+                return walk(*n.children[0], focus);
+            case node_kind::unary_minus:
+                walk(*n.children[0], focus);
+                return {std::string(computed)};
+            case node_kind::binary: {
+                auto l = walk(*n.children[0], focus);
+                auto r = walk(*n.children[1], focus);
+                if (n.text != "|") return {std::string(computed)};
+                l.insert(r.begin(), r.end());
+                return l;
+            }
+            case node_kind::function:
+                return function(n, focus);
+            case node_kind::string_literal:
+            case node_kind::integer_literal:
+            case node_kind::decimal_literal:
+            case node_kind::boolean_literal:
+            case node_kind::date_literal:
+            case node_kind::empty_literal:
+                return {std::string(computed)};
+        }
+        refuse(n, "an expression the privacy check does not know");
+    }
+
+    positions function(const node& n, const positions& focus) {
+        const std::string& f = n.text;
+        if (f == "ofType") {
+            // value.ofType(T) reads the choice element valueT, and falls
+            // back to `value` itself: both are checked.
+            const node* target = n.children[0].get();
+            if (target && target->kind == node_kind::member) {
+                positions base = target->children[0] ? walk(*target->children[0], focus) : focus;
+                positions out = member(*target, base, target->text);
+                const node& type = *n.children[1];
+                std::string choice = target->text + type.text;
+                choice[target->text.size()] =
+                    static_cast<char>(std::toupper(static_cast<unsigned char>(choice[target->text.size()])));
+                auto more = member(type, base, choice);
+                out.insert(more.begin(), more.end());
+                return out;
+            }
+            return target ? walk(*target, focus) : focus;
+        }
+        positions in = n.children[0] ? walk(*n.children[0], focus) : focus;
+        if (f == "where" || f == "exists") {
+            // The criteria see each item of the input, and what they test
+            // leaks even though it is not output.
+            if (n.children.size() == 2) walk(*n.children[1], in);
+            return f == "where" ? in : positions{std::string(computed)};
+        }
+        if (f == "first") return in;
+        if (f == "empty" || f == "not") return {std::string(computed)};
+        if (f == "join") {
+            if (n.children.size() == 2) walk(*n.children[1], focus);
+            return {std::string(computed)};
+        }
+        if (f == "extension") {
+            walk(*n.children[1], focus);
+            return member(n, in, "extension");
+        }
+        if (f == "getResourceKey" || f == "getReferenceKey") {
+            // Under none a key gives the FHIR id unless evaluate() maps it,
+            // and it maps only a whole column's values: a key compared in
+            // a where or fed to forEach would test or leak the raw id.
+            if (rule_ == privacy::none)
+                refuse(n, f + "() may only be a whole column path, where it gives the patient_key");
+            return {std::string(computed)};
+        }
+        refuse(n, "function " + f + "() is not known to the privacy check, so what it reaches is unknown");
+    }
+
+    positions member(const node& n, const positions& in, const std::string& raw) {
+        // `_birthDate` holds the extensions of birthDate (FHIR JSON
+        // "Primitive types"): it is governed by the same rule.
+        std::string name = raw.starts_with('_') ? raw.substr(1) : raw;
+        positions out;
+        for (const auto& p : in) {
+            if (p == computed) continue;  // not a JSON node: reaches nothing
+            if (!name.empty() && std::isupper(static_cast<unsigned char>(name[0])) != 0) {
+                // `Patient.gender`: the resource itself when it is of that
+                // type. Any other type name can only reach a contained or
+                // bundled resource, which can be a Patient.
+                if (p == root && name == resource_) {
+                    out.insert(std::string(root));
+                    continue;
+                }
+                refuse(n, "'" + raw + "' can reach a resource inside the resource");
+            }
+            out.insert(identity_ ? allowed_child(n, p, name, raw) : denied_child(n, p, name, raw));
+        }
+        return out;
+    }
+
+    std::string allowed_child(const node& n, const std::string& parent, const std::string& name,
+                              const std::string& raw) const {
+        std::string path = parent.empty() ? name : parent + "." + name;
+        bool ok = false;
+        if (resource_ == "Patient") ok = listed(patient_allowed, path);
+        if (resource_ == "RelatedPerson") ok = listed(related_person_allowed, path);
+        if (resource_ == "Person") ok = listed(person_allowed, path);
+        // minimal keeps the FHIR ids (config.hpp identifier_policy).
+        if (rule_ == privacy::minimal && (path == "id" || path == "patient.reference")) ok = true;
+        if (!ok) {
+            refuse(n, "'" + (parent.empty() ? raw : parent + "." + raw) + "' of a " + resource_ +
+                          " is not on the list of elements that do not identify a patient");
+        }
+        return path;
+    }
+
+    std::string denied_child(const node& n, const std::string& parent, const std::string& name,
+                             const std::string& raw) const {
+        if (listed(denied_everywhere, name)) refuse(n, "'" + raw + "' can identify a patient");
+        // Narrative (DomainResource.text, Composition.section.text) is
+        // generated from the resource and names the patient.
+        if (name == "text" && (parent == root || parent == "section"))
+            refuse(n, "'" + raw + "' is the narrative, which names the patient");
+        if (name == "display" && !listed(coding_parents, parent))
+            refuse(n, "'" + raw + "' of a reference is often the patient's name");
+        if (rule_ == privacy::none && name == "reference")
+            refuse(n, "'" + raw + "' holds the FHIR patient id; getReferenceKey() gives the patient_key");
+        return name;
+    }
+
+    const std::string& resource_;
+    privacy rule_;
+    bool identity_ = false;
+    const std::string* path_ = nullptr;
+};
+
+// A select's columns and nested selects see the foci of its iteration.
+void check_select(walker& w, select_plan& s, const positions& focus, privacy rule) {
+    positions here = focus;
+    switch (s.kind) {
+        case iteration::none:
+            break;
+        case iteration::for_each:
+        case iteration::for_each_or_null:
+            here = w.expression(*s.iterate.ast, focus, s.iterate.json_path, false);
+            break;
+        case iteration::repeat: {
+            // The foci are everything the paths reach, applied again and
+            // again: iterate to a fixpoint (the set of positions is finite,
+            // bounded by the names in the definition).
+            positions reached;
+            positions frontier = focus;
+            while (!frontier.empty()) {
+                positions next;
+                for (const auto& e : s.repeat) {
+                    for (const auto& p : w.expression(*e.ast, frontier, e.json_path, false)) {
+                        if (reached.insert(p).second) next.insert(p);
+                    }
+                }
+                frontier = std::move(next);
+            }
+            here = std::move(reached);
+            break;
+        }
+    }
+    for (auto& c : s.columns) {
+        w.expression(*c.path.ast, here, c.path.json_path, rule == privacy::none);
+        c.patient_key = rule == privacy::none && c.path.ast->kind == node_kind::function &&
+                        (c.path.ast->text == "getResourceKey" || c.path.ast->text == "getReferenceKey");
+    }
+    for (auto& sub : s.selects) check_select(w, sub, here, rule);
+    for (auto& sub : s.union_all) check_select(w, sub, here, rule);
+}
+
+}  // namespace
+
+std::optional<view_error> check_privacy(
+    const std::string& resource, const std::vector<std::pair<std::string, std::unique_ptr<node>>>& where,
+    select_plan& root_plan, privacy rule) {
+    if (rule == privacy::off) return std::nullopt;
+    try {
+        walker w(resource, rule);
+        const positions start{std::string(root)};
+        for (const auto& [path, ast] : where) w.expression(*ast, start, path, false);
+        check_select(w, root_plan, start, rule);
+    } catch (const refusal& r) {
+        return r.error;
+    }
+    return std::nullopt;
+}
+
+}  // namespace headachemd::views::detail
