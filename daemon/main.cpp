@@ -14,6 +14,7 @@
 #include "sync_commands.hpp"
 #include "unenroll_command.hpp"
 #include "vault_commands.hpp"
+#include "view_command.hpp"
 
 int main(int argc, char** argv) {
 #if defined(HEADACHEMD_REQUIRES_X86_64_V3)
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
     headachemd::daemon::add_report_command(app, &exit_code);
     headachemd::daemon::add_audit_command(app, &exit_code);
     headachemd::daemon::add_unenroll_command(app, &exit_code);
+    headachemd::daemon::add_view_commands(app, &exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
