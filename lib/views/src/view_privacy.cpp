@@ -65,6 +65,14 @@ constexpr std::array denied_everywhere{"contained", "resource", "identifier", "n
 // `display` is taken to be Reference.display, which is often the patient's name.
 constexpr std::array coding_parents{"coding", "valueCoding", "class"};
 
+// Choice elements ([x]) of the data types that identify a person:
+// `extension.value.ofType(HumanName)` reads valueHumanName.
+constexpr std::array denied_type_suffixes{"HumanName", "Address", "ContactPoint", "Identifier"};
+
+// The binary operators the parser makes (FHIRPath §"Operations").
+constexpr std::array value_operators{"|", "and", "or", "xor", "implies", "=", "!=",  "<",   "<=",
+                                     ">", ">=",  "+",  "-",   "*",       "/", "div", "mod", "&"};
+
 template <std::size_t N>
 bool listed(const std::array<const char*, N>& list, std::string_view s) {
     return std::any_of(list.begin(), list.end(), [&](const char* x) { return s == std::string_view(x); });
@@ -120,6 +128,11 @@ private:
                 walk(*n.children[0], focus);
                 return {std::string(computed)};
             case node_kind::binary: {
+                // Only operators whose result is a computed value (or, for
+                // `|`, its operands). A type operator added later (`as`)
+                // passes an element through and must be taught here first.
+                if (!listed(value_operators, n.text))
+                    refuse(n, "operator '" + n.text + "' is not known to the privacy check");
                 auto l = walk(*n.children[0], focus);
                 auto r = walk(*n.children[1], focus);
                 if (n.text != "|") return {std::string(computed)};
@@ -226,7 +239,10 @@ private:
 
     std::string denied_child(const node& n, const std::string& parent, const std::string& name,
                              const std::string& raw) const {
-        if (listed(denied_everywhere, name)) refuse(n, "'" + raw + "' can identify a patient");
+        if (listed(denied_everywhere, name) ||
+            std::any_of(denied_type_suffixes.begin(), denied_type_suffixes.end(),
+                        [&](const char* t) { return name.ends_with(t); }))
+            refuse(n, "'" + raw + "' can identify a patient");
         // Narrative (DomainResource.text, Composition.section.text) is
         // generated from the resource and names the patient.
         if (name == "text" && (parent == root || parent == "section"))

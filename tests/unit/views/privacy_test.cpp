@@ -161,6 +161,11 @@ INSTANTIATE_TEST_SUITE_P(
                      R"({"resource":"Encounter","select":[{"forEach":"participant.individual",)"
                      R"("column":[{"name":"d","path":"display"}]}]})",
                      "select[0].column[0].path", 0},
+        refused_case{"extension_human_name",
+                     column_view("Observation", "extension('http://x').value.ofType(HumanName).family"),
+                     col.c_str(), 35},
+        refused_case{"extension_address_choice", column_view("Encounter", "extension.valueAddress.city"),
+                     col.c_str(), 10},
         // minimal allows the FHIR id but still no names.
         refused_case{"minimal_patient_name", column_view("Patient", "name.family"), col.c_str(), 0,
                      v::privacy::minimal},
