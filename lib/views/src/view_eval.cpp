@@ -183,6 +183,16 @@ private:
     cell value_of(const detail::column_plan& c, const std::optional<item>& focus, std::int64_t index) {
         collection v = eval(c.path, focus, index);
         if (c.patient_key) pseudonymize(c, v);
+        if (c.primitives_only) {
+            for (const auto& x : v) {
+                const auto* e = std::get_if<element>(&x);
+                if (e && (e->is_object() || e->is_array())) {
+                    throw stop{view_error{c.path.json_path, std::nullopt,
+                                          "a complex element cannot be a column under [privacy] identifiers; "
+                                          "select its primitive parts"}};
+                }
+            }
+        }
         if (c.collection) {
             std::vector<scalar> list;
             for (const auto& x : v) list.push_back(to_scalar(x));

@@ -28,6 +28,9 @@ struct column_plan {
     // The path is getResourceKey()/getReferenceKey() under privacy::none:
     // its "Patient/<id>" values become patient_keys (eval_options).
     bool patient_key = false;
+    // Compiled under a privacy rule: a complex element (a JSON object)
+    // is an error rather than a cell, since it may hold an identity.
+    bool primitives_only = false;
 };
 
 struct select_plan {

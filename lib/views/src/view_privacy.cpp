@@ -101,6 +101,11 @@ public:
         return walk(n, focus);
     }
 
+    [[noreturn]] void refuse_output(const node& n, const std::string& json_path) {
+        path_ = &json_path;
+        refuse(n, "a column may not output the whole resource");
+    }
+
 private:
     static bool is_key_function(const node& n) {
         return n.kind == node_kind::function && (n.text == "getResourceKey" || n.text == "getReferenceKey");
@@ -290,7 +295,14 @@ void check_select(walker& w, select_plan& s, const positions& focus, privacy rul
         }
     }
     for (auto& c : s.columns) {
-        w.expression(*c.path.ast, here, c.path.json_path, rule == privacy::none);
+        auto out = w.expression(*c.path.ast, here, c.path.json_path, rule == privacy::none);
+        // `$this` or `%resource` as a column prints the whole resource,
+        // names and all, without naming a single element.
+        if (out.contains(root)) w.refuse_output(*c.path.ast, c.path.json_path);
+        // Any other complex element may hold an identity too (a Reference
+        // holds display and reference): evaluate() refuses a JSON object in
+        // such a column, since the walk does not know the element's type.
+        c.primitives_only = true;
         c.patient_key = rule == privacy::none && c.path.ast->kind == node_kind::function &&
                         (c.path.ast->text == "getResourceKey" || c.path.ast->text == "getReferenceKey");
     }

@@ -166,6 +166,10 @@ INSTANTIATE_TEST_SUITE_P(
                      col.c_str(), 35},
         refused_case{"extension_address_choice", column_view("Encounter", "extension.valueAddress.city"),
                      col.c_str(), 10},
+        refused_case{"this_is_the_whole_resource", column_view("Patient", "$this"), col.c_str(), 0},
+        refused_case{"resource_variable_whole", column_view("Observation", "%resource"), col.c_str(), 0},
+        refused_case{"where_first_whole", column_view("Observation", "where(status = 'final').first()"),
+                     col.c_str(), 24},
         // minimal allows the FHIR id but still no names.
         refused_case{"minimal_patient_name", column_view("Patient", "name.family"), col.c_str(), 0,
                      v::privacy::minimal},
@@ -266,6 +270,23 @@ TEST(view_privacy, keys_give_the_patient_key_under_none) {
     auto p = v::evaluate(patient_view, patient.root, opts);
     ASSERT_FALSE(p.error) << p.error->message;
     EXPECT_EQ(cell_text(p.rows.at(0).at(0)), "pk-p-77");
+}
+
+// A complex element could hold anything (a Reference's display is often
+// the patient's name), and the walk does not know element types: it is an
+// error at evaluation, under every privacy rule, and a cell without one.
+TEST(view_privacy, a_complex_element_is_refused_at_evaluation) {
+    const std::string def = column_view("Observation", "subject");
+    parsed obs(R"({"resourceType":"Observation","subject":{"reference":"Patient/1","display":"Jane Doe"}})");
+    for (auto rule : {v::privacy::none, v::privacy::minimal}) {
+        auto r = v::evaluate(compiled(def, rule), obs.root);
+        ASSERT_TRUE(r.error.has_value());
+        EXPECT_EQ(r.error->json_path, "select[0].column[0].path");
+        EXPECT_TRUE(r.rows.empty());
+    }
+    auto off = v::evaluate(compiled(def, v::privacy::off), obs.root);
+    ASSERT_FALSE(off.error.has_value());
+    EXPECT_EQ(off.rows.size(), 1u);
 }
 
 TEST(view_privacy, a_key_under_none_without_a_mapping_fails_rather_than_leak_the_id) {
