@@ -59,8 +59,11 @@ constexpr std::array person_allowed{"gender", "active"};
 // contained/resource, can hold a whole) patient identity. `identifier` is
 // refused everywhere because a Reference.identifier is often the MRN.
 // `note` is clinicians' free text, which names people.
-constexpr std::array denied_everywhere{"contained", "resource", "identifier", "name",      "address",
-                                       "telecom",   "photo",    "contact",    "birthDate", "note"};
+// Attachments (attachment, presentedForm, data) embed whole documents;
+// Coverage.subscriberId is a health plan member number (Safe Harbor (b)(2)(i)(I)).
+constexpr std::array denied_everywhere{"contained",  "resource",      "identifier", "name",        "address",
+                                       "telecom",    "photo",         "contact",    "birthDate",   "note",
+                                       "attachment", "presentedForm", "data",       "subscriberId"};
 // Coding-typed elements whose `display` is a code's text; every other
 // `display` is taken to be Reference.display, which is often the patient's name.
 constexpr std::array coding_parents{"coding", "valueCoding", "class"};
@@ -316,6 +319,14 @@ std::optional<view_error> check_privacy(
     const std::string& resource, const std::vector<std::pair<std::string, std::unique_ptr<node>>>& where,
     select_plan& root_plan, privacy rule) {
     if (rule == privacy::off) return std::nullopt;
+    // A Bundle or Parameters wraps other resources, Patients included, and
+    // its fullUrl and request.url name them by FHIR id.
+    if (resource == "Bundle" || resource == "Parameters") {
+        return view_error{"resource", std::nullopt,
+                          "a view over " + resource +
+                              " reaches the resources inside it; refused under a "
+                              "[privacy] identifiers rule"};
+    }
     try {
         walker w(resource, rule);
         const positions start{std::string(root)};

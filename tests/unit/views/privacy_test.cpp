@@ -155,8 +155,9 @@ INSTANTIATE_TEST_SUITE_P(
         refused_case{"observation_subject_identifier", column_view("Observation", "subject.identifier.value"),
                      col.c_str(), 8},
         refused_case{"observation_note", column_view("Observation", "note.text"), col.c_str(), 0},
-        refused_case{"bundle_entry_resource", column_view("Bundle", "entry.resource.name.family"),
-                     col.c_str(), 6},
+        refused_case{"document_attachment", column_view("DocumentReference", "content.attachment.data"),
+                     col.c_str(), 8},
+        refused_case{"coverage_member_number", column_view("Coverage", "subscriberId"), col.c_str(), 0},
         refused_case{"encounter_display_via_for_each",
                      R"({"resource":"Encounter","select":[{"forEach":"participant.individual",)"
                      R"("column":[{"name":"d","path":"display"}]}]})",
@@ -209,6 +210,16 @@ TEST(view_privacy, allows_what_does_not_identify) {
         auto e = refusal(column_view(resource, path), v::privacy::none);
         EXPECT_FALSE(e.has_value()) << resource << " " << path << ": " << (e ? e->message : "");
     }
+}
+
+TEST(view_privacy, a_view_over_a_bundle_is_refused) {
+    // entry.fullUrl names the patient by FHIR id without any denied element.
+    for (auto rule : {v::privacy::none, v::privacy::minimal}) {
+        auto e = refusal(column_view("Bundle", "entry.fullUrl"), rule);
+        ASSERT_TRUE(e.has_value());
+        EXPECT_EQ(e->json_path, "resource");
+    }
+    EXPECT_FALSE(refusal(column_view("Bundle", "entry.fullUrl"), v::privacy::off).has_value());
 }
 
 TEST(view_privacy, minimal_allows_the_fhir_id) {
