@@ -92,7 +92,10 @@ private:
         simdjson::dom::element root;
         if (auto err = parser_.parse(text).get(root))
             return problem(p.string(), simdjson::error_message(err));
-        resource(root, p.string());
+        // The text beside the DOM: decimals keep their written precision
+        // for lowBoundary()/highBoundary() (1.0 gives 0.95).
+        const v::source_text source(root, std::string_view(text.data(), text.size()));
+        resource(root, p.string(), source);
     }
 
     void ndjson(const fs::path& p) {
@@ -107,27 +110,30 @@ private:
                 problem(where, simdjson::error_message(err));
                 continue;
             }
-            resource(root, where);
+            const v::source_text source(root, line);
+            resource(root, where, source);
         }
     }
 
     // A resource, or a Bundle's entries (FHIR R4 Bundle.entry.resource):
     // a view over Observation finds the Observations of a patient bundle.
-    void resource(simdjson::dom::element r, const std::string& where) {
-        rows(r, where);
+    void resource(simdjson::dom::element r, const std::string& where, const v::source_text& source) {
+        rows(r, where, source);
         std::string_view type;
         simdjson::dom::array entries;
         if (r["resourceType"].get(type) || type != "Bundle" || r["entry"].get(entries)) return;
         std::size_t i = 0;
         for (auto e : entries) {
             simdjson::dom::element inner;
-            if (!e["resource"].get(inner)) rows(inner, fmt::format("{} entry[{}]", where, i));
+            if (!e["resource"].get(inner)) rows(inner, fmt::format("{} entry[{}]", where, i), source);
             ++i;
         }
     }
 
-    void rows(simdjson::dom::element r, const std::string& where) {
+    void rows(simdjson::dom::element r, const std::string& where, const v::source_text& source) {
+        opts_.source = &source;
         auto out = v::evaluate(plan_, r, opts_);
+        opts_.source = nullptr;
         if (out.error) {
             // The message names the definition's path, never resource data.
             return problem(where, fmt::format("{}: {}", out.error->json_path, out.error->message));
