@@ -26,21 +26,6 @@ struct failure {
     std::string message;
 };
 
-// A JSON scalar as a FHIRPath value; objects and arrays stay elements.
-item from_json(element e) {
-    std::string_view s;
-    std::int64_t i = 0;
-    std::uint64_t u = 0;
-    double d = 0;
-    bool b = false;
-    if (e.get(s) == simdjson::SUCCESS) return std::string(s);
-    if (e.get(i) == simdjson::SUCCESS) return i;
-    if (e.get(u) == simdjson::SUCCESS) return static_cast<double>(u);
-    if (e.get(d) == simdjson::SUCCESS) return d;
-    if (e.get(b) == simdjson::SUCCESS) return b;
-    return e;
-}
-
 // The string member `key` of an object element, if it has one.
 std::optional<std::string_view> string_field(element obj, std::string_view key) {
     element v;
@@ -57,7 +42,7 @@ void append_json(element e, collection& out) {
         return;
     }
     if (e.is_null()) return;
-    out.push_back(from_json(e));
+    out.push_back(item_of_json(e));
 }
 
 const element* as_element(const item& i) { return std::get_if<element>(&i); }
@@ -805,13 +790,13 @@ private:
                     std::size_t k = 0;
                     for (element x : arr) {
                         if (!x.is_null()) {
-                            out.push_back(from_json(x));
+                            out.push_back(item_of_json(x));
                             texts.push_back(number_text(field.key.data(), k, x, target->offset));
                         }
                         ++k;
                     }
                 } else if (!field.value.is_null()) {
-                    out.push_back(from_json(field.value));
+                    out.push_back(item_of_json(field.value));
                     texts.push_back(number_text(field.key.data(), detail::number_texts::not_in_array,
                                                 field.value, target->offset));
                 }
@@ -835,6 +820,20 @@ private:
 };
 
 }  // namespace
+
+item item_of_json(element e) {
+    std::string_view s;
+    std::int64_t i = 0;
+    std::uint64_t u = 0;
+    double d = 0;
+    bool b = false;
+    if (e.get(s) == simdjson::SUCCESS) return std::string(s);
+    if (e.get(i) == simdjson::SUCCESS) return i;
+    if (e.get(u) == simdjson::SUCCESS) return static_cast<double>(u);
+    if (e.get(d) == simdjson::SUCCESS) return d;
+    if (e.get(b) == simdjson::SUCCESS) return b;
+    return e;
+}
 
 eval_result evaluate(const node& ast, const collection& focus, const constant_map& constants,
                      const source_text* source) {

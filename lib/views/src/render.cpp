@@ -4,43 +4,18 @@
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <type_traits>
+
+#include "headachemd/core/json.hpp"
 
 namespace headachemd::views {
 namespace {
 
-// JSON string (RFC 8259 §7): quote, backslash and control characters are
-// escaped; other bytes pass through (the resource was valid UTF-8 JSON).
+// A JSON string (RFC 8259 §7) with the escaping every hand-written JSON of
+// this program shares (core/json.hpp).
 void json_string(std::string& out, std::string_view s) {
     out += '"';
-    for (char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    std::array<char, 8> buf{};
-                    std::snprintf(buf.data(), buf.size(), "\\u%04x", static_cast<unsigned>(c));
-                    out += buf.data();
-                } else {
-                    out += c;
-                }
-        }
-    }
+    for (char c : s) append_json_escaped_byte(out, c);
     out += '"';
 }
 

@@ -216,19 +216,12 @@ private:
     }
 
     static item constant_value(element e, const std::string& path) {
-        std::string_view s;
-        std::int64_t i = 0;
-        std::uint64_t u = 0;
-        double d = 0;
-        bool b = false;
         // The same conversion the FHIRPath layer applies to resource JSON,
         // so `%x = field` compares like with like.
-        if (e.get(s) == simdjson::SUCCESS) return std::string(s);
-        if (e.get(i) == simdjson::SUCCESS) return i;
-        if (e.get(u) == simdjson::SUCCESS) return static_cast<double>(u);
-        if (e.get(d) == simdjson::SUCCESS) return d;
-        if (e.get(b) == simdjson::SUCCESS) return b;
-        refuse(path, "a constant's value must be a string, number or boolean");
+        item v = item_of_json(e);
+        if (std::holds_alternative<element>(v))
+            refuse(path, "a constant's value must be a string, number or boolean");
+        return v;
     }
 
     void where(simdjson::dom::object top, view& v) {

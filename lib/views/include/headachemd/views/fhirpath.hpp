@@ -126,6 +126,12 @@ private:
     mutable bool ok_ = false;
 };
 
+// A JSON value as a FHIRPath item: a string, number or boolean becomes the
+// primitive (integers that fit int64 stay integers, other numbers are
+// decimals); an object, array or null stays an element. The engine reads a
+// ViewDefinition constant with it too, so `%x = field` compares like with like.
+item item_of_json(simdjson::dom::element e);
+
 // Evaluates `ast` with `focus` as the input collection (usually the one
 // resource). The DOM the elements point into must outlive the result.
 eval_result evaluate(const node& ast, const collection& focus, const constant_map& constants = {},
