@@ -115,7 +115,8 @@ TEST(RawJson, AnEmptyResourceTextRoundTrips) {
 TEST(RawJson, TheCompressorGivesBackALargeResourcesBufferAndStillRoundTrips) {
     st::raw_compressor c;
     std::string large = "{\"resourceType\":\"Binary\",\"data\":\"";
-    for (int i = 0; large.size() < (std::size_t{3} << 20); ++i) large += std::to_string(i * 7919 % 104729);
+    for (std::uint64_t i = 0; large.size() < (std::size_t{3} << 20); ++i)
+        large += std::to_string(i * 7919 % 104729);
     large += "\"}";
     // Run / Check: the large one needs a buffer above 1 MiB...
     const std::string packed_large(c.compress(large));
