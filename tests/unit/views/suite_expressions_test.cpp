@@ -6,12 +6,12 @@
 
 #include <simdjson.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "headachemd/views/fhirpath.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -41,7 +41,7 @@ TEST(sof_suite, every_expression_parses) {
     fs::path dir = fs::path(HEADACHEMD_SHARED_DATA) / "sof-tests";
     if (!fs::is_directory(dir)) {
         // CI must have the suite; a developer machine may not.
-        if (std::getenv("CI") != nullptr) FAIL() << dir << " is missing";
+        if (headachemd::test::in_ci()) FAIL() << dir << " is missing";
         GTEST_SKIP() << dir << " is missing";
     }
     std::size_t parsed = 0;
