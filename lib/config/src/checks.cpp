@@ -244,6 +244,12 @@ bool is_fhir_id(std::string_view value) {
     });
 }
 
+bool is_view_name(std::string_view value) {
+    if (value.empty() || value.size() > 48 || value[0] < 'a' || value[0] > 'z') return false;
+    return std::all_of(value.begin(), value.end(),
+                       [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+}
+
 bool is_loopback_host(std::string_view host) {
     if (host == "[::1]") return true;
     std::string lowered(host);

@@ -33,6 +33,9 @@ std::string one_of(std::span<const std::string_view> items, char quote = '\'');
 // likely a person's name.
 std::optional<std::string> identifier_problem(std::string_view key_name, std::string_view value);
 
+// A [[view]] name: ^[a-z][a-z0-9_]{0,47}$ (it becomes the table view_<name>).
+bool is_view_name(std::string_view value);
+
 // FHIR R4 id: [A-Za-z0-9\-\.]{1,64} (R4 datatypes, "id").
 bool is_fhir_id(std::string_view value);
 

@@ -28,7 +28,7 @@ using namespace std::chrono_literals;
 using detail::did_you_mean;
 using detail::one_of;
 
-constexpr std::array<std::string_view, 4> root_keys{"daemon", "privacy", "ehr", "patient"};
+constexpr std::array<std::string_view, 5> root_keys{"daemon", "privacy", "ehr", "patient", "view"};
 // clang-format off
 constexpr std::array<std::string_view, 10> daemon_keys{
     "database",        "vault",          "log_level",      "log_format",          "default_interval",
@@ -60,6 +60,7 @@ constexpr std::array<std::string_view, 13> bulk_keys{
 constexpr std::array<std::string_view, 2> bulk_algorithms{"RS384", "ES384"};
 constexpr std::array<std::string_view, 3> bulk_levels{"group", "patient", "system"};
 constexpr std::array<std::string_view, 3> patient_keys{"key", "ehr", "fhir_patient_id"};
+constexpr std::array<std::string_view, 2> view_keys{"name", "file"};
 
 // spdlog's level names (both spellings of warning are accepted by spdlog).
 constexpr std::array<std::string_view, 8> log_levels{"trace",   "debug", "info",     "warn",
@@ -246,6 +247,20 @@ public:
                 }
             }
             out.patients.push_back(std::move(p));
+        }
+
+        std::map<std::string, int, std::less<>> view_lines;  // name → line of its [[view]]
+        const auto view_tables = array_of_tables(root, "view");
+        for (std::size_t i = 0; i < view_tables.size(); ++i) {
+            auto v = read_view(*view_tables[i], i);
+            if (!v.name.empty()) {
+                auto [it, inserted] = view_lines.emplace(v.name, line_of(view_tables[i]->source()));
+                if (!inserted)
+                    error_at(view_tables[i]->get("name")->source(), "[[view]] " + in_quotes(v.name),
+                             "name " + in_quotes(v.name) + " is already used by the [[view]] at line " +
+                                 std::to_string(it->second) + "; each view is its own table view_<name>");
+            }
+            out.views.push_back(std::move(v));
         }
 
         if (!errors_.empty()) {
@@ -1182,6 +1197,32 @@ private:
             }
         }
         return p;
+    }
+
+    // [[view]]: the name becomes part of a table name (view_<name>), so it
+    // is held to lower-case letters, digits and '_': SQLite compares table
+    // names case-insensitively, and "BP" and "bp" would be one table.
+    view_settings read_view(const toml::table& t, std::size_t index) {
+        view_settings v;
+        std::string label = "[[view]] #" + std::to_string(index + 1);
+        const auto* name_node = t.get("name");
+        const bool valid_name =
+            name_node && name_node->is_string() && detail::is_view_name(name_node->as_string()->get());
+        if (valid_name) label = "[[view]] " + in_quotes(name_node->as_string()->get());
+        const section s{t, label};
+        check_keys(s, view_keys);
+        require(s, "name", " (the table becomes view_<name>)");
+        if (auto n = get_string(s, "name")) {
+            if (valid_name)
+                v.name = *n;
+            else
+                error_at(name_node->source(), s.label,
+                         "name must be 1-48 characters of a-z, 0-9 and '_', starting with a letter "
+                         "(it becomes the table name view_<name>)");
+        }
+        require(s, "file", " (the ViewDefinition JSON file)");
+        if (auto p = get_path(s, "file")) v.file = *p;
+        return v;
     }
 
     std::string file_;

@@ -848,3 +848,81 @@ TEST(config_validation, keepalive_before_defaults_to_14_days_and_must_be_shorter
 }
 
 }  // namespace
+
+// ----- [[view]] (issue 16: materialized ViewDefinitions)
+
+TEST(config_validation, views_parse_with_paths_from_the_config_directory) {
+    // Setup
+    auto text = std::string(
+        "[[view]]\n"
+        "name = \"blood_pressure\"\n"
+        "file = \"views/bp.json\"\n"
+        "[[view]]\n"
+        "name = \"allergies\"\n"
+        "file = \"/srv/views/allergies.json\"\n");
+
+    // Run
+    auto result = cfg::parse_config(text, "/etc/headachemd/sync.toml", cfg::test::fake_env());
+
+    // Check
+    const auto* c = cfg::test::config_of(result);
+    ASSERT_NE(c, nullptr);
+    ASSERT_EQ(c->views.size(), 2u);
+    EXPECT_EQ(c->views[0].name, "blood_pressure");
+    EXPECT_EQ(c->views[0].file, std::filesystem::path("/etc/headachemd/views/bp.json"));
+    EXPECT_EQ(c->views[1].name, "allergies");
+    EXPECT_EQ(c->views[1].file, std::filesystem::path("/srv/views/allergies.json"));
+}
+
+TEST(config_validation, view_names_must_be_sql_safe_and_unique) {
+    // Setup
+    auto text = std::string(
+        "[[view]]\n"             // 1
+        "name = \"bp\"\n"        // 2
+        "file = \"a.json\"\n"    // 3
+        "[[view]]\n"             // 4
+        "name = \"bp\"\n"        // 5
+        "file = \"b.json\"\n"    // 6
+        "[[view]]\n"             // 7
+        "name = \"BP; DROP\"\n"  // 8
+        "file = \"c.json\"\n"    // 9
+        "[[view]]\n"             // 10
+        "name = \"Bp\"\n"        // 11
+        "file = \"d.json\"\n"    // 12
+        "[[view]]\n"             // 13
+        "name = \"1bp\"\n"       // 14
+        "file = \"e.json\"\n");  // 15
+
+    // Run
+    auto result = parse(text);
+
+    // Check
+    EXPECT_TRUE(
+        has_error(result, 5, 8, "[[view]] \"bp\": name \"bp\" is already used by the [[view]] at line 1"));
+    EXPECT_TRUE(has_error(result, 8, 8, "[[view]] #3: name must be 1-48 characters of a-z"));
+    EXPECT_TRUE(has_error(result, 11, 8, "[[view]] #4: name must be"));
+    EXPECT_TRUE(has_error(result, 14, 8, "[[view]] #5: name must be"));
+    EXPECT_EQ(errors_of(result).size(), 4u) << describe(errors_of(result));
+}
+
+TEST(config_validation, view_needs_name_and_file_and_knows_no_other_key) {
+    // Setup
+    auto text = std::string(
+        "[[view]]\n"                  // 1
+        "name = \"bp\"\n"             // 2
+        "[[view]]\n"                  // 3
+        "file = \"x.json\"\n"         // 4
+        "[[view]]\n"                  // 5
+        "name = \"ok\"\n"             // 6
+        "file = \"x.json\"\n"         // 7
+        "resource = \"Patient\"\n");  // 8
+
+    // Run
+    auto result = parse(text);
+
+    // Check
+    EXPECT_TRUE(has_error(result, 1, 1, "[[view]] \"bp\": missing required key 'file'"));
+    EXPECT_TRUE(has_error(result, 3, 1, "[[view]] #2: missing required key 'name'"));
+    EXPECT_TRUE(has_error(result, 8, 1, "[[view]] \"ok\": unknown key 'resource'"));
+    EXPECT_EQ(errors_of(result).size(), 3u) << describe(errors_of(result));
+}

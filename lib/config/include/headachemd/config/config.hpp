@@ -220,11 +220,23 @@ struct patient_settings {
     bool operator==(const patient_settings&) const = default;
 };
 
+// [[view]]: a SQL on FHIR v2 ViewDefinition materialized as table
+// view_<name> in headache.db (issue 16). The file is compiled when the
+// store opens (and by check-config), not here: config parsing reads no
+// file but the config itself.
+struct view_settings {
+    std::string name;            // ^[a-z][a-z0-9_]{0,47}$, unique: the table is view_<name>
+    std::filesystem::path file;  // the ViewDefinition JSON; relative to sync.toml's directory
+
+    bool operator==(const view_settings&) const = default;
+};
+
 struct config {
     daemon_settings daemon;
     privacy_settings privacy;
     std::vector<ehr_settings> ehrs;
     std::vector<patient_settings> patients;
+    std::vector<view_settings> views;
     std::filesystem::path file;  // where the config came from, as given
 
     // The [[ehr]] with this name, or nullptr. The pointer lives as long as
