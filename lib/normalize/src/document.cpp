@@ -149,9 +149,15 @@ struct string_hash {
 }  // namespace
 
 struct normalizer::impl {
-    explicit impl(options o) : opts(o) {}
+    explicit impl(options o) : opts(std::move(o)) {}
 
     options opts;
+
+    bool wants_raw(std::string_view type) const {
+        for (const auto& t : opts.raw_for_types)
+            if (t == type) return true;
+        return false;
+    }
     od::parser outer;  // the document or line
     od::parser inner;  // one Bundle entry's resource
     scratch s;
@@ -354,7 +360,7 @@ struct normalizer::impl {
         }
         if (kind == resource_kind::patient) h.patient_ref = h.id;
         h.raw_hash = sha256_hex(raw);
-        if (opts.keep_raw) h.raw.assign(raw);
+        if (opts.keep_raw || wants_raw(type)) h.raw.assign(raw);
         const std::size_t index = out.records.size() - 1;
         if (ctx.patient_pending) pending_patients.push_back({index, std::move(ctx.actors)});
         if (ctx.medication_pending) pending_medications.push_back(index);
@@ -816,7 +822,7 @@ struct normalizer::impl {
     }
 };
 
-normalizer::normalizer(options opts) : impl_(std::make_unique<impl>(opts)) {}
+normalizer::normalizer(options opts) : impl_(std::make_unique<impl>(std::move(opts))) {}
 normalizer::~normalizer() = default;
 
 result normalizer::normalize_document(simdjson::padded_string_view json) { return impl_->document(json); }

@@ -21,6 +21,8 @@ page_counts commit_page(analytics_db& db, resource_writer& writer, std::span<con
                 ++counts.unchanged;
                 break;
         }
+        if (hooks.views && hooks.views->reads(normalize::resource_type_of(r)))
+            hooks.views->apply(r, outcome, source, writer.stored_id(r, source), hooks.patient_key(r));
         if (hooks.on_row) hooks.on_row(r, outcome);
     }
     if (hooks.before_commit) hooks.before_commit();

@@ -1,5 +1,7 @@
 #include "headachemd/store/sync_state.hpp"
 
+#include "headachemd/store/view_tables.hpp"
+
 #include <array>
 
 #include <SQLiteCpp/Statement.h>
@@ -51,9 +53,17 @@ long long for_patient(SQLite::Database& db, const std::string& verb_and_rest, st
     return q.exec();
 }
 
-std::vector<std::string> patient_statements(bool count) {
+std::vector<std::string> patient_statements(SQLite::Database& db, bool count) {
     const std::string head = count ? "SELECT count(*) FROM " : "DELETE FROM ";
     std::vector<std::string> out;
+    // The materialized views' rows carry the patient key too (view_tables.hpp).
+    // Names come from view_definition (a-z 0-9 _, checked by the config).
+    SQLite::Statement views(db,
+                            "SELECT d.name FROM view_definition d JOIN sqlite_master m "
+                            "ON m.type = 'table' AND m.name = 'view_' || d.name ORDER BY d.name");
+    while (views.executeStep())
+        out.push_back(head + "\"view_" + views.getColumn(0).getString() +
+                      "\" WHERE \"_source\" = ?1 AND \"_patient_key\" = ?2");
     // resource_raw first: its rows are found through the typed rows.
     for (const auto& r : raw_types)
         out.push_back(head + "resource_raw WHERE source = ?1 AND resource_type = '" + r.resource_type +
@@ -70,7 +80,8 @@ std::vector<std::string> patient_statements(bool count) {
 
 long long sync_state::patient_rows(std::string_view source, std::string_view patient_key) {
     long long n = 0;
-    for (const auto& sql : patient_statements(true)) n += for_patient(db_.sql(), sql, source, patient_key);
+    for (const auto& sql : patient_statements(db_.sql(), true))
+        n += for_patient(db_.sql(), sql, source, patient_key);
     return n;
 }
 
@@ -78,7 +89,7 @@ long long sync_state::purge_patient(std::string_view source, std::string_view pa
     long long n = 0;
     try {
         write_transaction tx(db_.sql());
-        for (const auto& sql : patient_statements(false))
+        for (const auto& sql : patient_statements(db_.sql(), false))
             n += for_patient(db_.sql(), sql, source, patient_key);
         tx.commit();
         // The deleted rows' old pages still sit in the -wal file: move them
@@ -152,6 +163,10 @@ int sync_state::mark_deleted_except(std::string_view source, std::string_view pa
     upd.bind(3, std::string(now));
     const int n = upd.exec();
     db_.sql().exec("DELETE FROM temp.seen_id");
+    // A deleted resource leaves the views (issue 16): its row stays in the
+    // typed table with deleted_at, but a view row has nowhere to say so.
+    for (const auto& rt : raw_types)
+        if (table == rt.table) remove_deleted_view_rows(db_, source, patient_key, rt.table, rt.resource_type);
     return n;
 }
 

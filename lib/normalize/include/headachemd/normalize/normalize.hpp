@@ -30,6 +30,11 @@ namespace headachemd::normalize {
 
 struct options {
     bool keep_raw = false;  // fill header::raw (the `store_raw` setting)
+    // Fill header::raw for these FHIR types too: the materialized views
+    // (store::view_tables) evaluate on the resource's JSON in the page's
+    // transaction. Kept in memory only; the store writes raw rows only
+    // with store_raw.
+    std::vector<std::string> raw_for_types{};
     // A single resource larger than this is rejected rather than parsed; it
     // bounds the memory one hostile entry can make us spend.
     std::size_t max_resource_bytes = 64u << 20;

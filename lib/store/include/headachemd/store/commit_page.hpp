@@ -11,6 +11,7 @@
 
 #include "headachemd/normalize/records.hpp"
 #include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/view_tables.hpp"
 
 namespace headachemd::store {
 
@@ -26,6 +27,12 @@ struct page_hooks {
     // After the last row and before COMMIT: the sync cursor and delete
     // detection on a search's last page; optional.
     std::function<void()> before_commit;
+    // The materialized views (issue 16): after each record's upsert and
+    // before on_row, the resource's rows in every view of its type are
+    // replaced, inside the transaction, so a page and its view rows commit
+    // together or not at all. Optional; the records of the types it reads
+    // must carry their JSON (normalize::options::raw_for_types).
+    view_tables* views = nullptr;
 };
 
 // The page's counts by outcome, meaningful only once it committed.

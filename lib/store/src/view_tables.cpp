@@ -1,0 +1,402 @@
+#include "headachemd/store/view_tables.hpp"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+
+#include <SQLiteCpp/Statement.h>
+#include "headachemd/files/protected_file.hpp"
+#include "headachemd/store/database.hpp"
+
+namespace headachemd::store {
+namespace {
+
+namespace nz = headachemd::normalize;
+
+std::string sha256_hex(std::string_view bytes) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr) != 1)
+        throw std::runtime_error("OpenSSL SHA-256 failed");
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out(2 * len, '\0');
+    for (unsigned int i = 0; i < len; ++i) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 0xf];
+    }
+    return out;
+}
+
+// Names come from the config (a-z 0-9 _) and the engine (letters, digits,
+// _); quoting still doubles '"' so no name can end the identifier.
+std::string quote_ident(std::string_view name) {
+    std::string out = "\"";
+    for (char c : name) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    return out + "\"";
+}
+
+std::string table_of(std::string_view view_name) { return "view_" + std::string(view_name); }
+
+// RFC 8259 §7 string escaping, for collection cells written as JSON text.
+void append_json_string(std::string& out, std::string_view s) {
+    out += '"';
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (c < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+                    out += buf;
+                } else
+                    out += static_cast<char>(c);
+        }
+    }
+    out += '"';
+}
+
+void append_json_scalar(std::string& out, const views::scalar& v) {
+    std::visit(
+        [&out](const auto& x) {
+            using T = std::decay_t<decltype(x)>;
+            if constexpr (std::is_same_v<T, std::monostate>)
+                out += "null";
+            else if constexpr (std::is_same_v<T, bool>)
+                out += x ? "true" : "false";
+            else if constexpr (std::is_same_v<T, std::int64_t>)
+                out += std::to_string(x);
+            else if constexpr (std::is_same_v<T, double>) {
+                char buf[32];  // shortest text that reads back as the same double
+                const auto res = std::to_chars(buf, buf + sizeof buf, x);
+                out.append(buf, res.ptr);
+            } else if constexpr (std::is_same_v<T, std::string>)
+                append_json_string(out, x);
+            else
+                out += x.text;  // json_text: already minified JSON
+        },
+        v);
+}
+
+// A cell bound as its natural SQLite value; the column's declared type is
+// the affinity, which converts text that looks like a number.
+void bind_cell(SQLite::Statement& s, int i, const views::cell& c) {
+    std::visit(
+        [&s, i](const auto& x) {
+            using T = std::decay_t<decltype(x)>;
+            if constexpr (std::is_same_v<T, std::monostate>)
+                s.bind(i);
+            else if constexpr (std::is_same_v<T, bool>)
+                s.bind(i, x ? 1 : 0);
+            else if constexpr (std::is_same_v<T, std::int64_t>)
+                s.bind(i, static_cast<int64_t>(x));
+            else if constexpr (std::is_same_v<T, double>)
+                s.bind(i, x);
+            else if constexpr (std::is_same_v<T, std::string>)
+                s.bind(i, x);
+            else if constexpr (std::is_same_v<T, views::json_text>)
+                s.bind(i, x.text);
+            else {
+                std::string json = "[";
+                for (std::size_t k = 0; k < x.size(); ++k) {
+                    if (k) json += ',';
+                    append_json_scalar(json, x[k]);
+                }
+                s.bind(i, json + "]");
+            }
+        },
+        c);
+}
+
+std::string create_sql(const loaded_view& v) {
+    std::string sql = "CREATE TABLE " + quote_ident(table_of(v.name)) + " (";
+    for (const auto& c : v.plan.columns())
+        sql += quote_ident(c.name) + " " + std::string(sqlite_type_for(c)) + ", ";
+    return sql +
+           "\"_source\" TEXT NOT NULL, \"_resource_type\" TEXT NOT NULL, \"_resource_id\" TEXT NOT NULL, "
+           "\"_patient_key\" TEXT)";
+}
+
+std::string insert_sql(const loaded_view& v) {
+    std::string cols, params;
+    int i = 1;
+    for (const auto& c : v.plan.columns()) {
+        cols += quote_ident(c.name) + ",";
+        params += "?" + std::to_string(i++) + ",";
+    }
+    cols += "\"_source\",\"_resource_type\",\"_resource_id\",\"_patient_key\"";
+    for (int k = 0; k < 4; ++k) params += (k ? ",?" : "?") + std::to_string(i + k);
+    return "INSERT INTO " + quote_ident(table_of(v.name)) + " (" + cols + ") VALUES (" + params + ")";
+}
+
+bool table_exists(SQLite::Database& db, const std::string& table) {
+    SQLite::Statement q(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+    q.bind(1, table);
+    return q.executeStep();
+}
+
+// Are resources of this type already stored? Then a new view starts
+// 'pending': their rows come only when each is written again.
+bool type_has_rows(SQLite::Database& db, std::string_view resource_type) {
+    const std::string_view table = nz::table_for_type(resource_type);
+    if (table.empty()) return false;  // a type we do not store never reaches the views
+    SQLite::Statement q(db,
+                        "SELECT EXISTS (SELECT 1 FROM " + quote_ident(table) + " WHERE deleted_at IS NULL)");
+    return q.executeStep() && q.getColumn(0).getInt() != 0;
+}
+
+// A pending view is complete once every sync cursor of its type records a
+// full pull that finished after the view was made: a full pull runs every
+// resource of the type through commit_page, and a pending view evaluates
+// even the unchanged ones. With no cursor (ingest only) it stays pending.
+bool full_pulls_since(SQLite::Database& db, std::string_view resource_type, const std::string& created_at) {
+    SQLite::Statement q(db,
+                        "SELECT count(*), count(*) FILTER (WHERE last_full_pull_at >= ?2) FROM sync_cursor "
+                        "WHERE resource_type = ?1");
+    q.bind(1, std::string(resource_type));
+    q.bind(2, created_at);
+    if (!q.executeStep()) return false;
+    const long long all = q.getColumn(0).getInt64();
+    return all > 0 && q.getColumn(1).getInt64() == all;
+}
+
+}  // namespace
+
+std::string_view sqlite_type_for(const views::column_info& column) {
+    if (column.collection) return "TEXT";  // a JSON array
+    const std::string& t = column.type;
+    if (t == "boolean" || t == "integer" || t == "positiveInt" || t == "unsignedInt" || t == "integer64")
+        return "INTEGER";
+    if (t == "decimal") return "REAL";
+    return "TEXT";
+}
+
+view_load_result load_views(std::span<const view_file> files) {
+    view_load_result out;
+    for (const auto& f : files) {
+        const std::string label = "[[view]] \"" + f.name + "\": " + f.file.string();
+        auto read = files::read_protected_file(f.file, files::file_kind::config, "view definition",
+                                               files::max_config_bytes);
+        if (read.problem) {
+            out.errors.push_back(label + ": " + read.problem->message());
+            continue;
+        }
+        auto compiled = views::compile(*read.content);
+        if (auto* err = std::get_if<views::compile_error>(&compiled)) {
+            std::string where = err->json_path.empty() ? "the definition" : err->json_path;
+            if (err->expr_offset) where += " (offset " + std::to_string(*err->expr_offset) + ")";
+            out.errors.push_back(label + ": " + where + ": " + err->message);
+            continue;
+        }
+        out.views.push_back(loaded_view{f.name, f.file, sha256_hex(*read.content),
+                                        std::move(std::get<views::view>(compiled))});
+    }
+    return out;
+}
+
+struct view_tables::table {
+    table(SQLite::Database& db, loaded_view v, bool is_pending)
+        : view(std::move(v)),
+          pending(is_pending),
+          remove(db, "DELETE FROM " + quote_ident(table_of(view.name)) +
+                         " WHERE \"_source\" = ?1 AND \"_resource_type\" = ?2 AND \"_resource_id\" = ?3"),
+          insert(db, insert_sql(view)) {}
+    loaded_view view;
+    bool pending;
+    SQLite::Statement remove, insert;
+};
+
+view_tables::view_tables(analytics_db& db, std::vector<loaded_view> views, std::string_view now) : db_(db) {
+    auto& sql = db_.sql();
+    std::vector<bool> pending;
+    try {
+        write_transaction tx(sql);
+        for (const auto& v : views) {
+            const std::string vt = table_of(v.name);
+            std::optional<std::string> stored_sha, created_at, state;
+            {
+                // Read and finished before any DROP: SQLite refuses to drop
+                // a table while a statement on the connection is active.
+                SQLite::Statement q(
+                    sql,
+                    "SELECT definition_sha256, created_at, backfill_state FROM view_definition "
+                    "WHERE name = ?1");
+                q.bind(1, v.name);
+                if (q.executeStep()) {
+                    stored_sha = q.getColumn(0).getString();
+                    created_at = q.getColumn(1).getString();
+                    state = q.getColumn(2).getString();
+                }
+            }
+            const bool same = stored_sha == v.definition_sha256 && table_exists(sql, vt);
+            if (same) {
+                bool is_pending = state == "pending";
+                if (is_pending && full_pulls_since(sql, v.plan.resource(), *created_at)) {
+                    SQLite::Statement done(
+                        sql, "UPDATE view_definition SET backfill_state = 'complete' WHERE name = ?1");
+                    done.bind(1, v.name);
+                    done.exec();
+                    is_pending = false;
+                }
+                pending.push_back(is_pending);
+                continue;
+            }
+            // New or edited: its old rows were made by another definition.
+            sql.exec("DROP TABLE IF EXISTS " + quote_ident(vt));
+            sql.exec(create_sql(v));
+            sql.exec("CREATE INDEX " + quote_ident(vt + "__resource") + " ON " + quote_ident(vt) +
+                     " (\"_source\", \"_resource_type\", \"_resource_id\")");
+            sql.exec("CREATE INDEX " + quote_ident(vt + "__patient") + " ON " + quote_ident(vt) +
+                     " (\"_patient_key\")");
+            const bool is_pending = type_has_rows(sql, v.plan.resource());
+            SQLite::Statement put(
+                sql,
+                "INSERT INTO view_definition (name, resource, definition_sha256, created_at, "
+                "backfill_state) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE "
+                "SET resource = excluded.resource, definition_sha256 = excluded.definition_sha256, "
+                "created_at = excluded.created_at, backfill_state = excluded.backfill_state");
+            put.bind(1, v.name);
+            put.bind(2, v.plan.resource());
+            put.bind(3, v.definition_sha256);
+            put.bind(4, std::string(now));
+            put.bind(5, is_pending ? "pending" : "complete");
+            put.exec();
+            pending.push_back(is_pending);
+        }
+        tx.commit();
+        for (std::size_t i = 0; i < views.size(); ++i)
+            views_.push_back(std::make_unique<table>(sql, std::move(views[i]), pending[i]));
+    } catch (const store_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        rethrow_as_store_error(e, db_.path(), "making the view tables in");
+    }
+}
+
+view_tables::~view_tables() = default;
+
+bool view_tables::reads(std::string_view resource_type) const {
+    for (const auto& t : views_)
+        if (t->view.plan.resource() == resource_type) return true;
+    return false;
+}
+
+std::vector<std::string> view_tables::resource_types() const {
+    std::vector<std::string> out;
+    for (const auto& t : views_)
+        if (std::find(out.begin(), out.end(), t->view.plan.resource()) == out.end())
+            out.push_back(t->view.plan.resource());
+    return out;
+}
+
+void view_tables::apply(const normalize::record& r, upsert_outcome outcome, std::string_view source,
+                        std::string_view stored_id, std::string_view patient_key) {
+    const std::string_view type = nz::resource_type_of(r);
+    bool parsed = false;
+    simdjson::dom::element root;
+    for (auto& t : views_) {
+        if (t->view.plan.resource() != type) continue;
+        if (outcome == upsert_outcome::unchanged && !t->pending) continue;
+        t->remove.tryReset();
+        t->remove.bind(1, std::string(source));
+        t->remove.bind(2, std::string(type));
+        t->remove.bind(3, std::string(stored_id));
+        t->remove.exec();
+        const auto& h = nz::header_of(r);
+        if (!parsed) {
+            // The normalizer read the resource with simdjson's on-demand
+            // API, which leaves no tree behind; the engine walks a DOM, so
+            // the kept bytes are parsed once more, once for all its views.
+            if (h.raw.empty())
+                throw std::logic_error(
+                    "view_tables::apply: the record carries no JSON (normalize::options::raw_for_types)");
+            if (parser_.parse(h.raw).get(root) != simdjson::SUCCESS) {
+                failures_.push_back({t->view.name, std::string(type), std::string(stored_id), "",
+                                     "the resource's JSON did not parse again"});
+                continue;
+            }
+            parsed = true;
+        }
+        auto rows = views::evaluate(t->view.plan, root);
+        if (rows.error) {
+            failures_.push_back({t->view.name, std::string(type), std::string(stored_id),
+                                 rows.error->json_path, rows.error->message});
+            continue;
+        }
+        const int ncols = static_cast<int>(t->view.plan.columns().size());
+        for (const auto& row : rows.rows) {
+            t->insert.tryReset();
+            for (int i = 0; i < ncols; ++i) bind_cell(t->insert, i + 1, row[static_cast<std::size_t>(i)]);
+            t->insert.bind(ncols + 1, std::string(source));
+            t->insert.bind(ncols + 2, std::string(type));
+            t->insert.bind(ncols + 3, std::string(stored_id));
+            if (patient_key.empty())
+                t->insert.bind(ncols + 4);
+            else
+                t->insert.bind(ncols + 4, std::string(patient_key));
+            t->insert.exec();
+        }
+    }
+}
+
+std::vector<view_failure> view_tables::take_failures() { return std::exchange(failures_, {}); }
+
+std::vector<view_state> read_view_states(analytics_db& db) {
+    std::vector<view_state> out;
+    SQLite::Statement q(
+        db.sql(), "SELECT name, resource, created_at, backfill_state FROM view_definition ORDER BY name");
+    while (q.executeStep())
+        out.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
+                       q.getColumn(3).getString()});
+    return out;
+}
+
+int remove_deleted_view_rows(analytics_db& db, std::string_view source, std::string_view patient_key,
+                             std::string_view table, std::string_view resource_type) {
+    auto& sql = db.sql();
+    std::vector<std::string> names;
+    {
+        SQLite::Statement q(sql, "SELECT name FROM view_definition WHERE resource = ?1");
+        q.bind(1, std::string(resource_type));
+        while (q.executeStep()) names.push_back(q.getColumn(0).getString());
+    }
+    int removed = 0;
+    for (const auto& name : names) {
+        const std::string vt = table_of(name);
+        if (!table_exists(sql, vt)) continue;  // an analyst dropped a table no longer configured
+        SQLite::Statement del(
+            sql, "DELETE FROM " + quote_ident(vt) +
+                     " WHERE \"_source\" = ?1 AND \"_resource_type\" = ?3 AND \"_resource_id\" IN "
+                     "(SELECT id FROM " +
+                     quote_ident(table) +
+                     " WHERE source = ?1 AND patient_key = ?2 AND deleted_at IS NOT NULL)");
+        del.bind(1, std::string(source));
+        del.bind(2, std::string(patient_key));
+        del.bind(3, std::string(resource_type));
+        removed += del.exec();
+    }
+    return removed;
+}
+
+}  // namespace headachemd::store
