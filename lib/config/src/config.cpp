@@ -1213,7 +1213,11 @@ private:
         check_keys(s, view_keys);
         require(s, "name", " (the table becomes view_<name>)");
         if (auto n = get_string(s, "name")) {
-            if (valid_name)
+            if (valid_name && *n == "definition")
+                // view_definition is the table that records the views (schema 0008)
+                error_at(name_node->source(), s.label,
+                         "name \"definition\" is reserved: view_definition is HeadacheMD's own table");
+            else if (valid_name)
                 v.name = *n;
             else
                 error_at(name_node->source(), s.label,

@@ -196,6 +196,17 @@ view_load_result load_views(std::span<const view_file> files) {
     view_load_result out;
     for (const auto& f : files) {
         const std::string label = "[[view]] \"" + f.name + "\": " + f.file.string();
+        // The config checks the name too; the store does not trust it with
+        // a DROP TABLE: view_definition is ours.
+        const bool name_ok = !f.name.empty() && f.name.size() <= 48 && f.name[0] >= 'a' && f.name[0] <= 'z' &&
+                             f.name != "definition" && std::all_of(f.name.begin(), f.name.end(), [](char c) {
+                                 return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+                             });
+        if (!name_ok) {
+            out.errors.push_back(
+                "[[view]]: the name is not a-z, 0-9 and '_' starting with a letter, or is reserved");
+            continue;
+        }
         auto read = files::read_protected_file(f.file, files::file_kind::config, "view definition",
                                                files::max_config_bytes);
         if (read.problem) {

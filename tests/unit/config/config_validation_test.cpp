@@ -926,3 +926,18 @@ TEST(config_validation, view_needs_name_and_file_and_knows_no_other_key) {
     EXPECT_TRUE(has_error(result, 8, 1, "[[view]] \"ok\": unknown key 'resource'"));
     EXPECT_EQ(errors_of(result).size(), 3u) << describe(errors_of(result));
 }
+
+TEST(config_validation, view_name_definition_is_reserved) {
+    // Setup: view_definition is the table that records the views
+    auto text = std::string(
+        "[[view]]\n"
+        "name = \"definition\"\n"
+        "file = \"a.json\"\n");
+
+    // Run
+    auto result = parse(text);
+
+    // Check
+    EXPECT_TRUE(has_error(result, 2, 8, "name \"definition\" is reserved"));
+    EXPECT_EQ(errors_of(result).size(), 1u) << describe(errors_of(result));
+}

@@ -124,6 +124,17 @@ TEST_F(ViewTables, LoadRefusesABadDefinitionNamingTheFileAndJsonPath) {
     EXPECT_EQ(loaded.views[0].definition_sha256.size(), 64u);
 }
 
+TEST_F(ViewTables, LoadRefusesANameThatIsNoSafeTableName) {
+    // Setup
+    write_file(dir / "ok.json", strict_view);
+    const std::vector<st::view_file> files{{"definition", dir / "ok.json"}, {"a\"b", dir / "ok.json"}};
+    // Run
+    const auto loaded = st::load_views(files);
+    // Check
+    EXPECT_EQ(loaded.errors.size(), 2u);
+    EXPECT_TRUE(loaded.views.empty());
+}
+
 TEST_F(ViewTables, LoadRefusesADefinitionOthersMayWrite) {
     // Setup: a definition decides what lands in headache.db, like the config.
     write_file(dir / "ok.json", strict_view);
