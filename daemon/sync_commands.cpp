@@ -29,6 +29,7 @@
 #include "headachemd/sync/service.hpp"
 #include "headachemd/sync/status_report.hpp"
 #include "headachemd/sync/vault_access.hpp"
+#include "headachemd/sync/views_setup.hpp"
 #include "headachemd/systemd/notify.hpp"
 #include "logging.hpp"
 #include "runtime.hpp"
@@ -43,8 +44,12 @@ int check_config(const common_args& a) {
     auto cfg = load_or_report(a.config);
     if (!cfg) return exit_code::config;
     const char* creds = std::getenv("CREDENTIALS_DIRECTORY");
-    const auto text =
-        sync::render_config_check(a.config, *cfg, sync::check_secret_files(*cfg, creds ? creds : ""));
+    auto files = sync::check_secret_files(*cfg, creds ? creds : "");
+    // Each [[view]] definition compiled, as the daemon will at start.
+    auto views = sync::check_views(*cfg);
+    files.errors.insert(files.errors.end(), views.errors.begin(), views.errors.end());
+    files.notes.insert(files.notes.end(), views.notes.begin(), views.notes.end());
+    const auto text = sync::render_config_check(a.config, *cfg, files);
     std::cerr << text.err;
     std::cout << text.out;
     return text.ok ? exit_code::ok : exit_code::config;
@@ -268,13 +273,16 @@ int status(const status_args& a) {
     auto rt = open_runtime(a, rc);
     if (!rt) return rc;
     std::vector<sync::patient_report> reports;
+    std::vector<store::view_state> views;
     try {
         reports = sync::gather_reports(rt->cfg, *rt->db, *rt->vault, std::chrono::system_clock::now());
+        views = store::read_view_states(*rt->db);
     } catch (const std::exception& e) {
         rt->log->error("{}", e.what());
         return exit_code::io_error;
     }
-    std::cout << (a.json ? sync::render_status_json(reports) : sync::render_status_table(reports));
+    std::cout << (a.json ? sync::render_status_json(reports)
+                         : sync::render_status_table(reports) + sync::render_view_status(views));
     return sync::any_needs_attention(reports) ? exit_code::temp_fail : exit_code::ok;
 }
 

@@ -88,7 +88,10 @@ struct ingester::impl {
           steady_now(std::move(sn)),
           system_now(std::move(yn)),
           rep(r),
-          normalizer(nz::options{.keep_raw = opts.store_raw}),
+          views(open_views(db_, opts.views, store::utc_timestamp(system_now()))),
+          normalizer(
+              nz::options{.keep_raw = opts.store_raw,
+                          .raw_for_types = views ? views->resource_types() : std::vector<std::string>{}}),
           writer(db_, opts.store_raw, store::identity_policy{key_, opts.keep_fhir_patient_id}) {
         // Rows an earlier run (or an older version) left must obey the
         // policy of this run too, not only the rows it writes.
@@ -102,6 +105,7 @@ struct ingester::impl {
     steady_now_fn steady_now;
     system_now_fn system_now;
     report& rep;
+    std::shared_ptr<store::view_tables> views;  // nullptr: no views
     nz::normalizer normalizer;
     store::resource_writer writer;
     // Patient keys already computed: an export holds many resources per
@@ -144,6 +148,29 @@ struct ingester::impl {
         for (const auto& [type, n] : res.skipped) rep.per_type[type].skipped += n;
     }
 
+    static std::shared_ptr<store::view_tables> open_views(store::analytics_db& d,
+                                                          const std::vector<store::view_file>& files,
+                                                          const std::string& now) {
+        if (files.empty()) return nullptr;
+        auto loaded = store::load_views(files);
+        if (!loaded.errors.empty()) {
+            std::string message = "refused view definition(s):";
+            for (const auto& e : loaded.errors) message += " " + e + ";";
+            message.pop_back();
+            throw std::invalid_argument(message);
+        }
+        return std::make_shared<store::view_tables>(d, std::move(loaded.views), now);
+    }
+
+    // A resource a view could not evaluate is stored without view rows; the
+    // log names the view, the type and the stored id, never the resource.
+    void log_view_failures(const fs::path& file) {
+        if (!views) return;
+        for (const auto& f : views->take_failures())
+            log->warn("{}: view {}: {}/{} has no rows: {}{}{}", file.string(), f.view, f.resource_type,
+                      f.resource_id, f.json_path, f.json_path.empty() ? "" : ": ", f.message);
+    }
+
     // Writes every record of `res` in one transaction. Throws store_error.
     void write(const nz::result& res, const fs::path& file) {
         if (res.records.empty()) return;
@@ -165,7 +192,14 @@ struct ingester::impl {
                 else
                     ++c.unchanged;
             };
-            store::commit_page(db, writer, res.records, opts.source, now, hooks);
+            hooks.views = views.get();
+            try {
+                store::commit_page(db, writer, res.records, opts.source, now, hooks);
+            } catch (...) {
+                if (views) (void)views->take_failures();  // of a batch that was rolled back
+                throw;
+            }
+            log_view_failures(file);
             for (const auto& [type, c] : counts) {
                 auto& t = rep.per_type[type];
                 t.inserted += c.inserted;

@@ -21,6 +21,7 @@
 #include "headachemd/sync/credentials.hpp"
 #include "headachemd/sync/pager.hpp"
 #include "headachemd/sync/request_policy.hpp"
+#include "headachemd/sync/views_setup.hpp"
 
 namespace headachemd::sync {
 namespace {
@@ -178,7 +179,10 @@ struct engine::impl : std::enable_shared_from_this<impl> {
           ids{v.pseudonymization_key(), c.privacy.identifiers == cfg::identifier_policy::minimal},
           writer(d, opts.store_raw, ids),
           state(d),
-          normalizer(nz::options{.keep_raw = opts.store_raw}),
+          views(open_views(d, c, store::utc_timestamp(k.now()))),
+          normalizer(
+              nz::options{.keep_raw = opts.store_raw,
+                          .raw_for_types = views ? views->resource_types() : std::vector<std::string>{}}),
           auditor(vault_audit_store(v), k, log) {
         if (!opts.random) {
             auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
@@ -210,6 +214,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     store::identity_policy ids;  // [privacy] identifiers
     store::resource_writer writer;
     store::sync_state state;
+    std::shared_ptr<store::view_tables> views;  // the config's [[view]]s; nullptr when none
     nz::normalizer normalizer;
     std::map<std::string, std::unique_ptr<ehr_state>, std::less<>> ehrs;
     std::map<std::string, patient_state> patients;  // by ehr + '\n' + patient_key
@@ -984,6 +989,16 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         return deleted;
     }
 
+    // A resource a view could not evaluate was stored without view rows
+    // (store::view_tables). The log names the view, the type and the
+    // stored id (a Patient's is its keyed hash), never the resource.
+    void log_view_failures(const std::string& patient_key) {
+        if (!views) return;
+        for (const auto& f : views->take_failures())
+            log->warn("{}: view {}: {}/{} has no rows: {}{}{}", patient_key, f.view, f.resource_type,
+                      f.resource_id, f.json_path, f.json_path.empty() ? "" : ": ", f.message);
+    }
+
     // The page's transaction (store::commit_page): its rows and, on the
     // last page, finish_search. The database may refuse the page (disk
     // full, or locked past busy_timeout by an analyst's write transaction):
@@ -1004,6 +1019,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             if (h.last_updated && (!max_updated || later_instant(*h.last_updated, *max_updated)))
                 max_updated = h.last_updated;
         };
+        hooks.views = views.get();
         if (pg.last_page())
             hooks.before_commit = [&] {
                 deleted = finish_search(source, enr, type, p, max_updated, pg.ids_with_page(), now);
@@ -1011,10 +1027,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         store::page_counts counts;
         try {
             counts = store::commit_page(db, writer, page.records, source, now, hooks);
+            log_view_failures(enr.patient_key);
             // The page's events follow its rows into a file: a crash loses
             // at most the events of the page in flight (docs/admin/monitoring.md "Audit log").
             flush_audit(ps.audit, store::audit_sync::deferred);
         } catch (const std::runtime_error& failure) {
+            if (views) (void)views->take_failures();  // of a page that was rolled back
             // SQLite::Exception and store_error; SQLite's messages name
             // the condition ("database or disk is full", "database is
             // locked"), never a value.

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "headachemd/core/json.hpp"
+#include "headachemd/logging/escape.hpp"
 #include "headachemd/store/sync_state.hpp"
 
 namespace headachemd::sync {
@@ -111,6 +112,22 @@ std::string render_status_json(const std::vector<patient_report>& reports) {
             r.health.reauth_reason.empty() ? std::string("null") : json_string(r.health.reauth_reason));
     }
     return out + "]}\n";
+}
+
+std::string render_view_status(const std::vector<store::view_state>& views) {
+    if (views.empty()) return {};
+    const auto esc = [](std::string_view v) { return logging::line_escaped(v); };
+    std::string out = "views:\n";
+    for (const auto& v : views) {
+        out += fmt::format("  view_{:<24} {:<20} ", esc(v.name), esc(v.resource));
+        if (v.backfill_state == "complete")
+            out += "complete\n";
+        else
+            // Back-fill from resource_raw is not built yet (issue 16 item 3).
+            out += "needs back-fill: rows only for resources written since " + esc(v.created_at) +
+                   "; the rest come with the next full pull (or a re-ingest)\n";
+    }
+    return out;
 }
 
 }  // namespace headachemd::sync

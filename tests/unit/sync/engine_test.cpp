@@ -2197,3 +2197,62 @@ std::string fault_name(const ::testing::TestParamInfo<const char*>& p) { return 
 
 INSTANTIATE_TEST_SUITE_P(TokenFaults, lost_refresh, ::testing::Values("reset", "timeout", "truncated"),
                          fault_name);
+
+// ----- materialized views (issue 16 item 3)
+
+namespace {
+
+std::vector<std::string> view_rows(st::analytics_db& db, const std::string& sql) {
+    std::vector<std::string> out;
+    SQLite::Statement q(db.sql(), sql);
+    while (q.executeStep()) {
+        std::string line;
+        for (int i = 0; i < q.getColumnCount(); ++i)
+            line +=
+                (i ? "|" : "") + (q.getColumn(i).isNull() ? std::string("NULL") : q.getColumn(i).getString());
+        out.push_back(line);
+    }
+    return out;
+}
+
+TEST_F(fixture, ViewRowsFollowEachPageAndADeleteFromAFullPull) {
+    // Setup
+    headachemd::test::write_file(dir / "codes.json",
+                                 R"({"resourceType":"ViewDefinition","resource":"Condition",
+      "select":[{"column":[{"name":"cond_id","path":"id"},{"name":"code","path":"code.coding.code"}]}]})");
+    config.views.push_back({"codes", dir / "codes.json"});
+    enroll("hmd-1", "p1");
+    serve_conditions("p1",
+                     {{condition("c1", "p1"), condition("c2", "p1")}, {condition("c3", "p1", "G44.209")}});
+    // Run
+    ASSERT_EQ(pass().succeeded(), 1);
+    // Check: every page's resources, under the patient's key
+    EXPECT_EQ(
+        view_rows(db, "SELECT cond_id, code, _source, _patient_key FROM view_codes ORDER BY cond_id"),
+        (std::vector<std::string>{"c1|G43.709|ehr|hmd-1", "c2|G43.709|ehr|hmd-1", "c3|G44.209|ehr|hmd-1"}));
+    // Run: c2 is gone and c1 changed
+    serve_conditions("p1", {{condition("c1", "p1", "G43.909"), condition("c3", "p1", "G44.209")}});
+    ASSERT_EQ(pass().succeeded(), 1);
+    // Check
+    EXPECT_EQ(view_rows(db, "SELECT cond_id, code FROM view_codes ORDER BY cond_id"),
+              (std::vector<std::string>{"c1|G43.909", "c3|G44.209"}));
+}
+
+TEST_F(fixture, ARefusedViewDefinitionStopsTheEngineWithItsFileAndPath) {
+    // Setup
+    headachemd::test::write_file(dir / "bad.json",
+                                 R"({"resourceType":"ViewDefinition","resource":"Condition","select":[]})");
+    config.views.push_back({"bad", dir / "bad.json"});
+    enroll("hmd-1", "p1");
+    // Run / Check
+    try {
+        (void)pass();
+        ADD_FAILURE() << "the engine started with a refused definition";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("[[view]] \"bad\": " + (dir / "bad.json").string() + ": select"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+}  // namespace

@@ -27,6 +27,7 @@
 #include "headachemd/normalize/normalize.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/vault.hpp"
+#include "headachemd/store/view_tables.hpp"
 
 namespace headachemd::ingest {
 
@@ -40,6 +41,9 @@ struct options {
     std::size_t ndjson_batch_lines = 2000;
     std::uint64_t max_file_bytes = std::uint64_t{2} << 30;  // a JSON document larger than this is refused
     std::size_t max_problems_logged_per_file = 20;
+    // Materialized views (issue 16), filled in each batch's transaction. A
+    // refused definition stops the ingester before anything is written.
+    std::vector<store::view_file> views{};
 };
 
 struct type_counts {
@@ -75,7 +79,9 @@ public:
     // `db` and `log` must outlive the ingester. `key` pseudonymizes patient ids.
     // Applies the identifier policy to the rows already stored
     // (analytics_db::enforce_identifier_policy). Throws std::invalid_argument
-    // for store_raw without keep_fhir_patient_id, store_error on a database failure.
+    // for store_raw without keep_fhir_patient_id or for a refused view
+    // definition (naming the file and the JSON path), store_error on a
+    // database failure.
     ingester(store::analytics_db& db, const store::pseudonym_key& key, options opts,
              std::shared_ptr<spdlog::logger> log, steady_now_fn steady_now = std::chrono::steady_clock::now,
              system_now_fn system_now = std::chrono::system_clock::now);

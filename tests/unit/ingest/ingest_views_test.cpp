@@ -1,0 +1,176 @@
+// Ingest with materialized views (issue 16 item 3): a Synthea-like
+// transaction Bundle gives exact rows in view_<name>, written in the same
+// transaction as the Bundle's rows.
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+
+#include "headachemd/ingest/ingest.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace st = headachemd::store;
+using headachemd::test::temp_dir;
+using headachemd::test::write_file;
+
+// As Synthea writes them: a transaction Bundle, urn:uuid references, blood
+// pressure as LOINC 85354-9 with systolic (8480-6) and diastolic (8462-4)
+// components, and a body weight that the view must leave out.
+constexpr const char* synthea_bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[
+ {"fullUrl":"urn:uuid:7f0c","resource":{"resourceType":"Patient","id":"7f0c","gender":"female","birthDate":"1984-03-02",
+   "name":[{"family":"Doe"}]},"request":{"method":"POST","url":"Patient"}},
+ {"fullUrl":"urn:uuid:bp1","resource":{"resourceType":"Observation","id":"bp1","status":"final",
+   "category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+   "code":{"coding":[{"system":"http://loinc.org","code":"85354-9","display":"Blood pressure panel"}]},
+   "subject":{"reference":"urn:uuid:7f0c"},"effectiveDateTime":"2019-05-31T09:12:00-04:00",
+   "component":[
+     {"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":81,"unit":"mm[Hg]"}},
+     {"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":128.5,"unit":"mm[Hg]"}}]},
+   "request":{"method":"POST","url":"Observation"}},
+ {"fullUrl":"urn:uuid:w1","resource":{"resourceType":"Observation","id":"w1","status":"final",
+   "code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},"subject":{"reference":"urn:uuid:7f0c"},
+   "effectiveDateTime":"2019-05-31T09:12:00-04:00","valueQuantity":{"value":61.2,"unit":"kg"}},
+   "request":{"method":"POST","url":"Observation"}},
+ {"fullUrl":"urn:uuid:bp2","resource":{"resourceType":"Observation","id":"bp2","status":"final",
+   "code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"subject":{"reference":"urn:uuid:7f0c"},
+   "effectiveDateTime":"2020-01-02T10:00:00-05:00",
+   "component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":140,"unit":"mm[Hg]"}}]},
+   "request":{"method":"POST","url":"Observation"}}
+]})";
+
+constexpr const char* bp_view = R"json({"resourceType":"ViewDefinition","name":"blood_pressure",
+ "resource":"Observation","status":"active",
+ "where":[{"path":"code.coding.exists(system = 'http://loinc.org' and code = '85354-9')"}],
+ "select":[{"column":[
+   {"name":"obs_id","path":"id","type":"id"},
+   {"name":"effective","path":"effective.ofType(dateTime)","type":"dateTime"},
+   {"name":"systolic","path":"component.where(code.coding.code = '8480-6').value.ofType(Quantity).value",
+    "type":"decimal"},
+   {"name":"diastolic","path":"component.where(code.coding.code = '8462-4').value.ofType(Quantity).value",
+    "type":"decimal"}]}]})json";
+
+// Fails on a resource with more than one coding (code is no collection).
+constexpr const char* strict_view =
+    R"({"resourceType":"ViewDefinition","resource":"Observation","status":"active",
+ "select":[{"column":[{"name":"code","path":"code.coding.code"}]}]})";
+
+struct IngestViews : ::testing::Test {
+    temp_dir dir;
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
+        std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(200);
+    std::shared_ptr<spdlog::logger> log = std::make_shared<spdlog::logger>("test", sink);
+    st::analytics_db db{dir / "headache.db"};
+    st::pseudonym_key key{};
+
+    headachemd::ingest::options with_view(const std::string& name, const char* definition) {
+        write_file(dir / (name + ".json"), definition);
+        headachemd::ingest::options o;
+        o.views.push_back({name, dir / (name + ".json")});
+        return o;
+    }
+    headachemd::ingest::report ingest(const std::vector<fs::path>& inputs,
+                                      const headachemd::ingest::options& o) {
+        headachemd::ingest::ingester ing(db, key, o, log);
+        ing.run(inputs);
+        return ing.result();
+    }
+    std::vector<std::string> rows(const std::string& sql) {
+        std::vector<std::string> out;
+        SQLite::Statement q(db.sql(), sql);
+        while (q.executeStep()) {
+            std::string line;
+            for (int i = 0; i < q.getColumnCount(); ++i)
+                line += (i ? "|" : "") +
+                        (q.getColumn(i).isNull() ? std::string("NULL") : q.getColumn(i).getString());
+            out.push_back(line);
+        }
+        return out;
+    }
+    std::string logged() {
+        std::string all;
+        for (const auto& l : sink->last_formatted()) all += l;
+        return all;
+    }
+};
+
+TEST_F(IngestViews, ASyntheaBundleGivesExactRows) {
+    // Setup
+    write_file(dir / "bundle.json", synthea_bundle);
+    // Run
+    const auto r = ingest({dir / "bundle.json"}, with_view("bp", bp_view));
+    // Check
+    EXPECT_TRUE(r.clean());
+    EXPECT_EQ(rows("SELECT obs_id, effective, systolic, diastolic, _source, _resource_type FROM view_bp "
+                   "ORDER BY obs_id"),
+              (std::vector<std::string>{"bp1|2019-05-31T09:12:00-04:00|128.5|81.0|file|Observation",
+                                        "bp2|2020-01-02T10:00:00-05:00|140.0|NULL|file|Observation"}));
+    // keyed like the typed rows: the urn:uuid subject resolved to the patient's key
+    EXPECT_EQ(rows("SELECT count(*) FROM view_bp v JOIN observation o ON o.id = v._resource_id "
+                   "AND o.patient_key = v._patient_key"),
+              (std::vector<std::string>{"2"}));
+    // the raw JSON kept for the view is not stored (store_raw is off)
+    EXPECT_EQ(rows("SELECT count(*) FROM resource_raw"), (std::vector<std::string>{"0"}));
+}
+
+TEST_F(IngestViews, NdjsonLinesAreMaterializedToo) {
+    // Setup
+    write_file(
+        dir / "Observation.ndjson",
+        R"({"resourceType":"Observation","id":"n1","status":"final","subject":{"reference":"Patient/p"},)"
+        R"("code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},)"
+        R"("component":[{"code":{"coding":[{"code":"8480-6"}]},"valueQuantity":{"value":110}}]})"
+        "\n");
+    // Run
+    ingest({dir / "Observation.ndjson"}, with_view("bp", bp_view));
+    // Check
+    EXPECT_EQ(rows("SELECT obs_id, systolic FROM view_bp"), (std::vector<std::string>{"n1|110.0"}));
+}
+
+TEST_F(IngestViews, ARefusedDefinitionStopsTheIngesterBeforeAnythingIsWritten) {
+    // Setup
+    auto o = with_view("bad", R"({"resourceType":"ViewDefinition","resource":"Observation",
+        "select":[{"column":[{"name":"x","path":"id..id"}]}]})");
+    // Run / Check
+    try {
+        headachemd::ingest::ingester ing(db, key, o, log);
+        ADD_FAILURE() << "a refused definition was accepted";
+    } catch (const std::invalid_argument& e) {
+        const std::string what = e.what();
+        EXPECT_NE(
+            what.find("[[view]] \"bad\": " + (dir / "bad.json").string() + ": select[0].column[0].path"),
+            std::string::npos)
+            << what;
+    }
+    EXPECT_TRUE(rows("SELECT name FROM sqlite_master WHERE name GLOB 'view_*' AND name <> 'view_definition'")
+                    .empty());
+}
+
+TEST_F(IngestViews, AnEvaluationErrorIsLoggedWithoutThePayloadAndTheFileIsKept) {
+    // Setup: w1 has one coding, bp1 has one, a third has two
+    write_file(dir / "bundle.json",
+               R"({"resourceType":"Bundle","type":"collection","entry":[
+ {"resource":{"resourceType":"Observation","id":"two","status":"final","subject":{"reference":"Patient/p"},
+   "code":{"coding":[{"code":"secret-code-1"},{"code":"secret-code-2"}]}}},
+ {"resource":{"resourceType":"Observation","id":"one","status":"final","subject":{"reference":"Patient/p"},
+   "code":{"coding":[{"code":"c"}]}}}]})");
+    // Run
+    const auto r = ingest({dir / "bundle.json"}, with_view("strict", strict_view));
+    // Check
+    EXPECT_EQ(r.per_type.at("Observation").inserted, 2u);
+    EXPECT_EQ(rows("SELECT _resource_id, code FROM view_strict"), (std::vector<std::string>{"one|c"}));
+    const std::string text = logged();
+    EXPECT_NE(text.find("view strict: Observation/two has no rows: select[0].column[0].path"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("secret-code"), std::string::npos) << text;
+}
+
+}  // namespace
