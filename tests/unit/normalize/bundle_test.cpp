@@ -182,6 +182,21 @@ TEST(NormalizeBundle, KeepRawOffLeavesRawEmptyButHashes) {
     EXPECT_EQ(header_of(off.records.at(0)).raw_hash, header_of(on.records.at(0)).raw_hash);
 }
 
+TEST(NormalizeBundle, RawForTypesKeepsOnlyThoseTypes) {
+    // Setup: the materialized views need the JSON of the types they read only
+    const std::string patient = R"({"resourceType":"Patient","id":"p"})";
+    const std::string condition =
+        R"({"resourceType":"Condition","id":"c","subject":{"reference":"Patient/p"}})";
+    const std::string json = R"({"resourceType":"Bundle","type":"collection","entry":[{"resource":)" +
+                             patient + R"(},{"resource":)" + condition + "}]}";
+    // Run
+    const result r = run(json, options{.raw_for_types = {"Condition"}});
+    // Check
+    ASSERT_EQ(r.records.size(), 2u);
+    EXPECT_TRUE(header_of(r.records.at(0)).raw.empty());
+    EXPECT_EQ(header_of(r.records.at(1)).raw, condition);
+}
+
 TEST(NormalizeBundle, SingleResourceHashCoversTheDocumentWithoutSurroundingWhitespace) {
     // Setup
     const std::string resource = R"({"resourceType":"Patient","id":"solo","gender":"male"})";
