@@ -88,7 +88,7 @@ struct ingester::impl {
           steady_now(std::move(sn)),
           system_now(std::move(yn)),
           rep(r),
-          views(open_views(db_, opts.views, store::utc_timestamp(system_now()))),
+          views(open_views(db_, opts.views, store::utc_timestamp(system_now()), opts.keep_fhir_patient_id)),
           normalizer(
               nz::options{.keep_raw = opts.store_raw,
                           .raw_for_types = views ? views->resource_types() : std::vector<std::string>{}}),
@@ -150,9 +150,11 @@ struct ingester::impl {
 
     static std::shared_ptr<store::view_tables> open_views(store::analytics_db& d,
                                                           const std::vector<store::view_file>& files,
-                                                          const std::string& now) {
+                                                          const std::string& now, bool keep_fhir_patient_id) {
         if (files.empty()) return nullptr;
-        auto loaded = store::load_views(files);
+        // The identifier rule of the fixed tables applies to views too.
+        auto loaded =
+            store::load_views(files, keep_fhir_patient_id ? views::privacy::minimal : views::privacy::none);
         if (!loaded.errors.empty()) {
             std::string message = "refused view definition(s):";
             for (const auto& e : loaded.errors) message += " " + e + ";";
@@ -193,6 +195,7 @@ struct ingester::impl {
                     ++c.unchanged;
             };
             hooks.views = views.get();
+            hooks.view_patient_key = [this](std::string_view id) { return patient_key_for(std::string(id)); };
             try {
                 store::commit_page(db, writer, res.records, opts.source, now, hooks);
             } catch (...) {

@@ -192,7 +192,7 @@ std::string_view sqlite_type_for(const views::column_info& column) {
     return "TEXT";
 }
 
-view_load_result load_views(std::span<const view_file> files) {
+view_load_result load_views(std::span<const view_file> files, views::privacy identifiers) {
     view_load_result out;
     for (const auto& f : files) {
         const std::string label = "[[view]] \"" + f.name + "\": " + f.file.string();
@@ -213,7 +213,7 @@ view_load_result load_views(std::span<const view_file> files) {
             out.errors.push_back(label + ": " + read.problem->message());
             continue;
         }
-        auto compiled = views::compile(*read.content);
+        auto compiled = views::compile(*read.content, views::compile_options{identifiers});
         if (auto* err = std::get_if<views::compile_error>(&compiled)) {
             std::string where = err->json_path.empty() ? "the definition" : err->json_path;
             if (err->expr_offset) where += " (offset " + std::to_string(*err->expr_offset) + ")";
@@ -322,7 +322,8 @@ std::vector<std::string> view_tables::resource_types() const {
 }
 
 void view_tables::apply(const normalize::record& r, upsert_outcome outcome, std::string_view source,
-                        std::string_view stored_id, std::string_view patient_key) {
+                        std::string_view stored_id, std::string_view patient_key,
+                        const views::key_mapper& patient_keys) {
     const std::string_view type = nz::resource_type_of(r);
     bool parsed = false;
     simdjson::dom::element root;
@@ -349,7 +350,13 @@ void view_tables::apply(const normalize::record& r, upsert_outcome outcome, std:
             }
             parsed = true;
         }
-        auto rows = views::evaluate(t->view.plan, root);
+        // The kept bytes beside the DOM: a decimal keeps its written
+        // precision for lowBoundary()/highBoundary().
+        const views::source_text text(root, h.raw);
+        views::eval_options options;
+        options.map_patient_key = patient_keys;
+        options.source = &text;
+        auto rows = views::evaluate(t->view.plan, root, options);
         if (rows.error) {
             failures_.push_back({t->view.name, std::string(type), std::string(stored_id),
                                  rows.error->json_path, rows.error->message});

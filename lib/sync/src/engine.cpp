@@ -1020,6 +1020,12 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                 max_updated = h.last_updated;
         };
         hooks.views = views.get();
+        // A view's key columns join the fixed tables on patient_key: this
+        // job's patient is its configured key, any other patient the keyed
+        // hash its Patient row is stored under.
+        hooks.view_patient_key = [this, &enr, &source](std::string_view id) {
+            return id == enr.fhir_patient_id ? enr.patient_key : store::patient_key_for(ids.key, source, id);
+        };
         if (pg.last_page())
             hooks.before_commit = [&] {
                 deleted = finish_search(source, enr, type, p, max_updated, pg.ids_with_page(), now);

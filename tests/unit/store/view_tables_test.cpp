@@ -76,7 +76,7 @@ struct ViewTables : ::testing::Test {
     std::vector<st::loaded_view> load(const std::string& name, const std::string& json) {
         write_file(dir / (name + ".json"), json);
         const std::vector<st::view_file> files{{name, dir / (name + ".json")}};
-        auto loaded = st::load_views(files);
+        auto loaded = st::load_views(files, headachemd::views::privacy::none);
         EXPECT_TRUE(loaded.errors.empty()) << (loaded.errors.empty() ? "" : loaded.errors[0]);
         return std::move(loaded.views);
     }
@@ -111,7 +111,7 @@ TEST_F(ViewTables, LoadRefusesABadDefinitionNamingTheFileAndJsonPath) {
     const std::vector<st::view_file> files{
         {"bad", dir / "bad.json"}, {"missing", dir / "missing.json"}, {"ok", dir / "ok.json"}};
     // Run
-    const auto loaded = st::load_views(files);
+    const auto loaded = st::load_views(files, headachemd::views::privacy::none);
     // Check
     ASSERT_EQ(loaded.errors.size(), 2u);
     EXPECT_EQ(loaded.errors[0].rfind(
@@ -129,7 +129,7 @@ TEST_F(ViewTables, LoadRefusesANameThatIsNoSafeTableName) {
     write_file(dir / "ok.json", strict_view);
     const std::vector<st::view_file> files{{"definition", dir / "ok.json"}, {"a\"b", dir / "ok.json"}};
     // Run
-    const auto loaded = st::load_views(files);
+    const auto loaded = st::load_views(files, headachemd::views::privacy::none);
     // Check
     EXPECT_EQ(loaded.errors.size(), 2u);
     EXPECT_TRUE(loaded.views.empty());
@@ -142,7 +142,7 @@ TEST_F(ViewTables, LoadRefusesADefinitionOthersMayWrite) {
                                  std::filesystem::perm_options::add);
     const std::vector<st::view_file> files{{"ok", dir / "ok.json"}};
     // Run
-    const auto loaded = st::load_views(files);
+    const auto loaded = st::load_views(files, headachemd::views::privacy::none);
     // Check
     ASSERT_EQ(loaded.errors.size(), 1u);
     EXPECT_TRUE(loaded.views.empty());
@@ -332,6 +332,54 @@ TEST_F(ViewTables, AnEvaluationErrorKeepsThePageAndIsReported) {
     EXPECT_EQ(failures[0].resource_id, "o1");
     EXPECT_EQ(failures[0].json_path, "select[0].column[0].path");
     EXPECT_TRUE(views.take_failures().empty());
+}
+
+// Issue 16 item 4: the config's identifier rule applies to a definition
+// before any table is made, so no view can put a name into headache.db.
+TEST_F(ViewTables, UnderEitherIdentifierRuleAViewOfPatientNamesIsRefusedBeforeAnyTable) {
+    // Setup
+    write_file(dir / "names.json", R"({"resourceType":"ViewDefinition","resource":"Patient",
+        "select":[{"column":[{"name":"family","path":"name.family"}]}]})");
+    const std::vector<st::view_file> files{{"names", dir / "names.json"}};
+    for (auto rule : {headachemd::views::privacy::none, headachemd::views::privacy::minimal}) {
+        // Run
+        const auto loaded = st::load_views(files, rule);
+        // Check: refused, naming the file and the column path
+        ASSERT_EQ(loaded.errors.size(), 1u);
+        EXPECT_NE(loaded.errors[0].find((dir / "names.json").string() + ": select[0].column[0].path"),
+                  std::string::npos)
+            << loaded.errors[0];
+        EXPECT_TRUE(loaded.views.empty());
+    }
+    // Check: privacy off (tests only) compiles it, so the refusal is the rule's
+    EXPECT_TRUE(st::load_views(files, headachemd::views::privacy::off).errors.empty());
+}
+
+// Under "none" a key column holds the patient_key the fixed tables join on,
+// never the FHIR id; without a mapping the view fails rather than leak it.
+TEST_F(ViewTables, UnderNoneKeyColumnsHoldThePatientKeyNeverTheFhirId) {
+    // Setup
+    st::view_tables views(db, load("subjects", R"j({"resourceType":"ViewDefinition","resource":"Observation",
+        "select":[{"column":[{"name":"patient","path":"subject.getReferenceKey(Patient)"}]
+}]
+})j"),
+                          "t0");
+    hooks.views = &views;
+    hooks.view_patient_key = [](std::string_view id) { return "key-of-" + std::string(id); };
+    const std::string json =
+        R"({"resourceType":"Observation","id":"o1","status":"final","subject":{"reference":"Patient/fhir-77"}})";
+    // Run
+    st::commit_page(db, writer, std::vector<nz::record>{observation("o1", json)}, "ehr", "t1", hooks);
+    // Check
+    EXPECT_EQ(rows("SELECT patient FROM view_subjects"), (std::vector<std::string>{"key-of-fhir-77"}));
+    // Run: no mapping
+    hooks.view_patient_key = nullptr;
+    const std::string changed =
+        R"({"resourceType":"Observation","id":"o1","status":"amended","subject":{"reference":"Patient/fhir-77"}})";
+    st::commit_page(db, writer, std::vector<nz::record>{observation("o1", changed)}, "ehr", "t2", hooks);
+    // Check: no row, a failure, and the FHIR id nowhere in the table
+    EXPECT_TRUE(rows("SELECT patient FROM view_subjects").empty());
+    EXPECT_EQ(views.take_failures().size(), 1u);
 }
 
 }  // namespace

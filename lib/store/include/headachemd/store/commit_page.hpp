@@ -33,6 +33,11 @@ struct page_hooks {
     // together or not at all. Optional; the records of the types it reads
     // must carry their JSON (normalize::options::raw_for_types).
     view_tables* views = nullptr;
+    // FHIR Patient id -> patient_key for the views' key columns under
+    // identifiers = "none" (view_tables::apply). The sync job maps its own
+    // patient to the configured key; any other id, and every id in ingest,
+    // gets the keyed hash (store::patient_key_for).
+    views::key_mapper view_patient_key;
 };
 
 // The page's counts by outcome, meaningful only once it committed.

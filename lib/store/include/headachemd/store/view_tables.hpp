@@ -51,7 +51,12 @@ struct view_load_result {
 // Reads each file (the config's file rule: not writable by group or
 // others, since a definition decides what lands in headache.db) and
 // compiles it. All files are tried; every refusal is listed.
-view_load_result load_views(std::span<const view_file> files);
+// `identifiers` is the config's [privacy] identifiers: under "none" or
+// "minimal" a definition that could reach a patient's name, address,
+// telecom, identifiers or birth date is refused with the JSON path that
+// offends (views::compile_options; issue 16 item 4), before any table is
+// made. Only tests pass privacy::off.
+view_load_result load_views(std::span<const view_file> files, views::privacy identifiers);
 
 // The SQLite type of a column declared with this FHIR type.
 std::string_view sqlite_type_for(const views::column_info& column);
@@ -100,8 +105,13 @@ public:
     // The record must carry its JSON (header::raw). Throws what SQLite
     // throws (the caller rolls back); an evaluation failure is recorded in
     // failures() instead and the page goes on.
+    // `patient_keys` maps a FHIR Patient id to its patient_key for the
+    // key columns of a view compiled under privacy::none (getResourceKey()
+    // on a Patient, getReferenceKey(Patient)); such a view fails rather
+    // than store the FHIR id when it is empty.
     void apply(const normalize::record& r, upsert_outcome outcome, std::string_view source,
-               std::string_view stored_id, std::string_view patient_key);
+               std::string_view stored_id, std::string_view patient_key,
+               const views::key_mapper& patient_keys);
 
     // Failures since the last take; the caller logs them after COMMIT.
     std::vector<view_failure> take_failures();
