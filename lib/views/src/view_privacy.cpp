@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -54,6 +55,26 @@ constexpr std::array related_person_allowed{
     "relationship.coding.display",
     "relationship.text"};
 constexpr std::array person_allowed{"gender", "active"};
+
+// US Core demographic extensions on Patient (US Core 6.1 Patient profile):
+// race, ethnicity and birth sex are not among the 18 identifiers of HIPAA
+// Safe Harbor (45 CFR 164.514(b)(2)), so a view may read them. Every other
+// extension stays refused: patient-mothersMaidenName names a relative,
+// patient-birthPlace is an address, geolocation is a location, and an
+// extension we do not know can hold anything. An extension is admitted only
+// by its url, written as extension('<url>') or extension.where(url = '<url>').
+constexpr std::array patient_allowed_extensions{
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity",
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"};
+// Inside an admitted extension: its sub-extensions (ombCategory, detailed,
+// text) and their values, which are codes, Codings and the race/ethnicity
+// text. A value of any other type (valueHumanName, valueAddress, ...) is refused.
+constexpr std::array allowed_extension_parts{"extension",   "url",    "value", "valueCode", "valueCoding",
+                                             "valueString", "system", "code",  "display"};
+// A position inside an admitted extension is "extension(<url>)" followed by
+// the parts reached below it.
+constexpr std::string_view extension_marker = "extension(";
 
 // Element names refused on every resource type: they hold (or, for
 // contained/resource, can hold a whole) patient identity. `identifier` is
@@ -179,6 +200,9 @@ private:
             }
             return target ? walk(*target, focus) : focus;
         }
+        if (f == "where" && identity_) {
+            if (auto admitted = extension_by_url_filter(n, focus)) return *admitted;
+        }
         positions in = n.children[0] ? walk(*n.children[0], focus) : focus;
         if (f == "where" || f == "exists") {
             // The criteria see each item of the input, and what they test
@@ -194,6 +218,8 @@ private:
         }
         if (f == "extension") {
             walk(*n.children[1], focus);
+            if (resource_ == "Patient" && n.children[1]->kind == node_kind::string_literal)
+                return patient_extension(n, in, n.children[1]->text);
             return member(n, in, "extension");
         }
         if (f == "getResourceKey" || f == "getReferenceKey") {
@@ -205,6 +231,41 @@ private:
             return {std::string(computed)};
         }
         refuse(n, "function " + f + "() is not known to the privacy check, so what it reaches is unknown");
+    }
+
+    // Patient.extension('<url>') from the root: an admitted US Core
+    // extension gives its marker; from inside one, a sub-extension
+    // ('ombCategory') is one of its parts; anything else is refused as
+    // member() refuses `extension`.
+    positions patient_extension(const node& n, const positions& in, const std::string& url) {
+        positions out;
+        for (const auto& p : in) {
+            if (p == computed) continue;
+            if (p == root && listed(patient_allowed_extensions, url)) {
+                out.insert(std::string(extension_marker) + url + ")");
+                continue;
+            }
+            auto more = member(n, positions{p}, "extension");
+            out.insert(more.begin(), more.end());
+        }
+        return out;
+    }
+
+    // `extension.where(url = '<url>')` on a Patient, with <url> admitted:
+    // the filter is what makes the extension safe, so it is recognised
+    // before `extension` alone (refused) is walked. nullopt: not this shape.
+    std::optional<positions> extension_by_url_filter(const node& n, const positions& focus) {
+        if (resource_ != "Patient" || n.children.size() != 2 || !n.children[0]) return std::nullopt;
+        const node& target = *n.children[0];
+        const node& criteria = *n.children[1];
+        if (target.kind != node_kind::member || target.text != "extension") return std::nullopt;
+        if (criteria.kind != node_kind::binary || criteria.text != "=") return std::nullopt;
+        const node& lhs = *criteria.children[0];
+        const node& rhs = *criteria.children[1];
+        if (lhs.kind != node_kind::member || lhs.text != "url" || lhs.children[0]) return std::nullopt;
+        if (rhs.kind != node_kind::string_literal) return std::nullopt;
+        positions base = target.children[0] ? walk(*target.children[0], focus) : focus;
+        return patient_extension(target, base, rhs.text);
     }
 
     positions member(const node& n, const positions& in, const std::string& raw) {
@@ -233,7 +294,11 @@ private:
                               const std::string& raw) const {
         std::string path = parent.empty() ? name : parent + "." + name;
         bool ok = false;
-        if (resource_ == "Patient") ok = listed(patient_allowed, path);
+        // A delimited identifier (`extension(...)` in backticks) could spell
+        // the marker: only patient_extension() makes one.
+        const bool spells_marker = name.find('(') != std::string::npos;
+        if (resource_ == "Patient")
+            ok = listed(patient_allowed, path) || (!spells_marker && in_admitted_extension(path));
         if (resource_ == "RelatedPerson") ok = listed(related_person_allowed, path);
         if (resource_ == "Person") ok = listed(person_allowed, path);
         // minimal keeps the FHIR ids (config.hpp identifier_policy).
@@ -243,6 +308,23 @@ private:
                           " is not on the list of elements that do not identify a patient");
         }
         return path;
+    }
+
+    // A path below an admitted extension's marker whose every part is
+    // allowed_extension_parts (the url inside the marker has dots of its own).
+    static bool in_admitted_extension(const std::string& path) {
+        if (!path.starts_with(extension_marker)) return false;
+        auto close = path.find(')');
+        if (close == std::string::npos) return false;
+        std::string_view rest = std::string_view(path).substr(close + 1);
+        while (!rest.empty()) {
+            if (rest[0] != '.') return false;
+            rest.remove_prefix(1);
+            auto dot = rest.find('.');
+            if (!listed(allowed_extension_parts, rest.substr(0, dot))) return false;
+            rest = dot == std::string_view::npos ? std::string_view() : rest.substr(dot);
+        }
+        return true;
     }
 
     std::string denied_child(const node& n, const std::string& parent, const std::string& name,

@@ -53,6 +53,7 @@ TEST_P(privacy_refusal, names_the_path_and_offset) {
 }
 
 const std::string col = "select[0].column[0].path";
+const char* const us_core_race = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race";
 
 // Each forbidden Patient element, and each way around the rule we thought of.
 INSTANTIATE_TEST_SUITE_P(
@@ -79,6 +80,57 @@ INSTANTIATE_TEST_SUITE_P(
                      col.c_str(), 0},
         refused_case{"patient_extension_member", column_view("Patient", "extension.value.ofType(string)"),
                      col.c_str(), 0},
+        // Extensions other than the US Core race, ethnicity and birth sex
+        // ones, however they are selected; and anything but codes and text
+        // inside those.
+        refused_case{"patient_extension_birth_place",
+                     column_view("Patient",
+                                 "extension('http://hl7.org/fhir/StructureDefinition/"
+                                 "patient-birthPlace').value.ofType(Address).city"),
+                     col.c_str(), 0},
+        refused_case{"patient_extension_geolocation",
+                     column_view("Patient",
+                                 "extension('http://hl7.org/fhir/StructureDefinition/geolocation')"
+                                 ".extension('latitude').value.ofType(decimal)"),
+                     col.c_str(), 0},
+        refused_case{"patient_extension_unknown_url",
+                     column_view("Patient", "extension('http://example.org/ext').value.ofType(string)"),
+                     col.c_str(), 0},
+        refused_case{"patient_extension_where_maiden_name",
+                     column_view("Patient",
+                                 "extension.where(url = 'http://hl7.org/fhir/StructureDefinition/"
+                                 "patient-mothersMaidenName').value.ofType(string)"),
+                     col.c_str(), 0},
+        refused_case{"patient_extension_where_not_equal",
+                     column_view("Patient", std::string("extension.where(url != '") + us_core_race +
+                                                "').value.ofType(string)"),
+                     col.c_str(), 0},
+        refused_case{"patient_extension_where_or",
+                     column_view("Patient", std::string("extension.where(url = '") + us_core_race +
+                                                "' or url = 'x').value.ofType(string)"),
+                     col.c_str(), 0},
+        refused_case{"patient_extension_url_not_a_literal",
+                     column_view("Patient", "extension(%resource.gender).value.ofType(string)"), col.c_str(),
+                     0},
+        refused_case{"us_core_race_human_name",
+                     column_view("Patient", std::string("extension('") + us_core_race +
+                                                "').extension.value.ofType(HumanName).family"),
+                     col.c_str(), 97},
+        refused_case{"us_core_race_address",
+                     column_view("Patient", std::string("extension('") + us_core_race +
+                                                "').extension.valueAddress.city"),
+                     col.c_str(), 84},
+        refused_case{"us_core_extension_below_an_element",
+                     column_view("Patient", std::string("gender.extension('") + us_core_race + "').url"),
+                     col.c_str(), 7},
+        refused_case{"us_core_extension_marker_spelled",
+                     column_view("Patient", std::string("`extension(") + us_core_race + ")`.url"),
+                     col.c_str(), 0},
+        refused_case{"minimal_patient_extension_birth_place",
+                     column_view("Patient",
+                                 "extension('http://hl7.org/fhir/StructureDefinition/"
+                                 "patient-birthPlace').value.ofType(Address).city"),
+                     col.c_str(), 0, v::privacy::minimal},
         // Evasions.
         refused_case{"type_prefix", column_view("Patient", "Patient.name.given"), col.c_str(), 8},
         refused_case{"resource_variable", column_view("Patient", "%resource.name.family"), col.c_str(), 10},
@@ -212,6 +264,33 @@ TEST(view_privacy, allows_what_does_not_identify) {
     }
 }
 
+// Race, ethnicity and birth sex are not Safe Harbor identifiers (45 CFR
+// 164.514(b)(2)): the US Core extensions that carry them are allowed on
+// Patient under none and minimal, by extension('<url>') or
+// extension.where(url = '<url>'), with their sub-extensions.
+TEST(view_privacy, allows_the_us_core_demographic_extensions) {
+    const std::string us_core = "http://hl7.org/fhir/us/core/StructureDefinition/";
+    const std::vector<std::string> allowed{
+        "extension('" + us_core + "us-core-birthsex').value.ofType(code)",
+        "extension('" + us_core + "us-core-birthsex').valueCode",
+        "extension('" + us_core + "us-core-race').extension('ombCategory').value.ofType(Coding).code",
+        "extension('" + us_core + "us-core-race').extension('detailed').valueCoding.display",
+        "extension('" + us_core + "us-core-race').extension('text').value.ofType(string)",
+        "extension('" + us_core + "us-core-race').exists()",
+        "extension.where(url = '" + us_core +
+            "us-core-ethnicity').extension('ombCategory').valueCoding.system",
+        "extension.where(url = '" + us_core +
+            "us-core-ethnicity').extension.where(url = 'text').value.ofType(string)",
+        "Patient.extension('" + us_core + "us-core-ethnicity').extension.url",
+    };
+    for (auto rule : {v::privacy::none, v::privacy::minimal}) {
+        for (const auto& path : allowed) {
+            auto e = refusal(column_view("Patient", path), rule);
+            EXPECT_FALSE(e.has_value()) << path << ": " << (e ? e->message : "");
+        }
+    }
+}
+
 TEST(view_privacy, a_view_over_a_bundle_is_refused) {
     // entry.fullUrl names the patient by FHIR id without any denied element.
     for (auto rule : {v::privacy::none, v::privacy::minimal}) {
@@ -337,6 +416,25 @@ TEST(view_privacy, allowed_patient_view_gives_its_rows) {
     EXPECT_EQ(cell_text(r.rows[0][1]), "male");
     ASSERT_TRUE(std::holds_alternative<bool>(r.rows[0][2]));
     EXPECT_FALSE(std::get<bool>(r.rows[0][2]));
+}
+
+TEST(view_privacy, us_core_extensions_give_their_values_and_nothing_else) {
+    auto view = compiled(R"j({"resource":"Patient","select":[{"column":[
+        {"name":"sex","path":"extension('http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex').value.ofType(code)"},
+        {"name":"race","path":"extension.where(url = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-race').extension('ombCategory').value.ofType(Coding).code","collection":true}]}]})j",
+                         v::privacy::none);
+    parsed patient(R"({"resourceType":"Patient","id":"x","extension":[
+        {"url":"http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName","valueString":"Doe"},
+        {"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-race","extension":[
+            {"url":"ombCategory","valueCoding":{"code":"2106-3"}},{"url":"ombCategory","valueCoding":{"code":"2028-9"}}]},
+        {"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex","valueCode":"F"}]})");
+    auto r = v::evaluate(view, patient.root);
+    ASSERT_FALSE(r.error) << r.error->message;
+    ASSERT_EQ(r.rows.size(), 1u);
+    EXPECT_EQ(cell_text(r.rows[0][0]), "F");
+    ASSERT_TRUE(std::holds_alternative<std::vector<v::scalar>>(r.rows[0][1]));
+    EXPECT_EQ(std::get<std::vector<v::scalar>>(r.rows[0][1]),
+              (std::vector<v::scalar>{std::string("2106-3"), std::string("2028-9")}));
 }
 
 }  // namespace
