@@ -2,7 +2,6 @@
 
 #include <sys/random.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,8 +15,10 @@
 
 #include "exit_codes.hpp"
 #include "headachemd/config/config.hpp"
+#include "headachemd/ingest/fhir_files.hpp"
 #include "headachemd/store/pseudonym.hpp"
 #include "headachemd/views/render.hpp"
+#include "headachemd/views/run.hpp"
 #include "headachemd/views/view.hpp"
 
 namespace headachemd::daemon {
@@ -36,124 +37,26 @@ struct view_args {
 // A definition is a small JSON document; a bigger file is a wrong argument.
 constexpr std::uintmax_t max_definition_bytes = 1 << 20;
 
-// The same files `ingest` reads: .json (a resource or a Bundle) and
-// .ndjson/.jsonl (Bulk Data), directories recursively in name order,
-// hidden files skipped.
-enum class file_kind { json, ndjson, other };
-file_kind kind_of(const fs::path& p) {
-    const auto ext = p.extension().string();
-    if (ext == ".json") return file_kind::json;
-    if (ext == ".ndjson" || ext == ".jsonl") return file_kind::ndjson;
-    return file_kind::other;
+// The same files `ingest` reads (ingest::walk_input): a file named that is
+// not .json/.ndjson/.jsonl is refused, one found in a directory skipped.
+void read_files(const std::vector<std::string>& inputs, v::view_runner& runner) {
+    simdjson::dom::parser parser;
+    const auto on_document = [&runner](simdjson::dom::element root, std::string_view text,
+                                       const std::string& where) { runner.document(root, text, where); };
+    const auto on_problem = [&runner](const std::string& where, std::string_view message) {
+        runner.problem(where, message);
+    };
+    for (const auto& input : inputs) {
+        const auto walked = ingest::walk_input(input);
+        if (walked.missing) runner.problem(input, "no such file or directory");
+        for (const auto& f : walked.files) {
+            if (f.kind != ingest::file_kind::other)
+                ingest::read_documents(f, parser, on_document, on_problem);
+            else if (!f.in_directory)
+                runner.problem(f.path.string(), "not a FHIR file (.json, .ndjson, .jsonl)");
+        }
+    }
 }
-
-class run {
-public:
-    run(const v::view& plan, v::eval_options opts, bool csv)
-        : plan_(plan), opts_(std::move(opts)), csv_(csv) {}
-
-    void header() {
-        if (csv_) std::cout << v::csv_header(plan_.columns());
-    }
-
-    void input(const fs::path& p) {
-        std::error_code ec;
-        if (fs::is_directory(p, ec)) {
-            std::vector<fs::path> files;
-            for (auto it =
-                     fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
-                 !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-                if (it->path().filename().string().starts_with(".")) {
-                    if (it->is_directory()) it.disable_recursion_pending();
-                    continue;
-                }
-                if (it->is_regular_file() && kind_of(it->path()) != file_kind::other)
-                    files.push_back(it->path());
-            }
-            std::sort(files.begin(), files.end());
-            for (const auto& f : files) file(f);
-            return;
-        }
-        if (!fs::exists(p, ec)) return problem(p.string(), "no such file or directory");
-        if (kind_of(p) == file_kind::other)
-            return problem(p.string(), "not a FHIR file (.json, .ndjson, .jsonl)");
-        file(p);
-    }
-
-    int problems() const { return problems_; }
-
-private:
-    void file(const fs::path& p) {
-        if (kind_of(p) == file_kind::ndjson) return ndjson(p);
-        simdjson::padded_string text;
-        if (auto err = simdjson::padded_string::load(p.string()).get(text)) {
-            return problem(p.string(), simdjson::error_message(err));
-        }
-        simdjson::dom::element root;
-        if (auto err = parser_.parse(text).get(root))
-            return problem(p.string(), simdjson::error_message(err));
-        // The text beside the DOM: decimals keep their written precision
-        // for lowBoundary()/highBoundary() (1.0 gives 0.95).
-        const v::source_text source(root, std::string_view(text.data(), text.size()));
-        resource(root, p.string(), source);
-    }
-
-    void ndjson(const fs::path& p) {
-        std::ifstream in(p, std::ios::binary);
-        if (!in) return problem(p.string(), "cannot be read");
-        std::string line;
-        for (std::size_t n = 1; std::getline(in, line); ++n) {
-            if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-            simdjson::dom::element root;
-            const std::string where = fmt::format("{}:{}", p.string(), n);
-            if (auto err = parser_.parse(line).get(root)) {
-                problem(where, simdjson::error_message(err));
-                continue;
-            }
-            const v::source_text source(root, line);
-            resource(root, where, source);
-        }
-    }
-
-    // A resource, or a Bundle's entries (FHIR R4 Bundle.entry.resource):
-    // a view over Observation finds the Observations of a patient bundle.
-    void resource(simdjson::dom::element r, const std::string& where, const v::source_text& source) {
-        rows(r, where, source);
-        std::string_view type;
-        simdjson::dom::array entries;
-        if (r["resourceType"].get(type) || type != "Bundle" || r["entry"].get(entries)) return;
-        std::size_t i = 0;
-        for (auto e : entries) {
-            simdjson::dom::element inner;
-            if (!e["resource"].get(inner)) rows(inner, fmt::format("{} entry[{}]", where, i), source);
-            ++i;
-        }
-    }
-
-    void rows(simdjson::dom::element r, const std::string& where, const v::source_text& source) {
-        opts_.source = &source;
-        auto out = v::evaluate(plan_, r, opts_);
-        opts_.source = nullptr;
-        if (out.error) {
-            // The message names the definition's path, never resource data.
-            return problem(where, fmt::format("{}: {}", out.error->json_path, out.error->message));
-        }
-        for (const auto& row : out.rows) {
-            std::cout << (csv_ ? v::csv_record(row) : v::ndjson_record(plan_.columns(), row));
-        }
-    }
-
-    void problem(const std::string& where, std::string_view message) {
-        ++problems_;
-        std::cerr << fmt::format("error: {}: {}\n", where, message);
-    }
-
-    const v::view& plan_;
-    v::eval_options opts_;
-    bool csv_;
-    simdjson::dom::parser parser_;
-    int problems_ = 0;
-};
 
 // Under identifiers = "none" a Patient key is a keyed hash of the FHIR id.
 // view run has no vault, so the key is random per run: rows of one run join
@@ -218,15 +121,24 @@ int run_view(const view_args& a) {
             return exit_code::software;
         }
     }
-    run r(std::get<v::view>(compiled), std::move(opts), a.format == "csv");
-    r.header();
-    for (const auto& input : a.inputs) r.input(input);
+    const v::view& plan = std::get<v::view>(compiled);
+    const bool csv = a.format == "csv";
+    if (csv) std::cout << v::csv_header(plan.columns());
+    v::view_runner runner(
+        plan, std::move(opts),
+        [&plan, csv](const v::row& row) {
+            std::cout << (csv ? v::csv_record(row) : v::ndjson_record(plan.columns(), row));
+        },
+        [](const std::string& where, std::string_view message) {
+            std::cerr << fmt::format("error: {}: {}\n", where, message);
+        });
+    read_files(a.inputs, runner);
     std::cout.flush();
     if (!std::cout) {
         std::cerr << "error: writing the rows failed\n";
         return exit_code::io_error;
     }
-    return r.problems() == 0 ? exit_code::ok : exit_code::data_error;
+    return runner.problems() == 0 ? exit_code::ok : exit_code::data_error;
 }
 
 }  // namespace

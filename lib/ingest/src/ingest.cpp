@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "headachemd/ingest/fhir_files.hpp"
 #include "headachemd/store/commit_page.hpp"
 
 namespace headachemd::ingest {
@@ -17,16 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace nz = headachemd::normalize;
-
-enum class file_kind { json, ndjson, other };
-
-file_kind kind_of(const fs::path& p) {
-    std::string ext = p.extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (ext == ".json") return file_kind::json;
-    if (ext == ".ndjson" || ext == ".jsonl") return file_kind::ndjson;
-    return file_kind::other;
-}
 
 // Bulk Data exports name files after their type ("Medication.000.ndjson"),
 // Synthea and the web app after the resource ("Medication-x.json"). A
@@ -55,12 +46,6 @@ public:
 private:
     std::unique_ptr<char[]> data_;
     std::size_t size_ = 0;
-};
-
-struct input_file {
-    fs::path path;
-    file_kind kind;
-    std::uint64_t size;
 };
 
 }  // namespace
@@ -226,7 +211,7 @@ struct ingester::impl {
         progress(done_bytes, total_bytes, std::chrono::duration<double>(now - started).count());
     }
 
-    void ingest_json(const input_file& f) {
+    void ingest_json(const found_file& f) {
         if (f.size > opts.max_file_bytes) {
             problem(f.path, "",
                     fmt::format("file is {} bytes, over the {}-byte limit for one JSON document; "
@@ -258,7 +243,7 @@ struct ingester::impl {
         write(res, f.path);
     }
 
-    void ingest_ndjson(const input_file& f) {
+    void ingest_ndjson(const found_file& f) {
         std::ifstream in(f.path, std::ios::binary);
         if (!in) {
             problem(f.path, "", std::string("cannot open the file: ") + std::strerror(errno));
@@ -352,49 +337,33 @@ ingester::~ingester() = default;
 void ingester::run(const std::vector<fs::path>& inputs, const progress_fn& progress) {
     impl& m = *impl_;
     const auto started = m.steady_now();
-    std::vector<input_file> files;
+    std::vector<found_file> files;
     for (const fs::path& input : inputs) {
-        std::error_code ec;
-        const auto st = fs::status(input, ec);
-        if (ec || !fs::exists(st)) {
+        walked_input walked = walk_input(input);
+        if (walked.missing) {
             m.file_problems = 0;
             m.problem(input, "", "no such file or directory");
             continue;
         }
-        if (fs::is_directory(st)) {
-            std::vector<input_file> found;
-            for (auto it = fs::recursive_directory_iterator(
-                     input, fs::directory_options::skip_permission_denied, ec);
-                 !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-                const fs::path& p = it->path();
-                if (p.filename().string().starts_with(".")) {
-                    if (it->is_directory()) it.disable_recursion_pending();
-                    continue;  // .DS_Store, .git and the like are not data
-                }
-                if (!it->is_regular_file()) continue;
-                const file_kind k = kind_of(p);
-                if (k == file_kind::other) {
-                    m.file_problems = 0;
-                    m.problem(p, "", "not a FHIR file (expected .json, .ndjson or .jsonl); left out");
-                    continue;
-                }
-                found.push_back({p, k, it->file_size()});
-            }
-            if (ec) {
+        for (auto& f : walked.files) {
+            if (f.kind != file_kind::other) {
+                files.push_back(std::move(f));
+            } else if (f.in_directory) {
                 m.file_problems = 0;
-                m.problem(input, "", "cannot read the directory: " + ec.message());
+                m.problem(f.path, "", "not a FHIR file (expected .json, .ndjson or .jsonl); left out");
+            } else {
+                // A file named explicitly is read even with an odd extension.
+                f.kind = file_kind::json;
+                files.push_back(std::move(f));
             }
-            std::sort(found.begin(), found.end(),
-                      [](const input_file& a, const input_file& b) { return a.path < b.path; });
-            files.insert(files.end(), found.begin(), found.end());
-        } else {
-            const file_kind k = kind_of(input);
-            // A file named explicitly is read even with an odd extension.
-            files.push_back({input, k == file_kind::other ? file_kind::json : k, fs::file_size(input, ec)});
+        }
+        if (!walked.directory_error.empty()) {
+            m.file_problems = 0;
+            m.problem(input, "", "cannot read the directory: " + walked.directory_error);
         }
     }
     std::stable_partition(files.begin(), files.end(),
-                          [](const input_file& f) { return is_medication_file(f.path); });
+                          [](const found_file& f) { return is_medication_file(f.path); });
 
     m.progress = progress;
     m.total_bytes = 0;
