@@ -7,11 +7,14 @@
 #include <string>
 #include <vector>
 
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
 #include "run_command.hpp"
 #include "test_support.hpp"
+#include "vault_support.hpp"
 
 namespace {
 
@@ -124,7 +127,7 @@ TEST(ViewRunCli, UsageAndInputErrors) {
     const auto def = f.def("v.json", plain_view);
     const auto none = run_binary({"view", "run", def.string()}, f.dir.path());
     EXPECT_EQ(none.exit_code, 64);
-    EXPECT_NE(none.err.find("not supported yet"), std::string::npos) << none.err;
+    EXPECT_NE(none.err.find("or --db"), std::string::npos) << none.err;
     const auto missing_def =
         run_binary({"view", "run", (f.dir.path() / "nope.json").string(), "x"}, f.dir.path());
     EXPECT_EQ(missing_def.exit_code, 66) << missing_def.err;
@@ -169,6 +172,151 @@ TEST(ViewRunCli, ConfigPrivacyDecidesTheRule) {
                    f.dir.path());
     EXPECT_EQ(wrong.exit_code, 78);
     EXPECT_EQ(wrong.out, "");
+}
+
+// --db: the resources `ingest --store-raw` kept in headache.db's
+// resource_raw. Two patients and three Observations; pat-2's Observation
+// o2 has a component the definition does not read.
+struct db_fixture {
+    temp_dir dir;
+    fs::path db = dir / "h.db";
+    fs::path def = dir / "k.json";
+    db_fixture(bool store_raw = true) {
+        write_file(
+            dir / "in.ndjson",
+            R"({"resourceType":"Patient","id":"pat-1","gender":"female"})"
+            "\n"
+            R"({"resourceType":"Patient","id":"pat-2","gender":"male"})"
+            "\n"
+            R"({"resourceType":"Observation","id":"o1","status":"final","subject":{"reference":"Patient/pat-1"},"code":{"coding":[{"code":"8867-4"}]},"valueQuantity":{"value":61}})"
+            "\n"
+            R"({"resourceType":"Observation","id":"o2","status":"final","subject":{"reference":"Patient/pat-2"},"code":{"coding":[{"code":"8480-6"}]},"valueQuantity":{"value":120.5}})"
+            "\n"
+            R"({"resourceType":"Observation","id":"o3","status":"final","subject":{"reference":"Patient/pat-1"},"code":{"coding":[{"code":"8480-6"}]}})"
+            "\n");
+        write_file(def, R"j({"resource":"Observation","select":[{"column":[
+          {"name":"id","path":"id"},{"name":"patient","path":"subject.getReferenceKey(Patient)"},
+          {"name":"code","path":"code.coding.code"},{"name":"value","path":"value.ofType(Quantity).value"}]}]})j");
+        std::vector<std::string> args{
+            "ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
+            "--db",   db.string(),        "--source",
+            "clinic", "--identifiers",    "minimal"};
+        if (store_raw) args.push_back("--store-raw");
+        args.push_back((dir / "in.ndjson").string());
+        const auto r = run_binary(args, dir.path());
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+    }
+    // The key headache.db stored, read from the analyst table itself.
+    std::string stored_key(const std::string& observation_id) const {
+        SQLite::Database d(db.string(), SQLite::OPEN_READONLY);
+        SQLite::Statement q(d, "SELECT patient_key FROM observation WHERE source = 'clinic' AND id = ?1");
+        q.bind(1, observation_id);
+        return q.executeStep() ? q.getColumn(0).getString() : "";
+    }
+    void exec(const std::string& sql) const {
+        SQLite::Database d(db.string(), SQLite::OPEN_READWRITE);
+        d.exec(sql);
+    }
+    headachemd::test::command_result view(std::vector<std::string> extra) const {
+        std::vector<std::string> args{"view", "run", def.string()};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return run_binary(args, dir.path());
+    }
+};
+
+TEST(ViewRunCli, DbGivesTheStoredRowsWithTheStoredPatientKey) {
+    db_fixture f;
+    const std::string k1 = f.stored_key("o1"), k2 = f.stored_key("o2");
+    ASSERT_EQ(k1.size(), 32u);
+    ASSERT_EQ(k2.size(), 32u);
+    ASSERT_NE(k1, k2);
+    ASSERT_EQ(f.stored_key("o3"), k1);
+    const auto r = f.view({"--db", f.db.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out,
+              "id,patient,code,value\r\n"
+              "o1," +
+                  k1 +
+                  ",8867-4,61\r\n"
+                  "o2," +
+                  k2 +
+                  ",8480-6,120.5\r\n"
+                  "o3," +
+                  k1 + ",8480-6,\r\n");
+    EXPECT_EQ(r.out.find("pat-"), std::string::npos) << r.out;
+    EXPECT_EQ(r.err, "");
+    // The same rows again: the key is the stored one, not a per-run pseudonym.
+    EXPECT_EQ(f.view({"--db", f.db.string()}).out, r.out);
+    // --db without a path: the config's [daemon] database.
+    write_file(f.dir / "sync.toml", "[daemon]\ndatabase = \"" + f.db.string() + "\"\n");
+    const auto via_config =
+        f.view({"--db", "--config", (f.dir / "sync.toml").string(), "--format", "ndjson"});
+    ASSERT_EQ(via_config.exit_code, 0) << via_config.err;
+    EXPECT_EQ(lines_of(via_config.out).at(0),
+              "{\"id\":\"o1\",\"patient\":\"" + k1 + "\",\"code\":\"8867-4\",\"value\":61}");
+}
+
+TEST(ViewRunCli, DbLeavesOutDeletedResources) {
+    db_fixture f;
+    const std::string k1 = f.stored_key("o1");
+    f.exec("UPDATE observation SET deleted_at = '2026-12-01T00:00:00Z' WHERE id = 'o2'");
+    const auto r = f.view({"--db", f.db.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "id,patient,code,value\r\no1," + k1 + ",8867-4,61\r\no3," + k1 + ",8480-6,\r\n");
+    f.exec("UPDATE observation SET deleted_at = '2026-12-01T00:00:00Z'");
+    const auto none = f.view({"--db", f.db.string()});
+    EXPECT_EQ(none.exit_code, 0) << none.err;
+    EXPECT_EQ(none.out, "id,patient,code,value\r\n");
+}
+
+TEST(ViewRunCli, DbAndFilesTogetherIsAUsageError) {
+    db_fixture f;
+    for (const auto& args : {std::vector<std::string>{"--db", f.db.string(), (f.dir / "in.ndjson").string()},
+                             std::vector<std::string>{(f.dir / "in.ndjson").string(), "--db"}}) {
+        const auto r = f.view(args);
+        EXPECT_EQ(r.exit_code, 64) << r.err;
+        EXPECT_EQ(r.out, "");
+        EXPECT_NE(r.err.find("not both"), std::string::npos) << r.err;
+    }
+}
+
+TEST(ViewRunCli, DbWithoutStoreRawSaysSoAndHowToTurnItOn) {
+    db_fixture f(/*store_raw=*/false);
+    ASSERT_EQ(f.stored_key("o1").size(), 32u);  // the typed rows are there
+    const auto r = f.view({"--db", f.db.string()});
+    EXPECT_EQ(r.exit_code, 66) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("resource_raw holds no Observation resources: store_raw was off"), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("--store-raw --identifiers minimal"), std::string::npos) << r.err;
+}
+
+TEST(ViewRunCli, DbARefusedDefinitionExits65BeforeOpeningAnything) {
+    db_fixture f;
+    write_file(
+        f.def,
+        R"j({"resource":"Observation","select":[{"column":[{"name":"r","path":"subject.reference"}]}]})j");
+    const fs::path absent = f.dir / "absent.db";
+    const auto r = f.view({"--db", absent.string()});
+    EXPECT_EQ(r.exit_code, 65) << r.err;  // not 66: the database was never looked for
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("refused at select[0].column[0].path"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(absent));
+    write_file(f.def, plain_view);
+    const auto no_db = f.view({"--db", absent.string()});
+    EXPECT_EQ(no_db.exit_code, 66) << no_db.err;
+    EXPECT_FALSE(fs::exists(absent));
+}
+
+TEST(ViewRunCli, DbADamagedRawRowIsNamedAndTheOthersStillPrint) {
+    db_fixture f;
+    const std::string k1 = f.stored_key("o1");
+    f.exec("UPDATE resource_raw SET encoding = 'zstd', raw = X'28B52FFD00' WHERE id = 'o2'");
+    const auto r = f.view({"--db", f.db.string()});
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_EQ(r.out, "id,patient,code,value\r\no1," + k1 + ",8867-4,61\r\no3," + k1 + ",8480-6,\r\n");
+    EXPECT_NE(r.err.find("error: resource_raw row (source 'clinic', Observation/o2): "), std::string::npos)
+        << r.err;
 }
 
 // The Synthea Bulk Data export: one row per Condition, counted

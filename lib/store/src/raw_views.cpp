@@ -1,0 +1,126 @@
+#include "headachemd/store/raw_views.hpp"
+
+#include <map>
+#include <memory>
+#include <utility>
+
+#include <SQLiteCpp/Statement.h>
+
+#include "headachemd/normalize/records.hpp"
+#include "headachemd/store/raw_json.hpp"
+
+namespace headachemd::store {
+namespace {
+
+// Thrown by the key mapper through views::evaluate() when a referenced
+// Patient has no patient row: the row fails alone, the id is not printed.
+struct no_stored_key {};
+
+std::string row_name(std::string_view source, std::string_view type, std::string_view id) {
+    return "resource_raw row (source '" + std::string(source) + "', " + std::string(type) + "/" +
+           std::string(id) + ")";
+}
+
+// The present resources of one type. A row whose typed row is marked
+// deleted (it vanished from a complete pull) is left out, as the analyst
+// tables and the materialized views leave it out. resource_raw keeps no
+// deleted_at of its own.
+std::string select_sql(std::string_view resource_type) {
+    std::string sql =
+        "SELECT r.source, r.id, r.encoding, r.raw FROM resource_raw r WHERE r.resource_type = ?1";
+    const std::string_view table = normalize::table_for_type(resource_type);
+    if (!table.empty() && table != "patient")
+        sql += " AND NOT EXISTS (SELECT 1 FROM \"" + std::string(table) +
+               "\" t WHERE t.source = r.source AND t.id = r.id AND t.deleted_at IS NOT NULL)";
+    return sql + " ORDER BY r.source, r.id";
+}
+
+// FHIR patient id -> the patient_key stored for it. The patient table
+// keeps the FHIR id in fhir_patient_id under [privacy] identifiers =
+// "minimal", which store_raw requires (docs/admin/security.md).
+class stored_keys {
+public:
+    explicit stored_keys(SQLite::Database& db)
+        : q_(db, "SELECT patient_key FROM patient WHERE source = ?1 AND fhir_patient_id = ?2 LIMIT 1") {}
+
+    void source(std::string s) { source_ = std::move(s); }
+
+    std::string operator()(std::string_view fhir_id) {
+        auto key = std::make_pair(source_, std::string(fhir_id));
+        if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+        q_.tryReset();
+        q_.bind(1, source_);
+        q_.bind(2, key.second);
+        if (!q_.executeStep()) throw no_stored_key{};
+        std::string found = q_.getColumn(0).getString();
+        cache_.emplace(std::move(key), found);
+        return found;
+    }
+
+private:
+    SQLite::Statement q_;
+    std::string source_;
+    std::map<std::pair<std::string, std::string>, std::string> cache_;
+};
+
+}  // namespace
+
+std::size_t count_raw_rows(SQLite::Database& db, std::string_view resource_type) {
+    SQLite::Statement count(db, "SELECT count(*) FROM resource_raw WHERE resource_type = ?1");
+    count.bind(1, std::string(resource_type));
+    count.executeStep();
+    return static_cast<std::size_t>(count.getColumn(0).getInt64());
+}
+
+raw_view_result run_view_over_raw(SQLite::Database& db, const views::view& plan,
+                                  views::view_runner::row_fn on_row,
+                                  views::view_runner::problem_fn on_problem) {
+    raw_view_result out;
+    const std::string type = plan.resource();
+    auto keys = std::make_shared<stored_keys>(db);
+    views::eval_options options;
+    options.map_patient_key = [keys](std::string_view id) { return (*keys)(id); };
+    views::view_runner runner(plan, std::move(options), std::move(on_row), std::move(on_problem));
+    SQLite::Statement q(db, select_sql(type));
+    q.bind(1, type);
+    simdjson::dom::parser parser;
+    while (q.executeStep()) {
+        ++out.resources;
+        const std::string source = q.getColumn(0).getString();
+        const std::string id = q.getColumn(1).getString();
+        const std::string encoding = q.getColumn(2).getString();
+        const auto raw = q.getColumn(3);
+        // getBlob() before getBytes(), as read_raw_json() does.
+        const auto* bytes = static_cast<const char*>(raw.getBlob());
+        const std::string_view stored(bytes ? bytes : "", static_cast<std::size_t>(raw.getBytes()));
+        const std::string where = row_name(source, type, id);
+        std::string json;
+        try {
+            json = raw_json_text(raw_row{source, type, id, encoding, stored});
+        } catch (const raw_decode_error& e) {
+            // The message already starts with the row's name.
+            std::string_view message = e.what();
+            if (message.starts_with(where + ": ")) message.remove_prefix(where.size() + 2);
+            runner.problem(where, message);
+            continue;
+        }
+        simdjson::dom::element root;
+        if (auto err = parser.parse(json).get(root)) {
+            runner.problem(where, std::string("its JSON does not parse: ") + simdjson::error_message(err));
+            continue;
+        }
+        keys->source(source);
+        try {
+            runner.document(root, json, where);
+        } catch (const no_stored_key&) {
+            runner.problem(
+                where,
+                "a key column names a Patient that headache.db has no patient_key for (its Patient "
+                "resource was not stored, or [privacy] identifiers was \"none\" when it was)");
+        }
+    }
+    out.problems = runner.problems();
+    return out;
+}
+
+}  // namespace headachemd::store
