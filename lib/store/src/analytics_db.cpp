@@ -240,6 +240,16 @@ struct resource_writer::table_statements {
     SQLite::Statement lookup, insert, insert_new, update;
 };
 
+// 8 KiB pages for a new headache.db (an existing file keeps its own): with
+// store_raw every resource's zstd frame (0.6 KB on average, a few KB for
+// an ExplanationOfBenefit) lands in resource_raw, and twice the page means
+// half the b-tree pages and WAL frames per byte written, and fewer frames
+// spilling to overflow pages. bench_ingest, 2026-12-06 (docs/dev/benchmarks.md):
+// store_raw on ÷ off fell from about 2.5 to about 1.9 with 8192 and 16384
+// alike; 8192, not 16384, because an incremental sync rewrites a few rows
+// and each dirty page goes to the WAL whole.
+constexpr int analytics_page_size = 8192;
+
 analytics_db::analytics_db(const std::filesystem::path& path)
     : path_(path),
       db_(open_database(path, database_kind{"analytics database",
@@ -251,7 +261,8 @@ analytics_db::analytics_db(const std::filesystem::path& path)
                                             0007,
                                             "headachemd-analysts",
                                             {},
-                                            {}})) {
+                                            {},
+                                            analytics_page_size})) {
     share_wal_with_readers();
 }
 

@@ -169,6 +169,11 @@ SQLite::Database open_database(const fs::path& path, const database_kind& kind) 
         if (kind.before_write) kind.before_write(db, version);
         sqlite3_db_config(db.getHandle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
 
+        // Before journal_mode: switching a new file to WAL writes its first
+        // page, and the page size is fixed from then on.
+        if (kind.page_size != 0 && version == 0 && tables == 0)
+            db.exec("PRAGMA page_size=" + std::to_string(kind.page_size));
+
         // WAL lets analysts read while we write; it persists in the file.
         // synchronous does not persist and must be set on every connection.
         db.exec("PRAGMA journal_mode=WAL");

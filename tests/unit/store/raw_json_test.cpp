@@ -293,4 +293,49 @@ TEST(RawJsonMigration, AVersionSevenDatabaseKeepsItsRawRowsReadable) {
     EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c3"), condition_json);
 }
 
+// --- page size --------------------------------------------------------------------
+
+int page_size(SQLite::Database& db) {
+    SQLite::Statement q(db, "PRAGMA page_size");
+    q.executeStep();
+    return q.getColumn(0).getInt();
+}
+
+TEST(AnalyticsPageSize, ANewFileGetsEightKilobytePages) {
+    // Setup
+    temp_dir dir;
+    // Run
+    st::analytics_db db(dir / "headache.db");
+    // Check
+    EXPECT_EQ(page_size(db.sql()), 8192);
+}
+
+TEST(AnalyticsPageSize, AnExistingFileKeepsItsPageSizeAndItsRawRowsRead) {
+    // Setup: a current-schema file made with SQLite's default 4096-byte
+    // pages (every headache.db before 8 KiB pages), holding zstd raw rows.
+    temp_dir dir;
+    const auto path = dir / "headache.db";
+    {
+        SQLite::Database old = st::open_database(
+            path, st::database_kind{"analytics database", 0x48444d41,
+                                    headachemd::schema::analytics_migrations(), "NORMAL", 0640});
+        ASSERT_EQ(page_size(old), 4096);
+        SQLite::Statement ins(old,
+                              "INSERT INTO resource_raw (source, resource_type, id, raw_hash, encoding, raw) "
+                              "VALUES ('ehr', 'Condition', 'c1', 'h1', 'zstd', ?1)");
+        const std::string packed = compressed(condition_json);
+        ins.bind(1, packed.data(), static_cast<int>(packed.size()));
+        ins.exec();
+    }
+    // Run
+    st::analytics_db db(path);
+    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+    write(db, w, condition("c2", "h2", condition_json));
+    // Check: still 4096, the old row and a new one read back exactly.
+    EXPECT_EQ(page_size(db.sql()), 4096);
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), condition_json);
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c2"), condition_json);
+    EXPECT_EQ(text(db.sql(), "PRAGMA integrity_check"), "ok");
+}
+
 }  // namespace

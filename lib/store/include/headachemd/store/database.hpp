@@ -49,6 +49,10 @@ struct database_kind {
     // Runs inside each migration's transaction, after its SQL, so that data
     // a migration must convert in C++ commits atomically with the schema.
     std::function<void(SQLite::Database&, int version)> in_migration = {};
+    // PRAGMA page_size for a file this call creates (0: SQLite's 4096). A
+    // file that already holds its first page keeps the size it was made
+    // with: SQLite fixes it then, and every reader follows the file's own.
+    int page_size = 0;
 };
 
 // Opens (creating if missing) and migrates. Throws store_error.
