@@ -79,10 +79,16 @@ constexpr double ratio_limit_raw_on = 24.0;
 // builds ran (load 5-8): 1.72 to 2.55 (docs/dev/benchmarks.md). The issue's
 // 1.5 is NOT yet shown: the limit is set below the old layout's 4.4, so a
 // return to it fails, and above what the loaded machine gives the new one.
+// 8 KiB pages (2026-12-06) took process CPU time on / off from 2.59 to 2.0
+// (tmpfs, load 9-12); wall-clock single runs under load 8-12 still ranged
+// 1.89 to 3.55, so the limit stays 3.0 until a quiet run says otherwise.
 constexpr double ratio_limit_raw_cost = 3.0;
 
 // end-to-end with the five example views / without (issue 16, item 6:
 // "The ratio of 5 views to 0 views must be at most 1.3"), store_raw off.
+// The issue's own figure. Measured 0.84 to 1.29 in single runs under load
+// 8-12 (2026-12-06), process CPU time 1.26: it holds on a quiet machine,
+// and the margin is thin only where the neighbours decide the run.
 constexpr double ratio_limit_views = 1.3;
 
 // The floor's table: as many columns as a typical normalized row (an
@@ -409,7 +415,7 @@ int main(int argc, char** argv) {
         raw_stats raw;
         // With store_raw off, the five views too, interleaved with the run
         // without them so that load changes hit both alike.
-        double e2e_views = 1e9;
+        double e2e_views = 1e9, e2e_pair = 1e9;
         std::size_t n_views = 0;
         view_rows counts;
         for (int i = 0; i < repeat; ++i) {
@@ -418,6 +424,13 @@ int main(int argc, char** argv) {
             floor = std::min(floor, insert_floor(n_e2e, raw_sizes));
             if (!store_raw) {
                 raw_stats ignored;
+                e2e_views =
+                    std::min(e2e_views, end_to_end(paths, false, key, *views, n_views, ignored, &counts));
+                // A second pair: both runs are short (about 0.25 s) and
+                // their ratio is what a noisy neighbour moves most. Its run
+                // without views counts for this ratio only, so that store_raw
+                // on / off below compares as many runs on each side.
+                e2e_pair = std::min(e2e_pair, end_to_end(paths, false, key, {}, n_e2e, raw));
                 e2e_views =
                     std::min(e2e_views, end_to_end(paths, false, key, *views, n_views, ignored, &counts));
             }
@@ -442,11 +455,12 @@ int main(int argc, char** argv) {
         if (n_e2e != n_insert) std::printf("    row counts differ: %zu vs %zu\n", n_e2e, n_insert);
         if (!store_raw) {
             e2e_raw_off = e2e;
-            const double views_ratio = e2e_views / e2e;
+            const double e2e_no_views = std::min(e2e, e2e_pair);
+            const double views_ratio = e2e_views / e2e_no_views;
             const bool views_ok = views_ratio <= ratio_limit_views && n_views == n_e2e;
             ok = ok && views_ok;
             std::printf("  views: 0 -> %.1f MB/s, 5 -> %.1f MB/s, ratio %.2f (limit %.2f): %s\n",
-                        bytes / 1e6 / e2e, bytes / 1e6 / e2e_views, views_ratio, ratio_limit_views,
+                        bytes / 1e6 / e2e_no_views, bytes / 1e6 / e2e_views, views_ratio, ratio_limit_views,
                         views_ok ? "PASS" : "FAIL");
             std::string per_view;
             for (const auto& [name, n] : counts)
