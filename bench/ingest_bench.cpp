@@ -352,6 +352,67 @@ std::optional<std::vector<st::view_file>> example_views(const fs::path& dir) {
     return std::nullopt;
 }
 
+// Prints the views line (issue 16, item 6) and the rows each view got;
+// true when the ratio is within its limit and both runs wrote as many rows.
+bool report_views(double e2e_no_views, std::size_t n_no_views, double e2e_views, std::size_t n_views,
+                  const view_rows& counts, std::size_t bytes) {
+    const double views_ratio = e2e_views / e2e_no_views;
+    const bool views_ok = views_ratio <= ratio_limit_views && n_views == n_no_views;
+    std::printf("  views: 0 -> %.1f MB/s, 5 -> %.1f MB/s, ratio %.2f (limit %.2f): %s\n",
+                bytes / 1e6 / e2e_no_views, bytes / 1e6 / e2e_views, views_ratio, ratio_limit_views,
+                views_ok ? "PASS" : "FAIL");
+    std::string per_view;
+    for (const auto& [name, n] : counts)
+        per_view += (per_view.empty() ? "" : ", ") + name + " " + std::to_string(n);
+    std::printf("    view rows: %s\n", per_view.c_str());
+    if (n_views != n_no_views) std::printf("    row counts differ: %zu vs %zu\n", n_views, n_no_views);
+    return views_ok;
+}
+
+// Prints what resource_raw holds and store_raw on / off; true when within
+// its limit and every kept resource has its row.
+bool report_raw_cost(double cost, const raw_stats& raw, const std::vector<std::size_t>& raw_sizes) {
+    std::size_t json_bytes = 0;
+    for (auto n : raw_sizes) json_bytes += n;
+    const bool all_kept = raw.rows == static_cast<std::int64_t>(raw_sizes.size());
+    std::printf("    resource_raw: %lld rows, %.1f MB of JSON kept as %.1f MB of zstd (%.2fx)\n",
+                static_cast<long long>(raw.rows), json_bytes / 1e6, raw.stored_bytes / 1e6,
+                raw.stored_bytes > 0 ? static_cast<double>(json_bytes) / raw.stored_bytes : 0.0);
+    const bool cost_ok = cost <= ratio_limit_raw_cost && all_kept;
+    std::printf("  store_raw on / off, end-to-end = %.2f, limit %.2f: %s\n", cost, ratio_limit_raw_cost,
+                cost_ok ? "PASS" : "FAIL");
+    if (!all_kept)
+        std::printf("    resource_raw holds %lld rows, expected %zu\n", static_cast<long long>(raw.rows),
+                    raw_sizes.size());
+    return cost_ok;
+}
+
+fs::path shared_data() {
+    const char* env = std::getenv("HEADACHEMD_SHARED_DATA");
+    return env ? fs::path(env) : fs::path(HEADACHEMD_SHARED_DATA);
+}
+
+// The Synthea sets under HEADACHEMD_SHARED_DATA (or ../shared/data) that exist.
+std::vector<fs::path> default_inputs() {
+    std::vector<fs::path> dirs;
+    for (const char* sub : {"synthea-r4", "synthea-bulk10-ndjson"})
+        if (fs::exists(shared_data() / sub)) dirs.push_back(shared_data() / sub);
+    return dirs;
+}
+
+// Without input: SKIPPED (0), but under CI=true (.ci/run) a benchmark that
+// measured nothing must not pass (1).
+int no_input_exit_code() {
+    const char* ci = std::getenv("CI");
+    const bool in_ci = ci && std::string(ci) == "true";
+    std::printf(
+        "bench_ingest: %s: no input; %s has no synthea-r4 or synthea-bulk10-ndjson (set "
+        "HEADACHEMD_SHARED_DATA or pass directories)%s\n",
+        in_ci ? "FAIL" : "SKIPPED", shared_data().c_str(),
+        in_ci ? "; a missing input fails under CI=true" : "");
+    return in_ci ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -368,21 +429,8 @@ int main(int argc, char** argv) {
             dirs.emplace_back(a);
     }
     if (dirs.empty()) {
-        const fs::path data = std::getenv("HEADACHEMD_SHARED_DATA") ? std::getenv("HEADACHEMD_SHARED_DATA")
-                                                                    : HEADACHEMD_SHARED_DATA;
-        for (const char* sub : {"synthea-r4", "synthea-bulk10-ndjson"})
-            if (fs::exists(data / sub)) dirs.push_back(data / sub);
-        if (dirs.empty()) {
-            // CI=true (.ci/run): a benchmark that measured nothing must not pass.
-            const char* ci = std::getenv("CI");
-            const bool in_ci = ci && std::string(ci) == "true";
-            std::printf(
-                "bench_ingest: %s: no input; %s has no synthea-r4 or synthea-bulk10-ndjson (set "
-                "HEADACHEMD_SHARED_DATA or pass directories)%s\n",
-                in_ci ? "FAIL" : "SKIPPED", data.c_str(),
-                in_ci ? "; a missing input fails under CI=true" : "");
-            return in_ci ? 1 : 0;
-        }
+        dirs = default_inputs();
+        if (dirs.empty()) return no_input_exit_code();
     }
     const auto views = example_views(views_dir);
     if (!views) return 1;
@@ -455,34 +503,10 @@ int main(int argc, char** argv) {
         if (n_e2e != n_insert) std::printf("    row counts differ: %zu vs %zu\n", n_e2e, n_insert);
         if (!store_raw) {
             e2e_raw_off = e2e;
-            const double e2e_no_views = std::min(e2e, e2e_pair);
-            const double views_ratio = e2e_views / e2e_no_views;
-            const bool views_ok = views_ratio <= ratio_limit_views && n_views == n_e2e;
-            ok = ok && views_ok;
-            std::printf("  views: 0 -> %.1f MB/s, 5 -> %.1f MB/s, ratio %.2f (limit %.2f): %s\n",
-                        bytes / 1e6 / e2e_no_views, bytes / 1e6 / e2e_views, views_ratio, ratio_limit_views,
-                        views_ok ? "PASS" : "FAIL");
-            std::string per_view;
-            for (const auto& [name, n] : counts)
-                per_view += (per_view.empty() ? "" : ", ") + name + " " + std::to_string(n);
-            std::printf("    view rows: %s\n", per_view.c_str());
-            if (n_views != n_e2e) std::printf("    row counts differ: %zu vs %zu\n", n_views, n_e2e);
+            ok = report_views(std::min(e2e, e2e_pair), n_e2e, e2e_views, n_views, counts, bytes) && ok;
             continue;
         }
-        std::size_t json_bytes = 0;
-        for (auto n : raw_sizes) json_bytes += n;
-        const bool all_kept = raw.rows == static_cast<std::int64_t>(raw_sizes.size());
-        std::printf("    resource_raw: %lld rows, %.1f MB of JSON kept as %.1f MB of zstd (%.2fx)\n",
-                    static_cast<long long>(raw.rows), json_bytes / 1e6, raw.stored_bytes / 1e6,
-                    raw.stored_bytes > 0 ? static_cast<double>(json_bytes) / raw.stored_bytes : 0.0);
-        const double cost = e2e / e2e_raw_off;
-        const bool cost_ok = cost <= ratio_limit_raw_cost && all_kept;
-        ok = ok && cost_ok;
-        std::printf("  store_raw on / off, end-to-end = %.2f, limit %.2f: %s\n", cost, ratio_limit_raw_cost,
-                    cost_ok ? "PASS" : "FAIL");
-        if (!all_kept)
-            std::printf("    resource_raw holds %lld rows, expected %zu\n", static_cast<long long>(raw.rows),
-                        raw_sizes.size());
+        ok = report_raw_cost(e2e / e2e_raw_off, raw, raw_sizes) && ok;
     }
     return ok ? 0 : 1;
 }
