@@ -293,16 +293,18 @@ struct raw_stats {
 // Rows each materialized view got in an end-to-end run, by view name.
 using view_rows = std::vector<std::pair<std::string, std::int64_t>>;
 
-double end_to_end(const std::vector<fs::path>& dirs, bool store_raw, const st::pseudonym_key& key,
-                  const std::vector<st::view_file>& views, std::size_t& rows, raw_stats& raw,
-                  view_rows* counts = nullptr) {
+// `minimal`: [privacy] identifiers = "minimal" (keep the FHIR patient id);
+// store_raw needs it, and so do views that read a Patient's extensions.
+double end_to_end(const std::vector<fs::path>& dirs, bool store_raw, bool minimal,
+                  const st::pseudonym_key& key, const std::vector<st::view_file>& views, std::size_t& rows,
+                  raw_stats& raw, view_rows* counts = nullptr) {
     fresh_dir dir;
     st::analytics_db db(dir.path / "headache.db");
     auto log = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
     headachemd::ingest::options o;
     o.source = "bench";
     o.store_raw = store_raw;
-    o.keep_fhir_patient_id = store_raw;  // store_raw needs identifiers = "minimal"
+    o.keep_fhir_patient_id = minimal;
     o.views = views;
     headachemd::ingest::ingester ing(db, key, o, log);
     const auto t = clock_type::now();
@@ -413,9 +415,7 @@ int no_input_exit_code() {
     return in_ci ? 1 : 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     int repeat = 5;
     std::vector<fs::path> dirs;
     fs::path views_dir = HEADACHEMD_VIEWS_DIR;
@@ -464,24 +464,23 @@ int main(int argc, char** argv) {
         // With store_raw off, the five views too, interleaved with the run
         // without them so that load changes hit both alike.
         double e2e_views = 1e9, e2e_pair = 1e9;
-        std::size_t n_views = 0;
+        std::size_t n_views = 0, n_pair = 0;
         view_rows counts;
         for (int i = 0; i < repeat; ++i) {
             insert = std::min(insert, insert_only(rows, store_raw, key, n_insert));
-            e2e = std::min(e2e, end_to_end(paths, store_raw, key, {}, n_e2e, raw));
+            e2e = std::min(e2e, end_to_end(paths, store_raw, store_raw, key, {}, n_e2e, raw));
             floor = std::min(floor, insert_floor(n_e2e, raw_sizes));
-            if (!store_raw) {
-                raw_stats ignored;
-                e2e_views =
-                    std::min(e2e_views, end_to_end(paths, false, key, *views, n_views, ignored, &counts));
-                // A second pair: both runs are short (about 0.25 s) and
-                // their ratio is what a noisy neighbour moves most. Its run
-                // without views counts for this ratio only, so that store_raw
-                // on / off below compares as many runs on each side.
-                e2e_pair = std::min(e2e_pair, end_to_end(paths, false, key, {}, n_e2e, raw));
-                e2e_views =
-                    std::min(e2e_views, end_to_end(paths, false, key, *views, n_views, ignored, &counts));
-            }
+            if (!store_raw)
+                // Two pairs, both sides under identifiers = "minimal" (the
+                // example views read Patient extensions, which "none"
+                // refuses): both runs are short (about 0.25 s) and their
+                // ratio is what a noisy neighbour moves most.
+                for (int pair = 0; pair < 2; ++pair) {
+                    raw_stats ignored;
+                    e2e_pair = std::min(e2e_pair, end_to_end(paths, false, true, key, {}, n_pair, ignored));
+                    e2e_views = std::min(
+                        e2e_views, end_to_end(paths, false, true, key, *views, n_views, ignored, &counts));
+                }
         }
         const double limit = store_raw ? ratio_limit_raw_on : ratio_limit_raw_off;
         const double ratio = e2e / floor;
@@ -503,10 +502,23 @@ int main(int argc, char** argv) {
         if (n_e2e != n_insert) std::printf("    row counts differ: %zu vs %zu\n", n_e2e, n_insert);
         if (!store_raw) {
             e2e_raw_off = e2e;
-            ok = report_views(std::min(e2e, e2e_pair), n_e2e, e2e_views, n_views, counts, bytes) && ok;
+            ok = report_views(e2e_pair, n_pair, e2e_views, n_views, counts, bytes) && ok;
             continue;
         }
         ok = report_raw_cost(e2e / e2e_raw_off, raw, raw_sizes) && ok;
     }
     return ok ? 0 : 1;
+}
+
+}  // namespace
+
+// A refused view definition or a store error is a failure with its message,
+// not an abort.
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::printf("bench_ingest: FAIL: %s\n", e.what());
+        return 1;
+    }
 }
