@@ -286,7 +286,10 @@ view_tables::view_tables(analytics_db& db, std::vector<loaded_view> views, std::
                 "INSERT INTO view_definition (name, resource, definition_sha256, created_at, "
                 "backfill_state) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE "
                 "SET resource = excluded.resource, definition_sha256 = excluded.definition_sha256, "
-                "created_at = excluded.created_at, backfill_state = excluded.backfill_state");
+                "created_at = excluded.created_at, backfill_state = excluded.backfill_state, "
+                // The table is new: a back-fill of the old one means nothing for it.
+                "backfill_after_source = NULL, backfill_after_id = NULL, backfilled_at = NULL, "
+                "backfill_missing_raw = 0");
             put.bind(1, v.name);
             put.bind(2, v.plan.resource());
             put.bind(3, v.definition_sha256);
@@ -321,6 +324,45 @@ std::vector<std::string> view_tables::resource_types() const {
     return out;
 }
 
+void view_tables::remove_rows(table& t, std::string_view type, std::string_view source,
+                              std::string_view stored_id) {
+    t.remove.tryReset();
+    t.remove.bind(1, std::string(source));
+    t.remove.bind(2, std::string(type));
+    t.remove.bind(3, std::string(stored_id));
+    t.remove.exec();
+}
+
+void view_tables::write_rows(table& t, simdjson::dom::element root, std::string_view raw,
+                             std::string_view type, std::string_view source, std::string_view stored_id,
+                             std::string_view patient_key, const views::key_mapper& patient_keys) {
+    // The kept bytes beside the DOM: a decimal keeps its written
+    // precision for lowBoundary()/highBoundary().
+    const views::source_text text(root, raw);
+    views::eval_options options;
+    options.map_patient_key = patient_keys;
+    options.source = &text;
+    auto rows = views::evaluate(t.view.plan, root, options);
+    if (rows.error) {
+        failures_.push_back({t.view.name, std::string(type), std::string(stored_id), rows.error->json_path,
+                             rows.error->message});
+        return;
+    }
+    const int ncols = static_cast<int>(t.view.plan.columns().size());
+    for (const auto& row : rows.rows) {
+        t.insert.tryReset();
+        for (int i = 0; i < ncols; ++i) bind_cell(t.insert, i + 1, row[static_cast<std::size_t>(i)]);
+        t.insert.bind(ncols + 1, std::string(source));
+        t.insert.bind(ncols + 2, std::string(type));
+        t.insert.bind(ncols + 3, std::string(stored_id));
+        if (patient_key.empty())
+            t.insert.bind(ncols + 4);
+        else
+            t.insert.bind(ncols + 4, std::string(patient_key));
+        t.insert.exec();
+    }
+}
+
 void view_tables::apply(const normalize::record& r, upsert_outcome outcome, std::string_view source,
                         std::string_view stored_id, std::string_view patient_key,
                         const views::key_mapper& patient_keys) {
@@ -330,11 +372,7 @@ void view_tables::apply(const normalize::record& r, upsert_outcome outcome, std:
     for (auto& t : views_) {
         if (t->view.plan.resource() != type) continue;
         if (outcome == upsert_outcome::unchanged && !t->pending) continue;
-        t->remove.tryReset();
-        t->remove.bind(1, std::string(source));
-        t->remove.bind(2, std::string(type));
-        t->remove.bind(3, std::string(stored_id));
-        t->remove.exec();
+        remove_rows(*t, type, source, stored_id);
         const auto& h = nz::header_of(r);
         if (!parsed) {
             // The normalizer read the resource with simdjson's on-demand
@@ -350,43 +388,197 @@ void view_tables::apply(const normalize::record& r, upsert_outcome outcome, std:
             }
             parsed = true;
         }
-        // The kept bytes beside the DOM: a decimal keeps its written
-        // precision for lowBoundary()/highBoundary().
-        const views::source_text text(root, h.raw);
-        views::eval_options options;
-        options.map_patient_key = patient_keys;
-        options.source = &text;
-        auto rows = views::evaluate(t->view.plan, root, options);
-        if (rows.error) {
-            failures_.push_back({t->view.name, std::string(type), std::string(stored_id),
-                                 rows.error->json_path, rows.error->message});
-            continue;
-        }
-        const int ncols = static_cast<int>(t->view.plan.columns().size());
-        for (const auto& row : rows.rows) {
-            t->insert.tryReset();
-            for (int i = 0; i < ncols; ++i) bind_cell(t->insert, i + 1, row[static_cast<std::size_t>(i)]);
-            t->insert.bind(ncols + 1, std::string(source));
-            t->insert.bind(ncols + 2, std::string(type));
-            t->insert.bind(ncols + 3, std::string(stored_id));
-            if (patient_key.empty())
-                t->insert.bind(ncols + 4);
-            else
-                t->insert.bind(ncols + 4, std::string(patient_key));
-            t->insert.exec();
-        }
+        write_rows(*t, root, h.raw, type, source, stored_id, patient_key, patient_keys);
     }
 }
 
 std::vector<view_failure> view_tables::take_failures() { return std::exchange(failures_, {}); }
 
+namespace {
+
+// One stored resource as the back-fill reads it: the typed table's key and
+// patient_key, and the kept JSON when it is of the stored version.
+struct stored_resource {
+    std::string source, id, patient_key;
+    bool deleted = false;
+    std::optional<std::string> raw;     // nullopt: no raw JSON of this version
+    std::optional<std::string> broken;  // a raw row that could not be read back (raw_decode_error)
+};
+
+// The next batch after (after_source, after_id), in the typed table's key
+// order. A resource_raw row counts only when its raw_hash is the typed
+// row's: with store_raw off an update leaves the older JSON behind, and
+// rows of that version would be wrong.
+std::vector<stored_resource> next_batch(SQLite::Database& db, std::string_view typed_table,
+                                        std::string_view resource_type,
+                                        const std::optional<std::string>& after_source,
+                                        const std::string& after_id, std::size_t limit) {
+    SQLite::Statement q(
+        db,
+        "SELECT t.source, t.id, t.patient_key, t.deleted_at IS NOT NULL, r.raw_hash IS t.raw_hash, "
+        "r.encoding, r.raw FROM " +
+            quote_ident(typed_table) +
+            " AS t LEFT JOIN resource_raw AS r ON r.source = t.source AND r.resource_type = ?1 "
+            "AND r.id = t.id WHERE ?2 IS NULL OR (t.source, t.id) > (?2, ?3) "
+            "ORDER BY t.source, t.id LIMIT ?4");
+    q.bind(1, std::string(resource_type));
+    if (after_source)
+        q.bind(2, *after_source);
+    else
+        q.bind(2);
+    q.bind(3, after_id);
+    q.bind(4, static_cast<int64_t>(limit));
+    std::vector<stored_resource> out;
+    while (q.executeStep()) {
+        stored_resource r;
+        r.source = q.getColumn(0).getString();
+        r.id = q.getColumn(1).getString();
+        if (!q.getColumn(2).isNull()) r.patient_key = q.getColumn(2).getString();
+        r.deleted = q.getColumn(3).getInt() != 0;
+        if (!r.deleted && q.getColumn(4).getInt() != 0) {
+            const auto enc = q.getColumn(5);
+            const auto raw = q.getColumn(6);
+            const auto* blob = static_cast<const char*>(raw.getBlob());
+            const std::string encoding = enc.getString();
+            try {
+                r.raw =
+                    raw_json_text(raw_row{r.source, resource_type, r.id, encoding,
+                                          std::string_view(blob, static_cast<std::size_t>(raw.getBytes()))});
+            } catch (const raw_decode_error& e) {
+                r.broken = e.what();  // names the row, never its content
+            }
+        }
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string backfill_summary(const backfill_result& r) {
+    std::string out = "view " + r.view + ": back-filled " + std::to_string(r.resources) + " stored " +
+                      r.resource_type + " resource(s) from resource_raw; ";
+    if (r.complete) return out + "complete";
+    return out + std::to_string(r.missing_raw) +
+           " have no stored JSON of their current version (stored while store_raw was off): pending until "
+           "the next full pull (or a re-ingest) brings them";
+}
+
+std::vector<backfill_result> view_tables::backfill(std::string_view now,
+                                                   const source_key_mapper& patient_keys,
+                                                   const backfill_options& opts) {
+    std::vector<backfill_result> out;
+    try {
+        for (auto& t : views_)
+            if (t->pending) out.push_back(backfill_one(*t, now, patient_keys, opts));
+    } catch (const store_error&) {
+        throw;
+    } catch (const SQLite::Exception& e) {
+        rethrow_as_store_error(e, db_.path(), "back-filling the views in");
+    }
+    return out;
+}
+
+backfill_result view_tables::backfill_one(table& t, std::string_view now,
+                                          const source_key_mapper& patient_keys,
+                                          const backfill_options& opts) {
+    auto& sql = db_.sql();
+    const std::string type = t.view.plan.resource();
+    backfill_result res{t.view.name, type};
+    std::optional<std::string> after_source;
+    std::string after_id;
+    {
+        SQLite::Statement q(sql,
+                            "SELECT backfilled_at IS NOT NULL, backfill_after_source, backfill_after_id, "
+                            "backfill_missing_raw FROM view_definition WHERE name = ?1");
+        q.bind(1, t.view.name);
+        if (!q.executeStep()) return res;
+        // Finished once with resources left without JSON: going over them
+        // again finds no more JSON; the next full pull fills the rest.
+        if (q.getColumn(0).getInt() != 0) {
+            res.missing_raw = q.getColumn(3).getInt64();
+            return res;
+        }
+        if (!q.getColumn(1).isNull()) after_source = q.getColumn(1).getString();
+        after_id = q.getColumn(2).isNull() ? std::string() : q.getColumn(2).getString();
+        res.missing_raw = q.getColumn(3).getInt64();
+    }
+    const std::string_view typed_table = nz::table_for_type(type);
+    const std::size_t limit = std::max<std::size_t>(opts.batch_resources, 1);
+    for (bool done = false; !done;) {
+        write_transaction tx(sql);
+        const auto batch = typed_table.empty()
+                               ? std::vector<stored_resource>{}
+                               : next_batch(sql, typed_table, type, after_source, after_id, limit);
+        long long missing = 0;
+        for (const auto& r : batch) {
+            remove_rows(t, type, r.source, r.id);
+            ++res.resources;
+            if (r.deleted) continue;  // marked deleted: no rows (as remove_deleted_view_rows)
+            if (r.broken) failures_.push_back({t.view.name, type, r.id, "", *r.broken});
+            if (!r.raw) {
+                ++missing;
+                continue;
+            }
+            simdjson::dom::element root;
+            if (parser_.parse(*r.raw).get(root) != simdjson::SUCCESS) {
+                failures_.push_back({t.view.name, type, r.id, "", "the stored raw JSON did not parse"});
+                continue;
+            }
+            const std::string source = r.source;
+            views::key_mapper keys;  // empty when the caller has no mapping: key columns then fail
+            if (patient_keys)
+                keys = [&patient_keys, &source](std::string_view id) { return patient_keys(source, id); };
+            write_rows(t, root, *r.raw, type, r.source, r.id, r.patient_key, keys);
+        }
+        res.missing_raw += missing;
+        done = batch.size() < limit;
+        if (!batch.empty()) {
+            after_source = batch.back().source;
+            after_id = batch.back().id;
+        }
+        // The progress commits with the rows: a crash after COMMIT resumes
+        // after this batch, one before it redoes the batch (each resource's
+        // rows are replaced, so redoing is harmless).
+        SQLite::Statement progress(
+            sql, done ? "UPDATE view_definition SET backfill_after_source = NULL, backfill_after_id = NULL, "
+                        "backfill_missing_raw = backfill_missing_raw + ?2, backfilled_at = ?3, "
+                        "backfill_state = CASE WHEN backfill_missing_raw + ?2 = 0 THEN 'complete' "
+                        "ELSE 'pending' END WHERE name = ?1"
+                      : "UPDATE view_definition SET backfill_after_source = ?3, backfill_after_id = ?4, "
+                        "backfill_missing_raw = backfill_missing_raw + ?2 WHERE name = ?1");
+        progress.bind(1, t.view.name);
+        progress.bind(2, static_cast<int64_t>(missing));
+        if (done) {
+            progress.bind(3, std::string(now));
+        } else {
+            progress.bind(3, *after_source);
+            progress.bind(4, after_id);
+        }
+        progress.exec();
+        tx.commit();
+        if (done && res.missing_raw == 0) {
+            // Every stored resource has its rows: unchanged resources of
+            // later pages need no evaluation any more.
+            t.pending = false;
+            res.complete = true;
+        }
+        if (opts.after_batch) opts.after_batch();
+    }
+    return res;
+}
+
 std::vector<view_state> read_view_states(analytics_db& db) {
     std::vector<view_state> out;
     SQLite::Statement q(
-        db.sql(), "SELECT name, resource, created_at, backfill_state FROM view_definition ORDER BY name");
+        db.sql(),
+        "SELECT name, resource, created_at, backfill_state, backfilled_at, backfill_missing_raw, "
+        "backfill_after_source IS NOT NULL FROM view_definition ORDER BY name");
     while (q.executeStep())
         out.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
-                       q.getColumn(3).getString()});
+                       q.getColumn(3).getString(),
+                       q.getColumn(4).isNull() ? std::string() : q.getColumn(4).getString(),
+                       q.getColumn(5).getInt64(), q.getColumn(6).getInt() != 0});
     return out;
 }
 

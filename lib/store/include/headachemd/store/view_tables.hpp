@@ -15,6 +15,7 @@
 #include <simdjson.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -75,8 +76,40 @@ struct view_failure {
 // A view's row in view_definition, for `status`.
 struct view_state {
     std::string name, resource, created_at, backfill_state;
+    std::string backfilled_at{};       // when a back-fill from resource_raw finished; empty: none did
+    long long backfill_missing_raw{};  // resources it found no raw JSON for
+    bool backfill_under_way{};         // a back-fill was interrupted; the next start goes on
 };
 std::vector<view_state> read_view_states(analytics_db& db);
+
+// FHIR Patient id -> patient_key for the views' key columns, given the
+// source a stored resource came from (the back-fill has no sync job or
+// file to ask; see page_hooks::view_patient_key).
+using source_key_mapper =
+    std::function<std::string(std::string_view source, std::string_view fhir_patient_id)>;
+
+struct backfill_options {
+    // Resources per write transaction: each is BEGIN IMMEDIATE, so a
+    // bounded batch keeps the write lock short for analysts' writes and
+    // for the daemon's own pages.
+    std::size_t batch_resources = 200;
+    // After each batch's COMMIT: the caller logs take_failures(). A throw
+    // from it stops the back-fill with the committed batches kept (the
+    // tests stop it this way, as a crash would).
+    std::function<void()> after_batch;
+};
+
+// What one view's back-fill did in this call.
+struct backfill_result {
+    std::string view;
+    std::string resource_type;
+    long long resources = 0;    // stored resources whose rows it wrote (or found none for)
+    long long missing_raw = 0;  // of this view's whole back-fill: no raw JSON to read
+    bool complete = false;      // the view is now 'complete'
+};
+
+// One log line for it: the view, counts and state; never resource data.
+std::string backfill_summary(const backfill_result& r);
 
 class view_tables {
 public:
@@ -113,11 +146,32 @@ public:
                std::string_view stored_id, std::string_view patient_key,
                const views::key_mapper& patient_keys);
 
+    // Fills each 'pending' view whose back-fill has not finished from the
+    // raw JSON resource_raw kept of the stored resources of its type: the
+    // rows apply() would have written, under the stored patient_key, in
+    // write transactions of opts.batch_resources resources. Resumable: the
+    // progress is committed with each batch's rows (view_definition), and a
+    // resource's rows are replaced, never added to. A resource marked
+    // deleted gets no rows. When every stored resource had raw JSON the
+    // view becomes 'complete'; otherwise it stays 'pending' (the rest
+    // comes with the next full pull or re-ingest) and is not back-filled
+    // again until its definition changes. Evaluation failures go to
+    // failures() as in apply(). Throws store_error.
+    std::vector<backfill_result> backfill(std::string_view now, const source_key_mapper& patient_keys,
+                                          const backfill_options& opts = {});
+
     // Failures since the last take; the caller logs them after COMMIT.
     std::vector<view_failure> take_failures();
 
 private:
     struct table;
+    // Replaces the resource's rows in `t` by those of the parsed `root`.
+    void write_rows(table& t, simdjson::dom::element root, std::string_view raw, std::string_view type,
+                    std::string_view source, std::string_view stored_id, std::string_view patient_key,
+                    const views::key_mapper& patient_keys);
+    void remove_rows(table& t, std::string_view type, std::string_view source, std::string_view stored_id);
+    backfill_result backfill_one(table& t, std::string_view now, const source_key_mapper& patient_keys,
+                                 const backfill_options& opts);
     analytics_db& db_;
     std::vector<std::unique_ptr<table>> views_;
     simdjson::dom::parser parser_;
