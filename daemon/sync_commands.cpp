@@ -281,7 +281,7 @@ int status(const status_args& a) {
         rt->log->error("{}", e.what());
         return exit_code::io_error;
     }
-    std::cout << (a.json ? sync::render_status_json(reports)
+    std::cout << (a.json ? sync::render_status_json(reports, views)
                          : sync::render_status_table(reports) + sync::render_view_status(views));
     return sync::any_needs_attention(reports) ? exit_code::temp_fail : exit_code::ok;
 }

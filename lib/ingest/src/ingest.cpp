@@ -149,6 +149,32 @@ struct ingester::impl {
         return std::make_shared<store::view_tables>(d, std::move(loaded.views), now);
     }
 
+    // Before the files: a view made while resources of its type were
+    // already stored is filled from the JSON resource_raw kept of them
+    // (store::view_tables::backfill). Done first so that the files then
+    // cost only what changed: a view left pending evaluates every resource
+    // of every batch, unchanged ones too. An ingest-only database has no
+    // full pull that could ever complete such a view. A failure (headache.db
+    // locked past busy_timeout) is logged and the files are still read; the
+    // view stays pending and the next run goes on where this one stopped.
+    void backfill_views() {
+        if (!views) return;
+        store::backfill_options o;
+        o.after_batch = [this] { log_view_failures("view back-fill"); };
+        // Every stored resource's key columns as ingest maps them: the keyed
+        // hash of (its source, FHIR id).
+        const store::source_key_mapper keys = [this](std::string_view source, std::string_view id) {
+            return store::patient_key_for(key, source, id);
+        };
+        try {
+            for (const auto& r : views->backfill(store::utc_timestamp(system_now()), keys, o))
+                if (r.resources > 0) log->info("{}", store::backfill_summary(r));
+        } catch (const store::store_error& failure) {
+            (void)views->take_failures();  // of a batch that was rolled back
+            log->warn("back-filling the views stopped ({}); the next run goes on", failure.what());
+        }
+    }
+
     // A resource a view could not evaluate is stored without view rows; the
     // log names the view, the type and the stored id, never the resource.
     void log_view_failures(const fs::path& file) {
@@ -336,6 +362,7 @@ ingester::~ingester() = default;
 
 void ingester::run(const std::vector<fs::path>& inputs, const progress_fn& progress) {
     impl& m = *impl_;
+    m.backfill_views();
     const auto started = m.steady_now();
     std::vector<found_file> files;
     for (const fs::path& input : inputs) {

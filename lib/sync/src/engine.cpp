@@ -1,6 +1,7 @@
 #include "headachemd/sync/engine.hpp"
 
 #include <algorithm>
+#include <map>
 #include <random>
 #include <set>
 
@@ -193,6 +194,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         // check only reads; a mismatch refuses to start.
         (void)db.has_pseudonym_fingerprint(store::fingerprint(ids.key));
         apply_identity_policy();
+        backfill_views();
         if (!opts.refresh_locks)
             opts.refresh_locks =
                 std::make_shared<store::file_refresh_locks>(store::file_refresh_locks::beside(v.path()));
@@ -1262,6 +1264,38 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         } catch (const store::store_error& failure) {
             log->warn("cannot apply [privacy] identifiers to headache.db yet ({}); the next job retries",
                       failure.what());
+        }
+    }
+
+    // At start, before any pass: a view made while resources of its type
+    // were already stored is filled from the JSON resource_raw kept of them
+    // (store::view_tables::backfill). Before the pass, because a view left
+    // pending evaluates every resource of every page, unchanged ones too;
+    // once back-filled only changes cost an evaluation. Only after the
+    // identifier rule was applied, so it never reads JSON the rule removes.
+    // A failure (headache.db locked past busy_timeout by an analyst's
+    // write) does not stop the daemon: the view stays pending, its pages
+    // still fill it, and the next start goes on where this one stopped.
+    void backfill_views() {
+        if (!views || !identity_applied) return;
+        try {
+            // A key column maps each enrolled patient to its configured key
+            // and any other patient to its keyed hash, as in
+            // commit_search_page.
+            std::map<std::pair<std::string, std::string>, std::string, std::less<>> enrolled;
+            for (const auto& e : vault.enrollments()) enrolled[{e.ehr, e.fhir_patient_id}] = e.patient_key;
+            const store::source_key_mapper keys = [this, &enrolled](std::string_view source,
+                                                                    std::string_view id) {
+                const auto it = enrolled.find(std::pair<std::string, std::string>{source, id});
+                return it != enrolled.end() ? it->second : store::patient_key_for(ids.key, source, id);
+            };
+            store::backfill_options o;
+            o.after_batch = [this] { log_view_failures("view back-fill"); };
+            for (const auto& r : views->backfill(store::utc_timestamp(clk.now()), keys, o))
+                if (r.resources > 0) log->info("{}", store::backfill_summary(r));
+        } catch (const std::runtime_error& failure) {
+            (void)views->take_failures();  // of a batch that was rolled back
+            log->warn("back-filling the views stopped ({}); the next start goes on", failure.what());
         }
     }
 

@@ -94,7 +94,8 @@ std::string render_status_table(const std::vector<patient_report>& reports) {
     return out;
 }
 
-std::string render_status_json(const std::vector<patient_report>& reports) {
+std::string render_status_json(const std::vector<patient_report>& reports,
+                               const std::vector<store::view_state>& views) {
     std::string out =
         "{\"attention\":" + std::string(any_needs_attention(reports) ? "true" : "false") + ",\"patients\":[";
     for (std::size_t i = 0; i < reports.size(); ++i) {
@@ -111,23 +112,61 @@ std::string render_status_json(const std::vector<patient_report>& reports) {
             json_opt(w ? w->last_error : std::nullopt), json_opt(lapse_text(r.health)), r.health.lapsing,
             r.health.reauth_reason.empty() ? std::string("null") : json_string(r.health.reauth_reason));
     }
-    return out + "]}\n";
+    return out + "],\"views\":" + render_views_json(views) + "}\n";
 }
+
+namespace {
+
+// What a view holds, as one keyword (for --json) and as a sentence.
+std::string_view view_state_keyword(const store::view_state& v) {
+    if (v.backfill_state == "complete") return v.backfilled_at.empty() ? "complete" : "backfilled";
+    if (!v.backfilled_at.empty()) return "pending_full_pull";
+    return v.backfill_under_way ? "backfill_under_way" : "pending_backfill";
+}
+
+std::string view_state_text(const store::view_state& v) {
+    const auto esc = [](std::string_view s) { return logging::line_escaped(s); };
+    const std::string_view k = view_state_keyword(v);
+    if (k == "complete") return "complete";
+    if (k == "backfilled") return "complete (back-filled from resource_raw at " + esc(v.backfilled_at) + ")";
+    if (k == "pending_full_pull")
+        return "pending until the next full pull (or a re-ingest): " +
+               std::to_string(v.backfill_missing_raw) +
+               " stored resource(s) had no raw JSON to back-fill from (store_raw was off); rows for the rest "
+               "and for resources written since " +
+               esc(v.created_at);
+    if (k == "backfill_under_way")
+        return "back-fill from resource_raw interrupted; the next start (sync-once, run or ingest) goes on";
+    return "pending: back-fill from resource_raw runs at the next start (sync-once, run or ingest); rows "
+           "only "
+           "for resources written since " +
+           esc(v.created_at);
+}
+
+}  // namespace
 
 std::string render_view_status(const std::vector<store::view_state>& views) {
     if (views.empty()) return {};
     const auto esc = [](std::string_view v) { return logging::line_escaped(v); };
     std::string out = "views:\n";
-    for (const auto& v : views) {
-        out += fmt::format("  view_{:<24} {:<20} ", esc(v.name), esc(v.resource));
-        if (v.backfill_state == "complete")
-            out += "complete\n";
-        else
-            // Back-fill from resource_raw is not built yet (issue 16 item 3).
-            out += "needs back-fill: rows only for resources written since " + esc(v.created_at) +
-                   "; the rest come with the next full pull (or a re-ingest)\n";
-    }
+    for (const auto& v : views)
+        out += fmt::format("  view_{:<24} {:<20} {}\n", esc(v.name), esc(v.resource), view_state_text(v));
     return out;
+}
+
+std::string render_views_json(const std::vector<store::view_state>& views) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < views.size(); ++i) {
+        const auto& v = views[i];
+        out += fmt::format(
+            "{}{{\"name\":{},\"table\":{},\"resource\":{},\"state\":{},\"created_at\":{},"
+            "\"backfilled_at\":{},\"missing_raw\":{}}}",
+            i ? "," : "", json_string(v.name), json_string("view_" + v.name), json_string(v.resource),
+            json_string(view_state_keyword(v)), json_string(v.created_at),
+            v.backfilled_at.empty() ? std::string("null") : json_string(v.backfilled_at),
+            v.backfill_missing_raw);
+    }
+    return out + "]";
 }
 
 }  // namespace headachemd::sync

@@ -173,4 +173,71 @@ TEST_F(IngestViews, AnEvaluationErrorIsLoggedWithoutThePayloadAndTheFileIsKept) 
     EXPECT_EQ(text.find("secret-code"), std::string::npos) << text;
 }
 
+// An ingest-only database has no full pull: a view configured after the
+// files were ingested is back-filled from resource_raw at the next ingest's
+// start, to the rows an ingest with the view would have written.
+TEST_F(IngestViews, AViewAddedLaterIsBackfilledFromTheKeptJsonAtTheNextIngest) {
+    // Setup: the reference (view from the start), and the bundle ingested
+    // with --store-raw ("minimal") and no view
+    write_file(dir / "bundle.json", synthea_bundle);
+    fs::create_directory(dir / "empty");
+    auto raw = with_view("bp", bp_view);
+    raw.views.clear();
+    raw.store_raw = true;
+    raw.keep_fhir_patient_id = true;
+    ingest({dir / "bundle.json"}, raw);
+    std::vector<std::string> want;
+    {
+        temp_dir other;
+        st::analytics_db ref_db{other / "headache.db"};
+        auto o = with_view("bp", bp_view);
+        o.keep_fhir_patient_id = true;
+        headachemd::ingest::ingester ing(ref_db, key, o, log);
+        ing.run({dir / "bundle.json"});
+        SQLite::Statement q(ref_db.sql(), "SELECT * FROM view_bp ORDER BY obs_id");
+        while (q.executeStep()) {
+            std::string line;
+            for (int i = 0; i < q.getColumnCount(); ++i)
+                line += (i ? "|" : "") +
+                        (q.getColumn(i).isNull() ? std::string("NULL") : q.getColumn(i).getString());
+            want.push_back(line);
+        }
+    }
+    ASSERT_EQ(want.size(), 2u);
+    // Run: an ingest of nothing, with the view
+    auto later = with_view("bp", bp_view);
+    later.keep_fhir_patient_id = true;
+    ingest({dir / "empty"}, later);
+    // Check
+    EXPECT_EQ(rows("SELECT * FROM view_bp ORDER BY obs_id"), want);
+    EXPECT_EQ(rows("SELECT backfill_state, backfill_missing_raw FROM view_definition"),
+              (std::vector<std::string>{"complete|0"}));
+    EXPECT_NE(
+        logged().find("view bp: back-filled 3 stored Observation resource(s) from resource_raw; complete"),
+        std::string::npos)
+        << logged();
+}
+
+// Without kept JSON (store_raw off) the back-fill can do nothing: the view
+// stays pending and says why.
+TEST_F(IngestViews, WithoutKeptJsonTheViewStaysPendingUntilTheFilesComeAgain) {
+    // Setup
+    write_file(dir / "bundle.json", synthea_bundle);
+    fs::create_directory(dir / "empty");
+    ingest({dir / "bundle.json"}, headachemd::ingest::options{});
+    // Run
+    ingest({dir / "empty"}, with_view("bp", bp_view));
+    // Check
+    EXPECT_TRUE(rows("SELECT 1 FROM view_bp").empty());
+    EXPECT_EQ(rows("SELECT backfill_state, backfill_missing_raw FROM view_definition"),
+              (std::vector<std::string>{"pending|3"}));
+    EXPECT_NE(
+        logged().find("3 have no stored JSON of their current version (stored while store_raw was off)"),
+        std::string::npos)
+        << logged();
+    // Run: the files again fill it (a pending view evaluates unchanged resources)
+    ingest({dir / "bundle.json"}, with_view("bp", bp_view));
+    EXPECT_EQ(rows("SELECT obs_id FROM view_bp ORDER BY 1"), (std::vector<std::string>{"bp1", "bp2"}));
+}
+
 }  // namespace

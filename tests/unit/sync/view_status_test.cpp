@@ -15,20 +15,61 @@ namespace st = headachemd::store;
 
 TEST(view_status, NoViewsPrintNothing) { EXPECT_EQ(sy::render_view_status({}), ""); }
 
-TEST(view_status, APendingViewSaysWhatFillsIt) {
-    // Setup
+st::view_state state(std::string name, std::string backfill_state, std::string backfilled_at = {},
+                     long long missing = 0, bool under_way = false) {
+    st::view_state v{std::move(name), "Observation", "2026-02-03T04:05:06Z", std::move(backfill_state)};
+    v.backfilled_at = std::move(backfilled_at);
+    v.backfill_missing_raw = missing;
+    v.backfill_under_way = under_way;
+    return v;
+}
+
+TEST(view_status, EachViewSaysWhetherItIsCompleteBackfilledOrWhatFillsTheRest) {
+    // Setup: one view in each state
     const std::vector<st::view_state> views{
-        {"bp", "Observation", "2026-01-01T00:00:00Z", "complete"},
-        {"allergies", "Condition", "2026-02-03T04:05:06Z", "pending"},
+        state("a", "complete"),
+        state("b", "complete", "2026-02-03T05:00:00Z"),
+        state("c", "pending", "2026-02-03T05:00:00Z", 7),
+        state("d", "pending", "", 0, true),
+        state("e", "pending"),
     };
     // Run
     const std::string text = sy::render_view_status(views);
     // Check
-    EXPECT_EQ(text,
-              "views:\n"
-              "  view_bp                       Observation          complete\n"
-              "  view_allergies                Condition            needs back-fill: rows only for resources "
-              "written since 2026-02-03T04:05:06Z; the rest come with the next full pull (or a re-ingest)\n");
+    EXPECT_EQ(
+        text,
+        "views:\n"
+        "  view_a                        Observation          complete\n"
+        "  view_b                        Observation          complete (back-filled from resource_raw at "
+        "2026-02-03T05:00:00Z)\n"
+        "  view_c                        Observation          pending until the next full pull (or a "
+        "re-ingest): 7 stored resource(s) had no raw JSON to back-fill from (store_raw was off); rows for "
+        "the rest and for resources written since 2026-02-03T04:05:06Z\n"
+        "  view_d                        Observation          back-fill from resource_raw interrupted; the "
+        "next start (sync-once, run or ingest) goes on\n"
+        "  view_e                        Observation          pending: back-fill from resource_raw runs at "
+        "the next start (sync-once, run or ingest); rows only for resources written since "
+        "2026-02-03T04:05:06Z\n");
+}
+
+TEST(view_status, JsonListsTheViewsWithTheirState) {
+    // Setup
+    const std::vector<st::view_state> views{state("b", "complete", "2026-02-03T05:00:00Z"),
+                                            state("c", "pending", "2026-02-03T05:00:00Z", 7)};
+    // Run
+    const std::string json = sy::render_status_json({}, views);
+    // Check
+    EXPECT_EQ(
+        json,
+        "{\"attention\":false,\"patients\":[],\"views\":["
+        "{\"name\":\"b\",\"table\":\"view_b\",\"resource\":\"Observation\",\"state\":\"backfilled\","
+        "\"created_at\":\"2026-02-03T04:05:06Z\",\"backfilled_at\":\"2026-02-03T05:00:00Z\",\"missing_raw\":"
+        "0},"
+        "{\"name\":\"c\",\"table\":\"view_c\",\"resource\":\"Observation\",\"state\":\"pending_full_pull\","
+        "\"created_at\":\"2026-02-03T04:05:06Z\",\"backfilled_at\":\"2026-02-03T05:00:00Z\",\"missing_raw\":"
+        "7}"
+        "]}\n");
+    EXPECT_EQ(sy::render_status_json({}), "{\"attention\":false,\"patients\":[],\"views\":[]}\n");
 }
 
 TEST(view_status, ValuesAreLineEscaped) {

@@ -32,11 +32,19 @@ std::string render_status_table(const std::vector<patient_report>& reports);
 
 // The materialized views (store::read_view_states), under the table: one
 // line each, saying whether the view holds every stored resource of its
-// type or only those written since it was made (new or edited definition),
-// and what fills the rest. Empty text when there is no view.
+// type (complete, or complete after a back-fill from resource_raw) or only
+// some, and what fills the rest (the back-fill at the next start, or the
+// next full pull when raw storage was off). Empty text when there is no
+// view.
 std::string render_view_status(const std::vector<store::view_state>& views);
 
-// `status --json`: one object, with "attention" and "patients".
-std::string render_status_json(const std::vector<patient_report>& reports);
+// The views as a JSON array: name, table, resource, state (complete,
+// backfilled, pending_backfill, backfill_under_way, pending_full_pull),
+// created_at, backfilled_at (or null), missing_raw.
+std::string render_views_json(const std::vector<store::view_state>& views);
+
+// `status --json`: one object, with "attention", "patients" and "views".
+std::string render_status_json(const std::vector<patient_report>& reports,
+                               const std::vector<store::view_state>& views = {});
 
 }  // namespace headachemd::sync
