@@ -123,8 +123,9 @@ std::string type_name(const node& arg) {
 // The key is opaque in SQL on FHIR v2 (§"getResourceKey"); "Type/id" keeps
 // Patient/1 and Observation/1 apart. Relative ("Patient/1"), absolute
 // ("https://ehr/fhir/Patient/1") and versioned (".../_history/2") literal
-// references resolve; contained ("#x"), urn:uuid: and logical (identifier)
-// references have no key here. Privacy (patient_key) comes with issue 16 item 4.
+// references resolve; contained ("#x") and logical (identifier) references
+// have no key, nor has a urn:uuid: reference unless the caller resolves it
+// through its Bundle (evaluator::key_of).
 std::optional<std::string> reference_key(std::string_view ref) {
     if (auto h = ref.find("/_history/"); h != std::string_view::npos) ref = ref.substr(0, h);
     auto slash = ref.rfind('/');
@@ -279,8 +280,10 @@ bool collections_equivalent(const collection& l, const collection& r) {
 
 class evaluator {
 public:
-    evaluator(const constant_map& constants, const source_text* source)
-        : constants_(constants), source_(source) {}
+    evaluator(const constant_map& constants, const source_text* source, const reference_resolver* references)
+        : constants_(constants),
+          source_(source),
+          references_(references && *references ? references : nullptr) {}
 
     collection eval(const node& n, const collection& focus) {
         switch (n.kind) {
@@ -569,7 +572,7 @@ private:
                 if (!is_object(i)) continue;
                 auto ref = string_field(*as_element(i), "reference");
                 if (!ref) continue;
-                auto key = reference_key(*ref);
+                auto key = key_of(*ref);
                 if (key && (want.empty() || key->substr(0, key->find('/')) == want))
                     out.push_back(item{*key});
             }
@@ -815,8 +818,26 @@ private:
         return std::string(*t);
     }
 
+    // getReferenceKey()'s key of one reference. Inside a Bundle (R4 Bundle
+    // §"Resolving references in Bundles") a reference equal to another
+    // entry's fullUrl names that entry's resource, whatever its URL looks
+    // like; this is how a transaction's urn:uuid references work. Failing
+    // that, a urn: names nothing we can know, so no key; any other
+    // reference is read as [base/]Type/id.
+    std::optional<std::string> key_of(std::string_view ref) const {
+        if (references_) {
+            if (auto r = (*references_)(ref)) {
+                if (r->type.empty() || r->id.empty()) return std::nullopt;
+                return r->type + "/" + r->id;
+            }
+        }
+        if (ref.starts_with("urn:")) return std::nullopt;
+        return reference_key(ref);
+    }
+
     const constant_map& constants_;
     const source_text* source_;
+    const reference_resolver* references_;
 };
 
 }  // namespace
@@ -836,10 +857,10 @@ item item_of_json(element e) {
 }
 
 eval_result evaluate(const node& ast, const collection& focus, const constant_map& constants,
-                     const source_text* source) {
+                     const source_text* source, const reference_resolver* references) {
     eval_result r;
     try {
-        r.value = evaluator(constants, source).eval(ast, focus);
+        r.value = evaluator(constants, source, references).eval(ast, focus);
     } catch (const failure& f) {
         r.error = eval_error{f.offset, f.message};
     }

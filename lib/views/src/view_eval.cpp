@@ -68,7 +68,8 @@ public:
         // %rowIndex: the 0-based position of the focus in its forEach,
         // forEachOrNull or repeat; 0 outside any (row_index.json).
         constants_["rowIndex"] = collection{item{row_index}};
-        auto r = evaluate(*e.ast, focus ? collection{*focus} : collection{}, constants_, options_.source);
+        auto r = evaluate(*e.ast, focus ? collection{*focus} : collection{}, constants_, options_.source,
+                          &options_.resolve_reference);
         if (r.error) throw stop{view_error{e.json_path, r.error->offset, r.error->message}};
         return std::move(r.value);
     }
@@ -111,7 +112,8 @@ public:
     bool keep(const view& plan, element resource) {
         for (const auto& [path, ast] : view_access::where(plan)) {
             constants_["rowIndex"] = collection{item{std::int64_t{0}}};
-            auto r = evaluate(*ast, collection{item{resource}}, constants_, options_.source);
+            auto r = evaluate(*ast, collection{item{resource}}, constants_, options_.source,
+                              &options_.resolve_reference);
             if (r.error) throw stop{view_error{path, r.error->offset, r.error->message}};
             // ViewDefinition.where: "the FHIRPath expression must evaluate
             // to a boolean"; empty counts as false. Anything else is an
@@ -253,6 +255,46 @@ eval_rows evaluate(const view& plan, element resource, const eval_options& optio
         out.error = s.error;
     }
     return out;
+}
+
+}  // namespace headachemd::views
+
+namespace headachemd::views {
+
+bundle_index index_bundle(element bundle) {
+    bundle_index out;
+    std::string_view type;
+    simdjson::dom::array entries;
+    if (bundle["resourceType"].get(type) != simdjson::SUCCESS || type != "Bundle" ||
+        bundle["entry"].get(entries) != simdjson::SUCCESS)
+        return out;
+    std::string_view bundle_type;
+    if (bundle["type"].get(bundle_type) != simdjson::SUCCESS) bundle_type = {};
+    // R4 Bundle.entry.fullUrl: in a transaction or batch, urn:uuid names a
+    // resource the server has not given an id yet.
+    const bool urn_ids = bundle_type == "transaction" || bundle_type == "batch";
+    for (element e : entries) {
+        std::string_view full_url, rtype, id;
+        element resource;
+        if (e["fullUrl"].get(full_url) != simdjson::SUCCESS || full_url.empty() ||
+            e["resource"].get(resource) != simdjson::SUCCESS ||
+            resource["resourceType"].get(rtype) != simdjson::SUCCESS || rtype.empty())
+            continue;
+        if (resource["id"].get(id) != simdjson::SUCCESS || id.empty()) {
+            if (!urn_ids || !full_url.starts_with("urn:uuid:")) continue;
+            id = full_url.substr(9);
+        }
+        out.try_emplace(std::string(full_url), resolved_reference{std::string(rtype), std::string(id)});
+    }
+    return out;
+}
+
+reference_resolver resolver_of(const bundle_index& index) {
+    return [&index](std::string_view reference) -> std::optional<resolved_reference> {
+        auto it = index.find(reference);
+        if (it == index.end()) return std::nullopt;
+        return it->second;
+    };
 }
 
 }  // namespace headachemd::views

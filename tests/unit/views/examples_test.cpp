@@ -5,10 +5,11 @@
 // engine's output. Synthea data comes from ../shared/data: a test skips when
 // it is absent and fails under CI=true.
 //
-// Synthea's R4 transaction Bundles reference the patient as urn:uuid:<id>,
-// which getReferenceKey() does not resolve (lib/views/src/evaluator.cpp
-// reference_key), so patient_key is null for their rows; the bulk NDJSON and
-// the HL7 examples use Patient/<id> and show the key mapping.
+// Synthea's R4 transaction Bundles reference the patient as urn:uuid:<id>;
+// the runner resolves those through the Bundle's fullUrls, as ingest and
+// `view run` do (R4 Bundle §"Resolving references in Bundles"), so their
+// rows carry the Patient entry's key (its id is that uuid). The bulk NDJSON
+// and the HL7 examples use Patient/<id>.
 #include <gtest/gtest.h>
 
 #include <simdjson.h>
@@ -97,10 +98,13 @@ public:
         simdjson::dom::array entries;
         std::string_view type;
         if (!root["resourceType"].get(type) && type == "Bundle" && !root["entry"].get(entries)) {
+            const v::bundle_index index = v::index_bundle(root);
+            opts_.resolve_reference = v::resolver_of(index);
             for (auto e : entries) {
                 simdjson::dom::element r;
                 if (!e["resource"].get(r)) one(r, out);
             }
+            opts_.resolve_reference = nullptr;
             return out;
         }
         one(root, out);
@@ -169,18 +173,21 @@ TEST(view_examples, blood_pressure_on_synthea) {
     EXPECT_EQ(columns_of(view),
               "patient_key|observation_key|status|effective|systolic|systolic_unit|diastolic|diastolic_unit");
     runner run(std::move(view));
-    EXPECT_EQ(
-        run.rows(synthea_patient("Luigi_Wiegand_")),
-        (std::vector<std::string>{
-            "null|'Observation/2c4bb0bf-4378-42aa-9ed1-24128e325945'|'final'|'2020-10-20T19:19:03+00:00'|"
-            "118.48195363522305|'mm[Hg]'|83.72064030009523|'mm[Hg]'",
-            "null|'Observation/f28b1cde-ab51-40fa-960e-554d924ff59a'|'final'|'2020-11-24T19:19:03+00:00'|"
-            "116.87813107234474|'mm[Hg]'|81.13892986477077|'mm[Hg]'",
-            "null|'Observation/2c5ede95-28f6-4995-8ae5-60cbb8132704'|'final'|'2021-01-26T19:19:03+00:00'|"
-            "116.8980865088202|'mm[Hg]'|84.67413507851016|'mm[Hg]'",
-            "null|'Observation/6b12b866-63d4-4c0e-b629-fd3738b7d667'|'final'|'2021-03-30T19:19:03+00:00'|"
-            "122.97194241957561|'mm[Hg]'|87.23565389518645|'mm[Hg]'",
-        }));
+    EXPECT_EQ(run.rows(synthea_patient("Luigi_Wiegand_")),
+              (std::vector<std::string>{
+                  "'pk:1ae0605d-e5b8-4d6d-a96d-c93dcbd57e06'|'Observation/"
+                  "2c4bb0bf-4378-42aa-9ed1-24128e325945'|'final'|'2020-10-20T19:19:03+00:00'|"
+                  "118.48195363522305|'mm[Hg]'|83.72064030009523|'mm[Hg]'",
+                  "'pk:1ae0605d-e5b8-4d6d-a96d-c93dcbd57e06'|'Observation/"
+                  "f28b1cde-ab51-40fa-960e-554d924ff59a'|'final'|'2020-11-24T19:19:03+00:00'|"
+                  "116.87813107234474|'mm[Hg]'|81.13892986477077|'mm[Hg]'",
+                  "'pk:1ae0605d-e5b8-4d6d-a96d-c93dcbd57e06'|'Observation/"
+                  "2c5ede95-28f6-4995-8ae5-60cbb8132704'|'final'|'2021-01-26T19:19:03+00:00'|"
+                  "116.8980865088202|'mm[Hg]'|84.67413507851016|'mm[Hg]'",
+                  "'pk:1ae0605d-e5b8-4d6d-a96d-c93dcbd57e06'|'Observation/"
+                  "6b12b866-63d4-4c0e-b629-fd3738b7d667'|'final'|'2021-03-30T19:19:03+00:00'|"
+                  "122.97194241957561|'mm[Hg]'|87.23565389518645|'mm[Hg]'",
+              }));
 }
 
 // hl7-examples: the R4 panel 85354-9 with Patient/example as subject; a
@@ -239,13 +246,16 @@ TEST(view_examples, allergies_on_synthea_bundle) {
     const std::string tail = "'active'|'confirmed'|'allergy'|['food']|'low'|null|'1994-03-30T14:10:09+00:00'";
     EXPECT_EQ(run.rows(synthea_patient("Kermit_Trantow_")),
               (std::vector<std::string>{
-                  "null|'AllergyIntolerance/802da608-1336-43bb-bc33-25f1b2e8a8f0'|'http://snomed.info/sct'|"
+                  "'pk:1f456f0a-acb1-4728-82af-01ca57083c7b'|'AllergyIntolerance/"
+                  "802da608-1336-43bb-bc33-25f1b2e8a8f0'|'http://snomed.info/sct'|"
                   "'424213003'|'Allergy to bee venom'|" +
                       tail,
-                  "null|'AllergyIntolerance/6cb079b0-0862-492a-b41f-5462611a3c4f'|'http://snomed.info/sct'|"
+                  "'pk:1f456f0a-acb1-4728-82af-01ca57083c7b'|'AllergyIntolerance/"
+                  "6cb079b0-0862-492a-b41f-5462611a3c4f'|'http://snomed.info/sct'|"
                   "'300913006'|'Shellfish allergy'|" +
                       tail,
-                  "null|'AllergyIntolerance/d8447579-83ad-4423-8256-b09732bd1dcf'|'http://snomed.info/sct'|"
+                  "'pk:1f456f0a-acb1-4728-82af-01ca57083c7b'|'AllergyIntolerance/"
+                  "d8447579-83ad-4423-8256-b09732bd1dcf'|'http://snomed.info/sct'|"
                   "'91935009'|'Allergy to peanuts'|" +
                       tail,
               }));
@@ -263,32 +273,35 @@ TEST(view_examples, survey_scores_on_synthea) {
     runner run(std::move(view));
     const std::string smoking =
         "'http://loinc.org'|'72166-2'|'Tobacco smoking status NHIS'|null|null|'266919005'|'Never smoker'|";
-    EXPECT_EQ(run.rows(synthea_patient("Luigi_Wiegand_")),
-              (std::vector<std::string>{
-                  "null|'Observation/a09e77c1-0649-41b2-af69-c943e3592b04'|" + smoking +
-                      "'2020-10-20T19:19:03+00:00'",
-                  "null|'Observation/4434f178-0a7c-4ad6-8c45-2f3b2ff860bf'|" + smoking +
-                      "'2020-11-24T19:19:03+00:00'",
-                  "null|'Observation/b2733bff-cfd5-4db7-a36f-f383cc4163b2'|" + smoking +
-                      "'2021-01-26T19:19:03+00:00'",
-                  "null|'Observation/47ea9dc7-818b-4a99-a447-e393b00e7e48'|" + smoking +
-                      "'2021-03-30T19:19:03+00:00'",
-              }));
+    EXPECT_EQ(
+        run.rows(synthea_patient("Luigi_Wiegand_")),
+        (std::vector<std::string>{
+            "'pk:1ae0605d-e5b8-4d6d-a96d-c93dcbd57e06'|'Observation/a09e77c1-0649-41b2-af69-c943e3592b04'|" +
+                smoking + "'2020-10-20T19:19:03+00:00'",
+            "'pk:1ae0605d-e5b8-4d6d-a96d-c93dcbd57e06'|'Observation/4434f178-0a7c-4ad6-8c45-2f3b2ff860bf'|" +
+                smoking + "'2020-11-24T19:19:03+00:00'",
+            "'pk:1ae0605d-e5b8-4d6d-a96d-c93dcbd57e06'|'Observation/b2733bff-cfd5-4db7-a36f-f383cc4163b2'|" +
+                smoking + "'2021-01-26T19:19:03+00:00'",
+            "'pk:1ae0605d-e5b8-4d6d-a96d-c93dcbd57e06'|'Observation/47ea9dc7-818b-4a99-a447-e393b00e7e48'|" +
+                smoking + "'2021-03-30T19:19:03+00:00'",
+        }));
 
     std::vector<std::string> mmse;
     for (const auto& r : run.rows(synthea_patient("Werner_Funk_")))
         if (r.find("'72106-8'") != std::string::npos) mmse.push_back(r);
     const std::string m = "'http://loinc.org'|'72106-8'|'Total score [MMSE]'|";
-    EXPECT_EQ(mmse, (std::vector<std::string>{
-                        "null|'Observation/f95e8923-676c-4249-abda-d5ca5e0c67d5'|" + m +
-                            "22.334053766074682|'(score)'|null|null|'1993-11-20T19:20:06+00:00'",
-                        "null|'Observation/0f242a52-9f50-4a25-8c60-43441e4631f6'|" + m +
-                            "15.768935296577277|'(score)'|null|null|'1994-10-16T19:20:06+00:00'",
-                        "null|'Observation/74cda9f2-ea01-4070-8a5e-0ffeb9bc67e5'|" + m +
-                            "9.611330253982604|'(score)'|null|null|'1996-06-07T19:20:06+00:00'",
-                        "null|'Observation/bbc29cdd-2fc5-4a49-b6fb-70a05248ee00'|" + m +
-                            "5.586005989154263|'(score)'|null|null|'1998-05-28T19:20:06+00:00'",
-                    }));
+    EXPECT_EQ(
+        mmse,
+        (std::vector<std::string>{
+            "'pk:3819264d-f39e-44cf-9e89-63078b714a0f'|'Observation/f95e8923-676c-4249-abda-d5ca5e0c67d5'|" +
+                m + "22.334053766074682|'(score)'|null|null|'1993-11-20T19:20:06+00:00'",
+            "'pk:3819264d-f39e-44cf-9e89-63078b714a0f'|'Observation/0f242a52-9f50-4a25-8c60-43441e4631f6'|" +
+                m + "15.768935296577277|'(score)'|null|null|'1994-10-16T19:20:06+00:00'",
+            "'pk:3819264d-f39e-44cf-9e89-63078b714a0f'|'Observation/74cda9f2-ea01-4070-8a5e-0ffeb9bc67e5'|" +
+                m + "9.611330253982604|'(score)'|null|null|'1996-06-07T19:20:06+00:00'",
+            "'pk:3819264d-f39e-44cf-9e89-63078b714a0f'|'Observation/bbc29cdd-2fc5-4a49-b6fb-70a05248ee00'|" +
+                m + "5.586005989154263|'(score)'|null|null|'1998-05-28T19:20:06+00:00'",
+        }));
 }
 
 // synthea-bulk10-ndjson/Patient.000.ndjson, Patient/a5cb8ce9-...: the US

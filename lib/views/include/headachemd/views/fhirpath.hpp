@@ -126,6 +126,21 @@ private:
     mutable bool ok_ = false;
 };
 
+// What a Reference.reference names once resolved: the FHIR type and id of
+// the resource.
+struct resolved_reference {
+    std::string type;
+    std::string id;
+};
+
+// Resolves a Reference.reference against the resources it came with. FHIR
+// R4 Bundle §"Resolving references in Bundles": a reference that equals an
+// entry's fullUrl (urn:uuid:…, urn:oid:… or an absolute URL) names that
+// entry's resource. Returns nothing when no entry has that fullUrl; the
+// engine then never guesses a urn's target. The caller owns the index
+// (ingest: the normalizer's fullUrl map; `view run`: index_bundle()).
+using reference_resolver = std::function<std::optional<resolved_reference>(std::string_view reference)>;
+
 // A JSON value as a FHIRPath item: a string, number or boolean becomes the
 // primitive (integers that fit int64 stay integers, other numbers are
 // decimals); an object, array or null stays an element. The engine reads a
@@ -134,7 +149,9 @@ item item_of_json(simdjson::dom::element e);
 
 // Evaluates `ast` with `focus` as the input collection (usually the one
 // resource). The DOM the elements point into must outlive the result.
+// `references`, when given and not empty, resolves getReferenceKey()'s
+// references to other entries of the resource's Bundle.
 eval_result evaluate(const node& ast, const collection& focus, const constant_map& constants = {},
-                     const source_text* source = nullptr);
+                     const source_text* source = nullptr, const reference_resolver* references = nullptr);
 
 }  // namespace headachemd::views

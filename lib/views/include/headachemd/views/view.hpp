@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -148,8 +149,26 @@ struct eval_options {
     // decimal, because the DOM's double has lost the precision its text
     // carries (1.0 gives 0.95, 1 gives 0.5).
     const source_text* source = nullptr;
+    // For a resource read from a Bundle: resolves a reference that is
+    // another entry's fullUrl (urn:uuid:…, urn:oid:…, absolute), so
+    // getReferenceKey(Patient) of a transaction's `urn:uuid:` subject gives
+    // the Patient's key (and, under privacy::none, its patient_key). Empty
+    // outside a Bundle: then a urn: reference has no key.
+    reference_resolver resolve_reference;
 };
 
 eval_rows evaluate(const view& plan, simdjson::dom::element resource, const eval_options& options = {});
+
+// A Bundle's entries by fullUrl: fullUrl -> the resource's type and id.
+// An entry without fullUrl, resource, resourceType or id is left out, except
+// that in a transaction or batch Bundle a resource without id whose fullUrl
+// is urn:uuid:X gets the id X (R4 Bundle.entry.fullUrl: the server has not
+// named it yet), as the normalizer stores it. A fullUrl given twice keeps
+// its first entry. Empty when `bundle` is not a Bundle.
+using bundle_index = std::map<std::string, resolved_reference, std::less<>>;
+bundle_index index_bundle(simdjson::dom::element bundle);
+
+// A resolver reading `index`, which must outlive it.
+reference_resolver resolver_of(const bundle_index& index);
 
 }  // namespace headachemd::views
