@@ -207,6 +207,16 @@ struct ingester::impl {
             };
             hooks.views = views.get();
             hooks.view_patient_key = [this](std::string_view id) { return patient_key_for(std::string(id)); };
+            // A Bundle's references to its own entries (a Synthea
+            // transaction's urn:uuid subjects) resolve in the views as the
+            // normalizer resolved them for the typed rows: same map, same id.
+            if (!res.full_urls.empty())
+                hooks.view_references =
+                    [&res](std::string_view ref) -> std::optional<views::resolved_reference> {
+                    const auto it = res.full_urls.find(ref);
+                    if (it == res.full_urls.end()) return std::nullopt;
+                    return views::resolved_reference{it->second.type, it->second.id};
+                };
             try {
                 store::commit_page(db, writer, res.records, opts.source, now, hooks);
             } catch (...) {

@@ -444,8 +444,8 @@ struct normalizer::impl {
             header& h = header_of(out.records[p.record]);
             if (p.actors.empty()) {
                 // A subject: patient_ref holds the whole urn reference.
-                if (const entry_info* e = urn_target(h.patient_ref)) {
-                    h.patient_ref.assign(e->type == "Patient" ? e->effective_id : std::string_view());
+                if (const bundle_entry* e = urn_target(h.patient_ref)) {
+                    h.patient_ref.assign(e->type == "Patient" ? e->id : std::string());
                 } else {
                     const parsed_reference pr = parse_reference(h.patient_ref);
                     h.patient_ref.assign(pr.id);  // unresolved: the uuid stands for the patient
@@ -461,9 +461,9 @@ struct normalizer::impl {
                     h.patient_ref_base.assign(pr.base);
                     break;
                 }
-                if (const entry_info* e = urn_target(a.reference)) {
+                if (const bundle_entry* e = urn_target(a.reference)) {
                     if (e->type != "Patient") continue;
-                    h.patient_ref.assign(e->effective_id);
+                    h.patient_ref.assign(e->id);
                     break;
                 }
                 // An unresolved urn is taken only when Reference.type says
@@ -478,7 +478,7 @@ struct normalizer::impl {
     }
 
     void resolve_without_bundle(result& out) {
-        resolve_patients(out, [](std::string_view) -> const entry_info* { return nullptr; });
+        resolve_patients(out, [](std::string_view) -> const bundle_entry* { return nullptr; });
         resolve_medications(out);
     }
 
@@ -730,14 +730,14 @@ struct normalizer::impl {
     }
 
     void resolve_in_bundle(result& out) {
+        for (const auto& e : entries)
+            if (!e.full_url.empty() && !e.type.empty())
+                out.full_urls.try_emplace(std::string(e.full_url),
+                                          bundle_entry{std::string(e.type), std::string(e.effective_id)});
         if (!pending_patients.empty()) {
-            std::unordered_map<std::string_view, const entry_info*> by_url;
-            by_url.reserve(entries.size());
-            for (const auto& e : entries)
-                if (!e.full_url.empty() && !e.type.empty()) by_url.emplace(e.full_url, &e);
-            resolve_patients(out, [&](std::string_view ref) -> const entry_info* {
-                const auto it = by_url.find(ref);
-                return it == by_url.end() ? nullptr : it->second;
+            resolve_patients(out, [&](std::string_view ref) -> const bundle_entry* {
+                const auto it = out.full_urls.find(ref);
+                return it == out.full_urls.end() ? nullptr : &it->second;
             });
         }
         resolve_medications(out);

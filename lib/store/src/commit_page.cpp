@@ -23,7 +23,7 @@ page_counts commit_page(analytics_db& db, resource_writer& writer, std::span<con
         }
         if (hooks.views && hooks.views->reads(normalize::resource_type_of(r)))
             hooks.views->apply(r, outcome, source, writer.stored_id(r, source), hooks.patient_key(r),
-                               hooks.view_patient_key);
+                               hooks.view_patient_key, hooks.view_references);
         if (hooks.on_row) hooks.on_row(r, outcome);
     }
     if (hooks.before_commit) hooks.before_commit();

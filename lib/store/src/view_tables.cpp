@@ -335,13 +335,15 @@ void view_tables::remove_rows(table& t, std::string_view type, std::string_view 
 
 void view_tables::write_rows(table& t, simdjson::dom::element root, std::string_view raw,
                              std::string_view type, std::string_view source, std::string_view stored_id,
-                             std::string_view patient_key, const views::key_mapper& patient_keys) {
+                             std::string_view patient_key, const views::key_mapper& patient_keys,
+                             const views::reference_resolver& references) {
     // The kept bytes beside the DOM: a decimal keeps its written
     // precision for lowBoundary()/highBoundary().
     const views::source_text text(root, raw);
     views::eval_options options;
     options.map_patient_key = patient_keys;
     options.source = &text;
+    options.resolve_reference = references;
     auto rows = views::evaluate(t.view.plan, root, options);
     if (rows.error) {
         failures_.push_back({t.view.name, std::string(type), std::string(stored_id), rows.error->json_path,
@@ -365,7 +367,7 @@ void view_tables::write_rows(table& t, simdjson::dom::element root, std::string_
 
 void view_tables::apply(const normalize::record& r, upsert_outcome outcome, std::string_view source,
                         std::string_view stored_id, std::string_view patient_key,
-                        const views::key_mapper& patient_keys) {
+                        const views::key_mapper& patient_keys, const views::reference_resolver& references) {
     const std::string_view type = nz::resource_type_of(r);
     bool parsed = false;
     simdjson::dom::element root;
@@ -388,7 +390,7 @@ void view_tables::apply(const normalize::record& r, upsert_outcome outcome, std:
             }
             parsed = true;
         }
-        write_rows(*t, root, h.raw, type, source, stored_id, patient_key, patient_keys);
+        write_rows(*t, root, h.raw, type, source, stored_id, patient_key, patient_keys, references);
     }
 }
 

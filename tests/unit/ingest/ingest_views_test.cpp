@@ -62,6 +62,27 @@ constexpr const char* strict_view =
     R"({"resourceType":"ViewDefinition","resource":"Observation","status":"active",
  "select":[{"column":[{"name":"code","path":"code.coding.code"}]}]})";
 
+// Keys of the subject (issue 16, getReferenceKey in a Bundle): under the
+// default [privacy] identifiers = "none" the column holds the patient_key.
+constexpr const char* key_view = R"json({"resourceType":"ViewDefinition","name":"keys",
+ "resource":"Observation","status":"active",
+ "select":[{"column":[
+   {"name":"obs_id","path":"id","type":"id"},
+   {"name":"patient","path":"subject.getReferenceKey(Patient)"}]}]})json";
+
+// A collection Bundle whose Patient's id ("pat-9") is not its fullUrl's
+// uuid, so a key made from the uuid would differ from the typed rows'; and
+// an Observation whose urn:uuid subject no entry has.
+constexpr const char* collection_bundle = R"({"resourceType":"Bundle","type":"collection","entry":[
+ {"fullUrl":"urn:uuid:5d1f6a2e-0c4b-4e7a-9a51-3b7e0d2c9f10","resource":{"resourceType":"Patient","id":"pat-9"}},
+ {"fullUrl":"urn:uuid:o1","resource":{"resourceType":"Observation","id":"o1","status":"final",
+   "code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},
+   "subject":{"reference":"urn:uuid:5d1f6a2e-0c4b-4e7a-9a51-3b7e0d2c9f10"}}},
+ {"fullUrl":"urn:uuid:o2","resource":{"resourceType":"Observation","id":"o2","status":"final",
+   "code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},
+   "subject":{"reference":"urn:uuid:00000000-dead-4bad-8bad-000000000000"}}}
+]})";
+
 struct IngestViews : ::testing::Test {
     temp_dir dir;
     std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
@@ -238,6 +259,80 @@ TEST_F(IngestViews, WithoutKeptJsonTheViewStaysPendingUntilTheFilesComeAgain) {
     // Run: the files again fill it (a pending view evaluates unchanged resources)
     ingest({dir / "bundle.json"}, with_view("bp", bp_view));
     EXPECT_EQ(rows("SELECT obs_id FROM view_bp ORDER BY 1"), (std::vector<std::string>{"bp1", "bp2"}));
+}
+
+}  // namespace
+
+namespace {
+
+// The key column of a view row is the typed row's patient_key: the
+// urn:uuid subject resolved through the Bundle (R4 Bundle §"Resolving
+// references in Bundles") to the Patient entry, then keyed as ingest keys it.
+TEST_F(IngestViews, AUrnSubjectGivesTheTypedRowsPatientKey) {
+    // Setup
+    write_file(dir / "bundle.json", synthea_bundle);
+    // Run
+    const auto r = ingest({dir / "bundle.json"}, with_view("keys", key_view));
+    // Check
+    EXPECT_TRUE(r.clean());
+    EXPECT_EQ(rows("SELECT v.obs_id, v.patient = o.patient_key, v.patient = v._patient_key, "
+                   "v.patient = p.patient_key FROM view_keys v JOIN observation o ON o.id = v._resource_id "
+                   "JOIN patient p ON p.patient_key = o.patient_key ORDER BY v.obs_id"),
+              (std::vector<std::string>{"bp1|1|1|1", "bp2|1|1|1", "w1|1|1|1"}));
+    // a pseudonym, never the FHIR id or the urn
+    EXPECT_EQ(rows("SELECT count(*) FROM view_keys WHERE patient IS NULL OR patient = '7f0c' OR "
+                   "patient LIKE 'Patient/%' OR patient LIKE 'urn:%'"),
+              (std::vector<std::string>{"0"}));
+}
+
+TEST_F(IngestViews, AUrnResolvesToTheEntrysIdAndAnUnknownUrnStaysNull) {
+    // Setup
+    write_file(dir / "bundle.json", collection_bundle);
+    // Run
+    const auto r = ingest({dir / "bundle.json"}, with_view("keys", key_view));
+    // Check
+    EXPECT_TRUE(r.clean());
+    EXPECT_EQ(rows("SELECT v.obs_id, v.patient = o.patient_key, v.patient IS NULL FROM view_keys v "
+                   "JOIN observation o ON o.id = v._resource_id ORDER BY v.obs_id"),
+              (std::vector<std::string>{"o1|1|0", "o2|NULL|1"}));
+    // o1's key is the key of the Patient pat-9 stored from this Bundle
+    EXPECT_EQ(rows("SELECT count(*) FROM view_keys v JOIN patient p ON p.patient_key = v.patient"),
+              (std::vector<std::string>{"1"}));
+}
+
+// Under [privacy] identifiers = "minimal" the key is the resolved FHIR id.
+TEST_F(IngestViews, UnderMinimalAUrnSubjectGivesThePatientsFhirId) {
+    // Setup
+    write_file(dir / "bundle.json", collection_bundle);
+    auto o = with_view("keys", key_view);
+    o.keep_fhir_patient_id = true;
+    // Run
+    ingest({dir / "bundle.json"}, o);
+    // Check
+    EXPECT_EQ(rows("SELECT obs_id, patient FROM view_keys ORDER BY obs_id"),
+              (std::vector<std::string>{"o1|Patient/pat-9", "o2|NULL"}));
+}
+
+// A real Synthea R4 transaction Bundle from ../shared/data: every view row
+// has the patient_key of its typed observation row.
+TEST_F(IngestViews, ARealSyntheaBundleKeysEveryViewRowLikeItsTypedRow) {
+    HEADACHEMD_REQUIRE_SHARED("synthea-r4/patients");
+    // Setup
+    fs::path bundle;
+    for (const auto& e : fs::directory_iterator(headachemd::test::shared_data() / "synthea-r4" / "patients"))
+        if (e.path().filename().string().starts_with("Luigi_Wiegand_")) bundle = e.path();
+    ASSERT_FALSE(bundle.empty());
+    // Run
+    const auto r = ingest({bundle}, with_view("keys", key_view));
+    // Check
+    EXPECT_TRUE(r.clean());
+    const auto counts = rows(
+        "SELECT count(*), sum(v.patient = o.patient_key), count(DISTINCT v.patient) FROM view_keys v "
+        "JOIN observation o ON o.id = v._resource_id");
+    ASSERT_EQ(counts.size(), 1u);
+    const auto total = rows("SELECT count(*) FROM observation");
+    EXPECT_EQ(counts[0], total.at(0) + "|" + total.at(0) + "|1");
+    EXPECT_NE(total.at(0), "0");
 }
 
 }  // namespace

@@ -49,8 +49,20 @@ struct problem {
     std::string message;  // what is wrong and, where it helps, what would be valid
 };
 
+// A Bundle entry as a reference to its fullUrl reaches it: the resource's
+// type and id as stored (a transaction's id-less resource has its urn:uuid).
+struct bundle_entry {
+    std::string type;
+    std::string id;
+};
+
 struct result {
     std::vector<record> records;  // in input order
+    // A Bundle's entries by fullUrl (R4 Bundle §"Resolving references in
+    // Bundles"); the first entry wins a repeated fullUrl. The normalizer
+    // resolves urn:uuid subjects through it, and ingest hands the same map
+    // to the views' getReferenceKey(). Empty for a single resource or NDJSON.
+    std::map<std::string, bundle_entry, std::less<>> full_urls;
     // Per resourceType: how many resources were read (normalized or not).
     std::map<std::string, std::size_t, std::less<>> read;
     // Per resourceType: valid FHIR R4 resources of a type we do not normalize.

@@ -38,6 +38,11 @@ struct page_hooks {
     // patient to the configured key; any other id, and every id in ingest,
     // gets the keyed hash (store::patient_key_for).
     views::key_mapper view_patient_key;
+    // When the records came in one Bundle: resolves a reference that is
+    // another entry's fullUrl for the views' getReferenceKey() (a
+    // transaction's urn:uuid subject). Ingest builds it from the
+    // normalizer's normalize::result::full_urls; empty otherwise.
+    views::reference_resolver view_references;
 };
 
 // The page's counts by outcome, meaningful only once it committed.

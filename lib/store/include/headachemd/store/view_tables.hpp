@@ -142,9 +142,12 @@ public:
     // key columns of a view compiled under privacy::none (getResourceKey()
     // on a Patient, getReferenceKey(Patient)); such a view fails rather
     // than store the FHIR id when it is empty.
+    // `references` resolves references to the other entries of the Bundle
+    // the record came in (views::eval_options::resolve_reference); empty
+    // for NDJSON, single resources and sync pages.
     void apply(const normalize::record& r, upsert_outcome outcome, std::string_view source,
                std::string_view stored_id, std::string_view patient_key,
-               const views::key_mapper& patient_keys);
+               const views::key_mapper& patient_keys, const views::reference_resolver& references = {});
 
     // Fills each 'pending' view whose back-fill has not finished from the
     // raw JSON resource_raw kept of the stored resources of its type: the
@@ -166,9 +169,11 @@ public:
 private:
     struct table;
     // Replaces the resource's rows in `t` by those of the parsed `root`.
+    // `references` resolves a Bundle's fullUrls (empty outside a Bundle and
+    // in the back-fill, which reads resources one by one).
     void write_rows(table& t, simdjson::dom::element root, std::string_view raw, std::string_view type,
                     std::string_view source, std::string_view stored_id, std::string_view patient_key,
-                    const views::key_mapper& patient_keys);
+                    const views::key_mapper& patient_keys, const views::reference_resolver& references = {});
     void remove_rows(table& t, std::string_view type, std::string_view source, std::string_view stored_id);
     backfill_result backfill_one(table& t, std::string_view now, const source_key_mapper& patient_keys,
                                  const backfill_options& opts);
