@@ -19,12 +19,19 @@ void view_runner::document(simdjson::dom::element root, std::string_view json, c
     std::string_view type;
     simdjson::dom::array entries;
     if (root["resourceType"].get(type) || type != "Bundle" || root["entry"].get(entries)) return;
+    // R4 Bundle "Resolving references in Bundles": an entry's reference to
+    // another entry's fullUrl (a Synthea transaction's urn:uuid subject)
+    // names that entry, for getReferenceKey(). Only while this Bundle's
+    // entries are evaluated: nothing leaks into the next document.
+    const bundle_index index = index_bundle(root);
+    auto outside = std::exchange(options_.resolve_reference, resolver_of(index));
     std::size_t i = 0;
     for (auto e : entries) {
         simdjson::dom::element inner;
         if (!e["resource"].get(inner)) rows(inner, where + " entry[" + std::to_string(i) + "]", source);
         ++i;
     }
+    options_.resolve_reference = std::move(outside);
 }
 
 void view_runner::problem(const std::string& where, std::string_view message) {
