@@ -111,6 +111,43 @@ TEST(ViewRunCli, PatientKeysArePseudonymsNeverTheFhirId) {
     EXPECT_NE(lines_of(again.out, "\r\n").at(1), rows[1]);
 }
 
+// A transaction Bundle's urn:uuid subject resolves through the entry's
+// fullUrl to the Patient's id (R4 Bundle §"Resolving references in
+// Bundles"), so its key is the key "Patient/pat-u" gets from an NDJSON line;
+// a urn no entry has gives no key; the resolution does not leak into the
+// next file.
+TEST(ViewRunCli, UrnSubjectsInABundleResolveToThePatientsKey) {
+    temp_dir dir;
+    fs::create_directories(dir.path() / "data");
+    write_file(dir.path() / "data" / "a.json", R"({"resourceType":"Bundle","type":"transaction","entry":[
+ {"fullUrl":"urn:uuid:6a3e2f10-8d4b-4c2a-9e1f-0b7c5d9e2a11","resource":{"resourceType":"Patient","id":"pat-u"}},
+ {"fullUrl":"urn:uuid:c1","resource":{"resourceType":"Observation","id":"u1",
+  "subject":{"reference":"urn:uuid:6a3e2f10-8d4b-4c2a-9e1f-0b7c5d9e2a11"}}},
+ {"fullUrl":"urn:uuid:c2","resource":{"resourceType":"Observation","id":"u2",
+  "subject":{"reference":"urn:uuid:00000000-0000-4000-8000-000000000000"}}}]})");
+    write_file(
+        dir.path() / "data" / "b.ndjson",
+        R"({"resourceType":"Observation","id":"u3","subject":{"reference":"Patient/pat-u"}})"
+        "\n"
+        R"({"resourceType":"Observation","id":"u4","subject":{"reference":"urn:uuid:6a3e2f10-8d4b-4c2a-9e1f-0b7c5d9e2a11"}})"
+        "\n");
+    write_file(dir.path() / "k.json", R"j({"resource":"Observation","select":[{"column":[
+      {"name":"id","path":"id"},{"name":"patient","path":"subject.getReferenceKey(Patient)"}]}]})j");
+    const auto r = run_binary(
+        {"view", "run", (dir.path() / "k.json").string(), (dir.path() / "data").string()}, dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto rows = lines_of(r.out, "\r\n");
+    ASSERT_EQ(rows.size(), 5u) << r.out;
+    EXPECT_EQ(r.out.find("pat-u"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("6a3e2f10"), std::string::npos) << r.out;
+    const std::string k1 = rows[1].substr(3), k3 = rows[3].substr(3);
+    EXPECT_EQ(rows[1].substr(0, 3), "u1,");
+    EXPECT_EQ(k1.size(), 32u) << r.out;
+    EXPECT_EQ(k1, k3);          // resolved to pat-u, keyed as pat-u
+    EXPECT_EQ(rows[2], "u2,");  // a urn no entry has: no key
+    EXPECT_EQ(rows[4], "u4,");  // outside the Bundle a urn has no key
+}
+
 TEST(ViewRunCli, ARefusedDefinitionExits65AndNamesThePath) {
     fixture f;
     const auto def = f.def("bad.json", R"({"resource":"Patient","select":[{"column":[
