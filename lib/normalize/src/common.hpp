@@ -44,6 +44,7 @@ enum class resource_kind {
     observation,
     procedure,
     medication,  // feeds the Medication index; produces no record
+    bare,        // an `other` type a view reads (options::raw_for_types): a bare_record
 };
 
 resource_kind kind_of(std::string_view resource_type);
@@ -301,6 +302,8 @@ bool read_appointment(od::object& obj, resource_ctx& ctx, appointment_record& ou
 bool read_encounter(od::object& obj, resource_ctx& ctx, encounter_record& out);
 bool read_observation(od::object& obj, resource_ctx& ctx, observation_record& out);
 bool read_procedure(od::object& obj, resource_ctx& ctx, procedure_record& out);
+// A type some view reads but we do not normalize: id, meta and patient only.
+bool read_bare(od::object& obj, resource_ctx& ctx, bare_record& out);
 
 // A Medication's code, owned, for the index that resolves medicationReference.
 struct owned_coding {

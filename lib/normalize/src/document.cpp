@@ -158,6 +158,13 @@ struct normalizer::impl {
             if (t == type) return true;
         return false;
     }
+    // A type we do not normalize becomes a bare_record only when a view
+    // reads it; any other costs what it cost before (one type comparison
+    // per listed view type).
+    resource_kind kind_with_views(std::string_view type) const {
+        const resource_kind k = kind_of(type);
+        return k == resource_kind::other && wants_raw(type) ? resource_kind::bare : k;
+    }
     od::parser outer;  // the document or line
     od::parser inner;  // one Bundle entry's resource
     scratch s;
@@ -341,8 +348,10 @@ struct normalizer::impl {
                     ok = read_encounter(obj, ctx, r);
                 else if constexpr (std::is_same_v<T, observation_record>)
                     ok = read_observation(obj, ctx, r);
-                else
+                else if constexpr (std::is_same_v<T, procedure_record>)
                     ok = read_procedure(obj, ctx, r);
+                else
+                    ok = read_bare(obj, ctx, r);
             },
             rec);
         header& h = header_of(rec);
@@ -359,6 +368,7 @@ struct normalizer::impl {
             return;
         }
         if (kind == resource_kind::patient) h.patient_ref = h.id;
+        if (auto* b = std::get_if<bare_record>(&rec)) b->resource_type.assign(type);
         h.raw_hash = sha256_hex(raw);
         if (opts.keep_raw || wants_raw(type)) h.raw.assign(raw);
         const std::size_t index = out.records.size() - 1;
@@ -380,6 +390,8 @@ struct normalizer::impl {
                 return out.records.emplace_back(std::in_place_type<encounter_record>);
             case resource_kind::observation:
                 return out.records.emplace_back(std::in_place_type<observation_record>);
+            case resource_kind::bare:
+                return out.records.emplace_back(std::in_place_type<bare_record>);
             case resource_kind::procedure:
             case resource_kind::medication:
             case resource_kind::other:
@@ -488,7 +500,7 @@ struct normalizer::impl {
     void single_resource(od::document& doc, std::string_view type, std::string_view raw,
                          std::string_view original, const locator& loc, result& out) {
         count(out.read, type);
-        const resource_kind kind = kind_of(type);
+        const resource_kind kind = kind_with_views(type);
         if (kind == resource_kind::other || kind == resource_kind::medication) count(out.skipped, type);
         if (raw.size() > opts.max_resource_bytes) {
             add_problem(out, loc.where(type), resource_too_big(raw.size()));
@@ -703,7 +715,7 @@ struct normalizer::impl {
                 e.effective_id = e.full_url.substr(9);
 
             count(out.read, e.type);
-            const resource_kind kind = kind_of(e.type);
+            const resource_kind kind = kind_with_views(e.type);
             if (kind == resource_kind::other || kind == resource_kind::medication) count(out.skipped, e.type);
             if (e.raw.size() > opts.max_resource_bytes) {
                 add_problem(out, loc.where(e.type, e.id), resource_too_big(e.raw.size()));

@@ -18,13 +18,22 @@ constexpr kind kinds[] = {
     {"Patient", "patient"},         {"Condition", "condition"}, {"MedicationRequest", "medication_request"},
     {"Appointment", "appointment"}, {"Encounter", "encounter"}, {"Observation", "observation"},
     {"Procedure", "procedure"}};
-static_assert(std::size(kinds) == std::variant_size_v<record>, "a record type without a table");
+// The bare_record is last and names its own type.
+static_assert(std::size(kinds) + 1 == std::variant_size_v<record>, "a record type without a table");
+static_assert(std::is_same_v<std::variant_alternative_t<std::size(kinds), record>, bare_record>);
 
 }  // namespace
 
-const char* table_name(const record& r) { return kinds[r.index()].table; }
+const char* table_name(const record& r) {
+    // A literal, so data() ends in a NUL.
+    if (std::holds_alternative<bare_record>(r)) return bare_table.data();
+    return kinds[r.index()].table;
+}
 
-const char* resource_type_of(const record& r) { return kinds[r.index()].resource_type; }
+const char* resource_type_of(const record& r) {
+    if (const auto* b = std::get_if<bare_record>(&r)) return b->resource_type.c_str();
+    return kinds[r.index()].resource_type;
+}
 
 std::string_view table_for_type(std::string_view resource_type) {
     for (const auto& k : kinds)

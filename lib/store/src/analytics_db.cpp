@@ -76,6 +76,9 @@ void bind_all(SQLite::Statement& s, const Fields&... fields) {
 struct table_def {
     const char* table;
     std::initializer_list<const char*> columns;
+    // bare_resource holds many FHIR types, so the type is part of its key
+    // and is its first own column (?8).
+    bool typed_key = false;
 };
 
 const table_def& def_of(const nz::patient_record&) {
@@ -182,6 +185,13 @@ void bind_own(SQLite::Statement& s, const nz::procedure_record& r) {
              r.procedure_kind);
 }
 
+const table_def& def_of(const nz::bare_record&) {
+    static const table_def d{"bare_resource", {"resource_type"}, true};
+    return d;
+}
+constexpr int bare_type_param = first_own_param;
+void bind_own(SQLite::Statement& s, const nz::bare_record& r) { bind_all(s, r.resource_type); }
+
 std::string quote_ident(const char* name) { return std::string("\"") + name + "\""; }
 
 // SQL text is assembled from the fixed identifiers above only; every value
@@ -209,7 +219,8 @@ std::string update_sql(const table_def& d) {
         sets += quote_ident(common_columns[c]) + "=?" + std::to_string(i++) + ",";
     sets += "\"deleted_at\"=NULL";
     for (const char* c : d.columns) sets += "," + quote_ident(c) + "=?" + std::to_string(i++);
-    return "UPDATE " + quote_ident(d.table) + " SET " + sets + " WHERE \"source\"=?1 AND \"id\"=?2";
+    return "UPDATE " + quote_ident(d.table) + " SET " + sets + " WHERE \"source\"=?1 AND \"id\"=?2" +
+           (d.typed_key ? " AND \"resource_type\"=?" + std::to_string(bare_type_param) : std::string());
 }
 
 std::string lookup_sql(const table_def& d) {
@@ -218,7 +229,7 @@ std::string lookup_sql(const table_def& d) {
     const bool patient = std::string_view(d.table) == "patient";
     return std::string("SELECT raw_hash, deleted_at IS NOT NULL, patient_key, ") +
            (patient ? "fhir_patient_id IS NULL" : "0") + " FROM " + quote_ident(d.table) +
-           " WHERE source=?1 AND id=?2";
+           " WHERE source=?1 AND id=?2" + (d.typed_key ? " AND resource_type=?3" : "");
 }
 
 // New rows are zstd-compressed (schema 8); an update rewrites an old 'json'
@@ -235,7 +246,9 @@ struct resource_writer::table_statements {
     table_statements(SQLite::Database& db, const table_def& d)
         : lookup(db, lookup_sql(d)),
           insert(db, insert_sql(d)),
-          insert_new(db, insert_sql(d) + " ON CONFLICT (\"source\", \"id\") DO NOTHING"),
+          insert_new(db, insert_sql(d) +
+                             (d.typed_key ? " ON CONFLICT (\"source\", \"resource_type\", \"id\") DO NOTHING"
+                                          : " ON CONFLICT (\"source\", \"id\") DO NOTHING")),
           update(db, update_sql(d)) {}
     SQLite::Statement lookup, insert, insert_new, update;
 };
@@ -483,6 +496,7 @@ upsert_outcome resource_writer::upsert(const nz::record& r, std::string_view sou
     source_.assign(source);
     st.lookup.bindNoCopy(1, source_);
     st.lookup.bind(2, id);
+    if (const auto* b = std::get_if<nz::bare_record>(&r)) st.lookup.bindNoCopy(3, b->resource_type);
     if (!st.lookup.executeStep())  // cannot happen inside our write transaction
         throw std::logic_error("upsert: the conflicting row vanished");
     const bool same_hash = st.lookup.getColumn(0).getString() == h.raw_hash;

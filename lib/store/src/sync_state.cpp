@@ -3,11 +3,14 @@
 #include "headachemd/store/view_tables.hpp"
 
 #include <array>
+#include <stdexcept>
 
 #include <SQLiteCpp/Statement.h>
 
 namespace headachemd::store {
 namespace {
+
+namespace nz = headachemd::normalize;
 
 std::optional<std::string> opt_text(const SQLite::Column& c) {
     if (c.isNull()) return std::nullopt;
@@ -40,6 +43,19 @@ constexpr std::array raw_types = {raw_type{"patient", "Patient"},
                                   raw_type{"procedure", "Procedure"}};
 static_assert(raw_types.size() == analyst_tables.size());
 
+// The table's name from the fixed list (never the caller's text); the
+// bare_resource table needs the FHIR type whose rows are meant.
+const char* table_name_checked(std::string_view table, std::string_view resource_type, const char* who) {
+    if (table == nz::bare_table) {
+        if (resource_type.empty())
+            throw std::invalid_argument(std::string(who) + ": bare_resource needs a resource type");
+        return nz::bare_table.data();
+    }
+    for (const char* t : analyst_tables)
+        if (table == t) return t;
+    throw std::invalid_argument(std::string(who) + ": not an analyst table");
+}
+
 // One statement per table, from the fixed names above; values are bound.
 long long for_patient(SQLite::Database& db, const std::string& verb_and_rest, std::string_view source,
                       std::string_view patient_key) {
@@ -69,8 +85,14 @@ std::vector<std::string> patient_statements(SQLite::Database& db, bool count) {
         out.push_back(head + "resource_raw WHERE source = ?1 AND resource_type = '" + r.resource_type +
                       "' AND id IN (SELECT id FROM \"" + r.table +
                       "\" WHERE source = ?1 AND patient_key = ?2)");
+    // bare_resource (schema 11): resources only a view reads.
+    out.push_back(head +
+                  "resource_raw WHERE source = ?1 AND EXISTS (SELECT 1 FROM bare_resource b WHERE "
+                  "b.source = ?1 AND b.patient_key = ?2 AND b.resource_type = resource_raw.resource_type "
+                  "AND b.id = resource_raw.id)");
     for (const char* t : analyst_tables)
         out.push_back(head + "\"" + t + "\" WHERE source = ?1 AND patient_key = ?2");
+    out.push_back(head + "bare_resource WHERE source = ?1 AND patient_key = ?2");
     out.push_back(head + "sync_cursor WHERE source = ?1 AND patient_key = ?2");
     out.push_back(head + "sync_status WHERE source = ?1 AND patient_key = ?2");
     return out;
@@ -140,11 +162,9 @@ void sync_state::write_cursor(std::string_view source, std::string_view patient_
 
 int sync_state::mark_deleted_except(std::string_view source, std::string_view patient_key,
                                     std::string_view table, const std::vector<std::string>& seen_ids,
-                                    std::string_view now) {
-    const char* name = nullptr;
-    for (const char* t : analyst_tables)
-        if (table == t) name = t;
-    if (!name) throw std::invalid_argument("mark_deleted_except: not an analyst table");
+                                    std::string_view now, std::string_view resource_type) {
+    const char* name = table_name_checked(table, resource_type, "mark_deleted_except");
+    const bool bare = table == nz::bare_table;
 
     db_.sql().exec("CREATE TEMP TABLE IF NOT EXISTS seen_id (id TEXT PRIMARY KEY) WITHOUT ROWID");
     db_.sql().exec("DELETE FROM temp.seen_id");
@@ -157,29 +177,32 @@ int sync_state::mark_deleted_except(std::string_view source, std::string_view pa
     SQLite::Statement upd(db_.sql(),
                           std::string("UPDATE \"") + name +
                               "\" SET deleted_at = ?3 WHERE source = ?1 AND patient_key = ?2 "
-                              "AND deleted_at IS NULL AND id NOT IN (SELECT id FROM temp.seen_id)");
+                              "AND deleted_at IS NULL AND id NOT IN (SELECT id FROM temp.seen_id)" +
+                              (bare ? " AND resource_type = ?4" : ""));
     upd.bind(1, std::string(source));
     upd.bind(2, std::string(patient_key));
     upd.bind(3, std::string(now));
+    if (bare) upd.bind(4, std::string(resource_type));
     const int n = upd.exec();
     db_.sql().exec("DELETE FROM temp.seen_id");
     // A deleted resource leaves the views (issue 16): its row stays in the
     // typed table with deleted_at, but a view row has nowhere to say so.
     for (const auto& rt : raw_types)
         if (table == rt.table) remove_deleted_view_rows(db_, source, patient_key, rt.table, rt.resource_type);
+    if (bare) remove_deleted_view_rows(db_, source, patient_key, nz::bare_table, resource_type);
     return n;
 }
 
-long long sync_state::live_rows(std::string_view source, std::string_view patient_key,
-                                std::string_view table) {
-    const char* name = nullptr;
-    for (const char* t : analyst_tables)
-        if (table == t) name = t;
-    if (!name) throw std::invalid_argument("live_rows: not an analyst table");
+long long sync_state::live_rows(std::string_view source, std::string_view patient_key, std::string_view table,
+                                std::string_view resource_type) {
+    const char* name = table_name_checked(table, resource_type, "live_rows");
+    const bool bare = table == nz::bare_table;
     SQLite::Statement q(db_.sql(), std::string("SELECT count(*) FROM \"") + name +
-                                       "\" WHERE source = ?1 AND patient_key = ?2 AND deleted_at IS NULL");
+                                       "\" WHERE source = ?1 AND patient_key = ?2 AND deleted_at IS NULL" +
+                                       (bare ? " AND resource_type = ?3" : ""));
     q.bind(1, std::string(source));
     q.bind(2, std::string(patient_key));
+    if (bare) q.bind(3, std::string(resource_type));
     q.executeStep();
     return q.getColumn(0).getInt64();
 }

@@ -160,9 +160,14 @@ bool table_exists(SQLite::Database& db, const std::string& table) {
 // 'pending': their rows come only when each is written again.
 bool type_has_rows(SQLite::Database& db, std::string_view resource_type) {
     const std::string_view table = nz::table_for_type(resource_type);
-    if (table.empty()) return false;  // a type we do not store never reaches the views
-    SQLite::Statement q(db,
-                        "SELECT EXISTS (SELECT 1 FROM " + quote_ident(table) + " WHERE deleted_at IS NULL)");
+    // A type we do not normalize is kept in bare_resource only while some
+    // view reads it (schema 10).
+    SQLite::Statement q(
+        db, table.empty()
+                ? std::string("SELECT EXISTS (SELECT 1 FROM bare_resource WHERE resource_type = ?1 "
+                              "AND deleted_at IS NULL)")
+                : "SELECT EXISTS (SELECT 1 FROM " + quote_ident(table) + " WHERE deleted_at IS NULL)");
+    if (table.empty()) q.bind(1, std::string(resource_type));
     return q.executeStep() && q.getColumn(0).getInt() != 0;
 }
 
@@ -602,7 +607,8 @@ int remove_deleted_view_rows(analytics_db& db, std::string_view source, std::str
                      " WHERE \"_source\" = ?1 AND \"_resource_type\" = ?3 AND \"_resource_id\" IN "
                      "(SELECT id FROM " +
                      quote_ident(table) +
-                     " WHERE source = ?1 AND patient_key = ?2 AND deleted_at IS NOT NULL)");
+                     " WHERE source = ?1 AND patient_key = ?2 AND deleted_at IS NOT NULL" +
+                     (table == nz::bare_table ? " AND resource_type = ?3)" : ")"));
         del.bind(1, std::string(source));
         del.bind(2, std::string(patient_key));
         del.bind(3, std::string(resource_type));

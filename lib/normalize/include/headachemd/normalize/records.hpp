@@ -146,13 +146,27 @@ struct procedure_record {
     std::string procedure_kind = "other";
 };
 
-using record = std::variant<patient_record, condition_record, medication_request_record, appointment_record,
-                            encounter_record, observation_record, procedure_record>;
+// A resource of a type we do not normalize that some materialized view
+// reads (issue 16): only its header and JSON (header::raw) travel, so the
+// store can keep its bookkeeping (hash, deleted_at) in bare_resource and
+// fill the view. Made only for normalize::options::raw_for_types; a type no
+// view reads is counted as skipped, as before.
+struct bare_record {
+    header h;
+    std::string resource_type;  // an R4 type, checked by the normalizer
+};
 
-// The analyst table a record goes to ("patient", "condition", …).
+using record = std::variant<patient_record, condition_record, medication_request_record, appointment_record,
+                            encounter_record, observation_record, procedure_record, bare_record>;
+
+// The analyst table a record goes to ("patient", "condition", …;
+// "bare_resource" for a bare_record).
 const char* table_name(const record& r);
-// Its FHIR resource type ("Patient", "Condition", …).
+// Its FHIR resource type ("Patient", "Condition", …). For a bare_record the
+// pointer is into the record: valid while it lives.
 const char* resource_type_of(const record& r);
+// The table that keeps bare_records' bookkeeping (schema 11).
+inline constexpr std::string_view bare_table = "bare_resource";
 // The analyst table for a FHIR resource type we normalize; "" for others.
 std::string_view table_for_type(std::string_view resource_type);
 const header& header_of(const record& r);

@@ -44,11 +44,16 @@ public:
     // After a complete full pull: every live row of this patient and table
     // whose id is not in `seen_ids` gets deleted_at = now. Returns how many.
     // Rows are never removed: a deletion in the EHR is data too.
+    // `table` is an analyst table, or "bare_resource" with the FHIR
+    // `resource_type` it holds (normalize::bare_record); other names throw
+    // std::invalid_argument.
     int mark_deleted_except(std::string_view source, std::string_view patient_key, std::string_view table,
-                            const std::vector<std::string>& seen_ids, std::string_view now);
+                            const std::vector<std::string>& seen_ids, std::string_view now,
+                            std::string_view resource_type = {});
 
-    // Rows of this patient in `table` that are not marked deleted.
-    long long live_rows(std::string_view source, std::string_view patient_key, std::string_view table);
+    // Rows of this patient in `table` (as above) that are not marked deleted.
+    long long live_rows(std::string_view source, std::string_view patient_key, std::string_view table,
+                        std::string_view resource_type = {});
 
     // last_success_at of one status row, if there is one.
     std::optional<std::string> last_success(std::string_view source, std::string_view patient_key,
