@@ -19,6 +19,7 @@
 #include "checks.hpp"
 #include "headachemd/config/config.hpp"
 #include "headachemd/files/protected_file.hpp"
+#include "headachemd/normalize/normalize.hpp"
 
 namespace headachemd::config {
 
@@ -1001,10 +1002,15 @@ private:
                         continue;
                     }
                     const std::string& type = v->get();
+                    // Any R4 type may be searched: a type HeadacheMD does
+                    // not normalize is stored only for the [[view]]s that
+                    // read it (issue 16; check-config warns when none does).
                     if (std::find(known_resource_types.begin(), known_resource_types.end(), type) ==
-                        known_resource_types.end()) {
+                            known_resource_types.end() &&
+                        !normalize::is_r4_resource_type(type)) {
                         error_at(element.source(), s.label,
-                                 "unknown resource type " + in_quotes(type) + type_hint(type));
+                                 "unknown resource type " + in_quotes(type) + type_hint(type) +
+                                     " (or any FHIR R4 resource type a [[view]] reads)");
                         ok = false;
                         continue;
                     }
@@ -1036,7 +1042,8 @@ private:
         for (auto&& [key, value] : *params) {
             const std::string type(key.str());
             if (std::find(known_resource_types.begin(), known_resource_types.end(), type) ==
-                known_resource_types.end()) {
+                    known_resource_types.end() &&
+                !normalize::is_r4_resource_type(type)) {
                 error_at(key.source(), s.label,
                          "search_params names unknown resource type " + in_quotes(type) + type_hint(type));
                 continue;

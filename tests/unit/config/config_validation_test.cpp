@@ -390,7 +390,7 @@ TEST(config_validation, unknown_profile_auth_and_enums) {
 TEST(config_validation, unknown_and_duplicate_resource_types) {
     // Setup: line 6
     auto text =
-        ehr_with("resources = [\"Patient\", \"observation\", \"AllergyIntolerance\", \"Patient\", 3]\n");
+        ehr_with("resources = [\"Patient\", \"observation\", \"AllergyIntolerancx\", \"Patient\", 3]\n");
 
     // Run
     auto result = parse(text);
@@ -399,11 +399,33 @@ TEST(config_validation, unknown_and_duplicate_resource_types) {
     EXPECT_TRUE(
         has_error(result, 6, 25, "unknown resource type \"observation\"; did you mean \"Observation\"?"));
     EXPECT_TRUE(has_error(result, 6, 40,
-                          "unknown resource type \"AllergyIntolerance\"; the types HeadacheMD "
+                          "unknown resource type \"AllergyIntolerancx\"; the types HeadacheMD "
                           "normalizes are \"Patient\", \"Condition\""));
+    EXPECT_TRUE(has_error(result, 6, 40, "(or any FHIR R4 resource type a [[view]] reads)"));
     EXPECT_TRUE(has_error(result, 6, 62, "resource type \"Patient\" is listed twice"));
     EXPECT_TRUE(has_error(result, 6, 73, "each resource must be a resource type name"));
     EXPECT_EQ(errors_of(result).size(), 4u) << describe(errors_of(result));
+}
+
+// A type HeadacheMD does not normalize may be searched for the [[view]]s
+// that read it (issue 16); it keeps its search parameters.
+TEST(config_validation, any_r4_type_may_be_searched_for_a_view) {
+    // Setup
+    auto text = ehr_with(
+        "resources = [\"Patient\", \"AllergyIntolerance\"]\n"
+        "[ehr.search_params]\n"
+        "AllergyIntolerance = { clinical-status = \"active\" }\n");
+
+    // Run
+    auto result = parse(text);
+
+    // Check
+    ASSERT_TRUE(std::holds_alternative<cfg::config>(result)) << describe(errors_of(result));
+    const auto& e = std::get<cfg::config>(result).ehrs.at(0);
+    ASSERT_EQ(e.resources.size(), 2u);
+    EXPECT_EQ(e.resources[1].type, "AllergyIntolerance");
+    ASSERT_EQ(e.resources[1].params.size(), 1u);
+    EXPECT_EQ(e.resources[1].params[0].first, "clinical-status");
 }
 
 TEST(config_validation, empty_resources) {
