@@ -49,6 +49,7 @@ int check_config(const common_args& a) {
     auto views = sync::check_views(*cfg);
     files.errors.insert(files.errors.end(), views.errors.begin(), views.errors.end());
     files.notes.insert(files.notes.end(), views.notes.begin(), views.notes.end());
+    files.warnings.insert(files.warnings.end(), views.warnings.begin(), views.warnings.end());
     const auto text = sync::render_config_check(a.config, *cfg, files);
     std::cerr << text.err;
     std::cout << text.out;

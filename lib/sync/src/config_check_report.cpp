@@ -62,6 +62,7 @@ config_check_text render_config_check(std::string_view config_path, const config
         if (e.bulk) t.out += bulk_lines(*e.bulk);
     }
     for (const auto& n : secrets.notes) t.out += "  note: " + esc(n) + "\n";
+    for (const auto& w : secrets.warnings) t.out += "  warning: " + esc(w) + "\n";
     return t;
 }
 

@@ -89,9 +89,15 @@ std::vector<page_entry> entries_of(const std::vector<nz::record>& records, std::
     std::vector<page_entry> out;
     out.reserve(records.size());
     for (const auto& rec : records)
-        out.push_back(
-            {nz::header_of(rec).id, std::string_view(nz::table_name(rec)) == nz::table_for_type(type)});
+        out.push_back({nz::header_of(rec).id, std::string_view(nz::resource_type_of(rec)) == type});
     return out;
+}
+
+// Where a searched type's rows are kept: its analyst table, or
+// bare_resource for a type only a materialized view reads (schema 10).
+std::string_view stored_table(std::string_view type) {
+    const std::string_view t = nz::table_for_type(type);
+    return t.empty() ? nz::bare_table : t;
 }
 
 }  // namespace
@@ -855,8 +861,8 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         auto meta = fhir::read_page_meta(body);
         if (!meta || !meta->total) co_return false;
         ps.audit.back().count = static_cast<int>(*meta->total);  // this request's event: the server's total
-        co_return *meta->total ==
-            state.live_rows(e.settings->name, enr.patient_key, nz::table_for_type(spec.resource_type));
+        co_return *meta->total == state.live_rows(e.settings->name, enr.patient_key,
+                                                  stored_table(spec.resource_type), spec.resource_type);
     }
 
     // What a search asks for, decided before its first page.
@@ -975,7 +981,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         store::cursor c = p.cursor;
         c.last_updated_max = max_updated;
         if (!p.incremental) {
-            const std::string_view table = nz::table_for_type(type);
+            const std::string_view table = stored_table(type);
             std::vector<std::string> stored_ids;
             if (table == "patient") {
                 // patient rows are stored under their pseudonymized id
@@ -983,7 +989,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                     stored_ids.push_back(store::patient_key_for(ids.key, ehr, id));
             }
             deleted = state.mark_deleted_except(ehr, enr.patient_key, table,
-                                                table == "patient" ? stored_ids : seen_ids, now);
+                                                table == "patient" ? stored_ids : seen_ids, now, type);
             c.last_full_pull_at = now;
             c.last_count_check_at = now;  // a full pull is the stronger check
         }

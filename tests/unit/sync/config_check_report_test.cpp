@@ -8,6 +8,7 @@
 
 #include "headachemd/smart/client_assertion.hpp"
 #include "headachemd/sync/config_check_report.hpp"
+#include "headachemd/sync/views_setup.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -162,6 +163,52 @@ TEST(ConfigCheckReport, TheBulkKeyIsCheckedAgainstItsAlgorithm) {
         << report.errors[0];
     EXPECT_NE(report.errors[0].find("signs ES384, but algorithm = \"RS384\""), std::string::npos)
         << report.errors[0];
+}
+
+}  // namespace
+
+namespace {
+
+// Issue 16: a [[view]] over a type an [[ehr]] does not search, or does not
+// have the scope for, is named with what to add; a searched type that
+// nothing stores is named too. A view over a searched, granted type is not.
+TEST(ConfigCheckReport, ViewsOverTypesAnEhrDoesNotSearchAreWarnedAbout) {
+    cf::config cfg = two_ehrs();
+    cfg.ehrs[0].resources = {{"Patient", {}}, {"Observation", {}}, {"AllergyIntolerance", {}}};
+    cfg.ehrs[0].scopes = {"offline_access", "patient/Observation.read", "patient/AllergyIntolerance.rs"};
+    cfg.ehrs[1].resources = {{"Patient", {}}, {"Observation", {}}, {"CarePlan", {}}, {"Immunization", {}}};
+    cfg.ehrs[1].scopes = {"offline_access", "patient/*.read"};
+    const auto w = sy::view_search_warnings(
+        cfg, {{"allergies", "AllergyIntolerance"}, {"bp", "Observation"}, {"plans", "CarePlan"}});
+    EXPECT_EQ(w, (std::vector<std::string>{
+                     "view \"plans\" reads CarePlan, which [[ehr]] \"ecw\" does not search, so sync adds no rows "
+                     "to view_plans from it: add \"CarePlan\" to its resources (and patient/CarePlan.read to its "
+                     "scopes, if the EHR's app registration grants it)",
+                     "view \"allergies\" reads AllergyIntolerance, which [[ehr]] \"epic-main\" does not search, "
+                     "so sync adds no rows to view_allergies from it: add \"AllergyIntolerance\" to its resources "
+                     "(and patient/AllergyIntolerance.read to its scopes, if the EHR's app registration grants "
+                     "it)",
+                     "[[ehr]] \"epic-main\" searches Immunization, which HeadacheMD does not normalize and no "
+                     "[[view]] reads: nothing from that search is stored; remove it from resources or add a "
+                     "[[view]] over it"}));
+    // A scope that does not grant the search: v1 write-only, v2 without s.
+    cfg.ehrs[0].scopes = {"patient/AllergyIntolerance.write", "patient/AllergyIntolerance.r",
+                          "user/Observation.read"};
+    const auto w2 = sy::view_search_warnings(cfg, {{"allergies", "AllergyIntolerance"}, {"bp", "Observation"}});
+    ASSERT_FALSE(w2.empty());
+    EXPECT_EQ(w2[0],
+              "[[ehr]] \"ecw\" searches AllergyIntolerance for view \"allergies\", but its scopes grant no read "
+              "of it: add patient/AllergyIntolerance.read to its scopes");
+    EXPECT_EQ(w2[1].rfind("view \"allergies\" reads AllergyIntolerance, which [[ehr]] \"epic-main\"", 0), 0u);
+}
+
+TEST(ConfigCheckReport, WarningsFollowTheNotes) {
+    sy::secret_file_report secrets;
+    secrets.notes = {"n"};
+    secrets.warnings = {"w"};
+    const auto t = sy::render_config_check("/s.toml", cf::config{}, secrets);
+    EXPECT_TRUE(t.ok);
+    EXPECT_EQ(t.out, "/s.toml: ok\n  note: n\n  warning: w\n");
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ smart::client_credentials load_client_credentials(const config::ehr_settings& eh
 // creates later, and a systemd credential exists only inside the unit.
 struct secret_file_report {
     std::vector<std::string> notes;
+    std::vector<std::string> warnings;  // shown, but the config is still ok
     std::vector<std::string> errors;
 };
 
