@@ -162,6 +162,48 @@ TEST_F(sync_fixture, FullPassOf25PatientsThenNothingThenChangesAreReflected) {
     EXPECT_NE(q.getColumn(0).getString(), "1");
 }
 
+// Issue 16: a view over a type HeadacheMD does not normalize is filled by
+// the sync when the [[ehr]] searches that type, and follows the EHR's
+// updates and deletes.
+TEST_F(sync_fixture, AnAllergyViewIsFilledUpdatedAndEmptiedBySync) {
+    start({}, "generic", 2);
+    config.ehrs[0].resources.push_back({"AllergyIntolerance", {}});
+    config.ehrs[0].scopes.push_back("patient/AllergyIntolerance.read");
+    headachemd::test::write_file(
+        dir / "allergies.json",
+        R"json({"resourceType":"ViewDefinition","resource":"AllergyIntolerance","status":"active",
+            "select":[{"column":[{"name":"allergy_id","path":"id","type":"id"},
+              {"name":"clinical_status","path":"clinicalStatus.coding.code.first()","type":"code"},
+              {"name":"code","path":"code.coding.code.first()","type":"code"}]}]})json");
+    config.views = {{"allergies", dir / "allergies.json"}};
+    const auto pid = (*ehr)->patient_ids()[0];
+    const auto a1 = (*ehr)->add_resource("AllergyIntolerance", pid);
+    const auto a2 = (*ehr)->add_resource("AllergyIntolerance", pid);
+    const auto all = [&] {
+        std::vector<std::string> out;
+        SQLite::Statement q(
+            db->sql(), "SELECT allergy_id, clinical_status, _patient_key FROM view_allergies ORDER BY 1");
+        while (q.executeStep())
+            out.push_back(q.getColumn(0).getString() + "|" + q.getColumn(1).getString() + "|" +
+                          q.getColumn(2).getString());
+        return out;
+    };
+
+    const auto first = pass();
+    ASSERT_EQ(first.succeeded(), 2) << failures(first);
+    EXPECT_EQ(all(), (std::vector<std::string>{a1 + "|active|hmd-1", a2 + "|active|hmd-1"}));
+    EXPECT_EQ(rows("bare_resource"), 2);
+    expect_rows_match_sandbox();  // the normalized tables as before
+
+    // The EHR marks a1 inactive and deletes a2.
+    (*ehr)->update_resource("AllergyIntolerance", a1);
+    (*ehr)->delete_resource("AllergyIntolerance", a2);
+    const auto second = pass();
+    ASSERT_EQ(second.succeeded(), 2) << failures(second);
+    EXPECT_EQ(all(), (std::vector<std::string>{a1 + "|inactive|hmd-1"}));
+    EXPECT_EQ(rows("bare_resource", "id = '" + a2 + "' AND deleted_at IS NOT NULL"), 1);
+}
+
 TEST_F(sync_fixture, EclinicalworksModeFullPassNoAppointmentsNoThrottling) {
     headachemd::sandbox::options o;
     o.ecw_mode = true;

@@ -13,9 +13,11 @@ namespace {
 using namespace std::chrono_literals;
 using days = std::chrono::days;
 
-constexpr std::string_view type_names[rtype_count] = {
-    "Patient", "Condition", "MedicationRequest", "Encounter", "Observation", "Procedure", "Appointment"};
-constexpr std::string_view id_prefixes[rtype_count] = {"p", "cond", "medrq", "enc", "obs", "proc", "appt"};
+constexpr std::string_view type_names[rtype_count] = {"Patient",     "Condition",         "MedicationRequest",
+                                                      "Encounter",   "Observation",       "Procedure",
+                                                      "Appointment", "AllergyIntolerance"};
+constexpr std::string_view id_prefixes[rtype_count] = {"p",   "cond", "medrq", "enc",
+                                                       "obs", "proc", "appt",  "algy"};
 
 constexpr std::string_view snomed = "http://snomed.info/sct";
 constexpr std::string_view icd10cm = "http://hl7.org/fhir/sid/icd-10-cm";
@@ -470,6 +472,38 @@ void render_procedure(json_writer& w, const record& r) {
         w.member("text", "Documentation amended (revision " + std::to_string(r.revision) + ")");
         w.end_object().end_array();
     }
+}
+
+// Drug allergies a headache patient may have (SNOMED CT), by variant.
+struct allergy_code {
+    std::string_view code, display;
+};
+constexpr allergy_code allergies[] = {
+    {"91936005", "Allergy to penicillin"},
+    {"294505008", "Allergy to aspirin"},
+    {"293586001", "Allergy to sulfonamide"},
+};
+
+// A revision (server::update_resource) marks it inactive: a change a view
+// of clinicalStatus shows.
+void render_allergy_intolerance(json_writer& w, const record& r) {
+    const allergy_code& a = allergies[static_cast<std::size_t>(r.variant) % std::size(allergies)];
+    w.key("clinicalStatus").begin_object().key("coding").begin_array();
+    write_coding(w, "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                 r.revision > 0 ? "inactive" : "active", r.revision > 0 ? "Inactive" : "Active");
+    w.end_array().end_object();
+    w.key("verificationStatus").begin_object().key("coding").begin_array();
+    write_coding(w, "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "confirmed",
+                 "Confirmed");
+    w.end_array().end_object();
+    w.member("type", "allergy");
+    w.key("category").begin_array().value("medication").end_array();
+    w.member("criticality", "low");
+    w.key("code").begin_object().key("coding").begin_array();
+    write_coding(w, snomed, a.code, a.display);
+    w.end_array().member("text", a.display).end_object();
+    write_reference(w, "patient", "Patient", r.patient_id);
+    w.member("recordedDate", format_date_time(r.when));
 }
 
 void render_appointment(json_writer& w, const record& r) {
@@ -1047,6 +1081,9 @@ std::string data_store::render(const record& r) const {
         case rtype::appointment:
             render_appointment(w, r);
             break;
+        case rtype::allergy_intolerance:
+            render_allergy_intolerance(w, r);
+            break;
     }
     w.end_object();
     return w.take();
@@ -1110,6 +1147,10 @@ std::string data_store::add(rtype t, const std::string& patient_id, time_point n
         case rtype::appointment:
             r.status = "booked";
             r.when = day_at(now, 14, 10 * 60);
+            break;
+        case rtype::allergy_intolerance:
+            r.variant = g.uniform(0, 2);
+            r.status = "active";
             break;
         case rtype::patient:
             break;

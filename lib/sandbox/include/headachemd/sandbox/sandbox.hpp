@@ -60,8 +60,11 @@ class io_context;
 namespace headachemd::sandbox {
 
 // Resource types the sandbox serves, in CapabilityStatement order.
-inline constexpr std::string_view resource_types[] = {
-    "Patient", "Condition", "MedicationRequest", "Encounter", "Observation", "Procedure", "Appointment"};
+// AllergyIntolerance is served (none generated; add_resource makes them) so
+// a materialized view over a type HeadacheMD does not normalize can be synced.
+inline constexpr std::string_view resource_types[] = {"Patient",     "Condition",         "MedicationRequest",
+                                                      "Encounter",   "Observation",       "Procedure",
+                                                      "Appointment", "AllergyIntolerance"};
 
 // What a secret_observer is told about (options::secret_observer).
 enum class secret_kind {
