@@ -416,17 +416,22 @@ struct stored_resource {
 // order. A resource_raw row counts only when its raw_hash is the typed
 // row's: with store_raw off an update leaves the older JSON behind, and
 // rows of that version would be wrong.
+// A type we do not normalize is read from bare_resource (schema 11), the
+// same bookkeeping filtered by its resource_type.
 std::vector<stored_resource> next_batch(SQLite::Database& db, std::string_view typed_table,
                                         std::string_view resource_type,
                                         const std::optional<std::string>& after_source,
                                         const std::string& after_id, std::size_t limit) {
+    const bool bare = typed_table.empty();
+    if (bare) typed_table = "bare_resource";
     SQLite::Statement q(
         db,
         "SELECT t.source, t.id, t.patient_key, t.deleted_at IS NOT NULL, r.raw_hash IS t.raw_hash, "
         "r.encoding, r.raw FROM " +
             quote_ident(typed_table) +
             " AS t LEFT JOIN resource_raw AS r ON r.source = t.source AND r.resource_type = ?1 "
-            "AND r.id = t.id WHERE ?2 IS NULL OR (t.source, t.id) > (?2, ?3) "
+            "AND r.id = t.id WHERE (?2 IS NULL OR (t.source, t.id) > (?2, ?3)) " +
+            (bare ? std::string("AND t.resource_type = ?1 ") : std::string()) +
             "ORDER BY t.source, t.id LIMIT ?4");
     q.bind(1, std::string(resource_type));
     if (after_source)
@@ -514,9 +519,7 @@ backfill_result view_tables::backfill_one(table& t, std::string_view now,
     const std::size_t limit = std::max<std::size_t>(opts.batch_resources, 1);
     for (bool done = false; !done;) {
         write_transaction tx(sql);
-        const auto batch = typed_table.empty()
-                               ? std::vector<stored_resource>{}
-                               : next_batch(sql, typed_table, type, after_source, after_id, limit);
+        const auto batch = next_batch(sql, typed_table, type, after_source, after_id, limit);
         long long missing = 0;
         for (const auto& r : batch) {
             remove_rows(t, type, r.source, r.id);

@@ -230,4 +230,36 @@ TEST_F(BareResource, AViewMadeAfterBareResourcesWereStoredIsPending) {
               (std::vector<std::string>{"allergies|complete", "allergies2|pending"}));
 }
 
+TEST_F(BareResource, ASecondViewOverABareTypeIsBackFilledFromResourceRaw) {
+    // Setup: allergies stored (with their JSON) while one view read the type
+    st::identity_policy minimal;
+    minimal.keep_fhir_patient_id = true;
+    st::resource_writer writer{db, true, minimal};
+    {
+        st::view_tables views(db, load("allergies", allergy_view), "t0");
+        hooks.views = &views;
+        st::commit_page(
+            db, writer,
+            std::vector<nz::record>{allergy("a1", "active", {"x"}), allergy("a2", "inactive", {"y"})}, "ehr",
+            "t1", hooks);
+    }
+    hooks.views = nullptr;
+    st::view_tables views(db, load("allergies2", allergy_view), "t2");
+    const st::source_key_mapper keys = [](std::string_view, std::string_view id) {
+        return "pk:" + std::string(id);
+    };
+    // Run
+    const auto results = views.backfill("t3", keys);
+    // Check: the back-fill reads bare_resource, not only the typed tables
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[0].resources, 2);
+    EXPECT_TRUE(results[0].complete);
+    EXPECT_EQ(
+        rows("SELECT allergy_id, clinical_status, code, _resource_id, _patient_key FROM view_allergies2 "
+             "ORDER BY allergy_id"),
+        (std::vector<std::string>{"a1|active|x|a1|pk1", "a2|inactive|y|a2|pk1"}));
+    EXPECT_EQ(rows("SELECT backfill_state FROM view_definition WHERE name = 'allergies2'"),
+              (std::vector<std::string>{"complete"}));
+}
+
 }  // namespace
