@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <optional>
 #include <stdexcept>
 #include <utility>
 
 #include <SQLiteCpp/Statement.h>
+#include "headachemd/core/json.hpp"
 #include "headachemd/files/protected_file.hpp"
 #include "headachemd/store/database.hpp"
 
@@ -44,38 +44,6 @@ std::string quote_ident(std::string_view name) {
 }
 
 std::string table_of(std::string_view view_name) { return "view_" + std::string(view_name); }
-
-// RFC 8259 §7 string escaping, for collection cells written as JSON text.
-void append_json_string(std::string& out, std::string_view s) {
-    out += '"';
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-                    out += buf;
-                } else
-                    out += static_cast<char>(c);
-        }
-    }
-    out += '"';
-}
 
 void append_json_scalar(std::string& out, const views::scalar& v) {
     std::visit(
