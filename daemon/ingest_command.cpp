@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "exit_codes.hpp"
+#include "headachemd/config/config.hpp"
 #include "headachemd/ingest/ingest.hpp"
 #include "headachemd/ingest/session.hpp"
 #include "headachemd/store/token_key.hpp"
@@ -29,8 +30,29 @@ struct ingest_args {
     std::string identifiers = "none";  // [privacy] identifiers; ingest reads no config file
     std::string log_level = "info";
     std::string log_format = "auto";
+    std::vector<std::string> view_specs;  // NAME=FILE, as [[view]] name and file
+    std::vector<store::view_file> views;
     std::vector<std::string> inputs;
 };
+
+// `--view NAME=FILE`: the [[view]] entries of sync.toml, for a clinic that
+// only ingests files (ingest reads no config). The name follows the
+// config's rule, since it becomes the table view_<name>.
+std::vector<store::view_file> parse_views(const std::vector<std::string>& specs) {
+    std::vector<store::view_file> out;
+    for (const auto& spec : specs) {
+        const auto eq = spec.find('=');
+        if (eq == std::string::npos || eq + 1 == spec.size())
+            throw CLI::ValidationError("--view", "'" + spec + "' is not NAME=FILE");
+        const std::string name = spec.substr(0, eq);
+        if (auto problem = config::view_name_problem(name))
+            throw CLI::ValidationError("--view", "'" + name + "': " + *problem);
+        for (const auto& v : out)
+            if (v.name == name) throw CLI::ValidationError("--view", "'" + name + "' is named twice");
+        out.push_back({name, fs::absolute(spec.substr(eq + 1))});
+    }
+    return out;
+}
 
 int run_ingest(const ingest_args& a) {
     auto log = make_logger(a.log_level, a.log_format);
@@ -43,9 +65,16 @@ int run_ingest(const ingest_args& a) {
     // rolled back. Whether the file existed says neither.
     ingest::session session;
     try {
-        const ingest::options opts{
-            .source = a.source, .store_raw = a.store_raw, .keep_fhir_patient_id = a.identifiers == "minimal"};
+        const ingest::options opts{.source = a.source,
+                                   .store_raw = a.store_raw,
+                                   .keep_fhir_patient_id = a.identifiers == "minimal",
+                                   .views = a.views};
         session = ingest::open_session({a.db, a.vault, a.token_key_file}, opts, log);
+    } catch (const std::invalid_argument& e) {
+        // A --view definition that cannot be read or is refused (its JSON
+        // path and offset, or the identifier rule): nothing was written.
+        log->error("{}", e.what());
+        return exit_code::data_error;
     } catch (const store::key_error& e) {
         log->error("{}", e.what());
         return exit_code::config;
@@ -90,7 +119,9 @@ void add_ingest_command(CLI::App& app, int* exit_code) {
         "      --token-key-file /etc/headachemd/token.key export/\n"
         "  headachemd-sync ingest --db headache.db --token-key-file token.key patient-bundle.json\n"
         "  headachemd-sync ingest --db headache.db --identifiers minimal --store-raw export/\n"
-        "\nExit status: 0 all loaded, 65 some input was rejected (see the errors), 66 no input,\n"
+        "  headachemd-sync ingest --db headache.db --view blood_pressure=views/blood_pressure.json export/\n"
+        "\nExit status: 0 all loaded, 65 some input was rejected or a --view definition was refused\n"
+        "(see the errors), 66 no input,\n"
         "74 the database failed while writing, 73 the database cannot be opened,\n"
         "78 the token key is missing or wrong.");
     cmd->add_option("--db", args->db, "analytics database to create or update")->capture_default_str();
@@ -109,6 +140,9 @@ void add_ingest_command(CLI::App& app, int* exit_code) {
                     "patient.fhir_patient_id); use the value of sync.toml when the database is shared")
         ->check(CLI::IsMember({"none", "minimal"}))
         ->capture_default_str();
+    cmd->add_option("--view", args->view_specs,
+                    "NAME=FILE: fill the table view_NAME from this ViewDefinition, as a [[view]] of "
+                    "sync.toml does (repeatable; checked under --identifiers)");
     cmd->add_option("--log-level", args->log_level, "trace, debug, info, warn, error")->capture_default_str();
     cmd->add_option("--log-format", args->log_format, "auto, journald, text or json lines on stderr")
         ->check(CLI::IsMember(log_format_names()))
@@ -121,6 +155,7 @@ void add_ingest_command(CLI::App& app, int* exit_code) {
             throw CLI::ValidationError("--store-raw",
                                        "the raw JSON names the FHIR patient id, which --identifiers none "
                                        "(the default) keeps out of headache.db; add --identifiers minimal");
+        args->views = parse_views(args->view_specs);
         *exit_code = run_ingest(*args);
     });
 }

@@ -417,4 +417,83 @@ TEST(IngestCli, NoArgumentsIsAUsageError) {
     EXPECT_EQ(r.exit_code, 64);
 }
 
+// `--view NAME=FILE`: the [[view]] of sync.toml for a clinic that only
+// ingests files (issue 16 item 3).
+constexpr const char* code_view =
+    R"({"resourceType":"ViewDefinition","resource":"Observation","status":"active",
+  "select":[{"column":[{"name":"obs_id","path":"getResourceKey()"
+},
+                       {"name":"code","path":"code.coding.first().code"},
+                       {"name":"value","path":"value.ofType(Quantity).value","type":"decimal"}]
+}]
+})";
+
+std::vector<std::string> sql_rows(const fs::path& db, const std::string& sql) {
+    SQLite::Database d(db.string(), SQLite::OPEN_READONLY);
+    SQLite::Statement q(d, sql);
+    std::vector<std::string> out;
+    while (q.executeStep()) {
+        std::string line;
+        for (int i = 0; i < q.getColumnCount(); ++i) line += (i ? "|" : "") + q.getColumn(i).getString();
+        out.push_back(line);
+    }
+    return out;
+}
+
+TEST(IngestCli, AViewNamedOnTheCommandLineIsFilledWithTheFiles) {
+    temp_dir dir;
+    write_file(dir / "codes.json", code_view);
+    write_file(
+        dir / "o.ndjson",
+        "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"status\":\"final\",\"subject\":{\"reference\":"
+        "\"Patient/p\"},\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8302-2\"}]},"
+        "\"valueQuantity\":{\"value\":172.5,\"unit\":\"cm\"}}\n");
+    const auto r =
+        run_binary({"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
+                    "--db", (dir / "h.db").string(), "--identifiers", "minimal", "--view",
+                    "codes=" + (dir / "codes.json").string(), (dir / "o.ndjson").string()},
+                   dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(sql_rows(dir / "h.db", "SELECT obs_id, code, value, _resource_id FROM view_codes"),
+              (std::vector<std::string>{"o1|8302-2|172.5|o1"}));
+    EXPECT_EQ(sql_rows(dir / "h.db", "SELECT name, backfill_state FROM view_definition"),
+              (std::vector<std::string>{"codes|complete"}));
+}
+
+TEST(IngestCli, ARefusedViewExits65WithItsPathAndMakesNoTable) {
+    temp_dir dir;
+    write_file(dir / "names.json", R"({"resourceType":"ViewDefinition","resource":"Patient","status":"active",
+      "select":[{"column":[{"name":"family","path":"name.family"}]}]})");
+    write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"male\"}\n");
+    const auto r =
+        run_binary({"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
+                    "--db", (dir / "h.db").string(), "--view", "names=" + (dir / "names.json").string(),
+                    (dir / "p.ndjson").string()},
+                   dir.path());
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_NE(r.err.find("select[0].column[0].path"), std::string::npos) << r.err;
+    if (fs::exists(dir / "h.db")) {
+        EXPECT_TRUE(
+            sql_rows(dir / "h.db", "SELECT name FROM sqlite_master WHERE name LIKE 'view\\_%' ESCAPE '\\'")
+                .empty());
+        EXPECT_EQ(sql_rows(dir / "h.db", "SELECT count(*) FROM patient"), (std::vector<std::string>{"0"}));
+    }
+}
+
+TEST(IngestCli, AViewNameTheConfigWouldRefuseIsAUsageError) {
+    temp_dir dir;
+    write_file(dir / "codes.json", code_view);
+    write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"male\"}\n");
+    for (const std::string spec : {"BP=", "definition=", "Blood=", "codes"}) {
+        const auto r = run_binary(
+            {"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(), "--db",
+             (dir / "h.db").string(), "--view",
+             spec.ends_with("=") ? spec + (dir / "codes.json").string() : spec, (dir / "p.ndjson").string()},
+            dir.path());
+        EXPECT_EQ(r.exit_code, 64) << spec << ": " << r.err;
+        EXPECT_NE(r.err.find("--view"), std::string::npos) << r.err;
+    }
+    EXPECT_FALSE(fs::exists(dir / "h.db"));
+}
+
 }  // namespace

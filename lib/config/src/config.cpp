@@ -1220,16 +1220,10 @@ private:
         check_keys(s, view_keys);
         require(s, "name", " (the table becomes view_<name>)");
         if (auto n = get_string(s, "name")) {
-            if (valid_name && *n == "definition")
-                // view_definition is the table that records the views (schema 0008)
-                error_at(name_node->source(), s.label,
-                         "name \"definition\" is reserved: view_definition is HeadacheMD's own table");
-            else if (valid_name)
-                v.name = *n;
+            if (auto problem = view_name_problem(*n))
+                error_at(name_node->source(), s.label, *problem);
             else
-                error_at(name_node->source(), s.label,
-                         "name must be 1-48 characters of a-z, 0-9 and '_', starting with a letter "
-                         "(it becomes the table name view_<name>)");
+                v.name = *n;
         }
         require(s, "file", " (the ViewDefinition JSON file)");
         if (auto p = get_path(s, "file")) v.file = *p;
@@ -1283,6 +1277,16 @@ parse_result load_config(const std::filesystem::path& file, const env_lookup& en
         if (!errors.empty()) return errors;
     }
     return parsed;
+}
+
+std::optional<std::string> view_name_problem(std::string_view name) {
+    if (!detail::is_view_name(name))
+        return "name must be 1-48 characters of a-z, 0-9 and '_', starting with a letter (it becomes the "
+               "table name view_<name>)";
+    // view_definition is the table that records the views (schema 9)
+    if (name == "definition")
+        return "name \"definition\" is reserved: view_definition is HeadacheMD's own table";
+    return std::nullopt;
 }
 
 }  // namespace headachemd::config

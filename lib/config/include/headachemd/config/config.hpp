@@ -303,4 +303,10 @@ inline constexpr std::array<std::string_view, 3> known_profiles{"eclinicalworks"
 // is not of that form or exceeds 100 years.
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 
+// Why `name` cannot name a [[view]] (its table is view_<name>), or nullopt
+// when it can: ^[a-z][a-z0-9_]{0,47}$ (lower case only, since SQLite
+// compares table names without case) and not "definition" (view_definition
+// is HeadacheMD's own table). The config and `ingest --view` share it.
+std::optional<std::string> view_name_problem(std::string_view name);
+
 }  // namespace headachemd::config
