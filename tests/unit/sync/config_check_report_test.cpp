@@ -180,25 +180,28 @@ TEST(ConfigCheckReport, ViewsOverTypesAnEhrDoesNotSearchAreWarnedAbout) {
     cfg.ehrs[1].scopes = {"offline_access", "patient/*.read"};
     const auto w = sy::view_search_warnings(
         cfg, {{"allergies", "AllergyIntolerance"}, {"bp", "Observation"}, {"plans", "CarePlan"}});
-    EXPECT_EQ(w, (std::vector<std::string>{
-                     "view \"plans\" reads CarePlan, which [[ehr]] \"ecw\" does not search, so sync adds no rows "
-                     "to view_plans from it: add \"CarePlan\" to its resources (and patient/CarePlan.read to its "
-                     "scopes, if the EHR's app registration grants it)",
-                     "view \"allergies\" reads AllergyIntolerance, which [[ehr]] \"epic-main\" does not search, "
-                     "so sync adds no rows to view_allergies from it: add \"AllergyIntolerance\" to its resources "
-                     "(and patient/AllergyIntolerance.read to its scopes, if the EHR's app registration grants "
-                     "it)",
-                     "[[ehr]] \"epic-main\" searches Immunization, which HeadacheMD does not normalize and no "
-                     "[[view]] reads: nothing from that search is stored; remove it from resources or add a "
-                     "[[view]] over it"}));
+    EXPECT_EQ(
+        w, (std::vector<std::string>{
+               "view \"plans\" reads CarePlan, which [[ehr]] \"ecw\" does not search, so sync adds no rows "
+               "to view_plans from it: add \"CarePlan\" to its resources (and patient/CarePlan.read to its "
+               "scopes, if the EHR's app registration grants it)",
+               "view \"allergies\" reads AllergyIntolerance, which [[ehr]] \"epic-main\" does not search, "
+               "so sync adds no rows to view_allergies from it: add \"AllergyIntolerance\" to its resources "
+               "(and patient/AllergyIntolerance.read to its scopes, if the EHR's app registration grants "
+               "it)",
+               "[[ehr]] \"epic-main\" searches Immunization, which HeadacheMD does not normalize and no "
+               "[[view]] reads: nothing from that search is stored; remove it from resources or add a "
+               "[[view]] over it"}));
     // A scope that does not grant the search: v1 write-only, v2 without s.
     cfg.ehrs[0].scopes = {"patient/AllergyIntolerance.write", "patient/AllergyIntolerance.r",
                           "user/Observation.read"};
-    const auto w2 = sy::view_search_warnings(cfg, {{"allergies", "AllergyIntolerance"}, {"bp", "Observation"}});
+    const auto w2 =
+        sy::view_search_warnings(cfg, {{"allergies", "AllergyIntolerance"}, {"bp", "Observation"}});
     ASSERT_FALSE(w2.empty());
-    EXPECT_EQ(w2[0],
-              "[[ehr]] \"ecw\" searches AllergyIntolerance for view \"allergies\", but its scopes grant no read "
-              "of it: add patient/AllergyIntolerance.read to its scopes");
+    EXPECT_EQ(
+        w2[0],
+        "[[ehr]] \"ecw\" searches AllergyIntolerance for view \"allergies\", but its scopes grant no read "
+        "of it: add patient/AllergyIntolerance.read to its scopes");
     EXPECT_EQ(w2[1].rfind("view \"allergies\" reads AllergyIntolerance, which [[ehr]] \"epic-main\"", 0), 0u);
 }
 
