@@ -21,18 +21,26 @@ std::string row_name(std::string_view source, std::string_view type, std::string
            std::string(id) + ")";
 }
 
-// The present resources of one type. A row whose typed row is marked
-// deleted (it vanished from a complete pull) is left out, as the analyst
-// tables and the materialized views leave it out. resource_raw keeps no
-// deleted_at of its own.
+// The present resources of one type, with whether the kept JSON is of the
+// stored version. A row whose typed row (or bare_resource row, for a type
+// we do not normalize) is marked deleted (it vanished from a complete
+// pull) is left out, as the analyst tables and the materialized views
+// leave it out; resource_raw keeps no deleted_at of its own. A resource
+// updated while store_raw was off keeps its older JSON here: its raw_hash
+// differs from the stored row's, and its rows would describe a version
+// that no longer exists.
 std::string select_sql(std::string_view resource_type) {
-    std::string sql =
-        "SELECT r.source, r.id, r.encoding, r.raw FROM resource_raw r WHERE r.resource_type = ?1";
-    const std::string_view table = normalize::table_for_type(resource_type);
-    if (!table.empty() && table != "patient")
-        sql += " AND NOT EXISTS (SELECT 1 FROM \"" + std::string(table) +
-               "\" t WHERE t.source = r.source AND t.id = r.id AND t.deleted_at IS NOT NULL)";
-    return sql + " ORDER BY r.source, r.id";
+    std::string_view table = normalize::table_for_type(resource_type);
+    if (table == "patient")
+        return "SELECT r.source, r.id, r.encoding, r.raw, 1 FROM resource_raw r WHERE r.resource_type = ?1 "
+               "ORDER BY r.source, r.id";
+    const bool bare = table.empty();
+    if (bare) table = "bare_resource";
+    return "SELECT r.source, r.id, r.encoding, r.raw, t.raw_hash IS NULL OR t.raw_hash IS r.raw_hash "
+           "FROM resource_raw r LEFT JOIN \"" +
+           std::string(table) + "\" t ON t.source = r.source AND t.id = r.id" +
+           (bare ? " AND t.resource_type = r.resource_type" : "") +
+           " WHERE r.resource_type = ?1 AND t.deleted_at IS NULL ORDER BY r.source, r.id";
 }
 
 // FHIR patient id -> the patient_key stored for it. The patient table
@@ -94,6 +102,12 @@ raw_view_result run_view_over_raw(SQLite::Database& db, const views::view& plan,
         const auto* bytes = static_cast<const char*>(raw.getBlob());
         const std::string_view stored(bytes ? bytes : "", static_cast<std::size_t>(raw.getBytes()));
         const std::string where = row_name(source, type, id);
+        if (q.getColumn(4).getInt() == 0) {
+            runner.problem(where,
+                           "the kept JSON is of an older version (the resource was updated while "
+                           "store_raw was off); its rows are left out");
+            continue;
+        }
         std::string json;
         try {
             json = raw_json_text(raw_row{source, type, id, encoding, stored});

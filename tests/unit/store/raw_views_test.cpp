@@ -110,4 +110,60 @@ TEST(raw_views, a_damaged_row_is_named_without_its_content_and_the_others_run) {
     for (const auto& p : out.problems) EXPECT_EQ(p.find("SECRET"), std::string::npos) << p;
 }
 
+TEST(raw_views, an_older_kept_json_is_named_and_left_out) {
+    // Setup: c2 updated while store_raw was off, so resource_raw keeps the
+    // JSON of the version before.
+    fixture f;
+    {
+        st::resource_writer w(f.db, false, st::identity_policy{.keep_fhir_patient_id = true});
+        st::write_transaction tx(f.db.sql());
+        auto c2 = condition("c2", "p1");
+        std::get<nz::condition_record>(c2).h.raw_hash = "h-c2-v2";
+        w.upsert(c2, "ehr", "key-one", "2026-01-02T00:00:00Z");
+        tx.commit();
+    }
+    // Run
+    const auto out = f.run(keyed);
+    // Check
+    EXPECT_EQ(out.rows, (std::vector<std::string>{"c1,key-one\r\n"}));
+    ASSERT_EQ(out.problems.size(), 2u);
+    EXPECT_EQ(
+        out.problems[0].rfind("resource_raw row (source 'ehr', Condition/c2): the kept JSON is of an older "
+                              "version",
+                              0),
+        0u)
+        << out.problems[0];
+}
+
+TEST(raw_views, a_deleted_resource_of_a_type_we_do_not_normalize_is_left_out) {
+    // Setup: two allergies kept in bare_resource with their JSON, one deleted
+    fixture f;
+    const auto allergy = [](const std::string& id) {
+        nz::bare_record b;
+        b.resource_type = "AllergyIntolerance";
+        b.h.id = id;
+        b.h.patient_ref = "p1";
+        b.h.raw_hash = "h-" + id;
+        b.h.raw = R"({"resourceType":"AllergyIntolerance","id":")" + id +
+                  R"(","patient":{"reference":"Patient/p1"}})";
+        return nz::record{b};
+    };
+    {
+        st::resource_writer w(f.db, true, st::identity_policy{.keep_fhir_patient_id = true});
+        st::write_transaction tx(f.db.sql());
+        w.upsert(allergy("a1"), "ehr", "key-one", "2026-01-01T00:00:00Z");
+        w.upsert(allergy("a2"), "ehr", "key-one", "2026-01-01T00:00:00Z");
+        tx.commit();
+    }
+    f.db.sql().exec("UPDATE bare_resource SET deleted_at = '2026-02-01T00:00:00Z' WHERE id = 'a2'");
+    // Run
+    const auto out =
+        f.run(R"j({"resource":"AllergyIntolerance","select":[{"column":[{"name":"id","path":"id"},
+        {"name":"patient","path":"patient.getReferenceKey(Patient)"}]}]})j");
+    // Check
+    EXPECT_EQ(out.rows, (std::vector<std::string>{"a1,key-one\r\n"}));
+    EXPECT_TRUE(out.problems.empty());
+    EXPECT_EQ(out.result.resources, 1u);
+}
+
 }  // namespace
