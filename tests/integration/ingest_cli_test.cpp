@@ -419,14 +419,10 @@ TEST(IngestCli, NoArgumentsIsAUsageError) {
 
 // `--view NAME=FILE`: the [[view]] of sync.toml for a clinic that only
 // ingests files (issue 16 item 3).
-constexpr const char* code_view =
-    R"({"resourceType":"ViewDefinition","resource":"Observation","status":"active",
-  "select":[{"column":[{"name":"obs_id","path":"getResourceKey()"
-},
-                       {"name":"code","path":"code.coding.first().code"},
-                       {"name":"value","path":"value.ofType(Quantity).value","type":"decimal"}]
-}]
-})";
+constexpr const char* code_view = R"j({"resourceType":"ViewDefinition","resource":"Observation",
+  "status":"active","select":[{"column":[{"name":"obs_id","path":"getResourceKey()"},
+  {"name":"code","path":"code.coding.first().code"},
+  {"name":"value","path":"value.ofType(Quantity).value","type":"decimal"}]}]})j";
 
 std::vector<std::string> sql_rows(const fs::path& db, const std::string& sql) {
     SQLite::Database d(db.string(), SQLite::OPEN_READONLY);
@@ -462,8 +458,9 @@ TEST(IngestCli, AViewNamedOnTheCommandLineIsFilledWithTheFiles) {
 
 TEST(IngestCli, ARefusedViewExits65WithItsPathAndMakesNoTable) {
     temp_dir dir;
-    write_file(dir / "names.json", R"({"resourceType":"ViewDefinition","resource":"Patient","status":"active",
-      "select":[{"column":[{"name":"family","path":"name.family"}]}]})");
+    write_file(dir / "names.json",
+               R"j({"resourceType":"ViewDefinition","resource":"Patient","status":"active",
+      "select":[{"column":[{"name":"family","path":"name.family"}]}]})j");
     write_file(dir / "p.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"male\"}\n");
     const auto r =
         run_binary({"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(),
