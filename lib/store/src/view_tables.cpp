@@ -347,7 +347,10 @@ void view_tables::apply(const normalize::record& r, upsert_outcome outcome, std:
     for (auto& t : views_) {
         if (t->view.plan.resource() != type) continue;
         if (outcome == upsert_outcome::unchanged && !t->pending) continue;
-        remove_rows(*t, type, source, stored_id);
+        // A resource new to its table has no view rows to replace: rows
+        // leave with their resource (purge_patient removes both), so only
+        // an update or a pending re-evaluation needs the DELETE.
+        if (outcome != upsert_outcome::inserted) remove_rows(*t, type, source, stored_id);
         const auto& h = nz::header_of(r);
         if (!parsed) {
             // The normalizer read the resource with simdjson's on-demand
