@@ -293,6 +293,43 @@ TEST(NormalizeBadInput, InvalidEscapeInAnUnreadStringIsMalformed) {
     EXPECT_EQ(d.records.size(), 1u);
 }
 
+// Found by tests/fuzz/fuzz_normalize_document: a UTF-16 surrogate escape
+// without its pair in a key no reader looks at. simdjson refuses it when it
+// unescapes (fhir::read_page_meta did, at the top level), so the normalizer
+// must refuse it too, wherever it is, and say where.
+TEST(NormalizeBadInput, UnpairedSurrogateEscapeIsMalformed) {
+    // Setup: the fuzzer's input, then each way a pair can be broken
+    const std::string fuzzed = R"({"resourceType":"Appointment","id":"a","\ud83d\u0d0eend":1})";
+    const std::vector<std::string> broken = {
+        R"({"resourceType":"Patient","id":"p","x":"\ud83d"})",        // high at the end of a string
+        R"({"resourceType":"Patient","id":"p","x":"\ud83dx"})",       // high, then a plain character
+        R"({"resourceType":"Patient","id":"p","x":"\ud83d\ud83d"})",  // high, then another high
+        R"({"resourceType":"Patient","id":"p","x":"\udc00"})",        // a low on its own
+        R"({"resourceType":"Patient","id":"p","x":"\ud83d\n"})",      // high, then another escape
+    };
+    const std::string paired =
+        R"({"resourceType":"Patient","id":"p","x":"\ud83d\ude00 \udbff\udfff \u0000"})";
+    // Run
+    const result a = run(fuzzed);
+    const result d = run(paired);
+    // Check
+    ASSERT_FALSE(a.ok());
+    EXPECT_TRUE(a.records.empty());
+    EXPECT_EQ(a.problems.at(0).message,
+              "malformed JSON: a backslash that starts no valid escape sequence at byte offset 40");
+    for (const std::string& json : broken) {
+        const result r = run(json);
+        EXPECT_FALSE(r.ok()) << json;
+        EXPECT_TRUE(r.records.empty()) << json;
+        ASSERT_FALSE(r.problems.empty()) << json;
+        EXPECT_EQ(r.problems[0].message,
+                  "malformed JSON: a backslash that starts no valid escape sequence at byte offset 40")
+            << json;
+    }
+    EXPECT_TRUE(d.ok()) << problems_text(d);
+    EXPECT_EQ(d.records.size(), 1u);
+}
+
 TEST(NormalizeBadInput, TopLevelValueThatIsNotAnObject) {
     for (const char* json : {"[1,2]", "\"Patient\"", "42", "null"}) {
         // Run
