@@ -499,6 +499,21 @@ token_request make_refresh_request(std::string_view refresh_token, const client_
     return r;
 }
 
+token_request make_backend_token_request(std::string_view scope, const client_credentials& creds,
+                                         const token_call& call) {
+    if (creds.auth != client_auth::private_key_jwt)
+        throw std::invalid_argument("SMART Backend Services authenticates with private_key_jwt only");
+    if (scope.empty()) throw std::invalid_argument("a backend token request needs its system scopes");
+    token_request r;
+    std::vector<std::pair<std::string, std::string>> form = {{"grant_type", "client_credentials"},
+                                                             {"scope", std::string(scope)}};
+    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    r.headers.emplace_back("Accept", "application/json");
+    add_client_auth(r, form, creds, call);
+    r.body = http::form_encode(form);
+    return r;
+}
+
 token_request make_revocation_request(std::string_view refresh_token, const client_credentials& creds,
                                       const token_call& call) {
     token_request r;

@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 #include <simdjson.h>
 
+#include <map>
 #include <memory>
 
 #include "headachemd/core/base64.hpp"
@@ -42,16 +43,43 @@ std::string b64url_decode(std::string_view in) {
     return out;
 }
 
-std::vector<std::string> split_dots(const std::string& jws) {
+std::vector<std::string> split_on(const std::string& text, char sep) {
     std::vector<std::string> parts;
     std::size_t i = 0;
     for (;;) {
-        const auto j = jws.find('.', i);
-        parts.push_back(jws.substr(i, j - i));
+        const auto j = text.find(sep, i);
+        parts.push_back(text.substr(i, j - i));
         if (j == std::string::npos) break;
         i = j + 1;
     }
     return parts;
+}
+
+std::vector<std::string> split_dots(const std::string& jws) { return split_on(jws, '.'); }
+
+// application/x-www-form-urlencoded, decoded as a token endpoint would.
+std::map<std::string, std::string> form_fields(std::string_view body) {
+    const auto decode = [](std::string_view in) {
+        std::string out;
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            if (in[i] == '+') {
+                out += ' ';
+            } else if (in[i] == '%' && i + 2 < in.size()) {
+                out += static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16));
+                i += 2;
+            } else {
+                out += in[i];
+            }
+        }
+        return out;
+    };
+    std::map<std::string, std::string> out;
+    for (const std::string& pair : split_on(std::string(body), '&')) {
+        const auto eq = pair.find('=');
+        out[decode(std::string_view(pair).substr(0, eq))] =
+            eq == std::string::npos ? "" : decode(std::string_view(pair).substr(eq + 1));
+    }
+    return out;
 }
 
 using pkey_ptr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
@@ -282,6 +310,56 @@ TEST_P(assertion_test, TokenRequestsCarryAFreshAssertionEveryTime) {
     creds.key.reset();
     EXPECT_THROW((void)smart::make_refresh_request("rt", creds, {token_url, test_now}),
                  std::invalid_argument);
+}
+
+TEST_P(assertion_test, BackendServicesTokenRequestIsClientCredentialsWithAFreshAssertion) {
+    // Setup
+    smart::client_credentials creds;
+    creds.client_id = "bulk-app";
+    creds.auth = smart::client_auth::private_key_jwt;
+    creds.key = std::make_shared<smart::signing_key>(smart::signing_key::generate(GetParam(), 2048));
+    creds.key_id = "k1";
+    const std::string scope = "system/Group.read system/Observation.read";
+    // Run
+    const auto r1 = smart::make_backend_token_request(scope, creds, {token_url, test_now});
+    const auto r2 = smart::make_backend_token_request(scope, creds, {token_url, test_now});
+    // Check: the form of SMART Backend Services, nothing of a patient-facing grant.
+    std::map<std::string, std::string> fields = form_fields(r1.body);
+    EXPECT_EQ(fields["grant_type"], "client_credentials");
+    EXPECT_EQ(fields["scope"], scope);
+    EXPECT_EQ(fields["client_assertion_type"], "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    EXPECT_EQ(fields.count("refresh_token") + fields.count("client_secret") + fields.count("code"), 0u);
+    for (const auto& [name, value] : r1.headers) EXPECT_NE(name, "Authorization");
+    // The assertion is signed for this token URL, and a secret to cut from echoes.
+    const auto parts = split_dots(fields["client_assertion"]);
+    ASSERT_EQ(parts.size(), 3u);
+    const std::string claims = b64url_decode(parts[1]);
+    EXPECT_NE(claims.find(R"("aud":"https://ehr.test/oauth/token")"), std::string::npos) << claims;
+    EXPECT_NE(claims.find(R"("iss":"bulk-app")"), std::string::npos) << claims;
+    EXPECT_EQ(r1.secrets, std::vector<std::string>{fields["client_assertion"]});
+    EXPECT_NE(r1.body, r2.body) << "a reused assertion would be refused (jti)";
+}
+
+TEST(BackendServices, RefusesEveryOtherClientAuthenticationAndAnEmptyScope) {
+    // Setup
+    smart::client_credentials secret{"bulk-app", "s3cret", smart::client_auth::client_secret_basic};
+    smart::client_credentials jwt;
+    jwt.client_id = "bulk-app";
+    jwt.auth = smart::client_auth::private_key_jwt;
+    jwt.key = std::make_shared<smart::signing_key>(smart::signing_key::generate(smart::jws_alg::es384));
+    // Run / Check
+    for (const auto auth : {smart::client_auth::client_secret_basic, smart::client_auth::client_secret_post,
+                            smart::client_auth::none}) {
+        secret.auth = auth;
+        EXPECT_THROW(
+            (void)smart::make_backend_token_request("system/Group.read", secret, {token_url, test_now}),
+            std::invalid_argument);
+    }
+    EXPECT_THROW((void)smart::make_backend_token_request("", jwt, {token_url, test_now}),
+                 std::invalid_argument);
+    EXPECT_THROW((void)smart::make_backend_token_request("system/Group.read", jwt, {}),
+                 std::invalid_argument);
+    EXPECT_NO_THROW((void)smart::make_backend_token_request("system/Group.read", jwt, {token_url, test_now}));
 }
 
 INSTANTIATE_TEST_SUITE_P(algs, assertion_test,

@@ -156,6 +156,21 @@ struct token_request {
 token_request make_refresh_request(std::string_view refresh_token, const client_credentials& creds,
                                    const token_call& call = {});
 
+// --- SMART Backend Services (client_credentials) -------------------------
+
+// The token request of a backend app (SMART App Launch 2.x "SMART Backend
+// Services", RFC 6749 §4.4): grant_type=client_credentials, the `scope`
+// (system/ scopes, space-separated, as the config holds them) and a fresh
+// private_key_jwt assertion, the only client authentication Backend
+// Services defines. No refresh token comes back: the bulk export asks again
+// when its access token (about five minutes) runs out. Throws
+// std::invalid_argument, a caller bug, when creds.auth is not
+// private_key_jwt, when the key or the token endpoint is missing, or when
+// `scope` is empty (the server would grant its own default, which may
+// exceed what the clinic registered).
+token_request make_backend_token_request(std::string_view scope, const client_credentials& creds,
+                                         const token_call& call);
+
 // --- Token revocation (RFC 7009) -----------------------------------------
 
 // POST to the revocation endpoint: token=…&token_type_hint=refresh_token,
