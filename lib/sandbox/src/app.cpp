@@ -174,6 +174,8 @@ app::app(options opts)
       faults_(mix_seed(opts_.seed, 0xFA17ULL)) {
     if (opts_.client_auth == options::client_auth_kind::private_key_jwt)
         assertions_.emplace(parse_jwks(opts_.client_jwks), opts_.ecw_mode);  // eCW: RS384 only
+    if (!opts_.backend_client_id.empty())
+        backend_assertions_.emplace(parse_jwks(opts_.backend_jwks), opts_.ecw_mode);
     if (!opts_.client_secret.empty()) report(secret_kind::client_secret, opts_.client_secret);
     for (const auto& id : data_.patient_ids()) report_patient(id);
 }
@@ -382,19 +384,17 @@ http_response app::smart_configuration() const {
         .begin_array()
         .value("client_secret_basic")
         .value("client_secret_post");
-    if (assertions_) w.value("private_key_jwt");
+    if (assertions_ || backend_assertions_) w.value("private_key_jwt");
     w.end_array();
-    if (assertions_) {
+    if (assertions_ || backend_assertions_) {
         // SMART App Launch asymmetric client auth: RS384 and ES384; eCW RS384 only.
         w.key("token_endpoint_auth_signing_alg_values_supported").begin_array().value("RS384");
         if (!opts_.ecw_mode) w.value("ES384");
         w.end_array();
     }
-    w.key("grant_types_supported")
-        .begin_array()
-        .value("authorization_code")
-        .value("refresh_token")
-        .end_array();
+    w.key("grant_types_supported").begin_array().value("authorization_code").value("refresh_token");
+    if (backend_assertions_) w.value("client_credentials");
+    w.end_array();
     w.key("scopes_supported").begin_array();
     for (const auto& s : supported_scopes()) w.value(s);
     w.end_array();
@@ -592,9 +592,77 @@ http_response app::token(const http_request& req, time_point now) {
     }
     const auto form = parse_form(req.body);
     if (!form) return oauth_error(400, "invalid_request", "Malformed application/x-www-form-urlencoded body");
+    // The backend app is another registration with its own keys: its
+    // requests never authenticate as the patient-facing client.
+    if (const std::string* grant_type = find_param(*form, "grant_type");
+        grant_type && *grant_type == "client_credentials")
+        return token_client_credentials(req, *form, now);
     auto who = authenticate_client(req, *form, now);
     if (auto* refused = std::get_if<http_response>(&who)) return std::move(*refused);
     return token_grant(*form, std::get<std::string>(who), now);
+}
+
+// SMART App Launch 2.x "SMART Backend Services": client_credentials with a
+// private_key_jwt assertion, system scopes, no refresh token (RFC 6749
+// §4.4.3: "A refresh token SHOULD NOT be included").
+http_response app::token_client_credentials(const http_request& req, const params& form, time_point now) {
+    if (!backend_assertions_)
+        return oauth_error(400, "unsupported_grant_type", "No backend client is registered");
+    const auto refuse = [this](std::string_view description) {
+        ++stats_.client_assertions_rejected;
+        return oauth_error(401, "invalid_client", description);
+    };
+    if (!req.authorization.empty() || find_param(form, "client_secret"))
+        return refuse("A backend client authenticates with private_key_jwt only");
+    const std::string* type = find_param(form, "client_assertion_type");
+    if (!type || *type != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        return refuse("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    const std::string* assertion = find_param(form, "client_assertion");
+    if (!assertion || count_param(form, "client_assertion") != 1)
+        return refuse("exactly one client_assertion is required (private_key_jwt)");
+    const std::string* body_id = find_param(form, "client_id");
+    if (body_id && *body_id != opts_.backend_client_id)
+        return refuse("client_id is not the registered client");
+    if (auto failed =
+            backend_assertions_->verify(*assertion, opts_.backend_client_id, base_url_ + "/token", now))
+        return refuse(*failed);
+    ++stats_.client_assertions_accepted;
+
+    const std::string* scope = find_param(form, "scope");
+    if (!scope || count_param(form, "scope") != 1 || scope->empty())
+        return oauth_error(400, "invalid_scope", "Exactly one scope of system scopes is required");
+    if (const std::string problem = backend_scope_problem(*scope); !problem.empty())
+        return oauth_error(400, "invalid_scope", problem);
+
+    const std::uint64_t gid = next_grant_++;
+    grants_[gid] = grant{std::string(), *scope, false};
+    const auto tokens = issue_tokens(gid, *scope, now, false);
+    access_tokens_.at(tokens.first).expires = now + opts_.backend_token_lifetime;
+    ++stats_.backend_tokens_issued;
+    return token_response(tokens.first, std::string(), now);
+}
+
+std::string app::backend_scope_problem(const std::string& scope) const {
+    bool group_read = false;
+    for (const auto& word : split_spaces(scope)) {
+        const auto dot = word.find('.');
+        if (word.rfind("system/", 0) != 0 || dot == std::string::npos)
+            return "Only system/<Type>.<access> scopes are granted to a backend client";
+        const std::string_view type = std::string_view(word).substr(7, dot - 7);
+        const std::string_view access = std::string_view(word).substr(dot + 1);
+        const bool v1 = access == "read";
+        // SMART 2.0 §3.2: a cruds string; reading needs r or s.
+        const bool v2 = !access.empty() && access.find_first_not_of("rs") == std::string_view::npos;
+        if (!v1 && !(v2 && !opts_.ecw_mode))
+            return opts_.ecw_mode ? "Only .read (SMART v1) system scopes are granted here"
+                                  : "Only read access (.read, .rs) is granted to a backend client";
+        const auto t = parse_rtype(type);
+        if (type != "*" && type != "Group" && !(t && served(*t)))
+            return "No such resource type is served: " + std::string(type);
+        group_read = group_read || (type == "Group" && v1);
+    }
+    if (opts_.ecw_mode && !group_read) return "system/Group.read is required in every bulk token request";
+    return {};
 }
 
 // RFC 7009 §2: the client authenticates as at the token endpoint; the
@@ -755,7 +823,8 @@ http_response app::token_response(const std::string& access, const std::string& 
     w.member("scope", a.scope);
     if (!refresh.empty()) w.member("refresh_token", refresh);
     // SMART App Launch: the patient in context comes back beside the token.
-    w.member("patient", g.patient_id);
+    // A backend (client_credentials) grant has none.
+    if (!g.patient_id.empty()) w.member("patient", g.patient_id);
     w.end_object();
     http_response r = make(200, plain_json, w.take());
     r.headers.emplace_back("Cache-Control", "no-store");

@@ -144,6 +144,10 @@ private:
     // proves, or the 401 invalid_client response.
     std::variant<std::string, http_response> authenticate_assertion(const params& form, time_point now);
     http_response token_grant(const params& form, const std::string& client_id, time_point now);
+    // grant_type=client_credentials: the backend app of options::backend_client_id.
+    http_response token_client_credentials(const http_request& req, const params& form, time_point now);
+    // Empty when every word of `scope` is a system scope the backend may ask for; else why not.
+    std::string backend_scope_problem(const std::string& scope) const;
     http_response token_authorization_code(const params& form, const std::string& client_id, time_point now);
     http_response token_refresh(const params& form, time_point now);
     http_response fhir(const http_request& req, std::string_view path, const params& query, time_point now);
@@ -203,7 +207,8 @@ private:
     std::unordered_map<std::string, access_token> access_tokens_;
     std::unordered_map<std::string, refresh_token> refresh_tokens_;
     std::unordered_map<std::string, auth_code> codes_;
-    std::optional<assertion_verifier> assertions_;  // set for private_key_jwt
+    std::optional<assertion_verifier> assertions_;          // set for private_key_jwt
+    std::optional<assertion_verifier> backend_assertions_;  // set with options::backend_client_id
 };
 
 }  // namespace headachemd::sandbox::detail

@@ -141,6 +141,22 @@ struct options {
     // constructor throw std::invalid_argument.
     std::string client_jwks;
 
+    // SMART Backend Services (issue 15): a second registration, the bulk
+    // export's backend app, separate from the patient-facing client above.
+    // Empty backend_client_id: grant_type=client_credentials is refused as
+    // unsupported. Otherwise POST /token with client_credentials must carry
+    // a private_key_jwt assertion (checked as above, iss = sub =
+    // backend_client_id, a kid of backend_jwks; RS384 only in ecw_mode) and
+    // a scope of system/<Type>.read (and .rs outside ecw_mode) words, where
+    // Type is a served type, Group or *; ecw_mode also requires
+    // system/Group.read in every request, as eClinicalWorks does. The answer
+    // is an access token of backend_token_lifetime with no refresh token and
+    // no patient; it reads nothing through the patient-facing searches (their
+    // scope check knows only patient/ and user/ scopes).
+    std::string backend_client_id;
+    std::string backend_jwks;  // required with backend_client_id; malformed: the constructor throws
+    std::chrono::seconds backend_token_lifetime{300};
+
     // Every time decision (token and code expiry, rate windows, meta.lastUpdated
     // of changed resources) reads this clock, so tests can drive it.
     std::function<std::chrono::system_clock::time_point()> now = [] {
@@ -242,6 +258,7 @@ struct counters {
     std::uint64_t truncations = 0;                 // injected truncated bodies
     std::uint64_t client_assertions_accepted = 0;  // private_key_jwt assertions that passed every check
     std::uint64_t client_assertions_rejected = 0;  // … and that failed one (401 invalid_client)
+    std::uint64_t backend_tokens_issued = 0;       // client_credentials grants answered with a token
     std::map<int, std::uint64_t> by_status;        // status sent → count (resets excluded)
     std::map<std::string, std::uint64_t> by_path;  // request path, no query → count
 
