@@ -1,7 +1,5 @@
 #include "headachemd/store/view_tables.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <charconv>
 #include <optional>
@@ -11,26 +9,13 @@
 #include <SQLiteCpp/Statement.h>
 #include "headachemd/core/json.hpp"
 #include "headachemd/files/protected_file.hpp"
+#include "headachemd/normalize/sha256.hpp"
 #include "headachemd/store/database.hpp"
 
 namespace headachemd::store {
 namespace {
 
 namespace nz = headachemd::normalize;
-
-std::string sha256_hex(std::string_view bytes) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr) != 1)
-        throw std::runtime_error("OpenSSL SHA-256 failed");
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out(2 * len, '\0');
-    for (unsigned int i = 0; i < len; ++i) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 0xf];
-    }
-    return out;
-}
 
 // Names come from the config (a-z 0-9 _) and the engine (letters, digits,
 // _); quoting still doubles '"' so no name can end the identifier.
@@ -193,7 +178,7 @@ view_load_result load_views(std::span<const view_file> files, views::privacy ide
             out.errors.push_back(label + ": " + where + ": " + err->message);
             continue;
         }
-        out.views.push_back(loaded_view{f.name, f.file, sha256_hex(*read.content),
+        out.views.push_back(loaded_view{f.name, f.file, nz::sha256_hex(*read.content),
                                         std::move(std::get<views::view>(compiled))});
     }
     return out;
