@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -320,44 +321,124 @@ void print_figures(const std::string& scenario, std::uint64_t seed, int clean_ev
               << " writes (inotify events)" << extra << "\n";
 }
 
+// One round as a scenario's checks see it: its installation, the write the
+// binary was killed at (0 in a measuring round, which is never killed) and
+// how the run ended.
+struct kill_round {
+    const temp_dir& dir;
+    int k;
+    const watched_run& run;
+    bool measuring;  // the uninterrupted run that counted the clean writes
+};
+
+// What differs between the scenarios; kill_loop does the rest.
+struct kill_scenario {
+    // Fills a fresh directory for round `round` (from 0; -1 for a measuring
+    // run). May ASSERT: a fatal failure ends the test.
+    std::function<void(const temp_dir&, int round)> prepare;
+    // The command that is killed, run in that directory.
+    std::function<std::vector<std::string>(const temp_dir&)> command;
+    // The write to kill it at in round `round`.
+    std::function<int(int round)> kill_moment;
+    // What must hold after the kill, and after the interrupted operation
+    // is resumed.
+    std::function<void(const kill_round&)> check;
+};
+
+// The loop every scenario shares. It prints the seed and the number of
+// kills, runs the rounds each in a fresh directory, records every run in
+// the figures, and names the seed and k of the first failing round (no
+// round runs after it). Call measure() and run() through
+// ASSERT_NO_FATAL_FAILURE: an ASSERT in them or in a scenario's lambdas
+// ends the test, as it would in the test's body.
+class kill_loop {
+public:
+    kill_loop(const std::string& name, int default_kills)
+        : seed(headachemd::test::kill::seed()),
+          kills(headachemd::test::kill::count(default_kills)),
+          rng(seed) {
+        std::cout << "kill-points: " << name << ", " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed
+                  << std::endl;
+    }
+
+    const std::uint64_t seed;
+    const int kills;
+    std::mt19937_64 rng;
+    figures f;
+    int clean_events = -1;  // the writes of the measuring run
+
+    // The reference: the scenario prepared in `dir` and run uninterrupted,
+    // its writes counted in clean_events.
+    void measure(const kill_scenario& s, const temp_dir& dir) {
+        int k = 0;
+        watched_run r;
+        start(s, dir, -1, k, r);
+    }
+
+    // `kills` rounds; with `measure_first`, a measuring round before them
+    // (prepared as every round is, and checked as every round is).
+    void run(const kill_scenario& s, bool measure_first = false) {
+        for (int i = measure_first ? -1 : 0; i < kills && !::testing::Test::HasFailure(); ++i) {
+            temp_dir dir;
+            int k = 0;
+            watched_run r;
+            start(s, dir, i, k, r);
+            if (::testing::Test::HasFatalFailure()) return;
+            if (i >= 0) f.record(r, seed, k);
+            s.check({dir, k, r, i < 0});
+            if (::testing::Test::HasFailure())
+                ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
+        }
+    }
+
+private:
+    // Prepares round `round` in `dir` and runs its command under the watch,
+    // killed at the scenario's moment; round -1 is the measuring run, which
+    // must exit 0 and sets clean_events.
+    void start(const kill_scenario& s, const temp_dir& dir, int round, int& k, watched_run& r) {
+        s.prepare(dir, round);
+        if (::testing::Test::HasFatalFailure()) return;
+        write_watch watch(dir.path());
+        ASSERT_TRUE(watch.ok());
+        k = round < 0 ? 0 : s.kill_moment(round);
+        r = watch.run(s.command(dir), k);
+        if (round >= 0) return;
+        ASSERT_EQ(r.exit_code, 0) << headachemd::test::read_file(dir / "stderr.txt");
+        clean_events = r.events;
+        ASSERT_GT(clean_events, 0);
+    }
+};
+
+std::vector<std::string> sync_once(const temp_dir& dir) {
+    return {"sync-once", "--config", (dir / "sync.toml").string()};
+}
+
 // 1. Start-up and migrations: a fresh installation's first sync-once,
 // killed early (half the kills among the first 40 writes: creating
 // headache.db and its migrations) or anywhere in the pass.
 TEST(KillPoints, StartupAndMigrationsResumeToTheReference) {
-    const auto seed = headachemd::test::kill::seed();
-    const int kills = headachemd::test::kill::count(10);
-    std::cout << "kill-points: start-up, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
-    std::mt19937_64 rng(seed);
+    kill_loop loop("start-up", 10);
     sb::background_server ehr(sandbox_options());
     constexpr int page_size = 10;
+    kill_scenario s;
+    s.prepare = [&](const temp_dir& dir, int) { install(dir, *ehr, page_size); };
+    s.command = sync_once;
+    s.kill_moment = [&](int) { return draw_kill_moment(loop.rng, loop.clean_events, 40); };
 
     // The reference: an uninterrupted first run, whose writes are counted.
     temp_dir ref;
-    install(ref, *ehr, page_size);
-    write_watch ref_watch(ref.path());
-    ASSERT_TRUE(ref_watch.ok());
-    const auto ref_run = ref_watch.run({"sync-once", "--config", (ref / "sync.toml").string()}, 0);
-    ASSERT_EQ(ref_run.exit_code, 0) << headachemd::test::read_file(ref / "stderr.txt");
-    const int clean_events = ref_run.events;
-    ASSERT_GT(clean_events, 0);
+    ASSERT_NO_FATAL_FAILURE(loop.measure(s, ref));
     const auto want = analytics_rows(ref / "headache.db");
     const auto want_version = scalar(ref / "headache.db", "PRAGMA user_version");
     ASSERT_GT(row_count(want), 0u);
 
-    figures f;
     int in_migrations = 0;  // kills before the schema was at its latest version
-    for (int i = 0; i < kills && !::testing::Test::HasFailure(); ++i) {
-        temp_dir dir;
-        install(dir, *ehr, page_size);
+    s.check = [&](const kill_round& round) {
+        const auto& dir = round.dir;
+        const int k = round.k;
         const auto config = (dir / "sync.toml").string();
-        const auto key_file = dir / "token.key";
-        write_watch watch(dir.path());
-        ASSERT_TRUE(watch.ok());
-        const int k = draw_kill_moment(rng, clean_events, 40);
-        const auto r = watch.run({"sync-once", "--config", config}, k);
-        f.record(r, seed, k);
-        if (r.killed() && (!fs::exists(dir / "headache.db") ||
-                           scalar(dir / "headache.db", "PRAGMA user_version") < want_version))
+        if (round.run.killed() && (!fs::exists(dir / "headache.db") ||
+                                   scalar(dir / "headache.db", "PRAGMA user_version") < want_version))
             ++in_migrations;
         // The files are sound after the kill.
         if (fs::exists(dir / "headache.db")) {
@@ -372,18 +453,17 @@ TEST(KillPoints, StartupAndMigrationsResumeToTheReference) {
         EXPECT_EQ(integrity(dir / "headache.db"), "ok") << "k " << k;
         expect_rows_equal(analytics_rows(dir / "headache.db"), want, "kill at write " + std::to_string(k));
         // The vault's refresh tokens still work.
-        EXPECT_TRUE(needing_reauth(dir / "vault.db", key_file).empty()) << "k " << k;
+        EXPECT_TRUE(needing_reauth(dir / "vault.db", dir / "token.key").empty()) << "k " << k;
         expire_access_tokens(dir / "vault.db");
         expect_all_ok(headachemd::test::run_binary({"sync-once", "--config", config}, dir.path()),
                       patient_count, "the refresh after a kill at write " + std::to_string(k));
-        if (::testing::Test::HasFailure())
-            ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
-    }
-    print_figures("start-up and migrations (fresh headache.db, first sync-once)", seed, clean_events, f,
-                  "; " + std::to_string(in_migrations) +
-                      " kills before the migrations were done (schema version " +
-                      std::to_string(want_version) + "), " + std::to_string(row_count(want)) +
-                      " rows equal to the reference after every resume");
+    };
+    ASSERT_NO_FATAL_FAILURE(loop.run(s));
+    print_figures(
+        "start-up and migrations (fresh headache.db, first sync-once)", loop.seed, loop.clean_events, loop.f,
+        "; " + std::to_string(in_migrations) + " kills before the migrations were done (schema version " +
+            std::to_string(want_version) + "), " + std::to_string(row_count(want)) +
+            " rows equal to the reference after every resume");
 }
 
 // 2. rekey: one transaction re-seals every secret, so after a kill exactly
@@ -392,43 +472,33 @@ TEST(KillPoints, StartupAndMigrationsResumeToTheReference) {
 // again; with the new one, the rekey had committed and only the config is
 // left to point at the new key.
 TEST(KillPoints, RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes) {
-    const auto seed = headachemd::test::kill::seed();
-    const int kills = headachemd::test::kill::count(10);
-    std::cout << "kill-points: rekey, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
-    std::mt19937_64 rng(seed);
+    kill_loop loop("rekey", 10);
     sb::background_server ehr(sandbox_options());
     constexpr int page_size = 50;
-    int clean_events = -1;
-    figures f;
     int old_key_after = 0, new_key_after = 0, audit_lost = 0;
-    // The first round is the measurement: an uninterrupted rekey.
-    for (int i = -1; i < kills && !::testing::Test::HasFailure(); ++i) {
-        temp_dir dir;
+    kill_scenario s;
+    s.prepare = [&](const temp_dir& dir, int) {
         install(dir, *ehr, page_size);
+        // A first pass, so that access tokens are sealed in the vault too.
+        expect_all_ok(headachemd::test::run_binary(sync_once(dir), dir.path()), patient_count,
+                      "the first pass");
+        headachemd::store::write_new_token_key(dir / "token-2.key");
+    };
+    s.command = [](const temp_dir& dir) -> std::vector<std::string> {
+        return {"rekey", "--config", (dir / "sync.toml").string(), "--new-key-file",
+                (dir / "token-2.key").string()};
+    };
+    // Half the kills in the second half of the writes: the commit, the
+    // checkpoint that clears the -wal file of pages sealed under the old
+    // key, and what follows.
+    s.kill_moment = [&](int) { return draw_kill_moment_late_half(loop.rng, loop.clean_events); };
+    s.check = [&](const kill_round& round) {
+        const auto& dir = round.dir;
+        const int k = round.k;
         const auto config = (dir / "sync.toml").string();
         const auto old_key = dir / "token.key";
         const auto new_key = dir / "token-2.key";
         const auto vault_path = dir / "vault.db";
-        // A first pass, so that access tokens are sealed in the vault too.
-        expect_all_ok(headachemd::test::run_binary({"sync-once", "--config", config}, dir.path()),
-                      patient_count, "the first pass");
-        headachemd::store::write_new_token_key(new_key);
-        write_watch watch(dir.path());
-        ASSERT_TRUE(watch.ok());
-        // Half the kills in the second half of the writes: the commit, the
-        // checkpoint that clears the -wal file of pages sealed under the old
-        // key, and what follows.
-        const int k = i < 0 ? 0 : draw_kill_moment_late_half(rng, clean_events);
-        const std::vector<std::string> rekey = {"rekey", "--config", config, "--new-key-file",
-                                                new_key.string()};
-        const auto r = watch.run(rekey, k);
-        if (i < 0) {
-            ASSERT_EQ(r.exit_code, 0) << headachemd::test::read_file(dir / "stderr.txt");
-            clean_events = r.events;
-            ASSERT_GT(clean_events, 0);
-        } else {
-            f.record(r, seed, k);
-        }
         EXPECT_EQ(integrity(vault_path), "ok") << "k " << k;
         // Exactly one key opens the vault: never a mix of rows under both.
         const bool old_opens = vault_opens_with(vault_path, old_key);
@@ -436,15 +506,15 @@ TEST(KillPoints, RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes) {
         EXPECT_NE(old_opens, new_opens)
             << "k " << k << ": old key opens " << old_opens << ", new key opens " << new_opens;
         if (old_opens) {
-            if (i >= 0) ++old_key_after;
+            if (!round.measuring) ++old_key_after;
             // Not re-sealed: rekey again.
-            const auto again = headachemd::test::run_binary(rekey, dir.path());
+            const auto again = headachemd::test::run_binary(s.command(dir), dir.path());
             EXPECT_EQ(again.exit_code, 0) << "k " << k << "\n" << again.out << again.err;
         } else if (new_opens) {
-            if (i >= 0) ++new_key_after;
+            if (!round.measuring) ++new_key_after;
             // Re-sealed: the old key is refused by name of the key id the
             // rows need (the operator's clue), and nothing is written.
-            const auto again = headachemd::test::run_binary(rekey, dir.path());
+            const auto again = headachemd::test::run_binary(s.command(dir), dir.path());
             EXPECT_EQ(again.exit_code, 78) << "k " << k << "\n" << again.out << again.err;
             const auto new_id = headachemd::store::load_token_key(new_key).id();
             EXPECT_NE((again.out + again.err).find(new_id), std::string::npos)
@@ -467,10 +537,10 @@ TEST(KillPoints, RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes) {
         expect_all_ok(headachemd::test::run_binary({"sync-once", "--config", config}, dir.path()),
                       patient_count, "the pass after rekey killed at write " + std::to_string(k));
         EXPECT_TRUE(needing_reauth(vault_path, new_key).empty()) << "k " << k;
-        if (::testing::Test::HasFailure())
-            ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
-    }
-    print_figures("rekey", seed, clean_events, f,
+    };
+    // The first round is the measurement: an uninterrupted rekey.
+    ASSERT_NO_FATAL_FAILURE(loop.run(s, true));
+    print_figures("rekey", loop.seed, loop.clean_events, loop.f,
                   "; afterwards the vault opened with the old key " + std::to_string(old_key_after) +
                       " times (rekey run again) and with the new key " + std::to_string(new_key_after) +
                       " times; the rekey audit row was lost " + std::to_string(audit_lost) + " times");
@@ -480,45 +550,37 @@ TEST(KillPoints, RekeyLeavesTheVaultUnderExactlyOneKeyAndResumes) {
 // headache.db, remove the enrollment from the vault. Killed anywhere, the
 // same command run again finishes the job and touches no other patient.
 TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
-    const auto seed = headachemd::test::kill::seed();
-    const int kills = headachemd::test::kill::count(10);
-    std::cout << "kill-points: unenroll, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
-    std::mt19937_64 rng(seed);
+    kill_loop loop("unenroll", 10);
     sb::background_server ehr(sandbox_options());
     constexpr int page_size = 50;
     const std::string gone = "hmd-2";
-    int clean_events = -1;
-    figures f;
+    const std::string others = "patient_key IS NOT '" + gone + "'";
+    const std::string theirs = "patient_key = '" + gone + "'";
     int nothing_left = 0, audit_lost = 0;
     int before_purge = 0,
         between = 0;  // kills with the rows still there; with the rows gone, the vault row not
-    for (int i = -1; i < kills && !::testing::Test::HasFailure(); ++i) {
-        temp_dir dir;
+    std::map<std::string, std::vector<std::string>> others_before;  // of the round under way
+    kill_scenario s;
+    s.prepare = [&](const temp_dir& dir, int) {
         install(dir, *ehr, page_size);
+        expect_all_ok(headachemd::test::run_binary(sync_once(dir), dir.path()), patient_count,
+                      "the first pass");
+        others_before = rows_of_tables_with(dir / "headache.db", "patient_key", others, {});
+        ASSERT_GT(row_count(rows_of_tables_with(dir / "headache.db", "patient_key", theirs, {})), 0u);
+    };
+    s.command = [&](const temp_dir& dir) -> std::vector<std::string> {
+        return {"unenroll", gone, "--config", (dir / "sync.toml").string(), "--purge"};
+    };
+    // Half the kills in the second half of the writes: the purge's
+    // commit and checkpoint, the vault's removal, the audit row.
+    s.kill_moment = [&](int) { return draw_kill_moment_late_half(loop.rng, loop.clean_events); };
+    s.check = [&](const kill_round& round) {
+        const auto& dir = round.dir;
+        const int k = round.k;
         const auto config = (dir / "sync.toml").string();
         const auto key_file = dir / "token.key";
         const auto db_path = dir / "headache.db";
         const auto vault_path = dir / "vault.db";
-        expect_all_ok(headachemd::test::run_binary({"sync-once", "--config", config}, dir.path()),
-                      patient_count, "the first pass");
-        const std::string others = "patient_key IS NOT '" + gone + "'";
-        const std::string theirs = "patient_key = '" + gone + "'";
-        const auto others_before = rows_of_tables_with(db_path, "patient_key", others, {});
-        ASSERT_GT(row_count(rows_of_tables_with(db_path, "patient_key", theirs, {})), 0u);
-        write_watch watch(dir.path());
-        ASSERT_TRUE(watch.ok());
-        // Half the kills in the second half of the writes: the purge's
-        // commit and checkpoint, the vault's removal, the audit row.
-        const int k = i < 0 ? 0 : draw_kill_moment_late_half(rng, clean_events);
-        const std::vector<std::string> unenroll = {"unenroll", gone, "--config", config, "--purge"};
-        const auto r = watch.run(unenroll, k);
-        if (i < 0) {
-            ASSERT_EQ(r.exit_code, 0) << headachemd::test::read_file(dir / "stderr.txt");
-            clean_events = r.events;
-            ASSERT_GT(clean_events, 0);
-        } else {
-            f.record(r, seed, k);
-        }
         EXPECT_EQ(integrity(db_path), "ok") << "k " << k;
         EXPECT_EQ(integrity(vault_path), "ok") << "k " << k;
         // The vault's rows of the patient, but the audit log (which keeps
@@ -528,15 +590,16 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
             rows.erase("audit_event");
             return row_count(rows);
         };
+        const bool killed = round.run.killed();
         const bool rows_left = row_count(rows_of_tables_with(db_path, "patient_key", theirs, {})) > 0;
         const bool left = vault_rows() > 0 || rows_left;
-        if (r.killed() && rows_left) ++before_purge;
-        if (r.killed() && !rows_left && left) ++between;
-        if (r.killed()) {
-            const auto again = headachemd::test::run_binary(unenroll, dir.path());
+        if (killed && rows_left) ++before_purge;
+        if (killed && !rows_left && left) ++between;
+        if (killed) {
+            const auto again = headachemd::test::run_binary(s.command(dir), dir.path());
             if (left) {
                 EXPECT_EQ(again.exit_code, 0) << "k " << k << "\n" << again.out << again.err;
-                ++f.resumed;
+                ++loop.f.resumed;
             } else {
                 // The kill came after the last row was gone: the command
                 // finds nothing to do and says so (exit 64, nothing changed).
@@ -563,14 +626,13 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
                       patient_count - 1, "the pass after unenroll killed at write " + std::to_string(k));
         EXPECT_EQ(row_count(rows_of_tables_with(db_path, "patient_key", theirs, {})), 0u) << "k " << k;
         EXPECT_TRUE(needing_reauth(vault_path, key_file).empty()) << "k " << k;
-        if (::testing::Test::HasFailure())
-            ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
-    }
+    };
+    ASSERT_NO_FATAL_FAILURE(loop.run(s, true));
     print_figures(
-        "unenroll --purge", seed, clean_events, f,
+        "unenroll --purge", loop.seed, loop.clean_events, loop.f,
         "; " + std::to_string(before_purge) + " kills before the purge committed, " +
             std::to_string(between) + " between the purge and the vault's removal; " +
-            std::to_string(f.resumed) + " resumed by running it again (exit 0), " +
+            std::to_string(loop.f.resumed) + " resumed by running it again (exit 0), " +
             std::to_string(nothing_left) +
             " killed after the last row was gone (exit 64 on the rerun); the unenroll audit row was lost " +
             std::to_string(audit_lost) + " times");
@@ -582,10 +644,7 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
 // reference's; ingesting again completes to exactly the reference.
 TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
     HEADACHEMD_REQUIRE_SHARED("synthea-r4/patients");
-    const auto seed = headachemd::test::kill::seed();
-    const int kills = headachemd::test::kill::count(10);
-    std::cout << "kill-points: ingest, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
-    std::mt19937_64 rng(seed);
+    kill_loop loop("ingest", 10);
     // The three smallest patient bundles, in name order: a few hundred rows.
     std::vector<std::pair<std::uintmax_t, fs::path>> sized;
     for (const auto& e : fs::directory_iterator(headachemd::test::shared_data() / "synthea-r4" / "patients"))
@@ -663,17 +722,18 @@ TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
     const auto want_per_patient = per_patient(ref / "headache.db");
     ASSERT_EQ(want_per_patient.size(), 3u);
 
-    figures f;
     int bundles_seen = 0;
-    for (int i = 0; i < kills && !::testing::Test::HasFailure(); ++i) {
-        temp_dir dir;
-        const bool migrated = i % 2 == 0;
-        start_from_template(dir, migrated);
-        write_watch watch(dir.path());
-        ASSERT_TRUE(watch.ok());
-        const int k = draw_kill_moment(rng, migrated ? data_events : fresh_events);
-        const auto r = watch.run(ingest_args(dir, inputs), k);
-        f.record(r, seed, k);
+    // Even rounds start from the migrated database, odd ones from none.
+    const auto migrated = [](int round) { return round % 2 == 0; };
+    kill_scenario s;
+    s.prepare = [&](const temp_dir& dir, int round) { start_from_template(dir, migrated(round)); };
+    s.command = [&](const temp_dir& dir) { return ingest_args(dir, inputs); };
+    s.kill_moment = [&](int round) {
+        return draw_kill_moment(loop.rng, migrated(round) ? data_events : fresh_events);
+    };
+    s.check = [&](const kill_round& round) {
+        const auto& dir = round.dir;
+        const int k = round.k;
         const auto db_path = dir / "headache.db";
         if (fs::exists(db_path) && fs::file_size(db_path) > 0) {
             EXPECT_EQ(integrity(db_path), "ok") << "k " << k;
@@ -700,10 +760,9 @@ TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
         EXPECT_EQ(integrity(db_path), "ok") << "k " << k;
         expect_rows_equal(analytics_rows(db_path, true), want,
                           "ingest after a kill at write " + std::to_string(k));
-        if (::testing::Test::HasFailure())
-            ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
-    }
-    print_figures("ingest of 3 Synthea bundles", seed, fresh_events, f,
+    };
+    ASSERT_NO_FATAL_FAILURE(loop.run(s));
+    print_figures("ingest of 3 Synthea bundles", loop.seed, fresh_events, loop.f,
                   " into a new database, " + std::to_string(data_events) + " into a migrated one; " +
                       std::to_string(bundles_seen) + " whole bundles found committed after the kills, " +
                       std::to_string(row_count(want)) + " rows equal to the reference after every resume");
@@ -723,10 +782,7 @@ TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
 // the view to the reference's rows.
 TEST(KillPoints, ViewRowsStayInStepWithTheirResourcesThroughPagesAndBackfill) {
     HEADACHEMD_REQUIRE_SHARED("synthea-r4/patients");
-    const auto seed = headachemd::test::kill::seed();
-    const int kills = headachemd::test::kill::count(6);
-    std::cout << "kill-points: views, " << kills << " kills, HEADACHEMD_KILL_SEED=" << seed << std::endl;
-    std::mt19937_64 rng(seed);
+    kill_loop loop("views", 6);
     sb::background_server ehr(sandbox_options());
     constexpr int page_size = 10;
     std::vector<std::pair<std::uintmax_t, fs::path>> sized;
@@ -739,7 +795,8 @@ TEST(KillPoints, ViewRowsStayInStepWithTheirResourcesThroughPagesAndBackfill) {
     // An installation whose headache.db holds the bundles with their JSON
     // ("minimal": the only rule under which resource_raw is kept), and
     // whose config then names the view.
-    const auto prepare = [&](const temp_dir& dir) {
+    kill_scenario s;
+    s.prepare = [&](const temp_dir& dir, int) {
         install(dir, *ehr, page_size);
         std::vector<std::string> ingest = {"ingest",
                                            "--db",
@@ -809,15 +866,12 @@ TEST(KillPoints, ViewRowsStayInStepWithTheirResourcesThroughPagesAndBackfill) {
                       "o.patient_key IS v._patient_key)");
     };
 
+    s.command = sync_once;
+    s.kill_moment = [&](int) { return draw_kill_moment(loop.rng, loop.clean_events, 30); };
+
     // The reference: an uninterrupted sync-once, whose writes are counted.
     temp_dir ref;
-    prepare(ref);
-    ASSERT_FALSE(::testing::Test::HasFailure());
-    write_watch ref_watch(ref.path());
-    ASSERT_TRUE(ref_watch.ok());
-    const auto ref_run = ref_watch.run({"sync-once", "--config", (ref / "sync.toml").string()}, 0);
-    ASSERT_EQ(ref_run.exit_code, 0) << headachemd::test::read_file(ref / "stderr.txt");
-    const int clean_events = ref_run.events;
+    ASSERT_NO_FATAL_FAILURE(loop.measure(s, ref));
     const auto want = view_rows(ref / "headache.db");
     ASSERT_EQ(view_state(ref / "headache.db"), "complete||1");
     ASSERT_EQ(orphans(ref / "headache.db"), 0);
@@ -832,19 +886,12 @@ TEST(KillPoints, ViewRowsStayInStepWithTheirResourcesThroughPagesAndBackfill) {
     ASSERT_TRUE(
         std::any_of(want.begin(), want.end(), [](const auto& r) { return r.first.starts_with("sandbox/"); }));
 
-    figures f;
     int mid_backfill = 0;  // kills that left the view pending
-    for (int i = 0; i < kills && !::testing::Test::HasFailure(); ++i) {
-        temp_dir dir;
-        prepare(dir);
-        ASSERT_FALSE(::testing::Test::HasFailure());
+    s.check = [&](const kill_round& round) {
+        const auto& dir = round.dir;
+        const int k = round.k;
         const auto config = (dir / "sync.toml").string();
         const auto db_path = dir / "headache.db";
-        write_watch watch(dir.path());
-        ASSERT_TRUE(watch.ok());
-        const int k = draw_kill_moment(rng, clean_events, 30);
-        const auto r = watch.run({"sync-once", "--config", config}, k);
-        f.record(r, seed, k);
         EXPECT_EQ(integrity(db_path), "ok") << "k " << k;
         // The invariant after the kill.
         const std::string state = view_state(db_path);
@@ -873,10 +920,10 @@ TEST(KillPoints, ViewRowsStayInStepWithTheirResourcesThroughPagesAndBackfill) {
         EXPECT_EQ(view_state(db_path), "complete||1") << "k " << k;
         EXPECT_EQ(view_rows(db_path), want) << "k " << k;
         EXPECT_EQ(orphans(db_path), 0) << "k " << k;
-        if (::testing::Test::HasFailure())
-            ADD_FAILURE() << "failed with HEADACHEMD_KILL_SEED=" << seed << ", k " << k;
-    }
-    print_figures("views (back-fill of 3 ingested bundles, then a sync-once)", seed, clean_events, f,
+    };
+    ASSERT_NO_FATAL_FAILURE(loop.run(s));
+    print_figures("views (back-fill of 3 ingested bundles, then a sync-once)", loop.seed, loop.clean_events,
+                  loop.f,
                   "; " + std::to_string(mid_backfill) + " kills left the view pending, " +
                       std::to_string(from_files) + " ingested and " + std::to_string(from_ehr) +
                       " pulled Observations with the reference's rows after every resume");

@@ -282,8 +282,6 @@ std::optional<std::int64_t> parse_date_time(std::string_view s);
 // The year of a FHIR date/dateTime ("1974", "1974-12", "1974-12-25…").
 opt_int year_of(std::string_view date);
 
-// Lower-case hex SHA-256 (OpenSSL EVP one-shot).
-std::string sha256_hex(std::string_view bytes);
 // `s` without trailing JSON whitespace.
 std::string_view trim_json_space(std::string_view s);
 

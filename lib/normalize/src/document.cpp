@@ -36,6 +36,7 @@
 #include <unordered_map>
 
 #include "common.hpp"
+#include "headachemd/normalize/sha256.hpp"
 
 namespace headachemd::normalize {
 

@@ -8,6 +8,7 @@
 
 #include "headachemd/normalize/records.hpp"
 #include "headachemd/store/raw_json.hpp"
+#include "stored_table.hpp"
 
 namespace headachemd::store {
 namespace {
@@ -30,16 +31,14 @@ std::string row_name(std::string_view source, std::string_view type, std::string
 // differs from the stored row's, and its rows would describe a version
 // that no longer exists.
 std::string select_sql(std::string_view resource_type) {
-    std::string_view table = normalize::table_for_type(resource_type);
-    if (table == "patient")
+    const auto table = detail::stored_table_of(resource_type);
+    if (table.name == "patient")
         return "SELECT r.source, r.id, r.encoding, r.raw, 1 FROM resource_raw r WHERE r.resource_type = ?1 "
                "ORDER BY r.source, r.id";
-    const bool bare = table.empty();
-    if (bare) table = "bare_resource";
     return "SELECT r.source, r.id, r.encoding, r.raw, t.raw_hash IS NULL OR t.raw_hash IS r.raw_hash "
            "FROM resource_raw r LEFT JOIN \"" +
-           std::string(table) + "\" t ON t.source = r.source AND t.id = r.id" +
-           (bare ? " AND t.resource_type = r.resource_type" : "") +
+           std::string(table.name) + "\" t ON t.source = r.source AND t.id = r.id" +
+           table.type_filter("t", "r.resource_type") +
            " WHERE r.resource_type = ?1 AND t.deleted_at IS NULL ORDER BY r.source, r.id";
 }
 

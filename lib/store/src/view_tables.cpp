@@ -1,7 +1,5 @@
 #include "headachemd/store/view_tables.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <charconv>
 #include <optional>
@@ -11,26 +9,14 @@
 #include <SQLiteCpp/Statement.h>
 #include "headachemd/core/json.hpp"
 #include "headachemd/files/protected_file.hpp"
+#include "headachemd/normalize/sha256.hpp"
 #include "headachemd/store/database.hpp"
+#include "stored_table.hpp"
 
 namespace headachemd::store {
 namespace {
 
 namespace nz = headachemd::normalize;
-
-std::string sha256_hex(std::string_view bytes) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr) != 1)
-        throw std::runtime_error("OpenSSL SHA-256 failed");
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out(2 * len, '\0');
-    for (unsigned int i = 0; i < len; ++i) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 0xf];
-    }
-    return out;
-}
 
 // Names come from the config (a-z 0-9 _) and the engine (letters, digits,
 // _); quoting still doubles '"' so no name can end the identifier.
@@ -127,15 +113,12 @@ bool table_exists(SQLite::Database& db, const std::string& table) {
 // Are resources of this type already stored? Then a new view starts
 // 'pending': their rows come only when each is written again.
 bool type_has_rows(SQLite::Database& db, std::string_view resource_type) {
-    const std::string_view table = nz::table_for_type(resource_type);
     // A type we do not normalize is kept in bare_resource only while some
     // view reads it (schema 10).
-    SQLite::Statement q(
-        db, table.empty()
-                ? std::string("SELECT EXISTS (SELECT 1 FROM bare_resource WHERE resource_type = ?1 "
-                              "AND deleted_at IS NULL)")
-                : "SELECT EXISTS (SELECT 1 FROM " + quote_ident(table) + " WHERE deleted_at IS NULL)");
-    if (table.empty()) q.bind(1, std::string(resource_type));
+    const auto table = detail::stored_table_of(resource_type);
+    SQLite::Statement q(db, "SELECT EXISTS (SELECT 1 FROM " + quote_ident(table.name) +
+                                " AS t WHERE t.deleted_at IS NULL" + table.type_filter("t", "?1") + ")");
+    if (table.shared) q.bind(1, std::string(resource_type));
     return q.executeStep() && q.getColumn(0).getInt() != 0;
 }
 
@@ -193,7 +176,7 @@ view_load_result load_views(std::span<const view_file> files, views::privacy ide
             out.errors.push_back(label + ": " + where + ": " + err->message);
             continue;
         }
-        out.views.push_back(loaded_view{f.name, f.file, sha256_hex(*read.content),
+        out.views.push_back(loaded_view{f.name, f.file, nz::sha256_hex(*read.content),
                                         std::move(std::get<views::view>(compiled))});
     }
     return out;
@@ -389,21 +372,18 @@ struct stored_resource {
 // rows of that version would be wrong.
 // A type we do not normalize is read from bare_resource (schema 11), the
 // same bookkeeping filtered by its resource_type.
-std::vector<stored_resource> next_batch(SQLite::Database& db, std::string_view typed_table,
+std::vector<stored_resource> next_batch(SQLite::Database& db, const detail::stored_table& table,
                                         std::string_view resource_type,
                                         const std::optional<std::string>& after_source,
                                         const std::string& after_id, std::size_t limit) {
-    const bool bare = typed_table.empty();
-    if (bare) typed_table = "bare_resource";
     SQLite::Statement q(
         db,
         "SELECT t.source, t.id, t.patient_key, t.deleted_at IS NOT NULL, r.raw_hash IS t.raw_hash, "
         "r.encoding, r.raw FROM " +
-            quote_ident(typed_table) +
+            quote_ident(table.name) +
             " AS t LEFT JOIN resource_raw AS r ON r.source = t.source AND r.resource_type = ?1 "
-            "AND r.id = t.id WHERE (?2 IS NULL OR (t.source, t.id) > (?2, ?3)) " +
-            (bare ? std::string("AND t.resource_type = ?1 ") : std::string()) +
-            "ORDER BY t.source, t.id LIMIT ?4");
+            "AND r.id = t.id WHERE (?2 IS NULL OR (t.source, t.id) > (?2, ?3))" +
+            table.type_filter("t", "?1") + " ORDER BY t.source, t.id LIMIT ?4");
     q.bind(1, std::string(resource_type));
     if (after_source)
         q.bind(2, *after_source);
@@ -486,11 +466,11 @@ backfill_result view_tables::backfill_one(table& t, std::string_view now,
         after_id = q.getColumn(2).isNull() ? std::string() : q.getColumn(2).getString();
         res.missing_raw = q.getColumn(3).getInt64();
     }
-    const std::string_view typed_table = nz::table_for_type(type);
+    const auto stored = detail::stored_table_of(type);
     const std::size_t limit = std::max<std::size_t>(opts.batch_resources, 1);
     for (bool done = false; !done;) {
         write_transaction tx(sql);
-        const auto batch = next_batch(sql, typed_table, type, after_source, after_id, limit);
+        const auto batch = next_batch(sql, stored, type, after_source, after_id, limit);
         long long missing = 0;
         for (const auto& r : batch) {
             remove_rows(t, type, r.source, r.id);

@@ -3,23 +3,19 @@
 // patient's transaction Bundle. A type no view reads is still skipped and
 // leaves no row anywhere.
 #include <filesystem>
-#include <memory>
 #include <string>
 #include <vector>
 
-#include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
-#include <spdlog/sinks/null_sink.h>
 
 #include "headachemd/ingest/ingest.hpp"
+#include "ingest_test_support.hpp"
 #include "test_support.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
 namespace st = headachemd::store;
 using headachemd::test::shared_data;
-using headachemd::test::temp_dir;
 using headachemd::test::write_file;
 
 constexpr const char* allergy_view = R"json({"resourceType":"ViewDefinition","name":"allergies",
@@ -34,38 +30,7 @@ constexpr const char* allergy_view = R"json({"resourceType":"ViewDefinition","na
 constexpr const char* care_plan_view = R"json({"resourceType":"ViewDefinition","resource":"CarePlan",
  "status":"active","select":[{"column":[{"name":"plan_id","path":"id","type":"id"}]}]})json";
 
-struct IngestBareViews : ::testing::Test {
-    temp_dir dir;
-    std::shared_ptr<spdlog::logger> log =
-        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
-    st::analytics_db db{dir / "headache.db"};
-    st::pseudonym_key key{};
-
-    headachemd::ingest::options with_view(const std::string& name, const char* definition) {
-        write_file(dir / (name + ".json"), definition);
-        headachemd::ingest::options o;
-        o.views.push_back({name, dir / (name + ".json")});
-        return o;
-    }
-    headachemd::ingest::report ingest(const std::vector<fs::path>& inputs,
-                                      const headachemd::ingest::options& o) {
-        headachemd::ingest::ingester ing(db, key, o, log);
-        ing.run(inputs);
-        return ing.result();
-    }
-    std::vector<std::string> rows(const std::string& sql) {
-        std::vector<std::string> out;
-        SQLite::Statement q(db.sql(), sql);
-        while (q.executeStep()) {
-            std::string line;
-            for (int i = 0; i < q.getColumnCount(); ++i)
-                line += (i ? "|" : "") +
-                        (q.getColumn(i).isNull() ? std::string("NULL") : q.getColumn(i).getString());
-            out.push_back(line);
-        }
-        return out;
-    }
-};
+struct IngestBareViews : headachemd::test::ingest_fixture {};
 
 TEST_F(IngestBareViews, SyntheaBulkAllergiesGiveExactRows) {
     HEADACHEMD_REQUIRE_SHARED("synthea-bulk10-ndjson/AllergyIntolerance.000.ndjson");

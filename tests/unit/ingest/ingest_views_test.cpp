@@ -12,6 +12,7 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 
 #include "headachemd/ingest/ingest.hpp"
+#include "ingest_test_support.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -83,38 +84,11 @@ constexpr const char* collection_bundle = R"({"resourceType":"Bundle","type":"co
    "subject":{"reference":"urn:uuid:00000000-dead-4bad-8bad-000000000000"}}}
 ]})";
 
-struct IngestViews : ::testing::Test {
-    temp_dir dir;
+struct IngestViews : headachemd::test::ingest_fixture {
     std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
         std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(200);
-    std::shared_ptr<spdlog::logger> log = std::make_shared<spdlog::logger>("test", sink);
-    st::analytics_db db{dir / "headache.db"};
-    st::pseudonym_key key{};
 
-    headachemd::ingest::options with_view(const std::string& name, const char* definition) {
-        write_file(dir / (name + ".json"), definition);
-        headachemd::ingest::options o;
-        o.views.push_back({name, dir / (name + ".json")});
-        return o;
-    }
-    headachemd::ingest::report ingest(const std::vector<fs::path>& inputs,
-                                      const headachemd::ingest::options& o) {
-        headachemd::ingest::ingester ing(db, key, o, log);
-        ing.run(inputs);
-        return ing.result();
-    }
-    std::vector<std::string> rows(const std::string& sql) {
-        std::vector<std::string> out;
-        SQLite::Statement q(db.sql(), sql);
-        while (q.executeStep()) {
-            std::string line;
-            for (int i = 0; i < q.getColumnCount(); ++i)
-                line += (i ? "|" : "") +
-                        (q.getColumn(i).isNull() ? std::string("NULL") : q.getColumn(i).getString());
-            out.push_back(line);
-        }
-        return out;
-    }
+    IngestViews() { log = std::make_shared<spdlog::logger>("test", sink); }
     std::string logged() {
         std::string all;
         for (const auto& l : sink->last_formatted()) all += l;

@@ -5,8 +5,6 @@
 #include <string>
 #include <vector>
 
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
 
 #include "headachemd/store/analytics_db.hpp"
@@ -14,14 +12,13 @@
 #include "headachemd/store/raw_json.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/store/view_tables.hpp"
+#include "store_test_support.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 namespace nz = headachemd::normalize;
 namespace st = headachemd::store;
-using headachemd::test::temp_dir;
-using headachemd::test::write_file;
 
 // One row per coding of AllergyIntolerance.code, with its clinical status.
 constexpr const char* allergy_view = R"json({
@@ -56,38 +53,7 @@ nz::record allergy(const std::string& id, const std::string& status, const std::
     return bare("AllergyIntolerance", id, allergy_json(id, status, codes));
 }
 
-struct BareResource : ::testing::Test {
-    temp_dir dir;
-    st::analytics_db db{dir / "headache.db"};
-    std::string key = "pk1";
-    st::page_hooks hooks;
-
-    BareResource() {
-        hooks.patient_key = [this](const nz::record&) -> const std::string& { return key; };
-    }
-
-    std::vector<st::loaded_view> load(const std::string& name, const std::string& json) {
-        write_file(dir / (name + ".json"), json);
-        const std::vector<st::view_file> files{{name, dir / (name + ".json")}};
-        auto loaded = st::load_views(files, headachemd::views::privacy::none);
-        EXPECT_TRUE(loaded.errors.empty()) << (loaded.errors.empty() ? "" : loaded.errors[0]);
-        return std::move(loaded.views);
-    }
-
-    std::vector<std::string> rows(const std::string& sql) {
-        std::vector<std::string> out;
-        SQLite::Statement q(db.sql(), sql);
-        while (q.executeStep()) {
-            std::string line;
-            for (int i = 0; i < q.getColumnCount(); ++i) {
-                if (i) line += "|";
-                line += q.getColumn(i).isNull() ? "NULL" : q.getColumn(i).getString();
-            }
-            out.push_back(line);
-        }
-        return out;
-    }
-};
+struct BareResource : headachemd::test::view_store_fixture {};
 
 TEST_F(BareResource, AViewOverAnUnnormalizedTypeGetsRowsAndTheResourceItsBookkeeping) {
     // Setup

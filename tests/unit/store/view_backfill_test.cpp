@@ -6,21 +6,20 @@
 #include <string>
 #include <vector>
 
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
 
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/commit_page.hpp"
 #include "headachemd/store/view_tables.hpp"
+#include "store_test_support.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 namespace nz = headachemd::normalize;
 namespace st = headachemd::store;
+using headachemd::test::observation_with_json;
 using headachemd::test::temp_dir;
-using headachemd::test::write_file;
 
 // One row per coding, with a key column: exercises forEach, collections,
 // decimals and the patient-key mapping at once.
@@ -47,15 +46,6 @@ std::string observation_json(const std::string& id, const std::string& patient, 
            R"(]},"valueQuantity":{"value":)" + std::to_string(value) + "}}";
 }
 
-nz::record observation(const std::string& id, const std::string& json) {
-    nz::observation_record o;
-    o.h.id = id;
-    o.h.patient_ref = "p1";
-    o.h.raw_hash = std::to_string(std::hash<std::string>{}(json));
-    o.h.raw = json;
-    return o;
-}
-
 // Eleven observations of two patients and two sources' worth of shapes.
 std::vector<nz::record> observations() {
     std::vector<nz::record> out;
@@ -63,7 +53,8 @@ std::vector<nz::record> observations() {
         const std::string id = "o" + std::to_string(10 + i);
         std::vector<std::string> codes{"c" + std::to_string(i)};
         if (i % 3 == 0) codes.push_back("d" + std::to_string(i));
-        out.push_back(observation(id, observation_json(id, i % 2 ? "fhir-1" : "fhir-2", 1.5 + i, codes)));
+        out.push_back(
+            observation_with_json(id, observation_json(id, i % 2 ? "fhir-1" : "fhir-2", 1.5 + i, codes)));
     }
     return out;
 }
@@ -92,27 +83,13 @@ const st::source_key_mapper mapper = [](std::string_view source, std::string_vie
 struct ViewBackfill : ::testing::Test {
     temp_dir dir;
 
+    // The view "codes", under "none": key columns must be mapped to patient keys.
     std::vector<st::loaded_view> load(const std::string& json = codes_view) {
-        write_file(dir / "codes.json", json);
-        const std::vector<st::view_file> files{{"codes", dir / "codes.json"}};
-        // Under "none": key columns must be mapped to patient keys
-        auto loaded = st::load_views(files, headachemd::views::privacy::none);
-        EXPECT_TRUE(loaded.errors.empty()) << (loaded.errors.empty() ? "" : loaded.errors[0]);
-        return std::move(loaded.views);
+        return headachemd::test::load_view(dir.path(), "codes", json);
     }
 
     static std::vector<std::string> rows(st::analytics_db& db, const std::string& sql) {
-        std::vector<std::string> out;
-        SQLite::Statement q(db.sql(), sql);
-        while (q.executeStep()) {
-            std::string line;
-            for (int i = 0; i < q.getColumnCount(); ++i) {
-                if (i) line += "|";
-                line += q.getColumn(i).isNull() ? "NULL" : q.getColumn(i).getString();
-            }
-            out.push_back(line);
-        }
-        return out;
+        return headachemd::test::query_rows(db.sql(), sql);
     }
 
     // Every column of the view, bookkeeping included, in a fixed order.
@@ -167,9 +144,10 @@ TEST_F(ViewBackfill, KeyColumnsHoldThePatientKeyAndTheStoredPatientKeyIsKept) {
     // Setup
     store_under_test s(dir / "headache.db");
     s.key = "the-stored-key";
-    st::commit_page(s.db, s.writer,
-                    std::vector<nz::record>{observation("o1", observation_json("o1", "fhir-77", 1, {"a"}))},
-                    "ehr", "t1", s.hooks);
+    st::commit_page(
+        s.db, s.writer,
+        std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "fhir-77", 1, {"a"}))},
+        "ehr", "t1", s.hooks);
     st::view_tables views(s.db, load(), "t2");
     // Run
     views.backfill("t3", mapper);
@@ -179,9 +157,10 @@ TEST_F(ViewBackfill, KeyColumnsHoldThePatientKeyAndTheStoredPatientKeyIsKept) {
         (std::vector<std::string>{"key-of-ehr/fhir-77|the-stored-key|ehr|Observation|o1"}));
     // Run: without a mapping the key column cannot be filled: a failure, no row
     store_under_test other(dir / "other.db");
-    st::commit_page(other.db, other.writer,
-                    std::vector<nz::record>{observation("o1", observation_json("o1", "fhir-77", 1, {"a"}))},
-                    "ehr", "t1", other.hooks);
+    st::commit_page(
+        other.db, other.writer,
+        std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "fhir-77", 1, {"a"}))},
+        "ehr", "t1", other.hooks);
     st::view_tables unmapped(other.db, load(), "t2");
     unmapped.backfill("t3", nullptr);
     EXPECT_TRUE(table(other.db).empty());
@@ -217,15 +196,17 @@ TEST_F(ViewBackfill, ResourcesWithoutRawJsonLeaveTheViewPendingWithTheReason) {
     // Setup: o1 stored with store_raw off; o2 with it on; o3 with it on, then
     // updated with it off (the kept JSON is of the older version)
     store_under_test on(dir / "headache.db", true);
-    st::commit_page(on.db, on.writer,
-                    std::vector<nz::record>{observation("o2", observation_json("o2", "fhir-1", 2, {"b"})),
-                                            observation("o3", observation_json("o3", "fhir-1", 3, {"c"}))},
-                    "ehr", "t1", on.hooks);
+    st::commit_page(
+        on.db, on.writer,
+        std::vector<nz::record>{observation_with_json("o2", observation_json("o2", "fhir-1", 2, {"b"})),
+                                observation_with_json("o3", observation_json("o3", "fhir-1", 3, {"c"}))},
+        "ehr", "t1", on.hooks);
     st::resource_writer off(on.db, false, st::identity_policy{{}, true});
-    st::commit_page(on.db, off,
-                    std::vector<nz::record>{observation("o1", observation_json("o1", "fhir-1", 1, {"a"})),
-                                            observation("o3", observation_json("o3", "fhir-1", 3, {"new"}))},
-                    "ehr", "t1", on.hooks);
+    st::commit_page(
+        on.db, off,
+        std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "fhir-1", 1, {"a"})),
+                                observation_with_json("o3", observation_json("o3", "fhir-1", 3, {"new"}))},
+        "ehr", "t1", on.hooks);
     {
         st::view_tables views(on.db, load(), "t2");
         // Run
@@ -247,8 +228,8 @@ TEST_F(ViewBackfill, ResourcesWithoutRawJsonLeaveTheViewPendingWithTheReason) {
         on.hooks.views = &views;
         st::commit_page(
             on.db, off,
-            std::vector<nz::record>{observation("o1", observation_json("o1", "fhir-1", 1, {"a"}))}, "ehr",
-            "t4", on.hooks);
+            std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "fhir-1", 1, {"a"}))},
+            "ehr", "t4", on.hooks);
         EXPECT_EQ(rows(on.db, "SELECT _resource_id FROM view_codes ORDER BY 1"),
                   (std::vector<std::string>{"o1", "o2"}));
     }

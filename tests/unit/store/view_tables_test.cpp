@@ -14,13 +14,14 @@
 #include "headachemd/store/commit_page.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/store/view_tables.hpp"
+#include "store_test_support.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 namespace nz = headachemd::normalize;
 namespace st = headachemd::store;
-using headachemd::test::temp_dir;
+using headachemd::test::observation_with_json;
 using headachemd::test::write_file;
 
 // One row per coding of Observation.code, with the value and a flag.
@@ -53,47 +54,8 @@ std::string observation_json(const std::string& id, const std::string& status, d
            codings + R"(]},"valueQuantity":{"value":)" + std::to_string(value) + "}}";
 }
 
-nz::record observation(const std::string& id, const std::string& json) {
-    nz::observation_record o;
-    o.h.id = id;
-    o.h.patient_ref = "p1";
-    o.h.raw_hash = std::to_string(std::hash<std::string>{}(json));
-    o.h.raw = json;
-    return o;
-}
-
-struct ViewTables : ::testing::Test {
-    temp_dir dir;
-    st::analytics_db db{dir / "headache.db"};
+struct ViewTables : headachemd::test::view_store_fixture {
     st::resource_writer writer{db, false, st::identity_policy{}};
-    std::string key = "pk1";
-    st::page_hooks hooks;
-
-    ViewTables() {
-        hooks.patient_key = [this](const nz::record&) -> const std::string& { return key; };
-    }
-
-    std::vector<st::loaded_view> load(const std::string& name, const std::string& json) {
-        write_file(dir / (name + ".json"), json);
-        const std::vector<st::view_file> files{{name, dir / (name + ".json")}};
-        auto loaded = st::load_views(files, headachemd::views::privacy::none);
-        EXPECT_TRUE(loaded.errors.empty()) << (loaded.errors.empty() ? "" : loaded.errors[0]);
-        return std::move(loaded.views);
-    }
-
-    std::vector<std::string> rows(const std::string& sql) {
-        std::vector<std::string> out;
-        SQLite::Statement q(db.sql(), sql);
-        while (q.executeStep()) {
-            std::string line;
-            for (int i = 0; i < q.getColumnCount(); ++i) {
-                if (i) line += "|";
-                line += q.getColumn(i).isNull() ? "NULL" : q.getColumn(i).getString();
-            }
-            out.push_back(line);
-        }
-        return out;
-    }
 
     std::string state(const std::string& name) {
         SQLite::Statement q(db.sql(), "SELECT backfill_state FROM view_definition WHERE name = ?1");
@@ -170,7 +132,7 @@ TEST_F(ViewTables, RowsAreWrittenInsideThePageTransaction) {
         seen_before_commit = rows("SELECT obs_id, code FROM view_codes ORDER BY code");
     };
     const std::vector<nz::record> page{
-        observation("o1", observation_json("o1", "final", 120.5, {"8480-6", "85354-9"}))};
+        observation_with_json("o1", observation_json("o1", "final", 120.5, {"8480-6", "85354-9"}))};
     // Run
     st::commit_page(db, writer, page, "ehr", "t1", hooks);
     // Check: present before COMMIT, in the same transaction as the row
@@ -193,7 +155,8 @@ TEST_F(ViewTables, AHookThatThrowsAfterTheViewRowsRollsEverythingBack) {
         view_rows_in_tx = static_cast<int>(rows("SELECT 1 FROM view_codes").size());
         throw std::runtime_error("disk full");
     };
-    const std::vector<nz::record> page{observation("o1", observation_json("o1", "final", 1, {"a", "b"}))};
+    const std::vector<nz::record> page{
+        observation_with_json("o1", observation_json("o1", "final", 1, {"a", "b"}))};
     // Run
     EXPECT_THROW(st::commit_page(db, writer, page, "ehr", "t1", hooks), std::runtime_error);
     // Check: the rows were written, and rolled back with the page
@@ -206,18 +169,20 @@ TEST_F(ViewTables, AnUpdateReplacesTheRowsAndAnUnchangedResourceIsNotEvaluated) 
     // Setup
     st::view_tables views(db, load("codes", codes_view), "t0");
     hooks.views = &views;
-    st::commit_page(db, writer,
-                    std::vector<nz::record>{observation("o1", observation_json("o1", "final", 1, {"a", "b"})),
-                                            observation("o2", observation_json("o2", "final", 2, {"c"}))},
-                    "ehr", "t1", hooks);
+    st::commit_page(
+        db, writer,
+        std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "final", 1, {"a", "b"})),
+                                observation_with_json("o2", observation_json("o2", "final", 2, {"c"}))},
+        "ehr", "t1", hooks);
     // Run: o1 changed (one coding now); o2 arrives with the same hash but
     // other bytes, which only an evaluation of an unchanged resource would see
-    auto o2_same_hash = observation("o2", observation_json("o2", "final", 2, {"zzz"}));
+    auto o2_same_hash = observation_with_json("o2", observation_json("o2", "final", 2, {"zzz"}));
     nz::header_of(o2_same_hash).raw_hash =
-        nz::header_of(observation("o2", observation_json("o2", "final", 2, {"c"}))).raw_hash;
+        nz::header_of(observation_with_json("o2", observation_json("o2", "final", 2, {"c"}))).raw_hash;
     const auto counts = st::commit_page(
         db, writer,
-        std::vector<nz::record>{observation("o1", observation_json("o1", "amended", 3, {"d"})), o2_same_hash},
+        std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "amended", 3, {"d"})),
+                                o2_same_hash},
         "ehr", "t2", hooks);
     // Check
     EXPECT_EQ(counts.updated, 1);
@@ -230,10 +195,11 @@ TEST_F(ViewTables, ADeleteFoundByAFullPullRemovesTheRows) {
     // Setup
     st::view_tables views(db, load("codes", codes_view), "t0");
     hooks.views = &views;
-    st::commit_page(db, writer,
-                    std::vector<nz::record>{observation("o1", observation_json("o1", "final", 1, {"a"})),
-                                            observation("o2", observation_json("o2", "final", 2, {"b"}))},
-                    "ehr", "t1", hooks);
+    st::commit_page(
+        db, writer,
+        std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "final", 1, {"a"})),
+                                observation_with_json("o2", observation_json("o2", "final", 2, {"b"}))},
+        "ehr", "t1", hooks);
     st::sync_state state(db);
     // Run: the next full pull returned only o2
     const int deleted = state.mark_deleted_except("ehr", key, "observation", {"o2"}, "t2");
@@ -241,9 +207,10 @@ TEST_F(ViewTables, ADeleteFoundByAFullPullRemovesTheRows) {
     EXPECT_EQ(deleted, 1);
     EXPECT_EQ(rows("SELECT obs_id FROM view_codes"), (std::vector<std::string>{"o2"}));
     // and a resource that comes back gets its rows back
-    st::commit_page(db, writer,
-                    std::vector<nz::record>{observation("o1", observation_json("o1", "final", 1, {"a"}))},
-                    "ehr", "t3", hooks);
+    st::commit_page(
+        db, writer,
+        std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "final", 1, {"a"}))},
+        "ehr", "t3", hooks);
     EXPECT_EQ(rows("SELECT obs_id FROM view_codes ORDER BY obs_id"), (std::vector<std::string>{"o1", "o2"}));
 }
 
@@ -251,9 +218,10 @@ TEST_F(ViewTables, PurgingAPatientRemovesItsViewRows) {
     // Setup
     st::view_tables views(db, load("codes", codes_view), "t0");
     hooks.views = &views;
-    st::commit_page(db, writer,
-                    std::vector<nz::record>{observation("o1", observation_json("o1", "final", 1, {"a"}))},
-                    "ehr", "t1", hooks);
+    st::commit_page(
+        db, writer,
+        std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "final", 1, {"a"}))},
+        "ehr", "t1", hooks);
     st::sync_state state(db);
     EXPECT_EQ(state.patient_rows("ehr", key), 2);  // the observation and its view row
     // Run
@@ -267,9 +235,10 @@ TEST_F(ViewTables, AChangedDefinitionResetsTheTableAndFillsOnTheNextFullPull) {
     {
         st::view_tables views(db, load("codes", codes_view), "t0");
         hooks.views = &views;
-        st::commit_page(db, writer,
-                        std::vector<nz::record>{observation("o1", observation_json("o1", "final", 1, {"a"}))},
-                        "ehr", "t1", hooks);
+        st::commit_page(
+            db, writer,
+            std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "final", 1, {"a"}))},
+            "ehr", "t1", hooks);
     }
     {
         // The same definition again: kept, rows and all
@@ -294,7 +263,8 @@ TEST_F(ViewTables, AChangedDefinitionResetsTheTableAndFillsOnTheNextFullPull) {
               (std::vector<std::string>{"2026-01-02T00:00:00Z"}));
     // A pending view evaluates even unchanged resources, so the next full pull fills it
     const auto counts = st::commit_page(
-        db, writer, std::vector<nz::record>{observation("o1", observation_json("o1", "final", 1, {"a"}))},
+        db, writer,
+        std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "final", 1, {"a"}))},
         "ehr", "2026-01-02T00:01:00Z", hooks);
     EXPECT_EQ(counts.unchanged, 1);
     EXPECT_EQ(rows("SELECT obs_id, code FROM view_codes"), (std::vector<std::string>{"o1|a"}));
@@ -311,15 +281,16 @@ TEST_F(ViewTables, AnEvaluationErrorKeepsThePageAndIsReported) {
     // Setup
     st::view_tables views(db, load("strict", strict_view), "t0");
     hooks.views = &views;
-    st::commit_page(db, writer,
-                    std::vector<nz::record>{observation("o1", observation_json("o1", "final", 1, {"a"}))},
-                    "ehr", "t1", hooks);
+    st::commit_page(
+        db, writer,
+        std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "final", 1, {"a"}))},
+        "ehr", "t1", hooks);
     EXPECT_EQ(rows("SELECT code FROM view_strict"), (std::vector<std::string>{"a"}));
     // Run: o1 now has two codings (an error for this view); o2 is fine
     const auto counts = st::commit_page(
         db, writer,
-        std::vector<nz::record>{observation("o1", observation_json("o1", "final", 1, {"a", "b"})),
-                                observation("o2", observation_json("o2", "final", 1, {"c"}))},
+        std::vector<nz::record>{observation_with_json("o1", observation_json("o1", "final", 1, {"a", "b"})),
+                                observation_with_json("o2", observation_json("o2", "final", 1, {"c"}))},
         "ehr", "t2", hooks);
     // Check: the page is stored; o1's stale row is gone; the failure says where
     EXPECT_EQ(counts.updated, 1);
@@ -369,14 +340,16 @@ TEST_F(ViewTables, UnderNoneKeyColumnsHoldThePatientKeyNeverTheFhirId) {
     const std::string json =
         R"({"resourceType":"Observation","id":"o1","status":"final","subject":{"reference":"Patient/fhir-77"}})";
     // Run
-    st::commit_page(db, writer, std::vector<nz::record>{observation("o1", json)}, "ehr", "t1", hooks);
+    st::commit_page(db, writer, std::vector<nz::record>{observation_with_json("o1", json)}, "ehr", "t1",
+                    hooks);
     // Check
     EXPECT_EQ(rows("SELECT patient FROM view_subjects"), (std::vector<std::string>{"key-of-fhir-77"}));
     // Run: no mapping
     hooks.view_patient_key = nullptr;
     const std::string changed =
         R"({"resourceType":"Observation","id":"o1","status":"amended","subject":{"reference":"Patient/fhir-77"}})";
-    st::commit_page(db, writer, std::vector<nz::record>{observation("o1", changed)}, "ehr", "t2", hooks);
+    st::commit_page(db, writer, std::vector<nz::record>{observation_with_json("o1", changed)}, "ehr", "t2",
+                    hooks);
     // Check: no row, a failure, and the FHIR id nowhere in the table
     EXPECT_TRUE(rows("SELECT patient FROM view_subjects").empty());
     EXPECT_EQ(views.take_failures().size(), 1u);
