@@ -1365,4 +1365,104 @@ TEST_F(fault_bounds, SyncOnceEndsWithExit75OnAnEndlessChain) {
     EXPECT_EQ((*ehr)->stats().by_path["/fhir/Condition"], 3u);
 }
 
+// ---- issue 15: content codings -------------------------------------------------
+
+// Every row of every table as text, without ingested_at (the time of the
+// pass): what two passes over the same data must agree on, raw_hash (the
+// hash of the resource's bytes as received) included.
+std::vector<std::string> row_dump(st::analytics_db& d) {
+    std::vector<std::string> out;
+    for (const auto& [type, table] : table_of) {
+        std::string expr;
+        SQLite::Statement info(d.sql(), "SELECT name FROM pragma_table_info(?1)");
+        info.bind(1, table);
+        while (info.executeStep()) {
+            const std::string col = info.getColumn(0).getString();
+            if (col == "ingested_at") continue;
+            expr += (expr.empty() ? "" : " || '|' || ") + std::string("quote(\"") + col + "\")";
+        }
+        SQLite::Statement q(d.sql(), "SELECT " + expr + " FROM \"" + table + "\" ORDER BY source, id");
+        while (q.executeStep()) out.push_back(table + ": " + q.getColumn(0).getString());
+    }
+    return out;
+}
+
+TEST_F(fault_matrix, GzipAnswersSyncTheSameRowsAsIdentity) {
+    // Setup: three patients, pages of 5, the sandbox answering identity.
+    start({}, 3, 5);
+
+    // Run: an identity pass into headache.db, then the sandbox answers gzip
+    // to what asks for it and a fresh engine fills a second database.
+    const auto plain = pass();
+    const auto plain_stats = (*ehr)->stats();
+    const auto identity_rows = row_dump(*db);
+    (*ehr)->set_gzip(true);
+    (*ehr)->reset_counters();
+    db = std::make_unique<st::analytics_db>(dir / "headache-gzip.db");
+    const auto zipped = pass();
+    const auto zipped_stats = (*ehr)->stats();
+
+    // Check: both complete, with the same rows byte for byte.
+    ASSERT_EQ(plain.succeeded(), 3) << failures(plain);
+    ASSERT_EQ(zipped.succeeded(), 3) << failures(zipped);
+    EXPECT_EQ(plain_stats.gzip_responses, 0u);
+    ASSERT_GT(zipped_stats.fhir_calls, 3u * 6u);
+    EXPECT_GE(zipped_stats.gzip_responses, zipped_stats.fhir_calls);
+    EXPECT_FALSE(identity_rows.empty());
+    EXPECT_EQ(row_dump(*db), identity_rows);
+    expect_rows_match_sandbox();
+    // Every FHIR search asked for gzip; the token POST never did.
+    EXPECT_EQ(plain_stats.accepts_gzip_by_path.at("/fhir/Observation"),
+              plain_stats.by_path.at("/fhir/Observation"));
+    EXPECT_GT(plain_stats.by_path.at("/token"), 0u);
+    EXPECT_EQ(plain_stats.accepts_gzip_by_path.count("/token"), 0u);
+}
+
+TEST_F(fault_matrix, GzipBombIsBodyTooLargeForThatTypeAndNothingFromItIsWritten) {
+    // Setup: page 2 of Observation is 100 MiB of zeros in ~100 KiB of gzip,
+    // over the client's default 64 MiB cap.
+    start({}, 1, 5);
+    const auto pid = (*ehr)->patient_ids()[0];
+    const auto ids = (*ehr)->ids_of("Observation", pid);
+    ASSERT_GT(ids.size(), 10u);
+    script(fault::gzip_bomb, "Observation", 2);
+    // Run
+    const auto r = pass();
+    // Check: not retried (the same bytes would come again), page 1 kept.
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* obs = type_of(r.patients[0], "Observation");
+    ASSERT_NE(obs, nullptr);
+    ASSERT_TRUE(obs->failure);
+    EXPECT_EQ(to_string(obs->failure->code), "body_too_large") << obs->failure->message;
+    EXPECT_NE(obs->failure->message.find("decoded"), std::string::npos) << obs->failure->message;
+    EXPECT_EQ((*ehr)->stats().by_path["/fhir/Observation"], 2u);
+    for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(has_row("observation", ids[i]), i < 5) << i;
+    expect_a_clean_pass_completes();
+}
+
+TEST_F(fault_matrix, CorruptGzipAndAnUnaskedCodingFailTheirTypeNamingTheDefect) {
+    // Setup
+    start({}, 1);
+    script(fault::gzip_corrupt, "Condition");
+    script(fault::unknown_encoding, "Observation");
+    // Run
+    const auto r = pass();
+    // Check: each type fails once with bad_encoding and is not retried; the
+    // message says what was wrong and carries nothing of the body.
+    ASSERT_EQ(r.patients.size(), 1u);
+    const auto* cond = type_of(r.patients[0], "Condition");
+    const auto* obs = type_of(r.patients[0], "Observation");
+    ASSERT_TRUE(cond && cond->failure);
+    ASSERT_TRUE(obs && obs->failure);
+    EXPECT_EQ(to_string(cond->failure->code), "bad_encoding");
+    EXPECT_NE(cond->failure->message.find("CRC-32"), std::string::npos) << cond->failure->message;
+    EXPECT_EQ(to_string(obs->failure->code), "bad_encoding");
+    EXPECT_NE(obs->failure->message.find("'br'"), std::string::npos) << obs->failure->message;
+    EXPECT_EQ(obs->failure->message.find("resourceType"), std::string::npos) << obs->failure->message;
+    EXPECT_EQ(requests_to("/fhir/Condition"), 1);
+    EXPECT_EQ(requests_to("/fhir/Observation"), 1);
+    EXPECT_EQ(rows("condition"), 0);
+    expect_a_clean_pass_completes();
+}
+
 }  // namespace

@@ -43,6 +43,7 @@
 #include <boost/url/url_view.hpp>
 
 #include "headachemd/core/text.hpp"
+#include "headachemd/http/detail/content_coding.hpp"
 #include "headachemd/http/detail/errors.hpp"
 #include "headachemd/http/url.hpp"
 
@@ -53,6 +54,7 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+using detail::is_token;
 using detail::phase;
 
 namespace {
@@ -79,17 +81,6 @@ using std::chrono::milliseconds;
 
 using message_t = bhttp::request<bhttp::string_body>;
 using reply_t = bhttp::response<bhttp::string_body>;
-
-// RFC 9110 §5.6.2 tchar.
-bool is_token(std::string_view s) {
-    if (s.empty()) return false;
-    for (char c : s) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-        if (!ok) return false;
-    }
-    return true;
-}
 
 // The longest field name or value Beast's basic_fields stores (its offsets
 // are uint16_t, and it adds 2 bytes).
@@ -216,9 +207,50 @@ result<message_t> build_message(request& req, const target_info& t, const client
         else
             msg.insert(h.name, h.value);
     }
+    // Only GET asks for gzip (RFC 9110 §12.5.3): FHIR searches and reads,
+    // discovery, Bulk Data files, where JSON shrinks several times over.
+    // A POST does not: the one we send is the token request, whose answer
+    // is a few hundred bytes holding the access and refresh tokens.
+    // Compressing secrets lets their length leak what else shares the
+    // compression window (BREACH, RFC 7457 §2.6), and there is nothing to
+    // save. A gzip answer that comes unasked is still decoded (send()).
+    if (opts.accept_gzip && req.method == bhttp::verb::get &&
+        msg.find(bhttp::field::accept_encoding) == msg.end())
+        msg.set(bhttp::field::accept_encoding, "gzip");
     msg.body() = std::move(req.body);
     msg.prepare_payload();
     return msg;
+}
+
+// The field values named `name`, in order (a list may span several fields).
+std::vector<std::string_view> field_values(const response& r, std::string_view name) {
+    std::vector<std::string_view> out;
+    for (const auto& h : r.headers)
+        if (iequals(h.name, name)) out.emplace_back(h.value);
+    return out;
+}
+
+// Undoes the response's content coding in place (RFC 9110 §8.4), under the
+// body cap: a decoded body counts against max_body_bytes as a received one
+// does. A response that has no body (to HEAD, 204, 304), or whose body is
+// empty, has nothing decoded and is left as it is. After gzip is undone
+// the Content-Encoding and Content-Length fields go, since they described
+// the bytes on the wire; the caller sees the representation as identity.
+result<ok_t> decode_content(response& r, bhttp::verb method, std::size_t max_body_bytes) {
+    const auto transfer = field_values(r, "Transfer-Encoding");
+    if (auto ok = detail::check_transfer_encoding(transfer); !ok) return ok.err();
+    if (method == bhttp::verb::head || r.status == 204 || r.status == 304 || r.body.empty()) return ok_v;
+    const auto codings = field_values(r, "Content-Encoding");
+    auto coding = detail::parse_content_encoding(codings);
+    if (!coding) return coding.err();
+    if (*coding == detail::content_coding::identity) return ok_v;
+    auto decoded = detail::gunzip(r.body, max_body_bytes);
+    if (!decoded) return decoded.err();
+    r.body = std::move(*decoded);
+    std::erase_if(r.headers, [](const header_field& h) {
+        return iequals(h.name, "Content-Encoding") || iequals(h.name, "Content-Length");
+    });
+    return ok_v;
 }
 
 response to_response(reply_t& r) {
@@ -673,10 +705,15 @@ asio::awaitable<result<response>> client::impl::run(std::shared_ptr<impl> self, 
 
         if (!x.ec) {
             response out = to_response(reply);
+            // The message was read whole, so the connection is as good
+            // as its keep-alive says, whatever its content turns out to be.
             if (x.reusable)
                 self->checkin(key, std::move(conn));
             else
                 self->retire(std::move(conn));
+            if (auto decoded = decode_content(out, req.method, self->opts_.max_body_bytes); !decoded)
+                co_return fail(decoded.err().code.value(), method, t.location,
+                               "decoding the response body: " + decoded.err().message);
             co_return out;
         }
 

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "gzip.hpp"
 #include "headachemd/core/html.hpp"
 #include "json_writer.hpp"
 
@@ -254,7 +255,23 @@ http_response app::handle(const http_request& req) {
         if (opts_.retry_after_on_429 && !over_budget && !r.scripted)
             r.headers.emplace_back("Retry-After", "1");
     }
+    encode_content(r, req, path);
     return r;
+}
+
+void app::encode_content(http_response& r, const http_request& req, const std::string& path) {
+    const bool asked = accepts_gzip(req.accept_encoding);
+    if (asked) ++stats_.accepts_gzip_by_path[path];
+    if (!opts_.gzip) return;
+    // RFC 9110 §12.5.5: the answer depends on Accept-Encoding.
+    r.headers.emplace_back("Vary", "Accept-Encoding");
+    if (!asked || r.encoded || r.body.empty() || r.status == 204 || r.status == 304) return;
+    // A fault's framing (half the body, a lying length, a trickle) is
+    // computed from the identity body: left as it is.
+    if (r.fault != transport_fault::none || r.declared_length) return;
+    r.body = gzip_encode(r.body);
+    r.headers.emplace_back("Content-Encoding", "gzip");
+    ++stats_.gzip_responses;
 }
 
 http_response app::route(const http_request& req, std::string_view path, const params& query,
@@ -1070,6 +1087,25 @@ void app::apply_script(http_response& r, const scripted_fault& f) {
             // OperationOutcome instead of a Bundle.
             r = outcome(200, "too-costly", "Scripted OperationOutcome with 200");
             break;
+        case k::gzip_bomb: {
+            // Made once: deflating 100 MiB takes a moment.
+            static const std::string bomb = gzip_zeros(std::size_t(100) << 20);
+            r = make(200, fhir_json, bomb);
+            r.headers.emplace_back("Content-Encoding", "gzip");
+            r.encoded = true;
+            break;
+        }
+        case k::gzip_corrupt:
+            r.body = gzip_encode(r.body);
+            // RFC 1952 §2.3.1: the trailer's CRC-32 is the 8th byte from the end on.
+            r.body[r.body.size() - 8] = static_cast<char>(r.body[r.body.size() - 8] ^ 0x5a);
+            r.headers.emplace_back("Content-Encoding", "gzip");
+            r.encoded = true;
+            break;
+        case k::unknown_encoding:
+            r.headers.emplace_back("Content-Encoding", "br");
+            r.encoded = true;
+            break;
         case k::other_patient:
         case k::next_loop:
         case k::next_loop_new_url:
@@ -1367,6 +1403,11 @@ void app::set_fault_rates(double rate_429, double rate_500, double rate_reset, d
 void app::set_latency(std::chrono::milliseconds latency) {
     std::lock_guard lock(mu_);
     opts_.latency = latency;
+}
+
+void app::set_gzip(bool on) {
+    std::lock_guard lock(mu_);
+    opts_.gzip = on;
 }
 
 void app::set_next_link_override(std::string url) {

@@ -28,6 +28,7 @@ struct http_request {
     std::string method;  // "GET", "POST"
     std::string target;  // origin-form: path and query
     std::string authorization;
+    std::string accept_encoding;
     std::string body;
 };
 
@@ -50,6 +51,7 @@ struct http_response {
     std::chrono::milliseconds interval{0};       // transport_fault::stall and interim_flood
     bool scripted = false;                       // a scripted status: no automatic Retry-After
     std::optional<std::size_t> declared_length;  // a lying Content-Length; default body.size()
+    bool encoded = false;                        // a scripted gzip fault set Content-Encoding itself
 };
 
 // The options as the server applies them: ecw_mode forces
@@ -79,6 +81,7 @@ public:
     void set_refresh_reuse_grace(bool on);
     void set_fault_rates(double rate_429, double rate_500, double rate_reset, double rate_truncated);
     void set_latency(std::chrono::milliseconds latency);
+    void set_gzip(bool on);
     void set_next_link_override(std::string url);
     void set_bad_json_page(int n);
     void add_scripted_fault(scripted_fault f);
@@ -165,6 +168,8 @@ private:
     // The first unspent scripted fault for /token, spent by one.
     std::optional<scripted_fault> take_token_script();
     static void apply_script(http_response& r, const scripted_fault& f);
+    // options::gzip: encodes r when the request allows gzip (see sandbox.hpp).
+    void encode_content(http_response& r, const http_request& req, const std::string& path);
     http_response read(rtype t, const std::string& id, const std::string& patient_id) const;
 
     // The pair a grant issues, and its JSON (RFC 6749 §5.1 plus SMART's `patient`).

@@ -313,6 +313,7 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
         request.method = std::string(req.method_string());
         request.target = std::string(req.target());
         request.authorization = std::string(req[http::field::authorization]);
+        request.accept_encoding = std::string(req[http::field::accept_encoding]);
         request.body = std::move(req.body());
         bool keep_alive = req.keep_alive();
 
@@ -474,6 +475,7 @@ void server::set_fault_rates(double rate_429, double rate_500, double rate_reset
     impl_->logic.set_fault_rates(rate_429, rate_500, rate_reset, rate_truncated);
 }
 void server::set_latency(std::chrono::milliseconds latency) { impl_->logic.set_latency(latency); }
+void server::set_gzip(bool on) { impl_->logic.set_gzip(on); }
 void server::set_next_link_override(std::string url) { impl_->logic.set_next_link_override(std::move(url)); }
 void server::set_bad_json_page(int n) { impl_->logic.set_bad_json_page(n); }
 void server::add_scripted_fault(scripted_fault f) { impl_->logic.add_scripted_fault(std::move(f)); }

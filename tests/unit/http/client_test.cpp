@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <optional>
@@ -32,6 +33,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "gzip_support.hpp"
 #include "headachemd/http/client.hpp"
 #include "test_pki.hpp"
 #include "test_support.hpp"
@@ -927,6 +929,161 @@ TEST(http_client, plain_client_to_a_tls_server_is_an_error_not_a_hang) {
     auto r = h.send_one(get(h.url("/x", "http")));
     ASSERT_FALSE(r.ok());
     EXPECT_NE(to_string(r.err().code), "");
+}
+
+// ---------------------------------------------------------------------------
+// Content codings (issue 15): gzip asked for on GET, decoded under the cap
+
+std::string gzip_response(std::string_view gz, std::string_view coding = "gzip") {
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\nContent-Encoding: " +
+           std::string(coding) + "\r\nContent-Length: " + std::to_string(gz.size()) + "\r\n\r\n" +
+           std::string(gz);
+}
+
+const std::string fhir_body = R"({"resourceType":"Bundle","type":"searchset","total":0})";
+
+TEST(http_client, get_asks_for_gzip_and_post_does_not) {
+    // Setup
+    harness h(always_ok);
+    http::request post;
+    post.method = bhttp::verb::post;
+    post.url = h.url("/token");
+    post.body = "grant_type=refresh_token";
+    http::request own = get(h.url("/own"));
+    own.headers.push_back({"Accept-Encoding", "identity"});
+    // Run
+    auto results = h.send_all({get(h.url("/fhir/Patient")), std::move(post), std::move(own)});
+    // Check
+    ASSERT_EQ(h.server.requests.size(), 3u);
+    EXPECT_EQ(h.server.requests[0].header("Accept-Encoding"), "gzip");
+    EXPECT_FALSE(h.server.requests[1].header("Accept-Encoding"));  // the token POST: see build_message
+    EXPECT_EQ(h.server.requests[2].header("Accept-Encoding"), "identity");  // the caller's own wins
+}
+
+TEST(http_client, accept_gzip_off_asks_for_nothing) {
+    harness h(always_ok, server_kind::tls, "IP:127.0.0.1",
+              [](http::client_options& o) { o.accept_gzip = false; });
+    auto r = h.send_one(get(h.url("/fhir/Patient")));
+    ASSERT_TRUE(r.ok()) << describe(r);
+    EXPECT_FALSE(h.server.requests.at(0).header("Accept-Encoding"));
+}
+
+TEST(http_client, a_gzip_body_is_decoded_and_its_coding_fields_dropped) {
+    // Setup: gzip and x-gzip (RFC 9110 §8.4.1.3), then identity on the same connection.
+    auto handler = [](const seen_request& r) {
+        if (r.target == "/x-gzip") return reply{gzip_response(headachemd::test::gzip(fhir_body), "x-gzip")};
+        if (r.target == "/identity") return reply{gzip_response(fhir_body, "identity")};
+        return reply{gzip_response(headachemd::test::gzip(fhir_body))};
+    };
+    harness h(handler);
+    // Run
+    auto results = h.send_all({get(h.url("/gzip")), get(h.url("/x-gzip")), get(h.url("/identity"))});
+    // Check
+    ASSERT_EQ(results.size(), 3u);
+    for (const auto& r : results) {
+        ASSERT_TRUE(r.ok()) << describe(r);
+        EXPECT_EQ(r->body, fhir_body);
+        EXPECT_EQ(r->header("Content-Type"), "application/fhir+json");
+    }
+    EXPECT_FALSE(results[0]->header("Content-Encoding"));
+    EXPECT_FALSE(results[0]->header("Content-Length"));  // it counted the gzip bytes
+    EXPECT_EQ(h.server.connections, 1);
+}
+
+TEST(http_client, a_gzip_answer_to_a_post_is_decoded_too) {
+    // Nothing asked, so any coding is acceptable to the server (RFC 9110 §12.5.3).
+    auto handler = [](const seen_request&) { return reply{gzip_response(headachemd::test::gzip("{}"))}; };
+    harness h(handler);
+    http::request post;
+    post.method = bhttp::verb::post;
+    post.url = h.url("/token");
+    auto r = h.send_one(std::move(post));
+    ASSERT_TRUE(r.ok()) << describe(r);
+    EXPECT_EQ(r->body, "{}");
+}
+
+TEST(http_client, another_coding_is_bad_encoding_naming_it) {
+    for (std::string_view coding : {"br", "deflate", "gzip, gzip"}) {
+        auto handler = [coding](const seen_request&) {
+            return reply{gzip_response(headachemd::test::gzip(fhir_body), coding)};
+        };
+        harness h(handler);
+        auto r = h.send_one(get(h.url("/fhir/Observation?patient=p-123")));
+        ASSERT_FALSE(r.ok()) << coding;
+        EXPECT_EQ(to_string(r.err().code), "bad_encoding") << r.err().message;
+        EXPECT_NE(r.err().message.find("/fhir/Observation"), std::string::npos) << r.err().message;
+        EXPECT_EQ(r.err().message.find("p-123"), std::string::npos) << r.err().message;
+        if (coding == "br") {
+            EXPECT_NE(r.err().message.find("'br'"), std::string::npos) << r.err().message;
+        }
+    }
+}
+
+TEST(http_client, a_gzip_bomb_is_body_too_large_by_its_decoded_size) {
+    // Setup: 100 MiB of zeros in about 100 KiB, under a 1 MiB cap.
+    const std::string bomb = headachemd::test::zeros_gzip(std::size_t(100) << 20);
+    auto handler = [&bomb](const seen_request&) { return reply{gzip_response(bomb)}; };
+    harness h(handler, server_kind::tls, "IP:127.0.0.1",
+              [](http::client_options& o) { o.max_body_bytes = 1 << 20; });
+    // Run
+    auto r = h.send_one(get(h.url("/fhir/Binary/b1")));
+    // Check
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(to_string(r.err().code), "body_too_large") << r.err().message;
+    EXPECT_NE(r.err().message.find("1048576"), std::string::npos) << r.err().message;
+}
+
+TEST(http_client, corrupt_gzip_is_bad_encoding_and_the_connection_stays_usable) {
+    // Setup: a wrong CRC-32, then a good answer on the same connection.
+    std::string gz = headachemd::test::gzip(R"({"name":"Jane Secret"})");
+    gz[gz.size() - 8] ^= 0x55;
+    int n = 0;
+    auto handler = [&](const seen_request&) {
+        return reply{++n == 1 ? gzip_response(gz) : ok_response("next")};
+    };
+    harness h(handler);
+    // Run
+    auto results = h.send_all({get(h.url("/fhir/Patient/p1")), get(h.url("/fhir/Patient/p2"))});
+    // Check
+    ASSERT_EQ(results.size(), 2u);
+    ASSERT_FALSE(results[0].ok());
+    EXPECT_EQ(to_string(results[0].err().code), "bad_encoding");
+    EXPECT_NE(results[0].err().message.find("CRC-32"), std::string::npos) << results[0].err().message;
+    EXPECT_EQ(results[0].err().message.find("Jane"), std::string::npos) << results[0].err().message;
+    ASSERT_TRUE(results[1].ok()) << describe(results[1]);
+    EXPECT_EQ(h.server.connections, 1);  // the framing was whole, so it was pooled
+}
+
+TEST(http_client, an_empty_body_and_a_head_answer_are_not_decoded) {
+    auto handler = [](const seen_request& r) {
+        if (r.method == "HEAD")
+            return reply{"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 1234\r\n\r\n"};
+        return reply{"HTTP/1.1 202 Accepted\r\nContent-Encoding: gzip\r\nContent-Length: 0\r\n\r\n"};
+    };
+    harness h(handler);
+    http::request head = get(h.url("/x"));
+    head.method = bhttp::verb::head;
+    auto results = h.send_all({std::move(head), get(h.url("/y"))});
+    ASSERT_EQ(results.size(), 2u);
+    ASSERT_TRUE(results[0].ok()) << describe(results[0]);
+    ASSERT_TRUE(results[1].ok()) << describe(results[1]);
+    EXPECT_EQ(results[1]->status, 202);
+    EXPECT_EQ(results[1]->body, "");
+}
+
+TEST(http_client, a_transfer_coding_other_than_chunked_is_a_protocol_error) {
+    auto handler = [](const seen_request&) {
+        const std::string gz = headachemd::test::gzip(fhir_body);
+        char size[16];
+        std::snprintf(size, sizeof size, "%zx", gz.size());
+        return reply{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + std::string(size) +
+                     "\r\n" + gz + "\r\n0\r\n\r\n"};
+    };
+    harness h(handler);
+    auto r = h.send_one(get(h.url("/fhir/Patient")));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(to_string(r.err().code), "protocol") << r.err().message;
+    EXPECT_NE(r.err().message.find("'gzip'"), std::string::npos) << r.err().message;
 }
 
 }  // namespace

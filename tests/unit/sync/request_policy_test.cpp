@@ -106,6 +106,20 @@ TEST_F(RequestPolicy, AResetGetIsRetriedButARefusedCertificateIsNot) {
     EXPECT_EQ(refused.failure->message, "unknown CA");  // as the transport said it
 }
 
+TEST_F(RequestPolicy, AGzipBombOrABadContentCodingIsNotRetried) {
+    // Issue 15: the whole message was read; the server would send the same
+    // bytes again, so another try only spends the EHR's call budget.
+    for (const auto code : {headachemd::errc::body_too_large, headachemd::errc::bad_encoding}) {
+        // Setup
+        auto get = policy(request_kind::fhir_get);
+        // Run
+        const auto step = get.on_error(error{code, "gzip data: …"}, 5ms);
+        // Check
+        ASSERT_EQ(step.action, request_action::fail) << to_string(code);
+        EXPECT_EQ(step.failure->code, code);
+    }
+}
+
 TEST_F(RequestPolicy, RetryAfterSecondsIsWaitedAndNotCountedInTheBudget) {
     for (auto kind : {request_kind::fhir_get, request_kind::public_get, request_kind::token_refresh}) {
         // Setup: a 1 s http_timeout makes a 3 s budget; the server asks for 7 s.

@@ -38,6 +38,7 @@ namespace headachemd {
     X(reset)                                                                       \
     X(truncated)                                                                   \
     X(protocol)                                                                    \
+    X(bad_encoding)                                                                \
     X(bad_address)                                                                 \
     X(listen)                                                                      \
     /* an HTTP status that is a failure; the number travels in error_code */       \

@@ -26,8 +26,15 @@
 //                       was complete, or reset (RST) at any point
 //     "truncated"       the body ended early (short of Content-Length, or a
 //                       chunked body without its last chunk)
-//     "body_too_large"  the body exceeds client_options::max_body_bytes
-//     "protocol"        the server sent something that is not HTTP/1.1
+//     "body_too_large"  the body exceeds client_options::max_body_bytes, as
+//                       received or once gzip is decoded
+//     "protocol"        the server sent something that is not HTTP/1.1,
+//                       or a transfer coding other than chunked
+//     "bad_encoding"    a Content-Encoding we did not ask for (anything but
+//                       gzip, x-gzip and identity), or gzip data that is
+//                       corrupt, truncated, has a wrong CRC-32 or length,
+//                       or bytes after its last member. The message names
+//                       the coding or the defect, never the data.
 //     "cancelled"       the calling coroutine was cancelled from outside
 //   and a `message` naming the method and scheme://host:port/path. The
 //   message never contains the query string (it may hold patient ids),
@@ -104,6 +111,11 @@ struct client_options {
     // An idle connection older than this is closed instead of reused.
     std::chrono::seconds idle_timeout{60};
     std::string user_agent = "headachemd-sync/0.1";
+    // GET requests carry `Accept-Encoding: gzip` unless the request sets
+    // Accept-Encoding itself (off: identity is asked for by saying nothing).
+    // Whatever this says, a response with Content-Encoding gzip or x-gzip
+    // is decoded, identity passes, and any other coding is bad_encoding.
+    bool accept_gzip = true;
 };
 
 // The seam between the sync code and the network: tests of the FHIR and

@@ -110,6 +110,14 @@ struct options {
     double rate_429 = 0, rate_500 = 0, rate_reset = 0, rate_truncated = 0;
     bool retry_after_on_429 = true;  // `Retry-After: 1`; ecw_mode forces false
 
+    // Issue 15: a response to a request whose Accept-Encoding allows gzip
+    // (gzip, x-gzip or *, q not 0) goes out with Content-Encoding: gzip,
+    // whatever the route; Vary: Accept-Encoding is then on every answer
+    // (RFC 9110 §12.5.5). Not applied to an answer whose framing a fault
+    // changes (reset, truncation, stall, a lying Content-Length) or that a
+    // scripted gzip fault already encoded. Off: identity, as before.
+    bool gzip = false;
+
     std::chrono::seconds access_token_lifetime{3600};
     int default_page_size = 20;  // searches without _count, and every ecw_mode page
     int max_page_size = 500;     // a larger _count is clamped to this
@@ -233,6 +241,11 @@ struct scripted_fault {
         endless_fresh,  // the page's entries under fresh ids, and a next link to a new URL, forever
         endless_empty,  // a page with no entries and a next link to a new URL, forever
         wrong_type,     // the page's entries are the patient's resources of another type, search.mode "match"
+        // Issue 15, a hostile server's content codings, sent whether or
+        // not the request asked for gzip:
+        gzip_bomb,         // 200, Content-Encoding: gzip, a gzip member of 100 MiB of zeros (~100 KiB sent)
+        gzip_corrupt,      // the real answer gzipped, its CRC-32 wrong
+        unknown_encoding,  // the real answer as it is, labelled Content-Encoding: br
     };
     kind what = kind::status;
     bool token = false;  // POST /token instead of FHIR data requests (type and page are then ignored)
@@ -267,6 +280,11 @@ struct counters {
     std::uint64_t stalls = 0;
     std::uint64_t tls_handshakes = 0;
     std::uint64_t tls_handshake_failures = 0;
+
+    // Issue 15: answers sent gzip-encoded (options::gzip), and requests
+    // whose Accept-Encoding allowed gzip, by path (no query).
+    std::uint64_t gzip_responses = 0;
+    std::map<std::string, std::uint64_t> accepts_gzip_by_path;
 };
 
 class server {
@@ -321,6 +339,8 @@ public:
     // ---- Fault controls --------------------------------------------------
     void set_fault_rates(double rate_429, double rate_500, double rate_reset, double rate_truncated);
     void set_latency(std::chrono::milliseconds latency);
+    // options::gzip, from the next request on.
+    void set_gzip(bool on);
     // Non-empty: every searchset Bundle that has a next page links to this
     // URL instead (to test that a client refuses another origin).
     void set_next_link_override(std::string url);

@@ -31,6 +31,9 @@ bool never_sent(const error& e);
 // Transport failures worth another try for an idempotent GET. Not
 // "tls_verify": a refused certificate (unknown CA, wrong host, expired) is
 // refused again on every try until someone changes it (issue 12, 10a).
+// Nor "body_too_large" or "bad_encoding" (a gzip bomb, corrupt gzip, a
+// coding we did not ask for): the message was read whole, and the server
+// would send the same bytes again.
 bool transient(const error& e);
 
 enum class request_kind {
