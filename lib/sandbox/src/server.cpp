@@ -313,6 +313,8 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
         request.method = std::string(req.method_string());
         request.target = std::string(req.target());
         request.authorization = std::string(req[http::field::authorization]);
+        request.accept = std::string(req[http::field::accept]);
+        request.prefer = std::string(req["Prefer"]);
         request.body = std::move(req.body());
         bool keep_alive = req.keep_alive();
 
