@@ -370,23 +370,7 @@ std::string app::default_scope() const {
 }
 
 bool app::scope_allows_read(const std::string& scope, rtype t) const {
-    const std::string_view name = rtype_name(t);
-    for (const auto& s : split_spaces(scope)) {
-        if (s.rfind("patient/", 0) != 0 && s.rfind("user/", 0) != 0) continue;
-        const auto slash = s.find('/');
-        const auto dot = s.find('.', slash);
-        if (dot == std::string::npos) continue;
-        const std::string_view type = std::string_view(s).substr(slash + 1, dot - slash - 1);
-        const std::string_view access = std::string_view(s).substr(dot + 1);
-        if (type != "*" && type != name) continue;
-        // v1: read or *; v2 (SMART 2.0 §3.2): a cruds string; reading and
-        // searching need r and s, but one of them is enough for us.
-        if (access == "read" || access == "*") return true;
-        if (access.find_first_not_of("cruds") == std::string_view::npos &&
-            (access.find('r') != std::string_view::npos || access.find('s') != std::string_view::npos))
-            return true;
-    }
-    return false;
+    return scope_reads(scope, "patient", t) || scope_reads(scope, "user", t);
 }
 
 http_response app::smart_configuration() const {
@@ -1593,11 +1577,11 @@ http_response app::export_kickoff(const http_request& req, const export_target& 
     std::vector<rtype> types;
     if (p.types.empty()) {
         for (const rtype t : served_types)
-            if (system_scope_allows(tok->scope, t)) types.push_back(t);
+            if (scope_reads(tok->scope, "system", t)) types.push_back(t);
         if (types.empty()) return outcome(403, "forbidden", "The token's scope allows exporting no type");
     } else {
         for (const rtype t : p.types)
-            if (!system_scope_allows(tok->scope, t))
+            if (!scope_reads(tok->scope, "system", t))
                 return outcome(403, "forbidden",
                                "The token's scope does not allow exporting " + std::string(rtype_name(t)));
         types = p.types;

@@ -115,7 +115,7 @@ std::variant<export_params, export_refusal> check_kickoff(std::string_view accep
     return out;
 }
 
-bool system_scope_allows(std::string_view scope, rtype t) {
+bool scope_reads(std::string_view scope, std::string_view context, rtype t) {
     const std::string_view name = rtype_name(t);
     std::size_t i = 0;
     while (i < scope.size()) {
@@ -123,14 +123,17 @@ bool system_scope_allows(std::string_view scope, rtype t) {
         const std::size_t j = std::min(scope.find(' ', i), scope.size());
         const std::string_view word = scope.substr(i, j - i);
         i = j;
-        if (word.substr(0, 7) != "system/") continue;
-        const auto dot = word.find('.');
+        if (word.size() <= context.size() || word.substr(0, context.size()) != context ||
+            word[context.size()] != '/')
+            continue;
+        const std::string_view rest = word.substr(context.size() + 1);
+        const auto dot = rest.find('.');
         if (dot == std::string_view::npos) continue;
-        const std::string_view type = word.substr(7, dot - 7);
-        const std::string_view access = word.substr(dot + 1);
+        const std::string_view type = rest.substr(0, dot);
+        const std::string_view access = rest.substr(dot + 1);
         if (type != "*" && type != name) continue;
-        // SMART v1 read (or *); v2 (SMART 2.0 §3.2) a cruds string where
-        // reading needs r and searching s: one of them is enough here.
+        // v1: read or *; v2: a cruds string, where reading needs r and
+        // searching s; one of them is enough for the sandbox.
         if (access == "read" || access == "*") return true;
         if (!access.empty() && access.find_first_not_of("cruds") == std::string_view::npos &&
             access.find_first_of("rs") != std::string_view::npos)

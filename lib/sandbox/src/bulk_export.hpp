@@ -69,10 +69,13 @@ std::variant<export_params, export_refusal> check_kickoff(std::string_view accep
 // and zone required); nullopt otherwise.
 std::optional<time_point> parse_instant(std::string_view s);
 
-// Whether a SMART system scope in `scope` lets a backend read type `t`:
-// system/T.read or system/*.read (v1), or a v2 permission string with r or
-// s (system/T.rs). patient/ and user/ scopes do not count.
-bool system_scope_allows(std::string_view scope, rtype t);
+// Whether a word `context`/T.access of `scope` (SMART scopes, space
+// separated) lets its holder read type `t`: T is t or *, access is read or
+// * (SMART v1) or a v2 permission string with r or s (SMART 2.0 §3.2).
+// The patient-facing searches ask it for "patient" and "user", a bulk
+// export for "system", so a patient/ scope never exports and a system/
+// scope never reads a patient's compartment.
+bool scope_reads(std::string_view scope, std::string_view context, rtype t);
 
 // One resource's JSON as an NDJSON line (IG v2.0.0 "Bulk Data Output File
 // Request": one resource per line, each line ended by \n). The sandbox

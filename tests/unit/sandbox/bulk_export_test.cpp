@@ -264,6 +264,11 @@ TEST(SandboxBulkExport, StatusAndFilesNeedASystemBearer) {
     const std::string file_url(m.json().at("output").as_array().at(0).at("url").as_string());
     EXPECT_EQ(b.c->get(file_url).status, 401);
     EXPECT_EQ(b.call("GET", file_url, patient_token).status, 403);
+    // A backend token lasts 5 minutes; an expired one is 401 and a fresh
+    // one (no refresh token: a new assertion) gets the same file.
+    b.s->clock().advance(6min);
+    EXPECT_EQ(b.call("GET", file_url, token).status, 401);
+    EXPECT_EQ(b.call("GET", file_url, b.system_token()).status, 200);
 }
 
 // ---- the pure parts ---------------------------------------------------------
@@ -311,11 +316,14 @@ TEST(SandboxBulkExportPure, KickOffChecks) {
 
 TEST(SandboxBulkExportPure, SystemScopesCoverTypes) {
     // Setup / Run / Check
-    EXPECT_TRUE(d::system_scope_allows("system/*.read", d::rtype::condition));
-    EXPECT_TRUE(d::system_scope_allows("system/Group.read system/Condition.rs", d::rtype::condition));
-    EXPECT_FALSE(d::system_scope_allows("system/Condition.c", d::rtype::condition));
-    EXPECT_FALSE(d::system_scope_allows("patient/Condition.read", d::rtype::condition));
-    EXPECT_FALSE(d::system_scope_allows("system/Observation.read", d::rtype::condition));
+    EXPECT_TRUE(d::scope_reads("system/*.read", "system", d::rtype::condition));
+    EXPECT_TRUE(d::scope_reads("system/Group.read system/Condition.rs", "system", d::rtype::condition));
+    EXPECT_FALSE(d::scope_reads("system/Condition.c", "system", d::rtype::condition));
+    EXPECT_FALSE(d::scope_reads("patient/Condition.read", "system", d::rtype::condition));
+    EXPECT_FALSE(d::scope_reads("system/Observation.read", "system", d::rtype::condition));
+    EXPECT_TRUE(d::scope_reads("launch/patient patient/*.read", "patient", d::rtype::condition));
+    EXPECT_FALSE(d::scope_reads("patient/*.read", "user", d::rtype::condition));
+    EXPECT_FALSE(d::scope_reads("systemx/*.read", "system", d::rtype::condition));
 }
 
 TEST(SandboxBulkExportPure, ManifestAndNdjsonLines) {
