@@ -428,6 +428,24 @@ http_response app::capability_statement(time_point now) const {
     w.member("description", opts_.ecw_mode ? "Sandbox EHR (eClinicalWorks mode)" : "Sandbox EHR");
     w.member("url", base_url_ + "/fhir").end_object();
     w.member("fhirVersion", "4.0.1");
+    // Bulk Data IG v2.0.0 "Server Capability Documentation": a server that
+    // exports instantiates the bulk-data CapabilityStatement and names its
+    // operations (system export here, patient-export on Patient,
+    // group-export on Group). Only with a backend registration: without
+    // one no token can export.
+    const bool bulk = backend_assertions_.has_value();
+    constexpr std::string_view bulk_defs = "http://hl7.org/fhir/uv/bulkdata/";
+    const auto operation = [&](std::string_view name, std::string_view def) {
+        w.key("operation").begin_array().begin_object();
+        w.member("name", name)
+            .member("definition", std::string(bulk_defs) + "OperationDefinition/" + std::string(def));
+        w.end_object().end_array();
+    };
+    if (bulk)
+        w.key("instantiates")
+            .begin_array()
+            .value(std::string(bulk_defs) + "CapabilityStatement/bulk-data")
+            .end_array();
     w.key("format").begin_array().value("json").value("application/fhir+json").end_array();
     w.key("rest").begin_array().begin_object();
     w.member("mode", "server");
@@ -471,9 +489,17 @@ http_response app::capability_statement(time_point now) const {
         // eCW declares _lastUpdated for no type (DESIGN "Sync semantics").
         if (!opts_.ecw_mode) param("_lastUpdated", "date");
         w.end_array();
+        if (bulk && t == rtype::patient) operation("export", "patient-export");
+        w.end_object();
+    }
+    // Group: only its export (a read of the Group is not served).
+    if (bulk) {
+        w.begin_object().member("type", "Group");
+        operation("export", "group-export");
         w.end_object();
     }
     w.end_array();
+    if (bulk) operation("export", "export");
     w.end_object().end_array();
     w.end_object();
     return make(200, fhir_json, w.take());

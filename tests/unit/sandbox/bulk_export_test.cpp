@@ -271,6 +271,31 @@ TEST(SandboxBulkExport, StatusAndFilesNeedASystemBearer) {
     EXPECT_EQ(b.call("GET", file_url, b.system_token()).status, 200);
 }
 
+TEST(SandboxBulkExport, MetadataNamesTheExportOperations) {
+    // Setup
+    bulk_sandbox b;
+    running_sandbox plain;
+    // Run
+    const auto j = b.c->get("/fhir/metadata").json();
+    const auto without = plain.make_client()->get("/fhir/metadata").json();
+    // Check: the IG's bulk-data CapabilityStatement and its three operations.
+    const std::string defs = "http://hl7.org/fhir/uv/bulkdata/";
+    EXPECT_EQ(j.at("instantiates").as_array().at(0).as_string(), defs + "CapabilityStatement/bulk-data");
+    const auto& rest = j.at("rest").as_array().at(0);
+    EXPECT_EQ(rest.at("operation").as_array().at(0).at("definition").as_string(),
+              defs + "OperationDefinition/export");
+    std::map<std::string, std::string> by_type;
+    for (const auto& res : rest.at("resource").as_array())
+        if (const auto* op = res.as_object().if_contains("operation"))
+            by_type[std::string(res.at("type").as_string())] =
+                op->as_array().at(0).at("definition").as_string();
+    EXPECT_EQ(by_type,
+              (std::map<std::string, std::string>{{"Group", defs + "OperationDefinition/group-export"},
+                                                  {"Patient", defs + "OperationDefinition/patient-export"}}));
+    EXPECT_FALSE(without.as_object().contains("instantiates"));
+    EXPECT_FALSE(without.at("rest").as_array().at(0).as_object().contains("operation"));
+}
+
 // ---- the pure parts ---------------------------------------------------------
 
 TEST(SandboxBulkExportPure, ParsesTheThreeKickOffPaths) {

@@ -8,7 +8,9 @@
 //
 // What it serves (paths relative to base_url()):
 //   GET  /fhir/.well-known/smart-configuration   SMART App Launch discovery
-//   GET  /fhir/metadata                           CapabilityStatement (oauth-uris)
+//   GET  /fhir/metadata                           CapabilityStatement (oauth-uris); with a
+//                                                 backend registration also the Bulk Data
+//                                                 operations (export, patient-, group-export)
 //   GET  /authorize                               auto-approve (302 with code+state),
 //                                                 or an HTML consent page with prompt=consent.
 //                                                 Errors: unknown client or unregistered
