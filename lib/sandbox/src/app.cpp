@@ -1663,11 +1663,11 @@ http_response app::export_status(const http_request& req, const std::string& job
         // IG v2.0.0 "Response - In-Progress Status": 202, X-Progress
         // optional. No Retry-After: the sandbox's jobs are counted in polls,
         // not time, so a client has no reason to wait between them.
-        const int done = std::max(opts_.bulk_pending_polls, 1) - job.pending_polls;
+        const int poll = opts_.bulk_pending_polls - job.pending_polls + 1;
         --job.pending_polls;
         http_response r;
         r.status = 202;
-        r.headers.emplace_back("X-Progress", "in progress, poll " + std::to_string(done + 1) + " of " +
+        r.headers.emplace_back("X-Progress", "in progress, poll " + std::to_string(poll) + " of " +
                                                  std::to_string(opts_.bulk_pending_polls));
         return r;
     }
