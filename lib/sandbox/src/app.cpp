@@ -336,6 +336,22 @@ http_response app::route(const http_request& req, std::string_view path, const p
         if (!post) return method_not_allowed("POST");
         return revoke(req, now);
     }
+    if (const auto target = parse_export_path(path)) {
+        ++stats_.bulk_kickoffs;
+        if (!get) return method_not_allowed("GET");
+        return export_kickoff(req, *target, query, now);
+    }
+    if (path.substr(0, 13) == "/bulk/status/") {
+        if (get) ++stats_.bulk_status_polls;
+        if (req.method == "DELETE") ++stats_.bulk_deletes;
+        if (!get && req.method != "DELETE") return method_not_allowed("GET, DELETE");
+        return export_status(req, std::string(path.substr(13)), now);
+    }
+    if (path.substr(0, 12) == "/bulk/files/") {
+        ++stats_.bulk_file_downloads;
+        if (!get) return method_not_allowed("GET");
+        return export_file(req, path.substr(12), now);
+    }
     if (path.substr(0, 6) == "/fhir/") return fhir(req, path, query, now);
     return outcome(404, "not-found", "No such endpoint");
 }
@@ -371,23 +387,7 @@ std::string app::default_scope() const {
 }
 
 bool app::scope_allows_read(const std::string& scope, rtype t) const {
-    const std::string_view name = rtype_name(t);
-    for (const auto& s : split_spaces(scope)) {
-        if (s.rfind("patient/", 0) != 0 && s.rfind("user/", 0) != 0) continue;
-        const auto slash = s.find('/');
-        const auto dot = s.find('.', slash);
-        if (dot == std::string::npos) continue;
-        const std::string_view type = std::string_view(s).substr(slash + 1, dot - slash - 1);
-        const std::string_view access = std::string_view(s).substr(dot + 1);
-        if (type != "*" && type != name) continue;
-        // v1: read or *; v2 (SMART 2.0 §3.2): a cruds string; reading and
-        // searching need r and s, but one of them is enough for us.
-        if (access == "read" || access == "*") return true;
-        if (access.find_first_not_of("cruds") == std::string_view::npos &&
-            (access.find('r') != std::string_view::npos || access.find('s') != std::string_view::npos))
-            return true;
-    }
-    return false;
+    return scope_reads(scope, "patient", t) || scope_reads(scope, "user", t);
 }
 
 http_response app::smart_configuration() const {
@@ -445,6 +445,24 @@ http_response app::capability_statement(time_point now) const {
     w.member("description", opts_.ecw_mode ? "Sandbox EHR (eClinicalWorks mode)" : "Sandbox EHR");
     w.member("url", base_url_ + "/fhir").end_object();
     w.member("fhirVersion", "4.0.1");
+    // Bulk Data IG v2.0.0 "Server Capability Documentation": a server that
+    // exports instantiates the bulk-data CapabilityStatement and names its
+    // operations (system export here, patient-export on Patient,
+    // group-export on Group). Only with a backend registration: without
+    // one no token can export.
+    const bool bulk = backend_assertions_.has_value();
+    constexpr std::string_view bulk_defs = "http://hl7.org/fhir/uv/bulkdata/";
+    const auto operation = [&](std::string_view name, std::string_view def) {
+        w.key("operation").begin_array().begin_object();
+        w.member("name", name)
+            .member("definition", std::string(bulk_defs) + "OperationDefinition/" + std::string(def));
+        w.end_object().end_array();
+    };
+    if (bulk)
+        w.key("instantiates")
+            .begin_array()
+            .value(std::string(bulk_defs) + "CapabilityStatement/bulk-data")
+            .end_array();
     w.key("format").begin_array().value("json").value("application/fhir+json").end_array();
     w.key("rest").begin_array().begin_object();
     w.member("mode", "server");
@@ -488,9 +506,17 @@ http_response app::capability_statement(time_point now) const {
         // eCW declares _lastUpdated for no type (DESIGN "Sync semantics").
         if (!opts_.ecw_mode) param("_lastUpdated", "date");
         w.end_array();
+        if (bulk && t == rtype::patient) operation("export", "patient-export");
+        w.end_object();
+    }
+    // Group: only its export (a read of the Group is not served).
+    if (bulk) {
+        w.begin_object().member("type", "Group");
+        operation("export", "group-export");
         w.end_object();
     }
     w.end_array();
+    if (bulk) operation("export", "export");
     w.end_object().end_array();
     w.end_object();
     return make(200, fhir_json, w.take());
@@ -960,21 +986,9 @@ http_response app::fhir(const http_request& req, std::string_view path, const pa
         }
     }
 
-    // RFC 6750: a bearer token that is valid, unexpired and not revoked.
-    const std::string_view auth = req.authorization;
-    const access_token* tok = nullptr;
-    if (auth.size() > 7 && iequals(auth.substr(0, 7), "Bearer ")) {
-        const auto it = access_tokens_.find(std::string(auth.substr(7)));
-        if (it != access_tokens_.end()) tok = &it->second;
-    }
-    if (!tok || now >= tok->expires || grants_.at(tok->grant).revoked) {
-        http_response r = outcome(401, "login", "A valid bearer access token is required");
-        r.headers.emplace_back(
-            "WWW-Authenticate",
-            auth.empty() ? std::string("Bearer realm=\"headachemd-sandbox\"")
-                         : std::string("Bearer realm=\"headachemd-sandbox\", error=\"invalid_token\""));
-        return r;
-    }
+    http_response unauthorized;
+    const access_token* tok = bearer(req, now, unauthorized);
+    if (!tok) return unauthorized;
     const std::string patient = grants_.at(tok->grant).patient_id;
     if (!scope_allows_read(tok->scope, *t)) {
         http_response r =
@@ -1005,6 +1019,23 @@ http_response app::fhir(const http_request& req, std::string_view path, const pa
     if (r.status == 200) r.fault = fault;
     if (script) apply_script(r, *script);
     return r;
+}
+
+const app::access_token* app::bearer(const http_request& req, time_point now, http_response& refusal) const {
+    // RFC 6750: a bearer token that is valid, unexpired and not revoked.
+    const std::string_view auth = req.authorization;
+    const access_token* tok = nullptr;
+    if (auth.size() > 7 && iequals(auth.substr(0, 7), "Bearer ")) {
+        const auto it = access_tokens_.find(std::string(auth.substr(7)));
+        if (it != access_tokens_.end()) tok = &it->second;
+    }
+    if (tok && now < tok->expires && !grants_.at(tok->grant).revoked) return tok;
+    refusal = outcome(401, "login", "A valid bearer access token is required");
+    refusal.headers.emplace_back(
+        "WWW-Authenticate",
+        auth.empty() ? std::string("Bearer realm=\"headachemd-sandbox\"")
+                     : std::string("Bearer realm=\"headachemd-sandbox\", error=\"invalid_token\""));
+    return nullptr;
 }
 
 http_response app::read(rtype t, const std::string& id, const std::string& patient_id) const {
@@ -1558,6 +1589,151 @@ std::string app::add_resource(const std::string& type, const std::string& patien
     std::string id = data_.add(t, patient_id, opts_.now());
     if (id.empty()) throw std::invalid_argument("sandbox: unknown patient " + patient_id);
     return id;
+}
+
+// ---- Bulk Data export (Bulk Data Access IG v2.0.0) --------------------------
+
+std::optional<http_response> app::refuse_non_system(const http_request& req, time_point now,
+                                                    const access_token*& tok) const {
+    http_response unauthorized;
+    tok = bearer(req, now, unauthorized);
+    if (!tok) return unauthorized;
+    // SMART Backend Services: a bulk export is a system-level read. A
+    // patient's token (its grant has a patient) exports nothing, whatever
+    // its scopes say.
+    if (!grants_.at(tok->grant).patient_id.empty()) {
+        http_response r = outcome(403, "forbidden", "Bulk export needs a backend (system) access token");
+        r.headers.emplace_back("WWW-Authenticate",
+                               "Bearer realm=\"headachemd-sandbox\", error=\"insufficient_scope\"");
+        return r;
+    }
+    return std::nullopt;
+}
+
+std::string app::export_status_url(const std::string& job_id) const {
+    // IG v2.0.0 "Response - Success": Content-Location is an absolute URL.
+    // eClinicalWorks' `$export-poll-location?job_id=` form would be chosen here.
+    return base_url_ + "/bulk/status/" + job_id;
+}
+
+std::string app::export_file_url(const std::string& job_id, std::string_view type) const {
+    return base_url_ + "/bulk/files/" + job_id + "/" + std::string(type) + ".ndjson";
+}
+
+http_response app::export_kickoff(const http_request& req, const export_target& target, const params& query,
+                                  time_point now) {
+    const access_token* tok = nullptr;
+    if (auto refused = refuse_non_system(req, now, tok)) return std::move(*refused);
+    // One Group, the whole clinic (eCW: a Registry query the practice
+    // enables; Epic: a registry). Any other id is unknown (IG: 404 with an
+    // OperationOutcome, as any read of a missing resource).
+    if (target.level == export_level::group && target.group_id != opts_.bulk_group_id)
+        return outcome(404, "not-found", "Group/" + target.group_id + " is not known");
+
+    std::vector<rtype> served_types;
+    for (int i = 0; i < rtype_count; ++i)
+        if (served(static_cast<rtype>(i))) served_types.push_back(static_cast<rtype>(i));
+    auto checked = check_kickoff(req.accept, req.prefer, query, served_types);
+    if (auto* refusal = std::get_if<export_refusal>(&checked))
+        return outcome(refusal->status, refusal->code, refusal->diagnostics);
+    const export_params& p = std::get<export_params>(checked);
+
+    // IG v2.0.0 "_type": without it, every type within the client's
+    // authorization; with it, a type the token may not read is refused
+    // (403, the scope is the client's problem, not the request's syntax).
+    std::vector<rtype> types;
+    if (p.types.empty()) {
+        for (const rtype t : served_types)
+            if (scope_reads(tok->scope, "system", t)) types.push_back(t);
+        if (types.empty()) return outcome(403, "forbidden", "The token's scope allows exporting no type");
+    } else {
+        for (const rtype t : p.types)
+            if (!scope_reads(tok->scope, "system", t))
+                return outcome(403, "forbidden",
+                               "The token's scope does not allow exporting " + std::string(rtype_name(t)));
+        types = p.types;
+    }
+
+    // Every resource of the sandbox belongs to a patient, and the Group
+    // holds every patient, so the three levels export the same records.
+    const std::string job_id = "job-" + std::to_string(next_export_job_++);
+    export_job job;
+    job.transaction_time = now;
+    job.request = base_url_ + req.target;
+    job.pending_polls = std::max(opts_.bulk_pending_polls, 0);
+    for (const rtype t : types) {
+        std::string ndjson;
+        std::size_t count = 0;
+        for (const auto& patient : data_.patient_ids()) {
+            for (const record* rec : data_.of_patient(t, patient)) {
+                // _since: resources "added or modified after" it (IG v2.0.0).
+                if (p.since && rec->last_updated <= *p.since) continue;
+                append_ndjson_line(ndjson, data_.render(*rec));
+                ++count;
+            }
+        }
+        // IG v2.0.0: a type with no resources has no output entry.
+        if (count == 0) continue;
+        const std::string type(rtype_name(t));
+        job.output.push_back({type, export_file_url(job_id, type), count});
+        job.files.emplace(type, std::move(ndjson));
+    }
+    export_jobs_.emplace(job_id, std::move(job));
+
+    http_response r;
+    r.status = 202;
+    r.headers.emplace_back("Content-Location", export_status_url(job_id));
+    return r;
+}
+
+http_response app::export_status(const http_request& req, const std::string& job_id, time_point now) {
+    const access_token* tok = nullptr;
+    if (auto refused = refuse_non_system(req, now, tok)) return std::move(*refused);
+    const auto it = export_jobs_.find(job_id);
+    if (it == export_jobs_.end()) return outcome(404, "not-found", "No such export job");
+    if (req.method == "DELETE") {
+        // IG v2.0.0 "Delete a Bulk Data Request": 202, and the job's status
+        // and files are gone (404) from then on.
+        export_jobs_.erase(it);
+        http_response r;
+        r.status = 202;
+        return r;
+    }
+    export_job& job = it->second;
+    if (job.pending_polls > 0) {
+        // IG v2.0.0 "Response - In-Progress Status": 202, X-Progress
+        // optional. No Retry-After: the sandbox's jobs are counted in polls,
+        // not time, so a client has no reason to wait between them.
+        const int poll = opts_.bulk_pending_polls - job.pending_polls + 1;
+        --job.pending_polls;
+        http_response r;
+        r.status = 202;
+        r.headers.emplace_back("X-Progress", "in progress, poll " + std::to_string(poll) + " of " +
+                                                 std::to_string(opts_.bulk_pending_polls));
+        return r;
+    }
+    // The manifest is JSON, not a FHIR resource (Content-Type application/json).
+    http_response r = make(200, plain_json, render_manifest(job.transaction_time, job.request, job.output));
+    r.headers.emplace_back("Cache-Control", "no-store");
+    return r;
+}
+
+http_response app::export_file(const http_request& req, std::string_view rest, time_point now) {
+    const access_token* tok = nullptr;
+    if (auto refused = refuse_non_system(req, now, tok)) return std::move(*refused);
+    // {job}/{Type}.ndjson
+    constexpr std::string_view suffix = ".ndjson";
+    const auto slash = rest.find('/');
+    if (slash == std::string_view::npos || rest.size() < slash + 1 + suffix.size() ||
+        rest.substr(rest.size() - suffix.size()) != suffix)
+        return outcome(404, "not-found", "No such export file");
+    const auto job = export_jobs_.find(std::string(rest.substr(0, slash)));
+    if (job == export_jobs_.end()) return outcome(404, "not-found", "No such export file");
+    const std::string type(rest.substr(slash + 1, rest.size() - slash - 1 - suffix.size()));
+    const auto file = job->second.files.find(type);
+    if (file == job->second.files.end()) return outcome(404, "not-found", "No such export file");
+    // IG v2.0.0 "Bulk Data Output File Request": application/fhir+ndjson.
+    return make(200, "application/fhir+ndjson", file->second);
 }
 
 }  // namespace headachemd::sandbox::detail

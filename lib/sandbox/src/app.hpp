@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "bulk_export.hpp"
 #include "client_assertion.hpp"
 #include "codec.hpp"
 #include "data.hpp"
@@ -29,6 +30,8 @@ struct http_request {
     std::string target;  // origin-form: path and query
     std::string authorization;
     std::string accept_encoding;
+    std::string accept;  // Accept and Prefer: the bulk export kick-off checks them
+    std::string prefer;
     std::string body;
 };
 
@@ -171,6 +174,32 @@ private:
     // options::gzip: encodes r when the request allows gzip (see sandbox.hpp).
     void encode_content(http_response& r, const http_request& req, const std::string& path);
     http_response read(rtype t, const std::string& id, const std::string& patient_id) const;
+    // RFC 6750: the request's bearer token when it is known, unexpired and
+    // its grant not revoked; else nullptr, and `refusal` is the 401.
+    const access_token* bearer(const http_request& req, time_point now, http_response& refusal) const;
+
+    // Bulk Data export (bulk_export.hpp). A job is made whole at kick-off:
+    // its files are rendered then, so they hold the data as of
+    // transactionTime however the data changes later, as the IG asks
+    // (resources changed after transactionTime SHOULD NOT be included).
+    struct export_job {
+        time_point transaction_time{};
+        std::string request;  // the kick-off URL, absolute
+        std::vector<manifest_file> output;
+        std::map<std::string, std::string> files;  // output type → NDJSON
+        int pending_polls = 0;                     // polls still answered 202
+    };
+    http_response export_kickoff(const http_request& req, const export_target& target, const params& query,
+                                 time_point now);
+    // GET (progress, then the manifest) and DELETE (cancel or release) of a job.
+    http_response export_status(const http_request& req, const std::string& job_id, time_point now);
+    http_response export_file(const http_request& req, std::string_view rest, time_point now);
+    // The bearer checks of every bulk request: a valid token of a backend
+    // (system) grant, or the 401/403 to send.
+    std::optional<http_response> refuse_non_system(const http_request& req, time_point now,
+                                                   const access_token*& tok) const;
+    std::string export_status_url(const std::string& job_id) const;
+    std::string export_file_url(const std::string& job_id, std::string_view type) const;
 
     // The pair a grant issues, and its JSON (RFC 6749 §5.1 plus SMART's `patient`).
     std::pair<std::string, std::string> issue_tokens(std::uint64_t grant_id, const std::string& scope,
@@ -214,6 +243,8 @@ private:
     std::unordered_map<std::string, auth_code> codes_;
     std::optional<assertion_verifier> assertions_;          // set for private_key_jwt
     std::optional<assertion_verifier> backend_assertions_;  // set with options::backend_client_id
+    std::map<std::string, export_job> export_jobs_;         // job id → job, until DELETE
+    std::uint64_t next_export_job_ = 1;
 };
 
 }  // namespace headachemd::sandbox::detail

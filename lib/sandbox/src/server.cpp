@@ -314,6 +314,8 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
         request.target = std::string(req.target());
         request.authorization = std::string(req[http::field::authorization]);
         request.accept_encoding = std::string(req[http::field::accept_encoding]);
+        request.accept = std::string(req[http::field::accept]);
+        request.prefer = std::string(req["Prefer"]);
         request.body = std::move(req.body());
         bool keep_alive = req.keep_alive();
 

@@ -8,7 +8,9 @@
 //
 // What it serves (paths relative to base_url()):
 //   GET  /fhir/.well-known/smart-configuration   SMART App Launch discovery
-//   GET  /fhir/metadata                           CapabilityStatement (oauth-uris)
+//   GET  /fhir/metadata                           CapabilityStatement (oauth-uris); with a
+//                                                 backend registration also the Bulk Data
+//                                                 operations (export, patient-, group-export)
 //   GET  /authorize                               auto-approve (302 with code+state),
 //                                                 or an HTML consent page with prompt=consent.
 //                                                 Errors: unknown client or unregistered
@@ -22,13 +24,32 @@
 //   POST /token                                   authorization_code (PKCE S256) and
 //                                                 refresh_token (rotation) grants;
 //                                                 client_secret_basic/_post, or
-//                                                 private_key_jwt (options::client_auth)
+//                                                 private_key_jwt (options::client_auth);
+//                                                 client_credentials for the backend app
+//                                                 (options::backend_client_id)
 //   POST /revoke                                  RFC 7009 token revocation, the same client
 //                                                 authentication; revokes the token's whole
 //                                                 grant; 200 also for an unknown token
 //   GET  /fhir/{Type}/{id}, GET /fhir/{Type}?…, POST /fhir/{Type}/_search
 //        for Patient, Condition, MedicationRequest, Encounter, Observation,
 //        Procedure and Appointment (not Appointment in ecw_mode).
+//   Bulk Data export (Bulk Data Access IG v2.0.0, generic server; needs a
+//   token of the client_credentials grant whose system/ scopes cover every
+//   exported type; a patient token is 403):
+//   GET  /fhir/Group/{bulk_group_id}/$export,     kick-off: Accept: application/fhir+json and
+//        /fhir/Patient/$export, /fhir/$export     Prefer: respond-async required (400); _type
+//                                                 (one comma list), _since (an instant),
+//                                                 _outputFormat; another Group → 404. 202 with
+//                                                 an absolute Content-Location status URL;
+//                                                 the data is the clinic as of the kick-off
+//   GET  /bulk/status/{job}                       202 with X-Progress for the first
+//                                                 bulk_pending_polls polls, then 200 with the
+//                                                 manifest (output per type with resources;
+//                                                 error[] and deleted[] always empty)
+//   DELETE /bulk/status/{job}                     cancels or releases the job (202); its
+//                                                 status and file URLs are 404 from then on
+//   GET  /bulk/files/{job}/{Type}.ndjson          application/fhir+ndjson, one resource a line,
+//                                                 rendered as the searches render it
 //
 // Threading: the server runs on the io_context it is given; that context may
 // be run by any number of threads. Every public member function may be called
@@ -165,6 +186,13 @@ struct options {
     std::string backend_jwks;  // required with backend_client_id; malformed: the constructor throws
     std::chrono::seconds backend_token_lifetime{300};
 
+    // Bulk Data export (issue 15): the one Group the sandbox serves, whose
+    // members are every generated patient, and how many status polls of a
+    // job answer 202 (in progress) before the manifest. Polls, not time:
+    // a test drives a job to completion without sleeping.
+    std::string bulk_group_id = "headachemd-clinic";
+    int bulk_pending_polls = 1;
+
     // Every time decision (token and code expiry, rate windows, meta.lastUpdated
     // of changed resources) reads this clock, so tests can drive it.
     std::function<std::chrono::system_clock::time_point()> now = [] {
@@ -272,6 +300,10 @@ struct counters {
     std::uint64_t client_assertions_accepted = 0;  // private_key_jwt assertions that passed every check
     std::uint64_t client_assertions_rejected = 0;  // … and that failed one (401 invalid_client)
     std::uint64_t backend_tokens_issued = 0;       // client_credentials grants answered with a token
+    std::uint64_t bulk_kickoffs = 0;               // $export requests, refused ones included
+    std::uint64_t bulk_status_polls = 0;           // GET of a status URL
+    std::uint64_t bulk_file_downloads = 0;         // GET of an output file URL
+    std::uint64_t bulk_deletes = 0;                // DELETE of a status URL
     std::map<int, std::uint64_t> by_status;        // status sent → count (resets excluded)
     std::map<std::string, std::uint64_t> by_path;  // request path, no query → count
 

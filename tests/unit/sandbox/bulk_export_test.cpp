@@ -1,0 +1,371 @@
+// The sandbox's FHIR Bulk Data export (Bulk Data Access IG v2.0.0, generic
+// server; issue 15): kick-off, polls, manifest, NDJSON files and DELETE over
+// the wire with a backend token got as the daemon gets it, and the pure
+// checks of bulk_export.hpp. Jobs finish after a number of polls, not after
+// time, so nothing here sleeps.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../../../lib/sandbox/src/bulk_export.hpp"
+#include "headachemd/smart/client_assertion.hpp"
+#include "headachemd/smart/smart.hpp"
+#include "sandbox_client.hpp"
+
+namespace sbx = headachemd::sandbox;
+namespace smart = headachemd::smart;
+namespace d = headachemd::sandbox::detail;
+using sbx::test::reply;
+using sbx::test::running_sandbox;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* backend_id = "bulk-app";
+
+const smart::signing_key& ec_key() {
+    static const smart::signing_key k = smart::signing_key::generate(smart::jws_alg::es384);
+    return k;
+}
+
+// A sandbox with a backend registration, a client, and the requests of an
+// export.
+struct bulk_sandbox {
+    explicit bulk_sandbox(int pending_polls = 1) {
+        sbx::options o;
+        o.patients = 6;
+        o.backend_client_id = backend_id;
+        o.backend_jwks = ec_key().public_jwks("bulk-1");
+        o.bulk_pending_polls = pending_polls;
+        s = std::make_unique<running_sandbox>(o);
+        c = s->make_client();
+    }
+    std::unique_ptr<running_sandbox> s;
+    std::unique_ptr<sbx::test::client> c;
+
+    // A system access token for `scope` (client_credentials, as the daemon asks).
+    std::string system_token(const std::string& scope = "system/*.read") {
+        smart::client_credentials creds;
+        creds.client_id = backend_id;
+        creds.auth = smart::client_auth::private_key_jwt;
+        creds.key = std::make_shared<smart::signing_key>(ec_key());
+        creds.key_id = "bulk-1";
+        const auto req = smart::make_backend_token_request(
+            scope, creds, {s->srv().base_url() + "/token", s->clock().now()});
+        const reply r = c->post_form("/token", req.body, req.headers);
+        EXPECT_EQ(r.status, 200) << r.body;
+        return r.status == 200 ? std::string(r.json().at("access_token").as_string()) : std::string();
+    }
+
+    reply kickoff(const std::string& target, const std::string& token, bool prefer = true,
+                  const std::string& accept = "application/fhir+json") {
+        std::vector<std::pair<std::string, std::string>> h = {{"Authorization", "Bearer " + token},
+                                                              {"Accept", accept}};
+        if (prefer) h.emplace_back("Prefer", "respond-async");
+        return c->request("GET", target, h, "");
+    }
+    reply call(const std::string& method, const std::string& url, const std::string& token) {
+        return c->request(method, url, {{"Authorization", "Bearer " + token}}, "");
+    }
+    std::string group_export() const { return "/fhir/Group/" + s->srv().config().bulk_group_id + "/$export"; }
+};
+
+// Polls until 200, at most `limit` times; returns the manifest reply and
+// the X-Progress of each 202.
+reply poll_to_manifest(bulk_sandbox& b, const std::string& status_url, const std::string& token,
+                       std::vector<std::string>& progress, int limit = 10) {
+    progress.clear();
+    for (int i = 0; i < limit; ++i) {
+        reply r = b.call("GET", status_url, token);
+        if (r.status != 202) return r;
+        progress.push_back(r.header("x-progress"));
+    }
+    return {};
+}
+
+// Every line of an NDJSON body parsed; the resourceType of each, counted.
+std::map<std::string, std::size_t> parse_ndjson(const std::string& body,
+                                                std::vector<std::string>* ids = nullptr) {
+    std::map<std::string, std::size_t> types;
+    std::size_t start = 0;
+    EXPECT_TRUE(body.empty() || body.back() == '\n') << "the last line ends with a newline";
+    while (start < body.size()) {
+        const auto end = body.find('\n', start);
+        const std::string line = body.substr(start, end - start);
+        start = end == std::string::npos ? body.size() : end + 1;
+        boost::system::error_code ec;
+        const auto v = boost::json::parse(line, ec);
+        EXPECT_FALSE(ec) << "not JSON: " << line.substr(0, 80);
+        if (ec) continue;
+        ++types[std::string(v.at("resourceType").as_string())];
+        if (ids) ids->emplace_back(v.at("id").as_string());
+    }
+    return types;
+}
+
+// What the sandbox holds of `type`, over every patient.
+std::size_t held(running_sandbox& s, const std::string& type) {
+    std::size_t n = 0;
+    for (const auto& p : s.srv().patient_ids()) n += s.srv().count_for(p, type);
+    return n;
+}
+
+}  // namespace
+
+TEST(SandboxBulkExport, GroupExportDeliversEveryResourceOfEveryTypeAsNdjson) {
+    // Setup
+    bulk_sandbox b(2);
+    const std::string token = b.system_token();
+    const auto kicked_at = b.s->clock().now();
+    // Run
+    const reply k = b.kickoff(b.group_export(), token);
+    ASSERT_EQ(k.status, 202) << k.body;
+    const std::string status_url = k.header("content-location");
+    ASSERT_EQ(status_url.rfind(b.s->srv().base_url() + "/", 0), 0u) << "absolute: " << status_url;
+    b.s->clock().advance(2min);  // transactionTime is the kick-off's, not the poll's (the token lasts 5)
+    std::vector<std::string> progress;
+    const reply m = poll_to_manifest(b, status_url, token, progress);
+    // Check
+    ASSERT_EQ(m.status, 200) << m.body;
+    EXPECT_EQ(progress, (std::vector<std::string>{"in progress, poll 1 of 2", "in progress, poll 2 of 2"}));
+    const auto manifest = m.json().as_object();
+    EXPECT_EQ(manifest.at("transactionTime").as_string(), d::format_instant(kicked_at));
+    EXPECT_EQ(manifest.at("request").as_string(), b.s->srv().base_url() + b.group_export());
+    EXPECT_TRUE(manifest.at("requiresAccessToken").as_bool());
+    EXPECT_TRUE(manifest.at("error").as_array().empty());
+    EXPECT_TRUE(manifest.at("deleted").as_array().empty());
+    std::map<std::string, std::size_t> listed;
+    for (const auto& entry : manifest.at("output").as_array()) {
+        const std::string type(entry.at("type").as_string());
+        const reply f = b.call("GET", std::string(entry.at("url").as_string()), token);
+        ASSERT_EQ(f.status, 200) << type << ": " << f.body;
+        EXPECT_EQ(f.header("content-type"), "application/fhir+ndjson");
+        const auto lines = parse_ndjson(f.body);
+        ASSERT_EQ(lines.size(), 1u) << type << ": one type per file";
+        EXPECT_EQ(lines.begin()->first, type);
+        EXPECT_EQ(lines.begin()->second, entry.at("count").as_int64()) << type;
+        listed[type] = lines.begin()->second;
+    }
+    // Every type the sandbox holds resources of, with what it holds; no other.
+    std::map<std::string, std::size_t> expected;
+    for (const auto& [type, n] : b.s->srv().count_by_type())
+        if (held(*b.s, type) > 0) expected[type] = held(*b.s, type);
+    EXPECT_EQ(listed, expected);
+    EXPECT_GT(listed.count("Patient"), 0u);
+    const auto stats = b.s->srv().stats();
+    EXPECT_EQ(stats.bulk_kickoffs, 1u);
+    EXPECT_EQ(stats.bulk_status_polls, 3u);
+    EXPECT_EQ(stats.bulk_file_downloads, listed.size());
+}
+
+TEST(SandboxBulkExport, TypeSubsetAndSinceNarrowTheExport) {
+    // Setup: after kick-off time t0, one Observation changes and one Condition is added.
+    bulk_sandbox b(0);
+    const std::string token = b.system_token("system/Observation.read system/Condition.rs");
+    const auto patient = b.s->srv().patient_ids().front();
+    const std::string since = d::format_instant(b.s->clock().now());
+    b.s->clock().advance(1min);
+    const std::string changed = b.s->srv().ids_of("Observation", patient).front();
+    b.s->srv().update_resource("Observation", changed);
+    const std::string added = b.s->srv().add_resource("Condition", patient);
+    // Run
+    const reply subset = b.kickoff("/fhir/Patient/$export?_type=Observation", token);
+    const reply incremental =
+        b.kickoff("/fhir/$export?_type=Observation,Condition&_since=" + sbx::test::form_encode(since), token);
+    // Check: the subset has every Observation and nothing else.
+    ASSERT_EQ(subset.status, 202) << subset.body;
+    const reply m1 = b.call("GET", subset.header("content-location"), token);
+    ASSERT_EQ(m1.status, 200) << m1.body;
+    const auto j1 = m1.json();
+    const auto& out1 = j1.at("output").as_array();
+    ASSERT_EQ(out1.size(), 1u) << m1.body;
+    EXPECT_EQ(out1[0].at("type").as_string(), "Observation");
+    EXPECT_EQ(out1[0].at("count").as_int64(), static_cast<std::int64_t>(held(*b.s, "Observation")));
+    // _since: only what changed after it.
+    ASSERT_EQ(incremental.status, 202) << incremental.body;
+    const reply m2 = b.call("GET", incremental.header("content-location"), token);
+    ASSERT_EQ(m2.status, 200) << m2.body;
+    std::vector<std::string> ids;
+    const auto j2 = m2.json();
+    for (const auto& entry : j2.at("output").as_array()) {
+        const reply f = b.call("GET", std::string(entry.at("url").as_string()), token);
+        ASSERT_EQ(f.status, 200);
+        parse_ndjson(f.body, &ids);
+    }
+    EXPECT_EQ(ids, (std::vector<std::string>{changed, added}));
+}
+
+TEST(SandboxBulkExport, KickOffRefusals) {
+    // Setup
+    bulk_sandbox b;
+    const std::string token = b.system_token("system/Observation.read");
+    const auto patient = b.s->srv().patient_ids().front();
+    const std::string patient_token = sbx::test::access_token_for(*b.s, *b.c, patient);
+    // Run / Check: each is refused with an OperationOutcome and starts no job.
+    const auto outcome_status = [](const reply& r) {
+        EXPECT_EQ(r.json().at("resourceType").as_string(), "OperationOutcome") << r.body;
+        return r.status;
+    };
+    EXPECT_EQ(outcome_status(b.kickoff(b.group_export(), token, false)), 400);  // no Prefer
+    EXPECT_EQ(outcome_status(b.kickoff(b.group_export(), token, true, "application/json")), 400);
+    EXPECT_EQ(outcome_status(b.kickoff(b.group_export() + "?_type=Observation&_type=Condition", token)), 400);
+    EXPECT_EQ(outcome_status(b.kickoff(b.group_export() + "?_type=Observation,Medication", token)), 400);
+    EXPECT_EQ(outcome_status(b.kickoff(b.group_export() + "?_since=2024-01-01", token)), 400);
+    EXPECT_EQ(outcome_status(b.kickoff(b.group_export() + "?_typeFilter=x", token)), 400);
+    EXPECT_EQ(outcome_status(b.kickoff("/fhir/Group/other-clinic/$export", token)), 404);
+    EXPECT_EQ(outcome_status(b.kickoff(b.group_export() + "?_type=Condition", token)), 403);  // not in scope
+    EXPECT_EQ(outcome_status(b.kickoff(b.group_export(), patient_token)), 403);
+    EXPECT_EQ(outcome_status(b.kickoff(b.group_export(), "not-a-token")), 401);
+    EXPECT_EQ(b.s->srv().stats().bulk_kickoffs, 10u);
+    // The same request with what was missing is accepted.
+    EXPECT_EQ(b.kickoff(b.group_export(), token).status, 202);
+}
+
+TEST(SandboxBulkExport, DeleteReleasesTheJobAndItsFiles) {
+    // Setup
+    bulk_sandbox b(0);
+    const std::string token = b.system_token();
+    const reply k = b.kickoff(b.group_export() + "?_type=Patient", token);
+    ASSERT_EQ(k.status, 202) << k.body;
+    const std::string status_url = k.header("content-location");
+    const reply m = b.call("GET", status_url, token);
+    ASSERT_EQ(m.status, 200) << m.body;
+    const std::string file_url(m.json().at("output").as_array().at(0).at("url").as_string());
+    ASSERT_EQ(b.call("GET", file_url, token).status, 200);
+    // Run
+    const reply del = b.call("DELETE", status_url, token);
+    // Check
+    EXPECT_EQ(del.status, 202) << del.body;
+    EXPECT_EQ(b.call("GET", status_url, token).status, 404);
+    EXPECT_EQ(b.call("GET", file_url, token).status, 404);
+    EXPECT_EQ(b.call("DELETE", status_url, token).status, 404);
+    EXPECT_EQ(b.s->srv().stats().bulk_deletes, 2u);
+}
+
+TEST(SandboxBulkExport, StatusAndFilesNeedASystemBearer) {
+    // Setup
+    bulk_sandbox b(0);
+    const std::string token = b.system_token();
+    const std::string patient_token =
+        sbx::test::access_token_for(*b.s, *b.c, b.s->srv().patient_ids().front());
+    const reply k = b.kickoff(b.group_export() + "?_type=Patient", token);
+    ASSERT_EQ(k.status, 202) << k.body;
+    const std::string status_url = k.header("content-location");
+    // Run / Check: neither an absent nor a patient token gets the manifest.
+    EXPECT_EQ(b.c->get(status_url).status, 401);
+    EXPECT_EQ(b.call("GET", status_url, patient_token).status, 403);
+    const reply m = b.call("GET", status_url, token);
+    ASSERT_EQ(m.status, 200) << m.body;
+    const std::string file_url(m.json().at("output").as_array().at(0).at("url").as_string());
+    EXPECT_EQ(b.c->get(file_url).status, 401);
+    EXPECT_EQ(b.call("GET", file_url, patient_token).status, 403);
+    // A backend token lasts 5 minutes; an expired one is 401 and a fresh
+    // one (no refresh token: a new assertion) gets the same file.
+    b.s->clock().advance(6min);
+    EXPECT_EQ(b.call("GET", file_url, token).status, 401);
+    EXPECT_EQ(b.call("GET", file_url, b.system_token()).status, 200);
+}
+
+TEST(SandboxBulkExport, MetadataNamesTheExportOperations) {
+    // Setup
+    bulk_sandbox b;
+    running_sandbox plain;
+    // Run
+    const auto j = b.c->get("/fhir/metadata").json();
+    const auto without = plain.make_client()->get("/fhir/metadata").json();
+    // Check: the IG's bulk-data CapabilityStatement and its three operations.
+    const std::string defs = "http://hl7.org/fhir/uv/bulkdata/";
+    EXPECT_EQ(j.at("instantiates").as_array().at(0).as_string(), defs + "CapabilityStatement/bulk-data");
+    const auto& rest = j.at("rest").as_array().at(0);
+    EXPECT_EQ(rest.at("operation").as_array().at(0).at("definition").as_string(),
+              defs + "OperationDefinition/export");
+    std::map<std::string, std::string> by_type;
+    for (const auto& res : rest.at("resource").as_array())
+        if (const auto* op = res.as_object().if_contains("operation"))
+            by_type[std::string(res.at("type").as_string())] =
+                op->as_array().at(0).at("definition").as_string();
+    EXPECT_EQ(by_type,
+              (std::map<std::string, std::string>{{"Group", defs + "OperationDefinition/group-export"},
+                                                  {"Patient", defs + "OperationDefinition/patient-export"}}));
+    EXPECT_FALSE(without.as_object().contains("instantiates"));
+    EXPECT_FALSE(without.at("rest").as_array().at(0).as_object().contains("operation"));
+}
+
+// ---- the pure parts ---------------------------------------------------------
+
+TEST(SandboxBulkExportPure, ParsesTheThreeKickOffPaths) {
+    // Setup / Run / Check
+    EXPECT_EQ(d::parse_export_path("/fhir/$export")->level, d::export_level::system);
+    EXPECT_EQ(d::parse_export_path("/fhir/Patient/$export")->level, d::export_level::patient);
+    const auto g = d::parse_export_path("/fhir/Group/abc/$export");
+    ASSERT_TRUE(g);
+    EXPECT_EQ(g->level, d::export_level::group);
+    EXPECT_EQ(g->group_id, "abc");
+    EXPECT_FALSE(d::parse_export_path("/fhir/Group//$export"));
+    EXPECT_FALSE(d::parse_export_path("/fhir/Group/abc"));
+    EXPECT_FALSE(d::parse_export_path("/fhir/Observation/$export"));
+}
+
+TEST(SandboxBulkExportPure, KickOffChecks) {
+    // Setup
+    const std::vector<d::rtype> served = {d::rtype::patient, d::rtype::observation};
+    const auto check = [&](std::string_view accept, std::string_view prefer, const d::params& q) {
+        return d::check_kickoff(accept, prefer, q, served);
+    };
+    // Run / Check
+    const auto ok = check("application/fhir+json", "respond-async",
+                          {{"_type", "Observation, Patient"}, {"_since", "2024-05-01T10:00:00+02:00"}});
+    ASSERT_TRUE(std::holds_alternative<d::export_params>(ok));
+    const auto& p = std::get<d::export_params>(ok);
+    EXPECT_EQ(p.types, (std::vector<d::rtype>{d::rtype::observation, d::rtype::patient}));
+    ASSERT_TRUE(p.since);
+    EXPECT_EQ(d::format_instant(*p.since), "2024-05-01T08:00:00.000Z");
+    // Lenient handling ignores what the sandbox does not implement.
+    EXPECT_TRUE(std::holds_alternative<d::export_params>(
+        check("application/fhir+json", "respond-async, handling=lenient", {{"_elements", "id"}})));
+    EXPECT_TRUE(std::holds_alternative<d::export_refusal>(check("", "respond-async", {})));
+    EXPECT_TRUE(std::holds_alternative<d::export_refusal>(check("application/fhir+json", "", {})));
+    EXPECT_TRUE(std::holds_alternative<d::export_refusal>(
+        check("application/fhir+json", "respond-async", {{"_type", "Condition"}})));
+    // An unencoded '+' arrives as a space: not an instant.
+    EXPECT_TRUE(std::holds_alternative<d::export_refusal>(
+        check("application/fhir+json", "respond-async", {{"_since", "2024-05-01T10:00:00 02:00"}})));
+    EXPECT_TRUE(std::holds_alternative<d::export_refusal>(
+        check("application/fhir+json", "respond-async", {{"_outputFormat", "text/csv"}})));
+}
+
+TEST(SandboxBulkExportPure, SystemScopesCoverTypes) {
+    // Setup / Run / Check
+    EXPECT_TRUE(d::scope_reads("system/*.read", "system", d::rtype::condition));
+    EXPECT_TRUE(d::scope_reads("system/Group.read system/Condition.rs", "system", d::rtype::condition));
+    EXPECT_FALSE(d::scope_reads("system/Condition.c", "system", d::rtype::condition));
+    EXPECT_FALSE(d::scope_reads("patient/Condition.read", "system", d::rtype::condition));
+    EXPECT_FALSE(d::scope_reads("system/Observation.read", "system", d::rtype::condition));
+    EXPECT_TRUE(d::scope_reads("launch/patient patient/*.read", "patient", d::rtype::condition));
+    EXPECT_FALSE(d::scope_reads("patient/*.read", "user", d::rtype::condition));
+    EXPECT_FALSE(d::scope_reads("systemx/*.read", "system", d::rtype::condition));
+}
+
+TEST(SandboxBulkExportPure, ManifestAndNdjsonLines) {
+    // Setup
+    std::string nd;
+    d::append_ndjson_line(nd, R"({"resourceType":"Patient","id":"a"})");
+    d::append_ndjson_line(nd, R"({"resourceType":"Patient","id":"b"})");
+    // Run
+    const auto m = boost::json::parse(
+        d::render_manifest(d::time_point{std::chrono::seconds{1717200000}}, "https://h/fhir/$export",
+                           {{"Patient", "https://h/bulk/files/job-1/Patient.ndjson", 2}}));
+    // Check
+    EXPECT_EQ(nd,
+              "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\"b\"}\n");
+    EXPECT_EQ(m.at("transactionTime").as_string(), "2024-06-01T00:00:00.000Z");
+    EXPECT_EQ(m.at("request").as_string(), "https://h/fhir/$export");
+    EXPECT_TRUE(m.at("requiresAccessToken").as_bool());
+    EXPECT_EQ(m.at("output").as_array().at(0).at("count").as_int64(), 2);
+    EXPECT_TRUE(m.at("error").as_array().empty());
+    EXPECT_TRUE(m.at("deleted").as_array().empty());
+}
