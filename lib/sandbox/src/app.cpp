@@ -165,6 +165,9 @@ options normalized(options o) {
     if (o.default_page_size < 1) o.default_page_size = 1;
     if (o.max_page_size < o.default_page_size) o.max_page_size = o.default_page_size;
     if (o.patients < 1) o.patients = 1;
+    // eClinicalWorks has been seen to ask for 120 s between polls (issue 15).
+    if (!o.bulk_poll_retry_after) o.bulk_poll_retry_after = std::chrono::seconds(o.ecw_mode ? 120 : 0);
+    if (o.bulk_poll_retry_after->count() < 0) o.bulk_poll_retry_after = std::chrono::seconds(0);
     if (!o.now) o.now = [] { return std::chrono::system_clock::now(); };
     return o;
 }
@@ -339,13 +342,28 @@ http_response app::route(const http_request& req, std::string_view path, const p
     if (const auto target = parse_export_path(path)) {
         ++stats_.bulk_kickoffs;
         if (!get) return method_not_allowed("GET");
+        // eClinicalWorks offers Group export only. 404, not 400: FHIR R4
+        // http.html gives 404 for "not a FHIR end-point", and the request
+        // itself is well formed; nothing about it can be fixed and resent,
+        // the endpoint just is not there (nor in the CapabilityStatement).
+        if (opts_.ecw_mode && target->level != export_level::group)
+            return outcome(404, "not-supported", "This server offers Group/[id]/$export only");
         return export_kickoff(req, *target, query, now);
     }
-    if (path.substr(0, 13) == "/bulk/status/") {
+    // The status URL: eClinicalWorks' [base]/$export-poll-location?job_id=…,
+    // else the sandbox's own /bulk/status/{job}; each mode serves only its own.
+    std::optional<std::string> status_job;
+    if (opts_.ecw_mode && path == "/fhir/$export-poll-location") {
+        const std::string* job = find_param(query, "job_id");
+        status_job = job ? *job : std::string();
+    } else if (!opts_.ecw_mode && path.substr(0, 13) == "/bulk/status/") {
+        status_job = std::string(path.substr(13));
+    }
+    if (status_job) {
         if (get) ++stats_.bulk_status_polls;
         if (req.method == "DELETE") ++stats_.bulk_deletes;
         if (!get && req.method != "DELETE") return method_not_allowed("GET, DELETE");
-        return export_status(req, std::string(path.substr(13)), now);
+        return export_status(req, *status_job, now);
     }
     if (path.substr(0, 12) == "/bulk/files/") {
         ++stats_.bulk_file_downloads;
@@ -506,7 +524,8 @@ http_response app::capability_statement(time_point now) const {
         // eCW declares _lastUpdated for no type (DESIGN "Sync semantics").
         if (!opts_.ecw_mode) param("_lastUpdated", "date");
         w.end_array();
-        if (bulk && t == rtype::patient) operation("export", "patient-export");
+        // eClinicalWorks exports Groups only.
+        if (bulk && !opts_.ecw_mode && t == rtype::patient) operation("export", "patient-export");
         w.end_object();
     }
     // Group: only its export (a read of the Group is not served).
@@ -516,7 +535,7 @@ http_response app::capability_statement(time_point now) const {
         w.end_object();
     }
     w.end_array();
-    if (bulk) operation("export", "export");
+    if (bulk && !opts_.ecw_mode) operation("export", "export");
     w.end_object().end_array();
     w.end_object();
     return make(200, fhir_json, w.take());
@@ -1612,7 +1631,10 @@ std::optional<http_response> app::refuse_non_system(const http_request& req, tim
 
 std::string app::export_status_url(const std::string& job_id) const {
     // IG v2.0.0 "Response - Success": Content-Location is an absolute URL.
-    // eClinicalWorks' `$export-poll-location?job_id=` form would be chosen here.
+    // eClinicalWorks documents a `$export-poll-location?job_id=` URL on the
+    // FHIR base; a client must poll exactly what it was given. Job ids are
+    // "job-N", nothing to percent-encode.
+    if (opts_.ecw_mode) return base_url_ + "/fhir/$export-poll-location?job_id=" + job_id;
     return base_url_ + "/bulk/status/" + job_id;
 }
 
@@ -1702,18 +1724,26 @@ http_response app::export_status(const http_request& req, const std::string& job
     export_job& job = it->second;
     if (job.pending_polls > 0) {
         // IG v2.0.0 "Response - In-Progress Status": 202, X-Progress
-        // optional. No Retry-After: the sandbox's jobs are counted in polls,
-        // not time, so a client has no reason to wait between them.
+        // optional. Retry-After only as options::bulk_poll_retry_after says:
+        // the sandbox's jobs are counted in polls, not time, so a client
+        // that polls early is answered all the same.
         const int poll = opts_.bulk_pending_polls - job.pending_polls + 1;
         --job.pending_polls;
         http_response r;
         r.status = 202;
         r.headers.emplace_back("X-Progress", "in progress, poll " + std::to_string(poll) + " of " +
                                                  std::to_string(opts_.bulk_pending_polls));
+        if (opts_.bulk_poll_retry_after->count() > 0)
+            r.headers.emplace_back("Retry-After", std::to_string(opts_.bulk_poll_retry_after->count()));
         return r;
     }
+    manifest m;
+    m.transaction_time = job.transaction_time;
+    m.request = job.request;
+    m.output = job.output;
+    m.form = opts_.ecw_mode ? manifest_form::v1_0_1 : manifest_form::v2;
     // The manifest is JSON, not a FHIR resource (Content-Type application/json).
-    http_response r = make(200, plain_json, render_manifest(job.transaction_time, job.request, job.output));
+    http_response r = make(200, plain_json, render_manifest(m));
     r.headers.emplace_back("Cache-Control", "no-store");
     return r;
 }

@@ -147,23 +147,28 @@ void append_ndjson_line(std::string& out, std::string_view resource_json) {
     out.push_back('\n');
 }
 
-std::string render_manifest(time_point transaction_time, std::string_view request,
-                            const std::vector<manifest_file>& output) {
+std::string render_manifest(const manifest& m) {
     json_writer w;
     w.begin_object();
     // The instant the export's data reflects: the client's next _since.
-    w.member("transactionTime", format_instant(transaction_time));
-    w.member("request", request);
+    w.member("transactionTime", format_instant(m.transaction_time));
+    w.member("request", m.request);
     w.member("requiresAccessToken", true);
-    w.key("output").begin_array();
-    for (const auto& f : output) {
-        w.begin_object().member("type", f.type).member("url", f.url).member("count", f.count).end_object();
-    }
-    w.end_array();
-    // Nothing goes wrong per resource in the sandbox yet, and deletions are
-    // not reported yet (v2 deleted[]: Bundles of DELETE requests).
-    w.key("error").begin_array().end_array();
-    w.key("deleted").begin_array().end_array();
+    const auto files = [&w](std::string_view key, const std::vector<manifest_file>& list) {
+        w.key(key).begin_array();
+        for (const auto& f : list)
+            w.begin_object()
+                .member("type", f.type)
+                .member("url", f.url)
+                .member("count", f.count)
+                .end_object();
+        w.end_array();
+    };
+    files("output", m.output);
+    // v1.0.1 and v2: error[] is required, empty when nothing went wrong.
+    files("error", m.error);
+    // deleted[] is new in v2; a v1.0.1 server never sends it.
+    if (m.form == manifest_form::v2) files("deleted", m.deleted);
     w.end_object();
     return w.take();
 }

@@ -4,11 +4,9 @@
 // system token, the NDJSON lines and the completion manifest. app.cpp keeps
 // the jobs and answers the requests; these are tested on their own.
 //
-// Only the generic server is modelled here. The eClinicalWorks form (Group
-// only, v1.0.1, a `$export-poll-location?job_id=` status URL) and scripted
-// faults on the status and file requests come later: the path forms are
-// decided in parse_export_path and app::export_status_url alone, so either
-// can gain a mode without touching the rest.
+// The eClinicalWorks form (Group only, v1.0.1, a
+// `$export-poll-location?job_id=` status URL) differs in the manifest form
+// here and in app.cpp's routing and app::export_status_url.
 #pragma once
 
 #include <cstddef>
@@ -82,17 +80,31 @@ bool scope_reads(std::string_view scope, std::string_view context, rtype t);
 // renders compact JSON, which has no raw newline.
 void append_ndjson_line(std::string& out, std::string_view resource_json);
 
-// One output[] entry of the manifest.
+// One output[] (or error[], deleted[]) entry of the manifest.
 struct manifest_file {
     std::string type;
     std::string url;
     std::size_t count = 0;
 };
 
+// Which version of the IG the manifest follows.
+enum class manifest_form {
+    v2,      // Bulk Data Access IG v2.0.0: error[] and deleted[]
+    v1_0_1,  // v1.0.1 (eClinicalWorks): error[] only; deleted[] came with v2
+};
+
 // The completion manifest (IG v2.0.0 "Response - Complete Status"):
 // transactionTime, request, requiresAccessToken true (the files need the
-// bearer), output[] as given, and empty error[] and deleted[].
-std::string render_manifest(time_point transaction_time, std::string_view request,
-                            const std::vector<manifest_file>& output);
+// bearer), output[] as given, and error[] and deleted[] (v2 only) as given,
+// empty arrays included.
+struct manifest {
+    time_point transaction_time{};
+    std::string request;
+    std::vector<manifest_file> output;
+    std::vector<manifest_file> error;
+    std::vector<manifest_file> deleted;
+    manifest_form form = manifest_form::v2;
+};
+std::string render_manifest(const manifest& m);
 
 }  // namespace headachemd::sandbox::detail

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,18 +33,28 @@ const smart::signing_key& ec_key() {
     return k;
 }
 
+// eClinicalWorks accepts RS384 only.
+const smart::signing_key& rsa_key() {
+    static const smart::signing_key k = smart::signing_key::generate(smart::jws_alg::rs384, 2048);
+    return k;
+}
+
 // A sandbox with a backend registration, a client, and the requests of an
-// export.
+// export. `tweak` adjusts the options (ecw_mode and the like) before start.
 struct bulk_sandbox {
-    explicit bulk_sandbox(int pending_polls = 1) {
+    explicit bulk_sandbox(int pending_polls = 1, const std::function<void(sbx::options&)>& tweak = {}) {
         sbx::options o;
         o.patients = 6;
         o.backend_client_id = backend_id;
-        o.backend_jwks = ec_key().public_jwks("bulk-1");
         o.bulk_pending_polls = pending_polls;
+        if (tweak) tweak(o);
+        ecw = o.ecw_mode;
+        o.backend_jwks = key().public_jwks("bulk-1");
         s = std::make_unique<running_sandbox>(o);
         c = s->make_client();
     }
+    bool ecw = false;
+    const smart::signing_key& key() const { return ecw ? rsa_key() : ec_key(); }
     std::unique_ptr<running_sandbox> s;
     std::unique_ptr<sbx::test::client> c;
 
@@ -52,7 +63,7 @@ struct bulk_sandbox {
         smart::client_credentials creds;
         creds.client_id = backend_id;
         creds.auth = smart::client_auth::private_key_jwt;
-        creds.key = std::make_shared<smart::signing_key>(ec_key());
+        creds.key = std::make_shared<smart::signing_key>(key());
         creds.key_id = "bulk-1";
         const auto req = smart::make_backend_token_request(
             scope, creds, {s->srv().base_url() + "/token", s->clock().now()});
@@ -295,6 +306,93 @@ TEST(SandboxBulkExport, MetadataNamesTheExportOperations) {
     EXPECT_FALSE(without.at("rest").as_array().at(0).as_object().contains("operation"));
 }
 
+// ---- eClinicalWorks mode ------------------------------------------------------
+
+TEST(SandboxBulkExportEcw, GroupOnlyPollLocationRetryAfterAndV1Manifest) {
+    // Setup
+    bulk_sandbox b(2, [](sbx::options& o) { o.ecw_mode = true; });
+    const std::string token = b.system_token("system/Group.read system/Patient.read");
+    // Run
+    const reply patient_level = b.kickoff("/fhir/Patient/$export", token);
+    const reply system_level = b.kickoff("/fhir/$export", token);
+    const reply k = b.kickoff(b.group_export(), token);
+    // Check: only the Group export exists.
+    EXPECT_EQ(patient_level.status, 404) << patient_level.body;
+    EXPECT_EQ(patient_level.json().at("issue").as_array().at(0).at("code").as_string(), "not-supported");
+    EXPECT_EQ(system_level.status, 404) << system_level.body;
+    ASSERT_EQ(k.status, 202) << k.body;
+    // The status URL has eCW's form and is polled where it says.
+    const std::string status_url = k.header("content-location");
+    EXPECT_EQ(status_url, b.s->srv().fhir_base() + "/$export-poll-location?job_id=job-1");
+    std::vector<std::string> retry_after;
+    reply m;
+    for (int i = 0; i < 5; ++i) {
+        m = b.call("GET", status_url, token);
+        if (m.status != 202) break;
+        retry_after.push_back(m.header("retry-after"));
+    }
+    EXPECT_EQ(retry_after, (std::vector<std::string>{"120", "120"}));
+    ASSERT_EQ(m.status, 200) << m.body;
+    const auto j = m.json();
+    EXPECT_TRUE(j.at("error").as_array().empty());
+    EXPECT_FALSE(j.as_object().contains("deleted")) << "Bulk v1.0.1 has no deleted[]";
+    const auto& out = j.at("output").as_array();
+    ASSERT_EQ(out.size(), 1u) << m.body;
+    const reply f = b.call("GET", std::string(out[0].at("url").as_string()), token);
+    EXPECT_EQ(f.status, 200);
+    EXPECT_EQ(parse_ndjson(f.body).at("Patient"), b.s->srv().patient_ids().size());
+    // The generic status path is not served in eCW mode; DELETE works at the poll location.
+    EXPECT_EQ(b.call("GET", b.s->srv().base_url() + "/bulk/status/job-1", token).status, 404);
+    EXPECT_EQ(b.call("GET", b.s->srv().fhir_base() + "/$export-poll-location?job_id=job-9", token).status,
+              404);
+    EXPECT_EQ(b.call("DELETE", status_url, token).status, 202);
+    EXPECT_EQ(b.call("GET", status_url, token).status, 404);
+    const auto stats = b.s->srv().stats();
+    EXPECT_EQ(stats.bulk_kickoffs, 3u);
+    EXPECT_EQ(stats.bulk_status_polls, 5u);
+    EXPECT_EQ(stats.bulk_deletes, 1u);
+}
+
+TEST(SandboxBulkExportEcw, RetryAfterIsConfigurableAndAbsentByDefaultOutsideEcw) {
+    // Setup
+    bulk_sandbox generic(1);
+    bulk_sandbox ecw_none(1, [](sbx::options& o) {
+        o.ecw_mode = true;
+        o.bulk_poll_retry_after = std::chrono::seconds(0);
+    });
+    bulk_sandbox generic_30(1, [](sbx::options& o) { o.bulk_poll_retry_after = std::chrono::seconds(30); });
+    // Run
+    const auto first_poll = [](bulk_sandbox& b, const std::string& scope) {
+        const std::string token = b.system_token(scope);
+        const reply k = b.kickoff(b.group_export(), token);
+        EXPECT_EQ(k.status, 202) << k.body;
+        return b.call("GET", k.header("content-location"), token);
+    };
+    const reply g = first_poll(generic, "system/*.read");
+    const reply e = first_poll(ecw_none, "system/Group.read system/Patient.read");
+    const reply g30 = first_poll(generic_30, "system/*.read");
+    // Check
+    EXPECT_EQ(g.status, 202);
+    EXPECT_FALSE(g.has_header("retry-after"));
+    EXPECT_EQ(e.status, 202);
+    EXPECT_FALSE(e.has_header("retry-after"));
+    EXPECT_EQ(g30.header("retry-after"), "30");
+}
+
+TEST(SandboxBulkExportEcw, MetadataNamesOnlyGroupExport) {
+    // Setup
+    bulk_sandbox b(1, [](sbx::options& o) { o.ecw_mode = true; });
+    // Run
+    const auto j = b.c->get("/fhir/metadata").json();
+    // Check
+    const auto& rest = j.at("rest").as_array().at(0);
+    EXPECT_FALSE(rest.as_object().contains("operation"));
+    std::vector<std::string> with_ops;
+    for (const auto& res : rest.at("resource").as_array())
+        if (res.as_object().contains("operation")) with_ops.emplace_back(res.at("type").as_string());
+    EXPECT_EQ(with_ops, std::vector<std::string>{"Group"});
+}
+
 // ---- the pure parts ---------------------------------------------------------
 
 TEST(SandboxBulkExportPure, ParsesTheThreeKickOffPaths) {
@@ -356,9 +454,13 @@ TEST(SandboxBulkExportPure, ManifestAndNdjsonLines) {
     d::append_ndjson_line(nd, R"({"resourceType":"Patient","id":"a"})");
     d::append_ndjson_line(nd, R"({"resourceType":"Patient","id":"b"})");
     // Run
-    const auto m = boost::json::parse(
-        d::render_manifest(d::time_point{std::chrono::seconds{1717200000}}, "https://h/fhir/$export",
-                           {{"Patient", "https://h/bulk/files/job-1/Patient.ndjson", 2}}));
+    d::manifest in;
+    in.transaction_time = d::time_point{std::chrono::seconds{1717200000}};
+    in.request = "https://h/fhir/$export";
+    in.output = {{"Patient", "https://h/bulk/files/job-1/Patient.ndjson", 2}};
+    const auto m = boost::json::parse(d::render_manifest(in));
+    in.form = d::manifest_form::v1_0_1;
+    const auto v1 = boost::json::parse(d::render_manifest(in));
     // Check
     EXPECT_EQ(nd,
               "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\"b\"}\n");
@@ -368,4 +470,8 @@ TEST(SandboxBulkExportPure, ManifestAndNdjsonLines) {
     EXPECT_EQ(m.at("output").as_array().at(0).at("count").as_int64(), 2);
     EXPECT_TRUE(m.at("error").as_array().empty());
     EXPECT_TRUE(m.at("deleted").as_array().empty());
+    // v1.0.1 (eClinicalWorks): error[] but no deleted[].
+    EXPECT_TRUE(v1.at("error").as_array().empty());
+    EXPECT_FALSE(v1.as_object().contains("deleted"));
+    EXPECT_EQ(v1.at("output"), m.at("output"));
 }

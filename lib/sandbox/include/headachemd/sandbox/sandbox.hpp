@@ -42,12 +42,19 @@
 //                                                 _outputFormat; another Group → 404. 202 with
 //                                                 an absolute Content-Location status URL;
 //                                                 the data is the clinic as of the kick-off
-//   GET  /bulk/status/{job}                       202 with X-Progress for the first
+//   GET  /bulk/status/{job}                       202 with X-Progress (and Retry-After per
+//                                                 options::bulk_poll_retry_after) for the first
 //                                                 bulk_pending_polls polls, then 200 with the
 //                                                 manifest (output per type with resources;
 //                                                 error[] and deleted[] always empty)
 //   DELETE /bulk/status/{job}                     cancels or releases the job (202); its
 //                                                 status and file URLs are 404 from then on
+//   In ecw_mode the export is eClinicalWorks' (Bulk Data v1.0.1, Group only):
+//   /fhir/Patient/$export and /fhir/$export are 404 not-supported (and not in
+//   the CapabilityStatement); the status URL is
+//   {fhir_base}/$export-poll-location?job_id={job} (GET and DELETE; /bulk/status/
+//   is 404); its 202s carry Retry-After: 120 by default; the manifest has the
+//   v1.0.1 shape (no deleted[]).
 //   GET  /bulk/files/{job}/{Type}.ndjson          application/fhir+ndjson, one resource a line,
 //                                                 rendered as the searches render it
 //
@@ -69,6 +76,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -192,6 +200,11 @@ struct options {
     // a test drives a job to completion without sleeping.
     std::string bulk_group_id = "headachemd-clinic";
     int bulk_pending_polls = 1;
+    // Retry-After (delta seconds) on each in-progress (202) status poll.
+    // nullopt: the mode's default, none for the generic server and 120 in
+    // ecw_mode (seen from eClinicalWorks, issue 15); 0: none. Only a hint:
+    // the sandbox answers an earlier poll all the same.
+    std::optional<std::chrono::seconds> bulk_poll_retry_after;
 
     // Every time decision (token and code expiry, rate windows, meta.lastUpdated
     // of changed resources) reads this clock, so tests can drive it.
