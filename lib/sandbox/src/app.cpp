@@ -67,12 +67,7 @@ http_response make(int status, std::string_view content_type, std::string body) 
 
 // FHIR R4 OperationOutcome: the error body of every FHIR endpoint.
 http_response outcome(int status, std::string_view code, std::string_view diagnostics) {
-    json_writer w;
-    w.begin_object().member("resourceType", "OperationOutcome");
-    w.key("issue").begin_array().begin_object();
-    w.member("severity", "error").member("code", code).member("diagnostics", diagnostics);
-    w.end_object().end_array().end_object();
-    return make(status, fhir_json, w.take());
+    return make(status, fhir_json, operation_outcome_json("error", code, diagnostics));
 }
 
 // RFC 6749 §5.2 error body; token responses are never cached (§5.1).
@@ -213,6 +208,16 @@ std::string app::fhir_base() const {
     return base_url_ + "/fhir";
 }
 
+void app::set_file_origin_url(std::string url) {
+    std::lock_guard lock(mu_);
+    file_origin_url_ = std::move(url);
+}
+
+std::string app::file_origin_url() const {
+    std::lock_guard lock(mu_);
+    return file_origin_url_;
+}
+
 // ---- routing ----------------------------------------------------------------
 
 http_response app::handle(const http_request& req) {
@@ -221,6 +226,17 @@ http_response app::handle(const http_request& req) {
     const auto qmark = req.target.find('?');
     const std::string path = req.target.substr(0, qmark);
     ++stats_.requests;
+    if (req.file_origin) {
+        // The file origin is another server in all but process: no eCW
+        // budget, no FHIR routes. Its paths hold capability tokens, so they
+        // stay out of by_path (and accepts_gzip_by_path).
+        http_response r = file_origin(req, path);
+        r.delay = std::max(r.delay, opts_.latency);
+        r.headers.emplace_back("Date", format_http_date(now));
+        ++stats_.by_status[r.status];
+        encode_content(r, req, "/files");
+        return r;
+    }
     ++stats_.by_path[path];
 
     http_response r;
@@ -1504,6 +1520,22 @@ void app::add_scripted_fault(scripted_fault f) {
 void app::clear_scripted_faults() {
     std::lock_guard lock(mu_);
     scripts_.clear();
+    bulk_poll_scripts_.clear();
+}
+
+void app::script_bulk_polls(bulk_poll_fault f) {
+    std::lock_guard lock(mu_);
+    bulk_poll_scripts_.push_back(std::move(f));
+}
+
+void app::script_bulk_file_redirects(int count) {
+    std::lock_guard lock(mu_);
+    bulk_redirects_left_ = std::max(count, 0);
+}
+
+void app::script_bulk_error_files(int count) {
+    std::lock_guard lock(mu_);
+    bulk_error_files_left_ = std::max(count, 0);
 }
 
 void app::fail_token_requests(int status, std::string error, int count) {
@@ -1700,6 +1732,41 @@ http_response app::export_kickoff(const http_request& req, const export_target& 
         job.output.push_back({type, export_file_url(job_id, type), count});
         job.files.emplace(type, std::move(ndjson));
     }
+    // IG v2.0.0 deleted[]: with _since, the exported types' resources
+    // deleted after it, as Bundles (type transaction) of DELETE requests,
+    // here one Bundle per type in one file. Bulk v1.0.1 (eCW) has no
+    // deleted[]: such a server's client learns of deletions another way.
+    if (p.since && !opts_.ecw_mode) {
+        std::string ndjson;
+        std::size_t bundles = 0;
+        for (const rtype t : types) {
+            std::vector<std::string> ids;
+            for (const auto& patient : data_.patient_ids())
+                for (const record* rec : data_.deleted_of_patient(t, patient))
+                    if (rec->last_updated > *p.since) ids.push_back(rec->id);
+            if (ids.empty()) continue;
+            append_ndjson_line(ndjson, delete_bundle(rtype_name(t), ids));
+            ++bundles;
+        }
+        if (bundles > 0) {
+            job.deleted.push_back({"Bundle", export_file_url(job_id, "deleted"), bundles});
+            job.files.emplace("deleted", std::move(ndjson));
+        }
+    }
+    // Scripted (script_bulk_error_files): an error[] file with a warning
+    // and an error, the per-resource problems a real export reports.
+    if (bulk_error_files_left_ > 0) {
+        --bulk_error_files_left_;
+        std::string ndjson;
+        append_ndjson_line(ndjson, operation_outcome_json("warning", "informational",
+                                                          "Scripted warning: a resource was exported "
+                                                          "without an element the server could not render"));
+        append_ndjson_line(ndjson,
+                           operation_outcome_json("error", "processing",
+                                                  "Scripted error: a resource could not be exported"));
+        job.error.push_back({"OperationOutcome", export_file_url(job_id, "errors"), 2});
+        job.files.emplace("errors", std::move(ndjson));
+    }
     export_jobs_.emplace(job_id, std::move(job));
 
     http_response r;
@@ -1715,12 +1782,14 @@ http_response app::export_status(const http_request& req, const std::string& job
     if (it == export_jobs_.end()) return outcome(404, "not-found", "No such export job");
     if (req.method == "DELETE") {
         // IG v2.0.0 "Delete a Bulk Data Request": 202, and the job's status
-        // and files are gone (404) from then on.
+        // and files are gone (404) from then on, capability URLs included.
         export_jobs_.erase(it);
+        std::erase_if(capabilities_, [&](const auto& c) { return c.second.job_id == job_id; });
         http_response r;
         r.status = 202;
         return r;
     }
+    if (auto scripted = take_bulk_poll_script(now)) return std::move(*scripted);
     export_job& job = it->second;
     if (job.pending_polls > 0) {
         // IG v2.0.0 "Response - In-Progress Status": 202, X-Progress
@@ -1741,6 +1810,8 @@ http_response app::export_status(const http_request& req, const std::string& job
     m.transaction_time = job.transaction_time;
     m.request = job.request;
     m.output = job.output;
+    m.error = job.error;
+    m.deleted = job.deleted;
     m.form = opts_.ecw_mode ? manifest_form::v1_0_1 : manifest_form::v2;
     // The manifest is JSON, not a FHIR resource (Content-Type application/json).
     http_response r = make(200, plain_json, render_manifest(m));
@@ -1751,19 +1822,93 @@ http_response app::export_status(const http_request& req, const std::string& job
 http_response app::export_file(const http_request& req, std::string_view rest, time_point now) {
     const access_token* tok = nullptr;
     if (auto refused = refuse_non_system(req, now, tok)) return std::move(*refused);
-    // {job}/{Type}.ndjson
+    // {job}/{name}.ndjson, name a type, "errors" or "deleted"
     constexpr std::string_view suffix = ".ndjson";
     const auto slash = rest.find('/');
     if (slash == std::string_view::npos || rest.size() < slash + 1 + suffix.size() ||
         rest.substr(rest.size() - suffix.size()) != suffix)
         return outcome(404, "not-found", "No such export file");
-    const auto job = export_jobs_.find(std::string(rest.substr(0, slash)));
+    const std::string job_id(rest.substr(0, slash));
+    const auto job = export_jobs_.find(job_id);
     if (job == export_jobs_.end()) return outcome(404, "not-found", "No such export file");
-    const std::string type(rest.substr(slash + 1, rest.size() - slash - 1 - suffix.size()));
-    const auto file = job->second.files.find(type);
+    const std::string name(rest.substr(slash + 1, rest.size() - slash - 1 - suffix.size()));
+    const auto file = job->second.files.find(name);
     if (file == job->second.files.end()) return outcome(404, "not-found", "No such export file");
+    if (bulk_redirects_left_ > 0) {
+        // Scripted: Oracle Health's file URLs answer 307 to another host
+        // (issue 15). The target is a capability URL on the file origin,
+        // which needs no bearer, so a client that forwards its
+        // Authorization header there leaks it (file_origin counts them).
+        --bulk_redirects_left_;
+        const std::string capability = random_token(24);
+        report(secret_kind::bulk_capability, capability);
+        capabilities_.emplace(capability, capability_file{job_id, name});
+        http_response r;
+        r.status = 307;
+        r.headers.emplace_back("Location", file_origin_url_ + "/files/" + capability);
+        return r;
+    }
     // IG v2.0.0 "Bulk Data Output File Request": application/fhir+ndjson.
     return make(200, "application/fhir+ndjson", file->second);
+}
+
+http_response app::file_origin(const http_request& req, const std::string& path) {
+    ++stats_.file_origin_requests;
+    if (!req.authorization.empty()) ++stats_.file_origin_authorization_headers;
+    constexpr std::string_view prefix = "/files/";
+    if (path.compare(0, prefix.size(), prefix) != 0) return outcome(404, "not-found", "No such file");
+    if (req.method != "GET") {
+        http_response r = outcome(405, "not-supported", "Method not allowed");
+        r.headers.emplace_back("Allow", "GET");
+        return r;
+    }
+    // No bearer check: holding the URL is the authorization, as for a
+    // pre-signed storage URL.
+    const auto cap = capabilities_.find(path.substr(prefix.size()));
+    if (cap == capabilities_.end()) return outcome(404, "not-found", "No such file");
+    const auto job = export_jobs_.find(cap->second.job_id);
+    if (job == export_jobs_.end()) return outcome(404, "not-found", "No such file");
+    const auto file = job->second.files.find(cap->second.file);
+    if (file == job->second.files.end()) return outcome(404, "not-found", "No such file");
+    return make(200, "application/fhir+ndjson", file->second);
+}
+
+std::optional<http_response> app::take_bulk_poll_script(time_point now) {
+    for (auto& f : bulk_poll_scripts_) {
+        if (f.count <= 0) continue;
+        --f.count;
+        using k = bulk_poll_fault::kind;
+        http_response r;
+        const auto seconds = std::max<std::int64_t>(f.retry_after.count(), 0);
+        switch (f.what) {
+            case k::retry_after_seconds:
+            case k::retry_after_date:
+                r.status = 202;
+                r.headers.emplace_back("X-Progress", "in progress (scripted)");
+                // RFC 9110 §10.2.3: Retry-After = HTTP-date / delay-seconds.
+                r.headers.emplace_back("Retry-After",
+                                       f.what == k::retry_after_seconds
+                                           ? std::to_string(seconds)
+                                           : format_http_date(now + std::chrono::seconds(seconds)));
+                break;
+            case k::too_many_requests:
+                r = outcome(429, "throttled", "Scripted: polling too fast");
+                break;
+            case k::transient:
+                // IG v2.0.0 "Response - Error": a transient issue code means
+                // the client should retry, not give the job up.
+                r = outcome(f.status, f.issue_code, "Scripted transient failure; poll again");
+                break;
+            case k::fatal:
+                r = outcome(f.status, "exception", "Scripted: the export failed");
+                break;
+        }
+        if ((f.what == k::too_many_requests || f.what == k::transient) && seconds > 0)
+            r.headers.emplace_back("Retry-After", std::to_string(seconds));
+        r.scripted = true;  // no automatic Retry-After: 1 on the 429
+        return r;
+    }
+    return std::nullopt;
 }
 
 }  // namespace headachemd::sandbox::detail

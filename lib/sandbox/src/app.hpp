@@ -33,6 +33,7 @@ struct http_request {
     std::string accept;  // Accept and Prefer: the bulk export kick-off checks them
     std::string prefer;
     std::string body;
+    bool file_origin = false;  // arrived at the second (file) origin, not base_url()
 };
 
 // What the transport does with a response, beyond sending it.
@@ -72,6 +73,9 @@ public:
     void set_base_url(std::string base_url);
     std::string base_url() const;
     std::string fhir_base() const;
+    // The second origin, serving bulk files by capability URL only.
+    void set_file_origin_url(std::string url);
+    std::string file_origin_url() const;
     const options& config() const { return opts_; }
 
     http_response handle(const http_request& req);
@@ -89,6 +93,9 @@ public:
     void set_bad_json_page(int n);
     void add_scripted_fault(scripted_fault f);
     void clear_scripted_faults();
+    void script_bulk_polls(bulk_poll_fault f);
+    void script_bulk_file_redirects(int count);
+    void script_bulk_error_files(int count);
     void fail_token_requests(int status, std::string error, int count);
     void echo_token_requests(int status, std::string error, int count);
     void fail_revocations(int status, int count);
@@ -186,7 +193,9 @@ private:
         time_point transaction_time{};
         std::string request;  // the kick-off URL, absolute
         std::vector<manifest_file> output;
-        std::map<std::string, std::string> files;  // output type → NDJSON
+        std::vector<manifest_file> error;          // scripted: script_bulk_error_files
+        std::vector<manifest_file> deleted;        // v2, with _since: Bundles of DELETE entries
+        std::map<std::string, std::string> files;  // file name (no .ndjson) → NDJSON
         int pending_polls = 0;                     // polls still answered 202
     };
     http_response export_kickoff(const http_request& req, const export_target& target, const params& query,
@@ -194,6 +203,11 @@ private:
     // GET (progress, then the manifest) and DELETE (cancel or release) of a job.
     http_response export_status(const http_request& req, const std::string& job_id, time_point now);
     http_response export_file(const http_request& req, std::string_view rest, time_point now);
+    // A request that reached the file origin: GET /files/{capability} only,
+    // with no bearer needed (the URL is the credential).
+    http_response file_origin(const http_request& req, const std::string& path);
+    // The scripted answer to a status poll (script_bulk_polls), if one is due.
+    std::optional<http_response> take_bulk_poll_script(time_point now);
     // The bearer checks of every bulk request: a valid token of a backend
     // (system) grant, or the 401/403 to send.
     std::optional<http_response> refuse_non_system(const http_request& req, time_point now,
@@ -245,6 +259,14 @@ private:
     std::optional<assertion_verifier> backend_assertions_;  // set with options::backend_client_id
     std::map<std::string, export_job> export_jobs_;         // job id → job, until DELETE
     std::uint64_t next_export_job_ = 1;
+    std::string file_origin_url_;
+    std::vector<bulk_poll_fault> bulk_poll_scripts_;
+    int bulk_redirects_left_ = 0;
+    int bulk_error_files_left_ = 0;
+    struct capability_file {
+        std::string job_id, file;
+    };
+    std::unordered_map<std::string, capability_file> capabilities_;  // capability token → file, until DELETE
 };
 
 }  // namespace headachemd::sandbox::detail

@@ -147,6 +147,29 @@ void append_ndjson_line(std::string& out, std::string_view resource_json) {
     out.push_back('\n');
 }
 
+std::string operation_outcome_json(std::string_view severity, std::string_view code,
+                                   std::string_view diagnostics) {
+    json_writer w;
+    w.begin_object().member("resourceType", "OperationOutcome");
+    w.key("issue").begin_array().begin_object();
+    w.member("severity", severity).member("code", code).member("diagnostics", diagnostics);
+    w.end_object().end_array().end_object();
+    return w.take();
+}
+
+std::string delete_bundle(std::string_view type, const std::vector<std::string>& ids) {
+    json_writer w;
+    w.begin_object().member("resourceType", "Bundle").member("type", "transaction");
+    w.key("entry").begin_array();
+    for (const auto& id : ids) {
+        w.begin_object().key("request").begin_object();
+        w.member("method", "DELETE").member("url", std::string(type) + "/" + id);
+        w.end_object().end_object();
+    }
+    w.end_array().end_object();
+    return w.take();
+}
+
 std::string render_manifest(const manifest& m) {
     json_writer w;
     w.begin_object();

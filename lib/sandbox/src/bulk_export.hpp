@@ -80,6 +80,15 @@ bool scope_reads(std::string_view scope, std::string_view context, rtype t);
 // renders compact JSON, which has no raw newline.
 void append_ndjson_line(std::string& out, std::string_view resource_json);
 
+// One OperationOutcome with one issue, compact JSON (a line of an error[]
+// file).
+std::string operation_outcome_json(std::string_view severity, std::string_view code,
+                                   std::string_view diagnostics);
+
+// IG v2.0.0 deleted[]: a Bundle of type transaction whose entries are
+// requests {method DELETE, url "{type}/{id}"}, one per id, compact JSON.
+std::string delete_bundle(std::string_view type, const std::vector<std::string>& ids);
+
 // One output[] (or error[], deleted[]) entry of the manifest.
 struct manifest_file {
     std::string type;

@@ -1031,13 +1031,22 @@ void data_store::generate_patient(int index) {
     b.add_appointments(visits);
 }
 
-std::vector<const record*> data_store::of_patient(rtype t, const std::string& patient_id) const {
+std::vector<const record*> data_store::of_patient(rtype t, const std::string& patient_id,
+                                                  bool deleted) const {
     std::vector<const record*> out;
     const auto it = by_patient_.find(patient_id);
     if (it == by_patient_.end()) return out;
     for (const std::size_t i : it->second[static_cast<std::size_t>(t)])
-        if (!records_[i].deleted) out.push_back(&records_[i]);
+        if (records_[i].deleted == deleted) out.push_back(&records_[i]);
     return out;
+}
+
+std::vector<const record*> data_store::of_patient(rtype t, const std::string& patient_id) const {
+    return of_patient(t, patient_id, false);
+}
+
+std::vector<const record*> data_store::deleted_of_patient(rtype t, const std::string& patient_id) const {
+    return of_patient(t, patient_id, true);
 }
 
 const record* data_store::find(rtype t, const std::string& id) const {

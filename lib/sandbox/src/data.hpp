@@ -79,6 +79,8 @@ public:
     // Non-deleted resources of one type for one patient, in search order
     // (creation order, stable across updates).
     std::vector<const record*> of_patient(rtype t, const std::string& patient_id) const;
+    // The deleted ones, in the same order (a bulk export's deleted[]).
+    std::vector<const record*> deleted_of_patient(rtype t, const std::string& patient_id) const;
     // Any resource, deleted ones included; nullptr when unknown.
     const record* find(rtype t, const std::string& id) const;
     std::size_t count(rtype t) const;
@@ -102,6 +104,7 @@ private:
         int primary_dx = 0;
     };
 
+    std::vector<const record*> of_patient(rtype t, const std::string& patient_id, bool deleted) const;
     record& push(record r);
     std::string next_id(rtype t);
     struct patient_builder;  // data.cpp

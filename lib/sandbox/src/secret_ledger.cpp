@@ -28,6 +28,8 @@ std::string_view secret_kind_name(secret_kind k) {
             return "patient_mrn";
         case secret_kind::patient_phone:
             return "patient_phone";
+        case secret_kind::bulk_capability:
+            return "bulk_capability";
     }
     return "unknown";
 }

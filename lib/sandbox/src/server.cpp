@@ -73,7 +73,8 @@ struct server_core {
           logic(o),
           opts(detail::normalized(std::move(o))),
           acceptor_strand(asio::make_strand(ctx)),
-          acceptor(acceptor_strand) {}
+          acceptor(acceptor_strand),
+          file_acceptor(acceptor_strand) {}
 
     void log(std::string_view line) const {
         if (opts.log) opts.log(line);
@@ -103,6 +104,10 @@ struct server_core {
     std::string ca_pem;
     asio::strand<asio::io_context::executor_type> acceptor_strand;
     tcp::acceptor acceptor;
+    // The second loopback origin (another port) that serves bulk files by
+    // capability URL, where a 307 from the first origin sends the client
+    // (issue 15: Oracle Health's file URLs redirect to another host).
+    tcp::acceptor file_acceptor;
     std::atomic<std::uint16_t> bound_port{0};
     std::atomic<bool> started{false};
 
@@ -265,7 +270,8 @@ asio::awaitable<bool> write_with_fault(server_core& self, connection<Stream>& c,
 }
 
 template <class Stream>
-asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<connection<Stream>> c) {
+asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<connection<Stream>> c,
+                            bool file_origin) {
     auto& lowest = beast::get_lowest_layer(c->stream);
     // stop() closes the socket on the connection's strand; that fails the
     // pending operation and ends this coroutine.
@@ -317,6 +323,7 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
         request.accept = std::string(req[http::field::accept]);
         request.prefer = std::string(req["Prefer"]);
         request.body = std::move(req.body());
+        request.file_origin = file_origin;
         bool keep_alive = req.keep_alive();
 
         self->observe(request.target, server::exchange_phase::received);
@@ -343,24 +350,25 @@ asio::awaitable<void> serve(std::shared_ptr<server_core> self, std::shared_ptr<c
     co_await close_gracefully(*c);
 }
 
-asio::awaitable<void> session(std::shared_ptr<server_core> self, tcp::socket socket) {
+asio::awaitable<void> session(std::shared_ptr<server_core> self, tcp::socket socket, bool file_origin) {
     if (self->tls) {
         using tls_stream = beast::ssl_stream<beast::tcp_stream>;
         auto c = std::make_shared<connection<tls_stream>>(beast::tcp_stream(std::move(socket)), *self->tls);
-        co_await serve(self, std::move(c));
+        co_await serve(self, std::move(c), file_origin);
     } else {
         auto c = std::make_shared<connection<beast::tcp_stream>>(std::move(socket));
-        co_await serve(self, std::move(c));
+        co_await serve(self, std::move(c), file_origin);
     }
 }
 
-asio::awaitable<void> accept_loop(std::shared_ptr<server_core> self) {
+asio::awaitable<void> accept_loop(std::shared_ptr<server_core> self, bool file_origin) {
+    tcp::acceptor& acceptor = file_origin ? self->file_acceptor : self->acceptor;
     for (;;) {
         // Each connection gets its own strand, so the io_context may be run
         // by several threads.
-        auto [ec, socket] = co_await self->acceptor.async_accept(asio::make_strand(self->ioc), use_tuple);
+        auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(self->ioc), use_tuple);
         if (ec) {
-            if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) co_return;
+            if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
             // EMFILE and the like: pause instead of spinning on the error.
             self->log("sandbox: accept failed: " + ec.message());
             asio::steady_timer pause(self->acceptor_strand, 100ms);
@@ -374,7 +382,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server_core> self) {
         const auto exec = socket.get_executor();
         // GCC 12: the handler is a named variable, not a temporary in the call.
         auto on_done = completion(self, "session");
-        asio::co_spawn(exec, session(self, std::move(socket)), std::move(on_done));
+        asio::co_spawn(exec, session(self, std::move(socket), file_origin), std::move(on_done));
     }
 }
 
@@ -413,20 +421,31 @@ void server::start() {
         s.acceptor.set_option(tcp::acceptor::reuse_address(true));
         s.acceptor.bind(endpoint);
         s.acceptor.listen(asio::socket_base::max_listen_connections);
+        // The file origin: same address and certificate (SAN 127.0.0.1), an
+        // ephemeral port, so a different origin (RFC 6454: scheme, host, port).
+        const tcp::endpoint file_endpoint{endpoint.address(), 0};
+        s.file_acceptor.open(file_endpoint.protocol());
+        s.file_acceptor.bind(file_endpoint);
+        s.file_acceptor.listen(asio::socket_base::max_listen_connections);
     } catch (...) {
         beast::error_code ec;
         s.acceptor.close(ec);
+        s.file_acceptor.close(ec);
         s.tls.reset();
         s.ca_pem.clear();
         s.started = false;
         throw;
     }
     s.bound_port = s.acceptor.local_endpoint().port();
-    s.logic.set_base_url((s.opts.tls ? "https://" : "http://") + s.opts.host + ":" +
-                         std::to_string(s.bound_port.load()));
+    const std::string scheme = s.opts.tls ? "https://" : "http://";
+    s.logic.set_base_url(scheme + s.opts.host + ":" + std::to_string(s.bound_port.load()));
+    s.logic.set_file_origin_url(scheme + s.opts.host + ":" +
+                                std::to_string(s.file_acceptor.local_endpoint().port()));
 
     auto on_done = completion(impl_, "accept loop");
-    asio::co_spawn(s.acceptor_strand, accept_loop(impl_), std::move(on_done));
+    asio::co_spawn(s.acceptor_strand, accept_loop(impl_, false), std::move(on_done));
+    auto on_file_done = completion(impl_, "file-origin accept loop");
+    asio::co_spawn(s.acceptor_strand, accept_loop(impl_, true), std::move(on_file_done));
 }
 
 void server::stop() {
@@ -441,6 +460,7 @@ void server::stop() {
         asio::post(impl_->acceptor_strand, [self = impl_] {
             beast::error_code ec;
             self->acceptor.close(ec);
+            self->file_acceptor.close(ec);
         });
     }
     for (auto& close : to_close) close();
@@ -448,6 +468,7 @@ void server::stop() {
 
 std::uint16_t server::port() const { return impl_->bound_port.load(); }
 std::string server::base_url() const { return impl_->logic.base_url(); }
+std::string server::file_origin_url() const { return impl_->logic.file_origin_url(); }
 std::string server::fhir_base() const { return impl_->logic.fhir_base(); }
 std::string server::ca_certificate_pem() const { return impl_->ca_pem; }
 const options& server::config() const { return impl_->opts; }
@@ -482,6 +503,9 @@ void server::set_next_link_override(std::string url) { impl_->logic.set_next_lin
 void server::set_bad_json_page(int n) { impl_->logic.set_bad_json_page(n); }
 void server::add_scripted_fault(scripted_fault f) { impl_->logic.add_scripted_fault(std::move(f)); }
 void server::clear_scripted_faults() { impl_->logic.clear_scripted_faults(); }
+void server::script_bulk_polls(bulk_poll_fault f) { impl_->logic.script_bulk_polls(std::move(f)); }
+void server::script_bulk_file_redirects(int count) { impl_->logic.script_bulk_file_redirects(count); }
+void server::script_bulk_error_files(int count) { impl_->logic.script_bulk_error_files(count); }
 void server::fail_token_requests(int status, std::string error, int count) {
     impl_->logic.fail_token_requests(status, std::move(error), count);
 }

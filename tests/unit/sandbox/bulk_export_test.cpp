@@ -393,6 +393,184 @@ TEST(SandboxBulkExportEcw, MetadataNamesOnlyGroupExport) {
     EXPECT_EQ(with_ops, std::vector<std::string>{"Group"});
 }
 
+// ---- scripted faults -----------------------------------------------------------
+
+namespace {
+
+// Kicks off a Group export and returns its status URL.
+std::string kick(bulk_sandbox& b, const std::string& token, const std::string& query = {}) {
+    const reply k = b.kickoff(b.group_export() + query, token);
+    EXPECT_EQ(k.status, 202) << k.body;
+    return k.header("content-location");
+}
+
+std::string issue_code(const reply& r) {
+    return std::string(r.json().at("issue").as_array().at(0).at("code").as_string());
+}
+
+}  // namespace
+
+TEST(SandboxBulkExportFaults, ScriptedPollAnswersComeInOrderAndDoNotAdvanceTheJob) {
+    // Setup: a job that needs one plain poll, and five scripted answers before it.
+    bulk_sandbox b(1);
+    const std::string token = b.system_token();
+    const std::string status_url = kick(b, token);
+    using k = sbx::bulk_poll_fault::kind;
+    b.s->srv().script_bulk_polls({k::retry_after_seconds, 1, 500, 90s, {}});
+    b.s->srv().script_bulk_polls({k::retry_after_date, 1, 500, 3600s, {}});
+    b.s->srv().script_bulk_polls({k::too_many_requests, 1, 500, 30s, {}});
+    b.s->srv().script_bulk_polls({k::transient, 1, 503, 0s, "transient"});
+    b.s->srv().script_bulk_polls({k::transient, 1, 500, 5s, "throttled"});
+    const auto now = b.s->clock().now();
+    // Run
+    std::vector<reply> polls;
+    for (int i = 0; i < 7; ++i) polls.push_back(b.call("GET", status_url, token));
+    // Check
+    EXPECT_EQ(polls[0].status, 202);
+    EXPECT_EQ(polls[0].header("retry-after"), "90");
+    EXPECT_EQ(polls[1].status, 202);
+    // RFC 9110 §10.2.3: an HTTP-date, an hour after the sandbox's clock.
+    EXPECT_EQ(polls[1].header("retry-after"), d::format_http_date(now + 1h));
+    EXPECT_EQ(polls[2].status, 429);
+    EXPECT_EQ(issue_code(polls[2]), "throttled");
+    EXPECT_EQ(polls[2].header("retry-after"), "30") << "only the scripted Retry-After, not the sandbox's 1";
+    EXPECT_EQ(polls[3].status, 503);
+    EXPECT_EQ(issue_code(polls[3]), "transient");
+    EXPECT_FALSE(polls[3].has_header("retry-after"));
+    EXPECT_EQ(polls[4].status, 500);
+    EXPECT_EQ(issue_code(polls[4]), "throttled");
+    EXPECT_EQ(polls[4].header("retry-after"), "5");
+    // The scripts spent, the job goes on where it was: one in-progress poll, then the manifest.
+    EXPECT_EQ(polls[5].status, 202);
+    EXPECT_EQ(polls[5].header("x-progress"), "in progress, poll 1 of 1");
+    EXPECT_EQ(polls[6].status, 200) << polls[6].body;
+}
+
+TEST(SandboxBulkExportFaults, FatalPollAndClearing) {
+    // Setup
+    bulk_sandbox b(0);
+    const std::string token = b.system_token();
+    const std::string status_url = kick(b, token);
+    b.s->srv().script_bulk_polls({sbx::bulk_poll_fault::kind::fatal, 2, 500, 0s, {}});
+    // Run
+    const reply first = b.call("GET", status_url, token);
+    b.s->srv().clear_scripted_faults();
+    const reply after_clear = b.call("GET", status_url, token);
+    // Check
+    EXPECT_EQ(first.status, 500);
+    EXPECT_EQ(issue_code(first), "exception");
+    EXPECT_EQ(after_clear.status, 200) << after_clear.body;
+}
+
+TEST(SandboxBulkExportFaults, RedirectToTheFileOriginWithACapabilityUrl) {
+    // Setup
+    bulk_sandbox b(0);
+    const std::string token = b.system_token();
+    const std::string status_url = kick(b, token, "?_type=Patient");
+    const reply m = b.call("GET", status_url, token);
+    ASSERT_EQ(m.status, 200) << m.body;
+    const std::string file_url(m.json().at("output").as_array().at(0).at("url").as_string());
+    const reply direct = b.call("GET", file_url, token);
+    ASSERT_EQ(direct.status, 200);
+    const std::string origin = b.s->srv().file_origin_url();
+    ASSERT_NE(origin, b.s->srv().base_url());
+    const auto port = static_cast<std::uint16_t>(std::stoi(origin.substr(origin.rfind(':') + 1)));
+    sbx::test::client files(port, b.s->srv().ca_certificate_pem());
+    b.s->srv().script_bulk_file_redirects(1);
+    // Run
+    const reply redirect = b.call("GET", file_url, token);
+    const std::string location = redirect.header("location");
+    const reply unauthenticated =
+        b.c->get(file_url);                     // the redirect still needs the bearer at the FHIR origin
+    const reply fetched = files.get(location);  // no Authorization: the URL is the credential
+    const reply not_redirected = b.call("GET", file_url, token);  // the script is spent
+    // Check
+    EXPECT_EQ(redirect.status, 307);
+    EXPECT_EQ(location.rfind(origin + "/files/", 0), 0u) << location;
+    EXPECT_EQ(unauthenticated.status, 401);
+    EXPECT_EQ(fetched.status, 200) << fetched.body;
+    EXPECT_EQ(fetched.header("content-type"), "application/fhir+ndjson");
+    EXPECT_EQ(fetched.body, direct.body);
+    EXPECT_EQ(not_redirected.status, 200);
+    auto stats = b.s->srv().stats();
+    EXPECT_EQ(stats.file_origin_requests, 1u);
+    EXPECT_EQ(stats.file_origin_authorization_headers, 0u);
+    // A client that forwards its bearer across origins is counted.
+    EXPECT_EQ(files.get(location, token).status, 200);
+    EXPECT_EQ(b.s->srv().stats().file_origin_authorization_headers, 1u);
+    // The file origin serves nothing else, and the capability dies with the job.
+    EXPECT_EQ(files.get("/fhir/metadata").status, 404);
+    EXPECT_EQ(files.get(origin + "/files/not-a-capability").status, 404);
+    EXPECT_EQ(b.call("DELETE", status_url, token).status, 202);
+    EXPECT_EQ(files.get(location).status, 404);
+    stats = b.s->srv().stats();
+    EXPECT_EQ(stats.file_origin_requests, 5u);
+    EXPECT_EQ(stats.by_path.count("/fhir/metadata"), 0u) << "file-origin requests are not FHIR requests";
+}
+
+TEST(SandboxBulkExportFaults, ErrorAndDeletedFiles) {
+    // Setup: one Observation and one Condition deleted after _since, one Condition before it.
+    bulk_sandbox b(0);
+    const std::string token = b.system_token();
+    const auto patient = b.s->srv().patient_ids().front();
+    const std::string early = b.s->srv().ids_of("Condition", patient).front();
+    b.s->srv().delete_resource("Condition", early);
+    b.s->clock().advance(1min);
+    const std::string since = d::format_instant(b.s->clock().now());
+    b.s->clock().advance(1min);
+    const std::string obs = b.s->srv().ids_of("Observation", patient).front();
+    const std::string cond = b.s->srv().ids_of("Condition", patient).front();
+    b.s->srv().delete_resource("Observation", obs);
+    b.s->srv().delete_resource("Condition", cond);
+    b.s->srv().script_bulk_error_files(1);
+    // Run
+    const std::string incremental =
+        kick(b, token, "?_type=Condition,Observation,Patient&_since=" + sbx::test::form_encode(since));
+    const std::string full = kick(b, token);  // the error script is spent; no _since, no deleted[]
+    const reply m = b.call("GET", incremental, token);
+    const reply m_full = b.call("GET", full, token);
+    // Check
+    ASSERT_EQ(m.status, 200) << m.body;
+    const auto j = m.json();
+    const auto& errors = j.at("error").as_array();
+    ASSERT_EQ(errors.size(), 1u) << m.body;
+    EXPECT_EQ(errors[0].at("type").as_string(), "OperationOutcome");
+    const reply ef = b.call("GET", std::string(errors[0].at("url").as_string()), token);
+    ASSERT_EQ(ef.status, 200);
+    EXPECT_EQ(parse_ndjson(ef.body).at("OperationOutcome"), 2u);
+    std::vector<std::string> severities;
+    for (std::size_t at = 0; at < ef.body.size();) {
+        const auto end = ef.body.find('\n', at);
+        const auto line = boost::json::parse(ef.body.substr(at, end - at));
+        at = end + 1;
+        severities.emplace_back(line.at("issue").as_array().at(0).at("severity").as_string());
+    }
+    EXPECT_EQ(severities, (std::vector<std::string>{"warning", "error"}));
+    const auto& deleted = j.at("deleted").as_array();
+    ASSERT_EQ(deleted.size(), 1u) << m.body;
+    EXPECT_EQ(deleted[0].at("type").as_string(), "Bundle");
+    EXPECT_EQ(deleted[0].at("count").as_int64(), 2);
+    const reply df = b.call("GET", std::string(deleted[0].at("url").as_string()), token);
+    ASSERT_EQ(df.status, 200);
+    std::vector<std::string> urls;
+    std::size_t start = 0;
+    while (start < df.body.size()) {
+        const auto end = df.body.find('\n', start);
+        const auto bundle = boost::json::parse(df.body.substr(start, end - start));
+        start = end + 1;
+        EXPECT_EQ(bundle.at("type").as_string(), "transaction");
+        for (const auto& e : bundle.at("entry").as_array()) {
+            EXPECT_EQ(e.at("request").at("method").as_string(), "DELETE");
+            urls.emplace_back(e.at("request").at("url").as_string());
+        }
+    }
+    EXPECT_EQ(urls, (std::vector<std::string>{"Condition/" + cond, "Observation/" + obs}))
+        << "only deletions after _since, of the exported types";
+    ASSERT_EQ(m_full.status, 200);
+    EXPECT_TRUE(m_full.json().at("error").as_array().empty());
+    EXPECT_TRUE(m_full.json().at("deleted").as_array().empty());
+}
+
 // ---- the pure parts ---------------------------------------------------------
 
 TEST(SandboxBulkExportPure, ParsesTheThreeKickOffPaths) {
@@ -470,6 +648,12 @@ TEST(SandboxBulkExportPure, ManifestAndNdjsonLines) {
     EXPECT_EQ(m.at("output").as_array().at(0).at("count").as_int64(), 2);
     EXPECT_TRUE(m.at("error").as_array().empty());
     EXPECT_TRUE(m.at("deleted").as_array().empty());
+    // The line renderers of error[] and deleted[] files.
+    const auto oo = boost::json::parse(d::operation_outcome_json("warning", "informational", "w"));
+    EXPECT_EQ(oo.at("issue").as_array().at(0).at("severity").as_string(), "warning");
+    const auto bundle = boost::json::parse(d::delete_bundle("Condition", {"c1", "c2"}));
+    EXPECT_EQ(bundle.at("type").as_string(), "transaction");
+    EXPECT_EQ(bundle.at("entry").as_array().at(1).at("request").at("url").as_string(), "Condition/c2");
     // v1.0.1 (eClinicalWorks): error[] but no deleted[].
     EXPECT_TRUE(v1.at("error").as_array().empty());
     EXPECT_FALSE(v1.as_object().contains("deleted"));

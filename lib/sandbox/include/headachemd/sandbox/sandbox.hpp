@@ -45,18 +45,29 @@
 //   GET  /bulk/status/{job}                       202 with X-Progress (and Retry-After per
 //                                                 options::bulk_poll_retry_after) for the first
 //                                                 bulk_pending_polls polls, then 200 with the
-//                                                 manifest (output per type with resources;
-//                                                 error[] and deleted[] always empty)
+//                                                 manifest: output[] per type with resources;
+//                                                 error[] empty unless scripted
+//                                                 (script_bulk_error_files); deleted[] with
+//                                                 _since: one file of Bundles (one per type)
+//                                                 of DELETE entries for the exported types'
+//                                                 resources deleted after _since
 //   DELETE /bulk/status/{job}                     cancels or releases the job (202); its
-//                                                 status and file URLs are 404 from then on
+//                                                 status, file and capability URLs are 404
+//                                                 from then on
+//   GET  /bulk/files/{job}/{name}.ndjson          a file of the manifest, application/fhir+ndjson,
+//                                                 one resource a line, rendered as the searches
+//                                                 render it; or a 307 to the file origin when
+//                                                 scripted (script_bulk_file_redirects)
+//   GET  {file_origin_url}/files/{capability}     the second origin: the file, no bearer
+//                                                 needed; anything else there is 404
+//   Status polls can be scripted (script_bulk_polls): Retry-After in seconds
+//   or as an HTTP-date, 429, a transient 500/503, a fatal 500.
 //   In ecw_mode the export is eClinicalWorks' (Bulk Data v1.0.1, Group only):
 //   /fhir/Patient/$export and /fhir/$export are 404 not-supported (and not in
 //   the CapabilityStatement); the status URL is
 //   {fhir_base}/$export-poll-location?job_id={job} (GET and DELETE; /bulk/status/
 //   is 404); its 202s carry Retry-After: 120 by default; the manifest has the
 //   v1.0.1 shape (no deleted[]).
-//   GET  /bulk/files/{job}/{Type}.ndjson          application/fhir+ndjson, one resource a line,
-//                                                 rendered as the searches render it
 //
 // Threading: the server runs on the io_context it is given; that context may
 // be run by any number of threads. Every public member function may be called
@@ -104,6 +115,7 @@ enum class secret_kind {
     patient_name,        // each Patient's name.text and name.family
     patient_mrn,         // each Patient's identifier value (the MRN)
     patient_phone,       // each Patient's telecom value, after every update too
+    bulk_capability,     // each capability token of a file-origin URL (script_bulk_file_redirects)
 };
 // "client_secret", "authorization_code", …: the enumerator's name.
 std::string_view secret_kind_name(secret_kind k);
@@ -298,6 +310,37 @@ struct scripted_fault {
     std::chrono::milliseconds delay{0};
 };
 
+// Issue 15: a scripted answer to a GET of a bulk status URL, given instead
+// of what the job would answer (the job does not advance: its in-progress
+// polls are counted only on unscripted polls). script_bulk_polls queues
+// them; the first unspent one applies, `count` times.
+struct bulk_poll_fault {
+    enum class kind {
+        // 202 in progress with Retry-After as delta seconds: retry_after.
+        retry_after_seconds,
+        // 202 in progress with Retry-After as an HTTP-date (RFC 9110
+        // §10.2.3, IMF-fixdate): options::now + retry_after. A client that
+        // reads it as a number re-polls at once.
+        retry_after_date,
+        // 429 (polling too fast), OperationOutcome code throttled, and
+        // Retry-After: retry_after (delta seconds) when it is above 0.
+        too_many_requests,
+        // `status` (500 or 503) with an OperationOutcome whose issue code is
+        // `issue_code` (transient or throttled): IG v2.0.0 "Response -
+        // Error", a transient code means retry, not failed. Retry-After as
+        // for too_many_requests.
+        transient,
+        // `status` (500) with an OperationOutcome code exception: the job
+        // has failed, a client must not go on polling.
+        fatal,
+    };
+    kind what = kind::transient;
+    int count = 1;
+    int status = 500;  // transient and fatal
+    std::chrono::seconds retry_after{0};
+    std::string issue_code = "transient";  // transient only
+};
+
 // Request counters since start (or reset_counters()).
 struct counters {
     std::uint64_t requests = 0;                    // every request read
@@ -330,6 +373,13 @@ struct counters {
     // whose Accept-Encoding allowed gzip, by path (no query).
     std::uint64_t gzip_responses = 0;
     std::map<std::string, std::uint64_t> accepts_gzip_by_path;
+
+    // Issue 15: requests that reached the file origin (file_origin_url()),
+    // and how many of them carried an Authorization header, of any scheme.
+    // A client following a 307 there must send none: the bearer is for the
+    // FHIR server's origin only.
+    std::uint64_t file_origin_requests = 0;
+    std::uint64_t file_origin_authorization_headers = 0;
 };
 
 class server {
@@ -355,6 +405,10 @@ public:
     std::uint16_t port() const;
     std::string base_url() const;   // "https://127.0.0.1:PORT" (http:// without tls)
     std::string fhir_base() const;  // base_url() + "/fhir"; the exact `aud`
+    // The second loopback origin ("https://127.0.0.1:PORT2", another port,
+    // the same certificate): it serves only bulk files, by capability URL
+    // (script_bulk_file_redirects). Empty before start().
+    std::string file_origin_url() const;
     // PEM of the throwaway CA that signed the server certificate (SAN
     // IP:127.0.0.1 and DNS:localhost); empty without tls or before start().
     std::string ca_certificate_pem() const;
@@ -395,6 +449,20 @@ public:
     // applies. clear_scripted_faults() removes them all.
     void add_scripted_fault(scripted_fault f);
     void clear_scripted_faults();
+    // Bulk Data export (issue 15). Queues a scripted status-poll answer
+    // (bulk_poll_fault); clear_scripted_faults() drops the queue too.
+    void script_bulk_polls(bulk_poll_fault f);
+    // The next `count` GETs of a bulk file URL (with a valid system bearer)
+    // answer 307 Temporary Redirect to the same file on file_origin_url(),
+    // at a capability URL: /files/{random token}, which serves the file to
+    // anyone holding the URL, with no bearer, until the job is DELETEd (as
+    // a pre-signed storage URL does). count 0 clears.
+    void script_bulk_file_redirects(int count);
+    // The next `count` kick-offs make jobs whose manifest lists an error[]
+    // file: OperationOutcome NDJSON, one line with a warning issue and one
+    // with an error issue (IG: per-resource problems; a warning is not a
+    // failure). count 0 clears.
+    void script_bulk_error_files(int count);
     // The next `count` POST /token requests answer `status` with the OAuth
     // error `error` (RFC 6749 §5.2) and change no token. count 0 clears.
     void fail_token_requests(int status, std::string error, int count);
