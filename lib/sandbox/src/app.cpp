@@ -1802,8 +1802,10 @@ http_response app::export_status(const http_request& req, const std::string& job
         r.status = 202;
         r.headers.emplace_back("X-Progress", "in progress, poll " + std::to_string(poll) + " of " +
                                                  std::to_string(opts_.bulk_pending_polls));
-        if (opts_.bulk_poll_retry_after->count() > 0)
+        if (opts_.bulk_poll_retry_after->count() > 0) {
             r.headers.emplace_back("Retry-After", std::to_string(opts_.bulk_poll_retry_after->count()));
+            ++stats_.bulk_retry_after_seconds;
+        }
         return r;
     }
     manifest m;
@@ -1813,6 +1815,7 @@ http_response app::export_status(const http_request& req, const std::string& job
     m.error = job.error;
     m.deleted = job.deleted;
     m.form = opts_.ecw_mode ? manifest_form::v1_0_1 : manifest_form::v2;
+    ++stats_.bulk_manifests;
     // The manifest is JSON, not a FHIR resource (Content-Type application/json).
     http_response r = make(200, plain_json, render_manifest(m));
     r.headers.emplace_back("Cache-Control", "no-store");
@@ -1840,6 +1843,7 @@ http_response app::export_file(const http_request& req, std::string_view rest, t
         // which needs no bearer, so a client that forwards its
         // Authorization header there leaks it (file_origin counts them).
         --bulk_redirects_left_;
+        ++stats_.bulk_file_redirects;
         const std::string capability = random_token(24);
         report(secret_kind::bulk_capability, capability);
         capabilities_.emplace(capability, capability_file{job_id, name});
@@ -1848,8 +1852,14 @@ http_response app::export_file(const http_request& req, std::string_view rest, t
         r.headers.emplace_back("Location", file_origin_url_ + "/files/" + capability);
         return r;
     }
+    note_file_served(name);
     // IG v2.0.0 "Bulk Data Output File Request": application/fhir+ndjson.
     return make(200, "application/fhir+ndjson", file->second);
+}
+
+void app::note_file_served(const std::string& name) {
+    if (name == "errors") ++stats_.bulk_error_file_downloads;
+    if (name == "deleted") ++stats_.bulk_deleted_file_downloads;
 }
 
 http_response app::file_origin(const http_request& req, const std::string& path) {
@@ -1870,6 +1880,8 @@ http_response app::file_origin(const http_request& req, const std::string& path)
     if (job == export_jobs_.end()) return outcome(404, "not-found", "No such file");
     const auto file = job->second.files.find(cap->second.file);
     if (file == job->second.files.end()) return outcome(404, "not-found", "No such file");
+    ++stats_.file_origin_downloads;
+    note_file_served(cap->second.file);
     return make(200, "application/fhir+ndjson", file->second);
 }
 
@@ -1883,6 +1895,8 @@ std::optional<http_response> app::take_bulk_poll_script(time_point now) {
         switch (f.what) {
             case k::retry_after_seconds:
             case k::retry_after_date:
+                ++(f.what == k::retry_after_seconds ? stats_.bulk_retry_after_seconds
+                                                    : stats_.bulk_retry_after_dates);
                 r.status = 202;
                 r.headers.emplace_back("X-Progress", "in progress (scripted)");
                 // RFC 9110 §10.2.3: Retry-After = HTTP-date / delay-seconds.
@@ -1892,14 +1906,17 @@ std::optional<http_response> app::take_bulk_poll_script(time_point now) {
                                            : format_http_date(now + std::chrono::seconds(seconds)));
                 break;
             case k::too_many_requests:
+                ++stats_.bulk_poll_429s;
                 r = outcome(429, "throttled", "Scripted: polling too fast");
                 break;
             case k::transient:
                 // IG v2.0.0 "Response - Error": a transient issue code means
                 // the client should retry, not give the job up.
+                ++stats_.bulk_poll_transient_errors;
                 r = outcome(f.status, f.issue_code, "Scripted transient failure; poll again");
                 break;
             case k::fatal:
+                ++stats_.bulk_poll_fatal_errors;
                 r = outcome(f.status, "exception", "Scripted: the export failed");
                 break;
         }

@@ -206,6 +206,8 @@ private:
     // A request that reached the file origin: GET /files/{capability} only,
     // with no bearer needed (the URL is the credential).
     http_response file_origin(const http_request& req, const std::string& path);
+    // Counts an error[] or deleted[] file served (counters).
+    void note_file_served(const std::string& name);
     // The scripted answer to a status poll (script_bulk_polls), if one is due.
     std::optional<http_response> take_bulk_poll_script(time_point now);
     // The bearer checks of every bulk request: a valid token of a backend

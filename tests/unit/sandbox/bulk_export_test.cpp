@@ -351,6 +351,8 @@ TEST(SandboxBulkExportEcw, GroupOnlyPollLocationRetryAfterAndV1Manifest) {
     EXPECT_EQ(stats.bulk_kickoffs, 3u);
     EXPECT_EQ(stats.bulk_status_polls, 5u);
     EXPECT_EQ(stats.bulk_deletes, 1u);
+    EXPECT_EQ(stats.bulk_retry_after_seconds, 2u);
+    EXPECT_EQ(stats.bulk_manifests, 1u);
 }
 
 TEST(SandboxBulkExportEcw, RetryAfterIsConfigurableAndAbsentByDefaultOutsideEcw) {
@@ -444,6 +446,14 @@ TEST(SandboxBulkExportFaults, ScriptedPollAnswersComeInOrderAndDoNotAdvanceTheJo
     EXPECT_EQ(polls[5].status, 202);
     EXPECT_EQ(polls[5].header("x-progress"), "in progress, poll 1 of 1");
     EXPECT_EQ(polls[6].status, 200) << polls[6].body;
+    const auto stats = b.s->srv().stats();
+    EXPECT_EQ(stats.bulk_status_polls, 7u);
+    EXPECT_EQ(stats.bulk_retry_after_seconds, 1u);
+    EXPECT_EQ(stats.bulk_retry_after_dates, 1u);
+    EXPECT_EQ(stats.bulk_poll_429s, 1u);
+    EXPECT_EQ(stats.bulk_poll_transient_errors, 2u);
+    EXPECT_EQ(stats.bulk_poll_fatal_errors, 0u);
+    EXPECT_EQ(stats.bulk_manifests, 1u);
 }
 
 TEST(SandboxBulkExportFaults, FatalPollAndClearing) {
@@ -460,6 +470,9 @@ TEST(SandboxBulkExportFaults, FatalPollAndClearing) {
     EXPECT_EQ(first.status, 500);
     EXPECT_EQ(issue_code(first), "exception");
     EXPECT_EQ(after_clear.status, 200) << after_clear.body;
+    const auto stats = b.s->srv().stats();
+    EXPECT_EQ(stats.bulk_poll_fatal_errors, 1u) << "the second scripted fatal was cleared";
+    EXPECT_EQ(stats.bulk_manifests, 1u);
 }
 
 TEST(SandboxBulkExportFaults, RedirectToTheFileOriginWithACapabilityUrl) {
@@ -495,6 +508,8 @@ TEST(SandboxBulkExportFaults, RedirectToTheFileOriginWithACapabilityUrl) {
     auto stats = b.s->srv().stats();
     EXPECT_EQ(stats.file_origin_requests, 1u);
     EXPECT_EQ(stats.file_origin_authorization_headers, 0u);
+    EXPECT_EQ(stats.file_origin_downloads, 1u);
+    EXPECT_EQ(stats.bulk_file_redirects, 1u);
     // A client that forwards its bearer across origins is counted.
     EXPECT_EQ(files.get(location, token).status, 200);
     EXPECT_EQ(b.s->srv().stats().file_origin_authorization_headers, 1u);
@@ -505,6 +520,7 @@ TEST(SandboxBulkExportFaults, RedirectToTheFileOriginWithACapabilityUrl) {
     EXPECT_EQ(files.get(location).status, 404);
     stats = b.s->srv().stats();
     EXPECT_EQ(stats.file_origin_requests, 5u);
+    EXPECT_EQ(stats.file_origin_downloads, 2u);
     EXPECT_EQ(stats.by_path.count("/fhir/metadata"), 0u) << "file-origin requests are not FHIR requests";
 }
 
@@ -569,6 +585,10 @@ TEST(SandboxBulkExportFaults, ErrorAndDeletedFiles) {
     ASSERT_EQ(m_full.status, 200);
     EXPECT_TRUE(m_full.json().at("error").as_array().empty());
     EXPECT_TRUE(m_full.json().at("deleted").as_array().empty());
+    const auto stats = b.s->srv().stats();
+    EXPECT_EQ(stats.bulk_error_file_downloads, 1u);
+    EXPECT_EQ(stats.bulk_deleted_file_downloads, 1u);
+    EXPECT_EQ(stats.bulk_manifests, 2u);
 }
 
 // ---- the pure parts ---------------------------------------------------------

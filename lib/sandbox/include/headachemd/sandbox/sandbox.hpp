@@ -380,6 +380,23 @@ struct counters {
     // FHIR server's origin only.
     std::uint64_t file_origin_requests = 0;
     std::uint64_t file_origin_authorization_headers = 0;
+    // … and the files it served (200).
+    std::uint64_t file_origin_downloads = 0;
+    // Issue 15, what bulk clients were told, for integration tests to
+    // assert on: 202 polls with Retry-After as delta seconds (ecw_mode's
+    // default, options::bulk_poll_retry_after, scripted) and as an
+    // HTTP-date (scripted); the scripted 429s, transient and fatal errors
+    // on polls; manifests (200) sent; 307s from file URLs to the file
+    // origin; and error[] and deleted[] files served (200, either origin).
+    std::uint64_t bulk_retry_after_seconds = 0;
+    std::uint64_t bulk_retry_after_dates = 0;
+    std::uint64_t bulk_poll_429s = 0;
+    std::uint64_t bulk_poll_transient_errors = 0;
+    std::uint64_t bulk_poll_fatal_errors = 0;
+    std::uint64_t bulk_manifests = 0;
+    std::uint64_t bulk_file_redirects = 0;
+    std::uint64_t bulk_error_file_downloads = 0;
+    std::uint64_t bulk_deleted_file_downloads = 0;
 };
 
 class server {
