@@ -692,19 +692,8 @@ http_response app::token_client_credentials(const http_request& req, const param
     };
     if (!req.authorization.empty() || find_param(form, "client_secret"))
         return refuse("A backend client authenticates with private_key_jwt only");
-    const std::string* type = find_param(form, "client_assertion_type");
-    if (!type || *type != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-        return refuse("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
-    const std::string* assertion = find_param(form, "client_assertion");
-    if (!assertion || count_param(form, "client_assertion") != 1)
-        return refuse("exactly one client_assertion is required (private_key_jwt)");
-    const std::string* body_id = find_param(form, "client_id");
-    if (body_id && *body_id != opts_.backend_client_id)
-        return refuse("client_id is not the registered client");
-    if (auto failed =
-            backend_assertions_->verify(*assertion, opts_.backend_client_id, base_url_ + "/token", now))
-        return refuse(*failed);
-    ++stats_.client_assertions_accepted;
+    auto who = authenticate_assertion(form, *backend_assertions_, opts_.backend_client_id, now);
+    if (auto* refused = std::get_if<http_response>(&who)) return std::move(*refused);
 
     const std::string* scope = find_param(form, "scope");
     if (!scope || count_param(form, "scope") != 1 || scope->empty())
@@ -789,7 +778,7 @@ std::variant<std::string, http_response> app::authenticate_client(const http_req
             return oauth_error(401, "invalid_client",
                                "This client authenticates with private_key_jwt, not HTTP Basic");
         }
-        return authenticate_assertion(form, now);
+        return authenticate_assertion(form, *assertions_, opts_.client_id, now);
     }
 
     // Client authentication (RFC 6749 §2.3.1): HTTP Basic with the
@@ -840,7 +829,10 @@ http_response app::token_grant(const params& form, const std::string& client_id,
     return oauth_error(400, "unsupported_grant_type", "Supported: authorization_code, refresh_token");
 }
 
-std::variant<std::string, http_response> app::authenticate_assertion(const params& form, time_point now) {
+std::variant<std::string, http_response> app::authenticate_assertion(const params& form,
+                                                                     assertion_verifier& keys,
+                                                                     const std::string& client_id,
+                                                                     time_point now) {
     const auto refuse = [this](std::string_view description) {
         ++stats_.client_assertions_rejected;
         return oauth_error(401, "invalid_client", description);
@@ -857,11 +849,10 @@ std::variant<std::string, http_response> app::authenticate_assertion(const param
     // The client is the one registered; a client_id in the body, when sent,
     // must name it too.
     const std::string* body_id = find_param(form, "client_id");
-    if (body_id && *body_id != opts_.client_id) return refuse("client_id is not the registered client");
-    if (auto failed = assertions_->verify(*assertion, opts_.client_id, base_url_ + "/token", now))
-        return refuse(*failed);
+    if (body_id && *body_id != client_id) return refuse("client_id is not the registered client");
+    if (auto failed = keys.verify(*assertion, client_id, base_url_ + "/token", now)) return refuse(*failed);
     ++stats_.client_assertions_accepted;
-    return opts_.client_id;
+    return client_id;
 }
 
 std::pair<std::string, std::string> app::issue_tokens(std::uint64_t grant_id, const std::string& scope,

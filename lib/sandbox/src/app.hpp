@@ -153,9 +153,13 @@ private:
     // private_key_jwt): the client_id, or the 401/400 response.
     std::variant<std::string, http_response> authenticate_client(const http_request& req, const params& form,
                                                                  time_point now);
-    // private_key_jwt (options::client_auth): the client_id the assertion
-    // proves, or the 401 invalid_client response.
-    std::variant<std::string, http_response> authenticate_assertion(const params& form, time_point now);
+    // private_key_jwt of one registration (the patient-facing client with
+    // options::client_jwks, or the backend app with backend_jwks): the
+    // client_id the assertion proves, or the 401 invalid_client response.
+    std::variant<std::string, http_response> authenticate_assertion(const params& form,
+                                                                    assertion_verifier& keys,
+                                                                    const std::string& client_id,
+                                                                    time_point now);
     http_response token_grant(const params& form, const std::string& client_id, time_point now);
     // grant_type=client_credentials: the backend app of options::backend_client_id.
     http_response token_client_credentials(const http_request& req, const params& form, time_point now);
