@@ -93,6 +93,33 @@ int pragma_int(SQLite::Database& db, const char* pragma) {
     return q.getColumn(0).getInt();
 }
 
+// Switches a file to WAL, waiting for another writer as every other write
+// here does. SQLite runs the switch as a read transaction upgraded to an
+// exclusive one (btree.c, sqlite3BtreeSetVersion), and an upgrade that
+// meets another connection's write lock fails at once with SQLITE_BUSY:
+// the busy handler is consulted only when no transaction is open yet
+// (sqlite3BtreeBeginTrans), since a reader waiting on a writer that may be
+// waiting on it could deadlock. Two processes opening a new file together
+// (the daemon and a cron-started sync-once) meet exactly that: one is
+// switching or migrating while the other switches. So on BUSY: wait for the
+// write lock with BEGIN IMMEDIATE, which does consult the busy handler (and
+// the busy timeout), let it go, and switch again. Once any process has
+// switched the file, the switch writes nothing and cannot be busy; the bound
+// only keeps a pathological stream of writers from spinning us forever.
+void switch_to_wal(SQLite::Database& db) {
+    constexpr int max_attempts = 50;
+    for (int attempt = 1;; ++attempt) {
+        try {
+            db.exec("PRAGMA journal_mode=WAL");
+            return;
+        } catch (const SQLite::Exception& e) {
+            if ((e.getErrorCode() & 0xff) != SQLITE_BUSY || attempt == max_attempts) throw;
+        }
+        db.exec("BEGIN IMMEDIATE");  // throws SQLITE_BUSY after the busy timeout
+        db.exec("ROLLBACK");
+    }
+}
+
 }  // namespace
 
 [[noreturn]] void rethrow_as_store_error(const std::exception& e, const fs::path& path, const char* doing) {
@@ -176,7 +203,7 @@ SQLite::Database open_database(const fs::path& path, const database_kind& kind) 
 
         // WAL lets analysts read while we write; it persists in the file.
         // synchronous does not persist and must be set on every connection.
-        db.exec("PRAGMA journal_mode=WAL");
+        switch_to_wal(db);
         db.exec(std::string("PRAGMA synchronous=") + kind.synchronous);
         db.exec("PRAGMA foreign_keys=ON");
         // A long-lived reader holds back checkpoints; cap the WAL left behind.

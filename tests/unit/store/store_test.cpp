@@ -107,6 +107,48 @@ TEST(Migrations, EachMigrationIsAtomic) {
     EXPECT_EQ(scalar_int(db, "SELECT count(*) FROM sqlite_schema WHERE name='b'"), 0);
 }
 
+// Two processes opening a new file at once (the daemon and a cron-started
+// sync-once, issue 12; seen failing in CI as "sync-once exited 73"): the
+// first to switch the file to WAL holds the write lock while the second's
+// switch starts. SQLite runs the switch as a read transaction upgraded to a
+// write, and an upgrade that meets another writer fails at once with
+// SQLITE_BUSY, without the busy handler (btree.c, sqlite3BtreeBeginTrans:
+// it retries only from no transaction). The open must wait for that writer
+// as it waits for any other, not report "locked beyond the busy timeout".
+TEST(Migrations, SwitchingANewFileToWalWaitsForAnotherWriter) {
+    // Setup: a blocker holds the write lock of the new, still rollback-mode
+    // file when the open is about to switch it; the open's busy handler, if
+    // SQLite ever calls it, lets the blocker go (the other process commits).
+    static constexpr headachemd::schema::migration one[] = {{1, "0001_a.sql", "CREATE TABLE a (x);"}};
+    temp_dir dir;
+    const auto path = dir / "x.db";
+    SQLite::Database blocker(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    struct interleaving {
+        SQLite::Database* blocker;
+        int calls = 0;
+    } step{&blocker};
+    st::database_kind kind{"test database", 7, one, "FULL", 0600};
+    kind.before_write = [&step](SQLite::Database& db, int) {
+        step.blocker->exec("BEGIN IMMEDIATE");
+        sqlite3_busy_handler(
+            db.getHandle(),
+            [](void* p, int) -> int {
+                auto& s = *static_cast<interleaving*>(p);
+                if (s.calls++ == 0) s.blocker->exec("ROLLBACK");
+                return s.calls < 100;  // a bound so a bug cannot spin forever
+            },
+            &step);
+    };
+
+    // Run
+    SQLite::Database db = st::open_database(path, kind);
+
+    // Check: the open waited (its busy handler ran) and finished the job.
+    EXPECT_EQ(step.calls, 1);
+    EXPECT_EQ(scalar_text(db, "PRAGMA journal_mode"), "wal");
+    EXPECT_EQ(scalar_int(db, "PRAGMA user_version"), 1);
+}
+
 TEST(Refusal, NotSqliteFileIsRefusedAndNeverDamaged) {
     temp_dir dir;
     const auto path = dir / "headache.db";
