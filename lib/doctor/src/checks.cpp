@@ -52,6 +52,22 @@ std::string scope_resource_type(std::string_view s) {
     return {};
 }
 
+// A top-level array of strings in a JSON object; nullopt when the member is
+// absent or not such an array (then the server did not say).
+std::optional<std::vector<std::string>> string_array(std::string_view json, std::string_view key) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    simdjson::dom::array a;
+    if (parser.parse(json).get(doc) || doc[key].get_array().get(a)) return std::nullopt;
+    std::vector<std::string> out;
+    for (auto e : a) {
+        std::string_view v;
+        if (e.get_string().get(v)) return std::nullopt;
+        out.emplace_back(v);
+    }
+    return out;
+}
+
 // Why Appointment is special on eClinicalWorks (DESIGN.md, "EHR realities").
 constexpr std::string_view healow_scheduling =
     "On eClinicalWorks/healow, Appointment is not served by the clinical FHIR API at all: it lives in the "
@@ -89,6 +105,8 @@ std::string_view to_string(topic t) {
             return "clock";
         case topic::authorize:
             return "authorize probe";
+        case topic::bulk:
+            return "bulk export (SMART Backend Services)";
     }
     return "other";
 }
@@ -133,6 +151,8 @@ server_facts interpret_discovery(std::string_view fhir_base, const fetched& well
             facts.smart = std::move(*conf);
             facts.smart_source = well_known.url;
             facts.from_well_known = true;
+            facts.signing_algs =
+                string_array(well_known.response->body, "token_endpoint_auth_signing_alg_values_supported");
         } else {
             well_known_problem = conf.err().message;
         }
@@ -140,7 +160,10 @@ server_facts interpret_discovery(std::string_view fhir_base, const fetched& well
         well_known_problem = describe(well_known);
     }
     if (metadata && metadata->response && metadata->response->status == 200) {
-        if (auto cap = fhir::parse_capability_statement(metadata->response->body)) facts.capability = *cap;
+        if (auto cap = fhir::parse_capability_statement(metadata->response->body)) {
+            facts.capability = *cap;
+            facts.exports = parse_export_operations(metadata->response->body);
+        }
         simdjson::dom::parser parser;
         simdjson::dom::element doc;
         std::string_view url;
@@ -925,6 +948,237 @@ void interpret_authorize(const http::response& r, std::string_view redirect_uri,
     }
     add(out, severity::warning, topic::authorize,
         "unexpected answer at /authorize: HTTP " + std::to_string(r.status));
+}
+
+// ---- bulk export registration -------------------------------------------------
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// An operation that kicks off an export: R4 names it without the '$'
+// ("export"); a few servers write "$export".
+bool is_export(std::string_view name) { return name == "export" || name == "$export"; }
+
+// The operations of one operation[] array, with the resource type they are
+// declared on ("" for rest.operation).
+void read_operations(simdjson::dom::element holder, std::string_view type, export_operations& ops) {
+    simdjson::dom::array list;
+    if (holder["operation"].get_array().get(list)) return;
+    for (auto op : list) {
+        std::string_view name, definition;
+        if (op["name"].get_string().get(name) || !is_export(name)) continue;
+        if (op["definition"].get_string().get(definition)) definition = {};
+        const std::string def = lower(definition);
+        // On a resource the type says which kick-off it is. On rest itself
+        // the definition does (the IG's group-export, patient-export, or
+        // export for the system level).
+        if (type == "Group" || (type.empty() && def.find("group") != std::string::npos))
+            ops.group = true;
+        else if (type == "Patient" || (type.empty() && def.find("patient") != std::string::npos))
+            ops.patient = true;
+        else if (type.empty())
+            ops.system = true;
+    }
+}
+
+std::string kickoff_path(const config::bulk_settings& bulk) {
+    switch (bulk.level) {
+        case config::bulk_level::group:
+            return "Group/" + (bulk.group_id.empty() ? std::string("[id]") : bulk.group_id) + "/$export";
+        case config::bulk_level::patient:
+            return "Patient/$export";
+        case config::bulk_level::system:
+            return "$export";
+    }
+    return "$export";
+}
+
+}  // namespace
+
+std::optional<export_operations> parse_export_operations(std::string_view json) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    std::string_view type;
+    if (parser.parse(json).get(doc) || doc["resourceType"].get_string().get(type) ||
+        type != "CapabilityStatement")
+        return std::nullopt;
+    export_operations ops;
+    simdjson::dom::array rest;
+    if (doc["rest"].get_array().get(rest)) return ops;
+    for (auto r : rest) {
+        read_operations(r, {}, ops);
+        simdjson::dom::array resources;
+        if (r["resource"].get_array().get(resources)) continue;
+        for (auto res : resources) {
+            std::string_view rtype;
+            if (!res["type"].get_string().get(rtype)) read_operations(res, rtype, ops);
+        }
+    }
+    return ops;
+}
+
+void check_bulk_algorithm(config::bulk_algorithm alg, const server_facts& facts, findings& out) {
+    const std::string name(config::to_string(alg));
+    if (!facts.signing_algs) {
+        add(out, severity::warning, topic::bulk,
+            "whether the server accepts " + name +
+                " client assertions is unknown: its smart-configuration has no "
+                "token_endpoint_auth_signing_alg_values_supported",
+            "SMART App Launch 2.x servers that accept private_key_jwt list the JWS algorithms they verify "
+            "there. Without the list the algorithm is unchecked, not wrong; the backend token request below "
+            "shows whether the server accepts it.");
+        return;
+    }
+    if (!contains(*facts.signing_algs, name)) {
+        add(out, severity::error, topic::bulk,
+            "the server does not accept " + name + " client assertions (it lists: " +
+                (facts.signing_algs->empty() ? std::string("none") : join(*facts.signing_algs)) + ")",
+            "token_endpoint_auth_signing_alg_values_supported names the algorithms the token endpoint "
+            "verifies a client assertion with; every bulk token request signed with " +
+                name + " would fail with invalid_client. eClinicalWorks verifies RS384 only.",
+            "Make a key for a listed algorithm (`headachemd-sync keygen --jwks --alg RS384` for RS384), "
+            "register its JWKS with the backend app at the EHR, and set algorithm, private_key_file and "
+            "key_id in [ehr.bulk] to match.");
+        return;
+    }
+    add(out, severity::ok, topic::bulk, "the server accepts " + name + " client assertions");
+}
+
+void check_bulk_key_algorithm(config::bulk_algorithm configured, smart::jws_alg key, findings& out) {
+    const std::string want(config::to_string(configured));
+    const std::string have(smart::to_string(key));
+    if (want == have) return;
+    add(out, severity::error, topic::bulk,
+        "[ehr.bulk] algorithm is " + want + ", but the private key signs " + have,
+        "The assertion is signed with the key's own algorithm (an RSA key signs RS384, an EC P-384 key "
+        "ES384), so the EHR would not get the algorithm the registration says.",
+        "Set algorithm = \"" + have +
+            "\", or point private_key_file at a key made with `headachemd-sync "
+            "keygen --jwks --alg " +
+            want + "` (and register its JWKS).");
+}
+
+void check_bulk_export(const config::bulk_settings& bulk, const std::optional<export_operations>& ops,
+                       findings& out) {
+    const std::string kickoff = kickoff_path(bulk);
+    if (!ops) {
+        add(out, severity::warning, topic::bulk,
+            "no CapabilityStatement, so whether the server offers " + kickoff + " is unknown");
+        return;
+    }
+    bool offered = false;
+    std::string where, definition;
+    switch (bulk.level) {
+        case config::bulk_level::group:
+            offered = ops->group;
+            where = "on the Group resource";
+            definition = "group-export";
+            break;
+        case config::bulk_level::patient:
+            offered = ops->patient;
+            where = "on the Patient resource";
+            definition = "patient-export";
+            break;
+        case config::bulk_level::system:
+            offered = ops->system;
+            where = "on rest itself";
+            definition = "export";
+            break;
+    }
+    if (offered) {
+        add(out, severity::ok, topic::bulk, "the CapabilityStatement offers " + kickoff);
+        return;
+    }
+    std::vector<std::string> others;
+    if (ops->group && bulk.level != config::bulk_level::group) others.emplace_back("level = \"group\"");
+    if (ops->patient && bulk.level != config::bulk_level::patient) others.emplace_back("level = \"patient\"");
+    if (ops->system && bulk.level != config::bulk_level::system) others.emplace_back("level = \"system\"");
+    std::string fix =
+        "Ask the EHR vendor to enable Bulk Data export for this practice and the backend app, and check that "
+        "fhir_base is the practice's own FHIR base.";
+    if (!others.empty())
+        fix += " The server does offer " + join(others, " and ") + " in [ehr.bulk]" +
+               (bulk.group_only ? ", but this EHR exports a Group only." : ".");
+    add(out, severity::error, topic::bulk, "the CapabilityStatement does not offer " + kickoff,
+        "[ehr.bulk] level = \"" + std::string(config::to_string(bulk.level)) +
+            "\" kicks off GET {fhir_base}/" + kickoff +
+            ". A server that exports names that operation in its CapabilityStatement (Bulk Data Access IG: "
+            "operation \"export\" " +
+            where + ", definition http://hl7.org/fhir/uv/bulkdata/OperationDefinition/" + definition +
+            "); this one does not, so the kick-off would be refused.",
+        fix);
+}
+
+void interpret_backend_token(const http::response& r, const std::vector<std::string>& requested,
+                             const config::bulk_settings& bulk, const smart::known_secrets& secrets,
+                             findings& out) {
+    // The access token stays inside `t` and dies with it: no finding names
+    // it, and nothing here logs.
+    auto t = smart::parse_token_response(r.status, r.body, secrets);
+    if (!t) {
+        const auto& code = t.err().code;
+        const std::string what = "the backend token request was refused: " + t.err().message;
+        if (code == errc::invalid_client) {
+            add(out, severity::error, topic::bulk, what,
+                "invalid_client: the EHR does not know this key/kid. It could not match the client assertion "
+                "to a public key registered for client_id " +
+                    bulk.client_id +
+                    ", or the signature did not verify with it. Likely causes: the JWKS is not registered "
+                    "with the backend app, or the EHR cannot reach its JWKS URL; the kid (key_id = \"" +
+                    bulk.key_id +
+                    "\") is not the kid of a key in that JWKS; the private key is not the pair of the "
+                    "registered public key; client_id is not the backend app's (a separate registration "
+                    "from the patient-facing app); or the algorithm is not accepted.",
+                "Compare key_id with the kid in the registered JWKS (`headachemd-sync keygen --jwks` prints "
+                "the JWKS of the key), check that the EHR can fetch the JWKS URL from outside the clinic's "
+                "network, and that client_id is the backend registration's.");
+        } else if (code == errc::invalid_scope) {
+            add(out, severity::error, topic::bulk, what,
+                "The server refused the scopes asked for (" + join(requested, " ") +
+                    "). A backend app is approved for particular system/ scopes; eClinicalWorks also "
+                    "requires system/Group.read in every bulk token request.",
+                "Ask the EHR which system scopes the backend app is approved for, and set [ehr.bulk] scopes "
+                "(or types) to those.");
+        } else if (code == errc::unauthorized_client || code == errc::unsupported_grant_type) {
+            add(out, severity::error, topic::bulk, what,
+                "The server does not allow the client_credentials grant (SMART Backend Services) for this "
+                "client_id.",
+                "Check that client_id in [ehr.bulk] is the backend app's registration and that the app is "
+                "activated for Bulk Data at the practice.");
+        } else {
+            add(out, severity::error, topic::bulk, what, {},
+                "Check the token endpoint and the backend app's registration at the EHR.");
+        }
+        return;
+    }
+    add(out, severity::ok, topic::bulk,
+        "the backend token request with key_id " + bulk.key_id + " succeeded (the token is not shown)");
+    if (t->scope.empty()) {
+        // RFC 6749 §5.1: scope may be left out when it is the one requested.
+        add(out, severity::info, topic::bulk, "the token answer names no scope",
+            "RFC 6749 §5.1 lets a server omit it when it granted exactly what was asked.");
+        return;
+    }
+    const auto granted = split_scopes(t->scope);
+    std::vector<std::string> missing;
+    for (const auto& s : requested)
+        if (!contains(granted, s)) missing.push_back(s);
+    if (missing.empty()) {
+        add(out, severity::ok, topic::bulk, "the token grants every scope asked for (" + t->scope + ")");
+        return;
+    }
+    add(out, severity::error, topic::bulk,
+        "the token lacks scopes that were asked for: " + join(missing, " "),
+        "The server granted only " + t->scope +
+            ". An export of the types those scopes cover would be refused (403); eClinicalWorks needs "
+            "system/Group.read in every bulk token.",
+        "Ask the EHR to approve these system scopes for the backend app, or remove their types from "
+        "[ehr.bulk] types.");
 }
 
 // ---- authorize URLs ---------------------------------------------------------

@@ -3,7 +3,9 @@
 // the pure checks. The transport's deadlines bound every request.
 #include "headachemd/doctor/doctor.hpp"
 
+#include <algorithm>
 #include <cstdlib>
+#include <memory>
 
 namespace headachemd::doctor {
 
@@ -148,6 +150,74 @@ void check_against_discovery(const config::ehr_settings& ehr, const server_facts
     check_client_auth(ehr.client_auth, conf, kind, out);
 }
 
+// [ehr.bulk] (issue 15): the assertion algorithm against discovery, the
+// export level against the CapabilityStatement, then one real SMART Backend
+// Services token request with the configured key. The token it yields is
+// dropped unused: doctor reads no data with it.
+asio::awaitable<void> check_bulk(http::transport& http, const config::ehr_settings& ehr,
+                                 const server_facts& facts, const clock& clk, findings& out) {
+    const auto& bulk = *ehr.bulk;
+    check_bulk_algorithm(bulk.algorithm, facts, out);
+    check_bulk_export(bulk, facts.exports, out);
+
+    const auto skipped = [&](std::string why, std::string fix) {
+        out.push_back({severity::error,
+                       topic::bulk,
+                       "the backend token request was not sent: " + std::move(why),
+                       {},
+                       std::move(fix)});
+    };
+    const std::size_t before = out.size();
+    check_file(inspect_file(bulk.private_key_file), "bulk private key file", true, out);
+    const bool file_bad = std::any_of(out.begin() + static_cast<std::ptrdiff_t>(before), out.end(),
+                                      [](const finding& f) { return f.level == severity::error; });
+    if (file_bad) {
+        skipped("the bulk private key file is unusable", "Fix the file as said above.");
+        co_return;
+    }
+    auto key = smart::signing_key::from_file(bulk.private_key_file);
+    if (!key) {
+        skipped(key.err().message,
+                "Point private_key_file at the PEM private key `headachemd-sync keygen --jwks` wrote.");
+        co_return;
+    }
+    check_bulk_key_algorithm(bulk.algorithm, key->alg(), out);
+    const std::string endpoint = ehr.token_endpoint
+                                     ? *ehr.token_endpoint
+                                     : (facts.smart ? facts.smart->token_endpoint : std::string());
+    if (endpoint.empty()) {
+        skipped("no token endpoint is known", "Fix discovery, or set token_endpoint.");
+        co_return;
+    }
+    if (bulk.scopes.empty()) {
+        skipped("[ehr.bulk] asks for no scope", "Set [ehr.bulk] types or scopes.");
+        co_return;
+    }
+
+    smart::client_credentials creds;
+    creds.client_id = bulk.client_id;
+    creds.auth = smart::client_auth::private_key_jwt;
+    creds.key = std::make_shared<const smart::signing_key>(std::move(*key));
+    creds.key_id = bulk.key_id;
+    // A fresh assertion (new jti, exp a few minutes ahead) made now.
+    const auto tr = smart::make_backend_token_request(joined(bulk.scopes), creds, {endpoint, clk.now()});
+    http::request req;
+    req.method = boost::beast::http::verb::post;
+    req.url = endpoint;
+    for (const auto& [n, v] : tr.headers) req.headers.push_back({n, v});
+    req.body = tr.body;
+    auto r = co_await http.send(std::move(req));
+    if (!r) {
+        out.push_back({severity::error,
+                       topic::bulk,
+                       "the token endpoint could not be reached: " + r.err().message,
+                       {},
+                       "Check the network route to the authorization server."});
+        co_return;
+    }
+    interpret_backend_token(*r, bulk.scopes, bulk, tr.secret_views(), out);
+}
+
 }  // namespace
 
 server_kind kind_of(const config::ehr_settings& ehr) { return server_kind{ehr.profile == "eclinicalworks"}; }
@@ -207,6 +277,9 @@ asio::awaitable<report> check_registration(http::transport& http, const config_c
                        {},
                        "Fix discovery, or set authorize_endpoint."});
     }
+    // After the probe: its likely causes are the patient-facing app's
+    // problems, which the backend registration's are not.
+    if (ehr.bulk) co_await check_bulk(http, ehr, server.facts, clk, out);
     co_return rep;
 }
 

@@ -76,8 +76,8 @@ std::string wrap(std::string_view text, std::string_view pad, std::size_t width)
 
 std::string render_report(const report& rep, bool color, std::size_t width) {
     std::string out;
-    constexpr topic order[] = {topic::discovery, topic::server, topic::request,  topic::client,
-                               topic::files,     topic::clock,  topic::authorize};
+    constexpr topic order[] = {topic::discovery, topic::server, topic::request,   topic::client,
+                               topic::files,     topic::clock,  topic::authorize, topic::bulk};
     const std::string pad(12, ' ');
     for (const auto t : order) {
         bool header = false;

@@ -527,10 +527,12 @@ namespace {
 struct scripted final : headachemd::http::transport {
     std::map<std::string, headachemd::http::response> by_path;  // path (no query) → response
     std::vector<std::string> sent;
+    std::vector<std::string> bodies;  // what each request carried (the token request's form)
 
     asio::awaitable<headachemd::result<headachemd::http::response>> send(
         headachemd::http::request req) override {
         sent.push_back(req.url);
+        bodies.push_back(req.body);
         const std::string path = req.url.substr(0, req.url.find('?'));
         const auto it = by_path.find(path);
         if (it == by_path.end())
@@ -691,4 +693,207 @@ TEST(DoctorDiscovery, TheServerNamedBaseIsComparedWithAud) {
     out.clear();
     dr::check_base_against_server("https://e/fhir/r4/PRACTICE", facts, out);
     EXPECT_TRUE(out.empty()) << dump(out);
+}
+
+// ---- [ehr.bulk]: the backend registration (issue 15) -------------------------------
+
+namespace {
+
+// The sandbox's CapabilityStatement shape: export on Group (and Patient), and
+// the system export on rest.
+const std::string capability_with_exports = R"({
+  "resourceType": "CapabilityStatement",
+  "rest": [{"mode": "server",
+    "resource": [
+      {"type": "Patient", "operation": [{"name": "export",
+        "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}]},
+      {"type": "Group", "operation": [{"name": "export",
+        "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}]}],
+    "operation": [{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}]
+  }]
+})";
+
+cfg::bulk_settings ecw_bulk() {
+    auto b = *cfg::bulk_preset("eclinicalworks", {{"Patient", {}}, {"Condition", {}}});
+    b.client_id = "hmd-backend";
+    b.key_id = "kid-1";
+    b.group_id = "registry-7";
+    return b;
+}
+
+dr::server_facts facts_with_algs(std::optional<std::vector<std::string>> algs) {
+    dr::server_facts f;
+    f.signing_algs = std::move(algs);
+    return f;
+}
+
+}  // namespace
+
+TEST(DoctorBulk, ExportOperationsAreReadFromResourcesAndRest) {
+    const auto all = dr::parse_export_operations(capability_with_exports);
+    ASSERT_TRUE(all);
+    EXPECT_TRUE(all->group);
+    EXPECT_TRUE(all->patient);
+    EXPECT_TRUE(all->system);
+    // Only on rest, told apart by the definition.
+    const auto rest_only = dr::parse_export_operations(R"({"resourceType":"CapabilityStatement","rest":[{
+      "operation":[{"name":"export","definition":"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}]}]})");
+    ASSERT_TRUE(rest_only);
+    EXPECT_TRUE(rest_only->group);
+    EXPECT_FALSE(rest_only->patient);
+    EXPECT_FALSE(rest_only->system);
+    const auto none = dr::parse_export_operations(capability_without_appointment);
+    ASSERT_TRUE(none);
+    EXPECT_FALSE(none->group || none->patient || none->system);
+    EXPECT_FALSE(dr::parse_export_operations("{\"resourceType\":\"Bundle\"}"));
+    // interpret_discovery keeps both new facts.
+    dr::findings out;
+    const std::string wk_body = R"({"authorization_endpoint":"https://e/a","token_endpoint":"https://e/t",
+      "token_endpoint_auth_signing_alg_values_supported":["RS384"]})";
+    const dr::fetched wk{"https://e/fhir/.well-known/smart-configuration", response(200, wk_body), {}};
+    const dr::fetched md{"https://e/fhir/metadata", response(200, capability_with_exports), {}};
+    const auto facts = dr::interpret_discovery("https://e/fhir", wk, &md, out);
+    ASSERT_TRUE(facts.signing_algs);
+    EXPECT_EQ(*facts.signing_algs, std::vector<std::string>{"RS384"});
+    ASSERT_TRUE(facts.exports);
+    EXPECT_TRUE(facts.exports->group);
+    const dr::fetched wk_without{
+        "https://e/fhir/.well-known/smart-configuration", response(200, ecw_discovery), {}};
+    EXPECT_FALSE(dr::interpret_discovery("https://e/fhir", wk_without, &md, out).signing_algs);
+}
+
+TEST(DoctorBulk, AlgorithmMustBeListedAndAnAbsentListIsUnknown) {
+    dr::findings out;
+    dr::check_bulk_algorithm(cfg::bulk_algorithm::rs384, facts_with_algs(std::vector<std::string>{"RS384"}),
+                             out);
+    EXPECT_TRUE(has(out, severity::ok, "accepts RS384")) << dump(out);
+    out.clear();
+    dr::check_bulk_algorithm(cfg::bulk_algorithm::es384, facts_with_algs(std::vector<std::string>{"RS384"}),
+                             out);
+    const auto e = with(out, severity::error, "does not accept ES384 client assertions (it lists: RS384)");
+    ASSERT_EQ(e.size(), 1u) << dump(out);
+    EXPECT_THAT(e[0].fix, HasSubstr("keygen --jwks --alg RS384"));
+    out.clear();
+    dr::check_bulk_algorithm(cfg::bulk_algorithm::es384, facts_with_algs(std::nullopt), out);
+    EXPECT_TRUE(has(out, severity::warning, "is unknown")) << dump(out);
+    EXPECT_EQ(count(out, severity::error), 0u);
+    out.clear();
+    dr::check_bulk_key_algorithm(cfg::bulk_algorithm::rs384, headachemd::smart::jws_alg::es384, out);
+    EXPECT_TRUE(has(out, severity::error, "the private key signs ES384")) << dump(out);
+}
+
+TEST(DoctorBulk, TheConfiguredExportLevelMustBeOffered) {
+    dr::findings out;
+    const auto b = ecw_bulk();
+    dr::check_bulk_export(b, dr::parse_export_operations(capability_with_exports), out);
+    EXPECT_TRUE(has(out, severity::ok, "offers Group/registry-7/$export")) << dump(out);
+    out.clear();
+    dr::check_bulk_export(b, dr::parse_export_operations(capability_without_appointment), out);
+    const auto e = with(out, severity::error, "does not offer Group/registry-7/$export");
+    ASSERT_EQ(e.size(), 1u) << dump(out);
+    EXPECT_THAT(e[0].why, HasSubstr("group-export"));
+    EXPECT_THAT(e[0].fix, HasSubstr("enable Bulk Data export"));
+    out.clear();
+    // Patient level against a server that exports Groups only names the level it offers.
+    auto p = b;
+    p.level = cfg::bulk_level::patient;
+    p.group_only = false;
+    dr::export_operations group_only;
+    group_only.group = true;
+    dr::check_bulk_export(p, group_only, out);
+    const auto pe = with(out, severity::error, "does not offer Patient/$export");
+    ASSERT_EQ(pe.size(), 1u) << dump(out);
+    EXPECT_THAT(pe[0].fix, HasSubstr("level = \"group\""));
+    out.clear();
+    dr::check_bulk_export(b, std::nullopt, out);
+    EXPECT_TRUE(has(out, severity::warning, "is unknown")) << dump(out);
+}
+
+TEST(DoctorBulk, TokenAnswersAreExplainedWithoutTheToken) {
+    const auto b = ecw_bulk();
+    dr::findings out;
+    dr::interpret_backend_token(
+        response(401, R"({"error":"invalid_client","error_description":"Unknown kid"})"), b.scopes, b, {},
+        out);
+    const auto e = with(out, severity::error, "refused: token endpoint refused the request: invalid_client");
+    ASSERT_EQ(e.size(), 1u) << dump(out);
+    EXPECT_THAT(e[0].why, HasSubstr("does not know this key/kid"));
+    EXPECT_THAT(e[0].why, HasSubstr("JWKS"));
+    EXPECT_THAT(e[0].why, HasSubstr("kid-1"));
+    out.clear();
+    const std::string token = "eyJhbGciOiJSUzM4NCJ9.c2VjcmV0LXRva2VuLXZhbHVl.U2lnbmF0dXJlMTIz";
+    dr::interpret_backend_token(response(200, R"({"access_token":")" + token +
+                                                  R"(","token_type":"Bearer","expires_in":300,
+        "scope":"system/Patient.read system/Condition.read system/Group.read"})"),
+                                b.scopes, b, {}, out);
+    EXPECT_TRUE(has(out, severity::ok, "succeeded")) << dump(out);
+    EXPECT_TRUE(has(out, severity::ok, "grants every scope")) << dump(out);
+    EXPECT_EQ(count(out, severity::error), 0u);
+    out.clear();
+    dr::interpret_backend_token(
+        response(200, R"({"access_token":")" + token +
+                          R"(","token_type":"Bearer","scope":"system/Patient.read"})"),
+        b.scopes, b, {}, out);
+    EXPECT_TRUE(has(out, severity::error,
+                    "lacks scopes that were asked for: system/Condition.read system/Group.read"))
+        << dump(out);
+    out.clear();
+    dr::interpret_backend_token(response(200, R"({"access_token":")" + token + R"(","token_type":"Bearer"})"),
+                                b.scopes, b, {}, out);
+    EXPECT_TRUE(has(out, severity::info, "names no scope")) << dump(out);
+    for (const auto& f : out) EXPECT_THAT(f.what + f.why + f.fix, Not(HasSubstr("c2VjcmV0")));
+}
+
+TEST(DoctorDriver, BulkRegistrationChecksAlgorithmExportAndAToken) {
+    // Setup: an eCW-like tenant that lists RS384 but no export operation.
+    temp_dir dir;
+    write_file(dir / "client.secret", "not-printed-anywhere");
+    ::chmod((dir / "client.secret").c_str(), 0600);
+    const auto key = headachemd::smart::signing_key::generate(headachemd::smart::jws_alg::rs384, 2048);
+    write_file(dir / "bulk.pem", key.private_pem());
+    ::chmod((dir / "bulk.pem").c_str(), 0600);
+    std::string discovery = ecw_discovery;
+    discovery.insert(discovery.rfind('}'),
+                     R"(, "token_endpoint_auth_signing_alg_values_supported": ["RS384"])");
+    scripted t;
+    t.by_path["https://ehr.example.org/fhir/.well-known/smart-configuration"] =
+        response(200, discovery, date_now);
+    t.by_path["https://ehr.example.org/fhir/metadata"] =
+        response(200, capability_without_appointment, date_now);
+    const std::string token = "eyJhbGciOiJSUzM4NCJ9.c2VjcmV0LXRva2VuLXZhbHVl.U2lnbmF0dXJlMTIz";
+    t.by_path["https://ehr.example.org/token"] = response(
+        200,
+        R"({"access_token":")" + token +
+            R"(","token_type":"Bearer","expires_in":300,"scope":"system/Patient.read system/Condition.read system/Group.read"})");
+    dr::config_check in;
+    in.ehr = *cfg::profile_preset("eclinicalworks");
+    in.ehr.fhir_base = "https://ehr.example.org/fhir";
+    in.ehr.client_id = "hmd";
+    in.ehr.client_secret_file = dir / "client.secret";
+    in.ehr.resources = {{"Patient", {}}, {"Condition", {}}};
+    in.ehr.bulk = ecw_bulk();
+    in.ehr.bulk->private_key_file = dir / "bulk.pem";
+    in.redirect_uri = "https://clinic.example.org/cb";
+    in.probe = false;
+    auto clk = at_date();
+    // Run
+    const auto rep = run([&] { return dr::check_registration(t, in, clk); });
+    // Check: 1 passes, 2 fails with its fix, 3 passes.
+    const auto& f = rep.findings;
+    EXPECT_TRUE(has(f, severity::ok, "accepts RS384")) << dump(f);
+    EXPECT_TRUE(has(f, severity::error, "does not offer Group/registry-7/$export")) << dump(f);
+    EXPECT_TRUE(has(f, severity::ok, "backend token request with key_id kid-1 succeeded")) << dump(f);
+    EXPECT_TRUE(has(f, severity::ok, "grants every scope")) << dump(f);
+    EXPECT_FALSE(rep.passed());
+    // The token request was a client_credentials grant with an assertion and
+    // eCW's system/Group.read.
+    ASSERT_EQ(t.sent.size(), 3u);
+    EXPECT_EQ(t.sent[2], "https://ehr.example.org/token");
+    EXPECT_THAT(t.bodies[2], HasSubstr("grant_type=client_credentials"));
+    EXPECT_THAT(t.bodies[2], HasSubstr("client_assertion="));
+    EXPECT_THAT(t.bodies[2], HasSubstr("system%2FGroup.read"));
+    for (const auto& x : f) EXPECT_THAT(x.what + x.why + x.fix, Not(HasSubstr("c2VjcmV0")));
+    const std::string printed = dr::render_report(rep, false, 0);
+    EXPECT_THAT(printed, HasSubstr("bulk export (SMART Backend Services)"));
+    EXPECT_THAT(printed, Not(HasSubstr(token)));
 }

@@ -44,7 +44,7 @@ enum class severity { ok, info, warning, error };
 std::string_view to_string(severity s);
 
 // The group a finding is printed under, in this order.
-enum class topic { discovery, server, request, client, files, clock, authorize };
+enum class topic { discovery, server, request, client, files, clock, authorize, bulk };
 std::string_view to_string(topic t);
 
 struct finding {
@@ -89,6 +89,18 @@ struct fetched {
     std::optional<error> failure;
 };
 
+// The Bulk Data kick-off operations a CapabilityStatement names (Bulk Data
+// Access IG v2.0.0, "Server Capability Documentation"): `export` on the
+// Group resource (group-export), on Patient (patient-export), or on rest
+// itself (system export, or either of the others by its definition).
+struct export_operations {
+    bool group = false;
+    bool patient = false;
+    bool system = false;
+};
+// From a CapabilityStatement's JSON; nullopt when it is not one.
+std::optional<export_operations> parse_export_operations(std::string_view json);
+
 struct server_facts {
     std::string fhir_base;
     std::optional<smart::configuration> smart;  // nullopt: no discovery at all
@@ -98,6 +110,11 @@ struct server_facts {
     // CapabilityStatement.implementation.url: where the server says its FHIR
     // base is (optional in FHIR R4).
     std::optional<std::string> implementation_url;
+    // The well-known document's token_endpoint_auth_signing_alg_values_supported
+    // (SMART App Launch 2.x, for private_key_jwt); nullopt when it does not
+    // say (absent, or discovery came from the oauth-uris fallback).
+    std::optional<std::vector<std::string>> signing_algs;
+    std::optional<export_operations> exports;  // nullopt: no CapabilityStatement
 };
 
 // Reads {fhir_base}/.well-known/smart-configuration, falling back to the
@@ -201,6 +218,30 @@ std::optional<std::chrono::system_clock::time_point> parse_imf_fixdate(std::stri
 // first likely causes of a rejection.
 void interpret_authorize(const http::response& r, std::string_view redirect_uri, const findings& earlier,
                          server_kind kind, findings& out);
+
+// ---- Bulk export registration ([ehr.bulk], issue 15) ---------------------------
+
+// The configured assertion algorithm against the server's
+// token_endpoint_auth_signing_alg_values_supported. Unlisted: a warning that
+// it is unknown, not an error.
+void check_bulk_algorithm(config::bulk_algorithm alg, const server_facts& facts, findings& out);
+
+// The private key's own algorithm (RSA signs RS384, EC P-384 ES384) against
+// the configured one.
+void check_bulk_key_algorithm(config::bulk_algorithm configured, smart::jws_alg key, findings& out);
+
+// The configured export level (Group, Patient or system $export) against the
+// operations the CapabilityStatement names.
+void check_bulk_export(const config::bulk_settings& bulk, const std::optional<export_operations>& ops,
+                       findings& out);
+
+// The answer to one SMART Backend Services token request (client_credentials
+// with a private_key_jwt assertion) that asked for `requested`. `secrets` are
+// the request's (the assertion), cut out of any server text. Nothing of the
+// access token is ever put into a finding.
+void interpret_backend_token(const http::response& r, const std::vector<std::string>& requested,
+                             const config::bulk_settings& bulk, const smart::known_secrets& secrets,
+                             findings& out);
 
 // ---- Authorize URLs -----------------------------------------------------------
 
