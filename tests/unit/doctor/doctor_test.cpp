@@ -897,3 +897,33 @@ TEST(DoctorDriver, BulkRegistrationChecksAlgorithmExportAndAToken) {
     EXPECT_THAT(printed, HasSubstr("bulk export (SMART Backend Services)"));
     EXPECT_THAT(printed, Not(HasSubstr(token)));
 }
+
+TEST(DoctorDriver, BulkWithoutItsKeyFileSendsNoTokenRequest) {
+    temp_dir dir;
+    write_file(dir / "client.secret", "not-printed-anywhere");
+    ::chmod((dir / "client.secret").c_str(), 0600);
+    scripted t;
+    t.by_path["https://ehr.example.org/fhir/.well-known/smart-configuration"] =
+        response(200, ecw_discovery, date_now);
+    t.by_path["https://ehr.example.org/fhir/metadata"] = response(200, capability_with_exports, date_now);
+    dr::config_check in;
+    in.ehr = *cfg::profile_preset("eclinicalworks");
+    in.ehr.fhir_base = "https://ehr.example.org/fhir";
+    in.ehr.client_id = "hmd";
+    in.ehr.client_secret_file = dir / "client.secret";
+    in.ehr.resources = {{"Patient", {}}, {"Condition", {}}};
+    in.ehr.bulk = ecw_bulk();
+    in.ehr.bulk->private_key_file = dir / "missing.pem";
+    in.redirect_uri = "https://clinic.example.org/cb";
+    in.probe = false;
+    auto clk = at_date();
+    const auto rep = run([&] { return dr::check_registration(t, in, clk); });
+    const auto& f = rep.findings;
+    // This discovery lists no signing algorithms: unknown, a warning.
+    EXPECT_TRUE(has(f, severity::warning, "whether the server accepts RS384 client assertions is unknown"))
+        << dump(f);
+    EXPECT_TRUE(has(f, severity::ok, "offers Group/registry-7/$export")) << dump(f);
+    EXPECT_TRUE(has(f, severity::error, "bulk private key file")) << dump(f);
+    EXPECT_TRUE(has(f, severity::error, "the backend token request was not sent")) << dump(f);
+    EXPECT_EQ(t.sent.size(), 2u);  // discovery and metadata only
+}
