@@ -721,6 +721,24 @@ cfg::bulk_settings ecw_bulk() {
     return b;
 }
 
+// A registration check of an eCW-like [[ehr]] with ecw_bulk() signing with
+// `key`; the patient-facing client's secret is written into `dir`. No probe.
+dr::config_check bulk_check(const temp_dir& dir, const std::filesystem::path& key) {
+    write_file(dir / "client.secret", "not-printed-anywhere");
+    ::chmod((dir / "client.secret").c_str(), 0600);
+    dr::config_check in;
+    in.ehr = *cfg::profile_preset("eclinicalworks");
+    in.ehr.fhir_base = "https://ehr.example.org/fhir";
+    in.ehr.client_id = "hmd";
+    in.ehr.client_secret_file = dir / "client.secret";
+    in.ehr.resources = {{"Patient", {}}, {"Condition", {}}};
+    in.ehr.bulk = ecw_bulk();
+    in.ehr.bulk->private_key_file = key;
+    in.redirect_uri = "https://clinic.example.org/cb";
+    in.probe = false;
+    return in;
+}
+
 dr::server_facts facts_with_algs(std::optional<std::vector<std::string>> algs) {
     dr::server_facts f;
     f.signing_algs = std::move(algs);
@@ -847,8 +865,6 @@ TEST(DoctorBulk, TokenAnswersAreExplainedWithoutTheToken) {
 TEST(DoctorDriver, BulkRegistrationChecksAlgorithmExportAndAToken) {
     // Setup: an eCW-like tenant that lists RS384 but no export operation.
     temp_dir dir;
-    write_file(dir / "client.secret", "not-printed-anywhere");
-    ::chmod((dir / "client.secret").c_str(), 0600);
     const auto key = headachemd::smart::signing_key::generate(headachemd::smart::jws_alg::rs384, 2048);
     write_file(dir / "bulk.pem", key.private_pem());
     ::chmod((dir / "bulk.pem").c_str(), 0600);
@@ -865,16 +881,7 @@ TEST(DoctorDriver, BulkRegistrationChecksAlgorithmExportAndAToken) {
         200,
         R"({"access_token":")" + token +
             R"(","token_type":"Bearer","expires_in":300,"scope":"system/Patient.read system/Condition.read system/Group.read"})");
-    dr::config_check in;
-    in.ehr = *cfg::profile_preset("eclinicalworks");
-    in.ehr.fhir_base = "https://ehr.example.org/fhir";
-    in.ehr.client_id = "hmd";
-    in.ehr.client_secret_file = dir / "client.secret";
-    in.ehr.resources = {{"Patient", {}}, {"Condition", {}}};
-    in.ehr.bulk = ecw_bulk();
-    in.ehr.bulk->private_key_file = dir / "bulk.pem";
-    in.redirect_uri = "https://clinic.example.org/cb";
-    in.probe = false;
+    const auto in = bulk_check(dir, dir / "bulk.pem");
     auto clk = at_date();
     // Run
     const auto rep = run([&] { return dr::check_registration(t, in, clk); });
@@ -900,22 +907,11 @@ TEST(DoctorDriver, BulkRegistrationChecksAlgorithmExportAndAToken) {
 
 TEST(DoctorDriver, BulkWithoutItsKeyFileSendsNoTokenRequest) {
     temp_dir dir;
-    write_file(dir / "client.secret", "not-printed-anywhere");
-    ::chmod((dir / "client.secret").c_str(), 0600);
     scripted t;
     t.by_path["https://ehr.example.org/fhir/.well-known/smart-configuration"] =
         response(200, ecw_discovery, date_now);
     t.by_path["https://ehr.example.org/fhir/metadata"] = response(200, capability_with_exports, date_now);
-    dr::config_check in;
-    in.ehr = *cfg::profile_preset("eclinicalworks");
-    in.ehr.fhir_base = "https://ehr.example.org/fhir";
-    in.ehr.client_id = "hmd";
-    in.ehr.client_secret_file = dir / "client.secret";
-    in.ehr.resources = {{"Patient", {}}, {"Condition", {}}};
-    in.ehr.bulk = ecw_bulk();
-    in.ehr.bulk->private_key_file = dir / "missing.pem";
-    in.redirect_uri = "https://clinic.example.org/cb";
-    in.probe = false;
+    const auto in = bulk_check(dir, dir / "missing.pem");
     auto clk = at_date();
     const auto rep = run([&] { return dr::check_registration(t, in, clk); });
     const auto& f = rep.findings;
