@@ -4,8 +4,13 @@
 #include <cctype>
 #include <fstream>
 #include <system_error>
+#include <variant>
+#include <vector>
 
 #include <fmt/format.h>
+
+#include "headachemd/ndjson/line_splitter.hpp"
+#include "headachemd/normalize/normalize.hpp"
 
 namespace headachemd::ingest {
 
@@ -54,17 +59,29 @@ void read_ndjson(const fs::path& p, simdjson::dom::parser& parser, const documen
                  const problem_fn& on_problem) {
     std::ifstream in(p, std::ios::binary);
     if (!in) return on_problem(p.string(), "cannot be read");
-    std::string line;
-    for (std::size_t n = 1; std::getline(in, line); ++n) {
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        const std::string where = fmt::format("{}:{}", p.string(), n);
+    // The splitter `ingest` and the Bulk Data download use, under the
+    // normalizer's limit for one resource: memory stays bounded by the
+    // longest line allowed, whatever the file.
+    ndjson::line_splitter lines(normalize::options{}.max_resource_bytes);
+    auto take = [&](const ndjson::split_event& e) {
+        if (const auto* too_long = std::get_if<ndjson::line_too_long>(&e))
+            return on_problem(
+                fmt::format("{}:{}", p.string(), too_long->number),
+                fmt::format("line is longer than {} bytes; left out", too_long->max_line_bytes));
+        const auto& l = std::get<ndjson::line>(e);
+        const std::string where = fmt::format("{}:{}", p.string(), l.number);
         simdjson::dom::element root;
-        if (auto err = parser.parse(line).get(root)) {
-            on_problem(where, simdjson::error_message(err));
-            continue;
-        }
-        on_document(root, line, where);
+        if (auto err = parser.parse(l.text.data(), l.text.size()).get(root))
+            return on_problem(where, simdjson::error_message(err));
+        on_document(root, l.text, where);
+    };
+    std::vector<char> chunk(1 << 20);
+    while (in) {
+        in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+        lines.feed(std::string_view(chunk.data(), static_cast<std::size_t>(in.gcount())));
+        while (auto e = lines.next()) take(*e);
     }
+    if (auto e = lines.finish()) take(*e);
 }
 
 }  // namespace

@@ -4,13 +4,16 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <system_error>
 #include <unordered_map>
+#include <variant>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "headachemd/ingest/fhir_files.hpp"
+#include "headachemd/ndjson/line_splitter.hpp"
 #include "headachemd/store/commit_page.hpp"
 
 namespace headachemd::ingest {
@@ -28,25 +31,6 @@ bool is_medication_file(const fs::path& p) {
     return name.size() > stem.size() && name.compare(0, stem.size(), stem) == 0 &&
            (name[stem.size()] == '.' || name[stem.size()] == '-' || name[stem.size()] == '_');
 }
-
-// A byte buffer that grows without zero-filling, keeping its first bytes.
-class growable_buffer {
-public:
-    char* data() { return data_.get(); }
-    std::size_t size() const { return size_; }
-    void reserve_keep(std::size_t keep, std::size_t want) {
-        if (want <= size_) return;
-        std::unique_ptr<char[]> bigger(new char[want]);
-        if (keep > 0) std::memcpy(bigger.get(), data_.get(), keep);
-        std::memset(bigger.get() + keep, 0, std::min(want - keep, std::size_t{simdjson::SIMDJSON_PADDING}));
-        data_ = std::move(bigger);
-        size_ = want;
-    }
-
-private:
-    std::unique_ptr<char[]> data_;
-    std::size_t size_ = 0;
-};
 
 }  // namespace
 
@@ -290,12 +274,15 @@ struct ingester::impl {
             return;
         }
         // Read in chunks so a multi-gigabyte export never sits in memory
-        // whole; a line may straddle chunks, so the tail is carried over.
-        // Small exports are read in one go; the buffer is not zero-filled
-        // (only simdjson's padding must be readable, not zero).
+        // whole; the splitter joins a line that straddles chunks and drops
+        // one over the resource limit without holding it (the one splitter
+        // the Bulk Data download uses too). Small exports are read in one
+        // go. Lines are parsed in place, so the chunk is followed by
+        // simdjson's padding, as are the lines the splitter joins.
         const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(f.size + 1, 8u << 20));
-        growable_buffer buf;
-        std::size_t used = 0, line_no = 0, lines_in_batch = 0;
+        std::unique_ptr<char[]> buf(new char[chunk + simdjson::SIMDJSON_PADDING]);
+        ndjson::line_splitter lines(normalizer_limit(), simdjson::SIMDJSON_PADDING);
+        std::size_t lines_in_batch = 0;
         nz::result batch;
         auto flush = [&] {
             count_read(batch);
@@ -304,59 +291,31 @@ struct ingester::impl {
             batch = nz::result{};
             lines_in_batch = 0;
         };
-        bool eof = false;
-        bool skipping_long_line = false;
-        while (!eof) {
-            buf.reserve_keep(used, used + chunk + simdjson::SIMDJSON_PADDING);
-            in.read(buf.data() + used, static_cast<std::streamsize>(chunk));
+        auto take = [&](const ndjson::split_event& e) {
+            if (const auto* too_long = std::get_if<ndjson::line_too_long>(&e)) {
+                batch.problems.push_back(
+                    {fmt::format("line {}", too_long->number),
+                     fmt::format("line is longer than {} bytes; left out", too_long->max_line_bytes)});
+                return;
+            }
+            const auto& l = std::get<ndjson::line>(e);
+            normalizer.normalize_line(
+                simdjson::padded_string_view(l.text.data(), l.text.size(),
+                                             l.text.size() + simdjson::SIMDJSON_PADDING),
+                l.number, batch);
+            if (++lines_in_batch >= opts.ndjson_batch_lines) flush();
+        };
+        for (;;) {
+            in.read(buf.get(), static_cast<std::streamsize>(chunk));
             const std::size_t got = static_cast<std::size_t>(in.gcount());
-            eof = got < chunk;
-            used += got;
-            std::size_t start = 0;
-            for (;;) {
-                const void* nl = std::memchr(buf.data() + start, '\n', used - start);
-                std::size_t end;
-                if (nl)
-                    end = static_cast<std::size_t>(static_cast<const char*>(nl) - buf.data());
-                else if (eof)
-                    end = used;
-                else
-                    break;
-                if (start == end && !nl) break;
-                ++line_no;
-                if (skipping_long_line) {
-                    skipping_long_line = false;  // the rest of a line already rejected
-                } else {
-                    std::string_view line(buf.data() + start, end - start);
-                    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-                    if (line.find_first_not_of(" \t") != std::string_view::npos) {
-                        // The line lies inside buf, which has padding after `used`.
-                        normalizer.normalize_line(
-                            simdjson::padded_string_view(
-                                line.data(), line.size(),
-                                buf.size() - static_cast<std::size_t>(line.data() - buf.data())),
-                            line_no, batch);
-                        if (++lines_in_batch >= opts.ndjson_batch_lines) flush();
-                    }
-                }
-                advance(end - start + (nl ? 1 : 0));
-                start = end + (nl ? 1 : 0);
-                if (!nl) break;
-            }
-            // Keep the unfinished line for the next chunk.
-            std::memmove(buf.data(), buf.data() + start, used - start);
-            used -= start;
-            if (used > normalizer_limit()) {
-                // One line over the resource limit: report it once, then drop
-                // bytes until its newline arrives (counted there).
-                if (!skipping_long_line)
-                    batch.problems.push_back(
-                        {fmt::format("line {}", line_no + 1),
-                         fmt::format("line is longer than {} bytes; left out", normalizer_limit())});
-                used = 0;
-                skipping_long_line = true;
-            }
+            if (got == 0) break;
+            std::memset(buf.get() + got, 0, simdjson::SIMDJSON_PADDING);
+            lines.feed(std::string_view(buf.get(), got));
+            while (auto e = lines.next()) take(*e);
+            advance(got);
+            if (got < chunk) break;
         }
+        if (auto e = lines.finish()) take(*e);
         flush();
     }
 

@@ -1,10 +1,14 @@
 // Content codings of a response (RFC 9110 §8.4), with no sockets: which
 // coding the Content-Encoding fields name, and gzip decoding under a size
-// cap. The client (client.cpp) calls these on a whole body it has read; a
-// server controls every byte given here, so every failure is a value.
+// cap, whole or incrementally. The client (client.cpp) calls gunzip on a
+// whole body it has read; the Bulk Data download (issue 15) feeds a
+// content_decoder chunk by chunk. A server controls every byte given
+// here, so every failure is a value.
 #pragma once
 
 #include <cstddef>
+#include <limits>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,7 +36,48 @@ bool is_token(std::string_view s);
 // 32 characters, else says it is malformed; nothing else of the value.
 result<content_coding> parse_content_encoding(std::span<const std::string_view> values);
 
-// Decodes a gzip body (RFC 1952). Several members one after another are
+// Decodes a body chunk by chunk with bounded memory: compressed (or
+// identity) bytes go in as they arrive, decoded bytes come out in pieces
+// of at most `piece_bytes`, so a gzip bomb never has its output allocated;
+// the caller decides what to keep. One interface for gzip and identity, so
+// a caller does not branch on the coding (make_content_decoder).
+//
+// Use: feed(chunk), then call next() until it gives an empty piece (the
+// chunk is used up), then feed the next chunk; after the last one,
+// finish(). `chunk` must stay valid until next() has given that empty
+// piece (identity hands out views into it). A piece is valid until the
+// next call on the decoder. The first error is final: every later next()
+// and finish() returns it again. Calling feed() or finish() before the
+// previous chunk is used up is a bug (std::logic_error).
+struct decoder_limits {
+    std::size_t piece_bytes = 64 * 1024;  // the largest piece next() gives; at least 1
+    // The total decoded size allowed: errc::body_too_large once the next
+    // piece would pass it (that piece is not given).
+    std::size_t max_bytes = std::numeric_limits<std::size_t>::max();
+};
+
+class content_decoder {
+public:
+    virtual ~content_decoder() = default;
+    virtual void feed(std::string_view chunk) = 0;
+    // The next decoded piece; empty when the chunk fed is used up.
+    virtual result<std::string_view> next() = 0;
+    // The body has ended. For gzip: errc::bad_encoding when it ended
+    // inside a member ("cut short"), after a lone byte that may have begun
+    // another member, or with no bytes at all.
+    virtual result<ok_t> finish() = 0;
+};
+
+// gzip (RFC 1952) as gunzip below describes, member after member, with
+// the same errors. Throws std::bad_alloc when zlib cannot allocate its
+// state (about 7 KiB plus a 32 KiB window) and the piece buffer.
+std::unique_ptr<content_decoder> make_gzip_decoder(decoder_limits limits = {});
+// Hands the fed bytes back unchanged, in pieces of at most piece_bytes
+// (views into the chunk, no copy), under the same max_bytes.
+std::unique_ptr<content_decoder> make_identity_decoder(decoder_limits limits = {});
+std::unique_ptr<content_decoder> make_content_decoder(content_coding coding, decoder_limits limits = {});
+
+// Decodes a gzip body (RFC 1952) whole, with make_gzip_decoder. Several members one after another are
 // decoded into one output, as `gzip -d` does (§2.2: a gzip file "consists
 // of a series of members"; storage services that compose objects produce
 // them). Each member's CRC-32 and length (ISIZE) are checked.
