@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <simdjson.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
@@ -165,6 +166,7 @@ TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
     const auto metrics = http_get(base + "/metrics", why);
     const auto health = http_get(base + "/healthz", why);
     const auto other = http_get(base + "/vault.db", why);
+    const auto no_jwks = http_get(base + "/.well-known/jwks.json", why);
     ::kill(child.pid, SIGTERM);
     const bool stopped = headachemd::test::read_line_containing(child.err, "stopped", seen).has_value();
     const int exit_code = headachemd::test::wait_exit(std::exchange(child.pid, -1));
@@ -194,6 +196,9 @@ TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
     EXPECT_EQ(health->body, "ok\n");
     ASSERT_TRUE(other);
     EXPECT_EQ(other->status, 404);
+    ASSERT_TRUE(no_jwks) << why;
+    EXPECT_EQ(no_jwks->status, 404) << "no [ehr.bulk]: no JWKS";
+    EXPECT_NE(no_jwks->body.find("No backend keys are configured"), std::string::npos) << no_jwks->body;
     EXPECT_TRUE(stopped) << seen;
     EXPECT_EQ(exit_code, 0) << seen;
 
@@ -229,6 +234,82 @@ TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
     // The token rotated at the refresh: 90 days from then.
     EXPECT_GE(*lapse - *last_ok, 90 * 24h - 60s) << j;
     EXPECT_LE(*lapse - *last_ok, 90 * 24h + 60s) << j;
+}
+
+// The JWK Set that keygen --jwks printed for one key, without the set
+// around it: the key's JWK object.
+std::string jwk_in(const std::string& keygen_out) {
+    const std::string head = "{\"keys\":[";
+    const auto end = keygen_out.rfind("]}");
+    if (keygen_out.rfind(head, 0) != 0 || end == std::string::npos) return "not a JWKS: " + keygen_out;
+    return keygen_out.substr(head.size(), end - head.size());
+}
+
+TEST(StatusAndMetrics, TheBackendJwksIsServedOnTheMetricsListenerWithPublicKeysOnly) {
+    // Setup: [ehr.bulk] during a rotation: the current key and the next,
+    // both made by keygen --jwks (relative paths: the config's directory).
+    daemon_setup s(1, 0,
+                   "[ehr.bulk]\nclient_id = \"backend-1\"\nprivate_key_file = \"bulk-key.pem\"\n"
+                   "key_id = \"k-2026\"\nnext_private_key_file = \"bulk-key-next.pem\"\n"
+                   "next_key_id = \"k-2027\"\ngroup_id = \"registry-1\"\n");
+    const auto made_current =
+        headachemd::test::run_binary({"keygen", "--jwks", "--alg", "RS384", "--key-out",
+                                      (s.dir / "bulk-key.pem").string(), "--kid", "k-2026"},
+                                     s.dir.path());
+    const auto made_next =
+        headachemd::test::run_binary({"keygen", "--jwks", "--alg", "RS384", "--key-out",
+                                      (s.dir / "bulk-key-next.pem").string(), "--kid", "k-2027"},
+                                     s.dir.path());
+    ASSERT_EQ(made_current.exit_code, 0) << made_current.err;
+    ASSERT_EQ(made_next.exit_code, 0) << made_next.err;
+
+    // Run: the daemon, until it says where the JWKS is; one GET over loopback.
+    auto child =
+        headachemd::test::spawn_piped({"run", "--config", s.config()}, s.dir.path(), false, false, true);
+    ASSERT_GT(child.pid, 0);
+    reaper guard{child.pid};
+    std::string seen;
+    const auto served_line = headachemd::test::read_line_containing(child.err, "backend JWKS (2 keys)", seen);
+    ASSERT_TRUE(served_line) << seen;
+    const int port = port_in(*served_line);
+    ASSERT_GT(port, 0) << *served_line;
+    std::string why;
+    const auto got = http_get("http://127.0.0.1:" + std::to_string(port) + "/.well-known/jwks.json", why);
+    ::kill(child.pid, SIGTERM);
+    const bool stopped = headachemd::test::read_line_containing(child.err, "stopped", seen).has_value();
+    const int exit_code = headachemd::test::wait_exit(std::exchange(child.pid, -1));
+    ::close(child.err);
+
+    // Check: both keys, current first, each exactly what keygen printed.
+    ASSERT_TRUE(got) << why;
+    EXPECT_EQ(got->status, 200);
+    EXPECT_EQ(got->header("Content-Type").value_or(""), "application/json");
+    EXPECT_EQ(got->body, "{\"keys\":[" + jwk_in(made_current.out) + "," + jwk_in(made_next.out) + "]}");
+    // Parsed: no private member in any key (RFC 7518 §6.3.2 RSA d, p, q,
+    // dp, dq, qi; §6.2.2 EC d), and the public members a verifier needs.
+    simdjson::dom::parser parser;
+    simdjson::dom::element set;
+    ASSERT_FALSE(parser.parse(got->body).get(set)) << got->body;
+    simdjson::dom::array keys;
+    ASSERT_FALSE(set["keys"].get(keys)) << got->body;
+    ASSERT_EQ(keys.size(), 2u) << got->body;
+    const char* kids[] = {"k-2026", "k-2027"};
+    for (std::size_t i = 0; i < 2; ++i) {
+        const simdjson::dom::element k = keys.at(i);
+        for (const char* priv : {"d", "p", "q", "dp", "dq", "qi"})
+            EXPECT_TRUE(k[priv].error()) << "private member " << priv << " served: " << got->body;
+        std::string_view v;
+        EXPECT_FALSE(k["kid"].get(v));
+        EXPECT_EQ(v, kids[i]);
+        EXPECT_FALSE(k["alg"].get(v));
+        EXPECT_EQ(v, "RS384");
+        EXPECT_FALSE(k["use"].get(v));
+        EXPECT_EQ(v, "sig");
+        EXPECT_FALSE(k["n"].error());
+        EXPECT_FALSE(k["e"].error());
+    }
+    EXPECT_TRUE(stopped) << seen;
+    EXPECT_EQ(exit_code, 0) << seen;
 }
 
 TEST(StatusAndMetrics, AnIdlePatientIsScheduledToRenewItsTokenBeforeItLapses) {
