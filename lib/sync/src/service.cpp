@@ -182,8 +182,8 @@ struct service::impl {
             log_->info("metrics are served on http://{}:{}/metrics (health: /healthz)",
                        where.substr(0, where.rfind(':')), *bound);
             if (jwks_.keys > 0)
-                log_->info("the backend JWKS ({} keys) is served on http://{}:{}{}", jwks_.keys,
-                           where.substr(0, where.rfind(':')), *bound, jwks_path);
+                log_->info("the backend JWKS ({} key{}) is served on http://{}:{}{}", jwks_.keys,
+                           jwks_.keys == 1 ? "" : "s", where.substr(0, where.rfind(':')), *bound, jwks_path);
         }
         return ok_v;
     }
@@ -258,6 +258,7 @@ struct service::impl {
                 call(hooks_.ready, "config reload failed; running with the previous config");
                 return;
             }
+            if (jwks->body != jwks_.body) log_->info("the backend JWKS now has {} key(s)", jwks->keys);
             jwks_ = std::move(*jwks);
         }
         metrics_.retire_engine(engine_->counters());  // counters must not go down
