@@ -116,7 +116,7 @@ int run_daemon(const common_args& a) {
         signals.async_wait(on_signal);
         if (auto bound = svc.start_listeners(); !bound) {
             rt->log->error("{}", bound.err().message);
-            return exit_code::unavailable;
+            return bound.err().code == errc::bad_key ? exit_code::config : exit_code::unavailable;
         }
         run_on_io(io, [&]() -> awaitable<void> {
             // However run() ends, the signal wait must not keep io.run() going.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <simdjson.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
@@ -165,6 +166,7 @@ TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
     const auto metrics = http_get(base + "/metrics", why);
     const auto health = http_get(base + "/healthz", why);
     const auto other = http_get(base + "/vault.db", why);
+    const auto no_jwks = http_get(base + "/.well-known/jwks.json", why);
     ::kill(child.pid, SIGTERM);
     const bool stopped = headachemd::test::read_line_containing(child.err, "stopped", seen).has_value();
     const int exit_code = headachemd::test::wait_exit(std::exchange(child.pid, -1));
@@ -194,6 +196,9 @@ TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
     EXPECT_EQ(health->body, "ok\n");
     ASSERT_TRUE(other);
     EXPECT_EQ(other->status, 404);
+    ASSERT_TRUE(no_jwks) << why;
+    EXPECT_EQ(no_jwks->status, 404) << "no [ehr.bulk]: no JWKS";
+    EXPECT_NE(no_jwks->body.find("No backend keys are configured"), std::string::npos) << no_jwks->body;
     EXPECT_TRUE(stopped) << seen;
     EXPECT_EQ(exit_code, 0) << seen;
 
@@ -229,6 +234,149 @@ TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
     // The token rotated at the refresh: 90 days from then.
     EXPECT_GE(*lapse - *last_ok, 90 * 24h - 60s) << j;
     EXPECT_LE(*lapse - *last_ok, 90 * 24h + 60s) << j;
+}
+
+// The JWK Set that keygen --jwks printed for one key, without the set
+// around it: the key's JWK object.
+std::string jwk_in(const std::string& keygen_out) {
+    const std::string head = "{\"keys\":[";
+    const auto end = keygen_out.rfind("]}");
+    if (keygen_out.rfind(head, 0) != 0 || end == std::string::npos) return "not a JWKS: " + keygen_out;
+    return keygen_out.substr(head.size(), end - head.size());
+}
+
+// `keygen --jwks` (RS384) writing `file` in the test's directory under
+// `kid`; the key's JWK as it printed it.
+std::string keygen_jwk(const daemon_setup& s, const std::string& file, const std::string& kid) {
+    const auto made = headachemd::test::run_binary(
+        {"keygen", "--jwks", "--alg", "RS384", "--key-out", (s.dir / file).string(), "--kid", kid},
+        s.dir.path());
+    EXPECT_EQ(made.exit_code, 0) << made.err;
+    return jwk_in(made.out);
+}
+
+// `run` on `s`, read until it logs where it serves the JWKS (a line with
+// `served`); the JWKS URL, or "" with what it logged in `seen`.
+std::string start_and_find_jwks(const daemon_setup& s, headachemd::test::piped_child& child,
+                                const std::string& served, std::string& seen) {
+    child = headachemd::test::spawn_piped({"run", "--config", s.config()}, s.dir.path(), false, false, true);
+    if (child.pid <= 0) return {};
+    const auto line = headachemd::test::read_line_containing(child.err, served, seen);
+    if (!line || port_in(*line) <= 0) return {};
+    return "http://127.0.0.1:" + std::to_string(port_in(*line)) + "/.well-known/jwks.json";
+}
+
+// SIGTERM, then whether it logged "stopped", and its exit code.
+std::pair<bool, int> stop(headachemd::test::piped_child& child, std::string& seen) {
+    ::kill(child.pid, SIGTERM);
+    const bool stopped = headachemd::test::read_line_containing(child.err, "stopped", seen).has_value();
+    const int exit_code = headachemd::test::wait_exit(std::exchange(child.pid, -1));
+    ::close(child.err);
+    return {stopped, exit_code};
+}
+
+TEST(StatusAndMetrics, TheBackendJwksIsServedOnTheMetricsListenerWithPublicKeysOnly) {
+    // Setup: [ehr.bulk] during a rotation: the current key and the next,
+    // both made by keygen --jwks (relative paths: the config's directory).
+    daemon_setup s(1, 0,
+                   "[ehr.bulk]\nclient_id = \"backend-1\"\nprivate_key_file = \"bulk-key.pem\"\n"
+                   "key_id = \"k-2026\"\nnext_private_key_file = \"bulk-key-next.pem\"\n"
+                   "next_key_id = \"k-2027\"\ngroup_id = \"registry-1\"\n");
+    const std::string current_jwk = keygen_jwk(s, "bulk-key.pem", "k-2026");
+    const std::string next_jwk = keygen_jwk(s, "bulk-key-next.pem", "k-2027");
+
+    // Run: the daemon, until it says where the JWKS is; one GET over loopback.
+    headachemd::test::piped_child child;
+    reaper guard{child.pid};
+    std::string seen, why;
+    const std::string url = start_and_find_jwks(s, child, "backend JWKS (2 keys)", seen);
+    ASSERT_FALSE(url.empty()) << seen;
+    const auto got = http_get(url, why);
+    const auto [stopped, exit_code] = stop(child, seen);
+
+    // Check: both keys, current first, each exactly what keygen printed.
+    ASSERT_TRUE(got) << why;
+    EXPECT_EQ(got->status, 200);
+    EXPECT_EQ(got->header("Content-Type").value_or(""), "application/json");
+    EXPECT_EQ(got->body, "{\"keys\":[" + current_jwk + "," + next_jwk + "]}");
+    // Parsed: no private member in any key (RFC 7518 §6.3.2 RSA d, p, q,
+    // dp, dq, qi; §6.2.2 EC d), and the public members a verifier needs.
+    simdjson::dom::parser parser;
+    simdjson::dom::element set;
+    ASSERT_FALSE(parser.parse(got->body).get(set)) << got->body;
+    simdjson::dom::array keys;
+    ASSERT_FALSE(set["keys"].get(keys)) << got->body;
+    ASSERT_EQ(keys.size(), 2u) << got->body;
+    const char* kids[] = {"k-2026", "k-2027"};
+    for (std::size_t i = 0; i < 2; ++i) {
+        const simdjson::dom::element k = keys.at(i);
+        for (const char* priv : {"d", "p", "q", "dp", "dq", "qi"})
+            EXPECT_TRUE(k[priv].error()) << "private member " << priv << " served: " << got->body;
+        std::string_view v;
+        EXPECT_FALSE(k["kid"].get(v));
+        EXPECT_EQ(v, kids[i]);
+        EXPECT_FALSE(k["alg"].get(v));
+        EXPECT_EQ(v, "RS384");
+        EXPECT_FALSE(k["use"].get(v));
+        EXPECT_EQ(v, "sig");
+        EXPECT_FALSE(k["n"].error());
+        EXPECT_FALSE(k["e"].error());
+    }
+    EXPECT_TRUE(stopped) << seen;
+    EXPECT_EQ(exit_code, 0) << seen;
+}
+
+// Rotation steps 2-3 (docs/admin/configuration.md "Rotating the key"): the
+// next key is added and the daemon reloaded; the set then holds both. A
+// reload naming a key file that cannot be read keeps the running set.
+TEST(StatusAndMetrics, AReloadPublishesTheNextKeyAndABadOneKeepsTheRunningSet) {
+    // Setup: one current key; the next made but not yet in the config.
+    const std::string current_only =
+        "[ehr.bulk]\nclient_id = \"backend-1\"\nprivate_key_file = \"bulk-key.pem\"\nkey_id = \"k-2026\"\n"
+        "group_id = \"registry-1\"\n";
+    daemon_setup s(1, 0, current_only);
+    const std::string toml = headachemd::test::read_file(s.dir / "sync.toml");
+    const auto with_next = [&](const std::string& file) {
+        std::string t = toml;
+        const std::string after = "key_id = \"k-2026\"\n";
+        t.insert(t.find(after) + after.size(),
+                 "next_private_key_file = \"" + file + "\"\nnext_key_id = \"k-2027\"\n");
+        return t;
+    };
+    const std::string current_jwk = keygen_jwk(s, "bulk-key.pem", "k-2026");
+    const std::string next_jwk = keygen_jwk(s, "bulk-key-next.pem", "k-2027");
+
+    // Run: start; reload with a missing next key file; reload with the next key.
+    headachemd::test::piped_child child;
+    reaper guard{child.pid};
+    std::string seen, why;
+    const std::string url = start_and_find_jwks(s, child, "backend JWKS (1 key)", seen);
+    ASSERT_FALSE(url.empty()) << seen;
+    const auto before = http_get(url, why);
+    headachemd::test::write_file(s.dir / "sync.toml", with_next("absent.pem"));
+    ::kill(child.pid, SIGHUP);
+    const auto refused = headachemd::test::read_line_containing(child.err, "config reload failed", seen);
+    const auto after_bad = http_get(url, why);
+    headachemd::test::write_file(s.dir / "sync.toml", with_next("bulk-key-next.pem"));
+    ::kill(child.pid, SIGHUP);
+    const bool reloaded =
+        headachemd::test::read_line_containing(child.err, "config reloaded", seen).has_value();
+    const auto after = http_get(url, why);
+    const auto [stopped, exit_code] = stop(child, seen);
+
+    // Check: one key, still one after the bad reload (which names the
+    // file), then both: the current one first, each as keygen printed it.
+    const std::string one = "{\"keys\":[" + current_jwk + "]}";
+    ASSERT_TRUE(before && after_bad && after) << why;
+    EXPECT_EQ(before->body, one);
+    ASSERT_TRUE(refused) << seen;
+    EXPECT_NE(refused->find((s.dir / "absent.pem").string()), std::string::npos) << *refused;
+    EXPECT_EQ(after_bad->body, one);
+    EXPECT_TRUE(reloaded) << seen;
+    EXPECT_EQ(after->status, 200);
+    EXPECT_EQ(after->body, "{\"keys\":[" + current_jwk + "," + next_jwk + "]}");
+    EXPECT_TRUE(stopped) << seen;
+    EXPECT_EQ(exit_code, 0) << seen;
 }
 
 TEST(StatusAndMetrics, AnIdlePatientIsScheduledToRenewItsTokenBeforeItLapses) {

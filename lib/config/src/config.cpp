@@ -53,8 +53,8 @@ constexpr std::array<std::string_view, 36> ehr_keys{
     "refresh_token_lifetime", "refresh_token_rotates", "keepalive_before",
     // [ehr.bulk]: Bulk Data export
     "bulk"};
-constexpr std::array<std::string_view, 13> bulk_keys{
-    "client_id", "private_key_file", "key_id", "algorithm",
+constexpr std::array<std::string_view, 15> bulk_keys{
+    "client_id", "private_key_file", "key_id", "algorithm", "next_private_key_file", "next_key_id",
     "level", "group_id", "types", "scopes",
     "since_overlap", "interval", "max_retry_after", "job_deadline", "max_line_bytes"};
 // clang-format on
@@ -219,6 +219,7 @@ public:
             }
             out.ehrs.push_back(std::move(e));
         }
+        check_backend_kids(ehr_tables, out.ehrs);
 
         std::vector<std::string_view> ehr_names;
         for (const auto& [name, line] : ehr_lines) ehr_names.push_back(name);
@@ -771,6 +772,45 @@ private:
 
     // ----- [ehr.bulk]
 
+    // Every [ehr.bulk] key (current and next) is published in the one JWKS
+    // the daemon serves at /.well-known/jwks.json, and a verifier picks the
+    // key by kid (RFC 7517 §4.5: kids within a JWK Set should be distinct),
+    // so one kid may name one key file only. The same file under the same
+    // kid in two [[ehr]]s is one key, published once (one backend key pair
+    // registered with two EHRs).
+    void check_backend_kids(const std::vector<const toml::table*>& tables,
+                            const std::vector<ehr_settings>& ehrs) {
+        struct first_use {
+            std::string where;
+            int line;
+            std::filesystem::path file;
+        };
+        std::map<std::string, first_use, std::less<>> seen;  // kid → its first key
+        const auto use = [&](const toml::table& bulk, const std::string& label, std::string_view kid_key,
+                             const std::string& kid, const std::filesystem::path& file) {
+            const auto* node = bulk.get(kid_key);
+            if (node == nullptr || kid.empty()) return;
+            const std::string where = label + " " + std::string(kid_key);
+            auto [it, inserted] = seen.emplace(kid, first_use{where, line_of(node->source()), file});
+            if (inserted || it->second.file == file) return;
+            error_at(node->source(), label,
+                     std::string(kid_key) + " " + in_quotes(kid) + " is also the kid of " + it->second.where +
+                         " (line " + std::to_string(it->second.line) + ", " + it->second.file.string() +
+                         "), another key file; each key in the served JWKS needs its own kid");
+        };
+        for (std::size_t i = 0; i < ehrs.size() && i < tables.size(); ++i) {
+            const auto& b = ehrs[i].bulk;
+            const auto* n = tables[i]->get("bulk");
+            if (!b || n == nullptr || n->as_table() == nullptr) continue;
+            const std::string label = (ehrs[i].name.empty() ? "[[ehr]] #" + std::to_string(i + 1)
+                                                            : "[[ehr]] " + in_quotes(ehrs[i].name)) +
+                                      " [ehr.bulk]";
+            use(*n->as_table(), label, "key_id", b->key_id, b->private_key_file);
+            if (b->next_key)
+                use(*n->as_table(), label, "next_key_id", b->next_key->key_id, b->next_key->private_key_file);
+        }
+    }
+
     // [ehr.bulk] (or bulk = { … }): read after resources, whose types are
     // the preset's _type and scopes.
     void read_bulk(const section& s, ehr_settings& e) {
@@ -802,18 +842,8 @@ private:
                     "-key.pem\"; `headachemd-sync keygen --jwks` makes one)");
         if (auto v = get_path(b, "private_key_file")) bulk.private_key_file = *v;
         require(b, "key_id", " (the kid of the key in the JWKS registered at the EHR)");
-        if (auto v = get_nonempty_string(b, "key_id")) {
-            // RFC 7515 §4.1.4: kid is a string; it goes into every
-            // assertion's header and must match the JWKS, so no spaces or
-            // controls that a copy and paste could have added.
-            const bool printable =
-                std::all_of(v->begin(), v->end(), [](char c) { return c > 0x20 && c < 0x7f; });
-            if (!printable || v->size() > 256)
-                error_at(b.table.get("key_id")->source(), b.label,
-                         "key_id must be 1-256 printable characters without spaces (the kid in the JWKS)");
-            else
-                bulk.key_id = *v;
-        }
+        if (auto v = get_kid(b, "key_id")) bulk.key_id = *v;
+        read_next_bulk_key(b, bulk);
         if (auto v = get_choice(b, "algorithm", bulk_algorithms))
             bulk.algorithm = *v == "ES384" ? bulk_algorithm::es384 : bulk_algorithm::rs384;
         if (bulk.rs384_only && bulk.algorithm != bulk_algorithm::rs384)
@@ -821,6 +851,49 @@ private:
                      "algorithm = \"ES384\" is not accepted by " + e.profile +
                          ", which verifies RS384 assertions only; use algorithm = \"RS384\" with an RSA key "
                          "(`headachemd-sync keygen --jwks --alg RS384`)");
+    }
+
+    // RFC 7515 §4.1.4: kid is a string; it goes into every assertion's
+    // header and must match the JWKS, so no spaces or controls that a copy
+    // and paste could have added.
+    std::optional<std::string> get_kid(const section& b, std::string_view key) {
+        auto v = get_nonempty_string(b, key);
+        if (!v) return std::nullopt;
+        const bool printable = std::all_of(v->begin(), v->end(), [](char c) { return c > 0x20 && c < 0x7f; });
+        if (printable && v->size() <= 256) return v;
+        error_at(
+            b.table.get(key)->source(), b.label,
+            std::string(key) + " must be 1-256 printable characters without spaces (the kid in the JWKS)");
+        return std::nullopt;
+    }
+
+    // Key rotation: next_private_key_file and next_key_id name the key that
+    // signs next; both or neither. Its kid must differ from key_id: the EHR
+    // picks the verifying key by the assertion's kid (RFC 7515 §4.1.4), so
+    // two keys under one kid would fail half the token requests.
+    void read_next_bulk_key(const section& b, bulk_settings& bulk) {
+        const auto* file_node = b.table.get("next_private_key_file");
+        const auto* kid_node = b.table.get("next_key_id");
+        if (file_node == nullptr && kid_node == nullptr) return;
+        if (file_node == nullptr || kid_node == nullptr) {
+            const bool has_file = file_node != nullptr;
+            error_at((has_file ? file_node : kid_node)->source(), b.label,
+                     std::string(has_file ? "next_private_key_file" : "next_key_id") + " needs " +
+                         (has_file ? "next_key_id" : "next_private_key_file") +
+                         ": the next key is published under its own kid (both, or neither)");
+            return;
+        }
+        auto file = get_path(b, "next_private_key_file");
+        auto kid = get_kid(b, "next_key_id");
+        if (!file || !kid) return;
+        if (*kid == bulk.key_id) {
+            error_at(kid_node->source(), b.label,
+                     "next_key_id " + in_quotes(*kid) +
+                         " is the kid of the current key (key_id); the next key needs its own kid, or the "
+                         "EHR cannot tell the two keys apart");
+            return;
+        }
+        bulk.next_key = next_bulk_key{std::move(*file), std::move(*kid)};
     }
 
     // What is exported: the level, the Group, _type, and the token's scopes.

@@ -184,7 +184,18 @@ std::string signing_key::public_jwk(std::string_view kid) const {
 }
 
 std::string signing_key::public_jwks(std::string_view kid) const {
-    return "{\"keys\":[" + public_jwk(kid) + "]}";
+    const published_key one{this, std::string(kid)};
+    return public_jwk_set({&one, 1});
+}
+
+std::string public_jwk_set(std::span<const published_key> keys) {
+    std::string out = "{\"keys\":[";
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (keys[i].key == nullptr) throw std::invalid_argument("public_jwk_set: a null key");
+        if (i > 0) out += ',';
+        out += keys[i].key->public_jwk(keys[i].kid);
+    }
+    return out + "]}";
 }
 
 std::string signing_key::sign(std::string_view signing_input) const {

@@ -30,6 +30,9 @@ std::string bulk_lines(const config::bulk_settings& b) {
     std::string out =
         fmt::format("    bulk {} client={} key={} kid={} alg={}\n", esc(what), esc(b.client_id),
                     esc(b.private_key_file.string()), esc(b.key_id), config::to_string(b.algorithm));
+    if (b.next_key)
+        out += fmt::format("    bulk next key={} kid={} (published, not signing yet)\n",
+                           esc(b.next_key->private_key_file.string()), esc(b.next_key->key_id));
     out += fmt::format("    bulk _type={} scope=\"{}\"\n", esc(joined(b.types, ",")),
                        esc(joined(b.scopes, " ")));
     out += fmt::format(

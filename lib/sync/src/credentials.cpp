@@ -64,30 +64,35 @@ void load_signing_key(const config::ehr_settings& s, smart::client_credentials& 
     creds.key = std::make_shared<const smart::signing_key>(std::move(*key));
 }
 
-// [ehr.bulk]'s key: readable under the secret file rule, unencrypted, and
-// of the type its `algorithm` signs with (RSA for RS384, EC P-384 for
-// ES384), so a mismatch shows at check-config, not at the first export.
+// check-config: [ehr.bulk]'s current key and, during a rotation, its next
+// key, each read and checked as load_bulk_signing_key does at start-up.
 template <class Present>
-void check_bulk_key(const config::ehr_settings& e, const config::bulk_settings& b, const Present& present,
-                    secret_file_report& out) {
-    if (!present(b.private_key_file, "bulk private key file")) return;
-    const std::string where = "[[ehr]] \"" + e.name + "\" [ehr.bulk]: ";
-    auto key = smart::signing_key::from_file(b.private_key_file);
-    if (!key) {
-        out.errors.push_back(where + key.err().message);
-        return;
-    }
-    const auto wanted =
-        b.algorithm == config::bulk_algorithm::es384 ? smart::jws_alg::es384 : smart::jws_alg::rs384;
-    if (key->alg() != wanted)
-        out.errors.push_back(where + "the private key file " + b.private_key_file.string() + " signs " +
-                             std::string(smart::to_string(key->alg())) + ", but algorithm = \"" +
-                             std::string(config::to_string(b.algorithm)) +
-                             "\"; make a matching key with `headachemd-sync keygen --jwks --alg " +
-                             std::string(config::to_string(b.algorithm)) + "` or change algorithm");
+void check_bulk_key(const config::ehr_settings& e, const std::filesystem::path& file, std::string_view role,
+                    const Present& present, secret_file_report& out) {
+    if (!present(file, role)) return;
+    auto key = load_bulk_signing_key(e, file);
+    if (!key) out.errors.push_back("[[ehr]] \"" + e.name + "\" [ehr.bulk]: " + key.err().message);
 }
 
 }  // namespace
+
+result<smart::signing_key> load_bulk_signing_key(const config::ehr_settings& e,
+                                                 const std::filesystem::path& file) {
+    auto key = smart::signing_key::from_file(file);
+    if (!key || !e.bulk) return key;
+    // The key type decides what it signs (RSA: RS384, EC P-384: ES384), so
+    // a mismatch with `algorithm` shows at check-config and at start-up,
+    // not at the first export.
+    const auto& b = *e.bulk;
+    const auto wanted =
+        b.algorithm == config::bulk_algorithm::es384 ? smart::jws_alg::es384 : smart::jws_alg::rs384;
+    if (key->alg() == wanted) return key;
+    const std::string alg(config::to_string(b.algorithm));
+    return error{errc::bad_key, "the private key file " + file.string() + " signs " +
+                                    std::string(smart::to_string(key->alg())) + ", but algorithm = \"" + alg +
+                                    "\"; make a matching key with `headachemd-sync keygen --jwks --alg " +
+                                    alg + "` or change algorithm"};
+}
 
 smart::client_credentials load_client_credentials(const config::ehr_settings& ehr) {
     smart::client_credentials creds;
@@ -121,7 +126,10 @@ secret_file_report check_secret_files(const config::config& cfg, const std::stri
         }
     }
     for (const auto& e : cfg.ehrs) {
-        if (e.bulk) check_bulk_key(e, *e.bulk, present, out);
+        if (!e.bulk) continue;
+        check_bulk_key(e, e.bulk->private_key_file, "bulk private key file", present, out);
+        if (e.bulk->next_key)
+            check_bulk_key(e, e.bulk->next_key->private_key_file, "bulk next private key file", present, out);
     }
     std::optional<fs::path> key = cfg.daemon.token_key_file;
     if (!key && !credentials_directory.empty()) key = fs::path(credentials_directory) / token_key_credential;

@@ -252,7 +252,8 @@ std::string render_prometheus(const metrics_snapshot& m) {
 }
 
 http::outgoing_response answer_metrics_request(std::string_view target, bool scheduler_running,
-                                               const std::function<metrics_snapshot()>& snapshot) {
+                                               const std::function<metrics_snapshot()>& snapshot,
+                                               const backend_jwks& jwks) {
     const std::string_view path = target.substr(0, target.find('?'));
     if (path == "/metrics")
         return http::outgoing_response{200, std::string(prometheus_content_type),
@@ -261,6 +262,16 @@ http::outgoing_response answer_metrics_request(std::string_view target, bool sch
         if (scheduler_running) return http::outgoing_response{200, "text/plain; charset=utf-8", "ok\n"};
         return http::outgoing_response{503, "text/plain; charset=utf-8",
                                        "the scheduler loop is not running\n"};
+    }
+    if (path == jwks_path) {
+        // RFC 7517 §8.5 registers application/jwk-set+json, but the JWKS
+        // fetchers of EHRs and OAuth libraries commonly expect
+        // application/json, which the body also is.
+        if (jwks.keys > 0) return http::outgoing_response{200, "application/json", jwks.body};
+        return http::outgoing_response{
+            404, "text/plain; charset=utf-8",
+            "No backend keys are configured: no [ehr.bulk] private_key_file in the "
+            "config, so there is no JWKS to publish\n"};
     }
     return http::outgoing_response{404, "text/plain; charset=utf-8", "Not found: try /metrics or /healthz\n"};
 }

@@ -15,6 +15,7 @@
 #include "headachemd/smart/enrollment.hpp"
 #include "headachemd/store/audit.hpp"
 #include "headachemd/store/sync_state.hpp"
+#include "headachemd/sync/backend_jwks.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "headachemd/sync/enroll.hpp"
 #include "headachemd/sync/http_options.hpp"
@@ -167,6 +168,11 @@ struct service::impl {
             log_->info("enrollment redirects are caught on {}", *cfg_.daemon.callback_listen);
         }
         if (cfg_.daemon.metrics_listen) {
+            // The backend JWKS is served on this listener only: its keys
+            // are read now, once, not per request (and again on a reload).
+            auto jwks = load_backend_jwks(cfg_);
+            if (!jwks) return jwks.err();
+            jwks_ = std::move(*jwks);
             metrics_listener_.emplace(
                 io_.get_executor(), [this](http::incoming_request req) { return on_metrics(std::move(req)); },
                 http::listener_options{.log = log_});
@@ -175,6 +181,9 @@ struct service::impl {
             const std::string& where = *cfg_.daemon.metrics_listen;
             log_->info("metrics are served on http://{}:{}/metrics (health: /healthz)",
                        where.substr(0, where.rfind(':')), *bound);
+            if (jwks_.keys > 0)
+                log_->info("the backend JWKS ({} key{}) is served on http://{}:{}{}", jwks_.keys,
+                           jwks_.keys == 1 ? "" : "s", where.substr(0, where.rfind(':')), *bound, jwks_path);
         }
         return ok_v;
     }
@@ -223,7 +232,7 @@ struct service::impl {
             return metrics_.collect(engine_->counters(), ehr_names, patients, loop_running_);
         };
         try {
-            co_return answer_metrics_request(req.target, loop_running_, snapshot);
+            co_return answer_metrics_request(req.target, loop_running_, snapshot, jwks_);
         } catch (const std::exception& e) {
             log_->error("/metrics: {}", e.what());
             co_return http::outgoing_response{500, "text/plain; charset=utf-8",
@@ -239,6 +248,18 @@ struct service::impl {
             log_->error("config reload failed; keeping the running config");
             call(hooks_.ready, "config reload failed; running with the previous config");
             return;
+        }
+        if (metrics_listener_) {
+            // A rotation adds or removes a key by a reload; a key that cannot
+            // be read keeps the whole running config, JWKS included.
+            auto jwks = load_backend_jwks(*fresh);
+            if (!jwks) {
+                log_->error("config reload failed; keeping the running config: {}", jwks.err().message);
+                call(hooks_.ready, "config reload failed; running with the previous config");
+                return;
+            }
+            if (jwks->body != jwks_.body) log_->info("the backend JWKS now has {} key(s)", jwks->keys);
+            jwks_ = std::move(*jwks);
         }
         metrics_.retire_engine(engine_->counters());  // counters must not go down
         cfg_ = std::move(*fresh);
@@ -334,6 +355,7 @@ struct service::impl {
     std::unique_ptr<engine> engine_;
     asio::steady_timer idle_;
     std::optional<http::listener> callback_, metrics_listener_;
+    backend_jwks jwks_;  // served on the metrics listener; built at start-up and on a reload
     bool stop_requested_ = false, reload_requested_ = false;
     bool loop_running_ = false;  // /healthz
     int pass_no_ = 0;

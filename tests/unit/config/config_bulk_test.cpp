@@ -236,6 +236,85 @@ TEST(config_bulk, retry_after_must_fit_in_the_deadline) {
     EXPECT_TRUE(bulk_error(r, 13, "max_retry_after (18000s) must be shorter than job_deadline (14400s)"));
 }
 
+TEST(config_bulk, a_next_key_is_read_for_rotation) {
+    const auto r =
+        parse(with_bulk("eclinicalworks", registration_and("next_private_key_file = "
+                                                           "\"/etc/headachemd/ecw-bulk-key-2.pem\"\n"
+                                                           "next_key_id = \"k-2027\"\n")));
+    const auto* b = bulk_of(r);
+    ASSERT_NE(b, nullptr) << describe(errors_of(r));
+    ASSERT_TRUE(b->next_key);
+    EXPECT_EQ(b->next_key->private_key_file, "/etc/headachemd/ecw-bulk-key-2.pem");
+    EXPECT_EQ(b->next_key->key_id, "k-2027");
+    EXPECT_EQ(b->key_id, "k-2026");
+    EXPECT_FALSE(bulk_of(parse(with_bulk("eclinicalworks", registration)))->next_key);
+}
+
+TEST(config_bulk, a_next_key_needs_both_keys_and_its_own_kid) {
+    EXPECT_TRUE(
+        bulk_error(parse(with_bulk("generic", registration_and("next_private_key_file = \"n.pem\"\n"))), 12,
+                   "next_private_key_file needs next_key_id"));
+    EXPECT_TRUE(bulk_error(parse(with_bulk("generic", registration_and("next_key_id = \"k-2027\"\n"))), 12,
+                           "next_key_id needs next_private_key_file"));
+    EXPECT_TRUE(bulk_error(
+        parse(with_bulk("generic",
+                        registration_and("next_private_key_file = \"n.pem\"\nnext_key_id = \"k-2026\"\n"))),
+        13, "next_key_id \"k-2026\" is the kid of the current key"));
+    EXPECT_TRUE(bulk_error(
+        parse(with_bulk("generic",
+                        registration_and("next_private_key_file = \"n.pem\"\nnext_key_id = \"a b\"\n"))),
+        13, "next_key_id must be 1-256 printable characters"));
+}
+
+// Two [[ehr]]s, each with [ehr.bulk]: "ecw" on lines 1-13 (a next key on
+// 12-13), a blank line, then "epic" on lines 15-23; `second_keys` starts
+// at line 24.
+std::string two_bulk_ehrs(std::string_view second_keys) {
+    std::string t =
+        with_bulk("generic", registration_and("next_private_key_file = \"/etc/headachemd/next.pem\"\n"
+                                              "next_key_id = \"k-next\"\n"));
+    t += "\n[[ehr]]\nname = \"epic\"\nprofile = \"generic\"\n"
+         "fhir_base = \"https://epic.example.org/fhir\"\nclient_id = \"client-2\"\n"
+         "client_secret_file = \"/etc/headachemd/epic.secret\"\n[ehr.bulk]\n"
+         "client_id = \"backend-2\"\ngroup_id = \"g2\"\n";
+    t.append(second_keys);
+    return t;
+}
+
+TEST(config_bulk, a_kid_of_two_key_files_is_refused_naming_both) {
+    // The second EHR's current key reuses the first's next kid with another file.
+    const auto r =
+        parse(two_bulk_ehrs("private_key_file = \"/etc/headachemd/epic.pem\"\nkey_id = \"k-next\"\n"));
+    const auto errors = errors_of(r);
+    ASSERT_EQ(errors.size(), 1u) << describe(errors);
+    EXPECT_EQ(errors[0].line, 25);
+    const std::string& m = errors[0].message;
+    EXPECT_EQ(m.find("[[ehr]] \"epic\" [ehr.bulk]: key_id \"k-next\" is also the kid of [[ehr]] \"ecw\" "
+                     "[ehr.bulk] next_key_id (line 13, /etc/headachemd/next.pem)"),
+              0u)
+        << m;
+    // Its next kid reusing the first's current kid is refused the same way.
+    const auto r2 = parse(
+        two_bulk_ehrs("private_key_file = \"/etc/headachemd/epic.pem\"\nkey_id = \"e1\"\n"
+                      "next_private_key_file = \"/etc/headachemd/epic2.pem\"\nnext_key_id = \"k-2026\"\n"));
+    const auto errors2 = errors_of(r2);
+    ASSERT_EQ(errors2.size(), 1u) << describe(errors2);
+    EXPECT_EQ(errors2[0].line, 27);
+    EXPECT_NE(errors2[0].message.find("next_key_id \"k-2026\" is also the kid of [[ehr]] \"ecw\" [ehr.bulk] "
+                                      "key_id (line 10, /etc/headachemd/ecw-bulk-key.pem)"),
+              std::string::npos)
+        << errors2[0].message;
+}
+
+TEST(config_bulk, one_key_file_under_one_kid_may_serve_two_ehrs) {
+    // One backend key pair registered with two EHRs: one key, published once.
+    const auto r = parse(
+        two_bulk_ehrs("private_key_file = \"/etc/headachemd/ecw-bulk-key.pem\"\nkey_id = \"k-2026\"\n"));
+    const auto* c = config_of(r);
+    ASSERT_NE(c, nullptr) << describe(errors_of(r));
+    EXPECT_EQ(c->ehrs[1].bulk->key_id, "k-2026");
+}
+
 TEST(config_bulk, bulk_must_be_a_table) {
     const auto r = parse(std::string(valid_ehr).append("bulk = \"yes\"\n"));
     const auto errors = errors_of(r);

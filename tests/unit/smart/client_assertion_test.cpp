@@ -14,6 +14,8 @@
 
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "headachemd/core/base64.hpp"
 #include "headachemd/http/url.hpp"
@@ -423,6 +425,63 @@ TEST(SigningKey, UnsupportedOrBadKeysAreClearErrors) {
     ASSERT_FALSE(missing);
     EXPECT_NE(missing.err().message.find((dir / "absent.pem").string()), std::string::npos);
     EXPECT_EQ(ERR_peek_error(), 0u) << "no OpenSSL error may be left for the next TLS call";
+}
+
+// The JWK Set the daemon serves at /.well-known/jwks.json: every key, in
+// the order given, each with only public members, and each one's public
+// part verifies what its private key signs (and not what another signs).
+TEST(JwkSet, PublishesEveryKeyPublicOnlyAndEachVerifiesItsOwnSignatures) {
+    // Setup: an RSA key (RS384) and an EC P-384 key (ES384), as a current
+    // and a next key during a rotation.
+    const auto rsa = smart::signing_key::generate(smart::jws_alg::rs384, 2048);
+    const auto ec = smart::signing_key::generate(smart::jws_alg::es384);
+    const std::vector<smart::published_key> keys{{&rsa, "current-2026"}, {&ec, "next-2027"}};
+
+    // Run
+    const std::string text = smart::public_jwk_set(keys);
+
+    // Check: parsed, two keys with their kid, alg and use.
+    simdjson::dom::parser parser;
+    simdjson::dom::element set;
+    ASSERT_FALSE(parser.parse(text).get(set)) << text;
+    simdjson::dom::array arr;
+    ASSERT_FALSE(set["keys"].get(arr)) << text;
+    ASSERT_EQ(arr.size(), 2u) << text;
+    const std::string input = "header.claims";
+    for (std::size_t i = 0; i < 2; ++i) {
+        const simdjson::dom::element jwk = arr.at(i);
+        const bool es = i == 1;
+        std::string_view s;
+        EXPECT_FALSE(jwk["kid"].get(s));
+        EXPECT_EQ(s, keys[i].kid);
+        EXPECT_FALSE(jwk["alg"].get(s));
+        EXPECT_EQ(s, es ? "ES384" : "RS384");
+        EXPECT_FALSE(jwk["use"].get(s));
+        EXPECT_EQ(s, "sig");
+        // RFC 7518 §6.3.2 (RSA d, p, q, dp, dq, qi) and §6.2.2 (EC d):
+        // none of the private members, and no member we did not mean.
+        simdjson::dom::object members;
+        ASSERT_FALSE(jwk.get(members));
+        for (auto field : members) {
+            const std::string name(field.key);
+            EXPECT_TRUE(name == "kty" || name == "n" || name == "e" || name == "crv" || name == "x" ||
+                        name == "y" || name == "kid" || name == "alg" || name == "use" || name == "key_ops")
+                << "unexpected member " << name << " in " << text;
+        }
+        for (const char* priv : {"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+            EXPECT_TRUE(jwk[priv].error()) << "private member " << priv << " published: " << text;
+        const auto pub = public_key_from_jwk(jwk);
+        ASSERT_TRUE(pub);
+        const smart::signing_key& signer = es ? ec : rsa;
+        const smart::signing_key& other = es ? rsa : ec;
+        EXPECT_TRUE(verify(pub.get(), input, signer.sign(input), es)) << "key " << i;
+        EXPECT_FALSE(verify(pub.get(), input, other.sign(input), es)) << "key " << i;
+    }
+    // One key's set is what keygen --jwks prints for it.
+    EXPECT_EQ(smart::public_jwk_set({keys.data(), 1}), rsa.public_jwks("current-2026"));
+    EXPECT_EQ(smart::public_jwk_set({}), R"({"keys":[]})");
+    const smart::published_key null_key{nullptr, "x"};
+    EXPECT_THROW(smart::public_jwk_set({&null_key, 1}), std::invalid_argument);
 }
 
 TEST(SigningKey, AlgorithmNames) {

@@ -130,6 +130,14 @@ TEST(ConfigCheckReport, TheBulkSectionIsShownUnderItsEhr) {
     const auto sys = sy::render_config_check("sync.toml", cfg, {});
     EXPECT_NE(sys.out.find("    bulk $export client=backend-1"), std::string::npos) << sys.out;
     EXPECT_NE(sys.out.find("kid=k\\n1 "), std::string::npos) << sys.out;
+    // During a rotation the next key is shown on its own line.
+    cfg.ehrs[0].bulk->next_key = cf::next_bulk_key{"/etc/headachemd/ecw-bulk-key-2.pem", "k-2027"};
+    const auto rotating = sy::render_config_check("sync.toml", cfg, {});
+    EXPECT_NE(
+        rotating.out.find("    bulk next key=/etc/headachemd/ecw-bulk-key-2.pem kid=k-2027 (published, not "
+                          "signing yet)\n"),
+        std::string::npos)
+        << rotating.out;
 }
 
 // A bulk key that is missing is a note; one of the wrong type for its
@@ -163,6 +171,26 @@ TEST(ConfigCheckReport, TheBulkKeyIsCheckedAgainstItsAlgorithm) {
         << report.errors[0];
     EXPECT_NE(report.errors[0].find("signs ES384, but algorithm = \"RS384\""), std::string::npos)
         << report.errors[0];
+
+    // The next key (rotation) is checked like the current one: missing is a
+    // note, the wrong type an error naming its file.
+    cfg.ehrs[0].bulk->private_key_file = dir / "rsa.pem";
+    cfg.ehrs[0].bulk->next_key = cf::next_bulk_key{dir / "absent-next.pem", "k-2027"};
+    report = sy::check_secret_files(cfg, "");
+    EXPECT_TRUE(report.errors.empty()) << report.errors[0];
+    ASSERT_EQ(report.notes.size(), 1u);
+    EXPECT_NE(report.notes[0].find("bulk next private key file"), std::string::npos) << report.notes[0];
+    cfg.ehrs[0].bulk->next_key->private_key_file = dir / "ec.pem";
+    report = sy::check_secret_files(cfg, "");
+    ASSERT_EQ(report.errors.size(), 1u);
+    EXPECT_NE(report.errors[0].find("[[ehr]] \"ecw\" [ehr.bulk]: the private key file " +
+                                    (dir / "ec.pem").string() + " signs ES384"),
+              std::string::npos)
+        << report.errors[0];
+    cfg.ehrs[0].bulk->next_key->private_key_file =
+        write_key("rsa-next.pem", headachemd::smart::jws_alg::rs384);
+    report = sy::check_secret_files(cfg, "");
+    EXPECT_TRUE(report.errors.empty()) << report.errors[0];
 }
 
 }  // namespace

@@ -172,16 +172,41 @@ TEST(MetricsEndpoint, ServesMetricsAndHealthAndNothingElse) {
         ++snapshots;
         return sy::metrics_snapshot{};
     };
-    const auto metrics = sy::answer_metrics_request("/metrics", true, snap);
+    const sy::backend_jwks no_keys;
+    const auto metrics = sy::answer_metrics_request("/metrics", true, snap, no_keys);
     EXPECT_EQ(metrics.status, 200);
     EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4; charset=utf-8");
     EXPECT_NE(metrics.body.find("headachemd_sync_scheduler_up 0"), std::string::npos);
-    EXPECT_EQ(sy::answer_metrics_request("/healthz", true, snap).status, 200);
-    EXPECT_EQ(sy::answer_metrics_request("/healthz", true, snap).body, "ok\n");
-    EXPECT_EQ(sy::answer_metrics_request("/healthz?x=1", false, snap).status, 503);
-    EXPECT_EQ(sy::answer_metrics_request("/", true, snap).status, 404);
-    EXPECT_EQ(sy::answer_metrics_request("/metrics/../vault.db", true, snap).status, 404);
+    EXPECT_EQ(sy::answer_metrics_request("/healthz", true, snap, no_keys).status, 200);
+    EXPECT_EQ(sy::answer_metrics_request("/healthz", true, snap, no_keys).body, "ok\n");
+    EXPECT_EQ(sy::answer_metrics_request("/healthz?x=1", false, snap, no_keys).status, 503);
+    EXPECT_EQ(sy::answer_metrics_request("/", true, snap, no_keys).status, 404);
+    EXPECT_EQ(sy::answer_metrics_request("/metrics/../vault.db", true, snap, no_keys).status, 404);
     EXPECT_EQ(snapshots, 1);  // /healthz and 404s read nothing
+}
+
+TEST(MetricsEndpoint, ServesTheBackendJwksBuiltAtStartUpOrSaysNoKeys) {
+    // Setup: a set built once, as the service does at start-up.
+    auto snap = [] { return sy::metrics_snapshot{}; };
+    const sy::backend_jwks jwks{1, R"({"keys":[{"kty":"EC"}]})"};
+    const sy::backend_jwks none;
+
+    // Run
+    const auto served = sy::answer_metrics_request("/.well-known/jwks.json", true, snap, jwks);
+    const auto with_query = sy::answer_metrics_request("/.well-known/jwks.json?x=1", false, snap, jwks);
+    const auto no_keys = sy::answer_metrics_request("/.well-known/jwks.json", true, snap, none);
+    const auto other = sy::answer_metrics_request("/.well-known/other", true, snap, jwks);
+
+    // Check: the body as built, JSON; 404 with a reason when there is none.
+    EXPECT_EQ(served.status, 200);
+    EXPECT_EQ(served.content_type, "application/json");
+    EXPECT_EQ(served.body, jwks.body);
+    EXPECT_EQ(with_query.status, 200) << "the scheduler's state does not matter to the JWKS";
+    EXPECT_EQ(no_keys.status, 404);
+    EXPECT_EQ(no_keys.content_type, "text/plain; charset=utf-8");
+    EXPECT_NE(no_keys.body.find("No backend keys are configured"), std::string::npos) << no_keys.body;
+    EXPECT_EQ(other.status, 404);
+    EXPECT_EQ(other.body, "Not found: try /metrics or /healthz\n");
 }
 
 TEST(metrics, ARateLimitHoldIsAGaugeOfItsEndPerEhr) {

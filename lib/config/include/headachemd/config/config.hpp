@@ -94,10 +94,20 @@ enum class bulk_algorithm { rs384, es384 };        // the assertion's JWS alg (S
 std::string_view to_string(bulk_level level);
 std::string_view to_string(bulk_algorithm alg);
 
+// Key rotation: the key that signs next. Its public key is published in
+// the JWKS beside the current one, so the EHR has fetched it before it
+// signs (docs/admin/configuration.md "Rotating the key").
+struct next_bulk_key {
+    std::filesystem::path private_key_file;  // next_private_key_file
+    std::string key_id;                      // next_key_id: differs from key_id
+    bool operator==(const next_bulk_key&) const = default;
+};
+
 struct bulk_settings {
     std::string client_id;                   // the backend app's registration
     std::filesystem::path private_key_file;  // PEM; a file or "${CREDENTIALS_DIRECTORY}/…"
     std::string key_id;                      // the JWS `kid`, as in the published JWKS
+    std::optional<next_bulk_key> next_key;   // published, never used to sign
     bulk_algorithm algorithm = bulk_algorithm::rs384;
     bulk_level level = bulk_level::group;
     std::string group_id;             // level = group: the FHIR id of the Group (eCW: the registry)

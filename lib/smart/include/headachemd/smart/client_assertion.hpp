@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -74,6 +75,21 @@ private:
     std::shared_ptr<evp_pkey_st> key_;
     jws_alg alg_;
 };
+
+// One key of a published JWK Set and the kid it is published under. The
+// key is not owned: it must outlive the call it is passed to.
+struct published_key {
+    const signing_key* key = nullptr;
+    std::string kid;
+};
+
+// {"keys":[…]} (RFC 7517 §5): each key's public_jwk(kid), in the order
+// given, and nothing else: no private member (RSA d, p, q, dp, dq, qi; EC
+// d) can appear, since public_jwk writes the public parameters only. The
+// one writer of a JWK Set: keygen --jwks prints one key's, the daemon
+// serves every backend key's at /.well-known/jwks.json. Throws
+// std::invalid_argument for a null key (a caller bug).
+std::string public_jwk_set(std::span<const published_key> keys);
 
 // The claims of one client assertion (RFC 7523 §3; SMART App Launch).
 struct assertion_claims {

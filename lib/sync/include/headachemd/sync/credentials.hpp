@@ -4,10 +4,13 @@
 // (refresh) and browser enrollment (code exchange).
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "headachemd/config/config.hpp"
+#include "headachemd/core/result.hpp"
+#include "headachemd/smart/client_assertion.hpp"
 #include "headachemd/smart/smart.hpp"
 
 namespace headachemd::sync {
@@ -15,6 +18,13 @@ namespace headachemd::sync {
 // Throws std::runtime_error naming the file when a secret cannot be read.
 // The message never contains the secret.
 smart::client_credentials load_client_credentials(const config::ehr_settings& ehr);
+
+// One [ehr.bulk] key (`file` is its private_key_file or its
+// next_private_key_file): read under the secret file rule, unencrypted, and
+// of the type the section's `algorithm` signs with. The error names the file
+// and what was wrong, never the key bytes.
+result<smart::signing_key> load_bulk_signing_key(const config::ehr_settings& ehr,
+                                                 const std::filesystem::path& file);
 
 // check-config: the secret files the config names, read as the daemon
 // reads them at start (lib/files: the one mode rule, regular files only,

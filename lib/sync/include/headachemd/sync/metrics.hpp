@@ -26,6 +26,7 @@
 #include "headachemd/config/config.hpp"
 #include "headachemd/http/listener.hpp"
 #include "headachemd/store/sync_state.hpp"
+#include "headachemd/sync/backend_jwks.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "headachemd/sync/policy.hpp"
 
@@ -132,9 +133,12 @@ std::string render_prometheus(const metrics_snapshot& m);
 inline constexpr std::string_view prometheus_content_type = "text/plain; version=0.0.4; charset=utf-8";
 
 // The metrics listener's answer: GET /metrics → the text above; GET
-// /healthz → 200 "ok" while the scheduler loop runs, else 503; anything
-// else 404. `snapshot` is called only for /metrics.
+// /healthz → 200 "ok" while the scheduler loop runs, else 503; GET
+// /.well-known/jwks.json → the backend keys' public JWK Set (built at
+// start-up), or 404 saying no backend key is configured; anything else
+// 404. `snapshot` is called only for /metrics.
 http::outgoing_response answer_metrics_request(std::string_view target, bool scheduler_running,
-                                               const std::function<metrics_snapshot()>& snapshot);
+                                               const std::function<metrics_snapshot()>& snapshot,
+                                               const backend_jwks& jwks);
 
 }  // namespace headachemd::sync

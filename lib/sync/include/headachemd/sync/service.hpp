@@ -60,8 +60,11 @@ public:
     service(const service&) = delete;
     service& operator=(const service&) = delete;
 
-    // Binds [daemon] callback_listen and metrics_listen. The error's message
-    // names the setting; the caller exits with EX_UNAVAILABLE.
+    // Binds [daemon] callback_listen and metrics_listen; with the metrics
+    // listener it first reads the [ehr.bulk] keys whose public JWKS it
+    // serves (sync/backend_jwks.hpp). The error's message names the setting
+    // (errc::listen: the caller exits with EX_UNAVAILABLE) or the key file
+    // (errc::bad_key: EX_CONFIG).
     result<ok_t> start_listeners();
 
     // Runs until request_stop(); exceptions (a store that cannot be read)
