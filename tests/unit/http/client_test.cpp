@@ -1403,6 +1403,43 @@ TEST(http_client_stream, corrupt_gzip_is_bad_encoding) {
     EXPECT_EQ(to_string(r.err().code), "bad_encoding") << r.err().message;
 }
 
+// As for send(): the kept-alive connection dropped without a byte is
+// replaced once, and the sink has seen nothing from the failed attempt.
+TEST(http_client_stream, a_stale_pooled_connection_is_retried_before_the_sink_sees_anything) {
+    auto handler = [](const seen_request& r) {
+        if (r.target == "/second" && r.connection == 1) return reply{"", reply::then::close};
+        return reply{ok_response("file-" + r.target)};
+    };
+    harness h(handler);
+    recording_sink sink;
+    sink.keep = true;
+    auto results = h.stream_all({get(h.url("/first")), get(h.url("/second"))}, sink);
+    ASSERT_EQ(results.size(), 2u);
+    for (const auto& r : results) ASSERT_TRUE(r.ok()) << describe(r);
+    EXPECT_EQ(sink.kept, "file-/firstfile-/second");
+    EXPECT_EQ(h.server.connections, 2);
+}
+
+TEST(http_client_stream, no_body_means_no_piece_and_the_fields_as_sent) {
+    auto handler = [](const seen_request& r) {
+        if (r.method == "HEAD")
+            return reply{"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 1234\r\n\r\n"};
+        return reply{"HTTP/1.1 204 No Content\r\n\r\n"};
+    };
+    harness h(handler);
+    recording_sink sink;
+    http::request head = get(h.url("/bulk/f"));
+    head.method = bhttp::verb::head;
+    auto results = h.stream_all({std::move(head), get(h.url("/bulk/g"))}, sink);
+    ASSERT_EQ(results.size(), 2u);
+    ASSERT_TRUE(results[0].ok()) << describe(results[0]);
+    ASSERT_TRUE(results[1].ok()) << describe(results[1]);
+    EXPECT_EQ(results[0]->header("Content-Length"), "1234");
+    EXPECT_EQ(results[1]->status, 204);
+    EXPECT_EQ(sink.pieces, 0u);
+    EXPECT_EQ(h.server.connections, 1);
+}
+
 // A transport with no streaming of its own, as the test fakes of the FHIR
 // and SMART layers are.
 struct canned_transport final : http::transport {
