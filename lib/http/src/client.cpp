@@ -9,12 +9,19 @@
 // configured timeout (issue 12, defect 7). Every failure is turned into a
 // stable code by detail::classify and a message that names the method and
 // scheme://host:port/path only.
+//
+// send_streaming() shares the header phase (write_and_read_header) and the
+// pool; a 2xx body is then read a fixed buffer at a time under an
+// inactivity deadline and handed through the incremental decoder to the
+// caller's sink, so memory does not grow with the body (issue 15).
 #include "headachemd/http/client.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <exception>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -33,6 +40,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -120,7 +128,8 @@ struct target_info {
     std::string location;  // scheme://host:port/path: no query, no fragment
 };
 
-error fail(errc code, std::string_view method, std::string_view location, std::string_view detail) {
+error fail(headachemd::error_code code, std::string_view method, std::string_view location,
+           std::string_view detail) {
     std::string msg(method);
     msg += ' ';
     msg += location;
@@ -222,12 +231,43 @@ result<message_t> build_message(request& req, const target_info& t, const client
     return msg;
 }
 
+// A request checked and built, ready to go on any connection to its origin.
+struct prepared {
+    std::string method;  // for messages
+    target_info target;
+    message_t msg;
+    std::string key;  // the pool's: origin::to_string()
+    bool idempotent = false;
+};
+
+result<prepared> prepare(request& req, const client_options& opts) {
+    prepared p;
+    p.method = std::string(bhttp::to_string(req.method));
+    auto target = parse_target(req.url, p.method);
+    if (!target) return target.err();
+    p.target = std::move(*target);
+    auto built = build_message(req, p.target, opts, p.method);
+    if (!built) return built.err();
+    p.msg = std::move(*built);
+    p.key = p.target.where.to_string();
+    p.idempotent = is_idempotent(req.method);
+    return p;
+}
+
 // The field values named `name`, in order (a list may span several fields).
 std::vector<std::string_view> field_values(const response& r, std::string_view name) {
     std::vector<std::string_view> out;
     for (const auto& h : r.headers)
         if (iequals(h.name, name)) out.emplace_back(h.value);
     return out;
+}
+
+// Once the content coding is undone, Content-Encoding and Content-Length
+// describe bytes the caller never sees.
+void drop_coding_fields(response& r) {
+    std::erase_if(r.headers, [](const header_field& h) {
+        return iequals(h.name, "Content-Encoding") || iequals(h.name, "Content-Length");
+    });
 }
 
 // Undoes the response's content coding in place (RFC 9110 §8.4), under the
@@ -247,10 +287,17 @@ result<ok_t> decode_content(response& r, bhttp::verb method, std::size_t max_bod
     auto decoded = detail::gunzip(r.body, max_body_bytes);
     if (!decoded) return decoded.err();
     r.body = std::move(*decoded);
-    std::erase_if(r.headers, [](const header_field& h) {
-        return iequals(h.name, "Content-Encoding") || iequals(h.name, "Content-Length");
-    });
+    drop_coding_fields(r);
     return ok_v;
+}
+
+// A response read whole, its content coding undone (decode_content), or
+// the error that names the request.
+result<response> decoded(response r, bhttp::verb verb, std::size_t max_body_bytes, std::string_view method,
+                         std::string_view location) {
+    if (auto ok = decode_content(r, verb, max_body_bytes); !ok)
+        return fail(ok.err().code, method, location, "decoding the response body: " + ok.err().message);
+    return r;
 }
 
 response to_response(reply_t& r) {
@@ -304,13 +351,16 @@ struct exchange_outcome {
     bool reusable = false;
 };
 
-// Every step runs under the request's one `deadline`: expires_at, never a
-// fresh expires_after per step.
-template <class Stream>
-asio::awaitable<exchange_outcome> exchange(Stream& stream, connection& c, const message_t& msg,
-                                           const client_options& opts, steady::time_point deadline,
-                                           reply_t& out) {
-    exchange_outcome r;
+// Writes the request and reads the header of the final response into
+// `parser`, emplaced afresh for each interim 1xx response. Every step runs
+// under `deadline`: expires_at, never a fresh expires_after per step.
+// False: the exchange failed, and `r` says where.
+template <class Stream, class Body>
+asio::awaitable<bool> write_and_read_header(Stream& stream, connection& c, const message_t& msg,
+                                            steady::time_point deadline,
+                                            boost::optional<std::uint64_t> body_limit,
+                                            std::optional<bhttp::response_parser<Body>>& parser,
+                                            exchange_outcome& r) {
     beast::tcp_stream& lowest = c.lowest();
 
     lowest.expires_at(deadline);
@@ -319,39 +369,127 @@ asio::awaitable<exchange_outcome> exchange(Stream& stream, connection& c, const 
     if (write_ec) {
         r.ec = write_ec;
         r.failed_at = phase::write;
-        co_return r;
+        co_return false;
     }
 
     for (int interim = 0;; ++interim) {
-        bhttp::response_parser<bhttp::string_body> parser;
-        parser.header_limit(max_header_bytes);
-        parser.body_limit(opts.max_body_bytes);
+        parser.emplace();
+        parser->header_limit(max_header_bytes);
+        parser->body_limit(body_limit);
         // RFC 9110 §9.3.2: a response to HEAD has no body whatever its
         // Content-Length says.
-        if (msg.method() == bhttp::verb::head) parser.skip(true);
+        if (msg.method() == bhttp::verb::head) parser->skip(true);
 
         lowest.expires_at(deadline);
-        auto [header_ec, header_n] = co_await bhttp::async_read_header(stream, c.buffer, parser, use_tuple);
+        auto [header_ec, header_n] = co_await bhttp::async_read_header(stream, c.buffer, *parser, use_tuple);
         (void)header_n;
-        r.response_started = r.response_started || parser.got_some() || c.buffer.size() > 0;
+        r.response_started = r.response_started || parser->got_some() || c.buffer.size() > 0;
         if (header_ec) {
             r.ec = header_ec;
             r.failed_at = phase::read_header;
-            co_return r;
+            co_return false;
         }
-        const unsigned status = parser.get().result_int();
+        const unsigned status = parser->get().result_int();
         if (status >= 100 && status < 200 && status != 101) {
             if (interim + 1 >= max_interim_responses) {
                 r.ec = bhttp::error::bad_status;
                 r.failed_at = phase::read_header;
-                co_return r;
+                co_return false;
             }
             continue;
         }
+        co_return true;
+    }
+}
 
-        if (!parser.is_done()) {
-            lowest.expires_at(deadline);
-            auto [body_ec, body_n] = co_await bhttp::async_read(stream, c.buffer, parser, use_tuple);
+// Reuse only after the whole message was read and both sides allow it
+// (RFC 9112 §9.3); leftover bytes would be an unsolicited response, so such
+// a connection is not reused either. 101 would switch protocols, which we
+// never ask for.
+template <class Parser>
+bool may_reuse(const Parser& parser, const message_t& msg, const connection& c) {
+    return parser.is_done() && parser.keep_alive() && msg.keep_alive() && c.buffer.size() == 0 &&
+           parser.get().result_int() != 101;
+}
+
+template <class Stream>
+asio::awaitable<exchange_outcome> exchange(Stream& stream, connection& c, const message_t& msg,
+                                           const client_options& opts, steady::time_point deadline,
+                                           reply_t& out) {
+    exchange_outcome r;
+    std::optional<bhttp::response_parser<bhttp::string_body>> parser;
+    if (!co_await write_and_read_header(stream, c, msg, deadline, opts.max_body_bytes, parser, r))
+        co_return r;
+    if (!parser->is_done()) {
+        c.lowest().expires_at(deadline);
+        auto [body_ec, body_n] = co_await bhttp::async_read(stream, c.buffer, *parser, use_tuple);
+        (void)body_n;
+        if (body_ec) {
+            r.ec = body_ec;
+            r.failed_at = phase::read_body;
+            co_return r;
+        }
+    }
+    r.reusable = may_reuse(*parser, msg, c);
+    out = parser->release();
+    c.lowest().expires_never();
+    co_return r;
+}
+
+// The deadlines of one send_streaming() call.
+struct stream_deadlines {
+    steady::time_point header;  // the request's deadline, or `total` if sooner
+    std::optional<steady::time_point> total;
+    milliseconds idle{0};
+};
+
+// How a streaming exchange ended, beyond exchange_outcome.
+struct stream_outcome : exchange_outcome {
+    response head;  // status and fields; the whole body when not 2xx
+    // The decoder or the sink ended the transfer: its code, and a detail
+    // for the message (the sink's or the decoder's own text).
+    std::optional<error> stopped;
+    bool idle_expired = false;  // a body timeout came from the inactivity deadline
+};
+
+response head_of(const bhttp::response_header<>& h) {
+    response out;
+    out.status = static_cast<int>(h.result_int());
+    for (const auto& f : h) out.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    return out;
+}
+
+bool is_success(int status) { return status >= 200 && status <= 299; }
+
+// The header phase as exchange() runs it; then a 2xx body is read a buffer
+// at a time (Beast's buffer_body) and goes through the incremental decoder
+// to the sink; any other body is read whole, as send() reads it.
+template <class Stream>
+asio::awaitable<stream_outcome> stream_exchange(Stream& stream, connection& c, const message_t& msg,
+                                                const client_options& opts, const stream_deadlines& when,
+                                                body_sink& sink) {
+    stream_outcome r;
+    beast::tcp_stream& lowest = c.lowest();
+    std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
+    // No body limit yet: it depends on the status.
+    if (!co_await write_and_read_header(stream, c, msg, when.header, boost::none, parser, r)) co_return r;
+    r.head = head_of(parser->get());
+    const std::uint64_t declared = parser->content_length().value_or(0);
+
+    if (!is_success(r.head.status)) {
+        if (declared > opts.max_body_bytes) {
+            r.ec = bhttp::error::body_limit;
+            r.failed_at = phase::read_body;
+            co_return r;
+        }
+        // Beast's documented way to change the body type once the header is
+        // read and before any body byte is parsed.
+        bhttp::response_parser<bhttp::string_body> whole{std::move(*parser)};
+        parser.reset();
+        whole.body_limit(opts.max_body_bytes);
+        if (!whole.is_done()) {
+            lowest.expires_at(when.header);
+            auto [body_ec, body_n] = co_await bhttp::async_read(stream, c.buffer, whole, use_tuple);
             (void)body_n;
             if (body_ec) {
                 r.ec = body_ec;
@@ -359,15 +497,96 @@ asio::awaitable<exchange_outcome> exchange(Stream& stream, connection& c, const 
                 co_return r;
             }
         }
-        // Reuse only after the whole message was read and both sides allow
-        // it (RFC 9112 §9.3); leftover bytes would be an unsolicited
-        // response, so such a connection is not reused either. 101 would
-        // switch protocols, which we never ask for.
-        r.reusable = parser.keep_alive() && msg.keep_alive() && c.buffer.size() == 0 && status != 101;
-        out = parser.release();
+        r.reusable = may_reuse(whole, msg, c);
+        r.head.body = std::move(whole.get().body());
         lowest.expires_never();
         co_return r;
     }
+
+    // 2xx. The codings are checked before the first body byte, so a body
+    // we cannot decode is never half delivered.
+    if (auto ok = detail::check_transfer_encoding(field_values(r.head, "Transfer-Encoding")); !ok) {
+        r.stopped = ok.err();
+        co_return r;
+    }
+    auto coding = detail::parse_content_encoding(field_values(r.head, "Content-Encoding"));
+    if (!coding) {
+        r.stopped = coding.err();
+        co_return r;
+    }
+    const std::uint64_t cap = opts.max_stream_bytes.value_or(std::numeric_limits<std::uint64_t>::max());
+    if (declared > cap) {
+        r.ec = bhttp::error::body_limit;
+        r.failed_at = phase::read_body;
+        co_return r;
+    }
+    if (opts.max_stream_bytes) parser->body_limit(*opts.max_stream_bytes);
+    auto decoder = detail::make_content_decoder(
+        *coding, {stream_piece_bytes, static_cast<std::size_t>(std::min<std::uint64_t>(
+                                          cap, std::numeric_limits<std::size_t>::max()))});
+
+    std::vector<char> buf(stream_piece_bytes);
+    bool fed = false;
+    while (!parser->is_done()) {
+        auto& body = parser->get().body();
+        body.data = buf.data();
+        body.size = buf.size();
+        body.more = true;
+        // A fresh inactivity deadline for each read, never past the total.
+        const auto idle_end = steady::now() + when.idle;
+        r.idle_expired = !when.total || idle_end < *when.total;
+        lowest.expires_at(r.idle_expired ? idle_end : *when.total);
+        auto [ec, n] = co_await bhttp::async_read_some(stream, c.buffer, *parser, use_tuple);
+        (void)n;
+        // need_buffer: our buffer is full, which is the point of reading.
+        if (ec && ec != bhttp::error::need_buffer) {
+            r.ec = ec;
+            r.failed_at = phase::read_body;
+            co_return r;
+        }
+        const std::size_t got = buf.size() - parser->get().body().size;
+        if (got == 0) continue;
+        fed = true;
+        decoder->feed(std::string_view(buf.data(), got));
+        for (;;) {
+            auto piece = decoder->next();
+            if (!piece) {
+                r.stopped = error{piece.err().code, "decoding the response body: " + piece.err().message};
+                co_return r;
+            }
+            if (piece->empty()) break;
+            if (auto taken = sink.on_data(*piece); !taken) {
+                r.stopped =
+                    error{taken.err().code, "the body sink stopped the transfer: " + taken.err().message};
+                co_return r;
+            }
+        }
+    }
+    lowest.expires_never();
+    // As send() does: an empty body has nothing to decode (a gzip decoder
+    // would call no bytes at all an error).
+    if (fed) {
+        if (auto done = decoder->finish(); !done) {
+            r.stopped = error{done.err().code, "decoding the response body: " + done.err().message};
+            co_return r;
+        }
+        // The sink had the representation as identity; these fields
+        // described the bytes on the wire.
+        if (*coding == detail::content_coding::gzip) drop_coding_fields(r.head);
+    }
+    r.reusable = may_reuse(*parser, msg, c);
+    co_return r;
+}
+
+// The server closed a kept-alive connection as we used it (RFC 9112
+// §9.3.1 allows retrying then). Writing failed: the request never reached
+// the server whole, so any method may be retried. Nothing came back after a
+// full write: only idempotent methods (RFC 9110 §9.2.2), since the server
+// may have acted. `first_reused`: the first attempt, on a pooled connection.
+bool is_stale(const exchange_outcome& x, errc code, bool first_reused, bool idempotent) {
+    return first_reused && code == errc::reset &&
+           (x.failed_at == phase::write ||
+            (x.failed_at == phase::read_header && !x.response_started && idempotent));
 }
 
 // A name check that leaves a reason behind: ssl::host_name_verification
@@ -481,6 +700,8 @@ struct client::impl {
     }
 
     static asio::awaitable<result<response>> run(std::shared_ptr<impl> self, request req);
+    static asio::awaitable<result<response>> run_streaming(std::shared_ptr<impl> self, request req,
+                                                           body_sink& sink);
 
     // Resolve, connect and (https) handshake, ending by connect_timeout or
     // the request's deadline, whichever comes first.
@@ -488,8 +709,22 @@ struct client::impl {
                                                               steady::time_point request_deadline,
                                                               milliseconds request_limit);
 
+    // A pooled connection on the first attempt, else a new one; `reused`
+    // says which.
+    asio::awaitable<result<std::unique_ptr<connection>>> connection_for(const prepared& p, int attempt,
+                                                                        bool& reused,
+                                                                        steady::time_point deadline,
+                                                                        milliseconds limit);
+
     std::unique_ptr<connection> checkout(const std::string& key);
     void checkin(const std::string& key, std::unique_ptr<connection> c);
+    // Back to the pool when `reusable`, else closed.
+    void release(const std::string& key, std::unique_ptr<connection> c, bool reusable) {
+        if (reusable)
+            checkin(key, std::move(c));
+        else
+            retire(std::move(c));
+    }
     void retire(std::unique_ptr<connection> c);
 
     asio::any_io_executor ex_;
@@ -670,16 +905,26 @@ asio::awaitable<result<std::unique_ptr<connection>>> client::impl::open(const ta
     co_return std::move(c);
 }
 
+asio::awaitable<result<std::unique_ptr<connection>>> client::impl::connection_for(const prepared& p,
+                                                                                  int attempt, bool& reused,
+                                                                                  steady::time_point deadline,
+                                                                                  milliseconds limit) {
+    std::unique_ptr<connection> conn;
+    if (attempt == 0) conn = checkout(p.key);
+    reused = conn != nullptr;
+    if (conn) co_return std::move(conn);
+    co_return co_await open(p.target, p.method, deadline, limit);
+}
+
 asio::awaitable<result<response>> client::impl::run(std::shared_ptr<impl> self, request req) {
-    const std::string method(bhttp::to_string(req.method));
-    auto target = parse_target(req.url, method);
-    if (!target) co_return target.err();
-    const target_info& t = *target;
-    auto built = build_message(req, t, self->opts_, method);
-    if (!built) co_return built.err();
-    const message_t& msg = *built;
-    const std::string key = t.where.to_string();
-    const bool idempotent = is_idempotent(req.method);
+    auto ready = prepare(req, self->opts_);
+    if (!ready) co_return ready.err();
+    const prepared& p = *ready;
+    const std::string& method = p.method;
+    const target_info& t = p.target;
+    const message_t& msg = p.msg;
+    const std::string& key = p.key;
+    const bool idempotent = p.idempotent;
     // One deadline for the whole request, fixed before anything is sent.
     const milliseconds limit = req.timeout.value_or(self->opts_.request_timeout);
     const steady::time_point deadline = steady::now() + limit;
@@ -687,14 +932,10 @@ asio::awaitable<result<response>> client::impl::run(std::shared_ptr<impl> self, 
     // At most two attempts: the second only after a reused connection
     // turned out to be stale.
     for (int attempt = 0;; ++attempt) {
-        std::unique_ptr<connection> conn;
-        if (attempt == 0) conn = self->checkout(key);
-        const bool reused = conn != nullptr;
-        if (!conn) {
-            auto opened = co_await self->open(t, method, deadline, limit);
-            if (!opened) co_return opened.err();
-            conn = std::move(opened.value());
-        }
+        bool reused = false;
+        auto got = co_await self->connection_for(p, attempt, reused, deadline, limit);
+        if (!got) co_return got.err();
+        std::unique_ptr<connection> conn = std::move(got.value());
 
         reply_t reply;
         exchange_outcome x;
@@ -707,33 +948,96 @@ asio::awaitable<result<response>> client::impl::run(std::shared_ptr<impl> self, 
             response out = to_response(reply);
             // The message was read whole, so the connection is as good
             // as its keep-alive says, whatever its content turns out to be.
-            if (x.reusable)
-                self->checkin(key, std::move(conn));
-            else
-                self->retire(std::move(conn));
-            if (auto decoded = decode_content(out, req.method, self->opts_.max_body_bytes); !decoded)
-                co_return fail(decoded.err().code.value(), method, t.location,
-                               "decoding the response body: " + decoded.err().message);
-            co_return out;
+            self->release(key, std::move(conn), x.reusable);
+            co_return decoded(std::move(out), req.method, self->opts_.max_body_bytes, method, t.location);
         }
 
         // A failed connection is in an unknown state: closed, not reused.
         conn->close_now();
         conn.reset();
         const auto code = detail::classify(x.failed_at, x.ec);
-        // The server closed a kept-alive connection as we used it
-        // (RFC 9112 §9.3.1 allows retrying then). Writing failed: the
-        // request never reached the server whole, so any method may be
-        // retried. Nothing came back after a full write: only idempotent
-        // methods (RFC 9110 §9.2.2), since the server may have acted.
-        const bool stale = reused && attempt == 0 && code == errc::reset &&
-                           (x.failed_at == phase::write ||
-                            (x.failed_at == phase::read_header && !x.response_started && idempotent));
-        if (stale) continue;
+        if (is_stale(x, code, reused && attempt == 0, idempotent)) continue;
         co_return fail(
             code, method, t.location,
             failure_detail(x.failed_at, x.ec, code, limit_info{limit, true}, self->opts_.max_body_bytes));
     }
+}
+
+asio::awaitable<result<response>> client::impl::run_streaming(std::shared_ptr<impl> self, request req,
+                                                              body_sink& sink) {
+    auto ready = prepare(req, self->opts_);
+    if (!ready) co_return ready.err();
+    const prepared& p = *ready;
+    const std::string& method = p.method;
+    const target_info& t = p.target;
+    const auto start = steady::now();
+    const milliseconds limit = req.timeout.value_or(self->opts_.request_timeout);
+    stream_deadlines when;
+    when.header = start + limit;
+    when.idle = self->opts_.stream_idle_timeout;
+    if (self->opts_.stream_timeout) when.total = start + *self->opts_.stream_timeout;
+    // The header phase ends by the request's deadline or the overall one,
+    // whichever is sooner; a timeout message names the one that applied.
+    limit_info header_limit{limit, true};
+    if (when.total && *when.total < when.header) {
+        when.header = *when.total;
+        header_limit.value = *self->opts_.stream_timeout;
+    }
+
+    // Attempts as in run().
+    for (int attempt = 0;; ++attempt) {
+        bool reused = false;
+        auto got = co_await self->connection_for(p, attempt, reused, when.header, header_limit.value);
+        if (!got) co_return got.err();
+        std::unique_ptr<connection> conn = std::move(got.value());
+
+        stream_outcome x;
+        if (conn->tls)
+            x = co_await stream_exchange(*conn->tls, *conn, p.msg, self->opts_, when, sink);
+        else
+            x = co_await stream_exchange(*conn->plain, *conn, p.msg, self->opts_, when, sink);
+
+        if (!x.ec && !x.stopped) {
+            self->release(p.key, std::move(conn), x.reusable);
+            // A non-2xx body was read whole; it is decoded as send() does.
+            if (!is_success(x.head.status))
+                co_return decoded(std::move(x.head), req.method, self->opts_.max_body_bytes, method,
+                                  t.location);
+            co_return std::move(x.head);
+        }
+
+        // Stopped or failed: the rest of the body is unread, so the
+        // connection is closed, never reused.
+        conn->close_now();
+        conn.reset();
+        if (x.stopped) co_return fail(x.stopped->code, method, t.location, x.stopped->message);
+        const auto code = detail::classify(x.failed_at, x.ec);
+        if (is_stale(x, code, reused && attempt == 0, p.idempotent)) continue;
+        if (code == errc::timeout && x.failed_at == phase::read_body && is_success(x.head.status)) {
+            const bool idle = x.idle_expired;
+            const auto ms = idle ? when.idle : *self->opts_.stream_timeout;
+            co_return fail(code, method, t.location,
+                           std::string(detail::phase_name(phase::read_body)) + ": " +
+                               (idle ? "no data within the inactivity deadline of "
+                                     : "the transfer was not complete within its overall deadline of ") +
+                               std::to_string(ms.count()) + " ms");
+        }
+        const std::size_t cap = is_success(x.head.status) && self->opts_.max_stream_bytes
+                                    ? static_cast<std::size_t>(*self->opts_.max_stream_bytes)
+                                    : self->opts_.max_body_bytes;
+        co_return fail(code, method, t.location, failure_detail(x.failed_at, x.ec, code, header_limit, cap));
+    }
+}
+
+// A transport without streaming of its own (a test fake) sends as usual
+// and hands a 2xx body over in one piece.
+asio::awaitable<result<response>> transport::send_streaming(request req, body_sink& sink) {
+    auto r = co_await send(std::move(req));
+    if (!r || !is_success(r->status) || r->body.empty()) co_return r;
+    const std::string body = std::move(r->body);
+    r->body.clear();
+    if (auto taken = sink.on_data(body); !taken) co_return taken.err();
+    co_return r;
 }
 
 client::client(asio::any_io_executor ex, client_options opts)
@@ -742,6 +1046,10 @@ client::client(asio::any_io_executor ex, client_options opts)
 client::~client() = default;
 
 asio::awaitable<result<response>> client::send(request req) { return impl::run(impl_, std::move(req)); }
+
+asio::awaitable<result<response>> client::send_streaming(request req, body_sink& sink) {
+    return impl::run_streaming(impl_, std::move(req), sink);
+}
 
 void client::close_idle() {
     std::map<std::string, std::vector<impl::idle_connection>> all;

@@ -8,6 +8,7 @@
 // case of a hang), and timeouts are exercised with short deadlines.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -257,6 +258,8 @@ struct harness {
             failure = e;
             ioc.stop();
         };
+        // A test may run the context more than once; the last run stopped it.
+        ioc.restart();
         asio::co_spawn(ioc, body, on_done);
         ioc.run_for(60s);
         if (failure) std::rethrow_exception(failure);
@@ -278,6 +281,26 @@ struct harness {
 
     headachemd::result<http::response> send_one(http::request req) {
         auto all = send_all({std::move(req)});
+        if (all.empty()) return headachemd::error{headachemd::errc::internal_error, "no result"};
+        return std::move(all.front());
+    }
+
+    // send_streaming() for each request in turn, all into one sink.
+    std::vector<headachemd::result<http::response>> stream_all(std::vector<http::request> reqs,
+                                                               http::body_sink& sink) {
+        std::vector<headachemd::result<http::response>> out;
+        auto body = [&]() -> asio::awaitable<void> {
+            for (auto& r : reqs) {
+                auto res = co_await client->send_streaming(std::move(r), sink);
+                out.push_back(std::move(res));
+            }
+        };
+        run(body);
+        return out;
+    }
+
+    headachemd::result<http::response> stream_one(http::request req, http::body_sink& sink) {
+        auto all = stream_all({std::move(req)}, sink);
         if (all.empty()) return headachemd::error{headachemd::errc::internal_error, "no result"};
         return std::move(all.front());
     }
@@ -1084,6 +1107,382 @@ TEST(http_client, a_transfer_coding_other_than_chunked_is_a_protocol_error) {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(to_string(r.err().code), "protocol") << r.err().message;
     EXPECT_NE(r.err().message.find("'gzip'"), std::string::npos) << r.err().message;
+}
+
+// ---------------------------------------------------------------------------
+// send_streaming (issue 15: Bulk Data files of any size)
+
+// Records what a body_sink is given without keeping it (unless `keep`):
+// piece count and sizes, and an FNV-1a hash of every byte in order.
+struct recording_sink final : http::body_sink {
+    std::size_t total = 0;
+    std::size_t pieces = 0;
+    std::size_t largest = 0;
+    std::uint64_t hash = 14695981039346656037ull;
+    bool keep = false;
+    std::string kept;
+    std::optional<std::size_t> stop_after;  // refuse once this many bytes came
+
+    headachemd::result<headachemd::ok_t> on_data(std::string_view piece) override {
+        ++pieces;
+        total += piece.size();
+        largest = std::max(largest, piece.size());
+        hash = fnv(hash, piece);
+        if (keep) kept += piece;
+        if (stop_after && total >= *stop_after)
+            return headachemd::error{headachemd::errc::stopped, "the test sink has had enough"};
+        return headachemd::ok_v;
+    }
+
+    static std::uint64_t fnv(std::uint64_t h, std::string_view bytes) {
+        for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+        return h;
+    }
+};
+
+// `n` bytes that differ along the body (a repeated short pattern would
+// hide a piece delivered twice or out of order).
+std::string generated_body(std::size_t n) {
+    std::string out(n, '\0');
+    std::uint32_t x = 2463534242u;
+    for (auto& c : out) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        c = static_cast<char>('a' + x % 26);
+    }
+    return out;
+}
+
+std::string chunked(std::string_view body, std::size_t chunk) {
+    std::string out;
+    for (std::size_t at = 0; at < body.size(); at += chunk) {
+        const auto piece = body.substr(at, chunk);
+        char size[24];
+        std::snprintf(size, sizeof size, "%zx", piece.size());
+        out += size;
+        out += "\r\n";
+        out += piece;
+        out += "\r\n";
+    }
+    return out + "0\r\n\r\n";
+}
+
+TEST(http_client_stream, a_large_body_reaches_the_sink_in_bounded_pieces) {
+    // Setup: 20 MiB over TLS.
+    const std::string body = generated_body(20u << 20);
+    auto handler = [&](const seen_request&) { return reply{ok_response(body)}; };
+    harness h(handler);
+    recording_sink sink;
+    // Run
+    auto r = h.stream_one(get(h.url("/bulk/file1.ndjson")), sink);
+    // Check: every byte, in order, never more than a buffer at a time.
+    ASSERT_TRUE(r.ok()) << describe(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_TRUE(r->body.empty());
+    EXPECT_EQ(r->header("Content-Length"), std::to_string(body.size()));
+    EXPECT_EQ(sink.total, body.size());
+    EXPECT_EQ(sink.hash, recording_sink::fnv(14695981039346656037ull, body));
+    EXPECT_LE(sink.largest, http::stream_piece_bytes);
+    EXPECT_GE(sink.pieces, body.size() / http::stream_piece_bytes);
+    EXPECT_EQ(h.client->idle_count(), 1u);
+}
+
+TEST(http_client_stream, a_gzip_body_is_decoded_on_the_way) {
+    // Setup
+    const std::string body = generated_body(3u << 20);
+    const std::string gz = headachemd::test::gzip(body);
+    auto handler = [&](const seen_request&) {
+        return reply{ok_response(gz, "Content-Encoding: x-gzip\r\n")};
+    };
+    harness h(handler);
+    recording_sink sink;
+    sink.keep = true;
+    // Run
+    auto r = h.stream_one(get(h.url("/bulk/file2.ndjson")), sink);
+    // Check
+    ASSERT_TRUE(r.ok()) << describe(r);
+    ASSERT_EQ(h.server.requests.size(), 1u);
+    EXPECT_EQ(h.server.requests[0].header("Accept-Encoding"), "gzip");
+    EXPECT_TRUE(sink.kept == body) << "decoded " << sink.kept.size() << " of " << body.size() << " bytes";
+    EXPECT_LE(sink.largest, http::stream_piece_bytes);
+    EXPECT_FALSE(r->header("Content-Encoding"));
+    EXPECT_FALSE(r->header("Content-Length"));
+}
+
+TEST(http_client_stream, a_chunked_body_streams_and_the_connection_is_reused) {
+    // Setup: chunks larger and smaller than the buffer.
+    const std::string body = generated_body(300000);
+    auto handler = [&](const seen_request&) {
+        return reply{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 100003)};
+    };
+    harness h(handler);
+    recording_sink sink;
+    sink.keep = true;
+    // Run: two streams, then a plain send, on one connection.
+    auto streamed = h.stream_all({get(h.url("/a")), get(h.url("/b"))}, sink);
+    auto sent = h.send_one(get(h.url("/c")));
+    // Check
+    ASSERT_EQ(streamed.size(), 2u);
+    for (const auto& r : streamed) ASSERT_TRUE(r.ok()) << describe(r);
+    ASSERT_TRUE(sent.ok()) << describe(sent);
+    EXPECT_TRUE(sink.kept == body + body);
+    EXPECT_EQ(sent->body, body);
+    EXPECT_LE(sink.largest, http::stream_piece_bytes);
+    EXPECT_EQ(h.server.connections, 1);
+    EXPECT_EQ(h.client->idle_count(), 1u);
+}
+
+TEST(http_client_stream, a_body_cut_short_is_truncated) {
+    auto handler = [](const seen_request&) {
+        return reply{"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + std::string(50000, 'z'),
+                     reply::then::close};
+    };
+    harness h(handler);
+    recording_sink sink;
+    auto r = h.stream_one(get(h.url("/bulk/f")), sink);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(to_string(r.err().code), "truncated") << r.err().message;
+    EXPECT_EQ(sink.total, 50000u);
+    EXPECT_EQ(h.client->idle_count(), 0u);
+}
+
+TEST(http_client_stream, a_server_that_stops_sending_times_out_by_inactivity) {
+    // Setup: part of the body, then silence. The request's deadline is long;
+    // only the inactivity deadline can end this.
+    auto handler = [](const seen_request&) {
+        return reply{"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + std::string(1000, 'q'),
+                     reply::then::hang};
+    };
+    harness h(handler, server_kind::tls, "IP:127.0.0.1", [](http::client_options& o) {
+        o.request_timeout = 30s;
+        o.stream_idle_timeout = 200ms;
+    });
+    recording_sink sink;
+    const auto start = std::chrono::steady_clock::now();
+    // Run
+    auto r = h.stream_one(get(h.url("/bulk/f?patient=123")), sink);
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    // Check
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(to_string(r.err().code), "timeout") << r.err().message;
+    EXPECT_GE(elapsed, 200ms);
+    EXPECT_LT(elapsed, 5s);
+    EXPECT_EQ(sink.total, 1000u);
+    const std::string& m = r.err().message;
+    EXPECT_NE(m.find("inactivity deadline of 200 ms"), std::string::npos) << m;
+    EXPECT_EQ(m.find("patient=123"), std::string::npos) << m;
+    EXPECT_EQ(m.find("s3cr3t"), std::string::npos) << m;
+    EXPECT_EQ(h.client->idle_count(), 0u);
+}
+
+TEST(http_client_stream, a_trickling_server_is_ended_by_the_overall_deadline) {
+    // Setup: a byte every 20 ms keeps a 5 s inactivity deadline happy
+    // forever; the overall deadline of 400 ms does not.
+    auto handler = [](const seen_request&) {
+        reply r{"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n{", reply::then::hang};
+        r.drip = "x";
+        r.drip_every = 20ms;
+        return r;
+    };
+    harness h(handler, server_kind::tls, "IP:127.0.0.1", [](http::client_options& o) {
+        o.stream_idle_timeout = 5s;
+        o.stream_timeout = 400ms;
+    });
+    recording_sink sink;
+    const auto start = std::chrono::steady_clock::now();
+    // Run
+    auto r = h.stream_one(get(h.url("/bulk/f")), sink);
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    // Check
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(to_string(r.err().code), "timeout") << r.err().message;
+    EXPECT_GE(elapsed, 400ms);
+    EXPECT_LT(elapsed, 4s);
+    EXPECT_GT(sink.total, 1u);
+    EXPECT_NE(r.err().message.find("overall deadline of 400 ms"), std::string::npos) << r.err().message;
+}
+
+TEST(http_client_stream, a_sink_that_stops_ends_the_transfer_and_the_connection) {
+    // Setup
+    const std::string body = generated_body(2u << 20);
+    auto handler = [&](const seen_request&) { return reply{ok_response(body)}; };
+    harness h(handler);
+    recording_sink sink;
+    sink.stop_after = 1;
+    // Run: the sink refuses its first piece; then the next request.
+    auto streamed = h.stream_one(get(h.url("/bulk/f")), sink);
+    const std::size_t idle_after_stop = h.client->idle_count();
+    auto next = h.send_one(get(h.url("/again")));
+    // Check: the sink's error, the connection dropped and not reused.
+    ASSERT_FALSE(streamed.ok());
+    EXPECT_EQ(streamed.err().code, headachemd::errc::stopped);
+    EXPECT_NE(streamed.err().message.find("the test sink has had enough"), std::string::npos)
+        << streamed.err().message;
+    EXPECT_EQ(sink.pieces, 1u);
+    EXPECT_EQ(idle_after_stop, 0u);
+    ASSERT_TRUE(next.ok()) << describe(next);
+    EXPECT_EQ(h.server.connections, 2);
+}
+
+TEST(http_client_stream, an_error_status_comes_back_whole_and_the_sink_sees_nothing) {
+    const std::string outcome = R"({"resourceType":"OperationOutcome","issue":[{"severity":"error"}]})";
+    auto handler = [&](const seen_request&) {
+        return reply{"HTTP/1.1 404 Not Found\r\nContent-Type: application/fhir+json\r\nContent-Length: " +
+                     std::to_string(outcome.size()) + "\r\n\r\n" + outcome};
+    };
+    harness h(handler);
+    recording_sink sink;
+    auto results = h.stream_all({get(h.url("/bulk/gone")), get(h.url("/bulk/gone"))}, sink);
+    ASSERT_EQ(results.size(), 2u);
+    for (const auto& r : results) {
+        ASSERT_TRUE(r.ok()) << describe(r);
+        EXPECT_EQ(r->status, 404);
+        EXPECT_EQ(r->body, outcome);
+    }
+    EXPECT_EQ(sink.pieces, 0u);
+    EXPECT_EQ(h.server.connections, 1);
+}
+
+TEST(http_client_stream, an_error_body_over_max_body_bytes_is_body_too_large) {
+    auto handler = [](const seen_request&) {
+        return reply{"HTTP/1.1 500 Oops\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'e')};
+    };
+    harness h(handler, server_kind::tls, "IP:127.0.0.1",
+              [](http::client_options& o) { o.max_body_bytes = 1000; });
+    recording_sink sink;
+    auto r = h.stream_one(get(h.url("/bulk/f")), sink);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(to_string(r.err().code), "body_too_large") << r.err().message;
+}
+
+TEST(http_client_stream, max_body_bytes_does_not_cap_a_streamed_body_but_max_stream_bytes_does) {
+    // Setup: 200 KB bodies under a 1000-byte max_body_bytes.
+    const std::string body = generated_body(200000);
+    auto handler = [&](const seen_request&) { return reply{ok_response(body)}; };
+    harness h(handler, server_kind::tls, "IP:127.0.0.1",
+              [](http::client_options& o) { o.max_body_bytes = 1000; });
+    harness capped(handler, server_kind::tls, "IP:127.0.0.1",
+                   [](http::client_options& o) { o.max_stream_bytes = 100000; });
+    recording_sink sink;
+    recording_sink capped_sink;
+    // Run
+    auto r = h.stream_one(get(h.url("/bulk/f")), sink);
+    auto c = capped.stream_one(get(capped.url("/bulk/f")), capped_sink);
+    // Check
+    ASSERT_TRUE(r.ok()) << describe(r);
+    EXPECT_EQ(sink.total, body.size());
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(to_string(c.err().code), "body_too_large") << c.err().message;
+    EXPECT_EQ(capped_sink.total, 0u);
+}
+
+TEST(http_client_stream, another_coding_is_bad_encoding_before_the_sink_sees_a_byte) {
+    auto handler = [](const seen_request&) {
+        return reply{ok_response("compressed?", "Content-Encoding: br\r\n")};
+    };
+    harness h(handler);
+    recording_sink sink;
+    auto r = h.stream_one(get(h.url("/bulk/f")), sink);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(to_string(r.err().code), "bad_encoding") << r.err().message;
+    EXPECT_EQ(sink.pieces, 0u);
+    EXPECT_EQ(h.client->idle_count(), 0u);
+}
+
+TEST(http_client_stream, corrupt_gzip_is_bad_encoding) {
+    auto handler = [](const seen_request&) {
+        std::string gz = headachemd::test::gzip(generated_body(100000));
+        gz.resize(gz.size() - 4);  // no ISIZE
+        return reply{ok_response(gz, "Content-Encoding: gzip\r\n")};
+    };
+    harness h(handler);
+    recording_sink sink;
+    auto r = h.stream_one(get(h.url("/bulk/f")), sink);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(to_string(r.err().code), "bad_encoding") << r.err().message;
+}
+
+// As for send(): the kept-alive connection dropped without a byte is
+// replaced once, and the sink has seen nothing from the failed attempt.
+TEST(http_client_stream, a_stale_pooled_connection_is_retried_before_the_sink_sees_anything) {
+    auto handler = [](const seen_request& r) {
+        if (r.target == "/second" && r.connection == 1) return reply{"", reply::then::close};
+        return reply{ok_response("file-" + r.target)};
+    };
+    harness h(handler);
+    recording_sink sink;
+    sink.keep = true;
+    auto results = h.stream_all({get(h.url("/first")), get(h.url("/second"))}, sink);
+    ASSERT_EQ(results.size(), 2u);
+    for (const auto& r : results) ASSERT_TRUE(r.ok()) << describe(r);
+    EXPECT_EQ(sink.kept, "file-/firstfile-/second");
+    EXPECT_EQ(h.server.connections, 2);
+}
+
+TEST(http_client_stream, no_body_means_no_piece_and_the_fields_as_sent) {
+    auto handler = [](const seen_request& r) {
+        if (r.method == "HEAD")
+            return reply{"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 1234\r\n\r\n"};
+        return reply{"HTTP/1.1 204 No Content\r\n\r\n"};
+    };
+    harness h(handler);
+    recording_sink sink;
+    http::request head = get(h.url("/bulk/f"));
+    head.method = bhttp::verb::head;
+    auto results = h.stream_all({std::move(head), get(h.url("/bulk/g"))}, sink);
+    ASSERT_EQ(results.size(), 2u);
+    ASSERT_TRUE(results[0].ok()) << describe(results[0]);
+    ASSERT_TRUE(results[1].ok()) << describe(results[1]);
+    EXPECT_EQ(results[0]->header("Content-Length"), "1234");
+    EXPECT_EQ(results[1]->status, 204);
+    EXPECT_EQ(sink.pieces, 0u);
+    EXPECT_EQ(h.server.connections, 1);
+}
+
+// A transport with no streaming of its own, as the test fakes of the FHIR
+// and SMART layers are.
+struct canned_transport final : http::transport {
+    http::response canned;
+    boost::asio::awaitable<headachemd::result<http::response>> send(http::request) override {
+        co_return canned;
+    }
+};
+
+TEST(http_client_stream, the_default_send_streaming_hands_a_2xx_body_over_whole) {
+    // Setup
+    canned_transport ok;
+    ok.canned.status = 200;
+    ok.canned.body = "line1\nline2\n";
+    canned_transport missing;
+    missing.canned.status = 404;
+    missing.canned.body = "{}";
+    recording_sink sink;
+    sink.keep = true;
+    asio::io_context ioc;
+    std::optional<headachemd::result<http::response>> a;
+    std::optional<headachemd::result<http::response>> b;
+    // Named requests, not temporaries in the co_await expression (GCC 12
+    // coroutine bugs, STYLE.md §6).
+    auto body = [&]() -> asio::awaitable<void> {
+        http::request first;
+        a = co_await ok.send_streaming(std::move(first), sink);
+        http::request second;
+        b = co_await missing.send_streaming(std::move(second), sink);
+    };
+    auto rethrow = [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+    };
+    // Run
+    asio::co_spawn(ioc, body, rethrow);
+    ioc.run();
+    // Check
+    ASSERT_TRUE(a && a->ok());
+    EXPECT_TRUE((*a)->body.empty());
+    EXPECT_EQ(sink.kept, "line1\nline2\n");
+    EXPECT_EQ(sink.pieces, 1u);
+    ASSERT_TRUE(b && b->ok());
+    EXPECT_EQ((*b)->body, "{}");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The HTTPS client: HTTP/1.1 over TLS (Beast over OpenSSL) with pooled
 // keep-alive connections, one deadline for each whole request, and a
-// body-size cap.
+// body-size cap; and a streaming GET for bodies of any size (the Bulk Data
+// download, issue 15), whose body goes to a body_sink piece by piece.
 //
 // Contract
 // - send() returns an HTTP response for every status, 4xx and 5xx included:
@@ -39,6 +40,16 @@
 //   and a `message` naming the method and scheme://host:port/path. The
 //   message never contains the query string (it may hold patient ids),
 //   header values (Authorization: Bearer …) or bodies.
+// - send_streaming() has the same codes, with these differences for a 2xx
+//   body (see client::send_streaming):
+//     "timeout"         also: no body byte within
+//                       client_options::stream_idle_timeout, or the whole
+//                       transfer past client_options::stream_timeout. The
+//                       message says which deadline it was.
+//     "body_too_large"  only with client_options::max_stream_bytes set
+//   and the body_sink's own error, code as the sink gave it, when the sink
+//   stopped the transfer (its message follows ours; keeping it free of
+//   payloads is the sink's job).
 // - Nothing is thrown for network failures; std::bad_alloc and bugs throw.
 // - The client is not tied to one thread: the connection pool is locked.
 //   Each connection is used by one request at a time.
@@ -46,6 +57,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -116,7 +128,37 @@ struct client_options {
     // Whatever this says, a response with Content-Encoding gzip or x-gzip
     // is decoded, identity passes, and any other coding is bad_encoding.
     bool accept_gzip = true;
+
+    // send_streaming() only, for the body of a 2xx response (the header
+    // phase keeps request::timeout). STYLE.md §8: every network operation
+    // has a deadline. A body of gigabytes takes as long as it takes, so the
+    // body is bounded by inactivity: the transfer fails with `timeout` when
+    // no byte arrives for this long.
+    std::chrono::milliseconds stream_idle_timeout{60000};
+    // An overall bound on a whole send_streaming() call, header included,
+    // when set: a server that trickles a byte just inside the inactivity
+    // deadline cannot hold the transfer past it. nullopt: none.
+    std::optional<std::chrono::milliseconds> stream_timeout;
+    // The largest streamed body, counted as received and once decoded
+    // (body_too_large past it). nullopt: no cap; the sink bounds its memory
+    // by its own unit (an NDJSON line), not the body's size.
+    std::optional<std::uint64_t> max_stream_bytes;
 };
+
+// Receives a streamed body (send_streaming). Bytes come decoded (gzip
+// undone), in order, in pieces of at most stream_piece_bytes; the view is
+// valid only during the call. Returning an error stops the transfer:
+// send_streaming returns that error and the connection is closed, not
+// reused (the rest of the body was never read).
+class body_sink {
+public:
+    virtual ~body_sink() = default;
+    virtual result<ok_t> on_data(std::string_view piece) = 0;
+};
+
+// The largest piece a body_sink is given by client::send_streaming, and
+// the read buffer it uses: memory per transfer is a few of these.
+inline constexpr std::size_t stream_piece_bytes = 64 * 1024;
 
 // The seam between the sync code and the network: tests of the FHIR and
 // SMART layers substitute a fake.
@@ -124,6 +166,16 @@ class transport {
 public:
     virtual ~transport() = default;
     virtual boost::asio::awaitable<result<response>> send(request req) = 0;
+
+    // A GET whose 2xx body goes to `sink` as it arrives; the response
+    // returned holds the status and header fields and an empty body. Any
+    // other status comes back whole in response::body, as send() gives it
+    // (an OperationOutcome is small, and the caller parses it); the sink is
+    // then not called. `sink` must outlive the call.
+    //
+    // This default sends with send() and hands a 2xx body to the sink in one
+    // piece, so a fake transport works unchanged; client streams for real.
+    virtual boost::asio::awaitable<result<response>> send_streaming(request req, body_sink& sink);
 };
 
 class client final : public transport {
@@ -146,6 +198,25 @@ public:
     // request failed, because a request that was written may have been
     // applied (and an eCW refresh token is single-use).
     boost::asio::awaitable<result<response>> send(request req) override;
+
+    // Streams a 2xx body to `sink` with bounded memory, whatever its size:
+    // a buffer of stream_piece_bytes is read at a time, gzip (or x-gzip) is
+    // decoded incrementally, and the sink sees pieces of at most
+    // stream_piece_bytes. Content-Encoding and Content-Length are dropped
+    // from the response's fields after gzip is undone, as send() does.
+    //
+    // Deadlines: connecting, writing the request and reading the final
+    // header keep request::timeout; the body has stream_idle_timeout per
+    // read, and everything stream_timeout when set. A non-2xx body is read
+    // whole under the request's deadline and max_body_bytes, exactly as
+    // send() reads it.
+    //
+    // Connection reuse as for send(): after a body read to its end with
+    // keep-alive on both sides. A transfer stopped by the sink, the
+    // decoder or a failure closes the connection. The one retry on a stale
+    // pooled connection happens before any response byte, so the sink has
+    // seen nothing when it does.
+    boost::asio::awaitable<result<response>> send_streaming(request req, body_sink& sink) override;
 
     // Closes every idle pooled connection (TLS close_notify under a short
     // deadline). Connections in use are not affected.
