@@ -6,7 +6,6 @@
 #include <fstream>
 #include <memory>
 #include <system_error>
-#include <unordered_map>
 #include <variant>
 
 #include <fmt/format.h>
@@ -77,9 +76,8 @@ struct ingester::impl {
     std::shared_ptr<store::view_tables> views;  // nullptr: no views
     nz::normalizer normalizer;
     store::resource_writer writer;
-    // Patient keys already computed: an export holds many resources per
-    // patient, and an HMAC per row would cost more than the row's insert.
-    std::unordered_map<std::string, std::string> patient_keys;
+    // Patient keys already computed (the cache the Bulk Data apply uses too).
+    store::patient_key_cache patient_keys{key, opts.source};
 
     // Progress bookkeeping.
     progress_fn progress;
@@ -104,12 +102,7 @@ struct ingester::impl {
     }
 
     const std::string& patient_key_for(const std::string& fhir_patient_id) {
-        auto it = patient_keys.find(fhir_patient_id);
-        if (it != patient_keys.end()) return it->second;
-        if (patient_keys.size() >= 1'000'000) patient_keys.clear();  // bound memory on huge exports
-        return patient_keys
-            .emplace(fhir_patient_id, store::patient_key_for(key, opts.source, fhir_patient_id))
-            .first->second;
+        return patient_keys.get(fhir_patient_id);
     }
 
     void count_read(const nz::result& res) {

@@ -6,8 +6,16 @@ namespace headachemd::store {
 
 page_counts commit_page(analytics_db& db, resource_writer& writer, std::span<const normalize::record> records,
                         std::string_view source, std::string_view now, const page_hooks& hooks) {
-    page_counts counts;
     write_transaction tx(db.sql());
+    const page_counts counts = write_page(writer, records, source, now, hooks);
+    if (hooks.before_commit) hooks.before_commit();
+    tx.commit();
+    return counts;
+}
+
+page_counts write_page(resource_writer& writer, std::span<const normalize::record> records,
+                       std::string_view source, std::string_view now, const page_hooks& hooks) {
+    page_counts counts;
     for (const normalize::record& r : records) {
         const upsert_outcome outcome = writer.upsert(r, source, hooks.patient_key(r), now);
         switch (outcome) {
@@ -26,8 +34,6 @@ page_counts commit_page(analytics_db& db, resource_writer& writer, std::span<con
                                hooks.view_patient_key, hooks.view_references);
         if (hooks.on_row) hooks.on_row(r, outcome);
     }
-    if (hooks.before_commit) hooks.before_commit();
-    tx.commit();
     return counts;
 }
 

@@ -38,4 +38,11 @@ std::string fingerprint(const pseudonym_key& key) {
     return to_hex(mac.data(), 8);
 }
 
+const std::string& patient_key_cache::get(const std::string& fhir_patient_id) {
+    auto it = keys_.find(fhir_patient_id);
+    if (it != keys_.end()) return it->second;
+    if (keys_.size() >= 1'000'000) keys_.clear();  // bound memory on huge exports
+    return keys_.emplace(fhir_patient_id, patient_key_for(key_, source_, fhir_patient_id)).first->second;
+}
+
 }  // namespace headachemd::store

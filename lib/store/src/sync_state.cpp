@@ -193,6 +193,38 @@ int sync_state::mark_deleted_except(std::string_view source, std::string_view pa
     return n;
 }
 
+bool sync_state::mark_deleted(std::string_view source, std::string_view table, std::string_view id,
+                              std::string_view now, std::string_view resource_type) {
+    const char* name = table_name_checked(table, resource_type, "mark_deleted");
+    const bool bare = table == nz::bare_table;
+    // RETURNING (SQLite 3.35): the row's patient, whose deleted rows leave
+    // the views below.
+    SQLite::Statement upd(db_.sql(), std::string("UPDATE \"") + name +
+                                         "\" SET deleted_at = ?3 WHERE source = ?1 AND id = ?2 "
+                                         "AND deleted_at IS NULL" +
+                                         (bare ? " AND resource_type = ?4" : "") + " RETURNING patient_key");
+    upd.bind(1, std::string(source));
+    upd.bind(2, std::string(id));
+    upd.bind(3, std::string(now));
+    if (bare) upd.bind(4, std::string(resource_type));
+    if (!upd.executeStep()) return false;
+    const bool has_patient = !upd.getColumn(0).isNull();
+    const std::string patient_key = has_patient ? upd.getColumn(0).getString() : std::string();
+    while (upd.executeStep()) {
+    }
+    // A resource that names no patient has no view rows keyed to one to
+    // find it by; remove_deleted_view_rows matches on the patient key.
+    if (has_patient) {
+        if (bare)
+            remove_deleted_view_rows(db_, source, patient_key, nz::bare_table, resource_type);
+        else
+            for (const auto& rt : raw_types)
+                if (table == rt.table)
+                    remove_deleted_view_rows(db_, source, patient_key, rt.table, rt.resource_type);
+    }
+    return true;
+}
+
 long long sync_state::live_rows(std::string_view source, std::string_view patient_key, std::string_view table,
                                 std::string_view resource_type) {
     const char* name = table_name_checked(table, resource_type, "live_rows");

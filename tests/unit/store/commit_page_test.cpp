@@ -154,4 +154,18 @@ TEST_F(CommitPage, ALockedDatabaseRefusesThePageBeforeAnyRow) {
     EXPECT_TRUE(stored_ids(db.sql()).empty());
 }
 
+TEST_F(CommitPage, WritePageWritesInsideTheCallersTransaction) {
+    // Setup: the caller's transaction, as a Bulk Data file holds one
+    {
+        st::write_transaction tx(db.sql());
+        // Run: two pages in it, then no commit
+        const std::vector<nz::record> first{condition("a")}, second{condition("b")};
+        EXPECT_EQ(st::write_page(writer, first, "ehr", "t", hooks).inserted, 1);
+        EXPECT_EQ(st::write_page(writer, second, "ehr", "t", hooks).inserted, 1);
+        EXPECT_EQ(stored_ids(db.sql()), (std::vector<std::string>{"a:pk1", "b:pk1"}));
+    }
+    // Check: rolled back with the caller's transaction
+    EXPECT_TRUE(stored_ids(db.sql()).empty());
+}
+
 }  // namespace

@@ -53,6 +53,26 @@ TEST(SyncState, MarkDeletedTouchesOnlyThisPatientsMissingLiveRows) {
     EXPECT_THROW(s.mark_deleted_except("ehr", "pk", "sqlite_schema", {}, "t"), std::invalid_argument);
 }
 
+TEST(SyncState, MarkDeletedMarksOneLiveRowOnce) {
+    // Setup
+    temp_dir dir;
+    st::analytics_db db(dir / "h.db");
+    st::resource_writer w(db, false, st::identity_policy{});
+    w.upsert(procedure("gone"), "ehr", "pk", "t");
+    w.upsert(procedure("gone"), "other-ehr", "pk", "t");
+    st::sync_state s(db);
+    // Run, Check: the EHR's row only, once; an unknown id marks nothing
+    EXPECT_TRUE(s.mark_deleted("ehr", "procedure", "gone", "2026-03-01T00:00:00Z"));
+    EXPECT_FALSE(s.mark_deleted("ehr", "procedure", "gone", "2026-03-02T00:00:00Z"));
+    EXPECT_FALSE(s.mark_deleted("ehr", "procedure", "never", "2026-03-02T00:00:00Z"));
+    EXPECT_FALSE(s.mark_deleted("ehr", nz::bare_table, "gone", "2026-03-02T00:00:00Z", "Device"));
+    SQLite::Statement q(db.sql(), "SELECT source, ifnull(deleted_at, '-') FROM procedure ORDER BY source");
+    std::vector<std::string> rows;
+    while (q.executeStep()) rows.push_back(q.getColumn(0).getString() + " " + q.getColumn(1).getString());
+    EXPECT_EQ(rows, (std::vector<std::string>{"ehr 2026-03-01T00:00:00Z", "other-ehr -"}));
+    EXPECT_THROW(s.mark_deleted("ehr", "sqlite_schema", "x", "t"), std::invalid_argument);
+}
+
 TEST(SyncState, StatusRoundTrips) {
     temp_dir dir;
     st::analytics_db db(dir / "h.db");

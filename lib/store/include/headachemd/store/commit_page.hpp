@@ -62,4 +62,13 @@ struct page_counts {
 page_counts commit_page(analytics_db& db, resource_writer& writer, std::span<const normalize::record> records,
                         std::string_view source, std::string_view now, const page_hooks& hooks);
 
+// commit_page's body without the transaction: upserts `records` (with the
+// view rows and on_row of each) inside a write_transaction the caller
+// holds open on db.sql(), for a caller whose unit of commit is larger than
+// one page (a Bulk Data file, sync::bulk_file_apply: SQLite does not nest
+// BEGIN). before_commit is not run; the caller commits. Throws as
+// commit_page does; the caller's transaction is then to be rolled back.
+page_counts write_page(resource_writer& writer, std::span<const normalize::record> records,
+                       std::string_view source, std::string_view now, const page_hooks& hooks);
+
 }  // namespace headachemd::store

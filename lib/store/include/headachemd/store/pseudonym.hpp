@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 
 namespace headachemd::store {
 
@@ -18,6 +20,23 @@ using pseudonym_key = std::array<std::uint8_t, 32>;
 // FHIR id (which may be an MRN at some EHRs) never reaches analysts.
 std::string patient_key_for(const pseudonym_key& key, std::string_view source,
                             std::string_view fhir_patient_id);
+
+// patient_key_for of one source, remembered: an export holds many
+// resources per patient, and an HMAC per row would cost more than the
+// row's insert. Used by `ingest` and by the Bulk Data apply
+// (sync::bulk_file_apply), so that both key a patient the same way.
+class patient_key_cache {
+public:
+    patient_key_cache(const pseudonym_key& key, std::string source) : key_(key), source_(std::move(source)) {}
+    // The keyed hash of `fhir_patient_id`; the reference stays valid until
+    // the next call.
+    const std::string& get(const std::string& fhir_patient_id);
+
+private:
+    pseudonym_key key_;
+    std::string source_;
+    std::unordered_map<std::string, std::string> keys_;
+};
 
 // A value that identifies the key without revealing it (HMAC of a fixed label).
 std::string fingerprint(const pseudonym_key& key);

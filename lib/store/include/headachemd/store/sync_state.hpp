@@ -51,6 +51,16 @@ public:
                             const std::vector<std::string>& seen_ids, std::string_view now,
                             std::string_view resource_type = {});
 
+    // One resource the EHR says is deleted (a Bulk Data deleted[] entry):
+    // its row (source, stored id) in `table` (as above) gets deleted_at =
+    // now, and leaves the views, as mark_deleted_except does it. A row
+    // already marked, or none, is left alone, so marking twice is harmless.
+    // `id` is the stored id (resource_writer::stored_id: a Patient's is its
+    // keyed hash). Returns whether a row was marked. Call inside a
+    // write_transaction; throws SQLite::Exception.
+    bool mark_deleted(std::string_view source, std::string_view table, std::string_view id,
+                      std::string_view now, std::string_view resource_type = {});
+
     // Rows of this patient in `table` (as above) that are not marked deleted.
     long long live_rows(std::string_view source, std::string_view patient_key, std::string_view table,
                         std::string_view resource_type = {});
