@@ -59,16 +59,14 @@ bool secure_enough(std::string_view url) {
 error bad_request(std::string what) { return error{errc::bad_export_request, "bulk kick-off: " + what}; }
 error bad_manifest(std::string what) { return error{errc::bad_manifest, "bulk manifest: " + what}; }
 
-// A short lowercase token (an IssueType or IssueSeverity code), else "?":
-// the summary goes to logs and must not carry the server's free text.
+}  // namespace
+
 std::string coded(std::string_view s) {
     if (s.empty() || s.size() > 32) return "?";
     for (char c : s)
         if (!(is_lower(c) || c == '-')) return "?";
     return std::string(s);
 }
-
-}  // namespace
 
 std::string_view to_string(bulk_file_kind k) {
     switch (k) {

@@ -113,6 +113,11 @@ outcome_reading read_operation_outcome(std::string_view body);
 
 bool is_transient_issue_code(std::string_view code);
 
+// A short lowercase token (an IssueType or IssueSeverity code), else "?":
+// what is kept of an OperationOutcome's issue for logs and reports, which
+// must not carry the server's free text (diagnostics may echo a patient).
+std::string coded(std::string_view s);
+
 // ---- small checks ----------------------------------------------------------
 
 // A FHIR instant (R4 datatypes): YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|-hh:mm).

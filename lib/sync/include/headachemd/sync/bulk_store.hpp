@@ -10,7 +10,8 @@
 // record here, and SQLite commits nothing atomically across two files in WAL
 // mode (DESIGN.md). So the two writes are ordered, not joined:
 //
-//   1. the file's rows commit in headache.db (one transaction per file);
+//   1. the file's rows commit in headache.db (one transaction per file:
+//      sync::bulk_file_apply, bulk_apply.hpp);
 //   2. mark_bulk_file_applied() commits here.
 //
 // A crash between 1 and 2 leaves the file not marked: the resumed job
@@ -21,9 +22,9 @@
 // The reverse order (mark, then rows) could lose a file, so it is never used.
 // Step 1 must also be durable before step 2: headache.db runs
 // synchronous=NORMAL, where a commit may vanish on power loss (not on a
-// process crash) while this FULL vault keeps its mark. The shell therefore
-// commits a bulk file's transaction with `PRAGMA synchronous=FULL` on the
-// analytics connection (one fsync per file, not per row).
+// process crash) while this FULL vault keeps its mark. bulk_file_apply
+// therefore commits a file's transaction with `PRAGMA synchronous=FULL` on
+// the analytics connection (one fsync per file, not per row).
 //
 // mark_bulk_file_applied() opens no transaction of its own: it is one
 // UPDATE, atomic alone, and a caller that writes other vault rows with it
