@@ -479,6 +479,12 @@ std::string resource_writer::stored_id(const nz::record& r, std::string_view sou
     return h.id;
 }
 
+std::string resource_writer::stored_id(std::string_view resource_type, std::string_view id,
+                                       std::string_view source) const {
+    if (resource_type == "Patient") return patient_key_for(ids_.key, source, id);
+    return std::string(id);
+}
+
 upsert_outcome resource_writer::upsert(const nz::record& r, std::string_view source,
                                        std::string_view patient_key, std::string_view now) {
     const nz::header& h = nz::header_of(r);

@@ -21,16 +21,6 @@ namespace {
 namespace nz = headachemd::normalize;
 namespace dom = simdjson::dom;
 
-// R4 "id" datatype: [A-Za-z0-9\-\.]{1,64}.
-bool is_fhir_id(std::string_view s) {
-    if (s.empty() || s.size() > 64) return false;
-    for (char c : s)
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-              c == '.'))
-            return false;
-    return true;
-}
-
 // Bulk Data IG "deleted": each entry's request.url names the resource as
 // "Type/id" (a relative reference); an absolute URL is read by its last
 // two segments, which are the same reference at the server's base.
@@ -312,8 +302,7 @@ struct bulk_file_apply::impl {
             }
             const std::string_view type = ref->first, id = ref->second;
             // A Patient row's id is its keyed hash (store::identity_policy).
-            const std::string stored =
-                type == "Patient" ? store::patient_key_for(app.key, app.opts.ehr, id) : std::string(id);
+            const std::string stored = app.writer.stored_id(type, id, app.opts.ehr);
             bool marked = false;
             writing([&] {
                 begin();

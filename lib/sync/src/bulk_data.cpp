@@ -27,13 +27,16 @@ bool is_resource_type(std::string_view s) {
     return true;
 }
 
-// FHIR R4 id: [A-Za-z0-9\-\.]{1,64}.
+}  // namespace
+
 bool is_fhir_id(std::string_view s) {
     if (s.empty() || s.size() > 64) return false;
     for (char c : s)
         if (!(is_alpha(c) || is_digit(c) || c == '-' || c == '.')) return false;
     return true;
 }
+
+namespace {
 
 bool digits(std::string_view s, std::size_t n) {
     if (s.size() != n) return false;

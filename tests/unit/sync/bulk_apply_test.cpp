@@ -282,6 +282,31 @@ TEST_F(bulk_apply_test, ADeletedFileMarksRowsDeletedOnce) {
     EXPECT_EQ(all_rows(db), before);
 }
 
+TEST_F(bulk_apply_test, ViewRowsFollowTheRowsKeysAndDeletions) {
+    // Setup: a [[view]] of Observation, filled in each file's transaction
+    auto views = std::make_shared<store::view_tables>(
+        db,
+        test::load_view(
+            dir.path(), "obs",
+            R"({"resourceType":"ViewDefinition","name":"obs","resource":"Observation",)"
+            R"("status":"active","select":[{"column":[{"name":"obs_id","path":"id","type":"id"}]}]})"),
+        now);
+    bulk_applier a(db, key, options(), enrolled, views);
+    // Run
+    apply(a, observations, three_observations());
+    // Check: the view's key column is the row's patient key, the configured one for p1
+    EXPECT_EQ(rows("SELECT count(*) FROM view_obs v JOIN observation o ON o.id = v._resource_id "
+                   "AND o.patient_key = v._patient_key AND o.source = v._source"),
+              std::vector<std::string>{"3"});
+    EXPECT_EQ(rows("SELECT _patient_key FROM view_obs WHERE obs_id = 'o1'"),
+              std::vector<std::string>{"configured-p1"});
+    // a deleted resource leaves the view, as the per-patient delete detection does it
+    apply(
+        a, deletions,
+        R"({"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"Observation/o2"}}]})");
+    EXPECT_EQ(rows("SELECT obs_id FROM view_obs ORDER BY 1"), (std::vector<std::string>{"o1", "o3"}));
+}
+
 TEST_F(bulk_apply_test, FeedAfterFinishIsABug) {
     bulk_applier a(db, key, options(), enrolled);
     bulk_file_apply file(a, 0, observations, now);

@@ -118,6 +118,9 @@ public:
     // The `id` a record is stored under: its FHIR id, except for a Patient,
     // whose id is pseudonymized (see identity_policy).
     std::string stored_id(const normalize::record& r, std::string_view source) const;
+    // The same for a resource known by its FHIR type and id only (a Bulk
+    // Data deleted[] entry).
+    std::string stored_id(std::string_view resource_type, std::string_view id, std::string_view source) const;
 
 private:
     struct table_statements;

@@ -120,6 +120,9 @@ std::string coded(std::string_view s);
 
 // ---- small checks ----------------------------------------------------------
 
+// A FHIR id (R4 datatypes): [A-Za-z0-9\-\.]{1,64}.
+bool is_fhir_id(std::string_view s);
+
 // A FHIR instant (R4 datatypes): YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|-hh:mm).
 bool is_fhir_instant(std::string_view s);
 
