@@ -71,7 +71,6 @@ struct bulk_applier::impl {
     impl(store::analytics_db& d, const store::pseudonym_key& k, bulk_apply_options o, enrolled_keys e,
          std::shared_ptr<store::view_tables> v)
         : db(d),
-          key(k),
           opts(std::move(o)),
           enrolled(std::move(e)),
           views(std::move(v)),
@@ -83,7 +82,6 @@ struct bulk_applier::impl {
           state(d) {}
 
     store::analytics_db& db;
-    store::pseudonym_key key;
     bulk_apply_options opts;
     enrolled_keys enrolled;
     std::shared_ptr<store::view_tables> views;

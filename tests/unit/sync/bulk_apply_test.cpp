@@ -307,6 +307,22 @@ TEST_F(bulk_apply_test, ViewRowsFollowTheRowsKeysAndDeletions) {
     EXPECT_EQ(rows("SELECT obs_id FROM view_obs ORDER BY 1"), (std::vector<std::string>{"o1", "o3"}));
 }
 
+TEST_F(bulk_apply_test, ARefusedWriteRollsTheFileBackAndEndsIt) {
+    // Setup: an analyst's write lock, and no waiting for it
+    db.sql().exec("PRAGMA busy_timeout=0");
+    SQLite::Database analyst((dir / "headache.db").string(), SQLite::OPEN_READWRITE);
+    analyst.exec("BEGIN IMMEDIATE");
+    bulk_applier a(db, key, options(), enrolled);
+    bulk_file_apply file(a, 0, observations, now);
+    // Run: the first batch meets the lock
+    EXPECT_THROW(file.feed(three_observations()), store::store_error);
+    // Check: the file is over, nothing stored, NORMAL again
+    EXPECT_THROW(file.finish(), std::logic_error);
+    analyst.exec("ROLLBACK");
+    EXPECT_EQ(rows("SELECT count(*) FROM observation"), std::vector<std::string>{"0"});
+    EXPECT_EQ(rows("PRAGMA synchronous"), std::vector<std::string>{"1"});
+}
+
 TEST_F(bulk_apply_test, FeedAfterFinishIsABug) {
     bulk_applier a(db, key, options(), enrolled);
     bulk_file_apply file(a, 0, observations, now);
