@@ -66,6 +66,17 @@ config_check_text render_config_check(std::string_view config_path, const config
     }
     for (const auto& n : secrets.notes) t.out += "  note: " + esc(n) + "\n";
     for (const auto& w : secrets.warnings) t.out += "  warning: " + esc(w) + "\n";
+    // The public JWKS of the backend keys is served only on the metrics
+    // listener (/.well-known/jwks.json). eClinicalWorks fetches the key from
+    // the registered JWKS URL at every token request, so without a listener
+    // behind that URL every bulk token request fails as invalid_client.
+    bool bulk = false;
+    for (const auto& e : cfg.ehrs) bulk = bulk || e.bulk.has_value();
+    if (bulk && !cfg.daemon.metrics_listen)
+        t.out +=
+            "  warning: [ehr.bulk] keys are configured but [daemon] metrics_listen is not set, so the "
+            "daemon does not serve their JWKS at /.well-known/jwks.json; an EHR that reads the key from "
+            "a JWKS URL (eClinicalWorks) refuses every bulk token request until it is set\n";
     return t;
 }
 

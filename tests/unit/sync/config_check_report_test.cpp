@@ -113,6 +113,7 @@ TEST(ConfigCheckReport, TheBulkSectionIsShownUnderItsEhr) {
     cfg.ehrs.resize(1);
     cfg.patients.clear();
     cfg.ehrs[0].bulk = ecw_bulk();
+    cfg.daemon.metrics_listen = "127.0.0.1:9464";  // the JWKS is served: no warning
     const auto t = sy::render_config_check("sync.toml", cfg, {});
     EXPECT_EQ(
         t.out,
@@ -138,6 +139,25 @@ TEST(ConfigCheckReport, TheBulkSectionIsShownUnderItsEhr) {
                           "signing yet)\n"),
         std::string::npos)
         << rotating.out;
+}
+
+// The JWKS is served only on the metrics listener: bulk keys without one
+// are a warning (the config is still ok), and with one there is none.
+TEST(ConfigCheckReport, BulkKeysWithoutTheMetricsListenerAreAWarning) {
+    auto cfg = two_ehrs();
+    cfg.ehrs[0].bulk = ecw_bulk();
+    const auto without = sy::render_config_check("sync.toml", cfg, {});
+    EXPECT_TRUE(without.ok);
+    EXPECT_NE(without.out.find("  warning: [ehr.bulk] keys are configured but [daemon] metrics_listen is not "
+                               "set"),
+              std::string::npos)
+        << without.out;
+    cfg.daemon.metrics_listen = "127.0.0.1:9464";
+    const auto with = sy::render_config_check("sync.toml", cfg, {});
+    EXPECT_EQ(with.out.find("warning"), std::string::npos) << with.out;
+    cfg.daemon.metrics_listen.reset();
+    cfg.ehrs[0].bulk.reset();
+    EXPECT_EQ(sy::render_config_check("sync.toml", cfg, {}).out.find("warning"), std::string::npos);
 }
 
 // A bulk key that is missing is a note; one of the wrong type for its
