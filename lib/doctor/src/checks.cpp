@@ -52,22 +52,6 @@ std::string scope_resource_type(std::string_view s) {
     return {};
 }
 
-// A top-level array of strings in a JSON object; nullopt when the member is
-// absent or not such an array (then the server did not say).
-std::optional<std::vector<std::string>> string_array(std::string_view json, std::string_view key) {
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    simdjson::dom::array a;
-    if (parser.parse(json).get(doc) || doc[key].get_array().get(a)) return std::nullopt;
-    std::vector<std::string> out;
-    for (auto e : a) {
-        std::string_view v;
-        if (e.get_string().get(v)) return std::nullopt;
-        out.emplace_back(v);
-    }
-    return out;
-}
-
 // Why Appointment is special on eClinicalWorks (DESIGN.md, "EHR realities").
 constexpr std::string_view healow_scheduling =
     "On eClinicalWorks/healow, Appointment is not served by the clinical FHIR API at all: it lives in the "
@@ -148,11 +132,10 @@ server_facts interpret_discovery(std::string_view fhir_base, const fetched& well
     if (well_known.response && well_known.response->status == 200) {
         auto conf = smart::parse_configuration(well_known.response->body);
         if (conf) {
+            facts.signing_algs = conf->token_endpoint_auth_signing_alg_values_supported;
             facts.smart = std::move(*conf);
             facts.smart_source = well_known.url;
             facts.from_well_known = true;
-            facts.signing_algs =
-                string_array(well_known.response->body, "token_endpoint_auth_signing_alg_values_supported");
         } else {
             well_known_problem = conf.err().message;
         }

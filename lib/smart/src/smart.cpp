@@ -69,6 +69,11 @@ result<configuration> parse_configuration(std::string_view json) {
             read_string_array(v, c.code_challenge_methods_supported);
         else if (key == "capabilities")
             read_string_array(v, c.capabilities);
+        else if (key == "token_endpoint_auth_signing_alg_values_supported") {
+            od::json_type type;
+            if (!v.type().get(type) && type == od::json_type::array)
+                read_string_array(v, c.token_endpoint_auth_signing_alg_values_supported.emplace());
+        }
     }
     if (c.token_endpoint.empty())
         return bad(errc::bad_discovery,

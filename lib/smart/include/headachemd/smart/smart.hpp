@@ -28,6 +28,10 @@ struct configuration {
     std::vector<std::string> scopes_supported;
     std::vector<std::string> code_challenge_methods_supported;
     std::vector<std::string> capabilities;
+    // The JWS algorithms the token endpoint verifies a private_key_jwt
+    // assertion with (SMART App Launch 2.x); nullopt when the document does
+    // not say, which is not the same as an empty list.
+    std::optional<std::vector<std::string>> token_endpoint_auth_signing_alg_values_supported;
 };
 
 result<configuration> parse_configuration(std::string_view json);
