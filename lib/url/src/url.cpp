@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <string>
 
+#include <boost/url/authority_view.hpp>
 #include <boost/url/ipv4_address.hpp>
 #include <boost/url/ipv6_address.hpp>
 #include <boost/url/parse.hpp>
@@ -41,6 +42,21 @@ bool is_plain_reg_name(std::string_view host) {
     for (char c : host)
         if (!(is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_')) return false;
     return true;
+}
+
+// WHATWG URL §3.5 "ends in a number": the last label (a trailing dot
+// ignored) is decimal digits, or "0x" with hex digits.
+bool ends_in_a_number(std::string_view host) {
+    if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+    const auto dot = host.rfind('.');
+    const std::string_view last = dot == std::string_view::npos ? host : host.substr(dot + 1);
+    if (last.empty()) return false;
+    if (std::all_of(last.begin(), last.end(), is_digit)) return true;
+    if (last.size() >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X'))
+        return std::all_of(last.begin() + 2, last.end(), [](char c) {
+            return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        });
+    return false;
 }
 
 bool is_loopback_v6(const urls::ipv6_address& a) {
@@ -205,6 +221,13 @@ std::optional<origin> origin_of(std::string_view url) {
     else
         return std::nullopt;
     if (!u.has_authority()) return std::nullopt;
+    // RFC 3986 §3.3: after an authority the path is empty or begins with
+    // "/". Boost.URL 1.81 ends a host at a dotted-quad prefix and hands the
+    // rest to the path: "https://127.0.0.1.evil.example:8443/" comes back as
+    // host 127.0.0.1, no port, path ".evil.example:8443/". Such a parse is
+    // refused rather than given an origin (and a loopback verdict) the URL
+    // does not have.
+    if (!u.encoded_path().empty() && u.encoded_path().front() != '/') return std::nullopt;
 
     switch (u.host_type()) {
         case urls::host_type::ipv4:
@@ -217,6 +240,23 @@ std::optional<origin> origin_of(std::string_view url) {
         case urls::host_type::name:
             o.host = lower(u.host_address());
             if (!is_plain_reg_name(o.host)) return std::nullopt;
+            // A name whose last label is a number ("127.1", or "127%2E0.0.1"
+            // once decoded): WHATWG URL §3.5 reads such a host as IPv4 or
+            // refuses it, and getaddrinfo reads "127.1" as 127.0.0.1. Taken
+            // as the address it spells, or refused, so the loopback verdict
+            // and the origin's own text agree with where it would connect.
+            if (ends_in_a_number(o.host)) {
+                auto v4 = urls::parse_ipv4_address(o.host);
+                if (!v4) return std::nullopt;
+                o.host = v4->to_string();
+                break;
+            }
+            // And one that, written plainly, the parser above would read as
+            // something else ("1.27.0.0s1" becomes 1.27.0.0 and a path):
+            // refused, so an origin's text always parses back to it.
+            if (auto plain = urls::parse_authority(o.host);
+                !plain || plain->host_type() != urls::host_type::name || plain->encoded_host() != o.host)
+                return std::nullopt;
             break;
         default:  // none, ipvfuture
             return std::nullopt;

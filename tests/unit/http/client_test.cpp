@@ -497,8 +497,8 @@ TEST(http_client, invalid_urls_are_refused) {
     harness h(always_ok, server_kind::plain);
     auto results = h.send_all({get("ftp://127.0.0.1/file"), get("not a url"), get("/relative/path"),
                                get("https://user:pass@127.0.0.1/"), get("https://127.0.0.1:99999/"),
-                               get("https:///no-host")});
-    ASSERT_EQ(results.size(), 6u);
+                               get("https:///no-host"), get("http://127.0.0.1.evil.example:8443/")});
+    ASSERT_EQ(results.size(), 7u);
     for (const auto& r : results) {
         ASSERT_FALSE(r.ok());
         EXPECT_EQ(to_string(r.err().code), "invalid_url") << r.err().message;

@@ -60,6 +60,31 @@ TEST(origin_of, rejects_what_is_not_an_http_origin) {
     EXPECT_FALSE(http::origin_of("https://a b.example/"));
 }
 
+// Boost.URL 1.81 ends a host at a dotted-quad prefix and gives the rest to
+// the path; without the check these were loopback origins on another port.
+TEST(origin_of, a_dotted_quad_prefix_of_a_longer_host_is_refused) {
+    EXPECT_FALSE(http::origin_of("https://127.0.0.1.evil.example:8443/fhir"));
+    EXPECT_FALSE(http::origin_of("http://127.0.0.1.evil.example/"));
+    EXPECT_FALSE(http::origin_of("http://1.2.3.4.5/"));
+    EXPECT_FALSE(http::origin_of("http://127.0.0.1x/"));
+    EXPECT_FALSE(http::same_origin("http://127.0.0.1/", "http://127.0.0.1.evil.example/"));
+    EXPECT_EQ(http::origin_of("http://127.0.0.1:8443")->port, 8443);
+}
+
+// A host that spells a number only after percent-decoding (found by
+// fuzz_url: "1%2E27.0.0.1" gave an origin whose own text parsed elsewhere).
+TEST(origin_of, a_percent_encoded_numeric_host_is_an_address_or_nothing) {
+    auto o = http::origin_of("http://127%2E0.0.1:9/");
+    ASSERT_TRUE(o);
+    EXPECT_EQ(o->host, "127.0.0.1");
+    EXPECT_EQ(http::origin_of(o->to_string()), o);
+    EXPECT_FALSE(http::origin_of("http://1%2E27.0.0.1/"));
+    EXPECT_FALSE(http::origin_of("http://a%2E0x1f/"));
+    EXPECT_FALSE(http::origin_of("http://127.1/"));  // getaddrinfo would read 127.0.0.1
+    EXPECT_FALSE(http::origin_of("http://1%2E27.0.0s1/"));
+    EXPECT_EQ(http::origin_of("https://a%2Eexample.com/")->host, "a.example.com");
+}
+
 TEST(same_origin, default_port_and_case_do_not_matter) {
     EXPECT_TRUE(http::same_origin("https://a.example:443/fhir", "https://a.example/fhir/Patient?page=2"));
     EXPECT_TRUE(http::same_origin("HTTPS://A.EXAMPLE/x", "https://a.example/y"));
