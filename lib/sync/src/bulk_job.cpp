@@ -87,6 +87,10 @@ bool retryable_status(int status, outcome_class verdict) {
     return status == 429 || status >= 500;  // no outcome: a gateway's 502/503, a rate limit
 }
 
+bool is_medication_output(const bulk_file& f) {
+    return f.kind == bulk_file_kind::output && f.type == "Medication";
+}
+
 std::string http_text(int status) { return "HTTP " + std::to_string(status); }
 
 // base * 2^k, at most cap, without overflow whatever the configured values.
@@ -127,6 +131,19 @@ bulk_action bulk_job::start(sys_time now) {
         return poll_at(now);
     }
     r.phase = bulk_phase::downloading;
+    // The Medication index the normalizer resolves medicationReference
+    // with lives in memory only: a restarted job that still has other
+    // output files to apply applies its Medication files again first
+    // (harmless: applying is idempotent, bulk_store.hpp).
+    const auto& files = r.manifest->files;
+    bool output_left = false;
+    for (std::size_t i = 0; i < files.size(); ++i)
+        if (files[i].kind == bulk_file_kind::output && !is_medication_output(files[i]) &&
+            r.applied.count(i) == 0)
+            output_left = true;
+    if (output_left)
+        for (std::size_t i = 0; i < files.size(); ++i)
+            if (is_medication_output(files[i])) r.applied.erase(i);
     return download_next(now);
 }
 
@@ -203,13 +220,26 @@ bulk_action bulk_job::poll_at(sys_time at) {
     return a;
 }
 
-bulk_action bulk_job::download_next(sys_time now) {
+// Medication output files first, then the manifest's order: the
+// normalizer resolves a MedicationRequest's medicationReference from the
+// Medication resources it has already read (normalize.hpp), and a
+// server lists its files in any order.
+std::optional<std::size_t> bulk_job::next_file() const {
     const auto& files = rec_.manifest->files;
+    std::optional<std::size_t> first;
     for (std::size_t i = 0; i < files.size(); ++i) {
         if (rec_.applied.count(i) != 0) continue;
+        if (is_medication_output(files[i])) return i;
+        if (!first) first = i;
+    }
+    return first;
+}
+
+bulk_action bulk_job::download_next(sys_time now) {
+    if (const auto i = next_file()) {
         rec_.phase = bulk_phase::downloading;
         attempts_ = 0;
-        return download(i, now);
+        return download(*i, now);
     }
     // Every file is in: only now may transactionTime become the next _since
     // (IG: the next export asks for changes since it).

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../../../lib/sandbox/src/bulk_export.hpp"
+#include "backend_keys.hpp"
 #include "headachemd/smart/client_assertion.hpp"
 #include "headachemd/smart/smart.hpp"
 #include "sandbox_client.hpp"
@@ -28,16 +29,8 @@ namespace {
 
 constexpr const char* backend_id = "bulk-app";
 
-const smart::signing_key& ec_key() {
-    static const smart::signing_key k = smart::signing_key::generate(smart::jws_alg::es384);
-    return k;
-}
-
-// eClinicalWorks accepts RS384 only.
-const smart::signing_key& rsa_key() {
-    static const smart::signing_key k = smart::signing_key::generate(smart::jws_alg::rs384, 2048);
-    return k;
-}
+using headachemd::test::backend_ec_key;
+using headachemd::test::backend_rsa_key;
 
 // A sandbox with a backend registration, a client, and the requests of an
 // export. `tweak` adjusts the options (ecw_mode and the like) before start.
@@ -54,7 +47,7 @@ struct bulk_sandbox {
         c = s->make_client();
     }
     bool ecw = false;
-    const smart::signing_key& key() const { return ecw ? rsa_key() : ec_key(); }
+    const smart::signing_key& key() const { return ecw ? backend_rsa_key() : backend_ec_key(); }
     std::unique_ptr<running_sandbox> s;
     std::unique_ptr<sbx::test::client> c;
 

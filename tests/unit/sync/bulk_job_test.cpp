@@ -3,6 +3,8 @@
 // (headachemd::manual_clock's start and offsets from it).
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <stdexcept>
 
 #include "headachemd/core/clock.hpp"
@@ -282,6 +284,44 @@ TEST(BulkJob, ARestartMidDownloadResumesWithTheFirstFileNotApplied) {
     auto ended = all;
     ended.phase = sy::bulk_phase::done;
     EXPECT_EQ(sy::bulk_job(opts(), ended).start(t0 + 1h).what, kind::done);
+}
+
+// The normalizer resolves medicationReference from the Medication
+// resources it has read, and that index lives in memory only.
+TEST(BulkJob, MedicationFilesGoFirstAndAgainAfterARestartWithOutputLeft) {
+    // Setup: a manifest that lists Medication after MedicationRequest.
+    polling_job j;
+    const std::string meds = R"({
+      "transactionTime": "2026-12-06T00:59:00Z", "requiresAccessToken": true,
+      "output": [
+        {"type": "MedicationRequest", "url": "https://ehr.example/fhir/files/1.ndjson"},
+        {"type": "Patient", "url": "https://ehr.example/fhir/files/2.ndjson"},
+        {"type": "Medication", "url": "https://ehr.example/fhir/files/3.ndjson"}
+      ]})";
+    (void)j.job.next(answer(200, std::nullopt, meds), t0 + 20s);
+
+    // Run
+    const auto first = j.job.next(sy::persisted{}, t0 + 20s);
+    (void)j.job.next(sy::file_downloaded{2}, t0 + 21s);
+    const auto second = j.job.next(sy::file_applied{2}, t0 + 21s);
+
+    // Check: Medication, then the manifest's order.
+    ASSERT_EQ(first.what, kind::download);
+    EXPECT_EQ(first.file, 2u);
+    ASSERT_EQ(second.what, kind::download);
+    EXPECT_EQ(second.file, 0u);
+
+    // A restart with MedicationRequest still to apply applies Medication again first.
+    auto stored = j.job.record();
+    ASSERT_EQ(stored.applied, (std::set<std::size_t>{2}));
+    sy::bulk_job resumed(opts(), stored);
+    const auto again = resumed.start(t0 + 1h);
+    ASSERT_EQ(again.what, kind::download);
+    EXPECT_EQ(again.file, 2u);
+    // Every output file applied: nothing is applied again.
+    stored.applied = {0, 1, 2};
+    sy::bulk_job finished(opts(), stored);
+    EXPECT_EQ(finished.start(t0 + 1h).what, kind::store_since);
 }
 
 TEST(BulkJob, RetryAfterAsAnHttpDateIsWaitedToThatTime) {

@@ -198,6 +198,7 @@ private:
 
     bulk_action send_kickoff(sys_time at);
     bulk_action poll_at(sys_time at);
+    std::optional<std::size_t> next_file() const;
     bulk_action download_next(sys_time now);
     bulk_action download(std::size_t file, sys_time at);
     bulk_action release(sys_time at);
