@@ -19,6 +19,7 @@
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/browser_enrollment.hpp"
+#include "headachemd/sync/bulk_export.hpp"
 #include "headachemd/sync/config_check_report.hpp"
 #include "headachemd/sync/credentials.hpp"
 #include "headachemd/sync/engine.hpp"
@@ -287,6 +288,72 @@ int status(const status_args& a) {
     return sync::any_needs_attention(reports) ? exit_code::temp_fail : exit_code::ok;
 }
 
+struct export_args : common_args {
+    std::string ehr;
+    std::string since;
+    bool resume = false;
+    bool cancel = false;
+};
+
+// Why an export could not start, as an exit code.
+int export_exit_code(const error& e) {
+    switch (e.code.value()) {
+        case errc::bad_export_request:
+        case errc::export_failed:  // nothing to resume or cancel
+            return exit_code::usage;
+        case errc::discovery_failed:
+        case errc::resolve:
+        case errc::connect:
+        case errc::timeout:
+        case errc::tls:
+        case errc::tls_verify:
+            return exit_code::unavailable;
+        default:  // unknown_ehr, bad_key, …
+            return exit_code::config;
+    }
+}
+
+// One Bulk Data export by hand (issue 15): resumes the EHR's unfinished
+// job, else kicks off a new one. SIGINT/SIGTERM leave the job where it is
+// (recorded in the vault) for --resume or the daemon to finish.
+int export_once(const export_args& a) {
+    int rc = exit_code::ok;
+    auto rt = open_runtime(a, rc);
+    if (!rt) return rc;
+    return exit_code_of(*rt->log, [&] {
+        asio::io_context io;
+        http::client http(io.get_executor(), sync::http_options_for(rt->cfg));
+        system_clock clk;
+        bool stop = false;
+        asio::signal_set signals(io, SIGINT, SIGTERM);
+        signals.async_wait([&stop](const boost::system::error_code& ec, int) {
+            if (!ec) stop = true;
+        });
+        sync::export_request req;
+        req.ehr = a.ehr;
+        if (!a.since.empty()) req.since = a.since;
+        req.mode = a.cancel   ? sync::export_mode::cancel
+                   : a.resume ? sync::export_mode::resume_only
+                              : sync::export_mode::start_or_resume;
+        result<sync::bulk_run_result> r = error{errc::internal_error, "not run"};
+        run_on_io(io, [&]() -> awaitable<void> {
+            sync::export_context ctx{
+                http, rt->cfg, *rt->db, *rt->vault, clk, rt->log, nullptr, {}, [&stop] { return stop; }, {}};
+            r = co_await sync::run_configured_export(ctx, req);
+            signals.cancel();
+            http.close_idle();
+        });
+        if (!r) {
+            rt->log->error("{}", r.err().message);
+            return export_exit_code(r.err());
+        }
+        const std::string ehr = a.ehr.empty() ? (*sync::bulk_ehr_of(rt->cfg, ""))->name : a.ehr;
+        std::cout << sync::render_export(ehr, *r);
+        if (r->stopped || r->end.what == sync::bulk_action::kind::failed) return exit_code::temp_fail;
+        return exit_code::ok;
+    });
+}
+
 }  // namespace
 
 void add_sync_commands(CLI::App& app, int* exit_code) {
@@ -341,6 +408,28 @@ void add_sync_commands(CLI::App& app, int* exit_code) {
                         "catch the redirect on this host:port (the redirect URI must lead here)");
         cmd->add_flag("--paste", args->paste, "paste the browser's final redirect URL on stdin");
         cmd->callback([args, exit_code] { *exit_code = enroll(*args); });
+    }
+    {
+        auto args = std::make_shared<export_args>();
+        CLI::App* cmd =
+            app.add_subcommand("export", "Run one Bulk Data export of an EHR ([ehr.bulk]) by hand");
+        cmd->footer(
+            "Examples:\n"
+            "  headachemd-sync export                      # the one [[ehr]] with [ehr.bulk]\n"
+            "  headachemd-sync export --ehr clinic --since 2026-01-01T00:00:00Z\n"
+            "  headachemd-sync export --resume             # finish a job a stop or crash left\n"
+            "  headachemd-sync export --cancel             # cancel it at the server (DELETE)\n"
+            "An unfinished job is always resumed, never kicked off twice. Without --since a new job\n"
+            "asks for what changed since the last complete export (minus since_overlap), or for\n"
+            "everything the first time.\n"
+            "Exit status: 0 done or cancelled, 75 the job failed or was stopped (it resumes), 64 usage\n"
+            "(nothing to resume or cancel, a bad --since), 69 EHR unreachable, 78 bad config or key.");
+        add_common(cmd, *args);
+        cmd->add_option("--ehr", args->ehr, "the [[ehr]] (needed when several have [ehr.bulk])");
+        cmd->add_option("--since", args->since, "_since of a new job: a FHIR instant with a time zone");
+        auto* resume = cmd->add_flag("--resume", args->resume, "only resume the unfinished job");
+        cmd->add_flag("--cancel", args->cancel, "cancel the unfinished job at the server")->excludes(resume);
+        cmd->callback([args, exit_code] { *exit_code = export_once(*args); });
     }
     {
         auto args = std::make_shared<status_args>();

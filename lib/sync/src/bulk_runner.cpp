@@ -309,8 +309,12 @@ struct runner {
                 }
             }
             case kind::download: {
-                std::error_code ec;
-                std::filesystem::create_directories(o.spool_dir, ec);
+                // 0700: the directory holds patients' records between
+                // download and apply; an existing one keeps its mode.
+                if (::mkdir(o.spool_dir.c_str(), 0700) != 0 && errno != EEXIST)
+                    co_return transport_failed{error{
+                        errc::store_failed, "cannot create the spool directory " + o.spool_dir.string() +
+                                                ": " + std::generic_category().message(errno)}};
                 spool_file spool(spool_path(o));
                 if (auto bad = spool.open_failure()) co_return transport_failed{*bad};
                 co_return co_await request(a, &spool);
