@@ -161,10 +161,13 @@ struct bulk_fixture : ::testing::Test {
         http::client client(io.get_executor(), ho);
         tap t(client);
         t.before = before;
-        sy::bulk_pacing pacing{clk, nullptr, [this](std::chrono::nanoseconds d) {
+        sy::bulk_pacing pacing{clk,
+                               nullptr,
+                               [this](std::chrono::nanoseconds d) {
                                    waits.push_back(d);
                                    clk.advance(d);
-                               }};
+                               },
+                               {}};
         smart::client_credentials creds;
         creds.client_id = "bulk-app";
         creds.auth = smart::client_auth::private_key_jwt;

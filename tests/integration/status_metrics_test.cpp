@@ -22,6 +22,7 @@
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/policy.hpp"
+#include "loopback_get.hpp"
 #include "run_command.hpp"
 #include "test_support.hpp"
 #include "vault_support.hpp"
@@ -38,29 +39,8 @@ headachemd::store::vault open_vault(const std::filesystem::path& path) {
     return headachemd::store::vault(path, headachemd::test::token_key_in(path.parent_path()));
 }
 
-// GET over loopback http with the project's client; nullopt when no
-// response came (the message goes to `why`).
 std::optional<http::response> http_get(const std::string& url, std::string& why) {
-    asio::io_context io;
-    http::client_options o;
-    o.use_system_cas = false;
-    http::client c(io.get_executor(), o);
-    std::optional<http::response> out;
-    auto get = [&]() -> asio::awaitable<void> {
-        http::request r;
-        r.url = url;
-        auto got = co_await c.send(std::move(r));
-        if (got)
-            out = std::move(*got);
-        else
-            why = got.err().message;
-        c.close_idle();
-    };
-    asio::co_spawn(io, get, [](std::exception_ptr ep) {
-        if (ep) std::rethrow_exception(ep);
-    });
-    io.run();
-    return out;
+    return headachemd::test::loopback_get(url, why);
 }
 
 // The number after `series ` on its own line in a Prometheus text, or -1.

@@ -62,6 +62,20 @@ result<std::optional<std::string>> next_since(store::vault& vault, const config:
     return std::optional<std::string>(std::move(with));
 }
 
+sys_time next_export_due(std::optional<bulk_phase> last, std::optional<sys_time> last_written,
+                         std::chrono::seconds interval, sys_time now) {
+    if (!last || !last_written) return now;
+    switch (*last) {
+        case bulk_phase::done:
+        case bulk_phase::cancelled:
+            return *last_written + interval;
+        case bulk_phase::failed:
+            return *last_written + std::min<std::chrono::seconds>(interval, std::chrono::hours(1));
+        default:
+            return now;  // unfinished: resume it
+    }
+}
+
 std::filesystem::path bulk_spool_dir(const config::config& cfg) {
     return cfg.daemon.vault.parent_path() / "bulk-spool";
 }
@@ -158,7 +172,7 @@ asio::awaitable<result<bulk_run_result>> run_configured_export(export_context ct
     }
 
     rate_limiter own(ehr.requests_per_minute, ehr.rate_window_fixed_minute);
-    const bulk_pacing pacing{ctx.clk, ctx.limiter ? ctx.limiter : &own, ctx.on_wait};
+    const bulk_pacing pacing{ctx.clk, ctx.limiter ? ctx.limiter : &own, ctx.on_wait, ctx.stopping};
     const std::chrono::milliseconds timeout = ehr.http_timeout;
     auto endpoint = co_await token_endpoint_of(ctx.http, ehr);
     if (!endpoint) co_return endpoint.err();

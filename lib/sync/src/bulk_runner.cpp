@@ -36,8 +36,15 @@ asio::awaitable<void> bulk_pacing::wait(std::chrono::nanoseconds d) const {
         on_wait(d);
         co_return;
     }
-    asio::steady_timer timer(co_await asio::this_coro::executor, d);
-    co_await timer.async_wait(asio::use_awaitable);
+    // In slices of a second, so that `stopping` is seen within one.
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    const auto end = std::chrono::steady_clock::now() + d;
+    for (auto left = d; left > std::chrono::nanoseconds::zero();
+         left = end - std::chrono::steady_clock::now()) {
+        if (stopping && stopping()) co_return;
+        timer.expires_after(std::min<std::chrono::nanoseconds>(left, 1s));
+        co_await timer.async_wait(asio::use_awaitable);
+    }
 }
 
 asio::awaitable<void> bulk_pacing::wait_until(sys_time t) const { co_await wait(t - clk.now()); }
@@ -93,7 +100,8 @@ namespace {
 // directory is the daemon's own, and the bytes are patients' records.
 class spool_file final : public http::body_sink {
 public:
-    explicit spool_file(std::filesystem::path path) : path_(std::move(path)) {
+    spool_file(std::filesystem::path path, std::function<bool()> stopping)
+        : path_(std::move(path)), stopping_(std::move(stopping)) {
         fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd_ < 0) open_error_ = errno;
     }
@@ -110,6 +118,9 @@ public:
     }
 
     result<ok_t> on_data(std::string_view piece) override {
+        // A stopping daemon ends the transfer (the connection is closed);
+        // the resumed job downloads the file again.
+        if (stopping_ && stopping_()) return error{errc::stopped, "stopping"};
         while (!piece.empty()) {
             const ssize_t n = ::write(fd_, piece.data(), piece.size());
             if (n < 0 && errno == EINTR) continue;
@@ -123,6 +134,7 @@ public:
 
 private:
     std::filesystem::path path_;
+    std::function<bool()> stopping_;
     int fd_ = -1;
     int open_error_ = 0;
 };
@@ -315,7 +327,7 @@ struct runner {
                     co_return transport_failed{error{
                         errc::store_failed, "cannot create the spool directory " + o.spool_dir.string() +
                                                 ": " + std::generic_category().message(errno)}};
-                spool_file spool(spool_path(o));
+                spool_file spool(spool_path(o), d.pacing.stopping);
                 if (auto bad = spool.open_failure()) co_return transport_failed{*bad};
                 co_return co_await request(a, &spool);
             }

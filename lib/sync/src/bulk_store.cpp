@@ -309,4 +309,15 @@ std::optional<std::string> load_bulk_since(SQLite::Database& vault, std::string_
     }
 }
 
+std::optional<sys_time> load_bulk_job_updated_at(SQLite::Database& vault, std::string_view ehr) {
+    try {
+        SQLite::Statement q(vault, "SELECT updated_at FROM bulk_job WHERE ehr = ?1");
+        q.bind(1, std::string(ehr));
+        if (!q.executeStep()) return std::nullopt;
+        return parse_utc_timestamp(q.getColumn(0).getString());
+    } catch (const std::exception& e) {
+        store::rethrow_as_store_error(e, vault.getFilename(), "reading the bulk export's job row");
+    }
+}
+
 }  // namespace headachemd::sync

@@ -140,12 +140,15 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         std::optional<fhir::capabilities> caps;
         bool prepared = false;
         std::optional<error> prepare_failure;
-        rate_limiter limiter;
+        std::shared_ptr<rate_limiter> limiter;
         // A Retry-After beyond max_retry_after: nothing is sent to this EHR
         // before then, and its jobs end as rate-limited (not a sleep).
         std::optional<sys_time> rate_limited_until;
-        ehr_state(const cfg::ehr_settings& s)
-            : settings(&s), limiter(s.requests_per_minute, s.rate_window_fixed_minute) {}
+        ehr_state(const cfg::ehr_settings& s, std::shared_ptr<rate_limiter> shared)
+            : settings(&s),
+              limiter(shared ? std::move(shared)
+                             : std::make_shared<rate_limiter>(s.requests_per_minute,
+                                                              s.rate_window_fixed_minute)) {}
     };
 
     struct patient_state {
@@ -205,7 +208,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             opts.refresh_locks =
                 std::make_shared<store::file_refresh_locks>(store::file_refresh_locks::beside(v.path()));
         for (const auto& s : config.ehrs) {
-            auto st = std::make_unique<ehr_state>(s);
+            const auto shared = opts.limiters.find(s.name);
+            auto st =
+                std::make_unique<ehr_state>(s, shared == opts.limiters.end() ? nullptr : shared->second);
             st->creds = load_client_credentials(s);
             ehrs.emplace(s.name, std::move(st));
         }
@@ -286,7 +291,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                                            std::chrono::nanoseconds* in_transport = nullptr) {
         // A hold learnt by another job (or earlier in this one): not sent.
         if (auto held = rate_limit_hold(e)) co_return *held;
-        if (!co_await wait(e.limiter.acquire(clk.now())))
+        if (!co_await wait(e.limiter->acquire(clk.now())))
             co_return error{errc::stopped, "stopping: request not sent"};
         ++counters.requests;
         // The EHR's http_timeout is the deadline of the whole request
@@ -329,7 +334,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     // max_retry_after holds the whole EHR and ends the request (the error).
     std::optional<error> before_retry(ehr_state& e, const request_step& step) {
         if (step.action == request_action::hold) return hold_ehr(e, step);
-        if (step.limiter_hold_until) e.limiter.hold_until(*step.limiter_hold_until);
+        if (step.limiter_hold_until) e.limiter->hold_until(*step.limiter_hold_until);
         return std::nullopt;
     }
 

@@ -237,6 +237,48 @@ void render_patient_families(std::string& out, const metrics_snapshot& m) {
                            escape_label_value(name), e.tokens_lapsing);
 }
 
+// Bulk Data exports: the job's phase as a state set, its files, and the
+// ends and calls since start.
+void render_bulk_families(std::string& out, const metrics_snapshot& m) {
+    if (m.bulk.empty()) return;
+    static constexpr std::array<std::string_view, 9> phases{
+        "none", "kickoff", "polling", "downloading", "storing", "releasing", "done", "failed", "cancelled"};
+    family(
+        out, "headachemd_sync_bulk_phase", "gauge",
+        "The phase of the EHR's Bulk Data export job (1 for the current one): none before any job, kickoff, "
+        "polling, downloading, storing, releasing, done, failed, cancelled.");
+    for (const auto& [name, b] : m.bulk)
+        for (const auto p : phases)
+            out += fmt::format("headachemd_sync_bulk_phase{{ehr=\"{}\",phase=\"{}\"}} {}\n",
+                               escape_label_value(name), p, p == b.phase ? 1 : 0);
+    family(out, "headachemd_sync_bulk_files", "gauge",
+           "Files of the current export's manifest: total, and applied to headache.db.");
+    for (const auto& [name, b] : m.bulk) {
+        const std::string ehr = escape_label_value(name);
+        out +=
+            fmt::format("headachemd_sync_bulk_files{{ehr=\"{}\",state=\"total\"}} {}\n", ehr, b.files_total);
+        out += fmt::format("headachemd_sync_bulk_files{{ehr=\"{}\",state=\"applied\"}} {}\n", ehr,
+                           b.files_applied);
+    }
+    family(out, "headachemd_sync_bulk_exports_total", "counter",
+           "Bulk Data exports ended since start, by result: done, failed, cancelled.");
+    for (const auto& [name, b] : m.bulk) {
+        const std::string ehr = escape_label_value(name);
+        out +=
+            fmt::format("headachemd_sync_bulk_exports_total{{ehr=\"{}\",result=\"done\"}} {}\n", ehr, b.done);
+        out += fmt::format("headachemd_sync_bulk_exports_total{{ehr=\"{}\",result=\"failed\"}} {}\n", ehr,
+                           b.failed);
+        out += fmt::format("headachemd_sync_bulk_exports_total{{ehr=\"{}\",result=\"cancelled\"}} {}\n", ehr,
+                           b.cancelled);
+    }
+    family(out, "headachemd_sync_bulk_requests_total", "counter",
+           "Requests of Bulk Data exports since start (token, kick-off, polls, files, release); they count "
+           "against the EHR's budget with the per-patient calls.");
+    for (const auto& [name, b] : m.bulk)
+        out += fmt::format("headachemd_sync_bulk_requests_total{{ehr=\"{}\"}} {}\n", escape_label_value(name),
+                           b.requests);
+}
+
 }  // namespace
 
 std::string render_prometheus(const metrics_snapshot& m) {
@@ -248,6 +290,7 @@ std::string render_prometheus(const metrics_snapshot& m) {
     render_http_families(out, m);
     render_sync_families(out, m);
     render_patient_families(out, m);
+    render_bulk_families(out, m);
     return out;
 }
 

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -16,6 +17,8 @@
 #include "headachemd/store/audit.hpp"
 #include "headachemd/store/sync_state.hpp"
 #include "headachemd/sync/backend_jwks.hpp"
+#include "headachemd/sync/bulk_export.hpp"
+#include "headachemd/sync/bulk_store.hpp"
 #include "headachemd/sync/engine.hpp"
 #include "headachemd/sync/enroll.hpp"
 #include "headachemd/sync/http_options.hpp"
@@ -54,7 +57,8 @@ struct service::impl {
           hooks_(std::move(hooks)),
           rng_(std::random_device{}()),
           schedule_(scheduler_options(cfg), [this] { return rng_(); }),
-          idle_(io) {
+          idle_(io),
+          bulk_idle_(io) {
         engine_opts_.pass_details = false;  // on_patient_done reads them; the pass log needs counts only
         engine_opts_.on_patient_done = [this](const patient_result& p) { job_done(p); };
         make_engine();
@@ -66,7 +70,26 @@ struct service::impl {
         return o;
     }
 
+    // One request budget per EHR, shared by its per-patient jobs and its
+    // Bulk Data exports (eCW counts every call of the practice), and kept
+    // across a reload unless the EHR's rate settings changed.
+    void share_limiters() {
+        std::map<std::string, std::shared_ptr<rate_limiter>> next;
+        for (const auto& e : cfg_.ehrs) {
+            const auto it = limiters_.find(e.name);
+            if (it != limiters_.end() && it->second->per_minute() == e.requests_per_minute &&
+                it->second->fixed_window() == e.rate_window_fixed_minute)
+                next[e.name] = it->second;
+            else
+                next[e.name] =
+                    std::make_shared<rate_limiter>(e.requests_per_minute, e.rate_window_fixed_minute);
+        }
+        limiters_ = std::move(next);
+        engine_opts_.limiters = limiters_;
+    }
+
     void make_engine() {
+        share_limiters();
         http_ = std::make_unique<http::client>(io_.get_executor(), http_options_for(cfg_));
         engine_ =
             std::make_unique<engine>(io_.get_executor(), cfg_, *http_, db_, vault_, clk_, log_, engine_opts_);
@@ -79,6 +102,7 @@ struct service::impl {
         loop_running_ = false;
         engine_->stop();
         idle_.cancel();
+        bulk_idle_.cancel();
     }
 
     void request_reload() {
@@ -130,8 +154,8 @@ struct service::impl {
     void job_done(const patient_result& p) {
         ++progress_done_;
         progress_failed_ += p.failed() ? 1 : 0;
-        call(hooks_.status,
-             pass_status(pass_no_, progress_done_, static_cast<int>(pass_total_), progress_failed_));
+        pass_text_ = pass_status(pass_no_, progress_done_, static_cast<int>(pass_total_), progress_failed_);
+        publish_status();
         metrics_.record_job(p);
         const auto now = clk_.now();
         std::optional<sys_time> lapse;
@@ -229,7 +253,10 @@ struct service::impl {
             std::vector<std::pair<std::string, patient_health>> patients;
             for (auto& r : gather_reports(cfg_, db_, vault_, clk_.now()))
                 patients.emplace_back(r.patient->ehr, r.health);
-            return metrics_.collect(engine_->counters(), ehr_names, patients, loop_running_);
+            auto m = metrics_.collect(engine_->counters(), ehr_names, patients, loop_running_);
+            for (const auto& e : cfg_.ehrs)
+                if (e.bulk) m.bulk[e.name] = bulk_metrics_[e.name];
+            return m;
         };
         try {
             co_return answer_metrics_request(req.target, loop_running_, snapshot, jwks_);
@@ -266,6 +293,10 @@ struct service::impl {
         make_engine();
         schedule_.configure(cfg_, clk_.now());
         publish();
+        // New intervals or [ehr.bulk] sections take effect now; a running
+        // export finishes under the config it started with.
+        bulk_idle_.cancel();
+        start_bulk();
         log_->info("config reloaded: {} patients", cfg_.patients.size());
         call(hooks_.ready, fmt::format("config reloaded: {} patients", cfg_.patients.size()));
     }
@@ -274,7 +305,8 @@ struct service::impl {
         ++pass_no_;
         pass_total_ = due.size();
         progress_done_ = progress_failed_ = 0;
-        call(hooks_.status, pass_status(pass_no_, 0, static_cast<int>(pass_total_), 0));
+        pass_text_ = pass_status(pass_no_, 0, static_cast<int>(pass_total_), 0);
+        publish_status();
         std::vector<std::pair<std::string, std::string>> who;
         for (const auto& p : due) who.emplace_back(p.key, p.ehr);
         // Each finished job is rescheduled as it ends (on_patient_done).
@@ -302,6 +334,147 @@ struct service::impl {
         call(hooks_.ready, running);
         call(hooks_.start_watchdog);
         loop_running_ = !stop_requested_;
+        start_bulk();
+    }
+
+    // ---- Bulk Data exports ([ehr.bulk], issue 15) -------------------------
+    //
+    // One coroutine beside the per-patient passes, one export at a time:
+    // the next due EHR (next_export_due: a job left unfinished resumes at
+    // once) runs to its end, with its own HTTP client and a copy of the
+    // config (a reload does not pull either from under it), the EHR's
+    // shared request budget, and stop_requested_ as `stopping` (a stop
+    // leaves the job recorded, and the next start resumes it).
+
+    void start_bulk() {
+        if (bulk_running_ || stop_requested_) return;
+        bool any = false;
+        for (const auto& e : cfg_.ehrs) any = any || e.bulk.has_value();
+        if (!any) return;
+        bulk_running_ = true;
+        asio::co_spawn(io_, bulk_loop(), [this](std::exception_ptr ep) {
+            bulk_running_ = false;
+            if (!ep) return;
+            try {
+                std::rethrow_exception(ep);
+            } catch (const std::exception& e) {
+                log_->error("bulk export: stopped by an error; it resumes at the next start: {}", e.what());
+            }
+        });
+    }
+
+    // The EHR whose export is due first, and when.
+    std::optional<std::pair<sys_time, std::string>> next_bulk(const config::config& cfg) {
+        std::optional<std::pair<sys_time, std::string>> next;
+        const auto now = clk_.now();
+        for (const auto& e : cfg.ehrs) {
+            if (!e.bulk) continue;
+            std::optional<bulk_phase> phase;
+            std::optional<sys_time> written;
+            try {
+                if (auto rec = load_bulk_job(vault_.sql(), e.name)) phase = rec->phase;
+                written = load_bulk_job_updated_at(vault_.sql(), e.name);
+            } catch (const std::exception& ex) {
+                log_->error("bulk export of EHR '{}': cannot read its job: {}", e.name, ex.what());
+                phase = bulk_phase::failed;
+                written = now;
+            }
+            auto due = next_export_due(phase, written, e.bulk->interval, now);
+            if (const auto it = bulk_not_before_.find(e.name); it != bulk_not_before_.end())
+                due = std::max(due, it->second);
+            if (!next || due < next->first) next = std::make_pair(due, e.name);
+        }
+        return next;
+    }
+
+    awaitable<void> bulk_loop() {
+        while (!stop_requested_) {
+            const auto cfg = std::make_shared<const config::config>(cfg_);
+            const auto next = next_bulk(*cfg);
+            if (!next) co_return;  // no [ehr.bulk] left; a reload that adds one starts the loop again
+            if (next->first > clk_.now()) {
+                bulk_idle_.expires_after(next->first - clk_.now());
+                co_await bulk_idle_.async_wait(asio::as_tuple(use_awaitable));
+                continue;  // due, stopped or reloaded: look again
+            }
+            co_await run_export(cfg, next->second);
+        }
+    }
+
+    awaitable<void> run_export(std::shared_ptr<const config::config> cfg, std::string ehr) {
+        http::client http(io_.get_executor(), http_options_for(*cfg));
+        const auto limiter = limiters_[ehr];
+        auto& m = bulk_metrics_[ehr];
+        export_context ctx{http,
+                           *cfg,
+                           db_,
+                           vault_,
+                           clk_,
+                           log_,
+                           limiter.get(),
+                           {},
+                           [this] { return stop_requested_; },
+                           [this, ehr](const bulk_job_record& r) { bulk_progress(ehr, r); }};
+        export_request req;
+        req.ehr = ehr;
+        result<bulk_run_result> r = error{errc::internal_error, "not run"};
+        try {
+            r = co_await run_configured_export(ctx, req);
+        } catch (const std::exception& e) {
+            r = error{errc::store_failed, e.what()};
+        }
+        http.close_idle();
+        bulk_text_.clear();
+        if (!r) {
+            // Nothing ran (a key, the token endpoint, the store): an hour
+            // before the next try, not a loop.
+            log_->error("bulk export of EHR '{}' could not run: {}; next try in an hour", ehr,
+                        r.err().message);
+            bulk_not_before_[ehr] = clk_.now() + std::chrono::hours(1);
+            publish_status();
+            co_return;
+        }
+        bulk_not_before_.erase(ehr);
+        m.requests += r->calls.total();
+        bulk_progress(ehr, r->record);
+        if (r->stopped) co_return;
+        switch (r->end.what) {
+            case bulk_action::kind::done:
+                ++m.done;
+                break;
+            case bulk_action::kind::cancelled:
+                ++m.cancelled;
+                break;
+            default:
+                ++m.failed;
+                break;
+        }
+        bulk_text_.clear();
+        publish_status();
+    }
+
+    // The job's phase and files, for /metrics and the STATUS= line.
+    void bulk_progress(const std::string& ehr, const bulk_job_record& r) {
+        auto& m = bulk_metrics_[ehr];
+        m.phase = std::string(to_string(r.phase));
+        m.files_total = r.manifest ? r.manifest->files.size() : 0;
+        m.files_applied = r.applied.size();
+        bulk_text_ = fmt::format("bulk export {}: {}", ehr, to_string(r.phase));
+        if (r.manifest)
+            bulk_text_ += fmt::format(" {}/{} files", r.applied.size(), r.manifest->files.size());
+        else if (!r.progress.empty())
+            bulk_text_ += " (" + r.progress + ")";
+        publish_status();
+    }
+
+    // STATUS= holds the pass and, while one runs, the export.
+    void publish_status() {
+        if (bulk_text_.empty())
+            call(hooks_.status, pass_text_);
+        else if (pass_text_.empty())
+            call(hooks_.status, bulk_text_);
+        else
+            call(hooks_.status, pass_text_ + "; " + bulk_text_);
     }
 
     // However the loop ends (stop, or an exception), nothing may keep
@@ -354,6 +527,12 @@ struct service::impl {
     std::unique_ptr<http::client> http_;
     std::unique_ptr<engine> engine_;
     asio::steady_timer idle_;
+    asio::steady_timer bulk_idle_;
+    std::map<std::string, std::shared_ptr<rate_limiter>> limiters_;
+    bool bulk_running_ = false;
+    std::map<std::string, sys_time> bulk_not_before_;  // an export that could not run: its next try
+    std::map<std::string, bulk_metrics> bulk_metrics_;
+    std::string pass_text_, bulk_text_;  // the two halves of STATUS=
     std::optional<http::listener> callback_, metrics_listener_;
     backend_jwks jwks_;  // served on the metrics listener; built at start-up and on a reload
     bool stop_requested_ = false, reload_requested_ = false;

@@ -155,6 +155,32 @@ TEST(Metrics, RendersEveryFamilyPerEhrWithCumulativeBuckets) {
     EXPECT_EQ(text.back(), '\n');
 }
 
+TEST(Metrics, BulkExportsAreAStateSetFilesAndCounters) {
+    sy::metrics_snapshot m;
+    sy::bulk_metrics b;
+    b.phase = "downloading";
+    b.files_total = 7;
+    b.files_applied = 3;
+    b.done = 2;
+    b.requests = 55;
+    m.bulk["north"] = b;
+    const std::string text = sy::render_prometheus(m);
+    EXPECT_NE(text.find("headachemd_sync_bulk_phase{ehr=\"north\",phase=\"downloading\"} 1\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("headachemd_sync_bulk_phase{ehr=\"north\",phase=\"polling\"} 0\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("headachemd_sync_bulk_files{ehr=\"north\",state=\"applied\"} 3\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("headachemd_sync_bulk_files{ehr=\"north\",state=\"total\"} 7\n"), std::string::npos);
+    EXPECT_NE(text.find("headachemd_sync_bulk_exports_total{ehr=\"north\",result=\"done\"} 2\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("headachemd_sync_bulk_requests_total{ehr=\"north\"} 55\n"), std::string::npos);
+    EXPECT_NE(text.find("# TYPE headachemd_sync_bulk_exports_total counter"), std::string::npos);
+    // Without [ehr.bulk] anywhere, no bulk family at all.
+    EXPECT_EQ(sy::render_prometheus(sy::metrics_snapshot{}).find("bulk"), std::string::npos);
+}
+
 TEST(Metrics, NoPatientKeyEverReachesTheText) {
     sy::metrics_registry reg;
     sy::patient_result p;

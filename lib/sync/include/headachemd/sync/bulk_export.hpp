@@ -53,6 +53,17 @@ result<const config::ehr_settings*> bulk_ehr_of(const config::config& cfg, std::
 result<std::optional<std::string>> next_since(store::vault& vault, const config::ehr_settings& ehr,
                                               const std::optional<std::string>& since);
 
+// When an EHR's next export is due (the daemon's schedule; pure), from its
+// last job's phase and when its row was last written:
+// - no job ever, or one left unfinished: now (a first full export, or the
+//   job resumes);
+// - the last one done or cancelled at T: T + interval ([ehr.bulk]
+//   interval counts between the ends of two exports);
+// - the last one failed at T: T + min(interval, 1 h): a server's outage or
+//   a job deadline is tried again the same day, but never in a loop.
+sys_time next_export_due(std::optional<bulk_phase> last, std::optional<sys_time> last_written,
+                         std::chrono::seconds interval, sys_time now);
+
 // Where files wait between download and apply: "bulk-spool" beside the
 // vault (the daemon's private state directory, not headache.db's
 // analyst-readable one).

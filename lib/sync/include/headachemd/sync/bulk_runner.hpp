@@ -64,6 +64,10 @@ struct bulk_pacing {
     const clock& clk;
     rate_limiter* limiter = nullptr;                        // nullptr: no budget
     std::function<void(std::chrono::nanoseconds)> on_wait;  // nullptr: really wait
+    // Asked at least once a second during a real wait, and by the download
+    // for each piece: true ends the wait (or the transfer) early, so a
+    // stopping daemon does not sit out an hour's Retry-After. Optional.
+    std::function<bool()> stopping;
 
     boost::asio::awaitable<void> wait(std::chrono::nanoseconds d) const;
     boost::asio::awaitable<void> wait_until(sys_time t) const;

@@ -69,6 +69,10 @@ void store_bulk_since(SQLite::Database& vault, std::string_view ehr, std::string
 // complete export (the next one is a full export).
 std::optional<std::string> load_bulk_since(SQLite::Database& vault, std::string_view ehr);
 
+// When the EHR's job row was last written: for an ended job, when it
+// ended. nullopt without a row (or an unreadable time).
+std::optional<sys_time> load_bulk_job_updated_at(SQLite::Database& vault, std::string_view ehr);
+
 // The phase that `text` names (to_string(bulk_phase)); nullopt otherwise.
 std::optional<bulk_phase> bulk_phase_from_string(std::string_view text);
 

@@ -127,6 +127,11 @@ struct engine_options {
     // records the waits and advances its clock by them, so backoff is
     // asserted by value and takes no real time.
     std::function<void(std::chrono::nanoseconds)> on_wait;
+    // Per [[ehr]] name: the request budget to take from, shared with the
+    // daemon's Bulk Data exports of that EHR (eClinicalWorks counts every
+    // call of the practice, /token included). Missing: the engine makes its
+    // own from requests_per_minute.
+    std::map<std::string, std::shared_ptr<rate_limiter>> limiters;
     // Extra CA files are the transport's business; client secrets are read
     // from the files the config names, when the engine is built.
 };

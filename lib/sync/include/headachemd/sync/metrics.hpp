@@ -100,9 +100,20 @@ struct ehr_metrics {
     std::optional<sys_time> rate_limited_until;
 };
 
+// One EHR's Bulk Data exports (issue 15), as the daemon saw them since it
+// started; the phase is the job's now (the vault's record).
+struct bulk_metrics {
+    std::string phase = "none";  // to_string(bulk_phase), or "none" before any job
+    std::size_t files_total = 0;
+    std::size_t files_applied = 0;
+    std::uint64_t done = 0, failed = 0, cancelled = 0;  // exports ended since start
+    std::uint64_t requests = 0;                         // calls of those exports, /token included
+};
+
 struct metrics_snapshot {
     bool scheduler_running = false;
     std::map<std::string, ehr_metrics, std::less<>> ehrs;
+    std::map<std::string, bulk_metrics, std::less<>> bulk;  // EHRs with [ehr.bulk]
 };
 
 // The daemon's running totals. Counters must not go down while the process

@@ -66,6 +66,7 @@ public:
     void hold_until(sys_time until);
 
     int per_minute() const { return per_minute_; }
+    bool fixed_window() const { return fixed_window_; }
 
 private:
     int per_minute_;
