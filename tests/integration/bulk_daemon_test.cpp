@@ -16,7 +16,8 @@
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
 
-#include "backend_keys.hpp"
+#include "bulk_clinic.hpp"
+#include "daemon_support.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
 #include "loopback_get.hpp"
 #include "run_command.hpp"
@@ -25,62 +26,21 @@
 
 namespace {
 
+using headachemd::test::metrics_port_in;
+using headachemd::test::metrics_sample;
+using reaper = headachemd::test::daemon_reaper;
+
 using headachemd::test::temp_dir;
 using headachemd::test::write_file;
-
-// The number after `series ` on its own line of a Prometheus text, or -1.
-double sample(const std::string& text, const std::string& series) {
-    const auto at = ("\n" + text).find("\n" + series + " ");
-    if (at == std::string::npos) return -1;
-    return std::stod(text.substr(at + series.size() + 1));
-}
-
-int port_in(const std::string& line) {
-    const std::string marker = "http://127.0.0.1:";
-    const auto at = line.find(marker);
-    if (at == std::string::npos) return -1;
-    return std::stoi(line.substr(at + marker.size()));
-}
-
-struct reaper {
-    pid_t& pid;
-    ~reaper() {
-        if (pid <= 0) return;
-        ::kill(pid, SIGKILL);
-        headachemd::test::wait_exit(pid);
-    }
-};
 
 struct bulk_daemon : ::testing::Test {
     temp_dir dir;
     std::unique_ptr<headachemd::sandbox::background_server> ehr;
 
+    // No [[patient]]: the export alone, so the log lines waited for are its own.
     void start(int pending_polls) {
-        headachemd::sandbox::options o;
-        o.patients = 3;
-        o.backend_client_id = "hmd-backend";
-        o.backend_jwks = headachemd::test::backend_ec_key().public_jwks("bulk-1");
-        o.bulk_pending_polls = pending_polls;
-        ehr = std::make_unique<headachemd::sandbox::background_server>(std::move(o));
-        (*ehr)->write_ca_pem(dir / "ca.pem");
-        write_file(dir / "client.secret", (*ehr)->config().client_secret);
-        ::chmod((dir / "client.secret").c_str(), 0600);
-        write_file(dir / "bulk.pem", headachemd::test::backend_ec_key().private_pem());
-        ::chmod((dir / "bulk.pem").c_str(), 0600);
-        // No [[patient]]: the export alone, so the log lines waited for are its own.
-        write_file(
-            dir / "sync.toml",
-            "[daemon]\ndatabase = \"" + (dir / "h.db").string() + "\"\nvault = \"" + (dir / "v.db").string() +
-                "\"\nlog_level = \"info\"\nmetrics_listen = \"127.0.0.1:0\"\n" +
-                headachemd::test::token_key_toml(dir.path()) +
-                "\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\nfhir_base = \"" + (*ehr)->fhir_base() +
-                "\"\nclient_id = \"" + (*ehr)->config().client_id + "\"\nclient_secret_file = \"" +
-                (dir / "client.secret").string() + "\"\nca_file = \"" + (dir / "ca.pem").string() +
-                "\"\nrequests_per_minute = 60000\n\n[ehr.bulk]\nclient_id = \"hmd-backend\"\n"
-                "private_key_file = \"" +
-                (dir / "bulk.pem").string() +
-                "\"\nkey_id = \"bulk-1\"\nalgorithm = \"ES384\"\ngroup_id = \"headachemd-clinic\"\n");
-        ::chmod((dir / "sync.toml").c_str(), 0600);
+        ehr = headachemd::test::start_bulk_clinic(dir.path(), 3, pending_polls,
+                                                  "log_level = \"info\"\nmetrics_listen = \"127.0.0.1:0\"\n");
     }
 
     int count(const std::string& sql) {
@@ -101,7 +61,7 @@ TEST_F(bulk_daemon, RunExportsTheClinicAndShowsItInMetrics) {
     std::string seen;
     const auto listening = headachemd::test::read_line_containing(child.err, "metrics are served on", seen);
     ASSERT_TRUE(listening) << seen;
-    const int port = port_in(*listening);
+    const int port = metrics_port_in(*listening);
     ASSERT_TRUE(headachemd::test::read_line_containing(child.err, "bulk export of EHR 'sandbox': done", seen))
         << seen;
     std::string why;
@@ -117,12 +77,13 @@ TEST_F(bulk_daemon, RunExportsTheClinicAndShowsItInMetrics) {
     EXPECT_EQ((*ehr)->stats().bulk_deletes, 1u);
     ASSERT_TRUE(metrics) << why;
     const std::string& m = metrics->body;
-    EXPECT_EQ(sample(m, "headachemd_sync_bulk_exports_total{ehr=\"sandbox\",result=\"done\"}"), 1) << m;
-    EXPECT_EQ(sample(m, "headachemd_sync_bulk_phase{ehr=\"sandbox\",phase=\"done\"}"), 1) << m;
-    EXPECT_EQ(sample(m, "headachemd_sync_bulk_files{ehr=\"sandbox\",state=\"applied\"}"),
-              sample(m, "headachemd_sync_bulk_files{ehr=\"sandbox\",state=\"total\"}"))
+    EXPECT_EQ(metrics_sample(m, "headachemd_sync_bulk_exports_total{ehr=\"sandbox\",result=\"done\"}"), 1)
         << m;
-    EXPECT_GT(sample(m, "headachemd_sync_bulk_requests_total{ehr=\"sandbox\"}"), 3) << m;
+    EXPECT_EQ(metrics_sample(m, "headachemd_sync_bulk_phase{ehr=\"sandbox\",phase=\"done\"}"), 1) << m;
+    EXPECT_EQ(metrics_sample(m, "headachemd_sync_bulk_files{ehr=\"sandbox\",state=\"applied\"}"),
+              metrics_sample(m, "headachemd_sync_bulk_files{ehr=\"sandbox\",state=\"total\"}"))
+        << m;
+    EXPECT_GT(metrics_sample(m, "headachemd_sync_bulk_requests_total{ehr=\"sandbox\"}"), 3) << m;
     EXPECT_EQ(seen.find("/bulk/"), std::string::npos) << "a status or file URL in the log:\n" << seen;
 }
 

@@ -15,7 +15,7 @@
 
 #include <spdlog/sinks/null_sink.h>
 
-#include "backend_keys.hpp"
+#include "bulk_clinic.hpp"
 #include "headachemd/config/config.hpp"
 #include "headachemd/core/clock.hpp"
 #include "headachemd/http/client.hpp"
@@ -46,30 +46,8 @@ struct export_cli : ::testing::Test {
     // pending_polls: 202s before the manifest. The binary really waits
     // (10 s before its first poll), so only one test pays for that.
     void start(int pending_polls = 0) {
-        headachemd::sandbox::options o;
-        o.patients = 3;
-        o.backend_client_id = "hmd-backend";
-        o.backend_jwks = headachemd::test::backend_ec_key().public_jwks("bulk-1");
-        o.bulk_pending_polls = pending_polls;
-        ehr = std::make_unique<headachemd::sandbox::background_server>(std::move(o));
-        (*ehr)->write_ca_pem(dir / "ca.pem");
-        write_file(dir / "client.secret", (*ehr)->config().client_secret);
-        ::chmod((dir / "client.secret").c_str(), 0600);
-        write_file(dir / "bulk.pem", headachemd::test::backend_ec_key().private_pem());
-        ::chmod((dir / "bulk.pem").c_str(), 0600);
-        const auto path = dir / "sync.toml";
-        write_file(path,
-                   "[daemon]\ndatabase = \"" + (dir / "h.db").string() + "\"\nvault = \"" +
-                       (dir / "v.db").string() + "\"\n" + headachemd::test::token_key_toml(dir.path()) +
-                       "\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\nfhir_base = \"" +
-                       (*ehr)->fhir_base() + "\"\nclient_id = \"" + (*ehr)->config().client_id +
-                       "\"\nclient_secret_file = \"" + (dir / "client.secret").string() + "\"\nca_file = \"" +
-                       (dir / "ca.pem").string() +
-                       "\"\n\n[ehr.bulk]\nclient_id = \"hmd-backend\"\nprivate_key_file = \"" +
-                       (dir / "bulk.pem").string() +
-                       "\"\nkey_id = \"bulk-1\"\nalgorithm = \"ES384\"\ngroup_id = \"headachemd-clinic\"\n");
-        ::chmod(path.c_str(), 0600);
-        cfg = path.string();
+        ehr = headachemd::test::start_bulk_clinic(dir.path(), 3, pending_polls);
+        cfg = (dir / "sync.toml").string();
     }
 
     headachemd::test::command_result export_(std::vector<std::string> args) {

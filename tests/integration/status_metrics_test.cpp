@@ -18,6 +18,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "daemon_support.hpp"
 #include "headachemd/http/client.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/store/vault.hpp"
@@ -28,6 +29,10 @@
 #include "vault_support.hpp"
 
 namespace {
+
+using headachemd::test::metrics_port_in;
+using headachemd::test::metrics_sample;
+using reaper = headachemd::test::daemon_reaper;
 
 namespace asio = boost::asio;
 namespace http = headachemd::http;
@@ -41,13 +46,6 @@ headachemd::store::vault open_vault(const std::filesystem::path& path) {
 
 std::optional<http::response> http_get(const std::string& url, std::string& why) {
     return headachemd::test::loopback_get(url, why);
-}
-
-// The number after `series ` on its own line in a Prometheus text, or -1.
-double sample(const std::string& text, const std::string& series) {
-    const auto at = ("\n" + text).find("\n" + series + " ");
-    if (at == std::string::npos) return -1;
-    return std::stod(text.substr(at + series.size() + 1));
 }
 
 // The line of `text` that starts with `key` followed by a space.
@@ -107,24 +105,6 @@ struct daemon_setup {
     std::string config() const { return (dir / "sync.toml").string(); }
 };
 
-// Kills and reaps the daemon if a failed assertion leaves it running.
-struct reaper {
-    pid_t& pid;
-    ~reaper() {
-        if (pid <= 0) return;
-        ::kill(pid, SIGKILL);
-        headachemd::test::wait_exit(pid);
-    }
-};
-
-// The port in "… metrics are served on http://127.0.0.1:PORT/metrics …".
-int port_in(const std::string& line) {
-    const std::string marker = "http://127.0.0.1:";
-    const auto at = line.find(marker);
-    if (at == std::string::npos) return -1;
-    return std::stoi(line.substr(at + marker.size()));
-}
-
 TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
     // Setup: two patients; hmd-2's grant is revoked at the EHR. 90-day
     // refresh tokens, so `status` can say when hmd-1's lapses.
@@ -138,7 +118,7 @@ TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
     std::string seen;
     const auto listening = headachemd::test::read_line_containing(child.err, "metrics are served on", seen);
     ASSERT_TRUE(listening) << seen;
-    const int port = port_in(*listening);
+    const int port = metrics_port_in(*listening);
     ASSERT_GT(port, 0) << *listening;
     ASSERT_TRUE(headachemd::test::read_line_containing(child.err, "pass 1 done", seen)) << seen;
     const std::string base = "http://127.0.0.1:" + std::to_string(port);
@@ -157,19 +137,23 @@ TEST(StatusAndMetrics, ARevokedPatientShowsInMetricsAndStatusAndStatusExits75) {
     EXPECT_EQ(metrics->status, 200);
     EXPECT_EQ(metrics->header("Content-Type").value_or(""), "text/plain; version=0.0.4; charset=utf-8");
     const std::string& m = metrics->body;
-    EXPECT_EQ(sample(m, "headachemd_sync_patients{ehr=\"sandbox\",state=\"needs_reauth\"}"), 1) << m;
-    EXPECT_EQ(sample(m, "headachemd_sync_patients{ehr=\"sandbox\",state=\"ok\"}"), 1) << m;
-    EXPECT_EQ(sample(m, "headachemd_sync_patients{ehr=\"sandbox\",state=\"failing\"}"), 0) << m;
-    EXPECT_GT(sample(m, "headachemd_sync_http_requests_total{ehr=\"sandbox\",status=\"200\"}"), 5) << m;
-    EXPECT_EQ(sample(m, "headachemd_sync_http_requests_total{ehr=\"sandbox\",status=\"400\"}"), 1) << m;
-    EXPECT_EQ(sample(m, "headachemd_sync_token_refreshes_total{ehr=\"sandbox\",outcome=\"ok\"}"), 1) << m;
-    EXPECT_EQ(sample(m, "headachemd_sync_token_refreshes_total{ehr=\"sandbox\",outcome=\"invalid_grant\"}"),
-              1)
+    EXPECT_EQ(metrics_sample(m, "headachemd_sync_patients{ehr=\"sandbox\",state=\"needs_reauth\"}"), 1) << m;
+    EXPECT_EQ(metrics_sample(m, "headachemd_sync_patients{ehr=\"sandbox\",state=\"ok\"}"), 1) << m;
+    EXPECT_EQ(metrics_sample(m, "headachemd_sync_patients{ehr=\"sandbox\",state=\"failing\"}"), 0) << m;
+    EXPECT_GT(metrics_sample(m, "headachemd_sync_http_requests_total{ehr=\"sandbox\",status=\"200\"}"), 5)
         << m;
-    EXPECT_GT(sample(m, "headachemd_sync_rows_written_total{ehr=\"sandbox\"}"), 0) << m;
-    EXPECT_EQ(sample(m, "headachemd_sync_job_duration_seconds_count{ehr=\"sandbox\"}"), 2) << m;
-    EXPECT_EQ(sample(m, "headachemd_sync_rate_limited_total{ehr=\"sandbox\"}"), 0) << m;
-    EXPECT_EQ(sample(m, "headachemd_sync_scheduler_up"), 1) << m;
+    EXPECT_EQ(metrics_sample(m, "headachemd_sync_http_requests_total{ehr=\"sandbox\",status=\"400\"}"), 1)
+        << m;
+    EXPECT_EQ(metrics_sample(m, "headachemd_sync_token_refreshes_total{ehr=\"sandbox\",outcome=\"ok\"}"), 1)
+        << m;
+    EXPECT_EQ(
+        metrics_sample(m, "headachemd_sync_token_refreshes_total{ehr=\"sandbox\",outcome=\"invalid_grant\"}"),
+        1)
+        << m;
+    EXPECT_GT(metrics_sample(m, "headachemd_sync_rows_written_total{ehr=\"sandbox\"}"), 0) << m;
+    EXPECT_EQ(metrics_sample(m, "headachemd_sync_job_duration_seconds_count{ehr=\"sandbox\"}"), 2) << m;
+    EXPECT_EQ(metrics_sample(m, "headachemd_sync_rate_limited_total{ehr=\"sandbox\"}"), 0) << m;
+    EXPECT_EQ(metrics_sample(m, "headachemd_sync_scheduler_up"), 1) << m;
     EXPECT_EQ(m.find("hmd-"), std::string::npos) << "a patient key in the metrics:\n" << m;
     ASSERT_TRUE(health) << why;
     EXPECT_EQ(health->status, 200);
@@ -242,8 +226,8 @@ std::string start_and_find_jwks(const daemon_setup& s, headachemd::test::piped_c
     child = headachemd::test::spawn_piped({"run", "--config", s.config()}, s.dir.path(), false, false, true);
     if (child.pid <= 0) return {};
     const auto line = headachemd::test::read_line_containing(child.err, served, seen);
-    if (!line || port_in(*line) <= 0) return {};
-    return "http://127.0.0.1:" + std::to_string(port_in(*line)) + "/.well-known/jwks.json";
+    if (!line || metrics_port_in(*line) <= 0) return {};
+    return "http://127.0.0.1:" + std::to_string(metrics_port_in(*line)) + "/.well-known/jwks.json";
 }
 
 // SIGTERM, then whether it logged "stopped", and its exit code.
