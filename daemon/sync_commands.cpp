@@ -1,5 +1,6 @@
 #include "sync_commands.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <iostream>
 #include <memory>
@@ -276,16 +277,22 @@ int status(const status_args& a) {
     if (!rt) return rc;
     std::vector<sync::patient_report> reports;
     std::vector<store::view_state> views;
+    std::vector<sync::bulk_report> bulk;
     try {
-        reports = sync::gather_reports(rt->cfg, *rt->db, *rt->vault, std::chrono::system_clock::now());
+        const auto now = std::chrono::system_clock::now();
+        reports = sync::gather_reports(rt->cfg, *rt->db, *rt->vault, now);
         views = store::read_view_states(*rt->db);
+        bulk = sync::gather_bulk_reports(rt->cfg, *rt->vault, now);
     } catch (const std::exception& e) {
         rt->log->error("{}", e.what());
         return exit_code::io_error;
     }
-    std::cout << (a.json ? sync::render_status_json(reports, views)
-                         : sync::render_status_table(reports) + sync::render_view_status(views));
-    return sync::any_needs_attention(reports) ? exit_code::temp_fail : exit_code::ok;
+    std::cout << (a.json ? sync::render_status_json(reports, views, bulk)
+                         : sync::render_status_table(reports) + sync::render_view_status(views) +
+                               sync::render_bulk_status(bulk));
+    const bool export_failed =
+        std::any_of(bulk.begin(), bulk.end(), [](const auto& b) { return b.needs_attention(); });
+    return sync::any_needs_attention(reports) || export_failed ? exit_code::temp_fail : exit_code::ok;
 }
 
 struct export_args : common_args {
@@ -439,7 +446,8 @@ void add_sync_commands(CLI::App& app, int* exit_code) {
             "State: ok, pending (enrolled, first sync not run yet); in capitals when it needs attention:\n"
             "FAILING, NEEDS_REAUTH (enroll again), NOT_ENROLLED, LAPSING (the refresh token lapses within\n"
             "keepalive_before).\n"
-            "Exit status: 0 all fine, 75 some patient needs attention (monitoring checks use this).");
+            "Exit status: 0 all fine, 75 some patient needs attention or the last Bulk Data export failed\n"
+            "(monitoring checks use this).");
         add_common(cmd, *args);
         cmd->add_flag("--json", args->json, "one JSON object on stdout, for monitoring tools");
         cmd->callback([args, exit_code] { *exit_code = status(*args); });

@@ -115,6 +115,16 @@ TEST_F(export_cli, ExportsTheClinicAndSaysWhatItDidWithoutUrls) {
     EXPECT_EQ((r.out + r.err).find("/bulk/"), std::string::npos) << r.out << r.err;
     EXPECT_EQ((r.out + r.err).find("Bearer"), std::string::npos);
 
+    // `status` shows the export; --json too.
+    const auto status = run_binary({"status", "--config", cfg}, dir.path());
+    EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
+    EXPECT_NE(status.out.find("bulk export sandbox: done, "), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("files applied"), std::string::npos) << status.out;
+    const auto json = run_binary({"status", "--config", cfg, "--json"}, dir.path());
+    EXPECT_NE(json.out.find("\"bulk\":[{\"ehr\":\"sandbox\",\"phase\":\"done\""), std::string::npos)
+        << json.out;
+    EXPECT_EQ((status.out + json.out).find("/bulk/"), std::string::npos);
+
     // Nothing left to resume or cancel: a usage error that says so.
     const auto resume = export_({"--resume"});
     EXPECT_EQ(resume.exit_code, 64) << resume.out << resume.err;

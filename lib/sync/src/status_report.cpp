@@ -11,6 +11,8 @@
 #include "headachemd/core/json.hpp"
 #include "headachemd/logging/escape.hpp"
 #include "headachemd/store/sync_state.hpp"
+#include "headachemd/sync/bulk_export.hpp"
+#include "headachemd/sync/bulk_store.hpp"
 
 namespace headachemd::sync {
 namespace {
@@ -94,10 +96,77 @@ std::string render_status_table(const std::vector<patient_report>& reports) {
     return out;
 }
 
+std::vector<bulk_report> gather_bulk_reports(const config::config& cfg, store::vault& vault, sys_time now) {
+    std::vector<bulk_report> out;
+    for (const auto& e : cfg.ehrs) {
+        if (!e.bulk) continue;
+        bulk_report r;
+        r.ehr = e.name;
+        r.job = load_bulk_job(vault.sql(), e.name);
+        r.written = load_bulk_job_updated_at(vault.sql(), e.name);
+        r.since = load_bulk_since(vault.sql(), e.name);
+        r.next_due = next_export_due(r.job ? std::optional<bulk_phase>(r.job->phase) : std::nullopt,
+                                     r.written, e.bulk->interval, now);
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+std::string render_bulk_status(const std::vector<bulk_report>& bulk) {
+    std::string out;
+    const auto esc = [](std::string_view s) { return logging::line_escaped(s); };
+    for (const auto& b : bulk) {
+        out += "bulk export " + esc(b.ehr) + ": ";
+        if (!b.job) {
+            out += "none yet; the daemon starts the first (a full export) at once\n";
+            continue;
+        }
+        const auto& j = *b.job;
+        out += b.needs_attention() ? "FAILED" : std::string(to_string(j.phase));
+        if (j.manifest)
+            out += fmt::format(", {}/{} files applied", j.applied.size(), j.manifest->files.size());
+        if (b.written) out += ", at " + store::utc_timestamp(*b.written);
+        if (j.failure) out += "; " + std::string(to_string(j.failure->code)) + ": " + esc(j.failure->message);
+        const bool ended =
+            j.phase == bulk_phase::done || j.phase == bulk_phase::failed || j.phase == bulk_phase::cancelled;
+        out += ended ? "; next at " + store::utc_timestamp(b.next_due)
+                     : "; unfinished: the daemon (or `export --resume`) goes on with it";
+        out += "\n";
+    }
+    return out;
+}
+
+namespace {
+
+std::string render_bulk_json(const std::vector<bulk_report>& bulk) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < bulk.size(); ++i) {
+        const auto& b = bulk[i];
+        const auto* j = b.job ? &*b.job : nullptr;
+        out += fmt::format(
+            "{}{{\"ehr\":{},\"phase\":{},\"files_total\":{},\"files_applied\":{},\"updated_at\":{},"
+            "\"next_due\":{},\"since\":{},\"failure_code\":{},\"failure_message\":{},\"attention\":{}}}",
+            i ? "," : "", json_string(b.ehr), j ? json_string(to_string(j->phase)) : std::string("null"),
+            j && j->manifest ? j->manifest->files.size() : 0, j ? j->applied.size() : 0,
+            json_opt(b.written ? std::optional<std::string>(store::utc_timestamp(*b.written)) : std::nullopt),
+            json_string(store::utc_timestamp(b.next_due)), json_opt(b.since),
+            json_opt(j && j->failure ? std::optional<std::string>(std::string(to_string(j->failure->code)))
+                                     : std::nullopt),
+            json_opt(j && j->failure ? std::optional<std::string>(j->failure->message) : std::nullopt),
+            b.needs_attention());
+    }
+    return out + "]";
+}
+
+}  // namespace
+
 std::string render_status_json(const std::vector<patient_report>& reports,
-                               const std::vector<store::view_state>& views) {
-    std::string out =
-        "{\"attention\":" + std::string(any_needs_attention(reports) ? "true" : "false") + ",\"patients\":[";
+                               const std::vector<store::view_state>& views,
+                               const std::vector<bulk_report>& bulk) {
+    const bool attention =
+        any_needs_attention(reports) ||
+        std::any_of(bulk.begin(), bulk.end(), [](const auto& b) { return b.needs_attention(); });
+    std::string out = "{\"attention\":" + std::string(attention ? "true" : "false") + ",\"patients\":[";
     for (std::size_t i = 0; i < reports.size(); ++i) {
         const auto& r = reports[i];
         const auto* w = r.facts.whole ? &*r.facts.whole : nullptr;
@@ -112,7 +181,7 @@ std::string render_status_json(const std::vector<patient_report>& reports,
             json_opt(w ? w->last_error : std::nullopt), json_opt(lapse_text(r.health)), r.health.lapsing,
             r.health.reauth_reason.empty() ? std::string("null") : json_string(r.health.reauth_reason));
     }
-    return out + "],\"views\":" + render_views_json(views) + "}\n";
+    return out + "],\"views\":" + render_views_json(views) + ",\"bulk\":" + render_bulk_json(bulk) + "}\n";
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "headachemd/sync/bulk_export.hpp"
+#include "headachemd/sync/status_report.hpp"
 
 namespace {
 
@@ -70,6 +71,41 @@ TEST(BulkRender, SaysHowTheJobEndedAndNeverAUrl) {
     EXPECT_NE(out.find("requests: 44 (2 token, 1 kick-off, 40 poll, 0 file, 1 release)"), std::string::npos)
         << out;
     EXPECT_EQ(out.find("cap-secret"), std::string::npos) << out;
+}
+
+TEST(BulkStatus, AFailedExportNeedsAttentionAndNoUrlIsShown) {
+    sy::bulk_report ok;
+    ok.ehr = "north";
+    ok.job = sy::new_bulk_record("https://ehr.example/fhir/Group/g/$export", now - 2h);
+    ok.job->phase = phase::done;
+    ok.job->status_url = "https://ehr.example/bulk/cap-secret";
+    ok.written = now - 1h;
+    ok.next_due = now + 23h;
+    sy::bulk_report bad = ok;
+    bad.ehr = "south";
+    bad.job->phase = phase::failed;
+    bad.job->failure =
+        headachemd::error{headachemd::errc::export_failed, "the server said the export failed"};
+    sy::bulk_report none;
+    none.ehr = "west";
+
+    const std::string text = sy::render_bulk_status({ok, bad, none});
+    const std::string json = sy::render_status_json({}, {}, {ok, bad, none});
+
+    EXPECT_FALSE(ok.needs_attention());
+    EXPECT_TRUE(bad.needs_attention());
+    EXPECT_NE(text.find("bulk export north: done, at 2026-12-06T11:00:00Z; next at 2026-12-07T11:00:00Z"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("bulk export south: FAILED, at 2026-12-06T11:00:00Z; export_failed: the server said"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("bulk export west: none yet"), std::string::npos) << text;
+    EXPECT_NE(json.find("{\"attention\":true,"), std::string::npos) << json;
+    EXPECT_NE(json.find("\"ehr\":\"south\",\"phase\":\"failed\""), std::string::npos) << json;
+    EXPECT_NE(json.find("\"ehr\":\"west\",\"phase\":null"), std::string::npos) << json;
+    EXPECT_EQ((text + json).find("cap-secret"), std::string::npos);
+    EXPECT_EQ(sy::render_status_json({}, {}, {ok}).find("{\"attention\":false,"), 0u);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // reads the two databases.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/store/view_tables.hpp"
+#include "headachemd/sync/bulk_job.hpp"
 #include "headachemd/sync/metrics.hpp"
 
 namespace headachemd::sync {
@@ -43,8 +45,32 @@ std::string render_view_status(const std::vector<store::view_state>& views);
 // created_at, backfilled_at (or null), missing_raw.
 std::string render_views_json(const std::vector<store::view_state>& views);
 
-// `status --json`: one object, with "attention", "patients" and "views".
+// One [[ehr]] with [ehr.bulk]: its Bulk Data export job as the vault
+// records it (issue 15).
+struct bulk_report {
+    std::string ehr;
+    std::optional<bulk_job_record> job;  // nullopt before the first export
+    std::optional<sys_time> written;     // when the job's row was last written
+    std::optional<std::string> since;    // the cursor the next export starts from
+    sys_time next_due{};                 // next_export_due (the daemon's schedule)
+    // The last export failed: a monitoring check should look.
+    bool needs_attention() const { return job && job->phase == bulk_phase::failed; }
+};
+
+// One report per [[ehr]] with [ehr.bulk], in config order. Throws
+// store::store_error.
+std::vector<bulk_report> gather_bulk_reports(const config::config& cfg, store::vault& vault, sys_time now);
+
+// One line per export under the table: its phase, files, when, the next
+// one, and why it failed (the error code and message, never a URL).
+// Empty text when no [[ehr]] has [ehr.bulk].
+std::string render_bulk_status(const std::vector<bulk_report>& bulk);
+
+// `status --json`: one object, with "attention", "patients", "views" and
+// "bulk" (ehr, phase or null, files_total, files_applied, updated_at,
+// next_due, since, failure_code, failure_message, attention).
 std::string render_status_json(const std::vector<patient_report>& reports,
-                               const std::vector<store::view_state>& views = {});
+                               const std::vector<store::view_state>& views = {},
+                               const std::vector<bulk_report>& bulk = {});
 
 }  // namespace headachemd::sync
