@@ -44,7 +44,7 @@ struct bulk_daemon : ::testing::Test {
     }
 
     int count(const std::string& sql) {
-        SQLite::Database db((dir / "h.db").string(), SQLite::OPEN_READONLY);
+        SQLite::Database db((dir / "headache.db").string(), SQLite::OPEN_READONLY);
         SQLite::Statement q(db, sql);
         q.executeStep();
         return q.getColumn(0).getInt();

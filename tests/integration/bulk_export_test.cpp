@@ -283,6 +283,21 @@ TEST_F(bulk_fixture, EclinicalworksGroupExportWithItsPollLocationUrlAndRs384) {
     EXPECT_EQ(count("SELECT count(*) FROM patient"), 6);
 }
 
+TEST_F(bulk_fixture, ATypeSplitOverManyFilesIsAppliedWhole) {
+    start([](sbx::options& o) { o.bulk_resources_per_file = 3; });
+
+    const auto r = run();
+
+    ASSERT_EQ(r.end.what, kind::done) << (r.end.failure ? r.end.failure->message : "");
+    std::size_t observation_files = 0;
+    for (const auto& f : r.record.manifest->files) observation_files += f.type == "Observation" ? 1 : 0;
+    EXPECT_GT(observation_files, 1u);
+    for (const auto& [type, n] : (*ehr)->count_by_type()) {
+        if (table_of.count(type) == 0) continue;
+        EXPECT_EQ(count("SELECT count(*) FROM " + table_of.at(type)), static_cast<int>(n)) << type;
+    }
+}
+
 TEST_F(bulk_fixture, ASecondExportAsksForChangesSinceTheFirstAndChangesNothingStored) {
     start();
     const auto first = run();

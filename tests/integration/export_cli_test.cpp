@@ -60,8 +60,8 @@ struct export_cli : ::testing::Test {
         auto parsed = headachemd::config::load_config(cfg);
         ASSERT_TRUE(std::holds_alternative<headachemd::config::config>(parsed));
         const auto& c = std::get<headachemd::config::config>(parsed);
-        headachemd::store::analytics_db db(dir / "h.db");
-        headachemd::store::vault vault(dir / "v.db", headachemd::test::token_key_in(dir.path()));
+        headachemd::store::analytics_db db(dir / "headache.db");
+        headachemd::store::vault vault(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
         asio::io_context io;
         headachemd::http::client http(io.get_executor(), sy::http_options_for(c));
         headachemd::system_clock clk;
@@ -95,7 +95,7 @@ struct export_cli : ::testing::Test {
     }
 
     int count(const std::string& sql) {
-        SQLite::Database db((dir / "h.db").string(), SQLite::OPEN_READONLY);
+        SQLite::Database db((dir / "headache.db").string(), SQLite::OPEN_READONLY);
         SQLite::Statement q(db, sql);
         q.executeStep();
         return q.getColumn(0).getInt();
@@ -163,14 +163,14 @@ TEST_F(export_cli, CancelDeletesTheJobAtTheServerAndStoresNothing) {
     // Ended: nothing left to resume, and the next export is a new job.
     const auto again = export_({"--resume"});
     EXPECT_EQ(again.exit_code, 64) << again.out << again.err;
-    headachemd::store::vault vault(dir / "v.db", headachemd::test::token_key_in(dir.path()));
+    headachemd::store::vault vault(dir / "vault.db", headachemd::test::token_key_in(dir.path()));
     EXPECT_EQ(sy::load_bulk_job(vault.sql(), "sandbox")->phase, sy::bulk_phase::cancelled);
 }
 
 TEST_F(export_cli, AConfigWithoutBulkSaysSo) {
     start();
-    write_file(dir / "nobulk.toml", "[daemon]\ndatabase = \"" + (dir / "h.db").string() + "\"\nvault = \"" +
-                                        (dir / "v.db").string() + "\"\n" +
+    write_file(dir / "nobulk.toml", "[daemon]\ndatabase = \"" + (dir / "headache.db").string() +
+                                        "\"\nvault = \"" + (dir / "vault.db").string() + "\"\n" +
                                         headachemd::test::token_key_toml(dir.path()));
     ::chmod((dir / "nobulk.toml").c_str(), 0600);
 

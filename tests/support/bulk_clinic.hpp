@@ -17,15 +17,18 @@
 
 namespace headachemd::test {
 
-// The sandbox (patients, and `pending_polls` 202s before each manifest),
+// The sandbox (patients, `pending_polls` 202s before each manifest, and
+// at most `resources_per_file` lines per output file, 0: one per type),
 // its CA, client secret and the backend's ES384 key (kid "bulk-1") in
-// `dir`, and `dir`/sync.toml (h.db, v.db, token.key there; `daemon_extra`
-// goes into [daemon]). The returned server must outlive the test's use.
+// `dir`, and `dir`/sync.toml (headache.db, vault.db and token.key there;
+// `daemon_extra` goes into [daemon]). The server must outlive its use.
 inline std::unique_ptr<sandbox::background_server> start_bulk_clinic(const std::filesystem::path& dir,
                                                                      int patients, int pending_polls,
-                                                                     const std::string& daemon_extra = {}) {
+                                                                     const std::string& daemon_extra = {},
+                                                                     int resources_per_file = 0) {
     sandbox::options o;
     o.patients = patients;
+    o.bulk_resources_per_file = resources_per_file;
     o.backend_client_id = "hmd-backend";
     o.backend_jwks = backend_ec_key().public_jwks("bulk-1");
     o.bulk_pending_polls = pending_polls;
@@ -36,8 +39,8 @@ inline std::unique_ptr<sandbox::background_server> start_bulk_clinic(const std::
     write_file(dir / "bulk.pem", backend_ec_key().private_pem());
     ::chmod((dir / "bulk.pem").c_str(), 0600);
     write_file(dir / "sync.toml",
-               "[daemon]\ndatabase = \"" + (dir / "h.db").string() + "\"\nvault = \"" +
-                   (dir / "v.db").string() + "\"\n" + token_key_toml(dir) + daemon_extra +
+               "[daemon]\ndatabase = \"" + (dir / "headache.db").string() + "\"\nvault = \"" +
+                   (dir / "vault.db").string() + "\"\n" + token_key_toml(dir) + daemon_extra +
                    "\n[[ehr]]\nname = \"sandbox\"\nprofile = \"generic\"\nfhir_base = \"" +
                    (*ehr)->fhir_base() + "\"\nclient_id = \"" + (*ehr)->config().client_id +
                    "\"\nclient_secret_file = \"" + (dir / "client.secret").string() + "\"\nca_file = \"" +

@@ -1706,22 +1706,33 @@ http_response app::export_kickoff(const http_request& req, const export_target& 
     job.transaction_time = now;
     job.request = base_url_ + req.target;
     job.pending_polls = std::max(opts_.bulk_pending_polls, 0);
+    const std::size_t per_file = opts_.bulk_resources_per_file > 0
+                                     ? static_cast<std::size_t>(opts_.bulk_resources_per_file)
+                                     : SIZE_MAX;
     for (const rtype t : types) {
+        const std::string type(rtype_name(t));
         std::string ndjson;
         std::size_t count = 0;
+        int part = 0;
+        // A full file goes out as "Type" (the first), "Type-2", … (IG: a
+        // server may split a type's resources over several files).
+        const auto flush = [&] {
+            const std::string name = ++part == 1 ? type : type + "-" + std::to_string(part);
+            job.output.push_back({type, export_file_url(job_id, name), count});
+            job.files.emplace(name, std::move(ndjson));
+            ndjson.clear();
+            count = 0;
+        };
         for (const auto& patient : data_.patient_ids()) {
             for (const record* rec : data_.of_patient(t, patient)) {
                 // _since: resources "added or modified after" it (IG v2.0.0).
                 if (p.since && rec->last_updated <= *p.since) continue;
                 append_ndjson_line(ndjson, data_.render(*rec));
-                ++count;
+                if (++count == per_file) flush();
             }
         }
         // IG v2.0.0: a type with no resources has no output entry.
-        if (count == 0) continue;
-        const std::string type(rtype_name(t));
-        job.output.push_back({type, export_file_url(job_id, type), count});
-        job.files.emplace(type, std::move(ndjson));
+        if (count > 0) flush();
     }
     // IG v2.0.0 deleted[]: with _since, the exported types' resources
     // deleted after it, as Bundles (type transaction) of DELETE requests,

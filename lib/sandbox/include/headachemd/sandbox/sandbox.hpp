@@ -212,6 +212,10 @@ struct options {
     // a test drives a job to completion without sleeping.
     std::string bulk_group_id = "headachemd-clinic";
     int bulk_pending_polls = 1;
+    // At most this many resources per output file: a type's resources are
+    // split over files "Type", "Type-2", … as large servers split them.
+    // 0: one file per type.
+    int bulk_resources_per_file = 0;
     // Retry-After (delta seconds) on each in-progress (202) status poll.
     // nullopt: the mode's default, none for the generic server and 120 in
     // ecw_mode (seen from eClinicalWorks, issue 15); 0: none. Only a hint:
