@@ -68,8 +68,8 @@ TEST(view_status, JsonListsTheViewsWithTheirState) {
         "{\"name\":\"c\",\"table\":\"view_c\",\"resource\":\"Observation\",\"state\":\"pending_full_pull\","
         "\"created_at\":\"2026-02-03T04:05:06Z\",\"backfilled_at\":\"2026-02-03T05:00:00Z\",\"missing_raw\":"
         "7}"
-        "]}\n");
-    EXPECT_EQ(sy::render_status_json({}), "{\"attention\":false,\"patients\":[],\"views\":[]}\n");
+        "],\"bulk\":[]}\n");
+    EXPECT_EQ(sy::render_status_json({}), "{\"attention\":false,\"patients\":[],\"views\":[],\"bulk\":[]}\n");
 }
 
 TEST(view_status, ValuesAreLineEscaped) {
