@@ -10,6 +10,8 @@
 #include <limits>
 #include <vector>
 
+#include "headachemd/http/url.hpp"
+
 namespace headachemd::config {
 
 std::optional<std::string> process_environment(std::string_view name) {
@@ -317,6 +319,15 @@ std::optional<std::string> url_problem(std::string_view key_name, std::string_vi
                " must be https:// (plain http is allowed only for loopback: 127.0.0.0/8, [::1], localhost)" +
                got;
     }
+    // The client's own reading (lib/url origin_of), so that what loads is
+    // what connects: a host whose last label is a number is an IPv4
+    // address or nothing (WHATWG URL 3.5), and a dotted quad followed by
+    // more ("127.0.0.1.example") is refused.
+    if (!http::origin_of(url))
+        return name +
+               " has a host the HTTP client refuses: a host whose last label is a number must be an IPv4 "
+               "address a.b.c.d without leading zeros" +
+               got;
     if (url.find('#') != std::string_view::npos) return name + " must not contain a fragment ('#')" + got;
     if (use == url_use::fhir_base) {
         if (url.find('?') != std::string_view::npos) {

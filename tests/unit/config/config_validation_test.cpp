@@ -289,6 +289,21 @@ TEST(config_validation, malformed_urls) {
     EXPECT_TRUE(has_error(result, 10, 13, "fhir_base must not contain a query"));
 }
 
+// What the HTTP client would refuse must not load (found by fuzz_config:
+// "https://063.0.0.1:8443/fhir" loaded, and origin_of refused it).
+TEST(config_validation, hosts_the_client_refuses_do_not_load) {
+    const auto with_base = [](const std::string& base) {
+        return "[[ehr]]\nname = \"a\"\nfhir_base = \"" + base +
+               "\"\nclient_id = \"c\"\nclient_auth = \"none\"\n";
+    };
+    for (const char* base : {"https://063.0.0.1:8443/fhir", "https://127.0.0.1.evil.example/fhir",
+                             "https://ehr.127/fhir", "https://127.1/fhir"}) {
+        auto result = parse(with_base(base));
+        EXPECT_TRUE(has_error(result, 3, 13, "fhir_base has a host the HTTP client refuses")) << base;
+    }
+    EXPECT_FALSE(has_error(parse(with_base("https://10.0.0.7:8443/fhir")), 3, 13, "fhir_base"));
+}
+
 TEST(config_validation, redirect_uri_must_be_https_or_loopback_http_without_fragment) {
     // Setup: lines 6 and 11
     auto text = ehr_with("redirect_uri = \"http://clinic.example/cb\"\n") +
