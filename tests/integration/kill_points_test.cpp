@@ -1018,9 +1018,7 @@ TEST(KillPoints, BulkExportResumesWithoutASecondKickoffOrALostRow) {
     int kills = 0, runs = 0, jobs_done = 0, resumed_runs = 0, lost_kickoffs = 0;
     while (kills < wanted && runs < wanted * 4 && !::testing::Test::HasFailure()) {
         const auto before = recorded();
-        const bool unfinished = before && before->phase != headachemd::sync::bulk_phase::done &&
-                                before->phase != headachemd::sync::bulk_phase::failed &&
-                                before->phase != headachemd::sync::bulk_phase::cancelled;
+        const bool unfinished = before && !headachemd::sync::ended(before->phase);
         const bool resumable = unfinished && before->status_url;
         const auto kickoffs_before = (*ehr)->stats().bulk_kickoffs;
         // Half the kills among a run's first writes (opening, the kick-off

@@ -133,8 +133,7 @@ asio::awaitable<result<bulk_run_result>> run_configured_export(export_context ct
     // What the vault holds decides what may happen: never a second kick-off
     // while a job is unfinished (bulk_job.hpp).
     auto rec = load_bulk_job(ctx.vault.sql(), ehr.name);
-    const bool unfinished = rec && rec->phase != bulk_phase::done && rec->phase != bulk_phase::failed &&
-                            rec->phase != bulk_phase::cancelled;
+    const bool unfinished = rec && !ended(rec->phase);
     if (req.mode != export_mode::start_or_resume && !unfinished)
         co_return error{errc::export_failed, "EHR " + ehr.name + " has no unfinished export to " +
                                                  (req.mode == export_mode::cancel ? "cancel" : "resume")};

@@ -112,9 +112,7 @@ bool bulk_job::same_origin_as_fhir(std::string_view url) const {
 
 bulk_action bulk_job::start(sys_time now) {
     auto& r = rec_;
-    const bool terminal =
-        r.phase == bulk_phase::done || r.phase == bulk_phase::failed || r.phase == bulk_phase::cancelled;
-    if (terminal) return finish(false);
+    if (ended(r.phase)) return finish(false);
     if (r.failure || r.cancel_requested || r.since_stored) {
         if (!r.status_url) return finish(false);
         r.phase = bulk_phase::releasing;

@@ -340,8 +340,7 @@ struct runner {
 
     asio::awaitable<void> run(std::string kickoff_url) {
         auto rec = load_bulk_job(d.vault.sql(), o.ehr);
-        const bool unfinished = rec && rec->phase != bulk_phase::done && rec->phase != bulk_phase::failed &&
-                                rec->phase != bulk_phase::cancelled;
+        const bool unfinished = rec && !ended(rec->phase);
         out.resumed = unfinished;
         job_ = std::make_unique<bulk_job>(
             o.job,

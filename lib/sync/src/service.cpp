@@ -424,8 +424,8 @@ struct service::impl {
             r = error{errc::store_failed, e.what()};
         }
         http.close_idle();
-        bulk_text_.clear();
         if (!r) {
+            bulk_text_.clear();
             // Nothing ran (a key, the token endpoint, the store): an hour
             // before the next try, not a loop.
             log_->error("bulk export of EHR '{}' could not run: {}; next try in an hour", ehr,

@@ -127,10 +127,8 @@ std::string render_bulk_status(const std::vector<bulk_report>& bulk) {
             out += fmt::format(", {}/{} files applied", j.applied.size(), j.manifest->files.size());
         if (b.written) out += ", at " + store::utc_timestamp(*b.written);
         if (j.failure) out += "; " + std::string(to_string(j.failure->code)) + ": " + esc(j.failure->message);
-        const bool ended =
-            j.phase == bulk_phase::done || j.phase == bulk_phase::failed || j.phase == bulk_phase::cancelled;
-        out += ended ? "; next at " + store::utc_timestamp(b.next_due)
-                     : "; unfinished: the daemon (or `export --resume`) goes on with it";
+        out += ended(j.phase) ? "; next at " + store::utc_timestamp(b.next_due)
+                              : "; unfinished: the daemon (or `export --resume`) goes on with it";
         out += "\n";
     }
     return out;

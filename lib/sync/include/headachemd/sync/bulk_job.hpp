@@ -67,6 +67,12 @@ enum class bulk_phase {
 };
 std::string_view to_string(bulk_phase p);
 
+// done, failed or cancelled: the job asks for nothing more, and the EHR's
+// next export is a new job.
+constexpr bool ended(bulk_phase p) {
+    return p == bulk_phase::done || p == bulk_phase::failed || p == bulk_phase::cancelled;
+}
+
 // What survives a restart.
 struct bulk_job_record {
     bulk_phase phase = bulk_phase::kickoff;
