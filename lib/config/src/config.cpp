@@ -53,8 +53,8 @@ constexpr std::array<std::string_view, 36> ehr_keys{
     "refresh_token_lifetime", "refresh_token_rotates", "keepalive_before",
     // [ehr.bulk]: Bulk Data export
     "bulk"};
-constexpr std::array<std::string_view, 15> bulk_keys{
-    "client_id", "private_key_file", "key_id", "algorithm", "next_private_key_file", "next_key_id",
+constexpr std::array<std::string_view, 16> bulk_keys{
+    "client_id", "private_key_file", "key_id", "algorithm", "next_private_key_file", "next_key_id", "jwks_url",
     "level", "group_id", "types", "scopes",
     "since_overlap", "interval", "max_retry_after", "job_deadline", "max_line_bytes"};
 // clang-format on
@@ -844,6 +844,7 @@ private:
         require(b, "key_id", " (the kid of the key in the JWKS registered at the EHR)");
         if (auto v = get_kid(b, "key_id")) bulk.key_id = *v;
         read_next_bulk_key(b, bulk);
+        if (auto v = get_url(b, "jwks_url", detail::url_use::endpoint)) bulk.jwks_url = *v;
         if (auto v = get_choice(b, "algorithm", bulk_algorithms))
             bulk.algorithm = *v == "ES384" ? bulk_algorithm::es384 : bulk_algorithm::rs384;
         if (bulk.rs384_only && bulk.algorithm != bulk_algorithm::rs384)

@@ -1005,6 +1005,107 @@ std::optional<export_operations> parse_export_operations(std::string_view json) 
     return ops;
 }
 
+namespace {
+
+// The members that make a JWK's key what it is (RFC 7518 §6.2.1, §6.3.1);
+// kid, alg, use and key_ops may differ in spelling or order.
+std::optional<std::vector<std::string>> key_material(simdjson::dom::element jwk) {
+    std::string_view kty;
+    if (jwk["kty"].get_string().get(kty)) return std::nullopt;
+    std::vector<const char*> names;
+    if (kty == "RSA")
+        names = {"n", "e"};
+    else if (kty == "EC")
+        names = {"crv", "x", "y"};
+    else
+        return std::nullopt;
+    std::vector<std::string> out{std::string(kty)};
+    for (const char* n : names) {
+        std::string_view v;
+        if (jwk[n].get_string().get(v)) return std::nullopt;
+        out.emplace_back(v);
+    }
+    return out;
+}
+
+// A member that only a private JWK has (RFC 7518 §6.2.2, §6.3.2).
+bool has_private_member(simdjson::dom::object jwk) {
+    for (const char* n : {"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+        if (jwk[n].error() != simdjson::NO_SUCH_FIELD) return true;
+    return false;
+}
+
+}  // namespace
+
+void interpret_published_jwks(std::string_view url, const http::response& r,
+                              const std::vector<expected_jwk>& keys, findings& out) {
+    const std::string where = "the JWKS at " + std::string(url);
+    const std::string why_all =
+        "The EHR verifies every backend token request with the public key it fetches from the registered "
+        "JWKS URL; without it every export fails at its token request.";
+    const std::string proxy_fix =
+        "Check the reverse proxy's rule that forwards /.well-known/jwks.json to the daemon's metrics_listen, "
+        "and that the daemon runs with [ehr.bulk] (docs/admin/configuration.md, \"The JWKS URL\").";
+    if (r.status != 200) {
+        add(out, severity::error, topic::bulk, where + " answered HTTP " + std::to_string(r.status), why_all,
+            proxy_fix);
+        return;
+    }
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    simdjson::dom::array listed;
+    if (parser.parse(r.body).get(doc) || doc["keys"].get_array().get(listed)) {
+        add(out, severity::error, topic::bulk, where + " is not a JWK Set (a JSON object with a keys array)",
+            why_all, proxy_fix + " The URL must answer the JSON itself, not a login or error page.");
+        return;
+    }
+    for (auto k : listed) {
+        simdjson::dom::object o;
+        if (!k.get_object().get(o) && has_private_member(o)) {
+            add(out, severity::error, topic::bulk, where + " publishes a private key member",
+                "A JWK with \"d\" (or the RSA CRT members) is the private key itself: anyone who read the "
+                "page can sign as this backend app and export the whole clinic.",
+                "Take the page down now, make a new key pair (`headachemd-sync keygen --jwks`), register it, "
+                "and publish only what the daemon serves at /.well-known/jwks.json (public members only).");
+            return;
+        }
+    }
+    for (const auto& want : keys) {
+        simdjson::dom::parser local;
+        simdjson::dom::element mine;
+        std::optional<std::vector<std::string>> wanted;
+        if (!local.parse(want.public_jwk).get(mine)) wanted = key_material(mine);
+        bool listed_kid = false, same = false;
+        for (auto k : listed) {
+            std::string_view kid;
+            if (k["kid"].get_string().get(kid) || kid != want.kid) continue;
+            listed_kid = true;
+            if (wanted && key_material(k) == wanted) same = true;
+        }
+        const std::string name = want.config_key + " " + want.kid;
+        const bool current = want.config_key == "key_id";
+        if (same) {
+            add(out, severity::ok, topic::bulk, where + " publishes " + name + " with the key of its file");
+        } else if (listed_kid) {
+            add(out, severity::error, topic::bulk, where + " lists " + name + " with another public key",
+                current ? "The EHR checks each assertion with the published key: one signed with the key "
+                          "file's key fails."
+                        : "When this key starts to sign, the EHR will check it against the published key "
+                          "and refuse it.",
+                "The key file and the published set differ (a regenerated key, or a stale copy behind "
+                "the proxy). Publish what the daemon serves at /.well-known/jwks.json, or point the "
+                "config at the key that was registered.");
+        } else {
+            add(out, current ? severity::error : severity::warning, topic::bulk,
+                where + " does not list " + name,
+                current ? why_all
+                        : "During a rotation the next key must be published before it signs, so that the EHR "
+                          "has fetched it by then.",
+                proxy_fix);
+        }
+    }
+}
+
 void check_bulk_algorithm(config::bulk_algorithm alg, const server_facts& facts, findings& out) {
     const std::string name(config::to_string(alg));
     if (!facts.signing_algs) {

@@ -150,6 +150,38 @@ void check_against_discovery(const config::ehr_settings& ehr, const server_facts
     check_client_auth(ehr.client_auth, conf, kind, out);
 }
 
+// [ehr.bulk] jwks_url: what the EHR fetches to verify our assertions,
+// fetched the same way (a plain GET, no token) and compared with the
+// current key and, during a rotation, the next one.
+asio::awaitable<void> check_jwks_url(http::transport& http, const config::bulk_settings& bulk,
+                                     const smart::signing_key& current, findings& out) {
+    std::vector<expected_jwk> keys{{bulk.key_id, current.public_jwk(bulk.key_id), "key_id"}};
+    if (bulk.next_key) {
+        auto next = smart::signing_key::from_file(bulk.next_key->private_key_file);
+        if (next)
+            keys.push_back({bulk.next_key->key_id, next->public_jwk(bulk.next_key->key_id), "next_key_id"});
+        else
+            out.push_back({severity::error, topic::bulk,
+                           "next_private_key_file cannot be used: " + next.err().message,
+                           "The daemon publishes the next key beside the current one and refuses to start "
+                           "without it.",
+                           "Point next_private_key_file at the PEM `headachemd-sync keygen --jwks` wrote."});
+    }
+    http::request req;
+    req.url = *bulk.jwks_url;
+    req.headers.push_back({"Accept", "application/json"});
+    auto r = co_await http.send(std::move(req));
+    if (!r) {
+        out.push_back({severity::error, topic::bulk,
+                       "the JWKS at " + *bulk.jwks_url + " could not be fetched: " + r.err().message,
+                       "The EHR fetches it to verify every backend token request.",
+                       "Check the name, the certificate and the proxy in front of the daemon; doctor fetches "
+                       "from this machine, the EHR from the internet."});
+        co_return;
+    }
+    interpret_published_jwks(*bulk.jwks_url, *r, keys, out);
+}
+
 // [ehr.bulk] (issue 15): the assertion algorithm against discovery, the
 // export level against the CapabilityStatement, then one real SMART Backend
 // Services token request with the configured key. The token it yields is
@@ -182,6 +214,7 @@ asio::awaitable<void> check_bulk(http::transport& http, const config::ehr_settin
         co_return;
     }
     check_bulk_key_algorithm(bulk.algorithm, key->alg(), out);
+    if (bulk.jwks_url) co_await check_jwks_url(http, bulk, *key, out);
     const std::string endpoint = ehr.token_endpoint
                                      ? *ehr.token_endpoint
                                      : (facts.smart ? facts.smart->token_endpoint : std::string());

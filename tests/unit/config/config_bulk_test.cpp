@@ -250,6 +250,23 @@ TEST(config_bulk, a_next_key_is_read_for_rotation) {
     EXPECT_FALSE(bulk_of(parse(with_bulk("eclinicalworks", registration)))->next_key);
 }
 
+TEST(config_bulk, a_jwks_url_is_read_and_must_be_https) {
+    const auto r = parse(
+        with_bulk("eclinicalworks",
+                  registration_and("jwks_url = \"https://sync.clinic.example/.well-known/jwks.json\"\n")));
+    const auto* b = bulk_of(r);
+    ASSERT_NE(b, nullptr) << describe(errors_of(r));
+    EXPECT_EQ(b->jwks_url, "https://sync.clinic.example/.well-known/jwks.json");
+    EXPECT_FALSE(bulk_of(parse(with_bulk("eclinicalworks", registration)))->jwks_url);
+    // The EHR fetches it from the internet: plain http only on loopback.
+    EXPECT_TRUE(
+        bulk_error(parse(with_bulk(
+                       "generic", registration_and("jwks_url = \"http://sync.clinic.example/jwks.json\"\n"))),
+                   12, "jwks_url"));
+    EXPECT_TRUE(bulk_error(parse(with_bulk("generic", registration_and("jwks_url = \"not a url\"\n"))), 12,
+                           "jwks_url"));
+}
+
 TEST(config_bulk, a_next_key_needs_both_keys_and_its_own_kid) {
     EXPECT_TRUE(
         bulk_error(parse(with_bulk("generic", registration_and("next_private_key_file = \"n.pem\"\n"))), 12,

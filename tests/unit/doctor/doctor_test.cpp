@@ -527,12 +527,16 @@ namespace {
 struct scripted final : headachemd::http::transport {
     std::map<std::string, headachemd::http::response> by_path;  // path (no query) → response
     std::vector<std::string> sent;
-    std::vector<std::string> bodies;  // what each request carried (the token request's form)
+    std::vector<std::string> bodies;       // what each request carried (the token request's form)
+    std::vector<bool> with_authorization;  // whether each carried an Authorization header
 
     asio::awaitable<headachemd::result<headachemd::http::response>> send(
         headachemd::http::request req) override {
         sent.push_back(req.url);
         bodies.push_back(req.body);
+        bool auth = false;
+        for (const auto& h : req.headers) auth = auth || h.name == "Authorization";
+        with_authorization.push_back(auth);
         const std::string path = req.url.substr(0, req.url.find('?'));
         const auto it = by_path.find(path);
         if (it == by_path.end())
@@ -739,6 +743,26 @@ dr::config_check bulk_check(const temp_dir& dir, const std::filesystem::path& ke
     return in;
 }
 
+// The backend key of the driver's bulk tests: RSA (eCW verifies RS384
+// only), in dir/bulk.pem with mode 0600.
+headachemd::smart::signing_key write_bulk_key(const temp_dir& dir) {
+    auto key = headachemd::smart::signing_key::generate(headachemd::smart::jws_alg::rs384, 2048);
+    write_file(dir / "bulk.pem", key.private_pem());
+    ::chmod((dir / "bulk.pem").c_str(), 0600);
+    return key;
+}
+
+// An eCW-like tenant whose discovery lists RS384 assertions, with this
+// CapabilityStatement.
+void serve_rs384_tenant(scripted& t, const std::string& capability) {
+    std::string discovery = ecw_discovery;
+    discovery.insert(discovery.rfind('}'),
+                     R"(, "token_endpoint_auth_signing_alg_values_supported": ["RS384"])");
+    t.by_path["https://ehr.example.org/fhir/.well-known/smart-configuration"] =
+        response(200, discovery, date_now);
+    t.by_path["https://ehr.example.org/fhir/metadata"] = response(200, capability, date_now);
+}
+
 dr::server_facts facts_with_algs(std::optional<std::vector<std::string>> algs) {
     dr::server_facts f;
     f.signing_algs = std::move(algs);
@@ -865,17 +889,9 @@ TEST(DoctorBulk, TokenAnswersAreExplainedWithoutTheToken) {
 TEST(DoctorDriver, BulkRegistrationChecksAlgorithmExportAndAToken) {
     // Setup: an eCW-like tenant that lists RS384 but no export operation.
     temp_dir dir;
-    const auto key = headachemd::smart::signing_key::generate(headachemd::smart::jws_alg::rs384, 2048);
-    write_file(dir / "bulk.pem", key.private_pem());
-    ::chmod((dir / "bulk.pem").c_str(), 0600);
-    std::string discovery = ecw_discovery;
-    discovery.insert(discovery.rfind('}'),
-                     R"(, "token_endpoint_auth_signing_alg_values_supported": ["RS384"])");
+    write_bulk_key(dir);
     scripted t;
-    t.by_path["https://ehr.example.org/fhir/.well-known/smart-configuration"] =
-        response(200, discovery, date_now);
-    t.by_path["https://ehr.example.org/fhir/metadata"] =
-        response(200, capability_without_appointment, date_now);
+    serve_rs384_tenant(t, capability_without_appointment);
     const std::string token = "eyJhbGciOiJSUzM4NCJ9.c2VjcmV0LXRva2VuLXZhbHVl.U2lnbmF0dXJlMTIz";
     t.by_path["https://ehr.example.org/token"] = response(
         200,
@@ -922,4 +938,121 @@ TEST(DoctorDriver, BulkWithoutItsKeyFileSendsNoTokenRequest) {
     EXPECT_TRUE(has(f, severity::error, "bulk private key file")) << dump(f);
     EXPECT_TRUE(has(f, severity::error, "the backend token request was not sent")) << dump(f);
     EXPECT_EQ(t.sent.size(), 2u);  // discovery and metadata only
+}
+
+// ---- [ehr.bulk] jwks_url ---------------------------------------------------------
+
+namespace {
+
+using headachemd::smart::jws_alg;
+using headachemd::smart::signing_key;
+
+const std::string jwks_url = "https://sync.clinic.example/.well-known/jwks.json";
+
+dr::findings published(const headachemd::http::response& r, const std::vector<dr::expected_jwk>& keys) {
+    dr::findings out;
+    dr::interpret_published_jwks(jwks_url, r, keys, out);
+    return out;
+}
+
+// The JWK Set text of these JWK objects.
+std::string set_of(const std::vector<std::string>& jwks) {
+    std::string out = R"({"keys":[)";
+    for (std::size_t i = 0; i < jwks.size(); ++i) out += (i ? "," : "") + jwks[i];
+    return out + "]}";
+}
+
+}  // namespace
+
+TEST(DoctorBulk, ThePublishedJwksMustListTheCurrentKeyWithItsOwnPublicKey) {
+    // Setup: the configured key, another key, and what each publishes.
+    const auto mine = signing_key::generate(jws_alg::es384);
+    const auto other = signing_key::generate(jws_alg::es384);
+    const std::vector<dr::expected_jwk> current{{"bulk-1", mine.public_jwk("bulk-1"), "key_id"}};
+    // Run / Check: the daemon's own set passes.
+    auto f = published(response(200, mine.public_jwks("bulk-1")), current);
+    EXPECT_TRUE(has(f, severity::ok, "publishes key_id bulk-1 with the key of its file")) << dump(f);
+    EXPECT_FALSE(has(f, severity::error, "")) << dump(f);
+    // A stale copy: the kid is there with another key.
+    f = published(response(200, other.public_jwks("bulk-1")), current);
+    EXPECT_TRUE(has(f, severity::error, "lists key_id bulk-1 with another public key")) << dump(f);
+    // The kid is missing: only another key is published.
+    f = published(response(200, other.public_jwks("bulk-0")), current);
+    EXPECT_TRUE(has(f, severity::error, "does not list key_id bulk-1")) << dump(f);
+    // The proxy answers 404, or a login page with 200, or another JSON.
+    f = published(response(404, "<html>Not Found</html>"), current);
+    EXPECT_TRUE(has(f, severity::error, "answered HTTP 404")) << dump(f);
+    f = published(response(200, "<html><form>Sign in SECRET-PAGE-TEXT</form></html>"), current);
+    EXPECT_TRUE(has(f, severity::error, "is not a JWK Set")) << dump(f);
+    for (const auto& x : f) EXPECT_THAT(x.what + x.why + x.fix, Not(HasSubstr("SECRET-PAGE-TEXT")));
+    f = published(response(200, R"({"keys":"none"})"), current);
+    EXPECT_TRUE(has(f, severity::error, "is not a JWK Set")) << dump(f);
+}
+
+TEST(DoctorBulk, APrivateMemberInThePublishedJwksIsAnError) {
+    const auto mine = signing_key::generate(jws_alg::es384);
+    const std::vector<dr::expected_jwk> current{{"bulk-1", mine.public_jwk("bulk-1"), "key_id"}};
+    for (const char* member : {"d", "p", "q", "dp", "dq", "qi"}) {
+        SCOPED_TRACE(member);
+        std::string jwk = mine.public_jwk("bulk-1");
+        jwk.insert(jwk.rfind('}'), std::string(R"(,")") + member + R"(":"AAAA")");
+        const auto f = published(response(200, set_of({jwk})), current);
+        EXPECT_TRUE(has(f, severity::error, "publishes a private key member")) << dump(f);
+        EXPECT_FALSE(has(f, severity::ok, "publishes key_id")) << dump(f);
+    }
+}
+
+TEST(DoctorBulk, DuringARotationTheNextKeyMustBePublishedToo) {
+    const auto mine = signing_key::generate(jws_alg::rs384, 2048);
+    const auto next = signing_key::generate(jws_alg::rs384, 2048);
+    const std::vector<dr::expected_jwk> both{{"k1", mine.public_jwk("k1"), "key_id"},
+                                             {"k2", next.public_jwk("k2"), "next_key_id"}};
+    // Only the current key published: the next one is a warning.
+    auto f = published(response(200, mine.public_jwks("k1")), both);
+    EXPECT_TRUE(has(f, severity::ok, "publishes key_id k1")) << dump(f);
+    EXPECT_TRUE(has(f, severity::warning, "does not list next_key_id k2")) << dump(f);
+    EXPECT_FALSE(has(f, severity::error, "")) << dump(f);
+    // Both: two passes, whatever their order.
+    f = published(response(200, set_of({next.public_jwk("k2"), mine.public_jwk("k1")})), both);
+    EXPECT_TRUE(has(f, severity::ok, "publishes key_id k1")) << dump(f);
+    EXPECT_TRUE(has(f, severity::ok, "publishes next_key_id k2")) << dump(f);
+    // The next kid with the current key's material: an error.
+    f = published(response(200, set_of({mine.public_jwk("k1"), mine.public_jwk("k2")})), both);
+    EXPECT_TRUE(has(f, severity::error, "lists next_key_id k2 with another public key")) << dump(f);
+}
+
+TEST(DoctorDriver, BulkJwksUrlIsFetchedWithoutATokenAndComparedWithTheKeyFile) {
+    // Setup: discovery lists RS384, the token request succeeds, and the
+    // JWKS URL publishes a key other than the key file's.
+    temp_dir dir;
+    const auto key = write_bulk_key(dir);
+    const auto stale = signing_key::generate(jws_alg::rs384, 2048);
+    scripted t;
+    serve_rs384_tenant(t, capability_with_exports);
+    t.by_path["https://ehr.example.org/token"] = response(
+        200,
+        R"({"access_token":"x.y.z","token_type":"Bearer","expires_in":300,"scope":"system/Patient.read system/Condition.read system/Group.read"})");
+    t.by_path[jwks_url] = response(200, stale.public_jwks("kid-1"));
+    auto in = bulk_check(dir, dir / "bulk.pem");
+    in.ehr.bulk->jwks_url = jwks_url;
+    auto clk = at_date();
+    // Run
+    const auto rep = run([&] { return dr::check_registration(t, in, clk); });
+    // Check: fetched, with no Authorization, and found stale.
+    const auto at = std::find(t.sent.begin(), t.sent.end(), jwks_url);
+    ASSERT_NE(at, t.sent.end());
+    EXPECT_FALSE(t.with_authorization[static_cast<std::size_t>(at - t.sent.begin())]);
+    EXPECT_TRUE(has(rep.findings, severity::error, "lists key_id kid-1 with another public key"))
+        << dump(rep.findings);
+    EXPECT_FALSE(rep.passed());
+    // The key file's own set passes that check.
+    t.by_path[jwks_url] = response(200, key.public_jwks("kid-1"));
+    const auto again = run([&] { return dr::check_registration(t, in, clk); });
+    EXPECT_TRUE(has(again.findings, severity::ok, "publishes key_id kid-1 with the key of its file"))
+        << dump(again.findings);
+    // Without jwks_url nothing is fetched from it.
+    in.ehr.bulk->jwks_url.reset();
+    t.sent.clear();
+    run([&] { return dr::check_registration(t, in, clk); });
+    EXPECT_EQ(std::find(t.sent.begin(), t.sent.end(), jwks_url), t.sent.end());
 }

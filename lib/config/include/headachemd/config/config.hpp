@@ -108,6 +108,10 @@ struct bulk_settings {
     std::filesystem::path private_key_file;  // PEM; a file or "${CREDENTIALS_DIRECTORY}/…"
     std::string key_id;                      // the JWS `kid`, as in the published JWKS
     std::optional<next_bulk_key> next_key;   // published, never used to sign
+    // The JWK Set URL registered with the backend app (eCW requires one):
+    // the clinic's proxy in front of the daemon's /.well-known/jwks.json.
+    // Only `doctor` reads it, to check that the EHR finds the keys there.
+    std::optional<std::string> jwks_url;
     bulk_algorithm algorithm = bulk_algorithm::rs384;
     bulk_level level = bulk_level::group;
     std::string group_id;             // level = group: the FHIR id of the Group (eCW: the registry)

@@ -243,6 +243,24 @@ void interpret_backend_token(const http::response& r, const std::vector<std::str
                              const config::bulk_settings& bulk, const smart::known_secrets& secrets,
                              findings& out);
 
+// One key the registered JWKS URL ([ehr.bulk] jwks_url) must publish: its
+// kid, the public JWK of its key file (smart::signing_key::public_jwk), and
+// the config key that names it ("key_id" or "next_key_id").
+struct expected_jwk {
+    std::string kid;
+    std::string public_jwk;
+    std::string config_key;
+};
+
+// The answer to a GET of jwks_url: a JWK Set (RFC 7517 §5) listing each of
+// `keys` under its kid with the same public key (RSA n and e, EC crv, x and
+// y). A current key missing or different is an error (every token request
+// fails); a next key missing is a warning (it must be published before it
+// signs); any private member ("d" and the RSA CRT members) is an error. No
+// server text is quoted: the body is the clinic's own page.
+void interpret_published_jwks(std::string_view url, const http::response& r,
+                              const std::vector<expected_jwk>& keys, findings& out);
+
 // ---- Authorize URLs -----------------------------------------------------------
 
 struct authorize_url_parts {
