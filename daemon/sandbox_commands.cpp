@@ -13,6 +13,7 @@
 #include "exit_codes.hpp"
 #include "headachemd/demo/demo.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
+#include "headachemd/sync/bulk_export.hpp"
 #include "logging.hpp"
 #include "report_command.hpp"
 
@@ -25,8 +26,15 @@ namespace fs = std::filesystem;
 // What landed, then the as_of the demo chose (after the "Try:" line).
 void print_outcome(const demo::outcome& out, const fs::path& dir) {
     const demo::summary& s = out.counts;
-    std::cout << fmt::format("\nSynced {} of {} sandbox patients over TLS into {}\n\n", out.pass.succeeded(),
-                             out.pass.patients.size(), (dir / "headache.db").string());
+    if (out.bulk)
+        std::cout << "\n"
+                  << sync::render_export("sandbox", *out.bulk)
+                  << fmt::format("\nExported the sandbox's clinic over TLS into {}\n\n",
+                                 (dir / "headache.db").string());
+    else
+        std::cout << fmt::format("\nSynced {} of {} sandbox patients over TLS into {}\n\n",
+                                 out.pass.succeeded(), out.pass.patients.size(),
+                                 (dir / "headache.db").string());
     std::cout << "rows per table:\n";
     for (const auto& [table, rows] : s.rows_per_table)
         std::cout << fmt::format("  {:<20} {:>6}\n", table, rows);
@@ -48,6 +56,7 @@ struct demo_args {
     int patients = 5;
     std::string dir;
     bool ecw = false;
+    bool bulk = false;
     std::string log_level = "warn";
     std::string log_format = "auto";
 };
@@ -60,8 +69,17 @@ int run_demo(const demo_args& a) {
         return exit_code::cant_create;
     }
     try {
+        demo::options o{a.patients, *dir, a.ecw};
+        o.bulk = a.bulk;
+        if (a.bulk)
+            std::cout << fmt::format(
+                             "Exporting the sandbox's clinic of {} patients with FHIR Bulk Data (SMART "
+                             "Backend Services); "
+                             "the first status poll comes 10 s after the kick-off, as against a real EHR\n",
+                             a.patients)
+                      << std::flush;
         // Printed as soon as the enrollments end, before the pass starts.
-        const auto out = demo::run({a.patients, *dir, a.ecw}, log, [](int n) {
+        const auto out = demo::run(o, log, [](int n) {
             std::cout << fmt::format("Enrolled {} sandbox patients (authorization code + PKCE S256)\n", n);
         });
         print_outcome(out, *dir);
@@ -71,6 +89,8 @@ int run_demo(const demo_args& a) {
         const int report_rc = write_report(*dir / "headache.db", report_path, 25, std::cout, std::cerr);
         if (report_rc != exit_code::ok) return report_rc;
         std::cout << fmt::format("Open the report: {}\n", fs::absolute(report_path).string());
+        if (out.bulk)
+            return out.bulk->end.what == sync::bulk_action::kind::done ? exit_code::ok : exit_code::temp_fail;
         return out.pass.failed() == 0 && out.enrolled > 0 ? exit_code::ok : exit_code::temp_fail;
     } catch (const std::exception& e) {
         log->error("demo failed: {}", e.what());
@@ -156,13 +176,17 @@ void add_sandbox_commands(CLI::App& app, int* exit_code) {
                                            "once, show what landed and write "
                                            "the clinic report beside the database");
         cmd->footer(
-            "Example:\n  headachemd-sync demo --patients 5\nNo account, no network: everything runs on "
+            "Example:\n  headachemd-sync demo --patients 5\n  headachemd-sync demo --bulk --patients 25\nNo "
+            "account, no network: everything runs on "
             "loopback.");
         cmd->add_option("--patients", args->patients, "how many sandbox patients to enroll")
             ->capture_default_str();
         cmd->add_option("--dir", args->dir,
                         "where to write headache.db and vault.db (default: a new temporary directory)");
         cmd->add_flag("--ecw", args->ecw, "run the sandbox in eClinicalWorks mode");
+        cmd->add_flag("--bulk", args->bulk,
+                      "export the whole clinic with FHIR Bulk Data as a backend app, instead of enrolling "
+                      "patients and syncing each (--patients: the clinic's size)");
         cmd->add_option("--log-level", args->log_level, "trace, debug, info, warn, error")
             ->capture_default_str();
         cmd->add_option("--log-format", args->log_format, "auto, journald, text or json lines on stderr")

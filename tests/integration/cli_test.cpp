@@ -44,6 +44,26 @@ TEST(Cli, DemoRunsWithNoSetupAndFillsEveryTable) {
     EXPECT_EQ(read_file(dir / "demo" / "headache.db").find("Test Patient"), std::string::npos);
 }
 
+// `demo --bulk` (issue 15): the binary exports the sandbox's clinic as a
+// backend app, prints what `export` prints, and exits 0. It waits the
+// product's 10 s before the first status poll (a wait in the product, not
+// the test's synchronization).
+TEST(Cli, DemoBulkExportsTheClinicWithNoSetup) {
+    temp_dir dir;
+    const auto r =
+        run_binary({"demo", "--bulk", "--patients", "2", "--dir", (dir / "demo").string()}, dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_NE(r.out.find("export of EHR sandbox: done"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("1 kick-off"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("Enrolled"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("http"), std::string::npos) << r.out;  // no status or file URL
+    SQLite::Database db((dir / "demo" / "headache.db").string());
+    SQLite::Statement q(db, "SELECT count(*) FROM patient");
+    q.executeStep();
+    EXPECT_EQ(q.getColumn(0).getInt(), 2);
+    EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
 // A --dir that cannot be made is the admin's typo: exit 73 (EX_CANTCREAT)
 // and a message naming the path, not an abort (it exited 134 before).
 TEST(Cli, DemoWithADirBlockedByAFileSaysWhichPathAndExits73) {

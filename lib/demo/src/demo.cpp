@@ -20,6 +20,7 @@
 #include "headachemd/store/database.hpp"
 #include "headachemd/store/pending.hpp"
 #include "headachemd/store/vault.hpp"
+#include "headachemd/sync/bulk_export.hpp"
 #include "headachemd/sync/enroll.hpp"
 
 namespace headachemd::demo {
@@ -90,6 +91,43 @@ config::config demo_config(const options& o, sandbox::background_server& sbx) {
     return cfg;
 }
 
+// The backend app of options::bulk: its key, and the kid the sandbox knows
+// it by. A key left by an earlier run in the same --dir is used again (the
+// sandbox is new each run, so either would do; keygen's rule is never to
+// overwrite a key).
+constexpr const char* demo_backend_client_id = "headachemd-demo-backend";
+constexpr const char* demo_backend_kid = "demo-bulk-1";
+
+fs::path backend_key_file(const options& o) { return o.dir / "bulk-key.pem"; }
+
+smart::signing_key demo_backend_key(const options& o) {
+    const fs::path file = backend_key_file(o);
+    if (fs::exists(file)) {
+        auto key = smart::signing_key::from_file(file);
+        if (!key) throw std::runtime_error(key.err().message);
+        return std::move(*key);
+    }
+    // eCW verifies RS384 assertions only (its preset says so); ES384 elsewhere.
+    auto key = smart::signing_key::generate(o.ecw ? smart::jws_alg::rs384 : smart::jws_alg::es384);
+    write_private_file(file, key.private_pem());
+    return key;
+}
+
+// [ehr.bulk] for the demo's EHR: the profile's preset with the backend's
+// registration and the sandbox's Group.
+void add_bulk_section(config::ehr_settings& ehr, const options& o, const smart::signing_key& key,
+                      const sandbox::options& so) {
+    auto bulk = config::bulk_preset(ehr.profile, ehr.resources);
+    if (!bulk) throw std::logic_error("demo: the " + ehr.profile + " profile has no [ehr.bulk] preset");
+    bulk->client_id = demo_backend_client_id;
+    bulk->private_key_file = backend_key_file(o);
+    bulk->key_id = demo_backend_kid;
+    bulk->algorithm =
+        key.alg() == smart::jws_alg::rs384 ? config::bulk_algorithm::rs384 : config::bulk_algorithm::es384;
+    bulk->group_id = so.bulk_group_id;
+    ehr.bulk = std::move(*bulk);
+}
+
 // One sandbox patient enrolled by the production path: pending row, state
 // and PKCE S256, then the callback's code exchanged and stored with its
 // audit events (issue 14). On success the patient is the last entry of
@@ -130,8 +168,26 @@ struct session {
     http::client& http;
     std::shared_ptr<spdlog::logger> log;
     const std::function<void(int)>& on_enrolled;
+    bool bulk;
+    const std::function<void(std::chrono::nanoseconds)>& on_wait;
+
+    // options::bulk: the export the `export` command would run.
+    awaitable<void> export_clinic(outcome& out) {
+        system_clock clk;
+        sync::export_context ctx{http, cfg, db, vault, clk, log, nullptr, on_wait, {}, {}};
+        // GCC 12: no temporary in a co_await operand (named, as elsewhere).
+        sync::export_request whole_clinic;
+        auto r = co_await sync::run_configured_export(ctx, whole_clinic);
+        http.close_idle();
+        if (!r) throw std::runtime_error(r.err().message);
+        out.bulk = std::move(*r);
+    }
 
     awaitable<void> operator()(outcome& out) {
+        if (bulk) {
+            co_await export_clinic(out);
+            co_return;
+        }
         const auto ids = sbx->patient_ids();
         for (int i = 0; i < so.patients && i < static_cast<int>(ids.size()); ++i) {
             sbx->set_authorize_patient(ids[i]);
@@ -182,8 +238,17 @@ outcome run(const options& opts, std::shared_ptr<spdlog::logger> log,
     sandbox::options so;
     so.patients = std::max(opts.patients, 1);
     so.ecw_mode = opts.ecw;
+    std::optional<smart::signing_key> backend_key;
+    if (opts.bulk) {
+        backend_key = demo_backend_key(opts);
+        so.backend_client_id = demo_backend_client_id;
+        so.backend_jwks = backend_key->public_jwks(demo_backend_kid);
+        // Every resource of the clinic in the first poll's manifest.
+        so.bulk_pending_polls = 0;
+    }
     sandbox::background_server sbx(so);
     config::config cfg = demo_config(opts, sbx);
+    if (backend_key) add_bulk_section(cfg.ehrs.front(), opts, *backend_key, so);
     const auto token_key = fs::exists(*cfg.daemon.token_key_file)
                                ? store::load_token_key(*cfg.daemon.token_key_file)
                                : store::write_new_token_key(*cfg.daemon.token_key_file);
@@ -195,7 +260,7 @@ outcome run(const options& opts, std::shared_ptr<spdlog::logger> log,
     http::client http(io.get_executor(), ho);
     outcome out;
     // GCC 12: the coroutine's callable is a named object, not a temporary.
-    session body{so, sbx, cfg, db, vault, http, log, on_enrolled};
+    session body{so, sbx, cfg, db, vault, http, log, on_enrolled, opts.bulk, opts.on_wait};
     std::exception_ptr failure;
     asio::co_spawn(io, body(out), [&failure](std::exception_ptr ep) { failure = ep; });
     io.run();

@@ -20,6 +20,7 @@
 
 #include "headachemd/core/result.hpp"
 #include "headachemd/store/analytics_db.hpp"
+#include "headachemd/sync/bulk_runner.hpp"
 #include "headachemd/sync/engine.hpp"
 
 namespace headachemd::demo {
@@ -28,6 +29,15 @@ struct options {
     int patients = 5;           // at least one is enrolled
     std::filesystem::path dir;  // an existing directory: headache.db, vault.db, token.key, ...
     bool ecw = false;           // the sandbox in eClinicalWorks mode, the eclinicalworks preset
+    // Issue 15: instead of enrolling patients and a per-patient pass, one
+    // FHIR Bulk Data export of the sandbox's whole clinic (its Group) as a
+    // registered backend app (SMART Backend Services), through the path
+    // of `export` (sync::run_configured_export).
+    bool bulk = false;
+    // Tests only: called instead of sleeping through the export's waits
+    // (the first status poll comes 10 s after the kick-off, as against a
+    // real EHR). Empty: the demo waits.
+    std::function<void(std::chrono::nanoseconds)> on_wait{};
 };
 
 // What landed in headache.db, as the demo shows it.
@@ -61,11 +71,18 @@ std::optional<std::string> set_as_of(store::analytics_db& db,
 
 struct outcome {
     int enrolled = 0;
-    sync::pass_result pass;
-    summary counts;                    // read after the pass, before as_of is set
-    std::optional<std::string> as_of;  // what set_as_of set
+    sync::pass_result pass;                     // empty with options::bulk
+    std::optional<sync::bulk_run_result> bulk;  // options::bulk: the export's end, files and calls
+    summary counts;                             // read after the pass, before as_of is set
+    std::optional<std::string> as_of;           // what set_as_of set
 };
 
+// With opts.bulk: the sandbox also has a backend registration whose key is
+// `bulk-key.pem` in opts.dir (made when missing: ES384, RS384 for eCW);
+// no patient is enrolled, one export runs (every row's patient_key the
+// keyed hash, as for any patient not enrolled), and `on_enrolled` is not
+// called.
+//
 // Starts the sandbox, writes its CA and client secret into opts.dir,
 // opens (or creates) token.key, headache.db and vault.db there, enrolls up
 // to opts.patients sandbox patients ("demo-001", ...) through
