@@ -85,11 +85,10 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include "child.hpp"
 #include "headachemd/sandbox/sandbox.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/vault.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -279,43 +278,8 @@ void write_file(const fs::path& p, const std::string& text, fs::perms perms) {
 
 pid_t spawn_daemon(const std::string& binary, const std::string& command, const fs::path& config,
                    const fs::path& log_path) {
-    std::vector<std::string> args{binary, command, "--config", config.string(), "--log-level", "info"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    // Not under systemd: no NOTIFY_SOCKET and no watchdog, whose WATCHDOG=1
-    // every WatchdogSec/2 would be the daemon's only (intended) wake-up.
-    std::vector<char*> envp;
-    for (char** e = environ; *e; ++e) {
-        const std::string_view v(*e);
-        if (v.rfind("NOTIFY_SOCKET=", 0) == 0 || v.rfind("WATCHDOG_", 0) == 0) continue;
-        envp.push_back(*e);
-    }
-    envp.push_back(nullptr);
-    const int out = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    const int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (out < 0 || in < 0) throw std::runtime_error("cannot open " + log_path.string());
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error("cannot fork");
-    if (pid == 0) {
-        // The daemon goes when the bench goes (killed, or an exception that
-        // skipped the SIGTERM below), instead of syncing on, orphaned.
-        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (::getppid() != parent) ::_exit(127);
-        ::dup2(in, 0);
-        ::dup2(out, 1);
-        ::dup2(out, 2);
-        // Asio's sockets are not close-on-exec: without this the daemon
-        // would inherit the sandbox's listening socket, and count it.
-        const long max_fd = std::min(::sysconf(_SC_OPEN_MAX), 65536L);
-        for (int fd = 3; fd < max_fd; ++fd) ::close(fd);
-        ::execve(argv[0], argv.data(), envp.data());
-        ::_exit(127);
-    }
-    ::close(out);
-    ::close(in);
-    return pid;
+    return headachemd::bench::spawn_child(
+        {binary, command, "--config", config.string(), "--log-level", "info"}, log_path);
 }
 
 struct scratch_dir {

@@ -63,6 +63,7 @@
 #include "headachemd/store/audit.hpp"
 #include "headachemd/store/vault.hpp"
 #include "headachemd/sync/engine.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -80,19 +81,9 @@ constexpr double ratio_limit = 1.2;
 constexpr double ecw_allowed_per_minute = 250;  // eCW's documented budget per practice
 constexpr double ecw_rate_target = 0.95;
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "headachemd-bench-sync-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("cannot create a temporary directory");
-        path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
+// This bench's scratch directory.
+struct temp_dir : headachemd::bench::temp_dir {
+    temp_dir() : headachemd::bench::temp_dir("headachemd-bench-sync") {}
 };
 
 using minute_number = std::int64_t;
