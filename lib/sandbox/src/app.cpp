@@ -1719,6 +1719,7 @@ http_response app::export_kickoff(const http_request& req, const export_target& 
         const auto flush = [&] {
             const std::string name = ++part == 1 ? type : type + "-" + std::to_string(part);
             job.output.push_back({type, export_file_url(job_id, name), count});
+            stats_.bulk_output_resources[type] += count;
             job.files.emplace(name, std::move(ndjson));
             ndjson.clear();
             count = 0;
@@ -1730,6 +1731,10 @@ http_response app::export_kickoff(const http_request& req, const export_target& 
                 append_ndjson_line(ndjson, data_.render(*rec));
                 if (++count == per_file) flush();
             }
+        }
+        if (t == rtype::observation && opts_.bulk_fill_bytes > 0 && per_file == SIZE_MAX) {
+            const std::string originals = ndjson;
+            append_copies(ndjson, count, originals, opts_.bulk_fill_bytes);
         }
         // IG v2.0.0: a type with no resources has no output entry.
         if (count > 0) flush();

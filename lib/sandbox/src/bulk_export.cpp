@@ -147,6 +147,41 @@ void append_ndjson_line(std::string& out, std::string_view resource_json) {
     out.push_back('\n');
 }
 
+void append_copies(std::string& out, std::size_t& count, std::string_view originals, std::size_t min_bytes) {
+    constexpr std::string_view id_member = "\"id\":\"";
+    constexpr std::size_t max_id = 64;  // FHIR R4 id: [A-Za-z0-9\-\.]{1,64}
+    // Where each copyable line's id ends, found once.
+    struct line {
+        std::string_view text;
+        std::size_t id_end;
+    };
+    std::vector<line> lines;
+    std::size_t longest_id = 0;
+    for (std::size_t start = 0; start < originals.size();) {
+        std::size_t end = originals.find('\n', start);
+        if (end == std::string_view::npos) end = originals.size();
+        const std::string_view text = originals.substr(start, end - start);
+        start = end + 1;
+        const auto at = text.find(id_member);
+        if (at == std::string_view::npos) continue;
+        const auto id_begin = at + id_member.size();
+        const auto id_end = text.find('"', id_begin);
+        if (id_end == std::string_view::npos) continue;
+        longest_id = std::max(longest_id, id_end - id_begin);
+        lines.push_back({text, id_end});
+    }
+    if (lines.empty()) return;
+    for (std::size_t n = 1; out.size() < min_bytes; ++n) {
+        const std::string suffix = "-c" + std::to_string(n);
+        if (longest_id + suffix.size() > max_id) return;
+        for (const auto& l : lines) {
+            out.append(l.text.substr(0, l.id_end)).append(suffix).append(l.text.substr(l.id_end));
+            out.push_back('\n');
+            ++count;
+        }
+    }
+}
+
 std::string operation_outcome_json(std::string_view severity, std::string_view code,
                                    std::string_view diagnostics) {
     json_writer w;

@@ -80,6 +80,16 @@ bool scope_reads(std::string_view scope, std::string_view context, rtype t);
 // renders compact JSON, which has no raw newline.
 void append_ndjson_line(std::string& out, std::string_view resource_json);
 
+// Benchmarks (options::bulk_fill_bytes): appends copies of the NDJSON
+// lines `originals` to `out`, the Nth copy of each under the id
+// "{id}-c{N}" (still a FHIR id for the sandbox's short ids: [A-Za-z0-9\-.],
+// at most 64), until `out` holds at least `min_bytes`; adds the lines
+// appended to `count`. Each line's id is its first "id" member, which the
+// sandbox renders right after resourceType. Lines without one, or whose id
+// would pass 64 characters, are not copied; with no line to copy, nothing
+// is appended.
+void append_copies(std::string& out, std::size_t& count, std::string_view originals, std::size_t min_bytes);
+
 // One OperationOutcome with one issue, compact JSON (a line of an error[]
 // file).
 std::string operation_outcome_json(std::string_view severity, std::string_view code,

@@ -639,6 +639,35 @@ TEST(SandboxBulkExportPure, SystemScopesCoverTypes) {
     EXPECT_FALSE(d::scope_reads("systemx/*.read", "system", d::rtype::condition));
 }
 
+// options::bulk_fill_bytes (bench/bulk's 1 GB file): whole rounds of
+// copies, each line under a new id and otherwise byte for byte the same,
+// until the file holds the size asked for; nothing to copy, nothing added.
+TEST(SandboxBulkExportPure, FillCopiesEveryLineUnderNewIdsUpToTheSize) {
+    // Setup
+    const std::string originals =
+        "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"subject\":{\"reference\":\"Patient/p\"}}\n"
+        "{\"resourceType\":\"Observation\",\"id\":\"o2\"}\n";
+    std::string out = originals;
+    std::size_t count = 2;
+    std::string untouched = "x";
+    std::size_t none = 0;
+    // Run
+    // One round of copies makes 2 x originals + 6 bytes (two "-c1"): one more byte needs a second.
+    d::append_copies(out, count, originals, originals.size() * 2 + 7);
+    d::append_copies(untouched, none, "{\"resourceType\":\"Observation\"}\n", 1000);
+    // Check: the second round is whole, though its first line was enough.
+    EXPECT_EQ(count, 6u);
+    EXPECT_GE(out.size(), originals.size() * 2 + 7);
+    EXPECT_EQ(
+        out.substr(originals.size()),
+        "{\"resourceType\":\"Observation\",\"id\":\"o1-c1\",\"subject\":{\"reference\":\"Patient/p\"}}\n"
+        "{\"resourceType\":\"Observation\",\"id\":\"o2-c1\"}\n"
+        "{\"resourceType\":\"Observation\",\"id\":\"o1-c2\",\"subject\":{\"reference\":\"Patient/p\"}}\n"
+        "{\"resourceType\":\"Observation\",\"id\":\"o2-c2\"}\n");
+    EXPECT_EQ(untouched, "x");
+    EXPECT_EQ(none, 0u);
+}
+
 TEST(SandboxBulkExportPure, ManifestAndNdjsonLines) {
     // Setup
     std::string nd;

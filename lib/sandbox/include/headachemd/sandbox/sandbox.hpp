@@ -221,6 +221,13 @@ struct options {
     // ecw_mode (seen from eClinicalWorks, issue 15); 0: none. Only a hint:
     // the sandbox answers an earlier poll all the same.
     std::optional<std::chrono::seconds> bulk_poll_retry_after;
+    // Benchmarks only (bench/bulk's peak RSS with a 1 GB file): with one
+    // file per type, the Observation file is filled up to at least this
+    // many bytes with copies of the clinic's observations under new ids
+    // ("{id}-c{N}", same patient), so that a file of any size needs no
+    // more generated patients. 0: off. The file is built at the kick-off
+    // and held in memory (as every export file of the sandbox).
+    std::size_t bulk_fill_bytes = 0;
 
     // Every time decision (token and code expiry, rate windows, meta.lastUpdated
     // of changed resources) reads this clock, so tests can drive it.
@@ -366,6 +373,8 @@ struct counters {
     std::uint64_t bulk_deletes = 0;                // DELETE of a status URL
     std::map<int, std::uint64_t> by_status;        // status sent → count (resets excluded)
     std::map<std::string, std::uint64_t> by_path;  // request path, no query → count
+    // type → resources listed in the output[] of every job kicked off
+    std::map<std::string, std::uint64_t> bulk_output_resources;
 
     // Issue 12: stall_after_head and interim_flood faults begun, and TLS
     // handshakes (a client that refuses our certificate fails one).
