@@ -106,9 +106,10 @@ using std::chrono::milliseconds;
 using wall_clock = std::chrono::system_clock;
 
 // Issue 15: "exports a whole Group in a few dozen calls". The sandbox's
-// export of the generic preset's types is 1 token + 1 kick-off + 2 polls +
-// one GET per type's file + 1 DELETE (about 15); a path that began to
-// page, poll without bound or fetch per patient would cross this.
+// export of the generic preset's types is 13: SMART discovery (for the
+// token endpoint), the token, the kick-off, 2 polls, one GET per type's
+// file (7) and the DELETE, whatever the clinic's size; a path that began
+// to page, poll without bound or fetch per patient would cross this.
 constexpr std::uint64_t bulk_call_limit = 50;
 
 // apply / (parse-only + floor) over the Synthea bulk NDJSON. Measured on
