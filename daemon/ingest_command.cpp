@@ -140,9 +140,15 @@ void add_ingest_command(CLI::App& app, int* exit_code) {
                     "patient.fhir_patient_id); use the value of sync.toml when the database is shared")
         ->check(CLI::IsMember({"none", "minimal"}))
         ->capture_default_str();
+    // One value per --view: CLI11 lets a vector option take every value
+    // that follows, so `--view a=A.json dir1 dir2` swallowed dir1 and
+    // failed with "'dir1' is not NAME=FILE".
     cmd->add_option("--view", args->view_specs,
                     "NAME=FILE: fill the table view_NAME from this ViewDefinition, as a [[view]] of "
-                    "sync.toml does (repeatable; checked under --identifiers)");
+                    "sync.toml does (repeatable; checked under --identifiers)")
+        ->expected(1)
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     cmd->add_option("--log-level", args->log_level, "trace, debug, info, warn, error")->capture_default_str();
     cmd->add_option("--log-format", args->log_format, "auto, journald, text or json lines on stderr")
         ->check(CLI::IsMember(log_format_names()))

@@ -456,6 +456,36 @@ TEST(IngestCli, AViewNamedOnTheCommandLineIsFilledWithTheFiles) {
               (std::vector<std::string>{"codes|complete"}));
 }
 
+// `--view` takes one value each time: the inputs after it stay inputs,
+// however many there are (it took all but the last before).
+TEST(IngestCli, InputsAfterAViewAreInputsAndViewsRepeat) {
+    temp_dir dir;
+    write_file(dir / "codes.json", code_view);
+    write_file(dir / "again.json", code_view);
+    const std::string obs =
+        "{\"resourceType\":\"Observation\",\"id\":\"ID\",\"status\":\"final\",\"subject\":{\"reference\":"
+        "\"Patient/p\"},\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8302-2\"}]},"
+        "\"valueQuantity\":{\"value\":172.5,\"unit\":\"cm\"}}\n";
+    const auto with_id = [&obs](const std::string& id) {
+        std::string s = obs;
+        s.replace(s.find("ID"), 2, id);
+        return s;
+    };
+    write_file(dir / "one.ndjson", with_id("o1"));
+    write_file(dir / "two.ndjson", with_id("o2"));
+    const auto r = run_binary(
+        {"ingest", "--token-key-file", headachemd::test::token_key_file(dir.path()).string(), "--db",
+         (dir / "h.db").string(), "--identifiers", "minimal", "--view",
+         "codes=" + (dir / "codes.json").string(), "--view", "again=" + (dir / "again.json").string(),
+         (dir / "one.ndjson").string(), (dir / "two.ndjson").string()},
+        dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(sql_rows(dir / "h.db", "SELECT _resource_id FROM view_codes ORDER BY 1"),
+              (std::vector<std::string>{"o1", "o2"}));
+    EXPECT_EQ(sql_rows(dir / "h.db", "SELECT _resource_id FROM view_again ORDER BY 1"),
+              (std::vector<std::string>{"o1", "o2"}));
+}
+
 TEST(IngestCli, ARefusedViewExits65WithItsPathAndMakesNoTable) {
     temp_dir dir;
     write_file(dir / "names.json",
