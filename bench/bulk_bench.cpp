@@ -102,6 +102,7 @@ namespace hh = headachemd::http;
 namespace sbx = headachemd::sandbox;
 namespace st = headachemd::store;
 namespace sy = headachemd::sync;
+using headachemd::bench::seconds_since;
 using std::chrono::milliseconds;
 using wall_clock = std::chrono::system_clock;
 
@@ -148,10 +149,6 @@ struct path_figures {
     std::string detail;  // what did not complete
     std::vector<std::pair<std::string, long long>> rows_per_table;
 };
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 // One sandbox, one config: the generic preset at the sandbox, with an
 // [ehr.bulk] for a backend app whose ES384 key the sandbox has registered.
@@ -250,7 +247,7 @@ path_figures per_patient_pass(const setup& s, bench_env& env) {
     sy::engine engine(io.get_executor(), env.c, client, db, vault, clk, bench_logger(s));
     path_figures f;
     run_on_io(io, [&]() -> asio::awaitable<void> {
-        const auto t0 = std::chrono::steady_clock::now();
+        const auto t0 = headachemd::bench::clock_type::now();
         const auto pass = co_await engine.run_pass();
         f.wall_s = seconds_since(t0);
         client.close_idle();
@@ -289,7 +286,7 @@ bulk_figures bulk_export(const setup& s, bench_env& env) {
     run_on_io(io, [&]() -> asio::awaitable<void> {
         // GCC 12: no temporary in a co_await operand.
         sy::export_request whole_clinic;
-        const auto t0 = std::chrono::steady_clock::now();
+        const auto t0 = headachemd::bench::clock_type::now();
         auto r = co_await sy::run_configured_export(ctx, whole_clinic);
         f.wall_s = seconds_since(t0);
         client.close_idle();
@@ -405,7 +402,7 @@ apply_figures apply_files(const std::vector<headachemd::bench::input>& files) {
         f.stored += report.inserted;
         f.line_errors += report.line_error_count;
     }
-    f.seconds = headachemd::bench::seconds_since(t);
+    f.seconds = seconds_since(t);
     return f;
 }
 
@@ -446,12 +443,6 @@ std::optional<bool> throughput_part(const setup& s) {
 
 // ---- peak RSS with a big file ------------------------------------------------
 
-void write_text(const fs::path& p, const std::string& text) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) throw std::runtime_error("cannot write " + p.string());
-}
-
 bool big_file_part(const setup& s) {
     temp_dir dir;
     const auto key = headachemd::smart::signing_key::generate(headachemd::smart::jws_alg::es384);
@@ -469,7 +460,8 @@ bool big_file_part(const setup& s) {
     headachemd::demo::write_private_file(dir.path / "bulk-key.pem", key.private_pem());
     st::write_new_token_key(dir.path / "token.key");
     const auto q = [](const fs::path& p) { return "\"" + p.string() + "\""; };
-    write_text(
+    // 0600, as the config check wants a file naming secrets.
+    headachemd::demo::write_private_file(
         dir.path / "sync.toml",
         "[daemon]\ndatabase = " + q(dir.path / "headache.db") + "\nvault = " + q(dir.path / "vault.db") +
             "\ntoken_key_file = " + q(dir.path / "token.key") + "\n\n[[ehr]]\nname = \"sandbox\"\n" +
@@ -478,7 +470,6 @@ bool big_file_part(const setup& s) {
             "\nca_file = " + q(dir.path / "sandbox-ca.pem") + "\n\n[ehr.bulk]\nclient_id = \"" +
             backend_client_id + "\"\nprivate_key_file = " + q(dir.path / "bulk-key.pem") + "\nkey_id = \"" +
             backend_kid + "\"\nalgorithm = \"ES384\"\ngroup_id = \"" + sconf.bulk_group_id + "\"\n");
-    fs::permissions(dir.path / "sync.toml", fs::perms::owner_read | fs::perms::owner_write);
     const fs::path log = dir.path / "export.log";
     const auto t = headachemd::bench::clock_type::now();
     const pid_t pid = headachemd::bench::spawn_child(
@@ -487,7 +478,7 @@ bool big_file_part(const setup& s) {
     int status = 0;
     rusage ru{};
     if (::wait4(pid, &status, 0, &ru) != pid) throw std::runtime_error("export: wait4 failed");
-    const double wall = headachemd::bench::seconds_since(t);
+    const double wall = seconds_since(t);
     const long long peak_kb = ru.ru_maxrss;  // kB on Linux
     const bool exited_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     const auto stats = sandbox->stats();
