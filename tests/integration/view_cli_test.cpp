@@ -270,16 +270,17 @@ TEST(ViewRunCli, DbGivesTheStoredRowsWithTheStoredPatientKey) {
     ASSERT_EQ(f.stored_key("o3"), k1);
     const auto r = f.view({"--db", f.db.string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
+    // In the order stored: o1 and o3 are one patient's frame, o2 the other's.
     EXPECT_EQ(r.out,
               "id,patient,code,value\r\n"
               "o1," +
                   k1 +
                   ",8867-4,61\r\n"
-                  "o2," +
-                  k2 +
-                  ",8480-6,120.5\r\n"
                   "o3," +
-                  k1 + ",8480-6,\r\n");
+                  k1 +
+                  ",8480-6,\r\n"
+                  "o2," +
+                  k2 + ",8480-6,120.5\r\n");
     EXPECT_EQ(r.out.find("pat-"), std::string::npos) << r.out;
     EXPECT_EQ(r.err, "");
     // The same rows again: the key is the stored one, not a per-run pseudonym.
@@ -348,11 +349,15 @@ TEST(ViewRunCli, DbARefusedDefinitionExits65BeforeOpeningAnything) {
 TEST(ViewRunCli, DbADamagedRawRowIsNamedAndTheOthersStillPrint) {
     db_fixture f;
     const std::string k1 = f.stored_key("o1");
-    f.exec("UPDATE resource_raw SET encoding = 'zstd', raw = X'28B52FFD00' WHERE id = 'o2'");
+    // o2 is the other patient's: its frame alone (schema 12).
+    f.exec(
+        "UPDATE raw_frame SET raw = X'28B52FFD00' WHERE frame = (SELECT raw_frame FROM observation WHERE id "
+        "= 'o2')");
     const auto r = f.view({"--db", f.db.string()});
     EXPECT_EQ(r.exit_code, 65) << r.err;
     EXPECT_EQ(r.out, "id,patient,code,value\r\no1," + k1 + ",8867-4,61\r\no3," + k1 + ",8480-6,\r\n");
-    EXPECT_NE(r.err.find("error: resource_raw row (source 'clinic', Observation/o2): "), std::string::npos)
+    EXPECT_NE(r.err.find("error: raw_frame 2 (source 'clinic', Observation, 1 resource(s)): the zstd frame"),
+              std::string::npos)
         << r.err;
 }
 

@@ -15,6 +15,8 @@
 
 #include <SQLiteCpp/Exception.h>
 
+#include "raw_frame_writer.hpp"
+
 namespace headachemd::store {
 namespace {
 
@@ -79,11 +81,24 @@ struct table_def {
     // bare_resource holds many FHIR types, so the type is part of its key
     // and is its first own column (?8).
     bool typed_key = false;
+    // raw_frame, raw_at, raw_len (schema 12) follow the own columns: where
+    // the resource's JSON is kept. A Patient's JSON never is.
+    bool raw_pointer = true;
 };
+
+// The first of the three pointer parameters (0: the table has none).
+int raw_pointer_param(const table_def& d) {
+    return d.raw_pointer ? first_own_param + static_cast<int>(d.columns.size()) : 0;
+}
+constexpr std::array raw_pointer_columns = {"raw_frame", "raw_at", "raw_len"};
+// The tables with a pointer: every one but patient (schema/0012_raw_frame.sql).
+constexpr std::array raw_pointer_tables = {"condition",   "medication_request", "appointment",  "encounter",
+                                           "observation", "procedure",          "bare_resource"};
 
 const table_def& def_of(const nz::patient_record&) {
     // fhir_patient_id (schema 0004) is bound by write(), which knows the policy.
-    static const table_def d{"patient", {"birth_year", "sex", "deceased", "deceased_at", "fhir_patient_id"}};
+    static const table_def d{
+        "patient", {"birth_year", "sex", "deceased", "deceased_at", "fhir_patient_id"}, false, false};
     return d;
 }
 constexpr int patient_fhir_id_param = first_own_param + 4;
@@ -209,6 +224,11 @@ std::string insert_sql(const table_def& d) {
         cols += "," + quote_ident(c);
         params += ",?" + std::to_string(i++);
     }
+    if (d.raw_pointer)
+        for (const char* c : raw_pointer_columns) {
+            cols += "," + quote_ident(c);
+            params += ",?" + std::to_string(i++);
+        }
     return "INSERT INTO " + quote_ident(d.table) + " (" + cols + ") VALUES (" + params + ")";
 }
 
@@ -219,26 +239,28 @@ std::string update_sql(const table_def& d) {
         sets += quote_ident(common_columns[c]) + "=?" + std::to_string(i++) + ",";
     sets += "\"deleted_at\"=NULL";
     for (const char* c : d.columns) sets += "," + quote_ident(c) + "=?" + std::to_string(i++);
+    if (d.raw_pointer)
+        for (const char* c : raw_pointer_columns) sets += "," + quote_ident(c) + "=?" + std::to_string(i++);
     return "UPDATE " + quote_ident(d.table) + " SET " + sets + " WHERE \"source\"=?1 AND \"id\"=?2" +
            (d.typed_key ? " AND \"resource_type\"=?" + std::to_string(bare_type_param) : std::string());
 }
 
 std::string lookup_sql(const table_def& d) {
     // The 4th column: a patient row stored under "none" lacks the FHIR id
-    // that "minimal" wants, so it is rewritten even when unchanged.
+    // that "minimal" wants, so it is rewritten even when unchanged. The 5th:
+    // the frame the stored version's JSON is in, counted down when the row
+    // points elsewhere.
     const bool patient = std::string_view(d.table) == "patient";
     return std::string("SELECT raw_hash, deleted_at IS NOT NULL, patient_key, ") +
-           (patient ? "fhir_patient_id IS NULL" : "0") + " FROM " + quote_ident(d.table) +
-           " WHERE source=?1 AND id=?2" + (d.typed_key ? " AND resource_type=?3" : "");
+           (patient ? "fhir_patient_id IS NULL" : "0") + (d.raw_pointer ? ", raw_frame" : ", NULL") +
+           " FROM " + quote_ident(d.table) + " WHERE source=?1 AND id=?2" +
+           (d.typed_key ? " AND resource_type=?3" : "");
 }
 
-// New rows are zstd-compressed (schema 8); an update rewrites an old 'json'
-// row as 'zstd' too, so `encoding` always travels with `raw`.
-constexpr const char* raw_upsert_sql =
-    "INSERT INTO resource_raw (source, resource_type, id, raw_hash, encoding, raw) "
-    "VALUES (?1, ?2, ?3, ?4, 'zstd', ?5) "
-    "ON CONFLICT (source, resource_type, id) DO UPDATE SET raw_hash = excluded.raw_hash, "
-    "encoding = excluded.encoding, raw = excluded.raw";
+// A new version's JSON lives in a raw_frame now (schema 12): the row it
+// replaces in resource_raw, if any, is of an older version and goes.
+constexpr const char* legacy_raw_delete_sql =
+    "DELETE FROM resource_raw WHERE source = ?1 AND resource_type = ?2 AND id = ?3";
 
 }  // namespace
 
@@ -249,8 +271,10 @@ struct resource_writer::table_statements {
           insert_new(db, insert_sql(d) +
                              (d.typed_key ? " ON CONFLICT (\"source\", \"resource_type\", \"id\") DO NOTHING"
                                           : " ON CONFLICT (\"source\", \"id\") DO NOTHING")),
-          update(db, update_sql(d)) {}
+          update(db, update_sql(d)),
+          raw_param(raw_pointer_param(d)) {}
     SQLite::Statement lookup, insert, insert_new, update;
+    int raw_param;  // 0: the table keeps no pointer (patient)
 };
 
 // 8 KiB pages for a new headache.db (an existing file keeps its own): with
@@ -395,7 +419,7 @@ identity_changes analytics_db::enforce_identifier_policy(const identity_policy& 
                       "'Patient')"
                     : "SELECT EXISTS (SELECT 1 FROM database_info WHERE name = 'patient_id_form' AND "
                       "value <> 'pseudonym') OR EXISTS (SELECT 1 FROM patient WHERE fhir_patient_id IS "
-                      "NOT NULL) OR EXISTS (SELECT 1 FROM resource_raw)");
+                      "NOT NULL) OR EXISTS (SELECT 1 FROM resource_raw) OR EXISTS (SELECT 1 FROM raw_frame)");
             if (!todo.executeStep() || todo.getColumn(0).getInt() == 0) return out;
         }
         {
@@ -428,6 +452,12 @@ identity_changes analytics_db::enforce_identifier_policy(const identity_policy& 
                 out.fhir_ids_cleared =
                     db_.exec("UPDATE patient SET fhir_patient_id = NULL WHERE fhir_patient_id IS NOT NULL");
                 out.raw_rows_removed = db_.exec("DELETE FROM resource_raw");
+                // The frames (schema 12), and every pointer into them.
+                for (const char* t : raw_pointer_tables)
+                    out.raw_rows_removed += db_.exec(
+                        std::string("UPDATE ") + quote_ident(t) +
+                        " SET raw_frame = NULL, raw_at = NULL, raw_len = NULL WHERE raw_frame IS NOT NULL");
+                db_.exec("DELETE FROM raw_frame");
             } else {
                 out.raw_rows_removed = db_.exec("DELETE FROM resource_raw WHERE resource_type = 'Patient'");
             }
@@ -456,11 +486,13 @@ resource_writer::resource_writer(analytics_db& db, bool store_raw, const identit
             "patient's name); [privacy] identifiers = \"none\" forbids that. Turn store_raw off, or set "
             "identifiers = \"minimal\" (raw Patient resources are never kept)");
     tables_.resize(std::variant_size_v<nz::record>);
-    if (store_raw_) {
-        raw_upsert_ = std::make_unique<SQLite::Statement>(db_.sql(), raw_upsert_sql);
-        raw_compressor_ = std::make_unique<raw_compressor>();
-    }
+    frames_ = std::make_unique<detail::raw_frame_writer>(db_.sql());
+    legacy_raw_delete_ = std::make_unique<SQLite::Statement>(db_.sql(), legacy_raw_delete_sql);
 }
+
+void resource_writer::flush_raw() { frames_->flush(); }
+
+void resource_writer::discard_raw() { frames_->discard(); }
 
 resource_writer::~resource_writer() = default;
 
@@ -509,10 +541,22 @@ upsert_outcome resource_writer::upsert(const nz::record& r, std::string_view sou
     const bool was_deleted = st.lookup.getColumn(1).getInt() != 0;
     const bool same_key = st.lookup.getColumn(2).getString() == patient_key;
     const bool lacks_fhir_id = ids_.keep_fhir_patient_id && st.lookup.getColumn(3).getInt() != 0;
+    const bool had_frame = !st.lookup.getColumn(4).isNull();
+    const std::int64_t old_frame = had_frame ? st.lookup.getColumn(4).getInt64() : 0;
     rearm(st.lookup);
     if (same_hash && !was_deleted && same_key && !lacks_fhir_id) return upsert_outcome::unchanged;
 
     write(st.update, r, source, patient_key, now, id);
+    // The row points at this version's JSON now, or at none: the older
+    // version's is no longer anyone's.
+    if (had_frame) frames_->release(old_frame);
+    if (st.raw_param != 0) {
+        rearm(*legacy_raw_delete_);
+        legacy_raw_delete_->bindNoCopy(1, source_);
+        legacy_raw_delete_->bind(2, nz::resource_type_of(r));
+        legacy_raw_delete_->bindNoCopy(3, h.id);
+        legacy_raw_delete_->exec();
+    }
     return upsert_outcome::updated;
 }
 
@@ -549,19 +593,24 @@ int resource_writer::write(SQLite::Statement& w, const nz::record& r, std::strin
         else
             w.bind(patient_fhir_id_param);
     }
+    // The pointer to this version's JSON (schema 12). A Patient's JSON is
+    // its name, address, telecom and identifiers: never kept (its table has
+    // no pointer).
+    const int p = statements_for(r).raw_param;
+    const bool keep = store_raw_ && p != 0 && !h.raw.empty();
+    if (keep) {
+        const std::string_view type = nz::resource_type_of(r);
+        const auto slot = frames_->reserve(source_, patient_key_, type, h.raw);
+        w.bind(p, slot.frame);
+        w.bind(p + 1, slot.at);
+        w.bind(p + 2, slot.len);
+    } else if (p != 0) {
+        w.bind(p);
+        w.bind(p + 1);
+        w.bind(p + 2);
+    }
     const int changed = w.exec();
-    // A Patient's JSON is its name, address, telecom and identifiers: never kept.
-    if (changed == 0 || !store_raw_ || h.raw.empty() || is_patient) return changed;
-
-    rearm(*raw_upsert_);
-    raw_upsert_->bindNoCopy(1, source_);
-    raw_upsert_->bind(2, nz::resource_type_of(r));
-    raw_upsert_->bindNoCopy(3, h.id);
-    raw_upsert_->bindNoCopy(4, h.raw_hash);
-    const std::string_view packed = raw_compressor_->compress(h.raw);
-    // bindNoCopy: the compressor's buffer lives until the next compress().
-    raw_upsert_->bindNoCopy(5, packed.data(), static_cast<int>(packed.size()));
-    raw_upsert_->exec();
+    if (keep && changed != 0) frames_->keep(h.raw);
     return changed;
 }
 

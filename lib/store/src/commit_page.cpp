@@ -3,17 +3,9 @@
 #include "headachemd/store/database.hpp"
 
 namespace headachemd::store {
+namespace {
 
-page_counts commit_page(analytics_db& db, resource_writer& writer, std::span<const normalize::record> records,
-                        std::string_view source, std::string_view now, const page_hooks& hooks) {
-    write_transaction tx(db.sql());
-    const page_counts counts = write_page(writer, records, source, now, hooks);
-    if (hooks.before_commit) hooks.before_commit();
-    tx.commit();
-    return counts;
-}
-
-page_counts write_page(resource_writer& writer, std::span<const normalize::record> records,
+page_counts write_rows(resource_writer& writer, std::span<const normalize::record> records,
                        std::string_view source, std::string_view now, const page_hooks& hooks) {
     page_counts counts;
     for (const normalize::record& r : records) {
@@ -35,6 +27,34 @@ page_counts write_page(resource_writer& writer, std::span<const normalize::recor
         if (hooks.on_row) hooks.on_row(r, outcome);
     }
     return counts;
+}
+
+}  // namespace
+
+page_counts commit_page(analytics_db& db, resource_writer& writer, std::span<const normalize::record> records,
+                        std::string_view source, std::string_view now, const page_hooks& hooks) {
+    write_transaction tx(db.sql());
+    const page_counts counts = write_page(writer, records, source, now, hooks);
+    if (hooks.before_commit) hooks.before_commit();
+    tx.commit();
+    return counts;
+}
+
+page_counts write_page(resource_writer& writer, std::span<const normalize::record> records,
+                       std::string_view source, std::string_view now, const page_hooks& hooks) {
+    // Frames left open by a page that failed before this one belong to a
+    // transaction that rolled back.
+    writer.discard_raw();
+    try {
+        const page_counts counts = write_rows(writer, records, source, now, hooks);
+        // The page's JSON frames land in the transaction of the rows that
+        // point into them (schema 12).
+        writer.flush_raw();
+        return counts;
+    } catch (...) {
+        writer.discard_raw();
+        throw;
+    }
 }
 
 }  // namespace headachemd::store

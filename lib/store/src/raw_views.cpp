@@ -1,5 +1,6 @@
 #include "headachemd/store/raw_views.hpp"
 
+#include <limits>
 #include <map>
 #include <memory>
 #include <utility>
@@ -8,6 +9,7 @@
 
 #include "headachemd/normalize/records.hpp"
 #include "headachemd/store/raw_json.hpp"
+#include "kept_raw.hpp"
 #include "stored_table.hpp"
 
 namespace headachemd::store {
@@ -30,6 +32,9 @@ std::string row_name(std::string_view source, std::string_view type, std::string
 // updated while store_raw was off keeps its older JSON here: its raw_hash
 // differs from the stored row's, and its rows would describe a version
 // that no longer exists.
+// Since schema 12 a resource's JSON is in a raw_frame (kept_raw walks
+// those); these are the resource_raw rows written before, of resources
+// whose row has no pointer (a newer version's pointer wins).
 std::string select_sql(std::string_view resource_type) {
     const auto table = detail::stored_table_of(resource_type);
     if (table.name == "patient")
@@ -39,8 +44,13 @@ std::string select_sql(std::string_view resource_type) {
            "FROM resource_raw r LEFT JOIN \"" +
            std::string(table.name) + "\" t ON t.source = r.source AND t.id = r.id" +
            table.type_filter("t", "r.resource_type") +
-           " WHERE r.resource_type = ?1 AND t.deleted_at IS NULL ORDER BY r.source, r.id";
+           " WHERE r.resource_type = ?1 AND t.deleted_at IS NULL AND t.raw_frame IS NULL ORDER BY r.source, "
+           "r.id";
 }
+
+constexpr const char* no_key_message =
+    "a key column names a Patient that headache.db has no patient_key for (its Patient resource was not "
+    "stored, or [privacy] identifiers was \"none\" when it was)";
 
 // FHIR patient id -> the patient_key stored for it. The patient table
 // keeps the FHIR id in fhir_patient_id under [privacy] identifiers =
@@ -73,7 +83,14 @@ private:
 }  // namespace
 
 std::size_t count_raw_rows(SQLite::Database& db, std::string_view resource_type) {
-    SQLite::Statement count(db, "SELECT count(*) FROM resource_raw WHERE resource_type = ?1");
+    const auto table = detail::stored_table_of(resource_type);
+    SQLite::Statement count(db,
+                            table.name == "patient"
+                                ? std::string("SELECT count(*) FROM resource_raw WHERE resource_type = ?1")
+                                : "SELECT (SELECT count(*) FROM resource_raw WHERE resource_type = ?1) + "
+                                  "(SELECT count(*) FROM \"" +
+                                      std::string(table.name) + "\" t WHERE t.raw_frame IS NOT NULL" +
+                                      table.type_filter("t", "?1") + ")");
     count.bind(1, std::string(resource_type));
     count.executeStep();
     return static_cast<std::size_t>(count.getColumn(0).getInt64());
@@ -88,6 +105,27 @@ raw_view_result run_view_over_raw(SQLite::Database& db, const views::view& plan,
     views::eval_options options;
     options.map_patient_key = [keys](std::string_view id) { return (*keys)(id); };
     views::view_runner runner(plan, std::move(options), std::move(on_row), std::move(on_problem));
+    // The frames first (schema 12), in the order they were written.
+    if (detail::stored_table_of(type).name != "patient") {
+        detail::kept_raw kept(db, type);
+        (void)kept.next(
+            detail::kept_position{}, std::numeric_limits<std::size_t>::max(),
+            [&](const detail::kept_resource& r) {
+                ++out.resources;
+                const std::string where = raw_resource_name(r.source, type, r.id);
+                keys->source(std::string(r.source));
+                try {
+                    runner.document(r.root, r.json, where);
+                } catch (const no_stored_key&) {
+                    runner.problem(where, no_key_message);
+                }
+            },
+            [&](const std::string& where, const std::string& message) {
+                std::string_view m = message;
+                if (m.starts_with(where + ": ")) m.remove_prefix(where.size() + 2);
+                runner.problem(where, m);
+            });
+    }
     SQLite::Statement q(db, select_sql(type));
     q.bind(1, type);
     simdjson::dom::parser parser;
@@ -126,10 +164,7 @@ raw_view_result run_view_over_raw(SQLite::Database& db, const views::view& plan,
         try {
             runner.document(root, json, where);
         } catch (const no_stored_key&) {
-            runner.problem(
-                where,
-                "a key column names a Patient that headache.db has no patient_key for (its Patient "
-                "resource was not stored, or [privacy] identifiers was \"none\" when it was)");
+            runner.problem(where, no_key_message);
         }
     }
     out.problems = runner.problems();

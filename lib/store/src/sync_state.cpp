@@ -85,6 +85,9 @@ std::vector<std::string> patient_statements(SQLite::Database& db, bool count) {
         out.push_back(head + "resource_raw WHERE source = ?1 AND resource_type = '" + r.resource_type +
                       "' AND id IN (SELECT id FROM \"" + r.table +
                       "\" WHERE source = ?1 AND patient_key = ?2)");
+    // The patient's JSON frames (schema 12): every row pointing into one is
+    // the patient's, since a frame holds one patient's resources.
+    out.push_back(head + "raw_frame WHERE source = ?1 AND patient_key = ?2");
     // bare_resource (schema 11): resources only a view reads.
     out.push_back(head +
                   "resource_raw WHERE source = ?1 AND EXISTS (SELECT 1 FROM bare_resource b WHERE "

@@ -11,6 +11,7 @@
 #include "headachemd/files/protected_file.hpp"
 #include "headachemd/normalize/sha256.hpp"
 #include "headachemd/store/database.hpp"
+#include "kept_raw.hpp"
 #include "stored_table.hpp"
 
 namespace headachemd::store {
@@ -245,7 +246,7 @@ view_tables::view_tables(analytics_db& db, std::vector<loaded_view> views, std::
                 "created_at = excluded.created_at, backfill_state = excluded.backfill_state, "
                 // The table is new: a back-fill of the old one means nothing for it.
                 "backfill_after_source = NULL, backfill_after_id = NULL, backfilled_at = NULL, "
-                "backfill_missing_raw = 0");
+                "backfill_missing_raw = 0, backfill_after_frame = NULL, backfill_after_item = NULL");
             put.bind(1, v.name);
             put.bind(2, v.plan.resource());
             put.bind(3, v.definition_sha256);
@@ -372,6 +373,10 @@ struct stored_resource {
 // rows of that version would be wrong.
 // A type we do not normalize is read from bare_resource (schema 11), the
 // same bookkeeping filtered by its resource_type.
+// The resources whose JSON is in a frame were done in frame order first
+// (backfill_one): here are the rest, and the deleted ones (whose view rows go).
+constexpr const char* without_frame = " AND (t.raw_frame IS NULL OR t.deleted_at IS NOT NULL)";
+
 std::vector<stored_resource> next_batch(SQLite::Database& db, const detail::stored_table& table,
                                         std::string_view resource_type,
                                         const std::optional<std::string>& after_source,
@@ -383,7 +388,8 @@ std::vector<stored_resource> next_batch(SQLite::Database& db, const detail::stor
             quote_ident(table.name) +
             " AS t LEFT JOIN resource_raw AS r ON r.source = t.source AND r.resource_type = ?1 "
             "AND r.id = t.id WHERE (?2 IS NULL OR (t.source, t.id) > (?2, ?3))" +
-            table.type_filter("t", "?1") + " ORDER BY t.source, t.id LIMIT ?4");
+            table.type_filter("t", "?1") + (table.name == "patient" ? "" : without_frame) +
+            " ORDER BY t.source, t.id LIMIT ?4");
     q.bind(1, std::string(resource_type));
     if (after_source)
         q.bind(2, *after_source);
@@ -450,10 +456,13 @@ backfill_result view_tables::backfill_one(table& t, std::string_view now,
     backfill_result res{t.view.name, type};
     std::optional<std::string> after_source;
     std::string after_id;
+    detail::kept_position after;  // frame -1: the frames are done
     {
         SQLite::Statement q(sql,
                             "SELECT backfilled_at IS NOT NULL, backfill_after_source, backfill_after_id, "
-                            "backfill_missing_raw FROM view_definition WHERE name = ?1");
+                            "backfill_missing_raw, coalesce(backfill_after_frame, 0), "
+                            "coalesce(backfill_after_item, -1) FROM view_definition "
+                            "WHERE name = ?1");
         q.bind(1, t.view.name);
         if (!q.executeStep()) return res;
         // Finished once with resources left without JSON: going over them
@@ -465,9 +474,46 @@ backfill_result view_tables::backfill_one(table& t, std::string_view now,
         if (!q.getColumn(1).isNull()) after_source = q.getColumn(1).getString();
         after_id = q.getColumn(2).isNull() ? std::string() : q.getColumn(2).getString();
         res.missing_raw = q.getColumn(3).getInt64();
+        after = {q.getColumn(4).getInt64(), q.getColumn(5).getInt64()};
     }
     const auto stored = detail::stored_table_of(type);
     const std::size_t limit = std::max<std::size_t>(opts.batch_resources, 1);
+    if (after.frame >= 0 && stored.name != "patient") {
+        // First the resources whose JSON is in a raw_frame (schema 12), in
+        // frame order, so that a batch inflates each frame once.
+        detail::kept_raw kept(sql, type);
+        for (bool done = false; !done;) {
+            write_transaction tx(sql);
+            const auto batch = kept.next(
+                after, limit,
+                [&](const detail::kept_resource& r) {
+                    remove_rows(t, type, r.source, r.id);
+                    ++res.resources;
+                    const std::string source(r.source);
+                    views::key_mapper keys;  // empty when the caller has no mapping: key columns then fail
+                    if (patient_keys)
+                        keys = [&patient_keys, &source](std::string_view id) {
+                            return patient_keys(source, id);
+                        };
+                    write_rows(t, r.root, r.json, type, r.source, r.id, r.patient_key, keys);
+                },
+                [&](const std::string& where, const std::string& message) {
+                    failures_.push_back({t.view.name, type, "", "", where + ": " + message});
+                });
+            done = batch.end;
+            after = done ? detail::kept_position{-1, -1} : batch.last;
+            // As below: the place commits with the rows.
+            SQLite::Statement progress(sql,
+                                       "UPDATE view_definition SET backfill_after_frame = ?2, "
+                                       "backfill_after_item = ?3 WHERE name = ?1");
+            progress.bind(1, t.view.name);
+            progress.bind(2, after.frame);
+            progress.bind(3, after.item);
+            progress.exec();
+            tx.commit();
+            if (opts.after_batch) opts.after_batch();
+        }
+    }
     for (bool done = false; !done;) {
         write_transaction tx(sql);
         const auto batch = next_batch(sql, stored, type, after_source, after_id, limit);
@@ -503,6 +549,7 @@ backfill_result view_tables::backfill_one(table& t, std::string_view now,
         // rows are replaced, so redoing is harmless).
         SQLite::Statement progress(
             sql, done ? "UPDATE view_definition SET backfill_after_source = NULL, backfill_after_id = NULL, "
+                        "backfill_after_frame = NULL, backfill_after_item = NULL, "
                         "backfill_missing_raw = backfill_missing_raw + ?2, backfilled_at = ?3, "
                         "backfill_state = CASE WHEN backfill_missing_raw + ?2 = 0 THEN 'complete' "
                         "ELSE 'pending' END WHERE name = ?1"
@@ -534,7 +581,8 @@ std::vector<view_state> read_view_states(analytics_db& db) {
     SQLite::Statement q(
         db.sql(),
         "SELECT name, resource, created_at, backfill_state, backfilled_at, backfill_missing_raw, "
-        "backfill_after_source IS NOT NULL FROM view_definition ORDER BY name");
+        "backfill_after_source IS NOT NULL OR backfill_after_frame IS NOT NULL FROM view_definition ORDER BY "
+        "name");
     while (q.executeStep())
         out.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
                        q.getColumn(3).getString(),

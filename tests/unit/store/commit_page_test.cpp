@@ -51,7 +51,7 @@ struct CommitPage : ::testing::Test {
     }
 
     int raw_rows() {
-        SQLite::Statement q(db.sql(), "SELECT count(*) FROM resource_raw");
+        SQLite::Statement q(db.sql(), "SELECT coalesce(sum(resources), 0) FROM raw_frame");
         q.executeStep();
         return q.getColumn(0).getInt();
     }

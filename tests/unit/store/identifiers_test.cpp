@@ -65,6 +65,7 @@ bool file_holds(const fs::path& db, const std::string& needle) {
 void write_one(st::analytics_db& db, st::resource_writer& w, const nz::record& r, const char* pk) {
     st::write_transaction tx(db.sql());
     w.upsert(r, "ehr", pk, "2026-01-01T00:00:00Z");
+    w.flush_raw();
     tx.commit();
 }
 
@@ -113,7 +114,8 @@ TEST(Identifiers, StoreRawUnderMinimalNeverKeepsAPatientsJson) {
     st::resource_writer w(db, true, st::identity_policy{test_key(), true});
     write_one(db, w, patient("h1"), "pk1");
     write_one(db, w, condition(), "pk1");
-    EXPECT_EQ(text(db.sql(), "SELECT group_concat(resource_type) FROM resource_raw"), "Condition");
+    EXPECT_EQ(text(db.sql(), "SELECT group_concat(resource_type) FROM raw_frame"), "Condition");
+    EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM resource_raw"), "0");
 }
 
 TEST(Identifiers, SwitchingFromMinimalToNoneRemovesStoredFhirIdsFromTheFile) {
@@ -133,6 +135,10 @@ TEST(Identifiers, SwitchingFromMinimalToNoneRemovesStoredFhirIdsFromTheFile) {
     // Check: no FHIR id left anywhere in the file or the WAL; the rows stay.
     EXPECT_EQ(changed.fhir_ids_cleared, 1);
     EXPECT_EQ(changed.raw_rows_removed, 1);
+    EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM raw_frame"), "0");
+    EXPECT_EQ(
+        text(db.sql(), "SELECT raw_frame IS NULL AND raw_at IS NULL AND raw_len IS NULL FROM condition"),
+        "1");
     EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM patient"), "1");
     EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM condition"), "1");
     EXPECT_EQ(text(db.sql(), "SELECT fhir_patient_id FROM patient"), "<null>");
@@ -210,7 +216,7 @@ TEST(Identifiers, ASteadyStateTakesNoWriteLockSoAnAnalystsWriteDoesNotStopARun) 
     // Work to do under the lock ("none" removes the raw row) is a store_error, not a half change.
     EXPECT_THROW((void)db.enforce_identifier_policy(st::identity_policy{test_key(), false}), st::store_error);
     analyst.exec("ROLLBACK");
-    EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM resource_raw"), "1");
+    EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM raw_frame"), "1");
     EXPECT_EQ(text(db.sql(), "SELECT fhir_patient_id FROM patient"), fhir_id);
 }
 

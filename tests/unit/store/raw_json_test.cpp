@@ -1,6 +1,8 @@
-// resource_raw since schema 8: zstd rows written by the writer, old 'json'
-// rows still readable, damaged rows refused with the row named, and the
-// migration of a version-7 database that holds raw rows.
+// Kept JSON (store_raw): since schema 12 the writer puts a page's JSON for
+// one patient and type into one raw_frame and points each row into it;
+// resource_raw rows of schema 8 ('zstd') and before ('json') stay readable;
+// damaged frames, rows and pointers are refused with the resource named;
+// and the migrations of databases that hold raw rows.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -11,8 +13,10 @@
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
 
+#include "headachemd/normalize/sha256.hpp"
 #include "headachemd/schema/migrations.hpp"
 #include "headachemd/store/analytics_db.hpp"
+#include "headachemd/store/commit_page.hpp"
 #include "headachemd/store/raw_json.hpp"
 #include "test_support.hpp"
 
@@ -34,21 +38,26 @@ const std::string condition_json =
     "{\n  \"resourceType\" : \"Condition\",\n  \"id\": \"c1\",\n  \"code\": {\"text\": \"Migr\xC3\xA4ne "
     "\\u00e4 \\\"chronic\\\"\"},\n  \"subject\": {\"reference\": \"Patient/p1\"}\n}";
 
-nz::condition_record condition(std::string id, std::string hash, std::string json) {
+// raw_hash as the normalizer computes it: the SHA-256 of the exact bytes
+// (the reader checks it against the bytes a row points to).
+nz::condition_record condition(std::string id, std::string json) {
     nz::condition_record c;
     c.h.id = std::move(id);
     c.h.patient_ref = "p1";
-    c.h.raw_hash = std::move(hash);
+    c.h.raw_hash = nz::sha256_hex(json);
     c.h.raw = std::move(json);
     c.code = "G43.709";
     return c;
 }
 
-void write(st::analytics_db& db, st::resource_writer& w, const nz::record& r) {
-    st::write_transaction tx(db.sql());
-    w.upsert(r, "ehr", "pk1", "2026-01-01T00:00:00Z");
-    tx.commit();
+// One page, as sync and ingest write it.
+void write_all(st::analytics_db& db, st::resource_writer& w, const std::vector<nz::record>& records) {
+    st::page_hooks hooks;
+    static const std::string key = "pk1";
+    hooks.patient_key = [](const nz::record&) -> const std::string& { return key; };
+    st::commit_page(db, w, records, "ehr", "2026-01-01T00:00:00Z", hooks);
 }
+void write(st::analytics_db& db, st::resource_writer& w, const nz::record& r) { write_all(db, w, {r}); }
 
 st::raw_row row_of(std::string_view encoding, std::string_view stored) {
     return st::raw_row{"ehr", "Condition", "c1", encoding, stored};
@@ -81,30 +90,135 @@ TEST(RawJson, TheWriterStoresZstdAndReadRawJsonGivesBackTheExactBytes) {
     std::string big = condition_json;
     for (int i = 0; i < 200; ++i) big.insert(big.size() - 1, ",\n  \"note" + std::to_string(i) + "\": \"x\"");
     // Run
-    write(db, w, condition("c1", "h1", condition_json));
-    write(db, w, condition("c2", "h2", big));
-    // Check: compressed (not the text), and the same bytes back.
-    EXPECT_EQ(text(db.sql(), "SELECT group_concat(encoding || ':' || typeof(raw)) FROM resource_raw"),
-              "zstd:blob,zstd:blob");
-    EXPECT_LT(std::stoul(text(db.sql(), "SELECT length(raw) FROM resource_raw WHERE id = 'c2'")),
+    write(db, w, condition("c1", condition_json));
+    write(db, w, condition("c2", big));
+    // Check: a frame per page, compressed (not the text), and the same bytes back.
+    EXPECT_EQ(
+        text(db.sql(), "SELECT group_concat(frame || ':' || resources || ':' || typeof(raw)) FROM raw_frame"),
+        "1:1:blob,2:1:blob");
+    EXPECT_LT(std::stoul(text(db.sql(), "SELECT length(raw) FROM raw_frame WHERE frame = 2")),
               big.size() / 4);
+    EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM resource_raw"), "0");
     EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), condition_json);
     EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c2"), big);
     EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "absent"), std::nullopt);
     EXPECT_EQ(st::read_raw_json(db.sql(), "other", "Condition", "c1"), std::nullopt);
 }
 
-TEST(RawJson, AChangedResourceReplacesItsRawRow) {
+TEST(RawJson, APagesResourcesOfOnePatientAndTypeShareOneFrame) {
     temp_dir dir;
     st::analytics_db db(dir / "headache.db");
     st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
-    write(db, w, condition("c1", "h1", condition_json));
+    const std::string j2 = R"({"resourceType":"Condition","id":"c2"})";
+    const std::string j3 = R"({"resourceType":"Condition","id":"c3","x":"\u00e4"})";
     // Run
-    write(db, w, condition("c1", "h2", R"({"resourceType":"Condition","id":"c1","v":2})"));
-    // Check
-    EXPECT_EQ(text(db.sql(), "SELECT count(*) || raw_hash FROM resource_raw"), "1h2");
+    write_all(db, w, {condition("c1", condition_json), condition("c2", j2), condition("c3", j3)});
+    // Check: one frame of three, the rows pointing at consecutive slices.
+    EXPECT_EQ(text(db.sql(),
+                   "SELECT group_concat(source || ':' || patient_key || ':' || resource_type || ':' || "
+                   "resources || ':' || length(sizes)) FROM raw_frame"),
+              "ehr:pk1:Condition:3:12");
+    EXPECT_EQ(text(db.sql(),
+                   "SELECT group_concat(id || '@' || raw_frame || '/' || raw_at || '+' || raw_len, ' ') "
+                   "FROM (SELECT * FROM condition ORDER BY raw_at)"),
+              "c1@1/0+" + std::to_string(condition_json.size()) + " c2@1/" +
+                  std::to_string(condition_json.size()) + "+" + std::to_string(j2.size()) + " c3@1/" +
+                  std::to_string(condition_json.size() + j2.size()) + "+" + std::to_string(j3.size()));
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), condition_json);
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c2"), j2);
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c3"), j3);
+}
+
+TEST(RawJson, AChangedResourcePointsAtItsNewJsonAndAFrameNothingPointsIntoGoes) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+    const std::string j2 = R"({"resourceType":"Condition","id":"c2"})";
+    write_all(db, w, {condition("c1", condition_json), condition("c2", j2)});
+    // Run 1: c1 changes; frame 1 keeps c2's JSON.
+    write(db, w, condition("c1", R"({"resourceType":"Condition","id":"c1","v":2})"));
+    EXPECT_EQ(text(db.sql(), "SELECT group_concat(frame || ':' || resources) FROM raw_frame"), "1:1,2:1");
     EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"),
               R"({"resourceType":"Condition","id":"c1","v":2})");
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c2"), j2);
+    // Run 2: c2 changes too: nothing points into frame 1 any more.
+    write(db, w, condition("c2", R"({"resourceType":"Condition","id":"c2","v":2})"));
+    EXPECT_EQ(text(db.sql(), "SELECT group_concat(frame || ':' || resources) FROM raw_frame"), "2:1,3:1");
+    // Run 3: unchanged: nothing is written.
+    write(db, w, condition("c2", R"({"resourceType":"Condition","id":"c2","v":2})"));
+    EXPECT_EQ(text(db.sql(), "SELECT group_concat(frame || ':' || resources) FROM raw_frame"), "2:1,3:1");
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c2"),
+              R"({"resourceType":"Condition","id":"c2","v":2})");
+}
+
+TEST(RawJson, AnUpdateWithStoreRawOffKeepsNoOlderJson) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    {
+        st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+        write(db, w, condition("c1", condition_json));
+    }
+    st::resource_writer off(db, false, st::identity_policy{.keep_fhir_patient_id = true});
+    // Run
+    write(db, off, condition("c1", R"({"resourceType":"Condition","id":"c1","v":2})"));
+    // Check: no pointer, no frame, nothing to read (not the older version).
+    EXPECT_EQ(text(db.sql(), "SELECT raw_frame IS NULL FROM condition"), "1");
+    EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM raw_frame"), "0");
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), std::nullopt);
+}
+
+TEST(RawJson, TheSameResourceTwiceInOnePageKeepsTheLastAndCountsOnce) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+    const std::string v2 = R"({"resourceType":"Condition","id":"c1","v":2})";
+    // Run
+    write_all(db, w, {condition("c1", condition_json), condition("c1", v2)});
+    // Check
+    EXPECT_EQ(text(db.sql(), "SELECT group_concat(frame || ':' || resources) FROM raw_frame"), "1:1");
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), v2);
+}
+
+TEST(RawJson, ACommitWithFramesNotWrittenIsRefusedAndARollbackForgetsThem) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+    // Run 1: a caller that forgets flush_raw() before COMMIT.
+    {
+        st::write_transaction tx(db.sql());
+        w.upsert(condition("c1", condition_json), "ehr", "pk1", "2026-01-01T00:00:00Z");
+        EXPECT_THROW(tx.commit(), SQLite::Exception);
+    }
+    // Check: the row did not land without its JSON.
+    EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM condition"), "0");
+    // Run 2: rolled back, then a good page: its frame is numbered afresh.
+    {
+        st::write_transaction tx(db.sql());
+        w.upsert(condition("c9", condition_json), "ehr", "pk1", "2026-01-01T00:00:00Z");
+    }
+    write(db, w, condition("c1", condition_json));
+    EXPECT_EQ(text(db.sql(), "SELECT group_concat(id) FROM condition"), "c1");
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), condition_json);
+}
+
+TEST(RawJson, AFrameIsClosedAtItsSizeAndTheNextOneOpened) {
+    temp_dir dir;
+    st::analytics_db db(dir / "headache.db");
+    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+    // 3 resources of 400 KiB each: two fit under 1 MiB, the third opens frame 2.
+    std::vector<nz::record> page;
+    for (int i = 1; i <= 3; ++i) {
+        std::string json = R"({"resourceType":"Condition","id":"c)" + std::to_string(i) + R"(","n":")";
+        json += std::string(400 * 1024, static_cast<char>('a' + i)) + "\"}";
+        page.push_back(condition("c" + std::to_string(i), json));
+    }
+    // Run
+    write_all(db, w, page);
+    // Check
+    EXPECT_EQ(text(db.sql(), "SELECT group_concat(frame || ':' || resources) FROM raw_frame"), "1:2,2:1");
+    for (int i = 1; i <= 3; ++i)
+        EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c" + std::to_string(i)),
+                  std::get<nz::condition_record>(page[static_cast<std::size_t>(i - 1)]).h.raw);
 }
 
 TEST(RawJson, AnEmptyResourceTextRoundTrips) {
@@ -134,20 +248,29 @@ TEST(RawJson, JsonRowsAreReturnedAsTheyAre) {
     EXPECT_EQ(st::raw_json_text(row_of("json", condition_json)), condition_json);
 }
 
-TEST(RawJson, AnOldJsonRowIsRewrittenAsZstdWhenTheResourceChanges) {
-    // Setup: a row as schema 7 left it (migrated to encoding 'json').
+TEST(RawJson, AnOldRawRowIsReadUntilTheResourceChangesAndThenGoes) {
+    // Setup: a typed row and its resource_raw row as schema 11 left them
+    // (no pointer), here as the 'json' text of schema 7.
     temp_dir dir;
     st::analytics_db db(dir / "headache.db");
+    {
+        st::resource_writer off(db, false, st::identity_policy{.keep_fhir_patient_id = true});
+        write(db, off, condition("c1", condition_json));
+    }
     SQLite::Statement ins(db.sql(),
                           "INSERT INTO resource_raw (source, resource_type, id, raw_hash, encoding, raw) "
-                          "VALUES ('ehr', 'Condition', 'c1', 'h1', 'json', ?1)");
+                          "VALUES ('ehr', 'Condition', 'c1', ?2, 'json', ?1)");
     ins.bind(1, condition_json);
+    ins.bind(2, nz::sha256_hex(condition_json));
     ins.exec();
-    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
-    // The typed row must exist for the writer to see a change.
-    write(db, w, condition("c1", "h1", condition_json));
-    EXPECT_EQ(text(db.sql(), "SELECT encoding FROM resource_raw"), "zstd");
     EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), condition_json);
+    // Run: a new version arrives with store_raw on.
+    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+    write(db, w, condition("c1", R"({"resourceType":"Condition","id":"c1","v":2})"));
+    // Check: the old row is gone; the new JSON is in a frame.
+    EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM resource_raw"), "0");
+    EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"),
+              R"({"resourceType":"Condition","id":"c1","v":2})");
 }
 
 TEST(RawJson, AnUnknownEncodingIsRefusedBySchemaAndByTheReader) {
@@ -223,19 +346,44 @@ TEST(RawJson, AChangedByteThatOnlyTheChecksumCanTellIsRefused) {
     EXPECT_NE(msg.find("corrupt"), std::string::npos) << msg;
 }
 
-TEST(RawJson, ADamagedRowInTheDatabaseIsRefusedNamingIt) {
-    temp_dir dir;
-    st::analytics_db db(dir / "headache.db");
-    st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
-    write(db, w, condition("c1", "h1", condition_json));
-    // Run: the blob loses its last 5 bytes (a torn copy, a bad restore).
-    db.sql().exec("UPDATE resource_raw SET raw = substr(raw, 1, length(raw) - 5)");
-    // Check
-    try {
-        (void)st::read_raw_json(db.sql(), "ehr", "Condition", "c1");
-        ADD_FAILURE() << "no error";
-    } catch (const st::raw_decode_error& e) {
-        EXPECT_NE(std::string(e.what()).find(row_named), std::string::npos) << e.what();
+TEST(RawJson, ADamagedFrameOrPointerInTheDatabaseIsRefusedNamingTheResource) {
+    const std::string j2 = R"({"resourceType":"Condition","id":"c2"})";
+    struct damage {
+        const char* name;
+        const char* sql;
+        const char* says;
+    };
+    const std::vector<damage> cases = {
+        // a torn copy, a bad restore
+        {"frame cut", "UPDATE raw_frame SET raw = substr(raw, 1, length(raw) - 5)", "truncated or corrupt"},
+        {"sizes cut", "UPDATE raw_frame SET sizes = substr(sizes, 1, 6)", "whole number"},
+        {"sizes short", "UPDATE raw_frame SET sizes = substr(sizes, 1, 4)", "fewer bytes"},
+        {"sizes long", "UPDATE raw_frame SET sizes = sizes || x'01000000'", "more bytes"},
+        {"frame gone", "DELETE FROM raw_frame", "does not exist"},
+        {"pointer past the end", "UPDATE condition SET raw_at = raw_at + 1000 WHERE id = 'c1'",
+         "past the end"},
+        {"pointer negative", "UPDATE condition SET raw_at = -1 WHERE id = 'c1'", "past the end"},
+        {"pointer at the neighbour", "UPDATE condition SET raw_at = raw_at + 1 WHERE id = 'c1'",
+         "not the stored version"},
+    };
+    for (const auto& c : cases) {
+        temp_dir dir;
+        st::analytics_db db(dir / "headache.db");
+        st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
+        write_all(db, w, {condition("c1", condition_json), condition("c2", j2)});
+        // Run
+        db.sql().exec(c.sql);
+        // Check
+        try {
+            (void)st::read_raw_json(db.sql(), "ehr", "Condition", "c1");
+            ADD_FAILURE() << c.name << ": no error";
+        } catch (const st::raw_decode_error& e) {
+            const std::string msg = e.what();
+            EXPECT_EQ(msg.rfind("kept JSON of (source 'ehr', Condition/c1): ", 0), 0u)
+                << c.name << ": " << msg;
+            EXPECT_NE(msg.find(c.says), std::string::npos) << c.name << ": " << msg;
+            EXPECT_EQ(msg.find("Migr"), std::string::npos) << c.name;
+        }
     }
 }
 
@@ -286,10 +434,11 @@ TEST(RawJsonMigration, AVersionSevenDatabaseKeepsItsRawRowsReadable) {
     EXPECT_THROW(db.sql().exec("INSERT INTO resource_raw (source, resource_type, id, raw_hash, raw) "
                                "VALUES ('ehr', 'Condition', 'c1', 'h', 'x')"),
                  SQLite::Exception);
-    // New rows beside the old ones are zstd.
+    // New resources beside the old rows go into a frame (schema 12).
     st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
-    write(db, w, condition("c3", "h3", condition_json));
-    EXPECT_EQ(text(db.sql(), "SELECT encoding FROM resource_raw WHERE id = 'c3'"), "zstd");
+    write(db, w, condition("c3", condition_json));
+    EXPECT_EQ(text(db.sql(), "SELECT count(*) FROM resource_raw"), "2");
+    EXPECT_EQ(text(db.sql(), "SELECT resources FROM raw_frame"), "1");
     EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c3"), condition_json);
 }
 
@@ -330,7 +479,7 @@ TEST(AnalyticsPageSize, AnExistingFileKeepsItsPageSizeAndItsRawRowsRead) {
     // Run
     st::analytics_db db(path);
     st::resource_writer w(db, true, st::identity_policy{.keep_fhir_patient_id = true});
-    write(db, w, condition("c2", "h2", condition_json));
+    write(db, w, condition("c2", condition_json));
     // Check: still 4096, the old row and a new one read back exactly.
     EXPECT_EQ(page_size(db.sql()), 4096);
     EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), condition_json);

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "headachemd/normalize/sha256.hpp"
 #include "headachemd/schema/migrations.hpp"
 #include "headachemd/store/analytics_db.hpp"
 #include "headachemd/store/raw_json.hpp"
@@ -287,11 +288,15 @@ TEST(Upsert, StoreRawKeepsTheResourceJson) {
     temp_dir dir;
     st::analytics_db db(dir / "headache.db");
     st::resource_writer writer(db, true, st::identity_policy{.keep_fhir_patient_id = true});
-    writer.upsert(condition("c1", "h1"), "ehr", "pk1", "t");
-    // Stored zstd-compressed (schema 8); read_raw_json gives the JSON back.
-    EXPECT_EQ(scalar_text(db.sql(),
-                          "SELECT encoding FROM resource_raw WHERE resource_type='Condition' AND id='c1'"),
-              "zstd");
+    {
+        st::write_transaction tx(db.sql());
+        writer.upsert(condition("c1", nz::sha256_hex(R"({"resourceType":"Condition"})")), "ehr", "pk1", "t");
+        writer.flush_raw();  // write_page does this before COMMIT
+        tx.commit();
+    }
+    // Kept in a zstd frame (schema 12); read_raw_json gives the JSON back.
+    EXPECT_EQ(scalar_text(db.sql(), "SELECT resource_type || ':' || resources FROM raw_frame"),
+              "Condition:1");
     EXPECT_EQ(st::read_raw_json(db.sql(), "ehr", "Condition", "c1"), R"({"resourceType":"Condition"})");
 }
 

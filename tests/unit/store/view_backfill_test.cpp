@@ -122,11 +122,12 @@ TEST_F(ViewBackfill, FillsExactlyTheRowsApplyWouldHaveWrittenAndCompletesTheView
     st::view_tables views(s.db, load(), "t2");
     ASSERT_EQ(definition(s.db, "backfill_state"), "pending");
     ASSERT_TRUE(table(s.db).empty());
-    // Run: batches of 4 resources (3 transactions)
+    // Run: batches of 4 resources: 3 transactions over the JSON frames, and
+    // one that finds no stored resource without JSON (schema 12)
     int batches = 0;
     const auto results = views.backfill("t3", mapper, st::backfill_options{4, [&batches] { ++batches; }});
     // Check
-    EXPECT_EQ(batches, 3);
+    EXPECT_EQ(batches, 4);
     ASSERT_EQ(results.size(), 1u);
     EXPECT_EQ(results[0].resources, 11);
     EXPECT_EQ(results[0].missing_raw, 0);
@@ -255,14 +256,16 @@ TEST_F(ViewBackfill, AnInterruptedBackfillResumesToTheTableOfAnUninterruptedOne)
             if (++batches == 2) throw std::runtime_error("stopped");
         };
         EXPECT_THROW(views.backfill("t3", mapper, st::backfill_options{3, stop}), std::runtime_error);
-        // Check: six resources done and the place to go on recorded with them
+        // Check: six resources done and the place to go on recorded with
+        // them: after the 6th resource (index 5) of the page's frame
         EXPECT_EQ(rows(s.db, "SELECT count(DISTINCT _resource_id) FROM view_codes"),
                   std::vector<std::string>{"6"});
-        EXPECT_EQ(definition(s.db, "backfill_state, backfill_after_source, backfill_after_id, backfilled_at"),
-                  "pending|ehr|o15|NULL");
+        EXPECT_EQ(
+            definition(s.db, "backfill_state, backfill_after_frame, backfill_after_item, backfilled_at"),
+            "pending|1|5|NULL");
         EXPECT_TRUE(st::read_view_states(s.db).at(0).backfill_under_way);
     }
-    // Run: the next start goes on after o15
+    // Run: the next start goes on after the 6th
     st::view_tables views(s.db, load(), "t4");
     const auto results = views.backfill("t5", mapper, st::backfill_options{3, nullptr});
     // Check
@@ -270,7 +273,8 @@ TEST_F(ViewBackfill, AnInterruptedBackfillResumesToTheTableOfAnUninterruptedOne)
     EXPECT_EQ(results[0].resources, 5);
     EXPECT_TRUE(results[0].complete);
     EXPECT_EQ(table(s.db), expected);
-    EXPECT_EQ(definition(s.db, "backfill_state, backfill_after_source, backfilled_at"), "complete|NULL|t5");
+    EXPECT_EQ(definition(s.db, "backfill_state, backfill_after_source, backfill_after_frame, backfilled_at"),
+              "complete|NULL|NULL|t5");
 }
 
 TEST_F(ViewBackfill, ACrashInsideABatchRollsItBackAndTheRedoGivesTheSameTable) {
@@ -290,7 +294,7 @@ TEST_F(ViewBackfill, ACrashInsideABatchRollsItBackAndTheRedoGivesTheSameTable) {
         // Check: the first batch (o10..o13) stayed, the second left nothing
         EXPECT_EQ(rows(s.db, "SELECT count(DISTINCT _resource_id) FROM view_codes"),
                   std::vector<std::string>{"4"});
-        EXPECT_EQ(definition(s.db, "backfill_after_id"), "o13");
+        EXPECT_EQ(definition(s.db, "backfill_after_frame || '/' || backfill_after_item"), "1/3");
         s.db.sql().exec("DROP TRIGGER stop_o16");
     }
     st::view_tables views(s.db, load(), "t4");

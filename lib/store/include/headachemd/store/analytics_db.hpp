@@ -23,6 +23,10 @@
 
 namespace headachemd::store {
 
+namespace detail {
+class raw_frame_writer;
+}
+
 // [privacy] identifiers, as the store applies it. With "none" (the default)
 // headache.db holds no FHIR patient id at all: `patient.id` is
 // patient_key_for(key, source, FHIR id), `patient.fhir_patient_id` is NULL,
@@ -122,6 +126,15 @@ public:
     // Data deleted[] entry).
     std::string stored_id(std::string_view resource_type, std::string_view id, std::string_view source) const;
 
+    // With store_raw, upsert() and insert() point each row into a frame of
+    // JSON held in memory (schema 12, raw_frame): flush_raw() writes those
+    // frames, and must run before the transaction commits, or the rows
+    // point at frames that do not exist. write_page() calls it after the
+    // page's last row. discard_raw() forgets them when the transaction
+    // rolls back instead. Both are cheap when nothing is pending.
+    void flush_raw();
+    void discard_raw();
+
 private:
     struct table_statements;
     // Binds and runs one row statement (and the raw row when it changed
@@ -134,8 +147,8 @@ private:
     bool store_raw_;
     identity_policy ids_;
     std::vector<std::unique_ptr<table_statements>> tables_;  // by record variant index
-    std::unique_ptr<SQLite::Statement> raw_upsert_;
-    std::unique_ptr<raw_compressor> raw_compressor_;  // with store_raw only
+    std::unique_ptr<detail::raw_frame_writer> frames_;
+    std::unique_ptr<SQLite::Statement> legacy_raw_delete_;
     std::string source_, patient_key_, now_, row_id_;
 };
 
