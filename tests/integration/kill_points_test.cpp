@@ -640,10 +640,13 @@ TEST(KillPoints, UnenrollPurgeResumesAndTouchesNoOtherPatient) {
             std::to_string(audit_lost) + " times");
 }
 
-// 4. ingest: each Bundle is written in one transaction. After a kill the
-// database holds whole Bundles only (each Synthea bundle is one patient:
-// every patient's rows are all there or none), every row equal to the
-// reference's; ingesting again completes to exactly the reference.
+// 4. ingest: each Bundle is written in one transaction, with its JSON kept
+// (--store-raw, schema 12: the rows point into raw_frame rows written in
+// the same transaction). After a kill the database holds whole Bundles
+// only (each Synthea bundle is one patient: every patient's rows are all
+// there or none), every row and every JSON frame equal to the reference's,
+// so no row points at a frame that is not there; ingesting again completes
+// to exactly the reference.
 TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
     HEADACHEMD_REQUIRE_SHARED("synthea-r4/patients");
     kill_loop loop("ingest", 10);
@@ -667,9 +670,35 @@ TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
                                       "--token-key-file",
                                       (dir / "token.key").string(),
                                       "--vault",
-                                      (dir / "vault.db").string()};
+                                      (dir / "vault.db").string(),
+                                      "--identifiers",
+                                      "minimal",
+                                      "--store-raw"};
         a.insert(a.end(), files.begin(), files.end());
         return a;
+    };
+    // The JSON frames (raw_frame, the one table with a `sizes` column), as
+    // text rows: zstd gives the same bytes for the same page.
+    const auto frames = [](const fs::path& db_path) {
+        return headachemd::test::kill::rows_of_tables_with(db_path, "sizes", "", {});
+    };
+    // Rows pointing at a frame that is not there, or frames whose count of
+    // resources is not the rows pointing into them.
+    const auto raw_out_of_step = [](const fs::path& db_path) {
+        SQLite::Database db(db_path.string(), SQLite::OPEN_READONLY);
+        std::string pointing;
+        for (const auto& t : tables_with_column(db, "raw_frame"))
+            if (t != "raw_frame")
+                pointing += std::string(pointing.empty() ? "" : " UNION ALL ") +
+                            "SELECT raw_frame AS f FROM \"" + t + "\" WHERE raw_frame IS NOT NULL";
+        if (pointing.empty()) return std::int64_t{0};  // killed before schema 12 was in place: no pointers
+        SQLite::Statement q(
+            db, "WITH p AS (" + pointing +
+                    ") SELECT (SELECT count(*) FROM p WHERE f NOT IN (SELECT frame FROM raw_frame)) "
+                    "+ (SELECT count(*) FROM raw_frame r WHERE resources <> (SELECT count(*) FROM "
+                    "p WHERE f = r.frame))");
+        q.executeStep();
+        return q.getColumn(0).getInt64();
     };
     // A template: the vault with its pseudonymization key, and a migrated,
     // empty headache.db (an ingest of an empty directory). Every run starts
@@ -700,6 +729,9 @@ TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
     ASSERT_EQ(ref_run.exit_code, 0) << headachemd::test::read_file(ref / "stderr.txt");
     const int data_events = ref_run.events;
     const auto want = analytics_rows(ref / "headache.db", true);
+    const auto want_frames = frames(ref / "headache.db");
+    ASSERT_FALSE(want_frames.at("raw_frame").empty());
+    ASSERT_EQ(raw_out_of_step(ref / "headache.db"), 0);
     int fresh_events = 0;
     {
         temp_dir fresh;
@@ -748,13 +780,15 @@ TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
                     << (it == want_per_patient.end() ? 0 : it->second) << ": a bundle written in part";
             }
             bundles_seen += static_cast<int>(got.size());
-            const auto rows = analytics_rows(db_path, true);
+            auto rows = analytics_rows(db_path, true);
+            rows.merge(frames(db_path));
             for (const auto& [table, have] : rows) {
-                const auto& all = want.at(table);
+                const auto& all = table == "raw_frame" ? want_frames.at(table) : want.at(table);
                 for (const auto& row : have)
                     EXPECT_TRUE(std::binary_search(all.begin(), all.end(), row))
                         << "k " << k << ": a row of " << table << " the reference does not have";
             }
+            EXPECT_EQ(raw_out_of_step(db_path), 0) << "k " << k << ": rows and JSON frames out of step";
         }
         EXPECT_EQ(integrity(dir / "vault.db"), "ok") << "k " << k;
         const auto again = headachemd::test::run_binary(ingest_args(dir, inputs), dir.path());
@@ -762,6 +796,8 @@ TEST(KillPoints, IngestLeavesWholeBundlesAndResumesToTheReference) {
         EXPECT_EQ(integrity(db_path), "ok") << "k " << k;
         expect_rows_equal(analytics_rows(db_path, true), want,
                           "ingest after a kill at write " + std::to_string(k));
+        expect_rows_equal(frames(db_path), want_frames,
+                          "JSON frames after a kill at write " + std::to_string(k));
     };
     ASSERT_NO_FATAL_FAILURE(loop.run(s));
     print_figures("ingest of 3 Synthea bundles", loop.seed, fresh_events, loop.f,
