@@ -14,8 +14,8 @@
 //                pseudonymize, look up, upsert) into a fresh database,
 // and prints end-to-end / floor against the limit below (PASS/FAIL), with
 // store_raw off and on, and what store_raw costs: end-to-end on / off
-// against its own limit, with the bytes resource_raw holds (zstd, schema 8)
-// against the JSON they decode to. For scale it also prints the old breakdown:
+// against its own limit and the issue's target, with the bytes raw_frame
+// holds (zstd frames, schema 12) against the JSON they decode to. For scale it also prints the old breakdown:
 // simdjson's DOM parse-only time and our own writer's insert-only time.
 // Each figure is the best of several runs so that a noisy neighbour on a
 // 2-core machine does not decide the result.
@@ -74,22 +74,25 @@ using headachemd::bench::seconds_since;
 // down (docs/dev/benchmarks.md). The issue measured about 4x on a quieter
 // machine: a ratio creeping towards these limits is a regression, not noise.
 // Since schema 8 (resource_raw a rowid table of zstd rows) store_raw on
-// measured 4.3 to 7.1 under load 5-8 (2026-12-06), well inside its limit.
+// measured 4.3 to 7.1 under load 5-8 (2026-12-06), well inside its limit;
+// since schema 12 (JSON frames) 2.95 to 3.13 quiet (2026-12-07). The floor
+// with store_raw still INSERTs each resource's JSON uncompressed, the plain
+// way to keep it, which the frames now beat; the limit is left where it was.
 constexpr double ratio_limit_raw_off = 15.0;
 constexpr double ratio_limit_raw_on = 24.0;
 
 // end-to-end with store_raw on / end-to-end with it off: what keeping the
-// raw JSON costs (issue 16, item 6: "at most about 1.5x"). Before schema 8
-// (a WITHOUT ROWID table of plain JSON) this bench measured 4.4 on a quiet
-// machine (load 1) and the CI run of 2026-12-05 4.4 (0.226 s vs 0.992 s).
-// Since schema 8, 2026-12-06, on the 2-core machine while three other
-// builds ran (load 5-8): 1.72 to 2.55 (docs/dev/benchmarks.md). The issue's
-// 1.5 is NOT yet shown: the limit is set below the old layout's 4.4, so a
-// return to it fails, and above what the loaded machine gives the new one.
-// 8 KiB pages (2026-12-06) took process CPU time on / off from 2.59 to 2.0
-// (tmpfs, load 9-12); wall-clock single runs under load 8-12 still ranged
-// 1.89 to 3.55, so the limit stays 3.0 until a quiet run says otherwise.
-constexpr double ratio_limit_raw_cost = 3.0;
+// raw JSON costs (issue 16, item 6: "at most about 1.5x"). One resource_raw
+// row per resource measured 4.4 (plain JSON, before schema 8) and 1.72 to
+// 2.55 (zstd rows, schema 8; 2.02 in the CI run at 531b566). Since schema 12
+// (one zstd frame per page, patient and type; rows point into it), on the
+// 2-core development machine, 2026-12-07: 1.10, 1.24, 1.27 quiet, 1.26,
+// 1.26, 1.43 with both cores kept busy beside it (docs/dev/benchmarks.md).
+// The issue's 1.5 is printed as the target, met or not; the run fails above
+// 1.8, under every figure of the old layout, so a return to a row per
+// resource fails while a noisy machine does not.
+constexpr double ratio_target_raw_cost = 1.5;
+constexpr double ratio_limit_raw_cost = 1.8;
 
 // end-to-end with the five example views / without (issue 16, item 6:
 // "The ratio of 5 views to 0 views must be at most 1.3"), store_raw off.
@@ -291,8 +294,9 @@ bool report_raw_cost(double cost, const raw_stats& raw, const std::vector<std::s
         raw.stored_bytes / 1e6,
         raw.stored_bytes > 0 ? static_cast<double>(json_bytes) / raw.stored_bytes : 0.0);
     const bool cost_ok = cost <= ratio_limit_raw_cost && all_kept;
-    std::printf("  store_raw on / off, end-to-end = %.2f, limit %.2f: %s\n", cost, ratio_limit_raw_cost,
-                cost_ok ? "PASS" : "FAIL");
+    std::printf("  store_raw on / off, end-to-end = %.2f, limit %.2f: %s; issue 16 target %.2f: %s\n", cost,
+                ratio_limit_raw_cost, cost_ok ? "PASS" : "FAIL", ratio_target_raw_cost,
+                cost <= ratio_target_raw_cost ? "met" : "NOT met");
     if (!all_kept)
         std::printf("    raw_frame holds %lld resources, expected %zu\n", static_cast<long long>(raw.rows),
                     raw_sizes.size());
