@@ -51,7 +51,8 @@ public:
     // Gives the resources after `after`, in order, until `limit` were given
     // or none remain. A frame that cannot be read is one problem, and its
     // resources are passed over.
-    kept_batch next(kept_position after, std::size_t limit, const resource_fn& fn, const problem_fn& on_problem);
+    kept_batch next(kept_position after, std::size_t limit, const resource_fn& fn,
+                    const problem_fn& on_problem);
 
 private:
     std::string type_;
