@@ -133,7 +133,7 @@ void add_ingest_command(CLI::App& app, int* exit_code) {
     cmd->add_option("--source", args->source, "value of the `source` column (an EHR or export name)")
         ->capture_default_str();
     cmd->add_flag("--store-raw", args->store_raw,
-                  "also keep each resource's JSON in resource_raw (needs --identifiers minimal; a "
+                  "also keep each resource's JSON, zstd-compressed (needs --identifiers minimal; a "
                   "Patient's JSON is never kept)");
     cmd->add_option("--identifiers", args->identifiers,
                     "[privacy] identifiers: none (no FHIR patient id in headache.db) or minimal (adds "

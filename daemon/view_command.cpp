@@ -165,7 +165,8 @@ int run_over_files(const view_args& a, const v::view& plan, v::privacy rule) {
     return finish(runner.problems());
 }
 
-// --db: the resources headache.db keeps in resource_raw, opened read-only
+// --db: the resources whose JSON headache.db keeps (raw_frame, and
+// resource_raw from before schema 12), opened read-only
 // (safe while the daemon writes: WAL). Key columns hold the stored
 // patient_key.
 int run_over_db(const fs::path& db_path, const v::view& plan, bool csv) {
@@ -173,7 +174,7 @@ int run_over_db(const fs::path& db_path, const v::view& plan, bool csv) {
         SQLite::Database db = report::open_read_only(db_path);
         if (store::count_raw_rows(db, plan.resource()) == 0) {
             std::cerr << fmt::format(
-                "error: {}: resource_raw holds no {} resources: store_raw was off when they were stored "
+                "error: {}: no JSON of {} resources is kept: store_raw was off when they were stored "
                 "(the default), or none were. --db reads only the raw JSON; keep it with "
                 "`headachemd-sync ingest --store-raw --identifiers minimal`, or run the view over the "
                 "FHIR files instead\n",
@@ -230,7 +231,7 @@ void add_view_commands(CLI::App& app, int* exit_code) {
         "address, telecom, identifier, photo, contact, birth date or FHIR id is refused, and\n"
         "getResourceKey()/getReferenceKey() give a pseudonymous key that is random per run\n"
         "(it links rows of this run only).\n"
-        "--db reads the resources headache.db keeps in resource_raw (ingest --store-raw),\n"
+        "--db reads the resources whose JSON headache.db keeps (ingest --store-raw),\n"
         "read-only, leaving out deleted ones; key columns then hold the stored patient_key.\n"
         "Its path: --db PATH, else the --config's [daemon] database, else ./headache.db.\n"
         "\nExamples:\n  headachemd-sync view run views/allergies.json export/ --format ndjson\n"
@@ -245,7 +246,7 @@ void add_view_commands(CLI::App& app, int* exit_code) {
         ->capture_default_str()
         ->check(CLI::IsMember({"csv", "ndjson"}));
     CLI::Option* db = cmd->add_option("--db", args->db_path,
-                                      "read headache.db's resource_raw instead of files (PATH optional)");
+                                      "read the JSON headache.db keeps instead of files (PATH optional)");
     db->expected(0, 1);
     cmd->add_option("--config", args->config,
                     "sync.toml whose [privacy] identifiers applies (default: none)");

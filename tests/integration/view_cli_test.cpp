@@ -324,7 +324,7 @@ TEST(ViewRunCli, DbWithoutStoreRawSaysSoAndHowToTurnItOn) {
     const auto r = f.view({"--db", f.db.string()});
     EXPECT_EQ(r.exit_code, 66) << r.err;
     EXPECT_EQ(r.out, "");
-    EXPECT_NE(r.err.find("resource_raw holds no Observation resources: store_raw was off"), std::string::npos)
+    EXPECT_NE(r.err.find("no JSON of Observation resources is kept: store_raw was off"), std::string::npos)
         << r.err;
     EXPECT_NE(r.err.find("--store-raw --identifiers minimal"), std::string::npos) << r.err;
 }

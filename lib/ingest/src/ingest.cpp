@@ -127,7 +127,7 @@ struct ingester::impl {
     }
 
     // Before the files: a view made while resources of its type were
-    // already stored is filled from the JSON resource_raw kept of them
+    // already stored is filled from the JSON kept of them (raw_frame)
     // (store::view_tables::backfill). Done first so that the files then
     // cost only what changed: a view left pending evaluates every resource
     // of every batch, unchanged ones too. An ingest-only database has no

@@ -211,7 +211,7 @@ struct normalizer::impl {
         using fault = structure_report::fault;
         if (structure.kind == fault::none) {
             // An invalid escape in a string we never read would otherwise
-            // pass, and its raw bytes reach resource_raw, where SQLite's
+            // pass, and its raw bytes would be kept (store_raw), where SQLite's
             // json functions refuse them (found by tests/fuzz).
             const std::size_t bad = find_bad_escape(original);
             if (bad == std::string_view::npos) return true;

@@ -426,7 +426,7 @@ std::vector<stored_resource> next_batch(SQLite::Database& db, const detail::stor
 
 std::string backfill_summary(const backfill_result& r) {
     std::string out = "view " + r.view + ": back-filled " + std::to_string(r.resources) + " stored " +
-                      r.resource_type + " resource(s) from resource_raw; ";
+                      r.resource_type + " resource(s) from the kept JSON; ";
     if (r.complete) return out + "complete";
     return out + std::to_string(r.missing_raw) +
            " have no stored JSON of their current version (stored while store_raw was off): pending until "

@@ -1279,7 +1279,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     }
 
     // At start, before any pass: a view made while resources of its type
-    // were already stored is filled from the JSON resource_raw kept of them
+    // were already stored is filled from the JSON kept of them (raw_frame)
     // (store::view_tables::backfill). Before the pass, because a view left
     // pending evaluates every resource of every page, unchanged ones too;
     // once back-filled only changes cost an evaluation. Only after the

@@ -195,7 +195,7 @@ std::string view_state_text(const store::view_state& v) {
     const auto esc = [](std::string_view s) { return logging::line_escaped(s); };
     const std::string_view k = view_state_keyword(v);
     if (k == "complete") return "complete";
-    if (k == "backfilled") return "complete (back-filled from resource_raw at " + esc(v.backfilled_at) + ")";
+    if (k == "backfilled") return "complete (back-filled from the kept JSON at " + esc(v.backfilled_at) + ")";
     if (k == "pending_full_pull")
         return "pending until the next full pull (or a re-ingest): " +
                std::to_string(v.backfill_missing_raw) +
@@ -203,8 +203,8 @@ std::string view_state_text(const store::view_state& v) {
                "and for resources written since " +
                esc(v.created_at);
     if (k == "backfill_under_way")
-        return "back-fill from resource_raw interrupted; the next start (sync-once, run or ingest) goes on";
-    return "pending: back-fill from resource_raw runs at the next start (sync-once, run or ingest); rows "
+        return "back-fill from the kept JSON interrupted; the next start (sync-once, run or ingest) goes on";
+    return "pending: back-fill from the kept JSON runs at the next start (sync-once, run or ingest); rows "
            "only "
            "for resources written since " +
            esc(v.created_at);

@@ -208,7 +208,7 @@ TEST_F(IngestViews, AViewAddedLaterIsBackfilledFromTheKeptJsonAtTheNextIngest) {
     EXPECT_EQ(rows("SELECT backfill_state, backfill_missing_raw FROM view_definition"),
               (std::vector<std::string>{"complete|0"}));
     EXPECT_NE(
-        logged().find("view bp: back-filled 3 stored Observation resource(s) from resource_raw; complete"),
+        logged().find("view bp: back-filled 3 stored Observation resource(s) from the kept JSON; complete"),
         std::string::npos)
         << logged();
 }

@@ -40,14 +40,14 @@ TEST(view_status, EachViewSaysWhetherItIsCompleteBackfilledOrWhatFillsTheRest) {
         text,
         "views:\n"
         "  view_a                        Observation          complete\n"
-        "  view_b                        Observation          complete (back-filled from resource_raw at "
+        "  view_b                        Observation          complete (back-filled from the kept JSON at "
         "2026-02-03T05:00:00Z)\n"
         "  view_c                        Observation          pending until the next full pull (or a "
         "re-ingest): 7 stored resource(s) had no raw JSON to back-fill from (store_raw was off); rows for "
         "the rest and for resources written since 2026-02-03T04:05:06Z\n"
-        "  view_d                        Observation          back-fill from resource_raw interrupted; the "
+        "  view_d                        Observation          back-fill from the kept JSON interrupted; the "
         "next start (sync-once, run or ingest) goes on\n"
-        "  view_e                        Observation          pending: back-fill from resource_raw runs at "
+        "  view_e                        Observation          pending: back-fill from the kept JSON runs at "
         "the next start (sync-once, run or ingest); rows only for resources written since "
         "2026-02-03T04:05:06Z\n");
 }

@@ -33,7 +33,7 @@ namespace headachemd::ingest {
 
 struct options {
     std::string source = "file";  // the `source` column of every row
-    bool store_raw = false;       // also keep the resource JSON in resource_raw (needs keep_fhir_patient_id)
+    bool store_raw = false;       // also keep the resource JSON (raw_frame; needs keep_fhir_patient_id)
     // [privacy] identifiers = "minimal": keep the FHIR patient id in
     // patient.fhir_patient_id. false ("none"): headache.db gets no FHIR
     // patient id at all (store::identity_policy).

@@ -42,7 +42,7 @@ struct identity_policy {
 struct identity_changes {
     int ids_pseudonymized = 0;  // patient rows whose id was still a FHIR id
     int fhir_ids_cleared = 0;   // fhir_patient_id values removed ("none")
-    int raw_rows_removed = 0;   // resource_raw rows removed
+    int raw_rows_removed = 0;   // kept JSON removed: resource_raw rows and row pointers into raw_frame
     bool any() const { return ids_pseudonymized + fhir_ids_cleared + raw_rows_removed > 0; }
 };
 
@@ -67,7 +67,8 @@ public:
     // Brings stored rows in line with the policy, in one transaction:
     // patient ids still in FHIR form (written before schema version 4) are
     // replaced by their keyed hash; under "none" every fhir_patient_id is
-    // cleared and resource_raw emptied; under "minimal" raw Patient
+    // cleared and every kept JSON removed (resource_raw, raw_frame and the
+    // rows' pointers); under "minimal" raw Patient
     // resources are removed. The connection runs with secure_delete, and a
     // change is followed by a WAL checkpoint that truncates the -wal file,
     // so the removed values do not linger in free pages or the WAL. Call it

@@ -1,4 +1,4 @@
-// One ViewDefinition over the resources headache.db keeps in resource_raw
+// One ViewDefinition over the resources whose JSON headache.db keeps
 // (`view run --db`, issue 16 item 5): the analyst tries a definition on the
 // stored data before adding it to the config. Read-only: the caller opens
 // the database (SQLITE_OPEN_READONLY), so it works while the daemon writes
@@ -16,7 +16,8 @@
 
 namespace headachemd::store {
 
-// resource_raw rows of one type, deleted resources included. None at all
+// Resources of one type with kept JSON (rows with a raw_frame pointer, and
+// resource_raw rows from before schema 12), deleted ones included. None at all
 // while the typed tables hold resources of the type means store_raw was
 // off when they were written.
 std::size_t count_raw_rows(SQLite::Database& db, std::string_view resource_type);
@@ -26,9 +27,11 @@ struct raw_view_result {
     int problems = 0;           // rows that failed (each reported to on_problem)
 };
 
-// Evaluates `plan` over every resource_raw row of plan.resource() whose
-// typed row (condition, observation, ...) is not marked deleted, in
-// (source, id) order. Each key column ("Patient/<id>" under [privacy]
+// Evaluates `plan` over the kept JSON of every resource of plan.resource()
+// whose row (condition, observation, ...) is not marked deleted: first the
+// raw_frames of the type in the order written (each resource once, in its
+// stored version), then resource_raw rows (from before schema 12) of rows
+// without a frame, in (source, id) order. Each key column ("Patient/<id>" under [privacy]
 // identifiers = "none") becomes the patient_key headache.db stored for
 // that patient, looked up in the patient table by (source,
 // fhir_patient_id): the same key the analyst tables and the materialized

@@ -79,8 +79,9 @@ public:
     std::vector<status_row> all_status();
 
     // `unenroll --purge`: rows held for this patient of this source, in the
-    // analyst tables (by patient_key), resource_raw (by the ids of those
-    // rows), sync_cursor and sync_status. Other patients are not read.
+    // analyst tables (by patient_key), their kept JSON (raw_frame by
+    // patient_key, resource_raw by the ids of those rows), sync_cursor and
+    // sync_status. Other patients are not read.
     long long patient_rows(std::string_view source, std::string_view patient_key);
     // Deletes all of them in one write transaction and returns how many.
     // With the connection's secure_delete the bytes are zeroed; the WAL is

@@ -76,7 +76,7 @@ struct view_failure {
 // A view's row in view_definition, for `status`.
 struct view_state {
     std::string name, resource, created_at, backfill_state;
-    std::string backfilled_at{};       // when a back-fill from resource_raw finished; empty: none did
+    std::string backfilled_at{};       // when a back-fill from the kept JSON finished; empty: none did
     long long backfill_missing_raw{};  // resources it found no raw JSON for
     bool backfill_under_way{};         // a back-fill was interrupted; the next start goes on
 };
@@ -150,7 +150,8 @@ public:
                const views::key_mapper& patient_keys, const views::reference_resolver& references = {});
 
     // Fills each 'pending' view whose back-fill has not finished from the
-    // raw JSON resource_raw kept of the stored resources of its type: the
+    // JSON kept of the stored resources of its type (raw_frame in frame order,
+    // then resource_raw rows of rows without a frame, in key order): the
     // rows apply() would have written, under the stored patient_key, in
     // write transactions of opts.batch_resources resources. Resumable: the
     // progress is committed with each batch's rows (view_definition), and a

@@ -1,5 +1,5 @@
 // One ViewDefinition over a stream of resources, as `view run` reads them
-// (files, Bundles, NDJSON lines or headache.db's resource_raw): rows and
+// (files, Bundles, NDJSON lines or the JSON headache.db keeps): rows and
 // per-resource errors go to callbacks. Pure: no I/O, no vault.
 #pragma once
 
