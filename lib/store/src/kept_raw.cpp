@@ -2,18 +2,10 @@
 
 #include <limits>
 
+#include "column_bytes.hpp"
 #include "headachemd/store/raw_json.hpp"
 
 namespace headachemd::store::detail {
-namespace {
-
-std::string_view column_bytes(const SQLite::Column& c) {
-    // getBlob() before getBytes(), as raw_json.cpp does.
-    const auto* bytes = static_cast<const char*>(c.getBlob());
-    return std::string_view(bytes ? bytes : "", static_cast<std::size_t>(c.getBytes()));
-}
-
-}  // namespace
 
 kept_raw::kept_raw(SQLite::Database& db, std::string_view resource_type)
     : type_(resource_type),

@@ -7,6 +7,7 @@
 #include <SQLiteCpp/Statement.h>
 #include <zstd.h>
 
+#include "column_bytes.hpp"
 #include "headachemd/normalize/sha256.hpp"
 #include "stored_table.hpp"
 
@@ -77,13 +78,6 @@ std::string inflate(const std::string& row, std::string_view stored) {
 constexpr const char* read_sql =
     "SELECT encoding, raw FROM resource_raw WHERE source = ?1 AND resource_type = ?2 AND id = ?3";
 
-std::string_view column_bytes(const SQLite::Column& c) {
-    // getBlob() before getBytes(): SQLite may convert the value on the first
-    // access, and the byte count must describe the same form.
-    const auto* bytes = static_cast<const char*>(c.getBlob());
-    return std::string_view(bytes ? bytes : "", static_cast<std::size_t>(c.getBytes()));
-}
-
 }  // namespace
 
 std::string raw_json_text(const raw_row& row) {
@@ -123,7 +117,8 @@ const raw_frame_content* raw_frame_reader::get(std::int64_t frame) {
     q_->tryReset();
     q_->bind(1, frame);
     if (!q_->executeStep()) return nullptr;
-    last_ = raw_frame_text(frame, column_bytes(q_->getColumn(0)), column_bytes(q_->getColumn(1)));
+    last_ =
+        raw_frame_text(frame, detail::column_bytes(q_->getColumn(0)), detail::column_bytes(q_->getColumn(1)));
     q_->tryReset();
     return &*last_;
 }
@@ -155,7 +150,7 @@ std::optional<std::string> read_raw_json(SQLite::Database& db, std::string_view 
     // without a pointer may still have the resource_raw row it was stored
     // with before.
     const auto table = detail::stored_table_of(resource_type);
-    if (table.name != "patient") {
+    if (table.raw_pointer) {
         SQLite::Statement q(db, "SELECT raw_frame, raw_at, raw_len, raw_hash FROM \"" +
                                     std::string(table.name) + "\" WHERE source = ?1 AND id = ?2" +
                                     (table.shared ? " AND resource_type = ?3" : ""));
@@ -175,7 +170,7 @@ std::optional<std::string> read_raw_json(SQLite::Database& db, std::string_view 
     q.bind(3, std::string(id));
     if (!q.executeStep()) return std::nullopt;
     const std::string encoding = q.getColumn(0).getString();
-    const std::string_view stored = column_bytes(q.getColumn(1));
+    const std::string_view stored = detail::column_bytes(q.getColumn(1));
     return raw_json_text(raw_row{source, resource_type, id, encoding, stored});
 }
 

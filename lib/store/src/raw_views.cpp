@@ -7,6 +7,7 @@
 
 #include <SQLiteCpp/Statement.h>
 
+#include "column_bytes.hpp"
 #include "headachemd/normalize/records.hpp"
 #include "headachemd/store/raw_json.hpp"
 #include "kept_raw.hpp"
@@ -84,13 +85,12 @@ private:
 
 std::size_t count_raw_rows(SQLite::Database& db, std::string_view resource_type) {
     const auto table = detail::stored_table_of(resource_type);
-    SQLite::Statement count(db,
-                            table.name == "patient"
-                                ? std::string("SELECT count(*) FROM resource_raw WHERE resource_type = ?1")
-                                : "SELECT (SELECT count(*) FROM resource_raw WHERE resource_type = ?1) + "
-                                  "(SELECT count(*) FROM \"" +
-                                      std::string(table.name) + "\" t WHERE t.raw_frame IS NOT NULL" +
-                                      table.type_filter("t", "?1") + ")");
+    SQLite::Statement count(
+        db, !table.raw_pointer ? std::string("SELECT count(*) FROM resource_raw WHERE resource_type = ?1")
+                               : "SELECT (SELECT count(*) FROM resource_raw WHERE resource_type = ?1) + "
+                                 "(SELECT count(*) FROM \"" +
+                                     std::string(table.name) + "\" t WHERE t.raw_frame IS NOT NULL" +
+                                     table.type_filter("t", "?1") + ")");
     count.bind(1, std::string(resource_type));
     count.executeStep();
     return static_cast<std::size_t>(count.getColumn(0).getInt64());
@@ -106,7 +106,7 @@ raw_view_result run_view_over_raw(SQLite::Database& db, const views::view& plan,
     options.map_patient_key = [keys](std::string_view id) { return (*keys)(id); };
     views::view_runner runner(plan, std::move(options), std::move(on_row), std::move(on_problem));
     // The frames first (schema 12), in the order they were written.
-    if (detail::stored_table_of(type).name != "patient") {
+    if (detail::stored_table_of(type).raw_pointer) {
         detail::kept_raw kept(db, type);
         (void)kept.next(
             detail::kept_position{}, std::numeric_limits<std::size_t>::max(),
@@ -134,10 +134,7 @@ raw_view_result run_view_over_raw(SQLite::Database& db, const views::view& plan,
         const std::string source = q.getColumn(0).getString();
         const std::string id = q.getColumn(1).getString();
         const std::string encoding = q.getColumn(2).getString();
-        const auto raw = q.getColumn(3);
-        // getBlob() before getBytes(), as read_raw_json() does.
-        const auto* bytes = static_cast<const char*>(raw.getBlob());
-        const std::string_view stored(bytes ? bytes : "", static_cast<std::size_t>(raw.getBytes()));
+        const std::string_view stored = detail::column_bytes(q.getColumn(3));
         const std::string where = row_name(source, type, id);
         if (q.getColumn(4).getInt() == 0) {
             runner.problem(where,

@@ -17,6 +17,9 @@ namespace headachemd::store::detail {
 struct stored_table {
     std::string_view name;  // a fixed name from the normalizer, never the caller's text
     bool shared = false;    // bare_resource: filter by resource_type
+    // raw_frame, raw_at, raw_len (schema 12): every table but patient, whose
+    // JSON is never kept.
+    bool raw_pointer = true;
 
     // "" for a typed table; for bare_resource " AND <alias>.resource_type =
     // <value>", where value is a bound parameter or a column, never text.
@@ -29,7 +32,7 @@ struct stored_table {
 inline stored_table stored_table_of(std::string_view resource_type) {
     const std::string_view typed = normalize::table_for_type(resource_type);
     if (typed.empty()) return {normalize::bare_table, true};
-    return {typed, false};
+    return {typed, false, typed != "patient"};
 }
 
 }  // namespace headachemd::store::detail

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include <SQLiteCpp/Statement.h>
+#include "column_bytes.hpp"
 #include "headachemd/core/json.hpp"
 #include "headachemd/files/protected_file.hpp"
 #include "headachemd/normalize/sha256.hpp"
@@ -388,7 +389,7 @@ std::vector<stored_resource> next_batch(SQLite::Database& db, const detail::stor
             quote_ident(table.name) +
             " AS t LEFT JOIN resource_raw AS r ON r.source = t.source AND r.resource_type = ?1 "
             "AND r.id = t.id WHERE (?2 IS NULL OR (t.source, t.id) > (?2, ?3))" +
-            table.type_filter("t", "?1") + (table.name == "patient" ? "" : without_frame) +
+            table.type_filter("t", "?1") + (table.raw_pointer ? without_frame : "") +
             " ORDER BY t.source, t.id LIMIT ?4");
     q.bind(1, std::string(resource_type));
     if (after_source)
@@ -405,14 +406,10 @@ std::vector<stored_resource> next_batch(SQLite::Database& db, const detail::stor
         if (!q.getColumn(2).isNull()) r.patient_key = q.getColumn(2).getString();
         r.deleted = q.getColumn(3).getInt() != 0;
         if (!r.deleted && q.getColumn(4).getInt() != 0) {
-            const auto enc = q.getColumn(5);
-            const auto raw = q.getColumn(6);
-            const auto* blob = static_cast<const char*>(raw.getBlob());
-            const std::string encoding = enc.getString();
+            const std::string encoding = q.getColumn(5).getString();
             try {
-                r.raw =
-                    raw_json_text(raw_row{r.source, resource_type, r.id, encoding,
-                                          std::string_view(blob, static_cast<std::size_t>(raw.getBytes()))});
+                r.raw = raw_json_text(
+                    raw_row{r.source, resource_type, r.id, encoding, detail::column_bytes(q.getColumn(6))});
             } catch (const raw_decode_error& e) {
                 r.broken = e.what();  // names the row, never its content
             }
@@ -478,7 +475,7 @@ backfill_result view_tables::backfill_one(table& t, std::string_view now,
     }
     const auto stored = detail::stored_table_of(type);
     const std::size_t limit = std::max<std::size_t>(opts.batch_resources, 1);
-    if (after.frame >= 0 && stored.name != "patient") {
+    if (after.frame >= 0 && stored.raw_pointer) {
         // First the resources whose JSON is in a raw_frame (schema 12), in
         // frame order, so that a batch inflates each frame once.
         detail::kept_raw kept(sql, type);
